@@ -1,0 +1,58 @@
+//! Read a host directory into a [`SourceNode`] tree, and write one back.
+//!
+//! Why here and not in the storage crate: this is the only place that
+//! touches the host filesystem. Times follow the reproducible-builds rule:
+//! with `SOURCE_DATE_EPOCH` set, a file's mtime is clamped to it (and then
+//! labelled `source-date-epoch`), so a fresh checkout gives the same image.
+
+use capos_storage::readonly_fs::SourceNode;
+use capos_storage::{Provenance, Timestamp};
+use std::fs;
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+/// Read `dir` recursively. Symlinks and special files are refused, as are
+/// names that are not UTF-8.
+pub fn read_host_tree(dir: &Path, source_date_epoch: Option<i64>) -> Result<SourceNode, String> {
+    let meta = fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mtime = host_mtime(&meta, source_date_epoch);
+    if meta.is_file() {
+        let data = fs::read(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        return Ok(SourceNode::File { data, mtime });
+    }
+    if !meta.is_dir() {
+        return Err(format!("{}: not a regular file or directory", dir.display()));
+    }
+    let mut entries = Vec::new();
+    let listing = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in listing {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|n| format!("{}: name {n:?} is not UTF-8", dir.display()))?;
+        let child = read_host_tree(&entry.path(), source_date_epoch)?;
+        entries.push((name, child));
+    }
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(SourceNode::Directory { entries, mtime })
+}
+
+fn host_mtime(meta: &fs::Metadata, source_date_epoch: Option<i64>) -> Option<Timestamp> {
+    let modified = meta.modified().ok()?;
+    let nanos = match modified.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).ok()?,
+        Err(e) => -i64::try_from(e.duration().as_nanos()).ok()?,
+    };
+    match source_date_epoch {
+        Some(sde) => {
+            let sde_nanos = sde.saturating_mul(1_000_000_000);
+            if nanos > sde_nanos {
+                Some(Timestamp::new(sde_nanos, Provenance::SourceDateEpoch))
+            } else {
+                Some(Timestamp::new(nanos, Provenance::HostFileMtime))
+            }
+        }
+        None => Some(Timestamp::new(nanos, Provenance::HostFileMtime)),
+    }
+}

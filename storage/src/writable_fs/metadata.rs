@@ -1,0 +1,342 @@
+//! The in-memory metadata of a mounted CAPOSWF1 volume.
+//!
+//! Why in memory: a volume's metadata is small (128 bytes per node, 4 bytes
+//! per data block) and holding it whole makes every operation simple and
+//! lets a commit write exactly the blocks that changed. Each change marks
+//! its block dirty for *both* regions; a commit into region `r` writes the
+//! blocks dirty for `r` and clears only those, so after the write region
+//! `r` equals memory even though it skipped blocks that changed in the
+//! previous generation only.
+//!
+//! [`Metadata::load`] is the mount-time validator: a hostile region can
+//! only produce an error, with work and memory bounded by the geometry.
+
+use super::layout::*;
+use crate::checksum::crc32c;
+use crate::codec::{is_sealed, seal, LeReader, LeWriter};
+use crate::error::StorageError;
+use crate::time::Timestamp;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+pub struct Metadata {
+    pub geometry: WfGeometry,
+    pub nodes: Vec<NodeRecord>,
+    /// Chain-table entries, one per data block.
+    pub chain: Vec<u32>,
+    /// The data blocks of every file in order (derived from `chain`).
+    pub file_blocks: Vec<Vec<u32>>,
+    /// (parent, name) → child index, for every live non-root node.
+    pub children: BTreeMap<(u32, String), u32>,
+    region_image: Vec<u8>,
+    block_crc: Vec<u32>,
+    stale_encoding: Vec<bool>,
+    dirty: [Vec<bool>; 2],
+}
+
+impl Metadata {
+    /// A fresh volume: an empty root directory, every data block free.
+    pub fn new_empty(geometry: WfGeometry, now: Timestamp) -> Self {
+        let blocks = geometry.region_blocks() as usize;
+        let mut nodes = vec![NodeRecord::free(0); geometry.node_capacity as usize];
+        nodes[ROOT_INDEX as usize] = NodeRecord {
+            kind: RecordKind::Directory,
+            created: now,
+            modified: now,
+            ..NodeRecord::free(0)
+        };
+        Metadata {
+            geometry,
+            file_blocks: vec![Vec::new(); nodes.len()],
+            nodes,
+            chain: vec![CHAIN_FREE; geometry.data_blocks as usize],
+            children: BTreeMap::new(),
+            region_image: vec![0u8; blocks * 512],
+            block_crc: vec![0; blocks],
+            stale_encoding: vec![true; blocks],
+            dirty: [vec![true; blocks], vec![true; blocks]],
+        }
+    }
+
+    /// CRC32C over the little-endian CRC32C of each block of `region`.
+    pub fn digest_of_region(region: &[u8]) -> u32 {
+        let mut digest = 0u32;
+        for block in region.chunks(512) {
+            digest = crate::checksum::crc32c_append(digest, &crc32c(block).to_le_bytes());
+        }
+        digest
+    }
+
+    /// Decode and validate a region read from disk (it was written for
+    /// region number `region`).
+    pub fn load(geometry: WfGeometry, region: usize, bytes: Vec<u8>) -> Result<Self, StorageError> {
+        let blocks = geometry.region_blocks() as usize;
+        if bytes.len() != blocks * 512 {
+            return Err(StorageError::Truncated);
+        }
+        let capacity = geometry.node_capacity;
+        let mut nodes = Vec::with_capacity(capacity as usize);
+        for index in 0..capacity {
+            let at = index as usize * NODE_RECORD_SIZE;
+            nodes.push(NodeRecord::decode(&bytes[at..at + NODE_RECORD_SIZE], index)?);
+        }
+        let mut chain = Vec::with_capacity(geometry.data_blocks as usize);
+        for block in 0..geometry.chain_blocks {
+            let at = (geometry.node_blocks + block) as usize * 512;
+            let raw = &bytes[at..at + 512];
+            if !is_sealed(raw) {
+                return Err(StorageError::ChecksumMismatch {
+                    what: "CAPOSWF1 chain-table block",
+                    location: (geometry.node_blocks + block) as u64,
+                });
+            }
+            let r = LeReader::new(raw);
+            for i in 0..CHAIN_ENTRIES_PER_BLOCK {
+                if chain.len() < geometry.data_blocks as usize {
+                    chain.push(r.u32(i as usize * 4)?);
+                } else if r.u32(i as usize * 4)? != CHAIN_FREE {
+                    return Err(StorageError::Corrupt { what: "chain entry past the data area", detail: i as u64 });
+                }
+            }
+        }
+        let mut meta = Metadata {
+            geometry,
+            file_blocks: vec![Vec::new(); nodes.len()],
+            nodes,
+            chain,
+            children: BTreeMap::new(),
+            block_crc: bytes.chunks(512).map(crc32c).collect(),
+            region_image: bytes,
+            stale_encoding: vec![false; blocks],
+            dirty: [vec![false; blocks], vec![false; blocks]],
+        };
+        meta.dirty[1 - region] = vec![true; blocks];
+        meta.validate()?;
+        Ok(meta)
+    }
+
+    /// Every invariant of a volume's metadata (see docs: "what fsck checks").
+    fn validate(&mut self) -> Result<(), StorageError> {
+        let corrupt = |what, detail: u64| StorageError::Corrupt { what, detail };
+        let data_blocks = self.geometry.data_blocks;
+        for &entry in &self.chain {
+            if entry != CHAIN_FREE && entry != CHAIN_END && entry >= data_blocks {
+                return Err(corrupt("chain entry points outside the data area", entry as u64));
+            }
+        }
+        let root = &self.nodes[ROOT_INDEX as usize];
+        if root.kind != RecordKind::Directory || root.parent != ROOT_INDEX {
+            return Err(corrupt("root node is not a directory", 0));
+        }
+        let mut owned = vec![false; data_blocks as usize];
+        for index in 0..self.nodes.len() {
+            let node = &self.nodes[index];
+            match node.kind {
+                RecordKind::Free => continue,
+                RecordKind::Directory => {
+                    if node.size != 0 || node.block_count != 0 || node.first_block != CHAIN_END {
+                        return Err(corrupt("directory node with data", index as u64));
+                    }
+                }
+                RecordKind::File => {
+                    if node.block_count as u64 != node.size.div_ceil(512)
+                        || node.block_count > data_blocks
+                    {
+                        return Err(corrupt("file size and block count disagree", index as u64));
+                    }
+                    let mut blocks = Vec::with_capacity(node.block_count as usize);
+                    let mut at = node.first_block;
+                    for _ in 0..node.block_count {
+                        if at >= data_blocks || owned[at as usize] {
+                            return Err(corrupt("file block chain out of range or shared", index as u64));
+                        }
+                        owned[at as usize] = true;
+                        blocks.push(at);
+                        at = self.chain[at as usize];
+                    }
+                    if at != CHAIN_END && node.block_count > 0 {
+                        return Err(corrupt("file block chain longer than its size", index as u64));
+                    }
+                    if node.block_count == 0 && node.first_block != CHAIN_END {
+                        return Err(corrupt("empty file with a first block", index as u64));
+                    }
+                    self.file_blocks[index] = blocks;
+                }
+            }
+            if index as u32 != ROOT_INDEX {
+                let parent = node.parent as usize;
+                if parent >= self.nodes.len()
+                    || parent == index
+                    || self.nodes[parent].kind != RecordKind::Directory
+                {
+                    return Err(corrupt("parent is not a directory", index as u64));
+                }
+                let key = (node.parent, node.name.clone());
+                if self.children.insert(key, index as u32).is_some() {
+                    return Err(corrupt("duplicate name in a directory", index as u64));
+                }
+            }
+        }
+        for (block, &entry) in self.chain.iter().enumerate() {
+            if entry != CHAIN_FREE && !owned[block] {
+                return Err(corrupt("chain entry in use by no file", block as u64));
+            }
+            if entry == CHAIN_FREE && owned[block] {
+                return Err(corrupt("file block marked free", block as u64));
+            }
+        }
+        // Every parent chain must reach the root: walk up, marking nodes
+        // on the current path; meeting one again is a cycle. Each node is
+        // settled once, so this is linear.
+        const UNKNOWN: u8 = 0;
+        const ON_PATH: u8 = 1;
+        const REACHES_ROOT: u8 = 2;
+        let mut state = vec![UNKNOWN; self.nodes.len()];
+        state[ROOT_INDEX as usize] = REACHES_ROOT;
+        let mut path = Vec::new();
+        for start in 0..self.nodes.len() {
+            if self.nodes[start].kind == RecordKind::Free {
+                continue;
+            }
+            let mut at = start;
+            while state[at] == UNKNOWN {
+                state[at] = ON_PATH;
+                path.push(at);
+                at = self.nodes[at].parent as usize;
+            }
+            if state[at] == ON_PATH {
+                return Err(corrupt("directory cycle", at as u64));
+            }
+            for node in path.drain(..) {
+                state[node] = REACHES_ROOT;
+            }
+        }
+        Ok(())
+    }
+
+    fn mark(&mut self, block: u32) {
+        let block = block as usize;
+        self.stale_encoding[block] = true;
+        self.dirty[0][block] = true;
+        self.dirty[1][block] = true;
+    }
+
+    pub fn set_node(&mut self, index: u32, record: NodeRecord) {
+        self.nodes[index as usize] = record;
+        self.mark(index / NODES_PER_BLOCK);
+    }
+
+    pub fn touch_node(&mut self, index: u32) {
+        self.mark(index / NODES_PER_BLOCK);
+    }
+
+    fn set_chain(&mut self, block: u32, value: u32) {
+        if self.chain[block as usize] != value {
+            self.chain[block as usize] = value;
+            self.mark(self.geometry.node_blocks + block / CHAIN_ENTRIES_PER_BLOCK);
+        }
+    }
+
+    /// Add `block` at the end of `node`'s chain.
+    pub fn append_block(&mut self, node: u32, block: u32) {
+        match self.file_blocks[node as usize].last().copied() {
+            Some(last) => self.set_chain(last, block),
+            None => self.nodes[node as usize].first_block = block,
+        }
+        self.set_chain(block, CHAIN_END);
+        self.file_blocks[node as usize].push(block);
+        self.nodes[node as usize].block_count += 1;
+        self.touch_node(node);
+    }
+
+    /// Put `new_block` in place of the `position`-th block of `node`.
+    pub fn replace_block(&mut self, node: u32, position: usize, new_block: u32) {
+        let old = self.file_blocks[node as usize][position];
+        let next = self.chain[old as usize];
+        self.set_chain(new_block, next);
+        if position == 0 {
+            self.nodes[node as usize].first_block = new_block;
+            self.touch_node(node);
+        } else {
+            let previous = self.file_blocks[node as usize][position - 1];
+            self.set_chain(previous, new_block);
+        }
+        self.set_chain(old, CHAIN_FREE);
+        self.file_blocks[node as usize][position] = new_block;
+    }
+
+    /// Keep the first `keep` blocks of `node`; returns the released blocks.
+    pub fn truncate_blocks(&mut self, node: u32, keep: usize) -> Vec<u32> {
+        let released: Vec<u32> = self.file_blocks[node as usize].split_off(keep);
+        for &block in &released {
+            self.set_chain(block, CHAIN_FREE);
+        }
+        match self.file_blocks[node as usize].last().copied() {
+            Some(last) => self.set_chain(last, CHAIN_END),
+            None => self.nodes[node as usize].first_block = CHAIN_END,
+        }
+        self.nodes[node as usize].block_count = keep as u32;
+        self.touch_node(node);
+        released
+    }
+
+    /// Bring the encoded region up to date with memory.
+    fn refresh_encoding(&mut self) -> Result<(), StorageError> {
+        for block in 0..self.stale_encoding.len() {
+            if !self.stale_encoding[block] {
+                continue;
+            }
+            let bytes = &mut self.region_image[block * 512..(block + 1) * 512];
+            if (block as u32) < self.geometry.node_blocks {
+                for slot in 0..NODES_PER_BLOCK as usize {
+                    let index = block * NODES_PER_BLOCK as usize + slot;
+                    self.nodes[index]
+                        .encode(&mut bytes[slot * NODE_RECORD_SIZE..(slot + 1) * NODE_RECORD_SIZE])?;
+                }
+            } else {
+                let first = (block - self.geometry.node_blocks as usize) * CHAIN_ENTRIES_PER_BLOCK as usize;
+                let mut w = LeWriter::new(bytes);
+                for i in 0..CHAIN_ENTRIES_PER_BLOCK as usize {
+                    let entry = self.chain.get(first + i).copied().unwrap_or(CHAIN_FREE);
+                    w.u32(i * 4, entry)?;
+                }
+                seal(bytes)?;
+            }
+            self.block_crc[block] = crc32c(&self.region_image[block * 512..(block + 1) * 512]);
+            self.stale_encoding[block] = false;
+        }
+        Ok(())
+    }
+
+    /// The runs of blocks to write into `region` (start, encoded bytes) and
+    /// the digest the commit record must carry.
+    pub fn prepare_region(&mut self, region: usize) -> Result<(Vec<(u32, &[u8])>, u32), StorageError> {
+        self.refresh_encoding()?;
+        let mut digest = 0u32;
+        for crc in &self.block_crc {
+            digest = crate::checksum::crc32c_append(digest, &crc.to_le_bytes());
+        }
+        let mut runs = Vec::new();
+        let dirty = &self.dirty[region];
+        let mut block = 0usize;
+        while block < dirty.len() {
+            if !dirty[block] {
+                block += 1;
+                continue;
+            }
+            let start = block;
+            while block < dirty.len() && dirty[block] && block - start < 64 {
+                block += 1;
+            }
+            runs.push((start as u32, &self.region_image[start * 512..block * 512]));
+        }
+        Ok((runs, digest))
+    }
+
+    /// Record that `region` now holds the current metadata.
+    pub fn region_written(&mut self, region: usize) {
+        self.dirty[region].iter_mut().for_each(|d| *d = false);
+    }
+}

@@ -1,1 +1,8 @@
-#![no_std]
+//! Hardware-independent kernel logic, built for the kernel target and tested
+//! on the host (Tock/Hubris style: the decisions are plain Rust, the kernel
+//! binary only wires them to the hardware).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod cmdline;
+pub mod frame_alloc;

@@ -1,0 +1,58 @@
+//! COM1 (16550 UART at 0x3f8), polled output. The operator's console on
+//! QEMU and on cloud VMs.
+//!
+//! Written by hand rather than with a UART crate: it is a dozen register
+//! writes, and the panic/exception path needs a writer that takes no lock.
+
+use super::port::{inb, outb};
+use core::fmt;
+
+const COM1: u16 = 0x3f8;
+const LINE_STATUS: u16 = COM1 + 5;
+const TX_EMPTY: u8 = 0x20;
+
+pub fn init() {
+    // SAFETY: standard 16550 programming of COM1: 115200 8N1, FIFOs on,
+    // interrupts off (the diagnostics prompt turns input interrupts on later).
+    unsafe {
+        outb(COM1 + 1, 0x00); // no interrupts
+        outb(COM1 + 3, 0x80); // DLAB on
+        outb(COM1, 0x01); // divisor 1 = 115200 baud
+        outb(COM1 + 1, 0x00);
+        outb(COM1 + 3, 0x03); // 8N1, DLAB off
+        outb(COM1 + 2, 0xc7); // FIFO on, cleared, 14-byte threshold
+        outb(COM1 + 4, 0x0b); // DTR, RTS, OUT2
+    }
+}
+
+pub fn write_byte(b: u8) {
+    // Bounded wait: a missing or stuck UART must not hang the kernel.
+    for _ in 0..1_000_000 {
+        // SAFETY: reading the line status register has no side effects.
+        if unsafe { inb(LINE_STATUS) } & TX_EMPTY != 0 {
+            break;
+        }
+    }
+    // SAFETY: writing the transmit holding register only sends the byte.
+    unsafe { outb(COM1, b) }
+}
+
+pub fn write_str(s: &str) {
+    for b in s.bytes() {
+        if b == b'\n' {
+            write_byte(b'\r');
+        }
+        write_byte(b);
+    }
+}
+
+/// A lock-free `fmt::Write` sink on COM1 (for panics and exceptions;
+/// ordinary code goes through the logger, which serialises lines).
+pub struct RawSerial;
+
+impl fmt::Write for RawSerial {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_str(s);
+        Ok(())
+    }
+}

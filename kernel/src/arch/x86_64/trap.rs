@@ -1,0 +1,232 @@
+//! The trap entry path: generated stubs push the vector (and a zero error
+//! code where the CPU pushes none), `isr_common` saves every general
+//! purpose register into a [`TrapFrame`] and calls [`trap_dispatch`].
+//!
+//! Exceptions in the kernel are reported with vector, error code, RIP, CR2
+//! and all registers, then end the run (a self-test may arm a one-shot
+//! recovery first, see `expect_fault`). Interrupt vectors (32..255) go to a
+//! registered handler table that the platform layer fills.
+
+use super::cpu::read_cr2;
+use super::serial::RawSerial;
+use core::arch::{asm, global_asm};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+global_asm!(include_str!(concat!(env!("OUT_DIR"), "/isr_stubs.s")));
+
+global_asm!(
+    r#"
+.section .text.isr, "ax"
+.global isr_common
+isr_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    cld
+    mov rdi, rsp
+    call {dispatch}
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+"#,
+    dispatch = sym trap_dispatch,
+);
+
+/// Registers as saved by `isr_common`, lowest address first.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+pub const EXCEPTION_NAMES: [&str; 32] = [
+    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range exceeded",
+    "invalid opcode", "device not available", "double fault", "coprocessor segment overrun",
+    "invalid TSS", "segment not present", "stack-segment fault", "general protection fault",
+    "page fault", "reserved", "x87 floating point", "alignment check", "machine check",
+    "SIMD floating point", "virtualization", "control protection", "reserved", "reserved",
+    "reserved", "reserved", "reserved", "reserved", "hypervisor injection", "VMM communication",
+    "security", "reserved",
+];
+
+/// What an exception looked like, for self-tests to check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultReport {
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cr2: u64,
+}
+
+// One-shot recovery armed by a self-test: the vector it expects (or
+// u64::MAX) and where to resume.
+static EXPECT_VECTOR: AtomicU64 = AtomicU64::new(u64::MAX);
+static RECOVER_RIP: AtomicU64 = AtomicU64::new(0);
+static LAST_FAULT: spin::Mutex<Option<FaultReport>> = spin::Mutex::new(None);
+
+/// Arm a one-shot recovery: the next exception `vector` resumes at the
+/// address the test stores into [`recovery_slot`] just before faulting.
+pub fn expect_fault(vector: u64) {
+    *LAST_FAULT.lock() = None;
+    RECOVER_RIP.store(0, Ordering::SeqCst);
+    EXPECT_VECTOR.store(vector, Ordering::SeqCst);
+}
+
+/// Where a self-test's assembly stores its resume address.
+pub fn recovery_slot() -> *mut u64 {
+    RECOVER_RIP.as_ptr()
+}
+
+/// Disarm and return the fault that was recovered from, if any.
+pub fn take_fault() -> Option<FaultReport> {
+    EXPECT_VECTOR.store(u64::MAX, Ordering::SeqCst);
+    LAST_FAULT.lock().take()
+}
+
+/// A hook a self-test may set to claim a double fault (the stack-overflow
+/// test); it gets the report and must not return.
+pub static DOUBLE_FAULT_HOOK: spin::Once<fn(&FaultReport) -> !> = spin::Once::new();
+
+/// Interrupt handlers for vectors 32..=255, set by the platform layer.
+pub type IrqHandler = fn(vector: u8);
+static IRQ_HANDLERS: spin::RwLock<[Option<IrqHandler>; 256]> = spin::RwLock::new([None; 256]);
+static IRQ_COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
+pub fn set_irq_handler(vector: u8, handler: Option<IrqHandler>) {
+    IRQ_HANDLERS.write()[vector as usize] = handler;
+}
+
+pub fn irq_count(vector: u8) -> u64 {
+    IRQ_COUNTS[vector as usize].load(Ordering::Relaxed)
+}
+
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let vector = frame.vector;
+    if vector >= 32 {
+        IRQ_COUNTS[vector as usize].fetch_add(1, Ordering::Relaxed);
+        let handler = IRQ_HANDLERS.read()[vector as usize];
+        match handler {
+            Some(h) => h(vector as u8),
+            None => log::warn!("interrupt on vector {} with no handler", vector),
+        }
+        return;
+    }
+    let report = FaultReport { vector, error_code: frame.error_code, rip: frame.rip, cr2: read_cr2() };
+    if vector == 2 {
+        log::warn!("NMI received at rip={:#x}", frame.rip);
+        return;
+    }
+    if EXPECT_VECTOR.load(Ordering::SeqCst) == vector && RECOVER_RIP.load(Ordering::SeqCst) != 0 {
+        EXPECT_VECTOR.store(u64::MAX, Ordering::SeqCst);
+        print_report(frame, &report, "expected");
+        *LAST_FAULT.lock() = Some(report);
+        frame.rip = RECOVER_RIP.load(Ordering::SeqCst);
+        return;
+    }
+    let claimed = vector == 8 && DOUBLE_FAULT_HOOK.get().is_some();
+    print_report(frame, &report, if claimed { "claimed by a self-test" } else { "unexpected" });
+    if vector == 8 {
+        if let Some(hook) = DOUBLE_FAULT_HOOK.get() {
+            hook(&report);
+        }
+    }
+    let _ = writeln!(RawSerial, "[FAIL] kernel: unexpected {} exception; stopping", name(vector));
+    super::qemu::exit(super::qemu::EXIT_FAILURE);
+}
+
+fn name(vector: u64) -> &'static str {
+    EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("unknown")
+}
+
+fn describe_page_fault(err: u64) -> (&'static str, &'static str, &'static str, &'static str) {
+    (
+        if err & 1 != 0 { "protection violation" } else { "not present" },
+        if err & 0x10 != 0 { "instruction fetch" } else if err & 2 != 0 { "write" } else { "read" },
+        if err & 4 != 0 { "user" } else { "kernel" },
+        if err & 8 != 0 { " reserved-bit" } else { "" },
+    )
+}
+
+/// Print an exception report without taking any lock or allocating.
+fn print_report(f: &TrapFrame, r: &FaultReport, how: &str) {
+    let mut w = RawSerial;
+    let _ = writeln!(
+        w,
+        "EXCEPTION ({}): vector {} ({}) error={:#x} rip={:#x} cr2={:#x}",
+        how, r.vector, name(r.vector), r.error_code, r.rip, r.cr2
+    );
+    if r.vector == 14 {
+        let (p, a, m, rsv) = describe_page_fault(r.error_code);
+        let _ = writeln!(w, "  page fault: {} on {} from {} mode{} at {:#x}", p, a, m, rsv, r.cr2);
+    }
+    if r.vector == 8 {
+        if let Some(stack) = crate::mm::stacks::guard_page_owner(r.cr2) {
+            let _ = writeln!(w, "  kernel stack overflow: guard page of stack '{}' hit at {:#x}", stack, r.cr2);
+        }
+    }
+    let _ = writeln!(w, "  rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
+    let _ = writeln!(w, "  rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}", f.rsi, f.rdi, f.rbp, f.rsp);
+    let _ = writeln!(w, "  r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}", f.r8, f.r9, f.r10, f.r11);
+    let _ = writeln!(w, "  r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}", f.r12, f.r13, f.r14, f.r15);
+    let _ = writeln!(w, "  cs={:#x} ss={:#x} rflags={:#x}", f.cs, f.ss, f.rflags);
+}
+
+/// Enable or disable maskable interrupts on this CPU.
+pub fn set_interrupts(enabled: bool) {
+    // SAFETY: toggling IF; handlers are installed before anything can fire.
+    unsafe {
+        if enabled {
+            asm!("sti", options(nomem, nostack));
+        } else {
+            asm!("cli", options(nomem, nostack));
+        }
+    }
+}

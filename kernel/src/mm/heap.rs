@@ -1,0 +1,84 @@
+//! The kernel heap: `linked_list_allocator` over a virtual region that
+//! grows on demand. When an allocation does not fit, fresh frames are
+//! mapped at the end of the heap (at least doubling it, up to a cap) and
+//! the allocation is retried; only when memory is truly exhausted does it
+//! fail.
+
+use super::paging::map_fresh;
+use super::PAGE_SIZE;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{null_mut, NonNull};
+use core::sync::atomic::{AtomicU64, Ordering};
+use linked_list_allocator::Heap;
+use spin::Mutex;
+
+pub const HEAP_BASE: u64 = 0xffff_9000_0000_0000;
+pub const HEAP_INITIAL: u64 = 256 * 1024;
+/// Upper bound of the heap region; the effective cap is also limited by RAM.
+pub const HEAP_MAX: u64 = 1 << 30;
+
+pub struct KernelHeap {
+    heap: Mutex<Heap>,
+    cap: AtomicU64,
+}
+
+#[global_allocator]
+pub static HEAP: KernelHeap = KernelHeap { heap: Mutex::new(Heap::empty()), cap: AtomicU64::new(0) };
+
+/// Map the initial heap. `cap` bounds how far it may grow.
+pub fn init(cap: u64) -> Result<(), super::paging::MapError> {
+    map_fresh(HEAP_BASE, HEAP_INITIAL / PAGE_SIZE)?;
+    // SAFETY: the range was just mapped for the heap and is used by nothing else.
+    unsafe { HEAP.heap.lock().init(HEAP_BASE as *mut u8, HEAP_INITIAL as usize) };
+    HEAP.cap.store(cap.clamp(HEAP_INITIAL, HEAP_MAX), Ordering::Relaxed);
+    Ok(())
+}
+
+pub fn size() -> u64 {
+    HEAP.heap.lock().size() as u64
+}
+
+pub fn used() -> u64 {
+    HEAP.heap.lock().used() as u64
+}
+
+fn grow(heap: &mut Heap, at_least: u64, cap: u64) -> bool {
+    let size = heap.size() as u64;
+    let want = at_least.max(size).next_multiple_of(PAGE_SIZE);
+    let want = want.min(cap.saturating_sub(size));
+    if want < at_least {
+        return false;
+    }
+    let top = heap.top() as u64;
+    if map_fresh(top, want / PAGE_SIZE).is_err() {
+        return false;
+    }
+    // SAFETY: `[top, top + want)` was just mapped and directly follows the heap.
+    unsafe { heap.extend(want as usize) };
+    true
+}
+
+// SAFETY: allocation is delegated to linked_list_allocator under a lock;
+// growth maps new memory before handing it over.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let mut heap = self.heap.lock();
+        for _ in 0..2 {
+            if let Ok(p) = heap.allocate_first_fit(layout) {
+                return p.as_ptr();
+            }
+            let need = (layout.size() + layout.align() + 64) as u64;
+            if !grow(&mut heap, need, self.cap.load(Ordering::Relaxed)) {
+                break;
+            }
+        }
+        null_mut()
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(p) = NonNull::new(ptr) {
+            // SAFETY: `ptr` came from `alloc` with this layout.
+            unsafe { self.heap.lock().deallocate(p, layout) }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The kernel's own page tables.
+//!
+//! Built once at boot, replacing the loader's: the HHDM covers only
+//! RAM-like regions of the memory map (never MMIO, which drivers map
+//! themselves with caching disabled), read-write and no-execute; the kernel
+//! image gets per-section rights from the linker symbols (text R-X, rodata
+//! R--, data and bss RW-); the lower half is left empty for user space.
+
+use super::frames::KernelFrames;
+use super::{hhdm_offset, phys_to_virt, PAGE_SIZE};
+use crate::boot_info::MemoryRegion;
+use spin::Mutex;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::mapper::MapToError;
+use x86_64::structures::paging::{
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+static KERNEL_TABLES: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+
+extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __data_end: u8;
+}
+
+fn sym(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+const TABLE_FLAGS: F = F::PRESENT.union(F::WRITABLE);
+const SIZE_2M: u64 = 2 * 1024 * 1024;
+
+fn map_4k(t: &mut OffsetPageTable, virt: u64, phys: u64, flags: F) -> Result<(), MapToError<Size4KiB>> {
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+    let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(phys));
+    // SAFETY: callers map frames they own (or firmware memory the HHDM
+    // describes) at addresses nothing else uses.
+    unsafe { t.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut KernelFrames) }.map(|f| f.ignore())
+}
+
+fn map_2m(t: &mut OffsetPageTable, virt: u64, phys: u64, flags: F) -> Result<(), MapToError<Size2MiB>> {
+    let page = Page::<Size2MiB>::containing_address(VirtAddr::new(virt));
+    let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(phys));
+    // SAFETY: as map_4k.
+    unsafe { t.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut KernelFrames) }.map(|f| f.ignore())
+}
+
+/// What was mapped, for the boot log.
+pub struct PagingSummary {
+    pub hhdm_bytes: u64,
+    pub huge_pages: u64,
+    pub small_pages: u64,
+}
+
+/// Build and activate the kernel page tables.
+pub fn init(map: &[MemoryRegion], kernel_phys: u64, kernel_virt: u64) -> Result<PagingSummary, &'static str> {
+    let pml4_pa = super::frames::alloc_zeroed().ok_or("out of memory for the PML4")?;
+    // SAFETY: the frame is ours, zeroed, and direct-mapped.
+    let pml4 = unsafe { &mut *(phys_to_virt(pml4_pa) as *mut PageTable) };
+    // SAFETY: the HHDM maps all RAM, so the mapper can reach every table frame.
+    let mut t = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(hhdm_offset())) };
+    let mut summary = PagingSummary { hhdm_bytes: 0, huge_pages: 0, small_pages: 0 };
+
+    let data = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
+    for r in map.iter().filter(|r| r.kind.is_ram_like()) {
+        let start = r.base & !(PAGE_SIZE - 1);
+        let end = (r.base + r.length).next_multiple_of(PAGE_SIZE);
+        let mut pa = start;
+        while pa < end {
+            if pa % SIZE_2M == 0 && pa + SIZE_2M <= end {
+                map_2m(&mut t, phys_to_virt(pa), pa, data | F::HUGE_PAGE).map_err(|_| "mapping the HHDM failed")?;
+                summary.huge_pages += 1;
+                pa += SIZE_2M;
+            } else {
+                // Neighbouring regions may share a 4 KiB page at unaligned ends.
+                match map_4k(&mut t, phys_to_virt(pa), pa, data) {
+                    Ok(()) | Err(MapToError::PageAlreadyMapped(_)) => {}
+                    Err(_) => return Err("mapping the HHDM failed"),
+                }
+                summary.small_pages += 1;
+                pa += PAGE_SIZE;
+            }
+        }
+        summary.hhdm_bytes += end - start;
+    }
+
+    // SAFETY: linker-provided symbols; only their addresses are used.
+    let (text, text_end, ro, ro_end, data_s, data_end) = unsafe {
+        (sym(&__text_start), sym(&__text_end), sym(&__rodata_start), sym(&__rodata_end), sym(&__data_start), sym(&__data_end))
+    };
+    let sections = [
+        (text, text_end, F::PRESENT | F::GLOBAL),
+        (ro, ro_end, F::PRESENT | F::NO_EXECUTE | F::GLOBAL),
+        (data_s, data_end, F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL),
+    ];
+    for (start, end, flags) in sections {
+        let mut va = start & !(PAGE_SIZE - 1);
+        while va < end {
+            map_4k(&mut t, va, va - kernel_virt + kernel_phys, flags).map_err(|_| "mapping the kernel image failed")?;
+            summary.small_pages += 1;
+            va += PAGE_SIZE;
+        }
+    }
+
+    // SAFETY: the new tables map the kernel image, the HHDM (which holds the
+    // current stack and every structure in use) exactly as before.
+    unsafe {
+        Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4_pa)), Cr3Flags::empty());
+    }
+    *KERNEL_TABLES.lock() = Some(t);
+    Ok(summary)
+}
+
+#[derive(Debug)]
+pub enum MapError {
+    OutOfMemory,
+    AlreadyMapped(u64),
+    NotInitialised,
+}
+
+/// Map fresh zeroed frames at `[virt, virt + pages * 4K)` in the kernel
+/// half, read-write, no-execute. Used for the heap and kernel stacks.
+pub fn map_fresh(virt: u64, pages: u64) -> Result<(), MapError> {
+    let mut guard = KERNEL_TABLES.lock();
+    let t = guard.as_mut().ok_or(MapError::NotInitialised)?;
+    for i in 0..pages {
+        let va = virt + i * PAGE_SIZE;
+        let pa = super::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+        let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(pa));
+        let flags = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
+        // SAFETY: the frame is freshly allocated; the virtual range belongs to
+        // the caller's region (heap or stacks) and is checked for overlap.
+        match unsafe { t.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut KernelFrames) } {
+            Ok(flush) => flush.flush(),
+            Err(MapToError::PageAlreadyMapped(_)) => {
+                let _ = super::frames::free(pa);
+                return Err(MapError::AlreadyMapped(va));
+            }
+            Err(_) => {
+                let _ = super::frames::free(pa);
+                return Err(MapError::OutOfMemory);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Physical address behind `virt` in the kernel tables.
+pub fn translate(virt: u64) -> Option<u64> {
+    let guard = KERNEL_TABLES.lock();
+    guard.as_ref()?.translate_addr(VirtAddr::new(virt)).map(|p| p.as_u64())
+}

@@ -1,0 +1,60 @@
+//! Kernel stacks, each with an unmapped guard page below it so an overflow
+//! faults (and, through the double-fault IST stack, is reported) instead of
+//! silently corrupting whatever lies below.
+
+use super::paging::{map_fresh, MapError};
+use super::PAGE_SIZE;
+use spin::Mutex;
+
+pub const STACKS_BASE: u64 = 0xffff_a000_0000_0000;
+/// Virtual size of one slot: guard page + stack, at most 1 MiB.
+pub const SLOT_SIZE: u64 = 1024 * 1024;
+const MAX_SLOTS: usize = 256;
+
+struct Slots {
+    names: [&'static str; MAX_SLOTS],
+    used: usize,
+}
+
+static SLOTS: Mutex<Slots> = Mutex::new(Slots { names: [""; MAX_SLOTS], used: 0 });
+
+#[derive(Debug, Clone, Copy)]
+pub struct KernelStack {
+    /// Lowest mapped byte.
+    pub bottom: u64,
+    /// One past the highest byte (initial `rsp`).
+    pub top: u64,
+    /// The unmapped page just below `bottom`.
+    pub guard: u64,
+}
+
+/// A new stack of `pages` pages (`pages` < 256) at the top of a fresh slot.
+pub fn alloc(name: &'static str, pages: u64) -> Result<KernelStack, MapError> {
+    assert!(pages >= 1 && (pages + 1) * PAGE_SIZE <= SLOT_SIZE);
+    let mut slots = SLOTS.lock();
+    if slots.used == MAX_SLOTS {
+        return Err(MapError::OutOfMemory);
+    }
+    let slot = slots.used;
+    let top = STACKS_BASE + (slot as u64 + 1) * SLOT_SIZE;
+    let bottom = top - pages * PAGE_SIZE;
+    map_fresh(bottom, pages)?;
+    slots.names[slot] = name;
+    slots.used += 1;
+    Ok(KernelStack { bottom, top, guard: bottom - PAGE_SIZE })
+}
+
+/// If `addr` lies in the unmapped part of a stack slot (the guard page and
+/// below), the stack's name. Lock-free use from the double-fault handler is
+/// fine: it only reads, and `try_lock` avoids deadlock.
+pub fn guard_page_owner(addr: u64) -> Option<&'static str> {
+    if addr < STACKS_BASE || addr >= STACKS_BASE + MAX_SLOTS as u64 * SLOT_SIZE {
+        return None;
+    }
+    let slot = ((addr - STACKS_BASE) / SLOT_SIZE) as usize;
+    let slots = SLOTS.try_lock()?;
+    if slot >= slots.used {
+        return None;
+    }
+    Some(slots.names[slot])
+}

@@ -1,0 +1,313 @@
+//! In-kernel self-tests, selected with `test=name,name` on the command line
+//! (see `make run-smoke`, `make run-fault`). Each prints `[PASS] name` or
+//! `[FAIL] name: reason`; the scenario runner judges by those lines and by
+//! the exit code. A fault test fails when no fault happens.
+
+use crate::arch::x86_64::qemu;
+use crate::arch::x86_64::trap::{self, FaultReport};
+use crate::mm::{frames, phys_to_virt, stacks};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::arch::asm;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+static PASSED: AtomicU32 = AtomicU32::new(0);
+static FAILED: AtomicU32 = AtomicU32::new(0);
+
+pub const TESTS: &[&str] = &[
+    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic",
+];
+
+fn report(name: &str, result: Result<String, String>) {
+    match result {
+        Ok(detail) => {
+            PASSED.fetch_add(1, Ordering::SeqCst);
+            log::info!("[PASS] {}: {}", name, detail);
+        }
+        Err(reason) => {
+            FAILED.fetch_add(1, Ordering::SeqCst);
+            log::error!("[FAIL] {}: {}", name, reason);
+        }
+    }
+}
+
+pub fn run(name: &str) {
+    match name {
+        "smoke" => smoke(),
+        "page-fault" => page_faults(),
+        "invalid-opcode" => report("invalid-opcode", check_fault(6, None, None, invalid_opcode)),
+        "divide-error" => report("divide-error", check_fault(0, None, None, divide_error)),
+        "stack-overflow" => stack_overflow(),
+        "panic" => panic!("deliberate panic requested by test=panic"),
+        other => report(
+            "unknown-test",
+            Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
+        ),
+    }
+}
+
+/// Print the totals and end the run.
+pub fn finish() -> ! {
+    let (p, f) = (PASSED.load(Ordering::SeqCst), FAILED.load(Ordering::SeqCst));
+    log::info!("selftest: {} passed, {} failed", p, f);
+    qemu::exit(if f == 0 && p > 0 { qemu::EXIT_SUCCESS } else { qemu::EXIT_FAILURE })
+}
+
+fn smoke() {
+    report("smoke-heap", (|| {
+        let before = crate::mm::heap::size();
+        // 2 MiB: more than the initial heap, so the heap must grow.
+        let mut v: Vec<u64> = Vec::with_capacity(256 * 1024);
+        for i in 0..256 * 1024u64 {
+            v.push(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+        let ok = v.iter().enumerate().all(|(i, x)| *x == (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let b = Box::new([7u8; 1000]);
+        let after = crate::mm::heap::size();
+        if !ok || b.iter().any(|&x| x != 7) {
+            return Err(String::from("heap contents did not read back"));
+        }
+        if after <= before {
+            return Err(format!("heap did not grow ({} -> {} bytes)", before, after));
+        }
+        Ok(format!("2 MiB vector verified, heap grew {} -> {} KiB", before / 1024, after / 1024))
+    })());
+
+    report("smoke-frames", (|| {
+        let before = frames::stats().free;
+        let a = frames::alloc_zeroed().ok_or("no frame")?;
+        let b = frames::alloc_zeroed().ok_or("no frame")?;
+        if a == b || a == 0 {
+            return Err(format!("bad frames {:#x} {:#x}", a, b));
+        }
+        if frames::stats().free != before - 2 {
+            return Err(String::from("free count did not drop by 2"));
+        }
+        frames::free(a).map_err(|e| format!("free failed: {:?}", e))?;
+        frames::free(b).map_err(|e| format!("free failed: {:?}", e))?;
+        if frames::free(a).is_ok() {
+            return Err(String::from("double free was not detected"));
+        }
+        if frames::stats().free != before {
+            return Err(String::from("free count not restored"));
+        }
+        Ok(format!("alloc/free/double-free ok, {} frames free", before))
+    })());
+
+    // Memory above 4 GiB, when the machine has it, must be usable.
+    let has_high = crate::boot_info::memory_map()
+        .iter()
+        .any(|r| r.kind == crate::boot_info::RegionKind::Usable && r.base + r.length > (4 << 30));
+    if has_high {
+        report("smoke-high-memory", (|| {
+            let pa = frames::alloc_at_or_above(4 << 30).ok_or("no free frame above 4 GiB")?;
+            let va = phys_to_virt(pa) as *mut u64;
+            // SAFETY: the frame was just allocated to us and is direct-mapped.
+            let ok = unsafe {
+                va.write_volatile(0x1234_5678_9abc_def0);
+                va.add(511).write_volatile(!0x1234_5678_9abc_def0);
+                va.read_volatile() == 0x1234_5678_9abc_def0 && va.add(511).read_volatile() == !0x1234_5678_9abc_def0
+            };
+            frames::free(pa).map_err(|e| format!("{:?}", e))?;
+            if ok { Ok(format!("frame {:#x} written and read back", pa)) } else { Err(format!("frame {:#x} did not read back", pa)) }
+        })());
+    }
+}
+
+/// Arm recovery for `vector`, run `trigger` (which returns the RIP where it
+/// expects the fault), and check what the handler saw.
+fn check_fault(
+    vector: u64,
+    error_code: Option<u64>,
+    cr2: Option<u64>,
+    trigger: fn() -> u64,
+) -> Result<String, String> {
+    trap::expect_fault(vector);
+    let expected_rip = trigger();
+    let seen: Option<FaultReport> = trap::take_fault();
+    let r = seen.ok_or_else(|| format!("no exception was raised (expected vector {})", vector))?;
+    if r.vector != vector {
+        return Err(format!("vector {} instead of {}", r.vector, vector));
+    }
+    if r.rip != expected_rip {
+        return Err(format!("rip {:#x} instead of {:#x}", r.rip, expected_rip));
+    }
+    if let Some(e) = error_code {
+        if r.error_code != e {
+            return Err(format!("error code {:#x} instead of {:#x}", r.error_code, e));
+        }
+    }
+    if let Some(c) = cr2 {
+        if r.cr2 != c {
+            return Err(format!("cr2 {:#x} instead of {:#x}", r.cr2, c));
+        }
+    }
+    Ok(format!("vector {} error={:#x} rip={:#x} cr2={:#x}", r.vector, r.error_code, r.rip, r.cr2))
+}
+
+const UNMAPPED: u64 = 0x0000_0000_dead_b000;
+static READ_ONLY: u64 = 0x5eed;
+static mut NOT_EXECUTABLE: [u8; 16] = [0xc3; 16]; // `ret`s, never to be run
+
+fn unmapped_read() -> u64 {
+    let at: u64;
+    // SAFETY: deliberately faults; the armed handler resumes at label 3 with
+    // all registers restored.
+    unsafe {
+        asm!(
+            "lea {tmp}, [rip + 3f]",
+            "mov [{slot}], {tmp}",
+            "lea {at}, [rip + 2f]",
+            "2:",
+            "mov {tmp}, [{addr}]",
+            "3:",
+            slot = in(reg) trap::recovery_slot(),
+            addr = in(reg) UNMAPPED,
+            tmp = out(reg) _,
+            at = out(reg) at,
+        )
+    }
+    at
+}
+
+fn read_only_write() -> u64 {
+    let at: u64;
+    // SAFETY: as unmapped_read; the write to rodata must fault (WP + R--).
+    unsafe {
+        asm!(
+            "lea {tmp}, [rip + 3f]",
+            "mov [{slot}], {tmp}",
+            "lea {at}, [rip + 2f]",
+            "2:",
+            "mov qword ptr [{addr}], 1",
+            "3:",
+            slot = in(reg) trap::recovery_slot(),
+            addr = in(reg) core::ptr::addr_of!(READ_ONLY),
+            tmp = out(reg) _,
+            at = out(reg) at,
+        )
+    }
+    at
+}
+
+fn nx_address() -> u64 {
+    core::ptr::addr_of!(NOT_EXECUTABLE) as u64
+}
+
+fn nx_execute() -> u64 {
+    // SAFETY: jumps into a no-execute data page; the fetch faults and the
+    // handler resumes at label 3. A `jmp` (not `call`) keeps the stack as is.
+    unsafe {
+        asm!(
+            "lea {tmp}, [rip + 3f]",
+            "mov [{slot}], {tmp}",
+            "jmp {addr}",
+            "3:",
+            slot = in(reg) trap::recovery_slot(),
+            addr = in(reg) nx_address(),
+            tmp = out(reg) _,
+        )
+    }
+    nx_address()
+}
+
+fn invalid_opcode() -> u64 {
+    let at: u64;
+    // SAFETY: as unmapped_read.
+    unsafe {
+        asm!(
+            "lea {tmp}, [rip + 3f]",
+            "mov [{slot}], {tmp}",
+            "lea {at}, [rip + 2f]",
+            "2:",
+            "ud2",
+            "3:",
+            slot = in(reg) trap::recovery_slot(),
+            tmp = out(reg) _,
+            at = out(reg) at,
+        )
+    }
+    at
+}
+
+fn divide_error() -> u64 {
+    let at: u64;
+    // SAFETY: as unmapped_read; divides by zero.
+    unsafe {
+        asm!(
+            "lea {tmp}, [rip + 3f]",
+            "mov [{slot}], {tmp}",
+            "lea {at}, [rip + 2f]",
+            "xor edx, edx",
+            "mov eax, 1",
+            "xor ecx, ecx",
+            "2:",
+            "div ecx",
+            "3:",
+            slot = in(reg) trap::recovery_slot(),
+            tmp = out(reg) _,
+            at = out(reg) at,
+            out("eax") _,
+            out("ecx") _,
+            out("edx") _,
+        )
+    }
+    at
+}
+
+fn page_faults() {
+    // error code bits: 1 present, 2 write, 4 user, 0x10 instruction fetch
+    report("page-fault-unmapped-read", check_fault(14, Some(0x0), Some(UNMAPPED), unmapped_read));
+    report(
+        "page-fault-rodata-write",
+        check_fault(14, Some(0x3), Some(core::ptr::addr_of!(READ_ONLY) as u64), read_only_write),
+    );
+    report("page-fault-nx-execute", check_fault(14, Some(0x11), Some(nx_address()), nx_execute));
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let pad = [depth; 64];
+    // black_box keeps the frame from being optimised away.
+    core::hint::black_box(&pad);
+    recurse(depth + 1) + core::hint::black_box(pad[3])
+}
+
+fn overflow_hook(r: &FaultReport) -> ! {
+    let owner = stacks::guard_page_owner(r.cr2);
+    let mut w = crate::arch::x86_64::serial::RawSerial;
+    use core::fmt::Write;
+    if owner == Some("selftest-overflow") {
+        let _ = writeln!(w, "[PASS] stack-overflow: double fault on the IST stack, guard page hit at {:#x}", r.cr2);
+        PASSED.fetch_add(1, Ordering::SeqCst);
+    } else {
+        let _ = writeln!(w, "[FAIL] stack-overflow: double fault not caused by the test stack's guard page (cr2={:#x})", r.cr2);
+        FAILED.fetch_add(1, Ordering::SeqCst);
+    }
+    let (p, f) = (PASSED.load(Ordering::SeqCst), FAILED.load(Ordering::SeqCst));
+    let _ = writeln!(w, "selftest: {} passed, {} failed", p, f);
+    qemu::exit(if f == 0 { qemu::EXIT_SUCCESS } else { qemu::EXIT_FAILURE })
+}
+
+extern "C" fn overflow_on_test_stack() -> ! {
+    let n = recurse(0);
+    log::error!("[FAIL] stack-overflow: recursion returned {} without faulting", n);
+    FAILED.fetch_add(1, Ordering::SeqCst);
+    finish()
+}
+
+/// Overflow a small dedicated stack; the guard page must turn that into a
+/// double fault handled on the IST stack. Ends the run.
+fn stack_overflow() {
+    trap::DOUBLE_FAULT_HOOK.call_once(|| overflow_hook);
+    let stack = match stacks::alloc("selftest-overflow", 4) {
+        Ok(s) => s,
+        Err(e) => return report("stack-overflow", Err(format!("cannot allocate the test stack: {:?}", e))),
+    };
+    log::info!("stack-overflow: recursing on a 16 KiB stack at {:#x}..{:#x}, guard page {:#x}", stack.bottom, stack.top, stack.guard);
+    // SAFETY: a fresh, mapped, unused stack; the function never returns.
+    unsafe { crate::arch::x86_64::cpu::switch_stack(stack.top, overflow_on_test_stack) }
+}

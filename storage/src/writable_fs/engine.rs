@@ -98,7 +98,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
             let region = (commit.generation % 2) as usize;
             let mut bytes = vec![0u8; geometry.region_blocks() as usize * 512];
             device.read_blocks(geometry.region_lba(region), &mut bytes)?;
-            if Metadata::digest_of_region(&bytes) != commit.region_digest {
+            if Metadata::digest_of_region(&geometry, &bytes) != commit.region_digest {
                 last_error = StorageError::ChecksumMismatch {
                     what: "CAPOSWF1 metadata region (digest in commit record)",
                     location: geometry.region_lba(region),

@@ -13,8 +13,8 @@
 //! (total_blocks, node_capacity) at mount and must match.
 //!
 //! Commit record (512 bytes): 0 magic `WFCOMMIT` · 8 generation u64 ·
-//! 16 region u8 (generation % 2) · 20 region digest u32 (CRC32C over the
-//! little-endian CRC32C of each region block, in order) · 508 CRC32C.
+//! 16 region u8 (generation % 2) · 20 region digest u32 (CRC32C over every
+//! record and block checksum stored in the region, in order) · 508 CRC32C.
 //! Generation `g` lives in slot `g % 2` and names region `g % 2`.
 //!
 //! Node record (128 bytes, 4 per block): 0 kind u8 (0 free, 1 directory,

@@ -31,6 +31,7 @@ pub struct Metadata {
     /// (parent, name) → child index, for every live non-root node.
     pub children: BTreeMap<(u32, String), u32>,
     region_image: Vec<u8>,
+    /// Per block: CRC32C of the checksums stored in it (its fingerprint).
     block_crc: Vec<u32>,
     stale_encoding: Vec<bool>,
     dirty: [Vec<bool>; 2],
@@ -60,11 +61,18 @@ impl Metadata {
         }
     }
 
-    /// CRC32C over the little-endian CRC32C of each block of `region`.
-    pub fn digest_of_region(region: &[u8]) -> u32 {
+    /// The region digest a commit record carries: CRC32C of every record
+    /// and block checksum in the region, in order.
+    ///
+    /// Why not a CRC of the raw bytes: a region is a concatenation of
+    /// sealed units (bytes followed by their own CRC32C), and the CRC of
+    /// such a concatenation is the same constant whatever the contents —
+    /// it would not notice a stale block. The stored checksums themselves
+    /// are content fingerprints, so a digest over them does.
+    pub fn digest_of_region(geometry: &WfGeometry, region: &[u8]) -> u32 {
         let mut digest = 0u32;
-        for block in region.chunks(512) {
-            digest = crate::checksum::crc32c_append(digest, &crc32c(block).to_le_bytes());
+        for (block, bytes) in region.chunks(512).enumerate() {
+            digest = crate::checksum::crc32c_append(digest, &block_fingerprint(geometry, block, bytes));
         }
         digest
     }
@@ -107,7 +115,7 @@ impl Metadata {
             nodes,
             chain,
             children: BTreeMap::new(),
-            block_crc: bytes.chunks(512).map(crc32c).collect(),
+            block_crc: bytes.chunks(512).enumerate().map(|(i, b)| seals_crc(&geometry, i, b)).collect(),
             region_image: bytes,
             stale_encoding: vec![false; blocks],
             dirty: [vec![false; blocks], vec![false; blocks]],
@@ -304,7 +312,7 @@ impl Metadata {
                 }
                 seal(bytes)?;
             }
-            self.block_crc[block] = crc32c(&self.region_image[block * 512..(block + 1) * 512]);
+            self.block_crc[block] = seals_crc(&self.geometry, block, &self.region_image[block * 512..(block + 1) * 512]);
             self.stale_encoding[block] = false;
         }
         Ok(())
@@ -315,8 +323,8 @@ impl Metadata {
     pub fn prepare_region(&mut self, region: usize) -> Result<(Vec<(u32, &[u8])>, u32), StorageError> {
         self.refresh_encoding()?;
         let mut digest = 0u32;
-        for crc in &self.block_crc {
-            digest = crate::checksum::crc32c_append(digest, &crc.to_le_bytes());
+        for fingerprint in &self.block_crc {
+            digest = crate::checksum::crc32c_append(digest, &fingerprint.to_le_bytes());
         }
         let mut runs = Vec::new();
         let dirty = &self.dirty[region];
@@ -338,5 +346,48 @@ impl Metadata {
     /// Record that `region` now holds the current metadata.
     pub fn region_written(&mut self, region: usize) {
         self.dirty[region].iter_mut().for_each(|d| *d = false);
+    }
+}
+
+/// CRC32C of the checksums stored in region block `block`: the four node
+/// record CRCs of a node block, or the seal of a chain-table block.
+fn seals_crc(geometry: &WfGeometry, block: usize, bytes: &[u8]) -> u32 {
+    let unit = if (block as u32) < geometry.node_blocks { NODE_RECORD_SIZE } else { 512 };
+    let mut crc = 0u32;
+    for end in (unit..=bytes.len()).step_by(unit) {
+        crc = crate::checksum::crc32c_append(crc, &bytes[end - 4..end]);
+    }
+    crc
+}
+
+fn block_fingerprint(geometry: &WfGeometry, block: usize, bytes: &[u8]) -> [u8; 4] {
+    seals_crc(geometry, block, bytes).to_le_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Provenance;
+
+    #[test]
+    fn digest_notices_a_stale_block() {
+        let geometry = WfGeometry::compute(400, 16).unwrap();
+        let mut meta = Metadata::new_empty(geometry, Timestamp::new(1, Provenance::Rtc));
+        let (_, digest_before) = meta.prepare_region(0).unwrap();
+        let before = meta.region_image.clone();
+        let mut node = meta.nodes[1].clone();
+        node.kind = RecordKind::File;
+        node.name = String::from("x");
+        meta.set_node(1, node);
+        let (_, digest_after) = meta.prepare_region(0).unwrap();
+        assert_ne!(digest_before, digest_after);
+        assert_eq!(Metadata::digest_of_region(&geometry, &meta.region_image), digest_after);
+        // The old node block in the new region: a stale write the digest must catch.
+        let mut stale = meta.region_image.clone();
+        stale[..512].copy_from_slice(&before[..512]);
+        assert_ne!(Metadata::digest_of_region(&geometry, &stale), digest_after);
+        // The pitfall this avoids: the CRC of any sealed unit is one constant.
+        assert_ne!(before[..128], meta.region_image[128..256]);
+        assert_eq!(crc32c(&before[..128]), crc32c(&meta.region_image[128..256]));
     }
 }

@@ -102,6 +102,9 @@ fn read_file(fs: &mut FileSystem, path: &str, what: &str) -> Result<Vec<u8>, Fai
     let uefi_path: String = path.replace('/', "\\");
     let p = CString16::try_from(uefi_path.as_str())
         .or_else(|_| fail(Status::INVALID_PARAMETER, format!("{} path '{}' has characters UEFI cannot name", what, path)))?;
+    if let Ok(false) = fs.try_exists(p.as_ref()) {
+        return fail(Status::NOT_FOUND, format!("{} '{}' not found on the boot volume", what, path));
+    }
     let bytes = fs.read(p.as_ref()).or_else(|e| {
         fail(Status::NOT_FOUND, format!("cannot read {} '{}' from the boot volume: {}", what, path, e))
     })?;

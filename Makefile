@@ -1,0 +1,68 @@
+# capOS: `make run` boots the default system, `make test` runs every test.
+# Both first run tools/setup.sh, which installs what is missing. See README.md.
+
+SHELL := /bin/bash
+
+# Machine and run settings (see README.md). Any of them can be given on the
+# command line, e.g. `make run-smoke QEMU_MACHINE=pc QEMU_MEM=6G QEMU_SMP=4`.
+QEMU_MACHINE     ?= q35
+QEMU_MEM         ?= 256M
+QEMU_SMP         ?= 1
+QEMU_CPU         ?= max
+QEMU_EXTRA       ?=
+SCENARIO_TIMEOUT ?= 90
+CMDLINE          ?=
+LIMINE_DIR       ?=
+KERNEL_PROFILE   ?= dev
+export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE
+
+CARGO  ?= cargo
+RUNNER := $(CARGO) run --quiet -p capos-run --
+
+# Host-side crates whose unit tests `make test` runs.
+HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run
+# QEMU scenarios `make test` runs, in order.
+SCENARIOS := smoke smoke-matrix fault loader-errors
+
+.PHONY: all setup run debug test test-host test-scenarios list-scenarios \
+        run-smoke run-smoke-matrix run-fault run-loader-errors clean
+
+all: test
+
+setup:
+	@tools/setup.sh
+
+## Boot the default system (limine.conf) with the serial console on this terminal.
+run: setup
+	@$(RUNNER) run
+
+## Like run, but QEMU waits for gdb on localhost:1234 (see docs/boot.md).
+debug: setup
+	@$(RUNNER) debug
+
+## Everything: host unit tests, then every QEMU scenario.
+test: setup test-host test-scenarios
+
+test-host:
+	$(CARGO) test $(HOST_PACKAGES)
+
+test-scenarios:
+	@$(RUNNER) test $(SCENARIOS)
+
+list-scenarios:
+	@$(RUNNER) list
+
+run-smoke: setup
+	@$(RUNNER) test smoke
+
+run-smoke-matrix: setup
+	@$(RUNNER) test smoke-matrix
+
+run-fault: setup
+	@$(RUNNER) test fault
+
+run-loader-errors: setup
+	@$(RUNNER) test loader-errors
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,40 @@
+//! Building the kernel and the loader with cargo.
+
+use crate::Settings;
+use std::path::PathBuf;
+use std::process::Command;
+
+pub struct Artifacts {
+    pub kernel: PathBuf,
+    pub loader: PathBuf,
+}
+
+fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&s.root)
+        .args(["build", "--quiet", "-p", package, "--target", target, "--profile", &s.profile])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {}", e))?;
+    if !status.success() {
+        return Err(format!("building {} for {} failed", package, target));
+    }
+    let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
+    let ext = if target.ends_with("uefi") { ".efi" } else { "" };
+    Ok(s.root.join("target").join(target).join(dir).join(format!("{}{}", package, ext)))
+}
+
+pub fn build_all(s: &Settings) -> Result<Artifacts, String> {
+    let kernel = cargo_build(s, "capos-kernel", "x86_64-unknown-none")?;
+    let loader = match &s.limine_dir {
+        Some(dir) => {
+            let p = dir.join("BOOTX64.EFI");
+            if !p.is_file() {
+                return Err(format!("LIMINE_DIR={} has no BOOTX64.EFI", dir.display()));
+            }
+            p
+        }
+        None => cargo_build(s, "capos-boot", "x86_64-unknown-uefi")?,
+    };
+    Ok(Artifacts { kernel, loader })
+}

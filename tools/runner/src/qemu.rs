@@ -1,0 +1,418 @@
+//! Starting QEMU, streaming its serial log, typing scripted input, and
+//! judging a boot by explicit lines, the guest's exit code and a time
+//! limit. A timeout is always a failure.
+
+use crate::build::{build_all, Artifacts};
+use crate::esp::{Content, Volume};
+use crate::scenarios::{Boot, Expect, Scenario};
+use crate::Settings;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// QEMU's exit status for a value written to isa-debug-exit: (v << 1) | 1.
+pub const EXIT_KERNEL_SUCCESS: i32 = 33;
+pub const EXIT_KERNEL_FAILURE: i32 = 35;
+pub const EXIT_LOADER_ERROR: i32 = 37;
+
+fn describe_exit(code: Option<i32>) -> String {
+    match code {
+        Some(EXIT_KERNEL_SUCCESS) => "33 (kernel success)".into(),
+        Some(EXIT_KERNEL_FAILURE) => "35 (kernel failure)".into(),
+        Some(EXIT_LOADER_ERROR) => "37 (loader error)".into(),
+        Some(0) => "0 (guest powered off or reset without reporting)".into(),
+        Some(c) => format!("{} (QEMU error or unknown)", c),
+        None => "killed by a signal".into(),
+    }
+}
+
+struct Firmware {
+    code: PathBuf,
+    vars: Option<PathBuf>,
+}
+
+fn find_firmware() -> Result<Firmware, String> {
+    if let Ok(code) = std::env::var("OVMF_CODE") {
+        if !code.is_empty() {
+            let vars = std::env::var("OVMF_VARS").ok().filter(|v| !v.is_empty()).map(PathBuf::from);
+            return Ok(Firmware { code: code.into(), vars });
+        }
+    }
+    let pairs = [
+        ("/usr/share/OVMF/OVMF_CODE_4M.fd", Some("/usr/share/OVMF/OVMF_VARS_4M.fd")),
+        ("/usr/share/OVMF/OVMF_CODE.fd", Some("/usr/share/OVMF/OVMF_VARS.fd")),
+        ("/usr/share/ovmf/OVMF.fd", None),
+        ("/usr/share/qemu/OVMF.fd", None),
+    ];
+    for (code, vars) in pairs {
+        if Path::new(code).is_file() && vars.map_or(true, |v| Path::new(v).is_file()) {
+            return Ok(Firmware { code: code.into(), vars: vars.map(PathBuf::from) });
+        }
+    }
+    Err("no OVMF firmware found (install the Debian package ovmf via tools/setup.sh, or set OVMF_CODE/OVMF_VARS)".into())
+}
+
+/// Per-boot replacements for the machine settings.
+#[derive(Default)]
+struct MachineOverride<'a> {
+    machine: Option<&'a str>,
+    mem: Option<&'a str>,
+    smp: Option<&'a str>,
+}
+
+fn qemu_command(s: &Settings, o: &MachineOverride, fw: &Firmware, image: &Path, vars_copy: &Path, extra: &[String]) -> Result<Command, String> {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-machine",
+        o.machine.unwrap_or(&s.machine),
+        "-cpu",
+        &s.cpu,
+        "-m",
+        o.mem.unwrap_or(&s.mem),
+        "-smp",
+        o.smp.unwrap_or(&s.smp),
+    ]);
+    match &fw.vars {
+        Some(vars) => {
+            std::fs::copy(vars, vars_copy).map_err(|e| format!("copying {}: {}", vars.display(), e))?;
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", fw.code.display()));
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars_copy.display()));
+        }
+        None => {
+            cmd.arg("-bios").arg(&fw.code);
+        }
+    }
+    cmd.arg("-drive").arg(format!("format=raw,file={}", image.display()));
+    cmd.args(["-nic", "none", "-display", "none", "-no-reboot"]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    cmd.args(extra);
+    cmd.args(&s.extra);
+    Ok(cmd)
+}
+
+/// Remove terminal escape sequences (OVMF clears the screen on serial).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                while let Some(&n) = chars.peek() {
+                    chars.next();
+                    if n.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        if c == '\r' || (c.is_control() && c != '\t') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Verdicts collected while judging.
+#[derive(Default)]
+pub struct Tally {
+    pub passed: u32,
+    pub failed: u32,
+}
+
+impl Tally {
+    fn pass(&mut self, label: &str, what: &str) {
+        self.passed += 1;
+        println!("[PASS] {}: {}", label, what);
+    }
+    fn fail(&mut self, label: &str, what: &str) {
+        self.failed += 1;
+        println!("[FAIL] {}: {}", label, what);
+    }
+}
+
+pub fn volume_for(boot: &Boot, art: &Artifacts) -> Volume {
+    (boot.volume)(art)
+}
+
+/// The standard volume: loader, kernel, a generated limine.conf.
+pub fn standard_volume(art: &Artifacts, cmdline: &str) -> Volume {
+    let mut v = Volume::new();
+    v.add("/EFI/BOOT/BOOTX64.EFI", Content::File(art.loader.clone()));
+    v.add("/boot/capos-kernel", Content::File(art.kernel.clone()));
+    v.add("/limine.conf", Content::Bytes(crate::esp::limine_conf(cmdline, &[]).into_bytes()));
+    v
+}
+
+struct Outcome {
+    timeout_secs: u64,
+    lines: Vec<String>,
+    exit: Option<i32>,
+    timed_out: bool,
+}
+
+fn spawn_reader<R: Read + Send + 'static>(r: R, tx: mpsc::Sender<Option<String>>) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(r);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+                    if tx.send(Some(line)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(None);
+    });
+}
+
+fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmware) -> Result<Outcome, String> {
+    let image = dir.join(format!("{}.img", boot.name));
+    volume_for(boot, art).write(&image)?;
+    let vars = dir.join(format!("{}.vars.fd", boot.name));
+    let o = MachineOverride { machine: boot.machine, mem: boot.mem, smp: boot.smp };
+    let mut cmd = qemu_command(s, &o, fw, &image, &vars, &boot.qemu_args)?;
+    cmd.args(["-serial", "stdio", "-monitor", "none"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let log_path = dir.join(format!("{}.log", boot.name));
+    let mut log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {}", log_path.display(), e))?;
+    println!("== {}: qemu {} (log: {})", boot.name, shell_words(&cmd), log_path.display());
+    let mut child: Child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {} (run tools/setup.sh)", e))?;
+    let (tx, rx) = mpsc::channel();
+    spawn_reader(child.stdout.take().unwrap(), tx.clone());
+    let (etx, erx) = mpsc::channel();
+    spawn_reader(child.stderr.take().unwrap(), etx);
+    let mut stdin = child.stdin.take();
+
+    let timeout = Duration::from_secs(boot.timeout.unwrap_or(s.timeout_secs));
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    let mut script = boot.script.iter().peekable();
+    let mut timed_out = false;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            break;
+        }
+        match rx.recv_timeout(deadline - now) {
+            Ok(Some(raw)) => {
+                let line = strip_ansi(&raw);
+                println!("{}", line);
+                let _ = writeln!(log, "{}", line);
+                while let Some((after, send)) = script.peek() {
+                    if line.contains(after.as_str()) {
+                        if let Some(w) = stdin.as_mut() {
+                            let _ = w.write_all(send.as_bytes());
+                            let _ = w.flush();
+                        }
+                        script.next();
+                    } else {
+                        break;
+                    }
+                }
+                lines.push(line);
+            }
+            Ok(None) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if timed_out {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    while let Ok(Some(l)) = erx.try_recv() {
+        println!("qemu: {}", l);
+        let _ = writeln!(log, "qemu: {}", l);
+    }
+    Ok(Outcome { timeout_secs: timeout.as_secs(), lines, exit: if timed_out { None } else { status.code() }, timed_out })
+}
+
+fn shell_words(cmd: &Command) -> String {
+    cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
+    if out.timed_out {
+        t.fail(label, &format!("timed out after {} s (a timeout is a failure)", out.timeout_secs));
+    } else {
+        let want = match boot.expect_exit {
+            Expect::Success => EXIT_KERNEL_SUCCESS,
+            Expect::KernelFailure => EXIT_KERNEL_FAILURE,
+            Expect::LoaderError => EXIT_LOADER_ERROR,
+        };
+        let what = format!("exit status {}", describe_exit(out.exit));
+        if out.exit == Some(want) {
+            t.pass(label, &what);
+        } else {
+            t.fail(label, &format!("{}, expected {}", what, describe_exit(Some(want))));
+        }
+    }
+    for pattern in &boot.expect {
+        if out.lines.iter().any(|l| l.contains(pattern.as_str())) {
+            t.pass(label, &format!("saw '{}'", pattern));
+        } else {
+            t.fail(label, &format!("never saw '{}'", pattern));
+        }
+    }
+    for pattern in &boot.forbid {
+        if let Some(l) = out.lines.iter().find(|l| l.contains(pattern.as_str())) {
+            t.fail(label, &format!("saw forbidden '{}' in: {}", pattern, l));
+        }
+    }
+    if boot.guest_verdicts {
+        let (mut gp, mut gf) = (0, 0);
+        for l in &out.lines {
+            if l.contains("[PASS] ") {
+                gp += 1;
+            } else if l.contains("[FAIL] ") {
+                gf += 1;
+            }
+        }
+        t.passed += gp;
+        t.failed += gf;
+        println!("-- {}: guest reported {} passed, {} failed", label, gp, gf);
+    }
+}
+
+pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, String> {
+    let art = build_all(s)?;
+    let fw = find_firmware()?;
+    let mut t = Tally::default();
+    for sc in scenarios {
+        if s.limine_dir.is_some() && sc.capos_boot_only {
+            println!("== {}: skipped, it tests capos-boot itself and LIMINE_DIR is set", sc.name);
+            continue;
+        }
+        let dir = s.out_dir.join(sc.name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        println!("== scenario {}: {}", sc.name, sc.description);
+        for boot in &sc.boots {
+            let label = format!("{}/{}", sc.name, boot.name);
+            match run_boot(s, &dir, boot, &art, &fw) {
+                Ok(out) => judge(&label, boot, &out, &mut t),
+                Err(e) => t.fail(&label, &e),
+            }
+        }
+    }
+    println!("{} passed, {} failed", t.passed, t.failed);
+    Ok(t.failed == 0 && t.passed > 0)
+}
+
+/// `make run` / `make debug`: the repository's limine.conf, serial and the
+/// QEMU monitor multiplexed on this terminal (Ctrl-A X quits, Ctrl-A C
+/// toggles the monitor).
+pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
+    let art = build_all(s)?;
+    let fw = find_firmware()?;
+    let conf_path = s.root.join("limine.conf");
+    let mut conf = std::fs::read_to_string(&conf_path).map_err(|e| format!("{}: {}", conf_path.display(), e))?;
+    if let Ok(cmdline) = std::env::var("CMDLINE") {
+        if !cmdline.is_empty() {
+            conf = conf
+                .lines()
+                .map(|l| if l.trim_start().starts_with("cmdline:") { format!("    cmdline: {}", cmdline) } else { l.to_string() })
+                .collect::<Vec<_>>()
+                .join("\n");
+            conf.push('\n');
+        }
+    }
+    let mut v = Volume::new();
+    v.add("/EFI/BOOT/BOOTX64.EFI", Content::File(art.loader.clone()));
+    v.add("/boot/capos-kernel", Content::File(art.kernel.clone()));
+    v.add("/limine.conf", Content::Bytes(conf.into_bytes()));
+    let dir = s.out_dir.join("interactive");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let image = dir.join("esp.img");
+    v.write(&image)?;
+    let mut cmd = qemu_command(s, &MachineOverride::default(), &fw, &image, &dir.join("vars.fd"), &[])?;
+    cmd.args(["-serial", "mon:stdio"]);
+    if debug {
+        cmd.args(["-s", "-S"]);
+        let kernel = art.kernel.display();
+        eprintln!("capos-run: QEMU is waiting for gdb on localhost:1234. In another terminal:");
+        eprintln!("  gdb {} -ex 'target remote localhost:1234' -ex 'break kernel_entry' -ex continue", kernel);
+    }
+    eprintln!("capos-run: booting {} (quit: Ctrl-A X)", image.display());
+    let status = cmd.status().map_err(|e| format!("cannot start qemu-system-x86_64: {}", e))?;
+    Ok(match status.code() {
+        Some(EXIT_KERNEL_SUCCESS) | Some(0) => 0,
+        _ => 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenarios::Boot;
+
+    fn boot(expect_exit: Expect) -> Boot {
+        Boot {
+            name: "t",
+            volume: Box::new(|_| Volume::new()),
+            expect_exit,
+            expect: vec!["capos kernel starting".into()],
+            forbid: vec!["KERNEL PANIC".into()],
+            guest_verdicts: true,
+            script: Vec::new(),
+            qemu_args: Vec::new(),
+            timeout: None,
+            machine: None,
+            mem: None,
+            smp: None,
+        }
+    }
+
+    fn outcome(lines: &[&str], exit: Option<i32>, timed_out: bool) -> Outcome {
+        Outcome { timeout_secs: 5, lines: lines.iter().map(|s| s.to_string()).collect(), exit, timed_out }
+    }
+
+    fn tally(b: &Boot, o: &Outcome) -> (u32, u32) {
+        let mut t = Tally::default();
+        judge("t", b, o, &mut t);
+        (t.passed, t.failed)
+    }
+
+    #[test]
+    fn a_clean_run_passes() {
+        let o = outcome(&["capos kernel starting", "[    0.1] INFO  [PASS] x: fine"], Some(33), false);
+        assert_eq!(tally(&boot(Expect::Success), &o), (3, 0));
+    }
+
+    #[test]
+    fn a_timeout_is_a_failure_even_with_every_line_present() {
+        let o = outcome(&["capos kernel starting", "[PASS] x"], None, true);
+        let (_, failed) = tally(&boot(Expect::Success), &o);
+        assert!(failed >= 1);
+    }
+
+    #[test]
+    fn wrong_exit_missing_line_forbidden_line_and_guest_failures_fail() {
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting"], Some(35), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&["nothing"], Some(33), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting", "KERNEL PANIC at x"], Some(33), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting", "[FAIL] y: broke"], Some(33), false)).1, 1);
+        // The loader-error code is not success.
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting"], Some(37), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::LoaderError), &outcome(&["capos kernel starting"], Some(37), false)).1, 0);
+    }
+
+    #[test]
+    fn ansi_sequences_are_stripped() {
+        assert_eq!(strip_ansi("\x1b[2J\x1b[01;01Hcapos-boot: x\r"), "capos-boot: x");
+        assert_eq!(strip_ansi("plain"), "plain");
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install what building and testing capOS needs on a Debian machine.
+# Idempotent and cheap when everything is present: it only checks, and
+# installs what is missing. Called by `make run` and `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The toolchain pinned in rust-toolchain.toml, with the kernel and loader
+# targets (these machines set RUSTUP_AUTO_INSTALL=0, so nothing is implicit).
+channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+targets=(x86_64-unknown-none x86_64-unknown-uefi)
+if ! command -v rustup >/dev/null; then
+    echo "setup: rustup is required (https://rustup.rs); it is not a Debian package here" >&2
+    exit 1
+fi
+installed=$(rustup target list --installed --toolchain "$channel" 2>/dev/null || true)
+need=0
+for t in "${targets[@]}"; do
+    grep -qx "$t" <<<"$installed" || need=1
+done
+if [ "$need" -eq 1 ]; then
+    echo "setup: installing Rust $channel with targets ${targets[*]}"
+    rustup toolchain install "$channel" --profile minimal --no-self-update \
+        --target "${targets[0]}" --target "${targets[1]}"
+fi

@@ -4,5 +4,9 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod cap_table;
 pub mod cmdline;
 pub mod frame_alloc;
+pub mod user_elf;

@@ -1,0 +1,1 @@
+//! Generational capability table (filled in by the capability-layer work).

@@ -1,0 +1,1 @@
+//! Validation of userspace ELF binaries (filled in by the capability-layer work).

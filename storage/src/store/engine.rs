@@ -38,6 +38,8 @@ pub struct Store<D: BlockDevice> {
     index: BTreeMap<Vec<u8>, EntryLocation>,
     read_only: bool,
     poisoned: bool,
+    /// Why a newer commit record was passed over at mount, if one was.
+    skipped_commit: Option<StorageError>,
     /// Compactions run since mount (for tests and the benchmark).
     pub compactions: u64,
 }
@@ -77,6 +79,7 @@ impl<D: BlockDevice> Store<D> {
             }
         }
         commits.sort_by(|a, b| b.generation.cmp(&a.generation));
+        let mut skipped: Option<StorageError> = None;
         for commit in commits {
             match load_area(&mut device, &geometry, &commit) {
                 Ok((slot_table, index)) => {
@@ -93,6 +96,7 @@ impl<D: BlockDevice> Store<D> {
                         index,
                         read_only: read_only || access == Access::ReadOnly,
                         poisoned: false,
+                        skipped_commit: skipped.clone(),
                         compactions: 0,
                     };
                     if !store.read_only && store.area != FRONT {
@@ -105,7 +109,10 @@ impl<D: BlockDevice> Store<D> {
                     return Ok(store);
                 }
                 Err(e @ StorageError::Device(_)) => return Err(e),
-                Err(e) => last_error = e,
+                Err(e) => {
+                    skipped = Some(e.clone());
+                    last_error = e;
+                }
             }
         }
         Err(last_error)
@@ -119,6 +126,11 @@ impl<D: BlockDevice> Store<D> {
     }
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+    /// Set when the newest valid commit record failed verification and an
+    /// older generation was mounted instead (fsck reports it as corruption).
+    pub fn skipped_commit(&self) -> Option<&StorageError> {
+        self.skipped_commit.as_ref()
     }
     pub fn is_read_only(&self) -> bool {
         self.read_only

@@ -37,6 +37,8 @@ pub struct WritableFs<D: BlockDevice, C: Clock> {
     generation: u64,
     read_only: bool,
     poisoned: bool,
+    /// Why a newer commit record was passed over at mount, if one was.
+    skipped_commit: Option<StorageError>,
     /// Data blocks the last commit references: never overwritten.
     durable: Vec<bool>,
     /// Blocks free in memory and not durable.
@@ -94,6 +96,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
             }
         }
         commits.sort_by(|a, b| b.generation.cmp(&a.generation));
+        let mut skipped: Option<StorageError> = None;
         for commit in commits {
             let region = (commit.generation % 2) as usize;
             let mut bytes = vec![0u8; geometry.region_blocks() as usize * 512];
@@ -103,6 +106,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
                     what: "CAPOSWF1 metadata region (digest in commit record)",
                     location: geometry.region_lba(region),
                 };
+                skipped = Some(last_error.clone());
                 continue;
             }
             match Metadata::load(geometry, region, bytes) {
@@ -115,6 +119,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
                         generation: commit.generation,
                         read_only: options.read_only || access == Access::ReadOnly,
                         poisoned: false,
+                        skipped_commit: skipped.clone(),
                         durable: Vec::new(),
                         allocatable: 0,
                         block_cursor: 0,
@@ -124,7 +129,10 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
                     fs.recompute_durable();
                     return Ok(fs);
                 }
-                Err(e) => last_error = e,
+                Err(e) => {
+                    skipped = Some(e.clone());
+                    last_error = e;
+                }
             }
         }
         Err(last_error)
@@ -139,6 +147,13 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
     /// The generation of the commit this state descends from.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+    /// Set when the newest valid commit record named a region that failed
+    /// verification and an older generation was mounted instead. Power loss
+    /// never causes this (a record is written only after its region is
+    /// durable), so fsck reports it as corruption.
+    pub fn skipped_commit(&self) -> Option<&StorageError> {
+        self.skipped_commit.as_ref()
     }
     pub fn is_read_only(&self) -> bool {
         self.read_only

@@ -12,7 +12,6 @@
 //! only produce an error, with work and memory bounded by the geometry.
 
 use super::layout::*;
-use crate::checksum::crc32c;
 use crate::codec::{is_sealed, seal, LeReader, LeWriter};
 use crate::error::StorageError;
 use crate::time::Timestamp;
@@ -367,6 +366,7 @@ fn block_fingerprint(geometry: &WfGeometry, block: usize, bytes: &[u8]) -> [u8; 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::crc32c;
     use crate::time::Provenance;
 
     #[test]

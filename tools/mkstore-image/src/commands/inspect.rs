@@ -1,11 +1,13 @@
 //! `inspect IMG`: what is in an image, in a stable, readable form.
 
-use super::image::{detect, open_readonly, ImageKind};
+use super::image::{detect, open_readonly, open_store, open_writable, ImageKind, StoreView};
 use super::{format_time, CommandResult, Failure};
+use crate::kv_file::escape;
 use capos_storage::superblock::SuperblockHeader;
 use capos_storage::{FileSystem, NodeHandle, NodeKind, StorageError};
 
 pub fn inspect(bytes: Vec<u8>) -> CommandResult {
+    let blocks = (bytes.len() / 512) as u64;
     match detect(&bytes)? {
         ImageKind::ReadOnlyFs => {
             let mut fs = open_readonly(bytes)?;
@@ -14,8 +16,39 @@ pub fn inspect(bytes: Vec<u8>) -> CommandResult {
             println!("nodes: {}", fs.node_count());
             print_tree(&mut fs).map_err(|e| Failure::storage("CAPOSRO1", e))
         }
-        _ => Err(Failure::usage("inspect: format not supported yet")),
+        ImageKind::WritableFs => inspect_writable(bytes, 0),
+        ImageKind::Store => inspect_store(&mut open_store(bytes, blocks)?),
+        ImageKind::Colocated(layout) => {
+            println!("co-located image: CAPOSST1 at block 0 ({} blocks), CAPOSWF1 at block {} ({} blocks)", layout.store_blocks, layout.fs_start, layout.fs_blocks);
+            println!("--- store");
+            inspect_store(&mut open_store(bytes.clone(), layout.store_blocks)?)?;
+            println!("--- filesystem");
+            inspect_writable(bytes, layout.fs_start)
+        }
     }
+}
+
+fn inspect_writable(bytes: Vec<u8>, start: u64) -> CommandResult {
+    let mut fs = open_writable(bytes, start)?;
+    print_header("CAPOSWF1 writable filesystem", fs.header());
+    let g = *fs.geometry();
+    println!("generation: {}", fs.generation());
+    println!("nodes: {} of {}", fs.live_nodes(), g.node_capacity);
+    println!("data blocks: {} ({} free)", g.data_blocks, fs.free_blocks());
+    print_tree(&mut fs).map_err(|e| Failure::storage("CAPOSWF1", e))
+}
+
+fn inspect_store(store: &mut StoreView) -> CommandResult {
+    print_header("CAPOSST1 key/value store", store.header());
+    let g = *store.geometry();
+    println!("generation: {}", store.generation());
+    println!("entries: {} of {} slots used, heap {} of {} bytes", store.entry_count(), g.slot_capacity(), store.heap_used(), g.heap_bytes());
+    println!("keys: {} live (store entries carry no timestamps: times unknown)", store.len());
+    let entries = store.entries().map_err(|e| Failure::storage("CAPOSST1", e))?;
+    for (key, value) in entries {
+        println!("key {} size={}", escape(&key), value.len());
+    }
+    Ok(())
 }
 
 pub fn print_header(title: &str, h: &SuperblockHeader) {

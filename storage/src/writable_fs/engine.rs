@@ -92,6 +92,9 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         for slot in 0..2u64 {
             match CommitRecord::decode(&read_sector(&mut device, 1 + slot)?, slot) {
                 Ok(commit) => commits.push(commit),
+                // A record whose checksum holds but whose fields do not says
+                // more about the damage than a torn or empty slot does.
+                Err(e) if matches!(last_error, StorageError::Corrupt { .. }) => drop(e),
                 Err(e) => last_error = e,
             }
         }

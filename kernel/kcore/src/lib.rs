@@ -6,7 +6,11 @@
 
 extern crate alloc;
 
+pub mod acpi;
 pub mod cap_table;
 pub mod cmdline;
 pub mod frame_alloc;
+pub mod line_editor;
+pub mod pci;
 pub mod user_elf;
+pub mod vectors;

@@ -72,7 +72,7 @@ pub fn check_request(
     lba: u64,
     len: usize,
 ) -> Result<u64, BlockError> {
-    if block_size == 0 || len == 0 || len % block_size != 0 {
+    if block_size == 0 || len == 0 || !len.is_multiple_of(block_size) {
         return Err(BlockError::BadLength);
     }
     let blocks = (len / block_size) as u64;

@@ -107,7 +107,7 @@ fn sweep<T>(name: &str, image: &[u8], blocks: std::ops::Range<usize>, probe: imp
             }
         }
     }
-    println!("{name}: {} corrupted images: {refused} refused, {mounted} opened (damage outside live structures, or an older commit)", mounted + refused);
+    report(&format!("{name}: {} corrupted images: {refused} refused, {mounted} opened (damage outside live structures, or an older commit)", mounted + refused));
     (mounted, refused)
 }
 

@@ -67,7 +67,7 @@ fn power_cut_at_every_write_and_flush() {
     let mut base = MemBlockDevice::new(48);
     format(&mut base, Some(1)).unwrap();
     let base = base.into_bytes();
-    let sequences = iterations(120);
+    let sequences = iterations(480);
     let (mut cut_points, mut recoveries, mut compactions) = (0u64, 0u64, 0u64);
     for sequence in 0..sequences {
         let seed = 0x5702_E000_0000 + sequence;
@@ -104,8 +104,8 @@ fn power_cut_at_every_write_and_flush() {
             cut_points += 1;
         }
     }
-    println!(
+    report(&format!(
         "CAPOSST1 power-cut: {sequences} sequences, {cut_points} cut points, {recoveries} recovered images checked, {compactions} compactions in the uncut runs"
-    );
+    ));
     assert!(compactions > sequences, "the sequences must exercise compaction");
 }

@@ -143,5 +143,5 @@ fn random_operations_match_a_map() {
             ops += 1;
         }
     }
-    println!("CAPOSST1 differential: {seeds} seeds, {ops} operations compared with a map");
+    report(&format!("CAPOSST1 differential: {seeds} seeds, {ops} operations compared with a map"));
 }

@@ -107,7 +107,7 @@ fn power_cut_at_every_write_and_flush() {
     let mut base = MemBlockDevice::new(VOLUME_BLOCKS);
     format(&mut base, Some(12), Timestamp::UNKNOWN).unwrap();
     let base = base.into_bytes();
-    let sequences = iterations(150);
+    let sequences = iterations(600);
     let mut cut_points = 0u64;
     let mut recoveries = 0u64;
     for sequence in 0..sequences {
@@ -134,8 +134,8 @@ fn power_cut_at_every_write_and_flush() {
             cut_points += 1;
         }
     }
-    println!(
+    report(&format!(
         "CAPOSWF1 power-cut: {sequences} sequences, {cut_points} cut points, {recoveries} recovered images checked"
-    );
+    ));
     assert!(cut_points >= sequences * 20);
 }

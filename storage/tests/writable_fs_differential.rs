@@ -54,5 +54,5 @@ fn random_operations_match_the_tree_model() {
             }
         }
     }
-    println!("CAPOSWF1 differential: {seeds} seeds, {ops_run} operations compared with the model");
+    report(&format!("CAPOSWF1 differential: {seeds} seeds, {ops_run} operations compared with the model"));
 }

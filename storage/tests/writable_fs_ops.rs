@@ -204,7 +204,7 @@ fn nvme_namespace_geometry_is_pinned() {
     assert_eq!(dev.as_bytes().len(), 16 * 1024 * 1024);
     assert_eq!(g.total_blocks, 32768);
     assert_eq!(g.node_capacity, 2048);
-    assert_eq!(g.data_lba + g.data_blocks as u64 <= 32768, true);
+    assert!(g.data_lba + g.data_blocks as u64 <= 32768);
     assert_eq!((g.node_blocks, g.chain_blocks, g.data_blocks, g.data_lba), (512, 247, 31247, 1521));
 }
 

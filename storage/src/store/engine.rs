@@ -77,7 +77,7 @@ impl<D: BlockDevice> Store<D> {
                 Ok(c) => commits.push(c),
                 // A record whose checksum holds but whose fields do not says
                 // more about the damage than a torn or empty slot does.
-                Err(e) if matches!(last_error, StorageError::Corrupt { .. }) => drop(e),
+                Err(_) if matches!(last_error, StorageError::Corrupt { .. }) => {}
                 Err(e) => last_error = e,
             }
         }
@@ -267,7 +267,7 @@ impl<D: BlockDevice> Store<D> {
         let end_block = (offset + len).div_ceil(512);
         let mut buf = vec![0u8; ((end_block - first_block) * 512) as usize];
         let heap_lba = self.geometry.heap_lba(self.area);
-        if offset % 512 != 0 {
+        if !offset.is_multiple_of(512) {
             self.device.read_blocks(heap_lba + first_block as u64, &mut buf[..512])?;
             buf[(offset % 512) as usize..512].fill(0);
         }
@@ -436,11 +436,11 @@ fn load_area<D: BlockDevice>(device: &mut D, geometry: &StoreGeometry, commit: &
     let mut expected_offset = 0u32;
     for i in 0..count {
         let slot = EntrySlot::decode(&table[i * SLOT_SIZE..(i + 1) * SLOT_SIZE], i as u32)?;
-        if slot.heap_offset != expected_offset || slot.heap_offset as u64 + slot.len() as u64 > commit.heap_cursor as u64 {
+        if slot.heap_offset != expected_offset || slot.heap_offset as u64 + slot.data_len() as u64 > commit.heap_cursor as u64 {
             return Err(StorageError::Corrupt { what: "entry not packed after its predecessor", detail: i as u64 });
         }
         let start = slot.heap_offset as usize;
-        let data = &heap[start..start + slot.len() as usize];
+        let data = &heap[start..start + slot.data_len() as usize];
         if crc32c(data) != slot.data_crc {
             return Err(StorageError::ChecksumMismatch { what: "CAPOSST1 entry data", location: i as u64 });
         }
@@ -453,7 +453,7 @@ fn load_area<D: BlockDevice>(device: &mut D, geometry: &StoreGeometry, commit: &
                 index.remove(&key);
             }
         }
-        expected_offset += slot.len();
+        expected_offset += slot.data_len();
     }
     if expected_offset != commit.heap_cursor {
         return Err(StorageError::Corrupt { what: "heap cursor does not match the entries", detail: commit.heap_cursor as u64 });

@@ -219,7 +219,8 @@ impl EntrySlot {
         Ok(slot)
     }
 
-    pub fn len(&self) -> u32 {
+    /// Heap bytes of this entry (key then value).
+    pub fn data_len(&self) -> u32 {
         self.key_len as u32 + self.value_len
     }
 }

@@ -94,7 +94,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
                 Ok(commit) => commits.push(commit),
                 // A record whose checksum holds but whose fields do not says
                 // more about the damage than a torn or empty slot does.
-                Err(e) if matches!(last_error, StorageError::Corrupt { .. }) => drop(e),
+                Err(_) if matches!(last_error, StorageError::Corrupt { .. }) => {}
                 Err(e) => last_error = e,
             }
         }

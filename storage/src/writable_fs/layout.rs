@@ -74,7 +74,7 @@ impl WfGeometry {
     }
 
     pub fn compute(total_blocks: u64, node_capacity: u32) -> Result<Self, StorageError> {
-        if !(MIN_NODES..=MAX_NODES).contains(&node_capacity) || node_capacity % NODES_PER_BLOCK != 0 {
+        if !(MIN_NODES..=MAX_NODES).contains(&node_capacity) || !node_capacity.is_multiple_of(NODES_PER_BLOCK) {
             return Err(StorageError::Corrupt {
                 what: "node capacity out of range",
                 detail: node_capacity as u64,

@@ -253,3 +253,10 @@ pub fn fs_apply<F: FileSystem>(fs: &mut F, op: &FsOp) -> Result<(), StorageError
         FsOp::Sync => fs.sync(),
     }
 }
+
+/// Print a summary line even when the test harness captures output (the
+/// power-cut counts belong in every `cargo test` log, passing or not).
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

@@ -20,7 +20,7 @@ pub type FsView = WritableFs<Partition<MemBlockDevice>, FixedClock>;
 pub type StoreView = Store<Partition<MemBlockDevice>>;
 
 pub fn detect(bytes: &[u8]) -> Result<ImageKind, Failure> {
-    if bytes.len() < 512 || bytes.len() % 512 != 0 {
+    if bytes.len() < 512 || !bytes.len().is_multiple_of(512) {
         return Err(Failure::storage(
             "image",
             StorageError::Corrupt { what: "image size is not a positive multiple of 512", detail: bytes.len() as u64 },

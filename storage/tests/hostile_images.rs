@@ -64,11 +64,9 @@ fn st_image() -> Vec<u8> {
 fn probe_ro(image: Vec<u8>) -> Result<Snapshot, StorageError> {
     let mut fs = ReadOnlyFs::mount(MemBlockDevice::from_bytes(image))?;
     let snap = snapshot(&mut fs)?;
-    let root = fs.root();
-    for entry in fs.list(root)? {
-        if let Ok(file) = fs.open(root, &entry.name) {
-            fs.verify_file(file)?;
-        }
+    for path in snap.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect::<Vec<_>>() {
+        let file = resolve(&mut fs, &path)?;
+        fs.verify_file(file)?;
     }
     Ok(snap)
 }
@@ -146,6 +144,37 @@ fn store_sweep() {
     let (_, refused) = sweep("CAPOSST1 bit flips", &image, 0..image.len() / 512, probe_st);
     assert!(refused > 0);
     truncations(&image, probe_st);
+}
+
+/// Many random bytes changed at once, across the whole image, with the
+/// superblock resealed so the damage gets past the first check.
+fn scramble<T>(name: &str, image: &[u8], rounds: u64, probe: impl Fn(Vec<u8>) -> Result<T, StorageError>) {
+    let mut rng = Rng(0x5C4A_4B1E);
+    let (mut opened, mut refused) = (0u64, 0u64);
+    for _ in 0..rounds {
+        let mut bad = image.to_vec();
+        for _ in 0..1 + rng.below(8) {
+            let at = rng.below(bad.len() as u64) as usize;
+            bad[at] = rng.next_u64() as u8;
+        }
+        if rng.chance(50) {
+            bad[..8].copy_from_slice(&image[..8]);
+            bad[8..12].copy_from_slice(&image[8..12]);
+            seal(&mut bad[..512]).unwrap();
+        }
+        match probe(bad) {
+            Ok(_) => opened += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    report(&format!("{name}: {rounds} scrambled images: {refused} refused, {opened} opened"));
+}
+
+#[test]
+fn scrambled_images() {
+    scramble("CAPOSRO1", &ro_image(), 3000, probe_ro);
+    scramble("CAPOSWF1", &wf_image(), 3000, probe_wf);
+    scramble("CAPOSST1", &st_image(), 3000, probe_st);
 }
 
 #[test]

@@ -57,3 +57,13 @@ fn seeded_store_image_is_pinned() {
     std::fs::write(&kv, "config/name\tcapOS\nconfig/zeros\t%00%00%00\n").unwrap();
     check("CAPOSST1 seeded", &golden(&["--store", "--seed", kv.to_str().unwrap()], "st-seeded"), 1_048_576, 0xd0cf_9f4a);
 }
+
+#[test]
+fn seeded_writable_image_is_pinned() {
+    let s = Scratch::new("golden-wf-src");
+    let src = s.path("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/motd"), b"welcome to capOS\n").unwrap();
+    std::fs::write(src.join("data.bin"), (0..3000u32).map(|i| (i % 7) as u8).collect::<Vec<_>>()).unwrap();
+    check("CAPOSWF1 seeded", &golden(&["--writable", "--blocks", "1024", "--seed", src.to_str().unwrap()], "wf-seeded"), 524_288, 0x61b2_e8dc);
+}

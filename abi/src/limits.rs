@@ -1,0 +1,62 @@
+//! Bounds on what crosses the syscall boundary.
+//!
+//! Every message from userspace is copied into the kernel with a size cap and
+//! read with the traversal and nesting limits below, so a hostile message
+//! costs the kernel at most a bounded amount of memory and work. The same
+//! limits apply to messages between processes (the kernel re-reads them).
+
+use capnp::message::ReaderOptions;
+
+/// Largest serialized message (segment table included) accepted by any
+/// syscall, and the largest the helpers here will produce. It fits a
+/// 64 KiB CAPOSST1 value plus its envelope.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+/// [`MAX_MESSAGE_BYTES`] in 8-byte words.
+pub const MAX_MESSAGE_WORDS: usize = MAX_MESSAGE_BYTES / 8;
+
+/// Words a reader may traverse in one message. Validation walks the whole
+/// message once and a handler reads it about once more, so four times the
+/// largest message leaves room for that while bounding amplification
+/// (a list of many pointers to one struct).
+pub const TRAVERSAL_LIMIT_WORDS: usize = 4 * MAX_MESSAGE_WORDS;
+
+/// Deepest pointer nesting accepted. The envelopes and schema structs nest a
+/// handful of levels (Call -> params -> result -> list -> entry -> text);
+/// capnp's own default (64) is looser than any contract here needs.
+pub const NESTING_LIMIT: i32 = 16;
+
+/// Most capability handles one message may carry (`caps` list).
+pub const MAX_CAPS_PER_MESSAGE: usize = 16;
+
+/// Largest `length` a `File.read` may ask for, and a sensible write chunk.
+pub const MAX_IO_CHUNK_BYTES: u32 = 64 * 1024;
+
+/// Longest line `Console.writeLine` accepts (bytes, UTF-8).
+pub const MAX_CONSOLE_LINE_BYTES: usize = 1024;
+
+/// Capability table slots per process.
+pub const MAX_CAPS_PER_PROCESS: usize = 1024;
+
+/// The reader options every message read must use.
+pub fn reader_options() -> ReaderOptions {
+    let mut options = ReaderOptions::new();
+    options.traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS)).nesting_limit(NESTING_LIMIT);
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_consistent() {
+        assert_eq!(MAX_MESSAGE_BYTES % 8, 0);
+        assert!(MAX_IO_CHUNK_BYTES as usize + 1024 <= MAX_MESSAGE_BYTES, "a full read must fit a reply");
+        assert!(64 * 1024 + 1024 <= MAX_MESSAGE_BYTES, "a CAPOSST1 value must fit");
+        let o = reader_options();
+        assert_eq!(o.traversal_limit_in_words, Some(TRAVERSAL_LIMIT_WORDS));
+        assert_eq!(o.nesting_limit, NESTING_LIMIT);
+        assert!(MAX_CAPS_PER_PROCESS <= u32::MAX as usize);
+    }
+}

@@ -1,0 +1,505 @@
+//! The boot manifest: which processes the kernel starts, from which boot
+//! module, with which capabilities.
+//!
+//! `tools/mkmanifest` turns a readable text file into the `Manifest` capnp
+//! message (schema/capos.capnp) and the kernel reads it at boot. Both sides
+//! go through this module: the plain-Rust [`Manifest`], its
+//! [`encode`](Manifest::encode) / [`decode`](Manifest::decode), and one set of
+//! rules in [`Manifest::validate`], so a file the tool accepts is a file the
+//! kernel accepts. The list of kernel capability sources lives here
+//! ([`KERNEL_SOURCES`]) for the same reason.
+//!
+//! Why no cycle check: every exported endpoint is created before any process
+//! starts, so two processes may be granted each other's endpoints. A process
+//! granted its *own* endpoint is refused: a single-threaded server calling
+//! itself would block forever.
+
+use crate::capos_capnp::{grant, manifest, process_spec};
+use crate::interfaces;
+use crate::message::{read_message, write_message, MessageError};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+/// The `Manifest.version` this code writes and reads.
+pub const MANIFEST_VERSION: u32 = 1;
+/// Most processes one manifest may start.
+pub const MAX_PROCESSES: usize = 64;
+/// Most grants one process may receive.
+pub const MAX_GRANTS_PER_PROCESS: usize = 64;
+/// Most endpoints one process may export.
+pub const MAX_EXPORTS_PER_PROCESS: usize = 16;
+/// Most arguments per process, and the longest argument.
+pub const MAX_ARGS: usize = 32;
+pub const MAX_ARG_BYTES: usize = 256;
+/// Longest process, grant, endpoint or source instance name.
+pub const MAX_NAME_BYTES: usize = 32;
+/// Longest binary (boot module) path.
+pub const MAX_PATH_BYTES: usize = 128;
+
+/// Whether `name` is a valid process / grant / endpoint / instance name:
+/// 1 to [`MAX_NAME_BYTES`] of `a-z A-Z 0-9 _ -`, starting with a letter or digit.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+/// One kind of capability the kernel itself can grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelSourceKind {
+    /// The text before `:` (or the whole text when `takes_instance` is false).
+    pub prefix: &'static str,
+    /// Whether the source names an instance (`store:NAME`).
+    pub takes_instance: bool,
+    /// The interface the granted capability implements.
+    pub interface_id: u64,
+    pub description: &'static str,
+}
+
+/// Every kernel source, the one list the tool and the kernel share. Add new
+/// sources here (and teach the kernel to serve them).
+pub const KERNEL_SOURCES: &[KernelSourceKind] = &[
+    KernelSourceKind {
+        prefix: "console",
+        takes_instance: false,
+        interface_id: interfaces::CONSOLE,
+        description: "the serial log, lines prefixed with the process name",
+    },
+    KernelSourceKind {
+        prefix: "ping",
+        takes_instance: false,
+        interface_id: interfaces::PING,
+        description: "a kernel-served Ping (null-call benchmark and tests)",
+    },
+    KernelSourceKind {
+        prefix: "store",
+        takes_instance: true,
+        interface_id: interfaces::STORE,
+        description: "the persistent key/value store backer called NAME",
+    },
+    KernelSourceKind {
+        prefix: "fs",
+        takes_instance: true,
+        interface_id: interfaces::DIRECTORY,
+        description: "the root Directory of the filesystem backer called NAME",
+    },
+];
+
+/// A parsed kernel source: its kind and, for `store:`/`fs:`, the instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelSource<'a> {
+    pub kind: &'static KernelSourceKind,
+    pub instance: Option<&'a str>,
+}
+
+impl<'a> KernelSource<'a> {
+    /// Parse `console`, `ping`, `store:NAME`, `fs:NAME`.
+    pub fn parse(text: &'a str) -> Result<KernelSource<'a>, String> {
+        let (prefix, instance) = match text.split_once(':') {
+            Some((p, i)) => (p, Some(i)),
+            None => (text, None),
+        };
+        let Some(kind) = KERNEL_SOURCES.iter().find(|k| k.prefix == prefix) else {
+            let known: Vec<String> = KERNEL_SOURCES
+                .iter()
+                .map(|k| if k.takes_instance { format!("{}:NAME", k.prefix) } else { k.prefix.to_string() })
+                .collect();
+            return Err(format!("unknown kernel source '{text}' (known: {})", known.join(", ")));
+        };
+        match (kind.takes_instance, instance) {
+            (false, None) => Ok(KernelSource { kind, instance: None }),
+            (false, Some(_)) => Err(format!("kernel source '{prefix}' takes no instance name")),
+            (true, None) => Err(format!("kernel source '{prefix}' needs an instance name: '{prefix}:NAME'")),
+            (true, Some(i)) if is_valid_name(i) => Ok(KernelSource { kind, instance: Some(i) }),
+            (true, Some(i)) => Err(format!("invalid {prefix} instance name '{i}'")),
+        }
+    }
+}
+
+/// Where a grant's capability comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantSource {
+    /// A kernel source in text form (see [`KernelSource::parse`]).
+    Kernel(String),
+    /// An endpoint exported by another process.
+    Endpoint { process: String, endpoint: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The name the process sees in `StartInfo.caps`.
+    pub name: String,
+    pub source: GrantSource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ProcessSpec {
+    pub name: String,
+    /// Boot module path, e.g. `/boot/hello`.
+    pub binary: String,
+    pub args: Vec<String>,
+    pub grants: Vec<Grant>,
+    pub exports: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Manifest {
+    pub processes: Vec<ProcessSpec>,
+}
+
+/// What part of a manifest a problem is about (indexes into the lists), so
+/// a tool can point at the source line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    Manifest,
+    Process(usize),
+    Binary(usize),
+    Arg(usize, usize),
+    Grant(usize, usize),
+    Export(usize, usize),
+}
+
+/// Why a manifest was refused.
+#[derive(Clone, Debug)]
+pub enum ManifestError {
+    /// The bytes are not a valid message.
+    Message(MessageError),
+    /// A rule of [`Manifest::validate`] failed.
+    Invalid { at: Location, message: String },
+}
+
+impl ManifestError {
+    fn at(at: Location, message: String) -> ManifestError {
+        ManifestError::Invalid { at, message }
+    }
+}
+
+impl From<MessageError> for ManifestError {
+    fn from(e: MessageError) -> Self {
+        ManifestError::Message(e)
+    }
+}
+
+impl From<capnp::Error> for ManifestError {
+    fn from(e: capnp::Error) -> Self {
+        ManifestError::Message(MessageError::Malformed(e))
+    }
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestError::Message(e) => write!(f, "manifest is not a valid message: {e}"),
+            ManifestError::Invalid { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+fn text(t: capnp::text::Reader<'_>) -> Result<String, ManifestError> {
+    Ok(t.to_str().map_err(capnp::Error::from)?.to_string())
+}
+
+impl Manifest {
+    /// Check every rule; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        use Location as L;
+        if self.processes.is_empty() {
+            return Err(ManifestError::at(L::Manifest, "the manifest starts no process".into()));
+        }
+        if self.processes.len() > MAX_PROCESSES {
+            return Err(ManifestError::at(L::Manifest, format!("more than {MAX_PROCESSES} processes")));
+        }
+        for (i, p) in self.processes.iter().enumerate() {
+            if !is_valid_name(&p.name) {
+                return Err(ManifestError::at(L::Process(i), format!("invalid process name '{}'", p.name)));
+            }
+            if self.processes[..i].iter().any(|q| q.name == p.name) {
+                return Err(ManifestError::at(L::Process(i), format!("duplicate process '{}'", p.name)));
+            }
+            if p.binary.is_empty() {
+                return Err(ManifestError::at(L::Process(i), format!("process '{}' has no binary", p.name)));
+            }
+            if !p.binary.starts_with('/') || p.binary.len() > MAX_PATH_BYTES || p.binary.contains(['\0', ' ']) {
+                return Err(ManifestError::at(
+                    L::Binary(i),
+                    format!("binary '{}' must be an absolute boot module path of at most {MAX_PATH_BYTES} bytes without spaces", p.binary),
+                ));
+            }
+            if p.args.len() > MAX_ARGS {
+                return Err(ManifestError::at(L::Arg(i, MAX_ARGS), format!("process '{}' has more than {MAX_ARGS} arguments", p.name)));
+            }
+            for (a, arg) in p.args.iter().enumerate() {
+                if arg.len() > MAX_ARG_BYTES || arg.contains('\0') {
+                    return Err(ManifestError::at(L::Arg(i, a), format!("argument longer than {MAX_ARG_BYTES} bytes or holding NUL")));
+                }
+            }
+            if p.grants.len() > MAX_GRANTS_PER_PROCESS {
+                return Err(ManifestError::at(L::Grant(i, MAX_GRANTS_PER_PROCESS), format!("process '{}' has more than {MAX_GRANTS_PER_PROCESS} grants", p.name)));
+            }
+            for (g, grant) in p.grants.iter().enumerate() {
+                let at = L::Grant(i, g);
+                if !is_valid_name(&grant.name) {
+                    return Err(ManifestError::at(at, format!("invalid grant name '{}'", grant.name)));
+                }
+                if p.grants[..g].iter().any(|o| o.name == grant.name) {
+                    return Err(ManifestError::at(at, format!("duplicate grant '{}' in process '{}'", grant.name, p.name)));
+                }
+                match &grant.source {
+                    GrantSource::Kernel(source) => {
+                        KernelSource::parse(source).map_err(|m| ManifestError::at(at, m))?;
+                    }
+                    GrantSource::Endpoint { process, endpoint } => {
+                        let Some(server) = self.processes.iter().find(|q| &q.name == process) else {
+                            return Err(ManifestError::at(at, format!("grant '{}' names unknown process '{process}'", grant.name)));
+                        };
+                        if !server.exports.iter().any(|e| e == endpoint) {
+                            return Err(ManifestError::at(at, format!("process '{process}' exports no endpoint '{endpoint}'")));
+                        }
+                        if process == &p.name {
+                            return Err(ManifestError::at(at, format!(
+                                "process '{}' is granted its own endpoint '{endpoint}'; a server calling itself would block forever",
+                                p.name
+                            )));
+                        }
+                    }
+                }
+            }
+            if p.exports.len() > MAX_EXPORTS_PER_PROCESS {
+                return Err(ManifestError::at(L::Export(i, MAX_EXPORTS_PER_PROCESS), format!("process '{}' exports more than {MAX_EXPORTS_PER_PROCESS} endpoints", p.name)));
+            }
+            for (e, export) in p.exports.iter().enumerate() {
+                if !is_valid_name(export) {
+                    return Err(ManifestError::at(L::Export(i, e), format!("invalid endpoint name '{export}'")));
+                }
+                if p.exports[..e].contains(export) {
+                    return Err(ManifestError::at(L::Export(i, e), format!("duplicate export '{export}' in process '{}'", p.name)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate, then serialize as a `Manifest` message.
+    pub fn encode(&self) -> Result<Vec<u8>, ManifestError> {
+        self.validate()?;
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<manifest::Builder>();
+        root.set_version(MANIFEST_VERSION);
+        let mut list = root.init_processes(self.processes.len() as u32);
+        for (i, p) in self.processes.iter().enumerate() {
+            let mut b = list.reborrow().get(i as u32);
+            b.set_name(p.name.as_str());
+            b.set_binary(p.binary.as_str());
+            let mut args = b.reborrow().init_args(p.args.len() as u32);
+            for (a, arg) in p.args.iter().enumerate() {
+                args.set(a as u32, arg.as_str());
+            }
+            let mut grants = b.reborrow().init_grants(p.grants.len() as u32);
+            for (g, grant) in p.grants.iter().enumerate() {
+                let mut gb = grants.reborrow().get(g as u32);
+                gb.set_name(grant.name.as_str());
+                match &grant.source {
+                    GrantSource::Kernel(s) => gb.init_source().set_kernel(s.as_str()),
+                    GrantSource::Endpoint { process, endpoint } => {
+                        let mut e = gb.init_source().init_endpoint();
+                        e.set_process(process.as_str());
+                        e.set_endpoint(endpoint.as_str());
+                    }
+                }
+            }
+            let mut exports = b.init_exports(p.exports.len() as u32);
+            for (e, export) in p.exports.iter().enumerate() {
+                exports.set(e as u32, export.as_str());
+            }
+        }
+        Ok(write_message(&message)?)
+    }
+
+    /// Read and validate a `Manifest` message (what the kernel does at boot).
+    pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let reader = read_message(bytes)?;
+        let root = reader.get_root::<manifest::Reader>()?;
+        if root.get_version() != MANIFEST_VERSION {
+            return Err(ManifestError::at(
+                Location::Manifest,
+                format!("manifest version {} is not the supported {MANIFEST_VERSION}", root.get_version()),
+            ));
+        }
+        let list = root.get_processes()?;
+        if list.len() as usize > MAX_PROCESSES {
+            return Err(ManifestError::at(Location::Manifest, format!("more than {MAX_PROCESSES} processes")));
+        }
+        let mut processes = Vec::new();
+        for p in list {
+            processes.push(read_process(p)?);
+        }
+        let m = Manifest { processes };
+        m.validate()?;
+        Ok(m)
+    }
+}
+
+fn read_process(p: process_spec::Reader<'_>) -> Result<ProcessSpec, ManifestError> {
+    let mut spec = ProcessSpec { name: text(p.get_name()?)?, binary: text(p.get_binary()?)?, ..Default::default() };
+    for a in p.get_args()? {
+        spec.args.push(text(a?)?);
+    }
+    for g in p.get_grants()? {
+        let source = match g.get_source().which().map_err(|e| MessageError::UnknownEnumValue { field: "Grant.source", value: e.0 })? {
+            grant::source::Kernel(s) => GrantSource::Kernel(text(s?)?),
+            grant::source::Endpoint(e) => {
+                let e = e?;
+                GrantSource::Endpoint { process: text(e.get_process()?)?, endpoint: text(e.get_endpoint()?)? }
+            }
+        };
+        spec.grants.push(Grant { name: text(g.get_name()?)?, source });
+    }
+    for e in p.get_exports()? {
+        spec.exports.push(text(e?)?);
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(name: &str, source: &str) -> Grant {
+        Grant { name: name.into(), source: GrantSource::Kernel(source.into()) }
+    }
+
+    fn sample() -> Manifest {
+        Manifest {
+            processes: vec![
+                ProcessSpec {
+                    name: "pong".into(),
+                    binary: "/boot/pong".into(),
+                    args: vec![],
+                    grants: vec![kernel("console", "console")],
+                    exports: vec!["ping".into()],
+                },
+                ProcessSpec {
+                    name: "ping".into(),
+                    binary: "/boot/ping".into(),
+                    args: vec!["--rounds".into(), "10".into()],
+                    grants: vec![
+                        kernel("console", "console"),
+                        kernel("data", "fs:root"),
+                        Grant { name: "server".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() } },
+                    ],
+                    exports: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn encodes_and_decodes() {
+        let m = sample();
+        let bytes = m.encode().unwrap();
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn kernel_sources_parse() {
+        assert_eq!(KernelSource::parse("console").unwrap().kind.prefix, "console");
+        let s = KernelSource::parse("store:persist").unwrap();
+        assert_eq!((s.kind.prefix, s.instance, s.kind.interface_id), ("store", Some("persist"), interfaces::STORE));
+        assert_eq!(KernelSource::parse("fs:root").unwrap().kind.interface_id, interfaces::DIRECTORY);
+        assert!(KernelSource::parse("disk").unwrap_err().contains("unknown kernel source 'disk'"));
+        assert!(KernelSource::parse("console:x").unwrap_err().contains("takes no instance"));
+        assert!(KernelSource::parse("store").unwrap_err().contains("needs an instance"));
+        assert!(KernelSource::parse("fs:").unwrap_err().contains("invalid fs instance"));
+        assert!(KernelSource::parse("fs:a/b").is_err());
+    }
+
+    fn invalid(m: &Manifest) -> (Location, String) {
+        match m.validate() {
+            Err(ManifestError::Invalid { at, message }) => (at, message),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rules_are_enforced_with_locations() {
+        let mut m = sample();
+        m.processes[1].name = "pong".into();
+        assert_eq!(invalid(&m).0, Location::Process(1));
+        assert!(invalid(&m).1.contains("duplicate process 'pong'"));
+
+        let mut m = sample();
+        m.processes[0].binary.clear();
+        assert_eq!(invalid(&m), (Location::Process(0), "process 'pong' has no binary".into()));
+
+        let mut m = sample();
+        m.processes[0].binary = "boot/pong".into();
+        assert_eq!(invalid(&m).0, Location::Binary(0));
+
+        let mut m = sample();
+        m.processes[1].grants[2].source = GrantSource::Endpoint { process: "nobody".into(), endpoint: "ping".into() };
+        assert_eq!(invalid(&m), (Location::Grant(1, 2), "grant 'server' names unknown process 'nobody'".into()));
+
+        let mut m = sample();
+        m.processes[1].grants[2].source = GrantSource::Endpoint { process: "pong".into(), endpoint: "pang".into() };
+        assert_eq!(invalid(&m), (Location::Grant(1, 2), "process 'pong' exports no endpoint 'pang'".into()));
+
+        let mut m = sample();
+        m.processes[0].grants.push(Grant { name: "me".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() } });
+        assert_eq!(invalid(&m).0, Location::Grant(0, 1));
+        assert!(invalid(&m).1.contains("its own endpoint"));
+
+        let mut m = sample();
+        m.processes[1].grants[1] = kernel("data", "nvme:0");
+        assert_eq!(invalid(&m).0, Location::Grant(1, 1));
+        assert!(invalid(&m).1.contains("unknown kernel source 'nvme:0'"));
+
+        let mut m = sample();
+        m.processes[1].grants[1].name = "console".into();
+        assert_eq!(invalid(&m), (Location::Grant(1, 1), "duplicate grant 'console' in process 'ping'".into()));
+
+        let mut m = sample();
+        m.processes[0].exports.push("ping".into());
+        assert_eq!(invalid(&m).0, Location::Export(0, 1));
+
+        let mut m = sample();
+        m.processes[0].name = "has space".into();
+        assert_eq!(invalid(&m).0, Location::Process(0));
+
+        assert_eq!(invalid(&Manifest::default()).0, Location::Manifest);
+        let mut m = sample();
+        m.processes[1].args = vec!["a".into(); MAX_ARGS + 1];
+        assert!(invalid(&m).1.contains("more than"));
+    }
+
+    #[test]
+    fn decode_refuses_bad_versions_and_garbage() {
+        let bytes = sample().encode().unwrap();
+        // version is the first u32 of the root's data section (word 2 of a
+        // single-segment message: table word, root pointer word).
+        let mut v2 = bytes.clone();
+        assert_eq!(&v2[16..20], &MANIFEST_VERSION.to_le_bytes());
+        v2[16..20].copy_from_slice(&2u32.to_le_bytes());
+        assert!(Manifest::decode(&v2).unwrap_err().to_string().contains("version 2"));
+        for n in 0..bytes.len() {
+            assert!(Manifest::decode(&bytes[..n]).is_err());
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x20;
+            let _ = Manifest::decode(&b);
+        }
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["a", "hello", "ping-2", "x_y", "0abc", &"a".repeat(MAX_NAME_BYTES)] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "_a", "a b", "a/b", "a:b", "é", &"a".repeat(MAX_NAME_BYTES + 1)] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,352 @@
+# capOS capability contract.
+#
+# Every service in capOS, in the kernel or in a userspace process, is reached
+# the same way: a capnp call on a capability. This file is that contract. The
+# Rust code is generated from it by `abi/build.rs` (crate `capos-abi`), which
+# also holds the syscall numbers, error codes, handle encoding and message
+# limits that frame these messages; docs/capabilities.md explains the whole.
+#
+# Rules that keep the contract stable:
+# - The file id, the explicit ids on interfaces and envelope structs, and every
+#   method ordinal are fixed. `Directory`, `File` and `Store` ordinals are listed
+#   in DESIGN.md "Contracts that must not drift"; capos-abi has a test that
+#   reads the compiled schema and fails if any ordinal or name moves.
+# - Add fields and methods only at the end (new ordinals); never renumber.
+#
+# How capabilities travel inside messages: capnp-rpc is not used, so a message
+# never holds a capnp capability pointer. A field of type `CapSlot` holds an
+# index into the `caps` list of the envelope that carries the message
+# (`Call.caps`, `Return.caps`, `IncomingCall.caps`); that list holds handles
+# in the table of the process reading it. The comment on each `CapSlot` field
+# names the interface the capability implements.
+#
+# Method results: a method that can fail returns one of the `*Result` structs
+# below, a union of `ok` (the value) and `err` (an `Error` a client can match
+# on). Call-level failures (bad handle, wrong interface, unknown ordinal,
+# malformed message) are not in the results: the syscall itself fails with a
+# `capos_abi::SysError`.
+
+@0xad8ce303fd1620fc;
+
+using CapSlot = UInt32;
+# Index into the enclosing envelope's `caps` list (see the header comment).
+
+# ---------------------------------------------------------------------------
+# Errors and results
+# ---------------------------------------------------------------------------
+
+enum ErrorCode {
+  # What went wrong, for a client to match on. `message` in `Error` says more.
+  unspecified @0;      # never sent on purpose; a zeroed Error reads as this
+  notFound @1;         # no entry with that name / no value under that key
+  alreadyExists @2;    # create/mkdir/rename onto an existing name
+  notADirectory @3;    # sub/list on something that is a file
+  isADirectory @4;     # open on something that is a directory
+  notEmpty @5;         # remove of a directory that still has entries
+  readOnly @6;         # a mutation on a read-only backer or a read-only wrapper
+  invalidArgument @7;  # a malformed name, an impossible offset, a bad key ...
+  noSpace @8;          # the backing store is full
+  tooLarge @9;         # a file, key, value or request larger than allowed
+  permissionDenied @10;# the capability does not allow this
+  io @11;              # the device failed
+  corrupted @12;       # on-disk structures failed validation
+  unsupported @13;     # the backer does not implement this operation
+  staleHandle @14;     # the object behind this capability was removed
+  closed @15;          # File.close was called on this capability
+  busy @16;            # the object is in use in a way that forbids this now
+}
+
+struct Error {
+  code @0 :ErrorCode;
+  message @1 :Text;    # human-readable detail; never parsed by clients
+}
+
+struct VoidResult {
+  union {
+    ok @0 :Void;
+    err @1 :Error;
+  }
+}
+
+struct BoolResult {
+  union {
+    ok @0 :Bool;
+    err @1 :Error;
+  }
+}
+
+struct UInt64Result {
+  union {
+    ok @0 :UInt64;
+    err @1 :Error;
+  }
+}
+
+struct DataResult {
+  union {
+    ok @0 :Data;
+    err @1 :Error;
+  }
+}
+
+struct CapResult {
+  # A method that hands out a capability: `ok` indexes `Return.caps`.
+  union {
+    ok @0 :CapSlot;
+    err @1 :Error;
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Filesystem and store
+# ---------------------------------------------------------------------------
+
+enum NodeKind {
+  file @0;
+  directory @1;
+}
+
+enum TimeProvenance {
+  # Where a timestamp came from; a time is only as good as its source.
+  unknown @0;              # the format stores no time; the value is zero
+  wallClock @1;            # the kernel's wall clock (CAPOSWF1)
+  rtc @2;                  # read directly from the real-time clock
+  fatDirectoryEntry @3;    # a FAT directory entry: 2-second resolution for
+                           # modification times, no time zone (read as UTC)
+  fixedSourceDateEpoch @4; # SOURCE_DATE_EPOCH fixed at image build time
+  hostFileMtime @5;        # a host file's mtime copied at image build time
+}
+
+struct Timestamp {
+  unixNanos @0 :Int64;     # nanoseconds since 1970-01-01T00:00:00Z
+  provenance @1 :TimeProvenance;
+}
+
+struct Stat {
+  size @0 :UInt64;         # bytes (0 for a directory)
+  kind @1 :NodeKind;
+  created @2 :Timestamp;
+  modified @3 :Timestamp;
+}
+
+struct StatResult {
+  union {
+    ok @0 :Stat;
+    err @1 :Error;
+  }
+}
+
+struct DirEntry {
+  name @0 :Text;
+  kind @1 :NodeKind;
+  size @2 :UInt64;
+}
+
+struct ListResult {
+  union {
+    ok @0 :List(DirEntry); # sorted by name bytes
+    err @1 :Error;
+  }
+}
+
+struct RenameParams {
+  from @0 :Text;           # an entry of the directory called
+  to @1 :Text;             # its new name; must not exist yet
+  target :union {
+    sameDirectory @2 :Void;
+    directory @3 :CapSlot; # a Directory of the same backer (index into Call.caps)
+  }
+}
+
+interface Directory @0xff6c69db78cda102 {
+  # A directory of some backer (CAPOSRO1, CAPOSWF1, FAT32, ...). A read-only
+  # backer answers open/list/sub and fails mkdir/remove/create/rename with
+  # `readOnly`. Names are single path components: no `/`, not `.` or `..`.
+
+  open @0 (name :Text) -> CapResult;
+  # The file `name`; `ok` indexes Return.caps and is a File.
+
+  list @1 () -> ListResult;
+  # Every entry with its kind and size.
+
+  mkdir @2 (name :Text) -> VoidResult;
+  # Create an empty directory `name`.
+
+  remove @3 (name :Text) -> VoidResult;
+  # Remove a file or an empty directory.
+
+  sub @4 (name :Text) -> CapResult;
+  # The subdirectory `name`; `ok` indexes Return.caps and is a Directory.
+
+  create @5 (name :Text) -> CapResult;
+  # A new empty file `name` (fails with alreadyExists if it exists);
+  # `ok` indexes Return.caps and is a File.
+
+  rename @6 RenameParams -> VoidResult;
+  # Move `from` to `to`, in this directory or in `target.directory`.
+}
+
+interface File @0xe68e4df8b3faeb24 {
+  # An open file. A read-only File (a read-only backer, or a read-only wrapper
+  # around a writable one) answers read/stat/close and fails write/truncate/
+  # sync with `readOnly`: attenuation is a wrapper object, not a rights bit.
+
+  read @0 (offset :UInt64, length :UInt32) -> DataResult;
+  # Up to `length` bytes at `offset` (fewer at the end; empty at or past it).
+  # `length` above capos_abi::limits::MAX_IO_CHUNK_BYTES is `tooLarge`.
+
+  write @1 (offset :UInt64, data :Data) -> UInt64Result;
+  # Write all of `data` at `offset` (a gap is zero-filled); `ok` is the count.
+
+  stat @2 () -> StatResult;
+  # Size, kind, and created/modified times with their provenance.
+
+  truncate @3 (size :UInt64) -> VoidResult;
+  # Set the size; growing zero-fills.
+
+  sync @4 () -> VoidResult;
+  # Make everything written so far durable.
+
+  close @5 () -> VoidResult;
+  # Release the file; every later call on this capability fails with `closed`.
+  # The handle itself stays in the table until cap_drop.
+}
+
+interface Store @0x8bbf15ab1dcec557 {
+  # A persistent key/value store (CAPOSST1). Keys and values are bytes.
+
+  put @0 (key :Data, value :Data) -> VoidResult;
+  # Insert or replace.
+
+  get @1 (key :Data) -> DataResult;
+  # The value, or `notFound`.
+
+  has @2 (key :Data) -> BoolResult;
+
+  delete @3 (key :Data) -> BoolResult;
+  # `ok` says whether the key existed.
+}
+
+# ---------------------------------------------------------------------------
+# System services
+# ---------------------------------------------------------------------------
+
+interface Console @0x95c1f53114cfd349 {
+  # The serial log. The kernel prefixes every line with the caller's process
+  # name, so a process cannot impersonate another in the log.
+
+  writeLine @0 (line :Text) -> VoidResult;
+  # One line, without the newline. Longer than
+  # capos_abi::limits::MAX_CONSOLE_LINE_BYTES is `tooLarge`; control
+  # characters other than tab are replaced before printing.
+}
+
+interface Endpoint @0xaeaeefc5c08a4c81 {
+  # The kernel object behind a server's receive handle (from endpoint_create or
+  # a manifest `export`). The server receives calls on it with
+  # endpoint_receive and answers with endpoint_reply; this interface is what a
+  # cap_call on that same handle reaches.
+
+  mint @0 (badge :UInt64) -> CapResult;
+  # A new client capability for this endpoint. A call made through it is
+  # delivered with `IncomingCall.badge` = `badge`, so a server tells its
+  # clients (or sessions) apart. Manifest grants carry badge 0.
+}
+
+interface Ping @0xe963f547c7c28724 {
+  # A small service for demos, tests and the IPC benchmark. It can be served by
+  # a userspace process over an endpoint or by the kernel (kernel source
+  # `ping`), so the two paths can be compared with the same client.
+
+  ping @0 (value :UInt64) -> UInt64Result;
+  # Answers `value` unchanged (the null call).
+
+  echo @1 (data :Data) -> DataResult;
+  # Answers `data` unchanged.
+
+  session @2 () -> CapResult;
+  # A fresh Ping capability served by the same server (a capability passed in
+  # a result); `ok` indexes Return.caps.
+}
+
+# ---------------------------------------------------------------------------
+# Call envelopes (the bytes that cross the syscall boundary)
+# ---------------------------------------------------------------------------
+
+struct Call @0xdf3c4577e983042f {
+  # What a client passes to cap_call.
+  interfaceId @0 :UInt64;  # the interface's capnp type id
+  methodId @1 :UInt16;     # the method's ordinal
+  params @2 :AnyPointer;   # the method's params struct
+  caps @3 :List(UInt64);   # handles in the caller's table; CapSlot fields of
+                           # `params` index this list. Transfer copies: the
+                           # caller keeps its handles.
+}
+
+struct Return @0xcd59c10be32ad43d {
+  # What cap_call writes back, and what a server passes to endpoint_reply.
+  results @0 :AnyPointer;  # the method's results struct
+  caps @1 :List(UInt64);   # from a server: handles in the server's table to
+                           # transfer (copied; the server keeps its own).
+                           # To the caller: the handles just installed in the
+                           # caller's table. CapSlot fields of `results`
+                           # index this list.
+}
+
+struct IncomingCall @0xa2e884fd41540cd5 {
+  # What endpoint_receive writes into the server's buffer.
+  replyToken @0 :UInt64;   # pass to endpoint_reply; valid for one reply
+  badge @1 :UInt64;        # the badge of the client capability used
+  interfaceId @2 :UInt64;
+  methodId @3 :UInt16;
+  params @4 :AnyPointer;
+  caps @5 :List(UInt64);   # the caller's transferred capabilities, already
+                           # installed in the server's table
+}
+
+# ---------------------------------------------------------------------------
+# Process start and the boot manifest
+# ---------------------------------------------------------------------------
+
+struct NamedCap {
+  name @0 :Text;           # the name from the manifest `grant` / `export`
+  handle @1 :UInt64;       # a handle in the process's own table
+}
+
+struct StartInfo @0xa5257900c77b9c06 {
+  # Mapped read-only into a new process; its address and length arrive in
+  # registers at entry (see capos_abi's calling convention).
+  name @0 :Text;               # the process's manifest name
+  args @1 :List(Text);
+  caps @2 :List(NamedCap);     # granted capabilities, in manifest order
+  endpoints @3 :List(NamedCap);# receive handles of its exported endpoints
+}
+
+struct Manifest @0x8579300af96e2e0e {
+  # The boot module the kernel reads to start the first processes. Built from
+  # a text file by tools/mkmanifest; processes start in list order.
+  version @0 :UInt32;          # capos_abi::manifest::MANIFEST_VERSION
+  processes @1 :List(ProcessSpec);
+}
+
+struct ProcessSpec {
+  name @0 :Text;               # unique; prefixes its Console lines
+  binary @1 :Text;             # boot module path, e.g. "/boot/hello"
+  args @2 :List(Text);
+  grants @3 :List(Grant);
+  exports @4 :List(Text);      # endpoint names this process serves
+}
+
+struct Grant {
+  name @0 :Text;               # the name the process sees in StartInfo.caps
+  source :union {
+    kernel @1 :Text;           # a kernel source, e.g. "console", "store:NAME",
+                               # "fs:NAME" (capos_abi::manifest::KernelSource)
+    endpoint @2 :EndpointRef;  # another process's exported endpoint
+  }
+}
+
+struct EndpointRef {
+  process @0 :Text;
+  endpoint @1 :Text;
+}

@@ -14,7 +14,8 @@ SCENARIO_TIMEOUT ?= 90
 CMDLINE          ?=
 LIMINE_DIR       ?=
 KERNEL_PROFILE   ?= dev
-export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE
+DIAG_SCRIPT      ?= tools/diag.script
+export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
@@ -22,10 +23,11 @@ RUNNER := $(CARGO) run --quiet -p capos-run --
 # Host-side crates whose unit tests `make test` runs.
 HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run
 # QEMU scenarios `make test` runs, in order.
-SCENARIOS := smoke smoke-matrix fault loader-errors
+SCENARIOS := smoke smoke-matrix fault loader-errors diag prompt-robustness acpi pci msix
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
-        run-smoke run-smoke-matrix run-fault run-loader-errors clean
+        run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
+        run-prompt-robustness run-acpi run-pci run-msix clean
 
 all: test
 
@@ -63,6 +65,22 @@ run-fault: setup
 
 run-loader-errors: setup
 	@$(RUNNER) test loader-errors
+
+## The serial diagnostics prompt with the commands in DIAG_SCRIPT.
+run-diag: setup
+	@$(RUNNER) test diag
+
+run-prompt-robustness: setup
+	@$(RUNNER) test prompt-robustness
+
+run-acpi: setup
+	@$(RUNNER) test acpi
+
+run-pci: setup
+	@$(RUNNER) test pci
+
+run-msix: setup
+	@$(RUNNER) test msix
 
 clean:
 	$(CARGO) clean

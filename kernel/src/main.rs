@@ -15,7 +15,11 @@ extern crate alloc;
 mod arch;
 mod boot_info;
 mod diag;
+mod drivers;
+mod irq;
 mod mm;
+mod pci;
+mod platform;
 mod selftest;
 mod time;
 
@@ -45,7 +49,7 @@ extern "C" fn kernel_entry() -> ! {
     let cmdline = Cmdline::new(boot_info::cmdline());
     let level = cmdline.get("log").and_then(diag::logger::parse_level).unwrap_or(log::LevelFilter::Info);
     diag::logger::init(level);
-    let tsc = time::calibrate();
+    let tsc = time::calibrate_early();
     log::info!("cmdline: '{}'", boot_info::cmdline());
     log::info!("tsc: {} MHz ({})", time::tsc_hz() / 1_000_000, tsc.name());
     if early.truncated_regions > 0 {
@@ -122,6 +126,8 @@ extern "C" fn kernel_main() -> ! {
         mm::heap::size() / 1024
     );
 
+    platform_init(late);
+
     let cmdline = Cmdline::new(boot_info::cmdline());
     if cmdline.tests().next().is_some() {
         for t in cmdline.tests() {
@@ -129,6 +135,56 @@ extern "C" fn kernel_main() -> ! {
         }
         selftest::finish();
     }
-    log::info!("boot complete; nothing to run, idling (quit QEMU with Ctrl-A X)");
-    cpu::halt_forever()
+    log::info!("boot complete");
+    diag::prompt::run()
+}
+
+static COM1_ROUTE: spin::Once<irq::IsaRoute> = spin::Once::new();
+
+pub fn com1_route() -> Option<irq::IsaRoute> {
+    COM1_ROUTE.get().copied()
+}
+
+/// ACPI, interrupt controllers, clocks, PCI, and the serial console's input
+/// interrupt. Each step logs what it found; a missing piece is logged and
+/// the kernel carries on with less.
+fn platform_init(late: &boot_info::LateBoot) {
+    let acpi = platform::acpi::init(late.rsdp);
+    let madt = acpi.madt.as_ref();
+    irq::init(madt);
+    arch::x86_64::trap::set_irq_handler(irq::VECTOR_SPURIOUS, Some(|_| {}));
+
+    let source = time::refine(acpi.hpet.as_ref(), acpi.fadt.and_then(|f| f.pm_timer));
+    log::info!("time: TSC {} Hz ({})", time::tsc_hz(), source.name());
+    time::init_wall_clock(late.boot_time, acpi.fadt.map(|f| f.century_register).unwrap_or(0));
+    let (now, wall) = time::wall_now();
+    log::info!("time: wall clock {} (unix seconds), source: {}", now, wall.label());
+    let lapic_hz = irq::lapic::calibrate_timer();
+    if lapic_hz > 0 {
+        arch::x86_64::trap::set_irq_handler(irq::VECTOR_LAPIC_TIMER, Some(time::on_tick));
+        irq::lapic::start_periodic(100);
+        log::info!("time: LAPIC timer {} Hz input, ticking at 100 Hz on vector {:#x}", lapic_hz, irq::VECTOR_LAPIC_TIMER);
+    }
+
+    pci::init(&acpi.mcfg);
+
+    // COM1 input: ISA IRQ 4, wherever the MADT says it really arrives.
+    if irq::lapic::is_enabled() && madt.is_some() {
+        let route = irq::isa_route(madt, 4);
+        COM1_ROUTE.call_once(|| route);
+        match irq::alloc_vector() {
+            Ok(v) => {
+                arch::x86_64::trap::set_irq_handler(v, Some(diag::input::on_interrupt));
+                match irq::ioapic::route(route.gsi, v, route.active_low, route.level, irq::lapic::id(), "COM1") {
+                    Ok(()) => {
+                        serial::enable_rx_interrupt();
+                        log::info!("com1: input on ISA IRQ 4 -> GSI {} vector {:#x}{}", route.gsi, v, if route.overridden { " (source override)" } else { "" });
+                    }
+                    Err(e) => log::warn!("com1: no input interrupt: {}", e),
+                }
+            }
+            Err(e) => log::warn!("com1: no vector: {:?}", e),
+        }
+    }
+    arch::x86_64::trap::set_interrupts(true);
 }

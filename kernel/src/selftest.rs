@@ -17,7 +17,7 @@ static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
-    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic",
+    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer",
 ];
 
 fn report(name: &str, result: Result<String, String>) {
@@ -41,6 +41,11 @@ pub fn run(name: &str) {
         "divide-error" => report("divide-error", check_fault(0, None, None, divide_error)),
         "stack-overflow" => stack_overflow(),
         "panic" => panic!("deliberate panic requested by test=panic"),
+        "msix" => report("msix-nvme-admin-completion", match crate::drivers::nvme_probe::find() {
+            Some(dev) => crate::drivers::nvme_probe::msix_identify(dev),
+            None => Err(String::from("no NVMe controller found (add one with QEMU_EXTRA)")),
+        }),
+        "timer" => timer(),
         other => report(
             "unknown-test",
             Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
@@ -53,6 +58,24 @@ pub fn finish() -> ! {
     let (p, f) = (PASSED.load(Ordering::SeqCst), FAILED.load(Ordering::SeqCst));
     log::info!("selftest: {} passed, {} failed", p, f);
     qemu::exit(if f == 0 && p > 0 { qemu::EXIT_SUCCESS } else { qemu::EXIT_FAILURE })
+}
+
+/// The LAPIC timer must tick at about 100 Hz against the TSC.
+fn timer() {
+    report("lapic-timer-ticks", (|| {
+        let t0 = crate::time::ticks();
+        let start = crate::time::uptime_ns();
+        while crate::time::uptime_ns() - start < 200_000_000 {
+            crate::arch::x86_64::cpu::wait_for_interrupt();
+        }
+        let n = crate::time::ticks() - t0;
+        // 200 ms at 100 Hz is 20 ticks; allow emulation jitter.
+        if (10..=40).contains(&n) {
+            Ok(format!("{} ticks in 200 ms", n))
+        } else {
+            Err(format!("{} ticks in 200 ms, expected about 20", n))
+        }
+    })());
 }
 
 fn smoke() {

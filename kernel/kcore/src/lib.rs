@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod cap_table;
+pub mod civil;
 pub mod cmdline;
 pub mod frame_alloc;
 pub mod line_editor;

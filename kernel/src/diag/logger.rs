@@ -1,11 +1,44 @@
 //! The `log` backend: one line per record on COM1, prefixed with the
 //! monotonic time since boot and the level, e.g.
-//! `[    0.012345] INFO  mem: usable=...`.
+//! `[    0.012345] INFO  mem: usable=...`. The last lines are also kept in
+//! a ring for the prompt's `logs` command.
 
 use crate::arch::x86_64::serial;
-use core::fmt::Write;
+use core::fmt::{self, Write};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use spin::Mutex;
+
+const LINE_MAX: usize = 200;
+pub const RING_LINES: usize = 64;
+
+#[derive(Clone, Copy)]
+struct Line {
+    bytes: [u8; LINE_MAX],
+    len: usize,
+}
+
+struct Ring {
+    lines: [Line; RING_LINES],
+    next: usize,
+    count: usize,
+}
+
+static RING: Mutex<Ring> = Mutex::new(Ring { lines: [Line { bytes: [0; LINE_MAX], len: 0 }; RING_LINES], next: 0, count: 0 });
+
+/// A fixed buffer that silently truncates.
+struct Fixed {
+    bytes: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl Write for Fixed {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(LINE_MAX - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
 
 struct SerialLogger {
     lock: Mutex<()>,
@@ -32,14 +65,15 @@ impl Log for SerialLogger {
         };
         // Interrupt handlers may log too: never spin forever on our own lock.
         let _guard = self.lock.try_lock();
-        let _ = writeln!(
-            serial::RawSerial,
-            "[{:5}.{:06}] {} {}",
-            ns / 1_000_000_000,
-            (ns / 1000) % 1_000_000,
-            level,
-            record.args()
-        );
+        let _ = writeln!(serial::RawSerial, "[{:5}.{:06}] {} {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level, record.args());
+        if let Some(mut ring) = RING.try_lock() {
+            let mut f = Fixed { bytes: [0; LINE_MAX], len: 0 };
+            let _ = write!(f, "[{:5}.{:06}] {} {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level, record.args());
+            let at = ring.next;
+            ring.lines[at] = Line { bytes: f.bytes, len: f.len };
+            ring.next = (at + 1) % RING_LINES;
+            ring.count = (ring.count + 1).min(RING_LINES);
+        }
     }
 
     fn flush(&self) {}
@@ -59,5 +93,16 @@ pub fn parse_level(s: &str) -> Option<LevelFilter> {
         "debug" => Some(LevelFilter::Debug),
         "trace" => Some(LevelFilter::Trace),
         _ => None,
+    }
+}
+
+/// Call `f` with each of the last `n` log lines, oldest first.
+pub fn recent(n: usize, mut f: impl FnMut(&str)) {
+    let ring = RING.lock();
+    let n = n.min(ring.count);
+    for i in 0..n {
+        let idx = (ring.next + RING_LINES - n + i) % RING_LINES;
+        let l = &ring.lines[idx];
+        f(core::str::from_utf8(&l.bytes[..l.len]).unwrap_or("<non-UTF-8 line>"));
     }
 }

@@ -1,4 +1,7 @@
-//! Diagnostics: the serial logger and the panic handler.
+//! Diagnostics: the serial logger (with an in-memory ring of recent lines),
+//! the panic handler, and the operator's prompt on COM1.
 
+pub mod input;
 pub mod logger;
 pub mod panic;
+pub mod prompt;

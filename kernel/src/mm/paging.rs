@@ -151,6 +151,51 @@ pub fn map_fresh(virt: u64, pages: u64) -> Result<(), MapError> {
     Ok(())
 }
 
+/// How a physical range is mapped by [`map_physical`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhysKind {
+    /// Device registers: uncached, read-write, no-execute.
+    Mmio,
+    /// Firmware tables (ACPI): cached, read-only, no-execute.
+    FirmwareReadOnly,
+}
+
+/// Make `[pa, pa + len)` reachable at its HHDM address and return that
+/// address. Pages already mapped (RAM-like memory) are left as they are;
+/// the rest are mapped with `kind`'s attributes. Drivers and the ACPI layer
+/// use this instead of touching the HHDM directly, so device memory is never
+/// mapped with caching on.
+pub fn map_physical(pa: u64, len: u64, kind: PhysKind) -> Result<u64, MapError> {
+    if len == 0 || pa.checked_add(len).is_none() || pa + len > (1 << 52) {
+        return Err(MapError::OutOfMemory);
+    }
+    let mut guard = KERNEL_TABLES.lock();
+    let t = guard.as_mut().ok_or(MapError::NotInitialised)?;
+    let flags = match kind {
+        PhysKind::Mmio => F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH | F::GLOBAL,
+        PhysKind::FirmwareReadOnly => F::PRESENT | F::NO_EXECUTE | F::GLOBAL,
+    };
+    let first = pa & !(PAGE_SIZE - 1);
+    let end = (pa + len).next_multiple_of(PAGE_SIZE);
+    let mut page_pa = first;
+    while page_pa < end {
+        let va = phys_to_virt(page_pa);
+        if t.translate_addr(VirtAddr::new(va)).is_none() {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+            let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(page_pa));
+            // SAFETY: maps device or firmware memory at its own HHDM address,
+            // which no other mapping uses (it was just found unmapped).
+            match unsafe { t.map_to_with_table_flags(page, frame, flags, TABLE_FLAGS, &mut KernelFrames) } {
+                Ok(flush) => flush.flush(),
+                Err(MapToError::PageAlreadyMapped(_)) => {}
+                Err(_) => return Err(MapError::OutOfMemory),
+            }
+        }
+        page_pa += PAGE_SIZE;
+    }
+    Ok(phys_to_virt(pa))
+}
+
 /// Physical address behind `virt` in the kernel tables.
 pub fn translate(virt: u64) -> Option<u64> {
     let guard = KERNEL_TABLES.lock();

@@ -1,18 +1,31 @@
-//! Early monotonic time: the TSC, calibrated once against the PIT.
+//! Clocks.
 //!
-//! This is the boot-time clock used for log timestamps. The platform layer
-//! refines the frequency (CPUID leaf 0x15/0x16, HPET, ACPI PM timer).
+//! * The TSC is the monotonic clock. Its frequency comes, in order of
+//!   preference, from CPUID leaf 0x15, CPUID leaf 0x16, calibration against
+//!   the HPET, the ACPI PM timer, or the PIT. A rough PIT calibration runs
+//!   first thing so early log lines have timestamps; [`refine`] replaces it
+//!   once ACPI says which better references exist. Uptime stays monotonic
+//!   across the change (it is rebased, never recomputed).
+//! * The local APIC timer is calibrated against the TSC and ticks
+//!   periodically ([`ticks`]).
+//! * The wall clock is the bootloader's boot time (UEFI GetTime) or, failing
+//!   that, the CMOS RTC, plus uptime; it carries a provenance label.
+
+pub mod hpet;
+pub mod pit;
+pub mod pmtimer;
+pub mod rtc;
 
 use crate::arch::x86_64::cpu::{cpuid, rdtsc};
-use crate::arch::x86_64::port::{inb, outb};
 use core::sync::atomic::{AtomicU64, Ordering};
-
-static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
-static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+use spin::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TscSource {
     Cpuid15,
+    Cpuid16,
+    Hpet,
+    PmTimer,
     Pit,
     Assumed,
 }
@@ -20,74 +33,95 @@ pub enum TscSource {
 impl TscSource {
     pub fn name(self) -> &'static str {
         match self {
-            TscSource::Cpuid15 => "CPUID leaf 0x15",
-            TscSource::Pit => "PIT calibration",
-            TscSource::Assumed => "assumed 1 GHz (no calibration source)",
+            TscSource::Cpuid15 => "CPUID leaf 0x15 (crystal ratio)",
+            TscSource::Cpuid16 => "CPUID leaf 0x16 (base frequency)",
+            TscSource::Hpet => "calibrated against the HPET",
+            TscSource::PmTimer => "calibrated against the ACPI PM timer",
+            TscSource::Pit => "calibrated against the PIT",
+            TscSource::Assumed => "assumed 1 GHz (no reference found)",
         }
     }
 }
 
-static SOURCE: spin::Once<TscSource> = spin::Once::new();
+/// Monotonic base: uptime = base_ns + (tsc - base_tsc) / hz.
+struct Base {
+    base_tsc: u64,
+    base_ns: u64,
+    hz: u64,
+    source: Option<TscSource>,
+}
+
+static BASE: Mutex<Base> = Mutex::new(Base { base_tsc: 0, base_ns: 0, hz: 0, source: None });
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// Record the boot TSC value; call first thing.
 pub fn mark_boot() {
-    TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
+    BASE.lock().base_tsc = rdtsc();
 }
 
-fn from_cpuid() -> Option<u64> {
+fn set_frequency(hz: u64, source: TscSource) {
+    let now = rdtsc();
+    let mut b = BASE.lock();
+    if b.hz != 0 {
+        b.base_ns += ((now.saturating_sub(b.base_tsc)) as u128 * 1_000_000_000 / b.hz as u128) as u64;
+        b.base_tsc = now;
+    }
+    b.hz = hz;
+    b.source = Some(source);
+    TSC_HZ.store(hz, Ordering::Relaxed);
+}
+
+fn from_cpuid15() -> Option<u64> {
     if cpuid(0, 0).0 < 0x15 {
         return None;
     }
     let (den, num, crystal, _) = cpuid(0x15, 0);
-    if den == 0 || num == 0 || crystal == 0 {
+    (den != 0 && num != 0 && crystal != 0).then(|| crystal as u64 * num as u64 / den as u64)
+}
+
+fn from_cpuid16() -> Option<u64> {
+    if cpuid(0, 0).0 < 0x16 {
         return None;
     }
-    Some(crystal as u64 * num as u64 / den as u64)
+    let mhz = cpuid(0x16, 0).0 & 0xffff;
+    (mhz != 0).then(|| mhz as u64 * 1_000_000)
 }
 
-/// Count TSC ticks over 10 ms of PIT channel 2 (one-shot, polled).
-fn from_pit() -> Option<u64> {
-    const PIT_HZ: u64 = 1_193_182;
-    const COUNT: u64 = PIT_HZ / 100; // 10 ms
-    // SAFETY: PIT channel 2 and port 0x61 (speaker gate) are legacy devices
-    // nobody else uses during boot; the speaker output is kept off.
-    unsafe {
-        let gate = inb(0x61);
-        outb(0x61, (gate & !0x02) | 0x01);
-        outb(0x43, 0b1011_0000); // channel 2, lo/hi byte, mode 0, binary
-        outb(0x42, COUNT as u8);
-        outb(0x42, (COUNT >> 8) as u8);
-        let g = inb(0x61);
-        outb(0x61, g & !0x01);
-        outb(0x61, g | 0x01);
-        let start = rdtsc();
-        let mut fired = false;
-        for _ in 0..50_000_000u64 {
-            if inb(0x61) & 0x20 != 0 {
-                fired = true;
-                break;
-            }
-        }
-        let end = rdtsc();
-        outb(0x61, gate);
-        if !fired || end <= start {
-            return None;
-        }
-        Some((end - start) * 100)
-    }
-}
-
-/// Determine the TSC frequency. Returns the source used.
-pub fn calibrate() -> TscSource {
-    let (hz, src) = if let Some(hz) = from_cpuid() {
+/// Early calibration (before ACPI): CPUID, else the PIT.
+pub fn calibrate_early() -> TscSource {
+    let (hz, src) = if let Some(hz) = from_cpuid15() {
         (hz, TscSource::Cpuid15)
-    } else if let Some(hz) = from_pit() {
+    } else if let Some(hz) = from_cpuid16() {
+        (hz, TscSource::Cpuid16)
+    } else if let Some(hz) = pit::measure_tsc_hz() {
         (hz, TscSource::Pit)
     } else {
         (1_000_000_000, TscSource::Assumed)
     };
-    TSC_HZ.store(hz, Ordering::Relaxed);
-    *SOURCE.call_once(|| src)
+    set_frequency(hz, src);
+    src
+}
+
+/// After ACPI: use the best reference that exists.
+pub fn refine(hpet: Option<&capos_kcore::acpi::Hpet>, pm: Option<capos_kcore::acpi::PmTimer>) -> TscSource {
+    let current = tsc_source();
+    if matches!(current, Some(TscSource::Cpuid15) | Some(TscSource::Cpuid16)) {
+        return current.unwrap_or(TscSource::Assumed);
+    }
+    if let Some(h) = hpet {
+        if let Some(hz) = hpet::init(h).and_then(|_| hpet::measure_tsc_hz()) {
+            set_frequency(hz, TscSource::Hpet);
+            return TscSource::Hpet;
+        }
+    }
+    if let Some(p) = pm {
+        if let Some(hz) = pmtimer::measure_tsc_hz(p) {
+            set_frequency(hz, TscSource::PmTimer);
+            return TscSource::PmTimer;
+        }
+    }
+    current.unwrap_or(TscSource::Assumed)
 }
 
 pub fn tsc_hz() -> u64 {
@@ -95,15 +129,77 @@ pub fn tsc_hz() -> u64 {
 }
 
 pub fn tsc_source() -> Option<TscSource> {
-    SOURCE.get().copied()
+    BASE.lock().source
 }
 
-/// Nanoseconds since `mark_boot` (0 before calibration).
+/// Nanoseconds since boot (0 before the first calibration).
 pub fn uptime_ns() -> u64 {
-    let hz = TSC_HZ.load(Ordering::Relaxed);
-    if hz == 0 {
+    let b = match BASE.try_lock() {
+        Some(b) => b,
+        None => return 0,
+    };
+    if b.hz == 0 {
         return 0;
     }
-    let ticks = rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
-    (ticks as u128 * 1_000_000_000 / hz as u128) as u64
+    let ticks = rdtsc().saturating_sub(b.base_tsc);
+    b.base_ns + (ticks as u128 * 1_000_000_000 / b.hz as u128) as u64
+}
+
+/// Busy-wait `ns` nanoseconds on the TSC.
+pub fn spin_ns(ns: u64) {
+    let start = uptime_ns();
+    while uptime_ns().saturating_sub(start) < ns {
+        core::hint::spin_loop();
+    }
+}
+
+/// LAPIC timer interrupt handler: count ticks.
+pub fn on_tick(_vector: u8) {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Where the wall clock came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WallSource {
+    Bootloader,
+    CmosRtc,
+    Unknown,
+}
+
+impl WallSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            WallSource::Bootloader => "firmware clock via the bootloader (UEFI GetTime)",
+            WallSource::CmosRtc => "CMOS RTC",
+            WallSource::Unknown => "unknown (no clock source)",
+        }
+    }
+}
+
+struct Wall {
+    unix_at_boot: i64,
+    source: WallSource,
+}
+
+static WALL: Mutex<Wall> = Mutex::new(Wall { unix_at_boot: 0, source: WallSource::Unknown });
+
+pub fn init_wall_clock(from_bootloader: Option<i64>, century_register: u8) {
+    let (t, src) = match from_bootloader.filter(|t| *t > 0) {
+        Some(t) => (t - (uptime_ns() / 1_000_000_000) as i64, WallSource::Bootloader),
+        None => match rtc::read(century_register) {
+            Some(t) => (t - (uptime_ns() / 1_000_000_000) as i64, WallSource::CmosRtc),
+            None => (0, WallSource::Unknown),
+        },
+    };
+    *WALL.lock() = Wall { unix_at_boot: t, source: src };
+}
+
+/// (Unix seconds now, provenance).
+pub fn wall_now() -> (i64, WallSource) {
+    let w = WALL.lock();
+    (w.unix_at_boot + (uptime_ns() / 1_000_000_000) as i64, w.source)
 }

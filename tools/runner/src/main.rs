@@ -71,7 +71,7 @@ impl Settings {
 
 /// The workspace root: the nearest ancestor of the current directory (or
 /// of this crate's source) holding `limine.conf` and `Cargo.toml`.
-fn workspace_root() -> Result<PathBuf, String> {
+pub fn workspace_root() -> Result<PathBuf, String> {
     let start = std::env::current_dir().map_err(|e| e.to_string())?;
     for dir in start.ancestors().chain(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).ancestors()) {
         if dir.join("limine.conf").is_file() && dir.join("Cargo.toml").is_file() && dir.join("kernel").is_dir() {

@@ -6,7 +6,7 @@ use crate::build::{build_all, Artifacts};
 use crate::esp::{Content, Volume};
 use crate::scenarios::{Boot, Expect, Scenario};
 use crate::Settings;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -151,21 +151,22 @@ pub fn standard_volume(art: &Artifacts, cmdline: &str) -> Volume {
 struct Outcome {
     timeout_secs: u64,
     lines: Vec<String>,
+    /// Host Unix time when each line arrived.
+    stamps: Vec<i64>,
     exit: Option<i32>,
     timed_out: bool,
 }
 
-fn spawn_reader<R: Read + Send + 'static>(r: R, tx: mpsc::Sender<Option<String>>) {
+/// Forward raw chunks from a pipe (serial output can end without a newline,
+/// e.g. the prompt, so we cannot wait for lines).
+fn spawn_reader<R: Read + Send + 'static>(mut r: R, tx: mpsc::Sender<Option<Vec<u8>>>) {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(r);
-        let mut buf = Vec::new();
+        let mut buf = [0u8; 4096];
         loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
+            match r.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
-                    if tx.send(Some(line)).is_err() {
+                Ok(n) => {
+                    if tx.send(Some(buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }
@@ -179,16 +180,29 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     let image = dir.join(format!("{}.img", boot.name));
     volume_for(boot, art).write(&image)?;
     let vars = dir.join(format!("{}.vars.fd", boot.name));
+    let mut extra = Vec::new();
+    for (name, size) in &boot.scratch_disks {
+        let path = dir.join(format!("{}-{}.raw", boot.name, name));
+        let f = std::fs::File::create(&path).map_err(|e| format!("{}: {}", path.display(), e))?;
+        f.set_len(*size).map_err(|e| e.to_string())?;
+        extra.push((format!("{{disk:{}}}", name), path.display().to_string()));
+    }
+    let args: Vec<String> = boot
+        .qemu_args
+        .iter()
+        .map(|a| extra.iter().fold(a.clone(), |acc, (k, v)| acc.replace(k.as_str(), v)))
+        .collect();
     let o = MachineOverride { machine: boot.machine, mem: boot.mem, smp: boot.smp };
-    let mut cmd = qemu_command(s, &o, fw, &image, &vars, &boot.qemu_args)?;
-    cmd.args(["-serial", "stdio", "-monitor", "none"]);
+    let mut cmd = qemu_command(s, &o, fw, &image, &vars, &args)?;
+    // signal=off: scripted input may contain Ctrl-C bytes meant for the guest.
+    cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let log_path = dir.join(format!("{}.log", boot.name));
     let mut log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {}", log_path.display(), e))?;
     println!("== {}: qemu {} (log: {})", boot.name, shell_words(&cmd), log_path.display());
     let mut child: Child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {} (run tools/setup.sh)", e))?;
     let (tx, rx) = mpsc::channel();
-    spawn_reader(child.stdout.take().unwrap(), tx.clone());
+    spawn_reader(child.stdout.take().unwrap(), tx);
     let (etx, erx) = mpsc::channel();
     spawn_reader(child.stderr.take().unwrap(), etx);
     let mut stdin = child.stdin.take();
@@ -196,7 +210,14 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     let timeout = Duration::from_secs(boot.timeout.unwrap_or(s.timeout_secs));
     let deadline = Instant::now() + timeout;
     let mut lines = Vec::new();
-    let mut script = boot.script.iter().peekable();
+    let mut stamps = Vec::new();
+    let mut partial: Vec<u8> = Vec::new();
+    // Everything received, for script triggers; triggers only match text
+    // that arrived after the previous input was sent.
+    let mut transcript = String::new();
+    let mut cursor = 0;
+    let mut script = boot.script.iter();
+    let mut next_step = script.next();
     let mut timed_out = false;
     loop {
         let now = Instant::now();
@@ -205,22 +226,30 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
             break;
         }
         match rx.recv_timeout(deadline - now) {
-            Ok(Some(raw)) => {
-                let line = strip_ansi(&raw);
-                println!("{}", line);
-                let _ = writeln!(log, "{}", line);
-                while let Some((after, send)) = script.peek() {
-                    if line.contains(after.as_str()) {
-                        if let Some(w) = stdin.as_mut() {
-                            let _ = w.write_all(send.as_bytes());
-                            let _ = w.flush();
+            Ok(Some(chunk)) => {
+                transcript.push_str(&String::from_utf8_lossy(&chunk));
+                partial.extend_from_slice(&chunk);
+                while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
+                    let raw: Vec<u8> = partial.drain(..=pos).collect();
+                    let line = strip_ansi(&String::from_utf8_lossy(&raw[..raw.len() - 1]));
+                    println!("{}", line);
+                    let _ = writeln!(log, "{}", line);
+                    lines.push(line);
+                    stamps.push(host_unix());
+                }
+                while let Some((after, send)) = next_step {
+                    match transcript[cursor..].find(after.as_str()) {
+                        Some(at) => {
+                            if let Some(w) = stdin.as_mut() {
+                                let _ = w.write_all(send);
+                                let _ = w.flush();
+                            }
+                            cursor = transcript.len().max(cursor + at + after.len());
+                            next_step = script.next();
                         }
-                        script.next();
-                    } else {
-                        break;
+                        None => break,
                     }
                 }
-                lines.push(line);
             }
             Ok(None) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -230,15 +259,50 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    if !partial.is_empty() {
+        let line = strip_ansi(&String::from_utf8_lossy(&partial));
+        println!("{}", line);
+        let _ = writeln!(log, "{}", line);
+        lines.push(line);
+        stamps.push(host_unix());
+    }
     if timed_out {
         let _ = child.kill();
     }
     let status = child.wait().map_err(|e| e.to_string())?;
-    while let Ok(Some(l)) = erx.try_recv() {
+    let mut err = Vec::new();
+    while let Ok(Some(chunk)) = erx.try_recv() {
+        err.extend_from_slice(&chunk);
+    }
+    for l in String::from_utf8_lossy(&err).lines() {
         println!("qemu: {}", l);
         let _ = writeln!(log, "qemu: {}", l);
     }
-    Ok(Outcome { timeout_secs: timeout.as_secs(), lines, exit: if timed_out { None } else { status.code() }, timed_out })
+    Ok(Outcome { timeout_secs: timeout.as_secs(), lines, stamps, exit: if timed_out { None } else { status.code() }, timed_out })
+}
+
+fn host_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// The wall clock the guest printed (`... (unix N) source: ...`) against the
+/// host clock when that line arrived.
+fn check_wall_clock(label: &str, out: &Outcome, t: &mut Tally) {
+    const TOLERANCE: i64 = 5;
+    for (line, stamp) in out.lines.iter().zip(&out.stamps) {
+        if let Some(rest) = line.split("(unix ").nth(1) {
+            if let Some(n) = rest.split(')').next().and_then(|n| n.trim().parse::<i64>().ok()) {
+                let diff = (n - stamp).abs();
+                if diff <= TOLERANCE {
+                    t.pass(label, &format!("guest wall clock {} is within {} s of the host's ({} s off)", n, TOLERANCE, diff));
+                } else {
+                    t.fail(label, &format!("guest wall clock {} is {} s away from the host's {}", n, diff, stamp));
+                }
+                return;
+            }
+        }
+    }
+    t.fail(label, "no wall clock line '(unix N)' printed");
 }
 
 fn shell_words(cmd: &Command) -> String {
@@ -272,6 +336,9 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
         if let Some(l) = out.lines.iter().find(|l| l.contains(pattern.as_str())) {
             t.fail(label, &format!("saw forbidden '{}' in: {}", pattern, l));
         }
+    }
+    if boot.check_wall_clock {
+        check_wall_clock(label, out, t);
     }
     if boot.guest_verdicts {
         let (mut gp, mut gf) = (0, 0);
@@ -369,6 +436,8 @@ mod tests {
             guest_verdicts: true,
             script: Vec::new(),
             qemu_args: Vec::new(),
+            scratch_disks: Vec::new(),
+            check_wall_clock: false,
             timeout: None,
             machine: None,
             mem: None,
@@ -377,7 +446,7 @@ mod tests {
     }
 
     fn outcome(lines: &[&str], exit: Option<i32>, timed_out: bool) -> Outcome {
-        Outcome { timeout_secs: 5, lines: lines.iter().map(|s| s.to_string()).collect(), exit, timed_out }
+        Outcome { timeout_secs: 5, lines: lines.iter().map(|s| s.to_string()).collect(), stamps: lines.iter().map(|_| 0).collect(), exit, timed_out }
     }
 
     fn tally(b: &Boot, o: &Outcome) -> (u32, u32) {

@@ -23,9 +23,16 @@ pub struct Boot {
     pub forbid: Vec<String>,
     /// Count the guest's own `[PASS]`/`[FAIL]` lines.
     pub guest_verdicts: bool,
-    /// When a line contains `.0`, type `.1` on the serial console.
-    pub script: Vec<(String, String)>,
+    /// When `.0` appears in the serial output (after the previous step's
+    /// input was sent), type `.1` on the serial console.
+    pub script: Vec<(String, Vec<u8>)>,
+    /// Extra QEMU arguments; `{disk:NAME}` is replaced by the path of the
+    /// scratch disk NAME.
     pub qemu_args: Vec<String>,
+    /// Zero-filled raw images (name, bytes) made fresh for each run.
+    pub scratch_disks: Vec<(&'static str, u64)>,
+    /// Check the `timers` wall clock against the host's UTC time.
+    pub check_wall_clock: bool,
     pub timeout: Option<u64>,
     /// Machine settings that replace QEMU_MACHINE / QEMU_MEM / QEMU_SMP.
     pub machine: Option<&'static str>,
@@ -57,6 +64,8 @@ fn kernel_boot(name: &'static str, cmdline: &'static str, expect_exit: Expect, e
         guest_verdicts: true,
         script: Vec::new(),
         qemu_args: Vec::new(),
+        scratch_disks: Vec::new(),
+        check_wall_clock: false,
         timeout: None,
         machine: None,
         mem: None,
@@ -81,6 +90,8 @@ fn bad_volume(name: &'static str, message: &'static str, make: impl Fn(&Artifact
         guest_verdicts: false,
         script: Vec::new(),
         qemu_args: Vec::new(),
+        scratch_disks: Vec::new(),
+        check_wall_clock: false,
         timeout: None,
         machine: None,
         mem: None,
@@ -100,13 +111,83 @@ fn volume_with(art: &Artifacts, conf: Option<&str>, kernel: Option<Content>) -> 
     v
 }
 
+/// Type each command after the prompt appears.
+fn prompt_script(cmds: &[String]) -> Vec<(String, Vec<u8>)> {
+    cmds.iter().map(|c| ("capos> ".to_string(), format!("{}\r", c).into_bytes())).collect()
+}
+
+/// A boot to the diagnostics prompt that types `cmds` (a `halt` is added
+/// if missing) and expects `expect`.
+fn prompt_boot(name: &'static str, cmds: &[&str], expect: &[&str]) -> Boot {
+    let mut cmds: Vec<String> = cmds.iter().map(|c| c.to_string()).collect();
+    if cmds.last().map(|c| c.trim()) != Some("halt") {
+        cmds.push("halt".into());
+    }
+    let mut e = strings(expect);
+    e.push("halting".into());
+    Boot { script: prompt_script(&cmds), ..kernel_boot(name, "log=info", Expect::Success, &e.iter().map(|s| s.as_str()).collect::<Vec<_>>()) }
+}
+
+/// What each diagnostics command must print (used for DIAG_SCRIPT too).
+const COMMAND_EXPECTS: &[(&str, &[&str])] = &[
+    ("help", &["commands:", "timers   TSC, LAPIC timer"]),
+    ("status", &["uptime:", "timer ticks:"]),
+    ("cpu", &["vendor:", "features: nx=true"]),
+    ("mem", &["memory map:", "frames:", "heap:"]),
+    ("acpi", &["RSDP revision", "checksum OK", "MADT: LAPIC at", "I/O APIC id"]),
+    ("pci", &["functions via", "host bridge"]),
+    ("irq", &["route: GSI", "COM1: ISA IRQ 4", "vectors: timer 0x20"]),
+    ("timers", &["TSC:", "LAPIC timer:", "wall clock:"]),
+    ("devices", &["com1: 16550 UART"]),
+    ("logs", &["INFO"]),
+];
+
+/// The diag scenario: DIAG_SCRIPT (a file of commands, one per line) or
+/// tools/diag.script.
+fn diag_boot(root: &std::path::Path) -> Boot {
+    let path = std::env::var("DIAG_SCRIPT").ok().filter(|p| !p.is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| root.join("tools/diag.script"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        eprintln!("capos-run: cannot read DIAG_SCRIPT {}: {}", path.display(), e);
+        String::from("help\n")
+    });
+    let cmds: Vec<&str> = text.lines().map(|l| l.trim()).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let mut expect: Vec<&str> = Vec::new();
+    for c in &cmds {
+        let word = c.split_whitespace().next().unwrap_or("");
+        if let Some((_, e)) = COMMAND_EXPECTS.iter().find(|(k, _)| *k == word) {
+            expect.extend_from_slice(e);
+        }
+    }
+    let mut b = prompt_boot("prompt", &cmds, &expect);
+    b.check_wall_clock = cmds.iter().any(|c| c.trim() == "timers");
+    b
+}
+
+fn qemu_args(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// q35 with two PCIe root ports: an NVMe controller behind the first, a
+/// virtio-blk disk behind the second.
+const PCI_DEVICES: &[&str] = &[
+    "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1",
+    "-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2,slot=2",
+    "-device", "nvme,serial=capos-nvme0,bus=rp1",
+    "-drive", "if=none,id=vd0,format=raw,file={disk:vd0}",
+    "-device", "virtio-blk-pci,drive=vd0,bus=rp2",
+];
+
 pub fn all() -> Vec<Scenario> {
+    all_in(&crate::workspace_root().unwrap_or_default())
+}
+
+pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
     vec![
         Scenario {
             name: "smoke",
             description: "boot, memory summary, heap and frame checks, clean exit",
             capos_boot_only: false,
-            boots: vec![kernel_boot("boot", "test=smoke", Expect::Success, &["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-frames"])],
+            boots: vec![kernel_boot("boot", "test=smoke,timer", Expect::Success, &["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-frames", "[PASS] lapic-timer-ticks"])],
         },
         Scenario {
             name: "smoke-matrix",
@@ -157,6 +238,99 @@ pub fn all() -> Vec<Scenario> {
                         Expect::KernelFailure,
                         &["KERNEL PANIC at kernel/src/selftest.rs", "deliberate panic requested by test=panic"],
                     )
+                },
+            ],
+        },
+        Scenario {
+            name: "diag",
+            description: "boot to the serial prompt and run DIAG_SCRIPT (default tools/diag.script)",
+            capos_boot_only: false,
+            boots: vec![diag_boot(root)],
+        },
+        Scenario {
+            name: "prompt-robustness",
+            description: "a 10,000-character line, binary garbage and an unknown command leave the prompt working",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                script: vec![
+                    ("capos> ".into(), {
+                        let mut v = vec![b'x'; 10_000];
+                        v.push(b'\r');
+                        v
+                    }),
+                    ("capos> ".into(), {
+                        let mut v: Vec<u8> = (0u8..=255).filter(|b| *b != b'\r' && *b != b'\n').collect();
+                        v.extend((0u8..=255).rev().filter(|b| *b != b'\r' && *b != b'\n'));
+                        v.push(b'\r');
+                        v
+                    }),
+                    ("capos> ".into(), b"frobnicate --now\r".to_vec()),
+                    ("capos> ".into(), b"status\r".to_vec()),
+                    ("capos> ".into(), b"halt\r".to_vec()),
+                ],
+                ..kernel_boot(
+                    "prompt",
+                    "log=info",
+                    Expect::Success,
+                    &["(line too long; further input on this line is ignored)", "error: unknown command 'frobnicate'", "commands:", "uptime:", "halting"],
+                )
+            }],
+        },
+        Scenario {
+            name: "acpi",
+            description: "ACPI discovery on q35 (MCFG, ECAM) and pc (no MCFG, legacy PCI config)",
+            capos_boot_only: false,
+            boots: vec![
+                Boot {
+                    machine: Some("q35"),
+                    ..prompt_boot("q35", &["acpi", "pci", "irq"], &[
+                        "RSDP revision", "FACP at", "APIC at", "HPET at", "MCFG at", "checksum OK",
+                        "MCFG: segment 0 buses 00-ff ECAM at", "functions via ECAM (MCFG)", "(ecam)",
+                        "override: ISA IRQ 0 -> GSI 2", "COM1: ISA IRQ 4 -> GSI 4",
+                    ])
+                },
+                Boot {
+                    machine: Some("pc"),
+                    ..prompt_boot("pc", &["acpi", "pci", "irq"], &[
+                        "RSDP revision", "FACP at", "APIC at", "checksum OK",
+                        "MCFG: absent (PCI config through legacy ports)", "functions via legacy ports 0xCF8/0xCFC", "(legacy)",
+                        "override: ISA IRQ 0 -> GSI 2", "COM1: ISA IRQ 4 -> GSI 4",
+                    ])
+                },
+            ],
+        },
+        Scenario {
+            name: "pci",
+            description: "enumeration on q35 through PCIe root ports: NVMe and virtio-blk behind bridges",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                machine: Some("q35"),
+                qemu_args: qemu_args(PCI_DEVICES),
+                scratch_disks: vec![("vd0", 1 << 20)],
+                ..prompt_boot("q35-bridges", &["pci", "acpi"], &[
+                    "1b36:000c class 060400 PCI-to-PCI bridge [buses 01-01]",
+                    "1b36:000c class 060400 PCI-to-PCI bridge [buses 02-02]",
+                    "0000:01:00.0 1b36:0010 class 010802 NVMe controller",
+                    "0000:02:00.0 1af4:1042 class 010000 SCSI controller",
+                    "MSI-X@",
+                    "8086:29c0 class 060000 host bridge",
+                ])
+            }],
+        },
+        Scenario {
+            name: "msix",
+            description: "an NVMe admin completion delivered through MSI-X (q35 and pc)",
+            capos_boot_only: false,
+            boots: vec![
+                Boot {
+                    machine: Some("q35"),
+                    qemu_args: qemu_args(&["-device", "nvme,serial=capos-msix"]),
+                    ..kernel_boot("q35", "test=msix", Expect::Success, &["[PASS] msix-nvme-admin-completion", "delivered 1 interrupt"])
+                },
+                Boot {
+                    machine: Some("pc"),
+                    qemu_args: qemu_args(&["-device", "nvme,serial=capos-msix"]),
+                    ..kernel_boot("pc", "test=msix", Expect::Success, &["[PASS] msix-nvme-admin-completion", "delivered 1 interrupt"])
                 },
             ],
         },

@@ -166,3 +166,19 @@ pub unsafe fn switch_stack(stack_top: u64, f: extern "C" fn() -> !) -> ! {
         )
     }
 }
+
+/// Enable interrupts and halt until one arrives (atomically: STI's
+/// one-instruction shadow covers the HLT, so no wake-up is lost).
+pub fn wait_for_interrupt() {
+    // SAFETY: handlers are installed before the idle loop runs.
+    unsafe { asm!("sti", "hlt", options(nomem, nostack)) }
+}
+
+/// Reset the CPU by loading an empty IDT and raising an exception.
+pub fn triple_fault() -> ! {
+    let null = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
+    // SAFETY: deliberately unrecoverable; used only as the last way to reboot.
+    unsafe {
+        asm!("cli", "lidt [{}]", "int3", in(reg) &null, options(noreturn));
+    }
+}

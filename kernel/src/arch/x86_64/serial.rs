@@ -25,6 +25,19 @@ pub fn init() {
     }
 }
 
+/// A received byte, if one is waiting.
+pub fn read_byte() -> Option<u8> {
+    // SAFETY: reading LSR and RBR of COM1 only consumes received data.
+    unsafe { (inb(LINE_STATUS) & 1 != 0).then(|| inb(COM1)) }
+}
+
+/// Interrupt on received data (the I/O APIC route is set up separately).
+pub fn enable_rx_interrupt() {
+    // SAFETY: IER bit 0 = "received data available"; OUT2 (MCR bit 3),
+    // which gates the UART's interrupt line, was set in `init`.
+    unsafe { outb(COM1 + 1, 0x01) }
+}
+
 pub fn write_byte(b: u8) {
     // Bounded wait: a missing or stuck UART must not hang the kernel.
     for _ in 0..1_000_000 {

@@ -157,6 +157,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             Some(h) => h(vector as u8),
             None => log::warn!("interrupt on vector {} with no handler", vector),
         }
+        // The spurious vector must not be acknowledged; everything else is.
+        if vector != crate::irq::VECTOR_SPURIOUS as u64 {
+            crate::irq::lapic::eoi();
+        }
         return;
     }
     let report = FaultReport { vector, error_code: frame.error_code, rip: frame.rip, cr2: read_cr2() };

@@ -1,0 +1,123 @@
+//! Configuration-space access backends.
+
+use crate::arch::x86_64::port::{inl, outl};
+use crate::mm::paging::{map_physical, PhysKind};
+use capos_kcore::acpi::EcamRegion;
+use capos_kcore::pci::ConfigSpace;
+use spin::Mutex;
+
+/// The 0xCF8/0xCFC pair is one shared resource.
+static LEGACY_LOCK: Mutex<()> = Mutex::new(());
+
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// Ports 0xCF8/0xCFC: 256 bytes per function.
+    Legacy,
+    /// Memory-mapped: `va` maps the 1 MiB of the bus being scanned.
+    Ecam { region: EcamRegion, bus_va: u64 },
+}
+
+impl Backend {
+    pub fn choose(ecam: &[EcamRegion]) -> Backend {
+        match ecam.iter().find(|r| r.segment == 0 && r.bus_start == 0) {
+            Some(r) => Backend::Ecam { region: *r, bus_va: 0 },
+            None => Backend::Legacy,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Legacy => "legacy ports 0xCF8/0xCFC",
+            Backend::Ecam { .. } => "ECAM (MCFG)",
+        }
+    }
+
+    /// The backend for `bus`: ECAM if the region covers it (mapping that
+    /// bus's 1 MiB), else legacy.
+    pub fn for_bus(&self, bus: u8) -> Backend {
+        match self {
+            Backend::Ecam { region, .. } if bus >= region.bus_start && bus <= region.bus_end => {
+                let pa = region.base + ((bus - region.bus_start) as u64) * (1 << 20);
+                match map_physical(pa, 1 << 20, PhysKind::Mmio) {
+                    Ok(va) => Backend::Ecam { region: *region, bus_va: va },
+                    Err(_) => Backend::Legacy,
+                }
+            }
+            _ => Backend::Legacy,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub segment: u16,
+    pub bus: u8,
+    pub device: u8,
+    pub function: u8,
+    pub backend: Backend,
+}
+
+impl Function {
+    fn legacy_address(&self, offset: u16) -> u32 {
+        0x8000_0000 | (self.bus as u32) << 16 | (self.device as u32) << 11 | (self.function as u32) << 8 | (offset as u32 & 0xfc)
+    }
+
+    fn ecam_ptr(&self, bus_va: u64, offset: u16) -> *mut u32 {
+        (bus_va + ((self.device as u64) << 15 | (self.function as u64) << 12 | (offset as u64 & 0xffc))) as *mut u32
+    }
+
+    pub fn is_ecam(&self) -> bool {
+        matches!(self.backend, Backend::Ecam { .. })
+    }
+
+    pub fn write32(&self, offset: u16, value: u32) {
+        match &self.backend {
+            Backend::Legacy => {
+                if offset >= 256 {
+                    return;
+                }
+                let _g = LEGACY_LOCK.lock();
+                // SAFETY: the PCI configuration ports, under their lock.
+                unsafe {
+                    outl(0xcf8, self.legacy_address(offset));
+                    outl(0xcfc, value);
+                }
+            }
+            Backend::Ecam { bus_va, .. } => {
+                // SAFETY: `bus_va` maps this bus's ECAM window uncached; the
+                // offset is masked to the function's 4 KiB.
+                unsafe { core::ptr::write_volatile(self.ecam_ptr(*bus_va, offset), value) }
+            }
+        }
+    }
+
+    pub fn write16(&self, offset: u16, value: u16) {
+        let aligned = offset & !3;
+        let shift = (offset & 2) * 8;
+        let old = self.read32(aligned);
+        let new = (old & !(0xffff << shift)) | (value as u32) << shift;
+        self.write32(aligned, new);
+    }
+}
+
+impl ConfigSpace for Function {
+    fn read32(&self, offset: u16) -> u32 {
+        match &self.backend {
+            Backend::Legacy => {
+                if offset >= 256 {
+                    return 0xffff_ffff;
+                }
+                let _g = LEGACY_LOCK.lock();
+                // SAFETY: the PCI configuration ports, under their lock.
+                unsafe {
+                    outl(0xcf8, self.legacy_address(offset));
+                    inl(0xcfc)
+                }
+            }
+            Backend::Ecam { bus_va, .. } => {
+                // SAFETY: as write32.
+                unsafe { core::ptr::read_volatile(self.ecam_ptr(*bus_va, offset)) }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Platform discovery: ACPI tables and what the kernel takes from them.
+
+pub mod acpi;

@@ -403,6 +403,33 @@ pub fn parse_madt(t: &Table) -> Result<Madt, AcpiError> {
     Ok(m)
 }
 
+/// Where an ISA IRQ really arrives, after the MADT's source overrides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IsaRoute {
+    pub irq: u8,
+    pub gsi: u32,
+    pub active_low: bool,
+    pub level: bool,
+    pub overridden: bool,
+}
+
+/// ISA interrupts are GSI = IRQ, edge-triggered and active high unless an
+/// override says otherwise; "bus default" in an override means the ISA
+/// default (edge, high).
+pub fn isa_route(madt: Option<&Madt>, irq: u8) -> IsaRoute {
+    let o = madt.and_then(|m| m.overrides.iter().find(|o| o.bus == 0 && o.source == irq));
+    match o {
+        Some(o) => IsaRoute {
+            irq,
+            gsi: o.gsi,
+            active_low: o.polarity == Polarity::ActiveLow,
+            level: o.trigger == Trigger::Level,
+            overridden: true,
+        },
+        None => IsaRoute { irq, gsi: irq as u32, active_low: false, level: false, overridden: false },
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EcamRegion {
     pub base: u64,
@@ -622,6 +649,20 @@ pub(crate) mod tests {
         assert!(madt.problems.is_empty());
         let mcfg = parse_mcfg(d.find(b"MCFG").unwrap()).unwrap();
         assert_eq!(mcfg, vec![EcamRegion { base: 0xb000_0000, segment: 0, bus_start: 0, bus_end: 0xff }]);
+    }
+
+    #[test]
+    fn isa_routes_honour_overrides() {
+        let m = machine();
+        let d = discover(&m, 0x1000).unwrap();
+        let madt = parse_madt(d.find(b"APIC").unwrap()).unwrap();
+        let timer = isa_route(Some(&madt), 0);
+        assert_eq!((timer.gsi, timer.overridden, timer.level), (2, true, false));
+        let sci = isa_route(Some(&madt), 9);
+        assert_eq!((sci.gsi, sci.level, sci.active_low), (9, true, false));
+        let com1 = isa_route(Some(&madt), 4);
+        assert_eq!((com1.gsi, com1.overridden), (4, false));
+        assert_eq!(isa_route(None, 4).gsi, 4);
     }
 
     #[test]

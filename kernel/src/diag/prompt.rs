@@ -290,6 +290,13 @@ fn irq(o: &mut Out) {
             if r.level { "level" } else { "edge" }, if r.active_low { "active-low" } else { "active-high" },
             if r.masked { "masked" } else { "unmasked" }, r.what);
     }
+    let madt = platform::acpi::info().and_then(|i| i.madt.as_ref());
+    for irq in 0..16u8 {
+        let r = crate::irq::isa_route(madt, irq);
+        if r.overridden {
+            out!(o, "ISA IRQ {} -> GSI {} ({}, {}) by MADT override", irq, r.gsi, if r.level { "level" } else { "edge" }, if r.active_low { "active-low" } else { "active-high" });
+        }
+    }
     if let Some(r) = crate::com1_route() {
         out!(o, "COM1: ISA IRQ {} -> GSI {}{}", r.irq, r.gsi, if r.overridden { " (MADT source override honoured)" } else { " (no override)" });
     }

@@ -7,7 +7,7 @@ pub mod ioapic;
 pub mod lapic;
 pub mod pic;
 
-use capos_kcore::acpi::{Madt, Polarity, Trigger};
+use capos_kcore::acpi::Madt;
 use capos_kcore::vectors::{VectorAllocator, VectorError};
 use spin::Mutex;
 
@@ -32,31 +32,7 @@ pub fn vectors_in_use() -> u32 {
     VECTORS.lock().in_use()
 }
 
-/// Where an ISA IRQ really arrives, after the MADT's overrides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IsaRoute {
-    pub irq: u8,
-    pub gsi: u32,
-    pub active_low: bool,
-    pub level: bool,
-    pub overridden: bool,
-}
-
-/// ISA interrupts default to GSI = IRQ, edge, active high, unless the MADT
-/// overrides them.
-pub fn isa_route(madt: Option<&Madt>, irq: u8) -> IsaRoute {
-    let o = madt.and_then(|m| m.overrides.iter().find(|o| o.bus == 0 && o.source == irq));
-    match o {
-        Some(o) => IsaRoute {
-            irq,
-            gsi: o.gsi,
-            active_low: o.polarity == Polarity::ActiveLow,
-            level: o.trigger == Trigger::Level,
-            overridden: true,
-        },
-        None => IsaRoute { irq, gsi: irq as u32, active_low: false, level: false, overridden: false },
-    }
-}
+pub use capos_kcore::acpi::{isa_route, IsaRoute};
 
 /// Bring up interrupt delivery: PICs off, local APIC on, I/O APICs masked.
 pub fn init(madt: Option<&Madt>) {

@@ -317,6 +317,7 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
             Expect::Success => EXIT_KERNEL_SUCCESS,
             Expect::KernelFailure => EXIT_KERNEL_FAILURE,
             Expect::LoaderError => EXIT_LOADER_ERROR,
+            Expect::Reset => 0,
         };
         let what = format!("exit status {}", describe_exit(out.exit));
         if out.exit == Some(want) {

@@ -13,6 +13,8 @@ pub enum Expect {
     KernelFailure,
     /// capos-boot refuses to boot (37).
     LoaderError,
+    /// The guest reset the machine; with -no-reboot QEMU then exits 0.
+    Reset,
 }
 
 pub struct Boot {
@@ -245,7 +247,13 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             name: "diag",
             description: "boot to the serial prompt and run DIAG_SCRIPT (default tools/diag.script)",
             capos_boot_only: false,
-            boots: vec![diag_boot(root)],
+            boots: vec![
+                diag_boot(root),
+                Boot {
+                    script: prompt_script(&["reboot".to_string()]),
+                    ..kernel_boot("reboot", "log=info", Expect::Reset, &["rebooting"])
+                },
+            ],
         },
         Scenario {
             name: "prompt-robustness",

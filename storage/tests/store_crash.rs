@@ -89,6 +89,7 @@ fn power_cut_at_every_write_and_flush() {
                 });
                 let mut store = Store::mount(MemBlockDevice::from_bytes(image), false)
                     .unwrap_or_else(|e| panic!("seed {seed:#x} cut {cut} variant {variant}: mount failed: {e}"));
+                assert!(store.skipped_commit().is_none(), "seed {seed:#x} cut {cut} variant {variant}: newest commit skipped");
                 let got: Map = store.entries().unwrap().into_iter().collect();
                 assert!(
                     got == run.committed || Some(&got) == run.in_flight.as_ref(),

@@ -5,7 +5,7 @@
 //! writable `Directory` tree. The layout needs no table of its own: the
 //! store starts at block 0 and its superblock's `total_blocks` says where
 //! it ends; the filesystem starts at the next block and runs to the end of
-//! the disk. Each engine is given a [`Partition`](crate::partition::Partition)
+//! the disk. Each engine is given a [`Partition`]
 //! of its own range, so neither can write into the other.
 
 use crate::block::BlockDevice;

@@ -12,7 +12,9 @@
 //! - [`mem_device`], [`partition`], [`crash_sim`]: devices for tests, tools
 //!   and sub-ranges of a disk.
 //! - [`checksum`], [`codec`], [`features`], [`superblock`], [`time`],
-//!   [`error`]: the shared building blocks of every format.
+//!   [`name`], [`error`]: the shared building blocks of every format.
+//! - [`fs_api`]: the `Directory`/`File` operations as a trait
+//!   ([`FileSystem`]) that both filesystem formats implement.
 //! - [`readonly_fs`] (CAPOSRO1), [`writable_fs`] (CAPOSWF1), [`store`]
 //!   (CAPOSST1), [`colocated`] (store + filesystem on one disk).
 //!

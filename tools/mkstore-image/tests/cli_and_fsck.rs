@@ -86,3 +86,34 @@ fn fsck_names_the_damage_in_every_format() {
         b[heap] ^= 0x40;
     }), "CAPOSST1");
 }
+
+#[test]
+fn host_trees_with_unsupported_entries_are_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new("bad-host-tree");
+    let src = s.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", src.join("link")).unwrap();
+    let (status, stderr) = code(&["--readonly-fs", src.to_str().unwrap(), "-o", s.path("a.img").to_str().unwrap()]);
+    assert_eq!(status, 8);
+    assert!(stderr.contains("not a regular file or directory"), "{stderr}");
+    std::fs::remove_file(src.join("link")).unwrap();
+    std::fs::write(src.join(std::ffi::OsStr::from_bytes(b"bad-\xff-name")), b"x").unwrap();
+    let (status, stderr) = code(&["--writable", "--seed", src.to_str().unwrap(), "-o", s.path("b.img").to_str().unwrap()]);
+    assert_eq!(status, 8);
+    assert!(stderr.contains("is not UTF-8"), "{stderr}");
+    std::fs::remove_file(src.join(std::ffi::OsStr::from_bytes(b"bad-\xff-name"))).unwrap();
+    // A name longer than CAPOSWF1's 80-byte limit is fine for CAPOSRO1 but refused when seeding CAPOSWF1.
+    std::fs::write(src.join("n".repeat(100)), b"x").unwrap();
+    ok(&["--readonly-fs", src.to_str().unwrap(), "-o", s.path("c.img").to_str().unwrap()]);
+    let (status, stderr) = code(&["--writable", "--seed", src.to_str().unwrap(), "-o", s.path("d.img").to_str().unwrap()]);
+    assert_eq!(status, 8);
+    assert!(stderr.contains("longer than the format's limit"), "{stderr}");
+    // A store seed that does not fit is a clear error, not a partial image.
+    let kv = s.path("big.kv");
+    let big_value = "v".repeat(60000);
+    std::fs::write(&kv, (0..40).map(|i| format!("k{i}\t{big_value}\n")).collect::<String>()).unwrap();
+    let (status, stderr) = code(&["--store", "--seed", kv.to_str().unwrap(), "--blocks", "512", "-o", s.path("e.img").to_str().unwrap()]);
+    assert_eq!(status, 8);
+    assert!(stderr.contains("store full"), "{stderr}");
+}

@@ -38,6 +38,14 @@ pub const MAX_CONSOLE_LINE_BYTES: usize = 1024;
 /// Capability table slots per process.
 pub const MAX_CAPS_PER_PROCESS: usize = 1024;
 
+// Checked at compile time: a message is whole words, a full File.read and a
+// 64 KiB CAPOSST1 value fit a reply with room for the envelope, and a slot
+// index fits a handle's 32 bits.
+const _: () = assert!(MAX_MESSAGE_BYTES.is_multiple_of(8));
+const _: () = assert!(MAX_IO_CHUNK_BYTES as usize + 1024 <= MAX_MESSAGE_BYTES);
+const _: () = assert!(64 * 1024 + 1024 <= MAX_MESSAGE_BYTES);
+const _: () = assert!(MAX_CAPS_PER_PROCESS <= u32::MAX as usize);
+
 /// The reader options every message read must use.
 pub fn reader_options() -> ReaderOptions {
     let mut options = ReaderOptions::new();
@@ -51,12 +59,8 @@ mod tests {
 
     #[test]
     fn limits_are_consistent() {
-        assert_eq!(MAX_MESSAGE_BYTES % 8, 0);
-        assert!(MAX_IO_CHUNK_BYTES as usize + 1024 <= MAX_MESSAGE_BYTES, "a full read must fit a reply");
-        assert!(64 * 1024 + 1024 <= MAX_MESSAGE_BYTES, "a CAPOSST1 value must fit");
         let o = reader_options();
         assert_eq!(o.traversal_limit_in_words, Some(TRAVERSAL_LIMIT_WORDS));
         assert_eq!(o.nesting_limit, NESTING_LIMIT);
-        assert!(MAX_CAPS_PER_PROCESS <= u32::MAX as usize);
     }
 }

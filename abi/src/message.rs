@@ -103,7 +103,7 @@ fn check_framing(bytes: &[u8]) -> Result<(), MessageError> {
     if bytes.len() < 8 {
         return Err(MessageError::BadFraming("shorter than one word"));
     }
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(MessageError::BadFraming("not a whole number of 8-byte words"));
     }
     let segments = le32(bytes, 0) as usize + 1;
@@ -509,7 +509,7 @@ pub(crate) mod tests {
             // list pointer to bytes (element size 2), count = text bytes
             words.push(0b01 | (offset << 2) | (2u64 << 32) | (((text_words * 8) as u64) << 35));
         }
-        words.extend(std::iter::repeat(0x4141_4141_4141_4141).take(text_words));
+        words.extend(std::iter::repeat_n(0x4141_4141_4141_4141, text_words));
         let mut b = Vec::new();
         b.extend_from_slice(&0u32.to_le_bytes());
         b.extend_from_slice(&(words.len() as u32).to_le_bytes());

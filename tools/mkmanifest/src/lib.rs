@@ -1,2 +1,354 @@
-//! The capOS boot-manifest builder (work in progress in this commit).
+//! `mkmanifest`: the capOS boot manifest, from a readable text file to the
+//! capnp `Manifest` message the kernel reads at boot, and back.
+//!
+//! # The text format
+//!
+//! ```text
+//! # A comment: a line whose first non-blank character is '#'.
+//! process pong                      # starts a process block (comments only on their own line!)
+//!     binary: /boot/pong            # required: the boot module to run
+//!     grant console: kernel:console # a capability the process sees as "console"
+//!     export ping                   # an endpoint this process serves
+//!
+//! process ping
+//!     binary: /boot/ping
+//!     arg: --rounds                 # one argument per line, in order
+//!     arg: 10
+//!     grant console: kernel:console
+//!     grant data: kernel:fs:root    # kernel source with an instance name
+//!     grant server: process:pong/ping  # another process's exported endpoint
+//! ```
+//!
+//! (The trailing `# ...` above are annotations for this page; in a real file
+//! a `#` only starts a comment at the beginning of a line, so an argument may
+//! contain `#`.)
+//!
+//! One statement per line; indentation is optional and ignored. Statements
+//! after `process NAME` belong to that process until the next `process`.
+//!
+//! | statement | meaning |
+//! |-----------|---------|
+//! | `process NAME` | start a process; NAME is unique, `[A-Za-z0-9_-]`, at most 32 bytes |
+//! | `binary: PATH` | the boot module to load (absolute path), exactly once per process |
+//! | `arg: TEXT` | append an argument (the rest of the line, trimmed, non-empty) |
+//! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `ping`, `store:NAME`, `fs:NAME` |
+//! | `grant NAME: process:PROC/ENDPOINT` | a client capability for an endpoint PROC exports |
+//! | `export NAME` | an endpoint this process serves (its receive handle is in `StartInfo.endpoints`) |
+//!
+//! The kernel sources are listed once, in `capos_abi::manifest::KERNEL_SOURCES`.
+//! The rules (unique names, known sources, endpoints that exist, no process
+//! granted its own endpoint, bounds) are `capos_abi::manifest::Manifest::validate`,
+//! the same code the kernel runs on the binary. Errors are reported as
+//! `FILE:LINE: message`.
+//!
+//! # Usage
+//!
+//! ```text
+//! mkmanifest IN.manifest -o OUT.bin   # compile
+//! mkmanifest --check IN.manifest      # validate only
+//! mkmanifest --dump OUT.bin           # print a binary manifest in the text format
+//! ```
 #![forbid(unsafe_code)]
+
+use capos_abi::manifest::{is_valid_name, Grant, GrantSource, KernelSource, Location, Manifest, ManifestError, ProcessSpec};
+use std::fmt::Write as _;
+
+/// A problem in a manifest text, at a 1-based line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl ParseError {
+    fn new(line: usize, message: impl Into<String>) -> ParseError {
+        ParseError { line, message: message.into() }
+    }
+    /// `FILE:LINE: message`.
+    pub fn render(&self, file: &str) -> String {
+        format!("{file}:{}: {}", self.line, self.message)
+    }
+}
+
+/// Source lines of each part of a parsed manifest (for error messages).
+#[derive(Default, Debug)]
+struct ProcessLines {
+    process: usize,
+    binary: Option<usize>,
+    args: Vec<usize>,
+    grants: Vec<usize>,
+    exports: Vec<usize>,
+}
+
+/// Parse and validate a manifest text.
+pub fn parse(text: &str) -> Result<Manifest, ParseError> {
+    let mut manifest = Manifest::default();
+    let mut lines: Vec<ProcessLines> = Vec::new();
+    let mut last_line = 1;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        last_line = n;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let split = line.find(|c: char| c.is_whitespace() || c == ':').unwrap_or(line.len());
+        let (keyword, rest) = line.split_at(split);
+        let rest = rest.trim_start();
+        if keyword == "process" {
+            let name = rest;
+            if name.is_empty() {
+                return Err(ParseError::new(n, "'process' needs a name: 'process NAME'"));
+            }
+            check_name(n, "process", name)?;
+            if let Some(first) = manifest.processes.iter().position(|p| p.name == name) {
+                return Err(ParseError::new(n, format!("duplicate process '{name}' (first defined at line {})", lines[first].process)));
+            }
+            manifest.processes.push(ProcessSpec { name: name.to_string(), ..Default::default() });
+            lines.push(ProcessLines { process: n, ..Default::default() });
+            continue;
+        }
+        if !matches!(keyword, "binary" | "arg" | "grant" | "export") {
+            return Err(ParseError::new(n, format!("unknown keyword '{keyword}' (expected process, binary, arg, grant or export)")));
+        }
+        let (Some(process), Some(at)) = (manifest.processes.last_mut(), lines.last_mut()) else {
+            return Err(ParseError::new(n, format!("'{keyword}' outside a process block (start one with 'process NAME')")));
+        };
+        match keyword {
+            "binary" => {
+                let path = value_after_colon(n, "binary", rest, "binary: /boot/NAME")?;
+                if let Some(first) = at.binary {
+                    return Err(ParseError::new(n, format!("process '{}' already has a binary (line {first})", process.name)));
+                }
+                process.binary = path.to_string();
+                at.binary = Some(n);
+            }
+            "arg" => {
+                let value = value_after_colon(n, "arg", rest, "arg: TEXT")?;
+                process.args.push(value.to_string());
+                at.args.push(n);
+            }
+            "grant" => {
+                let Some((name, source)) = rest.split_once(':') else {
+                    return Err(ParseError::new(n, "grant needs a name and a source: 'grant NAME: kernel:SOURCE' or 'grant NAME: process:PROC/ENDPOINT'"));
+                };
+                let (name, source) = (name.trim(), source.trim());
+                check_name(n, "grant", name)?;
+                if let Some(first) = process.grants.iter().position(|g| g.name == name) {
+                    return Err(ParseError::new(n, format!("duplicate grant '{name}' in process '{}' (first at line {})", process.name, at.grants[first])));
+                }
+                let source = parse_source(n, source)?;
+                process.grants.push(Grant { name: name.to_string(), source });
+                at.grants.push(n);
+            }
+            "export" => {
+                let name = rest;
+                if name.is_empty() {
+                    return Err(ParseError::new(n, "'export' needs an endpoint name: 'export NAME'"));
+                }
+                check_name(n, "endpoint", name)?;
+                if let Some(first) = process.exports.iter().position(|e| e == name) {
+                    return Err(ParseError::new(n, format!("duplicate export '{name}' in process '{}' (first at line {})", process.name, at.exports[first])));
+                }
+                process.exports.push(name.to_string());
+                at.exports.push(n);
+            }
+            _ => unreachable!("keywords checked above"),
+        }
+    }
+    // Whole-manifest rules (missing binaries, endpoint references, bounds):
+    // the same validation the kernel runs, mapped back to source lines.
+    match manifest.validate() {
+        Ok(()) => Ok(manifest),
+        Err(ManifestError::Invalid { at, message }) => {
+            let line = match at {
+                Location::Manifest => last_line,
+                Location::Process(p) => lines[p].process,
+                Location::Binary(p) => lines[p].binary.unwrap_or(lines[p].process),
+                Location::Arg(p, a) => lines[p].args.get(a).copied().unwrap_or(lines[p].process),
+                Location::Grant(p, g) => lines[p].grants.get(g).copied().unwrap_or(lines[p].process),
+                Location::Export(p, e) => lines[p].exports.get(e).copied().unwrap_or(lines[p].process),
+            };
+            Err(ParseError::new(line, message))
+        }
+        Err(other) => Err(ParseError::new(last_line, other.to_string())),
+    }
+}
+
+fn check_name(line: usize, what: &str, name: &str) -> Result<(), ParseError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(ParseError::new(
+            line,
+            format!(
+                "invalid {what} name '{name}': use 1 to {} characters from A-Z a-z 0-9 _ -, starting with a letter or digit",
+                capos_abi::manifest::MAX_NAME_BYTES
+            ),
+        ))
+    }
+}
+
+fn value_after_colon<'a>(line: usize, keyword: &str, rest: &'a str, example: &str) -> Result<&'a str, ParseError> {
+    let Some(value) = rest.strip_prefix(':') else {
+        return Err(ParseError::new(line, format!("'{keyword}' needs a colon: '{example}'")));
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ParseError::new(line, format!("'{keyword}' needs a value: '{example}'")));
+    }
+    Ok(value)
+}
+
+fn parse_source(line: usize, source: &str) -> Result<GrantSource, ParseError> {
+    if let Some(kernel) = source.strip_prefix("kernel:") {
+        KernelSource::parse(kernel).map_err(|m| ParseError::new(line, m))?;
+        Ok(GrantSource::Kernel(kernel.to_string()))
+    } else if let Some(target) = source.strip_prefix("process:") {
+        let Some((process, endpoint)) = target.split_once('/') else {
+            return Err(ParseError::new(line, format!("endpoint source '{source}' needs the form 'process:PROC/ENDPOINT'")));
+        };
+        check_name(line, "process", process)?;
+        check_name(line, "endpoint", endpoint)?;
+        Ok(GrantSource::Endpoint { process: process.to_string(), endpoint: endpoint.to_string() })
+    } else {
+        Err(ParseError::new(line, format!("unknown grant source '{source}': expected 'kernel:SOURCE' or 'process:PROC/ENDPOINT'")))
+    }
+}
+
+/// Parse, validate and encode a manifest text.
+pub fn compile(text: &str) -> Result<Vec<u8>, ParseError> {
+    let manifest = parse(text)?;
+    manifest.encode().map_err(|e| ParseError::new(1, e.to_string()))
+}
+
+/// Print a manifest in the text format ([`parse`] reads it back unchanged).
+pub fn to_text(manifest: &Manifest) -> String {
+    let mut out = String::new();
+    for (i, p) in manifest.processes.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "process {}", p.name);
+        let _ = writeln!(out, "    binary: {}", p.binary);
+        for a in &p.args {
+            let _ = writeln!(out, "    arg: {a}");
+        }
+        for g in &p.grants {
+            match &g.source {
+                GrantSource::Kernel(s) => {
+                    let _ = writeln!(out, "    grant {}: kernel:{s}", g.name);
+                }
+                GrantSource::Endpoint { process, endpoint } => {
+                    let _ = writeln!(out, "    grant {}: process:{process}/{endpoint}", g.name);
+                }
+            }
+        }
+        for e in &p.exports {
+            let _ = writeln!(out, "    export {e}");
+        }
+    }
+    out
+}
+
+/// Decode a binary manifest (with the kernel's checks) and print it.
+pub fn dump(bytes: &[u8]) -> Result<String, ManifestError> {
+    Ok(to_text(&Manifest::decode(bytes)?))
+}
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Compile { input: String, output: String },
+    Check { input: String },
+    Dump { input: String },
+    Help,
+}
+
+pub const USAGE: &str = "usage: mkmanifest IN.manifest -o OUT.bin\n       mkmanifest --check IN.manifest\n       mkmanifest --dump OUT.bin";
+
+/// Parse the arguments (without the program name).
+pub fn parse_args(args: &[String]) -> Result<Command, String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["-h" | "--help"] => Ok(Command::Help),
+        ["--check", input] => Ok(Command::Check { input: input.to_string() }),
+        ["--dump", input] => Ok(Command::Dump { input: input.to_string() }),
+        [input, "-o", output] | ["-o", output, input] if !input.starts_with('-') => {
+            Ok(Command::Compile { input: input.to_string(), output: output.to_string() })
+        }
+        _ => Err(USAGE.to_string()),
+    }
+}
+
+/// Run a command; returns the exit status (0 ok, 1 bad manifest or I/O, 2 usage)
+/// and writes diagnostics to `err`, results to `out`.
+pub fn run(args: &[String], out: &mut dyn std::io::Write, err: &mut dyn std::io::Write) -> i32 {
+    let command = match parse_args(args) {
+        Ok(c) => c,
+        Err(usage) => {
+            let _ = writeln!(err, "{usage}");
+            return 2;
+        }
+    };
+    let read_text = |path: &str, err: &mut dyn std::io::Write| match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let _ = writeln!(err, "{path}: cannot read: {e}");
+            None
+        }
+    };
+    match command {
+        Command::Help => {
+            let _ = writeln!(out, "{USAGE}");
+            0
+        }
+        Command::Check { input } => {
+            let Some(text) = read_text(&input, err) else { return 1 };
+            match parse(&text) {
+                Ok(m) => {
+                    let _ = writeln!(out, "{input}: ok ({} processes)", m.processes.len());
+                    0
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "{}", e.render(&input));
+                    1
+                }
+            }
+        }
+        Command::Compile { input, output } => {
+            let Some(text) = read_text(&input, err) else { return 1 };
+            let bytes = match compile(&text) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = writeln!(err, "{}", e.render(&input));
+                    return 1;
+                }
+            };
+            if let Err(e) = std::fs::write(&output, &bytes) {
+                let _ = writeln!(err, "{output}: cannot write: {e}");
+                return 1;
+            }
+            0
+        }
+        Command::Dump { input } => {
+            let bytes = match std::fs::read(&input) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = writeln!(err, "{input}: cannot read: {e}");
+                    return 1;
+                }
+            };
+            match dump(&bytes) {
+                Ok(text) => {
+                    let _ = write!(out, "{text}");
+                    0
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "{input}: {e}");
+                    1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Good and bad manifest files, the library API and the command line.
+//!
+//! Every file in `bad/` starts with `# expect: LINE: MESSAGE`, the exact
+//! error the tool must report for it.
+
+use capos_abi::manifest::{GrantSource, Manifest};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(name)
+}
+
+fn files(name: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "manifest"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn good_files_compile_decode_and_print_back_unchanged() {
+    let good = files("good");
+    assert!(good.len() >= 3, "the good examples are missing");
+    for path in good {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed = mkmanifest::parse(&text).unwrap_or_else(|e| panic!("{}", e.render(&path.display().to_string())));
+        let bytes = mkmanifest::compile(&text).unwrap();
+        let decoded = Manifest::decode(&bytes).unwrap();
+        assert_eq!(decoded, parsed, "{}", path.display());
+        // --dump output is itself a manifest that means the same thing.
+        let printed = mkmanifest::dump(&bytes).unwrap();
+        assert_eq!(mkmanifest::parse(&printed).unwrap(), parsed, "{}", path.display());
+        assert_eq!(mkmanifest::compile(&printed).unwrap(), bytes, "encoding is deterministic");
+    }
+}
+
+#[test]
+fn the_ipc_example_means_what_it_says() {
+    let m = mkmanifest::parse(&std::fs::read_to_string(dir("good").join("ipc.manifest")).unwrap()).unwrap();
+    assert_eq!(m.processes.len(), 2);
+    let (pong, ping) = (&m.processes[0], &m.processes[1]);
+    assert_eq!((pong.name.as_str(), pong.binary.as_str()), ("pong", "/boot/pong"));
+    assert_eq!(pong.exports, vec!["ping".to_string()]);
+    assert_eq!(ping.args, vec!["--rounds".to_string(), "10".to_string()]);
+    assert_eq!(ping.grants[0].name, "console");
+    assert_eq!(ping.grants[0].source, GrantSource::Kernel("console".into()));
+    assert_eq!(ping.grants[1].source, GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() });
+}
+
+#[test]
+fn args_keep_hashes_and_inner_spaces() {
+    let m = mkmanifest::parse(&std::fs::read_to_string(dir("good").join("storage.manifest")).unwrap()).unwrap();
+    assert_eq!(m.processes[0].args, vec!["--path=/docs/readme.txt".to_string(), "a # is not a comment here".to_string()]);
+    assert_eq!(m.processes[0].grants[2].name, "fat", "'grant fat:kernel:...' without a space parses");
+    assert_eq!(m.processes[0].grants[2].source, GrantSource::Kernel("fs:fat-nvme".into()));
+}
+
+fn expectation(text: &str) -> (usize, String) {
+    let first = text.lines().next().unwrap();
+    let rest = first.strip_prefix("# expect: ").expect("bad files start with '# expect: LINE: MESSAGE'");
+    let (line, message) = rest.split_once(": ").unwrap();
+    (line.parse().unwrap(), message.to_string())
+}
+
+#[test]
+fn bad_files_report_the_line_and_the_message() {
+    let bad = files("bad");
+    assert!(bad.len() >= 15, "the bad examples are missing");
+    for path in bad {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (line, message) = expectation(&text);
+        let err = mkmanifest::parse(&text).expect_err(&format!("{} must be rejected", path.display()));
+        assert_eq!((err.line, err.message.as_str()), (line, message.as_str()), "{}", path.display());
+        assert!(mkmanifest::compile(&text).is_err());
+    }
+}
+
+#[test]
+fn inline_bad_cases() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("process\n", 1, "'process' needs a name: 'process NAME'"),
+        ("process a\n  binary /boot/a\n", 2, "'binary' needs a colon: 'binary: /boot/NAME'"),
+        ("process a\n  binary: /boot/a\n  export\n", 3, "'export' needs an endpoint name: 'export NAME'"),
+        ("process a\n  binary: /boot/a\n  grant c: kernel:console:x\n", 3, "kernel source 'console' takes no instance name"),
+        ("process a\n  binary: /boot/a\n  grant c: kernel:fs:a/b\n", 3, "invalid fs instance name 'a/b'"),
+        ("process a\n  binary: /boot/a\n  grant -c: kernel:console\n", 3,
+         "invalid grant name '-c': use 1 to 32 characters from A-Z a-z 0-9 _ -, starting with a letter or digit"),
+        ("process a\n  binary: /boot/a b\n", 2, "binary '/boot/a b' must be an absolute boot module path of at most 128 bytes without spaces"),
+        ("  # indented comment\nfoo: bar\n", 2, "unknown keyword 'foo' (expected process, binary, arg, grant or export)"),
+    ];
+    for (text, line, message) in cases {
+        let err = mkmanifest::parse(text).expect_err(text);
+        assert_eq!((err.line, err.message.as_str()), (*line, *message), "{text:?}");
+    }
+    let e = mkmanifest::parse("process x\n").unwrap_err();
+    assert_eq!(e.render("sys.manifest"), "sys.manifest:1: process 'x' has no binary");
+}
+
+#[test]
+fn too_many_processes_is_reported() {
+    let mut text = String::new();
+    for i in 0..=capos_abi::manifest::MAX_PROCESSES {
+        text.push_str(&format!("process p{i}\n  binary: /boot/p\n"));
+    }
+    let e = mkmanifest::parse(&text).unwrap_err();
+    assert_eq!(e.message, format!("more than {} processes", capos_abi::manifest::MAX_PROCESSES));
+}
+
+#[test]
+fn argument_parsing() {
+    use mkmanifest::{parse_args, Command as C};
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(parse_args(&s(&["in.manifest", "-o", "out.bin"])), Ok(C::Compile { input: "in.manifest".into(), output: "out.bin".into() }));
+    assert_eq!(parse_args(&s(&["-o", "out.bin", "in.manifest"])), Ok(C::Compile { input: "in.manifest".into(), output: "out.bin".into() }));
+    assert_eq!(parse_args(&s(&["--check", "in"])), Ok(C::Check { input: "in".into() }));
+    assert_eq!(parse_args(&s(&["--dump", "out.bin"])), Ok(C::Dump { input: "out.bin".into() }));
+    assert_eq!(parse_args(&s(&["--help"])), Ok(C::Help));
+    for bad in [&[][..], &["in"][..], &["in", "-o"][..], &["--check"][..], &["--frobnicate", "x"][..], &["in", "out"][..]] {
+        assert!(parse_args(&s(bad)).is_err(), "{bad:?}");
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mkmanifest-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn tool(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mkmanifest")).args(args).output().unwrap();
+    (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn command_line_compile_check_dump() {
+    let input = dir("good").join("ipc.manifest");
+    let input = input.to_str().unwrap();
+    let output = scratch("ipc.bin");
+    let output = output.to_str().unwrap();
+    let (code, _, err) = tool(&[input, "-o", output]);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(output).unwrap();
+    assert_eq!(bytes, mkmanifest::compile(&std::fs::read_to_string(input).unwrap()).unwrap());
+
+    let (code, out, _) = tool(&["--check", input]);
+    assert_eq!((code, out), (0, format!("{input}: ok (2 processes)\n")));
+
+    let (code, out, _) = tool(&["--dump", output]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("process pong\n    binary: /boot/pong\n"), "{out}");
+    assert!(out.contains("    grant server: process:pong/ping\n"), "{out}");
+
+    // A damaged binary is refused by --dump with the kernel's checks.
+    let mut damaged = bytes.clone();
+    damaged.truncate(bytes.len() - 8);
+    let path = scratch("damaged.bin");
+    std::fs::write(&path, &damaged).unwrap();
+    let (code, _, err) = tool(&["--dump", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a valid message"), "{err}");
+}
+
+#[test]
+fn command_line_errors_are_file_line_message() {
+    let bad = dir("bad").join("unknown-endpoint.manifest");
+    let bad = bad.to_str().unwrap();
+    let output = scratch("never.bin");
+    let (code, out, err) = tool(&[bad, "-o", output.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(err, format!("{bad}:7: process 'pong' exports no endpoint 'pang'\n"));
+    assert!(!output.exists(), "no output is written for a bad manifest");
+    let (code, _, err) = tool(&["--check", bad]);
+    assert_eq!((code, err), (1, format!("{bad}:7: process 'pong' exports no endpoint 'pang'\n")));
+    let (code, _, err) = tool(&["--check", "/nonexistent/x.manifest"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("/nonexistent/x.manifest: cannot read"), "{err}");
+    let (code, _, err) = tool(&["--bogus"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("usage: mkmanifest"), "{err}");
+}

@@ -282,33 +282,39 @@ pub fn reencode_return(ret: &ReturnMessage, caps: &[Handle]) -> Result<Vec<u8>, 
     write_message(&message)
 }
 
-/// A validated `IncomingCall` envelope (what a server receives).
+/// A validated `IncomingCall` envelope (what a server receives). The scalar
+/// fields are read once in [`IncomingCallMessage::read`]: every access to a
+/// capnp reader counts against the traversal limit, so accessors that
+/// re-read the message could eventually fail.
 pub struct IncomingCallMessage {
     reader: MessageReader,
+    reply_token: u64,
+    badge: u64,
+    interface_id: u64,
+    method_id: u16,
     caps: Vec<Handle>,
 }
 
 impl IncomingCallMessage {
     pub fn read(bytes: &[u8]) -> Result<IncomingCallMessage, MessageError> {
         let reader = read_message(bytes)?;
-        let caps = read_caps(reader.get_root::<incoming_call::Reader>()?.get_caps()?)?;
-        Ok(IncomingCallMessage { reader, caps })
-    }
-    fn root(&self) -> incoming_call::Reader<'_> {
-        // Validated in `read`; the root is a struct.
-        self.reader.get_root::<incoming_call::Reader>().expect("validated in read")
+        let root = reader.get_root::<incoming_call::Reader>()?;
+        let (reply_token, badge) = (root.get_reply_token(), root.get_badge());
+        let (interface_id, method_id) = (root.get_interface_id(), root.get_method_id());
+        let caps = read_caps(root.get_caps()?)?;
+        Ok(IncomingCallMessage { reader, reply_token, badge, interface_id, method_id, caps })
     }
     pub fn reply_token(&self) -> u64 {
-        self.root().get_reply_token()
+        self.reply_token
     }
     pub fn badge(&self) -> u64 {
-        self.root().get_badge()
+        self.badge
     }
     pub fn interface_id(&self) -> u64 {
-        self.root().get_interface_id()
+        self.interface_id
     }
     pub fn method_id(&self) -> u16 {
-        self.root().get_method_id()
+        self.method_id
     }
     pub fn caps(&self) -> &[Handle] {
         &self.caps
@@ -317,7 +323,7 @@ impl IncomingCallMessage {
         self::slot(&self.caps, slot)
     }
     pub fn params<T: Owned>(&self) -> Result<T::Reader<'_>, MessageError> {
-        Ok(self.root().get_params().get_as::<T::Reader<'_>>()?)
+        Ok(self.reader.get_root::<incoming_call::Reader>()?.get_params().get_as::<T::Reader<'_>>()?)
     }
 }
 
@@ -404,6 +410,12 @@ pub(crate) mod tests {
         assert_eq!((inc.interface_id(), inc.method_id()), (interfaces::CONSOLE, 0));
         assert_eq!(inc.caps(), &[Handle::new(2, 3)]);
         assert_eq!(inc.params::<console::write_line_params::Owned>().unwrap().get_line().unwrap(), "hello");
+        // Scalar accessors never touch the reader, so they cannot exhaust the
+        // traversal limit however often a server calls them.
+        for _ in 0..(crate::limits::TRAVERSAL_LIMIT_WORDS + 1) {
+            assert_eq!((inc.reply_token(), inc.badge(), inc.method_id()), (0xabc, 42, 0));
+        }
+        assert!(inc.params::<console::write_line_params::Owned>().is_ok());
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl LoadSegment {
     pub fn end_page(&self) -> u64 {
         (self.vaddr + self.mem_size).div_ceil(PAGE_SIZE) * PAGE_SIZE
     }
-    /// The bytes to copy from the validated file.
+    /// The bytes to copy, from the file this plan was validated from.
     pub fn file_bytes<'a>(&self, file: &'a [u8]) -> &'a [u8] {
         &file[self.file_offset as usize..(self.file_offset + self.file_size) as usize]
     }
@@ -207,7 +207,9 @@ pub fn validate(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
         if ph.p_filesz > ph.p_memsz {
             return Err(ElfError::FileSizeExceedsMemSize { index });
         }
-        if ph.p_offset.checked_add(ph.p_filesz).is_none_or(|end| end > bytes.len() as u64) {
+        // A segment with no file bytes (pure bss) has no meaningful offset.
+        let file_offset = if ph.p_filesz == 0 { 0 } else { ph.p_offset };
+        if file_offset.checked_add(ph.p_filesz).is_none_or(|end| end > bytes.len() as u64) {
             return Err(ElfError::FileRangeOutsideFile { index });
         }
         if ph.p_memsz > MAX_SEGMENT_BYTES {
@@ -222,7 +224,7 @@ pub fn validate(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
         if end > USER_END {
             return Err(ElfError::OutsideUserHalf { index, vaddr: ph.p_vaddr });
         }
-        if ph.p_offset % PAGE_SIZE != ph.p_vaddr % PAGE_SIZE {
+        if ph.p_filesz != 0 && ph.p_offset % PAGE_SIZE != ph.p_vaddr % PAGE_SIZE {
             return Err(ElfError::Misaligned { index });
         }
         let writable = ph.p_flags & abi::PF_W != 0;
@@ -234,7 +236,7 @@ pub fn validate(bytes: &[u8]) -> Result<LoadPlan, ElfError> {
         segments.push(LoadSegment {
             vaddr: ph.p_vaddr,
             mem_size: ph.p_memsz,
-            file_offset: ph.p_offset,
+            file_offset,
             file_size: ph.p_filesz,
             readable: ph.p_flags & abi::PF_R != 0,
             writable,
@@ -344,6 +346,21 @@ mod tests {
         assert_eq!((data.file_size, data.mem_size), (0x10, 0x3000));
         assert_eq!(data.file_bytes(&bytes).len(), 0x10);
         assert_eq!(plan.image_end(), BASE + 0x5000);
+    }
+
+    #[test]
+    fn a_bss_only_segment_ignores_its_file_offset() {
+        let bytes = exe(
+            BASE + 0x10,
+            &[load(BASE, 0x1000, 0x100, 0x100, RX), load(BASE + 0x1000, 0xdead_beef_0123, 0, 0x2000, RW)],
+        );
+        let plan = validate(&bytes).unwrap();
+        let bss = plan.segments[1];
+        assert_eq!((bss.file_offset, bss.file_size, bss.mem_size), (0, 0, 0x2000));
+        assert!(bss.file_bytes(&bytes).is_empty());
+        // With file bytes, the same offset is refused.
+        let bad = exe(BASE + 0x10, &[load(BASE, 0x1000, 0x100, 0x100, RX), load(BASE + 0x1000, 0xdead_beef_0123, 1, 0x2000, RW)]);
+        assert_eq!(validate(&bad), Err(ElfError::FileRangeOutsideFile { index: 1 }));
     }
 
     #[test]

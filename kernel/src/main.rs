@@ -70,6 +70,7 @@ extern "C" fn kernel_entry() -> ! {
     }
 
     let map = boot_info::memory_map();
+    mm::set_phys_top(map.iter().filter(|r| r.kind.is_ram_like()).map(|r| r.base + r.length).max().unwrap_or(0));
     mm::frames::init(map).unwrap_or_else(|e| fatal(e));
     let paging = mm::paging::init(map, early.kernel_phys, early.kernel_virt).unwrap_or_else(|e| fatal(e));
     log::info!(
@@ -167,6 +168,9 @@ fn platform_init(late: &boot_info::LateBoot) {
     }
 
     pci::init(&acpi.mcfg);
+    // Interrupts on before the drivers: NVMe completions may arrive by MSI-X.
+    arch::x86_64::trap::set_interrupts(true);
+    drivers::init(&Cmdline::new(boot_info::cmdline()));
 
     // COM1 input: ISA IRQ 4, wherever the MADT says it really arrives.
     if irq::lapic::is_enabled() && madt.is_some() {

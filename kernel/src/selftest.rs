@@ -17,7 +17,7 @@ static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
-    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer",
+    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk",
 ];
 
 fn report(name: &str, result: Result<String, String>) {
@@ -41,11 +41,12 @@ pub fn run(name: &str) {
         "divide-error" => report("divide-error", check_fault(0, None, None, divide_error)),
         "stack-overflow" => stack_overflow(),
         "panic" => panic!("deliberate panic requested by test=panic"),
-        "msix" => report("msix-nvme-admin-completion", match crate::drivers::nvme_probe::find() {
-            Some(dev) => crate::drivers::nvme_probe::msix_identify(dev),
-            None => Err(String::from("no NVMe controller found (add one with QEMU_EXTRA)")),
+        "msix" => report("msix-nvme-admin-completion", match crate::drivers::nvme::controllers().first() {
+            Some(c) => c.lock().prove_msix(),
+            None => Err(String::from("no NVMe controller bound (add one with QEMU_EXTRA)")),
         }),
         "timer" => timer(),
+        "blk" => blk(),
         other => report(
             "unknown-test",
             Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
@@ -58,6 +59,96 @@ pub fn finish() -> ! {
     let (p, f) = (PASSED.load(Ordering::SeqCst), FAILED.load(Ordering::SeqCst));
     log::info!("selftest: {} passed, {} failed", p, f);
     qemu::exit(if f == 0 && p > 0 { qemu::EXIT_SUCCESS } else { qemu::EXIT_FAILURE })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = core::fmt::Write::write_fmt(&mut s, format_args!("{:02x}", b));
+    }
+    s
+}
+
+/// Every block device: hash the first `blk.read_mib` MiB (0 = all), write a
+/// pattern to the last `blk.scratch_blocks` blocks, flush, read it back,
+/// and check that bad requests are refused.
+fn blk() {
+    use capos_storage::BlockError;
+    use sha2::{Digest, Sha256};
+    let cmd = capos_kcore::cmdline::Cmdline::new(crate::boot_info::cmdline());
+    let read_mib: u64 = cmd.get("blk.read_mib").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let scratch: u64 = cmd.get("blk.scratch_blocks").and_then(|v| v.parse().ok()).unwrap_or(64);
+    let devices = crate::drivers::block::all();
+    if devices.is_empty() {
+        report("blk", Err(String::from("no block devices found")));
+        return;
+    }
+    for (name, driver, dev) in devices {
+        let mut d = dev.lock();
+        let bs = d.block_size();
+        let size = d.block_count() * bs as u64;
+        let want = if read_mib == 0 { size } else { (read_mib << 20).min(size) };
+        report(&format!("blk-{}-read", name), (|| {
+            let mut hasher = Sha256::new();
+            let mut buf = alloc::vec![0u8; 128 * 1024];
+            let mut done = 0u64;
+            let start = crate::time::uptime_ns();
+            while done < want {
+                let n = (buf.len() as u64).min(want - done) as usize;
+                d.read_blocks(done / bs as u64, &mut buf[..n]).map_err(|e| format!("read at byte {}: {}", done, e))?;
+                hasher.update(&buf[..n]);
+                done += n as u64;
+            }
+            let ms = (crate::time::uptime_ns() - start) / 1_000_000;
+            let digest = hasher.finalize();
+            log::info!("blk: {} read {} bytes sha256={}", name, done, hex(&digest));
+            Ok(format!("{} ({}) {} bytes in {} ms", name, driver, done, ms))
+        })());
+        report(&format!("blk-{}-write-flush-readback", name), (|| {
+            let blocks = scratch.min(d.block_count());
+            let first = d.block_count() - blocks;
+            let mut pattern = alloc::vec![0u8; (blocks as usize) * bs];
+            for (i, b) in pattern.iter_mut().enumerate() {
+                *b = capos_kcore::blk_test_pattern(first + (i / bs) as u64, i % bs);
+            }
+            d.write_blocks(first, &pattern).map_err(|e| format!("write: {}", e))?;
+            d.flush().map_err(|e| format!("flush: {}", e))?;
+            let mut back = alloc::vec![0u8; pattern.len()];
+            d.read_blocks(first, &mut back).map_err(|e| format!("read back: {}", e))?;
+            if back != pattern {
+                return Err(String::from("read-back differs from what was written"));
+            }
+            log::info!("blk: {} wrote pattern at LBA {}..{} and flushed", name, first, first + blocks);
+            Ok(format!("{} blocks at LBA {}", blocks, first))
+        })());
+        report(&format!("blk-{}-unaligned-buffer", name), (|| {
+            let mut a = alloc::vec![0u8; 4096 + 8];
+            let mut b = alloc::vec![0u8; 4096];
+            d.read_blocks(0, &mut a[1..4097]).map_err(|e| format!("unaligned read: {}", e))?;
+            d.read_blocks(0, &mut b).map_err(|e| format!("aligned read: {}", e))?;
+            if a[1..4097] != b[..] {
+                return Err(String::from("a read into an odd address differs from an aligned read"));
+            }
+            Ok(String::from("odd-address buffer reads the same bytes"))
+        })());
+        report(&format!("blk-{}-bad-requests", name), (|| {
+            let count = d.block_count();
+            let mut one = alloc::vec![0u8; bs];
+            let checks: [(&str, Result<(), BlockError>, BlockError); 5] = [
+                ("read past the end", d.read_blocks(count, &mut one), BlockError::OutOfRange),
+                ("read straddling the end", { let mut two = alloc::vec![0u8; 2 * bs]; d.read_blocks(count - 1, &mut two) }, BlockError::OutOfRange),
+                ("zero-length read", d.read_blocks(0, &mut []), BlockError::BadLength),
+                ("partial-block read", d.read_blocks(0, &mut one[..bs - 1]), BlockError::BadLength),
+                ("huge LBA write", d.write_blocks(u64::MAX, &one), BlockError::OutOfRange),
+            ];
+            for (what, got, want) in checks {
+                if got != Err(want) {
+                    return Err(format!("{}: got {:?}, expected {:?}", what, got, want));
+                }
+            }
+            Ok(String::from("past-end, straddling, zero-length, partial-block and huge-LBA requests refused"))
+        })());
+    }
 }
 
 /// The LAPIC timer must tick at about 100 Hz against the TSC.

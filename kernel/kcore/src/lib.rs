@@ -12,6 +12,14 @@ pub mod civil;
 pub mod cmdline;
 pub mod frame_alloc;
 pub mod line_editor;
+pub mod nvme;
 pub mod pci;
 pub mod user_elf;
 pub mod vectors;
+
+/// The byte the block-device scenarios write at `offset` of logical block
+/// `lba`; shared by the kernel's self-test and the host runner that checks
+/// the disk image afterwards.
+pub fn blk_test_pattern(lba: u64, offset: usize) -> u8 {
+    (lba.wrapping_mul(31) as u8) ^ (offset as u8) ^ ((offset >> 8) as u8).wrapping_mul(7) ^ 0xa5
+}

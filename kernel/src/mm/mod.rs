@@ -28,6 +28,21 @@ pub fn hhdm_offset() -> u64 {
     HHDM_OFFSET.load(Ordering::Relaxed)
 }
 
+static PHYS_TOP: AtomicU64 = AtomicU64::new(0);
+
+/// Record the end of the highest RAM-like region (HHDM addresses of RAM lie
+/// below `hhdm_offset() + top`).
+pub fn set_phys_top(top: u64) {
+    PHYS_TOP.store(top, Ordering::Relaxed);
+}
+
+/// The physical address of `va` if it is a direct-map address of RAM.
+pub fn hhdm_virt_to_phys(va: u64) -> Option<u64> {
+    let base = hhdm_offset();
+    let pa = va.checked_sub(base)?;
+    (pa < PHYS_TOP.load(Ordering::Relaxed)).then_some(pa)
+}
+
 /// The direct-map address of physical address `pa`.
 pub fn phys_to_virt(pa: u64) -> u64 {
     pa + hhdm_offset()

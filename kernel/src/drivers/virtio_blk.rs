@@ -1,0 +1,139 @@
+//! virtio-blk over the modern PCI transport, using the `virtio-drivers`
+//! crate with our HAL (`dma.rs`) and our PCI configuration access.
+//!
+//! The crate's driver asserts on malformed requests and knows nothing of
+//! the device's size limits, so [`VirtioBlock`] validates every request
+//! against the geometry first (errors, never panics) and splits large ones.
+
+use super::dma::KernelHal;
+use crate::pci;
+use alloc::boxed::Box;
+use alloc::format;
+use capos_kcore::pci::ConfigSpace;
+use capos_storage::{BlockDevice, BlockError};
+use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
+use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::{DeviceType, Transport};
+
+const SECTOR: usize = 512;
+/// Largest request handed to the device at once.
+const MAX_CHUNK: usize = 128 * 1024;
+
+/// Configuration access for the crate, through the backend each device was
+/// enumerated with.
+struct KernelCam;
+
+fn function(df: DeviceFunction) -> Option<&'static pci::config::Function> {
+    pci::get()?
+        .devices
+        .iter()
+        .find(|d| d.func.bus == df.bus && d.func.device == df.device && d.func.function == df.function)
+        .map(|d| &d.func)
+}
+
+impl ConfigurationAccess for KernelCam {
+    fn read_word(&self, df: DeviceFunction, off: u8) -> u32 {
+        function(df).map(|f| f.read32(off as u16)).unwrap_or(0xffff_ffff)
+    }
+
+    fn write_word(&mut self, df: DeviceFunction, off: u8, data: u32) {
+        if let Some(f) = function(df) {
+            f.write32(off as u16, data);
+        }
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        KernelCam
+    }
+}
+
+pub struct VirtioBlock {
+    inner: VirtIOBlk<KernelHal, PciTransport>,
+    blocks: u64,
+    read_only: bool,
+}
+
+fn map_err(e: virtio_drivers::Error) -> BlockError {
+    use virtio_drivers::Error as E;
+    match e {
+        E::IoError => BlockError::Device { status: 1 },
+        E::Unsupported => BlockError::Device { status: 2 },
+        E::NotReady => BlockError::Timeout,
+        _ => BlockError::Device { status: 0xff },
+    }
+}
+
+impl BlockDevice for VirtioBlock {
+    fn block_size(&self) -> usize {
+        SECTOR
+    }
+
+    fn block_count(&self) -> u64 {
+        self.blocks
+    }
+
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        capos_storage::block::check_request(SECTOR, self.blocks, lba, buf.len())?;
+        let mut lba = lba;
+        for chunk in buf.chunks_mut(MAX_CHUNK) {
+            self.inner.read_blocks(lba as usize, chunk).map_err(map_err)?;
+            lba += (chunk.len() / SECTOR) as u64;
+        }
+        Ok(())
+    }
+
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        capos_storage::block::check_request(SECTOR, self.blocks, lba, buf.len())?;
+        if self.read_only {
+            return Err(BlockError::ReadOnly);
+        }
+        let mut lba = lba;
+        for chunk in buf.chunks(MAX_CHUNK) {
+            self.inner.write_blocks(lba as usize, chunk).map_err(map_err)?;
+            lba += (chunk.len() / SECTOR) as u64;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), BlockError> {
+        self.inner.flush().map_err(map_err)
+    }
+}
+
+/// Bind every virtio-blk function (modern 1af4:1042, transitional 1af4:1001).
+pub fn probe() {
+    let Some(p) = pci::get() else { return };
+    let mut index = 0;
+    for dev in p.devices.iter().filter(|d| d.vendor == 0x1af4 && (d.device == 0x1042 || d.device == 0x1001)) {
+        pci::enable_bus_master(dev);
+        let df = DeviceFunction { bus: dev.func.bus, device: dev.func.device, function: dev.func.function };
+        let mut root = PciRoot::new(KernelCam);
+        let mut transport = match PciTransport::new::<KernelHal, KernelCam>(&mut root, df) {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("virtio-blk {}: no modern PCI transport: {:?}", dev.address(), e);
+                continue;
+            }
+        };
+        if transport.device_type() != DeviceType::Block {
+            continue;
+        }
+        let offered = transport.read_device_features();
+        match VirtIOBlk::<KernelHal, _>::new(transport) {
+            Ok(blk) => {
+                let blocks = blk.capacity();
+                let read_only = blk.readonly();
+                let name = format!("vblk{}", index);
+                index += 1;
+                log::info!(
+                    "virtio-blk {}: device features {:#x} (flush {}, read-only {})",
+                    dev.address(), offered, offered & (1 << 9) != 0, read_only
+                );
+                let detail = format!("{} at {}, {} sectors ({} MiB){}", "virtio-blk", dev.address(), blocks, blocks / 2048, if read_only { ", read-only" } else { "" });
+                super::block::register(name, "virtio-blk", detail, Box::new(VirtioBlock { inner: blk, blocks, read_only }));
+            }
+            Err(e) => log::warn!("virtio-blk {}: initialisation failed: {:?}", dev.address(), e),
+        }
+    }
+}

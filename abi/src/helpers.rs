@@ -92,6 +92,13 @@ pub fn console_write_line_param(call: &CallMessage) -> Result<&str, MessageError
     Ok(line)
 }
 
+/// The line as the kernel prints it: control characters other than tab
+/// (and DEL) become `?`, so a process cannot forge log lines, move the
+/// cursor or clear the operator's terminal.
+pub fn sanitize_console_line(line: &str) -> String {
+    line.chars().map(|c| if c.is_control() && c != '\t' { '?' } else { c }).collect()
+}
+
 // --- Directory / File ----------------------------------------------------
 
 /// `Directory.open(name)`.
@@ -321,6 +328,14 @@ mod tests {
         bytes[at] = 0xff;
         let call = CallMessage::read(&bytes).unwrap();
         assert!(console_write_line_param(&call).is_err());
+    }
+
+    #[test]
+    fn console_lines_are_sanitized() {
+        assert_eq!(sanitize_console_line("plain text\twith tab"), "plain text\twith tab");
+        assert_eq!(sanitize_console_line("fake\n[PASS] forged"), "fake?[PASS] forged");
+        assert_eq!(sanitize_console_line("\x1b[2Jclear\r\x7f\u{85}"), "?[2Jclear???");
+        assert_eq!(sanitize_console_line("üñí ✓"), "üñí ✓");
     }
 
     #[test]

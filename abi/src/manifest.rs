@@ -282,6 +282,21 @@ impl Manifest {
         Ok(())
     }
 
+    /// Check that every process's binary is one of `modules` (the boot
+    /// modules' paths): what the kernel does before starting anything, so a
+    /// missing binary is one clear error instead of a half-started system.
+    pub fn check_binaries(&self, modules: &[&str]) -> Result<(), ManifestError> {
+        for (i, p) in self.processes.iter().enumerate() {
+            if !modules.contains(&p.binary.as_str()) {
+                return Err(ManifestError::at(
+                    Location::Binary(i),
+                    format!("process '{}': binary '{}' is not among the boot modules", p.name, p.binary),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Validate, then serialize as a `Manifest` message.
     pub fn encode(&self) -> Result<Vec<u8>, ManifestError> {
         self.validate()?;
@@ -490,6 +505,19 @@ mod tests {
             let mut b = bytes.clone();
             b[i] ^= 0x20;
             let _ = Manifest::decode(&b);
+        }
+    }
+
+    #[test]
+    fn binaries_are_checked_against_the_module_list() {
+        let m = sample();
+        assert!(m.check_binaries(&["/boot/pong", "/boot/ping", "/boot/extra"]).is_ok());
+        match m.check_binaries(&["/boot/pong"]) {
+            Err(ManifestError::Invalid { at, message }) => {
+                assert_eq!(at, Location::Binary(1));
+                assert_eq!(message, "process 'ping': binary '/boot/ping' is not among the boot modules");
+            }
+            other => panic!("expected a missing binary, got {other:?}"),
         }
     }
 

@@ -329,6 +329,9 @@ impl IncomingCallMessage {
 
 /// Build the `IncomingCall` the kernel delivers to a server for `call`, with
 /// the caller's capabilities already installed in the server as `caps`.
+/// The envelope is two words larger than the `Call`'s, so a call within a
+/// few bytes of [`MAX_MESSAGE_BYTES`] cannot be forwarded
+/// ([`MessageError::TooLarge`], which the kernel reports to the caller).
 pub fn encode_incoming_call(
     reply_token: u64,
     badge: u64,
@@ -503,6 +506,30 @@ pub(crate) mod tests {
         b.truncate(MAX_MESSAGE_BYTES);
         b[4..8].copy_from_slice(&((words - 1) as u32).to_le_bytes());
         assert!(read_message(&b).is_ok());
+    }
+
+    #[test]
+    fn a_maximal_call_cannot_be_forwarded() {
+        // The largest Console call that fits...
+        let fits = |n: usize| {
+            encode_call::<console::write_line_params::Owned>(interfaces::CONSOLE, 0, &[], |mut p| {
+                p.set_line("z".repeat(n).as_str());
+                Ok(())
+            })
+        };
+        let mut n = MAX_MESSAGE_BYTES - 4096;
+        assert!(fits(n).is_ok());
+        while fits(n + 8).is_ok() {
+            n += 8;
+        }
+        let call = CallMessage::read(&fits(n).unwrap()).unwrap();
+        // ...is two words too big once wrapped as an IncomingCall.
+        let e = encode_incoming_call(1, 0, &call, &[]).unwrap_err();
+        assert!(matches!(e, MessageError::TooLarge { .. }));
+        assert_eq!(e.sys_error(), SysError::MessageTooLarge);
+        // A call 16 bytes shorter is forwarded.
+        let call = CallMessage::read(&fits(n - 16).unwrap()).unwrap();
+        assert!(encode_incoming_call(1, 0, &call, &[]).is_ok());
     }
 
     #[test]

@@ -15,19 +15,27 @@ CMDLINE          ?=
 LIMINE_DIR       ?=
 KERNEL_PROFILE   ?= dev
 DIAG_SCRIPT      ?= tools/diag.script
-export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT
+# Block-device scenarios: bring your own image (it is copied, never
+# modified), or size the generated one; BLK_READ_MIB=0 hashes the whole disk.
+BLK_IMAGE        ?=
+BLK_IMAGE_SIZE   ?= 16M
+BLK_READ_MIB     ?= 0
+export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT \
+       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
 
 # Host-side crates whose unit tests `make test` runs.
-HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run
+HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image
 # QEMU scenarios `make test` runs, in order.
-SCENARIOS := smoke smoke-matrix fault loader-errors diag prompt-robustness acpi pci msix
+SCENARIOS := smoke smoke-matrix fault loader-errors diag prompt-robustness acpi pci msix \
+             blk-virtio blk-nvme blk-multi
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
-        run-prompt-robustness run-acpi run-pci run-msix clean
+        run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
+        run-blk-multi clean
 
 all: test
 
@@ -47,6 +55,7 @@ test: setup test-host test-scenarios
 
 test-host:
 	$(CARGO) test $(HOST_PACKAGES)
+	$(CARGO) build -p capos-storage --target x86_64-unknown-none
 
 test-scenarios:
 	@$(RUNNER) test $(SCENARIOS)
@@ -81,6 +90,15 @@ run-pci: setup
 
 run-msix: setup
 	@$(RUNNER) test msix
+
+run-blk-virtio: setup
+	@$(RUNNER) test blk-virtio
+
+run-blk-nvme: setup
+	@$(RUNNER) test blk-nvme
+
+run-blk-multi: setup
+	@$(RUNNER) test blk-multi
 
 clean:
 	$(CARGO) clean

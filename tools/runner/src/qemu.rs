@@ -148,7 +148,17 @@ pub fn standard_volume(art: &Artifacts, cmdline: &str) -> Volume {
     v
 }
 
+/// A disk prepared for a boot: where it is and what the guest must report.
+struct PreparedDisk {
+    guest_name: String,
+    path: PathBuf,
+    read_len: u64,
+    sha256: String,
+    size: u64,
+}
+
 struct Outcome {
+    disks: Vec<PreparedDisk>,
     timeout_secs: u64,
     lines: Vec<String>,
     /// Host Unix time when each line arrived.
@@ -187,11 +197,36 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         f.set_len(*size).map_err(|e| e.to_string())?;
         extra.push((format!("{{disk:{}}}", name), path.display().to_string()));
     }
-    let args: Vec<String> = boot
+    let mut disks = Vec::new();
+    let mut disk_args: Vec<String> = Vec::new();
+    for (i, d) in boot.blk_disks.iter().enumerate() {
+        let path = dir.join(format!("{}-{}.img", boot.name, d.guest_name));
+        let bytes = match &d.source {
+            Some(src) => std::fs::read(src).map_err(|e| format!("BLK_IMAGE {}: {}", src.display(), e))?,
+            None => pseudo_random(d.seed, d.size),
+        };
+        if bytes.len() < 64 * 512 || bytes.len() % 512 != 0 {
+            return Err(format!("disk image for {} is {} bytes; it must be a multiple of 512 and at least 32 KiB", d.guest_name, bytes.len()));
+        }
+        let read_len = if boot.blk_read_bytes == 0 { bytes.len() as u64 } else { boot.blk_read_bytes.min(bytes.len() as u64) };
+        let sha256 = sha256_hex(&bytes[..read_len as usize]);
+        std::fs::write(&path, &bytes).map_err(|e| format!("{}: {}", path.display(), e))?;
+        let id = format!("disk{}", i);
+        disk_args.push("-drive".into());
+        disk_args.push(format!("if=none,id={},format=raw,file={}", id, path.display()));
+        disk_args.push("-device".into());
+        disk_args.push(match d.kind {
+            crate::scenarios::DiskKind::Nvme => format!("nvme,serial=capos-{},drive={}", d.guest_name, id),
+            crate::scenarios::DiskKind::Virtio => format!("virtio-blk-pci,drive={}", id),
+        });
+        disks.push(PreparedDisk { guest_name: d.guest_name.to_string(), path, read_len, sha256, size: bytes.len() as u64 });
+    }
+    let mut args: Vec<String> = boot
         .qemu_args
         .iter()
         .map(|a| extra.iter().fold(a.clone(), |acc, (k, v)| acc.replace(k.as_str(), v)))
         .collect();
+    args.extend(disk_args);
     let o = MachineOverride { machine: boot.machine, mem: boot.mem, smp: boot.smp };
     let mut cmd = qemu_command(s, &o, fw, &image, &vars, &args)?;
     // signal=off: scripted input may contain Ctrl-C bytes meant for the guest.
@@ -278,7 +313,57 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         println!("qemu: {}", l);
         let _ = writeln!(log, "qemu: {}", l);
     }
-    Ok(Outcome { timeout_secs: timeout.as_secs(), lines, stamps, exit: if timed_out { None } else { status.code() }, timed_out })
+    Ok(Outcome { disks, timeout_secs: timeout.as_secs(), lines, stamps, exit: if timed_out { None } else { status.code() }, timed_out })
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so a failing run can be
+/// reproduced with the same image.
+pub fn pseudo_random(seed: u64, len: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len as usize);
+    while (out.len() as u64) < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len as usize);
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+/// The guest's hash of each disk against the host's, then the pattern the
+/// guest wrote to the last 64 blocks, read from the image file.
+fn check_disks(label: &str, out: &Outcome, t: &mut Tally) {
+    for d in &out.disks {
+        let want = format!("blk: {} read {} bytes sha256=", d.guest_name, d.read_len);
+        match out.lines.iter().find_map(|l| l.split(&want).nth(1).map(|h| h.trim().to_string())) {
+            Some(h) if h == d.sha256 => t.pass(label, &format!("{}: guest sha256 of {} bytes matches the host's ({})", d.guest_name, d.read_len, &h[..16])),
+            Some(h) => t.fail(label, &format!("{}: guest sha256 {} but the image's is {}", d.guest_name, h, d.sha256)),
+            None => t.fail(label, &format!("{}: no line '{}...'", d.guest_name, want)),
+        }
+        let image = match std::fs::read(&d.path) {
+            Ok(b) => b,
+            Err(e) => {
+                t.fail(label, &format!("{}: cannot read the image back: {}", d.guest_name, e));
+                continue;
+            }
+        };
+        let blocks = d.size / 512;
+        let first = blocks - 64;
+        let bad = (0..64 * 512usize).find(|&i| {
+            let lba = first + (i / 512) as u64;
+            image[(lba * 512) as usize + i % 512] != capos_kcore::blk_test_pattern(lba, i % 512)
+        });
+        match bad {
+            None => t.pass(label, &format!("{}: the image holds the guest's pattern at LBA {}..{} after exit", d.guest_name, first, blocks)),
+            Some(i) => t.fail(label, &format!("{}: image byte {} of the scratch range does not hold the pattern", d.guest_name, i)),
+        }
+    }
 }
 
 fn host_unix() -> i64 {
@@ -338,6 +423,7 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
             t.fail(label, &format!("saw forbidden '{}' in: {}", pattern, l));
         }
     }
+    check_disks(label, out, t);
     if boot.check_wall_clock {
         check_wall_clock(label, out, t);
     }
@@ -439,6 +525,8 @@ mod tests {
             qemu_args: Vec::new(),
             scratch_disks: Vec::new(),
             check_wall_clock: false,
+            blk_disks: Vec::new(),
+            blk_read_bytes: 0,
             timeout: None,
             machine: None,
             mem: None,
@@ -447,7 +535,7 @@ mod tests {
     }
 
     fn outcome(lines: &[&str], exit: Option<i32>, timed_out: bool) -> Outcome {
-        Outcome { timeout_secs: 5, lines: lines.iter().map(|s| s.to_string()).collect(), stamps: lines.iter().map(|_| 0).collect(), exit, timed_out }
+        Outcome { disks: Vec::new(), timeout_secs: 5, lines: lines.iter().map(|s| s.to_string()).collect(), stamps: lines.iter().map(|_| 0).collect(), exit, timed_out }
     }
 
     fn tally(b: &Boot, o: &Outcome) -> (u32, u32) {

@@ -35,11 +35,34 @@ pub struct Boot {
     pub scratch_disks: Vec<(&'static str, u64)>,
     /// Check the `timers` wall clock against the host's UTC time.
     pub check_wall_clock: bool,
+    pub blk_disks: Vec<BlkDisk>,
+    /// Bytes of each disk the guest hashes (0 = all).
+    pub blk_read_bytes: u64,
     pub timeout: Option<u64>,
     /// Machine settings that replace QEMU_MACHINE / QEMU_MEM / QEMU_SMP.
     pub machine: Option<&'static str>,
     pub mem: Option<&'static str>,
     pub smp: Option<&'static str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskKind {
+    Nvme,
+    Virtio,
+}
+
+/// A disk of known pseudo-random content the guest must read and hash
+/// (`blk: NAME read N bytes sha256=...`) and whose last 64 blocks it must
+/// overwrite with the test pattern.
+#[derive(Clone, Debug)]
+pub struct BlkDisk {
+    /// The name the kernel gives it (`nvme0n1`, `vblk0`).
+    pub guest_name: &'static str,
+    pub kind: DiskKind,
+    pub size: u64,
+    pub seed: u64,
+    /// Use a copy of this image instead of generating one (BLK_IMAGE).
+    pub source: Option<std::path::PathBuf>,
 }
 
 pub struct Scenario {
@@ -55,11 +78,15 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 fn kernel_boot(name: &'static str, cmdline: &'static str, expect_exit: Expect, expect: &[&str]) -> Boot {
+    kernel_boot_owned(name, cmdline.to_string(), expect_exit, expect)
+}
+
+fn kernel_boot_owned(name: &'static str, cmdline: String, expect_exit: Expect, expect: &[&str]) -> Boot {
     let mut e = strings(&["capos kernel starting"]);
     e.extend(strings(expect));
     Boot {
         name,
-        volume: Box::new(move |art| standard_volume(art, cmdline)),
+        volume: Box::new(move |art| standard_volume(art, &cmdline)),
         expect_exit,
         expect: e,
         forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC"]),
@@ -68,6 +95,8 @@ fn kernel_boot(name: &'static str, cmdline: &'static str, expect_exit: Expect, e
         qemu_args: Vec::new(),
         scratch_disks: Vec::new(),
         check_wall_clock: false,
+        blk_disks: Vec::new(),
+        blk_read_bytes: 0,
         timeout: None,
         machine: None,
         mem: None,
@@ -94,6 +123,8 @@ fn bad_volume(name: &'static str, message: &'static str, make: impl Fn(&Artifact
         qemu_args: Vec::new(),
         scratch_disks: Vec::new(),
         check_wall_clock: false,
+        blk_disks: Vec::new(),
+        blk_read_bytes: 0,
         timeout: None,
         machine: None,
         mem: None,
@@ -178,6 +209,55 @@ const PCI_DEVICES: &[&str] = &[
     "-drive", "if=none,id=vd0,format=raw,file={disk:vd0}",
     "-device", "virtio-blk-pci,drive=vd0,bus=rp2",
 ];
+
+/// Sizes like `16M`, `1G`, `4096`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()? {
+        'K' | 'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'M' | 'm' => (&s[..s.len() - 1], 1 << 20),
+        'G' | 'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+struct BlkSettings {
+    size: u64,
+    image: Option<std::path::PathBuf>,
+    read_mib: u64,
+}
+
+fn blk_settings() -> BlkSettings {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let image = env("BLK_IMAGE").map(std::path::PathBuf::from);
+    let size = match &image {
+        Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+        None => env("BLK_IMAGE_SIZE").and_then(|v| parse_size(&v)).unwrap_or(16 << 20),
+    };
+    let read_mib = env("BLK_READ_MIB").and_then(|v| v.parse().ok()).unwrap_or(0);
+    BlkSettings { size, image, read_mib }
+}
+
+/// A boot that binds `disks`, hashes them and writes the pattern.
+fn blk_boot(name: &'static str, machine: &'static str, extra_cmdline: &str, disks: Vec<BlkDisk>, read_mib: u64, expect: &[&str]) -> Boot {
+    let cmdline = format!("test=blk blk.read_mib={} blk.scratch_blocks=64 {}", read_mib, extra_cmdline).trim().to_string();
+    let mut e: Vec<String> = strings(expect);
+    for d in &disks {
+        e.push(format!("[PASS] blk-{}-read", d.guest_name));
+        e.push(format!("[PASS] blk-{}-write-flush-readback", d.guest_name));
+        e.push(format!("[PASS] blk-{}-unaligned-buffer", d.guest_name));
+        e.push(format!("[PASS] blk-{}-bad-requests", d.guest_name));
+    }
+    let e: Vec<&str> = e.iter().map(|s| s.as_str()).collect();
+    Boot {
+        machine: Some(machine),
+        blk_disks: disks,
+        blk_read_bytes: read_mib << 20,
+        timeout: Some(180),
+        ..kernel_boot_owned(name, cmdline, Expect::Success, &e)
+    }
+}
 
 pub fn all() -> Vec<Scenario> {
     all_in(&crate::workspace_root().unwrap_or_default())
@@ -341,6 +421,47 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     ..kernel_boot("pc", "test=msix", Expect::Success, &["[PASS] msix-nvme-admin-completion", "delivered 1 interrupt"])
                 },
             ],
+        },
+        {
+            let b = blk_settings();
+            let disk = |kind, name| BlkDisk { guest_name: name, kind, size: b.size, seed: 1, source: b.image.clone() };
+            Scenario {
+                name: "blk-virtio",
+                description: "virtio-blk: hash the disk (BLK_IMAGE or BLK_IMAGE_SIZE of random data), write, flush, verify on the host",
+                capos_boot_only: false,
+                boots: vec![blk_boot("q35", "q35", "", vec![disk(DiskKind::Virtio, "vblk0")], b.read_mib, &["virtio-blk 0000:", "flush true"])],
+            }
+        },
+        {
+            let b = blk_settings();
+            let disk = |name| BlkDisk { guest_name: name, kind: DiskKind::Nvme, size: b.size, seed: 2, source: b.image.clone() };
+            Scenario {
+                name: "blk-nvme",
+                description: "NVMe: hash, write, flush, verify; q35 and pc with MSI-X, and the polling path",
+                capos_boot_only: false,
+                boots: vec![
+                    blk_boot("q35-msix", "q35", "", vec![disk("nvme0n1")], b.read_mib, &["MSI-X completions"]),
+                    blk_boot("pc-msix", "pc", "", vec![disk("nvme0n1")], b.read_mib, &["MSI-X completions"]),
+                    blk_boot("q35-polling", "q35", "nvme.msix=off", vec![disk("nvme0n1")], b.read_mib, &["polled completions"]),
+                ],
+            }
+        },
+        Scenario {
+            name: "blk-multi",
+            description: "two NVMe controllers and a virtio-blk disk, each named and checksummed",
+            capos_boot_only: false,
+            boots: vec![blk_boot(
+                "q35",
+                "q35",
+                "",
+                vec![
+                    BlkDisk { guest_name: "nvme0n1", kind: DiskKind::Nvme, size: 8 << 20, seed: 11, source: None },
+                    BlkDisk { guest_name: "nvme1n1", kind: DiskKind::Nvme, size: 12 << 20, seed: 12, source: None },
+                    BlkDisk { guest_name: "vblk0", kind: DiskKind::Virtio, size: 4 << 20, seed: 13, source: None },
+                ],
+                0,
+                &["devices: nvme0n1 bound to nvme", "devices: nvme1n1 bound to nvme", "devices: vblk0 bound to virtio-blk"],
+            )],
         },
         Scenario {
             name: "loader-errors",

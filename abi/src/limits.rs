@@ -58,6 +58,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn limits_are_pinned() {
+        // Userspace is built against these numbers and docs/capabilities.md
+        // quotes them: changing one is an ABI change, made here on purpose.
+        assert_eq!(MAX_MESSAGE_BYTES, 131_072);
+        assert_eq!(TRAVERSAL_LIMIT_WORDS, 65_536);
+        assert_eq!(NESTING_LIMIT, 16);
+        assert_eq!(MAX_CAPS_PER_MESSAGE, 16);
+        assert_eq!(MAX_IO_CHUNK_BYTES, 65_536);
+        assert_eq!(MAX_CONSOLE_LINE_BYTES, 1024);
+        assert_eq!(MAX_CAPS_PER_PROCESS, 1024);
+    }
+
+    #[test]
     fn limits_are_consistent() {
         let o = reader_options();
         assert_eq!(o.traversal_limit_in_words, Some(TRAVERSAL_LIMIT_WORDS));

@@ -162,6 +162,9 @@ fn command_line_compile_check_dump() {
     let (code, _, err) = tool(&["--dump", path.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("not a valid message"), "{err}");
+    let _ = std::fs::remove_file(output);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir(path.parent().unwrap()); // only if the other test is done too
 }
 
 #[test]
@@ -182,4 +185,5 @@ fn command_line_errors_are_file_line_message() {
     let (code, _, err) = tool(&["--bogus"]);
     assert_eq!(code, 2);
     assert!(err.starts_with("usage: mkmanifest"), "{err}");
+    let _ = std::fs::remove_dir(output.parent().unwrap()); // only if empty
 }

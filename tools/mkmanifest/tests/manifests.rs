@@ -124,8 +124,10 @@ fn argument_parsing() {
     }
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mkmanifest-test-{}", std::process::id()));
+/// A file in a scratch directory of this test process and `test` (each
+/// test has its own directory, so one test's cleanup never races another).
+fn scratch(test: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mkmanifest-test-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d.join(name)
 }
@@ -139,7 +141,7 @@ fn tool(args: &[&str]) -> (i32, String, String) {
 fn command_line_compile_check_dump() {
     let input = dir("good").join("ipc.manifest");
     let input = input.to_str().unwrap();
-    let output = scratch("ipc.bin");
+    let output = scratch("compile", "ipc.bin");
     let output = output.to_str().unwrap();
     let (code, _, err) = tool(&[input, "-o", output]);
     assert_eq!(code, 0, "{err}");
@@ -157,21 +159,21 @@ fn command_line_compile_check_dump() {
     // A damaged binary is refused by --dump with the kernel's checks.
     let mut damaged = bytes.clone();
     damaged.truncate(bytes.len() - 8);
-    let path = scratch("damaged.bin");
+    let path = scratch("compile", "damaged.bin");
     std::fs::write(&path, &damaged).unwrap();
     let (code, _, err) = tool(&["--dump", path.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("not a valid message"), "{err}");
     let _ = std::fs::remove_file(output);
     let _ = std::fs::remove_file(&path);
-    let _ = std::fs::remove_dir(path.parent().unwrap()); // only if the other test is done too
+    let _ = std::fs::remove_dir(path.parent().unwrap());
 }
 
 #[test]
 fn command_line_errors_are_file_line_message() {
     let bad = dir("bad").join("unknown-endpoint.manifest");
     let bad = bad.to_str().unwrap();
-    let output = scratch("never.bin");
+    let output = scratch("errors", "never.bin");
     let (code, out, err) = tool(&[bad, "-o", output.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(out.is_empty());
@@ -185,5 +187,5 @@ fn command_line_errors_are_file_line_message() {
     let (code, _, err) = tool(&["--bogus"]);
     assert_eq!(code, 2);
     assert!(err.starts_with("usage: mkmanifest"), "{err}");
-    let _ = std::fs::remove_dir(output.parent().unwrap()); // only if empty
+    let _ = std::fs::remove_dir(output.parent().unwrap());
 }

@@ -35,7 +35,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors diag prompt-robustness acpi 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-blk-multi clean
+        run-blk-multi bench-blk clean
 
 all: test
 
@@ -90,6 +90,10 @@ run-pci: setup
 
 run-msix: setup
 	@$(RUNNER) test msix
+
+## Benchmark (not part of make test): block throughput under -icount shift=0.
+bench-blk: setup
+	@$(RUNNER) test bench-blk
 
 run-blk-virtio: setup
 	@$(RUNNER) test blk-virtio

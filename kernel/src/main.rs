@@ -13,6 +13,7 @@
 extern crate alloc;
 
 mod arch;
+mod bench;
 mod boot_info;
 mod diag;
 mod drivers;
@@ -130,6 +131,10 @@ extern "C" fn kernel_main() -> ! {
     platform_init(late);
 
     let cmdline = Cmdline::new(boot_info::cmdline());
+    if cmdline.get("bench") == Some("blk") {
+        bench::blk();
+        arch::x86_64::qemu::exit(arch::x86_64::qemu::EXIT_SUCCESS);
+    }
     if cmdline.tests().next().is_some() {
         for t in cmdline.tests() {
             selftest::run(t);

@@ -464,6 +464,23 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             )],
         },
         Scenario {
+            name: "bench-blk",
+            description: "benchmark (not a test): sequential throughput per driver under -icount shift=0",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                machine: Some("q35"),
+                qemu_args: qemu_args(&["-icount", "shift=0"]),
+                blk_disks: vec![
+                    BlkDisk { guest_name: "nvme0n1", kind: DiskKind::Nvme, size: 32 << 20, seed: 21, source: None },
+                    BlkDisk { guest_name: "vblk0", kind: DiskKind::Virtio, size: 32 << 20, seed: 22, source: None },
+                ],
+                blk_read_bytes: 0,
+                guest_verdicts: false,
+                timeout: Some(1200),
+                ..kernel_boot("icount", "bench=blk", Expect::Success, &["bench: done"])
+            }],
+        },
+        Scenario {
             name: "loader-errors",
             description: "bad boot volumes: capos-boot names the problem and returns an error",
             capos_boot_only: true,

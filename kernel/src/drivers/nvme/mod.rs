@@ -79,6 +79,7 @@ pub struct Controller {
     /// One PRP list page per I/O queue slot.
     prp_lists: Vec<DmaBuffer>,
     _msix_table: Option<Msix>,
+    pub namespaces: Vec<Namespace>,
 }
 
 #[derive(Debug)]
@@ -245,6 +246,7 @@ impl Controller {
     }
 }
 
+#[derive(Clone, Copy)]
 pub struct Namespace {
     pub nsid: u32,
     pub info: NamespaceInfo,
@@ -344,6 +346,7 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
         next_cid: 0,
         prp_lists: Vec::new(),
         _msix_table: None,
+        namespaces: Vec::new(),
     };
     c.wait_ready(false, timeout_ms)?;
     for _ in 0..c.depth {
@@ -442,7 +445,8 @@ pub fn probe(depth: u16, use_msix: bool) {
             continue;
         }
         match init_controller(index, dev, depth, use_msix) {
-            Ok((c, namespaces)) => {
+            Ok((mut c, namespaces)) => {
+                c.namespaces = namespaces.clone();
                 let ctrl = Arc::new(Mutex::new(c));
                 CONTROLLERS.lock().push(ctrl.clone());
                 for ns in namespaces {
@@ -463,9 +467,9 @@ pub fn probe(depth: u16, use_msix: bool) {
 /// For benchmarks: queue up to `depth` reads or writes of `chunk` bytes,
 /// covering `[lba, lba + total)` of namespace 1's geometry, reaping as they
 /// complete. Returns the number of commands.
-pub fn stream(disk: &mut NvmeDisk, write: bool, lba: u64, total: usize, chunk: usize, depth: usize, buf: &DmaBuffer) -> Result<u64, BlockError> {
-    let bs = disk.ns.info.block_size as usize;
-    let mut c = disk.ctrl.lock();
+pub fn stream(ctrl: &Mutex<Controller>, ns: &Namespace, write: bool, lba: u64, total: usize, chunk: usize, depth: usize, buf: &DmaBuffer) -> Result<u64, BlockError> {
+    let bs = ns.info.block_size as usize;
+    let mut c = ctrl.lock();
     let depth = depth.clamp(1, c.depth as usize - 1).min(c.prp_lists.len());
     let mut submitted = 0usize;
     let mut completed = 0usize;
@@ -475,7 +479,7 @@ pub fn stream(disk: &mut NvmeDisk, write: bool, lba: u64, total: usize, chunk: u
         while in_flight < depth && submitted < n {
             let slot = submitted % depth;
             let va = buf.virt() + (slot * chunk) as u64;
-            let cmd = c.build_rw(&disk.ns, write, lba + (submitted * chunk / bs) as u64, va, chunk, slot)?;
+            let cmd = c.build_rw(ns, write, lba + (submitted * chunk / bs) as u64, va, chunk, slot)?;
             c.io.submit(&cmd);
             submitted += 1;
             in_flight += 1;

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto)
+DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -226,7 +226,13 @@ fn run() -> Result<core::convert::Infallible, Fail> {
         let bytes = read_file(&mut fs, &m.path, "module")?;
         modules.push(load_into_kernel_memory(&bytes, &m.path, &m.cmdline, "a module")?);
     }
-    let kernel_file = load_into_kernel_memory(&kernel_bytes, &entry.kernel_path, &entry.cmdline, "the kernel file")?;
+    // The kernel file itself is only kept if the kernel asks for it (it can
+    // be large with debug info, and small machines have little to spare).
+    let kernel_file = if scan.requests.iter().any(|r| r.kind == RequestKind::ExecutableFile) {
+        Some(load_into_kernel_memory(&kernel_bytes, &entry.kernel_path, &entry.cmdline, "the kernel file")?)
+    } else {
+        None
+    };
     drop(kernel_bytes);
 
     let mut arena = Arena::new(alloc_pages(reclaimable_type(), ARENA_BYTES as u64, "responses")?, ARENA_BYTES);
@@ -274,10 +280,13 @@ fn run() -> Result<core::convert::Infallible, Fail> {
                 entry_point = ep;
                 Some(arena.words(&[0])?)
             }
-            RequestKind::ExecutableFile => {
-                let file = arena.limine_file(&kernel_file)?;
-                Some(arena.words(&[0, hhdm(file)])?)
-            }
+            RequestKind::ExecutableFile => match &kernel_file {
+                Some(f) => {
+                    let file = arena.limine_file(f)?;
+                    Some(arena.words(&[0, hhdm(file)])?)
+                }
+                None => None,
+            },
             RequestKind::Module => {
                 if req.revision >= 1 && extra(image, 0) > 0 {
                     check_internal_modules(image, &kernel, extra(image, 0), extra(image, 1))?;

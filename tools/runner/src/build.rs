@@ -5,8 +5,29 @@ use std::path::PathBuf;
 use std::process::Command;
 
 pub struct Artifacts {
+    /// The kernel as put on the boot volume (debug info stripped).
     pub kernel: PathBuf,
+    /// The kernel with its symbols, for gdb.
+    pub kernel_symbols: PathBuf,
     pub loader: PathBuf,
+}
+
+/// Copy `kernel` without debug sections: a debug build is ~10 MiB of DWARF
+/// that the loader would otherwise have to read into firmware memory (too
+/// much for a 64 MiB machine). gdb uses the unstripped file.
+fn strip(s: &Settings, kernel: &PathBuf) -> Result<PathBuf, String> {
+    let out = s.root.join("target").join("scenarios").join("capos-kernel.boot.elf");
+    std::fs::create_dir_all(out.parent().unwrap()).map_err(|e| e.to_string())?;
+    let status = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(kernel)
+        .arg(&out)
+        .status()
+        .map_err(|e| format!("cannot run objcopy (Debian package binutils; run tools/setup.sh): {}", e))?;
+    if !status.success() {
+        return Err(format!("objcopy --strip-debug {} failed", kernel.display()));
+    }
+    Ok(out)
 }
 
 fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, String> {
@@ -25,7 +46,8 @@ fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, Str
 }
 
 pub fn build_all(s: &Settings) -> Result<Artifacts, String> {
-    let kernel = cargo_build(s, "capos-kernel", "x86_64-unknown-none")?;
+    let kernel_symbols = cargo_build(s, "capos-kernel", "x86_64-unknown-none")?;
+    let kernel = strip(s, &kernel_symbols)?;
     let loader = match &s.limine_dir {
         Some(dir) => {
             let p = dir.join("BOOTX64.EFI");
@@ -36,5 +58,5 @@ pub fn build_all(s: &Settings) -> Result<Artifacts, String> {
         }
         None => cargo_build(s, "capos-boot", "x86_64-unknown-uefi")?,
     };
-    Ok(Artifacts { kernel, loader })
+    Ok(Artifacts { kernel, kernel_symbols, loader })
 }

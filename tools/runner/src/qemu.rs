@@ -498,7 +498,7 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
     cmd.args(["-serial", "mon:stdio"]);
     if debug {
         cmd.args(["-s", "-S"]);
-        let kernel = art.kernel.display();
+        let kernel = art.kernel_symbols.display();
         eprintln!("capos-run: QEMU is waiting for gdb on localhost:1234. In another terminal:");
         eprintln!("  gdb {} -ex 'target remote localhost:1234' -ex 'break kernel_entry' -ex continue", kernel);
     }

@@ -15,12 +15,14 @@ extern crate alloc;
 mod arch;
 mod bench;
 mod boot_info;
+mod cap;
 mod diag;
 mod drivers;
 mod irq;
 mod mm;
 mod pci;
 mod platform;
+mod proc;
 mod selftest;
 mod time;
 
@@ -129,10 +131,26 @@ extern "C" fn kernel_main() -> ! {
     );
 
     platform_init(late);
+    proc::init();
+
+    // Userspace, if the boot modules carry a manifest.
+    if let Some(m) = proc::loader::find_manifest(&late.modules) {
+        match proc::loader::start_from_manifest(&late.modules, m) {
+            Ok(n) => {
+                log::info!("userspace: {} processes started from {}", n, m.path);
+                let (exited, killed, waiting) = proc::run_until_idle();
+                log::info!("userspace idle: {} exited, {} killed, {} waiting for calls", exited, killed, waiting);
+            }
+            Err(e) => log::error!("userspace not started: {}", e),
+        }
+    }
 
     let cmdline = Cmdline::new(boot_info::cmdline());
     if cmdline.get("bench") == Some("blk") {
         bench::blk();
+        arch::x86_64::qemu::exit(arch::x86_64::qemu::EXIT_SUCCESS);
+    }
+    if cmdline.get("exit_when_idle").is_some() {
         arch::x86_64::qemu::exit(arch::x86_64::qemu::EXIT_SUCCESS);
     }
     if cmdline.tests().next().is_some() {

@@ -18,6 +18,13 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 static KERNEL_TABLES: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+static KERNEL_PML4: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Physical address of the kernel's PML4; every address space copies its
+/// upper half.
+pub fn kernel_pml4() -> u64 {
+    KERNEL_PML4.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 extern "C" {
     static __text_start: u8;
@@ -106,6 +113,18 @@ pub fn init(map: &[MemoryRegion], kernel_phys: u64, kernel_virt: u64) -> Result<
             va += PAGE_SIZE;
         }
     }
+
+    // Every upper-half PML4 slot gets its table now, so address spaces
+    // created later (which copy these 256 entries) see every kernel mapping
+    // made afterwards: heap growth, stacks, MMIO.
+    for i in 256..512 {
+        let entry = &mut t.level_4_table_mut()[i];
+        if entry.is_unused() {
+            let pa = super::frames::alloc_zeroed().ok_or("out of memory for kernel page tables")?;
+            entry.set_addr(PhysAddr::new(pa), F::PRESENT | F::WRITABLE);
+        }
+    }
+    KERNEL_PML4.store(pml4_pa, core::sync::atomic::Ordering::Relaxed);
 
     // SAFETY: the new tables map the kernel image, the HHDM (which holds the
     // current stack and every structure in use) exactly as before.

@@ -65,6 +65,12 @@ pub fn selectors() -> &'static Selectors {
     &GDT.get().expect("gdt::init not called").1
 }
 
+/// The stack the CPU switches to when an interrupt arrives in user mode.
+pub fn set_privilege_stack(stack_top: u64) {
+    // SAFETY: as set_interrupt_stack; updated only with interrupts off.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(stack_top) };
+}
+
 /// Point IST slot `ist` (1..=7) at `stack_top`.
 pub fn set_interrupt_stack(ist: u8, stack_top: u64) {
     assert!((1..=7).contains(&ist));

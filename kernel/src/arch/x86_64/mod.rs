@@ -8,4 +8,5 @@ pub mod idt;
 pub mod port;
 pub mod qemu;
 pub mod serial;
+pub mod syscall;
 pub mod trap;

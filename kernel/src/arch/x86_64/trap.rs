@@ -38,6 +38,8 @@ isr_common:
     cld
     mov rdi, rsp
     call {dispatch}
+.global isr_return
+isr_return:
     pop r15
     pop r14
     pop r13
@@ -148,20 +150,47 @@ pub fn irq_count(vector: u8) -> u64 {
     IRQ_COUNTS[vector as usize].load(Ordering::Relaxed)
 }
 
+/// Called (with the frame) when the timer interrupts user mode: the
+/// scheduler's preemption point.
+pub static PREEMPT_HOOK: spin::Once<fn()> = spin::Once::new();
+/// Called when user mode raises an exception: ends that process and never
+/// returns to the faulting context.
+pub static USER_FAULT_HOOK: spin::Once<fn(&TrapFrame, &FaultReport) -> !> = spin::Once::new();
+
+pub fn from_user(frame: &TrapFrame) -> bool {
+    frame.cs & 3 == 3
+}
+
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
     if vector >= 32 {
         IRQ_COUNTS[vector as usize].fetch_add(1, Ordering::Relaxed);
+        // Acknowledge first: a handler may switch to another process and
+        // only come back much later. Everything is edge-triggered (MSI-X,
+        // the LAPIC timer, COM1 on an edge route), and interrupts stay off
+        // until iretq, so nothing nests. The spurious vector is never
+        // acknowledged.
+        if vector != crate::irq::VECTOR_SPURIOUS as u64 {
+            crate::irq::lapic::eoi();
+        }
         let handler = IRQ_HANDLERS.read()[vector as usize];
         match handler {
             Some(h) => h(vector as u8),
             None => log::warn!("interrupt on vector {} with no handler", vector),
         }
-        // The spurious vector must not be acknowledged; everything else is.
-        if vector != crate::irq::VECTOR_SPURIOUS as u64 {
-            crate::irq::lapic::eoi();
+        if vector == crate::irq::VECTOR_LAPIC_TIMER as u64 && from_user(frame) {
+            if let Some(preempt) = PREEMPT_HOOK.get() {
+                preempt();
+            }
         }
         return;
+    }
+    if from_user(frame) && vector != 2 && vector != 18 {
+        let report = FaultReport { vector, error_code: frame.error_code, rip: frame.rip, cr2: read_cr2() };
+        print_report(frame, &report, "in user mode");
+        if let Some(kill) = USER_FAULT_HOOK.get() {
+            kill(frame, &report);
+        }
     }
     let report = FaultReport { vector, error_code: frame.error_code, rip: frame.rip, cr2: read_cr2() };
     if vector == 2 {

@@ -1,0 +1,132 @@
+//! The SYSCALL entry path.
+//!
+//! `syscall` lands in `syscall_entry` with the user's `rsp` still loaded, so
+//! the stub first saves it and switches to the current process's kernel
+//! stack. capOS runs on one CPU, so the two words it needs (the saved user
+//! `rsp` and the kernel stack top) are plain statics rather than per-CPU
+//! data behind GS; that also means the kernel never executes `swapgs`. The
+//! stub then builds the same [`TrapFrame`](super::trap::TrapFrame) an
+//! interrupt from user mode would (so the scheduler can treat both alike),
+//! calls the dispatcher, and leaves through the common `iretq` path, which
+//! also sidesteps SYSRET's non-canonical-RIP pitfall.
+
+use super::trap::TrapFrame;
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+#[no_mangle]
+static SYSCALL_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
+#[no_mangle]
+static SYSCALL_USER_RSP: AtomicU64 = AtomicU64::new(0);
+
+/// The "vector" recorded in a syscall's trap frame.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+global_asm!(
+    r#"
+.section .text.syscall, "ax"
+.global syscall_entry
+syscall_entry:
+    mov [rip + SYSCALL_USER_RSP], rsp
+    mov rsp, [rip + SYSCALL_KERNEL_RSP]
+    push 0x1b
+    push qword ptr [rip + SYSCALL_USER_RSP]
+    push r11
+    push 0x23
+    push rcx
+    push 0
+    push 0x100
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    cld
+    mov rdi, rsp
+    call {dispatch}
+    jmp isr_return
+"#,
+    dispatch = sym syscall_trampoline,
+);
+
+extern "C" fn syscall_trampoline(frame: &mut TrapFrame) {
+    crate::proc::syscall::dispatch(frame);
+}
+
+extern "C" {
+    fn syscall_entry();
+}
+
+const MSR_EFER: u32 = 0xc000_0080;
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_FMASK: u32 = 0xc000_0084;
+
+fn wrmsr(msr: u32, v: u64) {
+    // SAFETY: the MSRs written here configure SYSCALL only.
+    unsafe { asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack)) }
+}
+
+/// Enable SYSCALL: kernel CS 0x08 / SS 0x10 on entry; IF, DF, TF and AC
+/// cleared on entry so the kernel runs with interrupts off.
+pub fn init() {
+    wrmsr(MSR_EFER, super::cpu::read_efer() | 1);
+    wrmsr(MSR_STAR, (0x10u64 << 48) | (0x08u64 << 32));
+    wrmsr(MSR_LSTAR, syscall_entry as *const () as usize as u64);
+    wrmsr(MSR_FMASK, (1 << 9) | (1 << 10) | (1 << 8) | (1 << 18));
+}
+
+/// The kernel stack syscalls and user-mode interrupts of the current
+/// process run on.
+pub fn set_kernel_stack(top: u64) {
+    SYSCALL_KERNEL_RSP.store(top, Ordering::Relaxed);
+    super::gdt::set_privilege_stack(top);
+}
+
+extern "C" {
+    fn isr_return();
+}
+
+/// Where a new process's first context switch "returns" to: the common
+/// interrupt exit, which pops the prepared frame and `iretq`s to user mode.
+pub fn user_entry_trampoline() -> u64 {
+    isr_return as *const () as usize as u64
+}
+
+/// Switch kernel stacks: save the callee-saved registers on the current
+/// stack, store its pointer in `*from`, load `to` and pop the next
+/// context's registers. Returns when something switches back to `*from`.
+///
+/// # Safety
+/// `to` must be a stack pointer saved by `switch_context` or prepared as a
+/// new context (six zero words and a return address).
+#[unsafe(naked)]
+pub unsafe extern "C" fn switch_context(from: *mut u64, to: u64) {
+    core::arch::naked_asm!(
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov [rdi], rsp",
+        "mov rsp, rsi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbp",
+        "pop rbx",
+        "ret",
+    )
+}

@@ -1,0 +1,146 @@
+//! A process's address space: its own PML4 whose upper half is the kernel's
+//! (the same 256 entries, shared, so kernel mappings appear everywhere) and
+//! whose lower half holds only that process's pages, mapped USER with the
+//! rights of their ELF segment.
+
+use crate::mm::frames::{self, KernelFrames};
+use crate::mm::{phys_to_virt, PAGE_SIZE};
+use alloc::vec::Vec;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::{Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size4KiB};
+use x86_64::{PhysAddr, VirtAddr};
+
+/// First address user space may not use (the canonical lower half).
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+
+pub struct AddressSpace {
+    pub pml4: u64,
+    /// Frames mapped into user space (freed with the address space).
+    frames: Vec<u64>,
+}
+
+#[derive(Debug)]
+pub enum SpaceError {
+    OutOfMemory,
+    Overlap(u64),
+    NotUser(u64),
+}
+
+impl AddressSpace {
+    pub fn new() -> Result<AddressSpace, SpaceError> {
+        let pml4 = frames::alloc_zeroed().ok_or(SpaceError::OutOfMemory)?;
+        let kernel = phys_to_virt(crate::mm::paging::kernel_pml4()) as *const u64;
+        let mine = phys_to_virt(pml4) as *mut u64;
+        for i in 256..512 {
+            // SAFETY: both are PML4 frames (512 entries) reached through the HHDM.
+            unsafe { mine.add(i).write(kernel.add(i).read()) };
+        }
+        Ok(AddressSpace { pml4, frames: Vec::new() })
+    }
+
+    fn mapper(&self) -> OffsetPageTable<'static> {
+        // SAFETY: `pml4` is this space's PML4 frame; every table frame is
+        // reachable through the HHDM.
+        unsafe { OffsetPageTable::new(&mut *(phys_to_virt(self.pml4) as *mut PageTable), VirtAddr::new(crate::mm::hhdm_offset())) }
+    }
+
+    /// Map fresh zeroed frames at `[va, va + pages * 4K)`, user accessible,
+    /// writable and/or executable as asked. Returns the frames, in order.
+    pub fn map_new(&mut self, va: u64, pages: u64, writable: bool, executable: bool) -> Result<Vec<u64>, SpaceError> {
+        if va % PAGE_SIZE != 0 || va.checked_add(pages * PAGE_SIZE).map_or(true, |e| e > USER_END) || va == 0 {
+            return Err(SpaceError::NotUser(va));
+        }
+        let mut flags = F::PRESENT | F::USER_ACCESSIBLE;
+        if writable {
+            flags |= F::WRITABLE;
+        }
+        if !executable {
+            flags |= F::NO_EXECUTE;
+        }
+        let mut mapper = self.mapper();
+        let mut out = Vec::new();
+        for i in 0..pages {
+            let pa = frames::alloc_zeroed().ok_or(SpaceError::OutOfMemory)?;
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va + i * PAGE_SIZE));
+            let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(pa));
+            // SAFETY: a fresh frame mapped into this process's lower half only.
+            match unsafe { mapper.map_to_with_table_flags(page, frame, flags, F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE, &mut KernelFrames) } {
+                Ok(f) => f.ignore(),
+                Err(_) => {
+                    let _ = frames::free(pa);
+                    return Err(SpaceError::Overlap(va + i * PAGE_SIZE));
+                }
+            }
+            self.frames.push(pa);
+            out.push(pa);
+        }
+        Ok(out)
+    }
+
+    /// Physical address and (writable) of a user page, or `None` if the page
+    /// is not mapped for user mode.
+    pub fn translate_user(&self, va: u64) -> Option<(u64, bool)> {
+        if va >= USER_END {
+            return None;
+        }
+        let mut table = self.pml4;
+        let mut writable = true;
+        for level in (1..=4).rev() {
+            let index = (va >> (12 + 9 * (level - 1))) & 0x1ff;
+            // SAFETY: `table` is a page-table frame of this space (HHDM-mapped).
+            let e = unsafe { (phys_to_virt(table) as *const u64).add(index as usize).read() };
+            if e & 1 == 0 || e & 4 == 0 {
+                return None; // not present, or not user accessible
+            }
+            writable &= e & 2 != 0;
+            if level > 1 && e & 0x80 != 0 {
+                return None; // user space never gets huge pages
+            }
+            table = e & 0x000f_ffff_ffff_f000;
+        }
+        Some((table + (va & (PAGE_SIZE - 1)), writable))
+    }
+
+    pub fn activate(&self) {
+        // SAFETY: the upper half is the kernel's, so the code running now
+        // stays mapped.
+        unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(self.pml4)), Cr3Flags::empty()) };
+    }
+
+    /// Frames mapped into user space.
+    pub fn user_frames(&self) -> usize {
+        self.frames.len()
+    }
+}
+
+fn free_tables(table: u64, level: u32) {
+    for i in 0..512 {
+        // SAFETY: `table` is a lower-half table frame of a dead address space.
+        let e = unsafe { (phys_to_virt(table) as *const u64).add(i).read() };
+        if e & 1 != 0 && level > 1 {
+            let next = e & 0x000f_ffff_ffff_f000;
+            free_tables(next, level - 1);
+            let _ = frames::free(next);
+        }
+    }
+}
+
+impl Drop for AddressSpace {
+    /// Must not run while this space is active (the scheduler reaps dead
+    /// processes only from another address space).
+    fn drop(&mut self) {
+        for pa in self.frames.drain(..) {
+            let _ = frames::free(pa);
+        }
+        for i in 0..256 {
+            // SAFETY: our PML4 frame; lower-half entries are ours alone.
+            let e = unsafe { (phys_to_virt(self.pml4) as *const u64).add(i).read() };
+            if e & 1 != 0 {
+                let pdpt = e & 0x000f_ffff_ffff_f000;
+                free_tables(pdpt, 3);
+                let _ = frames::free(pdpt);
+            }
+        }
+        let _ = frames::free(self.pml4);
+    }
+}

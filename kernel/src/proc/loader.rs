@@ -1,0 +1,231 @@
+//! Starting userspace from the boot manifest.
+//!
+//! The manifest is a boot module (built by tools/mkmanifest) naming the
+//! processes to start, their binaries (other boot modules), and the
+//! capabilities each is granted: from a kernel source (`console`, `ping`) or
+//! from another process's exported endpoint. Everything is checked before
+//! anything starts: a manifest naming a missing binary or an unknown source
+//! is rejected with a log line, and no process runs.
+
+use super::address_space::AddressSpace;
+use super::{with, Process, State};
+use crate::boot_info::BootModule;
+use crate::cap::console::Console;
+use crate::cap::endpoint::Endpoint;
+use crate::cap::ping::KernelPing;
+use crate::cap::Cap;
+use crate::mm::{phys_to_virt, PAGE_SIZE};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use capos_abi::manifest::{GrantSource, KernelSource, Manifest};
+use capos_abi::start::StartInfo;
+use capos_abi::Handle;
+use capos_kcore::cap_table::CapTable;
+use capos_kcore::user_elf;
+
+pub const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+pub const USER_STACK_PAGES: u64 = 16;
+pub const START_INFO_ADDR: u64 = 0x0000_7ffe_0000_0000;
+const KERNEL_STACK_PAGES: u64 = 8;
+
+fn module_path(m: &BootModule) -> &str {
+    m.path.strip_prefix("boot():").unwrap_or(&m.path)
+}
+
+fn module_bytes(m: &BootModule) -> &'static [u8] {
+    // SAFETY: modules live in executable-and-modules memory, never reclaimed,
+    // direct-mapped; the loader gave their exact size.
+    unsafe { core::slice::from_raw_parts(phys_to_virt(m.phys) as *const u8, m.size as usize) }
+}
+
+/// The manifest module: a module whose path ends in `/manifest` or
+/// `/manifest.bin`.
+pub fn find_manifest(modules: &[BootModule]) -> Option<&BootModule> {
+    modules.iter().find(|m| {
+        let p = module_path(m);
+        p.ends_with("/manifest") || p.ends_with("/manifest.bin")
+    })
+}
+
+struct Prepared {
+    spec_index: usize,
+    space: AddressSpace,
+    entry: u64,
+    caps: CapTable<Cap>,
+    start: StartInfo,
+}
+
+fn load_binary(name: &str, bytes: &[u8]) -> Result<(AddressSpace, u64), String> {
+    let plan = user_elf::validate(bytes).map_err(|e| format!("process {}: binary rejected: {}", name, e))?;
+    let mut space = AddressSpace::new().map_err(|e| format!("process {}: {:?}", name, e))?;
+    for seg in &plan.segments {
+        let first = seg.first_page();
+        let pages = (seg.end_page() - first) / PAGE_SIZE;
+        let frames = space
+            .map_new(first, pages, seg.writable, seg.executable)
+            .map_err(|e| format!("process {}: mapping segment at {:#x}: {:?}", name, seg.vaddr, e))?;
+        let data = seg.file_bytes(bytes);
+        // Copy file bytes page by page through the HHDM.
+        let mut copied = 0usize;
+        while copied < data.len() {
+            let va = seg.vaddr + copied as u64;
+            let page = ((va - first) / PAGE_SIZE) as usize;
+            let off = (va % PAGE_SIZE) as usize;
+            let n = (PAGE_SIZE as usize - off).min(data.len() - copied);
+            // SAFETY: frames[page] is a fresh frame of this space; off + n <= 4096.
+            unsafe {
+                core::ptr::copy_nonoverlapping(data[copied..].as_ptr(), (phys_to_virt(frames[page]) + off as u64) as *mut u8, n);
+            }
+            copied += n;
+        }
+    }
+    space
+        .map_new(USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE, USER_STACK_PAGES, true, false)
+        .map_err(|e| format!("process {}: stack: {:?}", name, e))?;
+    Ok((space, plan.entry))
+}
+
+fn map_start_info(space: &mut AddressSpace, bytes: &[u8]) -> Result<(), String> {
+    let pages = (bytes.len() as u64).div_ceil(PAGE_SIZE).max(1);
+    let frames = space.map_new(START_INFO_ADDR, pages, false, false).map_err(|e| format!("{:?}", e))?;
+    for (i, chunk) in bytes.chunks(PAGE_SIZE as usize).enumerate() {
+        // SAFETY: a fresh frame of this space.
+        unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), phys_to_virt(frames[i]) as *mut u8, chunk.len()) };
+    }
+    Ok(())
+}
+
+/// Build the first kernel-stack contents of a new process: a trap frame
+/// that `iretq`s to the entry point, under a context-switch frame that
+/// "returns" into the common interrupt exit.
+fn initial_stack(top: u64, entry: u64, start_len: u64) -> u64 {
+    let frame_words: [u64; 22] = [
+        0, 0, 0, 0, 0, 0, 0, 0, // r15..r8
+        0,               // rbp
+        START_INFO_ADDR, // rdi
+        start_len,       // rsi
+        0, 0, 0, 0,      // rdx, rcx, rbx, rax
+        0, 0,            // vector, error code
+        entry,           // rip
+        0x23,            // cs: user code | RPL 3
+        0x202,           // rflags: IF
+        USER_STACK_TOP,  // rsp
+        0x1b,            // ss: user data | RPL 3
+    ];
+    let frame = top - 22 * 8;
+    let switch = frame - 7 * 8;
+    let words = switch as *mut u64;
+    // SAFETY: the top of a freshly mapped kernel stack that nothing uses yet.
+    unsafe {
+        for i in 0..6 {
+            words.add(i).write(0);
+        }
+        words.add(6).write(crate::arch::x86_64::syscall::user_entry_trampoline());
+        for (i, w) in frame_words.iter().enumerate() {
+            (frame as *mut u64).add(i).write(*w);
+        }
+    }
+    switch
+}
+
+/// Check the manifest and every binary, create the processes, wire up
+/// their capabilities and queue them. Returns how many were started.
+pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule) -> Result<usize, String> {
+    let manifest = Manifest::decode(module_bytes(manifest_module)).map_err(|e| format!("manifest {}: {}", module_path(manifest_module), e))?;
+    manifest.validate().map_err(|e| format!("manifest: {}", e))?;
+    let paths: Vec<&str> = modules.iter().map(module_path).collect();
+    manifest.check_binaries(&paths).map_err(|e| format!("manifest: {}", e))?;
+
+    // Everything the grants need must exist before anything starts.
+    for spec in &manifest.processes {
+        for g in &spec.grants {
+            if let GrantSource::Kernel(src) = &g.source {
+                let ks = KernelSource::parse(src).map_err(|e| format!("manifest: process {}: {}", spec.name, e))?;
+                if !matches!(ks.kind.prefix, "console" | "ping") {
+                    return Err(format!("manifest: process {}: kernel source '{}' is not provided by this kernel", spec.name, src));
+                }
+            }
+        }
+    }
+
+    // Load every binary first (nothing runs until all are good).
+    let mut prepared: Vec<Prepared> = Vec::new();
+    for (i, spec) in manifest.processes.iter().enumerate() {
+        let module = modules.iter().find(|m| module_path(m) == spec.binary).ok_or(format!("manifest: no module {}", spec.binary))?;
+        let (space, entry) = load_binary(&spec.name, module_bytes(module))?;
+        prepared.push(Prepared {
+            spec_index: i,
+            space,
+            entry,
+            caps: CapTable::with_default_capacity(),
+            start: StartInfo { name: spec.name.clone(), args: spec.args.clone(), caps: Vec::new(), endpoints: Vec::new() },
+        });
+    }
+
+    // Pids are assigned in manifest order after the ones already present.
+    let first_pid = with(|t| t.procs.len() as u32);
+    let mut endpoints: BTreeMap<(String, String), Arc<Endpoint>> = BTreeMap::new();
+    let mut serves: Vec<Vec<Arc<Endpoint>>> = alloc::vec![Vec::new(); prepared.len()];
+    for (i, p) in prepared.iter_mut().enumerate() {
+        let spec = &manifest.processes[p.spec_index];
+        for export in &spec.exports {
+            let ep = Arc::new(Endpoint::new(first_pid + i as u32));
+            let h = p.caps.insert(Cap::EndpointServer(ep.clone())).map_err(|e| format!("{:?}", e))?;
+            p.start.endpoints.push((export.clone(), h));
+            endpoints.insert((spec.name.clone(), export.clone()), ep.clone());
+            serves[i].push(ep);
+        }
+    }
+    for p in prepared.iter_mut() {
+        let spec = &manifest.processes[p.spec_index];
+        for g in &spec.grants {
+            let cap = match &g.source {
+                GrantSource::Kernel(src) => match src.as_str() {
+                    "console" => Cap::Kernel(Arc::new(Console)),
+                    "ping" => Cap::Kernel(Arc::new(KernelPing)),
+                    other => return Err(format!("manifest: kernel source '{}' is not provided", other)),
+                },
+                GrantSource::Endpoint { process, endpoint } => {
+                    let ep = endpoints
+                        .get(&(process.clone(), endpoint.clone()))
+                        .ok_or(format!("manifest: process {} exports no endpoint {}", process, endpoint))?;
+                    Cap::EndpointClient { endpoint: ep.clone(), badge: 0 }
+                }
+            };
+            let h: Handle = p.caps.insert(cap).map_err(|e| format!("{:?}", e))?;
+            p.start.caps.push((g.name.clone(), h));
+        }
+    }
+
+    let count = prepared.len();
+    for (i, mut p) in prepared.into_iter().enumerate() {
+        let name = p.start.name.clone();
+        let start_bytes = p.start.encode().map_err(|e| format!("process {}: StartInfo: {}", name, e))?;
+        map_start_info(&mut p.space, &start_bytes)?;
+        let kstack = crate::mm::stacks::alloc("process", KERNEL_STACK_PAGES).map_err(|e| format!("process {}: kernel stack: {:?}", name, e))?;
+        let ksp = initial_stack(kstack.top, p.entry, start_bytes.len() as u64);
+        log::info!(
+            "process {} (pid {}): entry {:#x}, {} pages, {} capabilities, {} endpoints",
+            name, first_pid + i as u32, p.entry, p.space.user_frames(), p.start.caps.len(), p.start.endpoints.len()
+        );
+        let proc = Box::new(Process {
+            pid: 0,
+            name,
+            state: State::Ready,
+            space: Some(p.space),
+            caps: p.caps,
+            kstack: Some(kstack),
+            ksp,
+            reply: None,
+            outstanding: BTreeMap::new(),
+            serves: core::mem::take(&mut serves[i]),
+            exit: None,
+        });
+        with(|t| t.add(proc));
+    }
+    Ok(count)
+}

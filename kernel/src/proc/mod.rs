@@ -1,0 +1,314 @@
+//! Processes and the scheduler.
+//!
+//! One thread per process, one CPU. Each process has its own address space
+//! and kernel stack; switching processes means switching kernel stacks
+//! (`switch_context`), the CR3 and the stack the CPU enters the kernel on.
+//! The kernel runs with interrupts off (SYSCALL clears IF, interrupt gates
+//! clear it), so kernel code is never preempted: a process is preempted only
+//! when the LAPIC timer interrupts it in user mode, and otherwise gives up
+//! the CPU when it blocks (IPC), yields or exits. The idle context is the
+//! boot thread (pid 0): it runs when no process is ready.
+//!
+//! A fault in user mode ends only that process, with a logged reason.
+
+pub mod address_space;
+pub mod loader;
+pub mod syscall;
+pub mod usermem;
+
+use crate::arch::x86_64::{syscall::switch_context, trap};
+use crate::cap::endpoint::Endpoint;
+use crate::cap::Cap;
+use crate::mm::stacks::KernelStack;
+use address_space::AddressSpace;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use capos_abi::SysError;
+use capos_kcore::cap_table::CapTable;
+use spin::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Running,
+    /// Blocked in `cap_call` on an endpoint, waiting for the reply.
+    AwaitingReply,
+    /// Blocked in `endpoint_receive`.
+    AwaitingCall,
+    Dead,
+}
+
+/// How a process ended.
+#[derive(Clone, Debug)]
+pub enum Exit {
+    Status(u64),
+    Killed(String),
+}
+
+pub struct Process {
+    pub pid: u32,
+    pub name: String,
+    pub state: State,
+    pub space: Option<AddressSpace>,
+    pub caps: CapTable<Cap>,
+    pub kstack: Option<KernelStack>,
+    /// Saved kernel stack pointer while switched out.
+    pub ksp: u64,
+    /// The reply (or failure) handed to this process while it awaited one.
+    pub reply: Option<Result<(Vec<u8>, Vec<Cap>), SysError>>,
+    /// Calls this process received and has not answered: token -> client pid.
+    pub outstanding: BTreeMap<u64, u32>,
+    /// Endpoints this process serves.
+    pub serves: Vec<Arc<Endpoint>>,
+    pub exit: Option<Exit>,
+}
+
+pub struct Table {
+    pub procs: Vec<Box<Process>>,
+    pub current: u32,
+    run_queue: VecDeque<u32>,
+}
+
+pub static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+
+pub fn init() {
+    let idle = Box::new(Process {
+        pid: 0,
+        name: String::from("idle"),
+        state: State::Running,
+        space: None,
+        caps: CapTable::new(0),
+        kstack: None,
+        ksp: 0,
+        reply: None,
+        outstanding: BTreeMap::new(),
+        serves: Vec::new(),
+        exit: None,
+    });
+    *TABLE.lock() = Some(Table { procs: alloc::vec![idle], current: 0, run_queue: VecDeque::new() });
+    crate::arch::x86_64::syscall::init();
+    trap::PREEMPT_HOOK.call_once(|| preempt);
+    trap::USER_FAULT_HOOK.call_once(|| kill_faulting);
+}
+
+/// Run `f` on the process table (interrupts are off in the kernel, so the
+/// lock is never contended; it must not be held across a switch).
+pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    let mut guard = TABLE.lock();
+    f(guard.as_mut().expect("process table not initialised"))
+}
+
+impl Table {
+    pub fn get(&mut self, pid: u32) -> Option<&mut Process> {
+        self.procs.get_mut(pid as usize).map(|b| &mut **b)
+    }
+
+    pub fn current(&mut self) -> &mut Process {
+        let c = self.current as usize;
+        &mut self.procs[c]
+    }
+
+    /// Make a blocked process runnable again.
+    pub fn wake(&mut self, pid: u32) {
+        if let Some(p) = self.get(pid) {
+            if matches!(p.state, State::AwaitingReply | State::AwaitingCall) {
+                p.state = State::Ready;
+                self.run_queue.push_back(pid);
+            }
+        }
+    }
+
+    pub fn add(&mut self, mut p: Box<Process>) -> u32 {
+        let pid = self.procs.len() as u32;
+        p.pid = pid;
+        p.state = State::Ready;
+        self.procs.push(p);
+        self.run_queue.push_back(pid);
+        pid
+    }
+
+    pub fn any_ready(&self) -> bool {
+        !self.run_queue.is_empty()
+    }
+
+    pub fn live(&self) -> usize {
+        self.procs.iter().skip(1).filter(|p| p.state != State::Dead).count()
+    }
+}
+
+/// Give the CPU to the next ready process, if any. Returns when this
+/// context is scheduled again (immediately if nothing else is ready and it
+/// can still run).
+pub fn schedule() {
+    let switch = with(|t| {
+        let cur = t.current;
+        let next = loop {
+            match t.run_queue.pop_front() {
+                Some(pid) if t.procs[pid as usize].state == State::Ready => break Some(pid),
+                Some(_) => continue,
+                None => break None,
+            }
+        };
+        let cur_runnable = t.procs[cur as usize].state == State::Running;
+        let next = match next {
+            Some(n) => n,
+            None if cur_runnable => return None,
+            None => 0, // idle
+        };
+        if next == cur {
+            t.procs[cur as usize].state = State::Running;
+            return None;
+        }
+        if cur_runnable && cur != 0 {
+            t.procs[cur as usize].state = State::Ready;
+            t.run_queue.push_back(cur);
+        }
+        t.current = next;
+        let n = &mut t.procs[next as usize];
+        n.state = State::Running;
+        match (&n.space, &n.kstack) {
+            (Some(space), Some(stack)) => {
+                space.activate();
+                crate::arch::x86_64::syscall::set_kernel_stack(stack.top);
+            }
+            _ => {
+                // The idle context runs on the kernel's own tables.
+                // SAFETY: the kernel PML4 maps everything the kernel uses.
+                unsafe {
+                    x86_64::registers::control::Cr3::write(
+                        x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(crate::mm::paging::kernel_pml4())),
+                        x86_64::registers::control::Cr3Flags::empty(),
+                    )
+                };
+            }
+        }
+        let from = &mut t.procs[cur as usize].ksp as *mut u64;
+        Some((from, t.procs[next as usize].ksp))
+    });
+    if let Some((from, to)) = switch {
+        // SAFETY: `from` points into a boxed Process that is never freed
+        // while it may be switched back to; `to` was saved by
+        // switch_context or prepared by the loader.
+        unsafe { switch_context(from, to) };
+        reap();
+    }
+}
+
+/// Free the address spaces of dead processes (never the active one).
+fn reap() {
+    let dead: Vec<AddressSpace> = with(|t| {
+        let cur = t.current;
+        t.procs.iter_mut().filter(|p| p.state == State::Dead && p.pid != cur).filter_map(|p| p.space.take()).collect()
+    });
+    drop(dead);
+}
+
+/// Timer preemption from user mode.
+fn preempt() {
+    schedule();
+}
+
+/// End `pid`: drop its capabilities, fail every call waiting on the
+/// endpoints it served, and never run it again.
+pub fn terminate(pid: u32, how: Exit) {
+    let (name, served, drained) = with(|t| {
+        let p = match t.get(pid) {
+            Some(p) if p.state != State::Dead => p,
+            _ => return (String::new(), Vec::new(), Vec::new()),
+        };
+        p.state = State::Dead;
+        p.exit = Some(how.clone());
+        let drained = p.caps.drain();
+        let served = core::mem::take(&mut p.serves);
+        let outstanding: Vec<u32> = core::mem::take(&mut p.outstanding).into_values().collect();
+        let name = p.name.clone();
+        for client in outstanding {
+            if let Some(c) = t.get(client) {
+                if c.state == State::AwaitingReply {
+                    c.reply = Some(Err(SysError::PeerGone));
+                    t.wake(client);
+                }
+            }
+        }
+        (name, served, drained)
+    });
+    for ep in served {
+        let pending = {
+            let mut st = ep.state.lock();
+            st.dead = true;
+            st.waiting = None;
+            core::mem::take(&mut st.queue)
+        };
+        with(|t| {
+            for call in pending {
+                if let Some(c) = t.get(call.client) {
+                    if c.state == State::AwaitingReply {
+                        c.reply = Some(Err(SysError::PeerGone));
+                        t.wake(call.client);
+                    }
+                }
+            }
+        });
+    }
+    drop(drained);
+    match how {
+        Exit::Status(s) => log::info!("process {} (pid {}) exited with status {}", name, pid, s as i64),
+        Exit::Killed(reason) => log::warn!("process {} (pid {}) killed: {}", name, pid, reason),
+    }
+}
+
+/// A user-mode exception: end that process and run something else.
+fn kill_faulting(frame: &trap::TrapFrame, r: &trap::FaultReport) -> ! {
+    let pid = with(|t| t.current);
+    let what = trap::EXCEPTION_NAMES.get(r.vector as usize).copied().unwrap_or("exception");
+    let reason = if r.vector == 14 {
+        alloc::format!("{} at {:#x} (error {:#x}) rip={:#x}", what, r.cr2, r.error_code, frame.rip)
+    } else {
+        alloc::format!("{} (error {:#x}) rip={:#x}", what, r.error_code, frame.rip)
+    };
+    if pid == 0 {
+        panic!("user-mode fault with no current process: {}", reason);
+    }
+    terminate(pid, Exit::Killed(reason));
+    schedule();
+    unreachable!("a dead process was scheduled again")
+}
+
+/// Idle loop: run processes until none is left that could run, then return
+/// a summary (exited, killed, still waiting for calls).
+pub fn run_until_idle() -> (usize, usize, usize) {
+    loop {
+        trap::set_interrupts(false);
+        if with(|t| t.any_ready()) {
+            schedule();
+            continue;
+        }
+        // Nothing ready: servers may be blocked waiting for calls forever.
+        let (live, blocked_all) = with(|t| {
+            let live = t.live();
+            let blocked = t.procs.iter().skip(1).filter(|p| matches!(p.state, State::AwaitingCall | State::AwaitingReply)).count();
+            (live, blocked == live)
+        });
+        if live == 0 || blocked_all {
+            break;
+        }
+        crate::arch::x86_64::cpu::wait_for_interrupt();
+    }
+    trap::set_interrupts(true);
+    with(|t| {
+        let mut exited = 0;
+        let mut killed = 0;
+        let mut waiting = 0;
+        for p in t.procs.iter().skip(1) {
+            match (&p.state, &p.exit) {
+                (State::Dead, Some(Exit::Status(_))) => exited += 1,
+                (State::Dead, _) => killed += 1,
+                _ => waiting += 1,
+            }
+        }
+        (exited, killed, waiting)
+    })
+}

@@ -20,6 +20,7 @@ mod elfgen;
 mod esp;
 mod qemu;
 mod scenarios;
+mod userspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

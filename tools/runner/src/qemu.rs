@@ -188,7 +188,10 @@ fn spawn_reader<R: Read + Send + 'static>(mut r: R, tx: mpsc::Sender<Option<Vec<
 
 fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmware) -> Result<Outcome, String> {
     let image = dir.join(format!("{}.img", boot.name));
-    volume_for(boot, art).write(&image)?;
+    match boot.userspace {
+        Some((manifest, cmdline)) => crate::userspace::volume(s, art, manifest, cmdline)?.write(&image)?,
+        None => volume_for(boot, art).write(&image)?,
+    }
     let vars = dir.join(format!("{}.vars.fd", boot.name));
     let mut extra = Vec::new();
     for (name, size) in &boot.scratch_disks {
@@ -529,6 +532,7 @@ mod tests {
             check_wall_clock: false,
             blk_disks: Vec::new(),
             blk_read_bytes: 0,
+            userspace: None,
             timeout: None,
             machine: None,
             mem: None,

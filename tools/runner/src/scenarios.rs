@@ -36,6 +36,11 @@ pub struct Boot {
     /// Check the `timers` wall clock against the host's UTC time.
     pub check_wall_clock: bool,
     pub blk_disks: Vec<BlkDisk>,
+    /// Boot userspace: (manifest text file relative to the workspace, kernel
+    /// command line). The runner builds every `binary: /boot/NAME` as the
+    /// package `capos-demo-NAME`, compiles the manifest with mkmanifest and
+    /// puts all of them on the boot volume as modules.
+    pub userspace: Option<(&'static str, &'static str)>,
     /// Bytes of each disk the guest hashes (0 = all).
     pub blk_read_bytes: u64,
     pub timeout: Option<u64>,
@@ -97,6 +102,7 @@ fn kernel_boot_owned(name: &'static str, cmdline: String, expect_exit: Expect, e
         check_wall_clock: false,
         blk_disks: Vec::new(),
         blk_read_bytes: 0,
+        userspace: None,
         timeout: None,
         machine: None,
         mem: None,
@@ -125,6 +131,7 @@ fn bad_volume(name: &'static str, message: &'static str, make: impl Fn(&Artifact
         check_wall_clock: false,
         blk_disks: Vec::new(),
         blk_read_bytes: 0,
+        userspace: None,
         timeout: None,
         machine: None,
         mem: None,
@@ -257,6 +264,13 @@ fn blk_boot(name: &'static str, machine: &'static str, extra_cmdline: &str, disk
         timeout: Some(180),
         ..kernel_boot_owned(name, cmdline, Expect::Success, &e)
     }
+}
+
+fn user_boot(name: &'static str, manifest: &'static str, cmdline: &'static str, expect: &[&str]) -> Boot {
+    let mut e = strings(&["userspace: ", "userspace idle: "]);
+    e.extend(strings(expect));
+    let e: Vec<&str> = e.iter().map(|s| s.as_str()).collect();
+    Boot { userspace: Some((manifest, cmdline)), ..kernel_boot(name, cmdline, Expect::Success, &e) }
 }
 
 pub fn all() -> Vec<Scenario> {
@@ -462,6 +476,68 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 0,
                 &["devices: nvme0n1 bound to nvme", "devices: nvme1n1 bound to nvme", "devices: vblk0 bound to virtio-blk"],
             )],
+        },
+        Scenario {
+            name: "hello",
+            description: "userspace: one process writes through its Console capability",
+            capos_boot_only: false,
+            boots: vec![user_boot("hello", "demos/hello.manifest", "exit_when_idle", &[
+                "[hello] hello from capOS userspace: I am 'hello' holding 1 capabilities",
+                "[hello] [PASS] hello-console",
+                "process hello (pid 1) exited with status 0",
+                "userspace idle: 1 exited, 0 killed, 0 waiting for calls",
+            ])],
+        },
+        Scenario {
+            name: "ipc",
+            description: "userspace IPC: ping calls pong over an endpoint and the kernel's Ping; capabilities in results",
+            capos_boot_only: false,
+            boots: vec![user_boot("ping-pong", "demos/ipc.manifest", "exit_when_idle", &[
+                "[ping] [PASS] ipc-ping-userspace",
+                "[ping] [PASS] ipc-echo-userspace",
+                "[ping] [PASS] ipc-capability-in-result",
+                "[ping] [PASS] ipc-ping-kernel",
+                "[ping] [PASS] kernel-capability-in-result",
+                "process ping (pid 2) exited with status 0",
+                "userspace idle: 1 exited, 0 killed, 1 waiting for calls",
+            ])],
+        },
+        Scenario {
+            name: "cap-faults",
+            description: "a hostile process: every bad handle, pointer, length and message is refused; its page fault ends only it",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                forbid: strings(&["KERNEL PANIC", "EXCEPTION (unexpected)"]),
+                ..user_boot("hostile", "demos/cap-faults.manifest", "exit_when_idle", &[
+                    "[hostile] [PASS] hostile-invalid-handle",
+                    "[hostile] [PASS] hostile-dropped-handle",
+                    "[hostile] [PASS] hostile-foreign-handle-number",
+                    "[hostile] [PASS] hostile-kernel-pointer",
+                    "[hostile] [PASS] hostile-unmapped-pointer",
+                    "[hostile] [PASS] hostile-overflowing-length",
+                    "[hostile] [PASS] hostile-truncated-message",
+                    "[hostile] [PASS] hostile-nested-past-limit",
+                    "[hostile] [PASS] hostile-wrong-ordinal",
+                    "[hostile] [PASS] hostile-wrong-interface",
+                    "[hostile] [PASS] hostile-only-granted-caps",
+                    "EXCEPTION (in user mode): vector 14 (page fault)",
+                    "process hostile (pid 1) killed: page fault at 0x10",
+                    "[witness] [PASS] witness-peer-gone",
+                    "[witness] [PASS] witness-kernel-still-serving",
+                    "[hello] [PASS] hello-console",
+                    "userspace idle: 2 exited, 1 killed, 0 waiting for calls",
+                ])
+            }],
+        },
+        Scenario {
+            name: "bench-ipc",
+            description: "benchmark (not a test): null-call round trips, kernel Ping vs userspace endpoint, under -icount shift=0",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                qemu_args: qemu_args(&["-icount", "shift=0"]),
+                timeout: Some(1200),
+                ..user_boot("icount", "demos/bench-ipc.manifest", "exit_when_idle", &["bench: kernel Ping null call", "bench: userspace endpoint Ping null call"])
+            }],
         },
         Scenario {
             name: "bench-blk",

@@ -1,0 +1,49 @@
+//! Userspace boot volumes: the demos a manifest names, built for
+//! x86_64-unknown-none, the manifest compiled by mkmanifest, all of them
+//! as boot modules.
+
+use crate::build::Artifacts;
+use crate::esp::{Content, Volume};
+use crate::Settings;
+use std::process::Command;
+
+/// `binary: /boot/NAME` lines of a manifest text.
+pub fn binaries(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("binary:"))
+        .filter_map(|p| p.trim().strip_prefix("/boot/").map(|n| n.to_string()))
+        .collect()
+}
+
+pub fn volume(s: &Settings, art: &Artifacts, manifest: &str, cmdline: &str) -> Result<Volume, String> {
+    let path = s.root.join(manifest);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {}", path.display(), e))?;
+    let bytes = mkmanifest::compile(&text).map_err(|e| e.render(&path.display().to_string()))?;
+    let mut names = binaries(&text);
+    names.sort();
+    names.dedup();
+    let mut v = Volume::new();
+    v.add("/EFI/BOOT/BOOTX64.EFI", Content::File(art.loader.clone()));
+    v.add("/boot/capos-kernel", Content::File(art.kernel.clone()));
+    v.add("/boot/manifest", Content::Bytes(bytes));
+    let mut modules = vec![("/boot/manifest".to_string(), "manifest".to_string())];
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for n in &names {
+        let package = format!("capos-demo-{}", n);
+        let status = Command::new(&cargo)
+            .current_dir(&s.root)
+            .args(["build", "--quiet", "-p", &package, "--target", "x86_64-unknown-none", "--profile", &s.profile])
+            .status()
+            .map_err(|e| format!("cannot run cargo: {}", e))?;
+        if !status.success() {
+            return Err(format!("building {} failed", package));
+        }
+        let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
+        let bin = s.root.join("target/x86_64-unknown-none").join(dir).join(n);
+        v.add(&format!("/boot/{}", n), Content::File(bin));
+        modules.push((format!("/boot/{}", n), n.clone()));
+    }
+    let mods: Vec<(&str, &str)> = modules.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    v.add("/limine.conf", Content::Bytes(crate::esp::limine_conf(cmdline, &mods).into_bytes()));
+    Ok(v)
+}

@@ -27,15 +27,16 @@ CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
 
 # Host-side crates whose unit tests `make test` runs.
-HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image
+HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image \
+                 -p capos-abi -p mkmanifest
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault loader-errors diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi
+             blk-virtio blk-nvme blk-multi hello ipc cap-faults
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-blk-multi bench-blk clean
+        run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc clean
 
 all: test
 
@@ -55,7 +56,7 @@ test: setup test-host test-scenarios
 
 test-host:
 	$(CARGO) test $(HOST_PACKAGES)
-	$(CARGO) build -p capos-storage --target x86_64-unknown-none
+	$(CARGO) build -p capos-storage -p capos-abi --target x86_64-unknown-none
 
 test-scenarios:
 	@$(RUNNER) test $(SCENARIOS)
@@ -94,6 +95,22 @@ run-msix: setup
 ## Benchmark (not part of make test): block throughput under -icount shift=0.
 bench-blk: setup
 	@$(RUNNER) test bench-blk
+
+## Userspace: one process with a Console.
+run-hello: setup
+	@$(RUNNER) test hello
+
+## Userspace IPC: ping calls pong over an endpoint and the kernel's Ping.
+run-ipc: setup
+	@$(RUNNER) test ipc
+
+## A hostile process: every bad call refused, its fault ends only it.
+run-cap-faults: setup
+	@$(RUNNER) test cap-faults
+
+## Benchmark (not part of make test): IPC null-call round trips under -icount.
+bench-ipc: setup
+	@$(RUNNER) test bench-ipc
 
 run-blk-virtio: setup
 	@$(RUNNER) test blk-virtio

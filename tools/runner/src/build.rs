@@ -16,7 +16,12 @@ pub struct Artifacts {
 /// that the loader would otherwise have to read into firmware memory (too
 /// much for a 64 MiB machine). gdb uses the unstripped file.
 fn strip(s: &Settings, kernel: &PathBuf) -> Result<PathBuf, String> {
-    let out = s.root.join("target").join("scenarios").join("capos-kernel.boot.elf");
+    strip_to(kernel, &s.root.join("target").join("scenarios").join("capos-kernel.boot.elf"))
+}
+
+/// `objcopy --strip-debug input output`.
+pub fn strip_to(kernel: &PathBuf, out: &PathBuf) -> Result<PathBuf, String> {
+    let out = out.clone();
     std::fs::create_dir_all(out.parent().unwrap()).map_err(|e| e.to_string())?;
     let status = Command::new("objcopy")
         .arg("--strip-debug")

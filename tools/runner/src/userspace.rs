@@ -40,7 +40,8 @@ pub fn volume(s: &Settings, art: &Artifacts, manifest: &str, cmdline: &str) -> R
         }
         let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
         let bin = s.root.join("target/x86_64-unknown-none").join(dir).join(n);
-        v.add(&format!("/boot/{}", n), Content::File(bin));
+        let stripped = crate::build::strip_to(&bin, &s.root.join("target/scenarios").join(format!("{}.boot.elf", n)))?;
+        v.add(&format!("/boot/{}", n), Content::File(stripped));
         modules.push((format!("/boot/{}", n), n.clone()));
     }
     let mods: Vec<(&str, &str)> = modules.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();

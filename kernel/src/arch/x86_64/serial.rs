@@ -33,9 +33,14 @@ pub fn read_byte() -> Option<u8> {
 
 /// Interrupt on received data (the I/O APIC route is set up separately).
 pub fn enable_rx_interrupt() {
+    set_rx_interrupt(true);
+}
+
+/// Turn the received-data interrupt on or off (input flow control).
+pub fn set_rx_interrupt(on: bool) {
     // SAFETY: IER bit 0 = "received data available"; OUT2 (MCR bit 3),
     // which gates the UART's interrupt line, was set in `init`.
-    unsafe { outb(COM1 + 1, 0x01) }
+    unsafe { outb(COM1 + 1, on as u8) }
 }
 
 pub fn write_byte(b: u8) {

@@ -58,6 +58,18 @@ fn main(start: &StartInfo) -> i32 {
         }
         Err(e) => ok &= check("ipc-capability-in-result", false, alloc::format!("session failed: {:?}", e)),
     }
+    // A capability passed in params: send our Console along with a ping;
+    // pong must receive it installed in its own table and write through it.
+    if let Some(console) = start.cap("console") {
+        let req = capos_abi::message::encode_call::<capos_abi::capos_capnp::ping::ping_params::Owned>(
+            capos_abi::interfaces::PING, 0, &[console], |mut p| {
+                p.set_value(77);
+                Ok(())
+            });
+        let r = req.map_err(capos_rt::client::CallError::from).and_then(|req| capos_rt::client::call(server.0, &req));
+        let answered = r.as_ref().ok().and_then(|b| capos_abi::helpers::read_u64_return(b).ok()).and_then(|v| v.ok());
+        ok &= check("ipc-capability-in-params", answered == Some(77), alloc::format!("sent the console handle {} with the call; pong answered {:?}", console, answered));
+    }
     if let Some(k) = start.cap("kping").map(PingClient) {
         let r = k.ping(5);
         ok &= check("ipc-ping-kernel", matches!(r, Ok(5)), alloc::format!("kernel Ping answered {:?}", r));

@@ -32,6 +32,16 @@ fn main(start: &StartInfo) -> i32 {
                 return 1;
             }
         };
+        // A capability sent along with the call arrives as a handle in our
+        // own table: use it (it must be a Console), then drop it.
+        for h in call.caps() {
+            let c = capos_rt::Console(*h);
+            match c.write_line("[PASS] ipc-capability-received: this line went through a Console handed over in the call's params") {
+                Ok(()) => {}
+                Err(e) => println!("[FAIL] ipc-capability-received: {:?}", e),
+            }
+            let _ = capos_rt::syscall::cap_drop(*h);
+        }
         let reply = match (call.interface_id(), call.method_id()) {
             (interfaces::PING, 0) => match call.params::<ping::ping_params::Owned>() {
                 Ok(p) => encode_u64_return(&Ok(p.get_value())),

@@ -496,6 +496,8 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 "[ping] [PASS] ipc-ping-userspace",
                 "[ping] [PASS] ipc-echo-userspace",
                 "[ping] [PASS] ipc-capability-in-result",
+                "[ping] [PASS] ipc-capability-in-params",
+                "[pong] [PASS] ipc-capability-received",
                 "[ping] [PASS] ipc-ping-kernel",
                 "[ping] [PASS] kernel-capability-in-result",
                 "process ping (pid 2) exited with status 0",

@@ -481,12 +481,21 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             name: "hello",
             description: "userspace: one process writes through its Console capability",
             capos_boot_only: false,
-            boots: vec![user_boot("hello", "demos/hello.manifest", "exit_when_idle", &[
-                "[hello] hello from capOS userspace: I am 'hello' holding 1 capabilities",
-                "[hello] [PASS] hello-console",
-                "process hello (pid 1) exited with status 0",
-                "userspace idle: 1 exited, 0 killed, 0 waiting for calls",
-            ])],
+            boots: vec![
+                user_boot("hello", "demos/hello.manifest", "exit_when_idle", &[
+                    "[hello] hello from capOS userspace: I am 'hello' holding 1 capabilities",
+                    "[hello] [PASS] hello-console",
+                    "process hello (pid 1) exited with status 0",
+                    "userspace idle: 1 exited, 0 killed, 0 waiting for calls",
+                ]),
+                Boot {
+                    forbid: strings(&["[hello]", "userspace idle", "KERNEL PANIC"]),
+                    userspace: Some(("demos/unknown-source.manifest", "exit_when_idle")),
+                    ..kernel_boot("unknown-source", "exit_when_idle", Expect::Success, &[
+                        "userspace not started: manifest: process hello: kernel source 'store:db' is not provided by this kernel",
+                    ])
+                },
+            ],
         },
         Scenario {
             name: "ipc",

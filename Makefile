@@ -15,12 +15,14 @@ CMDLINE          ?=
 LIMINE_DIR       ?=
 KERNEL_PROFILE   ?= dev
 DIAG_SCRIPT      ?= tools/diag.script
+# The boot manifest `make run` compiles into /boot/manifest.
+MANIFEST         ?= demos/default.manifest
 # Block-device scenarios: bring your own image (it is copied, never
 # modified), or size the generated one; BLK_READ_MIB=0 hashes the whole disk.
 BLK_IMAGE        ?=
 BLK_IMAGE_SIZE   ?= 16M
 BLK_READ_MIB     ?= 0
-export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT \
+export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST \
        BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB
 
 CARGO  ?= cargo
@@ -31,12 +33,12 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
                  -p capos-abi -p mkmanifest
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault loader-errors diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi hello ipc cap-faults
+             blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc clean
+        run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc run-default-system clean
 
 all: test
 
@@ -95,6 +97,10 @@ run-msix: setup
 ## Benchmark (not part of make test): block throughput under -icount shift=0.
 bench-blk: setup
 	@$(RUNNER) test bench-blk
+
+## What `make run` boots, checked: userspace runs, then the prompt answers.
+run-default-system: setup
+	@$(RUNNER) test default-system
 
 ## Userspace: one process with a Console.
 run-hello: setup

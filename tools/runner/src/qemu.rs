@@ -189,6 +189,7 @@ fn spawn_reader<R: Read + Send + 'static>(mut r: R, tx: mpsc::Sender<Option<Vec<
 fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmware) -> Result<Outcome, String> {
     let image = dir.join(format!("{}.img", boot.name));
     match boot.userspace {
+        _ if boot.default_system => default_volume(s, art)?.write(&image)?,
         Some((manifest, cmdline)) => crate::userspace::volume(s, art, manifest, cmdline)?.write(&image)?,
         None => volume_for(boot, art).write(&image)?,
     }
@@ -471,12 +472,9 @@ pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, Strin
     Ok(t.failed == 0 && t.passed > 0)
 }
 
-/// `make run` / `make debug`: the repository's limine.conf, serial and the
-/// QEMU monitor multiplexed on this terminal (Ctrl-A X quits, Ctrl-A C
-/// toggles the monitor).
-pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
-    let art = build_all(s)?;
-    let fw = find_firmware()?;
+/// The volume `make run` boots: the repository's limine.conf (its cmdline
+/// replaced by CMDLINE if set) and the modules it names.
+pub fn default_volume(s: &Settings, art: &Artifacts) -> Result<Volume, String> {
     let conf_path = s.root.join("limine.conf");
     let mut conf = std::fs::read_to_string(&conf_path).map_err(|e| format!("{}: {}", conf_path.display(), e))?;
     if let Ok(cmdline) = std::env::var("CMDLINE") {
@@ -492,7 +490,29 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
     let mut v = Volume::new();
     v.add("/EFI/BOOT/BOOTX64.EFI", Content::File(art.loader.clone()));
     v.add("/boot/capos-kernel", Content::File(art.kernel.clone()));
+    // Modules limine.conf names: /boot/manifest is compiled from MANIFEST
+    // (default demos/default.manifest), /boot/NAME is the demo NAME.
+    for line in conf.lines() {
+        let Some(path) = line.trim().strip_prefix("module_path:").map(|p| p.trim()) else { continue };
+        let Some(file) = path.strip_prefix("boot():").or_else(|| path.strip_prefix("boot://")) else { continue };
+        if file == "/boot/manifest" {
+            let manifest = std::env::var("MANIFEST").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "demos/default.manifest".into());
+            v.add(file, Content::Bytes(crate::userspace::compile_manifest(s, &manifest)?));
+        } else if let Some(name) = file.strip_prefix("/boot/") {
+            v.add(file, Content::File(crate::userspace::build_demo(s, name)?));
+        }
+    }
     v.add("/limine.conf", Content::Bytes(conf.into_bytes()));
+    Ok(v)
+}
+
+/// `make run` / `make debug`: the repository's limine.conf, serial and the
+/// QEMU monitor multiplexed on this terminal (Ctrl-A X quits, Ctrl-A C
+/// toggles the monitor).
+pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
+    let art = build_all(s)?;
+    let fw = find_firmware()?;
+    let v = default_volume(s, &art)?;
     let dir = s.out_dir.join("interactive");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let image = dir.join("esp.img");
@@ -533,6 +553,7 @@ mod tests {
             blk_disks: Vec::new(),
             blk_read_bytes: 0,
             userspace: None,
+            default_system: false,
             timeout: None,
             machine: None,
             mem: None,

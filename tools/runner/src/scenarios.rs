@@ -41,6 +41,8 @@ pub struct Boot {
     /// package `capos-demo-NAME`, compiles the manifest with mkmanifest and
     /// puts all of them on the boot volume as modules.
     pub userspace: Option<(&'static str, &'static str)>,
+    /// Boot exactly what `make run` boots (limine.conf and its modules).
+    pub default_system: bool,
     /// Bytes of each disk the guest hashes (0 = all).
     pub blk_read_bytes: u64,
     pub timeout: Option<u64>,
@@ -103,6 +105,7 @@ fn kernel_boot_owned(name: &'static str, cmdline: String, expect_exit: Expect, e
         blk_disks: Vec::new(),
         blk_read_bytes: 0,
         userspace: None,
+        default_system: false,
         timeout: None,
         machine: None,
         mem: None,
@@ -132,6 +135,7 @@ fn bad_volume(name: &'static str, message: &'static str, make: impl Fn(&Artifact
         blk_disks: Vec::new(),
         blk_read_bytes: 0,
         userspace: None,
+        default_system: false,
         timeout: None,
         machine: None,
         mem: None,
@@ -496,6 +500,24 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     ])
                 },
             ],
+        },
+        Scenario {
+            name: "default-system",
+            description: "what make run boots: limine.conf's modules, userspace, then the prompt",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                default_system: true,
+                script: prompt_script(&["devices".to_string(), "halt".to_string()]),
+                ..kernel_boot("make-run", "", Expect::Success, &[
+                    "userspace: 3 processes started",
+                    "[hello] [PASS] hello-console",
+                    "[ping] [PASS] ipc-ping-userspace",
+                    "userspace idle: 2 exited, 0 killed, 1 waiting for calls",
+                    "capos> devices",
+                    "com1: 16550 UART",
+                    "halting",
+                ])
+            }],
         },
         Scenario {
             name: "ipc",

@@ -15,6 +15,30 @@ pub fn binaries(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Build demo `name` (package `capos-demo-NAME`) and return its stripped binary.
+pub fn build_demo(s: &Settings, name: &str) -> Result<std::path::PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let package = format!("capos-demo-{}", name);
+    let status = Command::new(&cargo)
+        .current_dir(&s.root)
+        .args(["build", "--quiet", "-p", &package, "--target", "x86_64-unknown-none", "--profile", &s.profile])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {}", e))?;
+    if !status.success() {
+        return Err(format!("building {} failed", package));
+    }
+    let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
+    let bin = s.root.join("target/x86_64-unknown-none").join(dir).join(name);
+    crate::build::strip_to(&bin, &s.root.join("target/scenarios").join(format!("{}.boot.elf", name)))
+}
+
+/// Compile a manifest text file (relative to the workspace) with mkmanifest.
+pub fn compile_manifest(s: &Settings, manifest: &str) -> Result<Vec<u8>, String> {
+    let path = s.root.join(manifest);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {}", path.display(), e))?;
+    mkmanifest::compile(&text).map_err(|e| e.render(&path.display().to_string()))
+}
+
 pub fn volume(s: &Settings, art: &Artifacts, manifest: &str, cmdline: &str) -> Result<Volume, String> {
     let path = s.root.join(manifest);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {}", path.display(), e))?;
@@ -27,20 +51,8 @@ pub fn volume(s: &Settings, art: &Artifacts, manifest: &str, cmdline: &str) -> R
     v.add("/boot/capos-kernel", Content::File(art.kernel.clone()));
     v.add("/boot/manifest", Content::Bytes(bytes));
     let mut modules = vec![("/boot/manifest".to_string(), "manifest".to_string())];
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for n in &names {
-        let package = format!("capos-demo-{}", n);
-        let status = Command::new(&cargo)
-            .current_dir(&s.root)
-            .args(["build", "--quiet", "-p", &package, "--target", "x86_64-unknown-none", "--profile", &s.profile])
-            .status()
-            .map_err(|e| format!("cannot run cargo: {}", e))?;
-        if !status.success() {
-            return Err(format!("building {} failed", package));
-        }
-        let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
-        let bin = s.root.join("target/x86_64-unknown-none").join(dir).join(n);
-        let stripped = crate::build::strip_to(&bin, &s.root.join("target/scenarios").join(format!("{}.boot.elf", n)))?;
+        let stripped = build_demo(s, n)?;
         v.add(&format!("/boot/{}", n), Content::File(stripped));
         modules.push((format!("/boot/{}", n), n.clone()));
     }

@@ -32,13 +32,13 @@ RUNNER := $(CARGO) run --quiet -p capos-run --
 HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image \
                  -p capos-abi -p mkmanifest
 # QEMU scenarios `make test` runs, in order.
-SCENARIOS := smoke smoke-matrix fault loader-errors diag prompt-robustness acpi pci msix \
+SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc run-default-system clean
+        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc run-default-system clean
 
 all: test
 
@@ -77,6 +77,10 @@ run-fault: setup
 
 run-loader-errors: setup
 	@$(RUNNER) test loader-errors
+
+## capos-boot's menu: a typed choice, and the timeout.
+run-boot-menu: setup
+	@$(RUNNER) test boot-menu
 
 ## The serial diagnostics prompt with the commands in DIAG_SCRIPT.
 run-diag: setup

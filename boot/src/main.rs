@@ -20,6 +20,7 @@ extern crate alloc;
 
 mod arena;
 mod handoff;
+mod menu;
 mod port;
 
 use alloc::format;
@@ -188,7 +189,7 @@ fn run() -> Result<core::convert::Infallible, Fail> {
     for w in &cfg.warnings {
         println!("capos-boot: warning: {}", w);
     }
-    let entry = &cfg.entries[cfg.default_entry];
+    let entry = &cfg.entries[menu::choose(&cfg)];
     println!("capos-boot: {}: booting entry '{}' ({} entries)", config_path, entry.name, cfg.entries.len());
 
     // The kernel.

@@ -119,6 +119,18 @@ fn matrix(name: &'static str, machine: &'static str, mem: &'static str, smp: &'s
     Boot { machine: Some(machine), mem: Some(mem), smp: Some(smp), ..kernel_boot(name, "test=smoke", Expect::Success, &expect) }
 }
 
+/// Two entries, a 3 s timeout, the first the default.
+fn menu_boot(name: &'static str, expect: &[&str]) -> Boot {
+    let conf = "timeout: 3\ndefault_entry: 1\n\n/smoke\n    protocol: limine\n    path: boot():/boot/capos-kernel\n    cmdline: test=smoke\n\n/timer check\n    protocol: limine\n    path: boot():/boot/capos-kernel\n    cmdline: test=timer\n";
+    let mut e = strings(&["capos-boot: boot menu", "  1) smoke (default)", "  2) timer check"]);
+    e.extend(strings(expect));
+    let e: Vec<&str> = e.iter().map(|s| s.as_str()).collect();
+    Boot {
+        volume: Box::new(move |art| volume_with(art, Some(conf), Some(Content::File(art.kernel.clone())))),
+        ..kernel_boot(name, "", Expect::Success, &e)
+    }
+}
+
 /// A boot volume that capos-boot must refuse, with the message it must print.
 fn bad_volume(name: &'static str, message: &'static str, make: impl Fn(&Artifacts) -> Volume + 'static) -> Boot {
     Boot {
@@ -595,6 +607,22 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 timeout: Some(1200),
                 ..kernel_boot("icount", "bench=blk", Expect::Success, &["bench: done"])
             }],
+        },
+        Scenario {
+            name: "boot-menu",
+            description: "capos-boot's menu: a typed digit picks an entry; without one the default boots at the timeout",
+            capos_boot_only: true,
+            boots: vec![
+                Boot {
+                    script: vec![("press 1-2 to choose".into(), b"2".to_vec())],
+                    forbid: strings(&["[PASS] smoke-heap", "KERNEL PANIC"]),
+                    ..menu_boot("pick-second", &["booting entry 'timer check'", "[PASS] lapic-timer-ticks"])
+                },
+                Boot {
+                    forbid: strings(&["[PASS] lapic-timer-ticks", "KERNEL PANIC"]),
+                    ..menu_boot("timeout", &["capos-boot: timeout; booting entry 1", "booting entry 'smoke'", "[PASS] smoke-heap"])
+                },
+            ],
         },
         Scenario {
             name: "loader-errors",

@@ -17,7 +17,7 @@ static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
-    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk",
+    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk", "readonly",
 ];
 
 fn report(name: &str, result: Result<String, String>) {
@@ -47,6 +47,7 @@ pub fn run(name: &str) {
         }),
         "timer" => timer(),
         "blk" => blk(),
+        "readonly" => read_only_wrapper(),
         other => report(
             "unknown-test",
             Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
@@ -149,6 +150,103 @@ fn blk() {
             Ok(String::from("past-end, straddling, zero-length, partial-block and huge-LBA requests refused"))
         })());
     }
+}
+
+/// The read-only wrapper in front of an in-memory Directory/File pair (test
+/// doubles: the storage backers are not capabilities yet): reads pass,
+/// mutations are refused without reaching the object, and a File opened
+/// through a read-only Directory is read-only too.
+fn read_only_wrapper() {
+    use crate::cap::read_only::ReadOnly;
+    use crate::cap::{Cap, Caller, KernelObject, KernelReply};
+    use alloc::sync::Arc;
+    use capos_abi::capos_capnp::{directory, file};
+    use capos_abi::helpers::{encode_cap_return, encode_data_return, encode_u64_return, read_cap_return, read_data_return, read_u64_return};
+    use capos_abi::message::{encode_call, CallMessage};
+    use capos_abi::{interfaces, Handle, SysError};
+    use spin::Mutex;
+
+    struct MemFile(Mutex<Vec<u8>>);
+    impl KernelObject for MemFile {
+        fn interface_id(&self) -> u64 { interfaces::FILE }
+        fn kind(&self) -> &'static str { "test file" }
+        fn call(&self, _c: &Caller, call: &CallMessage) -> Result<KernelReply, SysError> {
+            match call.method_id() {
+                0 => {
+                    let d = self.0.lock().clone();
+                    KernelReply::plain(encode_data_return(&Ok(&d)))
+                }
+                1 => {
+                    let data = call.params::<file::write_params::Owned>().and_then(|p| Ok(p.get_data()?.to_vec())).map_err(|e| e.sys_error())?;
+                    self.0.lock().extend_from_slice(&data);
+                    KernelReply::plain(encode_u64_return(&Ok(data.len() as u64)))
+                }
+                _ => Err(SysError::UnknownMethod),
+            }
+        }
+    }
+    struct MemDir(Arc<MemFile>);
+    impl KernelObject for MemDir {
+        fn interface_id(&self) -> u64 { interfaces::DIRECTORY }
+        fn kind(&self) -> &'static str { "test directory" }
+        fn call(&self, _c: &Caller, call: &CallMessage) -> Result<KernelReply, SysError> {
+            match call.method_id() {
+                0 => Ok(KernelReply {
+                    caps: alloc::vec![Cap::Kernel(self.0.clone())],
+                    encode: Box::new(|h| encode_cap_return(&Ok(h[0]))),
+                }),
+                _ => Err(SysError::UnknownMethod),
+            }
+        }
+    }
+
+    report("read-only-wrapper", (|| {
+        let caller = Caller { pid: 0, name: "selftest" };
+        let file = Arc::new(MemFile(Mutex::new(b"capOS".to_vec())));
+        let dir: Arc<dyn KernelObject> = Arc::new(MemDir(file.clone()));
+        let ro_dir = ReadOnly(dir);
+        let run = |obj: &dyn KernelObject, bytes: Vec<u8>| -> Result<(Vec<Cap>, Vec<u8>), String> {
+            let call = CallMessage::read(&bytes).map_err(|e| format!("{}", e))?;
+            let r = obj.call(&caller, &call).map_err(|e| format!("{:?}", e))?;
+            let handles: Vec<Handle> = (0..r.caps.len()).map(|i| Handle::new(i as u32, 1)).collect();
+            let out = (r.encode)(&handles).map_err(|e| format!("{}", e))?;
+            Ok((r.caps, out))
+        };
+        // open through the read-only directory: the File comes back wrapped.
+        let open = encode_call::<directory::open_params::Owned>(interfaces::DIRECTORY, 0, &[], |mut p| { p.set_name("f"); Ok(()) }).map_err(|e| format!("{}", e))?;
+        let (caps, out) = run(&ro_dir, open)?;
+        read_cap_return(&out).map_err(|e| format!("{}", e))?.map_err(|e| format!("open refused: {:?}", e))?;
+        let Some(Cap::Kernel(opened)) = caps.into_iter().next() else { return Err(String::from("open returned no capability")) };
+        if opened.kind() != "read-only wrapper" {
+            return Err(format!("open through a read-only directory returned a '{}', not a read-only wrapper", opened.kind()));
+        }
+        let read = encode_call::<file::read_params::Owned>(interfaces::FILE, 0, &[], |mut p| { p.set_offset(0); p.set_length(16); Ok(()) }).map_err(|e| format!("{}", e))?;
+        let (_, out) = run(&*opened, read)?;
+        let data = read_data_return(&out).map_err(|e| format!("{}", e))?.map_err(|e| format!("read refused: {:?}", e))?;
+        if data != b"capOS" {
+            return Err(String::from("read through the wrapper returned the wrong bytes"));
+        }
+        let write = encode_call::<file::write_params::Owned>(interfaces::FILE, 1, &[], |mut p| { p.set_offset(5); p.set_data(b"!!"); Ok(()) }).map_err(|e| format!("{}", e))?;
+        let (_, out) = run(&*opened, write.clone())?;
+        match read_u64_return(&out).map_err(|e| format!("{}", e))? {
+            Err(e) if e.code == capos_abi::capos_capnp::ErrorCode::ReadOnly => {}
+            other => return Err(format!("write through the wrapper answered {:?}", other)),
+        }
+        if file.0.lock().as_slice() != b"capOS" {
+            return Err(String::from("the refused write reached the file"));
+        }
+        // The same write on the unwrapped file does land (the test can fail).
+        let (_, out) = run(&*file, write)?;
+        if read_u64_return(&out).map_err(|e| format!("{}", e))? != Ok(2) || file.0.lock().as_slice() != b"capOS!!" {
+            return Err(String::from("the unwrapped file did not take the write"));
+        }
+        let console_call = capos_abi::helpers::console_write_line_call("x").map_err(|e| format!("{}", e))?;
+        let call = CallMessage::read(&console_call).map_err(|e| format!("{}", e))?;
+        if !matches!(ReadOnly(file.clone()).call(&caller, &call), Err(SysError::UnknownInterface)) {
+            return Err(String::from("an interface the wrapper does not know was not refused"));
+        }
+        Ok(String::from("reads pass, a returned File is wrapped, write refused with readOnly without reaching the file, unknown interfaces refused"))
+    })());
 }
 
 /// The LAPIC timer must tick at about 100 Hz against the TSC.

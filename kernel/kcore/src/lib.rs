@@ -7,6 +7,7 @@
 extern crate alloc;
 
 pub mod acpi;
+pub mod attenuation;
 pub mod cap_table;
 pub mod civil;
 pub mod cmdline;

@@ -8,6 +8,7 @@
 pub mod console;
 pub mod endpoint;
 pub mod ping;
+pub mod read_only;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;

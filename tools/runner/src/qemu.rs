@@ -540,24 +540,10 @@ mod tests {
 
     fn boot(expect_exit: Expect) -> Boot {
         Boot {
-            name: "t",
-            volume: Box::new(|_| Volume::new()),
-            expect_exit,
             expect: vec!["capos kernel starting".into()],
             forbid: vec!["KERNEL PANIC".into()],
             guest_verdicts: true,
-            script: Vec::new(),
-            qemu_args: Vec::new(),
-            scratch_disks: Vec::new(),
-            check_wall_clock: false,
-            blk_disks: Vec::new(),
-            blk_read_bytes: 0,
-            userspace: None,
-            default_system: false,
-            timeout: None,
-            machine: None,
-            mem: None,
-            smp: None,
+            ..Boot::new("t", Box::new(|_| Volume::new()), expect_exit)
         }
     }
 

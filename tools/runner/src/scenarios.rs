@@ -72,6 +72,34 @@ pub struct BlkDisk {
     pub source: Option<std::path::PathBuf>,
 }
 
+impl Boot {
+    /// A boot of `volume` expecting `expect_exit`, with every check and
+    /// setting at its default (no lines required, the machine settings from
+    /// the environment); scenarios override fields with `..`.
+    pub fn new(name: &'static str, volume: Box<dyn Fn(&Artifacts) -> Volume>, expect_exit: Expect) -> Boot {
+        Boot {
+            name,
+            volume,
+            expect_exit,
+            expect: Vec::new(),
+            forbid: Vec::new(),
+            guest_verdicts: false,
+            script: Vec::new(),
+            qemu_args: Vec::new(),
+            scratch_disks: Vec::new(),
+            check_wall_clock: false,
+            blk_disks: Vec::new(),
+            blk_read_bytes: 0,
+            userspace: None,
+            default_system: false,
+            timeout: None,
+            machine: None,
+            mem: None,
+            smp: None,
+        }
+    }
+}
+
 pub struct Scenario {
     pub name: &'static str,
     pub description: &'static str,
@@ -92,24 +120,10 @@ fn kernel_boot_owned(name: &'static str, cmdline: String, expect_exit: Expect, e
     let mut e = strings(&["capos kernel starting"]);
     e.extend(strings(expect));
     Boot {
-        name,
-        volume: Box::new(move |art| standard_volume(art, &cmdline)),
-        expect_exit,
         expect: e,
         forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC"]),
         guest_verdicts: true,
-        script: Vec::new(),
-        qemu_args: Vec::new(),
-        scratch_disks: Vec::new(),
-        check_wall_clock: false,
-        blk_disks: Vec::new(),
-        blk_read_bytes: 0,
-        userspace: None,
-        default_system: false,
-        timeout: None,
-        machine: None,
-        mem: None,
-        smp: None,
+        ..Boot::new(name, Box::new(move |art| standard_volume(art, &cmdline)), expect_exit)
     }
 }
 
@@ -134,24 +148,9 @@ fn menu_boot(name: &'static str, expect: &[&str]) -> Boot {
 /// A boot volume that capos-boot must refuse, with the message it must print.
 fn bad_volume(name: &'static str, message: &'static str, make: impl Fn(&Artifacts) -> Volume + 'static) -> Boot {
     Boot {
-        name,
-        volume: Box::new(make),
-        expect_exit: Expect::LoaderError,
         expect: strings(&[message, "capos-boot: cannot boot"]),
         forbid: strings(&["capos kernel starting"]),
-        guest_verdicts: false,
-        script: Vec::new(),
-        qemu_args: Vec::new(),
-        scratch_disks: Vec::new(),
-        check_wall_clock: false,
-        blk_disks: Vec::new(),
-        blk_read_bytes: 0,
-        userspace: None,
-        default_system: false,
-        timeout: None,
-        machine: None,
-        mem: None,
-        smp: None,
+        ..Boot::new(name, Box::new(make), Expect::LoaderError)
     }
 }
 

@@ -15,9 +15,9 @@
 #
 # How capabilities travel inside messages: capnp-rpc is not used, so a message
 # never holds a capnp capability pointer. A field of type `CapSlot` holds an
-# index into the `caps` list of the envelope that carries the message
-# (`Call.caps`, `Return.caps`, `IncomingCall.caps`); that list holds handles
-# in the table of the process reading it. The comment on each `CapSlot` field
+# index into the capability handles that travel beside the message (the
+# IPC area's CAPS_OUT / CAPS_IN arrays, see capos_abi::ipc); those are
+# handles in the table of the process reading it. The comment on each `CapSlot` field
 # names the interface the capability implements.
 #
 # Method results: a method that can fail returns one of the `*Result` structs
@@ -90,7 +90,7 @@ struct DataResult {
 }
 
 struct CapResult {
-  # A method that hands out a capability: `ok` indexes `Return.caps`.
+  # A method that hands out a capability: `ok` indexes the capabilities returned beside it.
   union {
     ok @0 :CapSlot;
     err @1 :Error;
@@ -154,7 +154,7 @@ struct RenameParams {
   to @1 :Text;             # its new name; must not exist yet
   target :union {
     sameDirectory @2 :Void;
-    directory @3 :CapSlot; # a Directory of the same backer (index into Call.caps)
+    directory @3 :CapSlot; # a Directory of the same backer (index into the call's capabilities)
   }
 }
 
@@ -164,7 +164,7 @@ interface Directory @0xff6c69db78cda102 {
   # `readOnly`. Names are single path components: no `/`, not `.` or `..`.
 
   open @0 (name :Text) -> CapResult;
-  # The file `name`; `ok` indexes Return.caps and is a File.
+  # The file `name`; `ok` indexes the returned capabilities and is a File.
 
   list @1 () -> ListResult;
   # Every entry with its kind and size.
@@ -176,11 +176,11 @@ interface Directory @0xff6c69db78cda102 {
   # Remove a file or an empty directory.
 
   sub @4 (name :Text) -> CapResult;
-  # The subdirectory `name`; `ok` indexes Return.caps and is a Directory.
+  # The subdirectory `name`; `ok` indexes the returned capabilities and is a Directory.
 
   create @5 (name :Text) -> CapResult;
   # A new empty file `name` (fails with alreadyExists if it exists);
-  # `ok` indexes Return.caps and is a File.
+  # `ok` indexes the returned capabilities and is a File.
 
   rename @6 RenameParams -> VoidResult;
   # Move `from` to `to`, in this directory or in `target.directory`.
@@ -249,7 +249,7 @@ interface Endpoint @0xaeaeefc5c08a4c81 {
 
   mint @0 (badge :UInt64) -> CapResult;
   # A new client capability for this endpoint. A call made through it is
-  # delivered with `IncomingCall.badge` = `badge`, so a server tells its
+  # delivered to the server with this badge, so a server tells its
   # clients (or sessions) apart. Manifest grants carry badge 0.
 }
 
@@ -266,43 +266,20 @@ interface Ping @0xe963f547c7c28724 {
 
   session @2 () -> CapResult;
   # A fresh Ping capability served by the same server (a capability passed in
-  # a result); `ok` indexes Return.caps.
+  # a result); `ok` indexes the capabilities returned beside the results.
+
+  echoBulk @3 () -> UInt64Result;
+  # Answers the call's bulk buffer unchanged through the same buffer (the
+  # caller sets both bulk flags); `ok` is the byte count. The zero-copy
+  # path's benchmark.
 }
 
 # ---------------------------------------------------------------------------
-# Call envelopes (the bytes that cross the syscall boundary)
+# The call envelope is not capnp: the interface id, method ordinal, badge,
+# reply token and capability handles travel in registers and in the header
+# of the process's IPC area (capos_abi::ipc, docs/capabilities.md). A message
+# here is only a method's params or results.
 # ---------------------------------------------------------------------------
-
-struct Call @0xdf3c4577e983042f {
-  # What a client passes to cap_call.
-  interfaceId @0 :UInt64;  # the interface's capnp type id
-  methodId @1 :UInt16;     # the method's ordinal
-  params @2 :AnyPointer;   # the method's params struct
-  caps @3 :List(UInt64);   # handles in the caller's table; CapSlot fields of
-                           # `params` index this list. Transfer copies: the
-                           # caller keeps its handles.
-}
-
-struct Return @0xcd59c10be32ad43d {
-  # What cap_call writes back, and what a server passes to endpoint_reply.
-  results @0 :AnyPointer;  # the method's results struct
-  caps @1 :List(UInt64);   # from a server: handles in the server's table to
-                           # transfer (copied; the server keeps its own).
-                           # To the caller: the handles just installed in the
-                           # caller's table. CapSlot fields of `results`
-                           # index this list.
-}
-
-struct IncomingCall @0xa2e884fd41540cd5 {
-  # What endpoint_receive writes into the server's buffer.
-  replyToken @0 :UInt64;   # pass to endpoint_reply; valid for one reply
-  badge @1 :UInt64;        # the badge of the client capability used
-  interfaceId @2 :UInt64;
-  methodId @3 :UInt16;
-  params @4 :AnyPointer;
-  caps @5 :List(UInt64);   # the caller's transferred capabilities, already
-                           # installed in the server's table
-}
 
 # ---------------------------------------------------------------------------
 # Process start and the boot manifest

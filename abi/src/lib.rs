@@ -7,8 +7,9 @@
 //! - [`limits`]: bounds on messages (size, traversal, nesting, capabilities)
 //!   and the [`capnp::message::ReaderOptions`] that enforce them.
 //! - [`capos_capnp`]: the Rust code generated from `schema/capos.capnp`.
-//! - [`message`]: reading and writing the call envelopes (`Call`, `Return`,
-//!   `IncomingCall`) with those limits.
+//! - [`ipc`]: the call envelope (registers and the IPC area layout).
+//! - [`message`]: reading capnp params/results in place and building them
+//!   in place, with those limits.
 //! - [`interfaces`]: interface ids and method ordinals as constants.
 //! - [`helpers`]: typed encoders/decoders for common calls and results.
 //! - [`manifest`]: the boot manifest in plain Rust, its encoding and checks,
@@ -20,14 +21,18 @@
 //! both sides link means they cannot disagree, and the host tests here pin
 //! them. docs/capabilities.md explains the design as a whole.
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+// One module needs `unsafe`: `flat_alloc`, the capnp allocator over the
+// IPC area (see its docs). Everything else stays safe.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 pub mod error;
+mod flat_alloc;
 pub mod handle;
 pub mod helpers;
 pub mod interfaces;
+pub mod ipc;
 pub mod limits;
 pub mod manifest;
 pub mod message;

@@ -1,0 +1,225 @@
+//! The call envelope: registers and the IPC area, not capnp.
+//!
+//! A capability call used to travel as one capnp `Call` message (interface,
+//! method, caps and params together) that the kernel copied in, walked,
+//! re-encoded for the server and copied out again. Now the envelope is
+//! plain data the kernel reads without parsing anything:
+//!
+//! - scalars travel in registers: the handle, the interface id, and one
+//!   packed word ([`CallWord`]: method ordinal, capability count, bulk
+//!   flags, params length); the answer comes back the same way
+//!   ([`ReplyWord`]);
+//! - capabilities travel as handle arrays in the header page of the
+//!   process's **IPC area** ([`CAPS_OUT_OFFSET`], [`CAPS_IN_OFFSET`]);
+//! - capnp carries only a method's params or results, in the area's send
+//!   and receive buffers, read in place ([`crate::message::read_flat`]);
+//! - bulk data (file contents, store values, echo payloads) travels in one
+//!   buffer of the caller's own memory, named by pointer and length, beside
+//!   the message ([`BULK_READ`], [`BULK_WRITE`]).
+//!
+//! # The IPC area
+//!
+//! The kernel maps every process's IPC area at [`IPC_AREA_ADDR`] before it
+//! starts. It is physically contiguous, so the kernel reaches any process's
+//! area through the direct map without walking page tables:
+//!
+//! | offset | size | user access | what |
+//! |---|---|---|---|
+//! | [`CAPS_OUT_OFFSET`] | 16 × u64 | read/write | handles the process transfers with its next call or reply |
+//! | [`CAPS_IN_OFFSET`] | 16 × u64 | read/write | handles the kernel just installed (a call's results, a received call) |
+//! | [`SEND_OFFSET`] | [`MAX_MESSAGE_BYTES`] | read/write | the capnp message the process sends (params of a call, results of a reply) |
+//! | [`RECV_OFFSET`] | [`MAX_MESSAGE_BYTES`] | read only | the capnp message the kernel delivered (results of a call, params of a received call) |
+//!
+//! The receive buffer is read-only to the process so the kernel can keep
+//! it zeroed past the last message and build kernel-object results in it
+//! directly (capnp builders need zeroed memory).
+//!
+//! # Reply tokens
+//!
+//! A token names the client waiting for the answer and that client's call
+//! sequence number ([`ReplyToken`]). The kernel accepts a reply only while
+//! that client still waits on this server with that sequence number, so a
+//! stale, replayed or forged token is refused, and no table of outstanding
+//! calls is kept (nothing to allocate, nothing to leak).
+
+use crate::limits::{MAX_CAPS_PER_MESSAGE, MAX_MESSAGE_BYTES};
+use crate::SysError;
+
+/// Where every process's IPC area is mapped.
+pub const IPC_AREA_ADDR: u64 = 0x0000_7ffd_0000_0000;
+/// Offset of the outgoing handle array (16 × u64).
+pub const CAPS_OUT_OFFSET: usize = 0;
+/// Offset of the incoming handle array (16 × u64).
+pub const CAPS_IN_OFFSET: usize = 8 * MAX_CAPS_PER_MESSAGE;
+/// Bytes of the header page.
+pub const HEADER_BYTES: usize = 4096;
+/// Offset of the send buffer.
+pub const SEND_OFFSET: usize = HEADER_BYTES;
+/// Offset of the receive buffer.
+pub const RECV_OFFSET: usize = SEND_OFFSET + MAX_MESSAGE_BYTES;
+/// Size of the whole area.
+pub const AREA_BYTES: usize = RECV_OFFSET + MAX_MESSAGE_BYTES;
+/// Pages of the whole area.
+pub const AREA_PAGES: usize = AREA_BYTES / 4096;
+
+const _: () = assert!(CAPS_IN_OFFSET + 8 * MAX_CAPS_PER_MESSAGE <= HEADER_BYTES);
+const _: () = assert!(AREA_BYTES.is_multiple_of(4096));
+
+/// Bulk flag: the object may read the caller's bulk buffer (data going out,
+/// e.g. `File.write`).
+pub const BULK_READ: u8 = 1;
+/// Bulk flag: the object may write the caller's bulk buffer (data coming
+/// back, e.g. `File.read`); the count written comes back in `rsi`.
+pub const BULK_WRITE: u8 = 2;
+const BULK_FLAGS: u8 = BULK_READ | BULK_WRITE;
+
+/// Largest bulk buffer a call may name, and the largest a server may
+/// register for receiving. Two 64 KiB storage chunks fit.
+pub const MAX_BULK_BYTES: u64 = 1024 * 1024;
+
+/// The packed word of a call (`rdx` of `cap_call`, and of what
+/// `endpoint_receive` hands a server):
+///
+/// | bits | field |
+/// |---|---|
+/// | 0..16 | method ordinal |
+/// | 16..24 | capabilities transferred (in `CAPS_OUT`, or for a server in `CAPS_IN`) |
+/// | 24..32 | bulk flags ([`BULK_READ`], [`BULK_WRITE`]) |
+/// | 32..64 | params length in bytes (0 = no params: the default struct) |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallWord {
+    pub method: u16,
+    pub caps: u8,
+    pub bulk: u8,
+    pub len: u32,
+}
+
+impl CallWord {
+    pub const fn pack(self) -> u64 {
+        self.method as u64 | (self.caps as u64) << 16 | (self.bulk as u64) << 24 | (self.len as u64) << 32
+    }
+
+    /// Decode and check every field: more than
+    /// [`MAX_CAPS_PER_MESSAGE`] capabilities is `TooManyCaps`, an unknown
+    /// bulk flag is `InvalidArgument`, a length over [`MAX_MESSAGE_BYTES`]
+    /// is `MessageTooLarge`.
+    pub fn unpack(word: u64) -> Result<CallWord, SysError> {
+        let w = CallWord { method: word as u16, caps: (word >> 16) as u8, bulk: (word >> 24) as u8, len: (word >> 32) as u32 };
+        if w.caps as usize > MAX_CAPS_PER_MESSAGE {
+            return Err(SysError::TooManyCaps);
+        }
+        if w.bulk & !BULK_FLAGS != 0 {
+            return Err(SysError::InvalidArgument);
+        }
+        if w.len as usize > MAX_MESSAGE_BYTES {
+            return Err(SysError::MessageTooLarge);
+        }
+        Ok(w)
+    }
+}
+
+/// The packed word of a reply (`rdx` of `endpoint_reply`, and of what
+/// `cap_call` returns): results length in bits 0..32, capabilities in
+/// bits 32..40. Bits 40..64 must be zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyWord {
+    pub len: u32,
+    pub caps: u8,
+}
+
+impl ReplyWord {
+    pub const fn pack(self) -> u64 {
+        self.len as u64 | (self.caps as u64) << 32
+    }
+
+    pub fn unpack(word: u64) -> Result<ReplyWord, SysError> {
+        if word >> 40 != 0 {
+            return Err(SysError::InvalidArgument);
+        }
+        let w = ReplyWord { len: word as u32, caps: (word >> 32) as u8 };
+        if w.caps as usize > MAX_CAPS_PER_MESSAGE {
+            return Err(SysError::TooManyCaps);
+        }
+        if w.len as usize > MAX_MESSAGE_BYTES {
+            return Err(SysError::MessageTooLarge);
+        }
+        Ok(w)
+    }
+}
+
+/// A reply token: the waiting client's pid and its call sequence number
+/// (never 0, so the token 0 is never valid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyToken {
+    pub client: u32,
+    pub seq: u32,
+}
+
+impl ReplyToken {
+    pub const fn pack(self) -> u64 {
+        (self.client as u64) << 32 | self.seq as u64
+    }
+    pub const fn unpack(token: u64) -> ReplyToken {
+        ReplyToken { client: (token >> 32) as u32, seq: token as u32 }
+    }
+}
+
+/// What `endpoint_receive` (and `endpoint_reply_receive`) put in the
+/// server's registers.
+///
+/// | register | value |
+/// |---|---|
+/// | `rdx` | [`CallWord`] of the call (caps are in `CAPS_IN`, params in the receive buffer) |
+/// | `rsi` | interface id |
+/// | `rdi` | reply token |
+/// | `r10` | badge of the client capability used |
+/// | `r8`  | bulk bytes the client sent, now in the server's registered bulk buffer |
+/// | `r9`  | bulk bytes the client accepts back (0 unless it set [`BULK_WRITE`]) |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub word: CallWord,
+    pub interface_id: u64,
+    pub token: u64,
+    pub badge: u64,
+    pub bulk_in: u64,
+    pub bulk_out_capacity: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_pinned() {
+        assert_eq!((CAPS_OUT_OFFSET, CAPS_IN_OFFSET, SEND_OFFSET), (0, 128, 4096));
+        assert_eq!(RECV_OFFSET, 4096 + 128 * 1024);
+        assert_eq!(AREA_PAGES, 65);
+        assert_eq!(IPC_AREA_ADDR % 4096, 0);
+    }
+
+    #[test]
+    fn call_words_round_trip_and_bad_fields_are_refused() {
+        let w = CallWord { method: 0xbeef, caps: 16, bulk: BULK_READ | BULK_WRITE, len: MAX_MESSAGE_BYTES as u32 };
+        assert_eq!(CallWord::unpack(w.pack()), Ok(w));
+        assert_eq!(CallWord::unpack(CallWord { caps: 17, ..w }.pack()), Err(SysError::TooManyCaps));
+        assert_eq!(CallWord::unpack(CallWord { bulk: 4, ..w }.pack()), Err(SysError::InvalidArgument));
+        assert_eq!(CallWord::unpack(CallWord { len: MAX_MESSAGE_BYTES as u32 + 8, ..w }.pack()), Err(SysError::MessageTooLarge));
+        assert_eq!(CallWord::unpack(u64::MAX), Err(SysError::TooManyCaps));
+    }
+
+    #[test]
+    fn reply_words_round_trip_and_bad_fields_are_refused() {
+        let w = ReplyWord { len: 4096, caps: 3 };
+        assert_eq!(ReplyWord::unpack(w.pack()), Ok(w));
+        assert_eq!(ReplyWord::unpack(w.pack() | 1 << 40), Err(SysError::InvalidArgument));
+        assert_eq!(ReplyWord::unpack(ReplyWord { caps: 17, len: 0 }.pack()), Err(SysError::TooManyCaps));
+        assert_eq!(ReplyWord::unpack(u32::MAX as u64), Err(SysError::MessageTooLarge));
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        let t = ReplyToken { client: 7, seq: 0xffff_fffe };
+        assert_eq!(ReplyToken::unpack(t.pack()), t);
+        assert_eq!(ReplyToken::unpack(0), ReplyToken { client: 0, seq: 0 });
+    }
+}

@@ -86,7 +86,7 @@ pub const MAX_BULK_BYTES: u64 = 1024 * 1024;
 /// | 16..24 | capabilities transferred (in `CAPS_OUT`, or for a server in `CAPS_IN`) |
 /// | 24..32 | bulk flags ([`BULK_READ`], [`BULK_WRITE`]) |
 /// | 32..64 | params length in bytes (0 = no params: the default struct) |
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallWord {
     pub method: u16,
     pub caps: u8,

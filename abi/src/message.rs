@@ -233,6 +233,31 @@ pub fn build_flat<T: Owned, R>(
     }
 }
 
+/// A call as an object sees it: the interface and method (from the
+/// registers) and the params, read in place.
+pub struct CallMessage<'a> {
+    interface_id: u64,
+    method_id: u16,
+    params: FlatReader<'a>,
+}
+
+impl<'a> CallMessage<'a> {
+    /// Frame-check `params` (empty = no params) and wrap it.
+    pub fn new(interface_id: u64, method_id: u16, params: &'a [u8]) -> Result<CallMessage<'a>, MessageError> {
+        Ok(CallMessage { interface_id, method_id, params: read_flat(params)? })
+    }
+    pub fn interface_id(&self) -> u64 {
+        self.interface_id
+    }
+    pub fn method_id(&self) -> u16 {
+        self.method_id
+    }
+    /// The params, typed (limits enforced as fields are read).
+    pub fn params<T: Owned>(&self) -> Result<T::Reader<'_>, MessageError> {
+        Ok(self.params.get_root::<T::Reader<'_>>()?)
+    }
+}
+
 /// Zero the first `len` bytes of a build buffer again (after the message
 /// in it was sent), so the next [`build_flat`] starts from zeroes.
 pub fn clear(buf: &mut [u8], len: usize) {

@@ -2,59 +2,56 @@
 //!
 //! # Calling convention (x86_64, `syscall` instruction)
 //!
-//! | register | on entry                 | on return                              |
-//! |----------|--------------------------|----------------------------------------|
-//! | `rax`    | syscall number           | status: 0 = success, else a [`SysError`](crate::SysError) |
-//! | `rdi`    | argument 0               | preserved                              |
-//! | `rsi`    | argument 1               | preserved                              |
-//! | `rdx`    | argument 2               | value: the call's result (a length, a handle), or for `BufferTooSmall` the length needed; 0 otherwise |
-//! | `r10`    | argument 3               | preserved                              |
-//! | `r8`     | argument 4               | preserved                              |
-//! | `r9`     | argument 5               | preserved                              |
-//! | `rcx`    | (clobbered by `syscall`: return `rip`) | clobbered                |
-//! | `r11`    | (clobbered by `syscall`: `rflags`)     | clobbered                |
+//! `rax` holds the syscall number on entry and the status on return (0 =
+//! success, else a [`SysError`](crate::SysError)); `rdx` holds the call's
+//! value on return (for `BufferTooSmall`, the length needed). Arguments are
+//! in `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9` (argument 3 is in `r10`, not
+//! `rcx`, because `syscall` overwrites `rcx`, as in the Linux convention).
+//! `rcx` and `r11` are clobbered. The IPC calls also return values in
+//! `rsi`, `rdi`, `r10`, `r8` and `r9` as listed below; every other register,
+//! including `rsp`, `rbp`, `rbx`, `r12`–`r15` and the SSE state, is
+//! preserved. Pointer arguments are user virtual addresses; the kernel
+//! checks every `(pointer, length)` pair against the caller's mappings (no
+//! kernel address, no overflow) before touching it and fails with
+//! `BadAddress` otherwise.
 //!
-//! Argument 3 is in `r10`, not `rcx`, because the `syscall` instruction
-//! overwrites `rcx` (as in the Linux convention). Every other register,
-//! including `rsp`, `rbp`, `rbx`, `r12`–`r15` and the SSE state, is preserved.
-//! Pointer arguments are user virtual addresses; the kernel checks every
-//! `(pointer, length)` pair against the caller's mappings (no kernel address,
-//! no overflow) before touching it and fails with `BadAddress` otherwise.
-//! Messages are serialized capnp messages in the standard framing (segment
-//! table first), at most [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES).
+//! The call envelope travels in registers and in the process's IPC area
+//! ([`crate::ipc`]): capnp messages (a method's params or results only) are
+//! in the area's send and receive buffers, capability handles in its
+//! header, bulk data in a buffer of the caller's own memory.
 //!
 //! # Process entry
 //!
 //! A new process starts at its ELF entry point with `rsp` 16-byte aligned at
 //! the top of its stack, `rdi` = address and `rsi` = length of its
 //! `StartInfo` message (mapped read-only; see `schema/capos.capnp`), and every
-//! other general register zero. The process ends with [`EXIT`]; returning
-//! from the entry point is a fault.
+//! other general register zero. Its IPC area is mapped at
+//! [`IPC_AREA_ADDR`](crate::ipc::IPC_AREA_ADDR). The process ends with
+//! [`EXIT`]; returning from the entry point is a fault.
 //!
 //! # The calls
 //!
-//! | nr | name               | arguments                                   | `rdx` on success |
-//! |----|--------------------|---------------------------------------------|------------------|
-//! | 1  | [`CAP_CALL`]         | handle, request ptr, request len, reply ptr, reply capacity | reply length |
-//! | 2  | [`CAP_DROP`]         | handle                                      | 0 |
-//! | 3  | [`ENDPOINT_CREATE`]  | —                                           | new endpoint handle |
-//! | 4  | [`ENDPOINT_RECEIVE`] | endpoint handle, buffer ptr, buffer capacity | message length |
-//! | 5  | [`ENDPOINT_REPLY`]   | reply token, reply ptr, reply len           | 0 |
-//! | 6  | [`EXIT`]             | status                                      | does not return |
-//! | 7  | [`YIELD`]            | —                                           | 0 |
+//! | nr | name | arguments | returns (on success) |
+//! |----|------|-----------|----------------------|
+//! | 1 | [`CAP_CALL`] | `rdi` handle, `rsi` interface id, `rdx` [`CallWord`](crate::ipc::CallWord), `r10` bulk ptr, `r8` bulk len | `rdx` [`ReplyWord`](crate::ipc::ReplyWord), `rsi` bulk bytes written back |
+//! | 2 | [`CAP_DROP`] | `rdi` handle | — |
+//! | 3 | [`ENDPOINT_CREATE`] | — | `rdx` new endpoint handle |
+//! | 4 | [`ENDPOINT_RECEIVE`] | `rdi` endpoint handle | the call, as [`Received`](crate::ipc::Received) lists |
+//! | 5 | [`ENDPOINT_REPLY`] | `rdi` reply token, `rdx` [`ReplyWord`](crate::ipc::ReplyWord), `r10` bulk ptr, `r8` bulk len | — |
+//! | 6 | [`EXIT`] | `rdi` status | does not return |
+//! | 7 | [`YIELD`] | — | — |
+//! | 8 | [`ENDPOINT_REPLY_RECEIVE`] | `rdi` reply token, `rsi` endpoint handle, `rdx` [`ReplyWord`](crate::ipc::ReplyWord), `r10` bulk ptr, `r8` bulk len | the next call, as for receive |
+//! | 9 | [`BULK_REGISTER`] | `rdi` buffer ptr, `rsi` len (0 = none) | — |
 //!
 //! Number 0 is deliberately unused so that a zeroed `rax` is `UnknownSyscall`.
 //! There is no ambient "debug print": a process logs through the `Console`
 //! capability it was granted, and the kernel logs every exit and fault itself.
 
-/// Call a method on a capability. The request is a `Call` message; on
-/// success the reply buffer holds a `Return` message whose `caps` are the
-/// handles just installed in the caller's table. Blocks until the object
-/// (the kernel, or the server behind an endpoint) answers. If the reply does
-/// not fit, the call has still taken effect, the reply is discarded (its
-/// capabilities are never installed) and the status is `BufferTooSmall` with
-/// the reply length in `rdx`; a reply buffer of `MAX_MESSAGE_BYTES` never
-/// sees this.
+/// Call a method on a capability. The params are the first `len` bytes of
+/// the send buffer (none: the default struct), the transferred handles the
+/// first `caps` of CAPS_OUT. On success the results are in the receive
+/// buffer and the handles installed for the caller in CAPS_IN. Blocks until
+/// the object (the kernel, or the server behind an endpoint) answers.
 pub const CAP_CALL: u64 = 1;
 /// Drop a handle. The slot's generation is bumped, so the handle (and every
 /// copy of its value) is stale from now on. Dropping a handle that was
@@ -64,21 +61,26 @@ pub const CAP_DROP: u64 = 2;
 /// receive side: `endpoint_receive` on it takes calls, and a `cap_call` on it
 /// reaches the kernel's `Endpoint` interface (`mint` client capabilities).
 pub const ENDPOINT_CREATE: u64 = 3;
-/// Wait for the next call on an endpoint. The buffer receives an
-/// `IncomingCall` message (reply token, badge, interface, method, params and
-/// the transferred capabilities, already installed in the server's table).
-/// If it does not fit, the call stays queued and the status is
-/// `BufferTooSmall` with the length needed in `rdx`.
+/// Wait for the next call on an endpoint. Its params land in the receive
+/// buffer, its transferred capabilities (installed in the server's table)
+/// in CAPS_IN, its bulk data in the registered bulk buffer.
 pub const ENDPOINT_RECEIVE: u64 = 4;
-/// Answer the call named by a reply token with a `Return` message; its
-/// `caps` are handles of the server, copied into the caller's table. Each
-/// token answers exactly once.
+/// Answer the call named by a reply token: results from the send buffer,
+/// handles (copied into the caller's table) from CAPS_OUT, bulk data copied
+/// into the caller's bulk buffer. Each token answers exactly once.
 pub const ENDPOINT_REPLY: u64 = 5;
 /// End the calling process with a status (0 = success). Its capabilities are
 /// dropped; callers blocked on its endpoints fail with `PeerGone`.
 pub const EXIT: u64 = 6;
 /// Give up the rest of the time slice.
 pub const YIELD: u64 = 7;
+/// Reply, then wait for the next call on an endpoint: the server's loop in
+/// one syscall, and the CPU goes straight back to the client.
+pub const ENDPOINT_REPLY_RECEIVE: u64 = 8;
+/// Register the buffer a server's incoming bulk data lands in (at most
+/// [`MAX_BULK_BYTES`](crate::ipc::MAX_BULK_BYTES); a call with more bulk
+/// data than fits fails with `BufferTooSmall`).
+pub const BULK_REGISTER: u64 = 9;
 
 /// A syscall number, decoded. Unknown numbers are rejected, never guessed.
 #[repr(u64)]
@@ -91,11 +93,13 @@ pub enum Syscall {
     EndpointReply = ENDPOINT_REPLY,
     Exit = EXIT,
     Yield = YIELD,
+    EndpointReplyReceive = ENDPOINT_REPLY_RECEIVE,
+    BulkRegister = BULK_REGISTER,
 }
 
 impl Syscall {
     /// Every syscall, in numeric order.
-    pub const ALL: [Syscall; 7] = [
+    pub const ALL: [Syscall; 9] = [
         Syscall::CapCall,
         Syscall::CapDrop,
         Syscall::EndpointCreate,
@@ -103,6 +107,8 @@ impl Syscall {
         Syscall::EndpointReply,
         Syscall::Exit,
         Syscall::Yield,
+        Syscall::EndpointReplyReceive,
+        Syscall::BulkRegister,
     ];
 
     /// The number carried in `rax`.
@@ -125,6 +131,8 @@ impl Syscall {
             Syscall::EndpointReply => "endpoint_reply",
             Syscall::Exit => "exit",
             Syscall::Yield => "yield",
+            Syscall::EndpointReplyReceive => "endpoint_reply_receive",
+            Syscall::BulkRegister => "bulk_register",
         }
     }
 
@@ -134,10 +142,12 @@ impl Syscall {
             Syscall::CapCall => 5,
             Syscall::CapDrop => 1,
             Syscall::EndpointCreate => 0,
-            Syscall::EndpointReceive => 3,
-            Syscall::EndpointReply => 3,
+            Syscall::EndpointReceive => 1,
+            Syscall::EndpointReply => 5,
             Syscall::Exit => 1,
             Syscall::Yield => 0,
+            Syscall::EndpointReplyReceive => 5,
+            Syscall::BulkRegister => 2,
         }
     }
 }
@@ -157,12 +167,13 @@ mod tests {
     #[test]
     fn numbers_are_pinned_and_round_trip() {
         assert_eq!((CAP_CALL, CAP_DROP, ENDPOINT_CREATE, ENDPOINT_RECEIVE, ENDPOINT_REPLY, EXIT, YIELD), (1, 2, 3, 4, 5, 6, 7));
+        assert_eq!((ENDPOINT_REPLY_RECEIVE, BULK_REGISTER), (8, 9));
         for (i, s) in Syscall::ALL.iter().enumerate() {
             assert_eq!(s.number(), i as u64 + 1);
             assert_eq!(Syscall::try_from(s.number()), Ok(*s));
             assert!(s.argument_count() <= 6, "only six argument registers exist");
         }
-        for bad in [0u64, 8, 100, u64::MAX] {
+        for bad in [0u64, 10, 100, u64::MAX] {
             assert_eq!(Syscall::try_from(bad), Err(crate::SysError::UnknownSyscall));
         }
         assert_eq!(Syscall::CapCall.name(), "cap_call");

@@ -158,11 +158,12 @@ fn blk() {
 /// through a read-only Directory is read-only too.
 fn read_only_wrapper() {
     use crate::cap::read_only::ReadOnly;
-    use crate::cap::{Cap, Caller, KernelObject, KernelReply};
+    use crate::cap::{CallMessage, Cap, CapList, Caller, KernelObject, Reply};
+    use crate::mm::ipc_area::IpcArea;
     use alloc::sync::Arc;
-    use capos_abi::capos_capnp::{directory, file};
-    use capos_abi::helpers::{encode_cap_return, encode_data_return, encode_u64_return, read_cap_return, read_data_return, read_u64_return};
-    use capos_abi::message::{encode_call, CallMessage};
+    use capos_abi::capos_capnp::{cap_result, console, data_result, directory, file, u_int64_result};
+    use capos_abi::helpers::{decode, fill_cap, fill_data, fill_u64, read_cap, read_data, read_u64};
+    use capos_abi::message::{to_words, word_bytes};
     use capos_abi::{interfaces, Handle, SysError};
     use spin::Mutex;
 
@@ -170,16 +171,16 @@ fn read_only_wrapper() {
     impl KernelObject for MemFile {
         fn interface_id(&self) -> u64 { interfaces::FILE }
         fn kind(&self) -> &'static str { "test file" }
-        fn call(&self, _c: &Caller, call: &CallMessage) -> Result<KernelReply, SysError> {
+        fn call(&self, _c: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
             match call.method_id() {
                 0 => {
                     let d = self.0.lock().clone();
-                    KernelReply::plain(encode_data_return(&Ok(&d)))
+                    reply.results::<data_result::Owned, _>(|r| Ok(fill_data(r, &Ok(&d))))
                 }
                 1 => {
                     let data = call.params::<file::write_params::Owned>().and_then(|p| Ok(p.get_data()?.to_vec())).map_err(|e| e.sys_error())?;
                     self.0.lock().extend_from_slice(&data);
-                    KernelReply::plain(encode_u64_return(&Ok(data.len() as u64)))
+                    reply.results::<u_int64_result::Owned, _>(|r| Ok(fill_u64(r, &Ok(data.len() as u64))))
                 }
                 _ => Err(SysError::UnknownMethod),
             }
@@ -189,46 +190,52 @@ fn read_only_wrapper() {
     impl KernelObject for MemDir {
         fn interface_id(&self) -> u64 { interfaces::DIRECTORY }
         fn kind(&self) -> &'static str { "test directory" }
-        fn call(&self, _c: &Caller, call: &CallMessage) -> Result<KernelReply, SysError> {
+        fn call(&self, _c: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
             match call.method_id() {
-                0 => Ok(KernelReply {
-                    caps: alloc::vec![Cap::Kernel(self.0.clone())],
-                    encode: Box::new(|h| encode_cap_return(&Ok(h[0]))),
-                }),
+                0 => {
+                    let slot = reply.add_cap(Cap::Kernel(self.0.clone()))?;
+                    reply.results::<cap_result::Owned, _>(|r| Ok(fill_cap(r, &Ok(slot))))
+                }
                 _ => Err(SysError::UnknownMethod),
             }
         }
     }
 
     report("read-only-wrapper", (|| {
-        let caller = Caller { pid: 0, name: "selftest" };
+        let no_caps = CapList::new();
+        let caller = Caller { pid: 0, name: "selftest", caps: &no_caps };
+        let area = IpcArea::new().ok_or(String::from("no memory for a test IPC area"))?;
+        let mut dirty = 0usize;
         let file = Arc::new(MemFile(Mutex::new(b"capOS".to_vec())));
         let dir: Arc<dyn KernelObject> = Arc::new(MemDir(file.clone()));
         let ro_dir = ReadOnly(dir);
-        let run = |obj: &dyn KernelObject, bytes: Vec<u8>| -> Result<(Vec<Cap>, Vec<u8>), String> {
-            let call = CallMessage::read(&bytes).map_err(|e| format!("{}", e))?;
-            let r = obj.call(&caller, &call).map_err(|e| format!("{:?}", e))?;
-            let handles: Vec<Handle> = (0..r.caps.len()).map(|i| Handle::new(i as u32, 1)).collect();
-            let out = (r.encode)(&handles).map_err(|e| format!("{}", e))?;
-            Ok((r.caps, out))
+        // Run one call; returns the capabilities handed back and a copy of the results.
+        let mut run = |obj: &dyn KernelObject, iface: u64, method: u16, params: Vec<u64>| -> Result<(Vec<Cap>, Vec<u64>), String> {
+            let call = CallMessage::new(iface, method, word_bytes(&params)).map_err(|e| format!("{}", e))?;
+            let mut reply = Reply::new(area.view(), &mut dirty, None);
+            obj.call(&caller, &call, &mut reply).map_err(|e| format!("{:?}", e))?;
+            let (len, mut caps, _) = reply.finish();
+            let out = capos_abi::message::words_of(&area.view().recv_mut()[..len]);
+            Ok((caps.drain().collect(), out))
         };
+        let s = |e: capos_abi::message::MessageError| format!("{}", e);
         // open through the read-only directory: the File comes back wrapped.
-        let open = encode_call::<directory::open_params::Owned>(interfaces::DIRECTORY, 0, &[], |mut p| { p.set_name("f"); Ok(()) }).map_err(|e| format!("{}", e))?;
-        let (caps, out) = run(&ro_dir, open)?;
-        read_cap_return(&out).map_err(|e| format!("{}", e))?.map_err(|e| format!("open refused: {:?}", e))?;
+        let open = to_words::<directory::open_params::Owned>(|mut p| { p.set_name("f"); Ok(()) }).map_err(s)?;
+        let (caps, out) = run(&ro_dir, interfaces::DIRECTORY, 0, open)?;
+        decode::<cap_result::Owned, _>(word_bytes(&out), |r| read_cap(r, &[Handle::new(1, 1)])).map_err(s)?.map_err(|e| format!("open refused: {:?}", e))?;
         let Some(Cap::Kernel(opened)) = caps.into_iter().next() else { return Err(String::from("open returned no capability")) };
         if opened.kind() != "read-only wrapper" {
             return Err(format!("open through a read-only directory returned a '{}', not a read-only wrapper", opened.kind()));
         }
-        let read = encode_call::<file::read_params::Owned>(interfaces::FILE, 0, &[], |mut p| { p.set_offset(0); p.set_length(16); Ok(()) }).map_err(|e| format!("{}", e))?;
-        let (_, out) = run(&*opened, read)?;
-        let data = read_data_return(&out).map_err(|e| format!("{}", e))?.map_err(|e| format!("read refused: {:?}", e))?;
+        let read = to_words::<file::read_params::Owned>(|mut p| { p.set_offset(0); p.set_length(16); Ok(()) }).map_err(s)?;
+        let (_, out) = run(&*opened, interfaces::FILE, 0, read)?;
+        let data = decode::<data_result::Owned, _>(word_bytes(&out), read_data).map_err(s)?.map_err(|e| format!("read refused: {:?}", e))?;
         if data != b"capOS" {
             return Err(String::from("read through the wrapper returned the wrong bytes"));
         }
-        let write = encode_call::<file::write_params::Owned>(interfaces::FILE, 1, &[], |mut p| { p.set_offset(5); p.set_data(b"!!"); Ok(()) }).map_err(|e| format!("{}", e))?;
-        let (_, out) = run(&*opened, write.clone())?;
-        match read_u64_return(&out).map_err(|e| format!("{}", e))? {
+        let write = to_words::<file::write_params::Owned>(|mut p| { p.set_offset(5); p.set_data(b"!!"); Ok(()) }).map_err(s)?;
+        let (_, out) = run(&*opened, interfaces::FILE, 1, write.clone())?;
+        match decode::<u_int64_result::Owned, _>(word_bytes(&out), read_u64).map_err(s)? {
             Err(e) if e.code == capos_abi::capos_capnp::ErrorCode::ReadOnly => {}
             other => return Err(format!("write through the wrapper answered {:?}", other)),
         }
@@ -236,13 +243,14 @@ fn read_only_wrapper() {
             return Err(String::from("the refused write reached the file"));
         }
         // The same write on the unwrapped file does land (the test can fail).
-        let (_, out) = run(&*file, write)?;
-        if read_u64_return(&out).map_err(|e| format!("{}", e))? != Ok(2) || file.0.lock().as_slice() != b"capOS!!" {
+        let (_, out) = run(&*file, interfaces::FILE, 1, write)?;
+        if decode::<u_int64_result::Owned, _>(word_bytes(&out), read_u64).map_err(s)? != Ok(2) || file.0.lock().as_slice() != b"capOS!!" {
             return Err(String::from("the unwrapped file did not take the write"));
         }
-        let console_call = capos_abi::helpers::console_write_line_call("x").map_err(|e| format!("{}", e))?;
-        let call = CallMessage::read(&console_call).map_err(|e| format!("{}", e))?;
-        if !matches!(ReadOnly(file.clone()).call(&caller, &call), Err(SysError::UnknownInterface)) {
+        let console_call = to_words::<console::write_line_params::Owned>(|mut p| { p.set_line("x"); Ok(()) }).map_err(s)?;
+        let call = CallMessage::new(interfaces::CONSOLE, 0, word_bytes(&console_call)).map_err(s)?;
+        let mut reply = Reply::new(area.view(), &mut dirty, None);
+        if !matches!(ReadOnly(file.clone()).call(&caller, &call, &mut reply), Err(SysError::UnknownInterface)) {
             return Err(String::from("an interface the wrapper does not know was not refused"));
         }
         Ok(String::from("reads pass, a returned File is wrapped, write refused with readOnly without reaching the file, unknown interfaces refused"))

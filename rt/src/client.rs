@@ -1,12 +1,21 @@
-//! Typed clients: a demo calls `console.write_line("...")` or
-//! `ping.ping(7)`, not raw syscalls.
+//! Typed clients and the server loop: a demo calls
+//! `console.write_line("...")` or `ping.ping(7)`, not raw syscalls.
+//!
+//! [`call`] is the one generic client path: params built in place in the
+//! send buffer, results read in place from the receive buffer, no heap
+//! allocation. [`Server`] is the one server path: receive, and
+//! reply-and-receive in one syscall.
 
+use crate::ipc;
 use crate::syscall::{self, Failure};
-use alloc::vec;
-use alloc::vec::Vec;
-use capos_abi::helpers::{self, CapError};
-use capos_abi::message::{encode_call, encode_return, IncomingCallMessage, MessageError, ReturnMessage};
-use capos_abi::{interfaces, Handle, SysError};
+use capnp::traits::Owned;
+use capos_abi::capos_capnp::{cap_result, console, data_result, endpoint, ping, u_int64_result, void_result};
+use capos_abi::helpers::{self, check_console_line, CapError};
+use capos_abi::interfaces::{self, ping_method};
+use capos_abi::ipc::{CallWord, Received, ReplyWord, BULK_READ, BULK_WRITE};
+use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
+use capos_abi::message::{build_flat, clear, read_flat, FlatReader, MessageError};
+use capos_abi::{Handle, SysError};
 
 /// A call failed at the syscall level, or the object answered with an error.
 #[derive(Debug)]
@@ -26,6 +35,11 @@ impl From<MessageError> for CallError {
         CallError::Message(e)
     }
 }
+impl From<capnp::Error> for CallError {
+    fn from(e: capnp::Error) -> Self {
+        CallError::Message(MessageError::from(e))
+    }
+}
 
 impl CallError {
     pub fn sys(&self) -> Option<SysError> {
@@ -36,15 +50,95 @@ impl CallError {
     }
 }
 
-/// Reply buffer for ordinary calls.
-const REPLY_BYTES: usize = 16 * 1024;
+/// A bulk buffer beside a call: the object may read it, write it, or both.
+#[derive(Clone, Copy)]
+pub struct BulkArg {
+    ptr: u64,
+    len: u64,
+    flags: u8,
+}
 
-/// Send `request` on `handle` and return the reply bytes.
-pub fn call(handle: Handle, request: &[u8]) -> Result<Vec<u8>, CallError> {
-    let mut reply = vec![0u8; REPLY_BYTES];
-    let n = syscall::cap_call(handle, request, &mut reply)?;
-    reply.truncate(n);
-    Ok(reply)
+impl BulkArg {
+    pub const NONE: BulkArg = BulkArg { ptr: 0, len: 0, flags: 0 };
+    /// Data going out (the object reads it).
+    pub fn out(data: &[u8]) -> BulkArg {
+        BulkArg { ptr: data.as_ptr() as u64, len: data.len() as u64, flags: BULK_READ }
+    }
+    /// Room for data coming back (the object writes it).
+    pub fn into(buf: &mut [u8]) -> BulkArg {
+        BulkArg { ptr: buf.as_mut_ptr() as u64, len: buf.len() as u64, flags: BULK_WRITE }
+    }
+    /// Both: the object reads it and may write its answer over it.
+    pub fn both(buf: &mut [u8]) -> BulkArg {
+        BulkArg { ptr: buf.as_mut_ptr() as u64, len: buf.len() as u64, flags: BULK_READ | BULK_WRITE }
+    }
+}
+
+/// What came back: results read in place, the capabilities installed for
+/// us, and the bulk bytes written into our buffer.
+pub struct Results {
+    reader: FlatReader<'static>,
+    caps: [Handle; MAX_CAPS_PER_MESSAGE],
+    ncaps: usize,
+    pub bulk: u64,
+}
+
+impl Results {
+    pub fn get<T: Owned>(&self) -> Result<T::Reader<'_>, CallError> {
+        Ok(self.reader.get_root::<T::Reader<'_>>()?)
+    }
+    pub fn caps(&self) -> &[Handle] {
+        &self.caps[..self.ncaps]
+    }
+}
+
+/// Call `method` of `interface_id` on `handle`: `fill` writes the params
+/// (in place), `caps` are transferred, `bulk` rides beside, and `read`
+/// decodes the results before anything else can overwrite them.
+pub fn call<P: Owned, R>(
+    handle: Handle,
+    interface_id: u64,
+    method: u16,
+    caps: &[Handle],
+    bulk: BulkArg,
+    fill: impl FnOnce(P::Builder<'_>) -> capnp::Result<()>,
+    read: impl FnOnce(&Results) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    let send = ipc::send_buffer();
+    let (len, ()) = build_flat::<P, ()>(send, fill)?;
+    let r = send_built(handle, interface_id, method, caps, bulk, len);
+    clear(send, len);
+    read(&r?)
+}
+
+/// Like [`call`] for a method without params: nothing is built or sent.
+pub fn call_no_params<R>(
+    handle: Handle,
+    interface_id: u64,
+    method: u16,
+    caps: &[Handle],
+    bulk: BulkArg,
+    read: impl FnOnce(&Results) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    read(&send_built(handle, interface_id, method, caps, bulk, 0)?)
+}
+
+fn send_built(handle: Handle, interface_id: u64, method: u16, caps: &[Handle], bulk: BulkArg, len: usize) -> Result<Results, CallError> {
+    if caps.len() > MAX_CAPS_PER_MESSAGE {
+        return Err(CallError::Sys(Failure { error: Some(SysError::TooManyCaps), detail: 0 }));
+    }
+    if !caps.is_empty() {
+        ipc::set_caps_out(caps);
+    }
+    let word = CallWord { method, caps: caps.len() as u8, bulk: bulk.flags, len: len as u32 };
+    let (reply, bulk_out) = syscall::cap_call(handle, interface_id, word, (bulk.ptr, bulk.len))?;
+    let reader = read_flat(ipc::received(reply.len as usize))?;
+    let caps = if reply.caps > 0 { ipc::caps_in(reply.caps) } else { [Handle::from_raw(0); MAX_CAPS_PER_MESSAGE] };
+    Ok(Results { reader, caps, ncaps: reply.caps as usize, bulk: bulk_out })
+}
+
+fn object<T>(r: Result<Result<T, CapError>, MessageError>) -> Result<T, CallError> {
+    r?.map_err(CallError::Object)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -52,8 +146,19 @@ pub struct Console(pub Handle);
 
 impl Console {
     pub fn write_line(&self, line: &str) -> Result<(), CallError> {
-        let reply = call(self.0, &helpers::console_write_line_call(line)?)?;
-        helpers::read_void_return(&reply)?.map_err(CallError::Object)
+        check_console_line(line)?;
+        call::<console::write_line_params::Owned, _>(
+            self.0,
+            interfaces::CONSOLE,
+            0,
+            &[],
+            BulkArg::NONE,
+            |mut p| {
+                p.set_line(line);
+                Ok(())
+            },
+            |r| object(helpers::read_void(r.get::<void_result::Owned>()?)),
+        )
     }
 }
 
@@ -62,70 +167,202 @@ pub struct PingClient(pub Handle);
 
 impl PingClient {
     /// The null call: answers `value` unchanged.
+    #[inline]
     pub fn ping(&self, value: u64) -> Result<u64, CallError> {
-        let reply = call(self.0, &helpers::ping_call(value)?)?;
-        helpers::read_u64_return(&reply)?.map_err(CallError::Object)
+        call::<ping::ping_params::Owned, _>(
+            self.0,
+            interfaces::PING,
+            ping_method::PING,
+            &[],
+            BulkArg::NONE,
+            |mut p| {
+                p.set_value(value);
+                Ok(())
+            },
+            |r| object(helpers::read_u64(r.get::<u_int64_result::Owned>()?)),
+        )
     }
 
     /// A fresh Ping capability from the same server (a capability passed in
     /// a result).
     pub fn session(&self) -> Result<PingClient, CallError> {
-        let req = encode_call::<capos_abi::capos_capnp::ping::session_params::Owned>(interfaces::PING, 2, &[], |_| Ok(()))?;
-        let reply = call(self.0, &req)?;
-        helpers::read_cap_return(&reply)?.map(PingClient).map_err(CallError::Object)
+        call_no_params(self.0, interfaces::PING, ping_method::SESSION, &[], BulkArg::NONE, |r| {
+            object(helpers::read_cap(r.get::<cap_result::Owned>()?, r.caps())).map(PingClient)
+        })
     }
 
-    pub fn echo(&self, data: &[u8]) -> Result<Vec<u8>, CallError> {
-        let req = encode_call::<capos_abi::capos_capnp::ping::echo_params::Owned>(interfaces::PING, 1, &[], |mut p| {
-            p.set_data(data);
-            Ok(())
-        })?;
-        let reply = call(self.0, &req)?;
-        helpers::read_data_return(&reply)?.map_err(CallError::Object)
+    /// `ping` with capabilities transferred along (the server gets them).
+    pub fn ping_with_caps(&self, value: u64, caps: &[Handle]) -> Result<u64, CallError> {
+        call::<ping::ping_params::Owned, _>(
+            self.0,
+            interfaces::PING,
+            ping_method::PING,
+            caps,
+            BulkArg::NONE,
+            |mut p| {
+                p.set_value(value);
+                Ok(())
+            },
+            |r| object(helpers::read_u64(r.get::<u_int64_result::Owned>()?)),
+        )
+    }
+
+    /// Echo through the capnp message (params and results both carry it).
+    pub fn echo(&self, data: &[u8]) -> Result<alloc::vec::Vec<u8>, CallError> {
+        call::<ping::echo_params::Owned, _>(
+            self.0,
+            interfaces::PING,
+            ping_method::ECHO,
+            &[],
+            BulkArg::NONE,
+            |mut p| {
+                p.set_data(data);
+                Ok(())
+            },
+            |r| object(helpers::read_data(r.get::<data_result::Owned>()?)),
+        )
+    }
+
+    /// Echo through the bulk buffer: `buf` goes out and the answer comes
+    /// back over it; returns the byte count the object reported.
+    #[inline]
+    pub fn echo_bulk(&self, buf: &mut [u8]) -> Result<u64, CallError> {
+        call_no_params(self.0, interfaces::PING, ping_method::ECHO_BULK, &[], BulkArg::both(buf), |r| {
+            object(helpers::read_u64(r.get::<u_int64_result::Owned>()?))
+        })
+    }
+}
+
+/// A call a server received: its envelope, the capabilities it brought
+/// (already in our table) and its params, read in place. Read the params
+/// before making any call of your own (module docs of `crate::ipc`).
+pub struct Incoming {
+    pub envelope: Received,
+    caps: [Handle; MAX_CAPS_PER_MESSAGE],
+    params: FlatReader<'static>,
+}
+
+impl Incoming {
+    fn new(envelope: Received) -> Result<Incoming, CallError> {
+        let caps = if envelope.word.caps > 0 { ipc::caps_in(envelope.word.caps) } else { [Handle::from_raw(0); MAX_CAPS_PER_MESSAGE] };
+        let params = read_flat(ipc::received(envelope.word.len as usize))?;
+        Ok(Incoming { envelope, caps, params })
+    }
+    pub fn reply_token(&self) -> u64 {
+        self.envelope.token
+    }
+    pub fn badge(&self) -> u64 {
+        self.envelope.badge
+    }
+    pub fn interface_id(&self) -> u64 {
+        self.envelope.interface_id
+    }
+    pub fn method_id(&self) -> u16 {
+        self.envelope.word.method
+    }
+    pub fn caps(&self) -> &[Handle] {
+        &self.caps[..self.envelope.word.caps as usize]
+    }
+    pub fn params<T: Owned>(&self) -> Result<T::Reader<'_>, CallError> {
+        Ok(self.params.get_root::<T::Reader<'_>>()?)
+    }
+    /// Bulk bytes the client sent (in the server's registered buffer).
+    pub fn bulk_in(&self) -> u64 {
+        self.envelope.bulk_in
+    }
+    /// Bulk bytes the client accepts back.
+    pub fn bulk_out_capacity(&self) -> u64 {
+        self.envelope.bulk_out_capacity
+    }
+}
+
+/// An answer a server is about to send: results built in place, the
+/// capabilities it hands back, and bulk data from its own memory.
+pub struct Answer<'a> {
+    len: usize,
+    caps: &'a [Handle],
+    bulk: &'a [u8],
+}
+
+impl<'a> Answer<'a> {
+    /// Build the results struct `T` in the send buffer.
+    pub fn build<T: Owned>(fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<Answer<'a>, CallError> {
+        let (len, ()) = build_flat::<T, ()>(ipc::send_buffer(), fill)?;
+        Ok(Answer { len, caps: &[], bulk: &[] })
+    }
+    pub fn with_caps(self, caps: &'a [Handle]) -> Answer<'a> {
+        Answer { caps, ..self }
+    }
+    pub fn with_bulk(self, bulk: &'a [u8]) -> Answer<'a> {
+        Answer { bulk, ..self }
+    }
+    fn word(&self) -> ReplyWord {
+        if !self.caps.is_empty() {
+            ipc::set_caps_out(self.caps);
+        }
+        ReplyWord { len: self.len as u32, caps: self.caps.len().min(MAX_CAPS_PER_MESSAGE) as u8 }
+    }
+    fn done(self) {
+        clear(ipc::send_buffer(), self.len);
     }
 }
 
 /// The server side of an endpoint.
 pub struct Server {
     pub handle: Handle,
-    buf: Vec<u8>,
 }
 
 impl Server {
     pub fn new(handle: Handle) -> Server {
-        Server { handle, buf: vec![0u8; capos_abi::limits::MAX_MESSAGE_BYTES + 64] }
+        Server { handle }
+    }
+
+    /// Register where calls' bulk data lands (once; the buffer lives as
+    /// long as the process).
+    pub fn register_bulk(&self, bytes: usize) -> Result<&'static mut [u8], CallError> {
+        let buf: &'static mut [u8] = alloc::vec![0u8; bytes].leak();
+        let ptr = buf.as_mut_ptr();
+        let len = buf.len();
+        syscall::bulk_register(buf)?;
+        // SAFETY: the leaked buffer lives forever; the kernel writes it
+        // only inside our own syscalls (a delivered call), so handing the
+        // caller a view of it is like handing it the receive buffer.
+        Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
     }
 
     /// Wait for the next call.
-    pub fn receive(&mut self) -> Result<IncomingCallMessage, CallError> {
-        let n = syscall::endpoint_receive(self.handle, &mut self.buf)?;
-        Ok(IncomingCallMessage::read(&self.buf[..n])?)
+    pub fn receive(&mut self) -> Result<Incoming, CallError> {
+        Incoming::new(syscall::endpoint_receive(self.handle)?)
     }
 
-    pub fn reply(&self, token: u64, reply: &[u8]) -> Result<(), CallError> {
-        Ok(syscall::endpoint_reply(token, reply)?)
+    /// Answer `token`.
+    pub fn reply(&self, token: u64, answer: Answer) -> Result<(), CallError> {
+        let r = syscall::endpoint_reply(token, answer.word(), answer.bulk);
+        answer.done();
+        Ok(r?)
+    }
+
+    /// Answer `token` and wait for the next call, in one syscall.
+    #[inline]
+    pub fn reply_receive(&mut self, token: u64, answer: Answer) -> Result<Incoming, CallError> {
+        let r = syscall::endpoint_reply_receive(token, self.handle, answer.word(), answer.bulk);
+        answer.done();
+        Incoming::new(r?)
     }
 
     /// A new client capability for this endpoint with `badge`.
     pub fn mint(&self, badge: u64) -> Result<Handle, CallError> {
-        let req = encode_call::<capos_abi::capos_capnp::endpoint::mint_params::Owned>(interfaces::ENDPOINT, 0, &[], |mut p| {
-            p.set_badge(badge);
-            Ok(())
-        })?;
-        let reply = call(self.handle, &req)?;
-        helpers::read_cap_return(&reply)?.map_err(CallError::Object)
+        call::<endpoint::mint_params::Owned, _>(
+            self.handle,
+            interfaces::ENDPOINT,
+            0,
+            &[],
+            BulkArg::NONE,
+            |mut p| {
+                p.set_badge(badge);
+                Ok(())
+            },
+            |r| object(helpers::read_cap(r.get::<cap_result::Owned>()?, r.caps())),
+        )
     }
-}
-
-/// Encode a `Return` carrying one capability in a `CapResult`.
-pub fn cap_return(handle: Handle) -> Result<Vec<u8>, MessageError> {
-    encode_return::<capos_abi::capos_capnp::cap_result::Owned>(&[handle], |mut r| {
-        r.set_ok(0);
-        Ok(())
-    })
-}
-
-/// Read a `Return` without interpreting its results.
-pub fn read_return(bytes: &[u8]) -> Result<ReturnMessage, MessageError> {
-    ReturnMessage::read(bytes)
 }

@@ -13,11 +13,12 @@ extern crate alloc;
 
 pub mod client;
 pub mod heap;
+pub mod ipc;
 pub mod syscall;
 
 pub use capos_abi::start::StartInfo;
 pub use capos_abi::{Handle, SysError};
-pub use client::{Console, PingClient, Server};
+pub use client::{Answer, BulkArg, Console, Incoming, PingClient, Server};
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,5 +1,12 @@
 //! Capability objects.
 //!
+//! A kernel object answers with [`KernelObject::call`]: it reads the params
+//! in place from the caller's send buffer ([`CallMessage`]), builds its
+//! results in place in the caller's receive buffer ([`Reply::results`]),
+//! may hand capabilities back ([`Reply::add_cap`]) and may read or fill
+//! the caller's bulk buffer ([`Reply::bulk`]). Nothing on that path
+//! allocates unless the object itself does.
+//!
 //! A process's capability table (`kcore::cap_table`, generational handles)
 //! holds [`Cap`]s. Kernel-implemented objects answer `cap_call` directly;
 //! endpoint capabilities route the call to the server process that owns
@@ -10,39 +17,192 @@ pub mod endpoint;
 pub mod ping;
 pub mod read_only;
 
+use crate::mm::ipc_area::IpcView;
+use crate::proc::address_space::AddressSpace;
+use crate::proc::usermem::UserSlice;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use capos_abi::message::{CallMessage, MessageError};
-use capos_abi::{Handle, SysError};
+use capnp::traits::Owned;
+use capos_abi::ipc::{BULK_READ, BULK_WRITE};
+use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
+use capos_abi::message::{build_flat, clear};
+use capos_abi::SysError;
 use endpoint::Endpoint;
 
-/// What a kernel object hands back: capabilities to install in the caller's
-/// table, and a function that encodes the `Return` once their handles are
-/// known.
-pub struct KernelReply {
-    pub caps: Vec<Cap>,
-    pub encode: alloc::boxed::Box<dyn FnOnce(&[Handle]) -> Result<Vec<u8>, MessageError>>,
+pub use capos_abi::message::CallMessage;
+
+/// Up to [`MAX_CAPS_PER_MESSAGE`] capabilities in a fixed array: what a
+/// call transfers, or what a reply hands back. No allocation.
+pub struct CapList {
+    items: [Option<Cap>; MAX_CAPS_PER_MESSAGE],
+    len: usize,
 }
 
-impl KernelReply {
-    pub fn plain(bytes: Result<Vec<u8>, MessageError>) -> Result<KernelReply, SysError> {
-        let bytes = bytes.map_err(|e| e.sys_error())?;
-        Ok(KernelReply { caps: Vec::new(), encode: alloc::boxed::Box::new(move |_| Ok(bytes)) })
+impl Default for CapList {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-/// Who is calling, for objects that care (the Console prefixes lines).
+impl CapList {
+    pub const fn new() -> CapList {
+        CapList { items: [const { None }; MAX_CAPS_PER_MESSAGE], len: 0 }
+    }
+
+    /// Append; its slot (the index a `CapSlot` field names).
+    pub fn push(&mut self, cap: Cap) -> Result<u32, SysError> {
+        if self.len == MAX_CAPS_PER_MESSAGE {
+            return Err(SysError::TooManyCaps);
+        }
+        self.items[self.len] = Some(cap);
+        self.len += 1;
+        Ok(self.len as u32 - 1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&Cap> {
+        self.items.get(slot as usize).and_then(|c| c.as_ref())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Cap> {
+        self.items[..self.len].iter().filter_map(|c| c.as_ref())
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Cap> {
+        self.items[..self.len].iter_mut().filter_map(|c| c.as_mut())
+    }
+
+    /// Take every capability out, in order.
+    pub fn drain(&mut self) -> impl Iterator<Item = Cap> + '_ {
+        let n = core::mem::replace(&mut self.len, 0);
+        self.items[..n].iter_mut().filter_map(|c| c.take())
+    }
+}
+
+/// Who is calling, and the capabilities the call transfers (a `CapSlot`
+/// field of the params indexes `caps`).
 pub struct Caller<'a> {
     pub pid: u32,
     pub name: &'a str,
+    pub caps: &'a CapList,
+}
+
+/// The caller's bulk buffer, as the object may use it.
+pub struct Bulk<'a> {
+    space: &'a AddressSpace,
+    slice: UserSlice,
+    flags: u8,
+}
+
+impl<'a> Bulk<'a> {
+    pub fn new(space: &'a AddressSpace, slice: UserSlice, flags: u8) -> Bulk<'a> {
+        Bulk { space, slice, flags }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slice.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slice.len() == 0
+    }
+
+    /// Whether the caller lets the object read it (data going out).
+    pub fn readable(&self) -> bool {
+        self.flags & BULK_READ != 0
+    }
+
+    /// Whether the caller lets the object write it (data coming back).
+    pub fn writable(&self) -> bool {
+        self.flags & BULK_WRITE != 0
+    }
+
+    /// Copy the buffer's bytes out (refused unless readable).
+    pub fn read(&self) -> Result<Vec<u8>, SysError> {
+        if !self.readable() {
+            return Err(SysError::InvalidArgument);
+        }
+        self.slice.read(self.space)
+    }
+
+    /// Write `data` at the start of the buffer (refused unless writable).
+    pub fn write(&self, data: &[u8]) -> Result<(), SysError> {
+        if !self.writable() {
+            return Err(SysError::InvalidArgument);
+        }
+        self.slice.write(self.space, data)
+    }
+}
+
+/// What a kernel object answers: results built in place in the caller's
+/// receive buffer, the capabilities to hand back, and how many bulk bytes
+/// it produced. A plain value: nothing boxed, nothing allocated.
+pub struct Reply<'a> {
+    recv: IpcView,
+    dirty: &'a mut usize,
+    len: usize,
+    caps: CapList,
+    bulk: Option<Bulk<'a>>,
+    bulk_out: u64,
+}
+
+impl<'a> Reply<'a> {
+    /// A reply into `recv`, whose first `*dirty` bytes may hold an older
+    /// message (they are cleared before building).
+    pub fn new(recv: IpcView, dirty: &'a mut usize, bulk: Option<Bulk<'a>>) -> Reply<'a> {
+        Reply { recv, dirty, len: 0, caps: CapList::new(), bulk, bulk_out: 0 }
+    }
+
+    /// Build the results struct `T` (once; a second call replaces the first).
+    pub fn results<T: Owned, R>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<R>) -> Result<R, SysError> {
+        let buf = self.recv.recv_mut();
+        clear(buf, *self.dirty);
+        *self.dirty = 0;
+        let (n, r) = build_flat::<T, R>(buf, fill).map_err(|e| e.sys_error())?;
+        *self.dirty = n;
+        self.len = n;
+        Ok(r)
+    }
+
+    /// Hand a capability back; its slot for a `CapSlot` field.
+    pub fn add_cap(&mut self, cap: Cap) -> Result<u32, SysError> {
+        self.caps.push(cap)
+    }
+
+    pub fn caps_mut(&mut self) -> &mut CapList {
+        &mut self.caps
+    }
+
+    /// The caller's bulk buffer, if the call named one.
+    pub fn bulk(&self) -> Option<&Bulk<'a>> {
+        self.bulk.as_ref()
+    }
+
+    /// Record that `n` bytes of the bulk buffer now hold results.
+    pub fn set_bulk_out(&mut self, n: u64) {
+        self.bulk_out = n;
+    }
+
+    /// (results length, capabilities, bulk bytes out), for the dispatcher.
+    pub fn finish(self) -> (usize, CapList, u64) {
+        (self.len, self.caps, self.bulk_out)
+    }
 }
 
 pub trait KernelObject: Send + Sync {
     /// The capnp interface id this object implements.
     fn interface_id(&self) -> u64;
     fn kind(&self) -> &'static str;
-    /// Answer a call whose interface id already matched.
-    fn call(&self, caller: &Caller, call: &CallMessage) -> Result<KernelReply, SysError>;
+    /// Answer a call whose interface id already matched, building its
+    /// results in `reply`.
+    fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError>;
 }
 
 #[derive(Clone)]

@@ -2,11 +2,11 @@
 //! a client (and the IPC benchmark) can compare a kernel capability with an
 //! endpoint one.
 
-use super::{Caller, KernelObject, KernelReply};
+use super::{CallMessage, Caller, KernelObject, Reply};
 use alloc::sync::Arc;
-use capos_abi::capos_capnp::{cap_result, data_result, ping};
-use capos_abi::helpers::{encode_u64_return, ping_param};
-use capos_abi::message::{encode_return, CallMessage};
+use capos_abi::capos_capnp::{cap_result, data_result, ping, u_int64_result};
+use capos_abi::helpers::{fill_cap, fill_u64};
+use capos_abi::interfaces::ping_method;
 use capos_abi::{interfaces, SysError};
 
 pub struct KernelPing;
@@ -20,31 +20,45 @@ impl KernelObject for KernelPing {
         "ping"
     }
 
-    fn call(&self, _caller: &Caller, call: &CallMessage) -> Result<KernelReply, SysError> {
+    fn call(&self, _caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
         match call.method_id() {
-            0 => {
-                let v = ping_param(call).map_err(|e| e.sys_error())?;
-                KernelReply::plain(encode_u64_return(&Ok(v)))
-            }
-            1 => {
-                let data = call
-                    .params::<ping::echo_params::Owned>()
-                    .and_then(|p| Ok(p.get_data()?.to_vec()))
-                    .map_err(|e| e.sys_error())?;
-                KernelReply::plain(encode_return::<data_result::Owned>(&[], |mut r| {
-                    r.set_ok(&data);
+            ping_method::PING => {
+                let v = call.params::<ping::ping_params::Owned>().map_err(|e| e.sys_error())?.get_value();
+                reply.results::<u_int64_result::Owned, _>(|mut r| {
+                    r.set_ok(v);
                     Ok(())
-                }))
+                })
             }
-            2 => Ok(KernelReply {
-                caps: alloc::vec![super::Cap::Kernel(Arc::new(KernelPing))],
-                encode: alloc::boxed::Box::new(|handles| {
-                    encode_return::<cap_result::Owned>(handles, |mut r| {
-                        r.set_ok(0);
-                        Ok(())
-                    })
-                }),
-            }),
+            ping_method::ECHO => {
+                // Params are read in the caller's send buffer and the
+                // results written in its receive buffer: one copy.
+                let params = call.params::<ping::echo_params::Owned>().map_err(|e| e.sys_error())?;
+                let data = params.get_data().map_err(|e| capos_abi::message::MessageError::from(e).sys_error())?;
+                reply.results::<data_result::Owned, _>(|mut r| {
+                    r.set_ok(data);
+                    Ok(())
+                })
+            }
+            ping_method::SESSION => {
+                let slot = reply.add_cap(super::Cap::Kernel(Arc::new(KernelPing)))?;
+                reply.results::<cap_result::Owned, _>(|r| {
+                    fill_cap(r, &Ok(slot));
+                    Ok(())
+                })
+            }
+            ping_method::ECHO_BULK => {
+                // The bytes are already where the answer goes: the caller's
+                // own buffer, which it let us read and write.
+                let n = match reply.bulk() {
+                    Some(b) if b.readable() && b.writable() => b.len() as u64,
+                    _ => return Err(SysError::InvalidArgument),
+                };
+                reply.set_bulk_out(n);
+                reply.results::<u_int64_result::Owned, _>(|r| {
+                    fill_u64(r, &Ok(n));
+                    Ok(())
+                })
+            }
             _ => Err(SysError::UnknownMethod),
         }
     }

@@ -7,12 +7,11 @@
 //! which is `capos_kcore::attenuation`, host-tested. Interfaces the table
 //! does not know are refused with `UnknownInterface` (fail closed).
 
-use super::{Cap, Caller, KernelObject, KernelReply};
+use super::{CallMessage, Cap, Caller, KernelObject, Reply};
 use alloc::format;
 use alloc::sync::Arc;
-use capos_abi::capos_capnp::{bool_result, ErrorCode};
-use capos_abi::helpers::{encode_cap_return, encode_u64_return, encode_void_return, CapError};
-use capos_abi::message::{encode_return, CallMessage};
+use capos_abi::capos_capnp::{bool_result, cap_result, u_int64_result, void_result, ErrorCode};
+use capos_abi::helpers::{fill_bool, fill_cap, fill_u64, fill_void, CapError};
 use capos_abi::{interfaces, SysError};
 use capos_kcore::attenuation::{read_only, Access, ResultKind};
 
@@ -27,7 +26,7 @@ impl KernelObject for ReadOnly {
         "read-only wrapper"
     }
 
-    fn call(&self, caller: &Caller, call: &CallMessage) -> Result<KernelReply, SysError> {
+    fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
         match read_only(call.interface_id(), call.method_id()) {
             Access::Unknown => Err(SysError::UnknownInterface),
             Access::Mutation(kind) => {
@@ -37,26 +36,23 @@ impl KernelObject for ReadOnly {
                     interfaces::method_name(call.interface_id(), call.method_id()).unwrap_or("?")
                 );
                 let e = CapError::new(ErrorCode::ReadOnly, &what);
-                KernelReply::plain(match kind {
-                    ResultKind::Void => encode_void_return(&Err(e)),
-                    ResultKind::UInt64 => encode_u64_return(&Err(e)),
-                    ResultKind::Cap => encode_cap_return(&Err(e)),
-                    ResultKind::Bool => encode_return::<bool_result::Owned>(&[], |r| {
-                        let mut err = r.init_err();
-                        err.set_code(ErrorCode::ReadOnly);
-                        err.set_message(what.as_str());
-                        Ok(())
-                    }),
-                })
+                match kind {
+                    ResultKind::Void => reply.results::<void_result::Owned, _>(|r| Ok(fill_void(r, &Err(e)))),
+                    ResultKind::UInt64 => reply.results::<u_int64_result::Owned, _>(|r| Ok(fill_u64(r, &Err(e)))),
+                    ResultKind::Cap => reply.results::<cap_result::Owned, _>(|r| Ok(fill_cap(r, &Err(e)))),
+                    ResultKind::Bool => reply.results::<bool_result::Owned, _>(|r| Ok(fill_bool(r, &Err(e)))),
+                }
             }
             Access::Read => {
-                let mut reply = self.0.call(caller, call)?;
-                for cap in reply.caps.iter_mut() {
+                // A transferred capability reaches the wrapped object only
+                // for reads; the wrapper itself is what the caller holds.
+                self.0.call(caller, call, reply)?;
+                for cap in reply.caps_mut().iter_mut() {
                     if let Cap::Kernel(obj) = cap {
                         *cap = Cap::Kernel(Arc::new(ReadOnly(obj.clone())));
                     }
                 }
-                Ok(reply)
+                Ok(())
             }
         }
     }

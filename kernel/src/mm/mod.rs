@@ -13,6 +13,7 @@
 
 pub mod frames;
 pub mod heap;
+pub mod ipc_area;
 pub mod paging;
 pub mod stacks;
 

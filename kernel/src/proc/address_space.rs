@@ -77,6 +77,70 @@ impl AddressSpace {
         Ok(out)
     }
 
+    /// Map `pages` existing frames starting at physical `phys` at `va`
+    /// (user accessible, never executable). The frames stay owned by the
+    /// caller (the IPC area), which must outlive this address space's use
+    /// of them; they are not freed with the space.
+    pub fn map_frames(&mut self, va: u64, phys: u64, pages: u64, writable: bool) -> Result<(), SpaceError> {
+        if va % PAGE_SIZE != 0 || va.checked_add(pages * PAGE_SIZE).map_or(true, |e| e > USER_END) || va == 0 {
+            return Err(SpaceError::NotUser(va));
+        }
+        let mut flags = F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE;
+        if writable {
+            flags |= F::WRITABLE;
+        }
+        let mut mapper = self.mapper();
+        for i in 0..pages {
+            let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va + i * PAGE_SIZE));
+            let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(phys + i * PAGE_SIZE));
+            // SAFETY: frames owned by the caller, mapped into this
+            // process's lower half only.
+            match unsafe { mapper.map_to_with_table_flags(page, frame, flags, F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE, &mut KernelFrames) } {
+                Ok(f) => f.ignore(),
+                Err(_) => return Err(SpaceError::Overlap(va + i * PAGE_SIZE)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The last-level page table covering user address `va` (present and
+    /// user accessible on the way down), or `None`.
+    fn leaf_table(&self, va: u64) -> Option<u64> {
+        if va >= USER_END {
+            return None;
+        }
+        let mut table = self.pml4;
+        for level in (2..=4).rev() {
+            let index = (va >> (12 + 9 * (level - 1))) & 0x1ff;
+            // SAFETY: `table` is a page-table frame of this space (HHDM-mapped).
+            let e = unsafe { (phys_to_virt(table) as *const u64).add(index as usize).read() };
+            if e & 1 == 0 || e & 4 == 0 || e & 0x80 != 0 {
+                return None;
+            }
+            table = e & 0x000f_ffff_ffff_f000;
+        }
+        Some(table)
+    }
+
+    /// Like [`translate_user`](Self::translate_user) with the leaf table
+    /// already found (for walks over consecutive pages); `writable` must
+    /// also hold on the upper levels, which `leaf_table` does not check,
+    /// so writers check it once per table with `translate_user`.
+    fn translate_in_leaf(leaf: u64, va: u64) -> Option<(u64, bool)> {
+        let index = (va >> 12) & 0x1ff;
+        // SAFETY: `leaf` is a last-level table frame of this space.
+        let e = unsafe { (phys_to_virt(leaf) as *const u64).add(index as usize).read() };
+        if e & 1 == 0 || e & 4 == 0 {
+            return None;
+        }
+        Some(((e & 0x000f_ffff_ffff_f000) + (va & (PAGE_SIZE - 1)), e & 2 != 0))
+    }
+
+    /// A cursor over the user range `[va, va + len)`, piece by piece.
+    pub fn pieces(&self, va: u64, len: usize, write: bool) -> PieceCursor<'_> {
+        PieceCursor { space: self, va, end: va.saturating_add(len as u64), write, leaf: None }
+    }
+
     /// Physical address and (writable) of a user page, or `None` if the page
     /// is not mapped for user mode.
     pub fn translate_user(&self, va: u64) -> Option<(u64, bool)> {
@@ -110,6 +174,48 @@ impl AddressSpace {
     /// Frames mapped into user space.
     pub fn user_frames(&self) -> usize {
         self.frames.len()
+    }
+}
+
+/// Walks a user range in pieces that never cross a page, with the upper
+/// levels walked once per 2 MiB (bulk copies touch consecutive pages).
+pub struct PieceCursor<'a> {
+    space: &'a AddressSpace,
+    va: u64,
+    end: u64,
+    write: bool,
+    /// (2 MiB region number, its last-level table)
+    leaf: Option<(u64, u64)>,
+}
+
+impl PieceCursor<'_> {
+    /// The next piece (physical address, length ≤ `max`), `Ok(None)` at the
+    /// end, or `Err(address)` where the range is not mapped for user mode
+    /// (or not writable, for a write cursor).
+    pub fn next(&mut self, max: usize) -> Result<Option<(u64, usize)>, u64> {
+        if self.va >= self.end {
+            return Ok(None);
+        }
+        let at = self.va;
+        let n = ((PAGE_SIZE - at % PAGE_SIZE).min(self.end - at) as usize).min(max);
+        let region = at >> 21;
+        let table = match self.leaf {
+            Some((r, t)) if r == region => t,
+            _ => {
+                if self.write && !matches!(self.space.translate_user(at), Some((_, true))) {
+                    return Err(at);
+                }
+                let t = self.space.leaf_table(at).ok_or(at)?;
+                self.leaf = Some((region, t));
+                t
+            }
+        };
+        let (pa, writable) = AddressSpace::translate_in_leaf(table, at).ok_or(at)?;
+        if self.write && !writable {
+            return Err(at);
+        }
+        self.va += n as u64;
+        Ok(Some((pa, n)))
     }
 }
 

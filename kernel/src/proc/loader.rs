@@ -8,7 +8,8 @@
 //! is rejected with a log line, and no process runs.
 
 use super::address_space::AddressSpace;
-use super::{with, Process, State};
+use super::{with, Process};
+use crate::mm::ipc_area::IpcArea;
 use crate::boot_info::BootModule;
 use crate::cap::console::Console;
 use crate::cap::endpoint::Endpoint;
@@ -97,6 +98,20 @@ fn map_start_info(space: &mut AddressSpace, bytes: &[u8]) -> Result<(), String> 
         unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), phys_to_virt(frames[i]) as *mut u8, chunk.len()) };
     }
     Ok(())
+}
+
+/// Map the IPC area: header and send buffer writable, receive buffer
+/// read-only (the kernel keeps it zeroed past the last message).
+fn map_ipc_area(space: &mut AddressSpace, ipc: &IpcArea) -> Result<(), super::address_space::SpaceError> {
+    use capos_abi::ipc::{AREA_PAGES, IPC_AREA_ADDR, RECV_OFFSET};
+    let writable_pages = (RECV_OFFSET as u64) / PAGE_SIZE;
+    space.map_frames(IPC_AREA_ADDR, ipc.phys(), writable_pages, true)?;
+    space.map_frames(
+        IPC_AREA_ADDR + RECV_OFFSET as u64,
+        ipc.phys() + RECV_OFFSET as u64,
+        AREA_PAGES as u64 - writable_pages,
+        false,
+    )
 }
 
 /// Build the first kernel-stack contents of a new process: a trap frame
@@ -206,25 +221,18 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
         let name = p.start.name.clone();
         let start_bytes = p.start.encode().map_err(|e| format!("process {}: StartInfo: {}", name, e))?;
         map_start_info(&mut p.space, &start_bytes)?;
+        let ipc = IpcArea::new().ok_or(format!("process {}: no memory for its IPC area", name))?;
+        map_ipc_area(&mut p.space, &ipc).map_err(|e| format!("process {}: IPC area: {:?}", name, e))?;
         let kstack = crate::mm::stacks::alloc("process", KERNEL_STACK_PAGES).map_err(|e| format!("process {}: kernel stack: {:?}", name, e))?;
         let ksp = initial_stack(kstack.top, p.entry, start_bytes.len() as u64);
         log::info!(
             "process {} (pid {}): entry {:#x}, {} pages, {} capabilities, {} endpoints",
             name, first_pid + i as u32, p.entry, p.space.user_frames(), p.start.caps.len(), p.start.endpoints.len()
         );
-        let proc = Box::new(Process {
-            pid: 0,
-            name,
-            state: State::Ready,
-            space: Some(p.space),
-            caps: p.caps,
-            kstack: Some(kstack),
-            ksp,
-            reply: None,
-            outstanding: BTreeMap::new(),
-            serves: core::mem::take(&mut serves[i]),
-            exit: None,
-        });
+        let mut proc = Box::new(Process::new(name, Some(p.space), p.caps, Some(ipc)));
+        proc.kstack = Some(kstack);
+        proc.ksp = ksp;
+        proc.serves = core::mem::take(&mut serves[i]);
         with(|t| t.add(proc));
     }
     Ok(count)

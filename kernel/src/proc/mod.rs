@@ -12,22 +12,26 @@
 //! A fault in user mode ends only that process, with a logged reason.
 
 pub mod address_space;
+pub mod ipc;
 pub mod loader;
 pub mod syscall;
 pub mod usermem;
 
 use crate::arch::x86_64::{syscall::switch_context, trap};
 use crate::cap::endpoint::Endpoint;
-use crate::cap::Cap;
+use crate::cap::{Cap, CapList};
+use crate::mm::ipc_area::IpcArea;
 use crate::mm::stacks::KernelStack;
 use address_space::AddressSpace;
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use capos_abi::ipc::{CallWord, Received, ReplyWord};
 use capos_abi::SysError;
 use capos_kcore::cap_table::CapTable;
+use capos_kcore::endpoint::Waiting;
 use spin::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,13 +61,67 @@ pub struct Process {
     pub kstack: Option<KernelStack>,
     /// Saved kernel stack pointer while switched out.
     pub ksp: u64,
-    /// The reply (or failure) handed to this process while it awaited one.
-    pub reply: Option<Result<(Vec<u8>, Vec<Cap>), SysError>>,
-    /// Calls this process received and has not answered: token -> client pid.
-    pub outstanding: BTreeMap<u64, u32>,
+    /// The IPC area (None for the idle context).
+    pub ipc: Option<IpcArea>,
+    /// Bytes of the receive buffer that may be non-zero.
+    pub recv_dirty: usize,
+    /// Sequence number of this process's latest endpoint call.
+    pub seq: u32,
+    /// The reply this process waits for, while it waits for one.
+    pub waiting: Option<Waiting>,
+    /// The endpoint call it waits on (for the server to take).
+    pub pending: PendingCall,
+    /// What was handed to this process while it was blocked.
+    pub delivery: Option<Result<Delivery, SysError>>,
+    /// Where calls' bulk data lands when this process serves (addr, len).
+    pub bulk_recv: Option<(u64, u64)>,
     /// Endpoints this process serves.
     pub serves: Vec<Arc<Endpoint>>,
     pub exit: Option<Exit>,
+}
+
+/// A client's endpoint call while it waits for the server to take it (its
+/// params stay in its own send buffer until then).
+#[derive(Default)]
+pub struct PendingCall {
+    pub iface: u64,
+    pub word: CallWord,
+    pub badge: u64,
+    pub bulk_addr: u64,
+    pub bulk_len: u64,
+    pub caps: CapList,
+}
+
+/// What a blocked process is handed when it is woken.
+pub enum Delivery {
+    /// A client's reply: results in its receive buffer, handles in CAPS_IN.
+    Reply { word: ReplyWord, bulk: u64 },
+    /// A server's next call.
+    Call(Received),
+}
+
+impl Process {
+    /// A process record with nothing in it yet (the loader fills it).
+    pub fn new(name: String, space: Option<AddressSpace>, caps: CapTable<Cap>, ipc: Option<IpcArea>) -> Process {
+        Process {
+            pid: 0,
+            name,
+            state: State::Ready,
+            space,
+            caps,
+            kstack: None,
+            ksp: 0,
+            ipc,
+            recv_dirty: 0,
+            seq: 0,
+            waiting: None,
+            pending: PendingCall::default(),
+            delivery: None,
+            bulk_recv: None,
+            serves: Vec::new(),
+            exit: None,
+        }
+    }
 }
 
 pub struct Table {
@@ -75,19 +133,8 @@ pub struct Table {
 pub static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 
 pub fn init() {
-    let idle = Box::new(Process {
-        pid: 0,
-        name: String::from("idle"),
-        state: State::Running,
-        space: None,
-        caps: CapTable::new(0),
-        kstack: None,
-        ksp: 0,
-        reply: None,
-        outstanding: BTreeMap::new(),
-        serves: Vec::new(),
-        exit: None,
-    });
+    let mut idle = Box::new(Process::new(String::from("idle"), None, CapTable::new(0), None));
+    idle.state = State::Running;
     *TABLE.lock() = Some(Table { procs: alloc::vec![idle], current: 0, run_queue: VecDeque::new() });
     crate::arch::x86_64::syscall::init();
     trap::PREEMPT_HOOK.call_once(|| preempt);
@@ -197,11 +244,45 @@ pub fn schedule() {
     }
 }
 
-/// Free the address spaces of dead processes (never the active one).
-fn reap() {
-    let dead: Vec<AddressSpace> = with(|t| {
+/// Switch straight to `next`, a process blocked in IPC that the caller
+/// just handed a call or a reply, without a pass through the run queue.
+/// The current process's state was already set (it is blocked now).
+pub fn switch_to(next: u32) {
+    let switch = with(|t| {
         let cur = t.current;
-        t.procs.iter_mut().filter(|p| p.state == State::Dead && p.pid != cur).filter_map(|p| p.space.take()).collect()
+        if next == cur || t.get(next).is_none_or(|p| p.state == State::Dead) {
+            return None;
+        }
+        t.current = next;
+        let n = &mut t.procs[next as usize];
+        n.state = State::Running;
+        if let (Some(space), Some(stack)) = (&n.space, &n.kstack) {
+            space.activate();
+            crate::arch::x86_64::syscall::set_kernel_stack(stack.top);
+        }
+        let from = &mut t.procs[cur as usize].ksp as *mut u64;
+        Some((from, t.procs[next as usize].ksp))
+    });
+    match switch {
+        Some((from, to)) => {
+            // SAFETY: as in `schedule`.
+            unsafe { switch_context(from, to) };
+            reap();
+        }
+        None => schedule(),
+    }
+}
+
+/// Free the address spaces and IPC areas of dead processes (never the
+/// active one).
+fn reap() {
+    let dead: Vec<(Option<AddressSpace>, Option<IpcArea>)> = with(|t| {
+        let cur = t.current;
+        t.procs
+            .iter_mut()
+            .filter(|p| p.state == State::Dead && p.pid != cur && (p.space.is_some() || p.ipc.is_some()))
+            .map(|p| (p.space.take(), p.ipc.take()))
+            .collect()
     });
     drop(dead);
 }
@@ -223,30 +304,33 @@ pub fn terminate(pid: u32, how: Exit) {
         p.exit = Some(how.clone());
         let drained = p.caps.drain();
         let served = core::mem::take(&mut p.serves);
-        let outstanding: Vec<u32> = core::mem::take(&mut p.outstanding).into_values().collect();
+        let _ = core::mem::take(&mut p.pending.caps);
         let name = p.name.clone();
-        for client in outstanding {
+        // Calls it had taken and not answered fail.
+        let waiting: Vec<u32> = t
+            .procs
+            .iter()
+            .filter(|c| c.state == State::AwaitingReply && c.waiting.is_some_and(|w| w.server == pid))
+            .map(|c| c.pid)
+            .collect();
+        for client in waiting {
             if let Some(c) = t.get(client) {
-                if c.state == State::AwaitingReply {
-                    c.reply = Some(Err(SysError::PeerGone));
-                    t.wake(client);
-                }
+                c.delivery = Some(Err(SysError::PeerGone));
+                c.waiting = None;
+                t.wake(client);
             }
         }
         (name, served, drained)
     });
     for ep in served {
-        let pending = {
-            let mut st = ep.state.lock();
-            st.dead = true;
-            st.waiting = None;
-            core::mem::take(&mut st.queue)
-        };
+        let pending = ep.core.lock().close();
         with(|t| {
             for call in pending {
                 if let Some(c) = t.get(call.client) {
                     if c.state == State::AwaitingReply {
-                        c.reply = Some(Err(SysError::PeerGone));
+                        c.delivery = Some(Err(SysError::PeerGone));
+                        c.waiting = None;
+                        let _ = core::mem::take(&mut c.pending.caps);
                         t.wake(call.client);
                     }
                 }

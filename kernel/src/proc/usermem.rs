@@ -51,7 +51,13 @@ impl UserSlice {
 
     /// Fail unless every page is mapped (writable if `write`).
     pub fn check(&self, space: &AddressSpace, write: bool) -> Result<(), SysError> {
-        self.pieces(space, write, |_, _, _| {})
+        let mut c = space.pieces(self.addr, self.len, write);
+        while c.next(usize::MAX).map_err(|_| SysError::BadAddress)?.is_some() {}
+        Ok(())
+    }
+
+    pub fn addr(&self) -> u64 {
+        self.addr
     }
 
     pub fn read(&self, space: &AddressSpace) -> Result<Vec<u8>, SysError> {
@@ -76,5 +82,39 @@ impl UserSlice {
             // SAFETY: as in `read`, for a writable user page.
             unsafe { core::ptr::copy_nonoverlapping(data[at..].as_ptr(), phys_to_virt(pa) as *mut u8, n) }
         })
+    }
+}
+
+/// Copy `len` bytes from user memory of one space to user memory of
+/// another (or the same), page piece by page piece through the direct map:
+/// the bulk path of an endpoint call. Both ranges are checked as they go
+/// (present and user at every level, the destination writable); callers
+/// that must not leave a partial copy check both with [`UserSlice::check`]
+/// first.
+pub fn copy_user(src_space: &AddressSpace, src: u64, dst_space: &AddressSpace, dst: u64, len: usize) -> Result<(), SysError> {
+    UserSlice::new(src, len as u64)?;
+    UserSlice::new(dst, len as u64)?;
+    let mut s = src_space.pieces(src, len, false);
+    let mut d = dst_space.pieces(dst, len, true);
+    let (mut sp, mut sn, mut dp, mut dn) = (0u64, 0usize, 0u64, 0usize);
+    loop {
+        if sn == 0 {
+            match s.next(usize::MAX).map_err(|_| SysError::BadAddress)? {
+                Some((pa, n)) => (sp, sn) = (pa, n),
+                None => return Ok(()),
+            }
+        }
+        if dn == 0 {
+            match d.next(usize::MAX).map_err(|_| SysError::BadAddress)? {
+                Some((pa, n)) => (dp, dn) = (pa, n),
+                None => return Ok(()),
+            }
+        }
+        let n = sn.min(dn);
+        // SAFETY: both pieces are inside user pages of live spaces,
+        // direct-mapped; they may only overlap if they are the same
+        // memory, which `copy` (memmove) handles.
+        unsafe { core::ptr::copy(phys_to_virt(sp) as *const u8, phys_to_virt(dp) as *mut u8, n) };
+        (sp, sn, dp, dn) = (sp + n as u64, sn - n, dp + n as u64, dn - n);
     }
 }

@@ -1,0 +1,420 @@
+//! The call path: `cap_call`, `endpoint_receive`, `endpoint_reply`,
+//! `endpoint_reply_receive` and `bulk_register` (ABI: `capos_abi::ipc` and
+//! `capos_abi::syscall`).
+//!
+//! Costs are the design: the envelope is in registers and the IPC area's
+//! header, params are read in place in the caller's send buffer, results
+//! are built in place in the caller's receive buffer, a message between
+//! processes is one copy from one area to the other, a bulk buffer is one
+//! copy from one address space to the other (or none, for a kernel object
+//! that reads or fills it in place), and nothing here allocates. When a
+//! call finds its server waiting, the kernel switches straight to the
+//! server, and a reply-and-receive switches straight back to the client,
+//! without a pass through the scheduler.
+//!
+//! Which call goes to whom, and which reply is valid, is decided by
+//! `capos_kcore::endpoint` (host-tested); this module moves the bytes.
+
+use super::usermem::{copy_user, UserSlice};
+use super::{schedule, switch_to, with, Delivery, PendingCall, State, Table};
+use crate::arch::x86_64::trap::TrapFrame;
+use crate::cap::endpoint::{Endpoint, METHOD_MINT};
+use crate::cap::{Bulk, CallMessage, Cap, CapList, Caller, Reply};
+use crate::mm::ipc_area::IpcView;
+use alloc::sync::Arc;
+use capos_abi::capos_capnp::{cap_result, endpoint};
+use capos_abi::helpers::fill_cap;
+use capos_abi::ipc::{CallWord, Received, ReplyToken, ReplyWord, BULK_READ, BULK_WRITE, MAX_BULK_BYTES};
+use capos_abi::{interfaces, Handle, SysError};
+use capos_kcore::cap_table::CapTable;
+use capos_kcore::endpoint::{next_seq, reply_target, CallOutcome, Waiting};
+
+type SysResult = Result<u64, (SysError, u64)>;
+
+fn err(e: SysError) -> (SysError, u64) {
+    (e, 0)
+}
+
+/// Install `caps` in `table` and write their handles to `view`'s CAPS_IN;
+/// all or nothing. Returns how many.
+fn install(table: &mut CapTable<Cap>, caps: &mut CapList, view: IpcView) -> Result<u8, SysError> {
+    let mut handles = [0u64; capos_abi::limits::MAX_CAPS_PER_MESSAGE];
+    let mut n = 0;
+    for cap in caps.drain() {
+        match table.insert(cap) {
+            Ok(h) => {
+                handles[n] = h.raw();
+                n += 1;
+            }
+            Err(e) => {
+                for h in &handles[..n] {
+                    let _ = table.remove(Handle::from_raw(*h));
+                }
+                return Err(e.sys_error());
+            }
+        }
+    }
+    if n > 0 {
+        view.set_caps_in(&handles[..n]);
+    }
+    Ok(n as u8)
+}
+
+/// Resolve the first `n` handles of `view`'s CAPS_OUT in `table`.
+fn resolve(table: &CapTable<Cap>, view: IpcView, n: u8) -> Result<CapList, SysError> {
+    let raw = view.caps_out(n as usize);
+    let mut list = CapList::new();
+    for h in &raw[..n as usize] {
+        list.push(table.get(Handle::from_raw(*h)).map_err(|e| e.sys_error())?.clone())?;
+    }
+    Ok(list)
+}
+
+fn area(t: &mut Table, pid: u32) -> Result<IpcView, SysError> {
+    t.get(pid).and_then(|p| p.ipc.as_ref()).map(|a| a.view()).ok_or(SysError::InvalidArgument)
+}
+
+/// Check a bulk buffer named by a caller: in the user half, mapped, and
+/// writable if the callee may write it.
+fn check_bulk(t: &mut Table, flags: u8, addr: u64, len: u64) -> Result<Option<UserSlice>, SysError> {
+    if flags == 0 {
+        return if len == 0 { Ok(None) } else { Err(SysError::InvalidArgument) };
+    }
+    if len > MAX_BULK_BYTES {
+        return Err(SysError::InvalidArgument);
+    }
+    let slice = UserSlice::new(addr, len)?;
+    let space = t.current().space.as_ref().ok_or(SysError::BadAddress)?;
+    slice.check(space, flags & BULK_WRITE != 0)?;
+    Ok(Some(slice))
+}
+
+enum Next {
+    Return(u64),
+    Block,
+    SwitchTo(u32),
+}
+
+/// `cap_call(handle, interface, CallWord, bulk ptr, bulk len)`.
+pub fn cap_call(f: &mut TrapFrame) -> SysResult {
+    let (handle, iface) = (Handle::from_raw(f.rdi), f.rsi);
+    let w = CallWord::unpack(f.rdx).map_err(err)?;
+    let (bulk_addr, bulk_len) = (f.r10, f.r8);
+    let mut bulk_out = 0u64;
+    let next = with(|t| -> Result<Next, SysError> {
+        let cur = t.current;
+        let bulk = check_bulk(t, w.bulk, bulk_addr, bulk_len)?;
+        let view = area(t, cur)?;
+        let p = t.current();
+        let target = p.caps.get(handle).map_err(|e| e.sys_error())?.clone();
+        let transferred = resolve(&p.caps, view, w.caps)?;
+        match target {
+            Cap::Kernel(obj) => {
+                if iface != obj.interface_id() {
+                    return Err(SysError::UnknownInterface);
+                }
+                let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
+                let space = p.space.as_ref().ok_or(SysError::BadAddress)?;
+                let bulk = bulk.map(|s| Bulk::new(space, s, w.bulk));
+                let mut reply = Reply::new(view, &mut p.recv_dirty, bulk);
+                obj.call(&Caller { pid: cur, name: &p.name, caps: &transferred }, &call, &mut reply)?;
+                let (len, mut caps, out) = reply.finish();
+                let n = install(&mut p.caps, &mut caps, view)?;
+                bulk_out = out;
+                Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
+            }
+            Cap::EndpointServer(ep) => {
+                if iface != interfaces::ENDPOINT {
+                    return Err(SysError::UnknownInterface);
+                }
+                if w.method != METHOD_MINT {
+                    return Err(SysError::UnknownMethod);
+                }
+                let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
+                let badge = call.params::<endpoint::mint_params::Owned>().map_err(|e| e.sys_error())?.get_badge();
+                let mut reply = Reply::new(view, &mut p.recv_dirty, None);
+                let slot = reply.add_cap(Cap::EndpointClient { endpoint: ep, badge })?;
+                reply.results::<cap_result::Owned, _>(|r| {
+                    fill_cap(r, &Ok(slot));
+                    Ok(())
+                })?;
+                let (len, mut caps, _) = reply.finish();
+                let n = install(&mut p.caps, &mut caps, view)?;
+                Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
+            }
+            Cap::EndpointClient { endpoint: ep, badge } => {
+                if ep.server == cur {
+                    // It would wait for itself forever.
+                    return Err(SysError::InvalidArgument);
+                }
+                let outcome = ep.core.lock().call(cur, badge)?;
+                let p = t.current();
+                p.seq = next_seq(p.seq);
+                p.waiting = Some(Waiting { server: ep.server, seq: p.seq });
+                p.pending = PendingCall { iface, word: w, badge, bulk_addr, bulk_len, caps: transferred };
+                p.delivery = None;
+                p.state = State::AwaitingReply;
+                match outcome {
+                    CallOutcome::Queued => Ok(Next::Block),
+                    CallOutcome::Deliver => match deliver_call(t, cur, ep.server) {
+                        Ok(()) => Ok(Next::SwitchTo(ep.server)),
+                        Err(e) => {
+                            // The server stays waiting (its queue is empty, so
+                            // receive only marks it waiting again); the caller
+                            // gets the error.
+                            let _ = ep.core.lock().receive();
+                            let p = t.current();
+                            p.waiting = None;
+                            p.pending.caps = CapList::new();
+                            p.state = State::Running;
+                            Err(e)
+                        }
+                    },
+                }
+            }
+        }
+    })
+    .map_err(err)?;
+    match next {
+        Next::Return(word) => {
+            f.rsi = bulk_out;
+            Ok(word)
+        }
+        Next::Block => {
+            schedule();
+            take_reply(f)
+        }
+        Next::SwitchTo(server) => {
+            switch_to(server);
+            take_reply(f)
+        }
+    }
+}
+
+/// What a woken client returns: the reply the server delivered, or why not.
+fn take_reply(f: &mut TrapFrame) -> SysResult {
+    match with(|t| {
+        let p = t.current();
+        p.waiting = None;
+        p.delivery.take()
+    }) {
+        Some(Ok(Delivery::Reply { word, bulk })) => {
+            f.rsi = bulk;
+            Ok(word.pack())
+        }
+        Some(Ok(Delivery::Call(_))) | None => Err(err(SysError::PeerGone)),
+        Some(Err(e)) => Err(err(e)),
+    }
+}
+
+/// Move the call `client` is blocked on into `server`: the message from
+/// area to area, the bulk buffer into the server's registered one, the
+/// capabilities into the server's table. On error nothing reached the
+/// server's table and the client still waits.
+fn deliver_call(t: &mut Table, client: u32, server: u32) -> Result<(), SysError> {
+    let cview = area(t, client)?;
+    let sview = area(t, server)?;
+    let c = t.get(client).ok_or(SysError::PeerGone)?;
+    let (iface, word, badge, bulk_addr, bulk_len, seq) = (c.pending.iface, c.pending.word, c.pending.badge, c.pending.bulk_addr, c.pending.bulk_len, c.seq);
+    let mut caps = core::mem::take(&mut c.pending.caps);
+    let bulk_in = if word.bulk & BULK_READ != 0 && bulk_len > 0 {
+        let s = t.get(server).ok_or(SysError::PeerGone)?;
+        let (raddr, rlen) = s.bulk_recv.ok_or(SysError::BufferTooSmall)?;
+        if bulk_len > rlen {
+            return Err(SysError::BufferTooSmall);
+        }
+        let (cs, ss) = (t.procs[client as usize].space.as_ref(), t.procs[server as usize].space.as_ref());
+        copy_user(cs.ok_or(SysError::BadAddress)?, bulk_addr, ss.ok_or(SysError::PeerGone)?, raddr, bulk_len as usize)?;
+        bulk_len
+    } else {
+        0
+    };
+    let s = t.get(server).ok_or(SysError::PeerGone)?;
+    let n = install(&mut s.caps, &mut caps, sview)?;
+    cview.copy_message(&sview, word.len as usize);
+    s.recv_dirty = s.recv_dirty.max(word.len as usize);
+    s.delivery = Some(Ok(Delivery::Call(Received {
+        word: CallWord { caps: n, ..word },
+        interface_id: iface,
+        token: ReplyToken { client, seq }.pack(),
+        badge,
+        bulk_in,
+        bulk_out_capacity: if word.bulk & BULK_WRITE != 0 { bulk_len } else { 0 },
+    })));
+    Ok(())
+}
+
+/// Fail the call `client` waits on and make it runnable.
+fn fail_client(t: &mut Table, client: u32, e: SysError) {
+    if let Some(c) = t.get(client) {
+        if c.state == State::AwaitingReply {
+            c.delivery = Some(Err(e));
+            c.waiting = None;
+            t.wake(client);
+        }
+    }
+}
+
+fn set_received(f: &mut TrapFrame, r: Received) -> u64 {
+    f.rsi = r.interface_id;
+    f.rdi = r.token;
+    f.r10 = r.badge;
+    f.r8 = r.bulk_in;
+    f.r9 = r.bulk_out_capacity;
+    r.word.pack()
+}
+
+fn server_endpoint(t: &mut Table, handle: Handle) -> Result<Arc<Endpoint>, SysError> {
+    let cur = t.current;
+    match t.current().caps.get(handle) {
+        Ok(Cap::EndpointServer(ep)) if ep.server == cur => Ok(ep.clone()),
+        Ok(_) => Err(SysError::NotAnEndpoint),
+        Err(e) => Err(e.sys_error()),
+    }
+}
+
+/// Take the next call on `ep` for the current process, or mark it waiting.
+/// `Ok(None)`: block (state already set).
+fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, SysError> {
+    let cur = t.current;
+    loop {
+        let pending = ep.core.lock().receive()?;
+        match pending {
+            Some(p) => match deliver_call(t, p.client, cur) {
+                Ok(()) => {
+                    return match t.current().delivery.take() {
+                        Some(Ok(Delivery::Call(r))) => Ok(Some(r)),
+                        _ => Err(SysError::PeerGone),
+                    }
+                }
+                // This call cannot be delivered (e.g. its bulk buffer is
+                // larger than ours): fail it and take the next.
+                Err(e) => fail_client(t, p.client, e),
+            },
+            None => {
+                let p = t.current();
+                p.delivery = None;
+                p.state = State::AwaitingCall;
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Block until a call is delivered to the current process.
+fn wait_for_call(f: &mut TrapFrame, first: Option<u32>) -> SysResult {
+    match first {
+        Some(client) => switch_to(client),
+        None => schedule(),
+    }
+    match with(|t| t.current().delivery.take()) {
+        Some(Ok(Delivery::Call(r))) => Ok(set_received(f, r)),
+        Some(Err(e)) => Err(err(e)),
+        _ => Err(err(SysError::PeerGone)),
+    }
+}
+
+/// `endpoint_receive(endpoint handle)`.
+pub fn endpoint_receive(f: &mut TrapFrame) -> SysResult {
+    let handle = Handle::from_raw(f.rdi);
+    let got = with(|t| {
+        let ep = server_endpoint(t, handle)?;
+        try_receive(t, &ep)
+    })
+    .map_err(err)?;
+    match got {
+        Some(r) => Ok(set_received(f, r)),
+        None => wait_for_call(f, None),
+    }
+}
+
+/// Deliver the current process's reply for `token`; returns the client.
+fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<u32, SysError> {
+    let cur = t.current;
+    let client = reply_target(token, cur, |pid| match t.procs.get(pid as usize) {
+        Some(c) if c.state == State::AwaitingReply => c.waiting,
+        _ => None,
+    })?;
+    let sview = area(t, cur)?;
+    let cview = area(t, client)?;
+    if bulk_len > 0 {
+        let c = t.get(client).ok_or(SysError::InvalidReplyToken)?;
+        let capacity = if c.pending.word.bulk & BULK_WRITE != 0 { c.pending.bulk_len } else { 0 };
+        if bulk_len > capacity {
+            return Err(SysError::BufferTooSmall);
+        }
+        let dst = c.pending.bulk_addr;
+        let (ss, cs) = (t.procs[cur as usize].space.as_ref(), t.procs[client as usize].space.as_ref());
+        let (ss, cs) = (ss.ok_or(SysError::BadAddress)?, cs.ok_or(SysError::BadAddress)?);
+        UserSlice::new(bulk_addr, bulk_len)?.check(ss, false)?;
+        copy_user(ss, bulk_addr, cs, dst, bulk_len as usize)?;
+    }
+    let mut caps = resolve(&t.current().caps, sview, word.caps)?;
+    let c = t.get(client).ok_or(SysError::InvalidReplyToken)?;
+    let n = install(&mut c.caps, &mut caps, cview)?;
+    sview.copy_message(&cview, word.len as usize);
+    c.recv_dirty = c.recv_dirty.max(word.len as usize);
+    c.waiting = None;
+    c.delivery = Some(Ok(Delivery::Reply { word: ReplyWord { len: word.len, caps: n }, bulk: bulk_len }));
+    Ok(client)
+}
+
+/// `endpoint_reply(token, ReplyWord, bulk ptr, bulk len)`.
+pub fn endpoint_reply(f: &mut TrapFrame) -> SysResult {
+    let word = ReplyWord::unpack(f.rdx).map_err(err)?;
+    with(|t| {
+        let client = reply(t, f.rdi, word, f.r10, f.r8)?;
+        t.wake(client);
+        Ok(0)
+    })
+    .map_err(err)
+}
+
+/// `endpoint_reply_receive(token, endpoint handle, ReplyWord, bulk ptr,
+/// bulk len)`: reply, then wait for the next call; when none is queued the
+/// CPU goes straight back to the client.
+pub fn endpoint_reply_receive(f: &mut TrapFrame) -> SysResult {
+    let word = ReplyWord::unpack(f.rdx).map_err(err)?;
+    let handle = Handle::from_raw(f.rsi);
+    let (got, client) = with(|t| {
+        let ep = server_endpoint(t, handle)?;
+        let client = reply(t, f.rdi, word, f.r10, f.r8)?;
+        match try_receive(t, &ep) {
+            Ok(Some(r)) => {
+                t.wake(client);
+                Ok((Some(r), client))
+            }
+            Ok(None) => Ok((None, client)),
+            Err(e) => {
+                t.wake(client);
+                Err(e)
+            }
+        }
+    })
+    .map_err(err)?;
+    match got {
+        Some(r) => Ok(set_received(f, r)),
+        None => wait_for_call(f, Some(client)),
+    }
+}
+
+/// `bulk_register(ptr, len)`: the buffer calls' bulk data lands in when
+/// this process serves an endpoint (len 0 unregisters).
+pub fn bulk_register(f: &mut TrapFrame) -> SysResult {
+    let (addr, len) = (f.rdi, f.rsi);
+    with(|t| {
+        if len == 0 {
+            t.current().bulk_recv = None;
+            return Ok(0);
+        }
+        if len > MAX_BULK_BYTES {
+            return Err(SysError::InvalidArgument);
+        }
+        let slice = UserSlice::new(addr, len)?;
+        let p = t.current();
+        slice.check(p.space.as_ref().ok_or(SysError::BadAddress)?, true)?;
+        p.bulk_recv = Some((addr, len));
+        Ok(0)
+    })
+    .map_err(err)
+}

@@ -1,0 +1,48 @@
+//! This process's IPC area (`capos_abi::ipc`): where outgoing messages are
+//! built in place and incoming ones read in place.
+//!
+//! A process is one thread, so the runtime owns the area outright: the
+//! send buffer is built into by one call at a time (and cleared after the
+//! syscall, so the next build starts from zeroes), and what the kernel
+//! delivered to the receive buffer stays there until the next call or
+//! receive. Read a call's results or a received call's params *before*
+//! making another call: the next one overwrites them (the typed clients
+//! decode before they return, so only `Server` users need to care).
+
+use capos_abi::ipc::{CAPS_IN_OFFSET, CAPS_OUT_OFFSET, IPC_AREA_ADDR, RECV_OFFSET, SEND_OFFSET};
+use capos_abi::limits::{MAX_CAPS_PER_MESSAGE, MAX_MESSAGE_BYTES};
+use capos_abi::Handle;
+
+/// The send buffer.
+pub(crate) fn send_buffer() -> &'static mut [u8] {
+    // SAFETY: the kernel maps the area writable at IPC_AREA_ADDR before the
+    // process starts; one thread, and callers do not hold two of these.
+    unsafe { core::slice::from_raw_parts_mut((IPC_AREA_ADDR as usize + SEND_OFFSET) as *mut u8, MAX_MESSAGE_BYTES) }
+}
+
+/// The first `len` bytes of the receive buffer.
+pub(crate) fn received(len: usize) -> &'static [u8] {
+    // SAFETY: mapped read-only at IPC_AREA_ADDR; the kernel writes it only
+    // inside a syscall of this (single-threaded) process.
+    unsafe { core::slice::from_raw_parts((IPC_AREA_ADDR as usize + RECV_OFFSET) as *const u8, len.min(MAX_MESSAGE_BYTES)) }
+}
+
+/// Set the handles the next call or reply transfers.
+pub(crate) fn set_caps_out(caps: &[Handle]) {
+    let base = (IPC_AREA_ADDR as usize + CAPS_OUT_OFFSET) as *mut u64;
+    for (i, h) in caps.iter().take(MAX_CAPS_PER_MESSAGE).enumerate() {
+        // SAFETY: within the writable header page.
+        unsafe { base.add(i).write(h.raw()) };
+    }
+}
+
+/// The handles the kernel installed with the last results or call.
+pub(crate) fn caps_in(n: u8) -> [Handle; MAX_CAPS_PER_MESSAGE] {
+    let base = (IPC_AREA_ADDR as usize + CAPS_IN_OFFSET) as *const u64;
+    let mut out = [Handle::from_raw(0); MAX_CAPS_PER_MESSAGE];
+    for (i, slot) in out.iter_mut().enumerate().take((n as usize).min(MAX_CAPS_PER_MESSAGE)) {
+        // SAFETY: within the header page.
+        *slot = Handle::from_raw(unsafe { base.add(i).read() });
+    }
+    out
+}

@@ -14,7 +14,7 @@ use capos_abi::limits::{MAX_CAPS_PER_MESSAGE, MAX_MESSAGE_BYTES};
 use capos_abi::Handle;
 
 /// The send buffer.
-pub(crate) fn send_buffer() -> &'static mut [u8] {
+pub fn send_buffer() -> &'static mut [u8] {
     // SAFETY: the kernel maps the area writable at IPC_AREA_ADDR before the
     // process starts; one thread, and callers do not hold two of these.
     unsafe { core::slice::from_raw_parts_mut((IPC_AREA_ADDR as usize + SEND_OFFSET) as *mut u8, MAX_MESSAGE_BYTES) }

@@ -2,13 +2,20 @@
 //! that each gets the right error. It holds only a Console (and the
 //! endpoint it exports); it ends with a deliberate page fault, which must
 //! end only this process.
+//!
+//! Every argument of the call ABI is tried: handles, the packed call and
+//! reply words, the params in the send buffer, bulk buffer pointers,
+//! lengths and flags, reply tokens, the bulk registration.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
 use alloc::vec::Vec;
-use capos_abi::helpers::console_write_line_call;
+use capos_abi::capos_capnp::console;
+use capos_abi::interfaces;
+use capos_abi::ipc::{CallWord, ReplyWord, BULK_READ, BULK_WRITE, IPC_AREA_ADDR, MAX_BULK_BYTES, RECV_OFFSET};
+use capos_abi::message::{build_flat, clear};
 use capos_abi::syscall as nr;
 use capos_abi::{Handle, SysError};
 use capos_rt::syscall::{self, raw};
@@ -21,6 +28,10 @@ fn status(rax: u64) -> Option<SysError> {
 }
 
 fn expect(name: &str, got: (u64, u64), want: SysError) -> bool {
+    // The send buffer may hold garbage we put there on purpose; the
+    // runtime builds the println below in it and needs it zeroed.
+    let send = capos_rt::ipc::send_buffer();
+    clear(send, send.len());
     let ok = status(got.0) == Some(want);
     if ok {
         println!("[PASS] hostile-{}: refused with {:?}", name, want);
@@ -30,54 +41,72 @@ fn expect(name: &str, got: (u64, u64), want: SysError) -> bool {
     ok
 }
 
-/// cap_call with raw arguments.
-fn call_raw(handle: u64, req: u64, req_len: u64, reply: u64, reply_len: u64) -> (u64, u64) {
-    // SAFETY: the point is to hand the kernel bad arguments; it must refuse
-    // them. Valid pointers here point at our own buffers.
-    unsafe { raw(nr::CAP_CALL, [handle, req, req_len, reply, reply_len, 0]) }
+/// Put a well-formed Console.writeLine params message in the send buffer;
+/// its length.
+fn good_params() -> usize {
+    let send = capos_rt::ipc::send_buffer();
+    clear(send, send.len());
+    build_flat::<console::write_line_params::Owned, ()>(send, |mut p| {
+        p.set_line("hostile: this call is well formed");
+        Ok(())
+    })
+    .expect("encode")
+    .0
 }
 
-/// A Call (to `interface`) whose params are a chain of `depth` nested
-/// structs, encoded by hand.
-fn nested_call(depth: usize, interface: u64) -> Vec<u8> {
-    let mut words: Vec<u64> = Vec::new();
-    words.push(0x0002_0002_0000_0000); // root: struct, offset 0, 2 data words, 2 pointers
-    words.push(interface);
-    words.push(0); // method 0
-    words.push(0x0001_0000_0000_0004); // params: struct at +1 word, 0 data, 1 pointer
-    words.push(0); // caps: null
+/// Put raw words in the send buffer (after clearing it).
+fn raw_params(words: &[u64]) -> usize {
+    let send = capos_rt::ipc::send_buffer();
+    clear(send, send.len());
+    for (i, w) in words.iter().enumerate() {
+        send[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    words.len() * 8
+}
+
+/// cap_call with raw arguments.
+fn call_raw(handle: u64, iface: u64, word: u64, bulk: u64, bulk_len: u64) -> (u64, u64) {
+    // SAFETY: the point is to hand the kernel bad arguments; it must refuse
+    // them. Valid pointers here point at our own buffers.
+    unsafe { raw(nr::CAP_CALL, [handle, iface, word, bulk, bulk_len, 0]) }
+}
+
+fn word(method: u16, len: usize) -> u64 {
+    CallWord { method, caps: 0, bulk: 0, len: len as u32 }.pack()
+}
+
+/// Params whose root is a chain of `depth` nested structs, by hand.
+fn nested(depth: usize) -> Vec<u64> {
+    let mut words = alloc::vec![(depth as u64 + 1) << 32];
     for i in 0..depth {
         words.push(if i + 1 == depth { 0 } else { 0x0001_0000_0000_0000 });
     }
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(&0u32.to_le_bytes());
-    bytes.extend_from_slice(&(words.len() as u32).to_le_bytes());
-    for w in words {
-        bytes.extend_from_slice(&w.to_le_bytes());
-    }
-    bytes
+    words.push(0);
+    words
 }
 
 fn main(start: &StartInfo) -> i32 {
     let console = start.cap("console").expect("console").raw();
-    let good = console_write_line_call("hostile: this call is well formed").expect("encode");
-    let mut reply = [0u8; 4096];
-    let rp = reply.as_mut_ptr() as u64;
+    let con = interfaces::CONSOLE;
     let mut ok = true;
+    let len = good_params();
+    let good = word(0, len);
 
-    ok &= expect("invalid-handle", call_raw(Handle::new(99, 1).raw(), good.as_ptr() as u64, good.len() as u64, rp, 4096), SysError::InvalidHandle);
-    ok &= expect("null-handle", call_raw(0, good.as_ptr() as u64, good.len() as u64, rp, 4096), SysError::InvalidHandle);
+    ok &= expect("invalid-handle", call_raw(Handle::new(99, 1).raw(), con, good, 0, 0), SysError::InvalidHandle);
+    ok &= expect("null-handle", call_raw(0, con, good, 0, 0), SysError::InvalidHandle);
     // A number that is a live handle in other processes (slot 3, first
     // generation) but names nothing here.
-    ok &= expect("foreign-handle-number", call_raw(Handle::new(3, 1).raw(), good.as_ptr() as u64, good.len() as u64, rp, 4096), SysError::InvalidHandle);
+    ok &= expect("foreign-handle-number", call_raw(Handle::new(3, 1).raw(), con, good, 0, 0), SysError::InvalidHandle);
 
     // A dropped handle: mint a client of our own endpoint, drop it, use it.
     let server = Server::new(start.endpoint("last").expect("endpoint"));
     match server.mint(5) {
         Ok(h) => {
-            let dropped = syscall::cap_drop(h);
-            ok &= dropped.is_ok();
-            ok &= expect("dropped-handle", call_raw(h.raw(), good.as_ptr() as u64, good.len() as u64, rp, 4096), SysError::StaleHandle);
+            // Calling our own endpoint would wait for ourselves forever.
+            ok &= expect("call-own-endpoint", call_raw(h.raw(), interfaces::PING, word(0, 0), 0, 0), SysError::InvalidArgument);
+            ok &= syscall::cap_drop(h).is_ok();
+            let len = good_params();
+            ok &= expect("dropped-handle", call_raw(h.raw(), con, word(0, len), 0, 0), SysError::StaleHandle);
             // SAFETY: a plain number.
             ok &= expect("double-drop", unsafe { raw(nr::CAP_DROP, [h.raw(), 0, 0, 0, 0, 0]) }, SysError::StaleHandle);
         }
@@ -87,45 +116,71 @@ fn main(start: &StartInfo) -> i32 {
         }
     }
 
-    ok &= expect("kernel-pointer", call_raw(console, 0xffff_ffff_8000_0000, 64, rp, 4096), SysError::BadAddress);
-    ok &= expect("kernel-reply-pointer", call_raw(console, good.as_ptr() as u64, good.len() as u64, 0xffff_8000_0000_1000, 4096), SysError::BadAddress);
-    ok &= expect("unmapped-pointer", call_raw(console, 0x0000_1000_0000_0000, 64, rp, 4096), SysError::BadAddress);
-    ok &= expect("null-page-pointer", call_raw(console, 0x10, 64, rp, 4096), SysError::BadAddress);
-    ok &= expect("overflowing-length", call_raw(console, 0xffff_ffff_ffff_ff00, 0x200, rp, 4096), SysError::BadAddress);
-    ok &= expect("overflowing-reply-length", call_raw(console, good.as_ptr() as u64, good.len() as u64, rp, u64::MAX), SysError::BadAddress);
-    ok &= expect("huge-message", call_raw(console, good.as_ptr() as u64, 1 << 30, rp, 4096), SysError::MessageTooLarge);
+    // The packed call word.
+    let len = good_params();
+    ok &= expect("huge-message", call_raw(console, con, word(0, 1 << 30), 0, 0), SysError::MessageTooLarge);
+    ok &= expect("too-many-caps", call_raw(console, con, good | 17 << 16, 0, 0), SysError::TooManyCaps);
+    ok &= expect("unknown-bulk-flag", call_raw(console, con, good | 4 << 24, 0, 0), SysError::InvalidArgument);
+    ok &= expect("bulk-length-without-flags", call_raw(console, con, good, 0x1000, 16), SysError::InvalidArgument);
+    ok &= expect("stale-cap-in-transfer", {
+        // SAFETY: writes our own header page.
+        unsafe { ((IPC_AREA_ADDR) as *mut u64).write(Handle::new(77, 3).raw()) };
+        call_raw(console, con, good | 1 << 16, 0, 0)
+    }, SysError::InvalidHandle);
 
-    let truncated = &good[..good.len() / 2 & !7];
-    ok &= expect("truncated-message", call_raw(console, truncated.as_ptr() as u64, truncated.len() as u64, rp, 4096), SysError::MalformedMessage);
-    let garbage = [0xa5u8; 64];
-    ok &= expect("garbage-message", call_raw(console, garbage.as_ptr() as u64, garbage.len() as u64, rp, 4096), SysError::MalformedMessage);
-    // The same shape 4 deep passes message validation and is only refused
-    // because the Console is not a Ping (UnknownInterface); 64 deep is
-    // refused before that, by the nesting limit.
-    let ping = capos_abi::interfaces::PING;
-    let shallow = nested_call(4, ping);
-    let deep = nested_call(64, ping);
-    ok &= expect("nesting-control", call_raw(console, shallow.as_ptr() as u64, shallow.len() as u64, rp, 4096), SysError::UnknownInterface);
-    ok &= expect("nested-past-limit", call_raw(console, deep.as_ptr() as u64, deep.len() as u64, rp, 4096), SysError::MalformedMessage);
+    // Bulk buffers: pointers and lengths.
+    let rd = |flags: u8| CallWord { method: 0, caps: 0, bulk: flags, len: len as u32 }.pack();
+    ok &= expect("bulk-in-kernel-memory", call_raw(console, con, rd(BULK_READ), 0xffff_ffff_8000_0000, 64), SysError::BadAddress);
+    ok &= expect("bulk-in-direct-map", call_raw(console, con, rd(BULK_READ), 0xffff_8000_0000_1000, 64), SysError::BadAddress);
+    ok &= expect("bulk-unmapped", call_raw(console, con, rd(BULK_READ), 0x0000_1000_0000_0000, 64), SysError::BadAddress);
+    ok &= expect("bulk-null-page", call_raw(console, con, rd(BULK_READ), 0x10, 64), SysError::BadAddress);
+    ok &= expect("bulk-overflowing-length", call_raw(console, con, rd(BULK_READ), 0xffff_ffff_ffff_ff00, 0x200), SysError::BadAddress);
+    ok &= expect("bulk-wrapping-pointer", call_raw(console, con, rd(BULK_READ), 0x0000_7fff_ffff_f000, 0x2000), SysError::BadAddress);
+    ok &= expect("bulk-too-large", call_raw(console, con, rd(BULK_READ), 0x1000, MAX_BULK_BYTES + 1), SysError::InvalidArgument);
+    // The receive buffer is read-only to us: the kernel must not write it on our behalf.
+    ok &= expect("bulk-write-into-read-only", call_raw(console, con, rd(BULK_WRITE), IPC_AREA_ADDR + RECV_OFFSET as u64, 64), SysError::BadAddress);
 
-    let wrong_method = capos_abi::message::encode_call::<capos_abi::capos_capnp::console::write_line_params::Owned>(
-        capos_abi::interfaces::CONSOLE, 7, &[], |mut p| { p.set_line("x"); Ok(()) }).expect("encode");
-    ok &= expect("wrong-ordinal", call_raw(console, wrong_method.as_ptr() as u64, wrong_method.len() as u64, rp, 4096), SysError::UnknownMethod);
-    let wrong_iface = capos_abi::helpers::ping_call(1).expect("encode");
-    ok &= expect("wrong-interface", call_raw(console, wrong_iface.as_ptr() as u64, wrong_iface.len() as u64, rp, 4096), SysError::UnknownInterface);
-    ok &= expect("reply-too-small", call_raw(console, good.as_ptr() as u64, good.len() as u64, rp, 8), SysError::BufferTooSmall);
-    // SAFETY: plain numbers.
+    // Params in the send buffer.
+    let len = good_params();
+    ok &= expect("truncated-message", call_raw(console, con, word(0, len / 2 & !7), 0, 0), SysError::MalformedMessage);
+    let n = raw_params(&[0xa5a5_a5a5_a5a5_a5a5; 8]);
+    ok &= expect("garbage-message", call_raw(console, con, word(0, n), 0, 0), SysError::MalformedMessage);
+    let n = raw_params(&[0xa5a5_a5a5_a5a5_a5a5; 8]);
+    ok &= expect("unaligned-length", call_raw(console, con, word(0, n - 3), 0, 0), SysError::MalformedMessage);
+    // The same deep chain is only refused because the Console is not a Ping
+    // (control), and refused as malformed when it reaches the reader.
+    let n = raw_params(&nested(64));
+    ok &= expect("nesting-control", call_raw(console, interfaces::PING, word(0, n), 0, 0), SysError::UnknownInterface);
+    ok &= expect("nested-past-limit", call_raw(console, con, word(0, n), 0, 0), SysError::MalformedMessage);
+    let len = good_params();
+    ok &= expect("wrong-ordinal", call_raw(console, con, word(7, len), 0, 0), SysError::UnknownMethod);
+    ok &= expect("wrong-interface", call_raw(console, interfaces::PING, word(0, len), 0, 0), SysError::UnknownInterface);
+
+    // SAFETY (all raw calls below): plain numbers.
     ok &= expect("unknown-syscall-0", unsafe { raw(0, [0; 6]) }, SysError::UnknownSyscall);
     ok &= expect("unknown-syscall-99", unsafe { raw(99, [0; 6]) }, SysError::UnknownSyscall);
-    ok &= expect("receive-on-non-endpoint", unsafe { raw(nr::ENDPOINT_RECEIVE, [console, rp, 4096, 0, 0, 0]) }, SysError::NotAnEndpoint);
-    ok &= expect("reply-with-bogus-token", unsafe { raw(nr::ENDPOINT_REPLY, [0xdead_beef, good.as_ptr() as u64, good.len() as u64, 0, 0, 0]) }, SysError::InvalidReplyToken);
+    ok &= expect("receive-on-non-endpoint", unsafe { raw(nr::ENDPOINT_RECEIVE, [console, 0, 0, 0, 0, 0]) }, SysError::NotAnEndpoint);
+    let rw = ReplyWord { len: 0, caps: 0 }.pack();
+    ok &= expect("reply-with-bogus-token", unsafe { raw(nr::ENDPOINT_REPLY, [0xdead_beef, 0, rw, 0, 0, 0]) }, SysError::InvalidReplyToken);
+    ok &= expect("reply-with-token-0", unsafe { raw(nr::ENDPOINT_REPLY, [0, 0, rw, 0, 0, 0]) }, SysError::InvalidReplyToken);
+    ok &= expect("reply-word-high-bits", unsafe { raw(nr::ENDPOINT_REPLY, [1, 0, 1 << 50, 0, 0, 0]) }, SysError::InvalidArgument);
+    // A plausible token: the witness (pid 2) is waiting on our endpoint,
+    // but with a call we never received; its first call has sequence 1.
+    let stale = capos_abi::ipc::ReplyToken { client: 2, seq: 1 }.pack();
+    let ep = start.endpoint("last").expect("endpoint").raw();
+    ok &= expect("reply-receive-stale-token", unsafe { raw(nr::ENDPOINT_REPLY_RECEIVE, [stale, ep, rw, 0, 0, 0]) }, SysError::InvalidReplyToken);
+    ok &= expect("reply-receive-on-non-endpoint", unsafe { raw(nr::ENDPOINT_REPLY_RECEIVE, [stale, console, rw, 0, 0, 0]) }, SysError::NotAnEndpoint);
+    ok &= expect("bulk-register-kernel-memory", unsafe { raw(nr::BULK_REGISTER, [0xffff_ffff_8000_0000, 4096, 0, 0, 0, 0]) }, SysError::BadAddress);
+    ok &= expect("bulk-register-too-large", unsafe { raw(nr::BULK_REGISTER, [0x1000, MAX_BULK_BYTES + 1, 0, 0, 0, 0]) }, SysError::InvalidArgument);
+    ok &= expect("bulk-register-read-only", unsafe { raw(nr::BULK_REGISTER, [IPC_AREA_ADDR + RECV_OFFSET as u64, 4096, 0, 0, 0, 0]) }, SysError::BadAddress);
 
     // Only what the manifest granted exists: try many handle values.
+    let len = good_params();
     let mut reachable = Vec::new();
     for index in 0..64u32 {
         for generation in 1..4u32 {
             let h = Handle::new(index, generation).raw();
-            let r = call_raw(h, good.as_ptr() as u64, good.len() as u64, rp, 4096);
+            let r = call_raw(h, con, word(0, len), 0, 0);
             if !matches!(status(r.0), Some(SysError::InvalidHandle) | Some(SysError::StaleHandle)) {
                 reachable.push(h);
             }
@@ -138,6 +193,7 @@ fn main(start: &StartInfo) -> i32 {
         println!("[FAIL] hostile-only-granted-caps: reached {:?}, owns {:?}", reachable, own);
         ok = false;
     }
+    clear(capos_rt::ipc::send_buffer(), capos_abi::limits::MAX_MESSAGE_BYTES);
 
     println!("hostile: {}; now a deliberate page fault", if ok { "all cases refused correctly" } else { "SOME CASES FAILED" });
     // SAFETY: deliberately faults; the kernel must end this process only.

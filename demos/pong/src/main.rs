@@ -1,21 +1,68 @@
 //! A userspace server: serves `Ping` on the endpoint it exports as `ping`.
 //! `session` mints a new client capability (badge + 1) and returns it in
 //! the result, so a client gets a capability passed back by a userspace
-//! server.
+//! server. `echoBulk` answers the client's bulk buffer from the registered
+//! one, without copying it in between. The loop is one
+//! `endpoint_reply_receive` per call.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
-use capos_abi::capos_capnp::{data_result, ping};
-use capos_abi::helpers::{encode_u64_return, encode_void_return, CapError};
-use capos_abi::capos_capnp::ErrorCode;
-use capos_abi::interfaces;
-use capos_abi::message::encode_return;
-use capos_rt::client::cap_return;
-use capos_rt::{println, Server, StartInfo};
+use capos_abi::capos_capnp::{cap_result, data_result, ping, u_int64_result, void_result, ErrorCode};
+use capos_abi::helpers::{fill_cap, fill_u64, fill_void, CapError};
+use capos_abi::interfaces::{self, ping_method};
+use capos_rt::client::CallError;
+use capos_rt::{println, Answer, Incoming, Server, StartInfo};
 
 capos_rt::entry!(main);
+
+/// Bulk data a call may bring: two 64 KiB storage-sized chunks.
+const BULK_BYTES: usize = 128 * 1024;
+
+fn error(code: ErrorCode, what: &str) -> Result<Answer<'static>, CallError> {
+    Answer::build::<void_result::Owned>(|r| {
+        fill_void(r, &Err(CapError::new(code, what)));
+        Ok(())
+    })
+}
+
+fn answer<'a>(server: &Server, call: &Incoming, bulk: &'a [u8], minted: &'a mut [capos_rt::Handle; 1]) -> Result<Answer<'a>, CallError> {
+    match (call.interface_id(), call.method_id()) {
+        (interfaces::PING, ping_method::PING) => {
+            let v = call.params::<ping::ping_params::Owned>()?.get_value();
+            Answer::build::<u_int64_result::Owned>(|mut r| {
+                r.set_ok(v);
+                Ok(())
+            })
+        }
+        (interfaces::PING, ping_method::ECHO) => {
+            let params = call.params::<ping::echo_params::Owned>()?;
+            let data = params.get_data()?;
+            Answer::build::<data_result::Owned>(|mut r| {
+                r.set_ok(data);
+                Ok(())
+            })
+        }
+        (interfaces::PING, ping_method::SESSION) => {
+            minted[0] = server.mint(call.badge() + 1)?;
+            Ok(Answer::build::<cap_result::Owned>(|r| {
+                fill_cap(r, &Ok(0));
+                Ok(())
+            })?
+            .with_caps(&minted[..]))
+        }
+        (interfaces::PING, ping_method::ECHO_BULK) => {
+            let n = call.bulk_in().min(call.bulk_out_capacity());
+            Ok(Answer::build::<u_int64_result::Owned>(|r| {
+                fill_u64(r, &Ok(n));
+                Ok(())
+            })?
+            .with_bulk(&bulk[..n as usize]))
+        }
+        _ => error(ErrorCode::Unsupported, "pong serves Ping only"),
+    }
+}
 
 fn main(start: &StartInfo) -> i32 {
     let Some(h) = start.endpoint("ping") else {
@@ -23,60 +70,69 @@ fn main(start: &StartInfo) -> i32 {
         return 1;
     };
     let mut server = Server::new(h);
+    let bulk: &'static [u8] = match server.register_bulk(BULK_BYTES) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("cannot register a bulk buffer: {:?}", e);
+            return 1;
+        }
+    };
     let mut served = 0u64;
+    let mut call = match server.receive() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("receive failed: {:?}", e);
+            return 1;
+        }
+    };
     loop {
-        let call = match server.receive() {
+        let mut minted = [capos_rt::Handle::from_raw(0); 1];
+        let token = call.reply_token();
+        let mut transferred = [capos_rt::Handle::from_raw(0); 16];
+        let ntransferred = call.caps().len();
+        transferred[..ntransferred].copy_from_slice(call.caps());
+        let reply = match answer(&server, &call, bulk, &mut minted) {
+            Ok(a) => a,
+            Err(e) => {
+                println!("cannot answer: {:?}", e);
+                match error(ErrorCode::Io, "pong could not answer") {
+                    Ok(a) => a,
+                    Err(_) => return 1,
+                }
+            }
+        };
+        served += 1;
+        let next = if ntransferred == 0 && served % 1000 != 0 {
+            server.reply_receive(token, reply)
+        } else {
+            // Our own calls below reuse the send and receive buffers, so
+            // answer first and receive after them.
+            if let Err(e) = server.reply(token, reply) {
+                println!("reply failed: {:?}", e);
+            }
+            // A capability sent along with the call arrives as a handle in
+            // our own table: use it (it must be a Console), then drop it.
+            for h in &transferred[..ntransferred] {
+                match capos_rt::Console(*h).write_line("[PASS] ipc-capability-received: this line went through a Console handed over in the call's params") {
+                    Ok(()) => {}
+                    Err(e) => println!("[FAIL] ipc-capability-received: {:?}", e),
+                }
+                let _ = capos_rt::syscall::cap_drop(*h);
+            }
+            if served % 1000 == 0 {
+                println!("served {} calls", served);
+            }
+            server.receive()
+        };
+        call = match next {
             Ok(c) => c,
             Err(e) => {
-                println!("receive failed: {:?}", e);
-                return 1;
+                println!("reply/receive failed: {:?}", e);
+                match server.receive() {
+                    Ok(c) => c,
+                    Err(_) => return 1,
+                }
             }
         };
-        // A capability sent along with the call arrives as a handle in our
-        // own table: use it (it must be a Console), then drop it.
-        for h in call.caps() {
-            let c = capos_rt::Console(*h);
-            match c.write_line("[PASS] ipc-capability-received: this line went through a Console handed over in the call's params") {
-                Ok(()) => {}
-                Err(e) => println!("[FAIL] ipc-capability-received: {:?}", e),
-            }
-            let _ = capos_rt::syscall::cap_drop(*h);
-        }
-        let reply = match (call.interface_id(), call.method_id()) {
-            (interfaces::PING, 0) => match call.params::<ping::ping_params::Owned>() {
-                Ok(p) => encode_u64_return(&Ok(p.get_value())),
-                Err(e) => Err(e),
-            },
-            (interfaces::PING, 1) => {
-                let data = call.params::<ping::echo_params::Owned>().and_then(|p| Ok(alloc::vec::Vec::from(p.get_data().map_err(capos_abi::message::MessageError::from)?)));
-                match data {
-                    Ok(d) => encode_return::<data_result::Owned>(&[], |mut r| {
-                        r.set_ok(&d);
-                        Ok(())
-                    }),
-                    Err(e) => Err(e),
-                }
-            }
-            (interfaces::PING, 2) => match server.mint(call.badge() + 1) {
-                Ok(h) => cap_return(h),
-                Err(e) => {
-                    println!("mint failed: {:?}", e);
-                    encode_void_return(&Err(CapError::new(ErrorCode::Io, "mint failed")))
-                }
-            },
-            _ => encode_void_return(&Err(CapError::new(ErrorCode::Unsupported, "pong serves Ping only"))),
-        };
-        match reply {
-            Ok(bytes) => {
-                if let Err(e) = server.reply(call.reply_token(), &bytes) {
-                    println!("reply failed: {:?}", e);
-                }
-            }
-            Err(e) => println!("cannot encode a reply: {}", e),
-        }
-        served += 1;
-        if served % 1000 == 0 {
-            println!("served {} calls", served);
-        }
     }
 }

@@ -17,8 +17,9 @@
 //! 5. A reply names a token: the client's pid and the sequence number of
 //!    the call it waits on. The reply is accepted only while that client
 //!    waits on a call to *this* server with *that* sequence number
-//!    ([`reply_target`]): a stale, replayed, forged or someone else's
-//!    token is `InvalidReplyToken`, and answering twice is impossible.
+//!    ([`reply_target`]) and the server has received that call: a stale,
+//!    replayed, forged, guessed-ahead or someone else's token is
+//!    `InvalidReplyToken`, and answering twice is impossible.
 //!
 //! The queue is reserved at full capacity when the endpoint is made, so
 //! calls and receives never allocate.
@@ -139,11 +140,13 @@ impl EndpointCore {
 }
 
 /// What a blocked client waits for: a reply from `server` to its call
-/// number `seq`.
+/// number `seq`, which the server has `received` (a call still queued
+/// cannot be answered: the server has not seen it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Waiting {
     pub server: u32,
     pub seq: u32,
+    pub received: bool,
 }
 
 /// Rule 5: the client a reply from `server` with `token` goes to.
@@ -154,7 +157,7 @@ pub fn reply_target(token: u64, server: u32, waiting: impl FnOnce(u32) -> Option
         return Err(SysError::InvalidReplyToken);
     }
     match waiting(t.client) {
-        Some(w) if w.server == server && w.seq == t.seq => Ok(t.client),
+        Some(w) if w.received && w.server == server && w.seq == t.seq => Ok(t.client),
         _ => Err(SysError::InvalidReplyToken),
     }
 }
@@ -241,13 +244,15 @@ mod tests {
     #[test]
     fn only_the_exact_outstanding_token_is_accepted() {
         let token = |client, seq| ReplyToken { client, seq }.pack();
-        let waits = |pid: u32| if pid == 5 { Some(Waiting { server: 2, seq: 41 }) } else { None };
+        let waits = |pid: u32| if pid == 5 { Some(Waiting { server: 2, seq: 41, received: true }) } else { None };
         assert_eq!(reply_target(token(5, 41), 2, waits), Ok(5));
         // Another server, an older call, a process not waiting, token 0.
         assert_eq!(reply_target(token(5, 41), 3, waits), Err(SysError::InvalidReplyToken));
         assert_eq!(reply_target(token(5, 40), 2, waits), Err(SysError::InvalidReplyToken));
         assert_eq!(reply_target(token(6, 41), 2, waits), Err(SysError::InvalidReplyToken));
-        assert_eq!(reply_target(0, 2, |_| Some(Waiting { server: 2, seq: 0 })), Err(SysError::InvalidReplyToken));
+        assert_eq!(reply_target(0, 2, |_| Some(Waiting { server: 2, seq: 0, received: true })), Err(SysError::InvalidReplyToken));
+        // A call still queued (not received) cannot be answered by guessing its token.
+        assert_eq!(reply_target(token(5, 41), 2, |_| Some(Waiting { server: 2, seq: 41, received: false })), Err(SysError::InvalidReplyToken));
         // Random tokens essentially never hit.
         let mut x = 88172645463325252u64;
         for _ in 0..10_000 {

@@ -150,7 +150,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                 let outcome = ep.core.lock().call(cur, badge)?;
                 let p = t.current();
                 p.seq = next_seq(p.seq);
-                p.waiting = Some(Waiting { server: ep.server, seq: p.seq });
+                p.waiting = Some(Waiting { server: ep.server, seq: p.seq, received: false });
                 p.pending = PendingCall { iface, word: w, badge, bulk_addr, bulk_len, caps: transferred };
                 p.delivery = None;
                 p.state = State::AwaitingReply;
@@ -217,6 +217,9 @@ fn deliver_call(t: &mut Table, client: u32, server: u32) -> Result<(), SysError>
     let c = t.get(client).ok_or(SysError::PeerGone)?;
     let (iface, word, badge, bulk_addr, bulk_len, seq) = (c.pending.iface, c.pending.word, c.pending.badge, c.pending.bulk_addr, c.pending.bulk_len, c.seq);
     let mut caps = core::mem::take(&mut c.pending.caps);
+    if let Some(w) = c.waiting.as_mut() {
+        w.received = true;
+    }
     let bulk_in = if word.bulk & BULK_READ != 0 && bulk_len > 0 {
         let s = t.get(server).ok_or(SysError::PeerGone)?;
         let (raddr, rlen) = s.bulk_recv.ok_or(SysError::BufferTooSmall)?;

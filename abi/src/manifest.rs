@@ -522,6 +522,26 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_in_arguments_and_paths_are_rejected() {
+        for bad in ["\u{1b}[2J", "a\nb", "tab\there", "cr\r", "del\u{7f}", "c1\u{9b}"] {
+            let mut m = sample();
+            m.processes[1].args[0] = bad.into();
+            let (at, message) = invalid(&m);
+            assert_eq!(at, Location::Arg(1, 0), "{bad:?}");
+            assert!(!message.chars().any(char::is_control), "the message itself is escaped: {message:?}");
+            let mut m = sample();
+            m.processes[0].binary = format!("/boot/{bad}");
+            let (at, message) = invalid(&m);
+            assert_eq!(at, Location::Binary(0), "{bad:?}");
+            assert!(!message.chars().any(char::is_control), "the message itself is escaped: {message:?}");
+        }
+        // Printable text, including non-ASCII, stays allowed.
+        let mut m = sample();
+        m.processes[1].args[0] = "grüße # 🌍 \\x1b".into();
+        assert!(m.validate().is_ok());
+    }
+
+    #[test]
     fn names() {
         for ok in ["a", "hello", "ping-2", "x_y", "0abc", &"a".repeat(MAX_NAME_BYTES)] {
             assert!(is_valid_name(ok), "{ok}");

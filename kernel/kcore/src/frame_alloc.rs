@@ -270,6 +270,47 @@ mod tests {
     }
 
     #[test]
+    fn frames_never_handed_out_cannot_be_freed_into_the_pool() {
+        let mut bits = vec![0u64; bitmap_words(256 * FRAME_SIZE)];
+        let mut a = FrameAllocator::new(&mut bits);
+        a.add_free(16 * FRAME_SIZE, 16 * FRAME_SIZE); // frames 16..32
+        a.reserve(20 * FRAME_SIZE, 2 * FRAME_SIZE); // frames 20, 21 reserved
+        let free_before = a.free_frames();
+        // A frame the memory map never gave (MMIO, firmware, a hole).
+        assert_eq!(a.free(100 * FRAME_SIZE), Err(FreeError::NotAllocated(100 * FRAME_SIZE)));
+        // A reserved frame (e.g. the bitmap itself).
+        assert_eq!(a.free(20 * FRAME_SIZE), Err(FreeError::NotAllocated(20 * FRAME_SIZE)));
+        // A managed frame that is free already.
+        assert_eq!(a.free(30 * FRAME_SIZE), Err(FreeError::NotAllocated(30 * FRAME_SIZE)));
+        assert_eq!(a.free_frames(), free_before, "refused frees change nothing");
+        let mut handed = Vec::new();
+        while let Some(f) = a.alloc() {
+            handed.push(f / FRAME_SIZE);
+        }
+        assert!(
+            handed.iter().all(|f| (16..32).contains(f) && !(20..22).contains(f)),
+            "only managed, unreserved frames are handed out: {handed:?}"
+        );
+        assert_eq!(handed.len(), 14);
+        assert_eq!(a.alloc_at_or_above(0), None);
+        assert_eq!(a.alloc_contiguous(1, 1), None);
+        // Every frame handed out can be given back, once.
+        for f in &handed {
+            assert_eq!(a.free(f * FRAME_SIZE), Ok(()));
+        }
+        assert_eq!(a.free_frames(), 14);
+        // Reserving a frame that is in use takes it out of management too:
+        // giving it back later is refused and it is never reused.
+        let f = a.alloc().unwrap();
+        a.reserve(f, FRAME_SIZE);
+        assert_eq!(a.free(f), Err(FreeError::NotAllocated(f)));
+        assert_eq!(a.managed_frames(), 13);
+        while let Some(g) = a.alloc() {
+            assert_ne!(g, f, "a reserved frame was handed out");
+        }
+    }
+
+    #[test]
     fn bitmap_size() {
         assert_eq!(bitmap_words(0), 0);
         assert_eq!(bitmap_words(4096), 1);

@@ -311,6 +311,9 @@ fn extract_refuses_unsafe_output_paths() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let (code, _, stderr) = run(&["extract", s(&ro), s(&link)]);
     assert_eq!(code, EXIT_USAGE, "symlinked output directory: {stderr}");
+    let with_slash = format!("{}/", s(&link));
+    let (code, _, stderr) = run(&["extract", s(&ro), &with_slash]);
+    assert_eq!(code, EXIT_USAGE, "symlinked output directory named with a trailing slash: {stderr}");
     assert!(std::fs::read_dir(&target).unwrap().next().is_none());
 
     // A store never overwrites an existing file, nor writes through a symlink.
@@ -392,5 +395,45 @@ fn help_documents_the_exit_codes() {
     assert_eq!(code, 0);
     for needle in ["2 usage", "4 image corrupt", "8 host I/O", "--allow-older-commit"] {
         assert!(stdout.contains(needle), "--help lacks {needle:?}: {stdout}");
+    }
+}
+
+// ---------- generations at u64::MAX ----------
+
+#[test]
+fn fsck_reports_a_generation_that_cannot_advance() {
+    use capos_storage::store::layout::StoreCommit;
+    use capos_storage::store::Store;
+    use capos_storage::writable_fs::layout::CommitRecord;
+    let sc = Scratch::new("gen-max");
+    let src = sc.path("src");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    let wf = sc.path("wf.img");
+    ok(&["--writable", "--seed", s(&src), "--blocks", "2048", "-o", s(&wf)]);
+    let mut bytes = std::fs::read(&wf).unwrap();
+    // Slot 1 holds the newest odd generation; its region is intact.
+    let old = CommitRecord::decode(&bytes[1024..1536], 1).unwrap();
+    bytes[1024..1536].copy_from_slice(&CommitRecord { generation: u64::MAX, region_digest: old.region_digest }.encode().unwrap());
+    std::fs::write(&wf, &bytes).unwrap();
+
+    let kv = sc.path("seed.kv");
+    std::fs::write(&kv, "k\tv\n").unwrap();
+    let st = sc.path("st.img");
+    ok(&["--store", "--seed", s(&kv), "-o", s(&st)]);
+    let mut bytes = std::fs::read(&st).unwrap();
+    let geometry = *Store::mount(MemBlockDevice::from_bytes(bytes.clone()), true).unwrap().geometry();
+    let mut commit = StoreCommit::decode(&bytes[1024..1536], 1, &geometry).unwrap();
+    commit.generation = u64::MAX;
+    bytes[1024..1536].copy_from_slice(&commit.encode().unwrap());
+    std::fs::write(&st, &bytes).unwrap();
+
+    for img in [&wf, &st] {
+        let (code, stdout, stderr) = run(&["fsck", s(img)]);
+        assert_eq!(code, EXIT_CORRUPT, "{}: stdout {stdout} stderr {stderr}", img.display());
+        assert!(stderr.contains("u64::MAX"), "{stderr}");
+        // Still readable: inspect shows it.
+        let (code, stdout, stderr) = run(&["inspect", s(img)]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("generation: 18446744073709551615"), "{stdout}");
     }
 }

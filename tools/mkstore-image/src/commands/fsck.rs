@@ -28,7 +28,19 @@ pub fn fsck(bytes: Vec<u8>) -> CommandResult {
     Ok(())
 }
 
+/// A volume whose generation cannot advance can be read but never mounted
+/// read-write: report it.
+fn check_generation(format: &str, generation: u64) -> CommandResult {
+    if generation == u64::MAX {
+        return Err(Failure::corrupt(format!(
+            "{format}: commit generation is u64::MAX: no further commit is possible, so the volume cannot be mounted read-write"
+        )));
+    }
+    Ok(())
+}
+
 fn report_writable(fs: &mut FsView) -> CommandResult {
+    check_generation("CAPOSWF1", fs.generation())?;
     let files = check_writable(fs)?;
     println!(
         "CAPOSWF1: clean (generation {}, {} nodes, {files} files read, {} free blocks)",
@@ -40,6 +52,7 @@ fn report_writable(fs: &mut FsView) -> CommandResult {
 }
 
 fn report_store(store: &mut StoreView) -> CommandResult {
+    check_generation("CAPOSST1", store.generation())?;
     let entries = check_store(store)?;
     println!("CAPOSST1: clean (generation {}, {} live keys, {} entries)", store.generation(), entries.len(), store.entry_count());
     Ok(())

@@ -141,15 +141,18 @@ pub fn run(args: &[String]) -> CommandResult {
                     _ => "usage: mkstore-image fsck IMG",
                 }));
             }
+            // OUT without trailing slashes: "link/" would make the system
+            // resolve a symbolic link `link` even with O_NOFOLLOW.
+            let out: std::path::PathBuf = operands.get(1).map(|o| std::path::Path::new(o).components().collect()).unwrap_or_default();
             if command == "extract" {
                 // Refuse a bad output path before reading anything.
-                output::check_output_path(std::path::Path::new(operands[1]))?;
+                output::check_output_path(&out)?;
             }
             let bytes = std::fs::read(operands[0]).map_err(|e| Failure::io(format!("{}: {e}", operands[0])))?;
             match command {
                 "inspect" => inspect::inspect(bytes, older),
                 "fsck" => fsck::fsck(bytes),
-                _ => extract::extract(bytes, std::path::Path::new(operands[1]), older),
+                _ => extract::extract(bytes, &out, older),
             }
         }
         _ => build::build(parse_build_options(args)?),

@@ -38,6 +38,26 @@ pub const MAX_NAME_BYTES: usize = 32;
 /// Longest binary (boot module) path.
 pub const MAX_PATH_BYTES: usize = 128;
 
+/// `text` with every control character (C0, DEL, C1) replaced by a visible
+/// escape (`\n`, `\r`, `\t`, `\xNN`, `\u{NN}`), for error messages and
+/// `mkmanifest --dump`: text from a manifest can then never move the
+/// cursor, clear the screen or forge a line on a terminal. Other
+/// characters, backslash included, are kept as they are.
+pub fn escape_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Whether `name` is a valid process / grant / endpoint / instance name:
 /// 1 to [`MAX_NAME_BYTES`] of `a-z A-Z 0-9 _ -`, starting with a letter or digit.
 pub fn is_valid_name(name: &str) -> bool {
@@ -107,14 +127,14 @@ impl<'a> KernelSource<'a> {
                 .iter()
                 .map(|k| if k.takes_instance { format!("{}:NAME", k.prefix) } else { k.prefix.to_string() })
                 .collect();
-            return Err(format!("unknown kernel source '{text}' (known: {})", known.join(", ")));
+            return Err(format!("unknown kernel source '{}' (known: {})", escape_control(text), known.join(", ")));
         };
         match (kind.takes_instance, instance) {
             (false, None) => Ok(KernelSource { kind, instance: None }),
             (false, Some(_)) => Err(format!("kernel source '{prefix}' takes no instance name")),
             (true, None) => Err(format!("kernel source '{prefix}' needs an instance name: '{prefix}:NAME'")),
             (true, Some(i)) if is_valid_name(i) => Ok(KernelSource { kind, instance: Some(i) }),
-            (true, Some(i)) => Err(format!("invalid {prefix} instance name '{i}'")),
+            (true, Some(i)) => Err(format!("invalid {prefix} instance name '{}'", escape_control(i))),
         }
     }
 }
@@ -214,13 +234,19 @@ impl Manifest {
         }
         for (i, p) in self.processes.iter().enumerate() {
             if !is_valid_name(&p.name) {
-                return Err(ManifestError::at(L::Process(i), format!("invalid process name '{}'", p.name)));
+                return Err(ManifestError::at(L::Process(i), format!("invalid process name '{}'", escape_control(&p.name))));
             }
             if self.processes[..i].iter().any(|q| q.name == p.name) {
                 return Err(ManifestError::at(L::Process(i), format!("duplicate process '{}'", p.name)));
             }
             if p.binary.is_empty() {
                 return Err(ManifestError::at(L::Process(i), format!("process '{}' has no binary", p.name)));
+            }
+            if p.binary.chars().any(char::is_control) {
+                return Err(ManifestError::at(
+                    L::Binary(i),
+                    format!("binary '{}' holds a control character", escape_control(&p.binary)),
+                ));
             }
             if !p.binary.starts_with('/') || p.binary.len() > MAX_PATH_BYTES || p.binary.contains(['\0', ' ']) {
                 return Err(ManifestError::at(
@@ -232,8 +258,17 @@ impl Manifest {
                 return Err(ManifestError::at(L::Arg(i, MAX_ARGS), format!("process '{}' has more than {MAX_ARGS} arguments", p.name)));
             }
             for (a, arg) in p.args.iter().enumerate() {
-                if arg.len() > MAX_ARG_BYTES || arg.contains('\0') {
-                    return Err(ManifestError::at(L::Arg(i, a), format!("argument longer than {MAX_ARG_BYTES} bytes or holding NUL")));
+                if arg.len() > MAX_ARG_BYTES {
+                    return Err(ManifestError::at(L::Arg(i, a), format!("argument longer than {MAX_ARG_BYTES} bytes")));
+                }
+                // Control characters (NUL, tab, newline, escape, DEL, C1) are
+                // refused: an argument is printed by tools and programs, and
+                // must not be able to drive a terminal or forge a line.
+                if arg.chars().any(char::is_control) {
+                    return Err(ManifestError::at(
+                        L::Arg(i, a),
+                        format!("argument '{}' holds a control character", escape_control(arg)),
+                    ));
                 }
             }
             if p.grants.len() > MAX_GRANTS_PER_PROCESS {
@@ -242,7 +277,7 @@ impl Manifest {
             for (g, grant) in p.grants.iter().enumerate() {
                 let at = L::Grant(i, g);
                 if !is_valid_name(&grant.name) {
-                    return Err(ManifestError::at(at, format!("invalid grant name '{}'", grant.name)));
+                    return Err(ManifestError::at(at, format!("invalid grant name '{}'", escape_control(&grant.name))));
                 }
                 if p.grants[..g].iter().any(|o| o.name == grant.name) {
                     return Err(ManifestError::at(at, format!("duplicate grant '{}' in process '{}'", grant.name, p.name)));
@@ -253,10 +288,10 @@ impl Manifest {
                     }
                     GrantSource::Endpoint { process, endpoint } => {
                         let Some(server) = self.processes.iter().find(|q| &q.name == process) else {
-                            return Err(ManifestError::at(at, format!("grant '{}' names unknown process '{process}'", grant.name)));
+                            return Err(ManifestError::at(at, format!("grant '{}' names unknown process '{}'", grant.name, escape_control(process))));
                         };
                         if !server.exports.iter().any(|e| e == endpoint) {
-                            return Err(ManifestError::at(at, format!("process '{process}' exports no endpoint '{endpoint}'")));
+                            return Err(ManifestError::at(at, format!("process '{process}' exports no endpoint '{}'", escape_control(endpoint))));
                         }
                         if process == &p.name {
                             return Err(ManifestError::at(at, format!(
@@ -272,7 +307,7 @@ impl Manifest {
             }
             for (e, export) in p.exports.iter().enumerate() {
                 if !is_valid_name(export) {
-                    return Err(ManifestError::at(L::Export(i, e), format!("invalid endpoint name '{export}'")));
+                    return Err(ManifestError::at(L::Export(i, e), format!("invalid endpoint name '{}'", escape_control(export))));
                 }
                 if p.exports[..e].contains(export) {
                     return Err(ManifestError::at(L::Export(i, e), format!("duplicate export '{export}' in process '{}'", p.name)));
@@ -519,6 +554,26 @@ mod tests {
             }
             other => panic!("expected a missing binary, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn control_characters_in_arguments_and_paths_are_rejected() {
+        for bad in ["\u{1b}[2J", "a\nb", "tab\there", "cr\r", "del\u{7f}", "c1\u{9b}"] {
+            let mut m = sample();
+            m.processes[1].args[0] = bad.into();
+            let (at, message) = invalid(&m);
+            assert_eq!(at, Location::Arg(1, 0), "{bad:?}");
+            assert!(!message.chars().any(char::is_control), "the message itself is escaped: {message:?}");
+            let mut m = sample();
+            m.processes[0].binary = format!("/boot/{bad}");
+            let (at, message) = invalid(&m);
+            assert_eq!(at, Location::Binary(0), "{bad:?}");
+            assert!(!message.chars().any(char::is_control), "the message itself is escaped: {message:?}");
+        }
+        // Printable text, including non-ASCII, stays allowed.
+        let mut m = sample();
+        m.processes[1].args[0] = "grüße # 🌍 \\x1b".into();
+        assert!(m.validate().is_ok());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Mount and read a CAPOSRO1 image.
 //!
 //! Mount validates everything but file contents: the superblock, every node
-//! record's checksum, every directory entry list (checksum, names, order,
-//! child indices), and that the directories form a tree — every node is
+//! record's checksum, that no two nodes' data extents overlap, every
+//! directory entry list (checksum, names, order, child indices), and that
+//! the directories form a tree — every node is
 //! reached exactly once from the root, so cycles, shared children and
 //! orphans are all refused. Work and memory are bounded by the image size.
 //! File bytes are checked against their CRC by [`ReadOnlyFs::verify_file`]
@@ -59,6 +60,7 @@ impl<D: BlockDevice> ReadOnlyFs<D> {
             nodes.push(record);
         }
         drop(table);
+        check_disjoint_extents(&nodes)?;
         if nodes[0].kind != NodeKind::Directory {
             return Err(StorageError::Corrupt { what: "root node is not a directory", detail: 0 });
         }
@@ -209,6 +211,30 @@ fn check_extent(
             detail: index as u64,
         }),
     }
+}
+
+/// Refuse extents that overlap or are shared: every block of the data area
+/// belongs to at most one node, so the bytes a mounted image can yield are
+/// bounded by its size (a small image cannot expand into gigabytes of
+/// files that all name the same blocks). O(n log n) time, O(n) memory.
+fn check_disjoint_extents(nodes: &[RoNodeRecord]) -> Result<(), StorageError> {
+    // (first block, end block, node); extents were range-checked already.
+    let mut extents: Vec<(u64, u64, usize)> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.size > 0)
+        .map(|(i, r)| (r.data_lba, r.data_lba + r.size.div_ceil(512), i))
+        .collect();
+    extents.sort_unstable();
+    for pair in extents.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return Err(StorageError::Corrupt {
+                what: "node data extents overlap or are shared",
+                detail: pair[1].2 as u64,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn decode_entry_list(

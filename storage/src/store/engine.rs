@@ -61,9 +61,17 @@ pub fn format<D: BlockDevice>(device: &mut D, slot_blocks: Option<u32>) -> Resul
     Ok(geometry)
 }
 
+/// A commit after generation `u64::MAX` would wrap to 0 and lose to every
+/// older record: refuse instead (no real store gets there; a crafted one
+/// can be read, but not mounted read-write).
+fn generation_exhausted() -> StorageError {
+    StorageError::Corrupt { what: "commit generation is u64::MAX: no further commit is possible", detail: u64::MAX }
+}
+
 impl<D: BlockDevice> Store<D> {
     /// Mount the newest commit whose entries all verify. `read_only` never
-    /// writes; otherwise an interrupted compaction is finished.
+    /// writes; otherwise an interrupted compaction is finished. Read-write,
+    /// a store whose generation is `u64::MAX` is refused.
     pub fn mount(mut device: D, read_only: bool) -> Result<Self, StorageError> {
         check_block_size(&device)?;
         let sb = read_sector(&mut device, 0)?;
@@ -102,6 +110,9 @@ impl<D: BlockDevice> Store<D> {
                         skipped_commit: skipped.clone(),
                         compactions: 0,
                     };
+                    if !store.read_only && store.generation == u64::MAX {
+                        return Err(generation_exhausted());
+                    }
                     if !store.read_only && store.area != FRONT {
                         // A compaction committed the shadow area but had not
                         // recommitted the front yet: finish it.
@@ -259,6 +270,7 @@ impl<D: BlockDevice> Store<D> {
 
     /// Append one entry to the active area and commit it.
     fn append(&mut self, kind: SlotKind, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        let generation = self.next_generation()?;
         let offset = self.heap_cursor;
         let len = (key.len() + value.len()) as u32;
         // Heap bytes: the first block keeps the committed bytes before
@@ -287,7 +299,7 @@ impl<D: BlockDevice> Store<D> {
         self.device.flush()?;
         let digest = crc32c_append(self.table_digest, slot_seal(&self.slot_table, index));
         self.commit(StoreCommit {
-            generation: self.generation + 1,
+            generation,
             area: self.area,
             entry_count: self.entry_count + 1,
             heap_cursor: offset + len,
@@ -305,6 +317,11 @@ impl<D: BlockDevice> Store<D> {
             }
         }
         Ok(())
+    }
+
+    /// The generation of the next commit; never wraps.
+    fn next_generation(&self) -> Result<u64, StorageError> {
+        self.generation.checked_add(1).ok_or_else(generation_exhausted)
     }
 
     /// Write the commit record and flush: the durability point.
@@ -338,6 +355,7 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn write_and_commit(&mut self, area: u8, live: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+        let generation = self.next_generation()?;
         let mut table = vec![0u8; self.slot_table.len()];
         let mut heap = Vec::new();
         let mut index = BTreeMap::new();
@@ -363,7 +381,7 @@ impl<D: BlockDevice> Store<D> {
         }
         self.device.flush()?;
         self.commit(StoreCommit {
-            generation: self.generation + 1,
+            generation,
             area,
             entry_count: live.len() as u32,
             heap_cursor: cursor,

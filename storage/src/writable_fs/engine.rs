@@ -79,8 +79,16 @@ pub fn format<D: BlockDevice>(
     Ok(geometry)
 }
 
+/// A commit after generation `u64::MAX` would wrap to 0 and lose to every
+/// older record: refuse instead (no real volume gets there; a crafted one
+/// can be read, but not mounted read-write).
+fn generation_exhausted() -> StorageError {
+    StorageError::Corrupt { what: "commit generation is u64::MAX: no further commit is possible", detail: u64::MAX }
+}
+
 impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
-    /// Mount the newest commit whose record and region verify.
+    /// Mount the newest commit whose record and region verify. Read-write,
+    /// a volume whose generation is `u64::MAX` is refused.
     pub fn mount(mut device: D, clock: C, options: MountOptions) -> Result<Self, StorageError> {
         check_block_size(&device)?;
         let sb = read_sector(&mut device, 0)?;
@@ -129,6 +137,9 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
                         node_cursor: 1,
                         changed: false,
                     };
+                    if !fs.read_only && fs.generation == u64::MAX {
+                        return Err(generation_exhausted());
+                    }
                     fs.recompute_durable();
                     return Ok(fs);
                 }
@@ -277,7 +288,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
     }
 
     fn commit_inner(&mut self) -> Result<(), StorageError> {
-        let next = self.generation + 1;
+        let next = self.generation.checked_add(1).ok_or_else(generation_exhausted)?;
         let region = (next % 2) as usize;
         let region_lba = self.meta.geometry.region_lba(region);
         let (runs, digest) = self.meta.prepare_region(region)?;

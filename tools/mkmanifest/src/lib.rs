@@ -30,7 +30,7 @@
 //! |-----------|---------|
 //! | `process NAME` | start a process; NAME is unique, `[A-Za-z0-9_-]`, at most 32 bytes |
 //! | `binary: PATH` | the boot module to load (absolute path), exactly once per process |
-//! | `arg: TEXT` | append an argument (the rest of the line, trimmed, non-empty) |
+//! | `arg: TEXT` | append an argument (the rest of the line, trimmed, non-empty, no control characters such as tabs) |
 //! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `ping`, `store:NAME`, `fs:NAME` |
 //! | `grant NAME: process:PROC/ENDPOINT` | a client capability for an endpoint PROC exports |
 //! | `export NAME` | an endpoint this process serves (its receive handle is in `StartInfo.endpoints`) |
@@ -50,7 +50,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use capos_abi::manifest::{is_valid_name, Grant, GrantSource, KernelSource, Location, Manifest, ManifestError, ProcessSpec};
+use capos_abi::manifest::{escape_control, is_valid_name, Grant, GrantSource, KernelSource, Location, Manifest, ManifestError, ProcessSpec};
 use std::fmt::Write as _;
 
 /// A problem in a manifest text, at a 1-based line.
@@ -109,7 +109,7 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
             continue;
         }
         if !matches!(keyword, "binary" | "arg" | "grant" | "export") {
-            return Err(ParseError::new(n, format!("unknown keyword '{keyword}' (expected process, binary, arg, grant or export)")));
+            return Err(ParseError::new(n, format!("unknown keyword '{}' (expected process, binary, arg, grant or export)", escape_control(keyword))));
         }
         let (Some(process), Some(at)) = (manifest.processes.last_mut(), lines.last_mut()) else {
             return Err(ParseError::new(n, format!("'{keyword}' outside a process block (start one with 'process NAME')")));
@@ -182,7 +182,8 @@ fn check_name(line: usize, what: &str, name: &str) -> Result<(), ParseError> {
         Err(ParseError::new(
             line,
             format!(
-                "invalid {what} name '{name}': use 1 to {} characters from A-Z a-z 0-9 _ -, starting with a letter or digit",
+                "invalid {what} name '{}': use 1 to {} characters from A-Z a-z 0-9 _ -, starting with a letter or digit",
+                escape_control(name),
                 capos_abi::manifest::MAX_NAME_BYTES
             ),
         ))
@@ -206,13 +207,13 @@ fn parse_source(line: usize, source: &str) -> Result<GrantSource, ParseError> {
         Ok(GrantSource::Kernel(kernel.to_string()))
     } else if let Some(target) = source.strip_prefix("process:") {
         let Some((process, endpoint)) = target.split_once('/') else {
-            return Err(ParseError::new(line, format!("endpoint source '{source}' needs the form 'process:PROC/ENDPOINT'")));
+            return Err(ParseError::new(line, format!("endpoint source '{}' needs the form 'process:PROC/ENDPOINT'", escape_control(source))));
         };
         check_name(line, "process", process)?;
         check_name(line, "endpoint", endpoint)?;
         Ok(GrantSource::Endpoint { process: process.to_string(), endpoint: endpoint.to_string() })
     } else {
-        Err(ParseError::new(line, format!("unknown grant source '{source}': expected 'kernel:SOURCE' or 'process:PROC/ENDPOINT'")))
+        Err(ParseError::new(line, format!("unknown grant source '{}': expected 'kernel:SOURCE' or 'process:PROC/ENDPOINT'", escape_control(source))))
     }
 }
 
@@ -222,30 +223,34 @@ pub fn compile(text: &str) -> Result<Vec<u8>, ParseError> {
     manifest.encode().map_err(|e| ParseError::new(1, e.to_string()))
 }
 
-/// Print a manifest in the text format ([`parse`] reads it back unchanged).
+/// Print a manifest in the text format ([`parse`] reads a valid manifest
+/// back unchanged). Control characters, which no valid manifest holds, are
+/// printed escaped (`\x1b`, `\n`, ...), never raw, so even an unchecked
+/// [`Manifest`] cannot drive a terminal or forge a line.
 pub fn to_text(manifest: &Manifest) -> String {
+    let e = escape_control;
     let mut out = String::new();
     for (i, p) in manifest.processes.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        let _ = writeln!(out, "process {}", p.name);
-        let _ = writeln!(out, "    binary: {}", p.binary);
+        let _ = writeln!(out, "process {}", e(&p.name));
+        let _ = writeln!(out, "    binary: {}", e(&p.binary));
         for a in &p.args {
-            let _ = writeln!(out, "    arg: {a}");
+            let _ = writeln!(out, "    arg: {}", e(a));
         }
         for g in &p.grants {
             match &g.source {
                 GrantSource::Kernel(s) => {
-                    let _ = writeln!(out, "    grant {}: kernel:{s}", g.name);
+                    let _ = writeln!(out, "    grant {}: kernel:{}", e(&g.name), e(s));
                 }
                 GrantSource::Endpoint { process, endpoint } => {
-                    let _ = writeln!(out, "    grant {}: process:{process}/{endpoint}", g.name);
+                    let _ = writeln!(out, "    grant {}: process:{}/{}", e(&g.name), e(process), e(endpoint));
                 }
             }
         }
-        for e in &p.exports {
-            let _ = writeln!(out, "    export {e}");
+        for x in &p.exports {
+            let _ = writeln!(out, "    export {}", e(x));
         }
     }
     out

@@ -189,3 +189,60 @@ fn command_line_errors_are_file_line_message() {
     assert!(err.starts_with("usage: mkmanifest"), "{err}");
     let _ = std::fs::remove_dir(output.parent().unwrap());
 }
+
+// ---------- control characters (issue 14, part 1) ----------
+
+fn has_raw_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\n')
+}
+
+#[test]
+fn arguments_and_binaries_with_control_characters_are_rejected() {
+    for (text, line) in [
+        ("process a\n  binary: /boot/a\n  arg: one\ttwo\n", 3),
+        ("process a\n  binary: /boot/a\n  arg: \u{1b}[2Jclear\n", 3),
+        ("process a\n  binary: /boot/a\n  arg: bell\u{7}\n", 3),
+        ("process a\n  binary: /boot/a\u{1b}\n", 2),
+        ("process a\n  binary: /boot/a\u{9b}x\n", 2),
+    ] {
+        let err = mkmanifest::parse(text).expect_err(&format!("{text:?} must be rejected"));
+        assert_eq!(err.line, line, "{text:?}: {}", err.message);
+        assert!(err.message.contains("control character"), "{text:?}: {}", err.message);
+        assert!(!has_raw_control(&err.message), "the error message is escaped: {:?}", err.message);
+    }
+}
+
+#[test]
+fn to_text_escapes_control_characters() {
+    let m = Manifest {
+        processes: vec![capos_abi::manifest::ProcessSpec {
+            name: "a".into(),
+            binary: "/boot/\u{1b}[31m".into(),
+            args: vec!["x\nprocess evil".into(), "\u{9b}2J".into()],
+            ..Default::default()
+        }],
+    };
+    let text = mkmanifest::to_text(&m);
+    assert!(!has_raw_control(&text), "{text:?}");
+    assert!(!text.contains("\nprocess evil"), "an argument forged a line: {text:?}");
+}
+
+#[test]
+fn dump_of_a_binary_with_control_characters_prints_none_raw() {
+    let text = "process a\n  binary: /boot/aaaaaa\n  arg: XXXXXXXX\n";
+    let mut bytes = mkmanifest::compile(text).unwrap();
+    // Patch raw control bytes into the encoded strings (capnp text is
+    // stored as is), as a hostile or hand-made manifest binary could.
+    let at = bytes.windows(8).position(|w| w == b"XXXXXXXX").unwrap();
+    bytes[at..at + 8].copy_from_slice(b"\x1b[2J\nZ\r\x07");
+    let at = bytes.windows(6).position(|w| w == b"aaaaaa").unwrap();
+    bytes[at..at + 6].copy_from_slice(b"\x1b[31m\x08");
+    let path = scratch("dump-control", "evil.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    let (code, out, err) = tool(&["--dump", path.to_str().unwrap()]);
+    assert!(!has_raw_control(&out), "stdout: {out:?}");
+    assert!(!has_raw_control(&err), "stderr: {err:?}");
+    assert_eq!(code, 1, "the kernel's rules refuse it: {out:?} {err:?}");
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir(path.parent().unwrap());
+}

@@ -11,26 +11,36 @@ use std::fs;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
+/// Why a host tree could not be read.
+pub enum TreeError {
+    /// A file or directory could not be read.
+    Io(String),
+    /// Something no image can hold: a symlink, a special file, a name that
+    /// is not UTF-8.
+    Unsupported(String),
+}
+
 /// Read `dir` recursively. Symlinks and special files are refused, as are
 /// names that are not UTF-8.
-pub fn read_host_tree(dir: &Path, source_date_epoch: Option<i64>) -> Result<SourceNode, String> {
-    let meta = fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn read_host_tree(dir: &Path, source_date_epoch: Option<i64>) -> Result<SourceNode, TreeError> {
+    let io = |e: std::io::Error| TreeError::Io(format!("{}: {e}", dir.display()));
+    let meta = fs::symlink_metadata(dir).map_err(io)?;
     let mtime = host_mtime(&meta, source_date_epoch);
     if meta.is_file() {
-        let data = fs::read(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let data = fs::read(dir).map_err(io)?;
         return Ok(SourceNode::File { data, mtime });
     }
     if !meta.is_dir() {
-        return Err(format!("{}: not a regular file or directory", dir.display()));
+        return Err(TreeError::Unsupported(format!("{}: not a regular file or directory", dir.display())));
     }
     let mut entries = Vec::new();
-    let listing = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let listing = fs::read_dir(dir).map_err(io)?;
     for entry in listing {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entry = entry.map_err(io)?;
         let name = entry
             .file_name()
             .into_string()
-            .map_err(|n| format!("{}: name {n:?} is not UTF-8", dir.display()))?;
+            .map_err(|n| TreeError::Unsupported(format!("{}: name {n:?} is not UTF-8", dir.display())))?;
         let child = read_host_tree(&entry.path(), source_date_epoch)?;
         entries.push((name, child));
     }
@@ -46,6 +56,7 @@ fn host_mtime(meta: &fs::Metadata, source_date_epoch: Option<i64>) -> Option<Tim
     };
     match source_date_epoch {
         Some(sde) => {
+            // In range: checked when SOURCE_DATE_EPOCH was read.
             let sde_nanos = sde.saturating_mul(1_000_000_000);
             if nanos > sde_nanos {
                 Some(Timestamp::new(sde_nanos, Provenance::SourceDateEpoch))

@@ -1,13 +1,15 @@
 //! The key/value text file that seeds and extracts a CAPOSST1 store.
 //!
-//! One entry per line: `KEY<TAB>VALUE`. Bytes other than printable ASCII,
-//! and `%`, are written as `%XX` (two hex digits), so any key or value
-//! round-trips. Empty lines and lines starting with `#` are ignored.
+//! One entry per line: `KEY<TAB>VALUE`. Bytes other than printable ASCII
+//! (so tab, newline, CR and every non-UTF-8 or non-ASCII byte), `%` and `#`
+//! are written as `%XX` (two hex digits), so any key or value round-trips:
+//! a written line never starts with `#` and never holds a raw tab or line
+//! break of its own. Empty lines and lines starting with `#` are comments.
 
 pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::new();
     for &b in bytes {
-        if b.is_ascii_graphic() && b != b'%' || b == b' ' {
+        if b.is_ascii_graphic() && b != b'%' && b != b'#' || b == b' ' {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -64,6 +66,19 @@ pub fn render(entries: &[(Vec<u8>, Vec<u8>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_that_look_like_comments_round_trip() {
+        let entries = vec![
+            (b"#hash".to_vec(), b"#".to_vec()),
+            (b"#".to_vec(), b"x".to_vec()),
+            (b"tab\tkey".to_vec(), b"nl\nvalue\r".to_vec()),
+            (vec![0xff, 0xfe, b'#'], vec![0x80]),
+        ];
+        let text = render(&entries);
+        assert!(text.lines().all(|l| !l.starts_with('#')), "{text}");
+        assert_eq!(parse(&text).unwrap(), entries);
+    }
 
     #[test]
     fn round_trip_any_bytes() {

@@ -1,72 +1,81 @@
 //! `extract IMG OUT`: write an image's contents back out as host files.
+//!
+//! Nothing is written until the whole image has passed the checks fsck
+//! runs (every CAPOSRO1 file against its CRC, every CAPOSWF1 file read to
+//! its size, every store entry against its CRC), so a damaged image never
+//! yields a partial or silently wrong tree. See [`super::output`] for how
+//! OUT and everything below it is written.
 
-use super::image::{detect, open_readonly, open_store, open_writable, ImageKind};
+use super::fsck::{check_readonly, check_store, check_writable};
+use super::image::{open, OlderCommit, Opened};
+use super::output::{create_new_file, write_all, DirWriter};
+use super::walk::{display_path, read_through, walk, Visitor};
 use super::{CommandResult, Failure};
 use crate::kv_file;
-use capos_storage::{FileSystem, NodeHandle, NodeKind, StorageError};
+use capos_storage::{FileSystem, NodeHandle};
 use std::path::Path;
 
-pub fn extract(bytes: Vec<u8>, out: &Path) -> CommandResult {
-    let blocks = (bytes.len() / 512) as u64;
-    match detect(&bytes)? {
-        ImageKind::ReadOnlyFs => extract_tree(&mut open_readonly(bytes)?, out),
-        ImageKind::WritableFs => extract_tree(&mut open_writable(bytes, 0)?, out),
-        ImageKind::Store => extract_store(bytes, blocks, out),
-        ImageKind::Colocated(layout) => {
-            create_dir(out)?;
-            extract_store(bytes.clone(), layout.store_blocks, &out.join("store.kv"))?;
-            extract_tree(&mut open_writable(bytes, layout.fs_start)?, &out.join("fs"))
+pub fn extract(bytes: Vec<u8>, out: &Path, older: OlderCommit) -> CommandResult {
+    match open(bytes, older)? {
+        Opened::ReadOnly(mut fs) => {
+            check_readonly(&mut fs)?;
+            write_tree(&mut fs, "CAPOSRO1", DirWriter::create_root(out)?)
+        }
+        Opened::Writable(mut fs) => {
+            check_writable(&mut fs)?;
+            write_tree(&mut fs, "CAPOSWF1", DirWriter::create_root(out)?)
+        }
+        Opened::Store(mut store) => {
+            let entries = check_store(&mut store)?;
+            let mut file = create_new_file(out)?;
+            write_all(&mut file, kv_file::render(&entries).as_bytes(), &out.display().to_string())
+        }
+        Opened::Colocated { mut store, mut fs, .. } => {
+            let entries = check_store(&mut store)?;
+            check_writable(&mut fs)?;
+            let mut root = DirWriter::create_root(out)?;
+            let shown = format!("{}/store.kv", out.display());
+            let mut file = root.create_file("store.kv", "/store.kv")?;
+            write_all(&mut file, kv_file::render(&entries).as_bytes(), &shown)?;
+            drop(file);
+            root.enter_new_dir("fs", "/fs")?;
+            write_tree(&mut fs, "CAPOSWF1", root)
         }
     }
 }
 
-fn create_dir(path: &Path) -> CommandResult {
-    std::fs::create_dir_all(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+/// Write the whole tree of `fs` into the directory `writer` holds.
+fn write_tree<F: FileSystem>(fs: &mut F, format: &'static str, writer: DirWriter) -> CommandResult {
+    walk(fs, format, &mut Writer { writer, format })
 }
 
-fn extract_store(bytes: Vec<u8>, blocks: u64, out: &Path) -> CommandResult {
-    let mut store = open_store(bytes, blocks)?;
-    let entries = store.entries().map_err(|e| Failure::storage("CAPOSST1", e))?;
-    std::fs::write(out, kv_file::render(&entries)).map_err(|e| Failure::usage(format!("{}: {e}", out.display())))
+struct Writer {
+    writer: DirWriter,
+    format: &'static str,
 }
 
-/// Write the whole tree of `fs` under the directory `out`.
-pub fn extract_tree<F: FileSystem>(fs: &mut F, out: &Path) -> CommandResult {
-    create_dir(out)?;
-    let root = fs.root();
-    write_dir(fs, root, out)
-}
-
-fn write_dir<F: FileSystem>(fs: &mut F, dir: NodeHandle, out: &Path) -> CommandResult {
-    let entries = fs.list(dir).map_err(|e| Failure::storage("list", e))?;
-    for entry in entries {
-        let path = out.join(&entry.name);
-        match entry.kind {
-            NodeKind::Directory => {
-                let sub = fs.sub(dir, &entry.name).map_err(|e| Failure::storage("sub", e))?;
-                std::fs::create_dir(&path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-                write_dir(fs, sub, &path)?;
-            }
-            NodeKind::File => {
-                let file = fs.open(dir, &entry.name).map_err(|e| Failure::storage("open", e))?;
-                let data = read_all(fs, file).map_err(|e| Failure::storage(&entry.name, e))?;
-                std::fs::write(&path, data).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-            }
+impl<F: FileSystem> Visitor<F> for Writer {
+    fn enter_dir(&mut self, _: &mut F, path: &[String], _: NodeHandle) -> CommandResult {
+        match path.last() {
+            None => Ok(()), // the root: OUT itself
+            Some(name) => self.writer.enter_new_dir(name, &display_path(path)),
         }
     }
-    Ok(())
-}
 
-pub fn read_all<F: FileSystem>(fs: &mut F, file: NodeHandle) -> Result<Vec<u8>, StorageError> {
-    let size = fs.stat(file)?.size;
-    let mut data = vec![0u8; usize::try_from(size).map_err(|_| StorageError::FileTooLarge)?];
-    let mut done = 0usize;
-    while done < data.len() {
-        let n = fs.read(file, done as u64, &mut data[done..])?;
-        if n == 0 {
-            return Err(StorageError::Truncated);
+    fn leave_dir(&mut self, _: &mut F, path: &[String]) -> CommandResult {
+        if path.is_empty() {
+            return Ok(());
         }
-        done += n;
+        self.writer.leave_dir()
     }
-    Ok(data)
+
+    fn file(&mut self, fs: &mut F, path: &[String], file: NodeHandle) -> CommandResult {
+        let shown = display_path(path);
+        let name = path.last().map(String::as_str).unwrap_or_default();
+        let mut out = self.writer.create_file(name, &shown)?;
+        let format = self.format;
+        read_through(fs, file, |chunk| write_all(&mut out, chunk, &shown), |e| {
+            Failure::storage(&format!("{format} {shown}"), e)
+        })
+    }
 }

@@ -5,40 +5,43 @@
 //! fsck adds what mount leaves for later: every file's data is read (and,
 //! in CAPOSRO1, checked against its CRC), every store value is read and
 //! checked, and a passed-over newer commit is reported as damage.
+//! `extract` runs the same checks before it writes anything.
 
-use super::extract::read_all;
-use super::image::{detect, open_readonly, open_store, open_writable, ImageKind};
+use super::image::{open, FsView, OlderCommit, Opened, RoView, StoreView};
+use super::walk::{display_path, read_through, walk, Visitor};
 use super::{CommandResult, Failure};
-use capos_storage::{FileSystem, NodeHandle, NodeKind, StorageError};
+use capos_storage::{FileSystem, NodeHandle};
 
 pub fn fsck(bytes: Vec<u8>) -> CommandResult {
-    let blocks = (bytes.len() / 512) as u64;
-    match detect(&bytes)? {
-        ImageKind::ReadOnlyFs => {
-            let mut fs = open_readonly(bytes)?;
-            let root = fs.root();
-            let files = check_files(&mut fs, root, &mut |fs, file| fs.verify_file(file))
-                .map_err(|e| Failure::storage("CAPOSRO1", e))?;
+    match open(bytes, OlderCommit::Report)? {
+        Opened::ReadOnly(mut fs) => {
+            let files = check_readonly(&mut fs)?;
             println!("CAPOSRO1: clean ({} nodes, {files} files verified)", fs.node_count());
-            Ok(())
         }
-        ImageKind::WritableFs => fsck_writable(bytes, 0),
-        ImageKind::Store => fsck_store(bytes, blocks),
-        ImageKind::Colocated(layout) => {
-            fsck_store(bytes.clone(), layout.store_blocks)?;
-            fsck_writable(bytes, layout.fs_start)
+        Opened::Writable(mut fs) => report_writable(&mut fs)?,
+        Opened::Store(mut store) => report_store(&mut store)?,
+        Opened::Colocated { mut store, mut fs, .. } => {
+            report_store(&mut store)?;
+            report_writable(&mut fs)?;
         }
     }
+    Ok(())
 }
 
-fn fsck_writable(bytes: Vec<u8>, start: u64) -> CommandResult {
-    let mut fs = open_writable(bytes, start)?;
-    if let Some(e) = fs.skipped_commit() {
-        return Err(Failure::storage("CAPOSWF1 newest commit", e.clone()));
+/// A volume whose generation cannot advance can be read but never mounted
+/// read-write: report it.
+fn check_generation(format: &str, generation: u64) -> CommandResult {
+    if generation == u64::MAX {
+        return Err(Failure::corrupt(format!(
+            "{format}: commit generation is u64::MAX: no further commit is possible, so the volume cannot be mounted read-write"
+        )));
     }
-    let root = fs.root();
-    let files = check_files(&mut fs, root, &mut |fs, file| read_all(fs, file).map(|_| ()))
-        .map_err(|e| Failure::storage("CAPOSWF1", e))?;
+    Ok(())
+}
+
+fn report_writable(fs: &mut FsView) -> CommandResult {
+    check_generation("CAPOSWF1", fs.generation())?;
+    let files = check_writable(fs)?;
     println!(
         "CAPOSWF1: clean (generation {}, {} nodes, {files} files read, {} free blocks)",
         fs.generation(),
@@ -48,34 +51,54 @@ fn fsck_writable(bytes: Vec<u8>, start: u64) -> CommandResult {
     Ok(())
 }
 
-fn fsck_store(bytes: Vec<u8>, blocks: u64) -> CommandResult {
-    let mut store = open_store(bytes, blocks)?;
-    if let Some(e) = store.skipped_commit() {
-        return Err(Failure::storage("CAPOSST1 newest commit", e.clone()));
-    }
-    let entries = store.entries().map_err(|e| Failure::storage("CAPOSST1", e))?;
+fn report_store(store: &mut StoreView) -> CommandResult {
+    check_generation("CAPOSST1", store.generation())?;
+    let entries = check_store(store)?;
     println!("CAPOSST1: clean (generation {}, {} live keys, {} entries)", store.generation(), entries.len(), store.entry_count());
     Ok(())
 }
 
-fn check_files<F: FileSystem>(
-    fs: &mut F,
-    dir: NodeHandle,
-    check: &mut dyn FnMut(&mut F, NodeHandle) -> Result<(), StorageError>,
-) -> Result<u64, StorageError> {
-    let mut count = 0;
-    for entry in fs.list(dir)? {
-        match entry.kind {
-            NodeKind::File => {
-                let file = fs.open(dir, &entry.name)?;
-                check(fs, file)?;
-                count += 1;
-            }
-            NodeKind::Directory => {
-                let sub = fs.sub(dir, &entry.name)?;
-                count += check_files(fs, sub, check)?;
-            }
-        }
+/// Every CAPOSRO1 file's bytes against its CRC. Returns the file count.
+pub fn check_readonly(fs: &mut RoView) -> Result<u64, Failure> {
+    let mut check = FileCheck {
+        count: 0,
+        check: |fs: &mut RoView, path: &[String], file| {
+            fs.verify_file(file).map_err(|e| Failure::storage(&format!("CAPOSRO1 {}", display_path(path)), e))
+        },
+    };
+    walk(fs, "CAPOSRO1", &mut check)?;
+    Ok(check.count)
+}
+
+/// Every CAPOSWF1 file read to its full size. Returns the file count.
+pub fn check_writable(fs: &mut FsView) -> Result<u64, Failure> {
+    let mut check = FileCheck {
+        count: 0,
+        check: |fs: &mut FsView, path: &[String], file| {
+            read_through(fs, file, |_| Ok(()), |e| Failure::storage(&format!("CAPOSWF1 {}", display_path(path)), e))
+        },
+    };
+    walk(fs, "CAPOSWF1", &mut check)?;
+    Ok(check.count)
+}
+
+/// Every store entry read and checked against its CRC; returns them all.
+pub fn check_store(store: &mut StoreView) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Failure> {
+    store.entries().map_err(|e| Failure::storage("CAPOSST1", e))
+}
+
+struct FileCheck<C> {
+    count: u64,
+    check: C,
+}
+
+impl<F: FileSystem, C: FnMut(&mut F, &[String], NodeHandle) -> CommandResult> Visitor<F> for FileCheck<C> {
+    fn enter_dir(&mut self, _: &mut F, _: &[String], _: NodeHandle) -> CommandResult {
+        Ok(())
     }
-    Ok(count)
+    fn file(&mut self, fs: &mut F, path: &[String], file: NodeHandle) -> CommandResult {
+        (self.check)(fs, path, file)?;
+        self.count += 1;
+        Ok(())
+    }
 }

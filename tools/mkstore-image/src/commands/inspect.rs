@@ -1,41 +1,42 @@
 //! `inspect IMG`: what is in an image, in a stable, readable form.
+//!
+//! Names are printed escaped (see [`escape_name`]): a name holding an
+//! escape sequence or a newline cannot drive the terminal or forge a line.
 
-use super::image::{detect, open_readonly, open_store, open_writable, ImageKind, StoreView};
+use super::image::{open, OlderCommit, Opened, StoreView};
+use super::walk::{display_path, walk, Visitor};
 use super::{format_time, CommandResult, Failure};
 use crate::kv_file::escape;
 use capos_storage::superblock::SuperblockHeader;
-use capos_storage::{FileSystem, NodeHandle, NodeKind, StorageError};
+use capos_storage::{FileSystem, NodeHandle, NodeKind};
 
-pub fn inspect(bytes: Vec<u8>) -> CommandResult {
-    let blocks = (bytes.len() / 512) as u64;
-    match detect(&bytes)? {
-        ImageKind::ReadOnlyFs => {
-            let mut fs = open_readonly(bytes)?;
+pub fn inspect(bytes: Vec<u8>, older: OlderCommit) -> CommandResult {
+    match open(bytes, older)? {
+        Opened::ReadOnly(mut fs) => {
             print_header("CAPOSRO1 read-only filesystem", fs.header());
             println!("build time: {}", format_time(fs.geometry().build_time));
             println!("nodes: {}", fs.node_count());
-            print_tree(&mut fs).map_err(|e| Failure::storage("CAPOSRO1", e))
+            print_tree(&mut fs, "CAPOSRO1")
         }
-        ImageKind::WritableFs => inspect_writable(bytes, 0),
-        ImageKind::Store => inspect_store(&mut open_store(bytes, blocks)?),
-        ImageKind::Colocated(layout) => {
+        Opened::Writable(mut fs) => inspect_writable(&mut fs),
+        Opened::Store(mut store) => inspect_store(&mut store),
+        Opened::Colocated { layout, mut store, mut fs } => {
             println!("co-located image: CAPOSST1 at block 0 ({} blocks), CAPOSWF1 at block {} ({} blocks)", layout.store_blocks, layout.fs_start, layout.fs_blocks);
             println!("--- store");
-            inspect_store(&mut open_store(bytes.clone(), layout.store_blocks)?)?;
+            inspect_store(&mut store)?;
             println!("--- filesystem");
-            inspect_writable(bytes, layout.fs_start)
+            inspect_writable(&mut fs)
         }
     }
 }
 
-fn inspect_writable(bytes: Vec<u8>, start: u64) -> CommandResult {
-    let mut fs = open_writable(bytes, start)?;
+fn inspect_writable(fs: &mut super::image::FsView) -> CommandResult {
     print_header("CAPOSWF1 writable filesystem", fs.header());
     let g = *fs.geometry();
     println!("generation: {}", fs.generation());
     println!("nodes: {} of {}", fs.live_nodes(), g.node_capacity);
     println!("data blocks: {} ({} free)", g.data_blocks, fs.free_blocks());
-    print_tree(&mut fs).map_err(|e| Failure::storage("CAPOSWF1", e))
+    print_tree(fs, "CAPOSWF1")
 }
 
 fn inspect_store(store: &mut StoreView) -> CommandResult {
@@ -62,35 +63,34 @@ pub fn print_header(title: &str, h: &SuperblockHeader) {
 }
 
 /// Print every node, depth first, one per line: path, kind, size, times.
-pub fn print_tree<F: FileSystem>(fs: &mut F) -> Result<(), StorageError> {
-    let root = fs.root();
-    print_node(fs, "/", root)?;
-    walk(fs, root, String::new())
+fn print_tree<F: FileSystem>(fs: &mut F, format: &str) -> CommandResult {
+    walk(fs, format, &mut Printer { format })
 }
 
-fn print_node<F: FileSystem>(fs: &mut F, path: &str, node: NodeHandle) -> Result<(), StorageError> {
-    let stat = fs.stat(node)?;
-    let kind = if stat.kind == NodeKind::Directory { "dir " } else { "file" };
-    println!(
-        "{kind} {path} size={} created={} modified={}",
-        stat.size,
-        format_time(stat.created),
-        format_time(stat.modified)
-    );
-    Ok(())
+struct Printer<'a> {
+    format: &'a str,
 }
 
-fn walk<F: FileSystem>(fs: &mut F, dir: NodeHandle, prefix: String) -> Result<(), StorageError> {
-    for entry in fs.list(dir)? {
-        let path = format!("{prefix}/{}", entry.name);
-        let child = match entry.kind {
-            NodeKind::Directory => fs.sub(dir, &entry.name)?,
-            NodeKind::File => fs.open(dir, &entry.name)?,
-        };
-        print_node(fs, &path, child)?;
-        if entry.kind == NodeKind::Directory {
-            walk(fs, child, path)?;
-        }
+impl Printer<'_> {
+    fn print<F: FileSystem>(&self, fs: &mut F, path: &[String], node: NodeHandle) -> CommandResult {
+        let shown = display_path(path);
+        let stat = fs.stat(node).map_err(|e| Failure::storage(&format!("{} {shown}", self.format), e))?;
+        let kind = if stat.kind == NodeKind::Directory { "dir " } else { "file" };
+        println!(
+            "{kind} {shown} size={} created={} modified={}",
+            stat.size,
+            format_time(stat.created),
+            format_time(stat.modified)
+        );
+        Ok(())
     }
-    Ok(())
+}
+
+impl<F: FileSystem> Visitor<F> for Printer<'_> {
+    fn enter_dir(&mut self, fs: &mut F, path: &[String], dir: NodeHandle) -> CommandResult {
+        self.print(fs, path, dir)
+    }
+    fn file(&mut self, fs: &mut F, path: &[String], file: NodeHandle) -> CommandResult {
+        self.print(fs, path, file)
+    }
 }

@@ -5,9 +5,12 @@ mod extract;
 mod fsck;
 mod image;
 mod inspect;
+mod output;
+mod walk;
 
-use crate::{EXIT_CORRUPT, EXIT_USAGE_OR_IO};
+use crate::{EXIT_CORRUPT, EXIT_IO, EXIT_USAGE};
 use capos_storage::StorageError;
+use image::OlderCommit;
 
 pub struct Failure {
     pub message: String,
@@ -15,13 +18,28 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A usage mistake (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), exit_code: EXIT_USAGE_OR_IO }
+        Failure { message: message.into(), exit_code: EXIT_USAGE }
     }
-    /// Classify a storage error: image damage is corruption, the rest usage/IO.
+    /// A host file or directory could not be read or written (exit 8).
+    pub fn io(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), exit_code: EXIT_IO }
+    }
+    /// Damage in an image (exit 4).
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), exit_code: EXIT_CORRUPT }
+    }
+    /// Classify a storage error met while reading an image: image damage is
+    /// corruption (exit 4), anything else an I/O failure (exit 8).
     pub fn storage(context: &str, error: StorageError) -> Self {
-        let exit_code = if error.is_corruption() { EXIT_CORRUPT } else { EXIT_USAGE_OR_IO };
+        let exit_code = if error.is_corruption() { EXIT_CORRUPT } else { EXIT_IO };
         Failure { message: format!("{context}: {error}"), exit_code }
+    }
+    /// A storage error met while building an image from the user's sizes
+    /// and seeds: whatever it says, the input is what cannot be used (exit 2).
+    pub fn input(context: &str, error: StorageError) -> Self {
+        Failure { message: format!("{context}: {error}"), exit_code: EXIT_USAGE }
     }
 }
 
@@ -39,8 +57,15 @@ pub struct Options {
     pub readonly_dir: Option<String>,
 }
 
+/// A block count: digits only, and it must fit a `u64` (an overflow is a
+/// usage error, never a wrapped or saturated value).
 fn parse_number(flag: &str, value: &str) -> Result<u64, Failure> {
-    value.parse().map_err(|_| Failure::usage(format!("{flag}: not a number: {value}")))
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Failure::usage(format!("{flag}: not a number: {value:?}")));
+    }
+    value
+        .parse()
+        .map_err(|_| Failure::usage(format!("{flag}: {value} is out of range (at most {})", u64::MAX)))
 }
 
 fn parse_build_options(args: &[String]) -> Result<Options, Failure> {
@@ -94,36 +119,63 @@ fn set_mode(options: &mut Options, flag: &str) -> Result<(), Failure> {
 }
 
 pub fn run(args: &[String]) -> CommandResult {
-    match args[0].as_str() {
+    let command = args[0].as_str();
+    match command {
         "inspect" | "fsck" | "extract" => {
-            let want = if args[0] == "extract" { 3 } else { 2 };
-            if args.len() != want {
-                return Err(Failure::usage(format!(
-                    "usage: mkstore-image {} IMG{}",
-                    args[0],
-                    if want == 3 { " OUT" } else { "" }
-                )));
+            let mut older = OlderCommit::Refuse;
+            let mut operands: Vec<&str> = Vec::new();
+            for arg in &args[1..] {
+                match arg.as_str() {
+                    "--allow-older-commit" if command != "fsck" => older = OlderCommit::AllowLoudly,
+                    flag if flag.starts_with("--") => {
+                        return Err(Failure::usage(format!("{command}: unknown option {flag:?} (see --help)")))
+                    }
+                    operand => operands.push(operand),
+                }
             }
-            let bytes = std::fs::read(&args[1])
-                .map_err(|e| Failure::usage(format!("{}: {e}", args[1])))?;
-            match args[0].as_str() {
-                "inspect" => inspect::inspect(bytes),
+            let want = if command == "extract" { 2 } else { 1 };
+            if operands.len() != want {
+                return Err(Failure::usage(match command {
+                    "extract" => "usage: mkstore-image extract [--allow-older-commit] IMG OUT",
+                    "inspect" => "usage: mkstore-image inspect [--allow-older-commit] IMG",
+                    _ => "usage: mkstore-image fsck IMG",
+                }));
+            }
+            // OUT without trailing slashes: "link/" would make the system
+            // resolve a symbolic link `link` even with O_NOFOLLOW.
+            let out: std::path::PathBuf = operands.get(1).map(|o| std::path::Path::new(o).components().collect()).unwrap_or_default();
+            if command == "extract" {
+                // Refuse a bad output path before reading anything.
+                output::check_output_path(&out)?;
+            }
+            let bytes = std::fs::read(operands[0]).map_err(|e| Failure::io(format!("{}: {e}", operands[0])))?;
+            match command {
+                "inspect" => inspect::inspect(bytes, older),
                 "fsck" => fsck::fsck(bytes),
-                _ => extract::extract(bytes, std::path::Path::new(&args[2])),
+                _ => extract::extract(bytes, &out, older),
             }
         }
         _ => build::build(parse_build_options(args)?),
     }
 }
 
-/// `SOURCE_DATE_EPOCH` when set (seconds since the epoch).
+/// `SOURCE_DATE_EPOCH` when set (seconds since the epoch). A value whose
+/// nanoseconds do not fit the image's `i64` timestamps is a usage error,
+/// not a silently saturated time.
 pub fn source_date_epoch() -> Result<Option<i64>, Failure> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Failure::usage(format!("SOURCE_DATE_EPOCH is not an integer: {text:?}"))),
+        Ok(text) => {
+            let seconds: i64 = text
+                .trim()
+                .parse()
+                .map_err(|_| Failure::usage(format!("SOURCE_DATE_EPOCH is not an integer in range: {text:?}")))?;
+            if seconds.checked_mul(1_000_000_000).is_none() {
+                return Err(Failure::usage(format!(
+                    "SOURCE_DATE_EPOCH {seconds} is out of range: timestamps are i64 nanoseconds (years 1678 to 2262)"
+                )));
+            }
+            Ok(Some(seconds))
+        }
         Err(_) => Ok(None),
     }
 }
@@ -132,11 +184,13 @@ pub fn source_date_epoch() -> Result<Option<i64>, Failure> {
 pub fn build_time() -> Result<capos_storage::Timestamp, Failure> {
     use capos_storage::{Provenance, Timestamp};
     Ok(match source_date_epoch()? {
-        Some(sde) => Timestamp::new(sde.saturating_mul(1_000_000_000), Provenance::SourceDateEpoch),
+        // In range: checked by `source_date_epoch`.
+        Some(sde) => Timestamp::new(sde * 1_000_000_000, Provenance::SourceDateEpoch),
         None => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as i64)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_nanos()).ok())
                 .unwrap_or(0);
             Timestamp::new(now, Provenance::WallClock)
         }

@@ -20,7 +20,10 @@
 use core::fmt;
 
 /// A capability handle: slot index plus generation, packed in a `u64`.
+/// `repr(transparent)`: an array of handles is an array of `u64`, as the
+/// IPC area's `CAPS_IN` / `CAPS_OUT` arrays are.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct Handle(u64);
 
 impl Handle {

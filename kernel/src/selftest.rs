@@ -214,9 +214,10 @@ fn read_only_wrapper() {
             let call = CallMessage::new(iface, method, word_bytes(&params)).map_err(|e| format!("{}", e))?;
             let mut reply = Reply::new(area.view(), &mut dirty, None);
             obj.call(&caller, &call, &mut reply).map_err(|e| format!("{:?}", e))?;
-            let (len, mut caps, _) = reply.finish();
+            let (len, _) = reply.finish();
+            let caps: Vec<Cap> = reply.caps_mut().drain().collect();
             let out = capos_abi::message::words_of(&area.view().recv_mut()[..len]);
-            Ok((caps.drain().collect(), out))
+            Ok((caps, out))
         };
         let s = |e: capos_abi::message::MessageError| format!("{}", e);
         // open through the read-only directory: the File comes back wrapped.

@@ -78,8 +78,7 @@ impl BulkArg {
 /// us, and the bulk bytes written into our buffer.
 pub struct Results {
     reader: FlatReader<'static>,
-    caps: [Handle; MAX_CAPS_PER_MESSAGE],
-    ncaps: usize,
+    caps: &'static [Handle],
     pub bulk: u64,
 }
 
@@ -88,7 +87,7 @@ impl Results {
         Ok(self.reader.get_root::<T::Reader<'_>>()?)
     }
     pub fn caps(&self) -> &[Handle] {
-        &self.caps[..self.ncaps]
+        self.caps
     }
 }
 
@@ -133,8 +132,7 @@ fn send_built(handle: Handle, interface_id: u64, method: u16, caps: &[Handle], b
     let word = CallWord { method, caps: caps.len() as u8, bulk: bulk.flags, len: len as u32 };
     let (reply, bulk_out) = syscall::cap_call(handle, interface_id, word, (bulk.ptr, bulk.len))?;
     let reader = read_flat(ipc::received(reply.len as usize))?;
-    let caps = if reply.caps > 0 { ipc::caps_in(reply.caps) } else { [Handle::from_raw(0); MAX_CAPS_PER_MESSAGE] };
-    Ok(Results { reader, caps, ncaps: reply.caps as usize, bulk: bulk_out })
+    Ok(Results { reader, caps: ipc::caps_in(reply.caps), bulk: bulk_out })
 }
 
 fn object<T>(r: Result<Result<T, CapError>, MessageError>) -> Result<T, CallError> {
@@ -238,13 +236,13 @@ impl PingClient {
 /// before making any call of your own (module docs of `crate::ipc`).
 pub struct Incoming {
     pub envelope: Received,
-    caps: [Handle; MAX_CAPS_PER_MESSAGE],
+    caps: &'static [Handle],
     params: FlatReader<'static>,
 }
 
 impl Incoming {
     fn new(envelope: Received) -> Result<Incoming, CallError> {
-        let caps = if envelope.word.caps > 0 { ipc::caps_in(envelope.word.caps) } else { [Handle::from_raw(0); MAX_CAPS_PER_MESSAGE] };
+        let caps = ipc::caps_in(envelope.word.caps);
         let params = read_flat(ipc::received(envelope.word.len as usize))?;
         Ok(Incoming { envelope, caps, params })
     }
@@ -261,7 +259,7 @@ impl Incoming {
         self.envelope.word.method
     }
     pub fn caps(&self) -> &[Handle] {
-        &self.caps[..self.envelope.word.caps as usize]
+        self.caps
     }
     pub fn params<T: Owned>(&self) -> Result<T::Reader<'_>, CallError> {
         Ok(self.params.get_root::<T::Reader<'_>>()?)

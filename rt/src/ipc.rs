@@ -36,13 +36,11 @@ pub(crate) fn set_caps_out(caps: &[Handle]) {
     }
 }
 
-/// The handles the kernel installed with the last results or call.
-pub(crate) fn caps_in(n: u8) -> [Handle; MAX_CAPS_PER_MESSAGE] {
-    let base = (IPC_AREA_ADDR as usize + CAPS_IN_OFFSET) as *const u64;
-    let mut out = [Handle::from_raw(0); MAX_CAPS_PER_MESSAGE];
-    for (i, slot) in out.iter_mut().enumerate().take((n as usize).min(MAX_CAPS_PER_MESSAGE)) {
-        // SAFETY: within the header page.
-        *slot = Handle::from_raw(unsafe { base.add(i).read() });
-    }
-    out
+/// The handles the kernel installed with the last results or call (a view
+/// of CAPS_IN; the next call or receive overwrites it).
+pub(crate) fn caps_in(n: u8) -> &'static [Handle] {
+    let n = (n as usize).min(MAX_CAPS_PER_MESSAGE);
+    // SAFETY: CAPS_IN lies in the mapped header page; Handle is a
+    // repr(transparent) u64, and any u64 is a (maybe invalid) handle.
+    unsafe { core::slice::from_raw_parts((IPC_AREA_ADDR as usize + CAPS_IN_OFFSET) as *const Handle, n) }
 }

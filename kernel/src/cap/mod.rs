@@ -32,57 +32,52 @@ use endpoint::Endpoint;
 pub use capos_abi::message::CallMessage;
 
 /// Up to [`MAX_CAPS_PER_MESSAGE`] capabilities in a fixed array: what a
-/// call transfers, or what a reply hands back. No allocation.
-pub struct CapList {
-    items: [Option<Cap>; MAX_CAPS_PER_MESSAGE],
-    len: usize,
-}
-
-impl Default for CapList {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// call transfers, or what a reply hands back. No allocation, and only the
+/// slots in use are initialised or dropped (`arrayvec`), so an empty list,
+/// the common case, costs a word; the call path keeps these in place and
+/// passes them by reference.
+#[derive(Default)]
+pub struct CapList(arrayvec::ArrayVec<Cap, MAX_CAPS_PER_MESSAGE>);
 
 impl CapList {
     pub const fn new() -> CapList {
-        CapList { items: [const { None }; MAX_CAPS_PER_MESSAGE], len: 0 }
+        CapList(arrayvec::ArrayVec::new_const())
     }
 
     /// Append; its slot (the index a `CapSlot` field names).
     pub fn push(&mut self, cap: Cap) -> Result<u32, SysError> {
-        if self.len == MAX_CAPS_PER_MESSAGE {
-            return Err(SysError::TooManyCaps);
-        }
-        self.items[self.len] = Some(cap);
-        self.len += 1;
-        Ok(self.len as u32 - 1)
+        self.0.try_push(cap).map_err(|_| SysError::TooManyCaps)?;
+        Ok(self.0.len() as u32 - 1)
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.is_empty()
     }
 
     pub fn get(&self, slot: u32) -> Option<&Cap> {
-        self.items.get(slot as usize).and_then(|c| c.as_ref())
+        self.0.get(slot as usize)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Cap> {
-        self.items[..self.len].iter().filter_map(|c| c.as_ref())
+        self.0.iter()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Cap> {
-        self.items[..self.len].iter_mut().filter_map(|c| c.as_mut())
+        self.0.iter_mut()
+    }
+
+    /// Drop every capability.
+    pub fn clear(&mut self) {
+        self.0.clear();
     }
 
     /// Take every capability out, in order.
     pub fn drain(&mut self) -> impl Iterator<Item = Cap> + '_ {
-        let n = core::mem::replace(&mut self.len, 0);
-        self.items[..n].iter_mut().filter_map(|c| c.take())
+        self.0.drain(..)
     }
 }
 
@@ -190,9 +185,10 @@ impl<'a> Reply<'a> {
         self.bulk_out = n;
     }
 
-    /// (results length, capabilities, bulk bytes out), for the dispatcher.
-    pub fn finish(self) -> (usize, CapList, u64) {
-        (self.len, self.caps, self.bulk_out)
+    /// (results length, bulk bytes out), for the dispatcher, which then
+    /// installs [`caps_mut`](Self::caps_mut) in the caller's table.
+    pub fn finish(&self) -> (usize, u64) {
+        (self.len, self.bulk_out)
     }
 }
 

@@ -16,7 +16,7 @@
 //! `capos_kcore::endpoint` (host-tested); this module moves the bytes.
 
 use super::usermem::{copy_user, UserSlice};
-use super::{schedule, switch_to, with, Delivery, PendingCall, State, Table};
+use super::{schedule, switch_to, with, Delivery, State, Table};
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::cap::endpoint::{Endpoint, METHOD_MINT};
 use crate::cap::{Bulk, CallMessage, Cap, CapList, Caller, Reply};
@@ -36,8 +36,11 @@ fn err(e: SysError) -> (SysError, u64) {
 }
 
 /// Install `caps` in `table` and write their handles to `view`'s CAPS_IN;
-/// all or nothing. Returns how many.
+/// all or nothing (`caps` is empty afterwards either way). Returns how many.
 fn install(table: &mut CapTable<Cap>, caps: &mut CapList, view: IpcView) -> Result<u8, SysError> {
+    if caps.is_empty() {
+        return Ok(0);
+    }
     let mut handles = [0u64; capos_abi::limits::MAX_CAPS_PER_MESSAGE];
     let mut n = 0;
     for cap in caps.drain() {
@@ -60,14 +63,26 @@ fn install(table: &mut CapTable<Cap>, caps: &mut CapList, view: IpcView) -> Resu
     Ok(n as u8)
 }
 
-/// Resolve the first `n` handles of `view`'s CAPS_OUT in `table`.
-fn resolve(table: &CapTable<Cap>, view: IpcView, n: u8) -> Result<CapList, SysError> {
-    let raw = view.caps_out(n as usize);
-    let mut list = CapList::new();
-    for h in &raw[..n as usize] {
-        list.push(table.get(Handle::from_raw(*h)).map_err(|e| e.sys_error())?.clone())?;
+/// Resolve the first `n` handles of `view`'s CAPS_OUT in `table` into
+/// `list` (cleared first; left empty on error).
+fn resolve(table: &CapTable<Cap>, view: IpcView, n: u8, list: &mut CapList) -> Result<(), SysError> {
+    list.clear();
+    if n == 0 {
+        return Ok(());
     }
-    Ok(list)
+    let raw = view.caps_out(n as usize);
+    for h in &raw[..n as usize] {
+        match table.get(Handle::from_raw(*h)) {
+            Ok(cap) => {
+                list.push(cap.clone())?;
+            }
+            Err(e) => {
+                list.clear();
+                return Err(e.sys_error());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn area(t: &mut Table, pid: u32) -> Result<IpcView, SysError> {
@@ -107,19 +122,20 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
         let view = area(t, cur)?;
         let p = t.current();
         let target = p.caps.get(handle).map_err(|e| e.sys_error())?.clone();
-        let transferred = resolve(&p.caps, view, w.caps)?;
         match target {
             Cap::Kernel(obj) => {
                 if iface != obj.interface_id() {
                     return Err(SysError::UnknownInterface);
                 }
+                let mut transferred = CapList::new();
+                resolve(&p.caps, view, w.caps, &mut transferred)?;
                 let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
                 let space = p.space.as_ref().ok_or(SysError::BadAddress)?;
                 let bulk = bulk.map(|s| Bulk::new(space, s, w.bulk));
                 let mut reply = Reply::new(view, &mut p.recv_dirty, bulk);
                 obj.call(&Caller { pid: cur, name: &p.name, caps: &transferred }, &call, &mut reply)?;
-                let (len, mut caps, out) = reply.finish();
-                let n = install(&mut p.caps, &mut caps, view)?;
+                let (len, out) = reply.finish();
+                let n = install(&mut p.caps, reply.caps_mut(), view)?;
                 bulk_out = out;
                 Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
             }
@@ -138,8 +154,8 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                     fill_cap(r, &Ok(slot));
                     Ok(())
                 })?;
-                let (len, mut caps, _) = reply.finish();
-                let n = install(&mut p.caps, &mut caps, view)?;
+                let (len, _) = reply.finish();
+                let n = install(&mut p.caps, reply.caps_mut(), view)?;
                 Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
             }
             Cap::EndpointClient { endpoint: ep, badge } => {
@@ -147,11 +163,18 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                     // It would wait for itself forever.
                     return Err(SysError::InvalidArgument);
                 }
-                let outcome = ep.core.lock().call(cur, badge)?;
-                let p = t.current();
+                resolve(&p.caps, view, w.caps, &mut p.pending.caps)?;
+                let outcome = match ep.core.lock().call(cur, badge) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        p.pending.caps.clear();
+                        return Err(e);
+                    }
+                };
                 p.seq = next_seq(p.seq);
                 p.waiting = Some(Waiting { server: ep.server, seq: p.seq, received: false });
-                p.pending = PendingCall { iface, word: w, badge, bulk_addr, bulk_len, caps: transferred };
+                let pc = &mut p.pending;
+                (pc.iface, pc.word, pc.badge, pc.bulk_addr, pc.bulk_len) = (iface, w, badge, bulk_addr, bulk_len);
                 p.delivery = None;
                 p.state = State::AwaitingReply;
                 match outcome {
@@ -165,7 +188,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                             let _ = ep.core.lock().receive();
                             let p = t.current();
                             p.waiting = None;
-                            p.pending.caps = CapList::new();
+                            p.pending.caps.clear();
                             p.state = State::Running;
                             Err(e)
                         }
@@ -212,28 +235,25 @@ fn take_reply(f: &mut TrapFrame) -> SysResult {
 /// capabilities into the server's table. On error nothing reached the
 /// server's table and the client still waits.
 fn deliver_call(t: &mut Table, client: u32, server: u32) -> Result<(), SysError> {
-    let cview = area(t, client)?;
-    let sview = area(t, server)?;
-    let c = t.get(client).ok_or(SysError::PeerGone)?;
+    let (c, s) = t.two(client, server).ok_or(SysError::PeerGone)?;
+    let cview = c.ipc.as_ref().ok_or(SysError::PeerGone)?.view();
+    let sview = s.ipc.as_ref().ok_or(SysError::PeerGone)?.view();
     let (iface, word, badge, bulk_addr, bulk_len, seq) = (c.pending.iface, c.pending.word, c.pending.badge, c.pending.bulk_addr, c.pending.bulk_len, c.seq);
-    let mut caps = core::mem::take(&mut c.pending.caps);
-    if let Some(w) = c.waiting.as_mut() {
-        w.received = true;
-    }
     let bulk_in = if word.bulk & BULK_READ != 0 && bulk_len > 0 {
-        let s = t.get(server).ok_or(SysError::PeerGone)?;
         let (raddr, rlen) = s.bulk_recv.ok_or(SysError::BufferTooSmall)?;
         if bulk_len > rlen {
             return Err(SysError::BufferTooSmall);
         }
-        let (cs, ss) = (t.procs[client as usize].space.as_ref(), t.procs[server as usize].space.as_ref());
-        copy_user(cs.ok_or(SysError::BadAddress)?, bulk_addr, ss.ok_or(SysError::PeerGone)?, raddr, bulk_len as usize)?;
+        let (cs, ss) = (c.space.as_ref().ok_or(SysError::BadAddress)?, s.space.as_ref().ok_or(SysError::PeerGone)?);
+        copy_user(cs, bulk_addr, ss, raddr, bulk_len as usize)?;
         bulk_len
     } else {
         0
     };
-    let s = t.get(server).ok_or(SysError::PeerGone)?;
-    let n = install(&mut s.caps, &mut caps, sview)?;
+    let n = install(&mut s.caps, &mut c.pending.caps, sview)?;
+    if let Some(w) = c.waiting.as_mut() {
+        w.received = true;
+    }
     cview.copy_message(&sview, word.len as usize);
     s.recv_dirty = s.recv_dirty.max(word.len as usize);
     s.delivery = Some(Ok(Delivery::Call(Received {
@@ -338,23 +358,22 @@ fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u
         Some(c) if c.state == State::AwaitingReply => c.waiting,
         _ => None,
     })?;
-    let sview = area(t, cur)?;
-    let cview = area(t, client)?;
+    let (s, c) = t.two(cur, client).ok_or(SysError::InvalidReplyToken)?;
+    let sview = s.ipc.as_ref().ok_or(SysError::InvalidArgument)?.view();
+    let cview = c.ipc.as_ref().ok_or(SysError::InvalidReplyToken)?.view();
     if bulk_len > 0 {
-        let c = t.get(client).ok_or(SysError::InvalidReplyToken)?;
         let capacity = if c.pending.word.bulk & BULK_WRITE != 0 { c.pending.bulk_len } else { 0 };
         if bulk_len > capacity {
             return Err(SysError::BufferTooSmall);
         }
-        let dst = c.pending.bulk_addr;
-        let (ss, cs) = (t.procs[cur as usize].space.as_ref(), t.procs[client as usize].space.as_ref());
-        let (ss, cs) = (ss.ok_or(SysError::BadAddress)?, cs.ok_or(SysError::BadAddress)?);
+        let (ss, cs) = (s.space.as_ref().ok_or(SysError::BadAddress)?, c.space.as_ref().ok_or(SysError::BadAddress)?);
         UserSlice::new(bulk_addr, bulk_len)?.check(ss, false)?;
-        copy_user(ss, bulk_addr, cs, dst, bulk_len as usize)?;
+        copy_user(ss, bulk_addr, cs, c.pending.bulk_addr, bulk_len as usize)?;
     }
-    let mut caps = resolve(&t.current().caps, sview, word.caps)?;
-    let c = t.get(client).ok_or(SysError::InvalidReplyToken)?;
-    let n = install(&mut c.caps, &mut caps, cview)?;
+    // The server's handles go through its own scratch list (its pending
+    // list is empty while it serves: it is not blocked in a call).
+    resolve(&s.caps, sview, word.caps, &mut s.pending.caps)?;
+    let n = install(&mut c.caps, &mut s.pending.caps, cview)?;
     sview.copy_message(&cview, word.len as usize);
     c.recv_dirty = c.recv_dirty.max(word.len as usize);
     c.waiting = None;

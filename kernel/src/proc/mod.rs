@@ -153,6 +153,21 @@ impl Table {
         self.procs.get_mut(pid as usize).map(|b| &mut **b)
     }
 
+    /// Two different processes at once (a call's client and server).
+    pub fn two(&mut self, a: u32, b: u32) -> Option<(&mut Process, &mut Process)> {
+        let (a, b) = (a as usize, b as usize);
+        if a == b || a >= self.procs.len() || b >= self.procs.len() {
+            return None;
+        }
+        if a < b {
+            let (lo, hi) = self.procs.split_at_mut(b);
+            Some((&mut lo[a], &mut hi[0]))
+        } else {
+            let (lo, hi) = self.procs.split_at_mut(a);
+            Some((&mut hi[0], &mut lo[b]))
+        }
+    }
+
     pub fn current(&mut self) -> &mut Process {
         let c = self.current as usize;
         &mut self.procs[c]

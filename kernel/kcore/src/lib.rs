@@ -12,6 +12,7 @@ pub mod cap_table;
 pub mod civil;
 pub mod cmdline;
 pub mod frame_alloc;
+pub mod gpt;
 pub mod line_editor;
 pub mod nvme;
 pub mod pci;

@@ -125,7 +125,13 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
     while pos < len {
         // SAFETY: lseek on a file descriptor we own; no memory is passed.
         let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
-        let data = if data < 0 { len } else { data as u64 };
+        let data = if data >= 0 {
+            (data as u64).min(len)
+        } else if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+            len // only a hole from here to the end
+        } else {
+            pos // SEEK_DATA unsupported: read everything
+        };
         // Hole from pos to data.
         let mut hole = data - pos;
         while hole > 0 {
@@ -681,8 +687,11 @@ pub fn check_disk(disk: &Path, tarball: Option<&Path>) -> Result<Findings, Strin
         r.good("protective MBR".into());
     }
     let v = run_output(Command::new("sgdisk").arg("--verify").arg(disk))?;
-    let vtext = String::from_utf8_lossy(&v.stdout);
-    if v.status.success() && vtext.contains("No problems found") {
+    let vtext = format!("{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+    // sgdisk -v says "No problems found" even when it had to fall back to
+    // the backup header (or regenerate it): its cautions count too.
+    let warned = ["Caution", "Warning", "ERROR", "corrupt", "Invalid", "invalid"].iter().any(|w| vtext.contains(w));
+    if v.status.success() && vtext.contains("No problems found") && !warned {
         r.good(format!("sgdisk -v: {}", vtext.lines().find(|l| l.contains("No problems found")).unwrap_or("").trim()));
     } else {
         r.bad(format!("sgdisk -v finds problems: {}", vtext.trim().replace('\n', " | ")));
@@ -839,7 +848,7 @@ fn disk_qemu(s: &Settings, disk: &Path, bus: Bus, vars_copy: &Path) -> Result<Co
     }
     cmd.arg("-drive").arg(format!("if=none,id=boot,format=raw,file={}", disk.display()));
     cmd.arg("-device").arg(match bus {
-        Bus::Nvme => "nvme,serial=capos-boot,drive=boot,bootindex=0".to_string(),
+        Bus::Nvme => "nvme,serial=capos-disk,drive=boot,bootindex=0".to_string(),
         Bus::Virtio => "virtio-blk-pci,drive=boot,bootindex=0".to_string(),
     });
     cmd.args(["-nic", "none", "-display", "none", "-no-reboot"]);
@@ -990,7 +999,7 @@ fn required_lines(bus: Bus) -> Vec<String> {
     vec![
         // OVMF started the loader from the disk on this bus (the only drive).
         match bus {
-            Bus::Nvme => "BdsDxe: starting Boot0001 \"UEFI QEMU NVMe Ctrl capos-boot 1\"".to_string(),
+            Bus::Nvme => "BdsDxe: starting Boot0001 \"UEFI QEMU NVMe Ctrl capos-disk 1\"".to_string(),
             Bus::Virtio => "BdsDxe: starting Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0)".to_string(),
         },
         "capos-boot: /limine.conf: booting entry 'capOS'".to_string(),
@@ -1138,5 +1147,244 @@ pub fn command(s: &Settings, cmd: &str, args: &[String]) -> ExitCode {
             eprintln!("capos-run {}: {}", cmd, e);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The host check against images that break each rule. They use the
+    //! same tools the build does (mkfs.fat, mtools, sgdisk, tar, gzip,
+    //! fallocate); tools/setup.sh installs them.
+    use super::*;
+
+    const SDE: u64 = 1_700_000_000;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("capos-disk-test-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// The smallest PE32+ header the check accepts, for `machine`.
+    fn fake_efi(machine: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 1024];
+        b[0..2].copy_from_slice(b"MZ");
+        b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        b[0x80..0x84].copy_from_slice(b"PE\0\0");
+        b[0x84..0x86].copy_from_slice(&machine.to_le_bytes());
+        b[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        b[0x98 + 68..0x98 + 70].copy_from_slice(&10u16.to_le_bytes());
+        b
+    }
+
+    const CONF: &str = "timeout: 0\n\n/capOS\n    protocol: limine\n    path: boot():/boot/capos-kernel\n    module_path: boot():/boot/manifest\n";
+
+    /// A 1 GiB disk that follows every rule, and its tarball.
+    fn good(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = tmpdir(name);
+        let mut v = Volume::new();
+        v.add("/EFI/BOOT/BOOTX64.EFI", Content::Bytes(fake_efi(0x8664)));
+        v.add("/boot/capos-kernel", Content::Bytes(b"\x7fELF kernel".to_vec()));
+        v.add("/boot/manifest", Content::Bytes(b"manifest".to_vec()));
+        v.add("/limine.conf", Content::Bytes(CONF.as_bytes().to_vec()));
+        let files = write_tree(&v, &dir.join("esp")).unwrap();
+        make_fat32(&files, &dir.join("esp.fat32"), ESP_MIB * MIB, SDE).unwrap();
+        let mut dev = capos_storage::mem_device::MemBlockDevice::new(DATA_MIB * MIB / SECTOR);
+        capos_storage::colocated::format(&mut dev, 2048, capos_storage::Timestamp::UNKNOWN).unwrap();
+        std::fs::write(dir.join("data"), dev.into_bytes()).unwrap();
+        let disk = dir.join(TARBALL_MEMBER);
+        assemble(&disk, 1, &dir.join("esp.fat32"), &dir.join("data")).unwrap();
+        let tar = dir.join("capos-disk.tar.gz");
+        make_tarball(&disk, &tar, SDE).unwrap();
+        (dir, disk, tar)
+    }
+
+    fn problems(disk: &Path, tar: Option<&Path>) -> Vec<String> {
+        check_disk(disk, tar).unwrap().problems
+    }
+
+    #[track_caller]
+    fn refused(p: &[String], needle: &str) {
+        assert!(p.iter().any(|x| x.contains(needle)), "expected a problem containing '{}', got {:?}", needle, p);
+    }
+
+    fn sh(cmd: &mut Command) {
+        run(cmd).unwrap();
+    }
+
+    fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(bytes, offset).unwrap();
+    }
+
+    fn esp_arg(disk: &Path) -> String {
+        format!("{}@@{}", disk.display(), ESP_FIRST_LBA * SECTOR)
+    }
+
+    #[test]
+    fn a_disk_that_follows_the_rules_passes() {
+        let (dir, disk, tar) = good("good");
+        let r = check_disk(&disk, Some(&tar)).unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(r.ok.len() >= 12, "{:?}", r.ok);
+        // The layout the docs state.
+        let p1 = partition_info(&disk, 1).unwrap().unwrap();
+        assert_eq!((p1.first_lba, p1.last_lba), (2048, 2048 + 262144 - 1));
+        let p2 = partition_info(&disk, 2).unwrap().unwrap();
+        assert_eq!((p2.first_lba, p2.last_lba), (264192, 264192 + 131072 - 1));
+        assert_eq!(p2.type_guid, "A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_bytes() {
+        let (d1, disk1, tar1) = good("same1");
+        let (d2, disk2, tar2) = good("same2");
+        assert_eq!(sha256_file(&disk1).unwrap(), sha256_file(&disk2).unwrap());
+        assert_eq!(sha256_file(&tar1).unwrap(), sha256_file(&tar2).unwrap());
+        let _ = std::fs::remove_dir_all(d1);
+        let _ = std::fs::remove_dir_all(d2);
+    }
+
+    #[test]
+    fn a_size_that_is_not_whole_gib_is_refused() {
+        let (dir, disk, _) = good("size");
+        std::fs::OpenOptions::new().write(true).open(&disk).unwrap().set_len(GIB + MIB).unwrap();
+        refused(&problems(&disk, None), "not a non-zero multiple of 1 GiB");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_disk_that_is_not_sparse_is_refused() {
+        let (dir, disk, _) = good("sparse");
+        sh(Command::new("fallocate").args(["-o", "0", "-l", &GIB.to_string()]).arg(&disk));
+        refused(&problems(&disk, None), "not sparse");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_or_mistyped_esp_is_refused() {
+        let (dir, disk, _) = good("esp");
+        sh(Command::new("sgdisk").arg("--typecode=1:8300").arg(&disk));
+        refused(&problems(&disk, None), "not the EFI System Partition");
+        sh(Command::new("sgdisk").arg("--delete=1").arg(&disk));
+        let p = problems(&disk, None);
+        refused(&p, "no partition 1");
+        refused(&p, "exactly 1 (ESP) and 2");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_esp_that_is_not_fat32_is_refused() {
+        let (dir, disk, _) = good("fat");
+        write_at(&disk, ESP_FIRST_LBA * SECTOR, &[0u8; 512]);
+        refused(&problems(&disk, None), "does not hold a FAT32 file system");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_or_foreign_bootx64_is_refused() {
+        let (dir, disk, _) = good("bootx64");
+        sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/EFI/BOOT/BOOTX64.EFI"]));
+        refused(&problems(&disk, None), "no /EFI/BOOT/BOOTX64.EFI");
+        let arm = dir.join("arm.efi");
+        std::fs::write(&arm, fake_efi(0xaa64)).unwrap();
+        sh(Command::new("mcopy").args(["-i", &esp_arg(&disk)]).arg(&arm).arg("::/EFI/BOOT/BOOTX64.EFI"));
+        refused(&problems(&disk, None), "machine 0xaa64, not x86_64");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_limine_conf_names_must_be_on_the_esp() {
+        let (dir, disk, _) = good("conf");
+        sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/boot/manifest"]));
+        refused(&problems(&disk, None), "names /boot/manifest, which the ESP lacks");
+        sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/limine.conf"]));
+        refused(&problems(&disk, None), "no /limine.conf");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_protective_mbr_is_refused() {
+        let (dir, disk, _) = good("mbr");
+        write_at(&disk, 446, &[0u8; 66]);
+        refused(&problems(&disk, None), "no protective MBR");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_damaged_gpt_header_is_refused() {
+        let (dir, disk, _) = good("gpt");
+        // A byte of the primary header's disk GUID: its CRC no longer matches.
+        write_at(&disk, SECTOR + 0x38, &[0x5a]);
+        refused(&problems(&disk, None), "sgdisk -v finds problems");
+        // The same in the backup header (the disk's last sector).
+        let (dir2, disk2, _) = good("gpt-backup");
+        write_at(&disk2, GIB - SECTOR + 0x38, &[0x5a]);
+        refused(&problems(&disk2, None), "sgdisk -v finds problems");
+        let _ = std::fs::remove_dir_all(dir2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_data_partition_must_be_capos_data_with_the_colocated_layout() {
+        let (dir, disk, _) = good("data");
+        write_at(&disk, 264192 * SECTOR, &[0u8; 512]);
+        refused(&problems(&disk, None), "does not hold the co-located CAPOSST1 + CAPOSWF1 layout");
+        sh(Command::new("sgdisk").arg("--typecode=2:8300").arg(&disk));
+        refused(&problems(&disk, None), "not capOS data");
+        sh(Command::new("sgdisk").arg("--delete=2").arg(&disk));
+        refused(&problems(&disk, None), "no partition 2");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn tarballs_in_another_format_or_with_other_members_are_refused() {
+        let (dir, disk, _) = good("tar");
+        let tar = |name: &str, args: &[&str], members: &[&str]| -> PathBuf {
+            let t = dir.join(name);
+            sh(Command::new("tar").args(args).arg(&t).arg("-C").arg(&dir).args(members));
+            t
+        };
+        let posix = tar("posix.tar.gz", &["--format=posix", "-Sczf"], &["disk.raw"]);
+        refused(&problems(&disk, Some(&posix)), "not old GNU");
+        std::fs::write(dir.join("extra"), b"x").unwrap();
+        let extra = tar("extra.tar.gz", &["--format=oldgnu", "-Sczf"], &["disk.raw", "extra"]);
+        refused(&problems(&disk, Some(&extra)), "it must hold disk.raw alone");
+        let other = tar("other.tar.gz", &["--format=oldgnu", "-Sczf"], &["extra"]);
+        refused(&problems(&disk, Some(&other)), "it must hold disk.raw alone");
+        let plain = tar("plain.tar.gz", &["--format=oldgnu", "-Scf"], &["disk.raw"]);
+        refused(&problems(&disk, Some(&plain)), "not gzip-compressed");
+        let named = tar("disk.tgz", &["--format=oldgnu", "-Sczf"], &["disk.raw"]);
+        refused(&problems(&disk, Some(&named)), "ending in .tar.gz");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn sparse_hashing_matches_hashing_every_byte() {
+        let dir = tmpdir("hash");
+        let p = dir.join("f");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(9 * MIB + 123).unwrap();
+        f.write_all_at(b"start", 0).unwrap();
+        f.write_all_at(&[7u8; 5000], 4 * MIB + 17).unwrap();
+        f.write_all_at(b"end", 9 * MIB + 120).unwrap();
+        drop(f);
+        assert_eq!(sha256_file(&p).unwrap(), sha256_hex(&std::fs::read(&p).unwrap()));
+        std::fs::write(&p, b"").unwrap();
+        assert_eq!(sha256_file(&p).unwrap(), sha256_hex(b""));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn efi_and_conf_parsing() {
+        assert!(is_x64_efi_application(&fake_efi(0x8664)).is_ok());
+        assert!(is_x64_efi_application(&fake_efi(0x014c)).is_err());
+        assert!(is_x64_efi_application(b"MZ").is_err());
+        let mut truncated = fake_efi(0x8664);
+        truncated.truncate(0x90);
+        assert!(is_x64_efi_application(&truncated).is_err());
+        assert_eq!(conf_files(CONF), vec!["/boot/capos-kernel".to_string(), "/boot/manifest".to_string()]);
     }
 }

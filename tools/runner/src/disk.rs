@@ -385,7 +385,7 @@ fn first_line(cmd: &mut Command) -> String {
 }
 
 /// The provenance record of a cloud disk build (JSON).
-fn provenance(s: &Settings, b: &Built, tarball: &Path) -> Result<String, String> {
+fn provenance(s: &Settings, b: &Built, tarball: &Path, disk_sha256: &str) -> Result<String, String> {
     let commit = run(Command::new("git").current_dir(&s.root).args(["rev-parse", "HEAD"]))?.trim().to_string();
     let dirty = !run(Command::new("git").current_dir(&s.root).args(["status", "--porcelain", "--untracked-files=normal"]))?.trim().is_empty();
     let commit_time = run(Command::new("git").current_dir(&s.root).args(["log", "-1", "--format=%ct", "HEAD"]))?.trim().to_string();
@@ -423,7 +423,7 @@ fn provenance(s: &Settings, b: &Built, tarball: &Path) -> Result<String, String>
         "  \"disk\": {{\"file\": {}, \"bytes\": {}, \"sha256\": {}}},\n",
         json_str(TARBALL_MEMBER),
         l.disk_bytes,
-        json_str(&sha256_file(&b.disk)?)
+        json_str(disk_sha256)
     ));
     j.push_str(&format!(
         "  \"partitions\": [\n    {{\"number\": 1, \"type_guid\": {}, \"guid\": {}, \"first_lba\": {}, \"sectors\": {}, \"filesystem\": \"FAT32\", \"volume_id\": {}}},\n    {{\"number\": 2, \"type_guid\": {}, \"guid\": {}, \"first_lba\": {}, \"sectors\": {}, \"layout\": \"CAPOSST1+CAPOSWF1 co-located\", \"sha256\": {}}}\n  ],\n",
@@ -1084,7 +1084,7 @@ fn disk_test(s: &Settings) -> Result<bool, String> {
 
 // ---------------------------------------------------------------- commands
 
-pub const COMMANDS: &[&str] = &["esp-tree", "disk-image", "cloudboot-image", "check-disk", "run-disk", "disk-test"];
+pub const COMMANDS: &[&str] = &["esp-tree", "disk-image", "cloudboot-image", "check-disk", "run-disk", "disk-test", "sha256"];
 
 fn arg_path(args: &[String], i: usize, default: PathBuf) -> PathBuf {
     args.get(i).map(PathBuf::from).unwrap_or(default)
@@ -1124,10 +1124,11 @@ pub fn command(s: &Settings, cmd: &str, args: &[String]) -> ExitCode {
             if !r.problems.is_empty() {
                 return Ok(false);
             }
-            let record = provenance(s, &b, &tarball)?;
+            let disk_sha256 = sha256_file(&disk)?;
+            let record = provenance(s, &b, &tarball, &disk_sha256)?;
             std::fs::write(&prov, &record).map_err(|e| format!("{}: {}", prov.display(), e))?;
             println!("wrote {}, {} and {}", disk.display(), tarball.display(), prov.display());
-            println!("disk.raw sha256 {}", sha256_file(&disk)?);
+            println!("disk.raw sha256 {}", disk_sha256);
             Ok(true)
         }
         "check-disk" => {
@@ -1135,6 +1136,13 @@ pub fn command(s: &Settings, cmd: &str, args: &[String]) -> ExitCode {
             let r = check_disk(Path::new(disk), args.get(1).map(Path::new))?;
             print_findings(&r);
             Ok(r.problems.is_empty())
+        }
+        "sha256" => {
+            // sha256sum's output format, reading sparse files fast.
+            for f in args {
+                println!("{}  {}", sha256_file(Path::new(f))?, f);
+            }
+            Ok(!args.is_empty())
         }
         "run-disk" => run_disk(s).map(|c| c == 0),
         "disk-test" => disk_test(s),

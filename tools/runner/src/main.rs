@@ -14,6 +14,7 @@
 //! capos-run check-disk DISK [TARBALL]  the host check of the cloud disk rules
 //! capos-run run-disk           boot DISK over DISK_BUS (nvme|virtio) interactively
 //! capos-run disk-test          the cloud-disk scenario (see disk.rs)
+//! capos-run sha256 FILE...     sha256sum, fast on sparse files
 //! ```
 //!
 //! Settings come from the environment (the Makefile passes its variables):

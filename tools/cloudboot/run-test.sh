@@ -220,6 +220,7 @@ if g compute instances list --project="$PROJECT" --filter="labels.$LABEL_KEY=$LA
     cp "$OUT" "$WORK/leftover-instances"
     while read -r iname izone; do
         [ -n "$iname" ] || continue
+        izone=${izone##*/} # a zone URL, if the format gave one
         say "sweep: leftover instance $iname in ${izone:-$ZONE}"
         delete instance "$iname" compute instances delete "$iname" --project="$PROJECT" --zone="${izone:-$ZONE}" --delete-disks=all --quiet
     done <"$WORK/leftover-instances"

@@ -19,6 +19,7 @@
 #   CLOUDBOOT_BUDGET_SECS    wall-clock budget for the landmark (default 300)
 #   CLOUDBOOT_POLL_SECS      seconds between serial polls (default 10)
 #   CLOUDBOOT_MAX_POLLS      stop after this many polls (default: budget only)
+#   CLOUDBOOT_FINAL_FETCH_SECS  time limit of the last serial fetch in teardown (60)
 #   CLOUDBOOT_TARBALL        default target/capos-disk.tar.gz
 #   CLOUDBOOT_PROVENANCE     default target/disk.raw.provenance.json
 #   CLOUDBOOT_EVIDENCE_DIR   default target/cloudboot-evidence
@@ -63,7 +64,8 @@ MACHINE_TYPE=${CLOUDBOOT_MACHINE_TYPE:-e2-small}
 BUDGET=${CLOUDBOOT_BUDGET_SECS:-300}
 POLL=${CLOUDBOOT_POLL_SECS:-10}
 MAX_POLLS=${CLOUDBOOT_MAX_POLLS:-0}
-for n in BUDGET POLL MAX_POLLS; do
+FINAL_FETCH_SECS=${CLOUDBOOT_FINAL_FETCH_SECS:-60}
+for n in BUDGET POLL MAX_POLLS FINAL_FETCH_SECS; do
     [[ "${!n}" =~ ^[0-9]+$ ]] || refuse "$n=${!n} is not a whole number"
 done
 TARBALL=${CLOUDBOOT_TARBALL:-$ROOT/target/capos-disk.tar.gz}
@@ -87,7 +89,11 @@ CHILD=""
 # Run gcloud with stdout in $OUT and stderr in $ERR. It runs in the
 # background and we wait for it, so INT/TERM reach our trap at once.
 g() {
-    "${GC[@]}" "$@" >"$OUT" 2>"$ERR" </dev/null &
+    if [ -n "${G_LIMIT:-}" ]; then
+        timeout "$G_LIMIT" "${GC[@]}" "$@" >"$OUT" 2>"$ERR" </dev/null &
+    else
+        "${GC[@]}" "$@" >"$OUT" 2>"$ERR" </dev/null &
+    fi
     CHILD=$!
     wait "$CHILD"
     local rc=$?
@@ -178,8 +184,9 @@ teardown() {
     trap - EXIT
     trap '' INT TERM
     if [ -n "$MADE_INSTANCE" ]; then
-        # The serial log is saved before the instance goes.
-        fetch_serial || say "teardown: could not fetch the serial log one last time: $(tr '\n' ' ' <"$ERR")"
+        # The serial log is saved before the instance goes (a hung fetch
+        # must not hold up the deletions).
+        G_LIMIT=$FINAL_FETCH_SECS fetch_serial || say "teardown: could not fetch the serial log one last time: $(tr '\n' ' ' <"$ERR")"
         delete instance "$NAME" compute instances delete "$NAME" --project="$PROJECT" --zone="$ZONE" --delete-disks=all --quiet
     fi
     if [ -n "$MADE_IMAGE" ]; then

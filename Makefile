@@ -22,8 +22,17 @@ MANIFEST         ?= demos/default.manifest
 BLK_IMAGE        ?=
 BLK_IMAGE_SIZE   ?= 16M
 BLK_READ_MIB     ?= 0
+# Cloud disk (docs/cloud.md): its size in GiB; the disk run-disk boots
+# (default target/disk.raw, written in place) and the bus it is attached on.
+CLOUD_DISK_GIB   ?= 10
+DISK             ?=
+DISK_BUS         ?= nvme
+# The GCE harness: a file setting CLOUDBOOT_* (tools/cloudboot/README.md)
+# and the gcloud CLI to drive.
+CLOUDBOOT_CONFIG ?=
+GCLOUD           ?= gcloud
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST \
-       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB
+       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
@@ -38,7 +47,9 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc run-default-system clean
+        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc run-default-system clean \
+        image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
+        cloudboot-test cloudboot-fixture-check test-cloud
 
 all: test
 
@@ -53,8 +64,11 @@ run: setup
 debug: setup
 	@$(RUNNER) debug
 
-## Everything: host unit tests, then every QEMU scenario.
-test: setup test-host test-scenarios
+## Everything: host unit tests, then every QEMU scenario, then the cloud
+## image checks (boot of the disk, reproducibility, harness fixtures).
+test: setup test-host test-scenarios test-cloud
+
+test-cloud: run-cloud-disk cloudboot-repro-check cloudboot-fixture-check
 
 test-host:
 	$(CARGO) test $(HOST_PACKAGES)
@@ -130,6 +144,39 @@ run-blk-nvme: setup
 
 run-blk-multi: setup
 	@$(RUNNER) test blk-multi
+
+## The GPT disk (ESP = what `make run` boots, partition 2 = capOS data).
+image: setup
+	@$(RUNNER) disk-image target/capos.img
+
+## target/disk.raw, target/capos-disk.tar.gz (for Compute Engine) and
+## target/disk.raw.provenance.json; the host check runs on the result.
+capos-cloudboot-image: setup
+	@$(RUNNER) cloudboot-image target
+
+## Boot DISK (default target/disk.raw, in place) under OVMF over DISK_BUS.
+run-disk: setup
+	@$(RUNNER) run-disk
+
+## Scenario: build the cloud disk, check it, boot it over NVMe and virtio-blk.
+run-cloud-disk: setup
+	@$(RUNNER) disk-test
+
+## The host check on DISK (default target/disk.raw) and its tarball.
+cloudboot-check: setup
+	@$(RUNNER) check-disk $(if $(DISK),$(DISK),target/disk.raw) $(if $(DISK),,target/capos-disk.tar.gz)
+
+## Two builds of the cloud image must give identical bytes.
+cloudboot-repro-check: setup
+	@tools/cloudboot/repro-check.sh
+
+## The live Compute Engine run (operator only; tools/cloudboot/README.md).
+cloudboot-test: capos-cloudboot-image
+	@tools/cloudboot/run-test.sh
+
+## The harness against a recording stub gcloud, one case per failure mode.
+cloudboot-fixture-check:
+	@tools/cloudboot/fixtures/check.sh
 
 clean:
 	$(CARGO) clean

@@ -13,6 +13,7 @@ pub mod civil;
 pub mod cmdline;
 pub mod endpoint;
 pub mod frame_alloc;
+pub mod gpt;
 pub mod line_editor;
 pub mod nvme;
 pub mod pci;

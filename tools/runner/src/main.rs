@@ -7,6 +7,14 @@
 //! capos-run run                boot interactively (serial on this terminal)
 //! capos-run debug              like run, QEMU waits for gdb on :1234
 //! capos-run list               list scenarios
+//! capos-run esp-tree [DIR]     write what `run` puts on the boot volume to DIR
+//! capos-run disk-image [OUT]   the GPT disk (make image; default target/capos.img)
+//! capos-run cloudboot-image [DIR]  disk.raw, capos-disk.tar.gz and the
+//!                              provenance record in DIR (default target/)
+//! capos-run check-disk DISK [TARBALL]  the host check of the cloud disk rules
+//! capos-run run-disk           boot DISK over DISK_BUS (nvme|virtio) interactively
+//! capos-run disk-test          the cloud-disk scenario (see disk.rs)
+//! capos-run sha256 FILE...     sha256sum, fast on sparse files
 //! ```
 //!
 //! Settings come from the environment (the Makefile passes its variables):
@@ -16,6 +24,7 @@
 //! capos-boot), KERNEL_PROFILE (dev|release).
 
 mod build;
+mod disk;
 mod elfgen;
 mod esp;
 mod qemu;
@@ -83,7 +92,7 @@ pub fn workspace_root() -> Result<PathBuf, String> {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capos-run test SCENARIO... | run | debug | list");
+    eprintln!("usage: capos-run test SCENARIO... | run | debug | list | {}", disk::COMMANDS.join(" | "));
     ExitCode::from(2)
 }
 
@@ -135,6 +144,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        c if disk::COMMANDS.contains(&c) => disk::command(&settings, c, &args[1..]),
         _ => usage(),
     }
 }

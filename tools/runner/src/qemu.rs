@@ -28,12 +28,12 @@ fn describe_exit(code: Option<i32>) -> String {
     }
 }
 
-struct Firmware {
-    code: PathBuf,
-    vars: Option<PathBuf>,
+pub(crate) struct Firmware {
+    pub(crate) code: PathBuf,
+    pub(crate) vars: Option<PathBuf>,
 }
 
-fn find_firmware() -> Result<Firmware, String> {
+pub(crate) fn find_firmware() -> Result<Firmware, String> {
     if let Ok(code) = std::env::var("OVMF_CODE") {
         if !code.is_empty() {
             let vars = std::env::var("OVMF_VARS").ok().filter(|v| !v.is_empty()).map(PathBuf::from);

@@ -1,0 +1,1398 @@
+//! The cloud disk: a GPT disk whose EFI System Partition holds exactly what
+//! `make run` boots and whose second partition is capOS data; the Compute
+//! Engine tarball and the provenance record beside it; the host check that
+//! refuses a disk or tarball breaking the rules; and booting the disk under
+//! OVMF over NVMe or virtio-blk (`make run-disk`, the `cloud-disk` scenario).
+//!
+//! Layout (docs/cloud.md):
+//!
+//! ```text
+//! LBA 0              protective MBR
+//! LBA 1..33          primary GPT header and entries
+//! LBA 2048           partition 1: EFI System Partition, FAT32, 128 MiB
+//! after it           partition 2: capOS data (kcore::gpt::CAPOS_DATA_PARTITION),
+//!                    64 MiB, the co-located CAPOSST1 + CAPOSWF1 layout
+//! rest               unallocated (sparse)
+//! last 33 LBAs       backup GPT
+//! ```
+//!
+//! Reproducible: every GUID, the FAT volume id and every timestamp is fixed
+//! (timestamps come from SOURCE_DATE_EPOCH), so the same inputs give the
+//! same bytes. The external tools used are the Debian ones tools/setup.sh
+//! installs: mkfs.fat (dosfstools), mtools, sgdisk (gdisk), tar, gzip.
+
+use crate::esp::{Content, Volume};
+use crate::Settings;
+use capos_kcore::gpt::{CAPOS_DATA_PARTITION, EFI_SYSTEM_PARTITION};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+pub const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+const SECTOR: u64 = 512;
+/// Partition 1 starts at 1 MiB, the usual alignment.
+const ESP_FIRST_LBA: u64 = 2048;
+const ESP_MIB: u64 = 128;
+/// The data partition's size. The co-located image is built in memory by
+/// mkstore-image, so it is kept small; the rest of the disk stays free.
+const DATA_MIB: u64 = 64;
+pub const DEFAULT_DISK_GIB: u64 = 10;
+
+/// Fixed identities, so two builds give the same bytes. Every capOS cloud
+/// disk carries the same ones (Compute Engine clones one image anyway).
+const DISK_GUID: &str = "820265F8-1063-46EC-9E28-6BC81BA19D33";
+const ESP_PARTITION_GUID: &str = "5D6CF361-C330-4A6C-B37B-912D9FAD7577";
+const DATA_PARTITION_GUID: &str = "63A8CF54-D5F2-4053-BB6C-7B488F238082";
+const ESP_VOLUME_ID: &str = "CA905E51";
+const ESP_LABEL: &str = "CAPOSESP";
+
+pub const TARBALL_MEMBER: &str = "disk.raw";
+
+/// Where the partitions of a disk of `gib` GiB go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub disk_bytes: u64,
+    pub esp_first_lba: u64,
+    pub esp_sectors: u64,
+    pub data_first_lba: u64,
+    pub data_sectors: u64,
+}
+
+pub fn layout(gib: u64) -> Result<Layout, String> {
+    if gib == 0 || gib > 64 * 1024 {
+        return Err(format!("CLOUD_DISK_GIB={} is out of range (1..65536)", gib));
+    }
+    let esp_sectors = ESP_MIB * MIB / SECTOR;
+    let data_first_lba = ESP_FIRST_LBA + esp_sectors;
+    Ok(Layout { disk_bytes: gib * GIB, esp_first_lba: ESP_FIRST_LBA, esp_sectors, data_first_lba, data_sectors: DATA_MIB * MIB / SECTOR })
+}
+
+fn run_output(cmd: &mut Command) -> Result<std::process::Output, String> {
+    cmd.env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {} (run tools/setup.sh)", cmd.get_program(), e))
+}
+
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = run_output(cmd)?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}{}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+fn path_str(p: &Path) -> Result<&str, String> {
+    p.to_str().ok_or_else(|| format!("{}: path is not UTF-8", p.display()))
+}
+
+// ---------------------------------------------------------------- hashing
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{:02x}", x)).collect()
+}
+
+/// sha256 of a file, reading only its data extents (SEEK_DATA/SEEK_HOLE)
+/// and hashing holes from a zero buffer: a 10 GiB sparse disk holds a few
+/// MiB of data, and reading its holes through the kernel costs more than
+/// hashing zeros.
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::io::AsRawFd;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {}", path.display(), e))?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let mut h = Sha256::new();
+    let zeros = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; 1 << 20];
+    let fd = f.as_raw_fd();
+    let mut pos: u64 = 0;
+    while pos < len {
+        // SAFETY: lseek on a file descriptor we own; no memory is passed.
+        let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+        let data = if data >= 0 {
+            (data as u64).min(len)
+        } else if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+            len // only a hole from here to the end
+        } else {
+            pos // SEEK_DATA unsupported: read everything
+        };
+        // Hole from pos to data.
+        let mut hole = data - pos;
+        while hole > 0 {
+            let n = hole.min(zeros.len() as u64) as usize;
+            h.update(&zeros[..n]);
+            hole -= n as u64;
+        }
+        pos = data;
+        if pos >= len {
+            break;
+        }
+        // SAFETY: as above.
+        let end = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_HOLE) };
+        let end = if end < 0 { len } else { (end as u64).min(len) };
+        f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+        let mut left = end - pos;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            f.read_exact(&mut buf[..n]).map_err(|e| format!("{}: {}", path.display(), e))?;
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        pos = end;
+    }
+    Ok(hex(&h.finalize()))
+}
+
+// ---------------------------------------------------------------- building
+
+/// SOURCE_DATE_EPOCH from the environment, else the commit time of HEAD.
+pub fn source_date_epoch(root: &Path) -> Result<(u64, &'static str), String> {
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        if !v.trim().is_empty() {
+            let n = v.trim().parse::<u64>().map_err(|_| format!("SOURCE_DATE_EPOCH={} is not a number of seconds", v))?;
+            return Ok((n, "environment"));
+        }
+    }
+    let out = run(Command::new("git").current_dir(root).args(["log", "-1", "--format=%ct", "HEAD"]))
+        .map_err(|e| format!("no SOURCE_DATE_EPOCH and no commit time: {}", e))?;
+    let n = out.trim().parse::<u64>().map_err(|_| format!("git log gave '{}' as the commit time", out.trim()))?;
+    Ok((n, "commit time of HEAD"))
+}
+
+/// Write every file of `volume` under `dir` (emptied first); return
+/// (volume path, host path) sorted by volume path.
+pub fn write_tree(volume: &Volume, dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {}", dir.display(), e))?;
+    let mut files = Vec::new();
+    for (path, content) in &volume.files {
+        let rel = path.trim_start_matches('/');
+        if rel.is_empty() || rel.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+            return Err(format!("boot volume path '{}' is not a plain relative path", path));
+        }
+        let host = dir.join(rel);
+        std::fs::create_dir_all(host.parent().unwrap()).map_err(|e| e.to_string())?;
+        match content {
+            Content::File(src) => {
+                std::fs::copy(src, &host).map_err(|e| format!("{} -> {}: {}", src.display(), host.display(), e))?;
+            }
+            Content::Bytes(b) => std::fs::write(&host, b).map_err(|e| format!("{}: {}", host.display(), e))?,
+        }
+        files.push((format!("/{}", rel), host));
+    }
+    files.sort();
+    if files.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err("the boot volume names one path twice".into());
+    }
+    Ok(files)
+}
+
+/// A FAT32 image of `bytes` holding `files`, with a fixed volume id and
+/// every timestamp at `sde`.
+pub fn make_fat32(files: &[(String, PathBuf)], image: &Path, bytes: u64, sde: u64) -> Result<(), String> {
+    let _ = std::fs::remove_file(image);
+    let f = std::fs::File::create(image).map_err(|e| format!("{}: {}", image.display(), e))?;
+    f.set_len(bytes).map_err(|e| e.to_string())?;
+    drop(f);
+    let img = path_str(image)?;
+    // --invariant first: it would otherwise replace the -i volume id.
+    run(Command::new("mkfs.fat").args(["-F", "32", "--invariant", "-i", ESP_VOLUME_ID, "-n", ESP_LABEL, img]))?;
+    let sde = sde.to_string();
+    let mut made: Vec<String> = Vec::new();
+    for (path, host) in files {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        for depth in 1..parts.len() {
+            let dir = format!("::/{}", parts[..depth].join("/"));
+            if !made.contains(&dir) {
+                run(Command::new("mmd").env("SOURCE_DATE_EPOCH", &sde).args(["-i", img, &dir]))?;
+                made.push(dir);
+            }
+        }
+        run(Command::new("mcopy").env("SOURCE_DATE_EPOCH", &sde).args(["-i", img, path_str(host)?, &format!("::{}", path)]))?;
+    }
+    Ok(())
+}
+
+/// Copy `src` into `dst` at byte `offset`, skipping all-zero 4 KiB blocks
+/// so they stay holes in `dst`.
+fn copy_sparse(src: &Path, dst: &std::fs::File, offset: u64, max: u64) -> Result<(), String> {
+    let mut f = std::fs::File::open(src).map_err(|e| format!("{}: {}", src.display(), e))?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    if len > max {
+        return Err(format!("{} is {} bytes; its partition holds {}", src.display(), len, max));
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < len {
+        let n = ((len - pos) as usize).min(buf.len());
+        f.read_exact(&mut buf[..n]).map_err(|e| e.to_string())?;
+        for (i, block) in buf[..n].chunks(4096).enumerate() {
+            if block.iter().any(|b| *b != 0) {
+                dst.write_all_at(block, offset + pos + (i * 4096) as u64).map_err(|e| e.to_string())?;
+            }
+        }
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// The GPT disk: a sparse file of `gib` GiB, the partition table written by
+/// sgdisk with fixed GUIDs, the ESP and data images copied in.
+pub fn assemble(out: &Path, gib: u64, esp_image: &Path, data_image: &Path) -> Result<Layout, String> {
+    let l = layout(gib)?;
+    let tmp = out.with_extension("partial");
+    let _ = std::fs::remove_file(&tmp);
+    let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {}", tmp.display(), e))?;
+    f.set_len(l.disk_bytes).map_err(|e| e.to_string())?;
+    let esp_last = l.esp_first_lba + l.esp_sectors - 1;
+    let data_last = l.data_first_lba + l.data_sectors - 1;
+    run(Command::new("sgdisk").args([
+        "--clear".to_string(),
+        format!("--disk-guid={}", DISK_GUID),
+        format!("--new=1:{}:{}", l.esp_first_lba, esp_last),
+        format!("--typecode=1:{}", EFI_SYSTEM_PARTITION),
+        "--change-name=1:EFI System".to_string(),
+        format!("--partition-guid=1:{}", ESP_PARTITION_GUID),
+        format!("--new=2:{}:{}", l.data_first_lba, data_last),
+        format!("--typecode=2:{}", CAPOS_DATA_PARTITION),
+        "--change-name=2:capOS data".to_string(),
+        format!("--partition-guid=2:{}", DATA_PARTITION_GUID),
+        path_str(&tmp)?.to_string(),
+    ]))?;
+    copy_sparse(esp_image, &f, l.esp_first_lba * SECTOR, l.esp_sectors * SECTOR)?;
+    copy_sparse(data_image, &f, l.data_first_lba * SECTOR, l.data_sectors * SECTOR)?;
+    f.sync_all().map_err(|e| e.to_string())?;
+    drop(f);
+    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {}", out.display(), e))?;
+    Ok(l)
+}
+
+/// `tar --format=oldgnu -Sczf TARBALL disk.raw`, with the member's owner,
+/// group and time fixed so the tarball repeats too.
+pub fn make_tarball(disk: &Path, tarball: &Path, sde: u64) -> Result<(), String> {
+    if disk.file_name().and_then(|n| n.to_str()) != Some(TARBALL_MEMBER) {
+        return Err(format!("the tarball member must be named {}; got {}", TARBALL_MEMBER, disk.display()));
+    }
+    let dir = disk.parent().unwrap_or(Path::new("."));
+    let _ = std::fs::remove_file(tarball);
+    run(Command::new("tar")
+        .env("GZIP", "-n")
+        .arg("--format=oldgnu")
+        .arg("-Sczf")
+        .arg(tarball)
+        .args(["--owner=0", "--group=0", "--numeric-owner", &format!("--mtime=@{}", sde), "-C"])
+        .arg(dir)
+        .arg(TARBALL_MEMBER))?;
+    Ok(())
+}
+
+fn build_mkstore_image(root: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--quiet", "-p", "mkstore-image"])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {}", e))?;
+    if !status.success() {
+        return Err("building mkstore-image failed".into());
+    }
+    Ok(root.join("target/debug/mkstore-image"))
+}
+
+/// The co-located store + filesystem filling the data partition.
+fn make_data_image(root: &Path, image: &Path, sde: u64) -> Result<(), String> {
+    let tool = build_mkstore_image(root)?;
+    let blocks = (DATA_MIB * MIB / SECTOR).to_string();
+    run(Command::new(&tool).env("SOURCE_DATE_EPOCH", sde.to_string()).args(["--colocated", "--blocks", &blocks, "-o", path_str(image)?]))?;
+    Ok(())
+}
+
+pub struct Built {
+    pub disk: PathBuf,
+    pub layout: Layout,
+    pub esp_files: Vec<(String, PathBuf)>,
+    pub data_image: PathBuf,
+    pub sde: u64,
+    pub sde_from: &'static str,
+}
+
+pub fn disk_gib() -> Result<u64, String> {
+    let v = crate::env_or("CLOUD_DISK_GIB", &DEFAULT_DISK_GIB.to_string());
+    v.parse::<u64>().map_err(|_| format!("CLOUD_DISK_GIB={} is not a whole number of GiB", v))
+}
+
+/// Build the boot volume `make run` boots and write the disk to `out`.
+/// Intermediate files go to `work`.
+pub fn build_disk(s: &Settings, out: &Path, work: &Path) -> Result<Built, String> {
+    let gib = disk_gib()?;
+    let (sde, sde_from) = source_date_epoch(&s.root)?;
+    let art = crate::build::build_all(s)?;
+    let volume = crate::qemu::default_volume(s, &art)?;
+    std::fs::create_dir_all(work).map_err(|e| format!("{}: {}", work.display(), e))?;
+    let esp_files = write_tree(&volume, &work.join("esp"))?;
+    let esp_image = work.join("esp.fat32");
+    make_fat32(&esp_files, &esp_image, ESP_MIB * MIB, sde)?;
+    let data_image = work.join("data.colocated");
+    make_data_image(&s.root, &data_image, sde)?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let layout = assemble(out, gib, &esp_image, &data_image)?;
+    Ok(Built { disk: out.to_path_buf(), layout, esp_files, data_image, sde, sde_from })
+}
+
+// ---------------------------------------------------------------- provenance
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn first_line(cmd: &mut Command) -> String {
+    match run_output(cmd) {
+        Ok(o) if o.status.success() => {
+            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+        }
+        _ => "unknown".into(),
+    }
+}
+
+/// The provenance record of a cloud disk build (JSON).
+fn provenance(s: &Settings, b: &Built, tarball: &Path, disk_sha256: &str) -> Result<String, String> {
+    let commit = run(Command::new("git").current_dir(&s.root).args(["rev-parse", "HEAD"]))?.trim().to_string();
+    let dirty = !run(Command::new("git").current_dir(&s.root).args(["status", "--porcelain", "--untracked-files=normal"]))?.trim().is_empty();
+    let commit_time = run(Command::new("git").current_dir(&s.root).args(["log", "-1", "--format=%ct", "HEAD"]))?.trim().to_string();
+    let rustc = first_line(Command::new("rustc").current_dir(&s.root).arg("--version"));
+    let cargo = first_line(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(&s.root).arg("--version"));
+    let lock = std::fs::read(s.root.join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {}", e))?;
+    let fw = crate::qemu::find_firmware()?;
+    let fw_entry = |p: &Path| -> Result<String, String> { Ok(format!("{{\"path\": {}, \"sha256\": {}}}", json_str(&p.display().to_string()), json_str(&sha256_file(p)?))) };
+    let vars = match &fw.vars {
+        Some(v) => fw_entry(v)?,
+        None => "null".into(),
+    };
+    let mut esp = Vec::new();
+    for (path, host) in &b.esp_files {
+        let bytes = std::fs::metadata(host).map_err(|e| e.to_string())?.len();
+        esp.push(format!("    {{\"path\": {}, \"bytes\": {}, \"sha256\": {}}}", json_str(path), bytes, json_str(&sha256_file(host)?)));
+    }
+    let tools = [
+        ("mkfs.fat", first_line(Command::new("mkfs.fat").arg("--help")).split_whitespace().nth(1).unwrap_or("unknown").to_string()),
+        ("mtools", first_line(Command::new("mtools").arg("--version"))),
+        ("sgdisk", first_line(Command::new("sgdisk").arg("--version"))),
+        ("tar", first_line(Command::new("tar").arg("--version"))),
+        ("gzip", first_line(Command::new("gzip").arg("--version"))),
+        ("qemu", first_line(Command::new("qemu-system-x86_64").arg("--version"))),
+    ];
+    let l = &b.layout;
+    let mut j = String::from("{\n");
+    j.push_str("  \"record\": \"capos-cloud-disk-provenance/1\",\n");
+    j.push_str(&format!("  \"source\": {{\"commit\": {}, \"dirty\": {}, \"commit_time\": {}}},\n", json_str(&commit), dirty, commit_time));
+    j.push_str(&format!("  \"source_date_epoch\": {},\n  \"source_date_epoch_from\": {},\n", b.sde, json_str(b.sde_from)));
+    j.push_str(&format!("  \"rustc\": {},\n  \"cargo\": {},\n", json_str(&rustc), json_str(&cargo)));
+    j.push_str(&format!("  \"cargo_lock_sha256\": {},\n", json_str(&sha256_hex(&lock))));
+    j.push_str(&format!("  \"kernel_profile\": {},\n", json_str(&s.profile)));
+    j.push_str(&format!(
+        "  \"disk\": {{\"file\": {}, \"bytes\": {}, \"sha256\": {}}},\n",
+        json_str(TARBALL_MEMBER),
+        l.disk_bytes,
+        json_str(disk_sha256)
+    ));
+    j.push_str(&format!(
+        "  \"partitions\": [\n    {{\"number\": 1, \"type_guid\": {}, \"guid\": {}, \"first_lba\": {}, \"sectors\": {}, \"filesystem\": \"FAT32\", \"volume_id\": {}}},\n    {{\"number\": 2, \"type_guid\": {}, \"guid\": {}, \"first_lba\": {}, \"sectors\": {}, \"layout\": \"CAPOSST1+CAPOSWF1 co-located\", \"sha256\": {}}}\n  ],\n",
+        json_str(&EFI_SYSTEM_PARTITION.to_string()),
+        json_str(ESP_PARTITION_GUID),
+        l.esp_first_lba,
+        l.esp_sectors,
+        json_str(ESP_VOLUME_ID),
+        json_str(&CAPOS_DATA_PARTITION.to_string()),
+        json_str(DATA_PARTITION_GUID),
+        l.data_first_lba,
+        l.data_sectors,
+        json_str(&sha256_file(&b.data_image)?)
+    ));
+    j.push_str(&format!("  \"disk_guid\": {},\n", json_str(DISK_GUID)));
+    j.push_str(&format!("  \"esp_files\": [\n{}\n  ],\n", esp.join(",\n")));
+    j.push_str(&format!(
+        "  \"tarball\": {{\"file\": {}, \"format\": \"tar --format=oldgnu -Sczf\", \"sha256\": {}}},\n",
+        json_str(&tarball.file_name().unwrap_or_default().to_string_lossy()),
+        json_str(&sha256_file(tarball)?)
+    ));
+    j.push_str(&format!("  \"ovmf\": {{\"code\": {}, \"vars\": {}}},\n", fw_entry(&fw.code)?, vars));
+    let tools: Vec<String> = tools.iter().map(|(k, v)| format!("{}: {}", json_str(k), json_str(v))).collect();
+    j.push_str(&format!("  \"host_tools\": {{{}}}\n", tools.join(", ")));
+    j.push_str("}\n");
+    Ok(j)
+}
+
+// ---------------------------------------------------------------- checking
+
+/// What the host check found: each rule it verified, each it found broken.
+#[derive(Default, Debug)]
+pub struct Findings {
+    pub ok: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+impl Findings {
+    fn good(&mut self, s: String) {
+        self.ok.push(s);
+    }
+    fn bad(&mut self, s: String) {
+        self.problems.push(s);
+    }
+}
+
+#[derive(Debug)]
+struct PartitionInfo {
+    type_guid: String,
+    first_lba: u64,
+    last_lba: u64,
+}
+
+/// `sgdisk -i N`: the partition's type and extent, None when it does not exist.
+fn partition_info(disk: &Path, n: u32) -> Result<Option<PartitionInfo>, String> {
+    let out = run_output(Command::new("sgdisk").arg(format!("--info={}", n)).arg(disk))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("sgdisk --info={} failed: {}", n, text.trim()));
+    }
+    if text.contains("does not exist") {
+        return Ok(None);
+    }
+    let field = |name: &str| text.lines().find_map(|l| l.trim().strip_prefix(name)).map(|v| v.trim().to_string());
+    let type_guid = field("Partition GUID code:").and_then(|v| v.split_whitespace().next().map(str::to_string));
+    let num = |name: &str| field(name).and_then(|v| v.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()));
+    match (type_guid, num("First sector:"), num("Last sector:")) {
+        (Some(type_guid), Some(first_lba), Some(last_lba)) => Ok(Some(PartitionInfo { type_guid, first_lba, last_lba })),
+        _ => Err(format!("cannot read partition {} from sgdisk: {}", n, text.trim())),
+    }
+}
+
+/// Numbers of the partitions `sgdisk -p` lists.
+fn partition_numbers(disk: &Path) -> Result<Vec<u32>, String> {
+    let text = run(Command::new("sgdisk").arg("--print").arg(disk))?;
+    let mut in_table = false;
+    let mut v = Vec::new();
+    for l in text.lines() {
+        if l.trim_start().starts_with("Number") {
+            in_table = true;
+            continue;
+        }
+        if in_table {
+            if let Some(n) = l.split_whitespace().next().and_then(|n| n.parse::<u32>().ok()) {
+                v.push(n);
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn read_at(f: &std::fs::File, offset: u64, len: usize) -> Result<Vec<u8>, String> {
+    let mut b = vec![0u8; len];
+    f.read_exact_at(&mut b, offset).map_err(|e| format!("reading {} bytes at {}: {}", len, offset, e))?;
+    Ok(b)
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+/// Is `b` an x86_64 UEFI application (PE32+, machine 0x8664, subsystem 10)?
+pub fn is_x64_efi_application(b: &[u8]) -> Result<(), String> {
+    if b.len() < 0x40 || &b[..2] != b"MZ" {
+        return Err("no MZ header".into());
+    }
+    let pe = le32(b, 0x3c) as usize;
+    if pe.checked_add(24 + 70).map_or(true, |end| end > b.len()) || &b[pe..pe + 4] != b"PE\0\0" {
+        return Err("no PE header".into());
+    }
+    let machine = le16(b, pe + 4);
+    if machine != 0x8664 {
+        return Err(format!("machine {:#06x}, not x86_64 (0x8664)", machine));
+    }
+    let opt = pe + 24;
+    if le16(b, opt) != 0x20b {
+        return Err("not PE32+".into());
+    }
+    let subsystem = le16(b, opt + 68);
+    if subsystem != 10 {
+        return Err(format!("subsystem {}, not an EFI application (10)", subsystem));
+    }
+    Ok(())
+}
+
+/// The file at `path` on the FAT volume at byte `offset` of `disk`.
+fn fat_read(disk: &Path, offset: u64, path: &str) -> Result<Option<Vec<u8>>, String> {
+    let out = run_output(Command::new("mtype").arg("-i").arg(format!("{}@@{}", path_str(disk)?, offset)).arg(format!("::{}", path)))?;
+    if out.status.success() {
+        Ok(Some(out.stdout))
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("not found") {
+            Ok(None)
+        } else {
+            Err(format!("mtype ::{} failed: {}", path, err.trim()))
+        }
+    }
+}
+
+/// Files a limine.conf names on the boot volume (`path:`, `module_path:`).
+pub fn conf_files(conf: &str) -> Vec<String> {
+    conf.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            l.strip_prefix("path:").or_else(|| l.strip_prefix("module_path:")).or_else(|| l.strip_prefix("kernel_path:"))
+        })
+        .filter_map(|p| {
+            let p = p.trim();
+            p.strip_prefix("boot():").or_else(|| p.strip_prefix("boot://")).map(|f| f.to_string())
+        })
+        .collect()
+}
+
+fn check_esp(disk: &Path, f: &std::fs::File, p: &PartitionInfo, r: &mut Findings) -> Result<(), String> {
+    let offset = p.first_lba * SECTOR;
+    let bs = read_at(f, offset, 512)?;
+    if &bs[82..90] != b"FAT32   " || bs[510..512] != [0x55, 0xAA] || le16(&bs, 11) != 512 {
+        r.bad("partition 1 does not hold a FAT32 file system with 512-byte sectors".into());
+        return Ok(());
+    }
+    r.good(format!("partition 1 is FAT32, volume id {:08X}", le32(&bs, 67)));
+    match fat_read(disk, offset, "/EFI/BOOT/BOOTX64.EFI")? {
+        None => r.bad("the ESP has no /EFI/BOOT/BOOTX64.EFI".into()),
+        Some(b) => match is_x64_efi_application(&b) {
+            Ok(()) => r.good(format!("/EFI/BOOT/BOOTX64.EFI is an x86_64 EFI application ({} bytes)", b.len())),
+            Err(e) => r.bad(format!("/EFI/BOOT/BOOTX64.EFI is not an x86_64 EFI application: {}", e)),
+        },
+    }
+    match fat_read(disk, offset, "/limine.conf")? {
+        None => r.bad("the ESP has no /limine.conf".into()),
+        Some(b) => {
+            let conf = String::from_utf8_lossy(&b);
+            let files = conf_files(&conf);
+            if !conf.lines().any(|l| l.trim().starts_with("path:")) {
+                r.bad("/limine.conf names no kernel (no path: line)".into());
+            }
+            let mut missing = false;
+            for file in &files {
+                if fat_read(disk, offset, file)?.is_none() {
+                    r.bad(format!("/limine.conf names {}, which the ESP lacks", file));
+                    missing = true;
+                }
+            }
+            if !missing {
+                r.good(format!("/limine.conf and the {} files it names are on the ESP", files.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_data(f: &std::fs::File, p: &PartitionInfo, r: &mut Findings) -> Result<(), String> {
+    use capos_storage::mem_device::MemBlockDevice;
+    use capos_storage::partition::Partition;
+    let sectors = p.last_lba + 1 - p.first_lba;
+    if sectors > 1 << 21 {
+        r.bad(format!("partition 2 is {} sectors; this check reads at most 1 GiB", sectors));
+        return Ok(());
+    }
+    let bytes = read_at(f, p.first_lba * SECTOR, (sectors * SECTOR) as usize)?;
+    let mut dev = MemBlockDevice::from_bytes(bytes);
+    match capos_storage::colocated::locate(&mut dev) {
+        Err(e) => r.bad(format!("partition 2 does not hold the co-located CAPOSST1 + CAPOSWF1 layout: {}", e)),
+        Ok(l) => {
+            let store = Partition::new(&mut dev, 0, l.store_blocks).map_err(|e| format!("{:?}", e))
+                .and_then(|d| capos_storage::store::Store::mount(d, true).map(|_| ()).map_err(|e| e.to_string()));
+            let fs = Partition::new(&mut dev, l.fs_start, l.fs_blocks).map_err(|e| format!("{:?}", e)).and_then(|d| {
+                capos_storage::writable_fs::WritableFs::mount(
+                    d,
+                    capos_storage::FixedClock(capos_storage::Timestamp::UNKNOWN),
+                    capos_storage::writable_fs::MountOptions { read_only: true },
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            });
+            match (store, fs) {
+                (Ok(()), Ok(())) => r.good(format!(
+                    "partition 2: CAPOSST1 store of {} blocks and CAPOSWF1 of {} blocks, both mount read-only",
+                    l.store_blocks, l.fs_blocks
+                )),
+                (s, f) => r.bad(format!("partition 2 does not mount: store {:?}, filesystem {:?}", s.err(), f.err())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Check `disk` (and the tarball made from it) against the cloud disk
+/// rules; host errors (a tool missing) are Err, broken rules are problems.
+pub fn check_disk(disk: &Path, tarball: Option<&Path>) -> Result<Findings, String> {
+    let mut r = Findings::default();
+    let f = std::fs::File::open(disk).map_err(|e| format!("{}: {}", disk.display(), e))?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    let size = meta.len();
+    if size == 0 || size % GIB != 0 {
+        r.bad(format!("size {} bytes is not a non-zero multiple of 1 GiB", size));
+    } else {
+        r.good(format!("size {} GiB", size / GIB));
+    }
+    let allocated = meta.blocks() * 512;
+    if allocated >= size {
+        r.bad(format!("not sparse: {} bytes allocated for {} bytes", allocated, size));
+    } else {
+        r.good(format!("sparse: {} bytes allocated", allocated));
+    }
+    if size < 64 * 1024 {
+        r.bad("too small to hold a GPT".into());
+        return Ok(r);
+    }
+    let mbr = read_at(&f, 0, 512)?;
+    let sectors = size / SECTOR;
+    let want_len = (sectors - 1).min(0xFFFF_FFFF) as u32;
+    let pe = &mbr[446..510];
+    if mbr[510..512] != [0x55, 0xAA] || pe[4] != 0xEE || le32(pe, 8) != 1 || le32(pe, 12) != want_len || pe[16..].iter().any(|b| *b != 0) {
+        r.bad("no protective MBR (one 0xEE entry from LBA 1 covering the disk, the others empty, signature 55AA)".into());
+    } else {
+        r.good("protective MBR".into());
+    }
+    let v = run_output(Command::new("sgdisk").arg("--verify").arg(disk))?;
+    let vtext = format!("{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+    // sgdisk -v says "No problems found" even when it had to fall back to
+    // the backup header (or regenerate it): its cautions count too.
+    let warned = ["Caution", "Warning", "ERROR", "corrupt", "Invalid", "invalid"].iter().any(|w| vtext.contains(w));
+    if v.status.success() && vtext.contains("No problems found") && !warned {
+        r.good(format!("sgdisk -v: {}", vtext.lines().find(|l| l.contains("No problems found")).unwrap_or("").trim()));
+    } else {
+        r.bad(format!("sgdisk -v finds problems: {}", vtext.trim().replace('\n', " | ")));
+    }
+    let numbers = partition_numbers(disk).unwrap_or_default();
+    if numbers != [1, 2] {
+        r.bad(format!("partitions {:?}; the rules want exactly 1 (ESP) and 2 (capOS data)", numbers));
+    }
+    match partition_info(disk, 1)? {
+        None => r.bad("no partition 1 (the EFI System Partition)".into()),
+        Some(p) if p.type_guid != EFI_SYSTEM_PARTITION.to_string() => r.bad(format!("partition 1 has type {}, not the EFI System Partition {}", p.type_guid, EFI_SYSTEM_PARTITION)),
+        Some(p) => {
+            r.good(format!("partition 1: EFI System Partition, LBA {}..={}", p.first_lba, p.last_lba));
+            check_esp(disk, &f, &p, &mut r)?;
+        }
+    }
+    match partition_info(disk, 2)? {
+        None => r.bad("no partition 2 (capOS data)".into()),
+        Some(p) if p.type_guid != CAPOS_DATA_PARTITION.to_string() => r.bad(format!("partition 2 has type {}, not capOS data {}", p.type_guid, CAPOS_DATA_PARTITION)),
+        Some(p) => {
+            r.good(format!("partition 2: capOS data, LBA {}..={}", p.first_lba, p.last_lba));
+            check_data(&f, &p, &mut r)?;
+        }
+    }
+    if let Some(t) = tarball {
+        check_tarball(t, Some(size), &mut r)?;
+    }
+    Ok(r)
+}
+
+/// The tarball Compute Engine imports: gzip, old GNU tar format, one member
+/// `disk.raw` (of the disk's size, when known).
+pub fn check_tarball(t: &Path, disk_size: Option<u64>, r: &mut Findings) -> Result<(), String> {
+    if !t.to_string_lossy().ends_with(".tar.gz") {
+        r.bad(format!("{}: Compute Engine wants a name ending in .tar.gz", t.display()));
+    }
+    let mut magic = [0u8; 2];
+    let mut file = std::fs::File::open(t).map_err(|e| format!("{}: {}", t.display(), e))?;
+    if file.read_exact(&mut magic).is_err() || magic != [0x1f, 0x8b] {
+        r.bad(format!("{} is not gzip-compressed", t.display()));
+        return Ok(());
+    }
+    // The first header block, decompressed.
+    let mut child = Command::new("gzip")
+        .args(["-dc"])
+        .arg(t)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run gzip: {}", e))?;
+    let mut header = vec![0u8; 512];
+    let got = child.stdout.take().unwrap().read_exact(&mut header);
+    let _ = child.kill();
+    let _ = child.wait();
+    if got.is_err() {
+        r.bad("the tarball is shorter than one tar header".into());
+        return Ok(());
+    }
+    if &header[257..265] != b"ustar  \0" {
+        r.bad(format!("the tar header magic is {:?}, not old GNU (\"ustar  \\0\"); make it with tar --format=oldgnu", String::from_utf8_lossy(&header[257..265])));
+    } else {
+        r.good("tar format: old GNU".into());
+    }
+    let out = run_output(Command::new("tar").arg("-tvzf").arg(t))?;
+    if !out.status.success() {
+        r.bad(format!("tar cannot list the tarball: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Ok(());
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let members: Vec<(&str, Option<u64>)> = listing
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.last().copied().unwrap_or(""), w.get(2).and_then(|s| s.parse::<u64>().ok()))
+        })
+        .collect();
+    let names: Vec<&str> = members.iter().map(|m| m.0).collect();
+    if names != [TARBALL_MEMBER] {
+        r.bad(format!("the tarball holds {:?}; it must hold {} alone", names, TARBALL_MEMBER));
+    } else {
+        r.good(format!("the tarball holds {} alone", TARBALL_MEMBER));
+        if let (Some(want), Some(got)) = (disk_size, members[0].1) {
+            if want != got {
+                r.bad(format!("the tarball's {} is {} bytes, the disk {}", TARBALL_MEMBER, got, want));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_findings(r: &Findings) {
+    for s in &r.ok {
+        println!("[PASS] {}", s);
+    }
+    for s in &r.problems {
+        println!("[FAIL] {}", s);
+    }
+    println!("{} passed, {} failed", r.ok.len(), r.problems.len());
+}
+
+// ---------------------------------------------------------------- booting
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Bus {
+    Nvme,
+    Virtio,
+}
+
+impl Bus {
+    pub fn from_env() -> Result<Bus, String> {
+        match crate::env_or("DISK_BUS", "nvme").as_str() {
+            "nvme" => Ok(Bus::Nvme),
+            "virtio" | "virtio-blk" => Ok(Bus::Virtio),
+            other => Err(format!("DISK_BUS={} (want nvme or virtio)", other)),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Bus::Nvme => "nvme",
+            Bus::Virtio => "virtio",
+        }
+    }
+    /// How the kernel's `devices` line states a disk of `sectors`.
+    fn size_text(self, sectors: u64) -> String {
+        match self {
+            Bus::Nvme => format!("{} blocks of 512 bytes", sectors),
+            Bus::Virtio => format!("{} sectors", sectors),
+        }
+    }
+    /// The name the kernel gives the disk.
+    fn guest_name(self) -> &'static str {
+        match self {
+            Bus::Nvme => "nvme0n1",
+            Bus::Virtio => "vblk0",
+        }
+    }
+}
+
+/// QEMU booting `disk` alone under OVMF: no other drive, no network.
+fn disk_qemu(s: &Settings, disk: &Path, bus: Bus, vars_copy: &Path) -> Result<Command, String> {
+    let fw = crate::qemu::find_firmware()?;
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-machine", &s.machine, "-cpu", &s.cpu, "-m", &s.mem, "-smp", &s.smp]);
+    match &fw.vars {
+        Some(vars) => {
+            std::fs::copy(vars, vars_copy).map_err(|e| format!("copying {}: {}", vars.display(), e))?;
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", fw.code.display()));
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars_copy.display()));
+        }
+        None => {
+            cmd.arg("-bios").arg(&fw.code);
+        }
+    }
+    cmd.arg("-drive").arg(format!("if=none,id=boot,format=raw,file={}", disk.display()));
+    cmd.arg("-device").arg(match bus {
+        Bus::Nvme => "nvme,serial=capos-disk,drive=boot,bootindex=0".to_string(),
+        Bus::Virtio => "virtio-blk-pci,drive=boot,bootindex=0".to_string(),
+    });
+    cmd.args(["-nic", "none", "-display", "none", "-no-reboot"]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    cmd.args(&s.extra);
+    Ok(cmd)
+}
+
+/// `make run-disk`: boot DISK (default target/disk.raw) interactively.
+fn run_disk(s: &Settings) -> Result<u8, String> {
+    let disk = std::env::var("DISK").ok().filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(|| s.root.join("target/disk.raw"));
+    if !disk.is_file() {
+        return Err(format!("{} does not exist (make capos-cloudboot-image builds it, or set DISK=)", disk.display()));
+    }
+    let bus = Bus::from_env()?;
+    let dir = s.out_dir.join("run-disk");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut cmd = disk_qemu(s, &disk, bus, &dir.join("vars.fd"))?;
+    cmd.args(["-serial", "mon:stdio"]);
+    eprintln!("capos-run: booting {} over {} (it is written in place; quit: Ctrl-A X)", disk.display(), bus.name());
+    let status = cmd.status().map_err(|e| format!("cannot start qemu-system-x86_64: {}", e))?;
+    Ok(match status.code() {
+        Some(crate::qemu::EXIT_KERNEL_SUCCESS) | Some(0) => 0,
+        _ => 1,
+    })
+}
+
+struct BootLog {
+    lines: Vec<String>,
+    exit: Option<i32>,
+    timed_out: bool,
+}
+
+/// Boot `disk`, type `script` steps (after trigger text, send input) and
+/// collect the serial lines until QEMU exits or `timeout` passes.
+fn boot_scripted(s: &Settings, disk: &Path, bus: Bus, dir: &Path, script: &[(&str, &str)]) -> Result<BootLog, String> {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    let mut cmd = disk_qemu(s, disk, bus, &dir.join(format!("{}.vars.fd", bus.name())))?;
+    cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let log_path = dir.join(format!("{}.log", bus.name()));
+    let mut log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {}", log_path.display(), e))?;
+    println!("== cloud-disk/{}: {} (log: {})", bus.name(), describe(&cmd), log_path.display());
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {}", e))?;
+    let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(Some(buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+        let _ = tx.send(None);
+    });
+    let mut stdin = child.stdin.take();
+    let deadline = Instant::now() + Duration::from_secs(s.timeout_secs);
+    let (mut transcript, mut partial, mut lines) = (String::new(), Vec::<u8>::new(), Vec::new());
+    let mut cursor = 0;
+    let mut steps = script.iter();
+    let mut step = steps.next();
+    let mut timed_out = false;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            break;
+        }
+        match rx.recv_timeout(deadline - now) {
+            Ok(Some(chunk)) => {
+                transcript.push_str(&String::from_utf8_lossy(&chunk));
+                partial.extend_from_slice(&chunk);
+                while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
+                    let raw: Vec<u8> = partial.drain(..=pos).collect();
+                    let line = clean(&String::from_utf8_lossy(&raw[..raw.len() - 1]));
+                    println!("{}", line);
+                    let _ = writeln!(log, "{}", line);
+                    lines.push(line);
+                }
+                while let Some((after, send)) = step {
+                    match transcript[cursor..].find(after) {
+                        Some(at) => {
+                            if let Some(w) = stdin.as_mut() {
+                                let _ = w.write_all(send.as_bytes());
+                                let _ = w.flush();
+                            }
+                            cursor = transcript.len().max(cursor + at + after.len());
+                            step = steps.next();
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+    if !partial.is_empty() {
+        let line = clean(&String::from_utf8_lossy(&partial));
+        let _ = writeln!(log, "{}", line);
+        lines.push(line);
+    }
+    if timed_out {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    for l in err.lines() {
+        println!("qemu: {}", l);
+        let _ = writeln!(log, "qemu: {}", l);
+    }
+    Ok(BootLog { lines, exit: if timed_out { None } else { status.code() }, timed_out })
+}
+
+/// Serial text without terminal escapes and control characters.
+fn clean(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for n in chars.by_ref() {
+                    if n.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        if !(c.is_control() && c != '\t') {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The lines a boot of the cloud disk over `bus` must show. The prompt
+/// answers `devices` with the boot disk itself, of the disk's size.
+fn required_lines(bus: Bus) -> Vec<String> {
+    vec![
+        // OVMF started the loader from the disk on this bus (the only drive).
+        match bus {
+            Bus::Nvme => "BdsDxe: starting Boot0001 \"UEFI QEMU NVMe Ctrl capos-disk 1\"".to_string(),
+            Bus::Virtio => "BdsDxe: starting Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0)".to_string(),
+        },
+        "capos-boot: /limine.conf: booting entry 'capOS'".to_string(),
+        "capos kernel starting".to_string(),
+        "userspace: 3 processes started".to_string(),
+        "capos> devices".to_string(),
+        format!("{}: {}", bus.guest_name(), if bus == Bus::Nvme { "nvme" } else { "virtio-blk" }),
+        "halting".to_string(),
+    ]
+}
+
+/// Judge one boot; returns (passed, failed).
+fn judge(label: &str, bus: Bus, disk_bytes: u64, log: &BootLog) -> (u32, u32) {
+    let (mut p, mut f) = (0, 0);
+    let mut verdict = |ok: bool, what: String| {
+        if ok {
+            p += 1;
+            println!("[PASS] {}: {}", label, what);
+        } else {
+            f += 1;
+            println!("[FAIL] {}: {}", label, what);
+        }
+    };
+    if log.timed_out {
+        verdict(false, "timed out (a timeout is a failure)".into());
+    } else {
+        verdict(log.exit == Some(crate::qemu::EXIT_KERNEL_SUCCESS), format!("exit status {:?}, want 33 (kernel success after halt)", log.exit));
+    }
+    for want in required_lines(bus) {
+        let seen = log.lines.iter().any(|l| l.contains(&want));
+        verdict(seen, format!("{} '{}'", if seen { "saw" } else { "never saw" }, want));
+    }
+    // The devices line naming the boot disk must also carry its size.
+    let size = bus.size_text(disk_bytes / SECTOR);
+    let disk_line = log.lines.iter().any(|l| l.contains(bus.guest_name()) && l.contains(&size));
+    verdict(disk_line, format!("the kernel lists its boot disk {} with {}", bus.guest_name(), size));
+    for bad in ["KERNEL PANIC", "EXCEPTION (unexpected)", "capos-boot: error"] {
+        if let Some(l) = log.lines.iter().find(|l| l.contains(bad)) {
+            verdict(false, format!("forbidden '{}' in: {}", bad, l));
+        }
+    }
+    (p, f)
+}
+
+/// The `cloud-disk` scenario: build the cloud disk the way
+/// `make capos-cloudboot-image` does, check it, boot it over NVMe and over
+/// virtio-blk, and at the prompt ask for the devices and halt.
+fn disk_test(s: &Settings) -> Result<bool, String> {
+    let dir = s.out_dir.join("cloud-disk");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    println!("== scenario cloud-disk: the cloud GPT disk booted alone under OVMF over NVMe and virtio-blk");
+    let disk = match std::env::var("DISK").ok().filter(|d| !d.is_empty()) {
+        Some(d) => {
+            // A user's disk: boot a copy, never the original.
+            let copy = dir.join(TARBALL_MEMBER);
+            run(Command::new("cp").arg("--sparse=always").arg(&d).arg(&copy))?;
+            copy
+        }
+        None => build_disk(s, &dir.join(TARBALL_MEMBER), &dir.join("work"))?.disk,
+    };
+    let (mut passed, mut failed) = (0u32, 0u32);
+    let findings = check_disk(&disk, None)?;
+    for ok in &findings.ok {
+        println!("[PASS] cloud-disk/check: {}", ok);
+    }
+    for bad in &findings.problems {
+        println!("[FAIL] cloud-disk/check: {}", bad);
+    }
+    passed += findings.ok.len() as u32;
+    failed += findings.problems.len() as u32;
+    let size = std::fs::metadata(&disk).map_err(|e| e.to_string())?.len();
+    for bus in [Bus::Nvme, Bus::Virtio] {
+        let log = boot_scripted(s, &disk, bus, &dir, &[("capos> ", "devices\r"), ("capos> ", "halt\r")])?;
+        let (p, f) = judge(&format!("cloud-disk/{}", bus.name()), bus, size, &log);
+        passed += p;
+        failed += f;
+    }
+    println!("note: the data partition is not mounted yet and the shell is not there (storage issues); persistence across boots is not checked");
+    println!("{} passed, {} failed", passed, failed);
+    Ok(failed == 0 && passed > 0)
+}
+
+// ---------------------------------------------------------------- commands
+
+pub const COMMANDS: &[&str] = &["esp-tree", "disk-image", "cloudboot-image", "check-disk", "run-disk", "disk-test", "sha256"];
+
+fn arg_path(args: &[String], i: usize, default: PathBuf) -> PathBuf {
+    args.get(i).map(PathBuf::from).unwrap_or(default)
+}
+
+/// Run one of [`COMMANDS`]; `args` follow the command name.
+pub fn command(s: &Settings, cmd: &str, args: &[String]) -> ExitCode {
+    let result: Result<bool, String> = (|| match cmd {
+        "esp-tree" => {
+            let dir = arg_path(args, 0, s.root.join("target/esp"));
+            let art = crate::build::build_all(s)?;
+            let files = write_tree(&crate::qemu::default_volume(s, &art)?, &dir)?;
+            for (p, h) in &files {
+                println!("{}  {}", sha256_file(h)?, p);
+            }
+            println!("wrote {} files under {}", files.len(), dir.display());
+            Ok(true)
+        }
+        "disk-image" => {
+            let out = arg_path(args, 0, s.root.join("target/capos.img"));
+            let b = build_disk(s, &out, &s.root.join("target/cloudboot-work"))?;
+            let r = check_disk(&b.disk, None)?;
+            print_findings(&r);
+            println!("wrote {} ({} GiB, SOURCE_DATE_EPOCH={})", out.display(), b.layout.disk_bytes / GIB, b.sde);
+            Ok(r.problems.is_empty())
+        }
+        "cloudboot-image" => {
+            let dir = arg_path(args, 0, s.root.join("target"));
+            let disk = dir.join(TARBALL_MEMBER);
+            let tarball = dir.join("capos-disk.tar.gz");
+            let prov = dir.join("disk.raw.provenance.json");
+            let _ = std::fs::remove_file(&prov);
+            let b = build_disk(s, &disk, &dir.join("cloudboot-work"))?;
+            make_tarball(&disk, &tarball, b.sde)?;
+            let r = check_disk(&disk, Some(&tarball))?;
+            print_findings(&r);
+            if !r.problems.is_empty() {
+                return Ok(false);
+            }
+            let disk_sha256 = sha256_file(&disk)?;
+            let record = provenance(s, &b, &tarball, &disk_sha256)?;
+            std::fs::write(&prov, &record).map_err(|e| format!("{}: {}", prov.display(), e))?;
+            println!("wrote {}, {} and {}", disk.display(), tarball.display(), prov.display());
+            println!("disk.raw sha256 {}", disk_sha256);
+            Ok(true)
+        }
+        "check-disk" => {
+            let Some(disk) = args.first() else { return Err("usage: capos-run check-disk DISK [TARBALL]".into()) };
+            let r = check_disk(Path::new(disk), args.get(1).map(Path::new))?;
+            print_findings(&r);
+            Ok(r.problems.is_empty())
+        }
+        "sha256" => {
+            // sha256sum's output format, reading sparse files fast.
+            for f in args {
+                println!("{}  {}", sha256_file(Path::new(f))?, f);
+            }
+            Ok(!args.is_empty())
+        }
+        "run-disk" => run_disk(s).map(|c| c == 0),
+        "disk-test" => disk_test(s),
+        _ => Err(format!("unknown command {}", cmd)),
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("capos-run {}: {}", cmd, e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The host check against images that break each rule. They use the
+    //! same tools the build does (mkfs.fat, mtools, sgdisk, tar, gzip,
+    //! fallocate); tools/setup.sh installs them.
+    use super::*;
+
+    const SDE: u64 = 1_700_000_000;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("capos-disk-test-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// The smallest PE32+ header the check accepts, for `machine`.
+    fn fake_efi(machine: u16) -> Vec<u8> {
+        let mut b = vec![0u8; 1024];
+        b[0..2].copy_from_slice(b"MZ");
+        b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        b[0x80..0x84].copy_from_slice(b"PE\0\0");
+        b[0x84..0x86].copy_from_slice(&machine.to_le_bytes());
+        b[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        b[0x98 + 68..0x98 + 70].copy_from_slice(&10u16.to_le_bytes());
+        b
+    }
+
+    const CONF: &str = "timeout: 0\n\n/capOS\n    protocol: limine\n    path: boot():/boot/capos-kernel\n    module_path: boot():/boot/manifest\n";
+
+    /// A 1 GiB disk that follows every rule, and its tarball.
+    fn good(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = tmpdir(name);
+        let mut v = Volume::new();
+        v.add("/EFI/BOOT/BOOTX64.EFI", Content::Bytes(fake_efi(0x8664)));
+        v.add("/boot/capos-kernel", Content::Bytes(b"\x7fELF kernel".to_vec()));
+        v.add("/boot/manifest", Content::Bytes(b"manifest".to_vec()));
+        v.add("/limine.conf", Content::Bytes(CONF.as_bytes().to_vec()));
+        let files = write_tree(&v, &dir.join("esp")).unwrap();
+        make_fat32(&files, &dir.join("esp.fat32"), ESP_MIB * MIB, SDE).unwrap();
+        let mut dev = capos_storage::mem_device::MemBlockDevice::new(DATA_MIB * MIB / SECTOR);
+        capos_storage::colocated::format(&mut dev, 2048, capos_storage::Timestamp::UNKNOWN).unwrap();
+        std::fs::write(dir.join("data"), dev.into_bytes()).unwrap();
+        let disk = dir.join(TARBALL_MEMBER);
+        assemble(&disk, 1, &dir.join("esp.fat32"), &dir.join("data")).unwrap();
+        let tar = dir.join("capos-disk.tar.gz");
+        make_tarball(&disk, &tar, SDE).unwrap();
+        (dir, disk, tar)
+    }
+
+    fn problems(disk: &Path, tar: Option<&Path>) -> Vec<String> {
+        check_disk(disk, tar).unwrap().problems
+    }
+
+    #[track_caller]
+    fn refused(p: &[String], needle: &str) {
+        assert!(p.iter().any(|x| x.contains(needle)), "expected a problem containing '{}', got {:?}", needle, p);
+    }
+
+    fn sh(cmd: &mut Command) {
+        run(cmd).unwrap();
+    }
+
+    fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(bytes, offset).unwrap();
+    }
+
+    fn esp_arg(disk: &Path) -> String {
+        format!("{}@@{}", disk.display(), ESP_FIRST_LBA * SECTOR)
+    }
+
+    #[test]
+    fn a_disk_that_follows_the_rules_passes() {
+        let (dir, disk, tar) = good("good");
+        let r = check_disk(&disk, Some(&tar)).unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(r.ok.len() >= 12, "{:?}", r.ok);
+        // The layout the docs state.
+        let p1 = partition_info(&disk, 1).unwrap().unwrap();
+        assert_eq!((p1.first_lba, p1.last_lba), (2048, 2048 + 262144 - 1));
+        let p2 = partition_info(&disk, 2).unwrap().unwrap();
+        assert_eq!((p2.first_lba, p2.last_lba), (264192, 264192 + 131072 - 1));
+        assert_eq!(p2.type_guid, "A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_bytes() {
+        let (d1, disk1, tar1) = good("same1");
+        let (d2, disk2, tar2) = good("same2");
+        assert_eq!(sha256_file(&disk1).unwrap(), sha256_file(&disk2).unwrap());
+        assert_eq!(sha256_file(&tar1).unwrap(), sha256_file(&tar2).unwrap());
+        let _ = std::fs::remove_dir_all(d1);
+        let _ = std::fs::remove_dir_all(d2);
+    }
+
+    #[test]
+    fn a_size_that_is_not_whole_gib_is_refused() {
+        let (dir, disk, _) = good("size");
+        std::fs::OpenOptions::new().write(true).open(&disk).unwrap().set_len(GIB + MIB).unwrap();
+        refused(&problems(&disk, None), "not a non-zero multiple of 1 GiB");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_disk_that_is_not_sparse_is_refused() {
+        let (dir, disk, _) = good("sparse");
+        sh(Command::new("fallocate").args(["-o", "0", "-l", &GIB.to_string()]).arg(&disk));
+        refused(&problems(&disk, None), "not sparse");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_or_mistyped_esp_is_refused() {
+        let (dir, disk, _) = good("esp");
+        sh(Command::new("sgdisk").arg("--typecode=1:8300").arg(&disk));
+        refused(&problems(&disk, None), "not the EFI System Partition");
+        sh(Command::new("sgdisk").arg("--delete=1").arg(&disk));
+        let p = problems(&disk, None);
+        refused(&p, "no partition 1");
+        refused(&p, "exactly 1 (ESP) and 2");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_esp_that_is_not_fat32_is_refused() {
+        let (dir, disk, _) = good("fat");
+        write_at(&disk, ESP_FIRST_LBA * SECTOR, &[0u8; 512]);
+        refused(&problems(&disk, None), "does not hold a FAT32 file system");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_or_foreign_bootx64_is_refused() {
+        let (dir, disk, _) = good("bootx64");
+        sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/EFI/BOOT/BOOTX64.EFI"]));
+        refused(&problems(&disk, None), "no /EFI/BOOT/BOOTX64.EFI");
+        let arm = dir.join("arm.efi");
+        std::fs::write(&arm, fake_efi(0xaa64)).unwrap();
+        sh(Command::new("mcopy").args(["-i", &esp_arg(&disk)]).arg(&arm).arg("::/EFI/BOOT/BOOTX64.EFI"));
+        refused(&problems(&disk, None), "machine 0xaa64, not x86_64");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_limine_conf_names_must_be_on_the_esp() {
+        let (dir, disk, _) = good("conf");
+        sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/boot/manifest"]));
+        refused(&problems(&disk, None), "names /boot/manifest, which the ESP lacks");
+        sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/limine.conf"]));
+        refused(&problems(&disk, None), "no /limine.conf");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_protective_mbr_is_refused() {
+        let (dir, disk, _) = good("mbr");
+        write_at(&disk, 446, &[0u8; 66]);
+        refused(&problems(&disk, None), "no protective MBR");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_damaged_gpt_header_is_refused() {
+        let (dir, disk, _) = good("gpt");
+        // A byte of the primary header's disk GUID: its CRC no longer matches.
+        write_at(&disk, SECTOR + 0x38, &[0x5a]);
+        refused(&problems(&disk, None), "sgdisk -v finds problems");
+        // The same in the backup header (the disk's last sector).
+        let (dir2, disk2, _) = good("gpt-backup");
+        write_at(&disk2, GIB - SECTOR + 0x38, &[0x5a]);
+        refused(&problems(&disk2, None), "sgdisk -v finds problems");
+        let _ = std::fs::remove_dir_all(dir2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_data_partition_must_be_capos_data_with_the_colocated_layout() {
+        let (dir, disk, _) = good("data");
+        write_at(&disk, 264192 * SECTOR, &[0u8; 512]);
+        refused(&problems(&disk, None), "does not hold the co-located CAPOSST1 + CAPOSWF1 layout");
+        sh(Command::new("sgdisk").arg("--typecode=2:8300").arg(&disk));
+        refused(&problems(&disk, None), "not capOS data");
+        sh(Command::new("sgdisk").arg("--delete=2").arg(&disk));
+        refused(&problems(&disk, None), "no partition 2");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn tarballs_in_another_format_or_with_other_members_are_refused() {
+        let (dir, disk, _) = good("tar");
+        let tar = |name: &str, args: &[&str], members: &[&str]| -> PathBuf {
+            let t = dir.join(name);
+            sh(Command::new("tar").args(args).arg(&t).arg("-C").arg(&dir).args(members));
+            t
+        };
+        let posix = tar("posix.tar.gz", &["--format=posix", "-Sczf"], &["disk.raw"]);
+        refused(&problems(&disk, Some(&posix)), "not old GNU");
+        std::fs::write(dir.join("extra"), b"x").unwrap();
+        let extra = tar("extra.tar.gz", &["--format=oldgnu", "-Sczf"], &["disk.raw", "extra"]);
+        refused(&problems(&disk, Some(&extra)), "it must hold disk.raw alone");
+        let other = tar("other.tar.gz", &["--format=oldgnu", "-Sczf"], &["extra"]);
+        refused(&problems(&disk, Some(&other)), "it must hold disk.raw alone");
+        let plain = tar("plain.tar.gz", &["--format=oldgnu", "-Scf"], &["disk.raw"]);
+        refused(&problems(&disk, Some(&plain)), "not gzip-compressed");
+        let named = tar("disk.tgz", &["--format=oldgnu", "-Sczf"], &["disk.raw"]);
+        refused(&problems(&disk, Some(&named)), "ending in .tar.gz");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn sparse_hashing_matches_hashing_every_byte() {
+        let dir = tmpdir("hash");
+        let p = dir.join("f");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(9 * MIB + 123).unwrap();
+        f.write_all_at(b"start", 0).unwrap();
+        f.write_all_at(&[7u8; 5000], 4 * MIB + 17).unwrap();
+        f.write_all_at(b"end", 9 * MIB + 120).unwrap();
+        drop(f);
+        assert_eq!(sha256_file(&p).unwrap(), sha256_hex(&std::fs::read(&p).unwrap()));
+        std::fs::write(&p, b"").unwrap();
+        assert_eq!(sha256_file(&p).unwrap(), sha256_hex(b""));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn efi_and_conf_parsing() {
+        assert!(is_x64_efi_application(&fake_efi(0x8664)).is_ok());
+        assert!(is_x64_efi_application(&fake_efi(0x014c)).is_err());
+        assert!(is_x64_efi_application(b"MZ").is_err());
+        let mut truncated = fake_efi(0x8664);
+        truncated.truncate(0x90);
+        assert!(is_x64_efi_application(&truncated).is_err());
+        assert_eq!(conf_files(CONF), vec!["/boot/capos-kernel".to_string(), "/boot/manifest".to_string()]);
+    }
+}

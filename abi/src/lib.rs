@@ -15,6 +15,9 @@
 //! - [`manifest`]: the boot manifest in plain Rust, its encoding and checks,
 //!   and the list of kernel capability sources.
 //! - [`start`]: `StartInfo`, what a process receives at entry.
+//! - [`small_blocks`]: the size-class cache the kernel's and the runtime's
+//!   heaps put in front of their allocator (the call path's one small
+//!   allocation, capnp's segment table).
 //!
 //! Why a crate of its own: the numbers and layouts here are a contract
 //! between separately built programs. Keeping them in one `no_std` crate that
@@ -38,6 +41,7 @@ pub mod ipc;
 pub mod limits;
 pub mod manifest;
 pub mod message;
+pub mod small_blocks;
 pub mod start;
 pub mod syscall;
 

@@ -159,7 +159,34 @@ pub fn write_message(builder: &Builder<HeapAllocator>) -> Result<Vec<u8>, Messag
 }
 
 /// A message read in place from a borrowed buffer: no copy, no allocation.
-pub type FlatReader<'a> = Reader<capnp::serialize::NoAllocSliceSegments<'a>>;
+pub type FlatReader<'a> = Reader<FlatSegments<'a>>;
+
+/// The segments of a message read in place. Our builders always write one
+/// segment, and that case is a plain slice (capnp's general no-alloc
+/// segment table re-parses and re-checks on every segment lookup, which
+/// was a tenth of a null call); anything else goes through capnp's own.
+pub enum FlatSegments<'a> {
+    One(&'a [u8]),
+    Many(capnp::serialize::NoAllocSliceSegments<'a>),
+}
+
+impl capnp::message::ReaderSegments for FlatSegments<'_> {
+    #[inline]
+    fn get_segment(&self, idx: u32) -> Option<&[u8]> {
+        match self {
+            FlatSegments::One(s) => (idx == 0).then_some(*s),
+            FlatSegments::Many(m) => m.get_segment(idx),
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            FlatSegments::One(_) => 1,
+            FlatSegments::Many(m) => m.len(),
+        }
+    }
+}
 
 
 /// Read a message in place, lazily: the framing is checked here against
@@ -172,8 +199,13 @@ pub type FlatReader<'a> = Reader<capnp::serialize::NoAllocSliceSegments<'a>>;
 /// buffer fails on its first read, it is never misread.
 pub fn read_flat(bytes: &[u8]) -> Result<FlatReader<'_>, MessageError> {
     let mut slice: &[u8] = if bytes.is_empty() { aligned_empty() } else { bytes };
+    // One segment, exactly framed (checked here before capnp sees it):
+    // the segment is the rest of the buffer.
+    if slice.len() >= 8 && slice.len() <= MAX_MESSAGE_BYTES && slice.len().is_multiple_of(8) && le32(slice, 0) == 0 && le32(slice, 4) as usize * 8 == slice.len() - 8 {
+        return Ok(Reader::new(FlatSegments::One(&slice[8..]), reader_options()));
+    }
     check_framing(slice)?;
-    Ok(capnp::serialize::read_message_from_flat_slice_no_alloc(&mut slice, reader_options())?)
+    Ok(Reader::new(FlatSegments::Many(capnp::serialize::NoAllocSliceSegments::from_slice(&mut slice, reader_options())?), reader_options()))
 }
 
 /// The message a zero-length buffer stands for: one segment holding a null

@@ -23,7 +23,10 @@ fn check(name: &str, ok: bool, detail: alloc::string::String) -> bool {
 /// runner's instruction-counting plugin reports executed instructions per
 /// op. The TSC line beside it is host-dependent (TCG) and only a sanity
 /// figure.
-fn measure(label: &str, n: u64, mut op: impl FnMut(u64) -> bool) -> bool {
+fn measure(label: &str, n: u64, only: Option<&str>, mut op: impl FnMut(u64) -> bool) -> bool {
+    if only.is_some_and(|p| !label.starts_with(p)) {
+        return true;
+    }
     // Warm up (first-touch page faults, caches) outside the region.
     for i in 0..16 {
         if !op(i) {
@@ -51,21 +54,23 @@ fn measure(label: &str, n: u64, mut op: impl FnMut(u64) -> bool) -> bool {
     true
 }
 
-fn bench(k: PingClient, server: PingClient, n: u64) -> bool {
+/// `only`: run only the benchmarks whose label starts with it (`--only
+/// PREFIX`, for profiling one of them).
+fn bench(k: PingClient, server: PingClient, n: u64, only: Option<&str>) -> bool {
     let mut ok = true;
-    ok &= measure("kernel null call", n, |i| matches!(k.ping(i), Ok(v) if v == i));
-    ok &= measure("endpoint null round trip", n, |i| matches!(server.ping(i), Ok(v) if v == i));
+    ok &= measure("kernel null call", n, only, |i| matches!(k.ping(i), Ok(v) if v == i));
+    ok &= measure("endpoint null round trip", n, only, |i| matches!(server.ping(i), Ok(v) if v == i));
     for (label, size) in [("echo 64 B", 64usize), ("echo 4 KiB", 4096), ("echo 64 KiB", 65536)] {
         let mut buf = alloc::vec![0u8; size];
         for (j, b) in buf.iter_mut().enumerate() {
             *b = j as u8;
         }
-        ok &= measure(label, n.min(500), |_| matches!(server.echo_bulk(&mut buf), Ok(m) if m == size as u64));
+        ok &= measure(label, n.min(500), only, |_| matches!(server.echo_bulk(&mut buf), Ok(m) if m == size as u64));
         // The payload came back intact.
         ok &= check(&alloc::format!("bench-{}-intact", label.replace(' ', "-")), buf.iter().enumerate().all(|(j, b)| *b == j as u8), alloc::format!("{} bytes", size));
     }
     let mut buf = alloc::vec![7u8; 65536];
-    ok &= measure("kernel echo 64 KiB", n.min(500), |_| matches!(k.echo_bulk(&mut buf), Ok(65536)));
+    ok &= measure("kernel echo 64 KiB", n.min(500), only, |_| matches!(k.echo_bulk(&mut buf), Ok(65536)));
     ok
 }
 
@@ -109,7 +114,8 @@ fn main(start: &StartInfo) -> i32 {
         ok &= check("kernel-bulk-echo", matches!(r, Ok(4096)) && buf.iter().all(|b| *b == 3), alloc::format!("{:?}", r));
         if let Some(i) = start.args.iter().position(|a| a == "--bench") {
             let n = start.args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1000u64);
-            ok &= bench(k, server, n);
+            let only = start.args.iter().position(|a| a == "--only").and_then(|j| start.args.get(j + 1)).map(|s| s.as_str());
+            ok &= bench(k, server, n, only);
         }
     }
     if ok { 0 } else { 1 }

@@ -9,6 +9,7 @@ use super::PAGE_SIZE;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
+use capos_abi::small_blocks::{class_of, class_size, SmallBlocks, BLOCK_ALIGN};
 use linked_list_allocator::Heap;
 use spin::Mutex;
 
@@ -19,11 +20,14 @@ pub const HEAP_MAX: u64 = 1 << 30;
 
 pub struct KernelHeap {
     heap: Mutex<Heap>,
+    /// Freed small blocks (capos_abi::small_blocks), so the call path's
+    /// small allocations skip the first-fit walk.
+    small: Mutex<SmallBlocks>,
     cap: AtomicU64,
 }
 
 #[global_allocator]
-pub static HEAP: KernelHeap = KernelHeap { heap: Mutex::new(Heap::empty()), cap: AtomicU64::new(0) };
+pub static HEAP: KernelHeap = KernelHeap { heap: Mutex::new(Heap::empty()), small: Mutex::new(SmallBlocks::new()), cap: AtomicU64::new(0) };
 
 /// Map the initial heap. `cap` bounds how far it may grow.
 pub fn init(cap: u64) -> Result<(), super::paging::MapError> {
@@ -38,6 +42,7 @@ pub fn size() -> u64 {
     HEAP.heap.lock().size() as u64
 }
 
+/// Bytes allocated from the heap (cached small blocks count as used).
 pub fn used() -> u64 {
     HEAP.heap.lock().used() as u64
 }
@@ -62,6 +67,16 @@ fn grow(heap: &mut Heap, at_least: u64, cap: u64) -> bool {
 // growth maps new memory before handing it over.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let layout = match class_of(layout.size(), layout.align()) {
+            Some(class) => {
+                if let Some(addr) = self.small.lock().take(class) {
+                    return addr as *mut u8;
+                }
+                // Every small block has its class's layout (rule 1).
+                Layout::from_size_align(class_size(class), BLOCK_ALIGN).unwrap_or(layout)
+            }
+            None => layout,
+        };
         let mut heap = self.heap.lock();
         for _ in 0..2 {
             if let Ok(p) = heap.allocate_first_fit(layout) {
@@ -76,8 +91,18 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let layout = match class_of(layout.size(), layout.align()) {
+            Some(class) => {
+                if self.small.lock().put(class, ptr as usize) {
+                    return;
+                }
+                Layout::from_size_align(class_size(class), BLOCK_ALIGN).unwrap_or(layout)
+            }
+            None => layout,
+        };
         if let Some(p) = NonNull::new(ptr) {
-            // SAFETY: `ptr` came from `alloc` with this layout.
+            // SAFETY: `ptr` came from `alloc` with this layout (a small
+            // request's block was allocated with its class layout).
             unsafe { self.heap.lock().deallocate(p, layout) }
         }
     }

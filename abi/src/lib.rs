@@ -15,6 +15,8 @@
 //! - [`manifest`]: the boot manifest in plain Rust, its encoding and checks,
 //!   and the list of kernel capability sources.
 //! - [`start`]: `StartInfo`, what a process receives at entry.
+//! - [`small_struct`]: the fast path for tiny messages (data-only structs
+//!   in capnp's canonical layout), used by the null call.
 //! - [`small_blocks`]: the size-class cache the kernel's and the runtime's
 //!   heaps put in front of their allocator (the call path's one small
 //!   allocation, capnp's segment table).
@@ -42,6 +44,7 @@ pub mod limits;
 pub mod manifest;
 pub mod message;
 pub mod small_blocks;
+pub mod small_struct;
 pub mod start;
 pub mod syscall;
 

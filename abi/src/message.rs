@@ -270,19 +270,24 @@ pub fn build_flat<T: Owned, R>(
 pub struct CallMessage<'a> {
     interface_id: u64,
     method_id: u16,
+    bytes: &'a [u8],
     params: FlatReader<'a>,
 }
 
 impl<'a> CallMessage<'a> {
     /// Frame-check `params` (empty = no params) and wrap it.
     pub fn new(interface_id: u64, method_id: u16, params: &'a [u8]) -> Result<CallMessage<'a>, MessageError> {
-        Ok(CallMessage { interface_id, method_id, params: read_flat(params)? })
+        Ok(CallMessage { interface_id, method_id, bytes: params, params: read_flat(params)? })
     }
     pub fn interface_id(&self) -> u64 {
         self.interface_id
     }
     pub fn method_id(&self) -> u16 {
         self.method_id
+    }
+    /// The params' bytes (for `small_struct::read`, the tiny-message fast path).
+    pub fn raw(&self) -> &'a [u8] {
+        self.bytes
     }
     /// The params, typed (limits enforced as fields are read).
     pub fn params<T: Owned>(&self) -> Result<T::Reader<'_>, MessageError> {

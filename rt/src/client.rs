@@ -15,6 +15,7 @@ use capos_abi::interfaces::{self, ping_method};
 use capos_abi::ipc::{CallWord, Received, ReplyWord, BULK_READ, BULK_WRITE};
 use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
 use capos_abi::message::{build_flat, clear, read_flat, FlatReader, MessageError};
+use capos_abi::small_struct::{self, u64_result};
 use capos_abi::{Handle, SysError};
 
 /// A call failed at the syscall level, or the object answered with an error.
@@ -164,21 +165,22 @@ impl Console {
 pub struct PingClient(pub Handle);
 
 impl PingClient {
-    /// The null call: answers `value` unchanged.
+    /// The null call: answers `value` unchanged. Params and results are
+    /// tiny structs, so both take `small_struct`'s fast path (an `err`
+    /// result, or results from a writer that lays them out differently,
+    /// take the general reader).
     #[inline]
     pub fn ping(&self, value: u64) -> Result<u64, CallError> {
-        call::<ping::ping_params::Owned, _>(
-            self.0,
-            interfaces::PING,
-            ping_method::PING,
-            &[],
-            BulkArg::NONE,
-            |mut p| {
-                p.set_value(value);
-                Ok(())
-            },
-            |r| object(helpers::read_u64(r.get::<u_int64_result::Owned>()?)),
-        )
+        let send = ipc::send_buffer();
+        let len = small_struct::write(send, &[value], 0).unwrap_or(0);
+        let word = CallWord { method: ping_method::PING, caps: 0, bulk: 0, len: len as u32 };
+        let r = syscall::cap_call(self.0, interfaces::PING, word, (0, 0));
+        clear(send, len);
+        let bytes = ipc::received(r?.0.len as usize);
+        if let Some(v) = small_struct::read(bytes).as_ref().and_then(u64_result::read_ok) {
+            return Ok(v);
+        }
+        object(helpers::read_u64(read_flat(bytes)?.get_root::<u_int64_result::Reader>()?))
     }
 
     /// A fresh Ping capability from the same server (a capability passed in
@@ -237,14 +239,16 @@ impl PingClient {
 pub struct Incoming {
     pub envelope: Received,
     caps: &'static [Handle],
+    bytes: &'static [u8],
     params: FlatReader<'static>,
 }
 
 impl Incoming {
     fn new(envelope: Received) -> Result<Incoming, CallError> {
         let caps = ipc::caps_in(envelope.word.caps);
-        let params = read_flat(ipc::received(envelope.word.len as usize))?;
-        Ok(Incoming { envelope, caps, params })
+        let bytes = ipc::received(envelope.word.len as usize);
+        let params = read_flat(bytes)?;
+        Ok(Incoming { envelope, caps, bytes, params })
     }
     pub fn reply_token(&self) -> u64 {
         self.envelope.token
@@ -263,6 +267,10 @@ impl Incoming {
     }
     pub fn params<T: Owned>(&self) -> Result<T::Reader<'_>, CallError> {
         Ok(self.params.get_root::<T::Reader<'_>>()?)
+    }
+    /// The params' bytes (for `small_struct::read`).
+    pub fn raw(&self) -> &[u8] {
+        self.bytes
     }
     /// Bulk bytes the client sent (in the server's registered buffer).
     pub fn bulk_in(&self) -> u64 {
@@ -286,6 +294,11 @@ impl<'a> Answer<'a> {
     /// Build the results struct `T` in the send buffer.
     pub fn build<T: Owned>(fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<Answer<'a>, CallError> {
         let (len, ()) = build_flat::<T, ()>(ipc::send_buffer(), fill)?;
+        Ok(Answer { len, caps: &[], bulk: &[] })
+    }
+    /// Results that are a tiny struct (`capos_abi::small_struct`).
+    pub fn small(data: &[u64], ptrs: u16) -> Result<Answer<'a>, CallError> {
+        let len = small_struct::write(ipc::send_buffer(), data, ptrs).ok_or(CallError::Message(MessageError::TooLarge { len: 0, max: 0 }))?;
         Ok(Answer { len, caps: &[], bulk: &[] })
     }
     pub fn with_caps(self, caps: &'a [Handle]) -> Answer<'a> {

@@ -12,6 +12,7 @@ extern crate alloc;
 use capos_abi::capos_capnp::{cap_result, data_result, ping, u_int64_result, void_result, ErrorCode};
 use capos_abi::helpers::{fill_cap, fill_u64, fill_void, CapError};
 use capos_abi::interfaces::{self, ping_method};
+use capos_abi::small_struct::{self, u64_result};
 use capos_rt::client::CallError;
 use capos_rt::{println, Answer, Incoming, Server, StartInfo};
 
@@ -30,11 +31,11 @@ fn error(code: ErrorCode, what: &str) -> Result<Answer<'static>, CallError> {
 fn answer<'a>(server: &Server, call: &Incoming, bulk: &'a [u8], minted: &'a mut [capos_rt::Handle; 1]) -> Result<Answer<'a>, CallError> {
     match (call.interface_id(), call.method_id()) {
         (interfaces::PING, ping_method::PING) => {
-            let v = call.params::<ping::ping_params::Owned>()?.get_value();
-            Answer::build::<u_int64_result::Owned>(|mut r| {
-                r.set_ok(v);
-                Ok(())
-            })
+            let v = match small_struct::read(call.raw()) {
+                Some(s) => s.word(0),
+                None => call.params::<ping::ping_params::Owned>()?.get_value(),
+            };
+            Answer::small(&u64_result::ok(v), u64_result::PTRS)
         }
         (interfaces::PING, ping_method::ECHO) => {
             let params = call.params::<ping::echo_params::Owned>()?;

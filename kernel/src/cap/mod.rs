@@ -26,6 +26,7 @@ use capnp::traits::Owned;
 use capos_abi::ipc::{BULK_READ, BULK_WRITE};
 use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
 use capos_abi::message::{build_flat, clear};
+use capos_abi::small_struct;
 use capos_abi::SysError;
 use endpoint::Endpoint;
 
@@ -164,6 +165,15 @@ impl<'a> Reply<'a> {
         *self.dirty = n;
         self.len = n;
         Ok(r)
+    }
+
+    /// Results that are a tiny struct (`capos_abi::small_struct`): written
+    /// whole, no builder.
+    pub fn small_results(&mut self, data: &[u64], ptrs: u16) -> Result<(), SysError> {
+        let n = small_struct::write(self.recv.recv_mut(), data, ptrs).ok_or(SysError::MessageTooLarge)?;
+        *self.dirty = (*self.dirty).max(n);
+        self.len = n;
+        Ok(())
     }
 
     /// Hand a capability back; its slot for a `CapSlot` field.

@@ -271,13 +271,20 @@ pub struct CallMessage<'a> {
     interface_id: u64,
     method_id: u16,
     bytes: &'a [u8],
-    params: FlatReader<'a>,
+    /// Made on the first `params` call: an object that reads its params
+    /// through `small_struct` (or has none) never pays for a capnp reader.
+    params: core::cell::OnceCell<Result<FlatReader<'a>, MessageError>>,
 }
 
 impl<'a> CallMessage<'a> {
-    /// Frame-check `params` (empty = no params) and wrap it.
+    /// Wrap `params` (empty = no params). Its framing is checked when the
+    /// params are first read, before capnp sees a byte; a length that is
+    /// not whole words is refused here.
     pub fn new(interface_id: u64, method_id: u16, params: &'a [u8]) -> Result<CallMessage<'a>, MessageError> {
-        Ok(CallMessage { interface_id, method_id, bytes: params, params: read_flat(params)? })
+        if !params.len().is_multiple_of(8) {
+            return Err(MessageError::BadFraming("not a whole number of 8-byte words"));
+        }
+        Ok(CallMessage { interface_id, method_id, bytes: params, params: core::cell::OnceCell::new() })
     }
     pub fn interface_id(&self) -> u64 {
         self.interface_id
@@ -289,9 +296,13 @@ impl<'a> CallMessage<'a> {
     pub fn raw(&self) -> &'a [u8] {
         self.bytes
     }
-    /// The params, typed (limits enforced as fields are read).
+    /// The params, typed (framing checked on first use; limits enforced
+    /// as fields are read).
     pub fn params<T: Owned>(&self) -> Result<T::Reader<'_>, MessageError> {
-        Ok(self.params.get_root::<T::Reader<'_>>()?)
+        match self.params.get_or_init(|| read_flat(self.bytes)) {
+            Ok(reader) => Ok(reader.get_root::<T::Reader<'_>>()?),
+            Err(e) => Err(e.clone()),
+        }
     }
 }
 

@@ -117,8 +117,20 @@ impl Syscall {
     }
 
     /// The syscall for `rax`, or `None`.
+    #[inline]
     pub fn from_number(number: u64) -> Option<Syscall> {
-        Syscall::ALL.iter().copied().find(|s| s.number() == number)
+        Some(match number {
+            CAP_CALL => Syscall::CapCall,
+            CAP_DROP => Syscall::CapDrop,
+            ENDPOINT_CREATE => Syscall::EndpointCreate,
+            ENDPOINT_RECEIVE => Syscall::EndpointReceive,
+            ENDPOINT_REPLY => Syscall::EndpointReply,
+            EXIT => Syscall::Exit,
+            YIELD => Syscall::Yield,
+            ENDPOINT_REPLY_RECEIVE => Syscall::EndpointReplyReceive,
+            BULK_REGISTER => Syscall::BulkRegister,
+            _ => return None,
+        })
     }
 
     /// A short stable name, used in logs.

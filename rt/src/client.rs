@@ -171,11 +171,10 @@ impl PingClient {
     /// take the general reader).
     #[inline]
     pub fn ping(&self, value: u64) -> Result<u64, CallError> {
-        let send = ipc::send_buffer();
-        let len = small_struct::write(send, &[value], 0).unwrap_or(0);
+        let len = small_struct::write(ipc::send_buffer_raw(), &[value], 0).unwrap_or(0);
+        ipc::send_dirty(len);
         let word = CallWord { method: ping_method::PING, caps: 0, bulk: 0, len: len as u32 };
         let r = syscall::cap_call(self.0, interfaces::PING, word, (0, 0));
-        clear(send, len);
         let bytes = ipc::received(r?.0.len as usize);
         if let Some(v) = small_struct::read(bytes).as_ref().and_then(u64_result::read_ok) {
             return Ok(v);
@@ -285,7 +284,11 @@ impl Incoming {
 /// An answer a server is about to send: results built in place, the
 /// capabilities it hands back, and bulk data from its own memory.
 pub struct Answer<'a> {
+    /// Bytes to clear after sending (0 for a fast-path message, which
+    /// leaves the buffer marked dirty instead).
     len: usize,
+    /// Bytes to send.
+    sent: usize,
     caps: &'a [Handle],
     bulk: &'a [u8],
 }
@@ -294,12 +297,13 @@ impl<'a> Answer<'a> {
     /// Build the results struct `T` in the send buffer.
     pub fn build<T: Owned>(fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<Answer<'a>, CallError> {
         let (len, ()) = build_flat::<T, ()>(ipc::send_buffer(), fill)?;
-        Ok(Answer { len, caps: &[], bulk: &[] })
+        Ok(Answer { len, sent: len, caps: &[], bulk: &[] })
     }
     /// Results that are a tiny struct (`capos_abi::small_struct`).
     pub fn small(data: &[u64], ptrs: u16) -> Result<Answer<'a>, CallError> {
-        let len = small_struct::write(ipc::send_buffer(), data, ptrs).ok_or(CallError::Message(MessageError::TooLarge { len: 0, max: 0 }))?;
-        Ok(Answer { len, caps: &[], bulk: &[] })
+        let len = small_struct::write(ipc::send_buffer_raw(), data, ptrs).ok_or(CallError::Message(MessageError::TooLarge { len: 0, max: 0 }))?;
+        ipc::send_dirty(len);
+        Ok(Answer { len: 0, sent: len, caps: &[], bulk: &[] })
     }
     pub fn with_caps(self, caps: &'a [Handle]) -> Answer<'a> {
         Answer { caps, ..self }
@@ -311,10 +315,12 @@ impl<'a> Answer<'a> {
         if !self.caps.is_empty() {
             ipc::set_caps_out(self.caps);
         }
-        ReplyWord { len: self.len as u32, caps: self.caps.len().min(MAX_CAPS_PER_MESSAGE) as u8 }
+        ReplyWord { len: self.sent as u32, caps: self.caps.len().min(MAX_CAPS_PER_MESSAGE) as u8 }
     }
     fn done(self) {
-        clear(ipc::send_buffer(), self.len);
+        if self.len > 0 {
+            clear(ipc::send_buffer_raw(), self.len);
+        }
     }
 }
 

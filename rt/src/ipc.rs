@@ -13,8 +13,28 @@ use capos_abi::ipc::{CAPS_IN_OFFSET, CAPS_OUT_OFFSET, IPC_AREA_ADDR, RECV_OFFSET
 use capos_abi::limits::{MAX_CAPS_PER_MESSAGE, MAX_MESSAGE_BYTES};
 use capos_abi::Handle;
 
-/// The send buffer.
+/// Bytes of the send buffer that may be non-zero (written by a fast-path
+/// message that was not cleared); [`send_buffer`] clears them first.
+static SEND_DIRTY: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The send buffer, zeroed (what `build_flat` needs).
 pub fn send_buffer() -> &'static mut [u8] {
+    let buf = send_buffer_raw();
+    let dirty = SEND_DIRTY.swap(0, core::sync::atomic::Ordering::Relaxed);
+    if dirty > 0 {
+        capos_abi::message::clear(buf, dirty);
+    }
+    buf
+}
+
+/// Record that the first `len` bytes of the send buffer were written by a
+/// writer that does not need zeroes (`small_struct::write`) and not cleared.
+pub(crate) fn send_dirty(len: usize) {
+    SEND_DIRTY.fetch_max(len, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The send buffer as it is (for writers that write every byte).
+pub(crate) fn send_buffer_raw() -> &'static mut [u8] {
     // SAFETY: the kernel maps the area writable at IPC_AREA_ADDR before the
     // process starts; one thread, and callers do not hold two of these.
     unsafe { core::slice::from_raw_parts_mut((IPC_AREA_ADDR as usize + SEND_OFFSET) as *mut u8, MAX_MESSAGE_BYTES) }

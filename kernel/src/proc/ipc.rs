@@ -128,7 +128,9 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                     return Err(SysError::UnknownInterface);
                 }
                 let mut transferred = CapList::new();
-                resolve(&p.caps, view, w.caps, &mut transferred)?;
+                if w.caps > 0 {
+                    resolve(&p.caps, view, w.caps, &mut transferred)?;
+                }
                 let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
                 let space = p.space.as_ref().ok_or(SysError::BadAddress)?;
                 let bulk = bulk.map(|s| Bulk::new(space, s, w.bulk));

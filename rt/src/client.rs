@@ -239,15 +239,15 @@ pub struct Incoming {
     pub envelope: Received,
     caps: &'static [Handle],
     bytes: &'static [u8],
-    params: FlatReader<'static>,
+    /// Made on the first `params` call (fast-path servers never need it).
+    params: core::cell::OnceCell<Result<FlatReader<'static>, MessageError>>,
 }
 
 impl Incoming {
     fn new(envelope: Received) -> Result<Incoming, CallError> {
         let caps = ipc::caps_in(envelope.word.caps);
         let bytes = ipc::received(envelope.word.len as usize);
-        let params = read_flat(bytes)?;
-        Ok(Incoming { envelope, caps, bytes, params })
+        Ok(Incoming { envelope, caps, bytes, params: core::cell::OnceCell::new() })
     }
     pub fn reply_token(&self) -> u64 {
         self.envelope.token
@@ -265,7 +265,10 @@ impl Incoming {
         self.caps
     }
     pub fn params<T: Owned>(&self) -> Result<T::Reader<'_>, CallError> {
-        Ok(self.params.get_root::<T::Reader<'_>>()?)
+        match self.params.get_or_init(|| read_flat(self.bytes)) {
+            Ok(reader) => Ok(reader.get_root::<T::Reader<'_>>()?),
+            Err(e) => Err(CallError::Message(e.clone())),
+        }
     }
     /// The params' bytes (for `small_struct::read`).
     pub fn raw(&self) -> &[u8] {

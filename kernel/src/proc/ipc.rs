@@ -165,7 +165,9 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                     // It would wait for itself forever.
                     return Err(SysError::InvalidArgument);
                 }
-                resolve(&p.caps, view, w.caps, &mut p.pending.caps)?;
+                if w.caps > 0 {
+                    resolve(&p.caps, view, w.caps, &mut p.pending.caps)?;
+                }
                 let outcome = match ep.core.lock().call(cur, badge) {
                     Ok(o) => o,
                     Err(e) => {
@@ -374,8 +376,12 @@ fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u
     }
     // The server's handles go through its own scratch list (its pending
     // list is empty while it serves: it is not blocked in a call).
-    resolve(&s.caps, sview, word.caps, &mut s.pending.caps)?;
-    let n = install(&mut c.caps, &mut s.pending.caps, cview)?;
+    let n = if word.caps > 0 {
+        resolve(&s.caps, sview, word.caps, &mut s.pending.caps)?;
+        install(&mut c.caps, &mut s.pending.caps, cview)?
+    } else {
+        0
+    };
     sview.copy_message(&cview, word.len as usize);
     c.recv_dirty = c.recv_dirty.max(word.len as usize);
     c.waiting = None;

@@ -288,9 +288,16 @@ pub fn switch_to(next: u32) {
     }
 }
 
+/// Dead processes whose memory is not yet freed (so the switch path
+/// skips `reap` when there are none).
+static UNREAPED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
 /// Free the address spaces and IPC areas of dead processes (never the
 /// active one).
 fn reap() {
+    if UNREAPED.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+        return;
+    }
     let dead: Vec<(Option<AddressSpace>, Option<IpcArea>)> = with(|t| {
         let cur = t.current;
         t.procs
@@ -299,6 +306,7 @@ fn reap() {
             .map(|p| (p.space.take(), p.ipc.take()))
             .collect()
     });
+    UNREAPED.fetch_sub(dead.len(), core::sync::atomic::Ordering::Relaxed);
     drop(dead);
 }
 
@@ -317,6 +325,9 @@ pub fn terminate(pid: u32, how: Exit) {
         };
         p.state = State::Dead;
         p.exit = Some(how.clone());
+        if p.space.is_some() || p.ipc.is_some() {
+            UNREAPED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
         let drained = p.caps.drain();
         let served = core::mem::take(&mut p.serves);
         let _ = core::mem::take(&mut p.pending.caps);

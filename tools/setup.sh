@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3)
+# gcc builds the icount QEMU plugin (tools/icount); gcc with libc6-dev links
+# the Linux benchmark statically (tools/bench-linux); dpkg-dev's tools and
+# tar unpack the Debian packages make bench-linux downloads.
+DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3 gcc libc6-dev)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gcc builds the icount QEMU plugin (tools/icount); gcc with libc6-dev links
-# the Linux benchmark statically (tools/bench-linux); dpkg-dev's tools and
-# tar unpack the Debian packages make bench-linux downloads.
+# the Linux benchmark statically (tools/bench-linux); make bench-linux
+# unpacks the Debian packages it downloads with dpkg-deb and tar (always there).
 DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3 gcc libc6-dev)
 
 SUDO=""

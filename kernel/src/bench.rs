@@ -44,15 +44,20 @@ fn kib(size: usize) -> String {
     format!("{} KiB", size / 1024)
 }
 
-/// Guest-time throughput, host-dependent (see the module comment).
-fn host_dependent_rate(label: &str, bytes: u64, ns: u64) {
+/// Guest-time throughput and the timer ticks that fell inside the region
+/// (each tick's handler is counted too), both host-dependent: see the
+/// module comment.
+fn host_dependent_rate(label: &str, bytes: u64, ns: u64, ticks: u64) {
     let mib_s_x100 = bytes as u128 * 100 * 1_000_000_000 / (ns.max(1) as u128 * (1 << 20));
-    log::info!("bench: {}: {}.{:02} MiB/s guest time (host-dependent)", label, mib_s_x100 / 100, mib_s_x100 % 100);
+    log::info!(
+        "bench: {}: {}.{:02} MiB/s guest time, {} timer ticks in the region (host-dependent)",
+        label, mib_s_x100 / 100, mib_s_x100 % 100, ticks
+    );
 }
 
 /// Measure `op` (`n` times) as one counted region, after a warm-up;
 /// `warmed` runs between the two.
-fn region(label: &str, n: usize, mut op: impl FnMut(usize) -> bool, warmed: impl FnOnce()) -> Option<u64> {
+fn region(label: &str, n: usize, mut op: impl FnMut(usize) -> bool, warmed: impl FnOnce()) -> Option<(u64, u64)> {
     for i in 0..WARM_UP {
         if !op(i) {
             log::error!("bench: {}: warm-up request failed", label);
@@ -61,7 +66,7 @@ fn region(label: &str, n: usize, mut op: impl FnMut(usize) -> bool, warmed: impl
     }
     warmed();
     log::info!("icount: {} ops={}", label, n);
-    let t0 = crate::time::uptime_ns();
+    let (t0, k0) = (crate::time::uptime_ns(), crate::time::ticks());
     region_start();
     let mut ok = true;
     for i in 0..n {
@@ -71,12 +76,12 @@ fn region(label: &str, n: usize, mut op: impl FnMut(usize) -> bool, warmed: impl
         }
     }
     region_stop();
-    let ns = crate::time::uptime_ns() - t0;
+    let (ns, ticks) = (crate::time::uptime_ns() - t0, crate::time::ticks() - k0);
     if !ok {
         log::error!("bench: {}: a request failed; the figure above is not valid", label);
         return None;
     }
-    Some(ns)
+    Some((ns, ticks))
 }
 
 /// The polled-loop replay that follows a polled region.
@@ -92,24 +97,37 @@ fn spin_region(label: &str, n: usize, ctrl: &Mutex<nvme::Controller>, polls: u64
     }
 }
 
-/// Reads through the `BlockDevice` trait, queue depth 1, from LBA 0 up.
+/// Reads through the `BlockDevice` trait, queue depth 1, from LBA 0 up,
+/// into a page-aligned buffer (as the raw path and Linux's O_DIRECT
+/// reads use) and into a heap `Vec` (what a storage backer may pass:
+/// unaligned, in the heap's own mapping, so each page is translated by a
+/// page-table walk).
 fn trait_reads(name: &str, dev: &block::SharedDevice, mode: &str, ctrl: Option<&Arc<Mutex<nvme::Controller>>>) {
-    for size in [4096usize, 128 * 1024] {
+    for (size, heap) in [(4096usize, false), (4096, true), (128 * 1024, false), (128 * 1024, true)] {
         let mut d = dev.lock();
         let bs = d.block_size();
         let n = ops_for(size).min(d.block_count() as usize * bs / size);
         if n == 0 {
             continue;
         }
-        let mut buf = vec![0u8; size];
-        let label = format!("{} trait read {} qd1 {}", name, kib(size), mode);
+        let mut dma = if heap { None } else { DmaBuffer::new(size as u64 / 4096) };
+        let mut vec_buf = if heap { vec![0u8; size] } else { vec![] };
+        let buf: &mut [u8] = match dma.as_mut() {
+            Some(b) => &mut b.as_mut_slice()[..size],
+            None if heap => &mut vec_buf[..],
+            None => {
+                log::error!("bench: out of memory for a {} buffer", kib(size));
+                continue;
+            }
+        };
+        let label = format!("{} trait read {} qd1 {}{}", name, kib(size), mode, if heap { " heap-buffer" } else { "" });
         let mut polls0 = 0;
-        let r = region(&label, n, |i| d.read_blocks(((i * size) / bs) as u64, &mut buf).is_ok(), || {
+        let r = region(&label, n, |i| d.read_blocks(((i * size) / bs) as u64, buf).is_ok(), || {
             polls0 = ctrl.map(|c| c.lock().polls()).unwrap_or(0)
         });
         drop(d);
-        if let Some(ns) = r {
-            host_dependent_rate(&label, (n * size) as u64, ns);
+        if let Some((ns, ticks)) = r {
+            host_dependent_rate(&label, (n * size) as u64, ns, ticks);
             if let (Some(c), "polled") = (ctrl, mode) {
                 let polls = c.lock().polls() - polls0;
                 spin_region(&label, n, c, polls);
@@ -135,14 +153,14 @@ fn raw_reads(name: &str, ctrl: &Arc<Mutex<nvme::Controller>>, ns: &nvme::Namespa
             }
             let polls0 = ctrl.lock().polls();
             log::info!("icount: {} ops={}", label, n);
-            let t0 = crate::time::uptime_ns();
+            let (t0, k0) = (crate::time::uptime_ns(), crate::time::ticks());
             region_start();
             let r = nvme::stream(ctrl, ns, false, 0, n * size, size, qd, &buf);
             region_stop();
-            let t = crate::time::uptime_ns() - t0;
+            let (t, ticks) = (crate::time::uptime_ns() - t0, crate::time::ticks() - k0);
             match r {
                 Ok(_) => {
-                    host_dependent_rate(&label, (n * size) as u64, t);
+                    host_dependent_rate(&label, (n * size) as u64, t, ticks);
                     if mode == "polled" {
                         let polls = ctrl.lock().polls() - polls0;
                         spin_region(&label, n, ctrl, polls);

@@ -112,13 +112,18 @@ pub fn render(f: &Figure) -> String {
     format!("{}: {:.1} executed instructions per op ({} ops, {} total)", f.label, f.per_op(), f.ops, f.insns)
 }
 
-/// `<X> excluding spin` lines for every `<X>` followed by `<X> spin`.
-pub fn excluding_spin(figs: &[Figure]) -> Vec<String> {
+/// Every figure rendered, each `<X> spin` that follows its `<X>` followed
+/// in turn by `<X> excluding spin: <difference per op>`.
+pub fn render_all(figs: &[Figure]) -> Vec<String> {
     let mut out = Vec::new();
-    for w in figs.windows(2) {
-        if w[1].label == format!("{} spin", w[0].label) && w[0].ops == w[1].ops {
-            let net = w[0].per_op() - w[1].per_op();
-            out.push(format!("{} excluding spin: {:.1} executed instructions per op", w[0].label, net));
+    for (i, f) in figs.iter().enumerate() {
+        out.push(render(f));
+        if i > 0 {
+            let base = &figs[i - 1];
+            if f.label == format!("{} spin", base.label) && f.ops == base.ops {
+                let net = base.per_op() - f.per_op();
+                out.push(format!("{} excluding spin: {:.1} executed instructions per op", base.label, net));
+            }
         }
     }
     out
@@ -207,7 +212,9 @@ mod tests {
             Figure { label: "x polled spin".into(), ops: 10, insns: 400 },
             Figure { label: "y".into(), ops: 1, insns: 5 },
         ];
-        assert_eq!(excluding_spin(&f), vec!["x polled excluding spin: 60.0 executed instructions per op".to_string()]);
+        let r = render_all(&f);
+        assert_eq!(r.len(), 4);
+        assert_eq!(r[2], "x polled excluding spin: 60.0 executed instructions per op");
     }
 
     #[test]

@@ -512,7 +512,7 @@ fn report_icount(s: &Settings, label: &str, boot: &Boot, profile: &str, out: &Ou
         None => println!("   profile: {}", describe_profile(profile)),
     }
     let rendered: Vec<String> = figs.iter().map(crate::icount::render).collect();
-    for r in rendered.iter().chain(crate::icount::excluding_spin(&figs).iter()) {
+    for r in crate::icount::render_all(&figs) {
         println!("   {}", r);
     }
     let reference = crate::icount::reference_path(&s.root);

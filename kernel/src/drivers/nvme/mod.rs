@@ -238,14 +238,19 @@ impl Controller {
     /// at most max_transfer), using PRP list slot `slot`.
     fn build_rw(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize, slot: usize) -> Result<Command, BlockError> {
         let first = virt_to_phys(va).ok_or(BlockError::Device { status: 0xfffe })?;
-        let mut rest = Vec::new();
+        // The pages after the first, on the stack: no allocation per request
+        // (len <= max_transfer <= MAX_TRANSFER, plus one for an unaligned start).
+        let mut rest = [0u64; (MAX_TRANSFER / PAGE_SIZE) as usize + 1];
+        let mut pages = 0;
         let mut page_va = (va & !(PAGE_SIZE - 1)) + PAGE_SIZE;
         while page_va < va + len as u64 {
-            rest.push(virt_to_phys(page_va).ok_or(BlockError::Device { status: 0xfffe })?);
+            let entry = rest.get_mut(pages).ok_or(BlockError::BadLength)?;
+            *entry = virt_to_phys(page_va).ok_or(BlockError::Device { status: 0xfffe })?;
+            pages += 1;
             page_va += PAGE_SIZE;
         }
         let list = &mut self.prp_lists[slot];
-        let prps = build_prps(first, &rest, len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
+        let prps = build_prps(first, &rest[..pages], len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
         for (i, e) in prps.list.iter().enumerate() {
             list.as_mut_slice()[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
         }

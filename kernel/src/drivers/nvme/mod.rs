@@ -123,12 +123,24 @@ impl Controller {
     /// Wait for the next completion on `admin`/`io`: by interrupt (HLT until
     /// one arrives, so an idle wait costs nothing) or by polling.
     fn wait(&mut self, admin: bool, timeout_ns: u64) -> Result<Completion, BlockError> {
+        self.wait_turns(admin, timeout_ns, u64::MAX).unwrap_or(Err(BlockError::Timeout))
+    }
+
+    /// [`wait`] for at most `turns` turns of its loop (None when they run
+    /// out). Not inlined, so a benchmark's replay of the poll loop
+    /// ([`replay_polls`]) executes exactly the instructions a real wait
+    /// spins in.
+    #[inline(never)]
+    fn wait_turns(&mut self, admin: bool, timeout_ns: u64, turns: u64) -> Option<Result<Completion, BlockError>> {
         let start = crate::time::uptime_ns();
-        loop {
+        let mut left = turns;
+        while left > 0 {
+            left -= 1;
             if let Some(r) = self.poll_once(admin, start, timeout_ns) {
-                return r;
+                return Some(r);
             }
         }
+        None
     }
 
     /// One turn of [`wait`]'s loop: a completion, a timeout, or (None)
@@ -180,14 +192,7 @@ impl Controller {
     pub fn replay_polls(&mut self, n: u64) -> bool {
         let was = self.msix;
         self.msix = false;
-        let start = crate::time::uptime_ns();
-        let mut ok = true;
-        for _ in 0..n {
-            if self.poll_once(false, start, IO_TIMEOUT_NS).is_some() {
-                ok = false;
-                break;
-            }
-        }
+        let ok = n == 0 || self.wait_turns(false, IO_TIMEOUT_NS, n).is_none();
         self.msix = was;
         ok
     }

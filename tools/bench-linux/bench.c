@@ -84,7 +84,10 @@ static void bench_pipe(long n)
         die("fork");
     }
     if (child == 0) {
-        /* Echo every byte back until the parent closes its end. */
+        /* Echo every byte back until the parent closes its end (so this
+         * side must not hold a write end of `there` itself). */
+        close(there[1]);
+        close(back[0]);
         while (read(there[0], &b, 1) == 1) {
             if (write(back[1], &b, 1) != 1) {
                 _exit(1);
@@ -92,6 +95,8 @@ static void bench_pipe(long n)
         }
         _exit(0);
     }
+    close(there[0]);
+    close(back[1]);
     for (int i = 0; i < 100; i++) {
         if (write(there[1], &b, 1) != 1 || read(back[0], &b, 1) != 1) {
             die("pipe warm-up");
@@ -108,7 +113,10 @@ static void bench_pipe(long n)
     STOP();
     close(there[1]);
     int status;
-    waitpid(child, &status, 0);
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        die("pipe echo child");
+    }
+    close(back[0]);
 }
 
 static void bench_read(int fd, const char *label, size_t size, long n)

@@ -494,7 +494,7 @@ fn describe_profile(p: &str) -> String {
 
 /// Print the executed-instruction figures of a boot that loaded the plugin;
 /// a protocol error is a failed check. The Linux boot stores its figures.
-fn report_icount(s: &Settings, label: &str, boot: &Boot, profile: &str, out: &Outcome, t: &mut Tally) {
+fn report_icount(s: &Settings, label: &str, boot: &Boot, profile: &str, out: &Outcome, t: &mut Tally, judged_ok: bool) {
     let Some(text) = &out.icount else { return };
     let figs = text
         .clone()
@@ -516,7 +516,9 @@ fn report_icount(s: &Settings, label: &str, boot: &Boot, profile: &str, out: &Ou
         println!("   {}", r);
     }
     let reference = crate::icount::reference_path(&s.root);
-    if boot.linux_guest {
+    if boot.linux_guest && !judged_ok {
+        println!("   (not stored in {}: the run failed)", reference.display());
+    } else if boot.linux_guest {
         let mut text = format!(
             "# Linux figures written by `make bench-linux` (tools/runner/src/linux.rs): {}\n# QEMU {} machine, -cpu {}, -m {}, -smp 1, OVMF, -nic none; null-co NVMe drive; I/O scheduler none\n",
             out.linux_description.as_deref().unwrap_or("?"),
@@ -579,8 +581,10 @@ pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, Strin
             };
             match run_boot(&bs, &dir, boot, &art, &fw) {
                 Ok(out) => {
+                    let failed_before = t.failed;
                     judge(&label, boot, &out, &mut t);
-                    report_icount(&bs, &label, boot, &bs.profile, &out, &mut t);
+                    let judged_ok = t.failed == failed_before;
+                    report_icount(&bs, &label, boot, &bs.profile, &out, &mut t, judged_ok);
                 }
                 Err(e) => t.fail(&label, &e),
             }

@@ -520,11 +520,13 @@ fn report_icount(s: &Settings, label: &str, boot: &Boot, profile: &str, out: &Ou
         println!("   (not stored in {}: the run failed)", reference.display());
     } else if boot.linux_guest {
         let mut text = format!(
-            "# Linux figures written by `make bench-linux` (tools/runner/src/linux.rs): {}\n# QEMU {} machine, -cpu {}, -m {}, -smp 1, OVMF, -nic none; null-co NVMe drive; I/O scheduler none\n",
+            "# Linux figures written by `make bench-linux` (tools/runner/src/linux.rs): {}\n# QEMU {} machine, -cpu {}, -m {}, -smp 1, OVMF, -nic none, {}; null-co NVMe drive, latency-ns={}; I/O scheduler none\n",
             out.linux_description.as_deref().unwrap_or("?"),
             boot.machine.unwrap_or(&s.machine),
             s.cpu,
-            boot.mem.unwrap_or(&s.mem)
+            boot.mem.unwrap_or(&s.mem),
+            if boot.qemu_args.iter().any(|a| a == "-icount") { "-icount shift=0" } else { "no -icount" },
+            crate::scenarios::BENCH_LATENCY_NS
         );
         for r in &rendered {
             text.push_str(r);

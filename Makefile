@@ -31,8 +31,12 @@ DISK_BUS         ?= nvme
 # and the gcloud CLI to drive.
 CLOUDBOOT_CONFIG ?=
 GCLOUD           ?= gcloud
+# Benchmarks (bench-*): the cargo profile they build with, and whether
+# they run under -icount shift=0 (on|off). See docs/benchmarks.md.
+BENCH_PROFILE    ?= bench-opt
+BENCH_ICOUNT     ?= on
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST \
-       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD
+       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
@@ -47,7 +51,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc run-default-system clean \
+        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc bench-linux run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud
 
@@ -112,7 +116,9 @@ run-pci: setup
 run-msix: setup
 	@$(RUNNER) test msix
 
-## Benchmark (not part of make test): block throughput under -icount shift=0.
+## Benchmark (not part of make test): executed instructions per block read
+## (NVMe and virtio-blk, trait and raw, irq and polled), counted by the
+## QEMU plugin in tools/icount.
 bench-blk: setup
 	@$(RUNNER) test bench-blk
 
@@ -132,9 +138,15 @@ run-ipc: setup
 run-cap-faults: setup
 	@$(RUNNER) test cap-faults
 
-## Benchmark (not part of make test): IPC null-call round trips under -icount.
+## Benchmark (not part of make test): executed instructions per capability
+## call (kernel null call, endpoint round trip, echo), counted by the plugin.
 bench-ipc: setup
 	@$(RUNNER) test bench-ipc
+
+## Benchmark (not part of make test): Debian's Linux 6.1 in the same QEMU
+## with the same counter; stores target/bench/linux.txt for bench-ipc/blk.
+bench-linux: setup
+	@$(RUNNER) test bench-linux
 
 run-blk-virtio: setup
 	@$(RUNNER) test blk-virtio

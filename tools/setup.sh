@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # mtools, dosfstools, gdisk, tar, gzip, util-linux (fallocate) and git build
-# and check the cloud disk image (docs/cloud.md).
-DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3 tar gzip util-linux git)
+# and check the cloud disk image (docs/cloud.md). gcc builds the icount QEMU
+# plugin (tools/icount); gcc with libc6-dev links the Linux benchmark
+# statically (tools/bench-linux); make bench-linux unpacks the Debian
+# packages it downloads with dpkg-deb and tar.
+DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3 tar gzip util-linux git gcc libc6-dev)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

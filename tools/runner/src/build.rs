@@ -4,6 +4,7 @@ use crate::Settings;
 use std::path::PathBuf;
 use std::process::Command;
 
+#[derive(Clone)]
 pub struct Artifacts {
     /// The kernel as put on the boot volume (debug info stripped).
     pub kernel: PathBuf,
@@ -16,7 +17,7 @@ pub struct Artifacts {
 /// that the loader would otherwise have to read into firmware memory (too
 /// much for a 64 MiB machine). gdb uses the unstripped file.
 fn strip(s: &Settings, kernel: &PathBuf) -> Result<PathBuf, String> {
-    strip_to(kernel, &s.root.join("target").join("scenarios").join("capos-kernel.boot.elf"))
+    strip_to(kernel, &s.root.join("target").join("scenarios").join(format!("capos-kernel.{}.boot.elf", s.profile)))
 }
 
 /// `objcopy --strip-debug input output`.

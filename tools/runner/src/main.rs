@@ -21,12 +21,15 @@
 //! QEMU_MACHINE (q35|pc), QEMU_MEM, QEMU_SMP, QEMU_CPU, QEMU_EXTRA,
 //! SCENARIO_TIMEOUT (seconds per boot), CMDLINE (for run/debug), OVMF_CODE,
 //! OVMF_VARS, LIMINE_DIR (boot with a real Limine release instead of
-//! capos-boot), KERNEL_PROFILE (dev|release).
+//! capos-boot), KERNEL_PROFILE (dev|release), BENCH_PROFILE (the cargo
+//! profile of the bench-* scenarios, default bench-opt).
 
 mod build;
 mod disk;
 mod elfgen;
 mod esp;
+mod icount;
+mod linux;
 mod qemu;
 mod scenarios;
 mod userspace;
@@ -34,6 +37,7 @@ mod userspace;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[derive(Clone)]
 pub struct Settings {
     pub machine: String,
     pub mem: String,

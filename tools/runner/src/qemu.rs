@@ -165,6 +165,10 @@ struct Outcome {
     stamps: Vec<i64>,
     exit: Option<i32>,
     timed_out: bool,
+    /// The icount plugin's output file, if the boot loaded it.
+    icount: Option<Result<String, String>>,
+    /// What the Linux benchmark guest was made of.
+    linux_description: Option<String>,
 }
 
 /// Forward raw chunks from a pipe (serial output can end without a newline,
@@ -231,6 +235,22 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         .map(|a| extra.iter().fold(a.clone(), |acc, (k, v)| acc.replace(k.as_str(), v)))
         .collect();
     args.extend(disk_args);
+    let mut linux_description = None;
+    if boot.linux_guest {
+        let g = crate::linux::prepare(&s.root)?;
+        args.extend(["-kernel".to_string(), g.kernel.display().to_string(), "-initrd".into(), g.initrd.display().to_string()]);
+        args.extend(["-append".to_string(), LINUX_CMDLINE.to_string()]);
+        linux_description = Some(format!("{}; kernel command line '{}'", g.description, LINUX_CMDLINE));
+    }
+    let icount_file = dir.join(format!("{}.icount.txt", boot.name));
+    if boot.icount_plugin {
+        let plugin = crate::icount::build_plugin(&s.root)?;
+        let _ = std::fs::remove_file(&icount_file);
+        if icount_file.display().to_string().contains(',') || plugin.display().to_string().contains(',') {
+            return Err("the workspace path contains a comma, which QEMU's -plugin option cannot take".into());
+        }
+        args.extend(["-plugin".to_string(), format!("{},outfile={}", plugin.display(), icount_file.display())]);
+    }
     let o = MachineOverride { machine: boot.machine, mem: boot.mem, smp: boot.smp };
     let mut cmd = qemu_command(s, &o, fw, &image, &vars, &args)?;
     // signal=off: scripted input may contain Ctrl-C bytes meant for the guest.
@@ -317,7 +337,19 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         println!("qemu: {}", l);
         let _ = writeln!(log, "qemu: {}", l);
     }
-    Ok(Outcome { disks, timeout_secs: timeout.as_secs(), lines, stamps, exit: if timed_out { None } else { status.code() }, timed_out })
+    let icount = boot.icount_plugin.then(|| {
+        std::fs::read_to_string(&icount_file).map_err(|e| format!("the icount plugin left no output {}: {}", icount_file.display(), e))
+    });
+    Ok(Outcome {
+        disks,
+        timeout_secs: timeout.as_secs(),
+        lines,
+        stamps,
+        exit: if timed_out { None } else { status.code() },
+        timed_out,
+        icount,
+        linux_description,
+    })
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), so a failing run can be
@@ -448,8 +480,81 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
     }
 }
 
+/// The Linux benchmark guest's kernel command line.
+const LINUX_CMDLINE: &str = "console=ttyS0 loglevel=4 panic=-1";
+
+/// What a cargo profile means, printed beside the figures.
+fn describe_profile(p: &str) -> String {
+    match p {
+        "bench-opt" => "bench-opt (Cargo.toml: release + opt-level 3, fat LTO, 1 codegen unit, no debug info)".into(),
+        "dev" => "dev (opt-level 1, debug assertions: not a figure to compare)".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Print the executed-instruction figures of a boot that loaded the plugin;
+/// a protocol error is a failed check. The Linux boot stores its figures.
+fn report_icount(s: &Settings, label: &str, boot: &Boot, profile: &str, out: &Outcome, t: &mut Tally, judged_ok: bool) {
+    let Some(text) = &out.icount else { return };
+    let figs = text
+        .clone()
+        .and_then(|text| crate::icount::plugin_regions(&text))
+        .and_then(|counts| crate::icount::guest_regions(&out.lines).and_then(|g| crate::icount::pair(&g, &counts)));
+    let figs = match figs {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => return t.fail(label, "no icount regions measured"),
+        Err(e) => return t.fail(label, &format!("icount: {}", e)),
+    };
+    t.pass(label, &format!("{} icount regions paired with the guest's lines", figs.len()));
+    println!("-- {}: executed instructions (QEMU plugin tools/icount, markers abi/src/icount.rs)", label);
+    match &out.linux_description {
+        Some(d) => println!("   guest: {}", d),
+        None => println!("   profile: {}", describe_profile(profile)),
+    }
+    let rendered: Vec<String> = figs.iter().map(crate::icount::render).collect();
+    for r in crate::icount::render_all(&figs) {
+        println!("   {}", r);
+    }
+    let reference = crate::icount::reference_path(&s.root);
+    if boot.linux_guest && !judged_ok {
+        println!("   (not stored in {}: the run failed)", reference.display());
+    } else if boot.linux_guest {
+        let mut text = format!(
+            "# Linux figures written by `make bench-linux` (tools/runner/src/linux.rs): {}\n# QEMU {} machine, -cpu {}, -m {}, -smp 1, OVMF, -nic none, {}; null-co NVMe drive, latency-ns={}; I/O scheduler none\n",
+            out.linux_description.as_deref().unwrap_or("?"),
+            boot.machine.unwrap_or(&s.machine),
+            s.cpu,
+            boot.mem.unwrap_or(&s.mem),
+            if boot.qemu_args.iter().any(|a| a == "-icount") { "-icount shift=0" } else { "no -icount" },
+            crate::scenarios::BENCH_LATENCY_NS
+        );
+        for r in &rendered {
+            text.push_str(r);
+            text.push('\n');
+        }
+        let _ = std::fs::create_dir_all(reference.parent().unwrap());
+        match std::fs::write(&reference, text) {
+            Ok(()) => println!("   (stored in {})", reference.display()),
+            Err(e) => t.fail(label, &format!("cannot write {}: {}", reference.display(), e)),
+        }
+    } else if !boot.linux_pairs.is_empty() {
+        match std::fs::read_to_string(&reference) {
+            Ok(text) => match crate::icount::parse_reference(&text) {
+                Ok(r) => {
+                    for l in crate::icount::comparison(&figs, &r, &boot.linux_pairs) {
+                        println!("   {}", l);
+                    }
+                }
+                Err(e) => println!("   {}: {} (run make bench-linux again)", reference.display(), e),
+            },
+            Err(_) => println!("   run make bench-linux for Linux figures"),
+        }
+    }
+}
+
 pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, String> {
-    let art = build_all(s)?;
+    // Artifacts per cargo profile, built when a boot first needs them.
+    let mut built: Vec<(String, Artifacts)> = Vec::new();
     let fw = find_firmware()?;
     let mut t = Tally::default();
     for sc in scenarios {
@@ -462,8 +567,27 @@ pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, Strin
         println!("== scenario {}: {}", sc.name, sc.description);
         for boot in &sc.boots {
             let label = format!("{}/{}", sc.name, boot.name);
-            match run_boot(s, &dir, boot, &art, &fw) {
-                Ok(out) => judge(&label, boot, &out, &mut t),
+            let bs = Settings { profile: boot.profile.clone().unwrap_or_else(|| s.profile.clone()), ..s.clone() };
+            let art = if boot.linux_guest {
+                // Nothing of capOS is booted.
+                Artifacts { kernel: PathBuf::new(), kernel_symbols: PathBuf::new(), loader: PathBuf::new() }
+            } else {
+                match built.iter().position(|(p, _)| *p == bs.profile) {
+                    Some(i) => built[i].1.clone(),
+                    None => {
+                        let a = build_all(&bs)?;
+                        built.push((bs.profile.clone(), a.clone()));
+                        a
+                    }
+                }
+            };
+            match run_boot(&bs, &dir, boot, &art, &fw) {
+                Ok(out) => {
+                    let failed_before = t.failed;
+                    judge(&label, boot, &out, &mut t);
+                    let judged_ok = t.failed == failed_before;
+                    report_icount(&bs, &label, boot, &bs.profile, &out, &mut t, judged_ok);
+                }
                 Err(e) => t.fail(&label, &e),
             }
         }
@@ -548,7 +672,16 @@ mod tests {
     }
 
     fn outcome(lines: &[&str], exit: Option<i32>, timed_out: bool) -> Outcome {
-        Outcome { disks: Vec::new(), timeout_secs: 5, lines: lines.iter().map(|s| s.to_string()).collect(), stamps: lines.iter().map(|_| 0).collect(), exit, timed_out }
+        Outcome {
+            disks: Vec::new(),
+            timeout_secs: 5,
+            lines: lines.iter().map(|s| s.to_string()).collect(),
+            stamps: lines.iter().map(|_| 0).collect(),
+            exit,
+            timed_out,
+            icount: None,
+            linux_description: None,
+        }
     }
 
     fn tally(b: &Boot, o: &Outcome) -> (u32, u32) {

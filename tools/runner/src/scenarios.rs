@@ -50,6 +50,19 @@ pub struct Boot {
     pub machine: Option<&'static str>,
     pub mem: Option<&'static str>,
     pub smp: Option<&'static str>,
+    /// Load the instruction-counting plugin (tools/icount) and print the
+    /// executed instructions of each region the guest announces
+    /// (`icount: <label> ops=<n>`); see icount.rs.
+    pub icount_plugin: bool,
+    /// Cargo profile for this boot's kernel, loader and userspace instead
+    /// of KERNEL_PROFILE (the benchmarks use BENCH_PROFILE).
+    pub profile: Option<String>,
+    /// (our label, Linux label): print Linux's figure from
+    /// target/bench/linux.txt beside ours, with the ratio.
+    pub linux_pairs: Vec<(&'static str, &'static str)>,
+    /// Boot the Linux benchmark guest (linux.rs) instead of capOS, and
+    /// store its figures as target/bench/linux.txt.
+    pub linux_guest: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +109,10 @@ impl Boot {
             machine: None,
             mem: None,
             smp: None,
+            icount_plugin: false,
+            profile: None,
+            linux_pairs: Vec::new(),
+            linux_guest: false,
         }
     }
 }
@@ -287,6 +304,47 @@ fn user_boot(name: &'static str, manifest: &'static str, cmdline: &'static str, 
     let e: Vec<&str> = e.iter().map(|s| s.as_str()).collect();
     Boot { userspace: Some((manifest, cmdline)), ..kernel_boot(name, cmdline, Expect::Success, &e) }
 }
+
+/// The cargo profile of the bench-* scenarios: BENCH_PROFILE, default
+/// bench-opt (Cargo.toml).
+pub fn bench_profile() -> String {
+    std::env::var("BENCH_PROFILE").ok().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| "bench-opt".into())
+}
+
+/// The fixed device latency of the benchmark disks: long enough that the
+/// guest always halts (or spins) before a read completes, so every request
+/// takes the same path (docs/benchmarks.md).
+pub const BENCH_LATENCY_NS: u64 = 100_000;
+
+/// QEMU arguments of a 1 GiB `null-co` disk (reads return zeroes after
+/// BENCH_LATENCY_NS) as an NVMe controller or a virtio-blk device.
+pub fn null_disk(id: &str, device: &str) -> Vec<String> {
+    vec![
+        "-blockdev".into(),
+        format!("driver=null-co,node-name={},size=1073741824,latency-ns={},read-zeroes=on", id, BENCH_LATENCY_NS),
+        "-device".into(),
+        match device {
+            "nvme" => format!("nvme,serial=capos-{},drive={}", id, id),
+            _ => format!("virtio-blk-pci,drive={}", id),
+        },
+    ]
+}
+
+/// `-icount shift=0` for the benchmark boots (see docs/benchmarks.md for
+/// why and what it costs); BENCH_ICOUNT=off leaves it out.
+pub fn bench_icount_args() -> Vec<String> {
+    match std::env::var("BENCH_ICOUNT").ok().as_deref().map(str::trim) {
+        Some("off") => Vec::new(),
+        _ => qemu_args(&["-icount", "shift=0"]),
+    }
+}
+
+/// Pairs of (capOS label, Linux label) printed side by side.
+pub const IPC_VS_LINUX: &[(&str, &str)] = &[("kernel null call", "getppid"), ("endpoint null round trip", "pipe round trip")];
+pub const BLK_VS_LINUX: &[(&str, &str)] = &[
+    ("nvme0n1 trait read 4 KiB qd1 irq", "O_DIRECT read 4 KiB"),
+    ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
+];
 
 pub fn all() -> Vec<Scenario> {
     all_in(&crate::workspace_root().unwrap_or_default())
@@ -605,29 +663,56 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "bench-ipc",
-            description: "benchmark (not a test): null-call round trips, kernel Ping vs userspace endpoint, under -icount shift=0",
+            description: "benchmark (not a test): executed instructions per kernel null call, endpoint round trip and echo (icount plugin)",
             capos_boot_only: false,
             boots: vec![Boot {
-                qemu_args: qemu_args(&["-icount", "shift=0"]),
+                // What the guest must do is the icount protocol: at least
+                // one `icount: <label> ops=<n>` line, each followed by a
+                // counted region (report_icount checks the pairing).
+                qemu_args: bench_icount_args(),
                 timeout: Some(1200),
-                ..user_boot("icount", "demos/bench-ipc.manifest", "exit_when_idle", &["icount: kernel null call", "icount: endpoint null round trip", "icount: echo 64 KiB", "icount: kernel echo 64 KiB"])
+                smp: Some("1"),
+                icount_plugin: true,
+                profile: Some(bench_profile()),
+                linux_pairs: IPC_VS_LINUX.to_vec(),
+                ..user_boot("icount", "demos/bench-ipc.manifest", "exit_when_idle", &["icount: kernel null call", "icount: endpoint null round trip", "icount: echo 64 B", "icount: echo 4 KiB", "icount: echo 64 KiB", "icount: kernel echo 64 KiB"])
             }],
         },
         Scenario {
             name: "bench-blk",
-            description: "benchmark (not a test): sequential throughput per driver under -icount shift=0",
+            description: "benchmark (not a test): executed instructions per NVMe and virtio-blk read, trait and raw, irq and polled (icount plugin)",
             capos_boot_only: false,
             boots: vec![Boot {
                 machine: Some("q35"),
-                qemu_args: qemu_args(&["-icount", "shift=0"]),
-                blk_disks: vec![
-                    BlkDisk { guest_name: "nvme0n1", kind: DiskKind::Nvme, size: 32 << 20, seed: 21, source: None },
-                    BlkDisk { guest_name: "vblk0", kind: DiskKind::Virtio, size: 32 << 20, seed: 22, source: None },
-                ],
-                blk_read_bytes: 0,
+                smp: Some("1"),
+                qemu_args: [bench_icount_args(), null_disk("nvme0", "nvme"), null_disk("vblk0", "virtio")].concat(),
                 guest_verdicts: false,
                 timeout: Some(1200),
-                ..kernel_boot("icount", "bench=blk", Expect::Success, &["bench: done"])
+                icount_plugin: true,
+                profile: Some(bench_profile()),
+                linux_pairs: BLK_VS_LINUX.to_vec(),
+                ..kernel_boot("icount", "bench=blk", Expect::Success, &[
+                    "icount: nvme0n1 trait read 4 KiB qd1 irq",
+                    "icount: nvme0n1 raw read 4 KiB qd1 irq",
+                    "icount: vblk0 trait read 4 KiB qd1 polled",
+                    "bench: done",
+                ])
+            }],
+        },
+        Scenario {
+            name: "bench-linux",
+            description: "benchmark (not a test): Debian's Linux 6.1 in the same QEMU with the same counter: getppid, pipe round trip, O_DIRECT NVMe reads",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                machine: Some("q35"),
+                smp: Some("1"),
+                qemu_args: [bench_icount_args(), null_disk("nvme0", "nvme")].concat(),
+                timeout: Some(1200),
+                icount_plugin: true,
+                linux_guest: true,
+                expect: strings(&["bench-linux: nvme0n1 I/O scheduler: [none]", "bench: done"]),
+                forbid: strings(&["FAILED", "Kernel panic"]),
+                ..Boot::new("linux", Box::new(|_| Volume::new()), Expect::Success)
             }],
         },
         Scenario {

@@ -29,7 +29,7 @@ pub fn build_demo(s: &Settings, name: &str) -> Result<std::path::PathBuf, String
     }
     let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
     let bin = s.root.join("target/x86_64-unknown-none").join(dir).join(name);
-    crate::build::strip_to(&bin, &s.root.join("target/scenarios").join(format!("{}.boot.elf", name)))
+    crate::build::strip_to(&bin, &s.root.join("target/scenarios").join(format!("{}.{}.boot.elf", name, s.profile)))
 }
 
 /// Compile a manifest text file (relative to the workspace) with mkmanifest.

@@ -79,6 +79,11 @@ pub struct Controller {
     /// One PRP list page per I/O queue slot.
     prp_lists: Vec<DmaBuffer>,
     _msix_table: Option<Msix>,
+    /// The MSI-X table entry of the I/O completion queue.
+    io_vector_index: u16,
+    /// Poll iterations that found no completion (polled mode), for the
+    /// benchmark's spin accounting.
+    polls: u64,
     pub namespaces: Vec<Namespace>,
 }
 
@@ -118,27 +123,78 @@ impl Controller {
     /// Wait for the next completion on `admin`/`io`: by interrupt (HLT until
     /// one arrives, so an idle wait costs nothing) or by polling.
     fn wait(&mut self, admin: bool, timeout_ns: u64) -> Result<Completion, BlockError> {
+        self.wait_turns(admin, timeout_ns, u64::MAX).unwrap_or(Err(BlockError::Timeout))
+    }
+
+    /// [`wait`] for at most `turns` turns of its loop (None when they run
+    /// out). Not inlined, so a benchmark's replay of the poll loop
+    /// ([`replay_polls`]) executes exactly the instructions a real wait
+    /// spins in.
+    #[inline(never)]
+    fn wait_turns(&mut self, admin: bool, timeout_ns: u64, turns: u64) -> Option<Result<Completion, BlockError>> {
         let start = crate::time::uptime_ns();
-        loop {
-            crate::arch::x86_64::trap::set_interrupts(false);
-            let q = if admin { &mut self.admin } else { &mut self.io };
-            if let Some(c) = q.reap() {
-                crate::arch::x86_64::trap::set_interrupts(true);
-                return Ok(c);
-            }
-            if crate::time::uptime_ns() - start > timeout_ns {
-                crate::arch::x86_64::trap::set_interrupts(true);
-                return Err(BlockError::Timeout);
-            }
-            if self.msix {
-                // Atomic STI;HLT: an interrupt between the check and the
-                // halt still wakes us. The 100 Hz timer bounds the wait.
-                crate::arch::x86_64::cpu::wait_for_interrupt();
-            } else {
-                crate::arch::x86_64::trap::set_interrupts(true);
-                core::hint::spin_loop();
+        let mut left = turns;
+        while left > 0 {
+            left -= 1;
+            if let Some(r) = self.poll_once(admin, start, timeout_ns) {
+                return Some(r);
             }
         }
+        None
+    }
+
+    /// One turn of [`wait`]'s loop: a completion, a timeout, or (None)
+    /// nothing yet, after halting (interrupts) or a spin hint (polling).
+    #[inline(always)]
+    fn poll_once(&mut self, admin: bool, start: u64, timeout_ns: u64) -> Option<Result<Completion, BlockError>> {
+        crate::arch::x86_64::trap::set_interrupts(false);
+        let q = if admin { &mut self.admin } else { &mut self.io };
+        if let Some(c) = q.reap() {
+            crate::arch::x86_64::trap::set_interrupts(true);
+            return Some(Ok(c));
+        }
+        if crate::time::uptime_ns() - start > timeout_ns {
+            crate::arch::x86_64::trap::set_interrupts(true);
+            return Some(Err(BlockError::Timeout));
+        }
+        if self.msix {
+            // Atomic STI;HLT: an interrupt between the check and the
+            // halt still wakes us. The 100 Hz timer bounds the wait.
+            crate::arch::x86_64::cpu::wait_for_interrupt();
+        } else {
+            self.polls += 1;
+            crate::arch::x86_64::trap::set_interrupts(true);
+            core::hint::spin_loop();
+        }
+        None
+    }
+
+    /// Benchmarks: switch I/O completions between MSI-X (`false`) and
+    /// polling with the I/O vector masked (`true`). Returns whether the
+    /// controller now works that way (without MSI-X it can only poll).
+    pub fn set_polled(&mut self, polled: bool) -> bool {
+        let Some(m) = self._msix_table.as_ref() else { return polled };
+        if m.set_masked(self.io_vector_index, polled).is_err() {
+            return !self.msix == polled;
+        }
+        self.msix = !polled;
+        true
+    }
+
+    /// Poll iterations that found nothing, so far.
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// Benchmarks: run `n` turns of the polling loop on the idle I/O queue,
+    /// the same code a polled wait spins in, to be subtracted from a
+    /// polled measurement. Stops early (false) if a completion shows up.
+    pub fn replay_polls(&mut self, n: u64) -> bool {
+        let was = self.msix;
+        self.msix = false;
+        let ok = n == 0 || self.wait_turns(false, IO_TIMEOUT_NS, n).is_none();
+        self.msix = was;
+        ok
     }
 
     fn admin_command(&mut self, mut cmd: Command) -> Result<Completion, NvmeError> {
@@ -187,14 +243,19 @@ impl Controller {
     /// at most max_transfer), using PRP list slot `slot`.
     fn build_rw(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize, slot: usize) -> Result<Command, BlockError> {
         let first = virt_to_phys(va).ok_or(BlockError::Device { status: 0xfffe })?;
-        let mut rest = Vec::new();
+        // The pages after the first, on the stack: no allocation per request
+        // (len <= max_transfer <= MAX_TRANSFER, plus one for an unaligned start).
+        let mut rest = [0u64; (MAX_TRANSFER / PAGE_SIZE) as usize + 1];
+        let mut pages = 0;
         let mut page_va = (va & !(PAGE_SIZE - 1)) + PAGE_SIZE;
         while page_va < va + len as u64 {
-            rest.push(virt_to_phys(page_va).ok_or(BlockError::Device { status: 0xfffe })?);
+            let entry = rest.get_mut(pages).ok_or(BlockError::BadLength)?;
+            *entry = virt_to_phys(page_va).ok_or(BlockError::Device { status: 0xfffe })?;
+            pages += 1;
             page_va += PAGE_SIZE;
         }
         let list = &mut self.prp_lists[slot];
-        let prps = build_prps(first, &rest, len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
+        let prps = build_prps(first, &rest[..pages], len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
         for (i, e) in prps.list.iter().enumerate() {
             list.as_mut_slice()[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
         }
@@ -346,6 +407,8 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
         next_cid: 0,
         prp_lists: Vec::new(),
         _msix_table: None,
+        io_vector_index: 0,
+        polls: 0,
         namespaces: Vec::new(),
     };
     c.wait_ready(false, timeout_ms)?;
@@ -377,6 +440,7 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
                 if ok {
                     m.set_function_mask(dev, false);
                     io_vector_index = if m.info.table_size >= 2 { 1 } else { 0 };
+                    c.io_vector_index = io_vector_index;
                     c.msix = true;
                     c._msix_table = Some(m);
                 } else {

@@ -1,0 +1,231 @@
+//! Executed-instruction figures: building the QEMU plugin
+//! (`tools/icount/insn_count.c`), pairing its regions with the guest's
+//! `icount: <label> ops=<n>` lines, and the Linux reference file.
+//!
+//! The protocol (abi/src/icount.rs has the guest side): the guest prints
+//! `icount: <label> ops=<n>` immediately before each START marker; the
+//! plugin writes `region <k> insns=<count>` at each STOP. The k-th line
+//! goes with the k-th region. Any `error:` line from the plugin, a count
+//! mismatch, or a region whose number is out of sequence fails the
+//! benchmark.
+//!
+//! A region labelled `<X> spin` right after a region labelled `<X>` is the
+//! guest replaying, with no I/O outstanding, exactly the poll iterations
+//! it spun in `<X>` (polled I/O: how long the device takes, and so how
+//! often the guest polls, is host real time). The runner prints `<X>`
+//! minus its spin as `<X> excluding spin`, the figure that repeats.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Build the plugin with gcc into target/icount/ unless the shared object
+/// is newer than the source.
+pub fn build_plugin(root: &Path) -> Result<PathBuf, String> {
+    let src = root.join("tools/icount/insn_count.c");
+    let out_dir = root.join("target/icount");
+    let so = out_dir.join("libinsn_count.so");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let src_time = mtime(&src).ok_or_else(|| format!("{} is missing", src.display()))?;
+    if matches!(mtime(&so), Some(t) if t >= src_time) {
+        return Ok(so);
+    }
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {}", out_dir.display(), e))?;
+    let status = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .status()
+        .map_err(|e| format!("cannot run gcc to build the icount plugin (Debian package gcc; run tools/setup.sh): {}", e))?;
+    if !status.success() {
+        return Err(format!("gcc failed to build {}", src.display()));
+    }
+    Ok(so)
+}
+
+/// One measured region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    pub label: String,
+    pub ops: u64,
+    pub insns: u64,
+}
+
+impl Figure {
+    pub fn per_op(&self) -> f64 {
+        self.insns as f64 / self.ops as f64
+    }
+}
+
+/// `<label> ops=<n>` from the guest's `icount: ` lines (serial prefixes
+/// such as `[ping] ` or a log timestamp are allowed before `icount: `).
+pub fn guest_regions(lines: &[String]) -> Result<Vec<(String, u64)>, String> {
+    let mut out = Vec::new();
+    for l in lines {
+        let Some(rest) = l.split_once("icount: ").map(|(_, r)| r.trim()) else { continue };
+        let (label, ops) = rest.rsplit_once(" ops=").ok_or_else(|| format!("guest line '{}' lacks ' ops=<n>'", l))?;
+        let ops: u64 = ops.trim().parse().map_err(|_| format!("guest line '{}': ops is not a number", l))?;
+        if ops == 0 {
+            return Err(format!("guest line '{}': ops must be at least 1", l));
+        }
+        if label.trim().is_empty() || label.contains(':') {
+            return Err(format!("guest line '{}': the label must be non-empty and hold no ':'", l));
+        }
+        out.push((label.trim().to_string(), ops));
+    }
+    Ok(out)
+}
+
+/// The plugin's counts, in order; any `error:` line (or anything else
+/// unexpected) is an error.
+pub fn plugin_regions(text: &str) -> Result<Vec<u64>, String> {
+    let mut out = Vec::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(e) = l.strip_prefix("error:") {
+            return Err(format!("the icount plugin reported:{}", e));
+        }
+        let bad = || format!("unexpected icount plugin line '{}'", l);
+        let rest = l.strip_prefix("region ").ok_or_else(bad)?;
+        let (k, n) = rest.split_once(" insns=").ok_or_else(bad)?;
+        let k: usize = k.parse().map_err(|_| bad())?;
+        if k != out.len() + 1 {
+            return Err(format!("icount plugin region {} out of sequence (expected {})", k, out.len() + 1));
+        }
+        out.push(n.trim().parse().map_err(|_| bad())?);
+    }
+    Ok(out)
+}
+
+/// Zip the guest's lines with the plugin's regions.
+pub fn pair(guest: &[(String, u64)], counts: &[u64]) -> Result<Vec<Figure>, String> {
+    if guest.len() != counts.len() {
+        return Err(format!(
+            "the guest announced {} regions ('icount: ' lines) but the plugin counted {}",
+            guest.len(),
+            counts.len()
+        ));
+    }
+    Ok(guest.iter().zip(counts).map(|((label, ops), insns)| Figure { label: label.clone(), ops: *ops, insns: *insns }).collect())
+}
+
+/// A figure as printed and as stored in target/bench/linux.txt.
+pub fn render(f: &Figure) -> String {
+    format!("{}: {:.1} executed instructions per op ({} ops, {} total)", f.label, f.per_op(), f.ops, f.insns)
+}
+
+/// Every figure rendered, each `<X> spin` that follows its `<X>` followed
+/// in turn by `<X> excluding spin: <difference per op>`.
+pub fn render_all(figs: &[Figure]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, f) in figs.iter().enumerate() {
+        out.push(render(f));
+        if i > 0 {
+            let base = &figs[i - 1];
+            if f.label == format!("{} spin", base.label) && f.ops == base.ops {
+                let net = base.per_op() - f.per_op();
+                out.push(format!("{} excluding spin: {:.1} executed instructions per op", base.label, net));
+            }
+        }
+    }
+    out
+}
+
+/// Parse target/bench/linux.txt: `#` comments, then rendered figures.
+pub fn parse_reference(text: &str) -> Result<Vec<(String, f64)>, String> {
+    let mut out = Vec::new();
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let bad = || format!("bad reference line '{}'", l);
+        let (label, rest) = l.split_once(": ").ok_or_else(bad)?;
+        let n = rest.split_whitespace().next().ok_or_else(bad)?;
+        out.push((label.to_string(), n.parse().map_err(|_| bad())?));
+    }
+    Ok(out)
+}
+
+/// Where `make bench-linux` stores Linux's figures.
+pub fn reference_path(root: &Path) -> PathBuf {
+    root.join("target/bench/linux.txt")
+}
+
+/// `linux <label>: N` and the ratio, for each (ours, linux) pair found.
+pub fn comparison(figs: &[Figure], reference: &[(String, f64)], pairs: &[(&str, &str)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (ours, theirs) in pairs {
+        let Some(f) = figs.iter().find(|f| f.label == *ours) else { continue };
+        match reference.iter().find(|(l, _)| l == theirs) {
+            Some((_, n)) => out.push(format!(
+                "linux {}: {:.1} executed instructions per op; {} / linux = {:.2}x",
+                theirs,
+                n,
+                ours,
+                f.per_op() / n
+            )),
+            None => out.push(format!("linux {}: not in the Linux results file", theirs)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn guest_lines_with_prefixes_are_found() {
+        let g = guest_regions(&lines(&["noise", "[ping] icount: kernel null call ops=2000", "[ 1.0] INFO icount: nvme0n1 read 4 KiB ops=64"])).unwrap();
+        assert_eq!(g, vec![("kernel null call".to_string(), 2000), ("nvme0n1 read 4 KiB".to_string(), 64)]);
+    }
+
+    #[test]
+    fn bad_guest_lines_are_errors() {
+        assert!(guest_regions(&lines(&["icount: no ops here"])).is_err());
+        assert!(guest_regions(&lines(&["icount: x ops=zero"])).is_err());
+        assert!(guest_regions(&lines(&["icount: x ops=0"])).is_err());
+        assert!(guest_regions(&lines(&["icount: a: b ops=1"])).is_err());
+    }
+
+    #[test]
+    fn plugin_output_is_checked() {
+        assert_eq!(plugin_regions("region 1 insns=10\nregion 2 insns=7\n").unwrap(), vec![10, 7]);
+        assert!(plugin_regions("region 1 insns=10\nerror: STOP without START (after region 1)\n").is_err());
+        assert!(plugin_regions("region 2 insns=10\n").is_err());
+        assert!(plugin_regions("region 1 insns=ten\n").is_err());
+        assert!(plugin_regions("garbage\n").is_err());
+    }
+
+    #[test]
+    fn pairing_needs_equal_counts() {
+        let g = vec![("a".to_string(), 4)];
+        assert!(pair(&g, &[]).is_err());
+        assert!(pair(&g, &[1, 2]).is_err());
+        let f = pair(&g, &[10]).unwrap();
+        assert_eq!(render(&f[0]), "a: 2.5 executed instructions per op (4 ops, 10 total)");
+    }
+
+    #[test]
+    fn spin_regions_are_subtracted() {
+        let f = vec![
+            Figure { label: "x polled".into(), ops: 10, insns: 1000 },
+            Figure { label: "x polled spin".into(), ops: 10, insns: 400 },
+            Figure { label: "y".into(), ops: 1, insns: 5 },
+        ];
+        let r = render_all(&f);
+        assert_eq!(r.len(), 4);
+        assert_eq!(r[2], "x polled excluding spin: 60.0 executed instructions per op");
+    }
+
+    #[test]
+    fn reference_round_trips_and_compares() {
+        let f = Figure { label: "getppid".into(), ops: 1000, insns: 338_000 };
+        let text = format!("# made by make bench-linux\n{}\n", render(&f));
+        let r = parse_reference(&text).unwrap();
+        assert_eq!(r, vec![("getppid".to_string(), 338.0)]);
+        let ours = vec![Figure { label: "kernel null call".into(), ops: 10, insns: 6760 }];
+        let c = comparison(&ours, &r, &[("kernel null call", "getppid"), ("missing", "getppid")]);
+        assert_eq!(c, vec!["linux getppid: 338.0 executed instructions per op; kernel null call / linux = 2.00x".to_string()]);
+        assert!(parse_reference("getppid 338").is_err());
+    }
+}

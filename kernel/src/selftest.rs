@@ -212,10 +212,11 @@ fn read_only_wrapper() {
         // Run one call; returns the capabilities handed back and a copy of the results.
         let mut run = |obj: &dyn KernelObject, iface: u64, method: u16, params: Vec<u64>| -> Result<(Vec<Cap>, Vec<u64>), String> {
             let call = CallMessage::new(iface, method, word_bytes(&params)).map_err(|e| format!("{}", e))?;
-            let mut reply = Reply::new(area.view(), &mut dirty, None);
+            let mut returned = CapList::new();
+            let mut reply = Reply::new(area.view(), &mut dirty, &mut returned, None);
             obj.call(&caller, &call, &mut reply).map_err(|e| format!("{:?}", e))?;
             let (len, _) = reply.finish();
-            let caps: Vec<Cap> = reply.caps_mut().drain().collect();
+            let caps: Vec<Cap> = returned.drain().collect();
             let out = capos_abi::message::words_of(&area.view().recv_mut()[..len]);
             Ok((caps, out))
         };
@@ -250,7 +251,8 @@ fn read_only_wrapper() {
         }
         let console_call = to_words::<console::write_line_params::Owned>(|mut p| { p.set_line("x"); Ok(()) }).map_err(s)?;
         let call = CallMessage::new(interfaces::CONSOLE, 0, word_bytes(&console_call)).map_err(s)?;
-        let mut reply = Reply::new(area.view(), &mut dirty, None);
+        let mut returned = CapList::new();
+        let mut reply = Reply::new(area.view(), &mut dirty, &mut returned, None);
         if !matches!(ReadOnly(file.clone()).call(&caller, &call, &mut reply), Err(SysError::UnknownInterface)) {
             return Err(String::from("an interface the wrapper does not know was not refused"));
         }

@@ -136,6 +136,16 @@ fn send_built(handle: Handle, interface_id: u64, method: u16, caps: &[Handle], b
     Ok(Results { reader, caps: ipc::caps_in(reply.caps), bulk: bulk_out })
 }
 
+/// A `UInt64Result`: the tiny-struct fast path for `ok`, the general
+/// reader for anything else (an `err` carries a pointer).
+#[inline]
+fn read_u64_results(bytes: &[u8]) -> Result<u64, CallError> {
+    if let Some(v) = small_struct::read(bytes).as_ref().and_then(u64_result::read_ok) {
+        return Ok(v);
+    }
+    object(helpers::read_u64(read_flat(bytes)?.get_root::<u_int64_result::Reader>()?))
+}
+
 fn object<T>(r: Result<Result<T, CapError>, MessageError>) -> Result<T, CallError> {
     r?.map_err(CallError::Object)
 }
@@ -175,11 +185,7 @@ impl PingClient {
         ipc::send_dirty(len);
         let word = CallWord { method: ping_method::PING, caps: 0, bulk: 0, len: len as u32 };
         let r = syscall::cap_call(self.0, interfaces::PING, word, (0, 0));
-        let bytes = ipc::received(r?.0.len as usize);
-        if let Some(v) = small_struct::read(bytes).as_ref().and_then(u64_result::read_ok) {
-            return Ok(v);
-        }
-        object(helpers::read_u64(read_flat(bytes)?.get_root::<u_int64_result::Reader>()?))
+        read_u64_results(ipc::received(r?.0.len as usize))
     }
 
     /// A fresh Ping capability from the same server (a capability passed in
@@ -226,9 +232,10 @@ impl PingClient {
     /// back over it; returns the byte count the object reported.
     #[inline]
     pub fn echo_bulk(&self, buf: &mut [u8]) -> Result<u64, CallError> {
-        call_no_params(self.0, interfaces::PING, ping_method::ECHO_BULK, &[], BulkArg::both(buf), |r| {
-            object(helpers::read_u64(r.get::<u_int64_result::Owned>()?))
-        })
+        let bulk = BulkArg::both(buf);
+        let word = CallWord { method: ping_method::ECHO_BULK, caps: 0, bulk: bulk.flags, len: 0 };
+        let (reply, _) = syscall::cap_call(self.0, interfaces::PING, word, (bulk.ptr, bulk.len))?;
+        read_u64_results(ipc::received(reply.len as usize))
     }
 }
 

@@ -9,8 +9,8 @@
 
 extern crate alloc;
 
-use capos_abi::capos_capnp::{cap_result, data_result, ping, u_int64_result, void_result, ErrorCode};
-use capos_abi::helpers::{fill_cap, fill_u64, fill_void, CapError};
+use capos_abi::capos_capnp::{cap_result, data_result, ping, void_result, ErrorCode};
+use capos_abi::helpers::{fill_cap, fill_void, CapError};
 use capos_abi::interfaces::{self, ping_method};
 use capos_abi::small_struct::{self, u64_result};
 use capos_rt::client::CallError;
@@ -55,11 +55,7 @@ fn answer<'a>(server: &Server, call: &Incoming, bulk: &'a [u8], minted: &'a mut 
         }
         (interfaces::PING, ping_method::ECHO_BULK) => {
             let n = call.bulk_in().min(call.bulk_out_capacity());
-            Ok(Answer::build::<u_int64_result::Owned>(|r| {
-                fill_u64(r, &Ok(n));
-                Ok(())
-            })?
-            .with_bulk(&bulk[..n as usize]))
+            Ok(Answer::small(&u64_result::ok(n), u64_result::PTRS)?.with_bulk(&bulk[..n as usize]))
         }
         _ => error(ErrorCode::Unsupported, "pong serves Ping only"),
     }

@@ -144,16 +144,17 @@ pub struct Reply<'a> {
     recv: IpcView,
     dirty: &'a mut usize,
     len: usize,
-    caps: CapList,
+    caps: &'a mut CapList,
     bulk: Option<Bulk<'a>>,
     bulk_out: u64,
 }
 
 impl<'a> Reply<'a> {
     /// A reply into `recv`, whose first `*dirty` bytes may hold an older
-    /// message (they are cleared before building).
-    pub fn new(recv: IpcView, dirty: &'a mut usize, bulk: Option<Bulk<'a>>) -> Reply<'a> {
-        Reply { recv, dirty, len: 0, caps: CapList::new(), bulk, bulk_out: 0 }
+    /// message (they are cleared before building); returned capabilities
+    /// gather in `caps` (empty; the dispatcher installs them).
+    pub fn new(recv: IpcView, dirty: &'a mut usize, caps: &'a mut CapList, bulk: Option<Bulk<'a>>) -> Reply<'a> {
+        Reply { recv, dirty, len: 0, caps, bulk, bulk_out: 0 }
     }
 
     /// Build the results struct `T` (once; a second call replaces the first).
@@ -182,7 +183,7 @@ impl<'a> Reply<'a> {
     }
 
     pub fn caps_mut(&mut self) -> &mut CapList {
-        &mut self.caps
+        self.caps
     }
 
     /// The caller's bulk buffer, if the call named one.

@@ -4,8 +4,8 @@
 
 use super::{CallMessage, Caller, KernelObject, Reply};
 use alloc::sync::Arc;
-use capos_abi::capos_capnp::{cap_result, data_result, ping, u_int64_result};
-use capos_abi::helpers::{fill_cap, fill_u64};
+use capos_abi::capos_capnp::{cap_result, data_result, ping};
+use capos_abi::helpers::fill_cap;
 use capos_abi::interfaces::ping_method;
 use capos_abi::small_struct::{self, u64_result};
 use capos_abi::{interfaces, SysError};
@@ -56,10 +56,7 @@ impl KernelObject for KernelPing {
                     _ => return Err(SysError::InvalidArgument),
                 };
                 reply.set_bulk_out(n);
-                reply.results::<u_int64_result::Owned, _>(|r| {
-                    fill_u64(r, &Ok(n));
-                    Ok(())
-                })
+                reply.small_results(&u64_result::ok(n), u64_result::PTRS)
             }
             _ => Err(SysError::UnknownMethod),
         }

@@ -189,9 +189,10 @@ pub struct PieceCursor<'a> {
 }
 
 impl PieceCursor<'_> {
-    /// The next piece (physical address, length ≤ `max`), `Ok(None)` at the
-    /// end, or `Err(address)` where the range is not mapped for user mode
-    /// (or not writable, for a write cursor).
+    /// The next piece (physical address, length ≤ `max`; physically
+    /// contiguous, possibly several pages), `Ok(None)` at the end, or
+    /// `Err(address)` where the range is not mapped for user mode (or not
+    /// writable, for a write cursor).
     pub fn next(&mut self, max: usize) -> Result<Option<(u64, usize)>, u64> {
         if self.va >= self.end {
             return Ok(None);
@@ -213,6 +214,18 @@ impl PieceCursor<'_> {
         let (pa, writable) = AddressSpace::translate_in_leaf(table, at).ok_or(at)?;
         if self.write && !writable {
             return Err(at);
+        }
+        // Extend the piece over following pages that are physically
+        // contiguous (same leaf table): one copy instead of one per page.
+        let mut n = n;
+        while n < max && self.va + (n as u64) < self.end && (at + n as u64) >> 21 == region && (at + n as u64) % PAGE_SIZE == 0 {
+            let next = at + n as u64;
+            match AddressSpace::translate_in_leaf(table, next) {
+                Some((npa, w)) if npa == pa + n as u64 && (w || !self.write) => {
+                    n += (PAGE_SIZE.min(self.end - next) as usize).min(max - n);
+                }
+                _ => break,
+            }
         }
         self.va += n as u64;
         Ok(Some((pa, n)))

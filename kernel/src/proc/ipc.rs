@@ -31,6 +31,9 @@ use capos_kcore::endpoint::{next_seq, reply_target, CallOutcome, Waiting};
 
 type SysResult = Result<u64, (SysError, u64)>;
 
+/// What a call transferring nothing hands a kernel object.
+static NO_CAPS: CapList = CapList::new();
+
 fn err(e: SysError) -> (SysError, u64) {
     (e, 0)
 }
@@ -89,19 +92,19 @@ fn area(t: &mut Table, pid: u32) -> Result<IpcView, SysError> {
     t.get(pid).and_then(|p| p.ipc.as_ref()).map(|a| a.view()).ok_or(SysError::InvalidArgument)
 }
 
-/// Check a bulk buffer named by a caller: in the user half, mapped, and
-/// writable if the callee may write it.
-fn check_bulk(t: &mut Table, flags: u8, addr: u64, len: u64) -> Result<Option<UserSlice>, SysError> {
+/// Check a bulk buffer's arithmetic: flags and length agree, at most
+/// `MAX_BULK_BYTES`, inside the user half without overflow. Whether its
+/// pages are mapped is checked before a kernel object gets it (which may
+/// use it in place), and page by page as an endpoint call copies it (a
+/// call whose buffer is not mapped fails before the server sees it).
+fn bulk_range(flags: u8, addr: u64, len: u64) -> Result<Option<UserSlice>, SysError> {
     if flags == 0 {
         return if len == 0 { Ok(None) } else { Err(SysError::InvalidArgument) };
     }
     if len > MAX_BULK_BYTES {
         return Err(SysError::InvalidArgument);
     }
-    let slice = UserSlice::new(addr, len)?;
-    let space = t.current().space.as_ref().ok_or(SysError::BadAddress)?;
-    slice.check(space, flags & BULK_WRITE != 0)?;
-    Ok(Some(slice))
+    Ok(Some(UserSlice::new(addr, len)?))
 }
 
 enum Next {
@@ -118,7 +121,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
     let mut bulk_out = 0u64;
     let next = with(|t| -> Result<Next, SysError> {
         let cur = t.current;
-        let bulk = check_bulk(t, w.bulk, bulk_addr, bulk_len)?;
+        let bulk = bulk_range(w.bulk, bulk_addr, bulk_len)?;
         let view = area(t, cur)?;
         let p = t.current();
         let target = p.caps.get(handle).map_err(|e| e.sys_error())?.clone();
@@ -127,17 +130,30 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                 if iface != obj.interface_id() {
                     return Err(SysError::UnknownInterface);
                 }
-                let mut transferred = CapList::new();
-                if w.caps > 0 {
-                    resolve(&p.caps, view, w.caps, &mut transferred)?;
-                }
+                let transferred;
+                let caps = if w.caps > 0 {
+                    let mut list = CapList::new();
+                    resolve(&p.caps, view, w.caps, &mut list)?;
+                    transferred = list;
+                    &transferred
+                } else {
+                    &NO_CAPS
+                };
                 let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
                 let space = p.space.as_ref().ok_or(SysError::BadAddress)?;
-                let bulk = bulk.map(|s| Bulk::new(space, s, w.bulk));
-                let mut reply = Reply::new(view, &mut p.recv_dirty, bulk);
-                obj.call(&Caller { pid: cur, name: &p.name, caps: &transferred }, &call, &mut reply)?;
+                let bulk = match bulk {
+                    Some(s) => {
+                        s.check(space, w.bulk & BULK_WRITE != 0)?;
+                        Some(Bulk::new(space, s, w.bulk))
+                    }
+                    None => None,
+                };
+                // The caller is running, so its pending list is free: the
+                // reply's capabilities gather there.
+                let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, bulk);
+                obj.call(&Caller { pid: cur, name: &p.name, caps }, &call, &mut reply)?;
                 let (len, out) = reply.finish();
-                let n = install(&mut p.caps, reply.caps_mut(), view)?;
+                let n = if p.pending.caps.is_empty() { 0 } else { install(&mut p.caps, &mut p.pending.caps, view)? };
                 bulk_out = out;
                 Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
             }
@@ -150,14 +166,14 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                 }
                 let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
                 let badge = call.params::<endpoint::mint_params::Owned>().map_err(|e| e.sys_error())?.get_badge();
-                let mut reply = Reply::new(view, &mut p.recv_dirty, None);
+                let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, None);
                 let slot = reply.add_cap(Cap::EndpointClient { endpoint: ep, badge })?;
                 reply.results::<cap_result::Owned, _>(|r| {
                     fill_cap(r, &Ok(slot));
                     Ok(())
                 })?;
                 let (len, _) = reply.finish();
-                let n = install(&mut p.caps, reply.caps_mut(), view)?;
+                let n = install(&mut p.caps, &mut p.pending.caps, view)?;
                 Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
             }
             Cap::EndpointClient { endpoint: ep, badge } => {
@@ -371,7 +387,9 @@ fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u
             return Err(SysError::BufferTooSmall);
         }
         let (ss, cs) = (s.space.as_ref().ok_or(SysError::BadAddress)?, c.space.as_ref().ok_or(SysError::BadAddress)?);
-        UserSlice::new(bulk_addr, bulk_len)?.check(ss, false)?;
+        // Checked as it copies: a bad server pointer fails this reply (the
+        // client still waits) after writing only into the buffer the
+        // client offered for the answer.
         copy_user(ss, bulk_addr, cs, c.pending.bulk_addr, bulk_len as usize)?;
     }
     // The server's handles go through its own scratch list (its pending

@@ -21,10 +21,12 @@
 
 use crate::message::MAX_SEGMENTS;
 
+#[inline(always)]
 fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+#[inline(always)]
 fn le64(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[at..at + 8]);
@@ -53,7 +55,11 @@ pub fn write(buf: &mut [u8], data: &[u64], ptrs: u16) -> Option<usize> {
     for (i, w) in data.iter().enumerate() {
         buf[16 + i * 8..24 + i * 8].copy_from_slice(&w.to_le_bytes());
     }
-    buf[16 + data.len() * 8..len].fill(0);
+    let mut at = 16 + data.len() * 8;
+    while at < len {
+        buf[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+        at += 8;
+    }
     Some(len)
 }
 
@@ -96,9 +102,12 @@ pub fn read(bytes: &[u8]) -> Option<SmallStruct<'_>> {
     if 16 + (dw + pc) * 8 != bytes.len() {
         return None;
     }
-    let ptrs = &bytes[16 + dw * 8..];
-    if ptrs.iter().any(|b| *b != 0) {
-        return None;
+    let mut at = 16 + dw * 8;
+    while at < bytes.len() {
+        if le64(bytes, at) != 0 {
+            return None;
+        }
+        at += 8;
     }
     Some(SmallStruct { data: &bytes[16..16 + dw * 8] })
 }

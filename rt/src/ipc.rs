@@ -29,8 +29,12 @@ pub fn send_buffer() -> &'static mut [u8] {
 
 /// Record that the first `len` bytes of the send buffer were written by a
 /// writer that does not need zeroes (`small_struct::write`) and not cleared.
+#[inline]
 pub(crate) fn send_dirty(len: usize) {
-    SEND_DIRTY.fetch_max(len, core::sync::atomic::Ordering::Relaxed);
+    // One thread: a plain load and store, no read-modify-write.
+    if len > SEND_DIRTY.load(core::sync::atomic::Ordering::Relaxed) {
+        SEND_DIRTY.store(len, core::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The send buffer as it is (for writers that write every byte).

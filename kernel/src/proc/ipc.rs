@@ -122,41 +122,46 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
     let next = with(|t| -> Result<Next, SysError> {
         let cur = t.current;
         let bulk = bulk_range(w.bulk, bulk_addr, bulk_len)?;
-        let view = area(t, cur)?;
         let p = t.current();
+        let view = p.ipc.as_ref().ok_or(SysError::InvalidArgument)?.view();
+        // Kernel objects: the common case, served without even a reference
+        // count change on the object (it is borrowed from the table).
+        if let Ok(Cap::Kernel(_)) = p.caps.get(handle) {
+            let super::Process { caps: table, recv_dirty, pending, name, space, .. } = p;
+            let Ok(Cap::Kernel(obj)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
+            if iface != obj.interface_id() {
+                return Err(SysError::UnknownInterface);
+            }
+            let transferred;
+            let caps = if w.caps > 0 {
+                let mut list = CapList::new();
+                resolve(table, view, w.caps, &mut list)?;
+                transferred = list;
+                &transferred
+            } else {
+                &NO_CAPS
+            };
+            let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
+            let space = space.as_ref().ok_or(SysError::BadAddress)?;
+            let bulk = match bulk {
+                Some(s) => {
+                    s.check(space, w.bulk & BULK_WRITE != 0)?;
+                    Some(Bulk::new(space, s, w.bulk))
+                }
+                None => None,
+            };
+            // The caller is running, so its pending list is free: the
+            // reply's capabilities gather there.
+            let mut reply = Reply::new(view, recv_dirty, &mut pending.caps, bulk);
+            obj.call(&Caller { pid: cur, name, caps }, &call, &mut reply)?;
+            let (len, out) = reply.finish();
+            let n = if pending.caps.is_empty() { 0 } else { install(table, &mut pending.caps, view)? };
+            bulk_out = out;
+            return Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()));
+        }
         let target = p.caps.get(handle).map_err(|e| e.sys_error())?.clone();
         match target {
-            Cap::Kernel(obj) => {
-                if iface != obj.interface_id() {
-                    return Err(SysError::UnknownInterface);
-                }
-                let transferred;
-                let caps = if w.caps > 0 {
-                    let mut list = CapList::new();
-                    resolve(&p.caps, view, w.caps, &mut list)?;
-                    transferred = list;
-                    &transferred
-                } else {
-                    &NO_CAPS
-                };
-                let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
-                let space = p.space.as_ref().ok_or(SysError::BadAddress)?;
-                let bulk = match bulk {
-                    Some(s) => {
-                        s.check(space, w.bulk & BULK_WRITE != 0)?;
-                        Some(Bulk::new(space, s, w.bulk))
-                    }
-                    None => None,
-                };
-                // The caller is running, so its pending list is free: the
-                // reply's capabilities gather there.
-                let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, bulk);
-                obj.call(&Caller { pid: cur, name: &p.name, caps }, &call, &mut reply)?;
-                let (len, out) = reply.finish();
-                let n = if p.pending.caps.is_empty() { 0 } else { install(&mut p.caps, &mut p.pending.caps, view)? };
-                bulk_out = out;
-                Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
-            }
+            Cap::Kernel(_) => Err(SysError::InvalidHandle),
             Cap::EndpointServer(ep) => {
                 if iface != interfaces::ENDPOINT {
                     return Err(SysError::UnknownInterface);

@@ -275,7 +275,7 @@ fn deliver_call(t: &mut Table, client: u32, server: u32) -> Result<(), SysError>
     } else {
         0
     };
-    let n = install(&mut s.caps, &mut c.pending.caps, sview)?;
+    let n = if c.pending.caps.is_empty() { 0 } else { install(&mut s.caps, &mut c.pending.caps, sview)? };
     if let Some(w) = c.waiting.as_mut() {
         w.received = true;
     }

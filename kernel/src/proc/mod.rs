@@ -294,10 +294,15 @@ static UNREAPED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsi
 
 /// Free the address spaces and IPC areas of dead processes (never the
 /// active one).
+#[inline(always)]
 fn reap() {
-    if UNREAPED.load(core::sync::atomic::Ordering::Relaxed) == 0 {
-        return;
+    if UNREAPED.load(core::sync::atomic::Ordering::Relaxed) != 0 {
+        reap_dead();
     }
+}
+
+#[inline(never)]
+fn reap_dead() {
     let dead: Vec<(Option<AddressSpace>, Option<IpcArea>)> = with(|t| {
         let cur = t.current;
         t.procs

@@ -218,14 +218,20 @@ impl PieceCursor<'_> {
         // Extend the piece over following pages that are physically
         // contiguous (same leaf table): one copy instead of one per page.
         let mut n = n;
-        while n < max && self.va + (n as u64) < self.end && (at + n as u64) >> 21 == region && (at + n as u64) % PAGE_SIZE == 0 {
-            let next = at + n as u64;
-            match AddressSpace::translate_in_leaf(table, next) {
-                Some((npa, w)) if npa == pa + n as u64 && (w || !self.write) => {
-                    n += (PAGE_SIZE.min(self.end - next) as usize).min(max - n);
-                }
-                _ => break,
+        let end = self.end.min(((region + 1) << 21).min(at.saturating_add(max as u64)));
+        let need = if self.write { 0b111 } else { 0b101 }; // present, (writable,) user
+        // SAFETY: `table` is a last-level table frame of this space, direct-mapped.
+        let ptes = phys_to_virt(table) as *const u64;
+        let mut next = at + n as u64;
+        while next < end && next % PAGE_SIZE == 0 {
+            // SAFETY: index < 512 (same 2 MiB region as `at`).
+            let e = unsafe { ptes.add(((next >> 12) & 0x1ff) as usize).read() };
+            if e & need != need || (e & 0x000f_ffff_ffff_f000) != pa + n as u64 {
+                break;
             }
+            let step = PAGE_SIZE.min(end - next);
+            n += step as usize;
+            next += step;
         }
         self.va += n as u64;
         Ok(Some((pa, n)))

@@ -59,8 +59,20 @@ impl AddressSpace {
         }
         let mut mapper = self.mapper();
         let mut out = Vec::new();
+        // Physically contiguous when the allocator has a run (it usually
+        // has at load time): bulk copies to and from these pages then go
+        // in one piece instead of one per page. Each frame is still owned
+        // and freed on its own.
+        let run = if pages > 1 { frames::alloc_contiguous(pages, 1) } else { None };
+        if let Some(base) = run {
+            // SAFETY: the run was just allocated to us and is direct-mapped.
+            unsafe { core::ptr::write_bytes(phys_to_virt(base) as *mut u8, 0, (pages * PAGE_SIZE) as usize) };
+        }
         for i in 0..pages {
-            let pa = frames::alloc_zeroed().ok_or(SpaceError::OutOfMemory)?;
+            let pa = match run {
+                Some(base) => base + i * PAGE_SIZE,
+                None => frames::alloc_zeroed().ok_or(SpaceError::OutOfMemory)?,
+            };
             let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va + i * PAGE_SIZE));
             let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(pa));
             // SAFETY: a fresh frame mapped into this process's lower half only.
@@ -68,6 +80,11 @@ impl AddressSpace {
                 Ok(f) => f.ignore(),
                 Err(_) => {
                     let _ = frames::free(pa);
+                    if let Some(base) = run {
+                        for j in i + 1..pages {
+                            let _ = frames::free(base + j * PAGE_SIZE);
+                        }
+                    }
                     return Err(SpaceError::Overlap(va + i * PAGE_SIZE));
                 }
             }
@@ -223,15 +240,24 @@ impl PieceCursor<'_> {
         // SAFETY: `table` is a last-level table frame of this space, direct-mapped.
         let ptes = phys_to_virt(table) as *const u64;
         let mut next = at + n as u64;
-        while next < end && next % PAGE_SIZE == 0 {
-            // SAFETY: index < 512 (same 2 MiB region as `at`).
-            let e = unsafe { ptes.add(((next >> 12) & 0x1ff) as usize).read() };
-            if e & need != need || (e & 0x000f_ffff_ffff_f000) != pa + n as u64 {
-                break;
+        if next < end && next % PAGE_SIZE == 0 {
+            let mut expect = pa + n as u64;
+            // SAFETY: every index stays below 512: `end` is within the same
+            // 2 MiB region as `at`.
+            let mut pte = unsafe { ptes.add(((next >> 12) & 0x1ff) as usize) };
+            while next < end {
+                // SAFETY: see above.
+                let e = unsafe { pte.read() };
+                if e & need != need || (e & 0x000f_ffff_ffff_f000) != expect {
+                    break;
+                }
+                let step = PAGE_SIZE.min(end - next);
+                n += step as usize;
+                next += PAGE_SIZE;
+                expect += PAGE_SIZE;
+                // SAFETY: see above (only read again while next < end).
+                pte = unsafe { pte.add(1) };
             }
-            let step = PAGE_SIZE.min(end - next);
-            n += step as usize;
-            next += step;
         }
         self.va += n as u64;
         Ok(Some((pa, n)))

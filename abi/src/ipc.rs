@@ -217,6 +217,35 @@ mod tests {
     }
 
     #[test]
+    fn random_and_mutated_envelopes_decode_or_refuse_never_panic() {
+        // xorshift: deterministic, no dependency.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let good = CallWord { method: 3, caps: 2, bulk: BULK_READ, len: 64 }.pack();
+        for i in 0..200_000 {
+            // Half random words, half one-bit mutations of a valid word.
+            let word = if i % 2 == 0 { next() } else { good ^ (1u64 << (next() % 64)) };
+            if let Ok(w) = CallWord::unpack(word) {
+                assert!(w.caps as usize <= MAX_CAPS_PER_MESSAGE);
+                assert_eq!(w.bulk & !(BULK_READ | BULK_WRITE), 0);
+                assert!(w.len as usize <= MAX_MESSAGE_BYTES);
+                assert_eq!(w.pack(), word, "an accepted word means exactly what it says");
+            }
+            if let Ok(r) = ReplyWord::unpack(word) {
+                assert!(r.caps as usize <= MAX_CAPS_PER_MESSAGE && r.len as usize <= MAX_MESSAGE_BYTES);
+                assert_eq!(r.pack(), word);
+            }
+            let t = ReplyToken::unpack(word);
+            assert_eq!(t.pack(), word);
+        }
+    }
+
+    #[test]
     fn tokens_round_trip() {
         let t = ReplyToken { client: 7, seq: 0xffff_fffe };
         assert_eq!(ReplyToken::unpack(t.pack()), t);

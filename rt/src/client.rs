@@ -309,6 +309,16 @@ impl<'a> Answer<'a> {
         let (len, ()) = build_flat::<T, ()>(ipc::send_buffer(), fill)?;
         Ok(Answer { len, sent: len, caps: &[], bulk: &[] })
     }
+    /// Results that are a tiny struct of at most 8 data words and 8
+    /// pointers, which always fits the send buffer (so this cannot fail).
+    #[inline]
+    pub fn tiny<const N: usize>(data: &[u64; N], ptrs: u8) -> Answer<'a> {
+        const { assert!(N <= 8) };
+        let len = small_struct::write(ipc::send_buffer_raw(), data, ptrs.min(8) as u16).unwrap_or(0);
+        ipc::send_dirty(len);
+        Answer { len: 0, sent: len, caps: &[], bulk: &[] }
+    }
+
     /// Results that are a tiny struct (`capos_abi::small_struct`).
     pub fn small(data: &[u64], ptrs: u16) -> Result<Answer<'a>, CallError> {
         let len = small_struct::write(ipc::send_buffer_raw(), data, ptrs).ok_or(CallError::Message(MessageError::TooLarge { len: 0, max: 0 }))?;

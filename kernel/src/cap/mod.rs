@@ -210,6 +210,16 @@ pub trait KernelObject: Send + Sync {
     /// Answer a call whose interface id already matched, building its
     /// results in `reply`.
     fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError>;
+
+    /// The tiny-message fast path: a call with no capabilities and no bulk
+    /// buffer whose params the object reads with `capos_abi::small_struct`
+    /// and whose results it writes the same way into `results` (the
+    /// caller's receive buffer). Returns the results' length, or `None` to
+    /// take the general path ([`call`](Self::call)), which must give the
+    /// same answer. Most objects keep the default.
+    fn call_tiny(&self, _method: u16, _params: &[u8], _results: &mut [u8]) -> Option<usize> {
+        None
+    }
 }
 
 #[derive(Clone)]

@@ -132,6 +132,12 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
             if iface != obj.interface_id() {
                 return Err(SysError::UnknownInterface);
             }
+            if w.caps == 0 && bulk.is_none() {
+                if let Some(n) = obj.call_tiny(w.method, view.send(w.len as usize), view.recv_mut()) {
+                    *recv_dirty = (*recv_dirty).max(n);
+                    return Ok(Next::Return(ReplyWord { len: n as u32, caps: 0 }.pack()));
+                }
+            }
             let transferred;
             let caps = if w.caps > 0 {
                 let mut list = CapList::new();

@@ -193,7 +193,7 @@ fn read_only_wrapper() {
         fn call(&self, _c: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
             match call.method_id() {
                 0 => {
-                    let slot = reply.add_cap(Cap::Kernel(self.0.clone()))?;
+                    let slot = reply.add_cap(Cap::kernel(self.0.clone()))?;
                     reply.results::<cap_result::Owned, _>(|r| Ok(fill_cap(r, &Ok(slot))))
                 }
                 _ => Err(SysError::UnknownMethod),

@@ -222,9 +222,40 @@ pub trait KernelObject: Send + Sync {
     }
 }
 
+/// A kernel object as a capability holds it: the object and its interface
+/// id, read once when the capability is made, so the call path checks the
+/// interface without a virtual call.
+#[derive(Clone)]
+pub struct KernelCap {
+    obj: Arc<dyn KernelObject>,
+    interface_id: u64,
+}
+
+impl KernelCap {
+    pub fn new(obj: Arc<dyn KernelObject>) -> KernelCap {
+        let interface_id = obj.interface_id();
+        KernelCap { obj, interface_id }
+    }
+
+    pub fn interface_id(&self) -> u64 {
+        self.interface_id
+    }
+
+    pub fn object(&self) -> &Arc<dyn KernelObject> {
+        &self.obj
+    }
+}
+
+impl core::ops::Deref for KernelCap {
+    type Target = dyn KernelObject;
+    fn deref(&self) -> &Self::Target {
+        &*self.obj
+    }
+}
+
 #[derive(Clone)]
 pub enum Cap {
-    Kernel(Arc<dyn KernelObject>),
+    Kernel(KernelCap),
     /// A client of a userspace-served endpoint; the badge tells the server
     /// which client (or session) is calling.
     EndpointClient { endpoint: Arc<Endpoint>, badge: u64 },
@@ -233,6 +264,11 @@ pub enum Cap {
 }
 
 impl Cap {
+    /// A capability to a kernel object.
+    pub fn kernel(obj: Arc<dyn KernelObject>) -> Cap {
+        Cap::Kernel(KernelCap::new(obj))
+    }
+
     pub fn describe(&self) -> alloc::string::String {
         match self {
             Cap::Kernel(o) => alloc::format!("kernel {}", o.kind()),

@@ -47,7 +47,7 @@ impl KernelObject for KernelPing {
                 })
             }
             ping_method::SESSION => {
-                let slot = reply.add_cap(super::Cap::Kernel(Arc::new(KernelPing)))?;
+                let slot = reply.add_cap(super::Cap::kernel(Arc::new(KernelPing)))?;
                 reply.results::<cap_result::Owned, _>(|r| {
                     fill_cap(r, &Ok(slot));
                     Ok(())

@@ -49,7 +49,7 @@ impl KernelObject for ReadOnly {
                 self.0.call(caller, call, reply)?;
                 for cap in reply.caps_mut().iter_mut() {
                     if let Cap::Kernel(obj) = cap {
-                        *cap = Cap::Kernel(Arc::new(ReadOnly(obj.clone())));
+                        *cap = Cap::kernel(Arc::new(ReadOnly(obj.object().clone())));
                     }
                 }
                 Ok(())

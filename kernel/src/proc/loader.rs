@@ -200,8 +200,8 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
         for g in &spec.grants {
             let cap = match &g.source {
                 GrantSource::Kernel(src) => match src.as_str() {
-                    "console" => Cap::Kernel(Arc::new(Console)),
-                    "ping" => Cap::Kernel(Arc::new(KernelPing)),
+                    "console" => Cap::kernel(Arc::new(Console)),
+                    "ping" => Cap::kernel(Arc::new(KernelPing)),
                     other => return Err(format!("manifest: kernel source '{}' is not provided", other)),
                 },
                 GrantSource::Endpoint { process, endpoint } => {

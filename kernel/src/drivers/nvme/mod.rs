@@ -218,23 +218,34 @@ impl Controller {
     /// Read or write whole blocks of namespace `ns` with one command per
     /// `max_transfer` bytes, waiting for each (queue depth 1).
     fn transfer(&mut self, ns: &Namespace, write: bool, lba: u64, buf_va: u64, len: usize) -> Result<(), BlockError> {
+        // One command when it fits (the common case: no chunk arithmetic).
+        if len as u64 <= self.max_transfer as u64 {
+            return self.one_command(ns, write, lba, buf_va, len);
+        }
         let bs = ns.info.block_size as usize;
         let chunk = (self.max_transfer as usize / bs).max(1) * bs;
         let mut done = 0;
         while done < len {
             let n = chunk.min(len - done);
-            let cmd = self.build_rw(ns, write, lba + (done / bs) as u64, buf_va + done as u64, n, 0)?;
-            self.io.submit(&cmd);
-            let c = self.wait(false, IO_TIMEOUT_NS)?;
-            if c.cid != cmd.cid {
-                log::warn!("nvme {}: completion for cid {} while waiting for {}", self.address, c.cid, cmd.cid);
-                return Err(BlockError::Device { status: 0xffff });
-            }
-            if !c.ok() {
-                log::warn!("nvme {}: {} at LBA {} failed: {} (status {:#x})", self.address, if write { "write" } else { "read" }, lba, status_text(c.status), c.status);
-                return Err(BlockError::Device { status: c.status as u32 });
-            }
+            self.one_command(ns, write, lba + (done / bs) as u64, buf_va + done as u64, n)?;
             done += n;
+        }
+        Ok(())
+    }
+
+    /// One read or write command, waited for.
+    #[inline]
+    fn one_command(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
+        let cmd = self.build_rw(ns, write, lba, va, len, 0)?;
+        self.io.submit(&cmd);
+        let c = self.wait(false, IO_TIMEOUT_NS)?;
+        if c.cid != cmd.cid {
+            log::warn!("nvme {}: completion for cid {} while waiting for {}", self.address, c.cid, cmd.cid);
+            return Err(BlockError::Device { status: 0xffff });
+        }
+        if !c.ok() {
+            log::warn!("nvme {}: {} at LBA {} failed: {} (status {:#x})", self.address, if write { "write" } else { "read" }, lba, status_text(c.status), c.status);
+            return Err(BlockError::Device { status: c.status as u32 });
         }
         Ok(())
     }

@@ -217,6 +217,7 @@ impl Controller {
 
     /// Read or write whole blocks of namespace `ns` with one command per
     /// `max_transfer` bytes, waiting for each (queue depth 1).
+    #[inline(always)]
     fn transfer(&mut self, ns: &Namespace, write: bool, lba: u64, buf_va: u64, len: usize) -> Result<(), BlockError> {
         // One command when it fits (the common case: no chunk arithmetic).
         if len as u64 <= self.max_transfer as u64 {
@@ -234,7 +235,7 @@ impl Controller {
     }
 
     /// One read or write command, waited for.
-    #[inline]
+    #[inline(always)]
     fn one_command(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
         let cmd = self.build_rw(ns, write, lba, va, len, 0)?;
         self.io.submit(&cmd);
@@ -333,6 +334,7 @@ pub struct NvmeDisk {
 }
 
 impl NvmeDisk {
+    #[inline(always)]
     fn io(&mut self, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
         self.ctrl.lock().transfer(&self.ns, write, lba, va, len)
     }

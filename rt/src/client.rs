@@ -138,11 +138,17 @@ fn send_built(handle: Handle, interface_id: u64, method: u16, caps: &[Handle], b
 
 /// A `UInt64Result`: the tiny-struct fast path for `ok`, the general
 /// reader for anything else (an `err` carries a pointer).
-#[inline]
+#[inline(always)]
 fn read_u64_results(bytes: &[u8]) -> Result<u64, CallError> {
     if let Some(v) = small_struct::read(bytes).as_ref().and_then(u64_result::read_ok) {
         return Ok(v);
     }
+    read_u64_results_general(bytes)
+}
+
+#[cold]
+#[inline(never)]
+fn read_u64_results_general(bytes: &[u8]) -> Result<u64, CallError> {
     object(helpers::read_u64(read_flat(bytes)?.get_root::<u_int64_result::Reader>()?))
 }
 

@@ -58,6 +58,12 @@ pub fn escape_control(text: &str) -> String {
     out
 }
 
+/// Process names a manifest may not use: the console prefixes a process's
+/// lines with `[name] `, and the kernel writes its own verdicts as
+/// `[PASS] ` / `[FAIL] `, so these names would make a process's line read
+/// as the kernel's.
+pub const RESERVED_PROCESS_NAMES: [&str; 2] = ["PASS", "FAIL"];
+
 /// Whether `name` is a valid process / grant / endpoint / instance name:
 /// 1 to [`MAX_NAME_BYTES`] of `a-z A-Z 0-9 _ -`, starting with a letter or digit.
 pub fn is_valid_name(name: &str) -> bool {
@@ -238,6 +244,12 @@ impl Manifest {
             }
             if self.processes[..i].iter().any(|q| q.name == p.name) {
                 return Err(ManifestError::at(L::Process(i), format!("duplicate process '{}'", p.name)));
+            }
+            if RESERVED_PROCESS_NAMES.contains(&p.name.as_str()) {
+                return Err(ManifestError::at(
+                    L::Process(i),
+                    format!("process name '{}' is reserved (the kernel's own verdict lines start with it)", p.name),
+                ));
             }
             if p.binary.is_empty() {
                 return Err(ManifestError::at(L::Process(i), format!("process '{}' has no binary", p.name)));
@@ -443,6 +455,16 @@ mod tests {
                     exports: vec![],
                 },
             ],
+        }
+    }
+
+    #[test]
+    fn verdict_words_are_reserved_process_names() {
+        for reserved in RESERVED_PROCESS_NAMES {
+            let mut m = sample();
+            m.processes[0].name = reserved.to_string();
+            let e = m.validate().unwrap_err();
+            assert!(e.to_string().contains("reserved"), "{e}");
         }
     }
 

@@ -430,6 +430,72 @@ fn shell_words(cmd: &Command) -> String {
     cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
 }
 
+/// Where a serial line came from. The kernel prints its own lines as they
+/// are (log lines start with a timestamp, `[    0.123] INFO  ...`); a
+/// process writes only through its Console, and the kernel prefixes each
+/// such line with `[name] ` (a manifest name: letters, digits, `_`, `-`)
+/// and replaces control characters, so a process cannot make a line that
+/// reads as the kernel's or as another process's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Kernel,
+    Process(String),
+}
+
+/// The source of `line` and its text without the process prefix.
+pub fn line_source(line: &str) -> (Source, &str) {
+    if let Some((name, text)) = line.strip_prefix('[').and_then(|rest| rest.split_once("] ")) {
+        // `[PASS] ` and `[FAIL] ` are the kernel's own verdicts (manifests
+        // may not use those process names: capos_abi::manifest).
+        let is_name = !name.is_empty()
+            && !capos_abi::manifest::RESERVED_PROCESS_NAMES.contains(&name)
+            && name.as_bytes()[0].is_ascii_alphanumeric()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && !name.bytes().all(|b| b.is_ascii_digit());
+        if is_name {
+            return (Source::Process(name.to_string()), text);
+        }
+    }
+    (Source::Kernel, line)
+}
+
+/// Whether `line` satisfies the expectation `pattern`: a pattern written
+/// `[name] text` wants that text from process `name`; any other pattern
+/// wants a kernel line.
+pub fn satisfies(line: &str, pattern: &str) -> bool {
+    let (want, text) = line_source(pattern);
+    let (got, body) = line_source(line);
+    match want {
+        Source::Kernel => got == Source::Kernel && line.contains(pattern),
+        Source::Process(_) => got == want && body.contains(text),
+    }
+}
+
+/// The process names a manifest file starts (`process NAME` lines).
+fn manifest_processes(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("process ").map(|n| n.trim().to_string()))
+        .collect()
+}
+
+/// Whose `[PASS]`/`[FAIL]` lines count for `boot`: the kernel's always,
+/// and those of the processes its manifest starts.
+fn verdict_sources(boot: &Boot) -> Vec<Source> {
+    let mut v = vec![Source::Kernel];
+    let root = crate::workspace_root().unwrap_or_default();
+    let manifest = match (&boot.userspace, boot.default_system) {
+        (Some((m, _)), _) => Some(root.join(m)),
+        (None, true) => Some(root.join(std::env::var("MANIFEST").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "demos/default.manifest".into()))),
+        _ => None,
+    };
+    if let Some(m) = manifest {
+        v.extend(manifest_processes(&m).into_iter().map(Source::Process));
+    }
+    v
+}
+
 fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
     if out.timed_out {
         t.fail(label, &format!("timed out after {} s (a timeout is a failure)", out.timeout_secs));
@@ -448,7 +514,7 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
         }
     }
     for pattern in &boot.expect {
-        if out.lines.iter().any(|l| l.contains(pattern.as_str())) {
+        if out.lines.iter().any(|l| satisfies(l, pattern)) {
             t.pass(label, &format!("saw '{}'", pattern));
         } else {
             t.fail(label, &format!("never saw '{}'", pattern));
@@ -466,13 +532,29 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
         check_wall_clock(label, out, t);
     }
     if boot.guest_verdicts {
-        let (mut gp, mut gf) = (0, 0);
+        let sources = verdict_sources(boot);
+        let (mut gp, mut gf, mut ignored) = (0, 0, 0);
         for l in &out.lines {
-            if l.contains("[PASS] ") {
-                gp += 1;
+            let verdict = if l.contains("[PASS] ") {
+                Some(true)
             } else if l.contains("[FAIL] ") {
+                Some(false)
+            } else {
+                None
+            };
+            let Some(passed) = verdict else { continue };
+            if !sources.contains(&line_source(l).0) {
+                ignored += 1;
+                continue;
+            }
+            if passed {
+                gp += 1;
+            } else {
                 gf += 1;
             }
+        }
+        if ignored > 0 {
+            println!("-- {}: {} verdict lines from sources this scenario does not name were not counted", label, ignored);
         }
         t.passed += gp;
         t.failed += gf;
@@ -712,6 +794,25 @@ mod tests {
         // The loader-error code is not success.
         assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting"], Some(37), false)).1, 1);
         assert_eq!(tally(&boot(Expect::LoaderError), &outcome(&["capos kernel starting"], Some(37), false)).1, 0);
+    }
+
+    #[test]
+    fn a_process_line_never_satisfies_a_kernel_expectation() {
+        assert_eq!(line_source("[    0.1] INFO  x"), (Source::Kernel, "[    0.1] INFO  x"));
+        assert_eq!(line_source("[12345.678] INFO  x").0, Source::Kernel);
+        assert_eq!(line_source("capos kernel starting").0, Source::Kernel);
+        assert_eq!(line_source("[ping] [PASS] a"), (Source::Process("ping".into()), "[PASS] a"));
+        assert_eq!(line_source("[PASS] stack-overflow: x").0, Source::Kernel, "the kernel's raw verdict lines");
+        assert!(satisfies("capos kernel starting", "capos kernel starting"));
+        assert!(!satisfies("[hostile] capos kernel starting", "capos kernel starting"), "forged by a process");
+        assert!(!satisfies("[hostile] [    0.1] INFO  [PASS] smoke-heap", "[PASS] smoke-heap"));
+        assert!(satisfies("[ping] [PASS] ipc-ping: ok", "[ping] [PASS] ipc-ping"));
+        assert!(!satisfies("[pong] [PASS] ipc-ping: ok", "[ping] [PASS] ipc-ping"), "another process");
+        assert!(!satisfies("[    0.2] INFO  [ping] [PASS] ipc-ping", "[ping] [PASS] ipc-ping"), "the kernel quoting a process is not the process");
+        // A forged verdict from a process the scenario does not name is not counted.
+        let b = boot(Expect::Success);
+        let (p, f) = tally(&b, &outcome(&["capos kernel starting", "[evil] [PASS] forged", "[evil] [FAIL] forged"], Some(33), false));
+        assert_eq!((p, f), (2, 0), "only the exit status and the expected line count");
     }
 
     #[test]

@@ -651,7 +651,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     "[hostile] [PASS] hostile-bulk-register-too-large",
                     "[hostile] [PASS] hostile-bulk-register-read-only",
                     "[hostile] [PASS] hostile-only-granted-caps",
-                    "hostile: all cases refused correctly",
+                    "[hostile] hostile: all cases refused correctly",
                     "EXCEPTION (in user mode): vector 14 (page fault)",
                     "process hostile (pid 1) killed: page fault at 0x10",
                     "[witness] [PASS] witness-peer-gone",
@@ -675,7 +675,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 icount_plugin: true,
                 profile: Some(bench_profile()),
                 linux_pairs: IPC_VS_LINUX.to_vec(),
-                ..user_boot("icount", "demos/bench-ipc.manifest", "exit_when_idle", &["icount: kernel null call", "icount: endpoint null round trip", "icount: echo 64 B", "icount: echo 4 KiB", "icount: echo 64 KiB", "icount: kernel echo 64 KiB"])
+                ..user_boot("icount", "demos/bench-ipc.manifest", "exit_when_idle", &["[ping] icount: kernel null call", "[ping] icount: endpoint null round trip", "[ping] icount: echo 64 B", "[ping] icount: echo 4 KiB", "[ping] icount: echo 64 KiB", "[ping] icount: kernel echo 64 KiB"])
             }],
         },
         Scenario {

@@ -88,10 +88,6 @@ fn resolve(table: &CapTable<Cap>, view: IpcView, n: u8, list: &mut CapList) -> R
     Ok(())
 }
 
-fn area(t: &mut Table, pid: u32) -> Result<IpcView, SysError> {
-    t.get(pid).and_then(|p| p.ipc.as_ref()).map(|a| a.view()).ok_or(SysError::InvalidArgument)
-}
-
 /// Check a bulk buffer's arithmetic: flags and length agree, at most
 /// `MAX_BULK_BYTES`, inside the user half without overflow. Whether its
 /// pages are mapped is checked before a kernel object gets it (which may

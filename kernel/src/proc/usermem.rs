@@ -56,9 +56,6 @@ impl UserSlice {
         Ok(())
     }
 
-    pub fn addr(&self) -> u64 {
-        self.addr
-    }
 
     pub fn read(&self, space: &AddressSpace) -> Result<Vec<u8>, SysError> {
         self.check(space, false)?;

@@ -280,6 +280,10 @@ impl Controller {
         let cmd = Command { opcode: opcode::IO_FLUSH, nsid, cid: self.cid(), ..Command::default() };
         self.io.submit(&cmd);
         let c = self.wait(false, IO_TIMEOUT_NS)?;
+        if c.cid != cmd.cid {
+            log::warn!("nvme {}: completion for cid {} while waiting for flush {}", self.address, c.cid, cmd.cid);
+            return Err(BlockError::Device { status: 0xffff });
+        }
         if !c.ok() {
             return Err(BlockError::Device { status: c.status as u32 });
         }
@@ -334,6 +338,18 @@ pub struct NvmeDisk {
 }
 
 impl NvmeDisk {
+    /// The bounce buffer for unaligned requests, made on first use; no
+    /// memory for it is an error for this request, not a panic.
+    fn bounce(&mut self) -> Result<&mut DmaBuffer, BlockError> {
+        if self.bounce.is_none() {
+            self.bounce = DmaBuffer::new(MAX_TRANSFER / PAGE_SIZE);
+        }
+        self.bounce.as_mut().ok_or_else(|| {
+            log::warn!("nvme: no memory for a bounce buffer");
+            BlockError::Device { status: 0xfffd }
+        })
+    }
+
     #[inline(always)]
     fn io(&mut self, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
         self.ctrl.lock().transfer(&self.ns, write, lba, va, len)
@@ -357,10 +373,9 @@ impl BlockDevice for NvmeDisk {
         let bs = self.block_size();
         let step = (MAX_TRANSFER as usize / bs).max(1) * bs;
         for (i, chunk) in buf.chunks_mut(step).enumerate() {
-            let bounce = self.bounce.get_or_insert_with(|| DmaBuffer::new(MAX_TRANSFER / PAGE_SIZE).expect("out of memory"));
-            let va = bounce.virt();
+            let va = self.bounce()?.virt();
             self.io(false, lba + (i * step / bs) as u64, va, chunk.len())?;
-            chunk.copy_from_slice(&self.bounce.as_ref().unwrap().as_slice()[..chunk.len()]);
+            chunk.copy_from_slice(&self.bounce()?.as_slice()[..chunk.len()]);
         }
         Ok(())
     }
@@ -373,7 +388,7 @@ impl BlockDevice for NvmeDisk {
         let bs = self.block_size();
         let step = (MAX_TRANSFER as usize / bs).max(1) * bs;
         for (i, chunk) in buf.chunks(step).enumerate() {
-            let bounce = self.bounce.get_or_insert_with(|| DmaBuffer::new(MAX_TRANSFER / PAGE_SIZE).expect("out of memory"));
+            let bounce = self.bounce()?;
             bounce.as_mut_slice()[..chunk.len()].copy_from_slice(chunk);
             let va = bounce.virt();
             self.io(true, lba + (i * step / bs) as u64, va, chunk.len())?;

@@ -298,6 +298,25 @@ fn smoke() {
         Ok(format!("2 MiB vector verified, heap grew {} -> {} KiB", before / 1024, after / 1024))
     })());
 
+    report("smoke-kernel-stacks", (|| {
+        // More stacks than there are slots, one at a time: each freed stack
+        // must give back its slot and its frames.
+        let in_use = crate::mm::stacks::in_use();
+        let first = crate::mm::stacks::alloc("selftest", 4).map_err(|e| format!("first stack: {:?}", e))?;
+        crate::mm::stacks::free(first);
+        let before = frames::stats().free;
+        for i in 0..300 {
+            let s = crate::mm::stacks::alloc("selftest", 4).map_err(|e| format!("stack {}: {:?}", i, e))?;
+            // SAFETY: the stack was just mapped writable for us.
+            unsafe { ((s.top - 8) as *mut u64).write_volatile(i) };
+            crate::mm::stacks::free(s);
+        }
+        let after = frames::stats().free;
+        if after != before || crate::mm::stacks::in_use() != in_use {
+            return Err(format!("free frames {} -> {}, stacks in use {} -> {}", before, after, in_use, crate::mm::stacks::in_use()));
+        }
+        Ok(format!("300 stacks made and freed; free frames back at {}, {} slots in use", after, in_use))
+    })());
     report("smoke-frames", (|| {
         let before = frames::stats().free;
         let a = frames::alloc_zeroed().ok_or("no frame")?;

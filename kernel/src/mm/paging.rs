@@ -170,6 +170,23 @@ pub fn map_fresh(virt: u64, pages: u64) -> Result<(), MapError> {
     Ok(())
 }
 
+/// Unmap `[virt, virt + pages * 4K)` in the kernel half and free its
+/// frames (what [`map_fresh`] mapped: a dead process's kernel stack). Pages
+/// that are not mapped are skipped. The caller guarantees nothing uses the
+/// range any more (not the running stack).
+pub fn unmap_and_free(virt: u64, pages: u64) -> Result<(), MapError> {
+    let mut guard = KERNEL_TABLES.lock();
+    let t = guard.as_mut().ok_or(MapError::NotInitialised)?;
+    for i in 0..pages {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt + i * PAGE_SIZE));
+        if let Ok((frame, flush)) = t.unmap(page) {
+            flush.flush();
+            let _ = super::frames::free(frame.start_address().as_u64());
+        }
+    }
+    Ok(())
+}
+
 /// How a physical range is mapped by [`map_physical`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PhysKind {

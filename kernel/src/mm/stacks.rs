@@ -11,12 +11,16 @@ pub const STACKS_BASE: u64 = 0xffff_a000_0000_0000;
 pub const SLOT_SIZE: u64 = 1024 * 1024;
 const MAX_SLOTS: usize = 256;
 
+/// Which slots hold a stack: `names[i]` is empty for a free slot. Slots
+/// below `high` have been used at least once; a freed slot is reused
+/// before a new one is taken, so a kernel whose processes come and go
+/// keeps the same handful of slots.
 struct Slots {
     names: [&'static str; MAX_SLOTS],
-    used: usize,
+    high: usize,
 }
 
-static SLOTS: Mutex<Slots> = Mutex::new(Slots { names: [""; MAX_SLOTS], used: 0 });
+static SLOTS: Mutex<Slots> = Mutex::new(Slots { names: [""; MAX_SLOTS], high: 0 });
 
 #[derive(Debug, Clone, Copy)]
 pub struct KernelStack {
@@ -31,17 +35,36 @@ pub struct KernelStack {
 /// A new stack of `pages` pages (`pages` < 256) at the top of a fresh slot.
 pub fn alloc(name: &'static str, pages: u64) -> Result<KernelStack, MapError> {
     assert!(pages >= 1 && (pages + 1) * PAGE_SIZE <= SLOT_SIZE);
+    let name = if name.is_empty() { "stack" } else { name };
     let mut slots = SLOTS.lock();
-    if slots.used == MAX_SLOTS {
-        return Err(MapError::OutOfMemory);
-    }
-    let slot = slots.used;
+    let slot = match slots.names[..slots.high].iter().position(|n| n.is_empty()) {
+        Some(free) => free,
+        None if slots.high < MAX_SLOTS => slots.high,
+        None => return Err(MapError::OutOfMemory),
+    };
     let top = STACKS_BASE + (slot as u64 + 1) * SLOT_SIZE;
     let bottom = top - pages * PAGE_SIZE;
     map_fresh(bottom, pages)?;
     slots.names[slot] = name;
-    slots.used += 1;
+    slots.high = slots.high.max(slot + 1);
     Ok(KernelStack { bottom, top, guard: bottom - PAGE_SIZE })
+}
+
+/// Give a stack back: unmap it, free its frames, free its slot. The caller
+/// guarantees nothing runs on it any more (a reaped process's stack).
+pub fn free(stack: KernelStack) {
+    let slot = ((stack.top - STACKS_BASE) / SLOT_SIZE) as usize - 1;
+    let _ = super::paging::unmap_and_free(stack.bottom, (stack.top - stack.bottom) / PAGE_SIZE);
+    let mut slots = SLOTS.lock();
+    if slot < slots.high {
+        slots.names[slot] = "";
+    }
+}
+
+/// Slots holding a stack now.
+pub fn in_use() -> usize {
+    let slots = SLOTS.lock();
+    slots.names[..slots.high].iter().filter(|n| !n.is_empty()).count()
 }
 
 /// If `addr` lies in the unmapped part of a stack slot (the guard page and
@@ -53,7 +76,7 @@ pub fn guard_page_owner(addr: u64) -> Option<&'static str> {
     }
     let slot = ((addr - STACKS_BASE) / SLOT_SIZE) as usize;
     let slots = SLOTS.try_lock()?;
-    if slot >= slots.used {
+    if slot >= slots.high || slots.names[slot].is_empty() {
         return None;
     }
     Some(slots.names[slot])

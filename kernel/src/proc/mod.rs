@@ -303,16 +303,23 @@ fn reap() {
 
 #[inline(never)]
 fn reap_dead() {
-    let dead: Vec<(Option<AddressSpace>, Option<IpcArea>)> = with(|t| {
+    let dead: Vec<(Option<AddressSpace>, Option<IpcArea>, Option<KernelStack>)> = with(|t| {
         let cur = t.current;
         t.procs
             .iter_mut()
-            .filter(|p| p.state == State::Dead && p.pid != cur && (p.space.is_some() || p.ipc.is_some()))
-            .map(|p| (p.space.take(), p.ipc.take()))
+            .filter(|p| p.state == State::Dead && p.pid != cur && (p.space.is_some() || p.ipc.is_some() || p.kstack.is_some()))
+            .map(|p| (p.space.take(), p.ipc.take(), p.kstack.take()))
             .collect()
     });
     UNREAPED.fetch_sub(dead.len(), core::sync::atomic::Ordering::Relaxed);
-    drop(dead);
+    for (space, ipc, kstack) in dead {
+        drop(space);
+        drop(ipc);
+        // Nothing runs on a dead process's stack: we are on another one.
+        if let Some(k) = kstack {
+            crate::mm::stacks::free(k);
+        }
+    }
 }
 
 /// Timer preemption from user mode.
@@ -330,7 +337,7 @@ pub fn terminate(pid: u32, how: Exit) {
         };
         p.state = State::Dead;
         p.exit = Some(how.clone());
-        if p.space.is_some() || p.ipc.is_some() {
+        if p.space.is_some() || p.ipc.is_some() || p.kstack.is_some() {
             UNREAPED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         }
         let drained = p.caps.drain();

@@ -356,7 +356,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             name: "smoke",
             description: "boot, memory summary, heap, frame and timer checks, the read-only wrapper, clean exit",
             capos_boot_only: false,
-            boots: vec![kernel_boot("boot", "test=smoke,timer,readonly", Expect::Success, &["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-frames", "[PASS] lapic-timer-ticks", "[PASS] read-only-wrapper"])],
+            boots: vec![kernel_boot("boot", "test=smoke,timer,readonly", Expect::Success, &["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-kernel-stacks", "[PASS] smoke-frames", "[PASS] lapic-timer-ticks", "[PASS] read-only-wrapper"])],
         },
         Scenario {
             name: "smoke-matrix",

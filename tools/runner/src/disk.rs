@@ -895,66 +895,12 @@ fn boot_scripted(s: &Settings, disk: &Path, bus: Bus, dir: &Path, script: &[(&st
     println!("== cloud-disk/{}: {} (log: {})", bus.name(), describe(&cmd), log_path.display());
     let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {}", e))?;
     let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
-    let mut out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 || tx.send(Some(buf[..n].to_vec())).is_err() {
-                break;
-            }
-        }
-        let _ = tx.send(None);
-    });
+    crate::qemu::spawn_reader(child.stdout.take().ok_or("qemu has no stdout")?, tx);
     let mut stdin = child.stdin.take();
+    let steps: Vec<(&str, &[u8])> = script.iter().map(|(a, b)| (*a, b.as_bytes())).collect();
     let deadline = Instant::now() + Duration::from_secs(s.timeout_secs);
-    let (mut transcript, mut partial, mut lines) = (String::new(), Vec::<u8>::new(), Vec::new());
-    let mut cursor = 0;
-    let mut steps = script.iter();
-    let mut step = steps.next();
-    let mut timed_out = false;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            timed_out = true;
-            break;
-        }
-        match rx.recv_timeout(deadline - now) {
-            Ok(Some(chunk)) => {
-                transcript.push_str(&String::from_utf8_lossy(&chunk));
-                partial.extend_from_slice(&chunk);
-                while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
-                    let raw: Vec<u8> = partial.drain(..=pos).collect();
-                    let line = clean(&String::from_utf8_lossy(&raw[..raw.len() - 1]));
-                    println!("{}", line);
-                    let _ = writeln!(log, "{}", line);
-                    lines.push(line);
-                }
-                while let Some((after, send)) = step {
-                    match transcript[cursor..].find(after) {
-                        Some(at) => {
-                            if let Some(w) = stdin.as_mut() {
-                                let _ = w.write_all(send.as_bytes());
-                                let _ = w.flush();
-                            }
-                            cursor = transcript.len().max(cursor + at + after.len());
-                            step = steps.next();
-                        }
-                        None => break,
-                    }
-                }
-            }
-            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                break;
-            }
-        }
-    }
-    if !partial.is_empty() {
-        let line = clean(&String::from_utf8_lossy(&partial));
-        let _ = writeln!(log, "{}", line);
-        lines.push(line);
-    }
+    let serial = crate::qemu::stream_serial(&rx, stdin.as_mut(), &mut log, &steps, deadline, clean);
+    let (lines, timed_out) = (serial.lines, serial.timed_out);
     if timed_out {
         let _ = child.kill();
     }

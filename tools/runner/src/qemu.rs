@@ -173,7 +173,84 @@ struct Outcome {
 
 /// Forward raw chunks from a pipe (serial output can end without a newline,
 /// e.g. the prompt, so we cannot wait for lines).
-fn spawn_reader<R: Read + Send + 'static>(mut r: R, tx: mpsc::Sender<Option<Vec<u8>>>) {
+/// What [`stream_serial`] collected.
+pub(crate) struct Serial {
+    pub lines: Vec<String>,
+    /// Host time (Unix seconds) each line arrived.
+    pub stamps: Vec<i64>,
+    pub timed_out: bool,
+}
+
+/// Read a guest's serial output from `rx` (fed by [`spawn_reader`]) until it
+/// ends or `deadline` passes: print and log each line (through `clean`),
+/// and type each script step's input once its trigger text has arrived
+/// after the previous input was sent. A trailing partial line is kept.
+pub(crate) fn stream_serial(
+    rx: &mpsc::Receiver<Option<Vec<u8>>>,
+    mut stdin: Option<&mut std::process::ChildStdin>,
+    log: &mut std::fs::File,
+    script: &[(&str, &[u8])],
+    deadline: Instant,
+    clean: fn(&str) -> String,
+) -> Serial {
+    let (mut lines, mut stamps, mut partial) = (Vec::new(), Vec::new(), Vec::<u8>::new());
+    // Everything received, for script triggers; triggers only match text
+    // that arrived after the previous input was sent.
+    let mut transcript = String::new();
+    let mut cursor = 0;
+    let mut steps = script.iter();
+    let mut next_step = steps.next();
+    let mut timed_out = false;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            break;
+        }
+        match rx.recv_timeout(deadline - now) {
+            Ok(Some(chunk)) => {
+                transcript.push_str(&String::from_utf8_lossy(&chunk));
+                partial.extend_from_slice(&chunk);
+                while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
+                    let raw: Vec<u8> = partial.drain(..=pos).collect();
+                    let line = clean(&String::from_utf8_lossy(&raw[..raw.len() - 1]));
+                    println!("{}", line);
+                    let _ = writeln!(log, "{}", line);
+                    lines.push(line);
+                    stamps.push(host_unix());
+                }
+                while let Some((after, send)) = next_step {
+                    match transcript[cursor..].find(after) {
+                        Some(at) => {
+                            if let Some(w) = stdin.as_mut() {
+                                let _ = w.write_all(send);
+                                let _ = w.flush();
+                            }
+                            cursor = transcript.len().max(cursor + at + after.len());
+                            next_step = steps.next();
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+    if !partial.is_empty() {
+        let line = clean(&String::from_utf8_lossy(&partial));
+        println!("{}", line);
+        let _ = writeln!(log, "{}", line);
+        lines.push(line);
+        stamps.push(host_unix());
+    }
+    Serial { lines, stamps, timed_out }
+}
+
+pub(crate) fn spawn_reader<R: Read + Send + 'static>(mut r: R, tx: mpsc::Sender<Option<Vec<u8>>>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
@@ -267,64 +344,9 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     let mut stdin = child.stdin.take();
 
     let timeout = Duration::from_secs(boot.timeout.unwrap_or(s.timeout_secs));
-    let deadline = Instant::now() + timeout;
-    let mut lines = Vec::new();
-    let mut stamps = Vec::new();
-    let mut partial: Vec<u8> = Vec::new();
-    // Everything received, for script triggers; triggers only match text
-    // that arrived after the previous input was sent.
-    let mut transcript = String::new();
-    let mut cursor = 0;
-    let mut script = boot.script.iter();
-    let mut next_step = script.next();
-    let mut timed_out = false;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            timed_out = true;
-            break;
-        }
-        match rx.recv_timeout(deadline - now) {
-            Ok(Some(chunk)) => {
-                transcript.push_str(&String::from_utf8_lossy(&chunk));
-                partial.extend_from_slice(&chunk);
-                while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
-                    let raw: Vec<u8> = partial.drain(..=pos).collect();
-                    let line = strip_ansi(&String::from_utf8_lossy(&raw[..raw.len() - 1]));
-                    println!("{}", line);
-                    let _ = writeln!(log, "{}", line);
-                    lines.push(line);
-                    stamps.push(host_unix());
-                }
-                while let Some((after, send)) = next_step {
-                    match transcript[cursor..].find(after.as_str()) {
-                        Some(at) => {
-                            if let Some(w) = stdin.as_mut() {
-                                let _ = w.write_all(send);
-                                let _ = w.flush();
-                            }
-                            cursor = transcript.len().max(cursor + at + after.len());
-                            next_step = script.next();
-                        }
-                        None => break,
-                    }
-                }
-            }
-            Ok(None) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                break;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    if !partial.is_empty() {
-        let line = strip_ansi(&String::from_utf8_lossy(&partial));
-        println!("{}", line);
-        let _ = writeln!(log, "{}", line);
-        lines.push(line);
-        stamps.push(host_unix());
-    }
+    let steps: Vec<(&str, &[u8])> = boot.script.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
+    let serial = stream_serial(&rx, stdin.as_mut(), &mut log, &steps, Instant::now() + timeout, strip_ansi);
+    let (lines, stamps, timed_out) = (serial.lines, serial.stamps, serial.timed_out);
     if timed_out {
         let _ = child.kill();
     }

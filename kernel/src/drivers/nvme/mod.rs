@@ -234,16 +234,24 @@ impl Controller {
         Ok(())
     }
 
-    /// One read or write command, waited for.
+    /// Submit one I/O command and wait for its completion, which must carry
+    /// its command id (queue depth 1: anything else is a device fault).
     #[inline(always)]
-    fn one_command(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
-        let cmd = self.build_rw(ns, write, lba, va, len, 0)?;
-        self.io.submit(&cmd);
+    fn run_io(&mut self, cmd: &Command) -> Result<Completion, BlockError> {
+        self.io.submit(cmd);
         let c = self.wait(false, IO_TIMEOUT_NS)?;
         if c.cid != cmd.cid {
             log::warn!("nvme {}: completion for cid {} while waiting for {}", self.address, c.cid, cmd.cid);
             return Err(BlockError::Device { status: 0xffff });
         }
+        Ok(c)
+    }
+
+    /// One read or write command, waited for.
+    #[inline(always)]
+    fn one_command(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
+        let cmd = self.build_rw(ns, write, lba, va, len, 0)?;
+        let c = self.run_io(&cmd)?;
         if !c.ok() {
             log::warn!("nvme {}: {} at LBA {} failed: {} (status {:#x})", self.address, if write { "write" } else { "read" }, lba, status_text(c.status), c.status);
             return Err(BlockError::Device { status: c.status as u32 });
@@ -278,12 +286,7 @@ impl Controller {
 
     fn flush(&mut self, nsid: u32) -> Result<(), BlockError> {
         let cmd = Command { opcode: opcode::IO_FLUSH, nsid, cid: self.cid(), ..Command::default() };
-        self.io.submit(&cmd);
-        let c = self.wait(false, IO_TIMEOUT_NS)?;
-        if c.cid != cmd.cid {
-            log::warn!("nvme {}: completion for cid {} while waiting for flush {}", self.address, c.cid, cmd.cid);
-            return Err(BlockError::Device { status: 0xffff });
-        }
+        let c = self.run_io(&cmd)?;
         if !c.ok() {
             return Err(BlockError::Device { status: c.status as u32 });
         }

@@ -89,6 +89,19 @@ struct DataResult {
   }
 }
 
+struct KeyPage {
+  # One page of `Store.list`: keys in byte order, all after the `after` asked for.
+  keys @0 :List(Data);
+  more @1 :Bool;           # keys past the last one remain: ask again after it
+}
+
+struct KeysResult {
+  union {
+    ok @0 :KeyPage;
+    err @1 :Error;
+  }
+}
+
 struct CapResult {
   # A method that hands out a capability: `ok` indexes the capabilities returned beside it.
   union {
@@ -225,6 +238,11 @@ interface Store @0x8bbf15ab1dcec557 {
 
   delete @3 (key :Data) -> BoolResult;
   # `ok` says whether the key existed.
+
+  list @4 (after :Data, limit :UInt32) -> KeysResult;
+  # Keys in byte order strictly after `after` (an empty `after` starts at the
+  # first key), at most `limit` of them (0 or more than
+  # capos_abi::serve::store::MAX_LIST_KEYS means that maximum). No values.
 }
 
 # ---------------------------------------------------------------------------
@@ -304,6 +322,27 @@ struct Manifest @0x8579300af96e2e0e {
   # a text file by tools/mkmanifest; processes start in list order.
   version @0 :UInt32;          # capos_abi::manifest::MANIFEST_VERSION
   processes @1 :List(ProcessSpec);
+  mounts @2 :List(MountSpec);  # what the kernel mounts before starting them
+}
+
+enum MountFormat {
+  caposro1 @0;                 # read-only filesystem
+  caposwf1 @1;                 # writable filesystem
+  caposst1 @2;                 # key/value store
+  colocated @3;                # CAPOSST1 store followed by a CAPOSWF1 filesystem
+}
+
+struct MountSpec {
+  # `mount NAME: FORMAT on DEVICE [partition N | partition type GUID] [read-only]`
+  name @0 :Text;               # what grants call it: fs:NAME, store:NAME
+  format @1 :MountFormat;
+  device @2 :Text;             # a block device name (nvme0n1, vblk0)
+  partition :union {
+    whole @3 :Void;            # the whole device
+    number @4 :UInt32;         # GPT partition entry number (1-based)
+    typeGuid @5 :Text;         # the one GPT partition of this type
+  }
+  readOnly @6 :Bool;           # mount read-only whatever the format allows
 }
 
 struct ProcessSpec {

@@ -43,6 +43,7 @@ pub mod store_method {
     pub const GET: u16 = 1;
     pub const HAS: u16 = 2;
     pub const DELETE: u16 = 3;
+    pub const LIST: u16 = 4;
 }
 
 /// `Console` method ordinals.
@@ -67,7 +68,7 @@ pub mod ping_method {
 pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Directory", DIRECTORY, &["open", "list", "mkdir", "remove", "sub", "create", "rename"]),
     ("File", FILE, &["read", "write", "stat", "truncate", "sync", "close"]),
-    ("Store", STORE, &["put", "get", "has", "delete"]),
+    ("Store", STORE, &["put", "get", "has", "delete", "list"]),
     ("Console", CONSOLE, &["writeLine"]),
     ("Endpoint", ENDPOINT, &["mint"]),
     ("Ping", PING, &["ping", "echo", "session", "echoBulk"]),
@@ -151,14 +152,15 @@ mod tests {
         use file_method as f;
         assert_eq!([f::READ, f::WRITE, f::STAT, f::TRUNCATE, f::SYNC, f::CLOSE], [0, 1, 2, 3, 4, 5]);
         use store_method as s;
-        assert_eq!([s::PUT, s::GET, s::HAS, s::DELETE], [0, 1, 2, 3]);
+        assert_eq!([s::PUT, s::GET, s::HAS, s::DELETE, s::LIST], [0, 1, 2, 3, 4]);
         assert_eq!(method_name(DIRECTORY, d::RENAME), Some("rename"));
         assert_eq!(method_name(FILE, f::CLOSE), Some("close"));
         assert_eq!(method_name(STORE, s::DELETE), Some("delete"));
         assert_eq!(method_name(CONSOLE, console_method::WRITE_LINE), Some("writeLine"));
         assert_eq!(method_name(ENDPOINT, endpoint_method::MINT), Some("mint"));
         assert_eq!(method_name(PING, ping_method::SESSION), Some("session"));
-        assert_eq!(method_name(STORE, 4), None);
+        assert_eq!(method_name(STORE, s::LIST), Some("list"));
+        assert_eq!(method_name(STORE, 5), None);
         assert_eq!(name_of(0x1234), None);
         assert_eq!(name_of(CONSOLE), Some("Console"));
     }

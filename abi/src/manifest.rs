@@ -14,7 +14,7 @@
 //! granted its *own* endpoint is refused: a single-threaded server calling
 //! itself would block forever.
 
-use crate::capos_capnp::{grant, manifest, process_spec};
+use crate::capos_capnp::{grant, manifest, mount_spec, process_spec, MountFormat as capnp_format};
 use crate::interfaces;
 use crate::message::{read_message, write_message, MessageError};
 use alloc::format;
@@ -112,7 +112,144 @@ pub const KERNEL_SOURCES: &[KernelSourceKind] = &[
         interface_id: interfaces::DIRECTORY,
         description: "the root Directory of the filesystem backer called NAME",
     },
+    KernelSourceKind {
+        prefix: "store-ro",
+        takes_instance: true,
+        interface_id: interfaces::STORE,
+        description: "the store backer called NAME behind the read-only wrapper",
+    },
+    KernelSourceKind {
+        prefix: "fs-ro",
+        takes_instance: true,
+        interface_id: interfaces::DIRECTORY,
+        description: "the root Directory of the filesystem called NAME behind the read-only wrapper",
+    },
 ];
+
+/// What a mount of a [`KernelSource`] must provide: a filesystem (`fs`,
+/// `fs-ro`), a store (`store`, `store-ro`) or nothing (`console`, `ping`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    Nothing,
+    Filesystem,
+    Store,
+}
+
+impl KernelSourceKind {
+    pub fn needs(&self) -> Needs {
+        match self.prefix {
+            "fs" | "fs-ro" => Needs::Filesystem,
+            "store" | "store-ro" => Needs::Store,
+            _ => Needs::Nothing,
+        }
+    }
+
+    /// Whether the granted capability is the read-only wrapper.
+    pub fn read_only(&self) -> bool {
+        self.prefix.ends_with("-ro")
+    }
+}
+
+/// The on-disk format a mount reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountFormat {
+    /// CAPOSRO1: a read-only filesystem.
+    CaposRo1,
+    /// CAPOSWF1: the crash-consistent writable filesystem.
+    CaposWf1,
+    /// CAPOSST1: the key/value store.
+    CaposSt1,
+    /// A CAPOSST1 store followed by a CAPOSWF1 filesystem on one disk.
+    Colocated,
+}
+
+impl MountFormat {
+    pub const ALL: [MountFormat; 4] = [MountFormat::CaposRo1, MountFormat::CaposWf1, MountFormat::CaposSt1, MountFormat::Colocated];
+
+    /// The manifest's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MountFormat::CaposRo1 => "caposro1",
+            MountFormat::CaposWf1 => "caposwf1",
+            MountFormat::CaposSt1 => "caposst1",
+            MountFormat::Colocated => "colocated",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<MountFormat> {
+        MountFormat::ALL.into_iter().find(|f| f.name() == word)
+    }
+
+    pub fn has_filesystem(self) -> bool {
+        !matches!(self, MountFormat::CaposSt1)
+    }
+
+    pub fn has_store(self) -> bool {
+        matches!(self, MountFormat::CaposSt1 | MountFormat::Colocated)
+    }
+}
+
+/// Which part of a device a mount uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartitionSelect {
+    Whole,
+    /// A GPT partition entry number, 1-based.
+    Number(u32),
+    /// The one GPT partition of this type, as canonical uppercase GUID text.
+    Type(String),
+}
+
+/// Highest GPT partition number a manifest may name (GPT tables hold 128
+/// entries by default; the parser accepts up to 1024).
+pub const MAX_PARTITION_NUMBER: u32 = 1024;
+/// Most mounts one manifest may declare.
+pub const MAX_MOUNTS: usize = 16;
+
+/// `text` as canonical uppercase GUID text (`8-4-4-4-12` hex digits), if
+/// it is one.
+pub fn canonical_guid(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let shape_ok = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() });
+    shape_ok.then(|| text.to_ascii_uppercase())
+}
+
+/// A mount: the kernel opens `format` on `device` (or one of its GPT
+/// partitions) before any process starts, and grants name it by `name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountSpec {
+    pub name: String,
+    pub format: MountFormat,
+    pub device: String,
+    pub partition: PartitionSelect,
+    /// Mount read-only even when the format is writable.
+    pub read_only: bool,
+}
+
+impl MountSpec {
+    /// The device and partition, as a person reads them: `nvme0n1`,
+    /// `nvme0n1 partition 2`, `nvme0n1 partition type A59A...`.
+    pub fn target(&self) -> String {
+        match &self.partition {
+            PartitionSelect::Whole => self.device.clone(),
+            PartitionSelect::Number(n) => format!("{} partition {n}", self.device),
+            PartitionSelect::Type(t) => format!("{} partition type {t}", self.device),
+        }
+    }
+
+    /// Whether two mounts would claim the same blocks: a whole device
+    /// overlaps every partition of it, and the same partition (by number
+    /// or by type) twice overlaps. (A number and a type that resolve to
+    /// the same partition are caught by the kernel once it has read the
+    /// table.)
+    pub fn conflicts_with(&self, other: &MountSpec) -> bool {
+        self.device == other.device
+            && match (&self.partition, &other.partition) {
+                (PartitionSelect::Whole, _) | (_, PartitionSelect::Whole) => true,
+                (a, b) => a == b,
+            }
+    }
+}
 
 /// A parsed kernel source: its kind and, for `store:`/`fs:`, the instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +311,13 @@ pub struct ProcessSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Manifest {
     pub processes: Vec<ProcessSpec>,
+    pub mounts: Vec<MountSpec>,
+}
+
+impl Manifest {
+    pub fn mount(&self, name: &str) -> Option<&MountSpec> {
+        self.mounts.iter().find(|m| m.name == name)
+    }
 }
 
 /// What part of a manifest a problem is about (indexes into the lists), so
@@ -186,6 +330,7 @@ pub enum Location {
     Arg(usize, usize),
     Grant(usize, usize),
     Export(usize, usize),
+    Mount(usize),
 }
 
 /// Why a manifest was refused.
@@ -237,6 +382,41 @@ impl Manifest {
         }
         if self.processes.len() > MAX_PROCESSES {
             return Err(ManifestError::at(L::Manifest, format!("more than {MAX_PROCESSES} processes")));
+        }
+        if self.mounts.len() > MAX_MOUNTS {
+            return Err(ManifestError::at(L::Mount(MAX_MOUNTS), format!("more than {MAX_MOUNTS} mounts")));
+        }
+        for (i, m) in self.mounts.iter().enumerate() {
+            let at = L::Mount(i);
+            if !is_valid_name(&m.name) {
+                return Err(ManifestError::at(at, format!("invalid mount name '{}'", escape_control(&m.name))));
+            }
+            if self.mounts[..i].iter().any(|o| o.name == m.name) {
+                return Err(ManifestError::at(at, format!("duplicate mount '{}'", m.name)));
+            }
+            if !is_valid_name(&m.device) {
+                return Err(ManifestError::at(at, format!("mount '{}': invalid device name '{}'", m.name, escape_control(&m.device))));
+            }
+            match &m.partition {
+                PartitionSelect::Whole => {}
+                PartitionSelect::Number(n) if (1..=MAX_PARTITION_NUMBER).contains(n) => {}
+                PartitionSelect::Number(n) => {
+                    return Err(ManifestError::at(at, format!("mount '{}': partition number {n} is not 1 to {MAX_PARTITION_NUMBER}", m.name)));
+                }
+                PartitionSelect::Type(t) if canonical_guid(t).as_deref() == Some(t.as_str()) => {}
+                PartitionSelect::Type(t) => {
+                    return Err(ManifestError::at(
+                        at,
+                        format!("mount '{}': partition type '{}' is not an uppercase GUID like A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890", m.name, escape_control(t)),
+                    ));
+                }
+            }
+            if let Some(first) = self.mounts[..i].iter().find(|o| o.conflicts_with(m)) {
+                return Err(ManifestError::at(
+                    at,
+                    format!("mount '{}' claims {}, already claimed by mount '{}' ({}): a device serves one mount", m.name, m.target(), first.name, first.target()),
+                ));
+            }
         }
         for (i, p) in self.processes.iter().enumerate() {
             if !is_valid_name(&p.name) {
@@ -296,7 +476,8 @@ impl Manifest {
                 }
                 match &grant.source {
                     GrantSource::Kernel(source) => {
-                        KernelSource::parse(source).map_err(|m| ManifestError::at(at, m))?;
+                        let ks = KernelSource::parse(source).map_err(|m| ManifestError::at(at, m))?;
+                        self.check_mount_for(&ks).map_err(|m| ManifestError::at(at, format!("grant '{}': {m}", grant.name)))?;
                     }
                     GrantSource::Endpoint { process, endpoint } => {
                         let Some(server) = self.processes.iter().find(|q| &q.name == process) else {
@@ -332,6 +513,25 @@ impl Manifest {
     /// Check that every process's binary is one of `modules` (the boot
     /// modules' paths): what the kernel does before starting anything, so a
     /// missing binary is one clear error instead of a half-started system.
+    /// The mount a storage source names must exist and hold what it needs.
+    fn check_mount_for(&self, source: &KernelSource) -> Result<(), String> {
+        let Some(instance) = source.instance else { return Ok(()) };
+        let needs = source.kind.needs();
+        if needs == Needs::Nothing {
+            return Ok(());
+        }
+        let Some(mount) = self.mount(instance) else {
+            return Err(format!("{}:{instance} names no mount (declare it: 'mount {instance}: FORMAT on DEVICE')", source.kind.prefix));
+        };
+        match needs {
+            Needs::Filesystem if !mount.format.has_filesystem() => {
+                Err(format!("mount '{instance}' is {}, which holds no filesystem", mount.format.name()))
+            }
+            Needs::Store if !mount.format.has_store() => Err(format!("mount '{instance}' is {}, which holds no store", mount.format.name())),
+            _ => Ok(()),
+        }
+    }
+
     pub fn check_binaries(&self, modules: &[&str]) -> Result<(), ManifestError> {
         for (i, p) in self.processes.iter().enumerate() {
             if !modules.contains(&p.binary.as_str()) {
@@ -350,7 +550,7 @@ impl Manifest {
         let mut message = capnp::message::Builder::new_default();
         let mut root = message.init_root::<manifest::Builder>();
         root.set_version(MANIFEST_VERSION);
-        let mut list = root.init_processes(self.processes.len() as u32);
+        let mut list = root.reborrow().init_processes(self.processes.len() as u32);
         for (i, p) in self.processes.iter().enumerate() {
             let mut b = list.reborrow().get(i as u32);
             b.set_name(p.name.as_str());
@@ -377,6 +577,24 @@ impl Manifest {
                 exports.set(e as u32, export.as_str());
             }
         }
+        let mut mounts = root.init_mounts(self.mounts.len() as u32);
+        for (i, m) in self.mounts.iter().enumerate() {
+            let mut b = mounts.reborrow().get(i as u32);
+            b.set_name(m.name.as_str());
+            b.set_format(match m.format {
+                MountFormat::CaposRo1 => capnp_format::Caposro1,
+                MountFormat::CaposWf1 => capnp_format::Caposwf1,
+                MountFormat::CaposSt1 => capnp_format::Caposst1,
+                MountFormat::Colocated => capnp_format::Colocated,
+            });
+            b.set_device(m.device.as_str());
+            b.set_read_only(m.read_only);
+            match &m.partition {
+                PartitionSelect::Whole => b.get_partition().set_whole(()),
+                PartitionSelect::Number(n) => b.get_partition().set_number(*n),
+                PartitionSelect::Type(t) => b.get_partition().set_type_guid(t.as_str()),
+            }
+        }
         Ok(write_message(&message)?)
     }
 
@@ -398,10 +616,33 @@ impl Manifest {
         for p in list {
             processes.push(read_process(p)?);
         }
-        let m = Manifest { processes };
+        let mount_list = root.get_mounts()?;
+        if mount_list.len() as usize > MAX_MOUNTS {
+            return Err(ManifestError::at(Location::Mount(MAX_MOUNTS), format!("more than {MAX_MOUNTS} mounts")));
+        }
+        let mut mounts = Vec::new();
+        for m in mount_list {
+            mounts.push(read_mount(m)?);
+        }
+        let m = Manifest { processes, mounts };
         m.validate()?;
         Ok(m)
     }
+}
+
+fn read_mount(m: mount_spec::Reader<'_>) -> Result<MountSpec, ManifestError> {
+    let format = match m.get_format().map_err(|e| MessageError::UnknownEnumValue { field: "MountSpec.format", value: e.0 })? {
+        capnp_format::Caposro1 => MountFormat::CaposRo1,
+        capnp_format::Caposwf1 => MountFormat::CaposWf1,
+        capnp_format::Caposst1 => MountFormat::CaposSt1,
+        capnp_format::Colocated => MountFormat::Colocated,
+    };
+    let partition = match m.get_partition().which().map_err(|e| MessageError::UnknownEnumValue { field: "MountSpec.partition", value: e.0 })? {
+        mount_spec::partition::Whole(()) => PartitionSelect::Whole,
+        mount_spec::partition::Number(n) => PartitionSelect::Number(n),
+        mount_spec::partition::TypeGuid(t) => PartitionSelect::Type(text(t?)?),
+    };
+    Ok(MountSpec { name: text(m.get_name()?)?, format, device: text(m.get_device()?)?, partition, read_only: m.get_read_only() })
 }
 
 fn read_process(p: process_spec::Reader<'_>) -> Result<ProcessSpec, ManifestError> {
@@ -455,7 +696,86 @@ mod tests {
                     exports: vec![],
                 },
             ],
+            mounts: vec![MountSpec {
+                name: "root".into(),
+                format: MountFormat::CaposWf1,
+                device: "nvme0n1".into(),
+                partition: PartitionSelect::Whole,
+                read_only: false,
+            }],
         }
+    }
+
+    fn mount(name: &str, format: MountFormat, device: &str, partition: PartitionSelect) -> MountSpec {
+        MountSpec { name: name.into(), format, device: device.into(), partition, read_only: false }
+    }
+
+    #[test]
+    fn mounts_round_trip_in_every_shape() {
+        let mut m = sample();
+        m.mounts = vec![
+            mount("a", MountFormat::CaposRo1, "vblk0", PartitionSelect::Whole),
+            mount("b", MountFormat::CaposSt1, "nvme0n1", PartitionSelect::Number(3)),
+            MountSpec { read_only: true, ..mount("root", MountFormat::Colocated, "nvme0n1", PartitionSelect::Type("A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890".into())) },
+        ];
+        let bytes = m.encode().unwrap();
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn a_device_serves_one_mount() {
+        let mut m = sample();
+        m.mounts.push(mount("other", MountFormat::CaposSt1, "nvme0n1", PartitionSelect::Number(1)));
+        let (at, msg) = invalid(&m);
+        assert_eq!(at, Location::Mount(1));
+        assert!(msg.contains("mount 'other' claims nvme0n1 partition 1, already claimed by mount 'root' (nvme0n1)"), "{msg}");
+        // Two different partitions of one disk are two claims; the same one twice is refused.
+        m.mounts[0].partition = PartitionSelect::Number(2);
+        m.validate().unwrap();
+        m.mounts[1].partition = PartitionSelect::Number(2);
+        assert!(invalid(&m).1.contains("already claimed by mount 'root'"));
+        // Another device is fine.
+        m.mounts[1].device = "vblk0".into();
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn mount_fields_are_checked() {
+        let mut m = sample();
+        m.mounts[0].partition = PartitionSelect::Number(0);
+        assert!(invalid(&m).1.contains("partition number 0 is not 1 to 1024"));
+        m.mounts[0].partition = PartitionSelect::Type("a59ae5ff-8ff6-4afc-89b0-2cee37a58890".into());
+        assert!(invalid(&m).1.contains("is not an uppercase GUID"), "lowercase is canonicalised by the tool, not accepted raw");
+        m.mounts[0].partition = PartitionSelect::Type("A59AE5FF-8FF6-4AFC-89B0-2CEE37A5889".into());
+        assert!(invalid(&m).1.contains("is not an uppercase GUID"));
+        m.mounts[0].partition = PartitionSelect::Whole;
+        m.mounts[0].device = "nvme/0".into();
+        assert!(invalid(&m).1.contains("invalid device name 'nvme/0'"));
+        let mut m = sample();
+        m.mounts.push(m.mounts[0].clone());
+        m.mounts[1].device = "vblk1".into();
+        assert!(invalid(&m).1.contains("duplicate mount 'root'"));
+        assert_eq!(canonical_guid("a59ae5ff-8ff6-4afc-89b0-2cee37a58890").as_deref(), Some("A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890"));
+        assert_eq!(canonical_guid("A59AE5FF8FF64AFC89B02CEE37A58890"), None);
+    }
+
+    #[test]
+    fn storage_grants_need_a_mount_that_holds_them() {
+        let mut m = sample();
+        m.processes[1].grants[1] = kernel("data", "fs:nothere");
+        assert!(invalid(&m).1.contains("grant 'data': fs:nothere names no mount"), "{}", invalid(&m).1);
+        m.processes[1].grants[1] = kernel("data", "store:root");
+        assert!(invalid(&m).1.contains("mount 'root' is caposwf1, which holds no store"));
+        m.processes[1].grants[1] = kernel("data", "store-ro:root");
+        assert!(invalid(&m).1.contains("which holds no store"));
+        m.mounts[0].format = MountFormat::CaposSt1;
+        m.validate().unwrap();
+        m.processes[1].grants[1] = kernel("data", "fs-ro:root");
+        assert!(invalid(&m).1.contains("mount 'root' is caposst1, which holds no filesystem"));
+        m.mounts[0].format = MountFormat::Colocated;
+        m.validate().unwrap();
+        assert!(KernelSource::parse("fs-ro:root").unwrap().kind.read_only());
+        assert!(!KernelSource::parse("fs:root").unwrap().kind.read_only());
     }
 
     #[test]

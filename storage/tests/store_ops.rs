@@ -145,3 +145,42 @@ fn random_operations_match_a_map() {
     }
     report(&format!("CAPOSST1 differential: {seeds} seeds, {ops} operations compared with a map"));
 }
+
+#[test]
+fn keys_after_pages_through_every_key_in_byte_order() {
+    let mut s = fresh(512, None);
+    let mut want: Vec<Vec<u8>> = Vec::new();
+    for i in 0..40u32 {
+        // Mixed lengths and bytes, so byte order differs from insertion order.
+        let key = [&[(i * 37 % 256) as u8][..], &i.to_be_bytes()[..(i % 4) as usize]].concat();
+        s.put(&key, b"v").unwrap();
+        want.push(key);
+    }
+    s.delete(&want[7].clone()).unwrap();
+    want.remove(7);
+    want.sort();
+    want.dedup();
+    let (all, more) = s.keys_after(None, usize::MAX).unwrap();
+    assert_eq!((all.clone(), more), (want.clone(), false));
+    let mut got = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let (page, more) = s.keys_after(after.as_deref(), 6).unwrap();
+        assert!(page.len() <= 6);
+        if let (Some(a), Some(first)) = (&after, page.first()) {
+            assert!(first > a, "strictly after");
+        }
+        got.extend(page.iter().cloned());
+        after = page.last().cloned();
+        if !more {
+            break;
+        }
+        assert_eq!(page.len(), 6, "a short page says no more");
+    }
+    assert_eq!(got, want);
+    // After the last key: empty, no more. After a key that does not exist: the next ones.
+    assert_eq!(s.keys_after(Some(want.last().unwrap()), 10).unwrap(), (vec![], false));
+    let (page, _) = s.keys_after(Some(&[0u8][..]), 1).unwrap();
+    assert_eq!(page, vec![want.iter().find(|k| k.as_slice() > &[0u8][..]).unwrap().clone()]);
+    assert_eq!(s.keys_after(None, 0).unwrap(), (vec![], true));
+}

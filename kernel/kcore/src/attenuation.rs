@@ -40,7 +40,7 @@ pub fn read_only(interface_id: u64, method: u16) -> Access {
         (interfaces::FILE, fm::READ | fm::STAT | fm::CLOSE) => Read,
         (interfaces::FILE, fm::WRITE) => Mutation(UInt64),
         (interfaces::FILE, fm::TRUNCATE | fm::SYNC) => Mutation(Void),
-        (interfaces::STORE, sm::GET | sm::HAS) => Read,
+        (interfaces::STORE, sm::GET | sm::HAS | sm::LIST) => Read,
         (interfaces::STORE, sm::PUT) => Mutation(Void),
         (interfaces::STORE, sm::DELETE) => Mutation(Bool),
         _ => Unknown,
@@ -56,7 +56,7 @@ mod tests {
         let reads = [
             (interfaces::DIRECTORY, dm::OPEN), (interfaces::DIRECTORY, dm::LIST), (interfaces::DIRECTORY, dm::SUB),
             (interfaces::FILE, fm::READ), (interfaces::FILE, fm::STAT), (interfaces::FILE, fm::CLOSE),
-            (interfaces::STORE, sm::GET), (interfaces::STORE, sm::HAS),
+            (interfaces::STORE, sm::GET), (interfaces::STORE, sm::HAS), (interfaces::STORE, sm::LIST),
         ];
         for (i, m) in reads {
             assert_eq!(read_only(i, m), Access::Read, "{:#x}/{}", i, m);

@@ -215,6 +215,23 @@ impl<D: BlockDevice> Store<D> {
         Ok(Some(bytes[location.key_len as usize..].to_vec()))
     }
 
+    /// `Store.list`: up to `limit` keys in byte order strictly after
+    /// `after` (from the first key when `after` is `None`), and whether more
+    /// keys follow the last one returned. Reads only the in-memory index.
+    pub fn keys_after(&self, after: Option<&[u8]>, limit: usize) -> Result<(Vec<Vec<u8>>, bool), StorageError> {
+        use core::ops::Bound;
+        if self.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        let lower = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        let mut range = self.index.range::<[u8], _>((lower, Bound::Unbounded));
+        let keys: Vec<Vec<u8>> = range.by_ref().take(limit).map(|(k, _)| k.clone()).collect();
+        Ok((keys, range.next().is_some()))
+    }
+
     /// Every live entry, sorted by key.
     pub fn entries(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
         let keys: Vec<Vec<u8>> = self.index.keys().cloned().collect();

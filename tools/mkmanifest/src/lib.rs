@@ -17,6 +17,10 @@
 //!     grant console: kernel:console
 //!     grant data: kernel:fs:root    # kernel source with an instance name
 //!     grant server: process:pong/ping  # another process's exported endpoint
+//!
+//!
+//! mount data: colocated on nvme0n1 partition type A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890
+//! mount docs: caposro1 on vblk0 read-only
 //! ```
 //!
 //! (The trailing `# ...` above are annotations for this page; in a real file
@@ -24,16 +28,18 @@
 //! contain `#`.)
 //!
 //! One statement per line; indentation is optional and ignored. Statements
-//! after `process NAME` belong to that process until the next `process`.
+//! after `process NAME` belong to that process until the next `process`;
+//! `mount` lines belong to the manifest wherever they stand.
 //!
 //! | statement | meaning |
 //! |-----------|---------|
 //! | `process NAME` | start a process; NAME is unique, `[A-Za-z0-9_-]`, at most 32 bytes |
 //! | `binary: PATH` | the boot module to load (absolute path), exactly once per process |
 //! | `arg: TEXT` | append an argument (the rest of the line, trimmed, non-empty, no control characters such as tabs) |
-//! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `ping`, `store:NAME`, `fs:NAME` |
+//! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `ping`, `store:NAME`, `fs:NAME`, `store-ro:NAME`, `fs-ro:NAME` |
 //! | `grant NAME: process:PROC/ENDPOINT` | a client capability for an endpoint PROC exports |
 //! | `export NAME` | an endpoint this process serves (its receive handle is in `StartInfo.endpoints`) |
+//! | `mount NAME: FORMAT on DEVICE [partition N \| partition type GUID] [read-only]` | what the kernel mounts before starting processes: FORMAT is `caposro1`, `caposwf1`, `caposst1` or `colocated`; DEVICE a block device (`nvme0n1`, `vblk0`); a GPT partition by entry number or by type GUID; grants reach it as `kernel:fs:NAME`, `kernel:store:NAME` (or `fs-ro:` / `store-ro:` for the read-only wrapper). A device (or partition) serves one mount. |
 //!
 //! The kernel sources are listed once, in `capos_abi::manifest::KERNEL_SOURCES`.
 //! The rules (unique names, known sources, endpoints that exist, no process
@@ -50,7 +56,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use capos_abi::manifest::{escape_control, is_valid_name, Grant, GrantSource, KernelSource, Location, Manifest, ManifestError, ProcessSpec};
+use capos_abi::manifest::{
+    canonical_guid, escape_control, is_valid_name, Grant, GrantSource, KernelSource, Location, Manifest, ManifestError, MountFormat, MountSpec,
+    PartitionSelect, ProcessSpec,
+};
 use std::fmt::Write as _;
 
 /// A problem in a manifest text, at a 1-based line.
@@ -84,6 +93,7 @@ struct ProcessLines {
 pub fn parse(text: &str) -> Result<Manifest, ParseError> {
     let mut manifest = Manifest::default();
     let mut lines: Vec<ProcessLines> = Vec::new();
+    let mut mount_lines: Vec<usize> = Vec::new();
     let mut last_line = 1;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -108,8 +118,20 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
             lines.push(ProcessLines { process: n, ..Default::default() });
             continue;
         }
+        if keyword == "mount" {
+            let spec = parse_mount(n, rest)?;
+            if let Some(first) = manifest.mounts.iter().position(|m| m.name == spec.name) {
+                return Err(ParseError::new(n, format!("duplicate mount '{}' (first at line {})", spec.name, mount_lines[first])));
+            }
+            manifest.mounts.push(spec);
+            mount_lines.push(n);
+            continue;
+        }
         if !matches!(keyword, "binary" | "arg" | "grant" | "export") {
-            return Err(ParseError::new(n, format!("unknown keyword '{}' (expected process, binary, arg, grant or export)", escape_control(keyword))));
+            return Err(ParseError::new(
+                n,
+                format!("unknown keyword '{}' (expected process, binary, arg, grant, export or mount)", escape_control(keyword)),
+            ));
         }
         let (Some(process), Some(at)) = (manifest.processes.last_mut(), lines.last_mut()) else {
             return Err(ParseError::new(n, format!("'{keyword}' outside a process block (start one with 'process NAME')")));
@@ -168,6 +190,7 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
                 Location::Arg(p, a) => lines[p].args.get(a).copied().unwrap_or(lines[p].process),
                 Location::Grant(p, g) => lines[p].grants.get(g).copied().unwrap_or(lines[p].process),
                 Location::Export(p, e) => lines[p].exports.get(e).copied().unwrap_or(lines[p].process),
+                Location::Mount(m) => mount_lines.get(m).copied().unwrap_or(last_line),
             };
             Err(ParseError::new(line, message))
         }
@@ -201,6 +224,54 @@ fn value_after_colon<'a>(line: usize, keyword: &str, rest: &'a str, example: &st
     Ok(value)
 }
 
+const MOUNT_FORM: &str = "'mount NAME: FORMAT on DEVICE [partition N | partition type GUID] [read-only]'";
+
+/// `NAME: FORMAT on DEVICE [partition N | partition type GUID] [read-only]`.
+fn parse_mount(line: usize, rest: &str) -> Result<MountSpec, ParseError> {
+    let Some((name, spec)) = rest.split_once(':') else {
+        return Err(ParseError::new(line, format!("mount needs a name and a colon: {MOUNT_FORM}")));
+    };
+    let name = name.trim();
+    check_name(line, "mount", name)?;
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    let (format_word, device) = match words.as_slice() {
+        [format, "on", device, ..] => (*format, *device),
+        _ => return Err(ParseError::new(line, format!("mount '{name}': expected {MOUNT_FORM}"))),
+    };
+    let Some(format) = MountFormat::parse(format_word) else {
+        let known: Vec<&str> = MountFormat::ALL.iter().map(|f| f.name()).collect();
+        return Err(ParseError::new(line, format!("mount '{name}': unknown format '{}' (known: {})", escape_control(format_word), known.join(", "))));
+    };
+    check_name(line, "device", device)?;
+    let mut tail = &words[3..];
+    let mut partition = PartitionSelect::Whole;
+    match tail {
+        ["partition", "type", guid, more @ ..] => {
+            let Some(canonical) = canonical_guid(guid) else {
+                return Err(ParseError::new(line, format!("mount '{name}': '{}' is not a GUID (8-4-4-4-12 hex digits)", escape_control(guid))));
+            };
+            partition = PartitionSelect::Type(canonical);
+            tail = more;
+        }
+        ["partition", number, more @ ..] => {
+            let n = number.parse::<u32>().map_err(|_| {
+                ParseError::new(line, format!("mount '{name}': partition '{}' is neither a number nor 'type GUID'", escape_control(number)))
+            })?;
+            partition = PartitionSelect::Number(n);
+            tail = more;
+        }
+        _ => {}
+    }
+    let read_only = match tail {
+        [] => false,
+        ["read-only"] => true,
+        other => {
+            return Err(ParseError::new(line, format!("mount '{name}': unexpected '{}' (expected {MOUNT_FORM})", escape_control(&other.join(" ")))));
+        }
+    };
+    Ok(MountSpec { name: name.to_string(), format, device: device.to_string(), partition, read_only })
+}
+
 fn parse_source(line: usize, source: &str) -> Result<GrantSource, ParseError> {
     if let Some(kernel) = source.strip_prefix("kernel:") {
         KernelSource::parse(kernel).map_err(|m| ParseError::new(line, m))?;
@@ -230,6 +301,18 @@ pub fn compile(text: &str) -> Result<Vec<u8>, ParseError> {
 pub fn to_text(manifest: &Manifest) -> String {
     let e = escape_control;
     let mut out = String::new();
+    for m in &manifest.mounts {
+        let partition = match &m.partition {
+            PartitionSelect::Whole => String::new(),
+            PartitionSelect::Number(n) => format!(" partition {n}"),
+            PartitionSelect::Type(t) => format!(" partition type {}", e(t)),
+        };
+        let ro = if m.read_only { " read-only" } else { "" };
+        let _ = writeln!(out, "mount {}: {} on {}{partition}{ro}", e(&m.name), m.format.name(), e(&m.device));
+    }
+    if !manifest.mounts.is_empty() && !manifest.processes.is_empty() {
+        out.push('\n');
+    }
     for (i, p) in manifest.processes.iter().enumerate() {
         if i > 0 {
             out.push('\n');

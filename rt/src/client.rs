@@ -49,6 +49,14 @@ impl CallError {
             _ => None,
         }
     }
+
+    /// The object's error code, when the object answered with an error.
+    pub fn code(&self) -> Option<capos_abi::capos_capnp::ErrorCode> {
+        match self {
+            CallError::Object(e) => Some(e.code),
+            _ => None,
+        }
+    }
 }
 
 /// A bulk buffer beside a call: the object may read it, write it, or both.

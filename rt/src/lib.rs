@@ -14,11 +14,13 @@ extern crate alloc;
 pub mod client;
 pub mod heap;
 pub mod ipc;
+pub mod storage;
 pub mod syscall;
 
 pub use capos_abi::start::StartInfo;
 pub use capos_abi::{Handle, SysError};
-pub use client::{Answer, BulkArg, Console, Incoming, PingClient, Server};
+pub use client::{Answer, BulkArg, CallError, Console, Incoming, PingClient, Server};
+pub use storage::{DirEntry, Directory, File, Store};
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

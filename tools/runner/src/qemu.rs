@@ -701,10 +701,17 @@ pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, Strin
 }
 
 /// The volume `make run` boots: the repository's limine.conf (its cmdline
-/// replaced by CMDLINE if set) and the modules it names.
+/// replaced by CMDLINE if set) and the modules it names; or, when MANIFEST
+/// names a manifest, that manifest and every binary it names (so a user's
+/// own manifest boots without editing limine.conf).
 pub fn default_volume(s: &Settings, art: &Artifacts) -> Result<Volume, String> {
     let conf_path = s.root.join("limine.conf");
     let mut conf = std::fs::read_to_string(&conf_path).map_err(|e| format!("{}: {}", conf_path.display(), e))?;
+    if let Some(manifest) = std::env::var("MANIFEST").ok().filter(|m| !m.is_empty()) {
+        let conf_cmdline = conf.lines().find_map(|l| l.trim().strip_prefix("cmdline:")).unwrap_or("").trim().to_string();
+        let cmdline = std::env::var("CMDLINE").ok().filter(|c| !c.is_empty()).unwrap_or(conf_cmdline);
+        return crate::userspace::volume(s, art, &manifest, &cmdline);
+    }
     if let Ok(cmdline) = std::env::var("CMDLINE") {
         if !cmdline.is_empty() {
             conf = conf

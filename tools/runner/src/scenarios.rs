@@ -60,6 +60,12 @@ pub struct Boot {
     /// (our label, Linux label): print Linux's figure from
     /// target/bench/linux.txt beside ours, with the ratio.
     pub linux_pairs: Vec<(&'static str, &'static str)>,
+    /// Store this boot's figures as target/bench/NAME.txt when it passes
+    /// (bench-blk keeps its raw driver figures for bench-storage).
+    pub store_figures: Option<&'static str>,
+    /// (stored figures file NAME, our label, its label): print a figure
+    /// stored by another benchmark beside ours, with the ratio.
+    pub stored_pairs: Vec<(&'static str, &'static str, &'static str)>,
     /// Boot the Linux benchmark guest (linux.rs) instead of capOS, and
     /// store its figures as target/bench/linux.txt.
     pub linux_guest: bool,
@@ -112,6 +118,8 @@ impl Boot {
             icount_plugin: false,
             profile: None,
             linux_pairs: Vec::new(),
+            store_figures: None,
+            stored_pairs: Vec::new(),
             linux_guest: false,
         }
     }
@@ -691,6 +699,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 icount_plugin: true,
                 profile: Some(bench_profile()),
                 linux_pairs: BLK_VS_LINUX.to_vec(),
+                store_figures: Some("blk"),
                 ..kernel_boot("icount", "bench=blk", Expect::Success, &[
                     "icount: nvme0n1 trait read 4 KiB qd1 irq",
                     "icount: nvme0n1 raw read 4 KiB qd1 irq",

@@ -724,6 +724,16 @@ pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, Strin
     Ok(t.failed == 0 && t.passed > 0)
 }
 
+/// A boot volume for `manifest` and every binary it names, with the kernel
+/// command line of limine.conf (or CMDLINE).
+pub fn manifest_volume(s: &Settings, art: &Artifacts, manifest: &str) -> Result<Volume, String> {
+    let conf_path = s.root.join("limine.conf");
+    let conf = std::fs::read_to_string(&conf_path).map_err(|e| format!("{}: {}", conf_path.display(), e))?;
+    let conf_cmdline = conf.lines().find_map(|l| l.trim().strip_prefix("cmdline:")).unwrap_or("").trim().to_string();
+    let cmdline = std::env::var("CMDLINE").ok().filter(|c| !c.is_empty()).unwrap_or(conf_cmdline);
+    crate::userspace::volume(s, art, manifest, &cmdline)
+}
+
 /// The volume `make run` boots: the repository's limine.conf (its cmdline
 /// replaced by CMDLINE if set) and the modules it names; or, when MANIFEST
 /// names a manifest, that manifest and every binary it names (so a user's
@@ -732,9 +742,7 @@ pub fn default_volume(s: &Settings, art: &Artifacts) -> Result<Volume, String> {
     let conf_path = s.root.join("limine.conf");
     let mut conf = std::fs::read_to_string(&conf_path).map_err(|e| format!("{}: {}", conf_path.display(), e))?;
     if let Some(manifest) = std::env::var("MANIFEST").ok().filter(|m| !m.is_empty()) {
-        let conf_cmdline = conf.lines().find_map(|l| l.trim().strip_prefix("cmdline:")).unwrap_or("").trim().to_string();
-        let cmdline = std::env::var("CMDLINE").ok().filter(|c| !c.is_empty()).unwrap_or(conf_cmdline);
-        return crate::userspace::volume(s, art, &manifest, &cmdline);
+        return manifest_volume(s, art, &manifest);
     }
     if let Ok(cmdline) = std::env::var("CMDLINE") {
         if !cmdline.is_empty() {

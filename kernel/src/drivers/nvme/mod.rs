@@ -463,15 +463,16 @@ impl Controller {
         // (len <= max_transfer <= MAX_TRANSFER, plus one for an unaligned start).
         let mut rest = [0u64; (MAX_TRANSFER / PAGE_SIZE) as usize + 1];
         let mut pages = 0;
-        let mut page_va = (va & !(PAGE_SIZE - 1)) + PAGE_SIZE;
-        while page_va < va + len as u64 {
+        let end = va.checked_add(len as u64).ok_or(BlockError::BadLength)?;
+        let mut page_va = (va & !(PAGE_SIZE - 1)).saturating_add(PAGE_SIZE);
+        while page_va < end {
             let entry = rest.get_mut(pages).ok_or(BlockError::BadLength)?;
             *entry = virt_to_phys(page_va).ok_or(BlockError::Device { status: STATUS_NO_TRANSLATION })?;
             pages += 1;
-            page_va += PAGE_SIZE;
+            page_va = page_va.saturating_add(PAGE_SIZE);
         }
         let list = self.prp_lists.get_mut(slot).ok_or(BlockError::BadLength)?;
-        let prps = build_prps(first, &rest[..pages], len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
+        let prps = build_prps(first, rest.get(..pages).ok_or(BlockError::BadLength)?, len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
         // build_prps keeps a list within one page (512 entries).
         for (e, out) in prps.list.iter().zip(list.as_mut_slice().chunks_exact_mut(8)) {
             out.copy_from_slice(&e.to_le_bytes());

@@ -273,7 +273,9 @@ fn nvme_timeout() -> Result<String, String> {
         if let Some(i) = buf.as_slice()[..4096].iter().position(|b| *b != 0x5a) {
             return Err(format!("{}: the timed-out read's buffer changed at byte {} after the reset (late DMA)", mode, i));
         }
-        // In step: each read gets its own completion and its own data.
+        // In step: each read gets its own completion and its own data (and,
+        // with MSI-X, its interrupt: the reset re-created the vectors' use).
+        let irqs0 = ctrl.lock().interrupts();
         let mut got = alloc::vec![0u8; 4096];
         d.read_blocks(far, &mut got).map_err(|e| format!("{}: read after the reset: {}", mode, e))?;
         d.read_blocks(0, &mut buf.as_mut_slice()[..4096]).map_err(|e| format!("{}: second read after the reset: {}", mode, e))?;
@@ -282,6 +284,13 @@ fn nvme_timeout() -> Result<String, String> {
         }
         if ctrl.lock().resets() != resets {
             return Err(format!("{}: reads after the reset needed another reset", mode));
+        }
+        let (msix, irqs) = {
+            let c = ctrl.lock();
+            (c.msix, c.interrupts())
+        };
+        if msix && irqs == irqs0 {
+            return Err(format!("{}: reads after the reset raised no MSI-X interrupt", mode));
         }
         details.push(format!("{}: timed out, reset, no late DMA, next reads in step", mode));
     }

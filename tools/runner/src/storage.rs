@@ -560,10 +560,11 @@ impl Run<'_> {
     }
 
     /// A disk image: the user's (from `var`, copied unless
-    /// STORAGE_IN_PLACE=1) or one built by `mkstore-image ARGS -o FILE`.
+    /// STORAGE_IN_PLACE=1) or one built by `mkstore-image ARGS -o FILE`
+    /// (always built when `var` is empty).
     fn image(&mut self, var: &str, file: &str, build: &[&str]) -> Result<PathBuf, String> {
         let out = self.dir.join(file);
-        if let Some(user) = env(var) {
+        if let Some(user) = if var.is_empty() { None } else { env(var) } {
             let user = PathBuf::from(user);
             if !user.is_file() {
                 return Err(format!("{}={} is not a file", var, user.display()));

@@ -9,8 +9,14 @@
 //! | ------ | ------------------------- | ---------------------- |
 //! | START  | `nopl 0x43415053(%rax)`   | `0f 1f 80 53 50 41 43` |
 //! | STOP   | `nopl 0x43415045(%rax)`   | `0f 1f 80 45 50 41 43` |
+//! | WAIT   | `nopl 0x43415057(%rax)`   | `0f 1f 80 57 50 41 43` |
+//! | RESUME | `nopl 0x43415052(%rax)`   | `0f 1f 80 52 50 41 43` |
 //!
-//! (the displacements spell "SPAC" and "EPAC" in memory). A multi-byte NOP
+//! (the displacements spell "SPAC", "EPAC", "WPAC" and "RPAC" in memory).
+//! [`device_wait_begin`] / [`device_wait_end`] bracket a driver's busy wait
+//! for a device: the plugin leaves those instructions out of the open
+//! region, as a halted CPU's would be, because the number of poll turns
+//! depends on how fast the host finishes the emulated I/O. A multi-byte NOP
 //! reads no memory, so the markers cost one instruction each and nothing
 //! else, with or without the plugin, in kernel and user mode alike.
 //!
@@ -39,8 +45,33 @@ pub const START_MARKER: [u8; 7] = [0x0f, 0x1f, 0x80, 0x53, 0x50, 0x41, 0x43];
 /// The STOP marker's bytes.
 pub const STOP_MARKER: [u8; 7] = [0x0f, 0x1f, 0x80, 0x45, 0x50, 0x41, 0x43];
 
+/// The WAIT marker's bytes.
+pub const WAIT_MARKER: [u8; 7] = [0x0f, 0x1f, 0x80, 0x57, 0x50, 0x41, 0x43];
+/// The RESUME marker's bytes.
+pub const RESUME_MARKER: [u8; 7] = [0x0f, 0x1f, 0x80, 0x52, 0x50, 0x41, 0x43];
+
 /// The serial line the guest prints before `region_start()`.
 pub const LINE_PREFIX: &str = "icount: ";
+
+/// A busy wait for a device begins (emits the WAIT marker).
+#[inline(always)]
+pub fn device_wait_begin() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as region_start.
+    unsafe {
+        core::arch::asm!(".byte 0x0f, 0x1f, 0x80, 0x57, 0x50, 0x41, 0x43", options(nostack, preserves_flags));
+    }
+}
+
+/// The busy wait ended (emits the RESUME marker).
+#[inline(always)]
+pub fn device_wait_end() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as region_start.
+    unsafe {
+        core::arch::asm!(".byte 0x0f, 0x1f, 0x80, 0x52, 0x50, 0x41, 0x43", options(nostack, preserves_flags));
+    }
+}
 
 /// Open a counted region (emits the START marker).
 #[inline(always)]
@@ -95,8 +126,16 @@ mod tests {
         let stop = code(region_stop, 32);
         assert!(contains(&start, &START_MARKER), "region_start code: {:02x?}", start);
         assert!(contains(&stop, &STOP_MARKER), "region_stop code: {:02x?}", stop);
+        let wait = code(device_wait_begin, 32);
+        let resume = code(device_wait_end, 32);
+        assert!(contains(&wait, &WAIT_MARKER), "device_wait_begin code: {:02x?}", wait);
+        assert!(contains(&resume, &RESUME_MARKER), "device_wait_end code: {:02x?}", resume);
+        assert_eq!(u32::from_le_bytes(WAIT_MARKER[3..].try_into().unwrap()), 0x4341_5057);
+        assert_eq!(u32::from_le_bytes(RESUME_MARKER[3..].try_into().unwrap()), 0x4341_5052);
         // Running them is harmless on the host too.
         region_start();
+        device_wait_begin();
+        device_wait_end();
         region_stop();
     }
 }

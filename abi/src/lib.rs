@@ -43,6 +43,7 @@ pub mod ipc;
 pub mod limits;
 pub mod manifest;
 pub mod message;
+pub mod serve;
 pub mod small_blocks;
 pub mod small_struct;
 pub mod start;

@@ -24,6 +24,7 @@ mod pci;
 mod platform;
 mod proc;
 mod selftest;
+mod storage;
 mod time;
 
 use arch::x86_64::{cpu, gdt, idt, qemu, serial};

@@ -1,16 +1,30 @@
-//! Storage benchmark on an in-memory device.
+//! Storage benchmark: engines on an in-memory device, then CAPOSST1 beside
+//! redb on files.
 //!
 //! `cargo run --release -p capos-storage --example bench`
 //!
-//! Prints CAPOSST1 put/get/delete operations per second, CAPOSWF1
-//! sequential write/read MiB/s and small-file create rate, and for each the
-//! device writes, blocks written and flushes per operation (the write
-//! amplification a real disk would see). Figures, not a timed test.
+//! First, on an in-memory device: CAPOSST1 put/get/delete operations per
+//! second, CAPOSWF1 sequential write/read MiB/s and small-file create rate,
+//! and for each the device writes, blocks written and flushes per operation
+//! (the write amplification a real disk would see).
+//!
+//! Then CAPOSST1 on a file-backed device whose `flush` is `fdatasync`, beside
+//! redb (a dev-dependency, used only here) on a file in the same temporary
+//! directory, with the same keys and values: durable single-key puts, random
+//! gets and a bulk load, ops/s for each and the ratio. These are wall-clock
+//! figures dominated by the host disk's fsync latency. Figures, not a timed
+//! test.
 
 use capos_storage::mem_device::MemBlockDevice;
 use capos_storage::store::{self, Store};
 use capos_storage::writable_fs::{self, MountOptions, WritableFs};
 use capos_storage::{FileSystem, FixedClock, Provenance, Timestamp};
+use capos_storage::{BlockDevice, BlockError, SECTOR_SIZE};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 fn per_op(name: &str, ops: u64, seconds: f64, dev: &MemBlockDevice) {
@@ -37,7 +51,7 @@ fn bench_store() {
     for i in 0..KEYS {
         s.put(&key(i), &value).unwrap();
     }
-    per_op("CAPOSST1 put (19 B key, 100 B value)", KEYS, t.elapsed().as_secs_f64(), s.device());
+    per_op("CAPOSST1 put (18 B key, 100 B value)", KEYS, t.elapsed().as_secs_f64(), s.device());
 
     s.device().reset_counters();
     let t = Instant::now();
@@ -149,8 +163,262 @@ fn bench_fs() {
     println!("CAPOSWF1 mount of 32 MiB volume     {:>10.2} ms ({} live nodes)", t.elapsed().as_secs_f64() * 1000.0, fs.live_nodes());
 }
 
+// ---------------------------------------------------------------------------
+// CAPOSST1 beside redb, both on files with an fsync per commit.
+
+/// Durable single-key puts per engine, each its own commit.
+const DURABLE_PUTS: u64 = 500;
+/// Random gets of existing keys per engine.
+const RANDOM_GETS: u64 = 200_000;
+/// Entries in the bulk load (also the key set the random gets draw from).
+const BULK_ENTRIES: u64 = 50_000;
+const VALUE_LEN: usize = 100;
+
+/// A [`BlockDevice`] over a file, for the host. `flush` is
+/// `File::sync_data` (fdatasync), so every CAPOSST1 commit costs real
+/// fsyncs. The crate itself is `no_std` and `mkstore-image` has no such
+/// device (it builds images in a `MemBlockDevice` and writes the bytes
+/// out), hence this small one here.
+struct FileBlockDevice {
+    file: File,
+    blocks: u64,
+    /// Number of `flush` calls, each one `sync_data`.
+    fsyncs: u64,
+}
+
+impl FileBlockDevice {
+    /// Open an existing image; a trailing partial block is not addressable.
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let blocks = file.metadata()?.len() / SECTOR_SIZE as u64;
+        Ok(Self { file, blocks, fsyncs: 0 })
+    }
+
+    /// A new zero-filled image of `blocks` blocks, written out and synced
+    /// (not sparse: a disk has its blocks already, so the timed commits
+    /// should not also pay the host filesystem's block allocation).
+    fn create(path: &Path, blocks: u64) -> std::io::Result<Self> {
+        let mut file = File::create(path)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = blocks as usize * SECTOR_SIZE;
+        while left > 0 {
+            let n = left.min(zeros.len());
+            file.write_all(&zeros[..n])?;
+            left -= n;
+        }
+        file.sync_all()?;
+        drop(file);
+        Self::open(path)
+    }
+}
+
+fn io_error(_: std::io::Error) -> BlockError {
+    BlockError::Device { status: 0 }
+}
+
+impl BlockDevice for FileBlockDevice {
+    fn block_size(&self) -> usize {
+        SECTOR_SIZE
+    }
+    fn block_count(&self) -> u64 {
+        self.blocks
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        capos_storage::block::check_request(SECTOR_SIZE, self.blocks, lba, buf.len())?;
+        self.file.read_exact_at(buf, lba * SECTOR_SIZE as u64).map_err(io_error)
+    }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        capos_storage::block::check_request(SECTOR_SIZE, self.blocks, lba, buf.len())?;
+        self.file.write_all_at(buf, lba * SECTOR_SIZE as u64).map_err(io_error)
+    }
+    fn flush(&mut self) -> Result<(), BlockError> {
+        self.fsyncs += 1;
+        self.file.sync_data().map_err(io_error)
+    }
+}
+
+/// A uniquely named directory under `std::env::temp_dir()`, removed on drop
+/// (also when a step panics).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let path = std::env::temp_dir().join(format!("capos-storage-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// splitmix64: the same deterministic sequence of key indices for both
+/// engines.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bench");
+
+fn bench_key(i: u64) -> Vec<u8> {
+    format!("bench/key/{i:08}").into_bytes()
+}
+
+/// 100 bytes that name their key, so a get that returns the wrong entry is
+/// caught.
+fn bench_value(i: u64) -> [u8; VALUE_LEN] {
+    let mut v = [i as u8; VALUE_LEN];
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    v
+}
+
+/// A CAPOSST1 device (default geometry) that holds `entries` key/value pairs
+/// of this benchmark without compacting: the entry table (2 slots per area
+/// block) is the limit, so each area gets about 0.625 blocks per entry.
+fn store_blocks(entries: u64) -> u64 {
+    entries + entries / 4 + 64
+}
+
+fn row(name: &str, caposst1_ops: f64, redb_ops: f64, note: &str) {
+    println!("{name:<44} {caposst1_ops:>14.0} {redb_ops:>14.0} {:>11.3}  {note}", caposst1_ops / redb_ops);
+}
+
+fn bench_vs_redb() {
+    let dir = TempDir::new();
+    println!();
+    println!("CAPOSST1 beside redb 3, both on files with an fsync per commit (wall clock, host disk)");
+    println!("  files under {}; keys 18 B (\"bench/key/NNNNNNNN\"), values {VALUE_LEN} B", dir.0.display());
+    println!(
+        "  CAPOSST1: FileBlockDevice, flush = fdatasync; redb: Database::create, default Durability::Immediate"
+    );
+    println!("{:<44} {:>14} {:>14} {:>11}", "workload", "CAPOSST1 ops/s", "redb ops/s", "capOS/redb");
+
+    // (1) Durable single-key puts: each a commit of its own.
+    let path = dir.0.join("puts.caposst1");
+    let mut dev = FileBlockDevice::create(&path, store_blocks(DURABLE_PUTS)).unwrap();
+    store::format(&mut dev, None).unwrap();
+    let mut s = Store::mount(dev, false).unwrap();
+    s.device().fsyncs = 0;
+    let t = Instant::now();
+    for i in 0..DURABLE_PUTS {
+        s.put(&bench_key(i), &bench_value(i)).unwrap();
+    }
+    let caposst1_put = DURABLE_PUTS as f64 / t.elapsed().as_secs_f64();
+    let put_fsyncs = s.device().fsyncs as f64 / DURABLE_PUTS as f64;
+    let put_compactions = s.compactions;
+    drop(s);
+
+    let db = Database::create(dir.0.join("puts.redb")).unwrap();
+    let t = Instant::now();
+    for i in 0..DURABLE_PUTS {
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TABLE).unwrap().insert(bench_key(i).as_slice(), bench_value(i).as_slice()).unwrap();
+        txn.commit().unwrap();
+    }
+    let redb_put = DURABLE_PUTS as f64 / t.elapsed().as_secs_f64();
+    drop(db);
+
+    // (3) Bulk load, run before the gets so they draw from its larger key
+    // set. redb: every entry in one write transaction. CAPOSST1 has no
+    // multi-key transaction and commits each put; its bulk path is the one
+    // `mkstore-image --store --seed` takes: format and put every entry into
+    // an in-memory device, then write the image to the file and fsync once.
+    let blocks = store_blocks(BULK_ENTRIES);
+    let path = dir.0.join("bulk.caposst1");
+    let t = Instant::now();
+    let mut mem = MemBlockDevice::new(blocks);
+    store::format(&mut mem, None).unwrap();
+    let mut s = Store::mount(mem, false).unwrap();
+    for i in 0..BULK_ENTRIES {
+        s.put(&bench_key(i), &bench_value(i)).unwrap();
+    }
+    let bulk_compactions = s.compactions;
+    let image = s.into_device().into_bytes();
+    let image_kib = image.len() / 1024;
+    let mut file = File::create(&path).unwrap();
+    file.write_all(&image).unwrap();
+    file.sync_data().unwrap();
+    drop((file, image));
+    let caposst1_bulk = BULK_ENTRIES as f64 / t.elapsed().as_secs_f64();
+
+    let db = Database::create(dir.0.join("bulk.redb")).unwrap();
+    let t = Instant::now();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(TABLE).unwrap();
+        for i in 0..BULK_ENTRIES {
+            table.insert(bench_key(i).as_slice(), bench_value(i).as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    let redb_bulk = BULK_ENTRIES as f64 / t.elapsed().as_secs_f64();
+
+    // (2) Random gets of existing keys, same index sequence for both.
+    let t = Instant::now();
+    let mut s = Store::mount(FileBlockDevice::open(&path).unwrap(), false).unwrap();
+    let mount_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let mut rng = Rng(0x0C0F_FEE0);
+    let t = Instant::now();
+    for _ in 0..RANDOM_GETS {
+        let i = rng.below(BULK_ENTRIES);
+        assert_eq!(s.get(&bench_key(i)).unwrap().unwrap(), bench_value(i));
+    }
+    let caposst1_get = RANDOM_GETS as f64 / t.elapsed().as_secs_f64();
+    drop(s);
+
+    let mut rng = Rng(0x0C0F_FEE0);
+    let t = Instant::now();
+    let read = db.begin_read().unwrap();
+    let table = read.open_table(TABLE).unwrap();
+    for _ in 0..RANDOM_GETS {
+        let i = rng.below(BULK_ENTRIES);
+        assert_eq!(table.get(bench_key(i).as_slice()).unwrap().unwrap().value(), bench_value(i));
+    }
+    let redb_get = RANDOM_GETS as f64 / t.elapsed().as_secs_f64();
+    drop(table);
+    drop(read);
+    drop(db);
+    row(
+        &format!("(1) durable put, N={DURABLE_PUTS}, one commit each"),
+        caposst1_put,
+        redb_put,
+        &format!("CAPOSST1: {put_fsyncs:.2} fsyncs/put, {put_compactions} compactions; redb: one write txn (one fdatasync) per put"),
+    );
+    row(
+        &format!("(2) random get, M={RANDOM_GETS} of the K keys"),
+        caposst1_get,
+        redb_get,
+        &format!("CAPOSST1: pread per get, after a {mount_ms:.1} ms mount of the bulk image; redb: one read txn"),
+    );
+    row(
+        &format!("(3) bulk load, K={BULK_ENTRIES}, ascending keys"),
+        caposst1_bulk,
+        redb_bulk,
+        &format!(
+            "CAPOSST1: built in memory, {} KiB image written, 1 fsync, {bulk_compactions} compactions; redb: one write txn",
+            image_kib
+        ),
+    );
+    println!(
+        "  CAPOSST1 commits every put (data, flush, commit record, flush); no multi-key transaction, so (1) is its durable bulk rate"
+    );
+}
+
 fn main() {
     println!("capOS storage benchmark (in-memory device, 512-byte blocks)");
     bench_store();
     bench_fs();
+    bench_vs_redb();
 }

@@ -4,8 +4,10 @@
  *
  *   START  nopl 0x43415053(%rax)   0f 1f 80 53 50 41 43   ("SPAC")
  *   STOP   nopl 0x43415045(%rax)   0f 1f 80 45 50 41 43   ("EPAC")
+ *   WAIT   nopl 0x43415057(%rax)   0f 1f 80 57 50 41 43   ("WPAC")
+ *   RESUME nopl 0x43415052(%rax)   0f 1f 80 52 50 41 43   ("RPAC")
  *
- * Both are architectural no-ops, so a guest that runs without the plugin
+ * All four are architectural no-ops, so a guest that runs without the plugin
  * loses nothing. The guest side lives in abi/src/icount.rs (capOS kernel
  * and userspace) and tools/bench-linux/bench.c (the Linux guest).
  *
@@ -23,6 +25,14 @@
  * `executed`, STOP writes `executed - start + 1` (the +1 is STOP itself).
  * Because the markers never touch `executed`, the order in which QEMU runs
  * inline ops and callbacks of one instruction does not matter.
+ *
+ * WAIT .. RESUME brackets a busy wait for a device inside a region (a
+ * driver polling a completion queue with interrupts off): the instructions
+ * between them are left out of the region, as a halted CPU's would be,
+ * because how many turns a poll loop takes depends on how fast the host
+ * finishes the emulated I/O, not on the guest. WAIT outside a region, or
+ * RESUME without WAIT, is ignored (a driver waits whether or not anyone
+ * measures); a region that stops while waiting is an error.
  *
  * Output: one line per STOP, `region <k> insns=<n>` (k = 1, 2, ...), to the
  * file given by `outfile=PATH`, flushed at once (QEMU may be killed). A
@@ -101,11 +111,18 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = 1;
 
 static const uint8_t MARK_START[7] = {0x0f, 0x1f, 0x80, 0x53, 0x50, 0x41, 0x43};
 static const uint8_t MARK_STOP[7] = {0x0f, 0x1f, 0x80, 0x45, 0x50, 0x41, 0x43};
+static const uint8_t MARK_WAIT[7] = {0x0f, 0x1f, 0x80, 0x57, 0x50, 0x41, 0x43};
+static const uint8_t MARK_RESUME[7] = {0x0f, 0x1f, 0x80, 0x52, 0x50, 0x41, 0x43};
 
 /* Instructions executed so far, markers excluded (see above). */
 static uint64_t executed;
 static uint64_t region_start;
 static bool region_open;
+/* Inside the open region: waiting since `wait_start`, and the instructions
+ * left out so far. */
+static bool waiting;
+static uint64_t wait_start;
+static uint64_t excluded;
 static unsigned region_number;
 static FILE *out;
 
@@ -128,6 +145,28 @@ static void on_start(unsigned int vcpu_index, void *userdata)
     }
     region_open = true;
     region_start = executed;
+    waiting = false;
+    excluded = 0;
+}
+
+static void on_wait(unsigned int vcpu_index, void *userdata)
+{
+    (void)vcpu_index;
+    (void)userdata;
+    if (region_open && !waiting) {
+        waiting = true;
+        wait_start = executed;
+    }
+}
+
+static void on_resume(unsigned int vcpu_index, void *userdata)
+{
+    (void)vcpu_index;
+    (void)userdata;
+    if (region_open && waiting) {
+        waiting = false;
+        excluded += executed - wait_start;
+    }
 }
 
 static void on_stop(unsigned int vcpu_index, void *userdata)
@@ -142,8 +181,14 @@ static void on_stop(unsigned int vcpu_index, void *userdata)
     }
     region_open = false;
     region_number++;
+    if (waiting) {
+        waiting = false;
+        snprintf(line, sizeof line, "error: region %u stopped inside a device wait (WAIT without RESUME)", region_number);
+        emit(line);
+        return;
+    }
     snprintf(line, sizeof line, "region %u insns=%llu", region_number,
-             (unsigned long long)(executed - region_start + 1));
+             (unsigned long long)(executed - region_start + 1 - excluded));
     emit(line);
 }
 
@@ -162,6 +207,10 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_start, QEMU_PLUGIN_CB_NO_REGS, NULL);
         } else if (is_marker(insn, MARK_STOP)) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_stop, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        } else if (is_marker(insn, MARK_WAIT)) {
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_wait, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        } else if (is_marker(insn, MARK_RESUME)) {
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_resume, QEMU_PLUGIN_CB_NO_REGS, NULL);
         } else {
             qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &executed, 1);
         }

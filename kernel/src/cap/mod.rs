@@ -13,9 +13,13 @@
 //! the endpoint. To a caller the two look the same.
 
 pub mod console;
+pub mod directory;
 pub mod endpoint;
+pub mod file;
 pub mod ping;
 pub mod read_only;
+pub mod sources;
+pub mod store;
 
 use crate::mm::ipc_area::IpcView;
 use crate::proc::address_space::AddressSpace;
@@ -219,6 +223,65 @@ pub trait KernelObject: Send + Sync {
     /// same answer. Most objects keep the default.
     fn call_tiny(&self, _method: u16, _params: &[u8], _results: &mut [u8]) -> Option<usize> {
         None
+    }
+
+    /// The object itself, for a method that must know what kind of object
+    /// a transferred capability is (`Directory.rename` checks its target
+    /// is a directory of the same filesystem). Wrappers keep the default:
+    /// a wrapped object is never taken for the object inside.
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        None
+    }
+}
+
+/// A kernel object's [`capos_abi::serve::Responder`]: results in place in
+/// the caller's receive buffer, capabilities into the reply's list, bulk
+/// data through the caller's bulk buffer, transferred capabilities from
+/// the call.
+pub struct KernelResponder<'r, 'a> {
+    reply: &'r mut Reply<'a>,
+    transferred: &'r CapList,
+}
+
+impl<'r, 'a> KernelResponder<'r, 'a> {
+    pub fn new(caller: &'r Caller<'r>, reply: &'r mut Reply<'a>) -> KernelResponder<'r, 'a> {
+        KernelResponder { reply, transferred: caller.caps }
+    }
+}
+
+impl capos_abi::serve::Responder for KernelResponder<'_, '_> {
+    type Cap = Cap;
+
+    fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError> {
+        self.reply.results::<T, ()>(fill)
+    }
+
+    fn add_cap(&mut self, cap: Cap) -> Result<u32, SysError> {
+        self.reply.add_cap(cap)
+    }
+
+    fn transferred(&self, slot: u32) -> Option<&Cap> {
+        self.transferred.get(slot)
+    }
+
+    fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError> {
+        match self.reply.bulk() {
+            Some(b) if b.readable() => b.read().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn bulk_out_capacity(&self) -> Option<usize> {
+        self.reply.bulk().filter(|b| b.writable()).map(|b| b.len())
+    }
+
+    fn bulk_out(&mut self, data: &[u8]) -> Result<(), SysError> {
+        match self.reply.bulk() {
+            Some(b) if b.writable() && data.len() <= b.len() => b.write(data)?,
+            _ => return Err(SysError::InvalidArgument),
+        }
+        self.reply.set_bulk_out(data.len() as u64);
+        Ok(())
     }
 }
 

@@ -24,6 +24,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("irq", "interrupt routes, vectors in use, counts"),
     ("timers", "TSC, LAPIC timer, uptime, wall clock"),
     ("devices", "drivers bound to devices"),
+    ("mounts", "storage mounts and the kernel capability sources"),
     ("logs", "recent log lines (logs N for the last N)"),
     ("reboot", "reset the machine"),
     ("halt", "stop the machine"),
@@ -117,6 +118,7 @@ pub fn execute(line: &str) {
         "irq" => irq(&mut o),
         "timers" => timers(&mut o),
         "devices" => devices(&mut o),
+        "mounts" => mounts(&mut o),
         "logs" => {
             let n = arg.and_then(|a| a.parse().ok()).unwrap_or(20usize).min(crate::diag::logger::RING_LINES);
             crate::diag::logger::recent(n, |l| out!(o, "{}", l));
@@ -332,6 +334,22 @@ fn devices(o: &mut Out) {
     });
     if n == 0 {
         out!(o, "(no storage drivers bound)");
+    }
+}
+
+fn mounts(o: &mut Out) {
+    let mut n = 0;
+    crate::storage::with_mounts(|m| {
+        n += 1;
+        out!(o, "{}", m.summary);
+    });
+    if n == 0 {
+        out!(o, "(nothing mounted: the manifest declares no mounts)");
+    }
+    out!(o, "kernel capability sources (grant NAME: kernel:SOURCE):");
+    for k in capos_abi::manifest::KERNEL_SOURCES {
+        let name = if k.takes_instance { alloc::format!("{}:NAME", k.prefix) } else { k.prefix.into() };
+        out!(o, "  {:14} {}", name, k.description);
     }
 }
 

@@ -2,19 +2,18 @@
 //!
 //! The manifest is a boot module (built by tools/mkmanifest) naming the
 //! processes to start, their binaries (other boot modules), and the
-//! capabilities each is granted: from a kernel source (`console`, `ping`) or
-//! from another process's exported endpoint. Everything is checked before
-//! anything starts: a manifest naming a missing binary or an unknown source
-//! is rejected with a log line, and no process runs.
+//! capabilities each is granted: from a kernel source (`console`, `ping`,
+//! a mounted `fs:`/`store:`; the table is `cap::sources`) or from another
+//! process's exported endpoint. Everything is checked before anything
+//! starts: a manifest naming a missing binary, an unknown source or a mount
+//! that does not open is rejected with a log line, and no process runs.
 
 use super::address_space::AddressSpace;
 use super::{with, Process};
 use crate::mm::ipc_area::IpcArea;
 use crate::boot_info::BootModule;
-use crate::cap::console::Console;
 use crate::cap::endpoint::Endpoint;
-use crate::cap::ping::KernelPing;
-use crate::cap::Cap;
+use crate::cap::{sources, Cap};
 use crate::mm::{phys_to_virt, PAGE_SIZE};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -155,14 +154,18 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
     let paths: Vec<&str> = modules.iter().map(module_path).collect();
     manifest.check_binaries(&paths).map_err(|e| format!("manifest: {}", e))?;
 
-    // Everything the grants need must exist before anything starts.
+    // Mounts first (all or none), then everything the grants need must
+    // exist before anything starts: each kernel grant is made once here
+    // and dropped, through the same table that makes it below.
+    if !manifest.mounts.is_empty() {
+        let n = crate::storage::mount_all(&manifest.mounts).map_err(|e| format!("manifest: {}", e))?;
+        log::info!("storage: {} mounts ready", n);
+    }
     for spec in &manifest.processes {
         for g in &spec.grants {
             if let GrantSource::Kernel(src) = &g.source {
                 let ks = KernelSource::parse(src).map_err(|e| format!("manifest: process {}: {}", spec.name, e))?;
-                if !matches!(ks.kind.prefix, "console" | "ping") {
-                    return Err(format!("manifest: process {}: kernel source '{}' is not provided by this kernel", spec.name, src));
-                }
+                sources::grant(&ks).map_err(|e| format!("manifest: process {}: grant {}: {}", spec.name, g.name, e))?;
             }
         }
     }
@@ -199,11 +202,10 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
         let spec = &manifest.processes[p.spec_index];
         for g in &spec.grants {
             let cap = match &g.source {
-                GrantSource::Kernel(src) => match src.as_str() {
-                    "console" => Cap::kernel(Arc::new(Console)),
-                    "ping" => Cap::kernel(Arc::new(KernelPing)),
-                    other => return Err(format!("manifest: kernel source '{}' is not provided", other)),
-                },
+                GrantSource::Kernel(src) => {
+                    let ks = KernelSource::parse(src).map_err(|e| format!("manifest: process {}: {}", spec.name, e))?;
+                    sources::grant(&ks).map_err(|e| format!("manifest: process {}: grant {}: {}", spec.name, g.name, e))?
+                }
                 GrantSource::Endpoint { process, endpoint } => {
                     let ep = endpoints
                         .get(&(process.clone(), endpoint.clone()))

@@ -198,6 +198,16 @@ pub fn init_wall_clock(from_bootloader: Option<i64>, century_register: u8) {
     *WALL.lock() = Wall { unix_at_boot: t, source: src };
 }
 
+/// Nanoseconds since the Unix epoch now, if any clock source set the wall
+/// clock (the storage backers stamp CAPOSWF1 times with it).
+pub fn wall_now_ns() -> Option<i64> {
+    let w = WALL.lock();
+    if w.source == WallSource::Unknown {
+        return None;
+    }
+    (w.unix_at_boot as i128 * 1_000_000_000 + uptime_ns() as i128).try_into().ok()
+}
+
 /// (Unix seconds now, provenance).
 pub fn wall_now() -> (i64, WallSource) {
     let w = WALL.lock();

@@ -565,7 +565,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     forbid: strings(&["[hello]", "userspace idle", "KERNEL PANIC"]),
                     userspace: Some(("demos/unknown-source.manifest", "exit_when_idle")),
                     ..kernel_boot("unknown-source", "exit_when_idle", Expect::Success, &[
-                        "userspace not started: manifest: process hello: kernel source 'store:db' is not provided by this kernel",
+                        "userspace not started: manifest: mount db (caposst1 on nvme9n1): no block device nvme9n1 (found: none)",
                     ])
                 },
             ],

@@ -1,0 +1,160 @@
+//! Typed server traits: one capnp dispatcher per storage interface, shared
+//! by the kernel's storage objects and the userspace storage services.
+//!
+//! Why here: a `Directory` served by the kernel and one served by a
+//! process must read params, apply limits, move bulk data and encode
+//! results the same way, byte for byte. So the capnp side is written once:
+//! [`directory::dispatch`], [`file::dispatch`] and [`store::dispatch`]
+//! read a call's params, call a plain-Rust trait method
+//! ([`directory::DirectoryServer`], ...) and build the results through a
+//! [`Responder`], which the kernel implements over its in-place `Reply`
+//! and the runtime over its answer buffer. An implementation only says
+//! what an operation means for its backer; it never sees capnp.
+//!
+//! Rules every dispatcher keeps:
+//! - Params are read with the call's limits (`CallMessage`); an unreadable
+//!   message is a call-level error ([`SysError`]), never a method error.
+//! - Method-level failures are [`CapError`]s in the method's result shape;
+//!   a [`StorageError`] becomes one through the single table in
+//!   [`errors`].
+//! - Bulk data ([`crate::ipc`]): a `Data` param left empty while the call
+//!   carries a readable bulk buffer means "the bytes are in the bulk
+//!   buffer"; a read-type result goes to a writable bulk buffer, with the
+//!   `Data` result left empty and the byte count in the reply word. Both
+//!   at once (a non-empty `Data` and a readable bulk buffer) is refused
+//!   with `invalidArgument`: there is one source of truth per call.
+
+pub mod directory;
+pub mod errors;
+pub mod file;
+pub mod store;
+
+use crate::helpers::CapError;
+use crate::message::MessageError;
+use crate::SysError;
+use alloc::vec::Vec;
+use capnp::traits::Owned;
+
+pub use errors::{error_code, storage_error};
+
+/// How a dispatcher answers a call.
+pub trait Responder {
+    /// A capability the server hands back or receives (the kernel's `Cap`,
+    /// a handle in userspace).
+    type Cap;
+    /// Build the results struct `T`.
+    fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError>;
+    /// Hand a capability back; its slot for a `CapSlot` field.
+    fn add_cap(&mut self, cap: Self::Cap) -> Result<u32, SysError>;
+    /// The capability the call transferred in `slot`.
+    fn transferred(&self, slot: u32) -> Option<&Self::Cap>;
+    /// The bytes of the caller's bulk buffer, if the call carries one the
+    /// server may read.
+    fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError>;
+    /// The size of the caller's bulk buffer, if the server may write it.
+    fn bulk_out_capacity(&self) -> Option<usize>;
+    /// Write `data` at the start of the caller's bulk buffer and report its
+    /// length as the call's bulk result.
+    fn bulk_out(&mut self, data: &[u8]) -> Result<(), SysError>;
+}
+
+/// A params-reading failure as the call-level error it is.
+pub(crate) fn bad_params(e: impl Into<MessageError>) -> SysError {
+    e.into().sys_error()
+}
+
+/// The bytes a `Data` param stands for: itself, or the bulk buffer when
+/// the param is empty and a readable bulk buffer came with the call.
+pub(crate) fn data_or_bulk<'a, R: Responder>(inline: &'a [u8], r: &R) -> Result<Result<DataIn<'a>, CapError>, SysError> {
+    match r.bulk_in()? {
+        None => Ok(Ok(DataIn::Inline(inline))),
+        Some(bulk) if inline.is_empty() => Ok(Ok(DataIn::Bulk(bulk))),
+        Some(_) => Ok(Err(CapError::new(
+            crate::capos_capnp::ErrorCode::InvalidArgument,
+            "data given twice: both inline and in the bulk buffer",
+        ))),
+    }
+}
+
+pub(crate) enum DataIn<'a> {
+    Inline(&'a [u8]),
+    Bulk(Vec<u8>),
+}
+
+impl DataIn<'_> {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            DataIn::Inline(b) => b,
+            DataIn::Bulk(v) => v,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A responder over owned buffers, for the dispatcher tests.
+    use super::*;
+    use crate::message::{read_flat, to_words, word_bytes, CallMessage};
+
+    pub struct TestResponder {
+        pub results: Vec<u64>,
+        pub caps: Vec<u32>,
+        pub transferred: Vec<u32>,
+        pub bulk_in: Option<Vec<u8>>,
+        pub bulk_cap: Option<usize>,
+        pub bulk_out: Option<Vec<u8>>,
+    }
+
+    impl TestResponder {
+        pub fn new() -> TestResponder {
+            TestResponder { results: Vec::new(), caps: Vec::new(), transferred: Vec::new(), bulk_in: None, bulk_cap: None, bulk_out: None }
+        }
+        pub fn get<T: Owned, R>(&self, f: impl FnOnce(T::Reader<'_>) -> R) -> R {
+            let reader = read_flat(word_bytes(&self.results)).unwrap();
+            f(reader.get_root::<T::Reader<'_>>().unwrap())
+        }
+    }
+
+    impl Responder for TestResponder {
+        type Cap = u32;
+        fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError> {
+            self.results = to_words::<T>(fill).map_err(|e| e.sys_error())?;
+            Ok(())
+        }
+        fn add_cap(&mut self, cap: u32) -> Result<u32, SysError> {
+            self.caps.push(cap);
+            Ok(self.caps.len() as u32 - 1)
+        }
+        fn transferred(&self, slot: u32) -> Option<&u32> {
+            self.transferred.get(slot as usize)
+        }
+        fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError> {
+            Ok(self.bulk_in.clone())
+        }
+        fn bulk_out_capacity(&self) -> Option<usize> {
+            self.bulk_cap
+        }
+        fn bulk_out(&mut self, data: &[u8]) -> Result<(), SysError> {
+            match self.bulk_cap {
+                Some(c) if data.len() <= c => {
+                    self.bulk_out = Some(data.to_vec());
+                    Ok(())
+                }
+                _ => Err(SysError::InvalidArgument),
+            }
+        }
+    }
+
+    /// Params of type `T` as a call of `method` on `interface`.
+    pub fn params<T: Owned>(fill: impl FnOnce(T::Builder<'_>)) -> Vec<u64> {
+        to_words::<T>(|b| {
+            fill(b);
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    pub fn call(interface: u64, method: u16, words: &[u64]) -> CallMessage<'_> {
+        CallMessage::new(interface, method, word_bytes(words)).unwrap()
+    }
+}

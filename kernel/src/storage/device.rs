@@ -1,0 +1,114 @@
+//! From a mount's device text to the block range it claims: the registered
+//! device, and for a partition, the GPT entry (parsed by `kcore::gpt`).
+
+use crate::drivers::block::{self as blockdev, SharedDevice};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use capos_abi::manifest::{MountSpec, PartitionSelect};
+use capos_kcore::gpt::{self, Guid};
+use capos_storage::{BlockDevice, BlockError};
+
+/// A registered device as a [`BlockDevice`]: every request takes the
+/// device's lock for its duration. A device serves one mount, so the lock
+/// is never contended between backers; it keeps the prompt and a backer
+/// from interleaving.
+pub struct DevHandle(pub SharedDevice);
+
+impl BlockDevice for DevHandle {
+    fn block_size(&self) -> usize {
+        self.0.lock().block_size()
+    }
+    fn block_count(&self) -> u64 {
+        self.0.lock().block_count()
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.0.lock().read_blocks(lba, buf)
+    }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        self.0.lock().write_blocks(lba, buf)
+    }
+    fn flush(&mut self) -> Result<(), BlockError> {
+        self.0.lock().flush()
+    }
+}
+
+/// Blocks `start .. start + count` of `device`.
+pub struct Range {
+    pub device: String,
+    pub shared: SharedDevice,
+    pub start: u64,
+    pub count: u64,
+}
+
+impl Range {
+    pub fn end(&self) -> u64 {
+        self.start + self.count
+    }
+
+    pub fn overlaps(&self, other: &Range) -> bool {
+        self.device == other.device && self.start < other.end() && other.start < self.end()
+    }
+}
+
+/// The range `spec` names, or why there is none.
+pub fn resolve(spec: &MountSpec) -> Result<Range, String> {
+    let Some(shared) = blockdev::find(&spec.device) else {
+        return Err(format!("no block device {} (found: {})", spec.device, super::device_names()));
+    };
+    let (block_size, blocks) = {
+        let d = shared.lock();
+        (d.block_size(), d.block_count())
+    };
+    let whole = Range { device: spec.device.clone(), shared: shared.clone(), start: 0, count: blocks };
+    if spec.partition == PartitionSelect::Whole {
+        return Ok(whole);
+    }
+    if block_size != gpt::SECTOR {
+        return Err(format!("{} has {block_size}-byte blocks; GPT partitions are read on 512-byte devices only", spec.device));
+    }
+    let table = {
+        let mut dev = shared.lock();
+        gpt::parse(blocks, |lba, buf| dev.read_blocks(lba, buf)).map_err(|e| format!("{}: GPT: {e}", spec.device))?
+    };
+    if let Some(problem) = &table.primary_problem {
+        log::warn!("storage: {}: primary GPT unusable ({}); using the backup table", spec.device, problem);
+    }
+    let part = match &spec.partition {
+        PartitionSelect::Whole => unreachable!("handled above"),
+        PartitionSelect::Number(n) => table
+            .by_number(*n)
+            .ok_or_else(|| format!("{} has no GPT partition {n} ({} in use)", spec.device, numbers(&table)))?,
+        PartitionSelect::Type(text) => {
+            let guid = Guid::parse(text).ok_or_else(|| format!("'{text}' is not a GUID"))?;
+            let found: Vec<&gpt::GptPartition> = table.by_type(&guid).collect();
+            match found.as_slice() {
+                [one] => *one,
+                [] => return Err(format!("{} has no GPT partition of type {guid}", spec.device)),
+                many => {
+                    let list: Vec<String> = many.iter().map(|p| format!("{}", p.number)).collect();
+                    return Err(format!("{} has {} partitions of type {guid} (numbers {}); name one by number", spec.device, many.len(), list.join(", ")));
+                }
+            }
+        }
+    };
+    log::info!(
+        "storage: {}: GPT partition {} '{}' type {} at blocks {}..={}",
+        spec.device,
+        part.number,
+        capos_abi::manifest::escape_control(&part.name),
+        part.type_guid,
+        part.first_lba,
+        part.last_lba
+    );
+    Ok(Range { start: part.first_lba, count: part.blocks(), ..whole })
+}
+
+fn numbers(table: &gpt::GptTable) -> String {
+    let n: Vec<String> = table.partitions.iter().map(|p| format!("{}", p.number)).collect();
+    if n.is_empty() {
+        "none".into()
+    } else {
+        n.join(", ")
+    }
+}

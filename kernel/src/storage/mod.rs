@@ -1,0 +1,216 @@
+//! What the kernel mounts: the manifest's `mount` lines, opened before any
+//! process starts, and the backers the storage capabilities reach.
+//!
+//! Rules:
+//! - All or nothing. Every mount of a manifest must open, or none stays
+//!   mounted and the manifest is refused with a line naming the mount and
+//!   the reason (a missing device, a GPT that does not parse, a bad magic,
+//!   corruption, an unknown incompatible feature). An image never panics
+//!   the kernel: the engines return errors for everything they read.
+//! - A block range serves one mount. The manifest already refuses two
+//!   mounts on one device or partition by name; here, once partition
+//!   tables are read, the resolved block ranges are checked again, so a
+//!   partition named by number and the same one named by type are caught.
+//! - Read-only is the engine's word: a mount asked read-only opens
+//!   read-only, and an image with an unknown read-only-compatible feature
+//!   opens read-only too (the log says so); mutations then fail with
+//!   `readOnly` inside the engine.
+//! - The kernel's wall clock stamps CAPOSWF1 times (provenance
+//!   `wallClock`); without a clock source they read as `unknown`.
+
+pub mod device;
+
+use crate::drivers::block as blockdev;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use capos_abi::manifest::{MountFormat, MountSpec};
+use capos_storage::partition::Partition;
+use capos_storage::store::Store;
+use capos_storage::writable_fs::{MountOptions, WritableFs};
+use capos_storage::{readonly_fs::ReadOnlyFs, Clock, FileSystem, Provenance, Timestamp};
+use core::sync::atomic::{AtomicU64, Ordering};
+use device::{DevHandle, Range};
+use spin::Mutex;
+
+/// The blocks a backer reads and writes: a range of a registered device.
+pub type Dev = Partition<DevHandle>;
+
+/// The kernel wall clock as a storage [`Clock`].
+pub struct KernelClock;
+
+impl Clock for KernelClock {
+    fn now(&mut self) -> Timestamp {
+        match crate::time::wall_now_ns() {
+            Some(ns) => Timestamp::new(ns, Provenance::WallClock),
+            None => Timestamp::UNKNOWN,
+        }
+    }
+}
+
+/// A mounted filesystem. `id` tells two mounts apart (a rename may only
+/// move within one).
+pub struct FsMount {
+    pub id: u64,
+    pub name: String,
+    pub fs: Mutex<Box<dyn FileSystem + Send>>,
+}
+
+/// A mounted store, and how many compactions were logged so far.
+pub struct StoreMount {
+    pub name: String,
+    pub store: Mutex<Store<Dev>>,
+    compactions_logged: AtomicU64,
+}
+
+impl StoreMount {
+    /// Log the compactions the engine ran since the last call.
+    pub fn log_compactions(&self, store: &Store<Dev>) {
+        let seen = self.compactions_logged.swap(store.compactions, Ordering::Relaxed);
+        if store.compactions > seen {
+            log::info!(
+                "storage: {}: compaction #{} ({} live keys, {} heap bytes in use)",
+                self.name,
+                store.compactions,
+                store.len(),
+                store.heap_used()
+            );
+        }
+    }
+}
+
+pub struct Mounted {
+    pub spec: MountSpec,
+    pub range: Range,
+    pub fs: Option<Arc<FsMount>>,
+    pub store: Option<Arc<StoreMount>>,
+    /// One line for the log and the prompt.
+    pub summary: String,
+}
+
+static MOUNTS: Mutex<Vec<Mounted>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The filesystem of mount `name`.
+pub fn filesystem(name: &str) -> Option<Arc<FsMount>> {
+    MOUNTS.lock().iter().find(|m| m.spec.name == name).and_then(|m| m.fs.clone())
+}
+
+/// The store of mount `name`.
+pub fn store(name: &str) -> Option<Arc<StoreMount>> {
+    MOUNTS.lock().iter().find(|m| m.spec.name == name).and_then(|m| m.store.clone())
+}
+
+/// Each mount's summary line, for the prompt.
+pub fn with_mounts(mut f: impl FnMut(&Mounted)) {
+    for m in MOUNTS.lock().iter() {
+        f(m);
+    }
+}
+
+fn describe(spec: &MountSpec) -> String {
+    format!("mount {} ({} on {})", spec.name, spec.format.name(), spec.target())
+}
+
+/// Mount everything `specs` names, or nothing: on the first failure every
+/// mount made so far is dropped and the error names the failed one.
+pub fn mount_all(specs: &[MountSpec]) -> Result<usize, String> {
+    let mut done: Vec<Mounted> = Vec::new();
+    for spec in specs {
+        let what = describe(spec);
+        let range = device::resolve(spec).map_err(|e| format!("{what}: {e}"))?;
+        if let Some(other) = done.iter().find(|m| m.range.overlaps(&range)) {
+            return Err(format!(
+                "{what}: blocks {}..{} of {} are already claimed by mount {} ({}): a device serves one mount",
+                range.start,
+                range.end(),
+                range.device,
+                other.spec.name,
+                other.spec.target()
+            ));
+        }
+        let mounted = open(spec, range).map_err(|e| format!("{what}: {e}"))?;
+        log::info!("storage: mounted {}", mounted.summary);
+        done.push(mounted);
+    }
+    let n = done.len();
+    *MOUNTS.lock() = done;
+    Ok(n)
+}
+
+fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
+    let dev = |start: u64, count: u64| -> Result<Dev, String> {
+        Partition::new(DevHandle(range.shared.clone()), range.start + start, count).map_err(|e| e.to_string())
+    };
+    let mut notes: Vec<String> = Vec::new();
+    let (mut fs, mut store) = (None, None);
+    let (fs_range, store_range) = match spec.format {
+        MountFormat::CaposRo1 | MountFormat::CaposWf1 => (Some((0, range.count)), None),
+        MountFormat::CaposSt1 => (None, Some((0, range.count))),
+        MountFormat::Colocated => {
+            let layout = capos_storage::colocated::locate(&mut dev(0, range.count)?).map_err(|e| e.to_string())?;
+            notes.push(format!("store {} blocks + filesystem {} blocks", layout.store_blocks, layout.fs_blocks));
+            (Some((layout.fs_start, layout.fs_blocks)), Some((0, layout.store_blocks)))
+        }
+    };
+    if let Some((start, count)) = store_range {
+        let s = Store::mount(dev(start, count)?, spec.read_only).map_err(|e| format!("CAPOSST1: {e}"))?;
+        if s.is_read_only() && !spec.read_only {
+            notes.push("store read-only: the image has read-only-compatible features this kernel does not know".into());
+        }
+        if let Some(skipped) = s.skipped_commit() {
+            log::warn!("storage: {}: the newest store commit is damaged ({}); mounted the one before it", spec.name, skipped);
+        }
+        notes.push(format!("store generation {}, {} keys{}", s.generation(), s.len(), if s.is_read_only() { ", read-only" } else { "" }));
+        store = Some(Arc::new(StoreMount { name: spec.name.clone(), store: Mutex::new(s), compactions_logged: AtomicU64::new(0) }));
+    }
+    if let Some((start, count)) = fs_range {
+        let boxed: Box<dyn FileSystem + Send> = if spec.format == MountFormat::CaposRo1 {
+            let f = ReadOnlyFs::mount(dev(start, count)?).map_err(|e| format!("CAPOSRO1: {e}"))?;
+            notes.push(format!("{} nodes, read-only by format", f.node_count()));
+            Box::new(f)
+        } else {
+            let f = WritableFs::mount(dev(start, count)?, KernelClock, MountOptions { read_only: spec.read_only })
+                .map_err(|e| format!("CAPOSWF1: {e}"))?;
+            if f.is_read_only() && !spec.read_only {
+                notes.push("filesystem read-only: the image has read-only-compatible features this kernel does not know".into());
+            }
+            if let Some(skipped) = f.skipped_commit() {
+                log::warn!("storage: {}: the newest filesystem commit is damaged ({}); mounted the one before it", spec.name, skipped);
+            }
+            notes.push(format!(
+                "filesystem generation {}, {} nodes, {} free blocks{}",
+                f.generation(),
+                f.live_nodes(),
+                f.free_blocks(),
+                if f.is_read_only() { ", read-only" } else { "" }
+            ));
+            Box::new(f)
+        };
+        fs = Some(Arc::new(FsMount { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), name: spec.name.clone(), fs: Mutex::new(boxed) }));
+    }
+    let summary = format!(
+        "{}: {} on {} (blocks {}..{}){}{}",
+        spec.name,
+        spec.format.name(),
+        spec.target(),
+        range.start,
+        range.end(),
+        if spec.read_only { ", read-only" } else { "" },
+        if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
+    );
+    Ok(Mounted { spec: spec.clone(), range, fs, store, summary })
+}
+
+/// The registered block devices, for error messages.
+pub fn device_names() -> String {
+    let names: Vec<String> = blockdev::all().into_iter().map(|(n, _, _)| n).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+

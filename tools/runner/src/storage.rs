@@ -490,6 +490,8 @@ struct KillPlan {
 
 struct BootOut {
     lines: Vec<String>,
+    /// Seconds since QEMU started, per line.
+    stamps: Vec<f64>,
     exit: Option<i32>,
     timed_out: bool,
     /// SIGKILLed as planned.
@@ -659,8 +661,10 @@ impl Run<'_> {
         let (etx, erx) = mpsc::channel();
         qemu::spawn_reader(child.stderr.take().ok_or("qemu has no stderr")?, etx);
 
-        let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(timeout_secs);
         let mut lines = Vec::new();
+        let mut stamps = Vec::new();
         let mut partial: Vec<u8> = Vec::new();
         let mut target: Option<u64> = None;
         let mut kill_at: Option<Instant> = None;
@@ -710,6 +714,7 @@ impl Run<'_> {
                             }
                         }
                         lines.push(line);
+                        stamps.push(started.elapsed().as_secs_f64());
                     }
                 }
                 Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -721,6 +726,7 @@ impl Run<'_> {
             println!("{}", line);
             let _ = writeln!(log, "{}", line);
             lines.push(line);
+            stamps.push(started.elapsed().as_secs_f64());
         }
         let status = child.wait().map_err(|e| e.to_string())?;
         let mut err = Vec::new();
@@ -732,7 +738,8 @@ impl Run<'_> {
             let _ = writeln!(log, "qemu: {}", l);
         }
         let exit = if timed_out || killed { None } else { status.code() };
-        Ok(BootOut { lines, exit, timed_out, killed })
+        println!("-- {}/{}: {:.1} s{}", self.name, name, started.elapsed().as_secs_f64(), when(&lines, &stamps));
+        Ok(BootOut { lines, stamps, exit, timed_out, killed })
     }
 
     /// The judgement of a boot that ran to its end: exit, mounts, each
@@ -834,6 +841,18 @@ impl Run<'_> {
                 false
             }
         }
+    }
+}
+
+/// When the kernel started and the checker first spoke (host seconds).
+fn when(lines: &[String], stamps: &[f64]) -> String {
+    let at = |f: &dyn Fn(&String) -> bool| lines.iter().position(|l| f(l)).map(|i| stamps[i]);
+    let kernel = at(&|l| l.contains("capos kernel starting"));
+    let checker = at(&|l| matches!(qemu::line_source(l), (Source::Process(p), _) if p == CHECKER));
+    match (kernel, checker) {
+        (Some(k), Some(c)) => format!(" (kernel at {:.1} s, storage-check at {:.1} s)", k, c),
+        (Some(k), None) => format!(" (kernel at {:.1} s)", k),
+        _ => String::new(),
     }
 }
 
@@ -1384,7 +1403,9 @@ fn recovery(r: &mut Run) -> Result<(), String> {
         }
         let land = landing(&out.lines);
         *landed.entry(land).or_default() += 1;
-        r.pass(&format!("{}-cut", boot), &format!("SIGKILL {} ms after step {} began ({})", plan.delay_ms, resume.unwrap_or(0) + plan.steps, land));
+        let resumed_at = out.lines.iter().position(|l| l.contains("recovery: resume after step")).map(|i| out.stamps[i]).unwrap_or(0.0);
+        let ran = out.stamps.last().copied().unwrap_or(0.0) - resumed_at;
+        r.pass(&format!("{}-cut", boot), &format!("SIGKILL {} ms after step {} began ({}; the workload ran {:.1} s)", plan.delay_ms, resume.unwrap_or(0) + plan.steps, land, ran));
         r.judge_lines(&boot, &out, &mounts, &[CHECKER], &[], false);
         durable.absorb(&out.lines);
         let begun = last_begun(&out.lines);

@@ -92,7 +92,7 @@ pub fn run_scenario(s: &Settings, art: &Artifacts, fw: &Firmware, sc: &StorageSc
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return t.fail(sc.name, &format!("{}: {}", dir.display(), e));
     }
-    let mut run = Run { s, art, fw, dir, t, name: sc.name, tool: None };
+    let mut run = Run { s, art, fw, dir, t, name: sc.name, tool: None, volumes: HashMap::new() };
     if let Err(e) = (sc.run)(&mut run) {
         run.t.fail(sc.name, &e);
     }
@@ -506,6 +506,8 @@ struct Run<'a> {
     t: &'a mut Tally,
     name: &'static str,
     tool: Option<PathBuf>,
+    /// Boot volumes already written, by manifest text.
+    volumes: HashMap<String, PathBuf>,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -642,10 +644,19 @@ impl Run<'_> {
     fn boot(&mut self, name: &str, manifest: &str, disks: &[Disk], kill: Option<KillPlan>, timeout_secs: u64) -> Result<BootOut, String> {
         let mpath = self.dir.join(format!("{}.manifest", name));
         std::fs::write(&mpath, manifest).map_err(|e| format!("{}: {}", mpath.display(), e))?;
-        let mstr = self.path_str(&mpath)?;
-        let volume = crate::userspace::volume(self.s, self.art, &mstr, "exit_when_idle")?;
-        let esp = self.dir.join(format!("{}.esp.img", name));
-        volume.write(&esp)?;
+        // Boots with the same manifest share one boot volume (the
+        // recovery scenario boots the same one twenty times).
+        let esp = match self.volumes.get(manifest) {
+            Some(p) => p.clone(),
+            None => {
+                let mstr = self.path_str(&mpath)?;
+                let volume = crate::userspace::volume(self.s, self.art, &mstr, "exit_when_idle")?;
+                let esp = self.dir.join(format!("{}.esp.img", name));
+                volume.write(&esp)?;
+                self.volumes.insert(manifest.to_string(), esp.clone());
+                esp
+            }
+        };
         let vars = self.dir.join(format!("{}.vars.fd", name));
         let mut cmd = qemu::qemu_command(self.s, &MachineOverride::default(), self.fw, &esp, &vars, &disk_args(disks))?;
         cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
@@ -1045,16 +1056,21 @@ pub struct Durable {
 }
 
 impl Durable {
-    /// Take the `synced` lines of a boot, in order.
-    pub fn absorb(&mut self, lines: &[String]) {
+    /// Take the `synced` lines of a boot, in order. The first line of step
+    /// k says its sync returned, so all of step k is durable even when the
+    /// cut came before its other lines: the plan's effects of step k are
+    /// applied first, then what the lines report.
+    pub fn absorb(&mut self, lines: &[String], c: &mut Contents) {
         for l in lines {
             if let (Source::Process(p), body) = qemu::line_source(l) {
                 if p != CHECKER {
                     continue;
                 }
                 if let Some((k, path, state)) = parse_synced(body) {
+                    if self.last_step.is_none_or(|s| k > s) {
+                        self.apply_step(k, c);
+                    }
                     self.states.insert(path, state);
-                    self.last_step = Some(k);
                 }
             }
         }
@@ -1398,7 +1414,7 @@ fn recovery(r: &mut Run) -> Result<(), String> {
             if let Some((_, h)) = r.host_state(&format!("after-{}", boot), &img, true, false) {
                 host = h;
             }
-            durable.absorb(&out.lines);
+            durable.absorb(&out.lines, &mut contents);
             continue;
         }
         let land = landing(&out.lines);
@@ -1407,7 +1423,7 @@ fn recovery(r: &mut Run) -> Result<(), String> {
         let ran = out.stamps.last().copied().unwrap_or(0.0) - resumed_at;
         r.pass(&format!("{}-cut", boot), &format!("SIGKILL {} ms after step {} began ({}; the workload ran {:.1} s)", plan.delay_ms, resume.unwrap_or(0) + plan.steps, land, ran));
         r.judge_lines(&boot, &out, &mounts, &[CHECKER], &[], false);
-        durable.absorb(&out.lines);
+        durable.absorb(&out.lines, &mut contents);
         let begun = last_begun(&out.lines);
         let inflight = match (begun, durable.last_step) {
             (Some(b), Some(s)) if b > s => Some(b),
@@ -1663,6 +1679,17 @@ mod tests {
         }
     }
 
+    /// /r/log after step k.
+    fn log_bytes(k: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        for j in 1..=k {
+            if plan::appends_log(j) {
+                v.extend(bytes_seeded(plan::log_record_seed(j), plan::log_record_size(j) as usize));
+            }
+        }
+        v
+    }
+
     fn content_bytes(k: u64) -> Vec<u8> {
         bytes_seeded(plan::content_seed(k), plan::content_size(k) as usize)
     }
@@ -1685,11 +1712,11 @@ mod tests {
         let mut d = Durable::default();
         let line = format!("[storage-check] synced {} {} size={} sha256={}", k, path, plan::content_size(k), c.content(k).1);
         let step = step_state(k);
-        d.absorb(&[line, format!("[storage-check] synced {} /r/step size={} sha256={}", k, step.0, step.1)]);
+        d.absorb(&[line, format!("[storage-check] synced {} /r/step size={} sha256={}", k, step.0, step.1)], &mut c);
         assert_eq!(d.last_step, Some(k));
         let mut step_bytes = [0u8; 24];
         let n = plan::step_record(k, &mut step_bytes);
-        let good: BTreeMap<String, Vec<u8>> = [(path.clone(), content_bytes(k)), ("/r/step".to_string(), step_bytes[..n].to_vec()), ("/r/log".to_string(), Vec::new())].into_iter().collect();
+        let good: BTreeMap<String, Vec<u8>> = [(path.clone(), content_bytes(k)), ("/r/step".to_string(), step_bytes[..n].to_vec()), ("/r/log".to_string(), log_bytes(k))].into_iter().collect();
         write_state(&root, &good);
         let ok = check_cut(&d, None, &root, &mut c);
         assert!(ok.problems.is_empty(), "{:?}", ok.problems);
@@ -1721,7 +1748,7 @@ mod tests {
         assert!(check_cut(&d, None, &root, &mut c).problems.iter().any(|p| p.contains("/r/d/g1")));
         // A synced deletion that came back.
         let mut d2 = Durable::default();
-        d2.absorb(&[format!("[storage-check] synced {} /r/f{} absent", k, (slot + 1) % 8)]);
+        d2.absorb(&[format!("[storage-check] synced {} /r/f{} absent", k, (slot + 1) % 8)], &mut c);
         let mut back = good.clone();
         back.insert(format!("/r/f{}", (slot + 1) % 8), content_bytes(1));
         write_state(&root, &back);
@@ -1911,6 +1938,29 @@ mod tests {
         }
         let total = dev.events();
         let mut c = Contents::default();
+        // A kill while a step's `synced` lines are printed: its sync
+        // returned, so the whole step is durable though only its first
+        // line was seen; and a kill right after `step k sync` returned,
+        // before any line (k in flight).
+        {
+            let mut dev = CrashSimDevice::new(image.clone());
+            let mut fs = WritableFs::mount(&mut dev, clock(), MountOptions::default()).unwrap();
+            let mut lines = Vec::new();
+            for k in 1..=STEPS {
+                host_step(&mut fs, k, &mut lines).unwrap();
+                let tree = dir.join("tree");
+                dump(&mut fs, &tree);
+                let first = lines.iter().position(|l| l.starts_with(&format!("[storage-check] synced {} ", k))).unwrap();
+                let mut d = Durable::default();
+                d.absorb(&lines[..=first], &mut c);
+                let check = check_cut(&d, None, &tree, &mut c);
+                assert!(check.problems.is_empty(), "step {} with only its first synced line: {:?}", k, check.problems);
+                let mut d = Durable::default();
+                d.absorb(&lines[..first], &mut c);
+                let check = check_cut(&d, Some(k), &tree, &mut c);
+                assert!(check.problems.is_empty(), "step {} synced without lines: {:?}", k, check.problems);
+            }
+        }
         let mut checked = 0;
         for cut in (1..total).step_by((total / 120).max(1) as usize) {
             let mut dev = CrashSimDevice::new(image.clone());
@@ -1926,7 +1976,7 @@ mod tests {
             }
             assert!(dev.power_lost(), "cut {} of {} did not happen", cut, total);
             let mut durable = Durable::default();
-            durable.absorb(&lines);
+            durable.absorb(&lines, &mut c);
             let inflight = last_begun(&lines).filter(|b| Some(*b) > durable.last_step);
             // The flushed media alone, every write that reached the device, and a mix.
             let mut alt = 0usize;
@@ -1941,6 +1991,17 @@ mod tests {
                 dump(&mut fs, &tree);
                 let check = check_cut(&durable, inflight, &tree, &mut c);
                 assert!(check.problems.is_empty(), "cut at event {} (media {}), in flight {:?}: {:?}", cut, which, inflight, check.problems);
+                // The cut may also come while the last step's `synced`
+                // lines are printed (before the next step began): only
+                // its first line seen.
+                if let (Some(last), None) = (durable.last_step, inflight) {
+                    let first = lines.iter().position(|l| l.starts_with(&format!("[storage-check] synced {} ", last))).unwrap();
+                    let partial = &lines[..=first];
+                    let mut dp = Durable::default();
+                    dp.absorb(partial, &mut c);
+                    let check = check_cut(&dp, last_begun(partial).filter(|b| Some(*b) > dp.last_step), &tree, &mut c);
+                    assert!(check.problems.is_empty(), "cut at event {} (media {}), lines cut after the first of step {}: {:?}", cut, which, last, check.problems);
+                }
                 let resumed = read_step(&mut fs);
                 let s = durable.last_step.unwrap_or(0);
                 assert!(resumed == s || resumed == s + 1, "cut {}: resumed after {} but {} was synced", cut, resumed, s);
@@ -1950,11 +2011,11 @@ mod tests {
                     host_step(&mut fs, k, &mut more).unwrap_or_else(|e| panic!("cut {}: step {} after resume: {}", cut, k, e));
                 }
                 let mut d2 = Durable::default();
-                d2.absorb(&lines);
+                d2.absorb(&lines, &mut c);
                 if resumed == s + 1 {
                     d2.apply_step(resumed, &mut c);
                 }
-                d2.absorb(&more);
+                d2.absorb(&more, &mut c);
                 dump(&mut fs, &tree);
                 let check = check_cut(&d2, None, &tree, &mut c);
                 assert!(check.problems.is_empty(), "cut {} (media {}) then resumed after {} (synced {}): {:?}\nlines: {:?}\nmore: {:?}", cut, which, resumed, s, check.problems, lines, more);

@@ -199,6 +199,12 @@ pub enum PartitionSelect {
     Type(String),
 }
 
+/// The device word that means "whichever device holds the one GPT
+/// partition of this type" (`mount data: colocated on any partition type
+/// GUID`): the cloud disk is NVMe on Compute Engine and may be virtio-blk
+/// elsewhere, and its manifest should not care.
+pub const ANY_DEVICE: &str = "any";
+
 /// Highest GPT partition number a manifest may name (GPT tables hold 128
 /// entries by default; the parser accepts up to 1024).
 pub const MAX_PARTITION_NUMBER: u32 = 1024;
@@ -243,6 +249,11 @@ impl MountSpec {
     /// the same partition are caught by the kernel once it has read the
     /// table.)
     pub fn conflicts_with(&self, other: &MountSpec) -> bool {
+        if self.device == ANY_DEVICE || other.device == ANY_DEVICE {
+            // Which device `any` finds is known at boot; the same type
+            // twice is the same partition (or an ambiguous one).
+            return matches!((&self.partition, &other.partition), (PartitionSelect::Type(a), PartitionSelect::Type(b)) if a == b);
+        }
         self.device == other.device
             && match (&self.partition, &other.partition) {
                 (PartitionSelect::Whole, _) | (_, PartitionSelect::Whole) => true,
@@ -396,6 +407,9 @@ impl Manifest {
             }
             if !is_valid_name(&m.device) {
                 return Err(ManifestError::at(at, format!("mount '{}': invalid device name '{}'", m.name, escape_control(&m.device))));
+            }
+            if m.device == ANY_DEVICE && !matches!(m.partition, PartitionSelect::Type(_)) {
+                return Err(ManifestError::at(at, format!("mount '{}': device 'any' needs 'partition type GUID' (it finds the one partition of that type)", m.name)));
             }
             match &m.partition {
                 PartitionSelect::Whole => {}
@@ -736,6 +750,24 @@ mod tests {
         assert!(invalid(&m).1.contains("already claimed by mount 'root'"));
         // Another device is fine.
         m.mounts[1].device = "vblk0".into();
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn any_device_needs_a_partition_type() {
+        let mut m = sample();
+        m.mounts[0].device = ANY_DEVICE.into();
+        assert!(invalid(&m).1.contains("device 'any' needs 'partition type GUID'"));
+        m.mounts[0].partition = PartitionSelect::Number(2);
+        assert!(invalid(&m).1.contains("device 'any' needs"));
+        let t = "A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890".to_string();
+        m.mounts[0].partition = PartitionSelect::Type(t.clone());
+        m.validate().unwrap();
+        // Another mount of the same type anywhere is the same partition.
+        m.mounts.push(mount("b", MountFormat::CaposSt1, "nvme0n1", PartitionSelect::Type(t)));
+        assert!(invalid(&m).1.contains("already claimed by mount 'root'"));
+        // A whole device beside `any` is checked once the kernel has found the partition.
+        m.mounts[1].partition = PartitionSelect::Whole;
         m.validate().unwrap();
     }
 

@@ -18,6 +18,7 @@ static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
     "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk", "readonly",
+    "nvme-irqs-off", "nvme-timeout",
 ];
 
 fn report(name: &str, result: Result<String, String>) {
@@ -48,6 +49,8 @@ pub fn run(name: &str) {
         "timer" => timer(),
         "blk" => blk(),
         "readonly" => read_only_wrapper(),
+        "nvme-irqs-off" => report("nvme-irqs-off", nvme_irqs_off()),
+        "nvme-timeout" => report("nvme-timeout-reset", nvme_timeout()),
         other => report(
             "unknown-test",
             Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
@@ -150,6 +153,148 @@ fn blk() {
             Ok(String::from("past-end, straddling, zero-length, partial-block and huge-LBA requests refused"))
         })());
     }
+}
+
+/// The first NVMe controller and its first namespace's block device.
+fn first_nvme() -> Result<(alloc::sync::Arc<spin::Mutex<crate::drivers::nvme::Controller>>, crate::drivers::block::SharedDevice), String> {
+    let ctrl = crate::drivers::nvme::controllers().first().cloned().ok_or("no NVMe controller bound")?;
+    let nsid = ctrl.lock().namespaces.first().map(|n| n.nsid).ok_or("the NVMe controller has no namespace")?;
+    let dev = crate::drivers::block::find(&format!("nvme0n{}", nsid)).ok_or("nvme0's first namespace is not a block device")?;
+    Ok((ctrl, dev))
+}
+
+/// A system call runs with interrupts off: NVMe reads and flushes made
+/// with interrupts off must complete (by polling, even with MSI-X) and
+/// return with interrupts still off. Reads are repeated until one has had
+/// to wait (the poll counter moved), so the waiting loop itself ran with
+/// interrupts off, not only the look that found a completion.
+fn nvme_irqs_off() -> Result<String, String> {
+    use crate::arch::x86_64::trap::{interrupts_enabled, set_interrupts};
+    let (ctrl, dev) = first_nvme()?;
+    let mode = if ctrl.lock().msix { "MSI-X" } else { "polled" };
+    let mut d = dev.lock();
+    let size = 8192usize.min(d.block_count() as usize * d.block_size());
+    let mut want = alloc::vec![0u8; size];
+    d.read_blocks(0, &mut want).map_err(|e| format!("read with interrupts on: {}", e))?;
+    let mut got = alloc::vec![0u8; size];
+    let polls0 = ctrl.lock().polls();
+    let mut reads = 0;
+    set_interrupts(false);
+    let mut read = Ok(());
+    let mut off_after_read = true;
+    while reads < 64 && ctrl.lock().polls() == polls0 {
+        reads += 1;
+        read = d.read_blocks(0, &mut got);
+        off_after_read &= !interrupts_enabled();
+        if read.is_err() || got != want {
+            break;
+        }
+    }
+    let flush = d.flush();
+    let off_after_flush = !interrupts_enabled();
+    set_interrupts(true);
+    let polls = ctrl.lock().polls() - polls0;
+    read.map_err(|e| format!("read with interrupts off: {}", e))?;
+    flush.map_err(|e| format!("flush with interrupts off: {}", e))?;
+    if !off_after_read || !off_after_flush {
+        return Err(format!("the driver turned interrupts on (after a read: {}, after flush: {})", !off_after_read, !off_after_flush));
+    }
+    if got != want {
+        return Err(String::from("a read with interrupts off returned other bytes than one with them on"));
+    }
+    if polls == 0 {
+        return Err(format!("none of {} reads had to wait, so the wait loop never ran with interrupts off", reads));
+    }
+    Ok(format!("{} read(s) ({} poll turns) and a flush completed with interrupts off ({} controller) and left them off", reads, polls, mode))
+}
+
+/// How long `nvme-timeout` lets a read take: far less than the device's
+/// latency in the scenario (blk-nvme's timeout boots give the controller a
+/// disk QEMU throttles to 5 reads a second, so a read that follows another
+/// is held about 200 ms before its data moves), so the read is still in
+/// the device when the driver gives up on it.
+const TEST_TIMEOUT_NS: u64 = 20_000_000;
+/// How long to watch the abandoned read's buffer: longer than that latency.
+const LATE_DMA_WATCH_NS: u64 = 400_000_000;
+
+/// A read that times out while the device still has it must reset the
+/// controller and return Timeout; afterwards its buffer must stay untouched
+/// (no late DMA) and the next reads must complete as themselves (the queue
+/// is not one completion behind). Once with interrupts on, once off.
+fn nvme_timeout() -> Result<String, String> {
+    use crate::arch::x86_64::trap::{interrupts_enabled, set_interrupts};
+    use capos_storage::BlockError;
+    let (ctrl, dev) = first_nvme()?;
+    let mut d = dev.lock();
+    let bs = d.block_size();
+    let far = (65536 / bs as u64).min(d.block_count().saturating_sub(1));
+    let (mut want0, mut want_far) = (alloc::vec![0u8; 4096], alloc::vec![0u8; 4096]);
+    d.read_blocks(0, &mut want0).map_err(|e| format!("reference read: {}", e))?;
+    d.read_blocks(far, &mut want_far).map_err(|e| format!("reference read: {}", e))?;
+    if want0.iter().all(|b| *b == 0x5a) {
+        return Err(String::from("the disk's first block is the test's marker byte; use another disk"));
+    }
+    // Page-aligned, so the read's DMA targets this buffer itself (no bounce).
+    let mut buf = crate::drivers::dma::DmaBuffer::new(1).ok_or("out of memory")?;
+    let mut details = Vec::new();
+    for irqs in [true, false] {
+        let mode = if irqs { "interrupts on" } else { "interrupts off" };
+        let (resets0, saved) = {
+            let c = ctrl.lock();
+            (c.resets(), c.io_timeout_ticks())
+        };
+        ctrl.lock().set_io_timeout_ticks(crate::time::tsc_ticks(TEST_TIMEOUT_NS));
+        buf.as_mut_slice().fill(0);
+        set_interrupts(irqs);
+        let r = d.read_blocks(0, &mut buf.as_mut_slice()[..4096]);
+        let irqs_kept = interrupts_enabled() == irqs;
+        set_interrupts(true);
+        ctrl.lock().set_io_timeout_ticks(saved);
+        if !irqs_kept {
+            return Err(format!("{}: the read changed the interrupt flag", mode));
+        }
+        if r != Err(BlockError::Timeout) {
+            return Err(format!(
+                "{}: a read allowed {} ms returned {:?} (this test needs a device slower than that; blk-nvme's timeout boots give it one)",
+                mode, TEST_TIMEOUT_NS / 1_000_000, r
+            ));
+        }
+        let (resets, failed) = {
+            let c = ctrl.lock();
+            (c.resets(), c.failed())
+        };
+        if resets != resets0 + 1 || failed {
+            return Err(format!("{}: after the timeout: {} reset(s), failed={}", mode, resets - resets0, failed));
+        }
+        // The abandoned read must never land: mark its buffer and wait
+        // past the device's latency.
+        buf.as_mut_slice().fill(0x5a);
+        crate::time::spin_ns(LATE_DMA_WATCH_NS);
+        if let Some(i) = buf.as_slice()[..4096].iter().position(|b| *b != 0x5a) {
+            return Err(format!("{}: the timed-out read's buffer changed at byte {} after the reset (late DMA)", mode, i));
+        }
+        // In step: each read gets its own completion and its own data (and,
+        // with MSI-X, its interrupt: the reset re-created the vectors' use).
+        let irqs0 = ctrl.lock().interrupts();
+        let mut got = alloc::vec![0u8; 4096];
+        d.read_blocks(far, &mut got).map_err(|e| format!("{}: read after the reset: {}", mode, e))?;
+        d.read_blocks(0, &mut buf.as_mut_slice()[..4096]).map_err(|e| format!("{}: second read after the reset: {}", mode, e))?;
+        if got != want_far || buf.as_slice()[..4096] != want0[..] {
+            return Err(format!("{}: reads after the reset returned other data", mode));
+        }
+        if ctrl.lock().resets() != resets {
+            return Err(format!("{}: reads after the reset needed another reset", mode));
+        }
+        let (msix, irqs) = {
+            let c = ctrl.lock();
+            (c.msix, c.interrupts())
+        };
+        if msix && irqs == irqs0 {
+            return Err(format!("{}: reads after the reset raised no MSI-X interrupt", mode));
+        }
+        details.push(format!("{}: timed out, reset, no late DMA, next reads in step", mode));
+    }
+    Ok(details.join("; "))
 }
 
 /// The read-only wrapper in front of an in-memory Directory/File pair (test

@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod bench;
 pub mod client;
 pub mod heap;
 pub mod ipc;

@@ -5,7 +5,7 @@
 
 extern crate alloc;
 
-use capos_rt::syscall::rdtsc;
+use capos_rt::bench::measure;
 use capos_rt::{println, PingClient, StartInfo};
 
 capos_rt::entry!(main);
@@ -17,41 +17,6 @@ fn check(name: &str, ok: bool, detail: alloc::string::String) -> bool {
         println!("[FAIL] {}: {}", name, detail);
     }
     ok
-}
-
-/// Run `op` n times inside a counted region (capos_abi::icount): the
-/// runner's instruction-counting plugin reports executed instructions per
-/// op. The TSC line beside it is host-dependent (TCG) and only a sanity
-/// figure.
-fn measure(label: &str, n: u64, only: Option<&str>, mut op: impl FnMut(u64) -> bool) -> bool {
-    if only.is_some_and(|p| !label.starts_with(p)) {
-        return true;
-    }
-    // Warm up (first-touch page faults, caches) outside the region.
-    for i in 0..16 {
-        if !op(i) {
-            println!("bench: {} failed during warm-up", label);
-            return false;
-        }
-    }
-    println!("{}{} ops={}", capos_abi::icount::LINE_PREFIX, label, n);
-    let t0 = rdtsc();
-    capos_abi::icount::region_start();
-    let mut ok = true;
-    for i in 0..n {
-        if !op(i) {
-            ok = false;
-            break;
-        }
-    }
-    capos_abi::icount::region_stop();
-    let cycles = rdtsc() - t0;
-    if !ok {
-        println!("bench: {} failed", label);
-        return false;
-    }
-    println!("bench: {}: {} TSC cycles per op (host-dependent under TCG)", label, cycles / n);
-    true
 }
 
 /// `only`: run only the benchmarks whose label starts with it (`--only

@@ -235,6 +235,90 @@ impl CqCursor {
     }
 }
 
+/// Where the doorbells start in BAR0 (after the controller registers).
+pub const DOORBELL_BASE: u64 = 0x1000;
+
+/// Bytes between doorbells: `4 << CAP.DSTRD` (DSTRD is 4 bits).
+pub fn doorbell_stride(dstrd: u32) -> u64 {
+    4u64 << (dstrd & 0xf)
+}
+
+/// Offset of queue `qid`'s submission queue tail doorbell.
+pub fn sq_doorbell(qid: u16, dstrd: u32) -> u64 {
+    DOORBELL_BASE + 2 * qid as u64 * doorbell_stride(dstrd)
+}
+
+/// Offset of queue `qid`'s completion queue head doorbell.
+pub fn cq_doorbell(qid: u16, dstrd: u32) -> u64 {
+    DOORBELL_BASE + (2 * qid as u64 + 1) * doorbell_stride(dstrd)
+}
+
+/// BAR0 is too small for the doorbells the controller's stride puts in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterWindowError {
+    pub dstrd: u32,
+    pub stride: u64,
+    pub queues: u16,
+    /// Bytes of BAR0 the registers and doorbells need.
+    pub needed: u64,
+    pub bar_size: u64,
+}
+
+impl core::fmt::Display for RegisterWindowError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "CAP.DSTRD={} (doorbell stride {} bytes) puts the doorbells of {} queue pair(s) up to BAR0 offset {:#x}, but BAR0 is {:#x} bytes",
+            self.dstrd, self.stride, self.queues, self.needed, self.bar_size
+        )
+    }
+}
+
+/// How much of BAR0 the driver maps for queue pairs `0..queues`: the
+/// controller registers and every doorbell those queues use. Refused when
+/// that runs past the BAR, so no register access can leave the mapping.
+pub fn register_window(bar_size: u64, dstrd: u32, queues: u16) -> Result<u64, RegisterWindowError> {
+    let stride = doorbell_stride(dstrd);
+    // The last doorbell is queue (queues - 1)'s completion head.
+    let needed = cq_doorbell(queues.saturating_sub(1), dstrd) + 4;
+    if needed > bar_size {
+        return Err(RegisterWindowError { dstrd: dstrd & 0xf, stride, queues, needed, bar_size });
+    }
+    Ok(needed)
+}
+
+/// How waiting for command `expected` ended, as the driver must act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoOutcome {
+    /// Its own completion (successful or with an error status): the command
+    /// is over and the queue is in step.
+    Complete(Completion),
+    /// A completion for another command: the queue is out of step and the
+    /// command waited for is still outstanding (it may still move data).
+    Stranger { expected: u16, got: u16 },
+    /// Nothing in time: the command may still be running and may still DMA.
+    TimedOut,
+}
+
+impl IoOutcome {
+    /// Judge what a wait for `expected` returned (`None`: it timed out).
+    #[inline(always)]
+    pub fn judge(expected: u16, waited: Option<Completion>) -> IoOutcome {
+        match waited {
+            Some(c) if c.cid == expected => IoOutcome::Complete(c),
+            Some(c) => IoOutcome::Stranger { expected, got: c.cid },
+            None => IoOutcome::TimedOut,
+        }
+    }
+
+    /// Whether the command may still be outstanding, so the controller must
+    /// be reset (stopping its DMA and emptying its queues) before the
+    /// buffer is given back or another command is issued.
+    pub fn needs_reset(&self) -> bool {
+        !matches!(self, IoOutcome::Complete(_))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +393,58 @@ mod tests {
         c.advance();
         assert_eq!((c.head, c.phase), (0, false));
         assert!(!c.is_new(&new), "an old entry from the previous pass is not new");
+    }
+
+    #[test]
+    fn doorbells_follow_the_stride() {
+        assert_eq!((sq_doorbell(0, 0), cq_doorbell(0, 0)), (0x1000, 0x1004));
+        assert_eq!((sq_doorbell(1, 0), cq_doorbell(1, 0)), (0x1008, 0x100c));
+        // DSTRD=2: 16-byte stride.
+        assert_eq!((sq_doorbell(1, 2), cq_doorbell(1, 2)), (0x1020, 0x1030));
+    }
+
+    #[test]
+    fn register_window_is_bounded_by_the_bar() {
+        // QEMU's controller: DSTRD 0, a 16 KiB BAR: two queue pairs need 0x1010 bytes.
+        assert_eq!(register_window(0x4000, 0, 2), Ok(0x1010));
+        // A 4 KiB stride fits a 64 KiB BAR (the I/O CQ doorbell ends at
+        // 0x4004) but not a 16 KiB one.
+        assert_eq!(register_window(0x1_0000, 10, 2), Ok(0x4004));
+        assert!(register_window(0x4000, 10, 2).is_err());
+        // The largest stride (128 KiB) with a small BAR is refused, naming the numbers.
+        let e = register_window(0x4000, 15, 2).unwrap_err();
+        assert_eq!((e.stride, e.needed, e.bar_size), (0x2_0000, 0x6_1004, 0x4000));
+        let text = format!("{}", e);
+        assert!(text.contains("CAP.DSTRD=15") && text.contains("131072") && text.contains("0x61004") && text.contains("0x4000"), "{}", text);
+        // Exactly fitting is fine; one byte short is not.
+        assert_eq!(register_window(0x1010, 0, 2), Ok(0x1010));
+        assert!(register_window(0x100f, 0, 2).is_err());
+        // A BAR without room for the doorbell page at all.
+        assert!(register_window(0x800, 0, 1).is_err());
+    }
+
+    #[test]
+    fn outcomes_that_need_a_reset() {
+        let mine = Completion::from_dwords([0, 0, 0, (1 << 16) | 7]);
+        assert_eq!(IoOutcome::judge(7, Some(mine)), IoOutcome::Complete(mine));
+        assert!(!IoOutcome::judge(7, Some(mine)).needs_reset());
+        // An error status is still this command's completion: no reset.
+        let failed = Completion::from_dwords([0, 0, 0, (0x80 << 17) | (1 << 16) | 7]);
+        assert!(!IoOutcome::judge(7, Some(failed)).needs_reset());
+        // Someone else's completion: one behind, reset.
+        let other = IoOutcome::judge(8, Some(mine));
+        assert_eq!(other, IoOutcome::Stranger { expected: 8, got: 7 });
+        assert!(other.needs_reset());
+        assert!(IoOutcome::judge(7, None).needs_reset());
+    }
+
+    #[test]
+    fn a_fresh_cursor_ignores_zeroed_entries() {
+        // After a reset the rings are zeroed and the cursor starts over:
+        // a zeroed entry (phase 0) must not look like a completion.
+        let c = CqCursor::new(64);
+        assert!(!c.is_new(&Completion::from_dwords([0; 4])));
+        assert_eq!((c.head, c.phase), (0, true));
     }
 
     #[test]

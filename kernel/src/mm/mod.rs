@@ -14,6 +14,7 @@
 pub mod frames;
 pub mod heap;
 pub mod ipc_area;
+pub mod mmio;
 pub mod paging;
 pub mod stacks;
 

@@ -203,6 +203,28 @@ pub fn map_bar_region(dev: &Device, bar: u8, offset: u64, len: u64) -> Result<u6
     crate::mm::paging::map_physical(b.address + offset, len, crate::mm::paging::PhysKind::Mmio).map_err(|_| BarMapError::Map)
 }
 
+/// [`map_bar_region`] as a checked register window: every register taken
+/// from it is known to lie inside `[offset, offset + len)` of the BAR.
+pub fn map_bar_mmio(dev: &Device, bar: u8, offset: u64, len: u64) -> Result<crate::mm::mmio::MmioRegion, BarMapError> {
+    let b = dev.bar(bar).ok_or(BarMapError::NoSuchBar(bar))?;
+    if b.kind == BarKind::Io {
+        return Err(BarMapError::NotMemory(bar));
+    }
+    if !region_in_bar(b, offset, len) || b.address == 0 {
+        return Err(BarMapError::OutOfRange { bar, offset, len, size: b.size });
+    }
+    crate::mm::mmio::MmioRegion::map(b.address + offset, len).map_err(|_| BarMapError::Map)
+}
+
+/// Turn off bus mastering for a function: it can no longer start DMA. For a
+/// device that will not stop by its own protocol (e.g. an NVMe controller
+/// that does not finish a reset), so it cannot write into memory the
+/// kernel hands out again.
+pub fn disable_bus_master(func: &config::Function) {
+    let cmd = func.read16(0x04);
+    func.write16(0x04, cmd & !0x4);
+}
+
 /// Turn on memory decoding and bus mastering (DMA) for a device.
 pub fn enable_bus_master(dev: &Device) {
     let cmd = dev.func.read16(0x04);

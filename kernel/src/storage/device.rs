@@ -5,7 +5,7 @@ use crate::drivers::block::{self as blockdev, SharedDevice};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use capos_abi::manifest::{MountSpec, PartitionSelect};
+use capos_abi::manifest::{MountSpec, PartitionSelect, ANY_DEVICE};
 use capos_kcore::gpt::{self, Guid};
 use capos_storage::{BlockDevice, BlockError};
 
@@ -53,14 +53,70 @@ impl Range {
 
 /// The range `spec` names, or why there is none.
 pub fn resolve(spec: &MountSpec) -> Result<Range, String> {
+    if spec.device == ANY_DEVICE {
+        return resolve_any(spec);
+    }
     let Some(shared) = blockdev::find(&spec.device) else {
         return Err(format!("no block device {} (found: {})", spec.device, super::device_names()));
     };
+    resolve_on(spec, &spec.device, shared)
+}
+
+/// `on any partition type GUID`: the one partition of that type on any
+/// device. Devices without a readable GPT are skipped (the log says why);
+/// none or several matches refuse the mount.
+fn resolve_any(spec: &MountSpec) -> Result<Range, String> {
+    let PartitionSelect::Type(text) = &spec.partition else {
+        return Err("device 'any' needs 'partition type GUID'".into());
+    };
+    let guid = Guid::parse(text).ok_or_else(|| format!("'{text}' is not a GUID"))?;
+    let mut found: Vec<(String, SharedDevice, u32)> = Vec::new();
+    let mut searched: Vec<String> = Vec::new();
+    for (name, _, shared) in blockdev::all() {
+        searched.push(name.clone());
+        let (block_size, blocks) = {
+            let d = shared.lock();
+            (d.block_size(), d.block_count())
+        };
+        if block_size != gpt::SECTOR {
+            continue;
+        }
+        let table = {
+            let mut dev = shared.lock();
+            gpt::parse(blocks, |lba, buf| dev.read_blocks(lba, buf))
+        };
+        match table {
+            Ok(t) => {
+                for p in t.by_type(&guid) {
+                    found.push((name.clone(), shared.clone(), p.number));
+                }
+            }
+            Err(e) => log::info!("storage: {} skipped while looking for partition type {}: {}", name, guid, e),
+        }
+    }
+    match found.as_slice() {
+        [(name, shared, number)] => {
+            let one = MountSpec { device: name.clone(), partition: PartitionSelect::Number(*number), ..spec.clone() };
+            log::info!("storage: mount {}: partition type {} is {} partition {}", spec.name, guid, name, number);
+            resolve_on(&one, name, shared.clone())
+        }
+        [] => Err(format!(
+            "no device has a GPT partition of type {guid} (searched: {})",
+            if searched.is_empty() { "no block devices".into() } else { searched.join(", ") }
+        )),
+        many => {
+            let list: Vec<String> = many.iter().map(|(n, _, p)| format!("{n} partition {p}")).collect();
+            Err(format!("several partitions of type {guid} ({}); name the device", list.join(", ")))
+        }
+    }
+}
+
+fn resolve_on(spec: &MountSpec, device: &str, shared: SharedDevice) -> Result<Range, String> {
     let (block_size, blocks) = {
         let d = shared.lock();
         (d.block_size(), d.block_count())
     };
-    let whole = Range { device: spec.device.clone(), shared: shared.clone(), start: 0, count: blocks };
+    let whole = Range { device: device.into(), shared: shared.clone(), start: 0, count: blocks };
     if spec.partition == PartitionSelect::Whole {
         return Ok(whole);
     }

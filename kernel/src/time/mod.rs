@@ -145,6 +145,27 @@ pub fn uptime_ns() -> u64 {
     b.base_ns + (ticks as u128 * 1_000_000_000 / b.hz as u128) as u64
 }
 
+/// TSC ticks in `ns` nanoseconds (saturating; 1 GHz before calibration).
+/// For a deadline taken once and compared with raw [`rdtsc`] readings, so
+/// a wait does not convert every reading to nanoseconds.
+pub fn tsc_ticks(ns: u64) -> u64 {
+    let hz = match tsc_hz() {
+        0 => 1_000_000_000,
+        hz => hz,
+    };
+    (ns as u128 * hz as u128 / 1_000_000_000).min(u64::MAX as u128) as u64
+}
+
+/// Milliseconds in `ticks` TSC ticks, rounded to the nearest (for
+/// messages: `tsc_ticks_to_ms(tsc_ticks(20_000_000))` is 20).
+pub fn tsc_ticks_to_ms(ticks: u64) -> u64 {
+    let hz = match tsc_hz() {
+        0 => 1_000_000_000,
+        hz => hz,
+    } as u128;
+    ((ticks as u128 * 1000 + hz / 2) / hz) as u64
+}
+
 /// Busy-wait `ns` nanoseconds on the TSC.
 pub fn spin_ns(ns: u64) {
     let start = uptime_ns();

@@ -337,13 +337,21 @@ pub fn disk_gib() -> Result<u64, String> {
     v.parse::<u64>().map_err(|_| format!("CLOUD_DISK_GIB={} is not a whole number of GiB", v))
 }
 
-/// Build the boot volume `make run` boots and write the disk to `out`.
+/// The manifest on the cloud disk's ESP: DISK_MANIFEST, by default
+/// demos/disk.manifest (the default system plus the data partition and
+/// bootcount).
+pub fn disk_manifest() -> String {
+    std::env::var("DISK_MANIFEST").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "demos/disk.manifest".into())
+}
+
+/// Build the cloud disk's boot volume (its manifest: [`disk_manifest`])
+/// and write the disk to `out`.
 /// Intermediate files go to `work`.
 pub fn build_disk(s: &Settings, out: &Path, work: &Path) -> Result<Built, String> {
     let gib = disk_gib()?;
     let (sde, sde_from) = source_date_epoch(&s.root)?;
     let art = crate::build::build_all(s)?;
-    let volume = crate::qemu::default_volume(s, &art)?;
+    let volume = crate::qemu::manifest_volume(s, &art, &disk_manifest())?;
     std::fs::create_dir_all(work).map_err(|e| format!("{}: {}", work.display(), e))?;
     let esp_files = write_tree(&volume, &work.join("esp"))?;
     let esp_image = work.join("esp.fat32");
@@ -950,11 +958,18 @@ fn required_lines(bus: Bus) -> Vec<String> {
         },
         "capos-boot: /limine.conf: booting entry 'capOS'".to_string(),
         "capos kernel starting".to_string(),
-        "userspace: 3 processes started".to_string(),
+        "storage: mounted data: colocated on any partition type A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890".to_string(),
+        "userspace: 4 processes started".to_string(),
+        "[bootcount] [PASS] bootcount".to_string(),
         "capos> devices".to_string(),
         format!("{}: {}", bus.guest_name(), if bus == Bus::Nvme { "nvme" } else { "virtio-blk" }),
         "halting".to_string(),
     ]
+}
+
+/// N of bootcount's `boot N of this disk` line.
+fn boot_count(lines: &[String]) -> Option<u64> {
+    lines.iter().find_map(|l| l.split("[bootcount] boot ").nth(1)?.split_whitespace().next()?.parse().ok())
 }
 
 /// Judge one boot; returns (passed, failed).
@@ -1017,13 +1032,33 @@ fn disk_test(s: &Settings) -> Result<bool, String> {
     passed += findings.ok.len() as u32;
     failed += findings.problems.len() as u32;
     let size = std::fs::metadata(&disk).map_err(|e| e.to_string())?.len();
+    // The same disk twice: what the first boot synced (bootcount's count)
+    // must be there for the second.
+    let mut counts: Vec<u64> = Vec::new();
     for bus in [Bus::Nvme, Bus::Virtio] {
         let log = boot_scripted(s, &disk, bus, &dir, &[("capos> ", "devices\r"), ("capos> ", "halt\r")])?;
-        let (p, f) = judge(&format!("cloud-disk/{}", bus.name()), bus, size, &log);
+        let label = format!("cloud-disk/{}", bus.name());
+        let (p, f) = judge(&label, bus, size, &log);
         passed += p;
         failed += f;
+        match boot_count(&log.lines) {
+            Some(n) => counts.push(n),
+            None => {
+                failed += 1;
+                println!("[FAIL] {}: no '[bootcount] boot N of this disk' line", label);
+            }
+        }
     }
-    println!("note: the data partition is not mounted yet and the shell is not there (storage issues); persistence across boots is not checked");
+    if let [first, second] = counts[..] {
+        let ok = second == first + 1;
+        println!("[{}] cloud-disk/persistence: boot {} then boot {} of the same disk (the count the first boot synced was read by the second)", if ok { "PASS" } else { "FAIL" }, first, second);
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    println!("note: the shell is not on the disk yet (userspace storage issue); bootcount stands in for a user's file");
     println!("{} passed, {} failed", passed, failed);
     Ok(failed == 0 && passed > 0)
 }

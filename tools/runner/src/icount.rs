@@ -54,6 +54,25 @@ impl Figure {
     pub fn per_op(&self) -> f64 {
         self.insns as f64 / self.ops as f64
     }
+
+    /// Bytes one op moves, when its label names a size (`File.read 4 KiB`,
+    /// `... 128 KiB ...`): the word before `KiB`/`MiB`.
+    pub fn bytes_per_op(&self) -> Option<u64> {
+        let words: Vec<&str> = self.label.split_whitespace().collect();
+        words.windows(2).find_map(|w| {
+            let n: u64 = w[0].parse().ok()?;
+            match w[1] {
+                "KiB" => Some(n << 10),
+                "MiB" => Some(n << 20),
+                _ => None,
+            }
+        })
+    }
+
+    /// Executed instructions per MiB moved, for a figure with a size.
+    pub fn per_mib(&self) -> Option<f64> {
+        self.bytes_per_op().filter(|b| *b > 0).map(|b| self.per_op() * (1u64 << 20) as f64 / b as f64)
+    }
 }
 
 /// `<label> ops=<n>` from the guest's `icount: ` lines (serial prefixes
@@ -107,9 +126,11 @@ pub fn pair(guest: &[(String, u64)], counts: &[u64]) -> Result<Vec<Figure>, Stri
     Ok(guest.iter().zip(counts).map(|((label, ops), insns)| Figure { label: label.clone(), ops: *ops, insns: *insns }).collect())
 }
 
-/// A figure as printed and as stored in target/bench/linux.txt.
+/// A figure as printed and as stored in target/bench/linux.txt (and, for
+/// a figure whose label names a size, its cost per MiB after it).
 pub fn render(f: &Figure) -> String {
-    format!("{}: {:.1} executed instructions per op ({} ops, {} total)", f.label, f.per_op(), f.ops, f.insns)
+    let mib = f.per_mib().map(|m| format!("; {:.0} per MiB", m)).unwrap_or_default();
+    format!("{}: {:.1} executed instructions per op ({} ops, {} total){}", f.label, f.per_op(), f.ops, f.insns, mib)
 }
 
 /// Every figure rendered, each `<X> spin` that follows its `<X>` followed
@@ -146,20 +167,26 @@ pub fn reference_path(root: &Path) -> PathBuf {
     root.join("target/bench/linux.txt")
 }
 
+/// Where a benchmark stores its figures for another to compare with
+/// (`store_figures`): target/bench/NAME.txt.
+pub fn stored_path(root: &Path, name: &str) -> PathBuf {
+    root.join("target/bench").join(format!("{name}.txt"))
+}
+
 /// `linux <label>: N` and the ratio, for each (ours, linux) pair found.
-pub fn comparison(figs: &[Figure], reference: &[(String, f64)], pairs: &[(&str, &str)]) -> Vec<String> {
+pub fn comparison(figs: &[Figure], reference: &[(String, f64)], pairs: &[(&str, &str)], who: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (ours, theirs) in pairs {
         let Some(f) = figs.iter().find(|f| f.label == *ours) else { continue };
         match reference.iter().find(|(l, _)| l == theirs) {
             Some((_, n)) => out.push(format!(
-                "linux {}: {:.1} executed instructions per op; {} / linux = {:.2}x",
+                "{who} {}: {:.1} executed instructions per op; {} / {who} = {:.2}x",
                 theirs,
                 n,
                 ours,
                 f.per_op() / n
             )),
-            None => out.push(format!("linux {}: not in the Linux results file", theirs)),
+            None => out.push(format!("{who} {}: not in the {who} results file", theirs)),
         }
     }
     out
@@ -171,6 +198,20 @@ mod tests {
 
     fn lines(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn sizes_in_labels_give_per_mib_figures() {
+        let f = |label: &str, insns| Figure { label: label.into(), ops: 4, insns };
+        assert_eq!(f("File.read 4 KiB", 4000).per_mib(), Some(256_000.0));
+        assert_eq!(f("File.write 128 KiB", 4000).per_mib(), Some(8_000.0));
+        assert_eq!(f("nvme0n1 trait read 128 KiB qd1 irq", 400).bytes_per_op(), Some(128 << 10));
+        assert_eq!(f("kernel null call", 4).per_mib(), None);
+        assert_eq!(f("Store.put 100 B", 4).per_mib(), None);
+        assert!(render(&f("File.read 4 KiB", 4000)).ends_with("; 256000 per MiB"));
+        // The reference parser still reads a rendered figure's first number.
+        let parsed = parse_reference(&render(&f("File.read 4 KiB", 4000))).unwrap();
+        assert_eq!(parsed, vec![("File.read 4 KiB".to_string(), 1000.0)]);
     }
 
     #[test]
@@ -224,7 +265,7 @@ mod tests {
         let r = parse_reference(&text).unwrap();
         assert_eq!(r, vec![("getppid".to_string(), 338.0)]);
         let ours = vec![Figure { label: "kernel null call".into(), ops: 10, insns: 6760 }];
-        let c = comparison(&ours, &r, &[("kernel null call", "getppid"), ("missing", "getppid")]);
+        let c = comparison(&ours, &r, &[("kernel null call", "getppid"), ("missing", "getppid")], "linux");
         assert_eq!(c, vec!["linux getppid: 338.0 executed instructions per op; kernel null call / linux = 2.00x".to_string()]);
         assert!(parse_reference("getppid 338").is_err());
     }

@@ -642,16 +642,40 @@ fn report_icount(s: &Settings, label: &str, boot: &Boot, profile: &str, out: &Ou
             Err(e) => t.fail(label, &format!("cannot write {}: {}", reference.display(), e)),
         }
     } else if !boot.linux_pairs.is_empty() {
-        match std::fs::read_to_string(&reference) {
+        compare_with(&reference, "linux", "make bench-linux", &figs, &boot.linux_pairs);
+    }
+    if let Some(name) = boot.store_figures {
+        let path = crate::icount::stored_path(&s.root, name);
+        if judged_ok {
+            let text = format!("# figures written by the {} benchmark ({})\n{}\n", name, describe_profile(profile), rendered.join("\n"));
+            let _ = std::fs::create_dir_all(path.parent().unwrap());
+            match std::fs::write(&path, text) {
+                Ok(()) => println!("   (stored in {})", path.display()),
+                Err(e) => t.fail(label, &format!("cannot write {}: {}", path.display(), e)),
+            }
+        }
+    }
+    let mut files: Vec<&str> = boot.stored_pairs.iter().map(|(f, _, _)| *f).collect();
+    files.dedup();
+    for name in files {
+        let pairs: Vec<(&str, &str)> = boot.stored_pairs.iter().filter(|(f, _, _)| *f == name).map(|(_, a, b)| (*a, *b)).collect();
+        compare_with(&crate::icount::stored_path(&s.root, name), &format!("bench-{name}"), &format!("make bench-{name}"), &figs, &pairs);
+    }
+}
+
+/// Print the figures of `reference` named in `pairs` beside ours.
+fn compare_with(reference: &std::path::Path, who: &str, how: &str, figs: &[crate::icount::Figure], pairs: &[(&str, &str)]) {
+    {
+        match std::fs::read_to_string(reference) {
             Ok(text) => match crate::icount::parse_reference(&text) {
                 Ok(r) => {
-                    for l in crate::icount::comparison(&figs, &r, &boot.linux_pairs) {
+                    for l in crate::icount::comparison(figs, &r, pairs, who) {
                         println!("   {}", l);
                     }
                 }
-                Err(e) => println!("   {}: {} (run make bench-linux again)", reference.display(), e),
+                Err(e) => println!("   {}: {} (run {} again)", reference.display(), e, how),
             },
-            Err(_) => println!("   run make bench-linux for Linux figures"),
+            Err(_) => println!("   run {} for the figures of {}", how, reference.display()),
         }
     }
 }
@@ -713,11 +737,26 @@ pub fn run_all(s: &Settings, scenarios: &[Scenario], storage: &[crate::storage::
     Ok(t.failed == 0 && t.passed > 0)
 }
 
+/// A boot volume for `manifest` and every binary it names, with the kernel
+/// command line of limine.conf (or CMDLINE).
+pub fn manifest_volume(s: &Settings, art: &Artifacts, manifest: &str) -> Result<Volume, String> {
+    let conf_path = s.root.join("limine.conf");
+    let conf = std::fs::read_to_string(&conf_path).map_err(|e| format!("{}: {}", conf_path.display(), e))?;
+    let conf_cmdline = conf.lines().find_map(|l| l.trim().strip_prefix("cmdline:")).unwrap_or("").trim().to_string();
+    let cmdline = std::env::var("CMDLINE").ok().filter(|c| !c.is_empty()).unwrap_or(conf_cmdline);
+    crate::userspace::volume(s, art, manifest, &cmdline)
+}
+
 /// The volume `make run` boots: the repository's limine.conf (its cmdline
-/// replaced by CMDLINE if set) and the modules it names.
+/// replaced by CMDLINE if set) and the modules it names; or, when MANIFEST
+/// names a manifest, that manifest and every binary it names (so a user's
+/// own manifest boots without editing limine.conf).
 pub fn default_volume(s: &Settings, art: &Artifacts) -> Result<Volume, String> {
     let conf_path = s.root.join("limine.conf");
     let mut conf = std::fs::read_to_string(&conf_path).map_err(|e| format!("{}: {}", conf_path.display(), e))?;
+    if let Some(manifest) = std::env::var("MANIFEST").ok().filter(|m| !m.is_empty()) {
+        return manifest_volume(s, art, &manifest);
+    }
     if let Ok(cmdline) = std::env::var("CMDLINE") {
         if !cmdline.is_empty() {
             conf = conf

@@ -60,6 +60,12 @@ pub struct Boot {
     /// (our label, Linux label): print Linux's figure from
     /// target/bench/linux.txt beside ours, with the ratio.
     pub linux_pairs: Vec<(&'static str, &'static str)>,
+    /// Store this boot's figures as target/bench/NAME.txt when it passes
+    /// (bench-blk keeps its raw driver figures for bench-storage).
+    pub store_figures: Option<&'static str>,
+    /// (stored figures file NAME, our label, its label): print a figure
+    /// stored by another benchmark beside ours, with the ratio.
+    pub stored_pairs: Vec<(&'static str, &'static str, &'static str)>,
     /// Boot the Linux benchmark guest (linux.rs) instead of capOS, and
     /// store its figures as target/bench/linux.txt.
     pub linux_guest: bool,
@@ -112,6 +118,8 @@ impl Boot {
             icount_plugin: false,
             profile: None,
             linux_pairs: Vec::new(),
+            store_figures: None,
+            stored_pairs: Vec::new(),
             linux_guest: false,
         }
     }
@@ -278,9 +286,11 @@ fn blk_settings() -> BlkSettings {
     BlkSettings { size, image, read_mib }
 }
 
-/// A boot that binds `disks`, hashes them and writes the pattern.
-fn blk_boot(name: &'static str, machine: &'static str, extra_cmdline: &str, disks: Vec<BlkDisk>, read_mib: u64, expect: &[&str]) -> Boot {
-    let cmdline = format!("test=blk blk.read_mib={} blk.scratch_blocks=64 {}", read_mib, extra_cmdline).trim().to_string();
+/// A boot that binds `disks`, hashes them and writes the pattern, then
+/// runs `more_tests` (comma-separated self-tests, may be empty).
+fn blk_boot(name: &'static str, machine: &'static str, extra_cmdline: &str, more_tests: &str, disks: Vec<BlkDisk>, read_mib: u64, expect: &[&str]) -> Boot {
+    let tests = if more_tests.is_empty() { String::from("blk") } else { format!("blk,{}", more_tests) };
+    let cmdline = format!("test={} blk.read_mib={} blk.scratch_blocks=64 {}", tests, read_mib, extra_cmdline).trim().to_string();
     let mut e: Vec<String> = strings(expect);
     for d in &disks {
         e.push(format!("[PASS] blk-{}-read", d.guest_name));
@@ -297,6 +307,37 @@ fn blk_boot(name: &'static str, machine: &'static str, extra_cmdline: &str, disk
         ..kernel_boot_owned(name, cmdline, Expect::Success, &e)
     }
 }
+
+/// An NVMe controller whose disk QEMU throttles to NVME_SLOW_IOPS reads a
+/// second, so a read that follows another waits in QEMU for about
+/// 1/NVME_SLOW_IOPS s before its data moves: `test=nvme-timeout` gives up
+/// on it while the device still holds it, and a missing reset would let
+/// the data land later in the abandoned buffer. (A `null-co` disk's
+/// `latency-ns` would not do: it fills the buffer first and only then
+/// waits to complete.)
+fn nvme_timeout_boot(name: &'static str, cmdline: &'static str, mode: &'static str) -> Boot {
+    Boot {
+        machine: Some("q35"),
+        qemu_args: vec![
+            "-drive".into(),
+            format!("if=none,id=slow,format=raw,file={{disk:slow}},throttling.iops-read={}", NVME_SLOW_IOPS),
+            "-device".into(),
+            "nvme,serial=capos-slow,drive=slow".into(),
+        ],
+        scratch_disks: vec![("slow", 1 << 20)],
+        timeout: Some(60),
+        ..kernel_boot(name, cmdline, Expect::Success, &[
+            mode,
+            "nvme0: command cid",
+            "(read) timed out after 20 ms; controller reset",
+            "[PASS] nvme-timeout-reset",
+        ])
+    }
+}
+
+/// Reads a second the throttled disk allows: 200 ms a read in a row, ten
+/// times the self-test's 20 ms timeout.
+const NVME_SLOW_IOPS: u32 = 5;
 
 fn user_boot(name: &'static str, manifest: &'static str, cmdline: &'static str, expect: &[&str]) -> Boot {
     let mut e = strings(&["userspace: ", "userspace idle: "]);
@@ -516,20 +557,25 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 name: "blk-virtio",
                 description: "virtio-blk: hash the disk (BLK_IMAGE or BLK_IMAGE_SIZE of random data), write, flush, verify on the host",
                 capos_boot_only: false,
-                boots: vec![blk_boot("q35", "q35", "", vec![disk(DiskKind::Virtio, "vblk0")], b.read_mib, &["virtio-blk 0000:", "flush true"])],
+                boots: vec![blk_boot("q35", "q35", "", "", vec![disk(DiskKind::Virtio, "vblk0")], b.read_mib, &["virtio-blk 0000:", "flush true"])],
             }
         },
         {
             let b = blk_settings();
             let disk = |name| BlkDisk { guest_name: name, kind: DiskKind::Nvme, size: b.size, seed: 2, source: b.image.clone() };
+            // After the checksums: requests with interrupts off, as from a
+            // system call.
+            let expect = |mode: &'static str| -> Vec<&'static str> { vec![mode, "[PASS] nvme-irqs-off"] };
             Scenario {
                 name: "blk-nvme",
-                description: "NVMe: hash, write, flush, verify; q35 and pc with MSI-X, and the polling path",
+                description: "NVMe: hash, write, flush, verify; q35 and pc with MSI-X, and the polling path; requests with interrupts off; a timed-out read resets the controller",
                 capos_boot_only: false,
                 boots: vec![
-                    blk_boot("q35-msix", "q35", "", vec![disk("nvme0n1")], b.read_mib, &["MSI-X completions"]),
-                    blk_boot("pc-msix", "pc", "", vec![disk("nvme0n1")], b.read_mib, &["MSI-X completions"]),
-                    blk_boot("q35-polling", "q35", "nvme.msix=off", vec![disk("nvme0n1")], b.read_mib, &["polled completions"]),
+                    blk_boot("q35-msix", "q35", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("MSI-X completions")),
+                    blk_boot("pc-msix", "pc", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("MSI-X completions")),
+                    blk_boot("q35-polling", "q35", "nvme.msix=off", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("polled completions")),
+                    nvme_timeout_boot("q35-msix-timeout", "test=nvme-timeout", "MSI-X completions"),
+                    nvme_timeout_boot("q35-polling-timeout", "test=nvme-timeout nvme.msix=off", "polled completions"),
                 ],
             }
         },
@@ -540,6 +586,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             boots: vec![blk_boot(
                 "q35",
                 "q35",
+                "",
                 "",
                 vec![
                     BlkDisk { guest_name: "nvme0n1", kind: DiskKind::Nvme, size: 8 << 20, seed: 11, source: None },
@@ -691,6 +738,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 icount_plugin: true,
                 profile: Some(bench_profile()),
                 linux_pairs: BLK_VS_LINUX.to_vec(),
+                store_figures: Some("blk"),
                 ..kernel_boot("icount", "bench=blk", Expect::Success, &[
                     "icount: nvme0n1 trait read 4 KiB qd1 irq",
                     "icount: nvme0n1 raw read 4 KiB qd1 irq",

@@ -252,6 +252,18 @@ fn print_report(f: &TrapFrame, r: &FaultReport, how: &str) {
     let _ = writeln!(w, "  cs={:#x} ss={:#x} rflags={:#x}", f.cs, f.ss, f.rflags);
 }
 
+/// Whether maskable interrupts are enabled on this CPU (RFLAGS.IF), so
+/// code that must halt or toggle IF can put back what it found.
+#[inline(always)]
+pub fn interrupts_enabled() -> bool {
+    let flags: u64;
+    // SAFETY: PUSHFQ; POP reads RFLAGS through the stack slot it pushes and
+    // pops again (balanced, so no stack memory of ours is touched); it
+    // changes no flags.
+    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) };
+    flags & (1 << 9) != 0
+}
+
 /// Enable or disable maskable interrupts on this CPU.
 pub fn set_interrupts(enabled: bool) {
     // SAFETY: toggling IF; handlers are installed before anything can fire.

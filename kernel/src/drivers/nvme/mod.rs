@@ -7,18 +7,36 @@
 //! and PRP lists built from the buffer's own pages (kcore::nvme builds and
 //! tests them); buffers that are not dword aligned are bounced. Every
 //! command has a timeout, and a failed status is decoded into words.
+//!
+//! A wait leaves the interrupt flag as it found it: with interrupts on it
+//! may halt for an MSI-X interrupt; with interrupts off (a system call) it
+//! polls. An I/O command that times out, or a completion that is not the
+//! one waited for, resets the controller (CC.EN=0 until CSTS.RDY=0, which
+//! ends all DMA) and brings its queues back up before the request returns
+//! its error, so the queues are never one completion behind and no late
+//! DMA lands in a buffer the caller has been given back. A controller that
+//! cannot be brought back is marked failed (bus mastering off) and every
+//! later request fails at once. Registers and doorbells are reached only
+//! through a checked register window (`mm::mmio`), sized and checked
+//! against BAR0 at bring-up.
 
 mod queue;
 
 use super::dma::{virt_to_phys, DmaBuffer};
+use crate::arch::x86_64::cpu::{rdtsc, wait_for_interrupt};
+use crate::arch::x86_64::trap::{interrupts_enabled, set_interrupts};
+use crate::mm::mmio::{MmioRegion, Reg32, Reg64};
 use crate::mm::PAGE_SIZE;
-use crate::pci::{self, msix::Msix, Device};
+use crate::pci::{self, config::Function, msix::Msix, Device};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use capos_kcore::nvme::{build_prps, opcode, parse_identify_namespace, status_text, Command, Completion, NamespaceInfo};
+use capos_kcore::nvme::{
+    build_prps, cq_doorbell, opcode, parse_identify_namespace, register_window, sq_doorbell, status_text, Command, Completion, IoOutcome,
+    NamespaceInfo,
+};
 use capos_storage::{BlockDevice, BlockError};
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use queue::QueuePair;
@@ -31,6 +49,20 @@ const IO_TIMEOUT_NS: u64 = 10_000_000_000;
 /// Largest transfer per command (further capped by MDTS).
 const MAX_TRANSFER: u64 = 128 * 1024;
 const MAX_CONTROLLERS: usize = 8;
+/// Queue pairs per controller: admin (0) and one I/O queue (1).
+const QUEUE_PAIRS: u16 = 2;
+
+/// Driver-specific `BlockError::Device` statuses, above every NVMe status
+/// (which fits in 15 bits).
+/// A completion for another command arrived: the queue was out of step
+/// (the controller has been reset).
+pub const STATUS_OUT_OF_STEP: u32 = 0xffff;
+/// A buffer page has no physical address.
+pub const STATUS_NO_TRANSLATION: u32 = 0xfffe;
+/// No memory for the bounce buffer.
+pub const STATUS_NO_BOUNCE: u32 = 0xfffd;
+/// The controller failed and could not be reset; it takes no more requests.
+pub const STATUS_CONTROLLER_FAILED: u32 = 0xfffc;
 
 /// Interrupts per controller, and which controller a vector belongs to.
 static IRQS: [AtomicU64; MAX_CONTROLLERS] = [const { AtomicU64::new(0) }; MAX_CONTROLLERS];
@@ -43,31 +75,53 @@ fn on_interrupt(vector: u8) {
     }
 }
 
-pub(crate) struct Regs(u64);
+/// The controller registers the driver uses, each checked against the
+/// register window once, at bring-up. (CAP is read once, before the
+/// window is sized.)
+struct Registers {
+    vs: Reg32,
+    cc: Reg32,
+    csts: Reg32,
+    aqa: Reg32,
+    asq: Reg64,
+    acq: Reg64,
+}
 
-impl Regs {
-    pub(crate) fn r32(&self, off: u64) -> u32 {
-        // SAFETY: `self.0` maps the controller's register BAR uncached and
-        // `off` is a register offset inside the mapped range.
-        unsafe { core::ptr::read_volatile((self.0 + off) as *const u32) }
+impl Registers {
+    fn new(w: &MmioRegion) -> Result<Registers, NvmeError> {
+        let e = |e: crate::mm::mmio::OutOfWindow| NvmeError(format!("BAR0: {}", e));
+        Ok(Registers {
+            vs: w.reg32(0x08).map_err(e)?,
+            cc: w.reg32(0x14).map_err(e)?,
+            csts: w.reg32(0x1c).map_err(e)?,
+            aqa: w.reg32(0x24).map_err(e)?,
+            asq: w.reg64(0x28).map_err(e)?,
+            acq: w.reg64(0x30).map_err(e)?,
+        })
     }
-    pub(crate) fn w32(&self, off: u64, v: u32) {
-        // SAFETY: as r32.
-        unsafe { core::ptr::write_volatile((self.0 + off) as *mut u32, v) }
-    }
-    fn r64(&self, off: u64) -> u64 {
-        self.r32(off) as u64 | (self.r32(off + 4) as u64) << 32
-    }
-    fn w64(&self, off: u64, v: u64) {
-        self.w32(off, v as u32);
-        self.w32(off + 4, (v >> 32) as u32);
-    }
+}
+
+/// Queue `qid`'s doorbells, refused when the window does not hold them.
+fn doorbells(w: &MmioRegion, qid: u16, dstrd: u32) -> Result<(Reg32, Reg32), NvmeError> {
+    let e = |e: crate::mm::mmio::OutOfWindow| NvmeError(format!("queue {} doorbell: {}", qid, e));
+    Ok((w.reg32(sq_doorbell(qid, dstrd)).map_err(e)?, w.reg32(cq_doorbell(qid, dstrd)).map_err(e)?))
+}
+
+/// How a wait ended.
+enum Waited {
+    Completion(Completion),
+    TimedOut,
+    /// The turns a benchmark replay asked for ran out.
+    TurnsUsed,
 }
 
 pub struct Controller {
     index: usize,
     pub address: String,
-    regs: Regs,
+    func: Function,
+    regs: Registers,
+    /// CAP.TO: how long CSTS.RDY may take to follow CC.EN.
+    ready_timeout_ms: u64,
     admin: QueuePair,
     io: QueuePair,
     pub msix: bool,
@@ -81,8 +135,17 @@ pub struct Controller {
     _msix_table: Option<Msix>,
     /// The MSI-X table entry of the I/O completion queue.
     io_vector_index: u16,
-    /// Poll iterations that found no completion (polled mode), for the
-    /// benchmark's spin accounting.
+    /// Whether the I/O completion queue is created with interrupts on.
+    io_cq_interrupts: bool,
+    /// Command timeouts in TSC ticks (a deadline is one addition).
+    admin_timeout_ticks: u64,
+    io_timeout_ticks: u64,
+    /// Resets after a timeout or an out-of-step completion.
+    resets: u64,
+    /// The controller could not be reset: every request fails at once.
+    failed: bool,
+    /// Poll iterations that found no completion (polled mode, or any wait
+    /// with interrupts off), for the benchmark's spin accounting.
     polls: u64,
     pub namespaces: Vec<Namespace>,
 }
@@ -95,20 +158,83 @@ fn err<T>(s: impl Into<String>) -> Result<T, NvmeError> {
 }
 
 impl Controller {
-    fn wait_ready(&self, ready: bool, timeout_ms: u64) -> Result<(), NvmeError> {
-        let start = crate::time::uptime_ns();
+    /// Wait until CSTS.RDY is `ready`, for at most CAP.TO. A fatal status
+    /// (CSTS.CFS) is an error while waiting for ready; while waiting for
+    /// not-ready (a reset, which is how a fatal status is cleared) it is not.
+    fn wait_ready(&self, ready: bool) -> Result<(), NvmeError> {
+        let start = rdtsc();
+        let limit = crate::time::tsc_ticks(self.ready_timeout_ms.saturating_mul(1_000_000));
         loop {
-            let csts = self.regs.r32(0x1c);
-            if csts & 2 != 0 {
+            let csts = self.regs.csts.read();
+            if ready && csts & 2 != 0 {
                 return err(format!("controller fatal status (CSTS={:#x})", csts));
             }
             if (csts & 1 != 0) == ready {
                 return Ok(());
             }
-            if crate::time::uptime_ns() - start > timeout_ms * 1_000_000 {
-                return err(format!("CSTS.RDY did not become {} within {} ms", ready as u8, timeout_ms));
+            if rdtsc().wrapping_sub(start) > limit {
+                return err(format!("CSTS.RDY did not become {} within {} ms (CSTS={:#x})", ready as u8, self.ready_timeout_ms, csts));
             }
             core::hint::spin_loop();
+        }
+    }
+
+    /// Point the controller at the admin queue and enable it: 64-byte SQ
+    /// entries, 16-byte CQ entries, 4 KiB pages, NVM command set.
+    fn enable(&mut self) -> Result<(), NvmeError> {
+        let ad = self.admin.depth as u32 - 1;
+        self.regs.aqa.write((ad << 16) | ad);
+        self.regs.asq.write(self.admin.sq_phys());
+        self.regs.acq.write(self.admin.cq_phys());
+        self.regs.cc.write((4 << 20) | (6 << 16) | 1);
+        self.wait_ready(true)
+    }
+
+    /// Create the I/O completion queue (physically contiguous, interrupts
+    /// on when MSI-X serves it) and the submission queue bound to it.
+    fn create_io_queues(&mut self) -> Result<(), NvmeError> {
+        let iv = if self.io_cq_interrupts { (self.io_vector_index as u32) << 16 | 1 << 1 } else { 0 };
+        let qd = (self.io.depth as u32 - 1) << 16;
+        let qid = self.io.qid as u32;
+        let cq = Command { opcode: opcode::ADMIN_CREATE_CQ, prp1: self.io.cq_phys(), cdw10: qd | qid, cdw11: iv | 1, ..Command::default() };
+        self.admin_command(cq)?;
+        let sq = Command { opcode: opcode::ADMIN_CREATE_SQ, prp1: self.io.sq_phys(), cdw10: qd | qid, cdw11: (qid << 16) | 1, ..Command::default() };
+        self.admin_command(sq)?;
+        Ok(())
+    }
+
+    /// Reset the controller and bring it back to where bring-up left it.
+    /// CC.EN=0 and then CSTS.RDY=0 mean every outstanding command is
+    /// aborted and the controller does no more DMA; only then are the rings
+    /// emptied and reused.
+    fn reset(&mut self) -> Result<(), NvmeError> {
+        self.regs.cc.write(0);
+        self.wait_ready(false)?;
+        self.admin.reset();
+        self.io.reset();
+        self.enable()?;
+        self.create_io_queues()
+    }
+
+    /// After a command timed out or the queue fell out of step: reset, or,
+    /// if that fails, stop the controller's DMA for good and fail every
+    /// later request. Returns only once the controller can no longer write
+    /// into the buffers of the abandoned commands.
+    #[cold]
+    #[inline(never)]
+    fn recover(&mut self, why: &str) {
+        self.resets += 1;
+        match self.reset() {
+            Ok(()) => log::warn!("nvme{}: {}; controller reset", self.index, why),
+            Err(e) => {
+                self.failed = true;
+                self.regs.cc.write(0);
+                pci::disable_bus_master(&self.func);
+                log::error!(
+                    "nvme{}: {}; controller reset failed: {}; bus mastering turned off, every further request fails",
+                    self.index, why, e.0
+                );
+            }
         }
     }
 
@@ -120,50 +246,65 @@ impl Controller {
         self.next_cid
     }
 
-    /// Wait for the next completion on `admin`/`io`: by interrupt (HLT until
-    /// one arrives, so an idle wait costs nothing) or by polling.
-    fn wait(&mut self, admin: bool, timeout_ns: u64) -> Result<Completion, BlockError> {
-        self.wait_turns(admin, timeout_ns, u64::MAX).unwrap_or(Err(BlockError::Timeout))
+    /// Wait for the next completion on `admin`/`io`, at most `timeout_ticks`
+    /// TSC ticks (None: timed out). Leaves the interrupt flag as it found it.
+    #[inline(always)]
+    fn wait(&mut self, admin: bool, timeout_ticks: u64) -> Option<Completion> {
+        match self.wait_turns(admin, timeout_ticks, u64::MAX) {
+            Waited::Completion(c) => Some(c),
+            Waited::TimedOut | Waited::TurnsUsed => None,
+        }
     }
 
-    /// [`wait`] for at most `turns` turns of its loop (None when they run
-    /// out). Not inlined, so a benchmark's replay of the poll loop
-    /// ([`replay_polls`]) executes exactly the instructions a real wait
-    /// spins in.
+    /// [`wait`] for at most `turns` turns of its loop. Not inlined, so a
+    /// benchmark's replay of the poll loop ([`replay_polls`]) executes
+    /// exactly the instructions a real wait spins in.
+    ///
+    /// With interrupts on and MSI-X in use it halts between looks (an idle
+    /// wait costs nothing). With interrupts off it never turns them on: it
+    /// polls, and returns with them still off.
     #[inline(never)]
-    fn wait_turns(&mut self, admin: bool, timeout_ns: u64, turns: u64) -> Option<Result<Completion, BlockError>> {
-        let start = crate::time::uptime_ns();
+    fn wait_turns(&mut self, admin: bool, timeout_ticks: u64, turns: u64) -> Waited {
+        let irqs_on = interrupts_enabled();
+        let deadline = rdtsc().saturating_add(timeout_ticks);
         let mut left = turns;
         while left > 0 {
             left -= 1;
-            if let Some(r) = self.poll_once(admin, start, timeout_ns) {
-                return Some(r);
+            if let Some(r) = self.poll_once(admin, deadline, irqs_on) {
+                return r;
             }
         }
-        None
+        Waited::TurnsUsed
     }
 
     /// One turn of [`wait`]'s loop: a completion, a timeout, or (None)
-    /// nothing yet, after halting (interrupts) or a spin hint (polling).
+    /// nothing yet, after halting (MSI-X with interrupts on) or a spin hint.
     #[inline(always)]
-    fn poll_once(&mut self, admin: bool, start: u64, timeout_ns: u64) -> Option<Result<Completion, BlockError>> {
-        crate::arch::x86_64::trap::set_interrupts(false);
+    fn poll_once(&mut self, admin: bool, deadline: u64, irqs_on: bool) -> Option<Waited> {
+        // Halt only with interrupts on (the caller's state, restored by
+        // the halt's STI) and MSI-X to end it; look with them off, so an
+        // interrupt between the look and the halt still wakes us.
+        let halt = irqs_on && self.msix;
+        if halt {
+            set_interrupts(false);
+        }
         let q = if admin { &mut self.admin } else { &mut self.io };
-        if let Some(c) = q.reap() {
-            crate::arch::x86_64::trap::set_interrupts(true);
-            return Some(Ok(c));
+        let r = match q.reap() {
+            Some(c) => Some(Waited::Completion(c)),
+            None if rdtsc() > deadline => Some(Waited::TimedOut),
+            None => None,
+        };
+        if r.is_some() {
+            if halt {
+                set_interrupts(true);
+            }
+            return r;
         }
-        if crate::time::uptime_ns() - start > timeout_ns {
-            crate::arch::x86_64::trap::set_interrupts(true);
-            return Some(Err(BlockError::Timeout));
-        }
-        if self.msix {
-            // Atomic STI;HLT: an interrupt between the check and the
-            // halt still wakes us. The 100 Hz timer bounds the wait.
-            crate::arch::x86_64::cpu::wait_for_interrupt();
+        if halt {
+            // Atomic STI;HLT. The 100 Hz timer bounds the wait.
+            wait_for_interrupt();
         } else {
             self.polls += 1;
-            crate::arch::x86_64::trap::set_interrupts(true);
             core::hint::spin_loop();
         }
         None
@@ -186,21 +327,47 @@ impl Controller {
         self.polls
     }
 
+    /// Controller resets after timeouts or out-of-step completions.
+    pub fn resets(&self) -> u64 {
+        self.resets
+    }
+
+    /// Whether the controller failed (a reset did not bring it back).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The I/O command timeout in TSC ticks; self-tests shorten it to
+    /// provoke a timeout and put it back.
+    pub fn io_timeout_ticks(&self) -> u64 {
+        self.io_timeout_ticks
+    }
+
+    pub fn set_io_timeout_ticks(&mut self, ticks: u64) {
+        self.io_timeout_ticks = ticks;
+    }
+
     /// Benchmarks: run `n` turns of the polling loop on the idle I/O queue,
     /// the same code a polled wait spins in, to be subtracted from a
     /// polled measurement. Stops early (false) if a completion shows up.
     pub fn replay_polls(&mut self, n: u64) -> bool {
         let was = self.msix;
         self.msix = false;
-        let ok = n == 0 || self.wait_turns(false, IO_TIMEOUT_NS, n).is_none();
+        let ok = n == 0 || matches!(self.wait_turns(false, self.io_timeout_ticks, n), Waited::TurnsUsed);
         self.msix = was;
         ok
     }
 
+    /// One admin command, waited for. No reset on failure: admin commands
+    /// run at bring-up (a failure leaves the controller unbound) and inside
+    /// a reset (a failure fails the controller).
     fn admin_command(&mut self, mut cmd: Command) -> Result<Completion, NvmeError> {
         cmd.cid = self.cid();
         self.admin.submit(&cmd);
-        let c = self.wait(true, ADMIN_TIMEOUT_NS).map_err(|e| NvmeError(format!("admin opcode {:#x}: {}", cmd.opcode, e)))?;
+        let c = match self.wait(true, self.admin_timeout_ticks) {
+            Some(c) => c,
+            None => return err(format!("admin opcode {:#x}: {}", cmd.opcode, BlockError::Timeout)),
+        };
         if c.cid != cmd.cid {
             return err(format!("admin completion for cid {} while waiting for {}", c.cid, cmd.cid));
         }
@@ -220,7 +387,7 @@ impl Controller {
     #[inline(always)]
     fn transfer(&mut self, ns: &Namespace, write: bool, lba: u64, buf_va: u64, len: usize) -> Result<(), BlockError> {
         // One command when it fits (the common case: no chunk arithmetic).
-        if len as u64 <= self.max_transfer as u64 {
+        if len as u64 <= self.max_transfer {
             return self.one_command(ns, write, lba, buf_va, len);
         }
         let bs = ns.info.block_size as usize;
@@ -235,16 +402,44 @@ impl Controller {
     }
 
     /// Submit one I/O command and wait for its completion, which must carry
-    /// its command id (queue depth 1: anything else is a device fault).
+    /// its command id (queue depth 1). A timeout or someone else's
+    /// completion resets the controller before the error is returned, so
+    /// the command's buffer is no longer the device's.
     #[inline(always)]
     fn run_io(&mut self, cmd: &Command) -> Result<Completion, BlockError> {
-        self.io.submit(cmd);
-        let c = self.wait(false, IO_TIMEOUT_NS)?;
-        if c.cid != cmd.cid {
-            log::warn!("nvme {}: completion for cid {} while waiting for {}", self.address, c.cid, cmd.cid);
-            return Err(BlockError::Device { status: 0xffff });
+        if self.failed {
+            return Err(BlockError::Device { status: STATUS_CONTROLLER_FAILED });
         }
-        Ok(c)
+        self.io.submit(cmd);
+        let waited = self.wait(false, self.io_timeout_ticks);
+        match IoOutcome::judge(cmd.cid, waited) {
+            IoOutcome::Complete(c) => Ok(c),
+            other => Err(self.abandon(cmd, other)),
+        }
+    }
+
+    /// [`run_io`]'s way out when the command may still be outstanding.
+    #[cold]
+    #[inline(never)]
+    fn abandon(&mut self, cmd: &Command, outcome: IoOutcome) -> BlockError {
+        let what = match cmd.opcode {
+            opcode::IO_READ => "read",
+            opcode::IO_WRITE => "write",
+            opcode::IO_FLUSH => "flush",
+            _ => "I/O",
+        };
+        let (why, e) = match outcome {
+            IoOutcome::Stranger { expected, got } => (
+                format!("completion for cid {} while waiting for {} cid {}", got, what, expected),
+                BlockError::Device { status: STATUS_OUT_OF_STEP },
+            ),
+            _ => (
+                format!("command cid {} ({}) timed out after {} ms", cmd.cid, what, crate::time::tsc_ticks_to_ms(self.io_timeout_ticks)),
+                BlockError::Timeout,
+            ),
+        };
+        self.recover(&why);
+        e
     }
 
     /// One read or write command, waited for.
@@ -260,26 +455,29 @@ impl Controller {
     }
 
     /// Build a read/write command for `len` bytes at `va` (dword aligned,
-    /// at most max_transfer), using PRP list slot `slot`.
+    /// whole blocks, at most max_transfer), using PRP list slot `slot`.
     fn build_rw(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize, slot: usize) -> Result<Command, BlockError> {
-        let first = virt_to_phys(va).ok_or(BlockError::Device { status: 0xfffe })?;
+        let blocks = len.checked_div(ns.info.block_size as usize).filter(|b| *b > 0).ok_or(BlockError::BadLength)?;
+        let first = virt_to_phys(va).ok_or(BlockError::Device { status: STATUS_NO_TRANSLATION })?;
         // The pages after the first, on the stack: no allocation per request
         // (len <= max_transfer <= MAX_TRANSFER, plus one for an unaligned start).
         let mut rest = [0u64; (MAX_TRANSFER / PAGE_SIZE) as usize + 1];
         let mut pages = 0;
-        let mut page_va = (va & !(PAGE_SIZE - 1)) + PAGE_SIZE;
-        while page_va < va + len as u64 {
+        let end = va.checked_add(len as u64).ok_or(BlockError::BadLength)?;
+        let mut page_va = (va & !(PAGE_SIZE - 1)).saturating_add(PAGE_SIZE);
+        while page_va < end {
             let entry = rest.get_mut(pages).ok_or(BlockError::BadLength)?;
-            *entry = virt_to_phys(page_va).ok_or(BlockError::Device { status: 0xfffe })?;
+            *entry = virt_to_phys(page_va).ok_or(BlockError::Device { status: STATUS_NO_TRANSLATION })?;
             pages += 1;
-            page_va += PAGE_SIZE;
+            page_va = page_va.saturating_add(PAGE_SIZE);
         }
-        let list = &mut self.prp_lists[slot];
-        let prps = build_prps(first, &rest[..pages], len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
-        for (i, e) in prps.list.iter().enumerate() {
-            list.as_mut_slice()[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
+        let list = self.prp_lists.get_mut(slot).ok_or(BlockError::BadLength)?;
+        let prps = build_prps(first, rest.get(..pages).ok_or(BlockError::BadLength)?, len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
+        // build_prps keeps a list within one page (512 entries).
+        for (e, out) in prps.list.iter().zip(list.as_mut_slice().chunks_exact_mut(8)) {
+            out.copy_from_slice(&e.to_le_bytes());
         }
-        let mut cmd = Command::rw(write, ns.nsid, lba, (len / ns.info.block_size as usize) as u32, &prps);
+        let mut cmd = Command::rw(write, ns.nsid, lba, blocks as u32, &prps);
         cmd.cid = self.cid();
         Ok(cmd)
     }
@@ -304,12 +502,14 @@ impl Controller {
         if !self.msix {
             return Err(String::from("MSI-X is not in use on this controller"));
         }
+        if !interrupts_enabled() {
+            return Err(String::from("interrupts are off on this CPU; no MSI-X interrupt can arrive"));
+        }
         let page = DmaBuffer::new(1).ok_or("out of memory")?;
         let before = self.interrupts();
         let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, cid: self.cid(), prp1: page.phys, cdw10: 1, ..Command::default() };
         self.admin.submit(&cmd);
         let start = crate::time::uptime_ns();
-        crate::arch::x86_64::trap::set_interrupts(true);
         while self.interrupts() == before {
             if crate::time::uptime_ns() - start > 2_000_000_000 {
                 return Err(String::from("no MSI-X interrupt within 2 s of ringing the admin doorbell"));
@@ -323,6 +523,17 @@ impl Controller {
         }
         let model = String::from_utf8_lossy(&page.as_slice()[24..64]).trim().replace('\0', "");
         Ok(format!("MSI-X delivered {} interrupt(s) {} us after the doorbell; Identify ok: model '{}'", self.interrupts() - before, us, model))
+    }
+}
+
+/// A controller that is let go of (bring-up failed part way) is stopped
+/// before its rings and PRP list pages are freed: disabled, and its bus
+/// mastering turned off, so no late completion or data lands in memory the
+/// kernel hands out again. (Bound controllers are never dropped.)
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.regs.cc.write(0);
+        pci::disable_bus_master(&self.func);
     }
 }
 
@@ -349,7 +560,7 @@ impl NvmeDisk {
         }
         self.bounce.as_mut().ok_or_else(|| {
             log::warn!("nvme: no memory for a bounce buffer");
-            BlockError::Device { status: 0xfffd }
+            BlockError::Device { status: STATUS_NO_BOUNCE }
         })
     }
 
@@ -378,7 +589,7 @@ impl BlockDevice for NvmeDisk {
         for (i, chunk) in buf.chunks_mut(step).enumerate() {
             let va = self.bounce()?.virt();
             self.io(false, lba + (i * step / bs) as u64, va, chunk.len())?;
-            chunk.copy_from_slice(&self.bounce()?.as_slice()[..chunk.len()]);
+            chunk.copy_from_slice(self.bounce()?.as_slice().get(..chunk.len()).ok_or(BlockError::BadLength)?);
         }
         Ok(())
     }
@@ -392,7 +603,7 @@ impl BlockDevice for NvmeDisk {
         let step = (MAX_TRANSFER as usize / bs).max(1) * bs;
         for (i, chunk) in buf.chunks(step).enumerate() {
             let bounce = self.bounce()?;
-            bounce.as_mut_slice()[..chunk.len()].copy_from_slice(chunk);
+            bounce.as_mut_slice().get_mut(..chunk.len()).ok_or(BlockError::BadLength)?.copy_from_slice(chunk);
             let va = bounce.virt();
             self.io(true, lba + (i * step / bs) as u64, va, chunk.len())?;
         }
@@ -412,46 +623,62 @@ pub fn controllers() -> Vec<Arc<Mutex<Controller>>> {
 
 fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Result<(Controller, Vec<Namespace>), NvmeError> {
     let bar = dev.bar(0).ok_or(NvmeError("no BAR0".into()))?;
-    let regs = Regs(pci::map_bar_region(dev, 0, 0, bar.size.min(0x4000)).map_err(|e| NvmeError(format!("mapping BAR0: {:?}", e)))?);
-    pci::enable_bus_master(dev);
-    let cap = regs.r64(0);
-    let timeout_ms = ((cap >> 24) & 0xff).max(1) * 500;
+    let map_err = |e: pci::BarMapError| NvmeError(format!("mapping BAR0 ({:#x} bytes): {:?}", bar.size, e));
+    // CAP first, from the register page; its doorbell stride says how much
+    // of the BAR the registers and doorbells need, which must fit in it.
+    let head = pci::map_bar_mmio(dev, 0, 0, bar.size.min(0x1000)).map_err(map_err)?;
+    let cap = head.reg64(0).map_err(|e| NvmeError(format!("BAR0 too small for CAP: {}", e)))?.read();
     let dstrd = ((cap >> 32) & 0xf) as u32;
+    let window_len = register_window(bar.size, dstrd, QUEUE_PAIRS).map_err(|e| NvmeError(format!("{}", e)))?;
+    let window = pci::map_bar_mmio(dev, 0, 0, window_len).map_err(map_err)?;
+    let regs = Registers::new(&window)?;
+    let (asq_db, acq_db) = doorbells(&window, 0, dstrd)?;
+    let (iosq_db, iocq_db) = doorbells(&window, 1, dstrd)?;
+    pci::enable_bus_master(dev);
+    let ready_timeout_ms = ((cap >> 24) & 0xff).max(1) * 500;
     let mqes = (cap & 0xffff) as u16 + 1;
     let mpsmin = 1u64 << (12 + ((cap >> 48) & 0xf));
     if mpsmin > PAGE_SIZE {
         return err(format!("minimum page size {} is larger than 4 KiB", mpsmin));
     }
-    let vs = regs.r32(0x08);
-    regs.w32(0x14, 0); // CC.EN = 0: reset
+    let vs = regs.vs.read();
+    regs.cc.write(0); // CC.EN = 0: reset
+    let io_depth = depth.min(mqes).max(2);
+    // Identify pages, made before the controller so that on an error they
+    // are freed after it (its Drop stops the device first).
+    let page = DmaBuffer::new(1).ok_or(NvmeError("out of memory".into()))?;
+    let list = DmaBuffer::new(1).ok_or(NvmeError("out of memory".into()))?;
     let mut c = Controller {
         index,
         address: dev.address(),
-        admin: QueuePair::new(0, ADMIN_DEPTH.min(mqes), dstrd, &regs)?,
-        io: QueuePair::new(1, depth.min(mqes).max(2), dstrd, &regs)?,
+        func: dev.func.clone(),
+        admin: QueuePair::new(0, ADMIN_DEPTH.min(mqes), asq_db, acq_db)?,
+        io: QueuePair::new(1, io_depth, iosq_db, iocq_db)?,
         regs,
+        ready_timeout_ms,
         msix: false,
         model: String::new(),
         serial: String::new(),
         max_transfer: MAX_TRANSFER,
-        depth: depth.min(mqes).max(2),
+        depth: io_depth,
         next_cid: 0,
         prp_lists: Vec::new(),
         _msix_table: None,
         io_vector_index: 0,
+        io_cq_interrupts: false,
+        admin_timeout_ticks: crate::time::tsc_ticks(ADMIN_TIMEOUT_NS),
+        io_timeout_ticks: crate::time::tsc_ticks(IO_TIMEOUT_NS),
+        resets: 0,
+        failed: false,
         polls: 0,
         namespaces: Vec::new(),
     };
-    c.wait_ready(false, timeout_ms)?;
+    c.wait_ready(false)?;
     for _ in 0..c.depth {
         c.prp_lists.push(DmaBuffer::new(1).ok_or(NvmeError("out of memory".into()))?);
     }
-    c.regs.w32(0x24, ((c.admin.depth as u32 - 1) << 16) | (c.admin.depth as u32 - 1));
-    c.regs.w64(0x28, c.admin.sq_phys());
-    c.regs.w64(0x30, c.admin.cq_phys());
 
     // Interrupts: MSI-X entry 0 for admin, 1 (or 0 if the table is tiny) for I/O.
-    let mut io_vector_index = 0u16;
     if use_msix {
         match Msix::new(dev) {
             Ok(m) => {
@@ -470,8 +697,8 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
                 }
                 if ok {
                     m.set_function_mask(dev, false);
-                    io_vector_index = if m.info.table_size >= 2 { 1 } else { 0 };
-                    c.io_vector_index = io_vector_index;
+                    c.io_vector_index = if m.info.table_size >= 2 { 1 } else { 0 };
+                    c.io_cq_interrupts = true;
                     c.msix = true;
                     c._msix_table = Some(m);
                 } else {
@@ -482,11 +709,8 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
         }
     }
 
-    // Enable: 64-byte SQ entries, 16-byte CQ entries, 4 KiB pages, NVM command set.
-    c.regs.w32(0x14, (4 << 20) | (6 << 16) | 1);
-    c.wait_ready(true, timeout_ms)?;
+    c.enable()?;
 
-    let page = DmaBuffer::new(1).ok_or(NvmeError("out of memory".into()))?;
     c.identify(1, 0, &page)?;
     let id = page.as_slice();
     let text = |r: core::ops::Range<usize>| String::from_utf8_lossy(&id[r]).trim().replace('\0', "");
@@ -496,20 +720,13 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
     if mdts != 0 {
         c.max_transfer = c.max_transfer.min(mpsmin << mdts);
     }
-    let nn = u32::from_le_bytes(id[516..520].try_into().unwrap_or([0; 4]));
+    let nn = u32::from_le_bytes([id[516], id[517], id[518], id[519]]);
 
-    // I/O completion queue (physically contiguous, interrupts on) then the
-    // submission queue bound to it.
-    let iv = if c.msix { (io_vector_index as u32) << 16 | 1 << 1 } else { 0 };
-    let cq = Command { opcode: opcode::ADMIN_CREATE_CQ, prp1: c.io.cq_phys(), cdw10: ((c.io.depth as u32 - 1) << 16) | 1, cdw11: iv | 1, ..Command::default() };
-    c.admin_command(cq)?;
-    let sq = Command { opcode: opcode::ADMIN_CREATE_SQ, prp1: c.io.sq_phys(), cdw10: ((c.io.depth as u32 - 1) << 16) | 1, cdw11: (1 << 16) | 1, ..Command::default() };
-    c.admin_command(sq)?;
+    c.create_io_queues()?;
 
     // Active namespaces (CNS 2), at most 8 used; the rest are logged.
-    let list = DmaBuffer::new(1).ok_or(NvmeError("out of memory".into()))?;
     c.identify(2, 0, &list)?;
-    let ids: Vec<u32> = list.as_slice().chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).take_while(|n| *n != 0).collect();
+    let ids: Vec<u32> = list.as_slice().chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).take_while(|n| *n != 0).collect();
     let mut namespaces = Vec::new();
     for nsid in ids.iter().copied() {
         if namespaces.len() == 8 {
@@ -563,28 +780,41 @@ pub fn probe(depth: u16, use_msix: bool) {
 /// covering `[lba, lba + total)` of namespace 1's geometry, reaping as they
 /// complete. Returns the number of commands.
 pub fn stream(ctrl: &Mutex<Controller>, ns: &Namespace, write: bool, lba: u64, total: usize, chunk: usize, depth: usize, buf: &DmaBuffer) -> Result<u64, BlockError> {
-    let bs = ns.info.block_size as usize;
     let mut c = ctrl.lock();
-    let depth = depth.clamp(1, c.depth as usize - 1).min(c.prp_lists.len());
+    if c.failed {
+        return Err(BlockError::Device { status: STATUS_CONTROLLER_FAILED });
+    }
+    let depth = depth.min(c.depth as usize - 1).min(c.prp_lists.len()).max(1);
+    let mut in_flight = 0usize;
+    let r = stream_locked(&mut c, ns, write, lba, total, chunk, depth, buf, &mut in_flight);
+    // Leaving with commands outstanding (an error, a timeout) would leave
+    // the queue behind and `buf` still the device's: reset first.
+    if in_flight > 0 {
+        c.recover(&format!("raw stream stopped with {} command(s) outstanding ({})", in_flight, r.as_ref().err().copied().unwrap_or(BlockError::Timeout)));
+    }
+    r
+}
+
+fn stream_locked(c: &mut Controller, ns: &Namespace, write: bool, lba: u64, total: usize, chunk: usize, depth: usize, buf: &DmaBuffer, in_flight: &mut usize) -> Result<u64, BlockError> {
+    let bs = ns.info.block_size as usize;
     let mut submitted = 0usize;
     let mut completed = 0usize;
-    let mut in_flight = 0usize;
-    let n = total / chunk;
+    let n = total.checked_div(chunk).ok_or(BlockError::BadLength)?;
     while completed < n {
-        while in_flight < depth && submitted < n {
+        while *in_flight < depth && submitted < n {
             let slot = submitted % depth;
             let va = buf.virt() + (slot * chunk) as u64;
             let cmd = c.build_rw(ns, write, lba + (submitted * chunk / bs) as u64, va, chunk, slot)?;
             c.io.submit(&cmd);
             submitted += 1;
-            in_flight += 1;
+            *in_flight += 1;
         }
-        let done = c.wait(false, IO_TIMEOUT_NS)?;
+        let done = c.wait(false, c.io_timeout_ticks).ok_or(BlockError::Timeout)?;
+        *in_flight -= 1;
+        completed += 1;
         if !done.ok() {
             return Err(BlockError::Device { status: done.status as u32 });
         }
-        completed += 1;
-        in_flight -= 1;
     }
     Ok(n as u64)
 }

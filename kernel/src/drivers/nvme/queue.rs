@@ -1,8 +1,10 @@
 //! One submission/completion queue pair: ring memory, tail and head
-//! doorbells, phase tracking.
+//! doorbells, phase tracking. The rings outlive a controller reset:
+//! [`QueuePair::reset`] empties them and starts the indices over.
 
-use super::{NvmeError, Regs};
+use super::NvmeError;
 use crate::drivers::dma::DmaBuffer;
+use crate::mm::mmio::Reg32;
 use capos_kcore::nvme::{Command, Completion, CqCursor};
 
 pub struct QueuePair {
@@ -12,33 +14,31 @@ pub struct QueuePair {
     cq: DmaBuffer,
     sq_tail: u16,
     cq_cursor: CqCursor,
-    sq_doorbell: u64,
-    cq_doorbell: u64,
-    regs_base: u64,
+    sq_doorbell: Reg32,
+    cq_doorbell: Reg32,
 }
 
 impl QueuePair {
-    pub fn new(qid: u16, depth: u16, dstrd: u32, regs: &Regs) -> Result<QueuePair, NvmeError> {
+    /// A queue pair of `depth` (at least 2) entries with the given doorbells
+    /// (checked against the register window by the caller).
+    pub fn new(qid: u16, depth: u16, sq_doorbell: Reg32, cq_doorbell: Reg32) -> Result<QueuePair, NvmeError> {
+        let depth = depth.max(2);
         let sq_pages = (depth as u64 * 64).div_ceil(4096);
         let cq_pages = (depth as u64 * 16).div_ceil(4096);
         let sq = DmaBuffer::new(sq_pages).ok_or(NvmeError("out of memory for a submission queue".into()))?;
         let cq = DmaBuffer::new(cq_pages).ok_or(NvmeError("out of memory for a completion queue".into()))?;
-        let stride = 4u64 << dstrd;
-        Ok(QueuePair {
-            qid,
-            depth,
-            sq,
-            cq,
-            sq_tail: 0,
-            cq_cursor: CqCursor::new(depth),
-            sq_doorbell: 0x1000 + (2 * qid as u64) * stride,
-            cq_doorbell: 0x1000 + (2 * qid as u64 + 1) * stride,
-            regs_base: regs.0,
-        })
+        Ok(QueuePair { qid, depth, sq, cq, sq_tail: 0, cq_cursor: CqCursor::new(depth), sq_doorbell, cq_doorbell })
     }
 
-    fn regs(&self) -> Regs {
-        Regs(self.regs_base)
+    /// Start over after a controller reset (CC.EN=0 and CSTS.RDY=0, so the
+    /// controller no longer reads or writes the rings): zero both rings, so
+    /// no entry of the old pass looks new under the restarted phase, and
+    /// put the tail, head and phase back where a new queue has them.
+    pub fn reset(&mut self) {
+        self.sq.as_mut_slice().fill(0);
+        self.cq.as_mut_slice().fill(0);
+        self.sq_tail = 0;
+        self.cq_cursor = CqCursor::new(self.depth);
     }
 
     pub fn sq_phys(&self) -> u64 {
@@ -53,12 +53,13 @@ impl QueuePair {
         let d = cmd.to_dwords();
         let entry = (self.sq.virt() + self.sq_tail as u64 * 64) as *mut u32;
         for (i, w) in d.iter().enumerate() {
-            // SAFETY: `entry` is inside our submission queue (tail < depth).
+            // SAFETY: `entry` is inside our submission queue (tail < depth,
+            // and the ring holds depth 64-byte entries).
             unsafe { entry.add(i).write_volatile(*w) };
         }
         self.sq_tail = (self.sq_tail + 1) % self.depth;
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        self.regs().w32(self.sq_doorbell, self.sq_tail as u32);
+        self.sq_doorbell.write(self.sq_tail as u32);
     }
 
     /// The next completion, if the controller posted one.
@@ -66,7 +67,8 @@ impl QueuePair {
         let entry = (self.cq.virt() + self.cq_cursor.head as u64 * 16) as *const u32;
         let mut d = [0u32; 4];
         for (i, w) in d.iter_mut().enumerate() {
-            // SAFETY: `entry` is inside our completion queue (head < depth).
+            // SAFETY: `entry` is inside our completion queue (head < depth,
+            // and the ring holds depth 16-byte entries).
             *w = unsafe { entry.add(i).read_volatile() };
         }
         let c = Completion::from_dwords(d);
@@ -74,7 +76,7 @@ impl QueuePair {
             return None;
         }
         self.cq_cursor.advance();
-        self.regs().w32(self.cq_doorbell, self.cq_cursor.head as u32);
+        self.cq_doorbell.write(self.cq_cursor.head as u32);
         Some(c)
     }
 }

@@ -480,11 +480,14 @@ fn seed_kv(path: &Path) -> Result<(), String> {
 
 // ------------------------------------------------------------ running
 
-/// How the recovery scenario cuts a boot: after the guest begins the
-/// `steps`-th step past the one it resumed from, wait `delay_ms`, SIGKILL.
+/// How the recovery scenario cuts a boot: when the guest prints `step K
+/// MARK` for K the `steps`-th step past the one it resumed from (MARK
+/// `begin`: the step's writes start; `sync`: its commit starts), wait
+/// `delay_ms`, SIGKILL.
 #[derive(Clone, Copy, Debug)]
 struct KillPlan {
     steps: u64,
+    mark: &'static str,
     delay_ms: u64,
 }
 
@@ -718,7 +721,7 @@ impl Run<'_> {
                                     if let Some(r) = body.strip_prefix("recovery: resume after step ").and_then(|r| r.trim().parse::<u64>().ok()) {
                                         target = Some(r + plan.steps);
                                     }
-                                    if target.is_some_and(|t| body == format!("step {} begin", t)) && kill_at.is_none() {
+                                    if target.is_some_and(|t| body == format!("step {} {}", t, plan.mark)) && kill_at.is_none() {
                                         kill_at = Some(Instant::now() + Duration::from_millis(plan.delay_ms));
                                     }
                                 }
@@ -1367,10 +1370,16 @@ fn recovery(r: &mut Run) -> Result<(), String> {
     for i in 0..=RECOVERY_CUTS {
         let final_boot = i == RECOVERY_CUTS;
         let boot = if final_boot { String::from("final") } else { format!("cut{:02}", i + 1) };
-        let plan = KillPlan { steps: 1 + (i as u64 % 3), delay_ms: delays[i as usize % delays.len()] + (i as u64 / 10) * 7 };
+        // Every fourth cut aims at a commit (a few ms after `step K sync`),
+        // the others at the writes of a step, from its start to well past it.
+        let plan = if i % 4 == 3 {
+            KillPlan { steps: 1 + (i as u64 % 3), mark: "sync", delay_ms: [0, 1, 2, 4, 6][(i / 4) as usize % 5] }
+        } else {
+            KillPlan { steps: 1 + (i as u64 % 3), mark: "begin", delay_ms: delays[i as usize % delays.len()] + (i as u64 / 10) * 7 }
+        };
         let (text, kill) = if final_boot { (&last, None) } else { (&work, Some(plan)) };
         if let Some(k) = kill {
-            println!("-- {}/{}: cut {} of {}: after step resume+{} begins, wait {} ms, SIGKILL", r.name, boot, i + 1, RECOVERY_CUTS, k.steps, k.delay_ms);
+            println!("-- {}/{}: cut {} of {}: at 'step resume+{} {}', wait {} ms, SIGKILL", r.name, boot, i + 1, RECOVERY_CUTS, k.steps, k.mark, k.delay_ms);
         }
         let out = r.boot(&boot, text, &disks, kill, timeout(r, 120))?;
         // The boot after a cut mounted it and its walk equals the host's extract.
@@ -1421,7 +1430,7 @@ fn recovery(r: &mut Run) -> Result<(), String> {
         *landed.entry(land).or_default() += 1;
         let resumed_at = out.lines.iter().position(|l| l.contains("recovery: resume after step")).map(|i| out.stamps[i]).unwrap_or(0.0);
         let ran = out.stamps.last().copied().unwrap_or(0.0) - resumed_at;
-        r.pass(&format!("{}-cut", boot), &format!("SIGKILL {} ms after step {} began ({}; the workload ran {:.1} s)", plan.delay_ms, resume.unwrap_or(0) + plan.steps, land, ran));
+        r.pass(&format!("{}-cut", boot), &format!("SIGKILL {} ms after 'step {} {}' ({}; the workload ran {:.1} s)", plan.delay_ms, resume.unwrap_or(0) + plan.steps, plan.mark, land, ran));
         r.judge_lines(&boot, &out, &mounts, &[CHECKER], &[], false);
         durable.absorb(&out.lines, &mut contents);
         let begun = last_begun(&out.lines);

@@ -62,7 +62,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc bench-linux run-default-system clean \
+        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc bench-storage bench-linux run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile
@@ -154,6 +154,13 @@ run-cap-faults: setup
 ## call (kernel null call, endpoint round trip, echo), counted by the plugin.
 bench-ipc: setup
 	@$(RUNNER) test bench-ipc
+
+## Benchmark (not part of make test): executed instructions per File.read
+## and File.write (4 KiB, 128 KiB; also per MiB) on CAPOSWF1 over NVMe and per
+## Store put/get, through kernel capabilities; beside bench-blk's raw driver
+## figure (target/bench/blk.txt) and Linux's O_DIRECT (target/bench/linux.txt).
+bench-storage: setup
+	@$(RUNNER) test bench-storage
 
 ## Benchmark (not part of make test): Debian's Linux 6.1 in the same QEMU
 ## with the same counter; stores target/bench/linux.txt for bench-ipc/blk.

@@ -8,7 +8,9 @@ use core::alloc::{GlobalAlloc, Layout};
 use linked_list_allocator::LockedHeap;
 use spin::Mutex;
 
-const HEAP_BYTES: usize = 256 * 1024;
+/// 1 MiB: room for a full bulk buffer (`capos_abi::ipc::MAX_BULK_BYTES`
+/// is 1 MiB, storage clients move 128 KiB chunks) beside everything else.
+const HEAP_BYTES: usize = 1024 * 1024;
 
 #[repr(align(4096))]
 #[allow(dead_code)] // only its address is used

@@ -56,9 +56,11 @@ fn file_bench(fs: &Directory, only: Option<&str>) -> bool {
     };
     // Write the whole file once and make it durable, so the regions
     // overwrite data that exists.
-    let chunk = pattern(1 << 20, 1);
-    for off in (0..FILE_BYTES).step_by(chunk.len()) {
-        if f.write_bulk(off, &chunk).ok() != Some(chunk.len() as u64) {
+    // Two 128 KiB buffers serve every size.
+    const MAX: usize = 128 << 10;
+    let data = pattern(MAX, 2);
+    for off in (0..FILE_BYTES).step_by(MAX) {
+        if f.write_bulk(off, &data).ok() != Some(MAX as u64) {
             return verdict("bench-file", false, &format!("initial write at {off} failed"));
         }
     }
@@ -66,13 +68,13 @@ fn file_bench(fs: &Directory, only: Option<&str>) -> bool {
         return verdict("bench-file", false, "sync failed");
     }
     let mut ok = true;
-    for (size, n) in [(4096usize, 256u64), (128 * 1024, 32)] {
+    let mut buf = vec![0u8; MAX];
+    for (size, n) in [(4096usize, 256u64), (MAX, 32)] {
         let label = if size == 4096 { "4 KiB" } else { "128 KiB" };
-        let data = pattern(size, 2);
+        let (data, buf) = (&data[..size], &mut buf[..size]);
         let slots = FILE_BYTES / size as u64;
-        ok &= measure(&format!("File.write {label}"), n, only, |i| f.write_bulk((i % slots) * size as u64, &data).ok() == Some(size as u64));
-        let mut buf = vec![0u8; size];
-        ok &= measure(&format!("File.read {label}"), n, only, |i| f.read_bulk((i % slots) * size as u64, &mut buf).ok() == Some(size));
+        ok &= measure(&format!("File.write {label}"), n, only, |i| f.write_bulk((i % slots) * size as u64, data).ok() == Some(size as u64));
+        ok &= measure(&format!("File.read {label}"), n, only, |i| f.read_bulk((i % slots) * size as u64, buf).ok() == Some(size));
         // The last read saw what the writes left there.
         ok &= verdict(&format!("bench-file-{size}-intact"), buf == data, &format!("{size} bytes read back as written"));
     }

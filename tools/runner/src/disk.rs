@@ -302,7 +302,7 @@ pub fn make_tarball(disk: &Path, tarball: &Path, sde: u64) -> Result<(), String>
     Ok(())
 }
 
-pub(crate) fn build_mkstore_image(root: &Path) -> Result<PathBuf, String> {
+pub fn build_mkstore_image(root: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)

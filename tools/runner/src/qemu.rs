@@ -282,6 +282,16 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         f.set_len(*size).map_err(|e| e.to_string())?;
         extra.push((format!("{{disk:{}}}", name), path.display().to_string()));
     }
+    for (name, args) in &boot.store_images {
+        let path = dir.join(format!("{}-{}.img", boot.name, name));
+        let _ = std::fs::remove_file(&path);
+        let tool = crate::disk::build_mkstore_image(&s.root)?;
+        let out = std::process::Command::new(&tool).args(args).arg("-o").arg(&path).output().map_err(|e| format!("mkstore-image: {}", e))?;
+        if !out.status.success() {
+            return Err(format!("mkstore-image {} -o {}: {}", args.join(" "), path.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        extra.push((format!("{{disk:{}}}", name), path.display().to_string()));
+    }
     let mut disks = Vec::new();
     let mut disk_args: Vec<String> = Vec::new();
     for (i, d) in boot.blk_disks.iter().enumerate() {

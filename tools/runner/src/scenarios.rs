@@ -33,6 +33,9 @@ pub struct Boot {
     pub qemu_args: Vec<String>,
     /// Zero-filled raw images (name, bytes) made fresh for each run.
     pub scratch_disks: Vec<(&'static str, u64)>,
+    /// Storage images (name, mkstore-image arguments before `-o FILE`)
+    /// built fresh for each run; `{disk:NAME}` names them like scratch disks.
+    pub store_images: Vec<(&'static str, Vec<String>)>,
     /// Check the `timers` wall clock against the host's UTC time.
     pub check_wall_clock: bool,
     pub blk_disks: Vec<BlkDisk>,
@@ -106,6 +109,7 @@ impl Boot {
             script: Vec::new(),
             qemu_args: Vec::new(),
             scratch_disks: Vec::new(),
+            store_images: Vec::new(),
             check_wall_clock: false,
             blk_disks: Vec::new(),
             blk_read_bytes: 0,
@@ -382,6 +386,13 @@ pub fn bench_icount_args() -> Vec<String> {
 
 /// Pairs of (capOS label, Linux label) printed side by side.
 pub const IPC_VS_LINUX: &[(&str, &str)] = &[("kernel null call", "getppid"), ("endpoint null round trip", "pipe round trip")];
+pub const STORAGE_VS_LINUX: &[(&str, &str)] = &[("File.read 4 KiB", "O_DIRECT read 4 KiB"), ("File.read 128 KiB", "O_DIRECT read 128 KiB")];
+/// bench-storage's figures beside the raw NVMe driver's (bench-blk,
+/// polled like a storage call in a syscall, its wait excluded).
+pub const STORAGE_VS_BLK: &[(&str, &str, &str)] = &[
+    ("blk", "File.read 4 KiB", "nvme0n1 raw read 4 KiB qd1 polled"),
+    ("blk", "File.read 128 KiB", "nvme0n1 raw read 128 KiB qd1 polled"),
+];
 pub const BLK_VS_LINUX: &[(&str, &str)] = &[
     ("nvme0n1 trait read 4 KiB qd1 irq", "O_DIRECT read 4 KiB"),
     ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
@@ -744,6 +755,35 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     "icount: nvme0n1 raw read 4 KiB qd1 irq",
                     "icount: vblk0 trait read 4 KiB qd1 polled",
                     "bench: done",
+                ])
+            }],
+        },
+        Scenario {
+            name: "bench-storage",
+            description: "benchmark (not a test): executed instructions per File.read/write (4 KiB, 128 KiB) on CAPOSWF1 over NVMe and per Store put/get, through kernel capabilities (icount plugin)",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                machine: Some("q35"),
+                smp: Some("1"),
+                qemu_args: [
+                    bench_icount_args(),
+                    strings(&["-drive", "file={disk:bench},if=none,id=bench,format=raw", "-device", "nvme,serial=capos-bench,drive=bench"]),
+                ]
+                .concat(),
+                store_images: vec![("bench", strings(&["--colocated", "--store-blocks", "4096", "--blocks", "65536"]))],
+                guest_verdicts: true,
+                timeout: Some(1800),
+                icount_plugin: true,
+                profile: Some(bench_profile()),
+                linux_pairs: STORAGE_VS_LINUX.to_vec(),
+                stored_pairs: STORAGE_VS_BLK.to_vec(),
+                ..user_boot("icount", "demos/bench-storage.manifest", "exit_when_idle", &[
+                    "storage: mounted bench",
+                    "[bench] icount: File.write 4 KiB",
+                    "[bench] icount: File.read 128 KiB",
+                    "[bench] icount: Store.get 100 B",
+                    "[bench] bench: done",
+                    "process bench (pid 1) exited with status 0",
                 ])
             }],
         },

@@ -268,6 +268,21 @@ impl Controller {
         let irqs_on = interrupts_enabled();
         let deadline = rdtsc().saturating_add(timeout_ticks);
         let mut left = turns;
+        if !(irqs_on && self.msix) {
+            // A busy wait: how many turns it takes depends on how fast the
+            // host finishes the emulated I/O, not on this code, so the
+            // instruction counter leaves it out of a benchmark region (as
+            // it leaves out a halted CPU); the look that finds the
+            // completion below is counted.
+            capos_abi::icount::device_wait_begin();
+            let q = if admin { &self.admin } else { &self.io };
+            while left > 0 && !q.pending() && rdtsc() <= deadline {
+                left -= 1;
+                self.polls += 1;
+                core::hint::spin_loop();
+            }
+            capos_abi::icount::device_wait_end();
+        }
         while left > 0 {
             left -= 1;
             if let Some(r) = self.poll_once(admin, deadline, irqs_on) {

@@ -62,8 +62,8 @@ impl QueuePair {
         self.sq_doorbell.write(self.sq_tail as u32);
     }
 
-    /// The next completion, if the controller posted one.
-    pub fn reap(&mut self) -> Option<Completion> {
+    /// The completion entry at the head, as the controller last wrote it.
+    fn head_entry(&self) -> Completion {
         let entry = (self.cq.virt() + self.cq_cursor.head as u64 * 16) as *const u32;
         let mut d = [0u32; 4];
         for (i, w) in d.iter_mut().enumerate() {
@@ -71,7 +71,18 @@ impl QueuePair {
             // and the ring holds depth 16-byte entries).
             *w = unsafe { entry.add(i).read_volatile() };
         }
-        let c = Completion::from_dwords(d);
+        Completion::from_dwords(d)
+    }
+
+    /// Whether the controller posted a completion not reaped yet (looks,
+    /// consumes nothing).
+    pub fn pending(&self) -> bool {
+        self.cq_cursor.is_new(&self.head_entry())
+    }
+
+    /// The next completion, if the controller posted one.
+    pub fn reap(&mut self) -> Option<Completion> {
+        let c = self.head_entry();
         if !self.cq_cursor.is_new(&c) {
             return None;
         }

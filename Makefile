@@ -35,8 +35,18 @@ GCLOUD           ?= gcloud
 # they run under -icount shift=0 (on|off). See docs/benchmarks.md.
 BENCH_PROFILE    ?= bench-opt
 BENCH_ICOUNT     ?= on
+# Storage scenarios (README.md "Storage scenarios"): your own images, each
+# copied to target/scenarios/ first (never written) unless
+# STORAGE_IN_PLACE=1. Empty: small images built by mkstore-image.
+RO_IMAGE         ?=
+WF_IMAGE         ?=
+STORE_IMAGE      ?=
+HOSTILE_IMAGE    ?=
+RECOVERY_IMAGE   ?=
+STORAGE_IN_PLACE ?=
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST \
-       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT
+       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT \
+       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
@@ -46,14 +56,16 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
                  -p capos-abi -p mkmanifest
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system
+             blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system \
+             storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
         run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc bench-storage bench-linux run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
-        cloudboot-test cloudboot-fixture-check test-cloud
+        cloudboot-test cloudboot-fixture-check test-cloud \
+        run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile
 
 all: test
 
@@ -163,6 +175,30 @@ run-blk-nvme: setup
 
 run-blk-multi: setup
 	@$(RUNNER) test blk-multi
+
+## Storage (README.md "Storage scenarios"): demos/storage-check against the
+## kernel's Directory/File/Store, judged against mkstore-image's extract.
+## Read-only: RO_IMAGE over virtio-blk and NVMe, plus a writable disk
+## behind fs-ro/store-ro and a read-only mount; every mutation refused.
+run-storage-readonly: setup
+	@$(RUNNER) test storage-readonly
+
+## Writable: WF_IMAGE, phase 1, reboot, phase 2; fsck clean, walk == extract.
+run-storage-writable: setup
+	@$(RUNNER) test storage-writable
+
+## Crash consistency: 20 forced power-offs (SIGKILL) during a write workload
+## on RECOVERY_IMAGE (or WF_IMAGE); no synced byte lost, nothing half-written.
+run-storage-writable-recovery: setup
+	@$(RUNNER) test storage-writable-recovery
+
+## Store: STORE_IMAGE (CAPOSST1 or co-located), compaction, reboot, values intact.
+run-storage-persist: setup
+	@$(RUNNER) test storage-persist
+
+## Hostile requests on HOSTILE_IMAGE; a second client still works; no panic.
+run-storage-hostile: setup
+	@$(RUNNER) test storage-hostile
 
 ## The GPT disk (ESP = what `make run` boots, partition 2 = capOS data).
 image: setup

@@ -197,12 +197,17 @@ fn step(rdir: &Directory, ddir: &Directory, k: u64, bufs: &mut Bufs) -> Result<(
             if exists(rdir, &name)? {
                 remove_if_exists(ddir, &target)?;
                 ctx("rename_into /r/d", rdir.rename_into(&name, ddir, &target))?;
-                durable.push((format!("/r/{}", name), None));
-                // The moved file's size and hash: read from the target.
-                let f = ctx("open moved", ddir.open(&target))?;
-                let (n, sha) = crate::walk::hash_file(&f, &mut bufs.read[..128 * 1024])?;
-                durable.push((format!("/r/d/{}", target), Some((n, sha))));
             }
+            // Both ends as they are now: a step redone after a cut may
+            // find the move already made. The target's size and hash are
+            // read back from it.
+            durable.push((format!("/r/{}", name), None));
+            let moved = match ddir.open(&target) {
+                Ok(f) => Some(crate::walk::hash_file(&f, &mut bufs.read[..128 * 1024])?),
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => None,
+                Err(e) => return Err(format!("open /r/d/{}: {}", target, describe(&e))),
+            };
+            durable.push((format!("/r/d/{}", target), moved));
         }
     }
     if appends_log(k) {

@@ -32,6 +32,7 @@ mod icount;
 mod linux;
 mod qemu;
 mod scenarios;
+mod storage;
 mod userspace;
 
 use std::path::PathBuf;
@@ -115,6 +116,9 @@ fn main() -> ExitCode {
             for s in scenarios::all() {
                 println!("{:24} {}", s.name, s.description);
             }
+            for s in storage::all() {
+                println!("{:24} {}", s.name, s.description);
+            }
             ExitCode::SUCCESS
         }
         "test" => {
@@ -122,16 +126,18 @@ fn main() -> ExitCode {
                 return usage();
             }
             let mut wanted = Vec::new();
+            let mut wanted_storage = Vec::new();
             for name in &args[1..] {
-                match scenarios::all().into_iter().find(|s| s.name == *name) {
-                    Some(s) => wanted.push(s),
-                    None => {
-                        eprintln!("capos-run: unknown scenario '{}'; `capos-run list` shows them", name);
-                        return ExitCode::from(2);
-                    }
+                if let Some(s) = scenarios::all().into_iter().find(|s| s.name == *name) {
+                    wanted.push(s);
+                } else if let Some(s) = storage::all().into_iter().find(|s| s.name == *name) {
+                    wanted_storage.push(s);
+                } else {
+                    eprintln!("capos-run: unknown scenario '{}'; `capos-run list` shows them", name);
+                    return ExitCode::from(2);
                 }
             }
-            match qemu::run_scenarios(&settings, &wanted) {
+            match qemu::run_all(&settings, &wanted, &wanted_storage) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {

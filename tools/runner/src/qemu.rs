@@ -56,13 +56,13 @@ pub(crate) fn find_firmware() -> Result<Firmware, String> {
 
 /// Per-boot replacements for the machine settings.
 #[derive(Default)]
-struct MachineOverride<'a> {
-    machine: Option<&'a str>,
-    mem: Option<&'a str>,
-    smp: Option<&'a str>,
+pub(crate) struct MachineOverride<'a> {
+    pub(crate) machine: Option<&'a str>,
+    pub(crate) mem: Option<&'a str>,
+    pub(crate) smp: Option<&'a str>,
 }
 
-fn qemu_command(s: &Settings, o: &MachineOverride, fw: &Firmware, image: &Path, vars_copy: &Path, extra: &[String]) -> Result<Command, String> {
+pub(crate) fn qemu_command(s: &Settings, o: &MachineOverride, fw: &Firmware, image: &Path, vars_copy: &Path, extra: &[String]) -> Result<Command, String> {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
         "-machine",
@@ -93,7 +93,7 @@ fn qemu_command(s: &Settings, o: &MachineOverride, fw: &Firmware, image: &Path, 
 }
 
 /// Remove terminal escape sequences (OVMF clears the screen on serial).
-fn strip_ansi(line: &str) -> String {
+pub(crate) fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
@@ -125,11 +125,11 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn pass(&mut self, label: &str, what: &str) {
+    pub(crate) fn pass(&mut self, label: &str, what: &str) {
         self.passed += 1;
         println!("[PASS] {}: {}", label, what);
     }
-    fn fail(&mut self, label: &str, what: &str) {
+    pub(crate) fn fail(&mut self, label: &str, what: &str) {
         self.failed += 1;
         println!("[FAIL] {}: {}", label, what);
     }
@@ -690,7 +690,9 @@ fn compare_with(reference: &std::path::Path, who: &str, how: &str, figs: &[crate
     }
 }
 
-pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, String> {
+/// The boot scenarios, then the storage scenarios (storage.rs, which drive
+/// their own boots), with one tally and one final line.
+pub fn run_all(s: &Settings, scenarios: &[Scenario], storage: &[crate::storage::StorageScenario]) -> Result<bool, String> {
     // Artifacts per cargo profile, built when a boot first needs them.
     let mut built: Vec<(String, Artifacts)> = Vec::new();
     let fw = find_firmware()?;
@@ -729,6 +731,17 @@ pub fn run_scenarios(s: &Settings, scenarios: &[Scenario]) -> Result<bool, Strin
                 Err(e) => t.fail(&label, &e),
             }
         }
+    }
+    for sc in storage {
+        let art = match built.iter().position(|(p, _)| *p == s.profile) {
+            Some(i) => built[i].1.clone(),
+            None => {
+                let a = build_all(s)?;
+                built.push((s.profile.clone(), a.clone()));
+                a
+            }
+        };
+        crate::storage::run_scenario(s, &art, &fw, sc, &mut t);
     }
     println!("{} passed, {} failed", t.passed, t.failed);
     Ok(t.failed == 0 && t.passed > 0)

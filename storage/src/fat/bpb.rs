@@ -15,7 +15,7 @@
 //!   refused by name where it can be recognised;
 //! - bytes per sector is a power of two in 512..=4096, sectors per cluster
 //!   a power of two (1..=128), at least one reserved sector, one or two FATs;
-//! - FAT32 (sectors per FAT 16 = 0): version 0, no fixed root directory, no
+//! - FAT32 (sectors per FAT 16 = 0): no fixed root directory, no
 //!   16-bit sector count, a non-zero FAT size, an FSInfo sector inside the
 //!   reserved area, a backup boot sector inside it, an active FAT that
 //!   exists, and a root cluster inside the data area;
@@ -23,7 +23,8 @@
 //! - the data area starts before the volume ends and holds at least one
 //!   cluster; the cluster count decides the type (fewer than 4085: FAT12,
 //!   fewer than 65525: FAT16, else FAT32, as Microsoft's specification says)
-//!   and must agree with the layout; FAT32 has at most 0x0FFFFFF5 clusters;
+//!   and must agree with the layout; FAT32 has version 0 and at most
+//!   0x0FFFFFF5 clusters;
 //! - each FAT has an entry for every cluster, and is under 512 MiB (lamfat's
 //!   limit, which only a volume of more than 128 Mi clusters reaches);
 //! - the volume fits on the device.
@@ -147,10 +148,6 @@ pub fn parse(s: &[u8; 512], available_bytes: u64) -> Result<Geometry, StorageErr
     let mut fs_info_sector = 0u64;
     let mut active_fat = 0u64;
     let sectors_per_fat = if is_fat32_layout {
-        let version = le16(s, 42);
-        if version != 0 {
-            return Err(StorageError::UnsupportedVersion { format: "FAT32", version: version as u32 });
-        }
         if root_entries != 0 {
             return Err(corrupt("FAT32 boot sector declares a fixed root directory", root_entries));
         }
@@ -209,6 +206,10 @@ pub fn parse(s: &[u8; 512], available_bytes: u64) -> Result<Geometry, StorageErr
     };
     if (fat_type == FatType::Fat32) != is_fat32_layout {
         return Err(corrupt("FAT type by cluster count disagrees with the boot sector layout", cluster_count));
+    }
+    // Only now is this surely meant as FAT32, so a version is a version.
+    if fat_type == FatType::Fat32 && le16(s, 42) != 0 {
+        return Err(StorageError::UnsupportedVersion { format: "FAT32", version: le16(s, 42) as u32 });
     }
     if cluster_count > FAT32_MAX_CLUSTERS {
         return Err(corrupt("FAT32 volume has more clusters than FAT32 can number", cluster_count));
@@ -313,7 +314,8 @@ pub(crate) mod tests {
 
     #[test]
     fn refuses_zero_and_absurd_fields() {
-        let cases: [(&str, fn(&mut [u8; 512])); 16] = [
+        type Edit = fn(&mut [u8; 512]);
+        let cases: [(&str, Edit); 16] = [
             ("no signature", |s| s[511] = 0),
             ("zero bytes per sector", |s| s[11..13].copy_from_slice(&[0, 0])),
             ("bytes per sector 513", |s| s[11..13].copy_from_slice(&513u16.to_le_bytes())),

@@ -14,9 +14,9 @@
 
 use crate::error::StorageError;
 
-/// Partition type bytes that hold a FAT volume: FAT12, FAT16 (<32 MiB,
-/// >=32 MiB, LBA), FAT32 (CHS, LBA), their "hidden" variants, and the EFI
-/// system partition.
+/// Partition type bytes that hold a FAT volume: FAT12, FAT16 (small, big,
+/// LBA), FAT32 (CHS, LBA), their "hidden" variants, and the EFI system
+/// partition.
 const FAT_TYPES: [u8; 13] = [0x01, 0x04, 0x06, 0x0B, 0x0C, 0x0E, 0x11, 0x14, 0x16, 0x1B, 0x1C, 0x1E, 0xEF];
 const GPT_PROTECTIVE: u8 = 0xEE;
 

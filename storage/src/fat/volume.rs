@@ -193,7 +193,7 @@ impl ChainWalk {
     }
 
     /// Clusters seen so far, the first included.
-    pub fn len(&self) -> u32 {
+    pub fn clusters(&self) -> u32 {
         self.steps
     }
 
@@ -274,7 +274,7 @@ pub fn check_file_chain<D: BlockDevice>(
     let mut walk = ChainWalk::new(first, geometry.cluster_count);
     while walk.advance(volume, geometry, "FAT cluster chain is longer than the volume (it loops)")?.is_some() {}
     let needed = u64::from(size).div_ceil(u64::from(geometry.cluster_bytes));
-    if u64::from(walk.len()) < needed {
+    if u64::from(walk.clusters()) < needed {
         return Err(StorageError::Corrupt {
             what: "file size is larger than its cluster chain",
             detail: u64::from(size),

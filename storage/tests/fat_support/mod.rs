@@ -178,7 +178,8 @@ static NEXT_EXTRACT: AtomicU64 = AtomicU64::new(0);
 
 pub fn set_mtime(path: &Path, secs: i64) {
     let t = UNIX_EPOCH + Duration::from_secs(secs as u64);
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+    let file = if path.is_dir() { std::fs::File::open(path) } else { std::fs::File::options().write(true).open(path) };
+    file.unwrap().set_modified(t).unwrap();
 }
 
 /// Run the repository's image script and adopt its output.
@@ -449,7 +450,7 @@ impl Layout {
 
     /// Byte ranges of a directory: the fixed root (`first` = 0 on
     /// FAT12/16) or a cluster chain.
-    fn dir_ranges(&self, b: &[u8], first: u32) -> Vec<(usize, usize)> {
+    pub fn dir_ranges(&self, b: &[u8], first: u32) -> Vec<(usize, usize)> {
         if first == 0 {
             vec![(self.root_offset, self.root_bytes)]
         } else {

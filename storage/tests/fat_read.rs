@@ -383,3 +383,27 @@ fn times_come_from_the_directory_entry() {
     assert_eq!(modified.provenance, Provenance::FatDirectoryEntry);
     assert!((modified.unix_nanos / 1_000_000_000 - (T0 + 8)).abs() <= 2);
 }
+
+/// Opening a subdirectory costs the same wherever it sits in its parent:
+/// 1000 sibling directories walk in well under the watchdog's limit.
+#[test]
+fn a_thousand_sibling_directories() {
+    let img = FatImage::mkfs("siblings", 16, 8 << 20, 1, 512);
+    let args: Vec<String> = (0..1000).map(|i| format!("::/dir {i:04}")).collect();
+    let status = std::process::Command::new(tool("mmd"))
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-i")
+        .arg(&img.path)
+        .arg("::/top")
+        .args(args.iter().map(|a| a.replace("::/", "::/top/")))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = img.bytes();
+    let tree = within(std::time::Duration::from_secs(20), "1000 sibling directories", move || {
+        let mut fs = mount_bytes(bytes).unwrap();
+        walk(&mut fs, 10_000).unwrap()
+    });
+    assert_eq!(tree.len(), 1001);
+    assert_same_tree(&tree, &img.host_view());
+}

@@ -15,6 +15,15 @@
 //! - it only opens a subdirectory that the backer claimed (its first
 //!   cluster in the data area, not already another directory).
 //!
+//! How lamfat is led to a subdirectory: its API opens directories only
+//! through the entries of their parent, so walking there would cost a pass
+//! over every ancestor. Instead the bytes lamfat reads at the start of the
+//! root directory are replaced, for that one listing, by a single entry
+//! naming the subdirectory ([`Staged::through_root`]); lamfat opens that
+//! entry and lists the directory. The real root is not touched (and is
+//! never the directory listed this way: a subdirectory with the root's
+//! cluster is refused as a cycle).
+//!
 //! lamfat's public API does not tell an entry's first cluster, so the
 //! directory bytes are also scanned here ([`scan`]) with lamfat's own rules
 //! for which 32-byte records are entries; the two lists must agree in
@@ -69,16 +78,18 @@ pub fn storage_error(error: lamfat::Error<LamIoError>) -> StorageError {
 }
 
 /// One directory's bytes, read by the backer and served to lamfat from
-/// memory: `(volume offset, length, index into bytes)`, sorted by offset.
+/// memory: `(volume offset, length, index into bytes)`, sorted by offset;
+/// and, to list a subdirectory, the one-entry root that leads lamfat to it.
 pub struct Staged {
     extents: Vec<(u64, u64, usize)>,
     pub bytes: Vec<u8>,
+    root: Option<(u64, [u8; 64])>,
 }
 
 impl Staged {
     /// Nothing staged: every read goes through the volume's cache.
     pub fn empty() -> Self {
-        Self { extents: Vec::new(), bytes: Vec::new() }
+        Self { extents: Vec::new(), bytes: Vec::new(), root: None }
     }
 
     /// Read `extents` (in chain order), one device request each.
@@ -93,11 +104,29 @@ impl Staged {
             at += len as usize;
         }
         index.sort_unstable_by_key(|e| e.0);
-        Ok(Self { extents: index, bytes })
+        Ok(Self { extents: index, bytes, root: None })
     }
 
-    /// The staged bytes from volume offset `pos` to the end of its extent.
+    /// Show lamfat, at `root_offset` (where the root directory starts), a
+    /// root whose only entry is a directory starting at `cluster`.
+    pub fn through_root(mut self, root_offset: u64, cluster: u32) -> Self {
+        let mut entry = [0u8; 64];
+        entry[..11].copy_from_slice(b"SUBDIR     ");
+        entry[11] = 0x10; // directory
+        entry[20..22].copy_from_slice(&((cluster >> 16) as u16).to_le_bytes());
+        entry[26..28].copy_from_slice(&(cluster as u16).to_le_bytes());
+        // entry[32] = 0: the end of the directory.
+        self.root = Some((root_offset, entry));
+        self
+    }
+
+    /// The staged bytes from volume offset `pos` to the end of their run.
     fn at(&self, pos: u64) -> Option<&[u8]> {
+        if let Some((offset, bytes)) = &self.root {
+            if let Some(into) = pos.checked_sub(*offset).filter(|&i| i < 64) {
+                return Some(&bytes[into as usize..]);
+            }
+        }
         let i = self.extents.partition_point(|e| e.0 <= pos).checked_sub(1)?;
         let (offset, len, at) = self.extents[i];
         let into = pos - offset;
@@ -245,16 +274,25 @@ pub struct NamedEntry {
     pub is_dir: bool,
 }
 
+/// Which directory [`list`] lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// None: only mount the volume in lamfat and check it agrees.
+    MountCheck,
+    /// The root directory.
+    Root,
+    /// The directory named by the one-entry root of [`Staged::through_root`].
+    ThroughRoot,
+}
+
 /// Mount the volume in lamfat (checking that it agrees on the FAT type)
-/// and, when `path` is given, walk it from the root — `path[i]` is the
-/// position of the next directory among the entries of the one before —
-/// and list the directory it ends at, whose bytes are `staged`. Each entry
-/// is checked against `raw` (from [`scan`] of the same bytes).
+/// and list a directory whose bytes are `staged`. Each entry is checked
+/// against `raw` (from [`scan`] of the same bytes).
 pub fn list<D: BlockDevice>(
     volume: &mut Volume<D>,
     staged: &Staged,
     fat_type: FatType,
-    path: Option<&[u32]>,
+    listing: Listing,
     raw: &[RawEntry],
 ) -> Result<Vec<NamedEntry>, StorageError> {
     let options = lamfat::FsOptions::new().oem_cp_converter(Cp437).update_accessed_date(false);
@@ -267,24 +305,15 @@ pub fn list<D: BlockDevice>(
     if lamfat_type != fat_type {
         return Err(StorageError::Corrupt { what: "lamfat and the boot sector check disagree on the FAT type", detail: 0 });
     }
-    let Some(path) = path else {
-        return Ok(Vec::new());
+    let dir = match listing {
+        Listing::MountCheck => return Ok(Vec::new()),
+        Listing::Root => fs.root_dir(),
+        Listing::ThroughRoot => match fs.root_dir().iter().next() {
+            Some(Ok(entry)) if entry.is_dir() => entry.to_dir(),
+            Some(Err(e)) => return Err(storage_error(e)),
+            _ => return Err(StorageError::Corrupt { what: "lamfat did not see the staged directory entry", detail: 0 }),
+        },
     };
-    let mut dir = fs.root_dir();
-    for &position in path {
-        let mut next = None;
-        for (i, entry) in dir.iter().enumerate() {
-            let entry = entry.map_err(storage_error)?;
-            if i == position as usize {
-                if !entry.is_dir() {
-                    return Err(StorageError::Corrupt { what: "FAT directory entry changed kind", detail: i as u64 });
-                }
-                next = Some(entry.to_dir());
-                break;
-            }
-        }
-        dir = next.ok_or(StorageError::Corrupt { what: "FAT directory entry vanished", detail: u64::from(position) })?;
-    }
     let mut out = Vec::with_capacity(raw.len());
     for entry in dir.iter() {
         let entry = entry.map_err(storage_error)?;

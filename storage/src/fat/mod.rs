@@ -25,8 +25,7 @@
 //! index into a table of the entries found so far (generation always 0).
 //! A directory's entries are read the first time it is used, sorted by name
 //! bytes, and kept; memory grows with what was visited, not with the volume,
-//! up to [`MAX_NODES`]. Each table row remembers the entry's position in
-//! its parent, which is how lamfat is led back to a directory later.
+//! up to [`MAX_NODES`].
 //!
 //! Names are the long name when there is a valid one, else the 8.3 name
 //! (lower-cased where the NT flags say so, short-name bytes in CP437).
@@ -62,7 +61,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use lam::Staged;
+use lam::{Listing, Staged};
 use volume::Volume;
 
 /// How deep directories may nest below the root (Windows' 260-character
@@ -97,10 +96,6 @@ pub struct MountOptions {
 struct Node {
     name: String,
     kind: NodeKind,
-    /// Index of the parent directory (the root's is 0).
-    parent: u32,
-    /// Position among the entries lamfat yields for the parent.
-    position: u32,
     first_cluster: u32,
     size: u32,
     created: Timestamp,
@@ -167,12 +162,10 @@ impl<D: BlockDevice> FatFs<D> {
             volume.read_cached(geometry.fs_info_offset, &mut info)?;
             bpb::check_fs_info(&info)?;
         }
-        lam::list(&mut volume, &Staged::empty(), geometry.fat_type, None, &[])?;
+        lam::list(&mut volume, &Staged::empty(), geometry.fat_type, Listing::MountCheck, &[])?;
         let root = Node {
             name: String::new(),
             kind: NodeKind::Directory,
-            parent: 0,
-            position: 0,
             first_cluster: geometry.root_cluster,
             size: 0,
             created: Timestamp::UNKNOWN,
@@ -270,19 +263,6 @@ impl<D: BlockDevice> FatFs<D> {
         Ok(())
     }
 
-    /// Positions leading from the root to `index`.
-    fn path_to(&self, mut index: u32) -> Vec<u32> {
-        let mut path = Vec::new();
-        while index != 0 {
-            let node = &self.nodes[index as usize];
-            path.push(node.position);
-            // Parents are always earlier rows, so this ends.
-            index = node.parent;
-        }
-        path.reverse();
-        path
-    }
-
     /// Read a claimed directory's entries into the table, once.
     fn load_directory(&mut self, index: u32) -> Result<(), StorageError> {
         if self.nodes[index as usize].children.is_some() {
@@ -294,13 +274,30 @@ impl<D: BlockDevice> FatFs<D> {
         } else {
             volume::directory_extents(&mut self.volume, &geometry, self.nodes[index as usize].first_cluster)?
         };
-        let staged = Staged::read(&mut self.volume, &extents)?;
+        let mut staged = Staged::read(&mut self.volume, &extents)?;
         let raw = lam::scan(&staged.bytes, geometry.fat_type);
         if self.nodes.len() + raw.len() > MAX_NODES {
             return Err(StorageError::TooManyNodes);
         }
-        let path = self.path_to(index);
-        let named = lam::list(&mut self.volume, &staged, geometry.fat_type, Some(&path), &raw)?;
+        let listing = if index == 0 {
+            Listing::Root
+        } else {
+            let root_offset = match geometry.fat_type {
+                FatType::Fat32 => geometry.cluster_offset(geometry.root_cluster),
+                _ => geometry.root_dir_offset,
+            };
+            // The one-entry root must not hide bytes of this directory
+            // (only a cross-linked FAT32 chain could make them meet).
+            if extents.iter().any(|&(offset, len)| (offset..offset + len).contains(&root_offset)) {
+                return Err(StorageError::Corrupt {
+                    what: "FAT directory chain runs into the root directory",
+                    detail: root_offset,
+                });
+            }
+            staged = staged.through_root(root_offset, self.nodes[index as usize].first_cluster);
+            Listing::ThroughRoot
+        };
+        let named = lam::list(&mut self.volume, &staged, geometry.fat_type, listing, &raw)?;
         let depth = self.nodes[index as usize].depth + 1;
         let first_new = self.nodes.len();
         let mut fresh = Vec::with_capacity(raw.len());
@@ -316,8 +313,6 @@ impl<D: BlockDevice> FatFs<D> {
             fresh.push(Node {
                 name: named.name,
                 kind,
-                parent: index,
-                position: position as u32,
                 first_cluster: entry.first_cluster,
                 size: if kind == NodeKind::File { entry.size } else { 0 },
                 created: entry.created,

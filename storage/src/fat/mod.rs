@@ -67,8 +67,9 @@ use volume::Volume;
 /// How deep directories may nest below the root (Windows' 260-character
 /// paths end far sooner).
 pub const MAX_DEPTH: u32 = 256;
-/// Most table rows (entries found) one mount keeps: about 1 Mi entries.
-pub const MAX_NODES: usize = 1 << 20;
+/// Most table rows (entries listed) one mount keeps: 256 Ki entries, a few
+/// tens of MiB of heap at worst.
+pub const MAX_NODES: usize = 1 << 18;
 /// A long name is at most 255 UTF-16 units, so at most 765 bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 255 * 3;
 

@@ -17,8 +17,11 @@
 //!   ([`FileSystem`]) that both filesystem formats implement.
 //! - [`readonly_fs`] (CAPOSRO1), [`writable_fs`] (CAPOSWF1), [`store`]
 //!   (CAPOSST1), [`colocated`] (store + filesystem on one disk).
+//! - [`fat`]: read-only FAT12/16/32 volumes written by other systems, on
+//!   the `lamfat` engine.
 //!
-//! The formats are described in `docs/storage-formats.md`.
+//! The formats are described in `docs/storage-formats.md`, FAT in
+//! `docs/storage-fat.md`.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -30,6 +33,7 @@ pub mod codec;
 pub mod colocated;
 pub mod crash_sim;
 pub mod error;
+pub mod fat;
 pub mod features;
 pub mod fs_api;
 pub mod mem_device;

@@ -61,6 +61,10 @@ LOOK INSIDE:
                                  accepted for a filesystem) and must not be a symbolic link;
                                  no existing file is ever overwritten or followed.
 
+  IMG may also be a FAT12/16/32 volume, or an MBR disk with a FAT partition, as
+  mkfs.fat and mcopy make them (docs/storage-fat.md): inspect, fsck and extract
+  read it through the kernel's read-only FAT backer.
+
   When the newest commit of a CAPOSWF1 or CAPOSST1 image is damaged, inspect and
   extract refuse (exit 4) rather than show an older state as the image's contents.
   --allow-older-commit uses the older commit and prints a WARNING naming its

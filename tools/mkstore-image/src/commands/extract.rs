@@ -6,7 +6,7 @@
 //! yields a partial or silently wrong tree. See [`super::output`] for how
 //! OUT and everything below it is written.
 
-use super::fsck::{check_readonly, check_store, check_writable};
+use super::fsck::{check_fat, check_readonly, check_store, check_writable};
 use super::image::{open, OlderCommit, Opened};
 use super::output::{create_new_file, write_all, DirWriter};
 use super::walk::{display_path, read_through, walk, Visitor};
@@ -40,6 +40,10 @@ pub fn extract(bytes: Vec<u8>, out: &Path, older: OlderCommit) -> CommandResult 
             drop(file);
             root.enter_new_dir("fs", "/fs")?;
             write_tree(&mut fs, "CAPOSWF1", root)
+        }
+        Opened::Fat(mut fs) => {
+            check_fat(&mut fs)?;
+            write_tree(&mut fs, "FAT", DirWriter::create_root(out)?)
         }
     }
 }

@@ -7,7 +7,7 @@
 //! checked, and a passed-over newer commit is reported as damage.
 //! `extract` runs the same checks before it writes anything.
 
-use super::image::{open, FsView, OlderCommit, Opened, RoView, StoreView};
+use super::image::{open, FatView, FsView, OlderCommit, Opened, RoView, StoreView};
 use super::walk::{display_path, read_through, walk, Visitor};
 use super::{CommandResult, Failure};
 use capos_storage::{FileSystem, NodeHandle};
@@ -23,6 +23,11 @@ pub fn fsck(bytes: Vec<u8>) -> CommandResult {
         Opened::Colocated { mut store, mut fs, .. } => {
             report_store(&mut store)?;
             report_writable(&mut fs)?;
+        }
+        Opened::Fat(mut fs) => {
+            let files = check_fat(&mut fs)?;
+            let kind = fs.fat_type().label();
+            println!("{kind}: clean ({} entries, {files} files read to their size)", fs.node_count() - 1);
         }
     }
     Ok(())
@@ -79,6 +84,20 @@ pub fn check_writable(fs: &mut FsView) -> Result<u64, Failure> {
         },
     };
     walk(fs, "CAPOSWF1", &mut check)?;
+    Ok(check.count)
+}
+
+/// Every FAT directory listed and every file read to its size (each file's
+/// cluster chain is checked against its size on the way). Returns the file
+/// count.
+pub fn check_fat(fs: &mut FatView) -> Result<u64, Failure> {
+    let mut check = FileCheck {
+        count: 0,
+        check: |fs: &mut FatView, path: &[String], file| {
+            read_through(fs, file, |_| Ok(()), |e| Failure::storage(&format!("FAT {}", display_path(path)), e))
+        },
+    };
+    walk(fs, "FAT", &mut check)?;
     Ok(check.count)
 }
 

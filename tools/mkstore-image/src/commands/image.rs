@@ -3,6 +3,7 @@
 
 use super::Failure;
 use capos_storage::colocated::{self, ColocatedLayout};
+use capos_storage::fat::{self, FatFs};
 use capos_storage::mem_device::MemBlockDevice;
 use capos_storage::partition::Partition;
 use capos_storage::readonly_fs::ReadOnlyFs;
@@ -15,11 +16,14 @@ pub enum ImageKind {
     WritableFs,
     Store,
     Colocated(ColocatedLayout),
+    /// Not ours: a FAT volume (or an MBR disk holding one), read-only.
+    Fat,
 }
 
 pub type RoView = ReadOnlyFs<MemBlockDevice>;
 pub type FsView = WritableFs<Partition<MemBlockDevice>, FixedClock>;
 pub type StoreView = Store<Partition<MemBlockDevice>>;
+pub type FatView = FatFs<MemBlockDevice>;
 
 /// What to do when mount had to pass over a newer commit whose data is
 /// damaged and fell back to an older one.
@@ -39,6 +43,7 @@ pub enum Opened {
     Writable(FsView),
     Store(StoreView),
     Colocated { layout: ColocatedLayout, store: StoreView, fs: FsView },
+    Fat(FatView),
 }
 
 pub fn detect(bytes: &[u8]) -> Result<ImageKind, Failure> {
@@ -61,6 +66,8 @@ pub fn detect(bytes: &[u8]) -> Result<ImageKind, Failure> {
                 Ok(ImageKind::Store)
             }
         }
+        // A boot sector or an MBR: let the FAT reader decide.
+        _ if bytes[510..512] == [0x55, 0xAA] => Ok(ImageKind::Fat),
         other => {
             let mut found = [0u8; 8];
             found.copy_from_slice(other);
@@ -83,6 +90,10 @@ pub fn open(bytes: Vec<u8>, older: OlderCommit) -> Result<Opened, Failure> {
             let fs = open_writable(bytes, layout.fs_start, older)?;
             Opened::Colocated { layout, store, fs }
         }
+        ImageKind::Fat => Opened::Fat(
+            FatFs::mount(MemBlockDevice::from_bytes(bytes), fat::MountOptions::default())
+                .map_err(|e| Failure::storage("FAT", e))?,
+        ),
     })
 }
 

@@ -27,6 +27,15 @@ pub fn inspect(bytes: Vec<u8>, older: OlderCommit) -> CommandResult {
             println!("--- filesystem");
             inspect_writable(&mut fs)
         }
+        Opened::Fat(mut fs) => {
+            let g = *fs.geometry();
+            let (start, blocks) = fs.volume_extent();
+            println!("format: {} (read-only; not a capOS format)", g.fat_type.label());
+            println!("volume: blocks {start}..{} of the image", start + blocks);
+            println!("clusters: {} of {} bytes", g.cluster_count, g.cluster_bytes);
+            println!("times: from the directory entries, read as UTC (modified to 2 s, created to 10 ms)");
+            print_tree(&mut fs, g.fat_type.label())
+        }
     }
 }
 

@@ -330,6 +330,7 @@ enum MountFormat {
   caposwf1 @1;                 # writable filesystem
   caposst1 @2;                 # key/value store
   colocated @3;                # CAPOSST1 store followed by a CAPOSWF1 filesystem
+  fat @4;                      # FAT12/16/32, read-only
 }
 
 struct MountSpec {

@@ -161,10 +161,13 @@ pub enum MountFormat {
     CaposSt1,
     /// A CAPOSST1 store followed by a CAPOSWF1 filesystem on one disk.
     Colocated,
+    /// FAT12/16/32, read-only (a whole-disk FAT, the first FAT partition
+    /// of an MBR disk, or a GPT partition named in the mount).
+    Fat,
 }
 
 impl MountFormat {
-    pub const ALL: [MountFormat; 4] = [MountFormat::CaposRo1, MountFormat::CaposWf1, MountFormat::CaposSt1, MountFormat::Colocated];
+    pub const ALL: [MountFormat; 5] = [MountFormat::CaposRo1, MountFormat::CaposWf1, MountFormat::CaposSt1, MountFormat::Colocated, MountFormat::Fat];
 
     /// The manifest's word for it.
     pub fn name(self) -> &'static str {
@@ -173,6 +176,7 @@ impl MountFormat {
             MountFormat::CaposWf1 => "caposwf1",
             MountFormat::CaposSt1 => "caposst1",
             MountFormat::Colocated => "colocated",
+            MountFormat::Fat => "fat",
         }
     }
 
@@ -600,6 +604,7 @@ impl Manifest {
                 MountFormat::CaposWf1 => capnp_format::Caposwf1,
                 MountFormat::CaposSt1 => capnp_format::Caposst1,
                 MountFormat::Colocated => capnp_format::Colocated,
+                MountFormat::Fat => capnp_format::Fat,
             });
             b.set_device(m.device.as_str());
             b.set_read_only(m.read_only);
@@ -650,6 +655,7 @@ fn read_mount(m: mount_spec::Reader<'_>) -> Result<MountSpec, ManifestError> {
         capnp_format::Caposwf1 => MountFormat::CaposWf1,
         capnp_format::Caposst1 => MountFormat::CaposSt1,
         capnp_format::Colocated => MountFormat::Colocated,
+        capnp_format::Fat => MountFormat::Fat,
     };
     let partition = match m.get_partition().which().map_err(|e| MessageError::UnknownEnumValue { field: "MountSpec.partition", value: e.0 })? {
         mount_spec::partition::Whole(()) => PartitionSelect::Whole,
@@ -730,6 +736,7 @@ mod tests {
         m.mounts = vec![
             mount("a", MountFormat::CaposRo1, "vblk0", PartitionSelect::Whole),
             mount("b", MountFormat::CaposSt1, "nvme0n1", PartitionSelect::Number(3)),
+            mount("f", MountFormat::Fat, "vblk1", PartitionSelect::Whole),
             MountSpec { read_only: true, ..mount("root", MountFormat::Colocated, "nvme0n1", PartitionSelect::Type("A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890".into())) },
         ];
         let bytes = m.encode().unwrap();

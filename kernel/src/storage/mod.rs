@@ -30,6 +30,7 @@ use capos_abi::manifest::{MountFormat, MountSpec};
 use capos_storage::partition::Partition;
 use capos_storage::store::Store;
 use capos_storage::writable_fs::{MountOptions, WritableFs};
+use capos_storage::fat::{FatFs, MountOptions as FatOptions};
 use capos_storage::{readonly_fs::ReadOnlyFs, Clock, FileSystem, Provenance, Timestamp};
 use core::sync::atomic::{AtomicU64, Ordering};
 use device::{DevHandle, Range};
@@ -147,7 +148,7 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
     let mut notes: Vec<String> = Vec::new();
     let (mut fs, mut store) = (None, None);
     let (fs_range, store_range) = match spec.format {
-        MountFormat::CaposRo1 | MountFormat::CaposWf1 => (Some((0, range.count)), None),
+        MountFormat::CaposRo1 | MountFormat::CaposWf1 | MountFormat::Fat => (Some((0, range.count)), None),
         MountFormat::CaposSt1 => (None, Some((0, range.count))),
         MountFormat::Colocated => {
             let layout = capos_storage::colocated::locate(&mut dev(0, range.count)?).map_err(|e| e.to_string())?;
@@ -170,6 +171,19 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         let boxed: Box<dyn FileSystem + Send> = if spec.format == MountFormat::CaposRo1 {
             let f = ReadOnlyFs::mount(dev(start, count)?).map_err(|e| format!("CAPOSRO1: {e}"))?;
             notes.push(format!("{} nodes, read-only by format", f.node_count()));
+            Box::new(f)
+        } else if spec.format == MountFormat::Fat {
+            let f = FatFs::mount(dev(start, count)?, FatOptions::default()).map_err(|e| format!("FAT: {e}"))?;
+            let g = f.geometry();
+            let (first, blocks) = f.volume_extent();
+            notes.push(format!(
+                "{}, {} clusters of {} bytes, volume at blocks {}..{}, read-only by format",
+                f.fat_type().label(),
+                g.cluster_count,
+                g.cluster_bytes,
+                first,
+                first + blocks
+            ));
             Box::new(f)
         } else {
             let f = WritableFs::mount(dev(start, count)?, KernelClock, MountOptions { read_only: spec.read_only })

@@ -44,25 +44,30 @@ STORE_IMAGE      ?=
 HOSTILE_IMAGE    ?=
 RECOVERY_IMAGE   ?=
 STORAGE_IN_PLACE ?=
+# make run-shell: the lines typed into the shell (default tools/shell.script)
+# and the co-located disk it works on (default: a fresh image each run;
+# DATA_IMAGE=FILE is used in place, so what the script wrote stays there).
+SHELL_SCRIPT     ?=
+DATA_IMAGE       ?=
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST \
        BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT \
-       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE
+       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
 
 # Host-side crates whose unit tests `make test` runs.
 HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image \
-                 -p capos-abi -p mkmanifest
+                 -p capos-abi -p mkmanifest -p capos-demo-shell
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system \
+             blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults bench-ipc bench-storage bench-linux run-default-system clean \
+        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-shell bench-ipc bench-storage bench-linux run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile
@@ -137,6 +142,12 @@ bench-blk: setup
 ## What `make run` boots, checked: userspace runs, then the prompt answers.
 run-default-system: setup
 	@$(RUNNER) test default-system
+
+## The operator's shell (demos/shell) over a co-located NVMe disk: types
+## SHELL_SCRIPT (default tools/shell.script) at its prompt, checks the
+## output, then `exit` and `halt`. DATA_IMAGE=FILE: that disk, in place.
+run-shell: setup
+	@$(RUNNER) test shell
 
 ## Userspace: one process with a Console.
 run-hello: setup

@@ -68,6 +68,13 @@ struct VoidResult {
   }
 }
 
+struct TextResult {
+  union {
+    ok @0 :Text;
+    err @1 :Error;
+  }
+}
+
 struct BoolResult {
   union {
     ok @0 :Bool;
@@ -257,6 +264,14 @@ interface Console @0x95c1f53114cfd349 {
   # One line, without the newline. Longer than
   # capos_abi::limits::MAX_CONSOLE_LINE_BYTES is `tooLarge`; control
   # characters other than tab are replaced before printing.
+
+  readLine @1 () -> TextResult;
+  # The next line typed on the serial console, without its terminator.
+  # The caller sleeps until the line is complete; while it waits it holds
+  # the console's input (the kernel echoes and edits the line: backspace,
+  # printable ASCII only, at most capos_abi::limits::MAX_CONSOLE_LINE_BYTES,
+  # longer input on the line is dropped) and the kernel's diagnostics
+  # prompt does not run. A second caller while one waits gets `busy`.
 }
 
 interface Endpoint @0xaeaeefc5c08a4c81 {

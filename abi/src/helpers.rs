@@ -20,8 +20,8 @@
 //! is a malformed message.
 
 use crate::capos_capnp::{
-    bool_result, cap_result, console, data_result, error, stat_result, u_int64_result, void_result, ErrorCode, NodeKind,
-    TimeProvenance,
+    bool_result, cap_result, console, data_result, error, stat_result, text_result, u_int64_result, void_result, ErrorCode,
+    NodeKind, TimeProvenance,
 };
 use crate::limits::{MAX_CONSOLE_LINE_BYTES, MAX_IO_CHUNK_BYTES};
 use crate::message::{read_flat, to_words, word_bytes, MessageError};
@@ -222,6 +222,29 @@ pub fn read_data(r: data_result::Reader<'_>) -> Result<Result<Vec<u8>, CapError>
     })
 }
 
+/// A `TextResult` (`Console.readLine`).
+pub fn fill_text(mut r: text_result::Builder<'_>, result: &Result<&str, CapError>) {
+    match result {
+        Ok(t) => r.set_ok(*t),
+        Err(e) => fill_error(r.init_err(), e),
+    }
+}
+
+/// Read a `TextResult`; text that is not UTF-8 or longer than
+/// `MAX_CONSOLE_LINE_BYTES` is malformed.
+pub fn read_text(r: text_result::Reader<'_>) -> Result<Result<String, CapError>, MessageError> {
+    Ok(match r.which().map_err(which_err("TextResult"))? {
+        text_result::Ok(t) => {
+            let t = t?;
+            if t.len() as usize > MAX_CONSOLE_LINE_BYTES {
+                return Err(MessageError::FieldTooLarge { field: "TextResult.ok", len: t.len() as usize, max: MAX_CONSOLE_LINE_BYTES });
+            }
+            Ok(t.to_str().map_err(capnp::Error::from)?.to_string())
+        }
+        text_result::Err(e) => Err(read_error(e?)?),
+    })
+}
+
 // --- Owned messages (tests, tools, calls off the hot path) ---------------
 
 /// Encode a message of root `T` into an owned word buffer.
@@ -268,6 +291,18 @@ mod tests {
 
     fn stat_back(words: &[u64]) -> Result<Result<Stat, CapError>, MessageError> {
         decode::<stat_result::Owned, _>(bytes(words), read_stat)
+    }
+
+    #[test]
+    fn text_round_trips_ok_and_err() {
+        let ok = encode::<text_result::Owned>(|b| fill_text(b, &Ok("ls /data"))).unwrap();
+        assert_eq!(decode::<text_result::Owned, _>(bytes(&ok), read_text).unwrap(), Ok(String::from("ls /data")));
+        let busy = Err(CapError::new(ErrorCode::Busy, "another process is reading the console"));
+        let words = encode::<text_result::Owned>(|b| fill_text(b, &busy.clone().map(|_: String| ""))).unwrap();
+        assert_eq!(decode::<text_result::Owned, _>(bytes(&words), read_text).unwrap(), busy);
+        let long = "x".repeat(MAX_CONSOLE_LINE_BYTES + 1);
+        let words = encode::<text_result::Owned>(|b| fill_text(b, &Ok(long.as_str()))).unwrap();
+        assert!(matches!(decode::<text_result::Owned, _>(bytes(&words), read_text), Err(MessageError::FieldTooLarge { .. })));
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub mod store_method {
 /// `Console` method ordinals.
 pub mod console_method {
     pub const WRITE_LINE: u16 = 0;
+    pub const READ_LINE: u16 = 1;
 }
 
 /// `Endpoint` method ordinals.
@@ -69,7 +70,7 @@ pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Directory", DIRECTORY, &["open", "list", "mkdir", "remove", "sub", "create", "rename"]),
     ("File", FILE, &["read", "write", "stat", "truncate", "sync", "close"]),
     ("Store", STORE, &["put", "get", "has", "delete", "list"]),
-    ("Console", CONSOLE, &["writeLine"]),
+    ("Console", CONSOLE, &["writeLine", "readLine"]),
     ("Endpoint", ENDPOINT, &["mint"]),
     ("Ping", PING, &["ping", "echo", "session", "echoBulk"]),
 ];
@@ -157,6 +158,8 @@ mod tests {
         assert_eq!(method_name(FILE, f::CLOSE), Some("close"));
         assert_eq!(method_name(STORE, s::DELETE), Some("delete"));
         assert_eq!(method_name(CONSOLE, console_method::WRITE_LINE), Some("writeLine"));
+        assert_eq!(method_name(CONSOLE, console_method::READ_LINE), Some("readLine"));
+        assert_eq!(method_name(CONSOLE, 2), None);
         assert_eq!(method_name(ENDPOINT, endpoint_method::MINT), Some("mint"));
         assert_eq!(method_name(PING, ping_method::SESSION), Some("session"));
         assert_eq!(method_name(STORE, s::LIST), Some("list"));

@@ -9,7 +9,7 @@
 use crate::ipc;
 use crate::syscall::{self, Failure};
 use capnp::traits::Owned;
-use capos_abi::capos_capnp::{cap_result, console, data_result, endpoint, ping, u_int64_result, void_result};
+use capos_abi::capos_capnp::{cap_result, console, data_result, endpoint, ping, text_result, u_int64_result, void_result};
 use capos_abi::helpers::{self, check_console_line, CapError};
 use capos_abi::interfaces::{self, ping_method};
 use capos_abi::ipc::{CallWord, Received, ReplyWord, BULK_READ, BULK_WRITE};
@@ -182,6 +182,15 @@ impl Console {
             },
             |r| object(helpers::read_void(r.get::<void_result::Owned>()?)),
         )
+    }
+
+    /// The next line typed on the serial console (without its terminator;
+    /// printable ASCII, at most `MAX_CONSOLE_LINE_BYTES`). Sleeps until
+    /// the line is complete; `busy` when another process is reading.
+    pub fn read_line(&self) -> Result<alloc::string::String, CallError> {
+        call_no_params(self.0, interfaces::CONSOLE, interfaces::console_method::READ_LINE, &[], BulkArg::NONE, |r| {
+            object(helpers::read_text(r.get::<text_result::Owned>()?))
+        })
     }
 }
 

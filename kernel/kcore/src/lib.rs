@@ -11,6 +11,7 @@ pub mod attenuation;
 pub mod cap_table;
 pub mod civil;
 pub mod cmdline;
+pub mod console_input;
 pub mod endpoint;
 pub mod frame_alloc;
 pub mod gpt;

@@ -2,6 +2,10 @@
 //! length, backspace/delete erase, CR or LF ends the line, everything else
 //! (control bytes, escape sequences, non-ASCII) is dropped. What to echo is
 //! returned so the caller can write it to the console.
+//!
+//! The bound is a const parameter: the prompt's editor ([`LineEditor`])
+//! keeps [`MAX_LINE`] bytes, `Console.readLine`'s keeps
+//! `capos_abi::limits::MAX_CONSOLE_LINE_BYTES` (see `console_input`).
 
 use alloc::string::String;
 
@@ -19,8 +23,11 @@ pub enum Event {
     None,
 }
 
-pub struct LineEditor {
-    buf: [u8; MAX_LINE],
+/// The prompt's editor.
+pub type LineEditor = LineEditorN<MAX_LINE>;
+
+pub struct LineEditorN<const N: usize> {
+    buf: [u8; N],
     len: usize,
     /// Bytes dropped on the current line because it was full.
     pub dropped: usize,
@@ -28,15 +35,29 @@ pub struct LineEditor {
     in_escape: u8,
 }
 
-impl Default for LineEditor {
+impl<const N: usize> Default for LineEditorN<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl LineEditor {
-    pub const fn new() -> LineEditor {
-        LineEditor { buf: [0; MAX_LINE], len: 0, dropped: 0, last_was_cr: false, in_escape: 0 }
+impl<const N: usize> LineEditorN<N> {
+    pub const fn new() -> LineEditorN<N> {
+        LineEditorN { buf: [0; N], len: 0, dropped: 0, last_was_cr: false, in_escape: 0 }
+    }
+
+    /// Forget the line being typed (its owner went away).
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Bytes on the current line so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     pub fn feed(&mut self, b: u8) -> Event {
@@ -76,7 +97,7 @@ impl LineEditor {
                 }
             }
             0x20..=0x7e => {
-                if self.len == MAX_LINE {
+                if self.len == N {
                     self.dropped += 1;
                     Event::Overflow
                 } else {

@@ -1,13 +1,33 @@
 //! `Console`: a process writes lines to the serial log, prefixed with its
-//! manifest name. Control characters are replaced so a process cannot forge
-//! kernel log lines or drive the operator's terminal.
+//! manifest name, and reads lines typed on the serial console. Control
+//! characters are replaced so a process cannot forge kernel log lines or
+//! drive the operator's terminal.
+//!
+//! `readLine` parks the caller (`Reply::park`: the call path marks it
+//! `AwaitingInput` and schedules away); while it waits it holds the
+//! console's input. The idle loop ([`service_input`], called from
+//! `proc::run_until_idle` whenever nothing is ready to run) feeds serial
+//! bytes to the holder's line, echoes them, and when the line is complete
+//! writes the results into the holder's receive buffer and wakes it. Who
+//! may hold the input, and what a byte does, is `kcore::console_input`
+//! (host-tested). Without a holder no byte is taken: they stay in the
+//! serial ring for the next reader or the diagnostics prompt.
 
 use super::{CallMessage, Caller, KernelObject, Reply};
-use capos_abi::capos_capnp::{console, void_result};
-use capos_abi::helpers::{console_write_line_param, fill_void, sanitize_console_line};
+use crate::arch::x86_64::serial;
+use crate::proc::{self, Delivery, State};
+use capos_abi::capos_capnp::{console, text_result, void_result, ErrorCode};
+use capos_abi::helpers::{console_write_line_param, fill_text, fill_void, sanitize_console_line, CapError};
+use capos_abi::interfaces::console_method;
+use capos_abi::ipc::ReplyWord;
+use capos_abi::limits::MAX_CONSOLE_LINE_BYTES;
 use capos_abi::{interfaces, SysError};
+use capos_kcore::console_input::{ConsoleInput, Fed, Request};
 
 pub struct Console;
+
+/// Who holds the console's input, and the line being typed.
+static INPUT: spin::Mutex<ConsoleInput<MAX_CONSOLE_LINE_BYTES>> = spin::Mutex::new(ConsoleInput::new());
 
 impl KernelObject for Console {
     fn interface_id(&self) -> u64 {
@@ -20,7 +40,7 @@ impl KernelObject for Console {
 
     fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
         match call.method_id() {
-            0 => {
+            console_method::WRITE_LINE => {
                 let params = call.params::<console::write_line_params::Owned>().map_err(|e| e.sys_error())?;
                 let line = console_write_line_param(params).map_err(|e| e.sys_error())?;
                 crate::arch::x86_64::serial::write_str(&alloc::format!("[{}] {}\n", caller.name, sanitize_console_line(line)));
@@ -29,7 +49,79 @@ impl KernelObject for Console {
                     Ok(())
                 })
             }
+            console_method::READ_LINE => match INPUT.lock().request(caller.pid) {
+                Request::Wait => {
+                    reply.park();
+                    Ok(())
+                }
+                Request::Busy => reply.results::<text_result::Owned, _>(|r| {
+                    fill_text(r, &Err(CapError::new(ErrorCode::Busy, "another process is reading the console")));
+                    Ok(())
+                }),
+            },
             _ => Err(SysError::UnknownMethod),
         }
     }
+}
+
+/// Whether a process is blocked reading the console.
+pub fn input_held() -> bool {
+    INPUT.lock().holder().is_some()
+}
+
+/// `pid` is gone: free the input if it held it.
+pub fn release(pid: u32) {
+    if INPUT.lock().release(pid) {
+        log::info!("console: input released by pid {}", pid);
+    }
+}
+
+/// Feed waiting serial bytes to the reader's line (idle loop, interrupts
+/// off). Returns true when a line was handed over and its reader woken.
+pub fn service_input() -> bool {
+    loop {
+        if INPUT.lock().holder().is_none() {
+            return false;
+        }
+        let Some(b) = crate::diag::input::pop() else { return false };
+        let fed = INPUT.lock().feed(b);
+        match fed {
+            Fed::None | Fed::NoHolder => {}
+            Fed::EchoByte(c) => serial::write_byte(c),
+            Fed::Echo(s) => s.iter().for_each(|c| serial::write_byte(*c)),
+            Fed::Overflow => serial::write_str(&alloc::format!(
+                "\n(line too long; input beyond {} bytes on this line is ignored)\n",
+                MAX_CONSOLE_LINE_BYTES
+            )),
+            Fed::Line { pid, line, cut } => {
+                serial::write_str("\n");
+                if cut {
+                    serial::write_str(&alloc::format!("(line was cut to {} bytes)\n", MAX_CONSOLE_LINE_BYTES));
+                }
+                deliver(pid, &line);
+                return true;
+            }
+        }
+    }
+}
+
+/// Write `line` as `pid`'s `readLine` results and make it runnable.
+fn deliver(pid: u32, line: &str) {
+    proc::with(|t| {
+        let Some(p) = t.get(pid) else { return };
+        if p.state != State::AwaitingInput {
+            return;
+        }
+        let Some(view) = p.ipc.as_ref().map(|a| a.view()) else { return };
+        let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, None);
+        let delivery = match reply.results::<text_result::Owned, _>(|r| {
+            fill_text(r, &Ok(line));
+            Ok(())
+        }) {
+            Ok(()) => Ok(Delivery::Reply { word: ReplyWord { len: reply.finish().0 as u32, caps: 0 }, bulk: 0 }),
+            Err(e) => Err(e),
+        };
+        p.delivery = Some(delivery);
+        t.wake(pid);
+    });
 }

@@ -151,6 +151,7 @@ pub struct Reply<'a> {
     caps: &'a mut CapList,
     bulk: Option<Bulk<'a>>,
     bulk_out: u64,
+    parked: bool,
 }
 
 impl<'a> Reply<'a> {
@@ -158,7 +159,18 @@ impl<'a> Reply<'a> {
     /// message (they are cleared before building); returned capabilities
     /// gather in `caps` (empty; the dispatcher installs them).
     pub fn new(recv: IpcView, dirty: &'a mut usize, caps: &'a mut CapList, bulk: Option<Bulk<'a>>) -> Reply<'a> {
-        Reply { recv, dirty, len: 0, caps, bulk, bulk_out: 0 }
+        Reply { recv, dirty, len: 0, caps, bulk, bulk_out: 0, parked: false }
+    }
+
+    /// Answer later: the caller sleeps (`State::AwaitingInput`) until the
+    /// object writes its results and wakes it (`Console.readLine`). Only
+    /// for a call with no capabilities and no bulk data to return.
+    pub fn park(&mut self) {
+        self.parked = true;
+    }
+
+    pub fn parked(&self) -> bool {
+        self.parked
     }
 
     /// Build the results struct `T` (once; a second call replaces the first).

@@ -123,7 +123,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
         // Kernel objects: the common case, served without even a reference
         // count change on the object (it is borrowed from the table).
         if let Ok(Cap::Kernel(_)) = p.caps.get(handle) {
-            let super::Process { caps: table, recv_dirty, pending, name, space, .. } = p;
+            let super::Process { caps: table, recv_dirty, pending, name, space, state, delivery, .. } = p;
             let Ok(Cap::Kernel(obj)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
             if iface != obj.interface_id() {
                 return Err(SysError::UnknownInterface);
@@ -156,6 +156,12 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
             // reply's capabilities gather there.
             let mut reply = Reply::new(view, recv_dirty, &mut pending.caps, bulk);
             obj.call(&Caller { pid: cur, name, caps }, &call, &mut reply)?;
+            if reply.parked() {
+                // The object answers later (Console.readLine) and wakes us.
+                *delivery = None;
+                *state = State::AwaitingInput;
+                return Ok(Next::Block);
+            }
             let (len, out) = reply.finish();
             let n = if pending.caps.is_empty() { 0 } else { install(table, &mut pending.caps, view)? };
             bulk_out = out;

@@ -42,6 +42,8 @@ pub enum State {
     AwaitingReply,
     /// Blocked in `endpoint_receive`.
     AwaitingCall,
+    /// Blocked in `Console.readLine`, holding the console's input.
+    AwaitingInput,
     Dead,
 }
 
@@ -176,7 +178,7 @@ impl Table {
     /// Make a blocked process runnable again.
     pub fn wake(&mut self, pid: u32) {
         if let Some(p) = self.get(pid) {
-            if matches!(p.state, State::AwaitingReply | State::AwaitingCall) {
+            if matches!(p.state, State::AwaitingReply | State::AwaitingCall | State::AwaitingInput) {
                 p.state = State::Ready;
                 self.run_queue.push_back(pid);
             }
@@ -376,6 +378,7 @@ pub fn terminate(pid: u32, how: Exit) {
         });
     }
     drop(drained);
+    crate::cap::console::release(pid);
     match how {
         Exit::Status(s) => log::info!("process {} (pid {}) exited with status {}", name, pid, s as i64),
         Exit::Killed(reason) => log::warn!("process {} (pid {}) killed: {}", name, pid, reason),
@@ -408,7 +411,13 @@ pub fn run_until_idle() -> (usize, usize, usize) {
             schedule();
             continue;
         }
+        // A process reading the console: hand it a completed line.
+        if crate::cap::console::service_input() {
+            continue;
+        }
         // Nothing ready: servers may be blocked waiting for calls forever.
+        // A process waiting for console input is not idle: we wait with it
+        // (the serial interrupt wakes us), and the prompt does not run.
         let (live, blocked_all) = with(|t| {
             let live = t.live();
             let blocked = t.procs.iter().skip(1).filter(|p| matches!(p.state, State::AwaitingCall | State::AwaitingReply)).count();

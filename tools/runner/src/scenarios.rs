@@ -398,6 +398,109 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
     ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
 ];
 
+/// The shell scenario (`make run-shell`): demos/shell over a co-located
+/// disk on NVMe (a fresh image, or DATA_IMAGE used in place), with the
+/// lines of SHELL_SCRIPT (default tools/shell.script) typed one per
+/// `capos$ ` prompt, then `halt` at the kernel prompt the shell's `exit`
+/// hands the console back to. The default script on a fresh image is
+/// checked line by line (and gets a 1,500-character line and a line of
+/// binary garbage before its `exit`); any other run gets the generic
+/// checks: no panic, the shell reaches `exit`, the kernel prompt halts.
+fn shell_boot(root: &std::path::Path) -> Boot {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let user_script = env("SHELL_SCRIPT");
+    let data_image = env("DATA_IMAGE");
+    let path = user_script.clone().map(std::path::PathBuf::from).unwrap_or_else(|| root.join("tools/shell.script"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        eprintln!("capos-run: cannot read SHELL_SCRIPT {}: {}", path.display(), e);
+        String::from("help\n")
+    });
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for l in text.lines().map(|l| l.trim_end_matches('\r')) {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        lines.push(l.as_bytes().to_vec());
+        if l.trim() == "exit" {
+            break;
+        }
+    }
+    if lines.last().map(|l| l.trim_ascii()) != Some(b"exit".as_slice()) {
+        lines.push(b"exit".to_vec());
+    }
+    let checked = user_script.is_none() && data_image.is_none();
+    if checked {
+        let at = lines.len() - 1;
+        lines.insert(at, vec![b'y'; 1500]);
+        let garbage: Vec<u8> = (0u8..=255).filter(|b| *b != b'\r' && *b != b'\n').collect();
+        lines.insert(at + 1, garbage);
+    }
+    let mut script: Vec<(String, Vec<u8>)> = lines
+        .into_iter()
+        .map(|mut l| {
+            l.push(b'\r');
+            ("capos$ ".to_string(), l)
+        })
+        .collect();
+    script.push(("capos> ".into(), b"halt\r".to_vec()));
+    let mut expect = vec![
+        "storage: mounted data",
+        "[shell] capOS shell: 1 filesystem(s), a store; type help",
+        "[shell] bye",
+        "process shell (pid 1) exited with status 0",
+        "userspace idle: 1 exited, 0 killed, 0 waiting for calls",
+        "halting",
+    ];
+    if checked {
+        expect.extend_from_slice(SHELL_SCRIPT_EXPECTS);
+    }
+    let drive = format!("file={},if=none,id=data,format=raw", data_image.as_deref().unwrap_or("{disk:data}"));
+    Boot {
+        script,
+        guest_verdicts: false,
+        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "[shell] panic"]),
+        qemu_args: vec!["-drive".into(), drive, "-device".into(), "nvme,serial=capos-data,drive=data".into()],
+        store_images: if data_image.is_some() { Vec::new() } else { vec![("data", strings(&["--colocated", "--store-blocks", "1024", "--blocks", "8192"]))] },
+        timeout: Some(90),
+        ..user_boot("shell", "demos/shell.manifest", "", &expect)
+    }
+}
+
+/// What tools/shell.script must print on a fresh disk.
+const SHELL_SCRIPT_EXPECTS: &[&str] = &[
+    "[shell]   write PATH TEXT...",
+    "[shell] /data  filesystem (grant fs-data)",
+    "[shell] store  key/value store (grant store)",
+    "[shell] data/",
+    "[shell] wrote 27 bytes to /data/docs/hello.txt",
+    "[shell] appended 12 bytes to /data/docs/hello.txt",
+    "[shell] hello from the capOS shell",
+    "[shell] second line",
+    "[shell] hello.txt  39 bytes",
+    "[shell] /data/docs/hello.txt: 39 bytes, file",
+    "[shell]   created:  ",
+    "[shell]   modified: ",
+    "[shell] bedb4bce80831efb46a5ce019121f41ec5c3472e4ce64c8f753f2bb455e9afa5  /data/docs/hello.txt (39 bytes)",
+    "[shell] greeting.txt  39 bytes",
+    "[shell] /data/archive",
+    "[shell] error: notFound: /data/nothing-here",
+    "[shell] archive/",
+    "[shell] /data/archive: 0 bytes, directory",
+    "[shell] blue",
+    "[shell] true",
+    "[shell] app/name",
+    "[shell] (2 keys)",
+    "[shell] (1 keys)",
+    "[shell] deleted color",
+    "[shell] false",
+    "[shell] error: notFound: key color",
+    "[shell] error: invalidArgument: unknown command 'frobnicate'; type help",
+    "(line too long; input beyond 1024 bytes on this line is ignored)",
+    "(line was cut to 1024 bytes)",
+    "[shell] error: invalidArgument: unknown command 'yyyyyyyy",
+    "[shell] synced /data",
+];
+
 pub fn all() -> Vec<Scenario> {
     all_in(&crate::workspace_root().unwrap_or_default())
 }
@@ -627,6 +730,12 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     ])
                 },
             ],
+        },
+        Scenario {
+            name: "shell",
+            description: "the shell over a co-located NVMe disk: SHELL_SCRIPT typed line by line, every command's output checked, exit hands the console back to the prompt",
+            capos_boot_only: false,
+            boots: vec![shell_boot(root)],
         },
         Scenario {
             name: "default-system",

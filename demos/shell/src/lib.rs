@@ -1,0 +1,346 @@
+//! The shell's plain logic: command parsing, the shell's own path
+//! arithmetic, error and value formatting. No capability calls here, so
+//! all of it is host-tested (`cargo test -p capos-demo-shell`); the
+//! binary (`main.rs`) runs the commands against the granted capabilities.
+//!
+//! Paths: `/`-separated, relative to the working directory unless they
+//! start with `/`. `.` is dropped and `..` removes the previous component,
+//! never going above `/`: the shell resolves names itself and only ever
+//! hands single names to `Directory` calls, so nothing a user types is a
+//! path to the storage service. The first component names a mount (a
+//! grant `fs-NAME` appears as `/NAME`).
+#![no_std]
+
+extern crate alloc;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use capos_abi::capos_capnp::{ErrorCode, TimeProvenance};
+
+pub const PROMPT: &str = "capos$ ";
+
+/// Components of `path` taken from `cwd` (itself absolute, e.g. `/data/a`).
+pub fn resolve(cwd: &str, path: &str) -> Vec<String> {
+    let mut parts: Vec<String> = if path.starts_with('/') { Vec::new() } else { split(cwd) };
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name.to_string()),
+        }
+    }
+    parts
+}
+
+fn split(p: &str) -> Vec<String> {
+    p.split('/').filter(|c| !c.is_empty() && *c != ".").map(|c| c.to_string()).collect()
+}
+
+/// The absolute path of `parts`.
+pub fn join(parts: &[String]) -> String {
+    if parts.is_empty() {
+        return String::from("/");
+    }
+    let mut s = String::new();
+    for p in parts {
+        s.push('/');
+        s.push_str(p);
+    }
+    s
+}
+
+/// A command line, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Empty,
+    Ls(Option<String>),
+    Cd(String),
+    Pwd,
+    Cat(String),
+    Write(String, String),
+    Append(String, String),
+    Mkdir(String),
+    Rm(String),
+    Mv(String, String),
+    Stat(String),
+    Sha256(String),
+    Sync,
+    Put(String, String),
+    Get(String),
+    Has(String),
+    Del(String),
+    Keys(Option<String>),
+    Mounts,
+    Help,
+    Exit,
+}
+
+/// Every command and what it does (`help`).
+pub const HELP: &[(&str, &str)] = &[
+    ("ls [PATH]", "list a directory (/ lists the mounts)"),
+    ("cd PATH", "change the working directory"),
+    ("pwd", "print the working directory"),
+    ("cat PATH", "print a file"),
+    ("write PATH TEXT...", "create or replace a file with TEXT and a newline"),
+    ("append PATH TEXT...", "add TEXT and a newline at the end of a file"),
+    ("mkdir PATH", "make a directory"),
+    ("rm PATH", "remove a file or an empty directory"),
+    ("mv FROM TO", "rename or move, within one mount"),
+    ("stat PATH", "size, kind, created and modified times with their source"),
+    ("sha256 PATH", "sha256 of a file's contents"),
+    ("sync", "make every mount's changes durable"),
+    ("put KEY VALUE...", "store a value under KEY"),
+    ("get KEY", "print the value under KEY"),
+    ("has KEY", "whether KEY exists"),
+    ("del KEY", "delete KEY"),
+    ("keys [PREFIX]", "list the store's keys (starting with PREFIX)"),
+    ("mounts", "the filesystems and the store this shell holds"),
+    ("help", "this list"),
+    ("exit", "sync, leave the shell and hand the console back"),
+];
+
+/// Why a line is not a command: (error code name, message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn usage(cmd: &str) -> ParseError {
+    let u = HELP.iter().find(|(u, _)| u.split(' ').next() == Some(cmd)).map(|(u, _)| *u).unwrap_or(cmd);
+    ParseError { code: "invalidArgument", message: alloc::format!("usage: {}", u) }
+}
+
+/// Parse one line (words separated by spaces or tabs).
+pub fn parse(line: &str) -> Result<Command, ParseError> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&cmd, args)) = words.split_first() else { return Ok(Command::Empty) };
+    let one = |f: fn(String) -> Command| match args {
+        [a] => Ok(f(a.to_string())),
+        _ => Err(usage(cmd)),
+    };
+    let none = |c: Command| if args.is_empty() { Ok(c) } else { Err(usage(cmd)) };
+    let opt = |f: fn(Option<String>) -> Command| match args {
+        [] => Ok(f(None)),
+        [a] => Ok(f(Some(a.to_string()))),
+        _ => Err(usage(cmd)),
+    };
+    let text = |f: fn(String, String) -> Command| match args {
+        [p, rest @ ..] if !rest.is_empty() => Ok(f(p.to_string(), rest.join(" "))),
+        _ => Err(usage(cmd)),
+    };
+    match cmd {
+        "ls" => opt(Command::Ls),
+        "cd" => one(Command::Cd),
+        "pwd" => none(Command::Pwd),
+        "cat" => one(Command::Cat),
+        "write" => text(Command::Write),
+        "append" => text(Command::Append),
+        "mkdir" => one(Command::Mkdir),
+        "rm" => one(Command::Rm),
+        "mv" => match args {
+            [a, b] => Ok(Command::Mv(a.to_string(), b.to_string())),
+            _ => Err(usage(cmd)),
+        },
+        "stat" => one(Command::Stat),
+        "sha256" => one(Command::Sha256),
+        "sync" => none(Command::Sync),
+        "put" => text(Command::Put),
+        "get" => one(Command::Get),
+        "has" => one(Command::Has),
+        "del" => one(Command::Del),
+        "keys" => opt(Command::Keys),
+        "mounts" => none(Command::Mounts),
+        "help" => none(Command::Help),
+        "exit" => none(Command::Exit),
+        other => {
+            let shown: String = other.chars().take(32).collect();
+            Err(ParseError { code: "invalidArgument", message: alloc::format!("unknown command '{}'; type help", shown) })
+        }
+    }
+}
+
+/// The schema's name of an error code (camelCase, as in capos.capnp).
+pub fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::Unspecified => "unspecified",
+        ErrorCode::NotFound => "notFound",
+        ErrorCode::AlreadyExists => "alreadyExists",
+        ErrorCode::NotADirectory => "notADirectory",
+        ErrorCode::IsADirectory => "isADirectory",
+        ErrorCode::NotEmpty => "notEmpty",
+        ErrorCode::ReadOnly => "readOnly",
+        ErrorCode::InvalidArgument => "invalidArgument",
+        ErrorCode::NoSpace => "noSpace",
+        ErrorCode::TooLarge => "tooLarge",
+        ErrorCode::PermissionDenied => "permissionDenied",
+        ErrorCode::Io => "io",
+        ErrorCode::Corrupted => "corrupted",
+        ErrorCode::Unsupported => "unsupported",
+        ErrorCode::StaleHandle => "staleHandle",
+        ErrorCode::Closed => "closed",
+        ErrorCode::Busy => "busy",
+    }
+}
+
+/// `error: <code>: <message>`.
+pub fn error_line(code: &str, message: &str) -> String {
+    alloc::format!("error: {}: {}", code, message)
+}
+
+pub fn provenance_name(p: TimeProvenance) -> &'static str {
+    match p {
+        TimeProvenance::Unknown => "unknown",
+        TimeProvenance::WallClock => "wallClock",
+        TimeProvenance::Rtc => "rtc",
+        TimeProvenance::FatDirectoryEntry => "fatDirectoryEntry",
+        TimeProvenance::FixedSourceDateEpoch => "fixedSourceDateEpoch",
+        TimeProvenance::HostFileMtime => "hostFileMtime",
+    }
+}
+
+/// A time for `stat`: `2024-05-01 12:00:00 UTC (wallClock)`, or
+/// `unknown` when the format recorded none.
+pub fn format_time(unix_nanos: i64, provenance: TimeProvenance) -> String {
+    if provenance == TimeProvenance::Unknown {
+        return String::from("unknown (unknown)");
+    }
+    let secs = unix_nanos.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    alloc::format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC ({})", y, m, d, rem / 3600, rem / 60 % 60, rem % 60, provenance_name(provenance))
+}
+
+/// Howard Hinnant's days-to-civil.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Bytes as a printable string: UTF-8 text as is (the console replaces
+/// control characters), anything else as `0x` hex.
+pub fn show_bytes(b: &[u8]) -> String {
+    match core::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => {
+            let mut s = String::from("0x");
+            for x in b {
+                s.push_str(&alloc::format!("{:02x}", x));
+            }
+            s
+        }
+    }
+}
+
+/// Lowercase hex sha256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut s = String::new();
+    for x in Sha256::digest(data).iter() {
+        s.push_str(&alloc::format!("{:02x}", x));
+    }
+    s
+}
+
+/// A file's text as output lines (one per `\n`; a last line without a
+/// newline is still a line).
+pub fn text_lines(data: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(data);
+    let mut lines: Vec<String> = text.split('\n').map(|l| l.to_string()).collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn r(cwd: &str, p: &str) -> String {
+        join(&resolve(cwd, p))
+    }
+
+    #[test]
+    fn paths_resolve_from_the_cwd_and_never_above_root() {
+        assert_eq!(r("/", "data"), "/data");
+        assert_eq!(r("/data", "a/b"), "/data/a/b");
+        assert_eq!(r("/data/a", ".."), "/data");
+        assert_eq!(r("/data/a", "../../.."), "/");
+        assert_eq!(r("/data", "/../../etc"), "/etc");
+        assert_eq!(r("/data", "./x//y/./"), "/data/x/y");
+        assert_eq!(r("/data/a", "/fat"), "/fat");
+        assert_eq!(r("/data", ""), "/data");
+        assert_eq!(r("/", "/"), "/");
+        assert_eq!(resolve("/data/a/b", "../c"), vec!["data", "a", "c"]);
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse(""), Ok(Command::Empty));
+        assert_eq!(parse("   \t "), Ok(Command::Empty));
+        assert_eq!(parse("ls"), Ok(Command::Ls(None)));
+        assert_eq!(parse("ls /data"), Ok(Command::Ls(Some("/data".into()))));
+        assert_eq!(parse("write  notes.txt hello   big\tworld"), Ok(Command::Write("notes.txt".into(), "hello big world".into())));
+        assert_eq!(parse("append a x"), Ok(Command::Append("a".into(), "x".into())));
+        assert_eq!(parse("mv a b"), Ok(Command::Mv("a".into(), "b".into())));
+        assert_eq!(parse("put k some value"), Ok(Command::Put("k".into(), "some value".into())));
+        assert_eq!(parse("keys app/"), Ok(Command::Keys(Some("app/".into()))));
+        assert_eq!(parse("exit"), Ok(Command::Exit));
+    }
+
+    #[test]
+    fn bad_lines_are_errors_not_commands() {
+        let e = parse("frobnicate now").unwrap_err();
+        assert_eq!(e.code, "invalidArgument");
+        assert!(e.message.contains("unknown command 'frobnicate'"), "{}", e.message);
+        assert_eq!(parse("write onlypath").unwrap_err().message, "usage: write PATH TEXT...");
+        assert_eq!(parse("mv a").unwrap_err().message, "usage: mv FROM TO");
+        assert_eq!(parse("pwd extra").unwrap_err().message, "usage: pwd");
+        assert!(parse("cat a b").is_err());
+        let long = "x".repeat(5000);
+        let e = parse(&long).unwrap_err();
+        assert!(e.message.len() < 80, "an unknown command is shown cut: {}", e.message);
+        assert!(parse("\u{1}\u{7f}\u{fffd}").is_err());
+    }
+
+    #[test]
+    fn every_help_entry_parses_as_its_command() {
+        for (u, _) in HELP {
+            let line: Vec<&str> = u.split(' ').map(|w| if w.ends_with("...") || w.chars().all(|c| c.is_ascii_uppercase() || c == '[' || c == ']') { "x" } else { w }).collect();
+            assert!(parse(&line.join(" ")).is_ok(), "help entry '{u}' does not parse");
+        }
+    }
+
+    #[test]
+    fn error_lines_use_the_schema_names() {
+        assert_eq!(error_line(code_name(ErrorCode::NotFound), "no such file"), "error: notFound: no such file");
+        assert_eq!(code_name(ErrorCode::IsADirectory), "isADirectory");
+        assert_eq!(code_name(ErrorCode::Busy), "busy");
+    }
+
+    #[test]
+    fn times_and_bytes_format() {
+        assert_eq!(format_time(0, TimeProvenance::WallClock), "1970-01-01 00:00:00 UTC (wallClock)");
+        assert_eq!(format_time(1_700_000_000_000_000_000, TimeProvenance::FatDirectoryEntry), "2023-11-14 22:13:20 UTC (fatDirectoryEntry)");
+        assert_eq!(format_time(5, TimeProvenance::Unknown), "unknown (unknown)");
+        assert_eq!(show_bytes(b"abc"), "abc");
+        assert_eq!(show_bytes(&[0xff, 0x00]), "0xff00");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(text_lines(b"a\nb\n"), vec!["a", "b"]);
+        assert_eq!(text_lines(b"a\n\nb"), vec!["a", "", "b"]);
+        assert!(text_lines(b"").is_empty());
+    }
+}

@@ -62,7 +62,8 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system shell \
-             storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile
+             storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
+             storage-fat-read cloud-provider-fat-read-over-nvme
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
@@ -70,7 +71,8 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
         run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-shell bench-ipc bench-storage bench-linux run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
-        run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile
+        run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
+        run-storage-fat-read run-cloud-provider-fat-read-over-nvme
 
 all: test
 
@@ -210,6 +212,15 @@ run-storage-persist: setup
 ## Hostile requests on HOSTILE_IMAGE; a second client still works; no panic.
 run-storage-hostile: setup
 	@$(RUNNER) test storage-hostile
+
+## Read-only FAT: FAT_IMAGE (default from tools/mkstorage-fat-read-image)
+## over virtio-blk; the walk equals mtools' view, times within 2 s.
+run-storage-fat-read: setup
+	@$(RUNNER) test storage-fat-read
+
+## The same FAT reading over NVMe, as a cloud provider attaches disks.
+run-cloud-provider-fat-read-over-nvme: setup
+	@$(RUNNER) test cloud-provider-fat-read-over-nvme
 
 ## The GPT disk (ESP = what `make run` boots, partition 2 = capOS data).
 image: setup

@@ -121,7 +121,13 @@ pub fn walk(label: &str, fs: Option<&Directory>, store: Option<&Store>, big: &mu
                                     fail(&mut w, format!("{}: read {} bytes but the listing says {}", child, size, e.size));
                                 }
                                 match f.stat() {
-                                    Ok(st) if st.size == size && st.kind == NodeKind::File => {}
+                                    Ok(st) if st.size == size && st.kind == NodeKind::File => {
+                                        // FAT keeps real directory-entry times: the runner
+                                        // compares them with the host's view (mtools).
+                                        if st.modified.provenance == capos_abi::capos_capnp::TimeProvenance::FatDirectoryEntry {
+                                            println!("time {} modified={}", child, st.modified.unix_nanos.div_euclid(1_000_000_000));
+                                        }
+                                    }
                                     Ok(st) => fail(&mut w, format!("{}: stat says {} bytes, kind {:?}; read {}", child, st.size, st.kind, size)),
                                     Err(err) => fail(&mut w, format!("stat {}: {}", child, describe(&err))),
                                 }

@@ -77,6 +77,16 @@ pub fn all() -> Vec<StorageScenario> {
             run: persist,
         },
         StorageScenario {
+            name: "storage-fat-read",
+            description: "read-only FAT (FAT_IMAGE, default from tools/mkstorage-fat-read-image) over virtio-blk: walk == mtools' view with times, every mutation refused",
+            run: fat_read_virtio,
+        },
+        StorageScenario {
+            name: "cloud-provider-fat-read-over-nvme",
+            description: "the same FAT reading over NVMe (as a cloud provider attaches disks)",
+            run: fat_read_nvme,
+        },
+        StorageScenario {
             name: "storage-hostile",
             description: "hostile storage requests (HOSTILE_IMAGE): bad names, huge offsets and lengths, a full disk, stale and closed handles, rename cycles; a second client still works; no kernel panic",
             run: hostile,
@@ -107,6 +117,8 @@ pub enum Format {
     Wf,
     St,
     Colocated,
+    /// FAT12/16/32 (a boot sector or an MBR in block 0), read-only.
+    Fat,
 }
 
 impl Format {
@@ -117,6 +129,7 @@ impl Format {
             Format::Wf => "caposwf1",
             Format::St => "caposst1",
             Format::Colocated => "colocated",
+            Format::Fat => "fat",
         }
     }
     pub fn has_fs(self) -> bool {
@@ -141,7 +154,8 @@ pub fn detect(head: &[u8], len: u64) -> Result<Format, String> {
             let total = u64::from_le_bytes(head[48..56].try_into().unwrap());
             Ok(if total < len / 512 { Format::Colocated } else { Format::St })
         }
-        other => Err(format!("unknown magic {:?} (want CAPOSRO1, CAPOSWF1 or CAPOSST1)", String::from_utf8_lossy(other))),
+        _ if head[510..512] == [0x55, 0xAA] => Ok(Format::Fat),
+        other => Err(format!("unknown magic {:?} (want CAPOSRO1, CAPOSWF1, CAPOSST1, or a FAT boot sector or MBR)", String::from_utf8_lossy(other))),
     }
 }
 
@@ -269,6 +283,13 @@ fn sha_hex(b: &[u8]) -> String {
 /// The walk lines of an extracted directory tree: `dir /`, `dir /a`,
 /// `file /a/b size=N sha256=HEX`.
 pub fn host_fs_walk(root: &Path) -> Result<BTreeSet<String>, String> {
+    host_fs_walk_times(root).map(|(lines, _)| lines)
+}
+
+/// [`host_fs_walk`], and each file's modification time (Unix seconds) by
+/// walk path.
+pub fn host_fs_walk_times(root: &Path) -> Result<(BTreeSet<String>, BTreeMap<String, i64>), String> {
+    let mut times = BTreeMap::new();
     let mut out = BTreeSet::new();
     let mut stack = vec![(root.to_path_buf(), String::from("/"))];
     while let Some((dir, path)) = stack.pop() {
@@ -283,12 +304,16 @@ pub fn host_fs_walk(root: &Path) -> Result<BTreeSet<String>, String> {
             } else if ft.is_file() {
                 let bytes = std::fs::read(e.path()).map_err(|er| format!("{}: {}", e.path().display(), er))?;
                 out.insert(format!("file {} size={} sha256={}", child, bytes.len(), sha_hex(&bytes)));
+                if let Ok(m) = e.metadata() {
+                    use std::os::unix::fs::MetadataExt;
+                    times.insert(child.clone(), m.mtime());
+                }
             } else {
                 return Err(format!("{}: neither a file nor a directory", e.path().display()));
             }
         }
     }
-    Ok(out)
+    Ok((out, times))
 }
 
 /// `%XX`-unescape one field of a store.kv line (tools/mkstore-image/src/kv_file.rs).
@@ -936,6 +961,131 @@ fn readonly(r: &mut Run) -> Result<(), String> {
             }
         }
     }
+    Ok(())
+}
+
+fn fat_read_virtio(r: &mut Run) -> Result<(), String> {
+    fat_read(r, Bus::Virtio)
+}
+
+fn fat_read_nvme(r: &mut Run) -> Result<(), String> {
+    fat_read(r, Bus::Nvme)
+}
+
+/// Byte offset of the FAT volume in `img`: 0 for a FAT boot sector in
+/// block 0, else the first MBR partition with a FAT type byte.
+fn fat_offset(img: &Path) -> Result<u64, String> {
+    use std::io::Read;
+    let mut b = [0u8; 512];
+    std::fs::File::open(img).and_then(|mut f| f.read_exact(&mut b)).map_err(|e| format!("{}: {}", img.display(), e))?;
+    let bps = u16::from_le_bytes([b[11], b[12]]);
+    if b[0] == 0xEB || b[0] == 0xE9 {
+        if matches!(bps, 512 | 1024 | 2048 | 4096) {
+            return Ok(0);
+        }
+    }
+    for i in 0..4 {
+        let e = &b[446 + 16 * i..462 + 16 * i];
+        if matches!(e[4], 0x01 | 0x04 | 0x06 | 0x0B | 0x0C | 0x0E | 0x11 | 0x14 | 0x16 | 0x1B | 0x1C | 0x1E | 0xEF) {
+            return Ok(u32::from_le_bytes([e[8], e[9], e[10], e[11]]) as u64 * 512);
+        }
+    }
+    Err(format!("{}: neither a FAT boot sector nor an MBR with a FAT partition in block 0", img.display()))
+}
+
+/// A FAT image (FAT_IMAGE, copied, or the default one built by
+/// tools/mkstorage-fat-read-image) mounted `fat` on `bus`: the checker's
+/// walk must equal mtools' own extraction (`mcopy -s -m`, TZ=UTC) line for
+/// line, every file's modified time must be the host's within FAT's 2 s,
+/// and every mutation is refused (`readonly` mode).
+fn fat_read(r: &mut Run, bus: Bus) -> Result<(), String> {
+    let img = r.dir.join("fat.img");
+    match env("FAT_IMAGE") {
+        Some(user) => {
+            std::fs::copy(&user, &img).map_err(|e| format!("copying FAT_IMAGE={}: {}", user, e))?;
+            println!("-- {}: FAT_IMAGE={} copied to {}", r.name, user, img.display());
+        }
+        None => {
+            let _ = std::fs::remove_file(&img);
+            let script = r.s.root.join("tools/mkstorage-fat-read-image");
+            let out = Command::new(&script).arg(&img).env("SOURCE_DATE_EPOCH", "1700000000").output().map_err(|e| format!("{}: {}", script.display(), e))?;
+            if !out.status.success() {
+                return Err(format!("{}: {}{}", script.display(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+            }
+            println!("-- {}: built {} with tools/mkstorage-fat-read-image", r.name, img.display());
+        }
+    }
+    // The host's view, by mtools.
+    let host = r.dir.join("host-fat");
+    if host.exists() {
+        std::fs::remove_dir_all(&host).map_err(|e| format!("{}: {}", host.display(), e))?;
+    }
+    std::fs::create_dir_all(&host).map_err(|e| e.to_string())?;
+    let offset = fat_offset(&img)?;
+    let image_arg = if offset == 0 { r.path_str(&img)? } else { format!("{}@@{}", r.path_str(&img)?, offset) };
+    let out = Command::new("mcopy")
+        .args(["-s", "-m", "-n", "-i", &image_arg, "::/*"])
+        .arg(&host)
+        .env("TZ", "UTC")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .map_err(|e| format!("mcopy: {} (install mtools: tools/setup.sh)", e))?;
+    if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("No match") {
+        return Err(format!("mcopy -s -m -i {} ::/*: {}", image_arg, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let (host_walk, host_times) = host_fs_walk_times(&host)?;
+    println!("-- {}: mtools sees {} directories and files, {} file times", r.name, host_walk.len(), host_times.len());
+    let sha_before = sha_file(&img)?;
+    let mounts = [Mount { name: "fat", format: Format::Fat, device: bus.device(), read_only: false }];
+    let procs = [checker(CHECKER, &["--mode", "readonly"], grants_for(Format::Fat, "fat", "fs", "store", "fs", "store"))];
+    let text = manifest_text(&format!("{} over {:?}", r.name, bus), &mounts, &procs);
+    let boot = match bus {
+        Bus::Virtio => "virtio",
+        Bus::Nvme => "nvme",
+    };
+    let out = r.boot(boot, &text, &[Disk { path: img.clone(), bus }], None, timeout(r, 120))?;
+    r.judge(boot, &out, &mounts, &[CHECKER], &[]);
+    r.check_walk(&format!("{}-walk", boot), &out, CHECKER, "start", &host_walk);
+    // Times: one `time PATH modified=SECS` line per file of the first walk.
+    let mut guest_times: BTreeMap<String, i64> = BTreeMap::new();
+    for l in &out.lines {
+        let (src, body) = qemu::line_source(l);
+        if src != Source::Process(CHECKER.to_string()) {
+            continue;
+        }
+        if body.starts_with("walk end start") {
+            break;
+        }
+        if let Some(rest) = body.strip_prefix("time ") {
+            if let Some((path, secs)) = rest.rsplit_once(" modified=") {
+                if let Ok(v) = secs.trim().parse::<i64>() {
+                    guest_times.insert(path.to_string(), v);
+                }
+            }
+        }
+    }
+    let mut bad = Vec::new();
+    for (path, h) in &host_times {
+        match guest_times.get(path) {
+            None => bad.push(format!("{}: no time line from the guest (host {})", path, h)),
+            Some(g) if (g - h).abs() > 2 => bad.push(format!("{}: guest modified {} host {} ({} s apart)", path, g, h, g - h)),
+            Some(_) => {}
+        }
+    }
+    for path in guest_times.keys().filter(|p| !host_times.contains_key(*p)) {
+        bad.push(format!("{}: a time line for a file mtools does not have", path));
+    }
+    let what = format!("{}-times", boot);
+    if bad.is_empty() && !host_times.is_empty() {
+        r.pass(&what, &format!("{} files' modified times equal mtools' within FAT's 2 s", host_times.len()));
+    } else {
+        for b in bad.iter().take(25) {
+            println!("   {}", b);
+        }
+        r.fail(&what, &format!("{} time mismatches ({} host files)", bad.len(), host_times.len()));
+    }
+    let sha_after = sha_file(&img)?;
+    r.check(&format!("{}-image-untouched", boot), if sha_after == sha_before { Ok(format!("{} unchanged", img.display())) } else { Err(format!("{} changed behind a read-only mount", img.display())) });
     Ok(())
 }
 

@@ -82,6 +82,30 @@ fn file_bench(fs: &Directory, only: Option<&str>) -> bool {
     ok
 }
 
+/// FAT File.read: sequential reads of `/big.bin` (4 MiB of `i mod 253`,
+/// tools/mkstorage-fat-read-image with FAT_BIG_MIB=4) on a read-only FAT
+/// mount, the same sizes as CAPOSWF1's.
+fn fat_bench(fat: &Directory, only: Option<&str>) -> bool {
+    let f = match fat.open("big.bin") {
+        Ok(f) => f,
+        Err(e) => return verdict("bench-fat", false, &format!("open /big.bin: {e:?}")),
+    };
+    let mut ok = true;
+    const MAX: usize = 128 << 10;
+    let mut buf = vec![0u8; MAX];
+    for (size, n) in [(4096usize, 256u64), (MAX, 32)] {
+        let label = if size == 4096 { "4 KiB" } else { "128 KiB" };
+        let buf = &mut buf[..size];
+        let slots = FILE_BYTES / size as u64;
+        ok &= measure(&format!("FAT File.read {label}"), n, only, |i| f.read_bulk((i % slots) * size as u64, buf).ok() == Some(size));
+        // The last read: offset ((n - 1) % slots) * size holds i mod 253.
+        let off = ((n - 1) % slots) * size as u64;
+        let intact = buf.iter().enumerate().all(|(j, b)| *b as u64 == (off + j as u64) % 253);
+        ok &= verdict(&format!("bench-fat-{size}-intact"), intact, &format!("{size} bytes at {off} as the image script wrote them"));
+    }
+    ok
+}
+
 fn store_bench(store: &Store, only: Option<&str>) -> bool {
     let value = pattern(100, 3);
     let mut next = 0u64;
@@ -107,6 +131,9 @@ fn main(start: &StartInfo) -> i32 {
     match start.cap("store") {
         Some(h) => ok &= store_bench(&Store::new(h), only),
         None => ok &= verdict("bench-setup", false, "no capability 'store' granted"),
+    }
+    if let Some(h) = start.cap("fat") {
+        ok &= fat_bench(&Directory::new(h), only);
     }
     println!("bench: done");
     if ok {

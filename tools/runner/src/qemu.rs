@@ -292,6 +292,15 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         }
         extra.push((format!("{{disk:{}}}", name), path.display().to_string()));
     }
+    for (name, script, env) in &boot.script_images {
+        let path = dir.join(format!("{}-{}.img", boot.name, name));
+        let _ = std::fs::remove_file(&path);
+        let out = std::process::Command::new(s.root.join(script)).arg(&path).envs(env.iter().copied()).output().map_err(|e| format!("{}: {}", script, e))?;
+        if !out.status.success() {
+            return Err(format!("{} {}: {}", script, path.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        extra.push((format!("{{disk:{}}}", name), path.display().to_string()));
+    }
     let mut disks = Vec::new();
     let mut disk_args: Vec<String> = Vec::new();
     for (i, d) in boot.blk_disks.iter().enumerate() {

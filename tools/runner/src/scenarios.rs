@@ -36,6 +36,9 @@ pub struct Boot {
     /// Storage images (name, mkstore-image arguments before `-o FILE`)
     /// built fresh for each run; `{disk:NAME}` names them like scratch disks.
     pub store_images: Vec<(&'static str, Vec<String>)>,
+    /// Images made by a script of the repository (name, script, its
+    /// environment), run as `SCRIPT FILE`; `{disk:NAME}` names them too.
+    pub script_images: Vec<(&'static str, &'static str, Vec<(&'static str, &'static str)>)>,
     /// Check the `timers` wall clock against the host's UTC time.
     pub check_wall_clock: bool,
     pub blk_disks: Vec<BlkDisk>,
@@ -110,6 +113,7 @@ impl Boot {
             qemu_args: Vec::new(),
             scratch_disks: Vec::new(),
             store_images: Vec::new(),
+            script_images: Vec::new(),
             check_wall_clock: false,
             blk_disks: Vec::new(),
             blk_read_bytes: 0,
@@ -386,7 +390,12 @@ pub fn bench_icount_args() -> Vec<String> {
 
 /// Pairs of (capOS label, Linux label) printed side by side.
 pub const IPC_VS_LINUX: &[(&str, &str)] = &[("kernel null call", "getppid"), ("endpoint null round trip", "pipe round trip")];
-pub const STORAGE_VS_LINUX: &[(&str, &str)] = &[("File.read 4 KiB", "O_DIRECT read 4 KiB"), ("File.read 128 KiB", "O_DIRECT read 128 KiB")];
+pub const STORAGE_VS_LINUX: &[(&str, &str)] = &[
+    ("File.read 4 KiB", "O_DIRECT read 4 KiB"),
+    ("File.read 128 KiB", "O_DIRECT read 128 KiB"),
+    ("FAT File.read 4 KiB", "O_DIRECT read 4 KiB"),
+    ("FAT File.read 128 KiB", "O_DIRECT read 128 KiB"),
+];
 /// bench-storage's figures beside the raw NVMe driver's (bench-blk,
 /// polled like a storage call in a syscall, its wait excluded).
 pub const STORAGE_VS_BLK: &[(&str, &str, &str)] = &[
@@ -877,9 +886,11 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 qemu_args: [
                     bench_icount_args(),
                     strings(&["-drive", "file={disk:bench},if=none,id=bench,format=raw", "-device", "nvme,serial=capos-bench,drive=bench"]),
+                    strings(&["-drive", "file={disk:fat},if=none,id=fat,format=raw", "-device", "nvme,serial=capos-fat,drive=fat"]),
                 ]
                 .concat(),
                 store_images: vec![("bench", strings(&["--colocated", "--store-blocks", "4096", "--blocks", "65536"]))],
+                script_images: vec![("fat", "tools/mkstorage-fat-read-image", vec![("FAT_BIG_MIB", "4")])],
                 guest_verdicts: true,
                 timeout: Some(1800),
                 icount_plugin: true,
@@ -891,6 +902,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     "[bench] icount: File.write 4 KiB",
                     "[bench] icount: File.read 128 KiB",
                     "[bench] icount: Store.get 100 B",
+                    "[bench] icount: FAT File.read 128 KiB",
                     "[bench] bench: done",
                     "process bench (pid 1) exited with status 0",
                 ])

@@ -959,8 +959,9 @@ fn required_lines(bus: Bus) -> Vec<String> {
         "capos-boot: /limine.conf: booting entry 'capOS'".to_string(),
         "capos kernel starting".to_string(),
         "storage: mounted data: colocated on any partition type A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890".to_string(),
-        "userspace: 4 processes started".to_string(),
+        "userspace: 5 processes started".to_string(),
         "[bootcount] [PASS] bootcount".to_string(),
+        "[shell] bye".to_string(),
         "capos> devices".to_string(),
         format!("{}: {}", bus.guest_name(), if bus == Bus::Nvme { "nvme" } else { "virtio-blk" }),
         "halting".to_string(),
@@ -1034,13 +1035,29 @@ fn disk_test(s: &Settings) -> Result<bool, String> {
     let size = std::fs::metadata(&disk).map_err(|e| e.to_string())?.len();
     // The same disk twice: what the first boot synced (bootcount's count)
     // must be there for the second.
+    // The shell writes a note in the first boot and reads it in the second.
     let mut counts: Vec<u64> = Vec::new();
-    for bus in [Bus::Nvme, Bus::Virtio] {
-        let log = boot_scripted(s, &disk, bus, &dir, &[("capos> ", "devices\r"), ("capos> ", "halt\r")])?;
+    const NOTE: &str = "written by the first boot of this disk";
+    let first_cmd = format!("write /data/note.txt {}\r", NOTE);
+    for (i, bus) in [Bus::Nvme, Bus::Virtio].into_iter().enumerate() {
+        let mut script: Vec<(&str, &str)> = Vec::new();
+        if i == 0 {
+            script.push(("capos$ ", &first_cmd));
+        }
+        script.extend([("capos$ ", "cat /data/note.txt\r"), ("capos$ ", "exit\r"), ("capos> ", "devices\r"), ("capos> ", "halt\r")]);
+        let log = boot_scripted(s, &disk, bus, &dir, &script)?;
         let label = format!("cloud-disk/{}", bus.name());
         let (p, f) = judge(&label, bus, size, &log);
         passed += p;
         failed += f;
+        let want = format!("[shell] {}", NOTE);
+        let seen = log.lines.iter().any(|l| crate::qemu::satisfies(l, &want));
+        println!("[{}] {}: the shell's cat /data/note.txt printed '{}'{}", if seen { "PASS" } else { "FAIL" }, label, NOTE, if i == 1 { " (written by the boot before)" } else { "" });
+        if seen {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
         match boot_count(&log.lines) {
             Some(n) => counts.push(n),
             None => {
@@ -1058,7 +1075,6 @@ fn disk_test(s: &Settings) -> Result<bool, String> {
             failed += 1;
         }
     }
-    println!("note: the shell is not on the disk yet (userspace storage issue); bootcount stands in for a user's file");
     println!("{} passed, {} failed", passed, failed);
     Ok(failed == 0 && passed > 0)
 }

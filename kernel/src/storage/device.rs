@@ -5,7 +5,7 @@ use crate::drivers::block::{self as blockdev, SharedDevice};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use capos_abi::manifest::{MountSpec, PartitionSelect, ANY_DEVICE};
+use capos_abi::manifest::{MountFormat, MountSpec, PartitionSelect, ANY_DEVICE};
 use capos_kcore::gpt::{self, Guid};
 use capos_storage::{BlockDevice, BlockError};
 
@@ -39,6 +39,9 @@ pub struct Range {
     pub shared: SharedDevice,
     pub start: u64,
     pub count: u64,
+    /// A FAT mount of `partition N` on a disk without a GPT: the whole
+    /// disk, and the FAT backer reads MBR partition N itself.
+    pub mbr_partition: Option<u8>,
 }
 
 impl Range {
@@ -116,7 +119,7 @@ fn resolve_on(spec: &MountSpec, device: &str, shared: SharedDevice) -> Result<Ra
         let d = shared.lock();
         (d.block_size(), d.block_count())
     };
-    let whole = Range { device: device.into(), shared: shared.clone(), start: 0, count: blocks };
+    let whole = Range { device: device.into(), shared: shared.clone(), start: 0, count: blocks, mbr_partition: None };
     if spec.partition == PartitionSelect::Whole {
         return Ok(whole);
     }
@@ -125,7 +128,17 @@ fn resolve_on(spec: &MountSpec, device: &str, shared: SharedDevice) -> Result<Ra
     }
     let table = {
         let mut dev = shared.lock();
-        gpt::parse(blocks, |lba, buf| dev.read_blocks(lba, buf)).map_err(|e| format!("{}: GPT: {e}", spec.device))?
+        gpt::parse(blocks, |lba, buf| dev.read_blocks(lba, buf))
+    };
+    let table = match (table, &spec.partition) {
+        (Ok(t), _) => t,
+        // FAT disks are often MBR-partitioned: without a GPT, `partition N`
+        // (1 to 4) of a fat mount is MBR partition N, read by the backer.
+        (Err(e), PartitionSelect::Number(n)) if spec.format == MountFormat::Fat && (1..=4).contains(n) => {
+            log::info!("storage: {}: no GPT ({}); fat mount {} uses MBR partition {}", device, e, spec.name, n);
+            return Ok(Range { mbr_partition: Some(*n as u8), ..whole });
+        }
+        (Err(e), _) => return Err(format!("{}: GPT: {e}", spec.device)),
     };
     if let Some(problem) = &table.primary_problem {
         log::warn!("storage: {}: primary GPT unusable ({}); using the backup table", spec.device, problem);

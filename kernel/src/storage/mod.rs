@@ -30,7 +30,7 @@ use capos_abi::manifest::{MountFormat, MountSpec};
 use capos_storage::partition::Partition;
 use capos_storage::store::Store;
 use capos_storage::writable_fs::{MountOptions, WritableFs};
-use capos_storage::fat::{FatFs, MountOptions as FatOptions};
+use capos_storage::fat::{FatFs, FatPartition, MountOptions as FatOptions};
 use capos_storage::{readonly_fs::ReadOnlyFs, Clock, FileSystem, Provenance, Timestamp};
 use core::sync::atomic::{AtomicU64, Ordering};
 use device::{DevHandle, Range};
@@ -173,7 +173,11 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
             notes.push(format!("{} nodes, read-only by format", f.node_count()));
             Box::new(f)
         } else if spec.format == MountFormat::Fat {
-            let f = FatFs::mount(dev(start, count)?, FatOptions::default()).map_err(|e| format!("FAT: {e}"))?;
+            let partition = match range.mbr_partition {
+                Some(n) => FatPartition::Mbr(n),
+                None => FatPartition::Auto,
+            };
+            let f = FatFs::mount(dev(start, count)?, FatOptions { partition }).map_err(|e| format!("FAT: {e}"))?;
             let g = f.geometry();
             let (first, blocks) = f.volume_extent();
             notes.push(format!(

@@ -19,7 +19,8 @@
 //!   a subdirectory only after it was *claimed*: its first cluster is in
 //!   the data area, it is not the cluster of a directory already seen (so
 //!   a directory that contains itself, or an ancestor, is an error instead
-//!   of an endless tree), and it is at most [`MAX_DEPTH`] levels down.
+//!   of an endless tree). Depth needs no limit of its own: every level is
+//!   a node, and the node table is bounded ([`MAX_NODES`]).
 //!
 //! Nodes: a read-only volume never loses a node, so a [`NodeHandle`] is an
 //! index into a table of the entries found so far (generation always 0).
@@ -64,9 +65,6 @@ use alloc::vec::Vec;
 use lam::{Listing, Staged};
 use volume::Volume;
 
-/// How deep directories may nest below the root (Windows' 260-character
-/// paths end far sooner).
-pub const MAX_DEPTH: u32 = 256;
 /// Most table rows (entries listed) one mount keeps: 256 Ki entries, a few
 /// tens of MiB of heap at worst.
 pub const MAX_NODES: usize = 1 << 18;
@@ -237,12 +235,6 @@ impl<D: BlockDevice> FatFs<D> {
         let node = &self.nodes[index as usize];
         if node.claimed {
             return Ok(());
-        }
-        if node.depth > MAX_DEPTH {
-            return Err(StorageError::Corrupt {
-                what: "FAT directories nest deeper than 256 levels",
-                detail: u64::from(node.depth),
-            });
         }
         let cluster = node.first_cluster;
         if !self.geometry.is_data_cluster(cluster) {

@@ -142,8 +142,26 @@ pub type IrqHandler = fn(vector: u8);
 static IRQ_HANDLERS: spin::RwLock<[Option<IrqHandler>; 256]> = spin::RwLock::new([None; 256]);
 static IRQ_COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
+/// Install (or remove) the handler of `vector`. The table's write lock is
+/// taken with interrupts off: an interrupt arriving while it is held would
+/// spin forever on the read lock in `trap_dispatch` (one CPU), which hung
+/// boots now and then when COM1's or an MSI-X handler was installed after
+/// interrupts were on.
 pub fn set_irq_handler(vector: u8, handler: Option<IrqHandler>) {
-    IRQ_HANDLERS.write()[vector as usize] = handler;
+    without_interrupts(|| IRQ_HANDLERS.write()[vector as usize] = handler);
+}
+
+/// Run `f` with interrupts off, then restore the flag found.
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    let was = interrupts_enabled();
+    if was {
+        set_interrupts(false);
+    }
+    let r = f();
+    if was {
+        set_interrupts(true);
+    }
+    r
 }
 
 pub fn irq_count(vector: u8) -> u64 {
@@ -267,11 +285,13 @@ pub fn interrupts_enabled() -> bool {
 /// Enable or disable maskable interrupts on this CPU.
 pub fn set_interrupts(enabled: bool) {
     // SAFETY: toggling IF; handlers are installed before anything can fire.
+    // Not `nomem`: CLI/STI must also be compiler barriers, so no memory
+    // access the interrupt flag protects moves across them.
     unsafe {
         if enabled {
-            asm!("sti", options(nomem, nostack));
+            asm!("sti", options(nostack));
         } else {
-            asm!("cli", options(nomem, nostack));
+            asm!("cli", options(nostack));
         }
     }
 }

@@ -69,7 +69,8 @@ pub fn fill_error(mut b: error::Builder<'_>, e: &CapError) {
     b.set_message(e.message.as_str());
 }
 
-fn read_error(r: error::Reader<'_>) -> Result<CapError, MessageError> {
+/// Read an `Error` (an unknown code reads as `unspecified`, its message kept).
+pub fn read_error(r: error::Reader<'_>) -> Result<CapError, MessageError> {
     let code = r.get_code().unwrap_or(ErrorCode::Unspecified);
     let message = r.get_message()?.to_str().map_err(capnp::Error::from)?.to_string();
     Ok(CapError { code, message })
@@ -79,7 +80,8 @@ fn text<'a>(t: capnp::text::Reader<'a>) -> Result<&'a str, MessageError> {
     Ok(t.to_str().map_err(capnp::Error::from)?)
 }
 
-fn which_err(field: &'static str) -> impl Fn(capnp::NotInSchema) -> MessageError {
+/// An unknown union arm or enum value of `field` as a [`MessageError`].
+pub fn which_err(field: &'static str) -> impl Fn(capnp::NotInSchema) -> MessageError {
     move |e| MessageError::UnknownEnumValue { field, value: e.0 }
 }
 

@@ -16,8 +16,8 @@ use crate::syscall;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::{
-    bool_result, cap_result, data_result, directory, error, file, keys_result, list_result, stat_result, store, u_int64_result,
-    void_result, ErrorCode, NodeKind,
+    bool_result, cap_result, data_result, directory, file, keys_result, list_result, stat_result, store, u_int64_result,
+    void_result, NodeKind,
 };
 use capos_abi::helpers::{self, CapError};
 use capos_abi::interfaces::{self, directory_method as dm, file_method as fm, store_method as sm};
@@ -38,15 +38,7 @@ fn object<T>(r: Result<Result<T, CapError>, MessageError>) -> Result<T, CallErro
     r?.map_err(CallError::Object)
 }
 
-fn which_err(field: &'static str) -> impl Fn(capnp::NotInSchema) -> MessageError {
-    move |e| MessageError::UnknownEnumValue { field, value: e.0 }
-}
-
-fn read_error(r: error::Reader<'_>) -> Result<CapError, MessageError> {
-    let code = r.get_code().unwrap_or(ErrorCode::Unspecified);
-    let message = r.get_message()?.to_str().map_err(capnp::Error::from)?.to_string();
-    Ok(CapError { code, message })
-}
+use capos_abi::helpers::{read_error, which_err};
 
 fn read_bool(r: bool_result::Reader<'_>) -> Result<Result<bool, CapError>, MessageError> {
     Ok(match r.which().map_err(which_err("BoolResult"))? {

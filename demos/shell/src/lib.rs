@@ -210,22 +210,8 @@ pub fn format_time(unix_nanos: i64, provenance: TimeProvenance) -> String {
     let secs = unix_nanos.div_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = capos_kcore::civil::civil_from_days(days);
     alloc::format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC ({})", y, m, d, rem / 3600, rem / 60 % 60, rem % 60, provenance_name(provenance))
-}
-
-/// Howard Hinnant's days-to-civil.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Bytes as a printable string: UTF-8 text as is (the console replaces

@@ -400,28 +400,6 @@ impl<D: BlockDevice> FileSystem for FatFs<D> {
             .collect())
     }
 
-    fn mkdir(&mut self, _: NodeHandle, _: &str) -> Result<NodeHandle, StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn create(&mut self, _: NodeHandle, _: &str) -> Result<NodeHandle, StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn remove(&mut self, _: NodeHandle, _: &str) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn rename(&mut self, _: NodeHandle, _: &str, _: NodeHandle, _: &str) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn write(&mut self, _: NodeHandle, _: u64, _: &[u8]) -> Result<usize, StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn truncate(&mut self, _: NodeHandle, _: u64) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn sync(&mut self) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-
     /// Reads walk the chain from where the previous read of the same file
     /// stopped (or from its start) and issue one device request per run of
     /// contiguous clusters.

@@ -302,28 +302,6 @@ impl<D: BlockDevice> FileSystem for ReadOnlyFs<D> {
             .collect())
     }
 
-    fn mkdir(&mut self, _: NodeHandle, _: &str) -> Result<NodeHandle, StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn create(&mut self, _: NodeHandle, _: &str) -> Result<NodeHandle, StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn remove(&mut self, _: NodeHandle, _: &str) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn rename(&mut self, _: NodeHandle, _: &str, _: NodeHandle, _: &str) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn write(&mut self, _: NodeHandle, _: u64, _: &[u8]) -> Result<usize, StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn truncate(&mut self, _: NodeHandle, _: u64) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-    fn sync(&mut self) -> Result<(), StorageError> {
-        Err(StorageError::ReadOnly)
-    }
-
     fn read(&mut self, file: NodeHandle, offset: u64, buf: &mut [u8]) -> Result<usize, StorageError> {
         let record = *self.node(file)?;
         if record.kind != NodeKind::File {

@@ -1223,7 +1223,12 @@ impl Durable {
                     if self.last_step.is_none_or(|s| k > s) {
                         self.apply_step(k, c);
                     }
-                    self.states.insert(path, state);
+                    // The last line before a SIGKILL can arrive cut short:
+                    // it still says step k's sync returned (applied above
+                    // from the plan), but its own hash is not the file's.
+                    if state_complete(&state) {
+                        self.states.insert(path, state);
+                    }
                 }
             }
         }
@@ -1267,6 +1272,15 @@ impl Durable {
 }
 
 /// `synced K PATH size=N sha256=HEX` or `synced K PATH absent`.
+/// Whether a `synced` line's state is whole: absent, or a size and a full
+/// 64-digit sha256.
+pub fn state_complete(state: &FileState) -> bool {
+    match state {
+        None => true,
+        Some((_, h)) => h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()),
+    }
+}
+
 pub fn parse_synced(body: &str) -> Option<(u64, String, FileState)> {
     let rest = body.strip_prefix("synced ")?;
     let mut it = rest.split(' ');
@@ -1826,6 +1840,12 @@ mod tests {
         assert_eq!(parse_synced("synced 7 /r/f7 size=12 sha256=ab"), Some((7, "/r/f7".into(), Some((12, "ab".into())))));
         assert_eq!(parse_synced("synced 8 /r/f0 absent"), Some((8, "/r/f0".into(), None)));
         assert_eq!(parse_synced("synced x"), None);
+        // A line cut short by the kill: parsed, but its state is not whole.
+        let (_, _, cut) = parse_synced("synced 7 /r/f7 size=206585 sha256=39039ca0f433c6187caf6f").unwrap();
+        assert!(!state_complete(&cut));
+        let whole = format!("synced 7 /r/f7 size=5 sha256={}", "ab".repeat(32));
+        assert!(state_complete(&parse_synced(&whole).unwrap().2));
+        assert!(state_complete(&None));
     }
 
     /// Write the tree the workload leaves after steps 1..=k (as the host
@@ -1857,6 +1877,25 @@ mod tests {
         let mut v = vec![0u8; n];
         plan::fill(seed, 0, &mut v);
         v
+    }
+
+    #[test]
+    fn a_synced_line_cut_short_by_the_kill_still_makes_its_step_durable() {
+        // CI once read `synced 7 /r/f7 size=206585 sha256=39039ca0f433c6187caf6f`
+        // after the SIGKILL: the step is durable, the truncated hash is not
+        // the file's, and the model must take the plan's state instead.
+        let mut c = Contents::default();
+        let k = (2..100).find(|&k| matches!(plan::action(k), plan::Action::Replace { .. })).unwrap();
+        let plan::Action::Replace { slot } = plan::action(k) else { unreachable!() };
+        let path = format!("/r/f{}", slot);
+        let (size, sha) = c.content(k);
+        let mut whole = Durable::default();
+        whole.absorb(&[format!("[storage-check] synced {} {} size={} sha256={}", k, path, size, sha)], &mut c);
+        let mut cut = Durable::default();
+        cut.absorb(&[format!("[storage-check] synced {} {} size={} sha256={}", k, path, size, &sha[..22])], &mut c);
+        assert_eq!(cut.last_step, Some(k));
+        assert_eq!(cut.states.get(&path), whole.states.get(&path));
+        assert_eq!(cut.states.get(&path), Some(&Some((size, sha))));
     }
 
     #[test]

@@ -245,21 +245,8 @@ impl File {
     /// Up to `buf.len()` bytes at `offset` into `buf` through the bulk
     /// buffer; returns the count (fewer at the end of the file).
     pub fn read_bulk(&self, offset: u64, buf: &mut [u8]) -> Result<usize, CallError> {
-        let capacity = buf.len();
-        let length = u32::try_from(capacity).unwrap_or(u32::MAX);
-        call::<file::read_params::Owned, _>(
-            self.0,
-            interfaces::FILE,
-            fm::READ,
-            &[],
-            BulkArg::into(buf),
-            |mut p| {
-                p.set_offset(offset);
-                p.set_length(length);
-                Ok(())
-            },
-            |r| bulk_count(r, capacity),
-        )
+        let length = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        self.read_bulk_len(offset, length, buf)
     }
 
     /// `read_bulk` asking for `length` bytes while offering `buf` (for

@@ -1,9 +1,9 @@
 //! `Directory`: the trait a directory object implements, and the capnp
 //! dispatcher in front of it.
 
-use super::{bad_params, Responder};
-use crate::capos_capnp::{cap_result, directory, list_result, rename_params, void_result, ErrorCode, NodeKind};
-use crate::helpers::{fill_cap, fill_error, fill_void, CapError};
+use super::{bad_params, void_reply, Responder};
+use crate::capos_capnp::{cap_result, directory, list_result, rename_params, ErrorCode, NodeKind};
+use crate::helpers::{fill_cap, fill_error, CapError};
 use crate::interfaces::directory_method as m;
 use crate::message::{CallMessage, MessageError};
 use crate::SysError;
@@ -49,13 +49,6 @@ fn cap_reply<R: Responder>(r: &mut R, result: Result<R::Cap, CapError>) -> Resul
     };
     r.results::<cap_result::Owned>(|b| {
         fill_cap(b, &result);
-        Ok(())
-    })
-}
-
-fn void_reply<R: Responder>(r: &mut R, result: Result<(), CapError>) -> Result<(), SysError> {
-    r.results::<void_result::Owned>(|b| {
-        fill_void(b, &result);
         Ok(())
     })
 }
@@ -145,6 +138,7 @@ fn fill_list(b: list_result::Builder<'_>, result: &Result<Vec<DirEntry>, CapErro
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::capos_capnp::void_result;
     use crate::helpers::read_void;
     use crate::interfaces::DIRECTORY;
     use alloc::string::{String, ToString};

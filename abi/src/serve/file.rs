@@ -6,9 +6,9 @@
 //! buffer, at most [`MAX_BULK_BYTES`] and at most the buffer. A larger
 //! length is `tooLarge` and never reaches the server.
 
-use super::{bad_params, data_or_bulk, Responder};
-use crate::capos_capnp::{data_result, file, stat_result, u_int64_result, void_result, ErrorCode, TimeProvenance};
-use crate::helpers::{fill_data, fill_stat, fill_u64, fill_void, CapError, Stat, Timestamp};
+use super::{bad_params, data_or_bulk, void_reply, Responder};
+use crate::capos_capnp::{data_result, file, stat_result, u_int64_result, ErrorCode, TimeProvenance};
+use crate::helpers::{fill_data, fill_stat, fill_u64, CapError, Stat, Timestamp};
 use crate::interfaces::file_method as m;
 use crate::ipc::MAX_BULK_BYTES;
 use crate::limits::MAX_IO_CHUNK_BYTES;
@@ -48,13 +48,6 @@ fn timestamp(t: capos_storage::Timestamp) -> Timestamp {
 /// A storage `Stat` as the schema's.
 pub fn stat_of(s: &capos_storage::Stat) -> Stat {
     Stat { size: s.size, kind: super::directory::node_kind(s.kind), created: timestamp(s.created), modified: timestamp(s.modified) }
-}
-
-fn void_reply<R: Responder>(r: &mut R, result: Result<(), CapError>) -> Result<(), SysError> {
-    r.results::<void_result::Owned>(|b| {
-        fill_void(b, &result);
-        Ok(())
-    })
 }
 
 fn data_error<R: Responder>(r: &mut R, e: CapError) -> Result<(), SysError> {
@@ -140,6 +133,7 @@ pub fn dispatch<S: FileServer + ?Sized, R: Responder>(server: &S, call: &CallMes
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::capos_capnp::void_result;
     use crate::helpers::{read_data, read_u64};
     use crate::interfaces::FILE;
     use alloc::vec::Vec;

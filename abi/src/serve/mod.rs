@@ -58,6 +58,14 @@ pub trait Responder {
     fn bulk_out(&mut self, data: &[u8]) -> Result<(), SysError>;
 }
 
+/// Answer with a `VoidResult`.
+pub(crate) fn void_reply<R: Responder>(r: &mut R, result: Result<(), CapError>) -> Result<(), SysError> {
+    r.results::<crate::capos_capnp::void_result::Owned>(|b| {
+        crate::helpers::fill_void(b, &result);
+        Ok(())
+    })
+}
+
 /// A params-reading failure as the call-level error it is.
 pub(crate) fn bad_params(e: impl Into<MessageError>) -> SysError {
     e.into().sys_error()

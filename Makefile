@@ -58,7 +58,7 @@ RUNNER := $(CARGO) run --quiet -p capos-run --
 
 # Host-side crates whose unit tests `make test` runs.
 HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image \
-                 -p capos-abi -p mkmanifest -p capos-demo-shell
+                 -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system shell \

@@ -284,6 +284,15 @@ interface Endpoint @0xaeaeefc5c08a4c81 {
   # A new client capability for this endpoint. A call made through it is
   # delivered to the server with this badge, so a server tells its
   # clients (or sessions) apart. Manifest grants carry badge 0.
+
+  badgeOf @1 () -> UInt64Result;
+  # The badge of the one capability this call transfers, if it is a client
+  # capability of this same endpoint (`invalidArgument` otherwise: another
+  # endpoint's, a kernel object, or not exactly one capability). A server
+  # that hands out objects as badged capabilities of its endpoint uses it
+  # to recognise one of its own objects passed back to it as an argument
+  # (Directory.rename's target), without ever learning anything about a
+  # capability that is not its own.
 }
 
 interface Ping @0xe963f547c7c28724 {

@@ -55,6 +55,7 @@ pub mod console_method {
 /// `Endpoint` method ordinals.
 pub mod endpoint_method {
     pub const MINT: u16 = 0;
+    pub const BADGE_OF: u16 = 1;
 }
 
 /// `Ping` method ordinals.
@@ -71,7 +72,7 @@ pub const ALL: &[(&str, u64, &[&str])] = &[
     ("File", FILE, &["read", "write", "stat", "truncate", "sync", "close"]),
     ("Store", STORE, &["put", "get", "has", "delete", "list"]),
     ("Console", CONSOLE, &["writeLine", "readLine"]),
-    ("Endpoint", ENDPOINT, &["mint"]),
+    ("Endpoint", ENDPOINT, &["mint", "badgeOf"]),
     ("Ping", PING, &["ping", "echo", "session", "echoBulk"]),
 ];
 

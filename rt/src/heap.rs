@@ -8,15 +8,20 @@ use core::alloc::{GlobalAlloc, Layout};
 use linked_list_allocator::LockedHeap;
 use spin::Mutex;
 
-/// 1 MiB: room for a full bulk buffer (`capos_abi::ipc::MAX_BULK_BYTES`
-/// is 1 MiB, storage clients move 128 KiB chunks) beside everything else.
-const HEAP_BYTES: usize = 1024 * 1024;
+/// The default heap, 1 MiB: room for a full bulk buffer
+/// (`capos_abi::ipc::MAX_BULK_BYTES` is 1 MiB, storage clients move 128 KiB
+/// chunks) beside everything else. A program that needs more says so with
+/// `entry!(main, heap = BYTES)`, which declares its own arena.
+pub const DEFAULT_HEAP_BYTES: usize = 1024 * 1024;
 
+/// A heap arena in .bss (page-aligned). Only its address is used.
 #[repr(align(4096))]
-#[allow(dead_code)] // only its address is used
-struct Arena([u8; HEAP_BYTES]);
+pub struct Arena<const N: usize>(pub [u8; N]);
 
-static mut ARENA: Arena = Arena([0; HEAP_BYTES]);
+extern "Rust" {
+    /// The program's arena, declared by [`crate::entry!`].
+    fn capos_heap_arena() -> (*mut u8, usize);
+}
 
 struct ProcessHeap {
     heap: LockedHeap,
@@ -27,9 +32,12 @@ struct ProcessHeap {
 static ALLOCATOR: ProcessHeap = ProcessHeap { heap: LockedHeap::empty(), small: Mutex::new(SmallBlocks::new()) };
 
 pub fn init() {
-    // SAFETY: called once at start, before any allocation; the arena is
-    // used by nothing else.
-    unsafe { ALLOCATOR.heap.lock().init(core::ptr::addr_of_mut!(ARENA) as *mut u8, HEAP_BYTES) };
+    // SAFETY: called once at start, before any allocation; the arena the
+    // entry macro declared is used by nothing else.
+    unsafe {
+        let (base, len) = capos_heap_arena();
+        ALLOCATOR.heap.lock().init(base, len)
+    };
 }
 
 /// A small request's block layout (every small block has its class's).

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod client;
 pub mod heap;
 pub mod ipc;
+pub mod serve;
 pub mod storage;
 pub mod syscall;
 
@@ -46,13 +47,24 @@ macro_rules! println {
     };
 }
 
-/// Declare the program's `main`.
+/// Declare the program's `main`, and its heap: 1 MiB
+/// ([`heap::DEFAULT_HEAP_BYTES`]) unless `heap = BYTES` says otherwise
+/// (`capos_rt::entry!(main, heap = 8 << 20);`).
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
+        $crate::entry!($main, heap = $crate::heap::DEFAULT_HEAP_BYTES);
+    };
+    ($main:path, heap = $bytes:expr) => {
         #[no_mangle]
         fn capos_main(start: &$crate::StartInfo) -> i32 {
             $main(start)
+        }
+        #[no_mangle]
+        fn capos_heap_arena() -> (*mut u8, usize) {
+            const BYTES: usize = $bytes;
+            static mut ARENA: $crate::heap::Arena<BYTES> = $crate::heap::Arena([0; BYTES]);
+            (core::ptr::addr_of_mut!(ARENA) as *mut u8, BYTES)
         }
     };
 }

@@ -98,23 +98,31 @@ impl DataIn<'_> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
-    //! A responder over owned buffers, for the dispatcher tests.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    //! A responder over owned buffers, for the dispatcher tests (and, with
+    //! the `testing` feature, the userspace services' host tests).
     use super::*;
     use crate::message::{read_flat, to_words, word_bytes, CallMessage};
 
-    pub struct TestResponder {
+    pub struct TestResponder<C = u32> {
         pub results: Vec<u64>,
-        pub caps: Vec<u32>,
-        pub transferred: Vec<u32>,
+        pub caps: Vec<C>,
+        pub transferred: Vec<C>,
         pub bulk_in: Option<Vec<u8>>,
         pub bulk_cap: Option<usize>,
         pub bulk_out: Option<Vec<u8>>,
     }
 
-    impl TestResponder {
-        pub fn new() -> TestResponder {
+    impl TestResponder<u32> {
+        pub fn new() -> TestResponder<u32> {
+            TestResponder::empty()
+        }
+    }
+
+    impl<C> TestResponder<C> {
+        /// A responder whose capabilities are `C`s.
+        pub fn empty() -> TestResponder<C> {
             TestResponder { results: Vec::new(), caps: Vec::new(), transferred: Vec::new(), bulk_in: None, bulk_cap: None, bulk_out: None }
         }
         pub fn get<T: Owned, R>(&self, f: impl FnOnce(T::Reader<'_>) -> R) -> R {
@@ -123,17 +131,17 @@ pub(crate) mod testing {
         }
     }
 
-    impl Responder for TestResponder {
-        type Cap = u32;
+    impl<C> Responder for TestResponder<C> {
+        type Cap = C;
         fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError> {
             self.results = to_words::<T>(fill).map_err(|e| e.sys_error())?;
             Ok(())
         }
-        fn add_cap(&mut self, cap: u32) -> Result<u32, SysError> {
+        fn add_cap(&mut self, cap: C) -> Result<u32, SysError> {
             self.caps.push(cap);
             Ok(self.caps.len() as u32 - 1)
         }
-        fn transferred(&self, slot: u32) -> Option<&u32> {
+        fn transferred(&self, slot: u32) -> Option<&C> {
             self.transferred.get(slot as usize)
         }
         fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError> {

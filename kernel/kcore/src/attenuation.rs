@@ -8,7 +8,11 @@
 //! the method's result type, without reaching the object. Interfaces the
 //! table does not know are refused whole (fail closed).
 
+use capos_abi::capos_capnp::{bool_result, cap_result, u_int64_result, void_result, ErrorCode};
+use capos_abi::helpers::{fill_bool, fill_cap, fill_u64, fill_void, CapError};
 use capos_abi::interfaces::{self, directory_method as dm, file_method as fm, store_method as sm};
+use capos_abi::serve::Responder;
+use capos_abi::SysError;
 
 /// The result struct a method answers with (so the wrapper can encode the
 /// error in the right shape).
@@ -44,6 +48,30 @@ pub fn read_only(interface_id: u64, method: u16) -> Access {
         (interfaces::STORE, sm::PUT) => Mutation(Void),
         (interfaces::STORE, sm::DELETE) => Mutation(Bool),
         _ => Unknown,
+    }
+}
+
+/// The `readOnly` error a wrapper answers a mutation with.
+pub fn refusal(interface_id: u64, method: u16) -> CapError {
+    CapError::new(
+        ErrorCode::ReadOnly,
+        &alloc::format!(
+            "read-only capability: {}.{} refused",
+            interfaces::name_of(interface_id).unwrap_or("?"),
+            interfaces::method_name(interface_id, method).unwrap_or("?")
+        ),
+    )
+}
+
+/// Answer a refused mutation: `e` in the result shape `kind`. One encoder
+/// for the kernel's wrapper and the userspace services' read-only
+/// sessions, so both refuse byte for byte alike.
+pub fn refuse<R: Responder>(r: &mut R, kind: ResultKind, e: CapError) -> Result<(), SysError> {
+    match kind {
+        ResultKind::Void => r.results::<void_result::Owned>(|b| Ok(fill_void(b, &Err(e)))),
+        ResultKind::UInt64 => r.results::<u_int64_result::Owned>(|b| Ok(fill_u64(b, &Err(e)))),
+        ResultKind::Cap => r.results::<cap_result::Owned>(|b| Ok(fill_cap(b, &Err(e)))),
+        ResultKind::Bool => r.results::<bool_result::Owned>(|b| Ok(fill_bool(b, &Err(e)))),
     }
 }
 

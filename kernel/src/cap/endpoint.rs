@@ -26,6 +26,3 @@ impl Endpoint {
         Endpoint { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), server, core: Mutex::new(EndpointCore::new()) }
     }
 }
-
-// The Endpoint interface (cap_call on the receive side): mint(badge).
-pub const METHOD_MINT: u16 = 0;

@@ -7,13 +7,10 @@
 //! which is `capos_kcore::attenuation`, host-tested. Interfaces the table
 //! does not know are refused with `UnknownInterface` (fail closed).
 
-use super::{CallMessage, Cap, Caller, KernelObject, Reply};
-use alloc::format;
+use super::{CallMessage, Cap, Caller, KernelObject, KernelResponder, Reply};
 use alloc::sync::Arc;
-use capos_abi::capos_capnp::{bool_result, cap_result, u_int64_result, void_result, ErrorCode};
-use capos_abi::helpers::{fill_bool, fill_cap, fill_u64, fill_void, CapError};
-use capos_abi::{interfaces, SysError};
-use capos_kcore::attenuation::{read_only, Access, ResultKind};
+use capos_abi::SysError;
+use capos_kcore::attenuation::{read_only, refusal, refuse, Access};
 
 pub struct ReadOnly(pub Arc<dyn KernelObject>);
 
@@ -30,18 +27,8 @@ impl KernelObject for ReadOnly {
         match read_only(call.interface_id(), call.method_id()) {
             Access::Unknown => Err(SysError::UnknownInterface),
             Access::Mutation(kind) => {
-                let what = format!(
-                    "read-only capability: {}.{} refused",
-                    interfaces::name_of(call.interface_id()).unwrap_or("?"),
-                    interfaces::method_name(call.interface_id(), call.method_id()).unwrap_or("?")
-                );
-                let e = CapError::new(ErrorCode::ReadOnly, &what);
-                match kind {
-                    ResultKind::Void => reply.results::<void_result::Owned, _>(|r| Ok(fill_void(r, &Err(e)))),
-                    ResultKind::UInt64 => reply.results::<u_int64_result::Owned, _>(|r| Ok(fill_u64(r, &Err(e)))),
-                    ResultKind::Cap => reply.results::<cap_result::Owned, _>(|r| Ok(fill_cap(r, &Err(e)))),
-                    ResultKind::Bool => reply.results::<bool_result::Owned, _>(|r| Ok(fill_bool(r, &Err(e)))),
-                }
+                let e = refusal(call.interface_id(), call.method_id());
+                refuse(&mut KernelResponder::new(caller, reply), kind, e)
             }
             Access::Read => {
                 // A transferred capability reaches the wrapped object only

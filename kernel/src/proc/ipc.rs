@@ -18,12 +18,13 @@
 use super::usermem::{copy_user, UserSlice};
 use super::{schedule, switch_to, with, Delivery, State, Table};
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::cap::endpoint::{Endpoint, METHOD_MINT};
+use crate::cap::endpoint::Endpoint;
 use crate::cap::{Bulk, CallMessage, Cap, CapList, Caller, Reply};
 use crate::mm::ipc_area::IpcView;
 use alloc::sync::Arc;
-use capos_abi::capos_capnp::{cap_result, endpoint};
-use capos_abi::helpers::fill_cap;
+use capos_abi::capos_capnp::{cap_result, endpoint, u_int64_result};
+use capos_abi::helpers::{fill_cap, fill_u64, CapError};
+use capos_abi::interfaces::endpoint_method;
 use capos_abi::ipc::{CallWord, Received, ReplyToken, ReplyWord, BULK_READ, BULK_WRITE, MAX_BULK_BYTES};
 use capos_abi::{interfaces, Handle, SysError};
 use capos_kcore::cap_table::CapTable;
@@ -103,6 +104,29 @@ fn bulk_range(flags: u8, addr: u64, len: u64) -> Result<Option<UserSlice>, SysEr
     Ok(Some(UserSlice::new(addr, len)?))
 }
 
+/// `Endpoint.badgeOf`: the badge of the one capability the call
+/// transfers, when it is a client of `ep` (the endpoint this server holds
+/// the receive side of). Nothing is installed; the answer is a
+/// `UInt64Result` in the caller's receive buffer.
+fn badge_of(p: &mut super::Process, ep: &Arc<Endpoint>, view: IpcView, ncaps: u8) -> Result<u64, SysError> {
+    let result = if ncaps != 1 {
+        Err(CapError::new(capos_abi::capos_capnp::ErrorCode::InvalidArgument, "badgeOf takes exactly one capability"))
+    } else {
+        let h = Handle::from_raw(view.caps_out(1)[0]);
+        match p.caps.get(h).map_err(|e| e.sys_error())? {
+            Cap::EndpointClient { endpoint, badge } if Arc::ptr_eq(endpoint, ep) => Ok(*badge),
+            _ => Err(CapError::new(capos_abi::capos_capnp::ErrorCode::InvalidArgument, "not a client capability of this endpoint")),
+        }
+    };
+    let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, None);
+    reply.results::<u_int64_result::Owned, _>(|r| {
+        fill_u64(r, &result);
+        Ok(())
+    })?;
+    let (len, _) = reply.finish();
+    Ok(ReplyWord { len: len as u32, caps: 0 }.pack())
+}
+
 enum Next {
     Return(u64),
     Block,
@@ -174,7 +198,10 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                 if iface != interfaces::ENDPOINT {
                     return Err(SysError::UnknownInterface);
                 }
-                if w.method != METHOD_MINT {
+                if w.method == endpoint_method::BADGE_OF {
+                    return badge_of(p, &ep, view, w.caps).map(Next::Return);
+                }
+                if w.method != endpoint_method::MINT {
                     return Err(SysError::UnknownMethod);
                 }
                 let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;

@@ -1,0 +1,226 @@
+//! Serving capnp interfaces from a process through the typed server traits
+//! of `capos_abi::serve`: the loop the storage services run.
+//!
+//! A service hands its objects out as client capabilities of its one
+//! endpoint, each with its own badge ([`capos_abi::badge`] says which
+//! badges the manifest chose and which the server mints), so every call
+//! arrives with the badge of the object it is for. This module does what
+//! every such service needs around `dispatch`:
+//!
+//! - the call's params are **copied** out of the receive buffer first (a
+//!   service makes calls of its own while answering — minting a
+//!   capability, reading its Block device — and each one overwrites the
+//!   receive buffer);
+//! - capabilities the call transferred are turned into badges with
+//!   `Endpoint.badgeOf` (so a service recognises one of its own objects
+//!   passed back, e.g. `Directory.rename`'s target; anything else reads as
+//!   badge 0, which no object has) and dropped from our table at once;
+//! - [`ServeResponder`] is the `Responder` whose `Cap` is a badge: handing
+//!   an object back mints a client capability with that badge, sent with
+//!   the reply and dropped from our table after it;
+//! - bulk data arrives in, and leaves from, the buffer registered with
+//!   `bulk_register`;
+//! - a call the dispatcher refuses at the call level (unreadable params,
+//!   unknown method) is answered with an empty message, which the client
+//!   reads as a malformed reply, like a kernel object's syscall error.
+
+use crate::client::{call_no_params, object, BulkArg, CallError, Incoming, Server};
+use crate::{ipc, syscall};
+use alloc::vec::Vec;
+use capnp::traits::Owned;
+use capos_abi::capos_capnp::u_int64_result;
+use capos_abi::helpers;
+use capos_abi::interfaces::{self, endpoint_method};
+use capos_abi::ipc::ReplyWord;
+use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
+use capos_abi::message::{build_flat, clear, word_bytes, CallMessage};
+use capos_abi::serve::Responder;
+use capos_abi::{Handle, SysError};
+
+impl Server {
+    /// The badge of `cap` if it is a client capability of this endpoint.
+    pub fn badge_of(&self, cap: Handle) -> Result<u64, CallError> {
+        call_no_params(self.handle, interfaces::ENDPOINT, endpoint_method::BADGE_OF, &[cap], BulkArg::NONE, |r| {
+            object(helpers::read_u64(r.get::<u_int64_result::Owned>()?))
+        })
+    }
+}
+
+/// One received call, copied out of the IPC area.
+pub struct Call {
+    pub badge: u64,
+    pub interface_id: u64,
+    pub method: u16,
+    /// The params, word-aligned.
+    params: Vec<u64>,
+    params_len: usize,
+    /// Badges of the transferred capabilities (0 for one not of ours).
+    transferred: Vec<u64>,
+    bulk_in: usize,
+    bulk_out_capacity: usize,
+}
+
+impl Call {
+    fn copy(incoming: &Incoming, server: &Server) -> Call {
+        let raw = incoming.raw();
+        let mut params = alloc::vec![0u64; raw.len().div_ceil(8)];
+        capos_abi::message::word_bytes_mut(&mut params)[..raw.len()].copy_from_slice(raw);
+        let mut handles = [Handle::from_raw(0); MAX_CAPS_PER_MESSAGE];
+        let n = incoming.caps().len().min(MAX_CAPS_PER_MESSAGE);
+        handles[..n].copy_from_slice(&incoming.caps()[..n]);
+        let call = Call {
+            badge: incoming.badge(),
+            interface_id: incoming.interface_id(),
+            method: incoming.method_id(),
+            params,
+            params_len: raw.len(),
+            transferred: Vec::new(),
+            bulk_in: incoming.bulk_in() as usize,
+            bulk_out_capacity: incoming.bulk_out_capacity() as usize,
+        };
+        // From here on the receive buffer may be overwritten.
+        let transferred = handles[..n]
+            .iter()
+            .map(|h| {
+                let badge = server.badge_of(*h).unwrap_or(0);
+                let _ = syscall::cap_drop(*h);
+                badge
+            })
+            .collect();
+        Call { transferred, ..call }
+    }
+
+    /// The call as the dispatchers read it.
+    pub fn message(&self) -> Result<CallMessage<'_>, SysError> {
+        CallMessage::new(self.interface_id, self.method, &word_bytes(&self.params)[..self.params_len]).map_err(|e| e.sys_error())
+    }
+}
+
+/// The `Responder` of a service: capabilities are badges of our endpoint.
+pub struct ServeResponder<'a> {
+    server: &'a Server,
+    call: &'a Call,
+    bulk: &'a mut [u8],
+    bulk_out: usize,
+    results: Option<usize>,
+    minted: Vec<Handle>,
+}
+
+impl<'a> ServeResponder<'a> {
+    fn new(server: &'a Server, call: &'a Call, bulk: &'a mut [u8]) -> ServeResponder<'a> {
+        ServeResponder { server, call, bulk, bulk_out: 0, results: None, minted: Vec::new() }
+    }
+}
+
+impl Responder for ServeResponder<'_> {
+    type Cap = u64;
+
+    fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError> {
+        let send = ipc::send_buffer();
+        if let Some(old) = self.results.take() {
+            clear(send, old);
+        }
+        let (len, ()) = build_flat::<T, ()>(send, fill).map_err(|e| e.sys_error())?;
+        self.results = Some(len);
+        Ok(())
+    }
+
+    fn add_cap(&mut self, badge: u64) -> Result<u32, SysError> {
+        // Minting is a call of its own through the send buffer: results
+        // are built after every capability is added (the dispatchers do).
+        if self.results.is_some() || self.minted.len() >= MAX_CAPS_PER_MESSAGE {
+            return Err(SysError::InvalidArgument);
+        }
+        let h = self.server.mint(badge).map_err(|e| e.sys().unwrap_or(SysError::InvalidArgument))?;
+        self.minted.push(h);
+        Ok(self.minted.len() as u32 - 1)
+    }
+
+    fn transferred(&self, slot: u32) -> Option<&u64> {
+        self.call.transferred.get(slot as usize)
+    }
+
+    fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError> {
+        match self.call.bulk_in {
+            0 => Ok(None),
+            n => Ok(Some(self.bulk[..n.min(self.bulk.len())].to_vec())),
+        }
+    }
+
+    fn bulk_out_capacity(&self) -> Option<usize> {
+        match self.call.bulk_out_capacity.min(self.bulk.len()) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    fn bulk_out(&mut self, data: &[u8]) -> Result<(), SysError> {
+        if Some(data.len()) > self.bulk_out_capacity() || (data.len() > 0 && self.bulk_out_capacity().is_none()) {
+            return Err(SysError::InvalidArgument);
+        }
+        self.bulk[..data.len()].copy_from_slice(data);
+        self.bulk_out = data.len();
+        Ok(())
+    }
+}
+
+/// Serve calls on `server` forever: each call is copied out, handed to
+/// `answer` with a [`ServeResponder`], and replied to. Returns only if
+/// receiving fails (the endpoint is gone).
+pub fn serve<S>(
+    server: &mut Server,
+    bulk: &'static mut [u8],
+    state: &mut S,
+    mut answer: impl FnMut(&mut S, &Call, &mut ServeResponder) -> Result<(), SysError>,
+) -> CallError {
+    let mut incoming = match server.receive() {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    loop {
+        let token = incoming.reply_token();
+        let call = Call::copy(&incoming, server);
+        let mut r = ServeResponder::new(server, &call, &mut *bulk);
+        let len = match answer(state, &call, &mut r) {
+            Ok(()) => r.results.unwrap_or(0),
+            Err(_) => {
+                if let Some(n) = r.results.take() {
+                    clear(ipc::send_buffer(), n);
+                }
+                0
+            }
+        };
+        let minted = core::mem::take(&mut r.minted);
+        let out = r.bulk_out;
+        drop(r);
+        if len == 0 {
+            drop_all(&minted);
+        }
+        let caps: &[Handle] = if len == 0 { &[] } else { &minted };
+        if !caps.is_empty() {
+            ipc::set_caps_out(caps);
+        }
+        let word = ReplyWord { len: len as u32, caps: caps.len() as u8 };
+        let next = syscall::endpoint_reply_receive(token, server.handle, word, &bulk[..if len == 0 { 0 } else { out }]);
+        if len > 0 {
+            clear(ipc::send_buffer(), len);
+            drop_all(&minted);
+        }
+        incoming = match next.map_err(CallError::from).and_then(Incoming::new) {
+            Ok(c) => c,
+            // The reply could not be delivered (the caller died or gave
+            // up): that call is over; wait for the next one.
+            Err(_) => match server.receive() {
+                Ok(c) => c,
+                Err(e) => return e,
+            },
+        };
+    }
+}
+
+/// Drop handles we no longer need (their copies went with a reply).
+fn drop_all(handles: &[Handle]) {
+    for h in handles {
+        let _ = syscall::cap_drop(*h);
+    }
+}

@@ -53,7 +53,8 @@ pub const MAX_OBJECTS_PER_SESSION: usize = 4096;
 
 /// Bits of a minted badge that carry the instance tag, and the object id.
 const TAG_SHIFT: u32 = 32;
-const TAG_MASK: u64 = (SERVER_MINTED - 1) >> TAG_SHIFT;
+/// 30 bits: below both flag bits of `capos_abi::badge`.
+const TAG_MASK: u64 = (1 << 30) - 1;
 const ID_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -304,6 +305,13 @@ impl<F: FileSystem> FileServer for Node<'_, F> {
         self.svc.forget(&self.obj);
         Ok(())
     }
+}
+
+/// Answer a call when there is no filesystem to serve (the mount failed):
+/// every method fails with `e`, in its own result shape, so a client sees
+/// why instead of a dead endpoint.
+pub fn answer_unavailable<R: Responder<Cap = u64>>(e: &CapError, call: &CallMessage, r: &mut R) -> Result<(), SysError> {
+    Gone(e.clone()).dispatch(call, r)
 }
 
 /// A badge that names nothing: every method answers why, in its own

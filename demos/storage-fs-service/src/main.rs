@@ -1,3 +1,77 @@
+//! storage-fs-service: a CAPOSWF1 filesystem served from userspace.
+//!
+//! It holds the disk as a Block capability (`disk`, e.g. `kernel:block:data`
+//! for a `raw` mount), runs the capos-storage engine over it in this
+//! process, and serves `Directory`/`File` on the endpoint it exports as
+//! `files`, through the same typed server traits the kernel's objects use
+//! (`capos_abi::serve`). Sessions, objects, read-only clients and subtree
+//! confinement are the library's (`lib.rs`, host-tested).
+//!
+//! If the disk does not mount, the service stays up and answers every call
+//! with the reason (`corrupted: CAPOSWF1: bad magic ...`), so a client
+//! sees what is wrong rather than a dead endpoint; restarting would not
+//! help. `--read-only` mounts the filesystem read-only.
 #![no_std]
 #![no_main]
-fn main() {}
+
+extern crate alloc;
+
+use alloc::format;
+use capos_abi::capos_capnp::ErrorCode;
+use capos_abi::helpers::CapError;
+use capos_abi::ipc::MAX_BULK_BYTES;
+use capos_abi::serve::storage_error;
+use capos_demo_storage_fs_service::{answer_unavailable, FsService};
+use capos_rt::serve::serve;
+use capos_rt::storage::{Block, CapBlockDevice};
+use capos_rt::{println, Server, StartInfo};
+use capos_storage::writable_fs::{MountOptions, WritableFs};
+use capos_storage::{FixedClock, Timestamp};
+
+// The engine's metadata and a full bulk buffer (1 MiB) live on the heap.
+capos_rt::entry!(main, heap = 8 << 20);
+
+fn main(start: &StartInfo) -> i32 {
+    let (Some(disk), Some(ep)) = (start.cap("disk"), start.endpoint("files")) else {
+        println!("needs a Block capability 'disk' and an exported endpoint 'files'");
+        return 2;
+    };
+    let read_only = start.args.iter().any(|a| a == "--read-only");
+    let mut server = Server::new(ep);
+    let bulk = match server.register_bulk(MAX_BULK_BYTES as usize) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("cannot register a bulk buffer: {e:?}");
+            return 1;
+        }
+    };
+    // This process has no clock capability: times read `unknown`.
+    let mounted = CapBlockDevice::new(Block::new(disk))
+        .map_err(|e| CapError::new(ErrorCode::Io, &format!("the disk does not answer: {e:?}")))
+        .and_then(|dev| {
+            WritableFs::mount(dev, FixedClock(Timestamp::UNKNOWN), MountOptions { read_only })
+                .map_err(|e| CapError::new(storage_error(&e).code, &format!("CAPOSWF1: {e}")))
+        });
+    let e = match mounted {
+        Ok(fs) => {
+            println!(
+                "CAPOSWF1 generation {}, {} nodes, {} free blocks{}; serving 'files'",
+                fs.generation(),
+                fs.live_nodes(),
+                fs.free_blocks(),
+                if fs.is_read_only() { ", read-only" } else { "" }
+            );
+            if let Some(skipped) = fs.skipped_commit() {
+                println!("the newest commit is damaged ({skipped}); mounted the one before it");
+            }
+            let mut svc = FsService::new(fs, capos_rt::syscall::rdtsc());
+            serve(&mut server, bulk, &mut svc, |svc, call, r| svc.answer(call.badge, &call.message()?, r))
+        }
+        Err(why) => {
+            println!("cannot mount the disk: {:?}: {}; answering every call with it", why.code, why.message);
+            serve(&mut server, bulk, &mut (), |_, call, r| answer_unavailable(&why, &call.message()?, r))
+        }
+    };
+    println!("the endpoint is gone: {e:?}");
+    1
+}

@@ -91,6 +91,15 @@ impl<D: BlockDevice> StoreServer for StoreService<D> {
     }
 }
 
+/// Answer a call when there is no store to serve (the mount failed): every
+/// method fails with `e`, in its own result shape.
+pub fn answer_unavailable<R: Responder>(e: &CapError, call: &CallMessage, r: &mut R) -> Result<(), SysError> {
+    if call.interface_id() != interfaces::STORE {
+        return Err(SysError::UnknownInterface);
+    }
+    store::dispatch(&Refused(e.clone()), call, r)
+}
+
 /// Every method refused with one error.
 struct Refused(CapError);
 

@@ -1,3 +1,60 @@
+//! store-service: a CAPOSST1 key/value store served from userspace.
+//!
+//! It holds the disk as a Block capability (`disk`), runs the capos-storage
+//! store engine over it in this process, and serves `Store` on the endpoint
+//! it exports as `store`, through the typed server trait the kernel's store
+//! uses. Read-only clients and the rest of the rules are the library's
+//! (`lib.rs`, host-tested). Every put and delete is committed before it
+//! returns.
+//!
+//! If the disk does not mount, the service stays up and answers every call
+//! with the reason. `--read-only` mounts the store read-only.
 #![no_std]
 #![no_main]
-fn main() {}
+
+extern crate alloc;
+
+use alloc::format;
+use capos_abi::capos_capnp::ErrorCode;
+use capos_abi::helpers::CapError;
+use capos_abi::ipc::MAX_BULK_BYTES;
+use capos_abi::serve::storage_error;
+use capos_demo_store_service::{answer_unavailable, StoreService};
+use capos_rt::serve::serve;
+use capos_rt::storage::{Block, CapBlockDevice};
+use capos_rt::{println, Server, StartInfo};
+use capos_storage::store::Store;
+
+capos_rt::entry!(main, heap = 8 << 20);
+
+fn main(start: &StartInfo) -> i32 {
+    let (Some(disk), Some(ep)) = (start.cap("disk"), start.endpoint("store")) else {
+        println!("needs a Block capability 'disk' and an exported endpoint 'store'");
+        return 2;
+    };
+    let read_only = start.args.iter().any(|a| a == "--read-only");
+    let mut server = Server::new(ep);
+    let bulk = match server.register_bulk(MAX_BULK_BYTES as usize) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("cannot register a bulk buffer: {e:?}");
+            return 1;
+        }
+    };
+    let mounted = CapBlockDevice::new(Block::new(disk))
+        .map_err(|e| CapError::new(ErrorCode::Io, &format!("the disk does not answer: {e:?}")))
+        .and_then(|dev| Store::mount(dev, read_only).map_err(|e| CapError::new(storage_error(&e).code, &format!("CAPOSST1: {e}"))));
+    let e = match mounted {
+        Ok(store) => {
+            println!("CAPOSST1 mounted{}; serving 'store'", if read_only { " read-only" } else { "" });
+            let mut svc = StoreService::new(store);
+            serve(&mut server, bulk, &mut svc, |svc, call, r| svc.answer(call.badge, &call.message()?, r))
+        }
+        Err(why) => {
+            println!("cannot mount the disk: {:?}: {}; answering every call with it", why.code, why.message);
+            serve(&mut server, bulk, &mut (), |_, call, r| answer_unavailable(&why, &call.message()?, r))
+        }
+    };
+    println!("the endpoint is gone: {e:?}");
+    1
+}

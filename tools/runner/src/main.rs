@@ -33,6 +33,7 @@ mod linux;
 mod qemu;
 mod scenarios;
 mod storage;
+mod system;
 mod userspace;
 
 use std::path::PathBuf;

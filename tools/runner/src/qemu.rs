@@ -303,6 +303,17 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     }
     let mut disks = Vec::new();
     let mut disk_args: Vec<String> = Vec::new();
+    if let Some(usage) = boot.default_disks {
+        let ddir = dir.join("disks");
+        if usage == crate::scenarios::DefaultDisksUse::Fresh {
+            let _ = std::fs::remove_dir_all(&ddir);
+        }
+        let (d, made) = crate::system::ensure(&s.root, &ddir, crate::system::data_image_env().as_deref())?;
+        for m in made {
+            println!("== {}: made {}", boot.name, m);
+        }
+        disk_args.extend(crate::system::qemu_args(&d));
+    }
     for (i, d) in boot.blk_disks.iter().enumerate() {
         let path = dir.join(format!("{}-{}.img", boot.name, d.guest_name));
         let bytes = match &d.source {
@@ -816,7 +827,18 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let image = dir.join("esp.img");
     v.write(&image)?;
-    let mut cmd = qemu_command(s, &MachineOverride::default(), &fw, &image, &dir.join("vars.fd"), &[])?;
+    // The default system's disks (not for a MANIFEST of the user's own,
+    // which attaches what it needs through QEMU_EXTRA).
+    let mut disks = Vec::new();
+    if std::env::var("MANIFEST").ok().filter(|m| !m.trim().is_empty()).is_none() {
+        let (d, made) = crate::system::ensure(&s.root, &s.root.join("target/disks"), crate::system::data_image_env().as_deref())?;
+        for m in made {
+            eprintln!("capos-run: made {}", m);
+        }
+        eprintln!("capos-run: /data is {} (in place)", d.data.display());
+        disks = crate::system::qemu_args(&d);
+    }
+    let mut cmd = qemu_command(s, &MachineOverride::default(), &fw, &image, &dir.join("vars.fd"), &disks)?;
     cmd.args(["-serial", "mon:stdio"]);
     if debug {
         cmd.args(["-s", "-S"]);

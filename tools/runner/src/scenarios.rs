@@ -49,6 +49,11 @@ pub struct Boot {
     pub userspace: Option<(&'static str, &'static str)>,
     /// Boot exactly what `make run` boots (limine.conf and its modules).
     pub default_system: bool,
+    /// Attach the default system's disks (crate::system) from the
+    /// scenario's `disks/` directory: made afresh (`Fresh`, every earlier
+    /// copy removed first) or as the previous boot left them (`Reuse`).
+    /// DATA_IMAGE, when set, is the data disk, in place.
+    pub default_disks: Option<DefaultDisksUse>,
     /// Bytes of each disk the guest hashes (0 = all).
     pub blk_read_bytes: u64,
     pub timeout: Option<u64>,
@@ -75,6 +80,12 @@ pub struct Boot {
     /// Boot the Linux benchmark guest (linux.rs) instead of capOS, and
     /// store its figures as target/bench/linux.txt.
     pub linux_guest: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultDisksUse {
+    Fresh,
+    Reuse,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +130,7 @@ impl Boot {
             blk_read_bytes: 0,
             userspace: None,
             default_system: false,
+            default_disks: None,
             timeout: None,
             machine: None,
             mem: None,

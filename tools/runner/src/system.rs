@@ -1,0 +1,94 @@
+//! The default system's disks (demos/default-disks/README.md): what `make
+//! run` attaches, created on the first run and used in place after that.
+//!
+//! - `data.img`: CAPOSWF1 (`mkstore-image --writable`, seeded from
+//!   demos/default-disks/data), NVMe `nvme0n1`; DATA_IMAGE= names another
+//!   image, used in place (it must exist: a typo must not quietly boot a
+//!   fresh, empty disk);
+//! - `store.img`: an empty CAPOSST1 store, NVMe `nvme1n1`;
+//! - `fat.img`: FAT32 from demos/default-disks/fat (tools/mkdefault-fat-image),
+//!   virtio-blk `vblk0`.
+//!
+//! The order of the `-device` arguments is what makes the names: QEMU puts
+//! the devices on the PCI bus in that order, and the kernel numbers NVMe
+//! controllers in bus order.
+
+use std::path::{Path, PathBuf};
+
+/// 64 MiB of 512-byte blocks.
+pub const DATA_BLOCKS: u64 = 131_072;
+/// 8 MiB.
+pub const STORE_BLOCKS: u64 = 16_384;
+
+pub struct DefaultDisks {
+    pub data: PathBuf,
+    pub store: PathBuf,
+    pub fat: PathBuf,
+}
+
+/// The disks in `dir`, each made if it does not exist (`data` replaced by
+/// `data_image` when given). Returns what was made, for the log.
+pub fn ensure(root: &Path, dir: &Path, data_image: Option<&Path>) -> Result<(DefaultDisks, Vec<String>), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {}", dir.display(), e))?;
+    let mut made = Vec::new();
+    let data = match data_image {
+        Some(p) if p.is_file() => p.to_path_buf(),
+        Some(p) => return Err(format!("DATA_IMAGE {}: no such file", p.display())),
+        None => dir.join("data.img"),
+    };
+    if !data.exists() {
+        let seed = root.join("demos/default-disks/data");
+        mkstore(root, &["--writable", "--seed", &seed.display().to_string(), "--blocks", &DATA_BLOCKS.to_string()], &data)?;
+        made.push(format!("{} (CAPOSWF1, {} MiB, from {})", data.display(), DATA_BLOCKS / 2048, seed.display()));
+    }
+    let store = dir.join("store.img");
+    if !store.exists() {
+        mkstore(root, &["--store", "--blocks", &STORE_BLOCKS.to_string()], &store)?;
+        made.push(format!("{} (CAPOSST1, {} MiB, empty)", store.display(), STORE_BLOCKS / 2048));
+    }
+    let fat = dir.join("fat.img");
+    if !fat.exists() {
+        let tool = root.join("tools/mkdefault-fat-image");
+        let out = std::process::Command::new(&tool).arg(&fat).output().map_err(|e| format!("{}: {}", tool.display(), e))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&fat);
+            return Err(format!("{} {}: {}", tool.display(), fat.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        made.push(format!("{} (FAT32, from demos/default-disks/fat)", fat.display()));
+    }
+    Ok((DefaultDisks { data, store, fat }, made))
+}
+
+fn mkstore(root: &Path, args: &[&str], out: &Path) -> Result<(), String> {
+    let tool = crate::disk::build_mkstore_image(root)?;
+    let o = std::process::Command::new(&tool).args(args).arg("-o").arg(out).output().map_err(|e| format!("mkstore-image: {}", e))?;
+    if !o.status.success() {
+        let _ = std::fs::remove_file(out);
+        return Err(format!("mkstore-image {} -o {}: {}", args.join(" "), out.display(), String::from_utf8_lossy(&o.stderr).trim()));
+    }
+    Ok(())
+}
+
+/// QEMU arguments attaching `d` (NVMe data, NVMe store, virtio FAT).
+pub fn qemu_args(d: &DefaultDisks) -> Vec<String> {
+    let drive = |id: &str, p: &Path| format!("file={},if=none,id={},format=raw", p.display(), id);
+    vec![
+        "-drive".into(),
+        drive("data", &d.data),
+        "-device".into(),
+        "nvme,serial=capos-data,drive=data".into(),
+        "-drive".into(),
+        drive("store", &d.store),
+        "-device".into(),
+        "nvme,serial=capos-store,drive=store".into(),
+        "-drive".into(),
+        drive("fat", &d.fat),
+        "-device".into(),
+        "virtio-blk-pci,drive=fat".into(),
+    ]
+}
+
+/// DATA_IMAGE, if set.
+pub fn data_image_env() -> Option<PathBuf> {
+    std::env::var("DATA_IMAGE").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).map(PathBuf::from)
+}

@@ -63,7 +63,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
-             storage-fat-read cloud-provider-fat-read-over-nvme
+             storage-fat-read cloud-provider-fat-read-over-nvme storage-services
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
@@ -72,7 +72,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
-        run-storage-fat-read run-cloud-provider-fat-read-over-nvme
+        run-storage-fat-read run-cloud-provider-fat-read-over-nvme run-storage-services
 
 all: test
 
@@ -150,6 +150,12 @@ run-default-system: setup
 ## output, then `exit` and `halt`. DATA_IMAGE=FILE: that disk, in place.
 run-shell: setup
 	@$(RUNNER) test shell
+
+## The storage services (demos/storage-services.manifest): storage-fs-service
+## and store-service over Block capabilities, driven by services-check; 200
+## kills mid-workload, restarts, frames counted; then a reboot reads it back.
+run-storage-services: setup
+	@$(RUNNER) test storage-services
 
 ## Userspace: one process with a Console.
 run-hello: setup

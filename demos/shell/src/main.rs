@@ -419,6 +419,10 @@ impl Shell {
                             done = true;
                             self.mounts[i].sync_file = Some(f);
                         }
+                        Err(e) if e.code() == Some(ErrorCode::ReadOnly) => {
+                            self.out(&format!("{}: read-only, nothing to sync", name));
+                            continue;
+                        }
                         Err(e) => {
                             let f = call_err(&name)(e);
                             self.out(&error_line(f.0, &f.1));

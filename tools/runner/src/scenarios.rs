@@ -419,8 +419,9 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
     ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
 ];
 
-/// The shell scenario (`make run-shell`): demos/shell over a co-located
-/// disk on NVMe (a fresh image, or DATA_IMAGE used in place), with the
+/// The shell scenario (`make run-shell`): the default system (crate::system:
+/// /data on storage-fs-service over a fresh CAPOSWF1 disk, or DATA_IMAGE in
+/// place; the store on store-service; /fat from the kernel), with the
 /// lines of SHELL_SCRIPT (default tools/shell.script) typed one per
 /// `capos$ ` prompt, then `halt` at the kernel prompt the shell's `exit`
 /// hands the console back to. The default script on a fresh image is
@@ -464,33 +465,110 @@ fn shell_boot(root: &std::path::Path) -> Boot {
         })
         .collect();
     script.push(("capos> ".into(), b"halt\r".to_vec()));
-    let mut expect = vec![
-        "storage: mounted data",
-        "[shell] capOS shell: 1 filesystem(s), a store; type help",
-        "[shell] bye",
-        "process shell (pid 1) exited with status 0",
-        "userspace idle: 1 exited, 0 killed, 0 waiting for calls",
-        "halting",
-    ];
+    let mut expect = DEFAULT_SYSTEM_EXPECTS.to_vec();
+    expect.extend_from_slice(&["[shell] bye", "exited with status 0", "userspace idle: 1 exited, 0 killed, 2 waiting for calls", "halting"]);
     if checked {
         expect.extend_from_slice(SHELL_SCRIPT_EXPECTS);
     }
-    let drive = format!("file={},if=none,id=data,format=raw", data_image.as_deref().unwrap_or("{disk:data}"));
     Boot {
         script,
         guest_verdicts: false,
-        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "[shell] panic"]),
-        qemu_args: vec!["-drive".into(), drive, "-device".into(), "nvme,serial=capos-data,drive=data".into()],
-        store_images: if data_image.is_some() { Vec::new() } else { vec![("data", strings(&["--colocated", "--store-blocks", "1024", "--blocks", "8192"]))] },
-        timeout: Some(90),
-        ..user_boot("shell", "demos/shell.manifest", "", &expect)
+        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "[shell] panic", "[fs] panic", "[store] panic", "restarted as"]),
+        default_system: true,
+        default_disks: Some(DefaultDisksUse::Fresh),
+        timeout: Some(120),
+        ..kernel_boot("shell", "", Expect::Success, &expect)
     }
 }
+
+/// `make run-default-system`: two boots of what `make run` boots, on disks
+/// made afresh by the first (as a first `make run` makes them) and used in
+/// place by the second. The first lists /, reads the seeded files, writes a
+/// file and a key and exits (which syncs); the second reads both back.
+fn default_system_boots() -> Vec<Boot> {
+    let typed = |lines: &[&str]| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = lines.iter().map(|l| ("capos$ ".to_string(), format!("{l}\r").into_bytes())).collect();
+        v.push(("capos> ".into(), b"devices\r".to_vec()));
+        v.push(("capos> ".into(), b"halt\r".to_vec()));
+        v
+    };
+    let boot = |name: &'static str, disks, lines: &[&str], expect: &[&str]| {
+        let mut e = DEFAULT_SYSTEM_EXPECTS.to_vec();
+        e.extend_from_slice(expect);
+        e.extend_from_slice(&["[shell] bye", "userspace idle: 1 exited, 0 killed, 2 waiting for calls", "capos> devices", "nvme0n1", "nvme1n1", "vblk0", "halting"]);
+        Boot {
+            script: typed(lines),
+            guest_verdicts: false,
+            forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "panic", "error: ", "restarted as"]),
+            default_system: true,
+            default_disks: Some(disks),
+            timeout: Some(120),
+            ..kernel_boot(name, "", Expect::Success, &e)
+        }
+    };
+    vec![
+        boot(
+            "first-run",
+            DefaultDisksUse::Fresh,
+            &["ls /", "cat /data/welcome.txt", "cat /fat/docs/hello.txt", "write /data/note.txt written by the first run", "put color blue", "exit"],
+            &["[shell] data/", "[shell] fat/", "[shell] Welcome to capOS.", "[shell] hello from FAT32", "[shell] wrote 25 bytes to /data/note.txt", "[shell] synced /data", "[shell] /fat: read-only, nothing to sync"],
+        ),
+        boot(
+            "second-run",
+            DefaultDisksUse::Reuse,
+            &["cat /data/note.txt", "get color", "ls /data", "exit"],
+            &["[shell] written by the first run", "[shell] blue", "[shell] note.txt  25 bytes", "[shell] welcome.txt"],
+        ),
+    ]
+}
+
+/// `make run-storage-services`: demos/storage-services.manifest on fresh
+/// default disks (services-check `write` + `chaos`), then
+/// demos/storage-services-verify.manifest on the same disks.
+fn storage_services_boots() -> Vec<Boot> {
+    let forbid = strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "panic", "[FAIL]"]);
+    vec![
+        Boot {
+            guest_verdicts: true,
+            forbid: forbid.clone(),
+            default_disks: Some(DefaultDisksUse::Fresh),
+            timeout: Some(400),
+            ..user_boot("write-and-kill", "demos/storage-services.manifest", "exit_when_idle", &[
+                "[fs] CAPOSWF1 generation ",
+                "[store] CAPOSST1 mounted; serving 'store'",
+                "[check] [PASS] files-and-keys-round-trip",
+                "[check] [PASS] subtree-cannot-escape",
+                "[check] [PASS] read-only-refused",
+                "restarted as",
+                "re-bound",
+                "[chaos] [PASS] restarts-free-every-frame",
+                "[check] [PASS] killed-service-restarts",
+                "[check] [PASS] nothing-synced-lost",
+            ])
+        },
+        Boot {
+            guest_verdicts: true,
+            forbid,
+            default_disks: Some(DefaultDisksUse::Reuse),
+            timeout: Some(120),
+            ..user_boot("after-reboot", "demos/storage-services-verify.manifest", "exit_when_idle", &["[check] [PASS] persisted-across-reboot"])
+        },
+    ]
+}
+
+/// What every boot of the default system prints before the shell's prompt.
+const DEFAULT_SYSTEM_EXPECTS: &[&str] = &[
+    "storage: mounted fat",
+    "[fs] CAPOSWF1 generation ",
+    "[store] CAPOSST1 mounted; serving 'store'",
+    "[shell] capOS shell: 2 filesystem(s), a store; type help",
+];
 
 /// What tools/shell.script must print on a fresh disk.
 const SHELL_SCRIPT_EXPECTS: &[&str] = &[
     "[shell]   write PATH TEXT...",
     "[shell] /data  filesystem (grant fs-data)",
+    "[shell] /fat  filesystem (grant fs-fat)",
     "[shell] store  key/value store (grant store)",
     "[shell] data/",
     "[shell] wrote 27 bytes to /data/docs/hello.txt",
@@ -760,21 +838,15 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "default-system",
-            description: "what make run boots: limine.conf's modules, userspace, then the prompt",
+            description: "what make run boots: the storage services and the shell over the default disks; a file and a key written in one boot are read back in the next",
             capos_boot_only: false,
-            boots: vec![Boot {
-                default_system: true,
-                script: prompt_script(&["devices".to_string(), "halt".to_string()]),
-                ..kernel_boot("make-run", "", Expect::Success, &[
-                    "userspace: 3 processes started",
-                    "[hello] [PASS] hello-console",
-                    "[ping] [PASS] ipc-ping-userspace",
-                    "userspace idle: 2 exited, 0 killed, 1 waiting for calls",
-                    "capos> devices",
-                    "com1: 16550 UART",
-                    "halting",
-                ])
-            }],
+            boots: default_system_boots(),
+        },
+        Scenario {
+            name: "storage-services",
+            description: "storage-fs-service and store-service over Block capabilities: files and keys round trip, a subtree cannot be left, read-only grants are refused, 200 kills mid-workload are restarted with nothing synced lost and every frame given back, and the data survives a reboot",
+            capos_boot_only: false,
+            boots: storage_services_boots(),
         },
         Scenario {
             name: "ipc",

@@ -1,0 +1,327 @@
+//! services-check: the storage services (storage-fs-service, store-service)
+//! as their clients see them, for `make run-storage-services`.
+//!
+//! Modes (the manifest's first argument):
+//! - `write` (first boot): files and keys round trip through the services;
+//!   a subtree cannot be left; the read-only grants are refused every
+//!   mutation; then a workload of synced writes and durable puts runs while
+//!   the `chaos` process kills the services over and over: every call the
+//!   kill cuts off fails with PeerGone (or, for an object of the dead
+//!   instance, staleHandle), the step is retried, and at the end every
+//!   synced file and every acknowledged key reads back exactly.
+//! - `chaos`: kills `fs` (and `store`) [`KILLS`] times, each once the new
+//!   instance serves again, and prints the kernel's free-frame count after
+//!   the first and after the last restart.
+//! - `verify` (second boot, no kills): everything the first boot synced
+//!   reads back.
+//! Each check prints `[PASS] name` or `[FAIL] name: why`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use capos_abi::capos_capnp::ErrorCode;
+use capos_rt::control::ProcessControl;
+use capos_rt::{println, CallError, Directory, StartInfo, Store, SysError};
+use sha2::{Digest, Sha256};
+
+capos_rt::entry!(main, heap = 4 << 20);
+
+/// Kills of the fs service by `chaos` (the 200 restarts).
+const KILLS: u32 = 200;
+/// Kills of the store service (each one a remount of the store).
+const STORE_KILLS: u32 = 20;
+/// Workload steps the writer completes at least.
+const MIN_STEPS: u32 = 40;
+
+fn pass(name: &str) {
+    println!("[PASS] {name}");
+}
+
+fn fail(name: &str, why: &str) -> bool {
+    println!("[FAIL] {name}: {why}");
+    false
+}
+
+fn check(name: &str, r: Result<(), String>) -> bool {
+    match r {
+        Ok(()) => {
+            pass(name);
+            true
+        }
+        Err(why) => fail(name, &why),
+    }
+}
+
+fn code(e: &CallError) -> Option<ErrorCode> {
+    e.code()
+}
+
+/// Deterministic contents of workload step `i`: sizes from 1 byte to 300 KiB
+/// (over one bulk call's 128 KiB chunks).
+fn content(i: u32) -> Vec<u8> {
+    let len = match i % 4 {
+        0 => 1 + i as usize,
+        1 => 4096,
+        2 => 130 * 1024 + i as usize,
+        _ => 300 * 1024,
+    };
+    (0..len).map(|j| ((j as u32).wrapping_mul(31).wrapping_add(i * 7) % 251) as u8).collect()
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_file(dir: &Directory, name: &str, data: &[u8]) -> Result<(), CallError> {
+    let f = match dir.open(name) {
+        Ok(f) => f,
+        Err(e) if code(&e) == Some(ErrorCode::NotFound) => dir.create(name)?,
+        Err(e) => return Err(e),
+    };
+    f.truncate(0)?;
+    let mut at = 0;
+    for piece in data.chunks(128 * 1024) {
+        f.write_bulk(at as u64, piece)?;
+        at += piece.len();
+    }
+    f.sync()?;
+    f.close()
+}
+
+fn read_file(dir: &Directory, name: &str) -> Result<Vec<u8>, CallError> {
+    let f = dir.open(name)?;
+    let size = f.stat()?.size;
+    let mut out = alloc::vec![0u8; size as usize];
+    let mut at = 0usize;
+    while at < out.len() {
+        let n = f.read_bulk(at as u64, &mut out[at..(at + 128 * 1024).min(size as usize)])?;
+        if n == 0 {
+            break;
+        }
+        at += n;
+    }
+    f.close()?;
+    out.truncate(at);
+    Ok(out)
+}
+
+fn round_trip(fs: &Directory, store: &Store) -> Result<(), String> {
+    let _ = fs.mkdir("rt");
+    let d = fs.sub("rt").map_err(|e| format!("sub rt: {e:?}"))?;
+    for i in 0..8 {
+        let data = content(i);
+        write_file(&d, &format!("f{i}"), &data).map_err(|e| format!("write f{i}: {e:?}"))?;
+        let back = read_file(&d, &format!("f{i}")).map_err(|e| format!("read f{i}: {e:?}"))?;
+        if back != data {
+            return Err(format!("f{i}: read back {} bytes, wrote {}", back.len(), data.len()));
+        }
+        store.put(format!("rt/k{i}").as_bytes(), &data[..data.len().min(1000)]).map_err(|e| format!("put k{i}: {e:?}"))?;
+        let v = store.get(format!("rt/k{i}").as_bytes()).map_err(|e| format!("get k{i}: {e:?}"))?;
+        if v != data[..data.len().min(1000)] {
+            return Err(format!("key rt/k{i} read back differently"));
+        }
+    }
+    let names: Vec<String> = d.list().map_err(|e| format!("list: {e:?}"))?.into_iter().map(|e| e.name).collect();
+    if names.len() != 8 {
+        return Err(format!("rt lists {names:?}"));
+    }
+    Ok(())
+}
+
+fn subtree(fs: &Directory) -> Result<(), String> {
+    let _ = fs.mkdir("jail");
+    let _ = fs.mkdir("secret");
+    let jail = fs.sub("jail").map_err(|e| format!("sub jail: {e:?}"))?;
+    let mut escaped = Vec::new();
+    for bad in ["..", ".", "", "/", "/secret", "../secret", "jail/../../secret", "secret"] {
+        if jail.sub(bad).is_ok() {
+            escaped.push(format!("sub({bad:?})"));
+        }
+        if jail.open(bad).is_ok() {
+            escaped.push(format!("open({bad:?})"));
+        }
+        if jail.remove(bad).is_ok() {
+            escaped.push(format!("remove({bad:?})"));
+        }
+        if jail.rename(bad, "x").is_ok() {
+            escaped.push(format!("rename({bad:?})"));
+        }
+    }
+    let f = jail.create("inside").map_err(|e| format!("create in jail: {e:?}"))?;
+    drop(f);
+    for to in ["../inside", "/inside", ".."] {
+        if jail.rename("inside", to).is_ok() {
+            escaped.push(format!("rename(inside, {to:?})"));
+        }
+    }
+    let listed: Vec<String> = jail.list().map_err(|e| format!("list: {e:?}"))?.into_iter().map(|e| e.name).collect();
+    if listed != ["inside"] {
+        escaped.push(format!("the jail lists {listed:?}"));
+    }
+    if !escaped.is_empty() {
+        return Err(format!("a subtree capability reached out: {}", escaped.join(", ")));
+    }
+    Ok(())
+}
+
+fn read_only(fs_ro: &Directory, store_ro: &Store) -> Result<(), String> {
+    let mut wrong = Vec::new();
+    let want = |what: &str, r: Result<(), CallError>, wrong: &mut Vec<String>| match r {
+        Err(e) if code(&e) == Some(ErrorCode::ReadOnly) => {}
+        other => wrong.push(format!("{what}: {other:?}")),
+    };
+    want("mkdir", fs_ro.mkdir("nope"), &mut wrong);
+    want("create", fs_ro.create("nope").map(|_| ()), &mut wrong);
+    want("remove", fs_ro.remove("rt"), &mut wrong);
+    want("rename", fs_ro.rename("rt", "rt2"), &mut wrong);
+    let d = fs_ro.sub("rt").map_err(|e| format!("read-only sub: {e:?}"))?;
+    let f = d.open("f1").map_err(|e| format!("read-only open: {e:?}"))?;
+    want("write", f.write(0, b"x").map(|_| ()), &mut wrong);
+    want("truncate", f.truncate(0), &mut wrong);
+    if f.read(0, 16).map_err(|e| format!("read-only read: {e:?}"))? != content(1)[..16] {
+        wrong.push("a read-only read returned other bytes".into());
+    }
+    want("put", store_ro.put(b"rt/k1", b"x"), &mut wrong);
+    want("delete", store_ro.delete(b"rt/k1").map(|_| ()), &mut wrong);
+    if store_ro.get(b"rt/k1").map_err(|e| format!("read-only get: {e:?}"))? != content(1)[..1000] {
+        wrong.push("a read-only get returned another value".into());
+    }
+    if !wrong.is_empty() {
+        return Err(wrong.join("; "));
+    }
+    Ok(())
+}
+
+/// Whether a failed call is one a kill explains: the call was cut off
+/// (PeerGone) or named an object of the dead instance (staleHandle).
+fn killed(e: &CallError) -> bool {
+    e.sys() == Some(SysError::PeerGone) || code(e) == Some(ErrorCode::StaleHandle) || code(e) == Some(ErrorCode::Closed)
+}
+
+/// The workload under kills: step i writes and syncs w/i, then puts key
+/// w/i with its hash; a step a kill cuts off is retried from the start.
+/// Runs until `ctl` reports the chaos process's kills done.
+fn workload(fs: &Directory, store: &Store, fs_ctl: &ProcessControl) -> Result<(u32, u32), String> {
+    let _ = fs.mkdir("w");
+    let (mut step, mut gone, mut tries) = (0u32, 0u32, 0u32);
+    loop {
+        let done = fs_ctl.status().map_err(|e| format!("status: {e:?}"))?.restarts >= KILLS;
+        if done && step >= MIN_STEPS {
+            return Ok((step, gone));
+        }
+        tries += 1;
+        if tries > 100_000 {
+            return Err(format!("no progress: {step} steps, {gone} cut off"));
+        }
+        let data = content(step);
+        let name = format!("s{step}");
+        let r = fs.sub("w").and_then(|d| write_file(&d, &name, &data)).and_then(|()| store.put(format!("w/{step}").as_bytes(), hex(&Sha256::digest(&data)).as_bytes()));
+        match r {
+            Ok(()) => {
+                println!("synced w/{name} {} bytes", data.len());
+                step += 1;
+            }
+            Err(e) if killed(&e) => gone += 1,
+            Err(e) => return Err(format!("step {step}: {e:?}")),
+        }
+    }
+}
+
+/// Every step the workload finished reads back (file and key).
+fn verify(fs: &Directory, store: &Store) -> Result<u32, String> {
+    let d = fs.sub("w").map_err(|e| format!("sub w: {e:?}"))?;
+    let mut n = 0;
+    loop {
+        let data = match read_file(&d, &format!("s{n}")) {
+            Ok(v) => v,
+            Err(e) if code(&e) == Some(ErrorCode::NotFound) => break,
+            Err(e) => return Err(format!("read w/s{n}: {e:?}")),
+        };
+        if data != content(n) {
+            return Err(format!("w/s{n}: {} bytes differ from what was synced ({})", data.len(), content(n).len()));
+        }
+        let key = store.get(format!("w/{n}").as_bytes()).map_err(|e| format!("get w/{n}: {e:?}"))?;
+        if key != hex(&Sha256::digest(&data)).as_bytes() {
+            return Err(format!("key w/{n} does not hold the file's hash"));
+        }
+        n += 1;
+    }
+    let count = store.get(b"w/count").map_err(|e| format!("get w/count: {e:?}"))?;
+    let synced: u32 = core::str::from_utf8(&count).ok().and_then(|c| c.parse().ok()).ok_or("w/count holds no number")?;
+    if n != synced || n < MIN_STEPS {
+        return Err(format!("{n} synced steps found, {synced} were synced (at least {MIN_STEPS})"));
+    }
+    Ok(n)
+}
+
+fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl) -> bool {
+    let mut first = None;
+    for k in 1..=KILLS {
+        // Let the writer get calls in, then cut the service off.
+        for _ in 0..(k % 7 + 1) {
+            capos_rt::syscall::yield_now();
+        }
+        if let Err(e) = fs_ctl.kill() {
+            return fail("chaos-kill", &format!("kill #{k}: {e:?}"));
+        }
+        if k <= STORE_KILLS {
+            if let Err(e) = store_ctl.kill() {
+                return fail("chaos-kill", &format!("store kill #{k}: {e:?}"));
+            }
+        }
+        let s = match fs_ctl.status() {
+            Ok(s) => s,
+            Err(e) => return fail("chaos-kill", &format!("status: {e:?}")),
+        };
+        if !s.running || s.restarts != k {
+            return fail("chaos-kill", &format!("after kill #{k}: running {}, restarts {}", s.running, s.restarts));
+        }
+        if k == 1 {
+            first = Some(s.free_frames);
+        }
+        if k == KILLS {
+            println!("free frames after restart 1: {}, after restart {KILLS}: {}", first.unwrap_or(0), s.free_frames);
+            return check("restarts-free-every-frame", if first == Some(s.free_frames) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, KILLS - 1)) });
+        }
+    }
+    false
+}
+
+fn main(start: &StartInfo) -> i32 {
+    let mode = start.args.first().map(String::as_str).unwrap_or("");
+    let cap = |n: &str| start.cap(n);
+    let ok = match mode {
+        "chaos" => match (cap("fsctl"), cap("storectl")) {
+            (Some(f), Some(s)) => chaos(&ProcessControl::new(f), &ProcessControl::new(s)),
+            _ => fail("chaos", "needs fsctl and storectl"),
+        },
+        "write" | "verify" => {
+            let (Some(fs), Some(store)) = (cap("fs"), cap("store")) else { return i32::from(fail(mode, "needs fs and store")) + 1 };
+            let (fs, store) = (Directory::new(fs), Store::new(store));
+            if mode == "verify" {
+                check("persisted-across-reboot", verify(&fs, &store).map(|n| println!("{n} synced steps read back")))
+            } else {
+                let (Some(fs_ro), Some(store_ro), Some(ctl)) = (cap("fs-ro"), cap("store-ro"), cap("fsctl")) else { return i32::from(fail(mode, "needs fs-ro, store-ro, fsctl")) + 1 };
+                let mut ok = check("files-and-keys-round-trip", round_trip(&fs, &store));
+                ok &= check("subtree-cannot-escape", subtree(&fs));
+                ok &= check("read-only-refused", read_only(&Directory::new(fs_ro), &Store::new(store_ro)));
+                ok &= check(
+                    "killed-service-restarts",
+                    workload(&fs, &store, &ProcessControl::new(ctl)).and_then(|(steps, gone)| {
+                        println!("{steps} steps synced, {gone} calls cut off by kills");
+                        store.put(b"w/count", format!("{steps}").as_bytes()).map_err(|e| format!("put w/count: {e:?}"))?;
+                        if gone == 0 { Err("no call was ever cut off by a kill".into()) } else { Ok(()) }
+                    }),
+                );
+                ok &= check("nothing-synced-lost", verify(&fs, &store).map(|n| println!("{n} synced steps read back")));
+                ok
+            }
+        }
+        _ => fail("mode", &format!("unknown mode {mode:?} (write, chaos, verify)")),
+    };
+    if ok { 0 } else { 1 }
+}

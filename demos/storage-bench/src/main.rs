@@ -3,7 +3,9 @@
 //! `Store.put` / `Store.get`, each call through a kernel capability with
 //! the data in the bulk buffer.
 //!
-//! Grants: `fs` (a writable Directory), `store` (a Store), `console`.
+//! Grants: `fs` (a writable Directory), `store` (a Store), `console`;
+//! optional `fat` (FAT File.read) and `svcfs` (the file figures again,
+//! labelled `fs-service ...`, through storage-fs-service).
 //! Every figure is one counted region (`capos_rt::bench::measure`); the
 //! runner turns them into instructions per op and per MiB. What each
 //! region repeats:
@@ -49,7 +51,8 @@ fn verdict(name: &str, ok: bool, detail: &str) -> bool {
     ok
 }
 
-fn file_bench(fs: &Directory, only: Option<&str>) -> bool {
+/// `prefix` names the backer in the labels ("" for the kernel's).
+fn file_bench(fs: &Directory, only: Option<&str>, prefix: &str) -> bool {
     let f = match fs.create("bench.bin").or_else(|_| fs.open("bench.bin")) {
         Ok(f) => f,
         Err(e) => return verdict("bench-file", false, &format!("create bench.bin: {e:?}")),
@@ -73,12 +76,12 @@ fn file_bench(fs: &Directory, only: Option<&str>) -> bool {
         let label = if size == 4096 { "4 KiB" } else { "128 KiB" };
         let (data, buf) = (&data[..size], &mut buf[..size]);
         let slots = FILE_BYTES / size as u64;
-        ok &= measure(&format!("File.write {label}"), n, only, |i| f.write_bulk((i % slots) * size as u64, data).ok() == Some(size as u64));
-        ok &= measure(&format!("File.read {label}"), n, only, |i| f.read_bulk((i % slots) * size as u64, buf).ok() == Some(size));
+        ok &= measure(&format!("{prefix}File.write {label}"), n, only, |i| f.write_bulk((i % slots) * size as u64, data).ok() == Some(size as u64));
+        ok &= measure(&format!("{prefix}File.read {label}"), n, only, |i| f.read_bulk((i % slots) * size as u64, buf).ok() == Some(size));
         // The last read saw what the writes left there.
-        ok &= verdict(&format!("bench-file-{size}-intact"), buf == data, &format!("{size} bytes read back as written"));
+        ok &= verdict(&format!("bench-{prefix}file-{size}-intact").replace(' ', ""), buf == data, &format!("{size} bytes read back as written"));
     }
-    ok &= verdict("bench-file-sync", f.sync().is_ok(), "sync after the file benchmarks");
+    ok &= verdict(&format!("bench-{prefix}file-sync").replace(' ', ""), f.sync().is_ok(), "sync after the file benchmarks");
     ok
 }
 
@@ -125,12 +128,17 @@ fn main(start: &StartInfo) -> i32 {
     let only = start.args.iter().position(|a| a == "--only").and_then(|i| start.args.get(i + 1)).map(|s| s.as_str());
     let mut ok = true;
     match start.cap("fs") {
-        Some(h) => ok &= file_bench(&Directory::new(h), only),
+        Some(h) => ok &= file_bench(&Directory::new(h), only, ""),
         None => ok &= verdict("bench-setup", false, "no capability 'fs' granted"),
     }
     match start.cap("store") {
         Some(h) => ok &= store_bench(&Store::new(h), only),
         None => ok &= verdict("bench-setup", false, "no capability 'store' granted"),
+    }
+    // The same file benchmark through storage-fs-service (CAPOSWF1 in a
+    // process over a Block capability) instead of the kernel's backer.
+    if let Some(h) = start.cap("svcfs") {
+        ok &= file_bench(&Directory::new(h), only, "fs-service ");
     }
     if let Some(h) = start.cap("fat") {
         ok &= fat_bench(&Directory::new(h), only);

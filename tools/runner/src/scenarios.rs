@@ -407,6 +407,8 @@ pub const STORAGE_VS_LINUX: &[(&str, &str)] = &[
     ("File.read 128 KiB", "O_DIRECT read 128 KiB"),
     ("FAT File.read 4 KiB", "O_DIRECT read 4 KiB"),
     ("FAT File.read 128 KiB", "O_DIRECT read 128 KiB"),
+    ("fs-service File.read 4 KiB", "O_DIRECT read 4 KiB"),
+    ("fs-service File.read 128 KiB", "O_DIRECT read 128 KiB"),
 ];
 /// bench-storage's figures beside the raw NVMe driver's (bench-blk,
 /// polled like a storage call in a syscall, its wait excluded).
@@ -962,7 +964,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "bench-storage",
-            description: "benchmark (not a test): executed instructions per File.read/write (4 KiB, 128 KiB) on CAPOSWF1 over NVMe and per Store put/get, through kernel capabilities (icount plugin)",
+            description: "benchmark (not a test): executed instructions per File.read/write (4 KiB, 128 KiB) on CAPOSWF1 over NVMe, through the kernel's capabilities and through storage-fs-service, and per Store put/get (icount plugin)",
             capos_boot_only: false,
             boots: vec![Boot {
                 machine: Some("q35"),
@@ -971,9 +973,13 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     bench_icount_args(),
                     strings(&["-drive", "file={disk:bench},if=none,id=bench,format=raw", "-device", "nvme,serial=capos-bench,drive=bench"]),
                     strings(&["-drive", "file={disk:fat},if=none,id=fat,format=raw", "-device", "nvme,serial=capos-fat,drive=fat"]),
+                    strings(&["-drive", "file={disk:svc},if=none,id=svc,format=raw", "-device", "nvme,serial=capos-svc,drive=svc"]),
                 ]
                 .concat(),
-                store_images: vec![("bench", strings(&["--colocated", "--store-blocks", "4096", "--blocks", "65536"]))],
+                store_images: vec![
+                    ("bench", strings(&["--colocated", "--store-blocks", "4096", "--blocks", "65536"])),
+                    ("svc", strings(&["--writable", "--blocks", "65536"])),
+                ],
                 script_images: vec![("fat", "tools/mkstorage-fat-read-image", vec![("FAT_BIG_MIB", "4")])],
                 guest_verdicts: true,
                 timeout: Some(1800),
@@ -987,8 +993,9 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     "[bench] icount: File.read 128 KiB",
                     "[bench] icount: Store.get 100 B",
                     "[bench] icount: FAT File.read 128 KiB",
+                    "[bench] icount: fs-service File.read 128 KiB",
                     "[bench] bench: done",
-                    "process bench (pid 1) exited with status 0",
+                    "process bench (pid 2) exited with status 0",
                 ])
             }],
         },

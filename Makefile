@@ -63,7 +63,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
-             storage-fat-read cloud-provider-fat-read-over-nvme storage-services
+             storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
@@ -72,7 +72,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
-        run-storage-fat-read run-cloud-provider-fat-read-over-nvme run-storage-services
+        run-storage-fat-read run-cloud-provider-fat-read-over-nvme run-block-cap run-storage-services
 
 all: test
 
@@ -227,6 +227,12 @@ run-storage-fat-read: setup
 ## The same FAT reading over NVMe, as a cloud provider attaches disks.
 run-cloud-provider-fat-read-over-nvme: setup
 	@$(RUNNER) test cloud-provider-fat-read-over-nvme
+
+## Block capability: demos/block-check over a raw mount of a GPT partition
+## (by number, then by type GUID); the image holds its pattern at partition
+## start + LBA and nothing else changed; block-ro reads but cannot write.
+run-block-cap: setup
+	@$(RUNNER) test block-cap
 
 ## The GPT disk (ESP = what `make run` boots, partition 2 = capOS data).
 image: setup

@@ -252,6 +252,45 @@ interface Store @0x8bbf15ab1dcec557 {
   # capos_abi::serve::store::MAX_LIST_KEYS means that maximum). No values.
 }
 
+struct BlockInfo {
+  blockSize @0 :UInt32;    # bytes per block
+  blockCount @1 :UInt64;   # blocks the capability reaches (LBAs 0 .. blockCount)
+  readOnly @2 :Bool;       # write and flush are refused with `readOnly`
+}
+
+struct BlockInfoResult {
+  union {
+    ok @0 :BlockInfo;
+    err @1 :Error;
+  }
+}
+
+interface BlockDevice @0xcabc0a588a537a84 {
+  # A range of blocks of a device (a whole disk or one GPT partition), named
+  # by a manifest `mount NAME: raw on DEVICE ...` and granted as
+  # `kernel:block:NAME` (read-write) or `kernel:block-ro:NAME` (the
+  # read-only wrapper). LBAs are relative to the range: 0 is its first
+  # block. Data moves only through the call's bulk buffer
+  # (capos_abi::ipc), never inline: at most
+  # capos_abi::ipc::MAX_BULK_BYTES per call. A request past the range or
+  # of no blocks is `invalidArgument`; more than the buffer or the bulk
+  # limit is `tooLarge`; write and flush through a read-only capability
+  # are `readOnly`; a device failure is `io`.
+
+  info @0 () -> BlockInfoResult;
+
+  read @1 (lba :UInt64, blocks :UInt32) -> DataResult;
+  # `blocks` blocks from `lba` into the caller's writable bulk buffer;
+  # `ok` is empty and the reply's bulk count is blocks * blockSize.
+
+  write @2 (lba :UInt64) -> VoidResult;
+  # The caller's readable bulk buffer (a non-zero multiple of blockSize)
+  # written from `lba`. Not durable until a later flush returns ok.
+
+  flush @3 () -> VoidResult;
+  # Make every write that completed before this call durable.
+}
+
 # ---------------------------------------------------------------------------
 # System services
 # ---------------------------------------------------------------------------
@@ -355,11 +394,14 @@ enum MountFormat {
   caposst1 @2;                 # key/value store
   colocated @3;                # CAPOSST1 store followed by a CAPOSWF1 filesystem
   fat @4;                      # FAT12/16/32, read-only
+  raw @5;                      # no format: the blocks themselves, served as
+                               # a BlockDevice (kernel sources block:NAME,
+                               # block-ro:NAME); the mount only claims them
 }
 
 struct MountSpec {
   # `mount NAME: FORMAT on DEVICE [partition N | partition type GUID] [read-only]`
-  name @0 :Text;               # what grants call it: fs:NAME, store:NAME
+  name @0 :Text;               # what grants call it: fs:NAME, store:NAME, block:NAME
   format @1 :MountFormat;
   device @2 :Text;             # a block device name (nvme0n1, vblk0)
   partition :union {

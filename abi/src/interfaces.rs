@@ -6,7 +6,7 @@
 //! contract of DESIGN.md ("Contracts that must not drift"). The tests below
 //! read the compiled schema and fail if a name, ordinal or id moves.
 
-use crate::capos_capnp::{console, directory, endpoint, file, ping, store};
+use crate::capos_capnp::{block_device, console, directory, endpoint, file, ping, store};
 use capnp::traits::HasTypeId;
 
 pub const DIRECTORY: u64 = <directory::Client as HasTypeId>::TYPE_ID;
@@ -15,6 +15,7 @@ pub const STORE: u64 = <store::Client as HasTypeId>::TYPE_ID;
 pub const CONSOLE: u64 = <console::Client as HasTypeId>::TYPE_ID;
 pub const ENDPOINT: u64 = <endpoint::Client as HasTypeId>::TYPE_ID;
 pub const PING: u64 = <ping::Client as HasTypeId>::TYPE_ID;
+pub const BLOCK_DEVICE: u64 = <block_device::Client as HasTypeId>::TYPE_ID;
 
 /// `Directory` method ordinals.
 pub mod directory_method {
@@ -66,6 +67,14 @@ pub mod ping_method {
     pub const ECHO_BULK: u16 = 3;
 }
 
+/// `BlockDevice` method ordinals.
+pub mod block_method {
+    pub const INFO: u16 = 0;
+    pub const READ: u16 = 1;
+    pub const WRITE: u16 = 2;
+    pub const FLUSH: u16 = 3;
+}
+
 /// Every interface: (name in the schema, id, method names by ordinal).
 pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Directory", DIRECTORY, &["open", "list", "mkdir", "remove", "sub", "create", "rename"]),
@@ -74,6 +83,7 @@ pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Console", CONSOLE, &["writeLine", "readLine"]),
     ("Endpoint", ENDPOINT, &["mint", "badgeOf"]),
     ("Ping", PING, &["ping", "echo", "session", "echoBulk"]),
+    ("BlockDevice", BLOCK_DEVICE, &["info", "read", "write", "flush"]),
 ];
 
 /// The schema name of an interface id (for logs), if it is one of ours.
@@ -134,6 +144,7 @@ mod tests {
         assert_eq!(CONSOLE, 0x95c1_f531_14cf_d349);
         assert_eq!(ENDPOINT, 0xaeae_efc5_c08a_4c81);
         assert_eq!(PING, 0xe963_f547_c7c2_8724);
+        assert_eq!(BLOCK_DEVICE, 0xcabc_0a58_8a53_7a84);
         with_nodes(|nodes| {
             for (name, id, methods) in ALL {
                 let n = nodes.get(*name).unwrap_or_else(|| panic!("interface {name} missing from the schema"));
@@ -165,6 +176,9 @@ mod tests {
         assert_eq!(method_name(PING, ping_method::SESSION), Some("session"));
         assert_eq!(method_name(STORE, s::LIST), Some("list"));
         assert_eq!(method_name(STORE, 5), None);
+        use block_method as b;
+        assert_eq!([b::INFO, b::READ, b::WRITE, b::FLUSH], [0, 1, 2, 3]);
+        assert_eq!(method_name(BLOCK_DEVICE, b::FLUSH), Some("flush"));
         assert_eq!(name_of(0x1234), None);
         assert_eq!(name_of(CONSOLE), Some("Console"));
     }
@@ -185,6 +199,7 @@ mod tests {
             ("Timestamp", &["unixNanos", "provenance"]),
             ("Error", &["code", "message"]),
             ("DirEntry", &["name", "kind", "size"]),
+            ("BlockInfo", &["blockSize", "blockCount", "readOnly"]),
         ];
         with_nodes(|nodes| {
             for (name, fields) in expect {

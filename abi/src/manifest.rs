@@ -124,15 +124,29 @@ pub const KERNEL_SOURCES: &[KernelSourceKind] = &[
         interface_id: interfaces::DIRECTORY,
         description: "the root Directory of the filesystem called NAME behind the read-only wrapper",
     },
+    KernelSourceKind {
+        prefix: "block",
+        takes_instance: true,
+        interface_id: interfaces::BLOCK_DEVICE,
+        description: "the blocks of the raw mount called NAME, read-write (one writer per mount)",
+    },
+    KernelSourceKind {
+        prefix: "block-ro",
+        takes_instance: true,
+        interface_id: interfaces::BLOCK_DEVICE,
+        description: "the blocks of the raw mount called NAME behind the read-only wrapper",
+    },
 ];
 
 /// What a mount of a [`KernelSource`] must provide: a filesystem (`fs`,
-/// `fs-ro`), a store (`store`, `store-ro`) or nothing (`console`, `ping`).
+/// `fs-ro`), a store (`store`, `store-ro`), raw blocks (`block`,
+/// `block-ro`: a `raw` mount) or nothing (`console`, `ping`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Needs {
     Nothing,
     Filesystem,
     Store,
+    Block,
 }
 
 impl KernelSourceKind {
@@ -140,6 +154,7 @@ impl KernelSourceKind {
         match self.prefix {
             "fs" | "fs-ro" => Needs::Filesystem,
             "store" | "store-ro" => Needs::Store,
+            "block" | "block-ro" => Needs::Block,
             _ => Needs::Nothing,
         }
     }
@@ -164,10 +179,16 @@ pub enum MountFormat {
     /// FAT12/16/32, read-only (a whole-disk FAT, the first FAT partition
     /// of an MBR disk, or a GPT partition named in the mount).
     Fat,
+    /// No format: the kernel opens nothing and the blocks are served as a
+    /// `BlockDevice` (`block:NAME`, `block-ro:NAME`). The mount still
+    /// claims its range, so no filesystem mount (and no second raw mount)
+    /// can reach the same blocks behind the block capability's back.
+    Raw,
 }
 
 impl MountFormat {
-    pub const ALL: [MountFormat; 5] = [MountFormat::CaposRo1, MountFormat::CaposWf1, MountFormat::CaposSt1, MountFormat::Colocated, MountFormat::Fat];
+    pub const ALL: [MountFormat; 6] =
+        [MountFormat::CaposRo1, MountFormat::CaposWf1, MountFormat::CaposSt1, MountFormat::Colocated, MountFormat::Fat, MountFormat::Raw];
 
     /// The manifest's word for it.
     pub fn name(self) -> &'static str {
@@ -177,6 +198,7 @@ impl MountFormat {
             MountFormat::CaposSt1 => "caposst1",
             MountFormat::Colocated => "colocated",
             MountFormat::Fat => "fat",
+            MountFormat::Raw => "raw",
         }
     }
 
@@ -185,11 +207,17 @@ impl MountFormat {
     }
 
     pub fn has_filesystem(self) -> bool {
-        !matches!(self, MountFormat::CaposSt1)
+        !matches!(self, MountFormat::CaposSt1 | MountFormat::Raw)
     }
 
     pub fn has_store(self) -> bool {
         matches!(self, MountFormat::CaposSt1 | MountFormat::Colocated)
+    }
+
+    /// Whether the mount is served as blocks (`block:`, `block-ro:`) and
+    /// as nothing else.
+    pub fn is_raw(self) -> bool {
+        self == MountFormat::Raw
     }
 }
 
@@ -436,6 +464,8 @@ impl Manifest {
                 ));
             }
         }
+        // (raw mount, process, grant) of every writable `block:` grant so far.
+        let mut writers: Vec<(&str, &str, &str)> = Vec::new();
         for (i, p) in self.processes.iter().enumerate() {
             if !is_valid_name(&p.name) {
                 return Err(ManifestError::at(L::Process(i), format!("invalid process name '{}'", escape_control(&p.name))));
@@ -496,6 +526,15 @@ impl Manifest {
                     GrantSource::Kernel(source) => {
                         let ks = KernelSource::parse(source).map_err(|m| ManifestError::at(at, m))?;
                         self.check_mount_for(&ks).map_err(|m| ManifestError::at(at, format!("grant '{}': {m}", grant.name)))?;
+                        if let (Needs::Block, false, Some(mount)) = (ks.kind.needs(), ks.kind.read_only(), ks.instance) {
+                            if let Some((_, wp, wg)) = writers.iter().find(|(m, _, _)| *m == mount) {
+                                return Err(ManifestError::at(at, format!(
+                                    "grant '{}': block:{mount} is already granted writable to process '{wp}' (grant '{wg}'); a raw mount has one writer (grant block-ro:{mount} to readers)",
+                                    grant.name
+                                )));
+                            }
+                            writers.push((mount, &p.name, &grant.name));
+                        }
                     }
                     GrantSource::Endpoint { process, endpoint } => {
                         let Some(server) = self.processes.iter().find(|q| &q.name == process) else {
@@ -546,6 +585,14 @@ impl Manifest {
                 Err(format!("mount '{instance}' is {}, which holds no filesystem", mount.format.name()))
             }
             Needs::Store if !mount.format.has_store() => Err(format!("mount '{instance}' is {}, which holds no store", mount.format.name())),
+            Needs::Block if !mount.format.is_raw() => Err(format!(
+                "mount '{instance}' is {}, not raw: {}:{instance} needs 'mount {instance}: raw on DEVICE' (a device serves one mount)",
+                mount.format.name(),
+                source.kind.prefix
+            )),
+            Needs::Block if mount.read_only && !source.kind.read_only() => {
+                Err(format!("mount '{instance}' is read-only: grant block-ro:{instance}"))
+            }
             _ => Ok(()),
         }
     }
@@ -605,6 +652,7 @@ impl Manifest {
                 MountFormat::CaposSt1 => capnp_format::Caposst1,
                 MountFormat::Colocated => capnp_format::Colocated,
                 MountFormat::Fat => capnp_format::Fat,
+                MountFormat::Raw => capnp_format::Raw,
             });
             b.set_device(m.device.as_str());
             b.set_read_only(m.read_only);
@@ -656,6 +704,7 @@ fn read_mount(m: mount_spec::Reader<'_>) -> Result<MountSpec, ManifestError> {
         capnp_format::Caposst1 => MountFormat::CaposSt1,
         capnp_format::Colocated => MountFormat::Colocated,
         capnp_format::Fat => MountFormat::Fat,
+        capnp_format::Raw => MountFormat::Raw,
     };
     let partition = match m.get_partition().which().map_err(|e| MessageError::UnknownEnumValue { field: "MountSpec.partition", value: e.0 })? {
         mount_spec::partition::Whole(()) => PartitionSelect::Whole,
@@ -815,6 +864,46 @@ mod tests {
         m.validate().unwrap();
         assert!(KernelSource::parse("fs-ro:root").unwrap().kind.read_only());
         assert!(!KernelSource::parse("fs:root").unwrap().kind.read_only());
+    }
+
+    #[test]
+    fn block_grants_need_a_raw_mount_and_one_writer() {
+        let mut m = sample();
+        m.mounts.push(mount("disk", MountFormat::Raw, "nvme1n1", PartitionSelect::Number(2)));
+        m.processes[1].grants.push(kernel("blk", "block:disk"));
+        m.validate().unwrap();
+        let bytes = m.encode().unwrap();
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m, "raw round-trips through the schema");
+        // A raw mount holds no filesystem and no store.
+        m.processes[1].grants[1] = kernel("data", "fs:disk");
+        assert!(invalid(&m).1.contains("mount 'disk' is raw, which holds no filesystem"), "{}", invalid(&m).1);
+        m.processes[1].grants[1] = kernel("data", "store-ro:disk");
+        assert!(invalid(&m).1.contains("mount 'disk' is raw, which holds no store"));
+        // block: of a formatted mount is refused.
+        m.processes[1].grants[1] = kernel("data", "block-ro:root");
+        let (at, msg) = invalid(&m);
+        assert_eq!(at, Location::Grant(1, 1));
+        assert!(msg.contains("mount 'root' is caposwf1, not raw: block-ro:root needs 'mount root: raw on DEVICE'"), "{msg}");
+        m.processes[1].grants[1] = kernel("data", "fs:root");
+        // A second writable grant of the same mount, in another process or the same one.
+        m.processes[0].grants.push(kernel("blk2", "block:disk"));
+        m.validate().unwrap_err();
+        let (at, msg) = invalid(&m);
+        assert_eq!(at, Location::Grant(1, 3), "the later grant is the one refused");
+        assert!(msg.contains("block:disk is already granted writable to process 'pong' (grant 'blk2')"), "{msg}");
+        m.processes[0].grants[1] = kernel("blk2", "block-ro:disk");
+        m.processes[1].grants.push(kernel("blk3", "block-ro:disk"));
+        m.validate().unwrap();
+        // A read-only raw mount takes block-ro only.
+        m.mounts[1].read_only = true;
+        assert!(invalid(&m).1.contains("mount 'disk' is read-only: grant block-ro:disk"));
+        m.processes[1].grants.remove(3);
+        m.validate().unwrap();
+        // A raw mount claims its blocks like any mount.
+        m.mounts.push(mount("fsdisk", MountFormat::CaposWf1, "nvme1n1", PartitionSelect::Whole));
+        assert!(invalid(&m).1.contains("already claimed by mount 'disk'"));
+        assert_eq!(KernelSource::parse("block-ro:disk").unwrap().kind.interface_id, interfaces::BLOCK_DEVICE);
+        assert!(KernelSource::parse("block-ro:disk").unwrap().kind.read_only());
     }
 
     #[test]

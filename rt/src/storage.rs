@@ -1,5 +1,6 @@
-//! Typed clients for the storage capabilities: `Directory`, `File` and
-//! `Store` (schema/capos.capnp), one method per schema method.
+//! Typed clients for the storage capabilities: `Directory`, `File`,
+//! `Store` and `BlockDevice` (schema/capos.capnp), one method per schema
+//! method; [`CapBlockDevice`] runs the capos-storage engines over a Block.
 //!
 //! Each client owns its handle: dropping it drops the capability
 //! (`cap_drop`), so a walk over a large tree does not fill the process's
@@ -12,7 +13,6 @@
 //! `capos_abi::limits::MAX_IO_CHUNK_BYTES` by the message size.
 
 use crate::client::{call, call_no_params, BulkArg, CallError, Results};
-use crate::syscall;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::{
@@ -117,11 +117,14 @@ macro_rules! owned_handle {
         }
         impl Drop for $t {
             fn drop(&mut self) {
-                let _ = syscall::cap_drop(self.0);
+                let _ = $crate::syscall::cap_drop(self.0);
             }
         }
     };
 }
+
+mod block;
+pub use block::{device_error, Block, BlockInfo, CapBlockDevice};
 
 /// A `Directory` capability.
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 //! process must read params, apply limits, move bulk data and encode
 //! results the same way, byte for byte. So the capnp side is written once:
 //! [`directory::dispatch`], [`file::dispatch`] and [`store::dispatch`]
+//! (and [`block::dispatch`] for `BlockDevice`)
 //! read a call's params, call a plain-Rust trait method
 //! ([`directory::DirectoryServer`], ...) and build the results through a
 //! [`Responder`], which the kernel implements over its in-place `Reply`
@@ -24,6 +25,7 @@
 //!   at once (a non-empty `Data` and a readable bulk buffer) is refused
 //!   with `invalidArgument`: there is one source of truth per call.
 
+pub mod block;
 pub mod directory;
 pub mod errors;
 pub mod file;

@@ -12,6 +12,7 @@
 //! endpoint capabilities route the call to the server process that owns
 //! the endpoint. To a caller the two look the same.
 
+pub mod block;
 pub mod console;
 pub mod directory;
 pub mod endpoint;

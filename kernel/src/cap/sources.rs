@@ -4,6 +4,7 @@
 //! capabilities) and by the prompt's `mounts` command. The names and their
 //! meaning are `capos_abi::manifest::KERNEL_SOURCES`, shared with mkmanifest.
 
+use super::block::{Block, RawBlock};
 use super::console::Console;
 use super::directory::Directory;
 use super::ping::KernelPing;
@@ -14,9 +15,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use capos_abi::manifest::KernelSource;
+use capos_abi::serve::block::ReadOnlyBlock;
 
 /// A fresh capability for `source`, or why this kernel cannot give one
-/// (an unmounted filesystem or store).
+/// (an unmounted filesystem or store, a `block:` of a mount that is not
+/// raw, a writable `block:` of a read-only raw mount).
 pub fn grant(source: &KernelSource) -> Result<Cap, String> {
     let obj: Arc<dyn KernelObject> = match (source.kind.prefix, source.instance) {
         ("console", None) => Arc::new(Console),
@@ -28,6 +31,16 @@ pub fn grant(source: &KernelSource) -> Result<Cap, String> {
         ("store" | "store-ro", Some(name)) => {
             let mount = crate::storage::store(name).ok_or_else(|| format!("no store is mounted as '{name}'"))?;
             Arc::new(KernelStore(mount))
+        }
+        ("block" | "block-ro", Some(name)) => {
+            let mount = crate::storage::raw(name).ok_or_else(|| format!("no raw mount '{name}' (block: needs 'mount {name}: raw on DEVICE')"))?;
+            // Attenuation is the wrapper in front of the blocks (it also
+            // says readOnly in `info`), not the generic ReadOnly below.
+            return Ok(Cap::kernel(match (source.kind.read_only(), mount.read_only) {
+                (false, false) => Arc::new(Block(RawBlock(mount))),
+                (true, _) => Arc::new(Block(ReadOnlyBlock(RawBlock(mount)))),
+                (false, true) => return Err(format!("raw mount '{name}' is read-only: grant block-ro:{name}")),
+            }));
         }
         (prefix, _) => return Err(format!("kernel source '{prefix}' is not provided by this kernel")),
     };

@@ -15,6 +15,10 @@
 //!   read-only, and an image with an unknown read-only-compatible feature
 //!   opens read-only too (the log says so); mutations then fail with
 //!   `readOnly` inside the engine.
+//! - A `raw` mount opens no format: it claims its range like any mount
+//!   (so no filesystem mount can reach the same blocks) and serves it as
+//!   a `BlockDevice` (`block:NAME`, `block-ro:NAME`, `cap/block.rs`).
+//!   The manifest allows at most one writable `block:` grant per raw mount.
 //! - The kernel's wall clock stamps CAPOSWF1 times (provenance
 //!   `wallClock`); without a clock source they read as `unknown`.
 
@@ -31,7 +35,7 @@ use capos_storage::partition::Partition;
 use capos_storage::store::Store;
 use capos_storage::writable_fs::{MountOptions, WritableFs};
 use capos_storage::fat::{FatFs, FatPartition, MountOptions as FatOptions};
-use capos_storage::{readonly_fs::ReadOnlyFs, Clock, FileSystem, Provenance, Timestamp};
+use capos_storage::{readonly_fs::ReadOnlyFs, BlockDevice, Clock, FileSystem, Provenance, Timestamp};
 use core::sync::atomic::{AtomicU64, Ordering};
 use device::{DevHandle, Range};
 use spin::Mutex;
@@ -82,11 +86,20 @@ impl StoreMount {
     }
 }
 
+/// A raw mount: its claimed range as one device, served by `cap/block.rs`.
+pub struct RawMount {
+    pub name: String,
+    pub dev: Mutex<Dev>,
+    /// The mount said `read-only`: every grant of it is read-only.
+    pub read_only: bool,
+}
+
 pub struct Mounted {
     pub spec: MountSpec,
     pub range: Range,
     pub fs: Option<Arc<FsMount>>,
     pub store: Option<Arc<StoreMount>>,
+    pub raw: Option<Arc<RawMount>>,
     /// One line for the log and the prompt.
     pub summary: String,
 }
@@ -102,6 +115,11 @@ pub fn filesystem(name: &str) -> Option<Arc<FsMount>> {
 /// The store of mount `name`.
 pub fn store(name: &str) -> Option<Arc<StoreMount>> {
     MOUNTS.lock().iter().find(|m| m.spec.name == name).and_then(|m| m.store.clone())
+}
+
+/// The raw mount `name`.
+pub fn raw(name: &str) -> Option<Arc<RawMount>> {
+    MOUNTS.lock().iter().find(|m| m.spec.name == name).and_then(|m| m.raw.clone())
 }
 
 /// Each mount's summary line, for the prompt.
@@ -146,8 +164,14 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         Partition::new(DevHandle(range.shared.clone()), range.start + start, count).map_err(|e| e.to_string())
     };
     let mut notes: Vec<String> = Vec::new();
-    let (mut fs, mut store) = (None, None);
+    let (mut fs, mut store, mut raw) = (None, None, None);
     let (fs_range, store_range) = match spec.format {
+        MountFormat::Raw => {
+            let d = dev(0, range.count)?;
+            notes.push(format!("{} blocks of {} bytes served as BlockDevice", range.count, d.block_size()));
+            raw = Some(Arc::new(RawMount { name: spec.name.clone(), dev: Mutex::new(d), read_only: spec.read_only }));
+            (None, None)
+        }
         MountFormat::CaposRo1 | MountFormat::CaposWf1 | MountFormat::Fat => (Some((0, range.count)), None),
         MountFormat::CaposSt1 => (None, Some((0, range.count))),
         MountFormat::Colocated => {
@@ -219,7 +243,7 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         if spec.read_only { ", read-only" } else { "" },
         if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
     );
-    Ok(Mounted { spec: spec.clone(), range, fs, store, summary })
+    Ok(Mounted { spec: spec.clone(), range, fs, store, raw, summary })
 }
 
 /// The registered block devices, for error messages.

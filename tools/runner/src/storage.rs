@@ -38,6 +38,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod block_cap;
+
 /// The guest's content and workload plans (the same file it builds with).
 #[allow(dead_code)]
 #[path = "../../../demos/storage-check/src/plan.rs"]
@@ -90,6 +92,11 @@ pub fn all() -> Vec<StorageScenario> {
             name: "storage-hostile",
             description: "hostile storage requests (HOSTILE_IMAGE): bad names, huge offsets and lengths, a full disk, stale and closed handles, rename cycles; a second client still works; no kernel panic",
             run: hostile,
+        },
+        StorageScenario {
+            name: "block-cap",
+            description: "BlockDevice over a raw mount of a GPT partition (by number, then by type GUID): write/flush/read back at the first, middle and last blocks and through CapBlockDevice; refusals by code; block-ro reads but cannot write; the image holds the pattern at partition start + LBA and nothing else changed",
+            run: block_cap::run,
         },
     ]
 }

@@ -6,7 +6,7 @@
 //! contract of DESIGN.md ("Contracts that must not drift"). The tests below
 //! read the compiled schema and fail if a name, ordinal or id moves.
 
-use crate::capos_capnp::{console, directory, endpoint, file, ping, store};
+use crate::capos_capnp::{console, directory, endpoint, file, ping, process_control, store};
 use capnp::traits::HasTypeId;
 
 pub const DIRECTORY: u64 = <directory::Client as HasTypeId>::TYPE_ID;
@@ -15,6 +15,7 @@ pub const STORE: u64 = <store::Client as HasTypeId>::TYPE_ID;
 pub const CONSOLE: u64 = <console::Client as HasTypeId>::TYPE_ID;
 pub const ENDPOINT: u64 = <endpoint::Client as HasTypeId>::TYPE_ID;
 pub const PING: u64 = <ping::Client as HasTypeId>::TYPE_ID;
+pub const PROCESS_CONTROL: u64 = <process_control::Client as HasTypeId>::TYPE_ID;
 
 /// `Directory` method ordinals.
 pub mod directory_method {
@@ -65,6 +66,12 @@ pub mod ping_method {
     pub const ECHO_BULK: u16 = 3;
 }
 
+/// `ProcessControl` method ordinals.
+pub mod process_control_method {
+    pub const KILL: u16 = 0;
+    pub const STATUS: u16 = 1;
+}
+
 /// Every interface: (name in the schema, id, method names by ordinal).
 pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Directory", DIRECTORY, &["open", "list", "mkdir", "remove", "sub", "create", "rename"]),
@@ -73,6 +80,7 @@ pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Console", CONSOLE, &["writeLine", "readLine"]),
     ("Endpoint", ENDPOINT, &["mint"]),
     ("Ping", PING, &["ping", "echo", "session", "echoBulk"]),
+    ("ProcessControl", PROCESS_CONTROL, &["kill", "status"]),
 ];
 
 /// The schema name of an interface id (for logs), if it is one of ours.
@@ -133,6 +141,7 @@ mod tests {
         assert_eq!(CONSOLE, 0x95c1_f531_14cf_d349);
         assert_eq!(ENDPOINT, 0xaeae_efc5_c08a_4c81);
         assert_eq!(PING, 0xe963_f547_c7c2_8724);
+        assert_eq!(PROCESS_CONTROL, 0xcdf0_ff86_2f58_2772);
         with_nodes(|nodes| {
             for (name, id, methods) in ALL {
                 let n = nodes.get(*name).unwrap_or_else(|| panic!("interface {name} missing from the schema"));
@@ -163,6 +172,8 @@ mod tests {
         assert_eq!(method_name(ENDPOINT, endpoint_method::MINT), Some("mint"));
         assert_eq!(method_name(PING, ping_method::SESSION), Some("session"));
         assert_eq!(method_name(STORE, s::LIST), Some("list"));
+        assert_eq!(method_name(PROCESS_CONTROL, process_control_method::KILL), Some("kill"));
+        assert_eq!(method_name(PROCESS_CONTROL, process_control_method::STATUS), Some("status"));
         assert_eq!(method_name(STORE, 5), None);
         assert_eq!(name_of(0x1234), None);
         assert_eq!(name_of(CONSOLE), Some("Console"));

@@ -33,6 +33,7 @@
 
 extern crate alloc;
 
+pub mod badge;
 pub mod error;
 mod flat_alloc;
 pub mod handle;

@@ -44,7 +44,6 @@ fn generation_of(pid: u32) -> u32 {
 
 struct Slot<T> {
     generation: u32,
-    retired: bool,
     value: Option<T>,
 }
 
@@ -66,18 +65,40 @@ impl<T> PidTable<T> {
         PidTable { slots: Vec::new(), free: Vec::new() }
     }
 
+    /// The slot the next insert takes (the lowest free one, else a new one).
+    fn next_slot(&self) -> Option<usize> {
+        match self.free.iter().min() {
+            Some(s) => Some(*s),
+            None if self.slots.len() < MAX_SLOTS => Some(self.slots.len()),
+            None => None,
+        }
+    }
+
+    /// The pid the next [`insert_with`](Self::insert_with) will return.
+    pub fn next_pid(&self) -> Option<u32> {
+        let slot = self.next_slot()?;
+        Some(pid_of(slot, self.slots.get(slot).map_or(0, |s| s.generation)))
+    }
+
+    /// The pids the next `n` inserts will return, in order (when nothing
+    /// is removed in between); fewer when the table would be full.
+    pub fn next_pids(&self, n: usize) -> Vec<u32> {
+        let mut free = self.free.clone();
+        free.sort_unstable();
+        let reused = free.into_iter().map(|s| pid_of(s, self.slots[s].generation));
+        let fresh = (self.slots.len()..MAX_SLOTS).map(|s| pid_of(s, 0));
+        reused.chain(fresh).take(n).collect()
+    }
+
     /// Put `value` in a free slot; its pid, or `None` when the table is
     /// full (rule 4). `make` gets the pid before the value is stored.
     pub fn insert_with(&mut self, make: impl FnOnce(u32) -> T) -> Option<u32> {
-        self.free.sort_unstable_by(|a, b| b.cmp(a));
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None if self.slots.len() < MAX_SLOTS => {
-                self.slots.push(Slot { generation: 0, retired: false, value: None });
-                self.slots.len() - 1
-            }
-            None => return None,
-        };
+        let slot = self.next_slot()?;
+        if slot == self.slots.len() {
+            self.slots.push(Slot { generation: 0, value: None });
+        } else {
+            self.free.retain(|s| *s != slot);
+        }
         let pid = pid_of(slot, self.slots[slot].generation);
         self.slots[slot].value = Some(make(pid));
         Some(pid)
@@ -119,9 +140,9 @@ impl<T> PidTable<T> {
             return None;
         }
         let value = s.value.take()?;
-        if s.generation == MAX_GENERATION {
-            s.retired = true;
-        } else {
+        // A slot at its last generation is retired: it never goes back on
+        // the free list.
+        if s.generation != MAX_GENERATION {
             s.generation += 1;
             self.free.push(slot);
         }
@@ -176,6 +197,16 @@ mod tests {
         let old = t.insert_with(|_| "old").unwrap();
         assert_eq!(t.remove(old), Some("old"));
         assert_eq!(t.get(old), None);
+        let predicted = t.next_pid().unwrap();
+        let new = t.insert_with(|_| "new").unwrap();
+        assert_eq!(new, predicted, "next_pid says what insert gives");
+        t.remove(new);
+        let plan = t.next_pids(3);
+        let got: Vec<u32> = (0..3).map(|_| t.insert_with(|_| "x").unwrap()).collect();
+        assert_eq!(plan, got, "next_pids says what the next inserts give");
+        for pid in got {
+            t.remove(pid);
+        }
         let new = t.insert_with(|_| "new").unwrap();
         assert_eq!(slot_of(new), slot_of(old), "the slot is reused");
         assert_ne!(new, old);
@@ -184,7 +215,7 @@ mod tests {
         assert_eq!(t.remove(old), None, "removing by a stale pid removes nothing");
         assert_eq!(t.get(new), Some(&"new"));
         assert!(t.two_mut(idle, old).is_none());
-        assert_eq!(t.slots_used(), 2, "the table does not grow when processes come and go");
+        assert_eq!(t.slots_used(), 4, "the table grows only to the most processes alive at once");
     }
 
     #[test]

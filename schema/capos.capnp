@@ -355,6 +355,32 @@ interface Ping @0xe963f547c7c28724 {
   # path's benchmark.
 }
 
+struct ProcessStatus {
+  pid @0 :UInt32;          # the current (or last) instance's pid
+  running @1 :Bool;        # false once it ended and was not restarted
+  restarts @2 :UInt32;     # restarts in this boot
+  freeFrames @3 :UInt64;   # the kernel frame allocator's free count now
+}
+
+struct ProcessStatusResult {
+  union {
+    ok @0 :ProcessStatus;
+    err @1 :Error;
+  }
+}
+
+interface ProcessControl @0xcdf0ff862f582772 {
+  # Kernel source `control:NAME`: kill and observe the manifest process NAME
+  # (docs/capabilities.md, "Supervision").
+
+  kill @0 () -> VoidResult;
+  # Kill it now, as if it faulted: its `restart:` policy applies, and calls
+  # in flight to it fail with PeerGone. `notFound` when it is not running;
+  # a process cannot kill itself this way (`invalidArgument`: exit instead).
+
+  status @1 () -> ProcessStatusResult;
+}
+
 # ---------------------------------------------------------------------------
 # The call envelope is not capnp: the interface id, method ordinal, badge,
 # reply token and capability handles travel in registers and in the header
@@ -418,6 +444,9 @@ struct ProcessSpec {
   args @2 :List(Text);
   grants @3 :List(Grant);
   exports @4 :List(Text);      # endpoint names this process serves
+  restartOnFailure @5 :Bool;   # `restart: on-failure`: start it again when it
+                               # faults, is killed or exits non-zero
+  maxRestarts @6 :UInt32;      # the restart budget for this boot (`max N`)
 }
 
 struct Grant {
@@ -427,6 +456,7 @@ struct Grant {
                                # "fs:NAME" (capos_abi::manifest::KernelSource)
     endpoint @2 :EndpointRef;  # another process's exported endpoint
   }
+  readOnly @3 :Bool;           # endpoint grants: set the badge's read-only bit
 }
 
 struct EndpointRef {

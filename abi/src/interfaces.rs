@@ -6,7 +6,7 @@
 //! contract of DESIGN.md ("Contracts that must not drift"). The tests below
 //! read the compiled schema and fail if a name, ordinal or id moves.
 
-use crate::capos_capnp::{block_device, console, directory, endpoint, file, ping, store};
+use crate::capos_capnp::{block_device, console, directory, endpoint, file, ping, process_control, store};
 use capnp::traits::HasTypeId;
 
 pub const DIRECTORY: u64 = <directory::Client as HasTypeId>::TYPE_ID;
@@ -16,6 +16,7 @@ pub const CONSOLE: u64 = <console::Client as HasTypeId>::TYPE_ID;
 pub const ENDPOINT: u64 = <endpoint::Client as HasTypeId>::TYPE_ID;
 pub const PING: u64 = <ping::Client as HasTypeId>::TYPE_ID;
 pub const BLOCK_DEVICE: u64 = <block_device::Client as HasTypeId>::TYPE_ID;
+pub const PROCESS_CONTROL: u64 = <process_control::Client as HasTypeId>::TYPE_ID;
 
 /// `Directory` method ordinals.
 pub mod directory_method {
@@ -75,6 +76,12 @@ pub mod block_method {
     pub const FLUSH: u16 = 3;
 }
 
+/// `ProcessControl` method ordinals.
+pub mod process_control_method {
+    pub const KILL: u16 = 0;
+    pub const STATUS: u16 = 1;
+}
+
 /// Every interface: (name in the schema, id, method names by ordinal).
 pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Directory", DIRECTORY, &["open", "list", "mkdir", "remove", "sub", "create", "rename"]),
@@ -84,6 +91,7 @@ pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Endpoint", ENDPOINT, &["mint", "badgeOf"]),
     ("Ping", PING, &["ping", "echo", "session", "echoBulk"]),
     ("BlockDevice", BLOCK_DEVICE, &["info", "read", "write", "flush"]),
+    ("ProcessControl", PROCESS_CONTROL, &["kill", "status"]),
 ];
 
 /// The schema name of an interface id (for logs), if it is one of ours.
@@ -145,6 +153,7 @@ mod tests {
         assert_eq!(ENDPOINT, 0xaeae_efc5_c08a_4c81);
         assert_eq!(PING, 0xe963_f547_c7c2_8724);
         assert_eq!(BLOCK_DEVICE, 0xcabc_0a58_8a53_7a84);
+        assert_eq!(PROCESS_CONTROL, 0xcdf0_ff86_2f58_2772);
         with_nodes(|nodes| {
             for (name, id, methods) in ALL {
                 let n = nodes.get(*name).unwrap_or_else(|| panic!("interface {name} missing from the schema"));
@@ -175,6 +184,8 @@ mod tests {
         assert_eq!(method_name(ENDPOINT, endpoint_method::MINT), Some("mint"));
         assert_eq!(method_name(PING, ping_method::SESSION), Some("session"));
         assert_eq!(method_name(STORE, s::LIST), Some("list"));
+        assert_eq!(method_name(PROCESS_CONTROL, process_control_method::KILL), Some("kill"));
+        assert_eq!(method_name(PROCESS_CONTROL, process_control_method::STATUS), Some("status"));
         assert_eq!(method_name(STORE, 5), None);
         use block_method as b;
         assert_eq!([b::INFO, b::READ, b::WRITE, b::FLUSH], [0, 1, 2, 3]);

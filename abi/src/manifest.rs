@@ -136,6 +136,12 @@ pub const KERNEL_SOURCES: &[KernelSourceKind] = &[
         interface_id: interfaces::BLOCK_DEVICE,
         description: "the blocks of the raw mount called NAME behind the read-only wrapper",
     },
+    KernelSourceKind {
+        prefix: "control",
+        takes_instance: true,
+        interface_id: interfaces::PROCESS_CONTROL,
+        description: "ProcessControl of the manifest process called NAME: kill it, read its status",
+    },
 ];
 
 /// What a mount of a [`KernelSource`] must provide: a filesystem (`fs`,
@@ -147,6 +153,8 @@ pub enum Needs {
     Filesystem,
     Store,
     Block,
+    /// A process of the same manifest (`control:NAME`).
+    Process,
 }
 
 impl KernelSourceKind {
@@ -155,6 +163,7 @@ impl KernelSourceKind {
             "fs" | "fs-ro" => Needs::Filesystem,
             "store" | "store-ro" => Needs::Store,
             "block" | "block-ro" => Needs::Block,
+            "control" => Needs::Process,
             _ => Needs::Nothing,
         }
     }
@@ -339,6 +348,36 @@ pub struct Grant {
     /// The name the process sees in `StartInfo.caps`.
     pub name: String,
     pub source: GrantSource,
+    /// `read-only` after an endpoint source: the badge's
+    /// `capos_abi::badge::MANIFEST_READ_ONLY` bit.
+    pub read_only: bool,
+}
+
+/// The restart budget of `restart: on-failure` without `max N`.
+pub const DEFAULT_MAX_RESTARTS: u32 = 1000;
+/// The largest `max N`.
+pub const MAX_RESTART_BUDGET: u32 = 1_000_000;
+
+/// What the kernel does when a process ends (`restart:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Restart {
+    /// It stays dead (no `restart:` line).
+    #[default]
+    Never,
+    /// `restart: on-failure [max N]`: a fault, a kill or a non-zero exit
+    /// starts it again from the same binary with the same args and grants,
+    /// at most `max` times in one boot (`capos_kcore::restart`).
+    OnFailure { max: u32 },
+}
+
+impl Restart {
+    /// The budget, when restarts are on.
+    pub fn max_restarts(self) -> Option<u32> {
+        match self {
+            Restart::Never => None,
+            Restart::OnFailure { max } => Some(max),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -349,6 +388,7 @@ pub struct ProcessSpec {
     pub args: Vec<String>,
     pub grants: Vec<Grant>,
     pub exports: Vec<String>,
+    pub restart: Restart,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -374,6 +414,8 @@ pub enum Location {
     Grant(usize, usize),
     Export(usize, usize),
     Mount(usize),
+    /// A process's `restart:` policy.
+    Restart(usize),
 }
 
 /// Why a manifest was refused.
@@ -522,6 +564,12 @@ impl Manifest {
                 if p.grants[..g].iter().any(|o| o.name == grant.name) {
                     return Err(ManifestError::at(at, format!("duplicate grant '{}' in process '{}'", grant.name, p.name)));
                 }
+                if grant.read_only && matches!(grant.source, GrantSource::Kernel(_)) {
+                    return Err(ManifestError::at(at, format!(
+                        "grant '{}': 'read-only' applies to endpoint grants; for a kernel source use its -ro form (fs-ro:, store-ro:)",
+                        grant.name
+                    )));
+                }
                 match &grant.source {
                     GrantSource::Kernel(source) => {
                         let ks = KernelSource::parse(source).map_err(|m| ManifestError::at(at, m))?;
@@ -552,6 +600,11 @@ impl Manifest {
                     }
                 }
             }
+            if let Restart::OnFailure { max } = p.restart {
+                if max == 0 || max > MAX_RESTART_BUDGET {
+                    return Err(ManifestError::at(L::Restart(i), format!("process '{}': restart budget {max} is not 1 to {MAX_RESTART_BUDGET}", p.name)));
+                }
+            }
             if p.exports.len() > MAX_EXPORTS_PER_PROCESS {
                 return Err(ManifestError::at(L::Export(i, MAX_EXPORTS_PER_PROCESS), format!("process '{}' exports more than {MAX_EXPORTS_PER_PROCESS} endpoints", p.name)));
             }
@@ -576,6 +629,12 @@ impl Manifest {
         let needs = source.kind.needs();
         if needs == Needs::Nothing {
             return Ok(());
+        }
+        if needs == Needs::Process {
+            return match self.processes.iter().any(|p| p.name == instance) {
+                true => Ok(()),
+                false => Err(format!("control:{instance} names no process of this manifest")),
+            };
         }
         let Some(mount) = self.mount(instance) else {
             return Err(format!("{}:{instance} names no mount (declare it: 'mount {instance}: FORMAT on DEVICE')", source.kind.prefix));
@@ -624,10 +683,15 @@ impl Manifest {
             for (a, arg) in p.args.iter().enumerate() {
                 args.set(a as u32, arg.as_str());
             }
+            if let Restart::OnFailure { max } = p.restart {
+                b.set_restart_on_failure(true);
+                b.set_max_restarts(max);
+            }
             let mut grants = b.reborrow().init_grants(p.grants.len() as u32);
             for (g, grant) in p.grants.iter().enumerate() {
                 let mut gb = grants.reborrow().get(g as u32);
                 gb.set_name(grant.name.as_str());
+                gb.set_read_only(grant.read_only);
                 match &grant.source {
                     GrantSource::Kernel(s) => gb.init_source().set_kernel(s.as_str()),
                     GrantSource::Endpoint { process, endpoint } => {
@@ -716,6 +780,9 @@ fn read_mount(m: mount_spec::Reader<'_>) -> Result<MountSpec, ManifestError> {
 
 fn read_process(p: process_spec::Reader<'_>) -> Result<ProcessSpec, ManifestError> {
     let mut spec = ProcessSpec { name: text(p.get_name()?)?, binary: text(p.get_binary()?)?, ..Default::default() };
+    if p.get_restart_on_failure() {
+        spec.restart = Restart::OnFailure { max: p.get_max_restarts() };
+    }
     for a in p.get_args()? {
         spec.args.push(text(a?)?);
     }
@@ -727,7 +794,7 @@ fn read_process(p: process_spec::Reader<'_>) -> Result<ProcessSpec, ManifestErro
                 GrantSource::Endpoint { process: text(e.get_process()?)?, endpoint: text(e.get_endpoint()?)? }
             }
         };
-        spec.grants.push(Grant { name: text(g.get_name()?)?, source });
+        spec.grants.push(Grant { name: text(g.get_name()?)?, source, read_only: g.get_read_only() });
     }
     for e in p.get_exports()? {
         spec.exports.push(text(e?)?);
@@ -740,7 +807,7 @@ mod tests {
     use super::*;
 
     fn kernel(name: &str, source: &str) -> Grant {
-        Grant { name: name.into(), source: GrantSource::Kernel(source.into()) }
+        Grant { name: name.into(), source: GrantSource::Kernel(source.into()), read_only: false }
     }
 
     fn sample() -> Manifest {
@@ -752,6 +819,7 @@ mod tests {
                     args: vec![],
                     grants: vec![kernel("console", "console")],
                     exports: vec!["ping".into()],
+                    restart: Restart::OnFailure { max: 5 },
                 },
                 ProcessSpec {
                     name: "ping".into(),
@@ -760,9 +828,10 @@ mod tests {
                     grants: vec![
                         kernel("console", "console"),
                         kernel("data", "fs:root"),
-                        Grant { name: "server".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() } },
+                        Grant { name: "server".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() }, read_only: true },
                     ],
                     exports: vec![],
+                    restart: Restart::Never,
                 },
             ],
             mounts: vec![MountSpec {
@@ -924,6 +993,38 @@ mod tests {
     }
 
     #[test]
+    fn restart_policies_and_read_only_grants_round_trip_and_are_checked() {
+        let mut m = sample();
+        let back = Manifest::decode(&m.encode().unwrap()).unwrap();
+        assert_eq!(back.processes[0].restart, Restart::OnFailure { max: 5 });
+        assert_eq!(back.processes[1].restart, Restart::Never);
+        assert!(back.processes[1].grants[2].read_only);
+        assert!(!back.processes[1].grants[0].read_only);
+        m.processes[0].restart = Restart::OnFailure { max: 0 };
+        assert!(invalid(&m).1.contains("restart budget 0"));
+        m.processes[0].restart = Restart::OnFailure { max: MAX_RESTART_BUDGET + 1 };
+        assert_eq!(invalid(&m).0, Location::Restart(0));
+        m.processes[0].restart = Restart::OnFailure { max: DEFAULT_MAX_RESTARTS };
+        m.processes[1].grants[0].read_only = true;
+        let (at, msg) = invalid(&m);
+        assert_eq!(at, Location::Grant(1, 0));
+        assert!(msg.contains("-ro form"), "{msg}");
+    }
+
+    #[test]
+    fn control_names_a_process_of_the_manifest() {
+        let mut m = sample();
+        m.processes[1].grants.push(kernel("ctl", "control:pong"));
+        m.validate().unwrap();
+        assert_eq!(KernelSource::parse("control:pong").unwrap().kind.interface_id, interfaces::PROCESS_CONTROL);
+        m.processes[1].grants.push(kernel("ctl2", "control:nobody"));
+        let (at, msg) = invalid(&m);
+        assert_eq!(at, Location::Grant(1, 4));
+        assert!(msg.contains("control:nobody names no process"), "{msg}");
+        assert!(KernelSource::parse("control").is_err(), "control needs a process name");
+    }
+
+    #[test]
     fn kernel_sources_parse() {
         assert_eq!(KernelSource::parse("console").unwrap().kind.prefix, "console");
         let s = KernelSource::parse("store:persist").unwrap();
@@ -967,7 +1068,7 @@ mod tests {
         assert_eq!(invalid(&m), (Location::Grant(1, 2), "process 'pong' exports no endpoint 'pang'".into()));
 
         let mut m = sample();
-        m.processes[0].grants.push(Grant { name: "me".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() } });
+        m.processes[0].grants.push(Grant { name: "me".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() }, read_only: false });
         assert_eq!(invalid(&m).0, Location::Grant(0, 1));
         assert!(invalid(&m).1.contains("its own endpoint"));
 

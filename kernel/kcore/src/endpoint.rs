@@ -2,10 +2,21 @@
 //! finds its client, with no allocation after the endpoint is made.
 //!
 //! Rules:
-//! 1. An endpoint is **open** until its server dies or drops its last
-//!    receive handle; then it is **closed** for good: every queued call and
-//!    every later call fails with `PeerGone` (a closed endpoint never
-//!    reopens, so a client never reaches a different server by accident).
+//! 1. An endpoint is **bound** to one server process (its pid) and
+//!    **open** until that server dies or drops its last receive handle;
+//!    then it is **closed**: every queued call and every later call fails
+//!    with `PeerGone`. A closed endpoint reopens only by [`rebind`](EndpointCore::rebind): the
+//!    kernel's supervisor binds it to a new instance of the same program
+//!    from the same manifest entry (`restart: on-failure`), so clients'
+//!    capabilities reach the restarted service. Nothing else reopens it,
+//!    so a client never reaches a different server by accident.
+//!    [`close_for`](EndpointCore::close_for) names the server it closes for: a receive handle of an
+//!    earlier instance (a copy that outlived it) closes nothing once the
+//!    endpoint is bound to a new one.
+//!    A call the server has already *received* is not queued here: when
+//!    the server dies it fails (the process table knows who waits on it);
+//!    when the server only drops its receive handle it can still answer it
+//!    (it holds the reply token).
 //! 2. A call on an open endpoint whose server is waiting in receive is
 //!    **delivered now** (the kernel switches straight to the server); else
 //!    it is **queued**, oldest first, up to [`MAX_QUEUED`]; past that the
@@ -52,17 +63,18 @@ pub struct EndpointCore {
     queue: VecDeque<Pending>,
     server_waiting: bool,
     closed: bool,
-}
-
-impl Default for EndpointCore {
-    fn default() -> Self {
-        Self::new()
-    }
+    server: u32,
 }
 
 impl EndpointCore {
-    pub fn new() -> EndpointCore {
-        EndpointCore { queue: VecDeque::with_capacity(MAX_QUEUED), server_waiting: false, closed: false }
+    /// An open endpoint served by `server`.
+    pub fn new(server: u32) -> EndpointCore {
+        EndpointCore { queue: VecDeque::with_capacity(MAX_QUEUED), server_waiting: false, closed: false, server }
+    }
+
+    /// The process it is bound to (rule 1).
+    pub fn server(&self) -> u32 {
+        self.server
     }
 
     /// Rule 2.
@@ -130,6 +142,27 @@ impl EndpointCore {
         core::mem::take(&mut self.queue)
     }
 
+    /// Rule 1: close if still bound to `server` (the process whose last
+    /// receive handle went away). `None` when bound to another process: a
+    /// stale receive handle of an earlier instance closes nothing.
+    pub fn close_for(&mut self, server: u32) -> Option<VecDeque<Pending>> {
+        (self.server == server).then(|| self.close())
+    }
+
+    /// Rule 1: bind a closed endpoint to `server` and reopen it, with its
+    /// queue reserved again at full capacity. An open endpoint is refused
+    /// (`InvalidArgument`): it still has a live server.
+    pub fn rebind(&mut self, server: u32) -> Result<(), SysError> {
+        if !self.closed {
+            return Err(SysError::InvalidArgument);
+        }
+        self.queue = VecDeque::with_capacity(MAX_QUEUED);
+        self.closed = false;
+        self.server_waiting = false;
+        self.server = server;
+        Ok(())
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed
     }
@@ -177,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_waiting_server_gets_the_call_now_otherwise_it_queues_in_order() {
-        let mut ep = EndpointCore::new();
+        let mut ep = EndpointCore::new(0);
         assert_eq!(ep.receive(), Ok(None));
         assert!(ep.server_waiting());
         assert_eq!(ep.call(7, 1), Ok(CallOutcome::Deliver));
@@ -191,7 +224,7 @@ mod tests {
 
     #[test]
     fn the_queue_is_bounded_and_never_grows() {
-        let mut ep = EndpointCore::new();
+        let mut ep = EndpointCore::new(0);
         let cap = ep.queue.capacity();
         for i in 0..MAX_QUEUED as u32 {
             assert_eq!(ep.call(i, 0), Ok(CallOutcome::Queued));
@@ -203,7 +236,7 @@ mod tests {
 
     #[test]
     fn closing_fails_queued_and_later_calls_for_good() {
-        let mut ep = EndpointCore::new();
+        let mut ep = EndpointCore::new(0);
         ep.call(1, 0).unwrap();
         ep.call(2, 0).unwrap();
         let failed: alloc::vec::Vec<u32> = ep.close().into_iter().map(|p| p.client).collect();
@@ -213,15 +246,37 @@ mod tests {
         ep.requeue_front(Pending { client: 4, badge: 0 });
         assert_eq!(ep.queued(), 0, "nothing queues on a closed endpoint");
         // A server that was waiting when it died is no longer waiting.
-        let mut ep = EndpointCore::new();
+        let mut ep = EndpointCore::new(0);
         ep.receive().unwrap();
         ep.close();
         assert!(!ep.server_waiting());
     }
 
     #[test]
+    fn a_rebound_endpoint_serves_the_new_instance_and_only_it() {
+        let mut ep = EndpointCore::new(7);
+        ep.call(1, 0).unwrap();
+        assert_eq!(ep.rebind(12), Err(SysError::InvalidArgument), "an open endpoint keeps its server");
+        let failed: alloc::vec::Vec<u32> = ep.close_for(7).unwrap().into_iter().map(|p| p.client).collect();
+        assert_eq!(failed, [1], "the call queued for the dead instance fails");
+        assert_eq!(ep.call(2, 0), Err(SysError::PeerGone));
+        ep.rebind(12).unwrap();
+        assert_eq!(ep.server(), 12);
+        assert_eq!(ep.queued(), 0, "nothing of the old instance's queue survives");
+        assert!(ep.queue.capacity() >= MAX_QUEUED, "the new queue is reserved, calls never allocate");
+        assert_eq!(ep.call(3, 9), Ok(CallOutcome::Queued));
+        // A leftover receive handle of instance 7 closes nothing now.
+        assert!(ep.close_for(7).is_none());
+        assert!(!ep.is_closed());
+        assert_eq!(ep.receive(), Ok(Some(Pending { client: 3, badge: 9 })));
+        // The new instance's own last handle does.
+        assert!(ep.close_for(12).is_some());
+        assert_eq!(ep.receive(), Err(SysError::PeerGone));
+    }
+
+    #[test]
     fn a_dead_client_is_never_delivered() {
-        let mut ep = EndpointCore::new();
+        let mut ep = EndpointCore::new(0);
         ep.call(1, 0).unwrap();
         ep.call(2, 0).unwrap();
         ep.call(1, 5).unwrap();
@@ -233,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_requeued_call_is_next() {
-        let mut ep = EndpointCore::new();
+        let mut ep = EndpointCore::new(0);
         ep.call(1, 0).unwrap();
         ep.call(2, 0).unwrap();
         let p = ep.receive().unwrap().unwrap();

@@ -18,6 +18,8 @@ pub mod gpt;
 pub mod line_editor;
 pub mod nvme;
 pub mod pci;
+pub mod pid_table;
+pub mod restart;
 pub mod user_elf;
 pub mod vectors;
 

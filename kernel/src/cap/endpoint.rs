@@ -1,28 +1,96 @@
 //! Endpoints: how a userspace process serves an interface.
 //!
-//! The state machine (queueing, delivery, closing, which reply goes to
-//! whom) is `capos_kcore::endpoint`, host-tested; this is the kernel object
-//! that holds it. The data path is in `proc::ipc`: a client's call is
-//! delivered straight from its IPC area into the server's (and its bulk
-//! buffer into the server's registered one) when the server takes it, and
-//! the reply the same way back. If the server dies, every queued and every
-//! outstanding call fails with `PeerGone`.
+//! The state machine (queueing, delivery, closing, rebinding, which reply
+//! goes to whom) is `capos_kcore::endpoint`, host-tested; this is the
+//! kernel object that holds it. The data path is in `proc::ipc`: a
+//! client's call is delivered straight from its IPC area into the server's
+//! (and its bulk buffer into the server's registered one) when the server
+//! takes it, and the reply the same way back.
+//!
+//! The receive side is a [`ServerHandle`]: every copy of a server's receive
+//! capability shares one, and when the last copy goes (`cap_drop`, or the
+//! process's table emptied at death) its `Drop` closes the endpoint, so
+//! queued and later calls fail with `PeerGone`. If the server dies, every
+//! queued and every outstanding call fails the same way. A supervised
+//! server's endpoint is then re-bound to its next instance (`proc::supervisor`).
+//!
+//! Waking the callers of a closed endpoint needs the process table, which
+//! may be locked where a capability is dropped; so `Drop` only closes the
+//! endpoint and hands the callers to `proc::orphan`, and the kernel fails
+//! them with `PeerGone` before it returns to user mode (`proc::settle`).
 
+use alloc::sync::Arc;
 use capos_kcore::endpoint::EndpointCore;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 pub struct Endpoint {
     pub id: u64,
-    /// The process that receives on it.
-    pub server: u32,
     pub core: Mutex<EndpointCore>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Endpoint {
+    /// An open endpoint served by `server` (`endpoint_create`).
     pub fn new(server: u32) -> Endpoint {
-        Endpoint { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), server, core: Mutex::new(EndpointCore::new()) }
+        Endpoint { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), core: Mutex::new(EndpointCore::new(server)) }
+    }
+
+    /// A closed endpoint bound to no process yet: a manifest export before
+    /// its server starts (calls fail with `PeerGone` until [`bind`](Self::bind)).
+    pub fn unbound() -> Endpoint {
+        let ep = Endpoint::new(u32::MAX);
+        ep.core.lock().close();
+        ep
+    }
+
+    /// The process it is bound to.
+    pub fn server(&self) -> u32 {
+        self.core.lock().server()
+    }
+
+    /// Bind a closed endpoint to `server` (its first or next instance).
+    pub fn bind(&self, server: u32) -> Result<(), capos_abi::SysError> {
+        self.core.lock().rebind(server)
+    }
+
+    /// Close it if it is still bound to `server`; its queued callers fail
+    /// with `PeerGone` before the kernel returns to user mode.
+    pub fn close_for(&self, server: u32) {
+        let queued = self.core.lock().close_for(server);
+        if let Some(q) = queued {
+            crate::proc::orphan(server, q.into_iter().map(|p| p.client));
+        }
+    }
+}
+
+/// The receive side of an endpoint, shared by every copy of the server's
+/// receive capability; the last copy's drop closes the endpoint for the
+/// process it was made for (a copy that outlives that process closes
+/// nothing once the endpoint serves a new instance).
+pub struct ServerHandle {
+    endpoint: Arc<Endpoint>,
+    server: u32,
+}
+
+impl ServerHandle {
+    pub fn new(endpoint: Arc<Endpoint>, server: u32) -> Arc<ServerHandle> {
+        Arc::new(ServerHandle { endpoint, server })
+    }
+
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
+    }
+
+    /// The process this receive handle was made for.
+    pub fn server(&self) -> u32 {
+        self.server
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.endpoint.close_for(self.server);
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod block;
 pub mod console;
+pub mod control;
 pub mod directory;
 pub mod endpoint;
 pub mod file;
@@ -335,8 +336,9 @@ pub enum Cap {
     /// A client of a userspace-served endpoint; the badge tells the server
     /// which client (or session) is calling.
     EndpointClient { endpoint: Arc<Endpoint>, badge: u64 },
-    /// The receive side of an endpoint (its server holds it).
-    EndpointServer(Arc<Endpoint>),
+    /// The receive side of an endpoint (its server holds it); the last
+    /// copy's drop closes the endpoint (`endpoint::ServerHandle`).
+    EndpointServer(Arc<endpoint::ServerHandle>),
 }
 
 impl Cap {
@@ -349,7 +351,7 @@ impl Cap {
         match self {
             Cap::Kernel(o) => alloc::format!("kernel {}", o.kind()),
             Cap::EndpointClient { endpoint, badge } => alloc::format!("endpoint {} client (badge {})", endpoint.id, badge),
-            Cap::EndpointServer(e) => alloc::format!("endpoint {} server", e.id),
+            Cap::EndpointServer(e) => alloc::format!("endpoint {} server", e.endpoint().id),
         }
     }
 }

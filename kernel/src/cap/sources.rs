@@ -28,6 +28,7 @@ pub fn grant(source: &KernelSource) -> Result<Cap, String> {
             let mount = crate::storage::filesystem(name).ok_or_else(|| format!("no filesystem is mounted as '{name}'"))?;
             Arc::new(Directory::root(mount))
         }
+        ("control", Some(name)) => Arc::new(super::control::ProcessControl { name: String::from(name) }),
         ("store" | "store-ro", Some(name)) => {
             let mount = crate::storage::store(name).ok_or_else(|| format!("no store is mounted as '{name}'"))?;
             Arc::new(KernelStore(mount))

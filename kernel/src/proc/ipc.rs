@@ -199,7 +199,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                     return Err(SysError::UnknownInterface);
                 }
                 if w.method == endpoint_method::BADGE_OF {
-                    return badge_of(p, &ep, view, w.caps).map(Next::Return);
+                    return badge_of(p, ep.endpoint(), view, w.caps).map(Next::Return);
                 }
                 if w.method != endpoint_method::MINT {
                     return Err(SysError::UnknownMethod);
@@ -207,7 +207,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                 let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
                 let badge = call.params::<endpoint::mint_params::Owned>().map_err(|e| e.sys_error())?.get_badge();
                 let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, None);
-                let slot = reply.add_cap(Cap::EndpointClient { endpoint: ep, badge })?;
+                let slot = reply.add_cap(Cap::EndpointClient { endpoint: ep.endpoint().clone(), badge })?;
                 reply.results::<cap_result::Owned, _>(|r| {
                     fill_cap(r, &Ok(slot));
                     Ok(())
@@ -217,14 +217,18 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                 Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
             }
             Cap::EndpointClient { endpoint: ep, badge } => {
-                if ep.server == cur {
+                let server = ep.server();
+                if server == cur {
                     // It would wait for itself forever.
                     return Err(SysError::InvalidArgument);
                 }
                 if w.caps > 0 {
                     resolve(&p.caps, view, w.caps, &mut p.pending.caps)?;
                 }
-                let outcome = match ep.core.lock().call(cur, badge) {
+                // (The endpoint's lock is released before the capabilities
+                // are dropped: dropping a receive handle closes it.)
+                let called = ep.core.lock().call(cur, badge);
+                let outcome = match called {
                     Ok(o) => o,
                     Err(e) => {
                         p.pending.caps.clear();
@@ -232,15 +236,15 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                     }
                 };
                 p.seq = next_seq(p.seq);
-                p.waiting = Some(Waiting { server: ep.server, seq: p.seq, received: false });
+                p.waiting = Some(Waiting { server, seq: p.seq, received: false });
                 let pc = &mut p.pending;
                 (pc.iface, pc.word, pc.badge, pc.bulk_addr, pc.bulk_len) = (iface, w, badge, bulk_addr, bulk_len);
                 p.delivery = None;
                 p.state = State::AwaitingReply;
                 match outcome {
                     CallOutcome::Queued => Ok(Next::Block),
-                    CallOutcome::Deliver => match deliver_call(t, cur, ep.server) {
-                        Ok(()) => Ok(Next::SwitchTo(ep.server)),
+                    CallOutcome::Deliver => match deliver_call(t, cur, server) {
+                        Ok(()) => Ok(Next::SwitchTo(server)),
                         Err(e) => {
                             // The server stays waiting (its queue is empty, so
                             // receive only marks it waiting again); the caller
@@ -296,6 +300,10 @@ fn take_reply(f: &mut TrapFrame) -> SysResult {
 /// server's table and the client still waits.
 fn deliver_call(t: &mut Table, client: u32, server: u32) -> Result<(), SysError> {
     let (c, s) = t.two(client, server).ok_or(SysError::PeerGone)?;
+    if c.state != State::AwaitingReply {
+        // Killed while its call was queued: nobody waits for the answer.
+        return Err(SysError::PeerGone);
+    }
     let cview = c.ipc.as_ref().ok_or(SysError::PeerGone)?.view();
     let sview = s.ipc.as_ref().ok_or(SysError::PeerGone)?.view();
     let (iface, word, badge, bulk_addr, bulk_len, seq) = (c.pending.iface, c.pending.word, c.pending.badge, c.pending.bulk_addr, c.pending.bulk_len, c.seq);
@@ -328,7 +336,7 @@ fn deliver_call(t: &mut Table, client: u32, server: u32) -> Result<(), SysError>
 }
 
 /// Fail the call `client` waits on and make it runnable.
-fn fail_client(t: &mut Table, client: u32, e: SysError) {
+pub(super) fn fail_client(t: &mut Table, client: u32, e: SysError) {
     if let Some(c) = t.get(client) {
         if c.state == State::AwaitingReply {
             c.delivery = Some(Err(e));
@@ -350,7 +358,7 @@ fn set_received(f: &mut TrapFrame, r: Received) -> u64 {
 fn server_endpoint(t: &mut Table, handle: Handle) -> Result<Arc<Endpoint>, SysError> {
     let cur = t.current;
     match t.current().caps.get(handle) {
-        Ok(Cap::EndpointServer(ep)) if ep.server == cur => Ok(ep.clone()),
+        Ok(Cap::EndpointServer(h)) if h.server() == cur => Ok(h.endpoint().clone()),
         Ok(_) => Err(SysError::NotAnEndpoint),
         Err(e) => Err(e.sys_error()),
     }
@@ -414,7 +422,7 @@ pub fn endpoint_receive(f: &mut TrapFrame) -> SysResult {
 /// Deliver the current process's reply for `token`; returns the client.
 fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<u32, SysError> {
     let cur = t.current;
-    let client = reply_target(token, cur, |pid| match t.procs.get(pid as usize) {
+    let client = reply_target(token, cur, |pid| match t.procs.get(pid) {
         Some(c) if c.state == State::AwaitingReply => c.waiting,
         _ => None,
     })?;

@@ -9,10 +9,11 @@
 //! that does not open is rejected with a log line, and no process runs.
 
 use super::address_space::AddressSpace;
+use super::supervisor::{self, GrantPlan, Plan};
 use super::{with, Process};
 use crate::mm::ipc_area::IpcArea;
 use crate::boot_info::BootModule;
-use crate::cap::endpoint::Endpoint;
+use crate::cap::endpoint::{Endpoint, ServerHandle};
 use crate::cap::{sources, Cap};
 use crate::mm::{phys_to_virt, PAGE_SIZE};
 use alloc::boxed::Box;
@@ -49,14 +50,6 @@ pub fn find_manifest(modules: &[BootModule]) -> Option<&BootModule> {
         let p = module_path(m);
         p.ends_with("/manifest") || p.ends_with("/manifest.bin")
     })
-}
-
-struct Prepared {
-    spec_index: usize,
-    space: AddressSpace,
-    entry: u64,
-    caps: CapTable<Cap>,
-    start: StartInfo,
 }
 
 fn load_binary(name: &str, bytes: &[u8]) -> Result<(AddressSpace, u64), String> {
@@ -170,72 +163,113 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
         }
     }
 
-    // Load every binary first (nothing runs until all are good).
-    let mut prepared: Vec<Prepared> = Vec::new();
-    for (i, spec) in manifest.processes.iter().enumerate() {
-        let module = modules.iter().find(|m| module_path(m) == spec.binary).ok_or(format!("manifest: no module {}", spec.binary))?;
-        let (space, entry) = load_binary(&spec.name, module_bytes(module))?;
-        prepared.push(Prepared {
-            spec_index: i,
-            space,
-            entry,
-            caps: CapTable::with_default_capacity(),
-            start: StartInfo { name: spec.name.clone(), args: spec.args.clone(), caps: Vec::new(), endpoints: Vec::new() },
-        });
-    }
-
-    // Pids are assigned in manifest order after the ones already present.
-    let first_pid = with(|t| t.procs.len() as u32);
+    // Every exported endpoint exists before any process starts (unbound
+    // until its server is added), so processes may be granted each other's.
     let mut endpoints: BTreeMap<(String, String), Arc<Endpoint>> = BTreeMap::new();
-    let mut serves: Vec<Vec<Arc<Endpoint>>> = alloc::vec![Vec::new(); prepared.len()];
-    for (i, p) in prepared.iter_mut().enumerate() {
-        let spec = &manifest.processes[p.spec_index];
+    for spec in &manifest.processes {
         for export in &spec.exports {
-            let ep = Arc::new(Endpoint::new(first_pid + i as u32));
-            let h = p.caps.insert(Cap::EndpointServer(ep.clone())).map_err(|e| format!("{:?}", e))?;
-            p.start.endpoints.push((export.clone(), h));
-            endpoints.insert((spec.name.clone(), export.clone()), ep.clone());
-            serves[i].push(ep);
+            endpoints.insert((spec.name.clone(), export.clone()), Arc::new(Endpoint::unbound()));
         }
     }
-    for p in prepared.iter_mut() {
-        let spec = &manifest.processes[p.spec_index];
-        for g in &spec.grants {
-            let cap = match &g.source {
-                GrantSource::Kernel(src) => {
-                    let ks = KernelSource::parse(src).map_err(|e| format!("manifest: process {}: {}", spec.name, e))?;
-                    sources::grant(&ks).map_err(|e| format!("manifest: process {}: grant {}: {}", spec.name, g.name, e))?
-                }
+    let mut plans: Vec<Plan> = Vec::new();
+    for (i, spec) in manifest.processes.iter().enumerate() {
+        let module = modules.iter().find(|m| module_path(m) == spec.binary).ok_or(format!("manifest: no module {}", spec.binary))?;
+        let mut grants = Vec::new();
+        for (g, grant) in spec.grants.iter().enumerate() {
+            let plan = match &grant.source {
+                GrantSource::Kernel(src) => GrantPlan::Kernel(src.clone()),
                 GrantSource::Endpoint { process, endpoint } => {
                     let ep = endpoints
                         .get(&(process.clone(), endpoint.clone()))
                         .ok_or(format!("manifest: process {} exports no endpoint {}", process, endpoint))?;
-                    Cap::EndpointClient { endpoint: ep.clone(), badge: 0 }
+                    let badge = capos_abi::badge::manifest_grant(i, g, grant.read_only)
+                        .ok_or(format!("manifest: process {}: grant {} cannot be badged", spec.name, grant.name))?;
+                    GrantPlan::Endpoint(ep.clone(), badge)
                 }
             };
-            let h: Handle = p.caps.insert(cap).map_err(|e| format!("{:?}", e))?;
-            p.start.caps.push((g.name.clone(), h));
+            grants.push((grant.name.clone(), plan));
         }
+        let exports = spec.exports.iter().map(|e| (e.clone(), endpoints[&(spec.name.clone(), e.clone())].clone())).collect();
+        plans.push(Plan { name: spec.name.clone(), binary: module_bytes(module), args: spec.args.clone(), grants, exports });
     }
 
-    let count = prepared.len();
-    for (i, mut p) in prepared.into_iter().enumerate() {
-        let name = p.start.name.clone();
-        let start_bytes = p.start.encode().map_err(|e| format!("process {}: StartInfo: {}", name, e))?;
-        map_start_info(&mut p.space, &start_bytes)?;
-        let ipc = IpcArea::new().ok_or(format!("process {}: no memory for its IPC area", name))?;
-        map_ipc_area(&mut p.space, &ipc).map_err(|e| format!("process {}: IPC area: {:?}", name, e))?;
-        let kstack = crate::mm::stacks::alloc("process", KERNEL_STACK_PAGES).map_err(|e| format!("process {}: kernel stack: {:?}", name, e))?;
-        let ksp = initial_stack(kstack.top, p.entry, start_bytes.len() as u64);
-        log::info!(
-            "process {} (pid {}): entry {:#x}, {} pages, {} capabilities, {} endpoints",
-            name, first_pid + i as u32, p.entry, p.space.user_frames(), p.start.caps.len(), p.start.endpoints.len()
-        );
-        let mut proc = Box::new(Process::new(name, Some(p.space), p.caps, Some(ipc)));
-        proc.kstack = Some(kstack);
-        proc.ksp = ksp;
-        proc.serves = core::mem::take(&mut serves[i]);
-        with(|t| t.add(proc));
+    // Load every instance first (nothing runs until all are good); pids
+    // are assigned in manifest order.
+    let pids = with(|t| t.procs.next_pids(plans.len()));
+    if pids.len() != plans.len() {
+        return Err(String::from("manifest: the process table is full"));
+    }
+    let mut instances = Vec::new();
+    for (plan, pid) in plans.iter().zip(&pids) {
+        instances.push(prepare(plan, *pid)?);
+    }
+    let count = plans.len();
+    for ((plan, instance), spec) in plans.into_iter().zip(instances).zip(&manifest.processes) {
+        let pid = launch(&plan, instance)?;
+        supervisor::register(plan, spec.restart.max_restarts(), pid);
     }
     Ok(count)
+}
+
+/// Start a new instance of `plan` now (a restart); its pid.
+pub fn start_instance(plan: &Plan) -> Result<u32, String> {
+    let pid = with(|t| t.next_pid()).ok_or("the process table is full")?;
+    let instance = prepare(plan, pid)?;
+    launch(plan, instance)
+}
+
+/// Everything of an instance that will run as `pid`: its address space
+/// with the binary, stack, StartInfo and IPC area mapped, its capability
+/// table (kernel sources granted afresh, endpoint grants with their
+/// badges, receive handles of its exports made for `pid`) and its kernel
+/// stack. On error everything made so far is freed.
+fn prepare(plan: &Plan, pid: u32) -> Result<Box<Process>, String> {
+    let name = &plan.name;
+    let (mut space, entry) = load_binary(name, plan.binary)?;
+    let mut caps: CapTable<Cap> = CapTable::with_default_capacity();
+    let mut start = StartInfo { name: name.clone(), args: plan.args.clone(), caps: Vec::new(), endpoints: Vec::new() };
+    for (export, ep) in &plan.exports {
+        let h = caps.insert(Cap::EndpointServer(ServerHandle::new(ep.clone(), pid))).map_err(|e| format!("{:?}", e))?;
+        start.endpoints.push((export.clone(), h));
+    }
+    for (grant, source) in &plan.grants {
+        let cap = match source {
+            GrantPlan::Kernel(src) => {
+                let ks = KernelSource::parse(src).map_err(|e| format!("process {}: {}", name, e))?;
+                sources::grant(&ks).map_err(|e| format!("process {}: grant {}: {}", name, grant, e))?
+            }
+            GrantPlan::Endpoint(ep, badge) => Cap::EndpointClient { endpoint: ep.clone(), badge: *badge },
+        };
+        let h: Handle = caps.insert(cap).map_err(|e| format!("{:?}", e))?;
+        start.caps.push((grant.clone(), h));
+    }
+    let start_bytes = start.encode().map_err(|e| format!("process {}: StartInfo: {}", name, e))?;
+    map_start_info(&mut space, &start_bytes)?;
+    let ipc = IpcArea::new().ok_or(format!("process {}: no memory for its IPC area", name))?;
+    map_ipc_area(&mut space, &ipc).map_err(|e| format!("process {}: IPC area: {:?}", name, e))?;
+    let kstack = crate::mm::stacks::alloc("process", KERNEL_STACK_PAGES).map_err(|e| format!("process {}: kernel stack: {:?}", name, e))?;
+    let ksp = initial_stack(kstack.top, entry, start_bytes.len() as u64);
+    log::info!(
+        "process {} (pid {}): entry {:#x}, {} pages, {} capabilities, {} endpoints",
+        name, pid, entry, space.user_frames(), start.caps.len(), start.endpoints.len()
+    );
+    let mut proc = Box::new(Process::new(name.clone(), Some(space), caps, Some(ipc)));
+    proc.kstack = Some(kstack);
+    proc.ksp = ksp;
+    proc.serves = plan.exports.iter().map(|(_, ep)| ep.clone()).collect();
+    Ok(proc)
+}
+
+/// Queue a prepared instance and bind its exported endpoints to it.
+fn launch(plan: &Plan, instance: Box<Process>) -> Result<u32, String> {
+    let pid = with(|t| {
+        let expected = t.next_pid();
+        let pid = t.add(instance);
+        if pid.is_some() && pid == expected { pid } else { None }
+    })
+    .ok_or_else(|| format!("process {}: not added as the pid it was prepared for", plan.name))?;
+    for (export, ep) in &plan.exports {
+        ep.bind(pid).map_err(|e| format!("process {}: endpoint {} still has a live server: {:?}", plan.name, export, e))?;
+    }
+    Ok(pid)
 }

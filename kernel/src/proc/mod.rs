@@ -10,10 +10,22 @@
 //! boot thread (pid 0): it runs when no process is ready.
 //!
 //! A fault in user mode ends only that process, with a logged reason.
+//!
+//! Lifetime: a process that ends ([`terminate`]) gives back everything it
+//! held. At once: its capabilities (so its receive handles close their
+//! endpoints), the calls waiting on it (they fail with `PeerGone`), the
+//! console's input. Once the CPU has left it ([`reap`], after the next
+//! switch): its address space with every user and page-table frame, its
+//! IPC area, its kernel stack and stack slot, and its entry in the process
+//! table. Pids are generational (`capos_kcore::pid_table`): a reused table
+//! slot gets a new pid, so a reply token, an endpoint binding or a queued
+//! call that names a dead process reaches nobody, never its successor.
+//! A supervised process is then started again (`supervisor`).
 
 pub mod address_space;
 pub mod ipc;
 pub mod loader;
+pub mod supervisor;
 pub mod syscall;
 pub mod usermem;
 
@@ -32,6 +44,8 @@ use capos_abi::ipc::{CallWord, Received, ReplyWord};
 use capos_abi::SysError;
 use capos_kcore::cap_table::CapTable;
 use capos_kcore::endpoint::Waiting;
+use capos_kcore::pid_table::PidTable;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +141,7 @@ impl Process {
 }
 
 pub struct Table {
-    pub procs: Vec<Box<Process>>,
+    pub procs: PidTable<Box<Process>>,
     pub current: u32,
     run_queue: VecDeque<u32>,
 }
@@ -137,7 +151,10 @@ pub static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 pub fn init() {
     let mut idle = Box::new(Process::new(String::from("idle"), None, CapTable::new(0), None));
     idle.state = State::Running;
-    *TABLE.lock() = Some(Table { procs: alloc::vec![idle], current: 0, run_queue: VecDeque::new() });
+    let mut procs = PidTable::new();
+    let idle_pid = procs.insert_with(|_| idle);
+    assert_eq!(idle_pid, Some(0), "idle is pid 0");
+    *TABLE.lock() = Some(Table { procs, current: 0, run_queue: VecDeque::new() });
     crate::arch::x86_64::syscall::init();
     trap::PREEMPT_HOOK.call_once(|| preempt);
     trap::USER_FAULT_HOOK.call_once(|| kill_faulting);
@@ -152,27 +169,23 @@ pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 
 impl Table {
     pub fn get(&mut self, pid: u32) -> Option<&mut Process> {
-        self.procs.get_mut(pid as usize).map(|b| &mut **b)
+        self.procs.get_mut(pid).map(|b| &mut **b)
     }
 
     /// Two different processes at once (a call's client and server).
     pub fn two(&mut self, a: u32, b: u32) -> Option<(&mut Process, &mut Process)> {
-        let (a, b) = (a as usize, b as usize);
-        if a == b || a >= self.procs.len() || b >= self.procs.len() {
-            return None;
-        }
-        if a < b {
-            let (lo, hi) = self.procs.split_at_mut(b);
-            Some((&mut lo[a], &mut hi[0]))
-        } else {
-            let (lo, hi) = self.procs.split_at_mut(a);
-            Some((&mut hi[0], &mut lo[b]))
-        }
+        self.procs.two_mut(a, b).map(|(x, y)| (&mut **x, &mut **y))
     }
 
     pub fn current(&mut self) -> &mut Process {
-        let c = self.current as usize;
-        &mut self.procs[c]
+        let c = self.current;
+        self.get(c).expect("the current process is in the table")
+    }
+
+    /// The pid [`add`](Self::add) will give the next process (the
+    /// supervisor binds endpoints to it before the process exists).
+    pub fn next_pid(&self) -> Option<u32> {
+        self.procs.next_pid()
     }
 
     /// Make a blocked process runnable again.
@@ -185,21 +198,28 @@ impl Table {
         }
     }
 
-    pub fn add(&mut self, mut p: Box<Process>) -> u32 {
-        let pid = self.procs.len() as u32;
-        p.pid = pid;
-        p.state = State::Ready;
-        self.procs.push(p);
+    /// Queue a new process; its pid, or `None` when the table is full.
+    pub fn add(&mut self, mut p: Box<Process>) -> Option<u32> {
+        let pid = self.procs.insert_with(|pid| {
+            p.pid = pid;
+            p.state = State::Ready;
+            p
+        })?;
         self.run_queue.push_back(pid);
-        pid
+        Some(pid)
     }
 
     pub fn any_ready(&self) -> bool {
         !self.run_queue.is_empty()
     }
 
+    /// User processes (not idle), live or dead-but-unreaped.
+    fn users(&self) -> impl Iterator<Item = &Process> + '_ {
+        self.procs.iter().filter(|(pid, _)| *pid != 0).map(|(_, p)| &**p)
+    }
+
     pub fn live(&self) -> usize {
-        self.procs.iter().skip(1).filter(|p| p.state != State::Dead).count()
+        self.users().filter(|p| p.state != State::Dead).count()
     }
 }
 
@@ -211,27 +231,28 @@ pub fn schedule() {
         let cur = t.current;
         let next = loop {
             match t.run_queue.pop_front() {
-                Some(pid) if t.procs[pid as usize].state == State::Ready => break Some(pid),
+                Some(pid) if t.get(pid).is_some_and(|p| p.state == State::Ready) => break Some(pid),
                 Some(_) => continue,
                 None => break None,
             }
         };
-        let cur_runnable = t.procs[cur as usize].state == State::Running;
+        let cur_runnable = t.current().state == State::Running;
         let next = match next {
             Some(n) => n,
             None if cur_runnable => return None,
             None => 0, // idle
         };
         if next == cur {
-            t.procs[cur as usize].state = State::Running;
+            t.current().state = State::Running;
             return None;
         }
         if cur_runnable && cur != 0 {
-            t.procs[cur as usize].state = State::Ready;
+            t.current().state = State::Ready;
             t.run_queue.push_back(cur);
         }
+        let from = &mut t.current().ksp as *mut u64;
         t.current = next;
-        let n = &mut t.procs[next as usize];
+        let n = t.current();
         n.state = State::Running;
         match (&n.space, &n.kstack) {
             (Some(space), Some(stack)) => {
@@ -249,13 +270,13 @@ pub fn schedule() {
                 };
             }
         }
-        let from = &mut t.procs[cur as usize].ksp as *mut u64;
-        Some((from, t.procs[next as usize].ksp))
+        Some((from, n.ksp))
     });
     if let Some((from, to)) = switch {
         // SAFETY: `from` points into a boxed Process that is never freed
-        // while it may be switched back to; `to` was saved by
-        // switch_context or prepared by the loader.
+        // while it may be switched back to (a dead one is reaped only once
+        // another context runs); `to` was saved by switch_context or
+        // prepared by the loader.
         unsafe { switch_context(from, to) };
         reap();
     }
@@ -270,15 +291,15 @@ pub fn switch_to(next: u32) {
         if next == cur || t.get(next).is_none_or(|p| p.state == State::Dead) {
             return None;
         }
+        let from = &mut t.current().ksp as *mut u64;
         t.current = next;
-        let n = &mut t.procs[next as usize];
+        let n = t.current();
         n.state = State::Running;
         if let (Some(space), Some(stack)) = (&n.space, &n.kstack) {
             space.activate();
             crate::arch::x86_64::syscall::set_kernel_stack(stack.top);
         }
-        let from = &mut t.procs[cur as usize].ksp as *mut u64;
-        Some((from, t.procs[next as usize].ksp))
+        Some((from, n.ksp))
     });
     match switch {
         Some((from, to)) => {
@@ -290,39 +311,101 @@ pub fn switch_to(next: u32) {
     }
 }
 
-/// Dead processes whose memory is not yet freed (so the switch path
-/// skips `reap` when there are none).
-static UNREAPED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// Dead processes still in the table (so the switch path skips `reap`
+/// when there are none).
+static UNREAPED: AtomicUsize = AtomicUsize::new(0);
 
-/// Free the address spaces and IPC areas of dead processes (never the
-/// active one).
+/// Take dead processes out of the table and free everything they held
+/// (never the active one: its stack and address space are in use).
 #[inline(always)]
 fn reap() {
-    if UNREAPED.load(core::sync::atomic::Ordering::Relaxed) != 0 {
+    if UNREAPED.load(Ordering::Relaxed) != 0 {
         reap_dead();
     }
 }
 
 #[inline(never)]
 fn reap_dead() {
-    let dead: Vec<(Option<AddressSpace>, Option<IpcArea>, Option<KernelStack>)> = with(|t| {
+    let dead: Vec<Box<Process>> = with(|t| {
         let cur = t.current;
-        t.procs
-            .iter_mut()
-            .filter(|p| p.state == State::Dead && p.pid != cur && (p.space.is_some() || p.ipc.is_some() || p.kstack.is_some()))
-            .map(|p| (p.space.take(), p.ipc.take(), p.kstack.take()))
-            .collect()
+        let pids: Vec<u32> = t.procs.iter().filter(|(pid, p)| p.state == State::Dead && *pid != cur).map(|(pid, _)| pid).collect();
+        pids.into_iter().filter_map(|pid| t.procs.remove(pid)).collect()
     });
-    UNREAPED.fetch_sub(dead.len(), core::sync::atomic::Ordering::Relaxed);
-    for (space, ipc, kstack) in dead {
-        drop(space);
-        drop(ipc);
+    UNREAPED.fetch_sub(dead.len(), Ordering::Relaxed);
+    for mut p in dead {
+        let kstack = p.kstack.take();
+        // Address space (user and table frames), IPC area, capability
+        // table and the record itself.
+        drop(p);
         // Nothing runs on a dead process's stack: we are on another one.
         if let Some(k) = kstack {
             crate::mm::stacks::free(k);
         }
     }
 }
+
+/// Lifetime work the call path found but could not do where it stood
+/// (the process table may be locked where a capability is dropped).
+static UNSETTLED: AtomicBool = AtomicBool::new(false);
+/// Clients whose queued call died with its endpoint: (server, client).
+static ORPHANS: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
+/// Processes to kill (`ProcessControl.kill`): (pid, reason).
+static KILLS: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+/// `server`'s endpoint closed with these clients' calls queued: they fail
+/// with `PeerGone` at the next [`settle`].
+pub fn orphan(server: u32, clients: impl Iterator<Item = u32>) {
+    let mut o = ORPHANS.lock();
+    let before = o.len();
+    o.extend(clients.map(|c| (server, c)));
+    if o.len() != before {
+        UNSETTLED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Kill `pid` at the next [`settle`] (before the caller returns to user
+/// mode), as if it faulted.
+pub fn request_kill(pid: u32, reason: String) {
+    KILLS.lock().push((pid, reason));
+    UNSETTLED.store(true, Ordering::Relaxed);
+}
+
+/// Do the deferred lifetime work: fail orphaned calls, carry out kills.
+/// Must be called with the process table unlocked.
+#[inline(always)]
+pub fn settle() {
+    if UNSETTLED.load(Ordering::Relaxed) {
+        settle_now();
+    }
+}
+
+#[inline(never)]
+fn settle_now() {
+    while UNSETTLED.swap(false, Ordering::Relaxed) {
+        let orphans = core::mem::take(&mut *ORPHANS.lock());
+        with(|t| {
+            for (server, client) in orphans {
+                // Only a call still queued for that server (not received:
+                // the server may still answer those).
+                if t.get(client).is_some_and(|c| c.state == State::AwaitingReply && c.waiting.is_some_and(|w| w.server == server && !w.received)) {
+                    if let Some(c) = t.get(client) {
+                        let _ = core::mem::take(&mut c.pending.caps);
+                    }
+                    ipc::fail_client(t, client, SysError::PeerGone);
+                }
+            }
+        });
+        let kills = core::mem::take(&mut *KILLS.lock());
+        for (pid, reason) in kills {
+            terminate(pid, Exit::Killed(reason));
+        }
+    }
+}
+
+/// Processes ended since boot, by how (for the idle summary: dead entries
+/// leave the table).
+static EXITED: AtomicUsize = AtomicUsize::new(0);
+static KILLED: AtomicUsize = AtomicUsize::new(0);
 
 /// Timer preemption from user mode.
 fn preempt() {
@@ -332,24 +415,21 @@ fn preempt() {
 /// End `pid`: drop its capabilities, fail every call waiting on the
 /// endpoints it served, and never run it again.
 pub fn terminate(pid: u32, how: Exit) {
-    let (name, served, drained) = with(|t| {
+    let ended = with(|t| {
         let p = match t.get(pid) {
-            Some(p) if p.state != State::Dead => p,
-            _ => return (String::new(), Vec::new(), Vec::new()),
+            Some(p) if p.state != State::Dead && pid != 0 => p,
+            _ => return None,
         };
         p.state = State::Dead;
         p.exit = Some(how.clone());
-        if p.space.is_some() || p.ipc.is_some() || p.kstack.is_some() {
-            UNREAPED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        }
+        UNREAPED.fetch_add(1, Ordering::Relaxed);
         let drained = p.caps.drain();
         let served = core::mem::take(&mut p.serves);
         let _ = core::mem::take(&mut p.pending.caps);
         let name = p.name.clone();
         // Calls it had taken and not answered fail.
         let waiting: Vec<u32> = t
-            .procs
-            .iter()
+            .users()
             .filter(|c| c.state == State::AwaitingReply && c.waiting.is_some_and(|w| w.server == pid))
             .map(|c| c.pid)
             .collect();
@@ -360,28 +440,31 @@ pub fn terminate(pid: u32, how: Exit) {
                 t.wake(client);
             }
         }
-        (name, served, drained)
+        Some((name, served, drained))
     });
-    for ep in served {
-        let pending = ep.core.lock().close();
-        with(|t| {
-            for call in pending {
-                if let Some(c) = t.get(call.client) {
-                    if c.state == State::AwaitingReply {
-                        c.delivery = Some(Err(SysError::PeerGone));
-                        c.waiting = None;
-                        let _ = core::mem::take(&mut c.pending.caps);
-                        t.wake(call.client);
-                    }
-                }
-            }
-        });
-    }
+    let Some((name, served, drained)) = ended else { return };
+    // Its receive handles close their endpoints as they drop; death
+    // closes the ones it created too, even if a copy of a handle lives on.
     drop(drained);
+    for ep in served {
+        ep.close_for(pid);
+    }
+    settle();
     crate::cap::console::release(pid);
-    match how {
-        Exit::Status(s) => log::info!("process {} (pid {}) exited with status {}", name, pid, s as i64),
-        Exit::Killed(reason) => log::warn!("process {} (pid {}) killed: {}", name, pid, reason),
+    let what = match &how {
+        Exit::Status(s) => {
+            EXITED.fetch_add(1, Ordering::Relaxed);
+            alloc::format!("exited with status {}", *s as i64)
+        }
+        Exit::Killed(reason) => {
+            KILLED.fetch_add(1, Ordering::Relaxed);
+            alloc::format!("killed: {}", reason)
+        }
+    };
+    match supervisor::ended(pid, &how) {
+        None if matches!(how, Exit::Status(_)) => log::info!("process {} (pid {}) {}", name, pid, what),
+        None => log::warn!("process {} (pid {}) {}", name, pid, what),
+        Some(outcome) => log::warn!("proc: {} (pid {}) {}; {}", name, pid, what, outcome),
     }
 }
 
@@ -420,7 +503,7 @@ pub fn run_until_idle() -> (usize, usize, usize) {
         // (the serial interrupt wakes us), and the prompt does not run.
         let (live, blocked_all) = with(|t| {
             let live = t.live();
-            let blocked = t.procs.iter().skip(1).filter(|p| matches!(p.state, State::AwaitingCall | State::AwaitingReply)).count();
+            let blocked = t.users().filter(|p| matches!(p.state, State::AwaitingCall | State::AwaitingReply)).count();
             (live, blocked == live)
         });
         if live == 0 || blocked_all {
@@ -429,17 +512,6 @@ pub fn run_until_idle() -> (usize, usize, usize) {
         crate::arch::x86_64::cpu::wait_for_interrupt();
     }
     trap::set_interrupts(true);
-    with(|t| {
-        let mut exited = 0;
-        let mut killed = 0;
-        let mut waiting = 0;
-        for p in t.procs.iter().skip(1) {
-            match (&p.state, &p.exit) {
-                (State::Dead, Some(Exit::Status(_))) => exited += 1,
-                (State::Dead, _) => killed += 1,
-                _ => waiting += 1,
-            }
-        }
-        (exited, killed, waiting)
-    })
+    let waiting = with(|t| t.live());
+    (EXITED.load(Ordering::Relaxed), KILLED.load(Ordering::Relaxed), waiting)
 }

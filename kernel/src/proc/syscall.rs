@@ -4,7 +4,7 @@
 
 use super::{schedule, terminate, with, Exit};
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::cap::endpoint::Endpoint;
+use crate::cap::endpoint::{Endpoint, ServerHandle};
 use crate::cap::Cap;
 use alloc::sync::Arc;
 use capos_abi::syscall::Syscall;
@@ -32,6 +32,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Ok(0)
         }
     };
+    // Callers of endpoints closed during this call, and processes killed
+    // through ProcessControl, are dealt with before user mode resumes.
+    super::settle();
     let (rax, rdx) = capos_abi::error::encode_status(result);
     frame.rax = rax;
     frame.rdx = rdx;
@@ -47,7 +50,7 @@ fn endpoint_create() -> SysResult {
     with(|t| {
         let p = t.current();
         let ep = Arc::new(Endpoint::new(p.pid));
-        let h = p.caps.insert(Cap::EndpointServer(ep.clone())).map_err(|e| err(e.sys_error()))?;
+        let h = p.caps.insert(Cap::EndpointServer(ServerHandle::new(ep.clone(), p.pid))).map_err(|e| err(e.sys_error()))?;
         p.serves.push(ep);
         Ok(h.raw())
     })

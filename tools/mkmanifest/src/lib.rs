@@ -17,6 +17,9 @@
 //!     grant console: kernel:console
 //!     grant data: kernel:fs:root    # kernel source with an instance name
 //!     grant server: process:pong/ping  # another process's exported endpoint
+//!     grant files: process:fs/files read-only  # badge marked read-only
+//!     grant fsctl: kernel:control:pong # kill / status of process pong
+//!     restart: on-failure max 5     # restart when it fails (default budget 1000)
 //!
 //!
 //! mount data: colocated on nvme0n1 partition type A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890
@@ -38,7 +41,9 @@
 //! | `arg: TEXT` | append an argument (the rest of the line, trimmed, non-empty, no control characters such as tabs) |
 //! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `ping`, `store:NAME`, `fs:NAME`, `store-ro:NAME`, `fs-ro:NAME` |
 //! | `grant NAME: process:PROC/ENDPOINT` | a client capability for an endpoint PROC exports |
+//! | `grant NAME: process:PROC/ENDPOINT read-only` | the same, with the read-only bit set in the grant's badge (`capos_abi::badge`) |
 //! | `export NAME` | an endpoint this process serves (its receive handle is in `StartInfo.endpoints`) |
+//! | `restart: on-failure [max N]` | when it faults, is killed or exits non-zero, the kernel starts it again (same binary, args and grants; its endpoints re-bound), at most N times per boot (default 1000) |
 //! | `mount NAME: FORMAT on DEVICE [partition N \| partition type GUID] [read-only]` | what the kernel mounts before starting processes: FORMAT is `caposro1`, `caposwf1`, `caposst1`, `colocated` or `fat` (read-only); DEVICE a block device (`nvme0n1`, `vblk0`), or `any` with `partition type GUID` for the one partition of that type on whichever device holds it; a GPT partition by entry number or by type GUID; grants reach it as `kernel:fs:NAME`, `kernel:store:NAME` (or `fs-ro:` / `store-ro:` for the read-only wrapper). A device (or partition) serves one mount. |
 //!
 //! The kernel sources are listed once, in `capos_abi::manifest::KERNEL_SOURCES`.
@@ -58,7 +63,7 @@
 
 use capos_abi::manifest::{
     canonical_guid, escape_control, is_valid_name, Grant, GrantSource, KernelSource, Location, Manifest, ManifestError, MountFormat, MountSpec,
-    PartitionSelect, ProcessSpec,
+    PartitionSelect, ProcessSpec, Restart, DEFAULT_MAX_RESTARTS,
 };
 use std::fmt::Write as _;
 
@@ -87,6 +92,7 @@ struct ProcessLines {
     args: Vec<usize>,
     grants: Vec<usize>,
     exports: Vec<usize>,
+    restart: Option<usize>,
 }
 
 /// Parse and validate a manifest text.
@@ -127,10 +133,10 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
             mount_lines.push(n);
             continue;
         }
-        if !matches!(keyword, "binary" | "arg" | "grant" | "export") {
+        if !matches!(keyword, "binary" | "arg" | "grant" | "export" | "restart") {
             return Err(ParseError::new(
                 n,
-                format!("unknown keyword '{}' (expected process, binary, arg, grant, export or mount)", escape_control(keyword)),
+                format!("unknown keyword '{}' (expected process, binary, arg, grant, export, restart or mount)", escape_control(keyword)),
             ));
         }
         let (Some(process), Some(at)) = (manifest.processes.last_mut(), lines.last_mut()) else {
@@ -155,12 +161,16 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
                     return Err(ParseError::new(n, "grant needs a name and a source: 'grant NAME: kernel:SOURCE' or 'grant NAME: process:PROC/ENDPOINT'"));
                 };
                 let (name, source) = (name.trim(), source.trim());
+                let (source, read_only) = match source.strip_suffix("read-only") {
+                    Some(s) if s.ends_with(char::is_whitespace) => (s.trim_end(), true),
+                    _ => (source, false),
+                };
                 check_name(n, "grant", name)?;
                 if let Some(first) = process.grants.iter().position(|g| g.name == name) {
                     return Err(ParseError::new(n, format!("duplicate grant '{name}' in process '{}' (first at line {})", process.name, at.grants[first])));
                 }
                 let source = parse_source(n, source)?;
-                process.grants.push(Grant { name: name.to_string(), source });
+                process.grants.push(Grant { name: name.to_string(), source, read_only });
                 at.grants.push(n);
             }
             "export" => {
@@ -175,6 +185,14 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
                 process.exports.push(name.to_string());
                 at.exports.push(n);
             }
+            "restart" => {
+                let value = value_after_colon(n, "restart", rest, "restart: on-failure [max N]")?;
+                if let Some(first) = at.restart {
+                    return Err(ParseError::new(n, format!("process '{}' already has a restart policy (line {first})", process.name)));
+                }
+                process.restart = parse_restart(n, value)?;
+                at.restart = Some(n);
+            }
             _ => unreachable!("keywords checked above"),
         }
     }
@@ -186,6 +204,7 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
             let line = match at {
                 Location::Manifest => last_line,
                 Location::Process(p) => lines[p].process,
+                Location::Restart(p) => lines[p].restart.unwrap_or(lines[p].process),
                 Location::Binary(p) => lines[p].binary.unwrap_or(lines[p].process),
                 Location::Arg(p, a) => lines[p].args.get(a).copied().unwrap_or(lines[p].process),
                 Location::Grant(p, g) => lines[p].grants.get(g).copied().unwrap_or(lines[p].process),
@@ -272,6 +291,19 @@ fn parse_mount(line: usize, rest: &str) -> Result<MountSpec, ParseError> {
     Ok(MountSpec { name: name.to_string(), format, device: device.to_string(), partition, read_only })
 }
 
+/// `on-failure` or `on-failure max N`.
+fn parse_restart(line: usize, value: &str) -> Result<Restart, ParseError> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    match words.as_slice() {
+        ["on-failure"] => Ok(Restart::OnFailure { max: DEFAULT_MAX_RESTARTS }),
+        ["on-failure", "max", n] => match n.parse::<u32>() {
+            Ok(max) => Ok(Restart::OnFailure { max }),
+            Err(_) => Err(ParseError::new(line, format!("restart budget '{}' is not a number", escape_control(n)))),
+        },
+        _ => Err(ParseError::new(line, format!("unknown restart policy '{}' (expected 'on-failure' or 'on-failure max N')", escape_control(value)))),
+    }
+}
+
 fn parse_source(line: usize, source: &str) -> Result<GrantSource, ParseError> {
     if let Some(kernel) = source.strip_prefix("kernel:") {
         KernelSource::parse(kernel).map_err(|m| ParseError::new(line, m))?;
@@ -328,9 +360,13 @@ pub fn to_text(manifest: &Manifest) -> String {
                     let _ = writeln!(out, "    grant {}: kernel:{}", e(&g.name), e(s));
                 }
                 GrantSource::Endpoint { process, endpoint } => {
-                    let _ = writeln!(out, "    grant {}: process:{}/{}", e(&g.name), e(process), e(endpoint));
+                    let ro = if g.read_only { " read-only" } else { "" };
+                    let _ = writeln!(out, "    grant {}: process:{}/{}{ro}", e(&g.name), e(process), e(endpoint));
                 }
             }
+        }
+        if let Restart::OnFailure { max } = p.restart {
+            let _ = writeln!(out, "    restart: on-failure max {max}");
         }
         for x in &p.exports {
             let _ = writeln!(out, "    export {}", e(x));

@@ -1,0 +1,62 @@
+//! `ProcessControl` (kernel source `control:NAME`): kill the manifest
+//! process NAME, or read its status. The process is named, not a pid, so
+//! the capability keeps working across restarts; what NAME currently is
+//! lives in `proc::supervisor`.
+//!
+//! `kill` runs inside the caller's `cap_call`, where the process table is
+//! locked, so it only asks (`proc::request_kill`); the kernel carries the
+//! kill out before the caller returns to user mode, so when `kill` returns
+//! the process is dead (and, under `restart: on-failure`, running again).
+
+use super::{CallMessage, Caller, KernelObject, Reply};
+use alloc::string::String;
+use capos_abi::capos_capnp::{process_status_result, void_result, ErrorCode};
+use capos_abi::helpers::{fill_void, CapError};
+use capos_abi::interfaces::{self, process_control_method};
+use capos_abi::SysError;
+
+pub struct ProcessControl {
+    pub name: String,
+}
+
+impl KernelObject for ProcessControl {
+    fn interface_id(&self) -> u64 {
+        interfaces::PROCESS_CONTROL
+    }
+
+    fn kind(&self) -> &'static str {
+        "control"
+    }
+
+    fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
+        let status = crate::proc::supervisor::status(&self.name).ok_or(SysError::PeerGone)?;
+        match call.method_id() {
+            process_control_method::KILL => {
+                let result = if !status.running {
+                    Err(CapError::new(ErrorCode::NotFound, "the process is not running"))
+                } else if status.pid == caller.pid {
+                    Err(CapError::new(ErrorCode::InvalidArgument, "a process cannot kill itself through control (exit instead)"))
+                } else {
+                    crate::proc::request_kill(status.pid, alloc::format!("by ProcessControl from {} (pid {})", caller.name, caller.pid));
+                    Ok(())
+                };
+                reply.results::<void_result::Owned, _>(|r| {
+                    fill_void(r, &result);
+                    Ok(())
+                })
+            }
+            process_control_method::STATUS => {
+                let free = crate::mm::frames::stats().free;
+                reply.results::<process_status_result::Owned, _>(|r| {
+                    let mut ok = r.init_ok();
+                    ok.set_pid(status.pid);
+                    ok.set_running(status.running);
+                    ok.set_restarts(status.restarts);
+                    ok.set_free_frames(free);
+                    Ok(())
+                })
+            }
+            _ => Err(SysError::UnknownMethod),
+        }
+    }
+}

@@ -51,32 +51,20 @@ impl Block {
     /// its checks.
     pub fn read(&self, lba: u64, blocks: u32, buf: &mut [u8]) -> Result<usize, CallError> {
         let capacity = buf.len();
-        call::<block_device::read_params::Owned, _>(
-            self.0,
-            interfaces::BLOCK_DEVICE,
-            bm::READ,
-            &[],
-            BulkArg::into(buf),
-            |mut p| {
-                p.set_lba(lba);
-                p.set_blocks(blocks);
-                Ok(())
-            },
-            |r| bulk_count(r, capacity),
-        )
+        self.read_with(lba, blocks, BulkArg::into(buf), capacity)
     }
 
     /// A read with no bulk buffer at all (for tests: the server must refuse it).
-    pub fn read_without_buffer(&self, lba: u64, blocks: u32) -> Result<(), CallError> {
-        self.read_with(lba, blocks, BulkArg::NONE)
+    pub fn read_without_buffer(&self, lba: u64, blocks: u32) -> Result<usize, CallError> {
+        self.read_with(lba, blocks, BulkArg::NONE, 0)
     }
 
     /// A read offering `data` for reading only, the wrong direction (for tests).
-    pub fn read_into_readable(&self, lba: u64, blocks: u32, data: &[u8]) -> Result<(), CallError> {
-        self.read_with(lba, blocks, BulkArg::out(data))
+    pub fn read_into_readable(&self, lba: u64, blocks: u32, data: &[u8]) -> Result<usize, CallError> {
+        self.read_with(lba, blocks, BulkArg::out(data), 0)
     }
 
-    fn read_with(&self, lba: u64, blocks: u32, bulk: BulkArg) -> Result<(), CallError> {
+    fn read_with(&self, lba: u64, blocks: u32, bulk: BulkArg, capacity: usize) -> Result<usize, CallError> {
         call::<block_device::read_params::Owned, _>(
             self.0,
             interfaces::BLOCK_DEVICE,
@@ -88,7 +76,7 @@ impl Block {
                 p.set_blocks(blocks);
                 Ok(())
             },
-            |r| bulk_count(r, 0).map(|_| ()),
+            |r| bulk_count(r, capacity),
         )
     }
 

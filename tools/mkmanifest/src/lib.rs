@@ -39,12 +39,12 @@
 //! | `process NAME` | start a process; NAME is unique, `[A-Za-z0-9_-]`, at most 32 bytes |
 //! | `binary: PATH` | the boot module to load (absolute path), exactly once per process |
 //! | `arg: TEXT` | append an argument (the rest of the line, trimmed, non-empty, no control characters such as tabs) |
-//! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `ping`, `store:NAME`, `fs:NAME`, `store-ro:NAME`, `fs-ro:NAME` |
+//! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `ping`, `store:NAME`, `fs:NAME`, `store-ro:NAME`, `fs-ro:NAME`, `block:NAME`, `block-ro:NAME` |
 //! | `grant NAME: process:PROC/ENDPOINT` | a client capability for an endpoint PROC exports |
 //! | `grant NAME: process:PROC/ENDPOINT read-only` | the same, with the read-only bit set in the grant's badge (`capos_abi::badge`) |
 //! | `export NAME` | an endpoint this process serves (its receive handle is in `StartInfo.endpoints`) |
 //! | `restart: on-failure [max N]` | when it faults, is killed or exits non-zero, the kernel starts it again (same binary, args and grants; its endpoints re-bound), at most N times per boot (default 1000) |
-//! | `mount NAME: FORMAT on DEVICE [partition N \| partition type GUID] [read-only]` | what the kernel mounts before starting processes: FORMAT is `caposro1`, `caposwf1`, `caposst1`, `colocated` or `fat` (read-only); DEVICE a block device (`nvme0n1`, `vblk0`), or `any` with `partition type GUID` for the one partition of that type on whichever device holds it; a GPT partition by entry number or by type GUID; grants reach it as `kernel:fs:NAME`, `kernel:store:NAME` (or `fs-ro:` / `store-ro:` for the read-only wrapper). A device (or partition) serves one mount. |
+//! | `mount NAME: FORMAT on DEVICE [partition N \| partition type GUID] [read-only]` | what the kernel mounts before starting processes: FORMAT is `caposro1`, `caposwf1`, `caposst1`, `colocated`, `fat` (read-only) or `raw` (no format: the blocks, granted as `kernel:block:NAME`, at most one writer, or `kernel:block-ro:NAME`); DEVICE a block device (`nvme0n1`, `vblk0`), or `any` with `partition type GUID` for the one partition of that type on whichever device holds it; a GPT partition by entry number or by type GUID; grants reach it as `kernel:fs:NAME`, `kernel:store:NAME` (or `fs-ro:` / `store-ro:` for the read-only wrapper). A device (or partition) serves one mount. |
 //!
 //! The kernel sources are listed once, in `capos_abi::manifest::KERNEL_SOURCES`.
 //! The rules (unique names, known sources, endpoints that exist, no process

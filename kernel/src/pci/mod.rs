@@ -190,21 +190,9 @@ pub enum BarMapError {
     Map,
 }
 
-/// Map `[offset, offset + len)` of a memory BAR uncached; returns its
-/// virtual address. Rejects regions outside the BAR.
-pub fn map_bar_region(dev: &Device, bar: u8, offset: u64, len: u64) -> Result<u64, BarMapError> {
-    let b = dev.bar(bar).ok_or(BarMapError::NoSuchBar(bar))?;
-    if b.kind == BarKind::Io {
-        return Err(BarMapError::NotMemory(bar));
-    }
-    if !region_in_bar(b, offset, len) || b.address == 0 {
-        return Err(BarMapError::OutOfRange { bar, offset, len, size: b.size });
-    }
-    crate::mm::paging::map_physical(b.address + offset, len, crate::mm::paging::PhysKind::Mmio).map_err(|_| BarMapError::Map)
-}
-
-/// [`map_bar_region`] as a checked register window: every register taken
-/// from it is known to lie inside `[offset, offset + len)` of the BAR.
+/// Map `[offset, offset + len)` of a memory BAR uncached as a checked
+/// register window: every register taken from it is known to lie inside
+/// that part of the BAR. Rejects regions outside the BAR.
 pub fn map_bar_mmio(dev: &Device, bar: u8, offset: u64, len: u64) -> Result<crate::mm::mmio::MmioRegion, BarMapError> {
     let b = dev.bar(bar).ok_or(BarMapError::NoSuchBar(bar))?;
     if b.kind == BarKind::Io {

@@ -393,7 +393,7 @@ impl Controller {
     }
 
     fn identify(&mut self, cns: u32, nsid: u32, page: &DmaBuffer) -> Result<(), NvmeError> {
-        let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, nsid, prp1: page.phys, cdw10: cns, ..Command::default() };
+        let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, nsid, prp1: page.phys(), cdw10: cns, ..Command::default() };
         self.admin_command(cmd).map(|_| ())
     }
 
@@ -487,7 +487,7 @@ impl Controller {
             page_va = page_va.saturating_add(PAGE_SIZE);
         }
         let list = self.prp_lists.get_mut(slot).ok_or(BlockError::BadLength)?;
-        let prps = build_prps(first, rest.get(..pages).ok_or(BlockError::BadLength)?, len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
+        let prps = build_prps(first, rest.get(..pages).ok_or(BlockError::BadLength)?, len as u64, list.phys()).map_err(|_| BlockError::BadLength)?;
         // build_prps keeps a list within one page (512 entries).
         for (e, out) in prps.list.iter().zip(list.as_mut_slice().chunks_exact_mut(8)) {
             out.copy_from_slice(&e.to_le_bytes());
@@ -522,7 +522,7 @@ impl Controller {
         }
         let page = DmaBuffer::new(1).ok_or("out of memory")?;
         let before = self.interrupts();
-        let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, cid: self.cid(), prp1: page.phys, cdw10: 1, ..Command::default() };
+        let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, cid: self.cid(), prp1: page.phys(), cdw10: 1, ..Command::default() };
         self.admin.submit(&cmd);
         let start = crate::time::uptime_ns();
         while self.interrupts() == before {

@@ -42,11 +42,11 @@ impl QueuePair {
     }
 
     pub fn sq_phys(&self) -> u64 {
-        self.sq.phys
+        self.sq.phys()
     }
 
     pub fn cq_phys(&self) -> u64 {
-        self.cq.phys
+        self.cq.phys()
     }
 
     pub fn submit(&mut self, cmd: &Command) {

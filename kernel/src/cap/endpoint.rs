@@ -9,21 +9,17 @@
 //! outstanding call fails with `PeerGone`.
 
 use capos_kcore::endpoint::EndpointCore;
-use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 pub struct Endpoint {
-    pub id: u64,
     /// The process that receives on it.
     pub server: u32,
     pub core: Mutex<EndpointCore>,
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 impl Endpoint {
     pub fn new(server: u32) -> Endpoint {
-        Endpoint { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), server, core: Mutex::new(EndpointCore::new()) }
+        Endpoint { server, core: Mutex::new(EndpointCore::new()) }
     }
 }
 

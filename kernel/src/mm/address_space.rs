@@ -26,6 +26,7 @@ pub struct AddressSpace {
 }
 
 #[derive(Debug)]
+#[expect(dead_code, reason = "the payloads are read only by Debug, in the error messages that print them")]
 pub enum SpaceError {
     OutOfMemory,
     Overlap(u64),

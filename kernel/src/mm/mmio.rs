@@ -16,7 +16,7 @@
 //! register (or a cloned region) safe to keep for as long as the kernel runs.
 
 use super::paging::{map_physical, MapError, PhysKind};
-use capos_kcore::mmio::{check_register, check_window};
+use capos_kcore::mmio::check_register;
 use core::marker::PhantomData;
 
 pub use capos_kcore::mmio::OutOfWindow;
@@ -46,13 +46,6 @@ impl MmioRegion {
     /// (what NVMe allows for CAP, ASQ and ACQ), if the window holds it.
     pub fn split64<A: Access>(&self, offset: u64) -> Result<SplitReg64<A>, OutOfWindow> {
         Ok(SplitReg64 { lo: self.reg(offset)?, hi: self.reg(offset.wrapping_add(4))? })
-    }
-
-    /// The part `[offset, offset + len)` of this window, as a window of its
-    /// own (a PCI function's 4 KiB inside its bus's ECAM).
-    pub fn window(&self, offset: u64, len: u64) -> Result<MmioRegion, OutOfWindow> {
-        check_window(self.len, offset, len)?;
-        Ok(MmioRegion { base: self.base + offset, len })
     }
 }
 

@@ -19,13 +19,10 @@ pub struct Device {
     pub class: u8,
     pub subclass: u8,
     pub prog_if: u8,
-    pub revision: u8,
-    pub header_type: u8,
     pub bars: Vec<Bar>,
     pub caps: CapWalk,
     /// For bridges: (secondary, subordinate) bus numbers.
     pub bridge_buses: Option<(u8, u8)>,
-    pub interrupt_pin: u8,
 }
 
 impl Device {
@@ -45,7 +42,6 @@ impl Device {
 pub struct Pci {
     pub devices: Vec<Device>,
     pub backend_name: &'static str,
-    pub problems: Vec<alloc::string::String>,
 }
 
 static PCI: Once<Pci> = Once::new();
@@ -138,12 +134,9 @@ fn scan_bus(s: &mut Scan, backend: &Backend, segment: u16, bus: u8, depth: u32) 
                 class,
                 subclass,
                 prog_if: f.read8(0x09),
-                revision: f.read8(0x08),
-                header_type,
                 bars,
                 caps,
                 bridge_buses,
-                interrupt_pin: f.read8(0x3d),
                 func: f.clone(),
             });
             if let Some((secondary, _)) = bridge_buses {
@@ -178,11 +171,12 @@ pub fn init(ecam: &[capos_kcore::acpi::EcamRegion]) -> &'static Pci {
                 capos_kcore::pci::class_name(d.class, d.subclass)
             );
         }
-        Pci { devices: s.devices, backend_name, problems: s.problems }
+        Pci { devices: s.devices, backend_name }
     })
 }
 
 #[derive(Debug)]
+#[expect(dead_code, reason = "the payloads are read only by Debug, in the error messages that print them")]
 pub enum BarMapError {
     NoSuchBar(u8),
     NotMemory(u8),

@@ -22,6 +22,7 @@ struct Entry {
 }
 
 #[derive(Debug)]
+#[expect(dead_code, reason = "the payloads are read only by Debug, in the error messages that print them")]
 pub enum MsixError {
     NoCapability,
     Table(BarMapError),

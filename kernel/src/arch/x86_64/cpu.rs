@@ -63,13 +63,6 @@ pub fn read_cr2() -> u64 {
     v
 }
 
-pub fn read_cr3() -> u64 {
-    let v;
-    // SAFETY: as above.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
 pub fn read_cr4() -> u64 {
     let v;
     // SAFETY: as above.

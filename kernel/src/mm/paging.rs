@@ -233,6 +233,22 @@ pub fn map_physical(pa: u64, len: u64, kind: PhysKind) -> Result<u64, MapError> 
     Ok(phys_to_virt(pa))
 }
 
+/// Switch to the kernel's own tables (the idle context runs on them).
+pub fn activate_kernel_tables() {
+    // SAFETY: the kernel PML4 maps everything the kernel uses.
+    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(kernel_pml4())), Cr3Flags::empty()) };
+}
+
+/// Copy `buf.len()` bytes of firmware memory (ACPI tables) at physical
+/// `pa` into `buf`, mapping the range read-only first.
+pub fn read_firmware(pa: u64, buf: &mut [u8]) -> Result<(), MapError> {
+    let va = map_physical(pa, buf.len() as u64, PhysKind::FirmwareReadOnly)?;
+    // SAFETY: the range was just made readable at `va`; firmware memory is
+    // not concurrently modified by the kernel.
+    unsafe { core::ptr::copy_nonoverlapping(va as *const u8, buf.as_mut_ptr(), buf.len()) };
+    Ok(())
+}
+
 /// Physical address behind `virt` in the kernel tables.
 pub fn translate(virt: u64) -> Option<u64> {
     let guard = KERNEL_TABLES.lock();

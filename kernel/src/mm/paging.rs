@@ -126,11 +126,9 @@ pub fn init(map: &[MemoryRegion], kernel_phys: u64, kernel_virt: u64) -> Result<
     }
     KERNEL_PML4.store(pml4_pa, core::sync::atomic::Ordering::Relaxed);
 
-    // SAFETY: the new tables map the kernel image, the HHDM (which holds the
+    // The new tables map the kernel image and the HHDM (which holds the
     // current stack and every structure in use) exactly as before.
-    unsafe {
-        Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4_pa)), Cr3Flags::empty());
-    }
+    activate_kernel_tables();
     *KERNEL_TABLES.lock() = Some(t);
     Ok(summary)
 }
@@ -233,9 +231,11 @@ pub fn map_physical(pa: u64, len: u64, kind: PhysKind) -> Result<u64, MapError> 
     Ok(phys_to_virt(pa))
 }
 
-/// Switch to the kernel's own tables (the idle context runs on them).
+/// Switch to the kernel's own tables (at boot, once built; later for the
+/// idle context).
 pub fn activate_kernel_tables() {
-    // SAFETY: the kernel PML4 maps everything the kernel uses.
+    // SAFETY: the kernel PML4 maps everything the kernel uses: its image,
+    // the HHDM (the current stack among it), heap, stacks and MMIO.
     unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(kernel_pml4())), Cr3Flags::empty()) };
 }
 

@@ -250,7 +250,3 @@ pub fn late(hhdm_offset: u64) -> &'static LateBoot {
         LateBoot { modules, rsdp, boot_time, bootloader }
     })
 }
-
-pub fn late_info() -> Option<&'static LateBoot> {
-    LATE.get()
-}

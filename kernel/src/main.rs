@@ -7,8 +7,6 @@
 //! bootloader's memory → self-tests or idle.
 #![no_std]
 #![no_main]
-// Interfaces used by the platform and driver layers still being built.
-#![allow(dead_code)]
 
 extern crate alloc;
 

@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod frame_alloc;
 pub mod gpt;
 pub mod line_editor;
+pub mod mmio;
 pub mod nvme;
 pub mod pci;
 pub mod pid_table;

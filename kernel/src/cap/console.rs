@@ -64,11 +64,6 @@ impl KernelObject for Console {
     }
 }
 
-/// Whether a process is blocked reading the console.
-pub fn input_held() -> bool {
-    INPUT.lock().holder().is_some()
-}
-
 /// `pid` is gone: free the input if it held it.
 pub fn release(pid: u32) {
     if INPUT.lock().release(pid) {

@@ -21,20 +21,16 @@
 
 use alloc::sync::Arc;
 use capos_kcore::endpoint::EndpointCore;
-use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 pub struct Endpoint {
-    pub id: u64,
     pub core: Mutex<EndpointCore>,
 }
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Endpoint {
     /// An open endpoint served by `server` (`endpoint_create`).
     pub fn new(server: u32) -> Endpoint {
-        Endpoint { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), core: Mutex::new(EndpointCore::new(server)) }
+        Endpoint { core: Mutex::new(EndpointCore::new(server)) }
     }
 
     /// A closed endpoint bound to no process yet: a manifest export before

@@ -57,20 +57,12 @@ impl CapList {
         Ok(self.0.len() as u32 - 1)
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     pub fn get(&self, slot: u32) -> Option<&Cap> {
         self.0.get(slot as usize)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Cap> {
-        self.0.iter()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Cap> {
@@ -110,10 +102,6 @@ impl<'a> Bulk<'a> {
 
     pub fn len(&self) -> usize {
         self.slice.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slice.len() == 0
     }
 
     /// Whether the caller lets the object read it (data going out).
@@ -345,13 +333,5 @@ impl Cap {
     /// A capability to a kernel object.
     pub fn kernel(obj: Arc<dyn KernelObject>) -> Cap {
         Cap::Kernel(KernelCap::new(obj))
-    }
-
-    pub fn describe(&self) -> alloc::string::String {
-        match self {
-            Cap::Kernel(o) => alloc::format!("kernel {}", o.kind()),
-            Cap::EndpointClient { endpoint, badge } => alloc::format!("endpoint {} client (badge {})", endpoint.id, badge),
-            Cap::EndpointServer(e) => alloc::format!("endpoint {} server", e.endpoint().id),
-        }
     }
 }

@@ -15,8 +15,8 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 /// A physically contiguous, zeroed buffer of whole pages.
 pub struct DmaBuffer {
-    pub phys: u64,
-    pub pages: u64,
+    phys: u64,
+    pages: u64,
 }
 
 impl DmaBuffer {
@@ -25,6 +25,11 @@ impl DmaBuffer {
         // SAFETY: freshly allocated frames, direct-mapped, owned by us.
         unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, (pages.max(1) * PAGE_SIZE) as usize) };
         Some(DmaBuffer { phys, pages: pages.max(1) })
+    }
+
+    /// The physical address a device is given.
+    pub fn phys(&self) -> u64 {
+        self.phys
     }
 
     pub fn virt(&self) -> u64 {

@@ -1,7 +1,7 @@
 //! I/O APICs from the MADT: every redirection entry starts masked; routes
 //! are programmed one by one as drivers claim them.
 
-use crate::mm::paging::{map_physical, PhysKind};
+use crate::mm::mmio::{MmioRegion, Rw32};
 use alloc::vec::Vec;
 use capos_kcore::acpi::Madt;
 use spin::Mutex;
@@ -9,27 +9,24 @@ use spin::Mutex;
 pub struct IoApic {
     pub id: u8,
     pub phys: u64,
-    base: u64,
+    /// IOREGSEL: which register IOWIN reaches. The pair is one resource:
+    /// callers hold the IOAPICS lock.
+    select: Rw32,
+    /// IOWIN: the selected register.
+    window: Rw32,
     pub gsi_base: u32,
     pub entries: u32,
 }
 
 impl IoApic {
     fn read(&self, reg: u32) -> u32 {
-        // SAFETY: `base` maps the I/O APIC's register window (IOREGSEL at 0,
-        // IOWIN at 0x10) uncached; callers hold the IOAPICS lock.
-        unsafe {
-            core::ptr::write_volatile(self.base as *mut u32, reg);
-            core::ptr::read_volatile((self.base + 0x10) as *const u32)
-        }
+        self.select.write(reg);
+        self.window.read()
     }
 
     fn write(&self, reg: u32, v: u32) {
-        // SAFETY: as `read`.
-        unsafe {
-            core::ptr::write_volatile(self.base as *mut u32, reg);
-            core::ptr::write_volatile((self.base + 0x10) as *mut u32, v);
-        }
+        self.select.write(reg);
+        self.window.write(v);
     }
 
     fn set_entry(&self, index: u32, low: u32, high: u32) {
@@ -63,14 +60,21 @@ pub fn init(madt: Option<&Madt>) {
     };
     let mut list = IOAPICS.lock();
     for a in &m.io_apics {
-        let base = match map_physical(a.address as u64, 0x20, PhysKind::Mmio) {
-            Ok(b) => b,
+        let regs = match MmioRegion::map(a.address as u64, 0x20) {
+            Ok(r) => r,
             Err(e) => {
                 log::warn!("ioapic: cannot map {:#x}: {:?}", a.address, e);
                 continue;
             }
         };
-        let mut io = IoApic { id: a.id, phys: a.address as u64, base, gsi_base: a.gsi_base, entries: 0 };
+        let (select, window) = match (regs.reg(0), regs.reg(0x10)) {
+            (Ok(s), Ok(w)) => (s, w),
+            (Err(e), _) | (_, Err(e)) => {
+                log::warn!("ioapic: {}", e);
+                continue;
+            }
+        };
+        let mut io = IoApic { id: a.id, phys: a.address as u64, select, window, gsi_base: a.gsi_base, entries: 0 };
         let ver = io.read(1);
         io.entries = ((ver >> 16) & 0xff) + 1;
         for i in 0..io.entries {

@@ -24,10 +24,6 @@ pub fn alloc_vector() -> Result<u8, VectorError> {
     VECTORS.lock().alloc()
 }
 
-pub fn release_vector(v: u8) -> Result<(), VectorError> {
-    VECTORS.lock().release(v)
-}
-
 pub fn vectors_in_use() -> u32 {
     VECTORS.lock().in_use()
 }

@@ -11,6 +11,7 @@
 //! | `0xffff_a000_0000_0000 ..`              | kernel stacks, 1 MiB slots    |
 //! | `0xffff_ffff_8000_0000 ..`              | kernel image                  |
 
+pub mod address_space;
 pub mod frames;
 pub mod heap;
 pub mod ipc_area;

@@ -126,16 +126,15 @@ pub fn init(map: &[MemoryRegion], kernel_phys: u64, kernel_virt: u64) -> Result<
     }
     KERNEL_PML4.store(pml4_pa, core::sync::atomic::Ordering::Relaxed);
 
-    // SAFETY: the new tables map the kernel image, the HHDM (which holds the
+    // The new tables map the kernel image and the HHDM (which holds the
     // current stack and every structure in use) exactly as before.
-    unsafe {
-        Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4_pa)), Cr3Flags::empty());
-    }
+    activate_kernel_tables();
     *KERNEL_TABLES.lock() = Some(t);
     Ok(summary)
 }
 
 #[derive(Debug)]
+#[expect(dead_code, reason = "the payloads are read only by Debug, in the error messages that print them")]
 pub enum MapError {
     OutOfMemory,
     AlreadyMapped(u64),
@@ -230,6 +229,24 @@ pub fn map_physical(pa: u64, len: u64, kind: PhysKind) -> Result<u64, MapError> 
         page_pa += PAGE_SIZE;
     }
     Ok(phys_to_virt(pa))
+}
+
+/// Switch to the kernel's own tables (at boot, once built; later for the
+/// idle context).
+pub fn activate_kernel_tables() {
+    // SAFETY: the kernel PML4 maps everything the kernel uses: its image,
+    // the HHDM (the current stack among it), heap, stacks and MMIO.
+    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(kernel_pml4())), Cr3Flags::empty()) };
+}
+
+/// Copy `buf.len()` bytes of firmware memory (ACPI tables) at physical
+/// `pa` into `buf`, mapping the range read-only first.
+pub fn read_firmware(pa: u64, buf: &mut [u8]) -> Result<(), MapError> {
+    let va = map_physical(pa, buf.len() as u64, PhysKind::FirmwareReadOnly)?;
+    // SAFETY: the range was just made readable at `va`; firmware memory is
+    // not concurrently modified by the kernel.
+    unsafe { core::ptr::copy_nonoverlapping(va as *const u8, buf.as_mut_ptr(), buf.len()) };
+    Ok(())
 }
 
 /// Physical address behind `virt` in the kernel tables.

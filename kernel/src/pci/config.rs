@@ -1,7 +1,7 @@
 //! Configuration-space access backends.
 
 use crate::arch::x86_64::port::{inl, outl};
-use crate::mm::paging::{map_physical, PhysKind};
+use crate::mm::mmio::{MmioRegion, Rw32};
 use capos_kcore::acpi::EcamRegion;
 use capos_kcore::pci::ConfigSpace;
 use spin::Mutex;
@@ -13,14 +13,16 @@ static LEGACY_LOCK: Mutex<()> = Mutex::new(());
 pub enum Backend {
     /// Ports 0xCF8/0xCFC: 256 bytes per function.
     Legacy,
-    /// Memory-mapped: `va` maps the 1 MiB of the bus being scanned.
-    Ecam { region: EcamRegion, bus_va: u64 },
+    /// Memory-mapped: `bus` is the 1 MiB window of the bus being scanned
+    /// (`None` only in what [`Backend::choose`] returns, before
+    /// [`Backend::for_bus`] maps a bus).
+    Ecam { region: EcamRegion, bus: Option<MmioRegion> },
 }
 
 impl Backend {
     pub fn choose(ecam: &[EcamRegion]) -> Backend {
         match ecam.iter().find(|r| r.segment == 0 && r.bus_start == 0) {
-            Some(r) => Backend::Ecam { region: *r, bus_va: 0 },
+            Some(r) => Backend::Ecam { region: *r, bus: None },
             None => Backend::Legacy,
         }
     }
@@ -38,8 +40,8 @@ impl Backend {
         match self {
             Backend::Ecam { region, .. } if bus >= region.bus_start && bus <= region.bus_end => {
                 let pa = region.base + ((bus - region.bus_start) as u64) * (1 << 20);
-                match map_physical(pa, 1 << 20, PhysKind::Mmio) {
-                    Ok(va) => Backend::Ecam { region: *region, bus_va: va },
+                match MmioRegion::map(pa, 1 << 20) {
+                    Ok(window) => Backend::Ecam { region: *region, bus: Some(window) },
                     Err(_) => Backend::Legacy,
                 }
             }
@@ -62,8 +64,11 @@ impl Function {
         0x8000_0000 | (self.bus as u32) << 16 | (self.device as u32) << 11 | (self.function as u32) << 8 | (offset as u32 & 0xfc)
     }
 
-    fn ecam_ptr(&self, bus_va: u64, offset: u16) -> *mut u32 {
-        (bus_va + ((self.device as u64) << 15 | (self.function as u64) << 12 | (offset as u64 & 0xffc))) as *mut u32
+    /// The dword holding `offset` of this function's 4 KiB, in the bus's
+    /// ECAM window, if the window has been mapped and holds it.
+    fn ecam_reg(&self, offset: u16) -> Option<Rw32> {
+        let Backend::Ecam { bus: Some(bus), .. } = &self.backend else { return None };
+        bus.reg((self.device as u64) << 15 | (self.function as u64) << 12 | (offset as u64 & 0xffc)).ok()
     }
 
     pub fn is_ecam(&self) -> bool {
@@ -83,10 +88,10 @@ impl Function {
                     outl(0xcfc, value);
                 }
             }
-            Backend::Ecam { bus_va, .. } => {
-                // SAFETY: `bus_va` maps this bus's ECAM window uncached; the
-                // offset is masked to the function's 4 KiB.
-                unsafe { core::ptr::write_volatile(self.ecam_ptr(*bus_va, offset), value) }
+            Backend::Ecam { .. } => {
+                if let Some(r) = self.ecam_reg(offset) {
+                    r.write(value);
+                }
             }
         }
     }
@@ -114,10 +119,7 @@ impl ConfigSpace for Function {
                     inl(0xcfc)
                 }
             }
-            Backend::Ecam { bus_va, .. } => {
-                // SAFETY: as write32.
-                unsafe { core::ptr::read_volatile(self.ecam_ptr(*bus_va, offset)) }
-            }
+            Backend::Ecam { .. } => self.ecam_reg(offset).map_or(0xffff_ffff, |r| r.read()),
         }
     }
 }

@@ -19,13 +19,10 @@ pub struct Device {
     pub class: u8,
     pub subclass: u8,
     pub prog_if: u8,
-    pub revision: u8,
-    pub header_type: u8,
     pub bars: Vec<Bar>,
     pub caps: CapWalk,
     /// For bridges: (secondary, subordinate) bus numbers.
     pub bridge_buses: Option<(u8, u8)>,
-    pub interrupt_pin: u8,
 }
 
 impl Device {
@@ -45,7 +42,6 @@ impl Device {
 pub struct Pci {
     pub devices: Vec<Device>,
     pub backend_name: &'static str,
-    pub problems: Vec<alloc::string::String>,
 }
 
 static PCI: Once<Pci> = Once::new();
@@ -138,12 +134,9 @@ fn scan_bus(s: &mut Scan, backend: &Backend, segment: u16, bus: u8, depth: u32) 
                 class,
                 subclass,
                 prog_if: f.read8(0x09),
-                revision: f.read8(0x08),
-                header_type,
                 bars,
                 caps,
                 bridge_buses,
-                interrupt_pin: f.read8(0x3d),
                 func: f.clone(),
             });
             if let Some((secondary, _)) = bridge_buses {
@@ -178,11 +171,12 @@ pub fn init(ecam: &[capos_kcore::acpi::EcamRegion]) -> &'static Pci {
                 capos_kcore::pci::class_name(d.class, d.subclass)
             );
         }
-        Pci { devices: s.devices, backend_name, problems: s.problems }
+        Pci { devices: s.devices, backend_name }
     })
 }
 
 #[derive(Debug)]
+#[expect(dead_code, reason = "the payloads are read only by Debug, in the error messages that print them")]
 pub enum BarMapError {
     NoSuchBar(u8),
     NotMemory(u8),
@@ -190,21 +184,9 @@ pub enum BarMapError {
     Map,
 }
 
-/// Map `[offset, offset + len)` of a memory BAR uncached; returns its
-/// virtual address. Rejects regions outside the BAR.
-pub fn map_bar_region(dev: &Device, bar: u8, offset: u64, len: u64) -> Result<u64, BarMapError> {
-    let b = dev.bar(bar).ok_or(BarMapError::NoSuchBar(bar))?;
-    if b.kind == BarKind::Io {
-        return Err(BarMapError::NotMemory(bar));
-    }
-    if !region_in_bar(b, offset, len) || b.address == 0 {
-        return Err(BarMapError::OutOfRange { bar, offset, len, size: b.size });
-    }
-    crate::mm::paging::map_physical(b.address + offset, len, crate::mm::paging::PhysKind::Mmio).map_err(|_| BarMapError::Map)
-}
-
-/// [`map_bar_region`] as a checked register window: every register taken
-/// from it is known to lie inside `[offset, offset + len)` of the BAR.
+/// Map `[offset, offset + len)` of a memory BAR uncached as a checked
+/// register window: every register taken from it is known to lie inside
+/// that part of the BAR. Rejects regions outside the BAR.
 pub fn map_bar_mmio(dev: &Device, bar: u8, offset: u64, len: u64) -> Result<crate::mm::mmio::MmioRegion, BarMapError> {
     let b = dev.bar(bar).ok_or(BarMapError::NoSuchBar(bar))?;
     if b.kind == BarKind::Io {

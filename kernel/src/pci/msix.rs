@@ -1,15 +1,28 @@
 //! MSI-X: locate the table through its BAR, program an entry with a vector
 //! from the pool, mask/unmask entries and the whole function.
 
-use super::{map_bar_region, BarMapError, Device};
+use super::{map_bar_mmio, BarMapError, Device};
+use crate::mm::mmio::{MmioRegion, Rw32};
 use capos_kcore::pci::{msi_message, msix_info, ConfigSpace, MsixInfo, CAP_MSIX};
 
 pub struct Msix {
     pub info: MsixInfo,
-    table_va: u64,
+    /// Exactly `table_size` entries of 16 bytes: an entry past the end is
+    /// refused by the window.
+    table: MmioRegion,
+}
+
+/// One table entry's registers.
+struct Entry {
+    addr_lo: Rw32,
+    addr_hi: Rw32,
+    data: Rw32,
+    /// Vector control: bit 0 masks the entry.
+    control: Rw32,
 }
 
 #[derive(Debug)]
+#[expect(dead_code, reason = "the payloads are read only by Debug, in the error messages that print them")]
 pub enum MsixError {
     NoCapability,
     Table(BarMapError),
@@ -27,10 +40,10 @@ impl Msix {
         let cap = dev.find_cap(CAP_MSIX).ok_or(MsixError::NoCapability)?;
         let info = msix_info(&dev.func, cap);
         let len = info.table_size as u64 * 16;
-        let table_va = map_bar_region(dev, info.table_bar, info.table_offset as u64, len).map_err(MsixError::Table)?;
-        let m = Msix { info, table_va };
+        let table = map_bar_mmio(dev, info.table_bar, info.table_offset as u64, len).map_err(MsixError::Table)?;
+        let m = Msix { info, table };
         for i in 0..info.table_size {
-            m.write(i, 12, 1);
+            m.entry(i)?.control.write(1);
         }
         let ctrl_off = cap as u16 + 2;
         let ctrl = dev.func.read16(ctrl_off);
@@ -41,31 +54,27 @@ impl Msix {
         Ok(m)
     }
 
-    fn write(&self, entry: u16, field: u64, v: u32) {
-        // SAFETY: the table was mapped for table_size * 16 bytes; callers
-        // check `entry` against table_size.
-        unsafe { core::ptr::write_volatile((self.table_va + entry as u64 * 16 + field) as *mut u32, v) }
+    /// Entry `index`'s registers, if the table has that entry.
+    fn entry(&self, index: u16) -> Result<Entry, MsixError> {
+        let at = index as u64 * 16;
+        let reg = |field: u64| self.table.reg(at + field).map_err(|_| MsixError::BadEntry(index));
+        Ok(Entry { addr_lo: reg(0)?, addr_hi: reg(4)?, data: reg(8)?, control: reg(12)? })
     }
 
     /// Point `entry` at `vector` on the local APIC `apic_id`, unmasked.
     pub fn program(&self, entry: u16, apic_id: u8, vector: u8) -> Result<(), MsixError> {
-        if entry >= self.info.table_size {
-            return Err(MsixError::BadEntry(entry));
-        }
+        let e = self.entry(entry)?;
         let (addr, data) = msi_message(apic_id, vector);
-        self.write(entry, 12, 1);
-        self.write(entry, 0, addr as u32);
-        self.write(entry, 4, (addr >> 32) as u32);
-        self.write(entry, 8, data);
-        self.write(entry, 12, 0);
+        e.control.write(1);
+        e.addr_lo.write(addr as u32);
+        e.addr_hi.write((addr >> 32) as u32);
+        e.data.write(data);
+        e.control.write(0);
         Ok(())
     }
 
     pub fn set_masked(&self, entry: u16, masked: bool) -> Result<(), MsixError> {
-        if entry >= self.info.table_size {
-            return Err(MsixError::BadEntry(entry));
-        }
-        self.write(entry, 12, masked as u32);
+        self.entry(entry)?.control.write(masked as u32);
         Ok(())
     }
 

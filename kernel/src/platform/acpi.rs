@@ -4,7 +4,7 @@
 //! and routing), MCFG (PCIe ECAM), HPET and FADT (PM timer, reset register).
 //! A missing or malformed table is logged and skipped.
 
-use crate::mm::paging::{map_physical, PhysKind};
+use crate::mm::paging::read_firmware;
 use alloc::vec::Vec;
 use capos_kcore::acpi::{self, Discovery, EcamRegion, Fadt, Hpet, Madt, PhysMemory};
 use spin::Once;
@@ -22,15 +22,7 @@ impl PhysMemory for FirmwareMemory {
         if addr == 0 || addr.checked_add(buf.len() as u64).map_or(true, |e| e > (64 << 30)) {
             return false;
         }
-        match map_physical(addr, buf.len() as u64, PhysKind::FirmwareReadOnly) {
-            Ok(va) => {
-                // SAFETY: the range was just made readable at `va`; firmware
-                // memory is not concurrently modified by the kernel.
-                unsafe { core::ptr::copy_nonoverlapping(va as *const u8, buf.as_mut_ptr(), buf.len()) };
-                true
-            }
-            Err(_) => false,
-        }
+        read_firmware(addr, buf).is_ok()
     }
 }
 

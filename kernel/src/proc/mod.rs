@@ -261,13 +261,7 @@ pub fn schedule() {
             }
             _ => {
                 // The idle context runs on the kernel's own tables.
-                // SAFETY: the kernel PML4 maps everything the kernel uses.
-                unsafe {
-                    x86_64::registers::control::Cr3::write(
-                        x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(crate::mm::paging::kernel_pml4())),
-                        x86_64::registers::control::Cr3Flags::empty(),
-                    )
-                };
+                crate::mm::paging::activate_kernel_tables();
             }
         }
         Some((from, n.ksp))

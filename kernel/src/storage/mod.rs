@@ -88,7 +88,6 @@ impl StoreMount {
 
 /// A raw mount: its claimed range as one device, served by `cap/block.rs`.
 pub struct RawMount {
-    pub name: String,
     pub dev: Mutex<Dev>,
     /// The mount said `read-only`: every grant of it is read-only.
     pub read_only: bool,
@@ -169,7 +168,7 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         MountFormat::Raw => {
             let d = dev(0, range.count)?;
             notes.push(format!("{} blocks of {} bytes served as BlockDevice", range.count, d.block_size()));
-            raw = Some(Arc::new(RawMount { name: spec.name.clone(), dev: Mutex::new(d), read_only: spec.read_only }));
+            raw = Some(Arc::new(RawMount { dev: Mutex::new(d), read_only: spec.read_only }));
             (None, None)
         }
         MountFormat::CaposRo1 | MountFormat::CaposWf1 | MountFormat::Fat => (Some((0, range.count)), None),

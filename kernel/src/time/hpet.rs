@@ -1,36 +1,43 @@
 //! The HPET main counter, used to calibrate the TSC.
 
 use crate::arch::x86_64::cpu::rdtsc;
-use crate::mm::paging::{map_physical, PhysKind};
+use crate::mm::mmio::{MmioRegion, Ro64, Rw64};
 use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Once;
 
-static BASE: AtomicU64 = AtomicU64::new(0);
-static PERIOD_FS: AtomicU64 = AtomicU64::new(0);
-
-fn read(reg: u64) -> u64 {
-    // SAFETY: BASE maps the HPET register block uncached.
-    unsafe { core::ptr::read_volatile((BASE.load(Ordering::Relaxed) + reg) as *const u64) }
+/// The registers used, each checked against the 1 KiB register block once,
+/// when it is mapped.
+struct Registers {
+    /// General capabilities and ID: the period in femtoseconds in bits 63:32.
+    capabilities: Ro64,
+    /// General configuration: bit 0 is ENABLE_CNF.
+    config: Rw64,
+    main_counter: Rw64,
 }
 
-fn write(reg: u64, v: u64) {
-    // SAFETY: as `read`.
-    unsafe { core::ptr::write_volatile((BASE.load(Ordering::Relaxed) + reg) as *mut u64, v) }
+static REGS: Once<Registers> = Once::new();
+/// Femtoseconds per tick; zero until a plausible period was read.
+static PERIOD_FS: AtomicU64 = AtomicU64::new(0);
+
+fn map(h: &capos_kcore::acpi::Hpet) -> Option<&'static Registers> {
+    if let Some(r) = REGS.get() {
+        return Some(r);
+    }
+    let block = MmioRegion::map(h.base, 1024).ok()?;
+    let regs = Registers { capabilities: block.reg(0).ok()?, config: block.reg(0x10).ok()?, main_counter: block.reg(0xf0).ok()? };
+    Some(REGS.call_once(|| regs))
 }
 
 /// Map and start the main counter. Returns the counter frequency in Hz.
 pub fn init(h: &capos_kcore::acpi::Hpet) -> Option<u64> {
-    if BASE.load(Ordering::Relaxed) == 0 {
-        let va = map_physical(h.base, 1024, PhysKind::Mmio).ok()?;
-        BASE.store(va, Ordering::Relaxed);
-    }
-    let period = read(0) >> 32; // femtoseconds per tick
+    let r = map(h)?;
+    let period = r.capabilities.read() >> 32; // femtoseconds per tick
     if period == 0 || period > 100_000_000 {
         log::warn!("hpet: implausible period {} fs; not used", period);
-        BASE.store(0, Ordering::Relaxed);
         return None;
     }
     PERIOD_FS.store(period, Ordering::Relaxed);
-    write(0x10, read(0x10) | 1); // ENABLE_CNF
+    r.config.write(r.config.read() | 1); // ENABLE_CNF
     Some(1_000_000_000_000_000 / period)
 }
 
@@ -39,8 +46,9 @@ pub fn frequency() -> u64 {
     if p == 0 { 0 } else { 1_000_000_000_000_000 / p }
 }
 
+/// The main counter (zero if the HPET was never mapped).
 pub fn counter() -> u64 {
-    read(0xf0)
+    REGS.get().map_or(0, |r| r.main_counter.read())
 }
 
 /// TSC ticks during 10 ms of HPET time.

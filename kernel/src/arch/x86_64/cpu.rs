@@ -63,13 +63,6 @@ pub fn read_cr2() -> u64 {
     v
 }
 
-pub fn read_cr3() -> u64 {
-    let v;
-    // SAFETY: as above.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
 pub fn read_cr4() -> u64 {
     let v;
     // SAFETY: as above.
@@ -77,11 +70,31 @@ pub fn read_cr4() -> u64 {
     v
 }
 
-pub fn read_efer() -> u64 {
+/// Read one of the MSRs named below (every x86_64 CPU has them; a
+/// missing MSR would fault, so the set is closed).
+fn rdmsr(msr: Msr) -> u64 {
     let (lo, hi): (u32, u32);
-    // SAFETY: EFER exists on every x86_64 CPU; reading it has no side effects.
-    unsafe { asm!("rdmsr", in("ecx") 0xc000_0080u32, out("eax") lo, out("edx") hi, options(nomem, nostack)) }
+    // SAFETY: `msr` is one of the architectural MSRs below, present on every
+    // x86_64 CPU (with an APIC, for IA32_APIC_BASE); reading them has no
+    // side effects.
+    unsafe { asm!("rdmsr", in("ecx") msr as u32, out("eax") lo, out("edx") hi, options(nomem, nostack)) }
     (hi as u64) << 32 | lo as u64
+}
+
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum Msr {
+    ApicBase = 0x1b,
+    Efer = 0xc000_0080,
+}
+
+pub fn read_efer() -> u64 {
+    rdmsr(Msr::Efer)
+}
+
+/// IA32_APIC_BASE: the local APIC's physical base and enable bits.
+pub fn read_apic_base() -> u64 {
+    rdmsr(Msr::ApicBase)
 }
 
 const CR0_WP: u64 = 1 << 16;

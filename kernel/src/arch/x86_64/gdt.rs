@@ -30,8 +30,6 @@ static TSS: TssCell = TssCell(UnsafeCell::new(TaskStateSegment::new()));
 pub struct Selectors {
     pub kernel_code: SegmentSelector,
     pub kernel_data: SegmentSelector,
-    pub user_data: SegmentSelector,
-    pub user_code: SegmentSelector,
     pub tss: SegmentSelector,
 }
 
@@ -42,11 +40,13 @@ pub fn init() {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
-        let user_data = gdt.append(Descriptor::user_data_segment());
-        let user_code = gdt.append(Descriptor::user_code_segment());
+        // User data then user code, in the order SYSRET expects (STAR);
+        // their selectors are the constants the syscall and trap paths push.
+        gdt.append(Descriptor::user_data_segment());
+        gdt.append(Descriptor::user_code_segment());
         // SAFETY: TSS is a static that lives forever; see TssCell.
         let tss = gdt.append(Descriptor::tss_segment(unsafe { &*TSS.0.get() }));
-        (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
+        (gdt, Selectors { kernel_code, kernel_data, tss })
     });
     gdt.load();
     // SAFETY: the selectors index the GDT just loaded.

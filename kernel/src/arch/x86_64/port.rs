@@ -42,12 +42,3 @@ pub unsafe fn inl(port: u16) -> u32 {
     unsafe { asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags)) }
     v
 }
-
-/// # Safety
-/// As [`inb`].
-pub unsafe fn inw(port: u16) -> u16 {
-    let v: u16;
-    // SAFETY: forwarded to the caller.
-    unsafe { asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack, preserves_flags)) }
-    v
-}

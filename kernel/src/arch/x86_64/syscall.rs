@@ -20,7 +20,7 @@ static SYSCALL_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
 static SYSCALL_USER_RSP: AtomicU64 = AtomicU64::new(0);
 
 /// The "vector" recorded in a syscall's trap frame.
-pub const SYSCALL_VECTOR: u64 = 0x100;
+const SYSCALL_VECTOR: u64 = 0x100;
 
 global_asm!(
     r#"
@@ -35,7 +35,7 @@ syscall_entry:
     push 0x23
     push rcx
     push 0
-    push 0x100
+    push {vector}
     push rax
     push rbx
     push rcx
@@ -57,6 +57,7 @@ syscall_entry:
     jmp isr_return
 "#,
     dispatch = sym syscall_trampoline,
+    vector = const SYSCALL_VECTOR,
 );
 
 extern "C" fn syscall_trampoline(frame: &mut TrapFrame) {

@@ -25,7 +25,7 @@ mod queue;
 use super::dma::{virt_to_phys, DmaBuffer};
 use crate::arch::x86_64::cpu::{rdtsc, wait_for_interrupt};
 use crate::arch::x86_64::trap::{interrupts_enabled, set_interrupts};
-use crate::mm::mmio::{MmioRegion, Reg32, Reg64};
+use crate::mm::mmio::{MmioRegion, ReadOnly, ReadWrite, Ro32, Rw32, SplitReg64, Wo32};
 use crate::mm::PAGE_SIZE;
 use crate::pci::{self, config::Function, msix::Msix, Device};
 use alloc::boxed::Box;
@@ -79,32 +79,32 @@ fn on_interrupt(vector: u8) {
 /// register window once, at bring-up. (CAP is read once, before the
 /// window is sized.)
 struct Registers {
-    vs: Reg32,
-    cc: Reg32,
-    csts: Reg32,
-    aqa: Reg32,
-    asq: Reg64,
-    acq: Reg64,
+    vs: Ro32,
+    cc: Rw32,
+    csts: Ro32,
+    aqa: Rw32,
+    asq: SplitReg64<ReadWrite>,
+    acq: SplitReg64<ReadWrite>,
 }
 
 impl Registers {
     fn new(w: &MmioRegion) -> Result<Registers, NvmeError> {
         let e = |e: crate::mm::mmio::OutOfWindow| NvmeError(format!("BAR0: {}", e));
         Ok(Registers {
-            vs: w.reg32(0x08).map_err(e)?,
-            cc: w.reg32(0x14).map_err(e)?,
-            csts: w.reg32(0x1c).map_err(e)?,
-            aqa: w.reg32(0x24).map_err(e)?,
-            asq: w.reg64(0x28).map_err(e)?,
-            acq: w.reg64(0x30).map_err(e)?,
+            vs: w.reg(0x08).map_err(e)?,
+            cc: w.reg(0x14).map_err(e)?,
+            csts: w.reg(0x1c).map_err(e)?,
+            aqa: w.reg(0x24).map_err(e)?,
+            asq: w.split64(0x28).map_err(e)?,
+            acq: w.split64(0x30).map_err(e)?,
         })
     }
 }
 
 /// Queue `qid`'s doorbells, refused when the window does not hold them.
-fn doorbells(w: &MmioRegion, qid: u16, dstrd: u32) -> Result<(Reg32, Reg32), NvmeError> {
+fn doorbells(w: &MmioRegion, qid: u16, dstrd: u32) -> Result<(Wo32, Wo32), NvmeError> {
     let e = |e: crate::mm::mmio::OutOfWindow| NvmeError(format!("queue {} doorbell: {}", qid, e));
-    Ok((w.reg32(sq_doorbell(qid, dstrd)).map_err(e)?, w.reg32(cq_doorbell(qid, dstrd)).map_err(e)?))
+    Ok((w.reg(sq_doorbell(qid, dstrd)).map_err(e)?, w.reg(cq_doorbell(qid, dstrd)).map_err(e)?))
 }
 
 /// How a wait ended.
@@ -393,7 +393,7 @@ impl Controller {
     }
 
     fn identify(&mut self, cns: u32, nsid: u32, page: &DmaBuffer) -> Result<(), NvmeError> {
-        let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, nsid, prp1: page.phys, cdw10: cns, ..Command::default() };
+        let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, nsid, prp1: page.phys(), cdw10: cns, ..Command::default() };
         self.admin_command(cmd).map(|_| ())
     }
 
@@ -487,7 +487,7 @@ impl Controller {
             page_va = page_va.saturating_add(PAGE_SIZE);
         }
         let list = self.prp_lists.get_mut(slot).ok_or(BlockError::BadLength)?;
-        let prps = build_prps(first, rest.get(..pages).ok_or(BlockError::BadLength)?, len as u64, list.phys).map_err(|_| BlockError::BadLength)?;
+        let prps = build_prps(first, rest.get(..pages).ok_or(BlockError::BadLength)?, len as u64, list.phys()).map_err(|_| BlockError::BadLength)?;
         // build_prps keeps a list within one page (512 entries).
         for (e, out) in prps.list.iter().zip(list.as_mut_slice().chunks_exact_mut(8)) {
             out.copy_from_slice(&e.to_le_bytes());
@@ -522,7 +522,7 @@ impl Controller {
         }
         let page = DmaBuffer::new(1).ok_or("out of memory")?;
         let before = self.interrupts();
-        let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, cid: self.cid(), prp1: page.phys, cdw10: 1, ..Command::default() };
+        let cmd = Command { opcode: opcode::ADMIN_IDENTIFY, cid: self.cid(), prp1: page.phys(), cdw10: 1, ..Command::default() };
         self.admin.submit(&cmd);
         let start = crate::time::uptime_ns();
         while self.interrupts() == before {
@@ -642,7 +642,7 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
     // CAP first, from the register page; its doorbell stride says how much
     // of the BAR the registers and doorbells need, which must fit in it.
     let head = pci::map_bar_mmio(dev, 0, 0, bar.size.min(0x1000)).map_err(map_err)?;
-    let cap = head.reg64(0).map_err(|e| NvmeError(format!("BAR0 too small for CAP: {}", e)))?.read();
+    let cap = head.split64::<ReadOnly>(0).map_err(|e| NvmeError(format!("BAR0 too small for CAP: {}", e)))?.read();
     let dstrd = ((cap >> 32) & 0xf) as u32;
     let window_len = register_window(bar.size, dstrd, QUEUE_PAIRS).map_err(|e| NvmeError(format!("{}", e)))?;
     let window = pci::map_bar_mmio(dev, 0, 0, window_len).map_err(map_err)?;

@@ -4,7 +4,7 @@
 
 use super::NvmeError;
 use crate::drivers::dma::DmaBuffer;
-use crate::mm::mmio::Reg32;
+use crate::mm::mmio::Wo32;
 use capos_kcore::nvme::{Command, Completion, CqCursor};
 
 pub struct QueuePair {
@@ -14,14 +14,14 @@ pub struct QueuePair {
     cq: DmaBuffer,
     sq_tail: u16,
     cq_cursor: CqCursor,
-    sq_doorbell: Reg32,
-    cq_doorbell: Reg32,
+    sq_doorbell: Wo32,
+    cq_doorbell: Wo32,
 }
 
 impl QueuePair {
     /// A queue pair of `depth` (at least 2) entries with the given doorbells
     /// (checked against the register window by the caller).
-    pub fn new(qid: u16, depth: u16, sq_doorbell: Reg32, cq_doorbell: Reg32) -> Result<QueuePair, NvmeError> {
+    pub fn new(qid: u16, depth: u16, sq_doorbell: Wo32, cq_doorbell: Wo32) -> Result<QueuePair, NvmeError> {
         let depth = depth.max(2);
         let sq_pages = (depth as u64 * 64).div_ceil(4096);
         let cq_pages = (depth as u64 * 16).div_ceil(4096);
@@ -42,11 +42,11 @@ impl QueuePair {
     }
 
     pub fn sq_phys(&self) -> u64 {
-        self.sq.phys
+        self.sq.phys()
     }
 
     pub fn cq_phys(&self) -> u64 {
-        self.cq.phys
+        self.cq.phys()
     }
 
     pub fn submit(&mut self, cmd: &Command) {

@@ -369,6 +369,15 @@ struct ProcessStatusResult {
   }
 }
 
+interface Clock @0xc4b655d8a98c884d {
+  # Kernel source `clock`: the wall clock (the RTC read at boot plus the
+  # monotonic time since), for processes that stamp what they store.
+
+  now @0 () -> UInt64Result;
+  # Nanoseconds since 1970-01-01 00:00 UTC; `unsupported` when the kernel
+  # found no wall clock.
+}
+
 interface ProcessControl @0xcdf0ff862f582772 {
   # Kernel source `control:NAME`: kill and observe the manifest process NAME
   # (docs/capabilities.md, "Supervision").

@@ -6,7 +6,7 @@
 //! contract of DESIGN.md ("Contracts that must not drift"). The tests below
 //! read the compiled schema and fail if a name, ordinal or id moves.
 
-use crate::capos_capnp::{block_device, console, directory, endpoint, file, ping, process_control, store};
+use crate::capos_capnp::{block_device, clock, console, directory, endpoint, file, ping, process_control, store};
 use capnp::traits::HasTypeId;
 
 pub const DIRECTORY: u64 = <directory::Client as HasTypeId>::TYPE_ID;
@@ -16,6 +16,7 @@ pub const CONSOLE: u64 = <console::Client as HasTypeId>::TYPE_ID;
 pub const ENDPOINT: u64 = <endpoint::Client as HasTypeId>::TYPE_ID;
 pub const PING: u64 = <ping::Client as HasTypeId>::TYPE_ID;
 pub const BLOCK_DEVICE: u64 = <block_device::Client as HasTypeId>::TYPE_ID;
+pub const CLOCK: u64 = <clock::Client as HasTypeId>::TYPE_ID;
 pub const PROCESS_CONTROL: u64 = <process_control::Client as HasTypeId>::TYPE_ID;
 
 /// `Directory` method ordinals.
@@ -76,6 +77,11 @@ pub mod block_method {
     pub const FLUSH: u16 = 3;
 }
 
+/// `Clock` method ordinals.
+pub mod clock_method {
+    pub const NOW: u16 = 0;
+}
+
 /// `ProcessControl` method ordinals.
 pub mod process_control_method {
     pub const KILL: u16 = 0;
@@ -92,6 +98,7 @@ pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Ping", PING, &["ping", "echo", "session", "echoBulk"]),
     ("BlockDevice", BLOCK_DEVICE, &["info", "read", "write", "flush"]),
     ("ProcessControl", PROCESS_CONTROL, &["kill", "status"]),
+    ("Clock", CLOCK, &["now"]),
 ];
 
 /// The schema name of an interface id (for logs), if it is one of ours.
@@ -154,6 +161,7 @@ mod tests {
         assert_eq!(PING, 0xe963_f547_c7c2_8724);
         assert_eq!(BLOCK_DEVICE, 0xcabc_0a58_8a53_7a84);
         assert_eq!(PROCESS_CONTROL, 0xcdf0_ff86_2f58_2772);
+        assert_eq!(CLOCK, 0xc4b6_55d8_a98c_884d);
         with_nodes(|nodes| {
             for (name, id, methods) in ALL {
                 let n = nodes.get(*name).unwrap_or_else(|| panic!("interface {name} missing from the schema"));

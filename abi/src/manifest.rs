@@ -95,6 +95,12 @@ pub const KERNEL_SOURCES: &[KernelSourceKind] = &[
         description: "the serial log, lines prefixed with the process name",
     },
     KernelSourceKind {
+        prefix: "clock",
+        takes_instance: false,
+        interface_id: interfaces::CLOCK,
+        description: "the wall clock (nanoseconds since 1970), for stamping what a process stores",
+    },
+    KernelSourceKind {
         prefix: "ping",
         takes_instance: false,
         interface_id: interfaces::PING,

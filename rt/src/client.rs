@@ -194,6 +194,17 @@ impl Console {
     }
 }
 
+/// The kernel's wall clock (`kernel:clock`).
+#[derive(Clone, Copy, Debug)]
+pub struct Clock(pub Handle);
+
+impl Clock {
+    /// Nanoseconds since 1970-01-01 UTC (`unsupported` without a clock).
+    pub fn now(&self) -> Result<u64, CallError> {
+        call_no_params(self.0, interfaces::CLOCK, interfaces::clock_method::NOW, &[], BulkArg::NONE, |r| object(helpers::read_u64(r.get::<u_int64_result::Owned>()?)))
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct PingClient(pub Handle);
 

@@ -21,7 +21,7 @@ pub mod syscall;
 
 pub use capos_abi::start::StartInfo;
 pub use capos_abi::{Handle, SysError};
-pub use client::{Answer, BulkArg, CallError, Console, Incoming, PingClient, Server};
+pub use client::{Answer, BulkArg, CallError, Clock, Console, Incoming, PingClient, Server};
 pub use storage::{Block, CapBlockDevice, DirEntry, Directory, File, Store};
 
 use core::sync::atomic::{AtomicU64, Ordering};

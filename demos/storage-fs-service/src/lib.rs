@@ -182,12 +182,11 @@ impl<F: FileSystem> FsService<F> {
 
     /// The badge of `obj`: the existing one, or a new object.
     fn hand_out(&self, obj: Object) -> Result<u64, CapError> {
-        let mut t = self.objects.borrow_mut();
         let same = (obj.session, obj.node, obj.kind, obj.read_only);
-        let id = match t.by_node.get(&same) {
-            Some(id) => *id,
+        let known = self.objects.borrow().by_node.get(&same).copied();
+        let id = match known {
+            Some(id) => id,
             None => {
-                drop(t);
                 self.room(obj.session)?;
                 let mut t = self.objects.borrow_mut();
                 if t.next == u32::MAX {

@@ -10,7 +10,8 @@
 //! If the disk does not mount, the service stays up and answers every call
 //! with the reason (`corrupted: CAPOSWF1: bad magic ...`), so a client
 //! sees what is wrong rather than a dead endpoint; restarting would not
-//! help. `--read-only` mounts the filesystem read-only.
+//! help. `--read-only` mounts the filesystem read-only. With a `clock`
+//! grant (`kernel:clock`) files get wall-clock times; without, `unknown`.
 #![no_std]
 #![no_main]
 
@@ -26,10 +27,23 @@ use capos_rt::serve::serve;
 use capos_rt::storage::{Block, CapBlockDevice};
 use capos_rt::{println, Server, StartInfo};
 use capos_storage::writable_fs::{MountOptions, WritableFs};
-use capos_storage::{FixedClock, Timestamp};
+use capos_storage::{Clock, Provenance, Timestamp};
 
 // The engine's metadata and a full bulk buffer (1 MiB) live on the heap.
 capos_rt::entry!(main, heap = 8 << 20);
+
+/// File times from the kernel's wall clock (a `clock` grant); `unknown`
+/// without one, or when the kernel has none.
+struct WallClock(Option<capos_rt::Clock>);
+
+impl Clock for WallClock {
+    fn now(&mut self) -> Timestamp {
+        match self.0.as_ref().map(|c| c.now()) {
+            Some(Ok(ns)) => Timestamp::new(ns as i64, Provenance::WallClock),
+            _ => Timestamp::UNKNOWN,
+        }
+    }
+}
 
 fn main(start: &StartInfo) -> i32 {
     let (Some(disk), Some(ep)) = (start.cap("disk"), start.endpoint("files")) else {
@@ -45,11 +59,11 @@ fn main(start: &StartInfo) -> i32 {
             return 1;
         }
     };
-    // This process has no clock capability: times read `unknown`.
+    let clock = WallClock(start.cap("clock").map(capos_rt::Clock));
     let mounted = CapBlockDevice::new(Block::new(disk))
         .map_err(|e| CapError::new(ErrorCode::Io, &format!("the disk does not answer: {e:?}")))
         .and_then(|dev| {
-            WritableFs::mount(dev, FixedClock(Timestamp::UNKNOWN), MountOptions { read_only })
+            WritableFs::mount(dev, clock, MountOptions { read_only })
                 .map_err(|e| CapError::new(storage_error(&e).code, &format!("CAPOSWF1: {e}")))
         });
     let e = match mounted {

@@ -13,6 +13,7 @@
 //! the endpoint. To a caller the two look the same.
 
 pub mod block;
+pub mod clock;
 pub mod console;
 pub mod control;
 pub mod directory;

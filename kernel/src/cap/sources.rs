@@ -24,6 +24,7 @@ pub fn grant(source: &KernelSource) -> Result<Cap, String> {
     let obj: Arc<dyn KernelObject> = match (source.kind.prefix, source.instance) {
         ("console", None) => Arc::new(Console),
         ("ping", None) => Arc::new(KernelPing),
+        ("clock", None) => Arc::new(super::clock::Clock),
         ("fs" | "fs-ro", Some(name)) => {
             let mount = crate::storage::filesystem(name).ok_or_else(|| format!("no filesystem is mounted as '{name}'"))?;
             Arc::new(Directory::root(mount))

@@ -160,7 +160,7 @@ fn read_u64_results_general(bytes: &[u8]) -> Result<u64, CallError> {
     object(helpers::read_u64(read_flat(bytes)?.get_root::<u_int64_result::Reader>()?))
 }
 
-fn object<T>(r: Result<Result<T, CapError>, MessageError>) -> Result<T, CallError> {
+pub(crate) fn object<T>(r: Result<Result<T, CapError>, MessageError>) -> Result<T, CallError> {
     r?.map_err(CallError::Object)
 }
 

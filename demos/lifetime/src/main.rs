@@ -9,6 +9,8 @@
 //!   it fault with a call in flight (which must fail with `PeerGone`); after
 //!   each, the same capability must reach a new instance. It prints the
 //!   kernel's free frames once steady (after round 2) and at the end.
+//!   First it waits until every process it holds a `wait-*` control for
+//!   has ended, so their memory is not in either figure.
 //! - `drop-handle`: serves nothing: lets its client queue a call, then
 //!   drops its receive handle and exits 0.
 //! - `drop-client`: calls the `drop-handle` server twice: the queued call
@@ -128,6 +130,18 @@ fn drive(start: &StartInfo) -> i32 {
     };
     let rounds: u32 = start.args.get(1).and_then(|r| r.parse().ok()).unwrap_or(200);
     let (srv, ctl) = (PingClient(srv), ProcessControl(ctl));
+    for (name, h) in start.caps.iter().filter(|(n, _)| n.starts_with("wait-")) {
+        let other = ProcessControl(*h);
+        let mut spins = 0u32;
+        while other.status().is_ok_and(|s| s.running) {
+            spins += 1;
+            if spins > 1_000_000 {
+                println!("[FAIL] lifetime-driver: {name} never ended");
+                return 1;
+            }
+            yield_now();
+        }
+    }
     let mut instance = match srv.ping(0) {
         Ok(i) => i,
         Err(e) => {

@@ -998,7 +998,7 @@ mod tests {
 
         let mut m = sample();
         m.processes[0].name = "has space".into();
-        assert_eq!(invalid(&m).0, Location::Restart(0));
+        assert_eq!(invalid(&m).0, Location::Process(0));
 
         assert_eq!(invalid(&Manifest::default()).0, Location::Manifest);
         let mut m = sample();

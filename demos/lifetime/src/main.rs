@@ -88,29 +88,22 @@ fn serve(start: &StartInfo) -> i32 {
     };
     let instance = rdtsc() | 1;
     let mut server = Server::new(h);
-    let mut call = match server.receive() {
-        Ok(c) => c,
-        Err(e) => {
-            println!("receive failed: {:?}", e);
-            return 1;
-        }
-    };
+    let mut next = server.receive();
     loop {
-        let token = call.reply_token();
-        let a = match answer(&call, instance) {
-            Ok(a) => a,
+        let call = match next {
+            Ok(c) => c,
+            Err(e) => {
+                println!("receive failed: {:?}", e);
+                return 1;
+            }
+        };
+        match answer(&call, instance) {
+            Ok(a) => next = server.reply_receive(call.reply_token(), a),
             Err(e) => {
                 println!("bad call: {:?}", e);
                 return 1;
             }
-        };
-        call = match server.reply_receive(token, a) {
-            Ok(c) => c,
-            Err(e) => {
-                println!("reply/receive failed: {:?}", e);
-                return 1;
-            }
-        };
+        }
     }
 }
 

@@ -61,14 +61,14 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
                  -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi hello ipc cap-faults default-system shell \
+             blk-virtio blk-nvme blk-multi hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-shell bench-ipc bench-storage bench-linux run-default-system clean \
+        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
@@ -164,6 +164,11 @@ run-hello: setup
 ## Userspace IPC: ping calls pong over an endpoint and the kernel's Ping.
 run-ipc: setup
 	@$(RUNNER) test ipc
+
+## Supervision: a server killed or crashed 200 times keeps serving through
+## the same capability without leaking a frame; PeerGone rules; restart budgets.
+run-process-lifetime: setup
+	@$(RUNNER) test process-lifetime
 
 ## A hostile process: every bad call refused, its fault ends only it.
 run-cap-faults: setup

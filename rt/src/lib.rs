@@ -13,6 +13,7 @@ extern crate alloc;
 
 pub mod bench;
 pub mod client;
+pub mod control;
 pub mod heap;
 pub mod ipc;
 pub mod serve;

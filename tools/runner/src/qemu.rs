@@ -577,6 +577,12 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
             t.fail(label, &format!("saw forbidden '{}' in: {}", pattern, l));
         }
     }
+    for (name, check) in &boot.checks {
+        match check(&out.lines) {
+            Ok(seen) => t.pass(label, &format!("{name}: {seen}")),
+            Err(why) => t.fail(label, &format!("{name}: {why}")),
+        }
+    }
     if boot.guest_verdicts {
         check_disks(label, out, t);
     }

@@ -80,7 +80,13 @@ pub struct Boot {
     /// Boot the Linux benchmark guest (linux.rs) instead of capOS, and
     /// store its figures as target/bench/linux.txt.
     pub linux_guest: bool,
+    /// Checks over the whole serial log (name, check): a count of lines,
+    /// two figures that must agree. `Ok` says what was seen.
+    pub checks: Vec<(&'static str, LogCheck)>,
 }
+
+/// A check over every line of a boot's serial log.
+pub type LogCheck = fn(&[String]) -> Result<String, String>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DefaultDisksUse {
@@ -141,6 +147,7 @@ impl Boot {
             store_figures: None,
             stored_pairs: Vec::new(),
             linux_guest: false,
+            checks: Vec::new(),
         }
     }
 }
@@ -358,6 +365,30 @@ fn nvme_timeout_boot(name: &'static str, cmdline: &'static str, mode: &'static s
 /// Reads a second the throttled disk allows: 200 ms a read in a row, ten
 /// times the self-test's 20 ms timeout.
 const NVME_SLOW_IOPS: u32 = 5;
+
+/// Kernel log lines that say an endpoint was re-bound to a restarted server.
+fn rebind_lines(lines: &[String]) -> usize {
+    lines.iter().filter(|l| crate::qemu::line_source(l).0 == crate::qemu::Source::Kernel && l.contains(" re-bound")).count()
+}
+
+fn two_hundred_rebinds(lines: &[String]) -> Result<String, String> {
+    match rebind_lines(lines) {
+        200 => Ok("200 re-bound lines".into()),
+        n => Err(format!("{n} re-bound lines, expected 200")),
+    }
+}
+
+/// The driver's `free frames: steady N end M`: equal, or frames leaked.
+fn frames_back_at_steady(lines: &[String]) -> Result<String, String> {
+    let line = lines.iter().find_map(|l| l.split_once("[driver] free frames: steady ").map(|(_, rest)| rest.to_string()));
+    let Some(rest) = line else { return Err("the driver never printed its free frames".into()) };
+    let figures: Vec<u64> = rest.split(" end ").filter_map(|f| f.trim().parse().ok()).collect();
+    match figures.as_slice() {
+        [steady, end] if steady == end && *steady > 0 => Ok(format!("{steady} free frames after round 2 and after round 200")),
+        [steady, end] => Err(format!("{steady} free frames after round 2, {end} after round 200 ({} leaked)", *steady as i64 - *end as i64)),
+        _ => Err(format!("cannot read the figures in '{rest}'")),
+    }
+}
 
 fn user_boot(name: &'static str, manifest: &'static str, cmdline: &'static str, expect: &[&str]) -> Boot {
     let mut e = strings(&["userspace: ", "userspace idle: "]);
@@ -868,6 +899,28 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 "process ping (pid 2) exited with status 0",
                 "userspace idle: 1 exited, 0 killed, 1 waiting for calls",
             ])],
+        },
+        Scenario {
+            name: "process-lifetime",
+            description: "supervision: a server restarted 200 times (killed through ProcessControl, or faulting with a call in flight) keeps serving through the same capability and leaks no frame; a dropped receive handle fails calls with PeerGone; exit 0 is not restarted; a restart budget stops a crash loop",
+            capos_boot_only: false,
+            boots: vec![Boot {
+                checks: vec![("200 endpoint re-binds", two_hundred_rebinds), ("free frames back at their steady count", frames_back_at_steady)],
+                timeout: Some(600),
+                ..user_boot("lifetime", "demos/process-lifetime.manifest", "exit_when_idle", &[
+                    "[driver] [PASS] lifetime-restarts-serve-through-the-same-capability",
+                    "[driver] [PASS] lifetime-call-in-flight-gets-peer-gone",
+                    "[driver] [PASS] lifetime-no-frame-leaks",
+                    "[dropclient] [PASS] dropped-receive-handle-fails-the-queued-call",
+                    "[dropclient] [PASS] dropped-receive-handle-fails-later-calls",
+                    "killed: by ProcessControl from driver (pid 2); restarted as pid",
+                    "(restart #200), endpoint srv/svc re-bound",
+                    "proc: quitter (pid 5) exited with status 0; not restarted (exit status 0 is success)",
+                    "(restart #3)",
+                    "not restarted: its restart budget (3 restarts in one boot) is spent",
+                    "process driver (pid 2) exited with status 0",
+                ])
+            }],
         },
         Scenario {
             name: "cap-faults",

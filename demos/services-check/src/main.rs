@@ -296,7 +296,7 @@ fn main(start: &StartInfo) -> i32 {
     let cap = |n: &str| start.cap(n);
     let ok = match mode {
         "chaos" => match (cap("fsctl"), cap("storectl")) {
-            (Some(f), Some(s)) => chaos(&ProcessControl::new(f), &ProcessControl::new(s)),
+            (Some(f), Some(s)) => chaos(&ProcessControl(f), &ProcessControl(s)),
             _ => fail("chaos", "needs fsctl and storectl"),
         },
         "write" | "verify" => {
@@ -311,7 +311,7 @@ fn main(start: &StartInfo) -> i32 {
                 ok &= check("read-only-refused", read_only(&Directory::new(fs_ro), &Store::new(store_ro)));
                 ok &= check(
                     "killed-service-restarts",
-                    workload(&fs, &store, &ProcessControl::new(ctl)).and_then(|(steps, gone)| {
+                    workload(&fs, &store, &ProcessControl(ctl)).and_then(|(steps, gone)| {
                         println!("{steps} steps synced, {gone} calls cut off by kills");
                         store.put(b"w/count", format!("{steps}").as_bytes()).map_err(|e| format!("put w/count: {e:?}"))?;
                         if gone == 0 { Err("no call was ever cut off by a kill".into()) } else { Ok(()) }

@@ -9,9 +9,10 @@
 //!   kill cuts off fails with PeerGone (or, for an object of the dead
 //!   instance, staleHandle), the step is retried, and at the end every
 //!   synced file and every acknowledged key reads back exactly.
-//! - `chaos`: kills `fs` (and `store`) [`KILLS`] times, each once the new
-//!   instance serves again, and prints the kernel's free-frame count after
-//!   the first and after the last restart.
+//! - `chaos`: waits for the writer's `chaos/go` key, then kills `fs` (and
+//!   `store`) [`KILLS`] times, each once the new instance serves again (a
+//!   read-only `list` answers), and prints the kernel's free-frame count
+//!   after the first and after the last restart.
 //! - `verify` (second boot, no kills): everything the first boot synced
 //!   reads back.
 //! Each check prints `[PASS] name` or `[FAIL] name: why`.
@@ -206,7 +207,8 @@ fn killed(e: &CallError) -> bool {
 /// w/i with its hash; a step a kill cuts off is retried from the start.
 /// Runs until `ctl` reports the chaos process's kills done.
 fn workload(fs: &Directory, store: &Store, fs_ctl: &ProcessControl) -> Result<(u32, u32), String> {
-    let _ = fs.mkdir("w");
+    fs.mkdir("w").map_err(|e| format!("mkdir w: {e:?}"))?;
+    store.put(b"chaos/go", b"1").map_err(|e| format!("put chaos/go: {e:?}"))?;
     let (mut step, mut gone, mut tries) = (0u32, 0u32, 0u32);
     loop {
         let done = fs_ctl.status().map_err(|e| format!("status: {e:?}"))?.restarts >= KILLS;
@@ -231,37 +233,50 @@ fn workload(fs: &Directory, store: &Store, fs_ctl: &ProcessControl) -> Result<(u
     }
 }
 
-/// Every step the workload finished reads back (file and key).
+/// Every step the workload finished reads back (file and key). A file
+/// past the last finished step may exist (the attempt a kill cut off); it
+/// was never reported synced, so it is not checked.
 fn verify(fs: &Directory, store: &Store) -> Result<u32, String> {
+    let count = store.get(b"w/count").map_err(|e| format!("get w/count: {e:?}"))?;
+    let synced: u32 = core::str::from_utf8(&count).ok().and_then(|c| c.parse().ok()).ok_or("w/count holds no number")?;
+    if synced < MIN_STEPS {
+        return Err(format!("only {synced} steps were synced (at least {MIN_STEPS})"));
+    }
     let d = fs.sub("w").map_err(|e| format!("sub w: {e:?}"))?;
-    let mut n = 0;
-    loop {
-        let data = match read_file(&d, &format!("s{n}")) {
-            Ok(v) => v,
-            Err(e) if code(&e) == Some(ErrorCode::NotFound) => break,
-            Err(e) => return Err(format!("read w/s{n}: {e:?}")),
-        };
+    for n in 0..synced {
+        let data = read_file(&d, &format!("s{n}")).map_err(|e| format!("read w/s{n}: {e:?}"))?;
         if data != content(n) {
-            return Err(format!("w/s{n}: {} bytes differ from what was synced ({})", data.len(), content(n).len()));
+            return Err(format!("w/s{n}: {} bytes, not the {} that were synced", data.len(), content(n).len()));
         }
         let key = store.get(format!("w/{n}").as_bytes()).map_err(|e| format!("get w/{n}: {e:?}"))?;
         if key != hex(&Sha256::digest(&data)).as_bytes() {
             return Err(format!("key w/{n} does not hold the file's hash"));
         }
-        n += 1;
     }
-    let count = store.get(b"w/count").map_err(|e| format!("get w/count: {e:?}"))?;
-    let synced: u32 = core::str::from_utf8(&count).ok().and_then(|c| c.parse().ok()).ok_or("w/count holds no number")?;
-    if n != synced || n < MIN_STEPS {
-        return Err(format!("{n} synced steps found, {synced} were synced (at least {MIN_STEPS})"));
-    }
-    Ok(n)
+    Ok(synced)
 }
 
-fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl) -> bool {
+/// Wait (yielding) until the writer puts `chaos/go`, then kill.
+fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, store: &Store) -> bool {
+    let mut polls = 0u64;
+    while store.has(b"chaos/go").ok() != Some(true) {
+        polls += 1;
+        if polls > 10_000_000 {
+            return fail("chaos-kill", "the writer never started its workload");
+        }
+        capos_rt::syscall::yield_now();
+    }
     let mut first = None;
     for k in 1..=KILLS {
-        // Let the writer get calls in, then cut the service off.
+        // Once the (new) instance serves again, let the writer get some
+        // calls in, then cut the service off.
+        let mut tries = 0;
+        while let Err(e) = fs.list() {
+            tries += 1;
+            if !killed(&e) || tries > 1000 {
+                return fail("chaos-kill", &format!("the service does not serve after restart {}: {e:?}", k - 1));
+            }
+        }
         for _ in 0..(k % 7 + 1) {
             capos_rt::syscall::yield_now();
         }
@@ -285,7 +300,10 @@ fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl) -> bool {
         }
         if k == KILLS {
             println!("free frames after restart 1: {}, after restart {KILLS}: {}", first.unwrap_or(0), s.free_frames);
-            return check("restarts-free-every-frame", if first == Some(s.free_frames) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, KILLS - 1)) });
+            return check(
+                "restarts-free-every-frame",
+                if first == Some(s.free_frames) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, KILLS - 1)) },
+            );
         }
     }
     false
@@ -295,9 +313,9 @@ fn main(start: &StartInfo) -> i32 {
     let mode = start.args.first().map(String::as_str).unwrap_or("");
     let cap = |n: &str| start.cap(n);
     let ok = match mode {
-        "chaos" => match (cap("fsctl"), cap("storectl")) {
-            (Some(f), Some(s)) => chaos(&ProcessControl(f), &ProcessControl(s)),
-            _ => fail("chaos", "needs fsctl and storectl"),
+        "chaos" => match (cap("fsctl"), cap("storectl"), cap("fs-ro"), cap("store-ro")) {
+            (Some(f), Some(s), Some(d), Some(st)) => chaos(&ProcessControl(f), &ProcessControl(s), &Directory::new(d), &Store::new(st)),
+            _ => fail("chaos", "needs fsctl, storectl, fs-ro and store-ro"),
         },
         "write" | "verify" => {
             let (Some(fs), Some(store)) = (cap("fs"), cap("store")) else { return i32::from(fail(mode, "needs fs and store")) + 1 };

@@ -322,7 +322,8 @@ interface Endpoint @0xaeaeefc5c08a4c81 {
   mint @0 (badge :UInt64) -> CapResult;
   # A new client capability for this endpoint. A call made through it is
   # delivered to the server with this badge, so a server tells its
-  # clients (or sessions) apart. Manifest grants carry badge 0.
+  # clients (or sessions) apart. Manifest grants carry a kernel-chosen
+  # badge; a server should mark its own with SERVER_MINTED (capos_abi::badge).
 
   badgeOf @1 () -> UInt64Result;
   # The badge of the one capability this call transfers, if it is a client

@@ -1,5 +1,6 @@
 //! A userspace server: serves `Ping` on the endpoint it exports as `ping`.
-//! `session` mints a new client capability (badge + 1) and returns it in
+//! `session` mints a new client capability (its own badge, marked
+//! `capos_abi::badge::SERVER_MINTED`, see docs/capabilities.md) and returns it in
 //! the result, so a client gets a capability passed back by a userspace
 //! server. `echoBulk` answers the client's bulk buffer from the registered
 //! one, without copying it in between. The loop is one
@@ -46,7 +47,7 @@ fn answer<'a>(server: &Server, call: &Incoming, bulk: &'a [u8], minted: &'a mut 
             })
         }
         (interfaces::PING, ping_method::SESSION) => {
-            minted[0] = server.mint(call.badge() + 1)?;
+            minted[0] = server.mint(capos_abi::badge::server_minted(call.badge() + 1))?;
             Ok(Answer::build::<cap_result::Owned>(|r| {
                 fill_cap(r, &Ok(0));
                 Ok(())

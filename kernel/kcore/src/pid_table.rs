@@ -233,6 +233,26 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_token_kept_for_a_dead_client_never_reaches_the_slots_next_process() {
+        use crate::endpoint::{reply_target, Waiting};
+        use capos_abi::ipc::ReplyToken;
+        use capos_abi::SysError;
+        let mut t: PidTable<Option<Waiting>> = PidTable::new();
+        t.insert_with(|_| None).unwrap(); // idle
+        let server = t.insert_with(|_| None).unwrap();
+        let old = t.insert_with(|_| Some(Waiting { server, seq: 1, received: true })).unwrap();
+        let stale = ReplyToken { client: old, seq: 1 }.pack();
+        t.remove(old);
+        // The next process takes the slot and waits on the same server
+        // with the same sequence number, its call received.
+        let new = t.insert_with(|_| Some(Waiting { server, seq: 1, received: true })).unwrap();
+        assert_eq!(slot_of(new), slot_of(old));
+        let waits = |pid: u32| t.get(pid).copied().flatten();
+        assert_eq!(reply_target(stale, server, waits), Err(SysError::InvalidReplyToken), "the stale token reaches nobody");
+        assert_eq!(reply_target(ReplyToken { client: new, seq: 1 }.pack(), server, waits), Ok(new));
+    }
+
+    #[test]
     fn a_slot_at_its_last_generation_is_retired() {
         let mut t: PidTable<u8> = PidTable::new();
         t.insert_with(|_| 0).unwrap();

@@ -67,6 +67,12 @@ pub fn in_use() -> usize {
     slots.names[..slots.high].iter().filter(|n| !n.is_empty()).count()
 }
 
+/// Slots ever used (the high-water mark): stays small when freed slots
+/// are reused.
+pub fn slots_used() -> usize {
+    SLOTS.lock().high
+}
+
 /// If `addr` lies in the unmapped part of a stack slot (the guard page and
 /// below), the stack's name. Lock-free use from the double-fault handler is
 /// fine: it only reads, and `try_lock` avoids deadlock.

@@ -217,18 +217,23 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
                 Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
             }
             Cap::EndpointClient { endpoint: ep, badge } => {
-                let server = ep.server();
-                if server == cur {
-                    // It would wait for itself forever.
-                    return Err(SysError::InvalidArgument);
-                }
                 if w.caps > 0 {
                     resolve(&p.caps, view, w.caps, &mut p.pending.caps)?;
                 }
-                // (The endpoint's lock is released before the capabilities
-                // are dropped: dropping a receive handle closes it.)
-                let called = ep.core.lock().call(cur, badge);
-                let outcome = match called {
+                // One lock for the server it is bound to and the call; it is
+                // released before any capability is dropped (dropping a
+                // receive handle closes an endpoint).
+                let called = {
+                    let mut core = ep.core.lock();
+                    let server = core.server();
+                    if server == cur {
+                        // It would wait for itself forever.
+                        Err(SysError::InvalidArgument)
+                    } else {
+                        core.call(cur, badge).map(|o| (o, server))
+                    }
+                };
+                let (outcome, server) = match called {
                     Ok(o) => o,
                     Err(e) => {
                         p.pending.caps.clear();

@@ -401,6 +401,12 @@ fn settle_now() {
 static EXITED: AtomicUsize = AtomicUsize::new(0);
 static KILLED: AtomicUsize = AtomicUsize::new(0);
 
+/// Process-table slots ever used (live, free or retired): what the table
+/// grows with; it stays at the most processes alive at once.
+pub fn table_slots() -> usize {
+    with(|t| t.procs.slots_used())
+}
+
 /// Timer preemption from user mode.
 fn preempt() {
     schedule();

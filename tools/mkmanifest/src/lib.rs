@@ -39,8 +39,8 @@
 //! | `process NAME` | start a process; NAME is unique, `[A-Za-z0-9_-]`, at most 32 bytes |
 //! | `binary: PATH` | the boot module to load (absolute path), exactly once per process |
 //! | `arg: TEXT` | append an argument (the rest of the line, trimmed, non-empty, no control characters such as tabs) |
-//! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `ping`, `store:NAME`, `fs:NAME`, `store-ro:NAME`, `fs-ro:NAME`, `block:NAME`, `block-ro:NAME` |
-//! | `grant NAME: process:PROC/ENDPOINT` | a client capability for an endpoint PROC exports |
+//! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `clock`, `ping`, `store:NAME`, `fs:NAME`, `store-ro:NAME`, `fs-ro:NAME`, `block:NAME`, `block-ro:NAME`, `control:PROCESS` (kill / status of a process of this manifest) |
+//! | `grant NAME: process:PROC/ENDPOINT` | a client capability for an endpoint PROC exports, badged by the kernel from the grant's position (`capos_abi::badge`) |
 //! | `grant NAME: process:PROC/ENDPOINT read-only` | the same, with the read-only bit set in the grant's badge (`capos_abi::badge`) |
 //! | `export NAME` | an endpoint this process serves (its receive handle is in `StartInfo.endpoints`) |
 //! | `restart: on-failure [max N]` | when it faults, is killed or exits non-zero, the kernel starts it again (same binary, args and grants; its endpoints re-bound), at most N times per boot (default 1000) |

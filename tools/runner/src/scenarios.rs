@@ -390,6 +390,22 @@ fn frames_back_at_steady(lines: &[String]) -> Result<String, String> {
     }
 }
 
+/// The kernel's `lifetime: N process table slots and M kernel stack
+/// slots ever used`: both stay near the most processes alive at once (7
+/// here, plus idle, the kernel's own stacks and a restart's overlap), not
+/// the 200+ processes that came and went.
+fn slots_reused(lines: &[String]) -> Result<String, String> {
+    let Some(line) = lines.iter().find(|l| l.contains("lifetime: ") && l.contains(" kernel stack slots ever used")) else {
+        return Err("the kernel never reported its slots".into());
+    };
+    let numbers: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    match numbers.as_slice() {
+        [.., table, stacks] if *table <= 16 && *stacks <= 24 => Ok(format!("{table} table slots, {stacks} stack slots")),
+        [.., table, stacks] => Err(format!("{table} table slots, {stacks} stack slots: dead processes' slots are not reused")),
+        _ => Err(format!("cannot read '{line}'")),
+    }
+}
+
 fn user_boot(name: &'static str, manifest: &'static str, cmdline: &'static str, expect: &[&str]) -> Boot {
     let mut e = strings(&["userspace: ", "userspace idle: "]);
     e.extend(strings(expect));
@@ -905,7 +921,11 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             description: "supervision: a server restarted 200 times (killed through ProcessControl, or faulting with a call in flight) keeps serving through the same capability and leaks no frame; a dropped receive handle fails calls with PeerGone; exit 0 is not restarted; a restart budget stops a crash loop",
             capos_boot_only: false,
             boots: vec![Boot {
-                checks: vec![("200 endpoint re-binds", two_hundred_rebinds), ("free frames back at their steady count", frames_back_at_steady)],
+                checks: vec![
+                    ("200 endpoint re-binds", two_hundred_rebinds),
+                    ("free frames back at their steady count", frames_back_at_steady),
+                    ("table and stack slots reused", slots_reused),
+                ],
                 timeout: Some(600),
                 ..user_boot("lifetime", "demos/process-lifetime.manifest", "exit_when_idle", &[
                     "[driver] [PASS] lifetime-restarts-serve-through-the-same-capability",

@@ -41,11 +41,6 @@ impl Endpoint {
         ep
     }
 
-    /// The process it is bound to.
-    pub fn server(&self) -> u32 {
-        self.core.lock().server()
-    }
-
     /// Bind a closed endpoint to `server` (its first or next instance).
     pub fn bind(&self, server: u32) -> Result<(), capos_abi::SysError> {
         self.core.lock().rebind(server)

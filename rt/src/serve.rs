@@ -218,6 +218,33 @@ pub fn serve<S>(
     }
 }
 
+/// What a storage service starts from: the Block capability granted as
+/// `disk`, the endpoint it exports (with a bulk buffer of the largest size
+/// registered), and whether its arguments say `--read-only`.
+pub struct DiskService {
+    pub disk: Handle,
+    pub server: Server,
+    pub bulk: &'static mut [u8],
+    pub read_only: bool,
+}
+
+impl DiskService {
+    /// Gather it from `start`; what is missing is printed, and the exit
+    /// status to end with is the error.
+    pub fn from_start(start: &crate::StartInfo, endpoint: &str) -> Result<DiskService, i32> {
+        let (Some(disk), Some(ep)) = (start.cap("disk"), start.endpoint(endpoint)) else {
+            crate::println!("needs a Block capability 'disk' and an exported endpoint '{endpoint}'");
+            return Err(2);
+        };
+        let server = Server::new(ep);
+        let bulk = server.register_bulk(capos_abi::ipc::MAX_BULK_BYTES as usize).map_err(|e| {
+            crate::println!("cannot register a bulk buffer: {e:?}");
+            1
+        })?;
+        Ok(DiskService { disk, server, bulk, read_only: start.args.iter().any(|a| a == "--read-only") })
+    }
+}
+
 /// Drop handles we no longer need (their copies went with a reply).
 fn drop_all(handles: &[Handle]) {
     for h in handles {

@@ -20,12 +20,11 @@ extern crate alloc;
 use alloc::format;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
-use capos_abi::ipc::MAX_BULK_BYTES;
 use capos_abi::serve::storage_error;
 use capos_demo_storage_fs_service::{answer_unavailable, FsService};
-use capos_rt::serve::serve;
+use capos_rt::serve::{serve, DiskService};
 use capos_rt::storage::{Block, CapBlockDevice};
-use capos_rt::{println, Server, StartInfo};
+use capos_rt::{println, StartInfo};
 use capos_storage::writable_fs::{MountOptions, WritableFs};
 use capos_storage::{Clock, Provenance, Timestamp};
 
@@ -46,18 +45,9 @@ impl Clock for WallClock {
 }
 
 fn main(start: &StartInfo) -> i32 {
-    let (Some(disk), Some(ep)) = (start.cap("disk"), start.endpoint("files")) else {
-        println!("needs a Block capability 'disk' and an exported endpoint 'files'");
-        return 2;
-    };
-    let read_only = start.args.iter().any(|a| a == "--read-only");
-    let mut server = Server::new(ep);
-    let bulk = match server.register_bulk(MAX_BULK_BYTES as usize) {
-        Ok(b) => b,
-        Err(e) => {
-            println!("cannot register a bulk buffer: {e:?}");
-            return 1;
-        }
+    let DiskService { disk, mut server, bulk, read_only } = match DiskService::from_start(start, "files") {
+        Ok(s) => s,
+        Err(status) => return status,
     };
     let clock = WallClock(start.cap("clock").map(capos_rt::Clock));
     let mounted = CapBlockDevice::new(Block::new(disk))

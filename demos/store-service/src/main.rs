@@ -17,29 +17,19 @@ extern crate alloc;
 use alloc::format;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
-use capos_abi::ipc::MAX_BULK_BYTES;
 use capos_abi::serve::storage_error;
 use capos_demo_store_service::{answer_unavailable, StoreService};
-use capos_rt::serve::serve;
+use capos_rt::serve::{serve, DiskService};
 use capos_rt::storage::{Block, CapBlockDevice};
-use capos_rt::{println, Server, StartInfo};
+use capos_rt::{println, StartInfo};
 use capos_storage::store::Store;
 
 capos_rt::entry!(main, heap = 8 << 20);
 
 fn main(start: &StartInfo) -> i32 {
-    let (Some(disk), Some(ep)) = (start.cap("disk"), start.endpoint("store")) else {
-        println!("needs a Block capability 'disk' and an exported endpoint 'store'");
-        return 2;
-    };
-    let read_only = start.args.iter().any(|a| a == "--read-only");
-    let mut server = Server::new(ep);
-    let bulk = match server.register_bulk(MAX_BULK_BYTES as usize) {
-        Ok(b) => b,
-        Err(e) => {
-            println!("cannot register a bulk buffer: {e:?}");
-            return 1;
-        }
+    let DiskService { disk, mut server, bulk, read_only } = match DiskService::from_start(start, "store") {
+        Ok(s) => s,
+        Err(status) => return status,
     };
     let mounted = CapBlockDevice::new(Block::new(disk))
         .map_err(|e| CapError::new(ErrorCode::Io, &format!("the disk does not answer: {e:?}")))

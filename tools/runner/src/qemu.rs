@@ -836,7 +836,7 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
     // The default system's disks (not for a MANIFEST of the user's own,
     // which attaches what it needs through QEMU_EXTRA).
     let mut disks = Vec::new();
-    if std::env::var("MANIFEST").ok().filter(|m| !m.trim().is_empty()).is_none() {
+    if crate::system::is_default_manifest(std::env::var("MANIFEST").ok().as_deref()) {
         let (d, made) = crate::system::ensure(&s.root, &s.root.join("target/disks"), crate::system::data_image_env().as_deref())?;
         for m in made {
             eprintln!("capos-run: made {}", m);

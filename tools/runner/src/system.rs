@@ -88,7 +88,34 @@ pub fn qemu_args(d: &DefaultDisks) -> Vec<String> {
     ]
 }
 
+/// The manifest the default system boots.
+pub const DEFAULT_MANIFEST: &str = "demos/default.manifest";
+
+/// Whether MANIFEST (`manifest`) names the default system: unset, empty,
+/// or demos/default.manifest (the Makefile's default), however spelled.
+pub fn is_default_manifest(manifest: Option<&str>) -> bool {
+    match manifest.map(str::trim).filter(|m| !m.is_empty()) {
+        None => true,
+        Some(m) => Path::new(m).components().eq(Path::new(DEFAULT_MANIFEST).components()) || m.trim_start_matches("./") == DEFAULT_MANIFEST,
+    }
+}
+
 /// DATA_IMAGE, if set.
 pub fn data_image_env() -> Option<PathBuf> {
     std::env::var("DATA_IMAGE").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_default_manifest_gets_the_default_disks() {
+        for m in [None, Some(""), Some(" "), Some("demos/default.manifest"), Some("./demos/default.manifest")] {
+            assert!(is_default_manifest(m), "{m:?}");
+        }
+        for m in ["demos/disk.manifest", "my.manifest", "demos/default.manifest.bak"] {
+            assert!(!is_default_manifest(Some(m)), "{m}");
+        }
+    }
 }

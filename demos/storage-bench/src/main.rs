@@ -130,8 +130,9 @@ fn main(start: &StartInfo) -> i32 {
     // storage-fs-service mounts its disk when it starts: wait for it to
     // answer, so its start-up is not counted in the kernel's regions
     // (icount counts every instruction the guest runs between markers).
-    if let Some(h) = start.cap("svcfs") {
-        ok &= verdict("bench-service-up", Directory::new(h).list().is_ok(), "storage-fs-service answers before any region");
+    let svcfs = start.cap("svcfs").map(Directory::new);
+    if let Some(d) = &svcfs {
+        ok &= verdict("bench-service-up", d.list().is_ok(), "storage-fs-service answers before any region");
     }
     match start.cap("fs") {
         Some(h) => ok &= file_bench(&Directory::new(h), only, ""),
@@ -143,8 +144,8 @@ fn main(start: &StartInfo) -> i32 {
     }
     // The same file benchmark through storage-fs-service (CAPOSWF1 in a
     // process over a Block capability) instead of the kernel's backer.
-    if let Some(h) = start.cap("svcfs") {
-        ok &= file_bench(&Directory::new(h), only, "fs-service ");
+    if let Some(d) = &svcfs {
+        ok &= file_bench(d, only, "fs-service ");
     }
     if let Some(h) = start.cap("fat") {
         ok &= fat_bench(&Directory::new(h), only);

@@ -338,8 +338,8 @@ pub fn disk_gib() -> Result<u64, String> {
 }
 
 /// The manifest on the cloud disk's ESP: DISK_MANIFEST, by default
-/// demos/disk.manifest (the default system plus the data partition and
-/// bootcount).
+/// demos/disk.manifest (the IPC demos, the data partition, bootcount and
+/// the shell).
 pub fn disk_manifest() -> String {
     std::env::var("DISK_MANIFEST").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "demos/disk.manifest".into())
 }

@@ -197,6 +197,37 @@ fn read_only(fs_ro: &Directory, store_ro: &Store) -> Result<(), String> {
     Ok(())
 }
 
+/// Calls a hostile client could make: params that are no capnp message, a
+/// method the interface lacks, an interface the object is not. Each gets
+/// an empty reply (the client reads it as a malformed answer) or a
+/// syscall-level refusal, and the service keeps serving.
+fn malformed(fs: &Directory) -> Result<(), String> {
+    use capos_abi::ipc::CallWord;
+    use capos_abi::interfaces;
+    let mut wrong = Vec::new();
+    for (iface, method, bytes) in [
+        (interfaces::DIRECTORY, 0u16, [0xffu8; 16]),
+        (interfaces::DIRECTORY, 99, [0u8; 16]),
+        (interfaces::FILE, 0, [0u8; 16]),
+        (interfaces::STORE, 1, [0u8; 16]),
+    ] {
+        let send = capos_rt::ipc::send_buffer();
+        send[..16].copy_from_slice(&bytes);
+        let word = CallWord { method, caps: 0, bulk: 0, len: 16 };
+        let r = capos_rt::syscall::cap_call(fs.handle(), iface, word, (0, 0));
+        capos_abi::message::clear(send, 16);
+        match r {
+            Ok((reply, _)) if reply.len == 0 => {}
+            other => wrong.push(format!("{iface:#x}.{method}: {other:?}")),
+        }
+    }
+    let names = fs.list().map_err(|e| format!("list after the malformed calls: {e:?}"))?;
+    if names.is_empty() {
+        wrong.push("the root lists nothing after the malformed calls".into());
+    }
+    if wrong.is_empty() { Ok(()) } else { Err(format!("answered: {}", wrong.join("; "))) }
+}
+
 /// Whether a failed call is one a kill explains: the call was cut off
 /// (PeerGone) or named an object of the dead instance (staleHandle).
 fn killed(e: &CallError) -> bool {
@@ -327,6 +358,7 @@ fn main(start: &StartInfo) -> i32 {
                 let mut ok = check("files-and-keys-round-trip", round_trip(&fs, &store));
                 ok &= check("subtree-cannot-escape", subtree(&fs));
                 ok &= check("read-only-refused", read_only(&Directory::new(fs_ro), &Store::new(store_ro)));
+                ok &= check("malformed-calls-refused", malformed(&fs));
                 ok &= check(
                     "killed-service-restarts",
                     workload(&fs, &store, &ProcessControl(ctl)).and_then(|(steps, gone)| {

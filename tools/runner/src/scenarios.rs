@@ -588,6 +588,7 @@ fn storage_services_boots() -> Vec<Boot> {
                 "[check] [PASS] files-and-keys-round-trip",
                 "[check] [PASS] subtree-cannot-escape",
                 "[check] [PASS] read-only-refused",
+                "[check] [PASS] malformed-calls-refused",
                 "restarted as",
                 "re-bound",
                 "[chaos] [PASS] restarts-free-every-frame",

@@ -628,7 +628,7 @@ const SHELL_SCRIPT_EXPECTS: &[&str] = &[
     "[shell] hello.txt  39 bytes",
     "[shell] /data/docs/hello.txt: 39 bytes, file",
     "[shell]   created:  20",
-    " UTC (wallClock)",
+    "[shell] UTC (wallClock)",
     "[shell]   modified: ",
     "[shell] bedb4bce80831efb46a5ce019121f41ec5c3472e4ce64c8f753f2bb455e9afa5  /data/docs/hello.txt (39 bytes)",
     "[shell] greeting.txt  39 bytes",

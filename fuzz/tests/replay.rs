@@ -1,0 +1,128 @@
+//! Replays every saved input through its target, without AFL: the seed
+//! corpus (fuzz/corpus/TARGET/*) and every crash ever found
+//! (fuzz/regressions/TARGET/*). A file whose target panics fails the test
+//! with its path, so a crash found once stays fixed.
+//!
+//! Also checks that the corpus is what it says: every directory names a
+//! target, every target has seeds, and the seeds are inputs the parsers
+//! accept (a seed that is refused at the first check teaches AFL little).
+
+use capos_fuzz::images::{disk_from_input, input_from_disk, MAX_DISK_BYTES};
+use capos_fuzz::{target, TARGETS};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+fn dir(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(kind)
+}
+
+/// (target name, file) for every file under `kind`/TARGET/.
+fn files(kind: &str) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(targets) = std::fs::read_dir(dir(kind)) else { return out };
+    for t in targets.flatten().filter(|e| e.path().is_dir()) {
+        let name = t.file_name().to_string_lossy().into_owned();
+        for f in std::fs::read_dir(t.path()).unwrap().flatten() {
+            if f.path().is_file() && f.file_name() != ".gitkeep" {
+                out.push((name.clone(), f.path()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn replay(kind: &str) -> usize {
+    let all = files(kind);
+    let mut failed = Vec::new();
+    for (name, path) in &all {
+        let t = target(name).unwrap_or_else(|| panic!("{}: no fuzz target called {name}", path.display()));
+        let data = std::fs::read(path).unwrap();
+        if catch_unwind(AssertUnwindSafe(|| (t.run)(&data))).is_err() {
+            failed.push(path.display().to_string());
+        }
+    }
+    assert!(failed.is_empty(), "{} of {} {kind} files panic their target:\n{}", failed.len(), all.len(), failed.join("\n"));
+    eprintln!("replayed {} {kind} files, none panicked", all.len());
+    all.len()
+}
+
+#[test]
+fn every_corpus_file_replays_without_a_panic() {
+    assert!(replay("corpus") >= TARGETS.len());
+}
+
+#[test]
+fn every_regression_replays_without_a_panic() {
+    replay("regressions");
+}
+
+#[test]
+fn every_target_has_seeds() {
+    let all = files("corpus");
+    for t in TARGETS {
+        assert!(all.iter().any(|(n, _)| n == t.name), "fuzz/corpus/{} has no seed", t.name);
+    }
+}
+
+fn seed(target: &str, name: &str) -> Vec<u8> {
+    std::fs::read(dir("corpus").join(target).join(name)).unwrap()
+}
+
+fn disk(target: &str, name: &str) -> capos_storage::mem_device::MemBlockDevice {
+    capos_storage::mem_device::MemBlockDevice::from_bytes(disk_from_input(&seed(target, name)).unwrap())
+}
+
+#[test]
+fn seeds_are_accepted_by_their_parsers() {
+    use capos_storage::writable_fs::{MountOptions, WritableFs};
+    use capos_storage::{FixedClock, Timestamp};
+    capos_storage::readonly_fs::ReadOnlyFs::mount(disk("caposro1", "seed-tree")).unwrap();
+    WritableFs::mount(disk("caposwf1", "seed-tree"), FixedClock(Timestamp::UNKNOWN), MountOptions { read_only: true }).unwrap();
+    capos_storage::store::Store::mount(disk("caposst1", "seed-keys"), true).unwrap();
+    let layout = capos_storage::colocated::locate(&mut disk("colocated", "seed-both")).unwrap();
+    assert!(layout.store_blocks > 0 && layout.fs_blocks > 0);
+    capos_storage::fat::FatFs::mount(disk("fat", "seed-fat12-tree"), Default::default()).unwrap();
+    capos_abi::manifest::Manifest::decode(&seed("manifest", "seed-default")).unwrap();
+    let plan = capos_kcore::user_elf::validate(&seed("elf", "seed-two-segments")).unwrap();
+    assert_eq!(plan.segments.len(), 2);
+    let gpt = disk_from_input(&seed("gpt", "seed-two-partitions")).unwrap();
+    let table = capos_kcore::gpt::parse(gpt.len() as u64 / 512, |lba, b: &mut [u8; 512]| {
+        b.copy_from_slice(&gpt[lba as usize * 512..lba as usize * 512 + 512]);
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    assert_eq!(table.partitions.len(), 2);
+    assert!(table.primary_problem.is_none());
+}
+
+#[test]
+fn acpi_seed_is_found_whole() {
+    struct Mem(Vec<u8>);
+    impl capos_kcore::acpi::PhysMemory for Mem {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+            let o = (addr - capos_fuzz::boot::ACPI_BASE) as usize;
+            self.0.get(o..o + buf.len()).map(|b| buf.copy_from_slice(b)).is_some()
+        }
+    }
+    let found = capos_kcore::acpi::discover(&Mem(seed("acpi", "seed-qemu-like")), capos_fuzz::boot::ACPI_BASE).unwrap();
+    for sig in [b"APIC", b"MCFG", b"HPET", b"FACP", b"DSDT"] {
+        assert!(found.find(sig).is_some(), "the ACPI seed lacks a valid {}", String::from_utf8_lossy(sig));
+    }
+    capos_kcore::acpi::parse_madt(found.find(b"APIC").unwrap()).unwrap();
+    capos_kcore::acpi::parse_fadt(found.find(b"FACP").unwrap()).unwrap();
+}
+
+#[test]
+fn disk_inputs_round_trip_and_stay_bounded() {
+    let mut image = vec![0u8; 20 * 512];
+    image[3] = 1;
+    image[1500] = 7;
+    let input = input_from_disk(&image);
+    assert_eq!(input.len(), 2 + 1501);
+    assert_eq!(disk_from_input(&input).unwrap(), image);
+    assert_eq!(disk_from_input(&[]), None);
+    assert_eq!(disk_from_input(&[0, 0]), None);
+    assert_eq!(disk_from_input(&[1, 0]).unwrap().len(), 512);
+    assert_eq!(disk_from_input(&[0xff, 0xff, 1]).unwrap().len(), MAX_DISK_BYTES);
+}

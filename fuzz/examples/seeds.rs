@@ -18,7 +18,7 @@ use capos_storage::readonly_fs::{build_image, SourceNode};
 use capos_storage::store::Store;
 use capos_storage::writable_fs::{MountOptions, WritableFs};
 use capos_storage::{colocated, store as st, writable_fs, FileSystem, FixedClock, Provenance, Timestamp};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn main() {
@@ -55,16 +55,18 @@ fn clock() -> FixedClock {
     FixedClock(Timestamp::new(1_700_000_000_000_000_000, Provenance::Rtc))
 }
 
+/// Three levels, a three-block file, an empty file and directory, a
+/// Unicode name; file times from the host, the directories' unknown.
 fn ro_image() -> Vec<u8> {
-    let file = |data: &[u8]| SourceNode::File { data: data.to_vec(), mtime: Some(Timestamp::new(7, Provenance::HostFileMtime)) };
-    let tree = SourceNode::Directory {
-        entries: vec![
-            ("a".into(), file(b"alpha")),
-            ("d".into(), SourceNode::Directory { entries: vec![("b".into(), file(&[3u8; 700])), ("e".into(), SourceNode::Directory { entries: vec![], mtime: None })], mtime: None }),
-            ("z".into(), file(b"")),
-        ],
-        mtime: None,
-    };
+    let mtime = Some(Timestamp::new(1_600_000_000_000_000_000, Provenance::HostFileMtime));
+    let file = |data: Vec<u8>| SourceNode::File { data, mtime };
+    let dir = |entries: Vec<(&str, SourceNode)>| SourceNode::Directory { entries: entries.into_iter().map(|(n, e)| (n.to_string(), e)).collect(), mtime: None };
+    let tree = dir(vec![
+        ("hello.txt", file(b"hello\n".to_vec())),
+        ("nested", dir(vec![("deeper", dir(vec![("leaf", file((0..1500).map(|i| i as u8).collect()))])), ("empty-dir", dir(vec![]))])),
+        ("ünï", file(b"unicode".to_vec())),
+        ("zero", file(vec![])),
+    ]);
     build_image(&tree, Timestamp::UNKNOWN).unwrap()
 }
 
@@ -123,27 +125,29 @@ fn colocated_image() -> Vec<u8> {
 }
 
 /// A 64 KiB FAT12 volume with a long name, a subdirectory and a
-/// two-cluster file, made by the real mkfs.fat and mtools.
+/// two-cluster file, made by the real mkfs.fat and mtools. Every time in
+/// it is fixed (the host tree's, kept by `mcopy -m`), so the seed is the
+/// same on every run.
 fn fat_image() -> Result<Vec<u8>, String> {
     let dir = std::env::temp_dir().join(format!("capos-fuzz-seeds-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).map_err(|e| e.to_string())?;
     let img = dir.join("fat.img");
     let _ = std::fs::remove_file(&img);
     let run = |cmd: &mut Command| -> Result<(), String> {
         let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
         if out.status.success() { Ok(()) } else { Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr))) }
     };
-    let host = |name: &str, data: &[u8]| -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, data).unwrap();
-        p
-    };
-    run(Command::new("mkfs.fat").args(["-C", "-F", "12", "-n", "FUZZ", "-i", "12345678"]).arg(&img).arg("64"))?;
-    let img_s = img.to_str().unwrap().to_string();
-    run(Command::new("mmd").args(["-i", &img_s, "::/sub"]).env("MTOOLS_SKIP_CHECK", "1"))?;
-    for (src, dst) in [(host("a", b"hello\n"), "::/A long file name.txt"), (host("b", &[9u8; 3000]), "::/sub/two.bin")] {
-        run(Command::new("mcopy").args(["-i", &img_s]).arg(&src).arg(dst).env("MTOOLS_SKIP_CHECK", "1"))?;
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::write(tree.join("A long file name.txt"), b"hello\n").unwrap();
+    std::fs::write(tree.join("sub/two.bin"), [9u8; 3000]).unwrap();
+    for p in ["A long file name.txt", "sub/two.bin", "sub"] {
+        std::fs::File::open(tree.join(p)).unwrap().set_modified(when).unwrap();
     }
+    run(Command::new("mkfs.fat").env("SOURCE_DATE_EPOCH", "1600000000").args(["-C", "-F", "12", "-i", "12345678"]).arg(&img).arg("64"))?;
+    let mut mcopy = Command::new("mcopy");
+    mcopy.args(["-s", "-m", "-i"]).arg(&img).arg(tree.join("A long file name.txt")).arg(tree.join("sub")).arg("::/").env("MTOOLS_SKIP_CHECK", "1");
+    run(&mut mcopy)?;
     let bytes = std::fs::read(&img).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(bytes)

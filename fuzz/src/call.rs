@@ -44,19 +44,27 @@ pub fn capnp_call(data: &[u8]) {
     let _ = small_struct::read(bytes).map(|s| (0..s.data_words()).map(|i| s.word(i)).sum::<u64>());
     let _ = read_message(bytes);
     let Ok(call) = CallMessage::new(interface(*flags), u16::from(*method), bytes) else { return };
-    let mut r = FuzzResponder::new(*flags);
-    let answered = match flags & 3 {
-        0 => directory::dispatch(&Server, &call, &mut r),
-        1 => file::dispatch(&Server, &call, &mut r),
-        _ => store::dispatch(&Server, &call, &mut r),
-    };
-    if answered.is_ok() {
-        if let Some(len) = r.reply_len {
-            if let Err(e) = read_message(&word_bytes(&r.reply)[..len]) {
-                panic!("a reply the dispatcher built does not read back: {e}");
+    REPLY.with_borrow_mut(|reply| {
+        let mut r = FuzzResponder::new(*flags, reply);
+        let answered = match flags & 3 {
+            0 => directory::dispatch(&Server, &call, &mut r),
+            1 => file::dispatch(&Server, &call, &mut r),
+            _ => store::dispatch(&Server, &call, &mut r),
+        };
+        if let Some(len) = r.reply_len.take() {
+            if answered.is_ok() {
+                if let Err(e) = read_message(&word_bytes(r.reply)[..len]) {
+                    panic!("a reply the dispatcher built does not read back: {e}");
+                }
             }
+            capos_abi::message::clear(word_bytes_mut(r.reply), len);
         }
-    }
+    });
+}
+
+std::thread_local! {
+    /// The reply buffer, zeroed between calls as the kernel keeps its own.
+    static REPLY: std::cell::RefCell<Vec<u64>> = std::cell::RefCell::new(vec![0u64; MAX_MESSAGE_BYTES / 8]);
 }
 
 fn interface(flags: u8) -> u64 {
@@ -69,8 +77,8 @@ fn interface(flags: u8) -> u64 {
 
 /// A responder like the kernel's: results are built in place in a reply
 /// buffer of the ABI's largest message.
-struct FuzzResponder {
-    reply: Vec<u64>,
+struct FuzzResponder<'a> {
+    reply: &'a mut Vec<u64>,
     reply_len: Option<usize>,
     caps: u32,
     transferred: Option<u32>,
@@ -78,10 +86,10 @@ struct FuzzResponder {
     bulk_out: Option<usize>,
 }
 
-impl FuzzResponder {
-    fn new(flags: u8) -> FuzzResponder {
+impl<'a> FuzzResponder<'a> {
+    fn new(flags: u8, reply: &'a mut Vec<u64>) -> FuzzResponder<'a> {
         FuzzResponder {
-            reply: vec![0u64; MAX_MESSAGE_BYTES / 8],
+            reply,
             reply_len: None,
             caps: 0,
             transferred: (flags & 16 != 0).then_some(7),
@@ -91,13 +99,13 @@ impl FuzzResponder {
     }
 }
 
-impl Responder for FuzzResponder {
+impl Responder for FuzzResponder<'_> {
     type Cap = u32;
     fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError> {
         if let Some(len) = self.reply_len.take() {
-            capos_abi::message::clear(word_bytes_mut(&mut self.reply), len);
+            capos_abi::message::clear(word_bytes_mut(self.reply), len);
         }
-        let (len, ()) = build_flat::<T, ()>(word_bytes_mut(&mut self.reply), fill).map_err(|e| e.sys_error())?;
+        let (len, ()) = build_flat::<T, ()>(word_bytes_mut(self.reply), fill).map_err(|e| e.sys_error())?;
         self.reply_len = Some(len);
         Ok(())
     }

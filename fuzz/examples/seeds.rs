@@ -38,8 +38,12 @@ fn main() {
     for (name, bytes) in manifest_seeds() {
         seeds.push(("manifest", name, bytes));
     }
-    seeds.push(("acpi", "qemu-like".into(), acpi_seed()));
-    seeds.push(("gpt", "two-partitions".into(), input_from_disk(&gpt_disk())));
+    // The ACPI and GPT inputs start with a mode byte: 1 fixes checksums
+    // before parsing (capos_fuzz::boot); each seed comes in both modes.
+    for mode in [0u8, 1] {
+        seeds.push(("acpi", format!("qemu-like-mode{mode}"), [vec![mode], acpi_seed()].concat()));
+        seeds.push(("gpt", format!("two-partitions-mode{mode}"), [vec![mode], input_from_disk(&gpt_disk())].concat()));
+    }
     seeds.push(("elf", "two-segments".into(), elf_seed()));
     for (target, name, bytes) in seeds {
         assert!(capos_fuzz::target(target).is_some(), "no target {target}");

@@ -86,7 +86,7 @@ fn seeds_are_accepted_by_their_parsers() {
     capos_abi::manifest::Manifest::decode(&seed("manifest", "seed-default")).unwrap();
     let plan = capos_kcore::user_elf::validate(&seed("elf", "seed-two-segments")).unwrap();
     assert_eq!(plan.segments.len(), 2);
-    let gpt = disk_from_input(&seed("gpt", "seed-two-partitions")).unwrap();
+    let gpt = disk_from_input(&seed("gpt", "seed-two-partitions-mode0")[1..]).unwrap();
     let table = capos_kcore::gpt::parse(gpt.len() as u64 / 512, |lba, b: &mut [u8; 512]| {
         b.copy_from_slice(&gpt[lba as usize * 512..lba as usize * 512 + 512]);
         Ok::<(), ()>(())
@@ -105,7 +105,7 @@ fn acpi_seed_is_found_whole() {
             self.0.get(o..o + buf.len()).map(|b| buf.copy_from_slice(b)).is_some()
         }
     }
-    let found = capos_kcore::acpi::discover(&Mem(seed("acpi", "seed-qemu-like")), capos_fuzz::boot::ACPI_BASE).unwrap();
+    let found = capos_kcore::acpi::discover(&Mem(seed("acpi", "seed-qemu-like-mode0")[1..].to_vec()), capos_fuzz::boot::ACPI_BASE).unwrap();
     for sig in [b"APIC", b"MCFG", b"HPET", b"FACP", b"DSDT"] {
         assert!(found.find(sig).is_some(), "the ACPI seed lacks a valid {}", String::from_utf8_lossy(sig));
     }
@@ -125,4 +125,46 @@ fn disk_inputs_round_trip_and_stay_bounded() {
     assert_eq!(disk_from_input(&[0, 0]), None);
     assert_eq!(disk_from_input(&[1, 0]).unwrap().len(), 512);
     assert_eq!(disk_from_input(&[0xff, 0xff, 1]).unwrap().len(), MAX_DISK_BYTES);
+}
+
+#[test]
+fn resealing_repairs_checksums_and_keeps_valid_inputs() {
+    use capos_fuzz::boot::{reseal_acpi, reseal_gpt, ACPI_BASE};
+    // GPT: a valid disk is unchanged; one whose entry was edited parses
+    // again from its primary header only after resealing.
+    let disk = disk_from_input(&seed("gpt", "seed-two-partitions-mode0")[1..]).unwrap();
+    let mut same = disk.clone();
+    reseal_gpt(&mut same);
+    assert_eq!(same, disk);
+    let parse = |d: &[u8]| {
+        capos_kcore::gpt::parse(d.len() as u64 / 512, |lba, b: &mut [u8; 512]| {
+            b.copy_from_slice(&d[lba as usize * 512..lba as usize * 512 + 512]);
+            Ok::<(), ()>(())
+        })
+    };
+    let mut edited = disk.clone();
+    edited[2 * 512 + 40] = 6; // entry 1's last LBA, in the primary array
+    assert!(parse(&edited).unwrap().primary_problem.is_some(), "the primary array CRC must catch the edit");
+    reseal_gpt(&mut edited);
+    let table = parse(&edited).unwrap();
+    assert!(table.primary_problem.is_none());
+    assert_eq!(table.partitions[0].last_lba, 6);
+    // ACPI: the same for a MADT byte.
+    let memory = seed("acpi", "seed-qemu-like-mode0")[1..].to_vec();
+    let mut same = memory.clone();
+    reseal_acpi(&mut same);
+    assert_eq!(same, memory);
+    let madt = memory.windows(4).position(|w| w == b"APIC").unwrap();
+    let mut edited = memory.clone();
+    edited[madt + 36 + 8 + 3] ^= 1; // the first local APIC's processor id
+    struct Mem<'a>(&'a [u8]);
+    impl capos_kcore::acpi::PhysMemory for Mem<'_> {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+            let o = (addr - ACPI_BASE) as usize;
+            self.0.get(o..o + buf.len()).map(|b| buf.copy_from_slice(b)).is_some()
+        }
+    }
+    assert!(capos_kcore::acpi::discover(&Mem(&edited), ACPI_BASE).unwrap().find(b"APIC").is_none());
+    reseal_acpi(&mut edited);
+    assert!(capos_kcore::acpi::discover(&Mem(&edited), ACPI_BASE).unwrap().find(b"APIC").is_some());
 }

@@ -24,12 +24,14 @@ use std::process::Command;
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let mut seeds: Vec<(&str, String, Vec<u8>)> = Vec::new();
-    seeds.push(("caposro1", "tree".into(), input_from_disk(&ro_image())));
-    seeds.push(("caposwf1", "tree".into(), input_from_disk(&wf_image())));
-    seeds.push(("caposst1", "keys".into(), input_from_disk(&st_image())));
-    seeds.push(("colocated", "both".into(), input_from_disk(&colocated_image())));
+    // Each storage image twice: as it is, and with the input's reseal bit
+    // (capos_fuzz::images) set, so AFL starts from both kinds of input.
+    for (target, name, image) in [("caposro1", "tree", ro_image()), ("caposwf1", "tree", wf_image()), ("caposst1", "keys", st_image()), ("colocated", "both", colocated_image())] {
+        seeds.push((target, name.into(), input_from_disk(&image, false)));
+        seeds.push((target, format!("{name}-reseal"), input_from_disk(&image, true)));
+    }
     match fat_image() {
-        Ok(img) => seeds.push(("fat", "fat12-tree".into(), input_from_disk(&img))),
+        Ok(img) => seeds.push(("fat", "fat12-tree".into(), input_from_disk(&img, false))),
         Err(e) => eprintln!("seeds: skipping the FAT seed: {e}"),
     }
     for (name, bytes) in call_seeds() {
@@ -42,7 +44,7 @@ fn main() {
     // before parsing (capos_fuzz::boot); each seed comes in both modes.
     for mode in [0u8, 1] {
         seeds.push(("acpi", format!("qemu-like-mode{mode}"), [vec![mode], acpi_seed()].concat()));
-        seeds.push(("gpt", format!("two-partitions-mode{mode}"), [vec![mode], input_from_disk(&gpt_disk())].concat()));
+        seeds.push(("gpt", format!("two-partitions-mode{mode}"), [vec![mode], input_from_disk(&gpt_disk(), false)].concat()));
     }
     seeds.push(("elf", "two-segments".into(), elf_seed()));
     for (target, name, bytes) in seeds {

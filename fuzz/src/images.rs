@@ -5,10 +5,13 @@
 //! write, sync and mount again.
 //!
 //! Input encoding (so that seeds and AFL's mutations stay small while the
-//! disks are realistic): two bytes, little endian, count all-zero 512-byte
-//! blocks appended after the rest of the input, which is itself padded
-//! with zeroes to whole blocks. [`input_from_disk`] makes such an input
-//! from a real image by cutting its trailing zeroes.
+//! disks are realistic): a 16-bit little-endian header whose low 15 bits
+//! count all-zero 512-byte blocks appended after the rest of the input
+//! (itself padded with zeroes to whole blocks). [`input_from_disk`] makes
+//! such an input from a real image by cutting its trailing zeroes. For the
+//! image targets, header bit 15 first reseals every superblock and commit
+//! record ([`reseal_storage`]), so AFL's mutations of their fields get
+//! past the CRC32C that guards them.
 
 use alloc_walk::walk_and_read;
 use capos_storage::colocated;
@@ -28,7 +31,7 @@ const BLOCK: usize = 512;
 /// shorter than its two-byte header or a disk of no block.
 pub fn disk_from_input(data: &[u8]) -> Option<Vec<u8>> {
     let (head, body) = data.split_first_chunk::<2>()?;
-    let zero_blocks = usize::from(u16::from_le_bytes(*head));
+    let zero_blocks = usize::from(u16::from_le_bytes(*head) & 0x7fff);
     let mut disk = body.to_vec();
     disk.truncate(MAX_DISK_BYTES);
     disk.resize(disk.len().div_ceil(BLOCK) * BLOCK, 0);
@@ -38,13 +41,44 @@ pub fn disk_from_input(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The smallest input whose disk is `disk` (a whole number of blocks, at
-/// most [`MAX_DISK_BYTES`] and 65535 trailing zero blocks).
-pub fn input_from_disk(disk: &[u8]) -> Vec<u8> {
+/// most [`MAX_DISK_BYTES`]); `reseal` sets header bit 15.
+pub fn input_from_disk(disk: &[u8], reseal: bool) -> Vec<u8> {
     let used = disk.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let zero_blocks = (disk.len() - used.div_ceil(BLOCK) * BLOCK) / BLOCK;
-    let mut input = (zero_blocks as u16).to_le_bytes().to_vec();
+    assert!(zero_blocks < 0x8000, "more trailing zero blocks than an input can count");
+    let mut input = (zero_blocks as u16 | if reseal { 0x8000 } else { 0 }).to_le_bytes().to_vec();
     input.extend_from_slice(&disk[..used]);
     input
+}
+
+/// The disk of an image target's input, resealed when header bit 15 says so.
+fn image(data: &[u8]) -> Option<Vec<u8>> {
+    let mut disk = disk_from_input(data)?;
+    if data[1] & 0x80 != 0 {
+        reseal_storage(&mut disk);
+    }
+    Some(disk)
+}
+
+/// The whole-block sealed structures of the formats: superblocks and
+/// commit records. Each starts with its magic and ends with its CRC32C.
+const SEALED_BLOCK_MAGICS: [[u8; 8]; 5] = [
+    capos_storage::readonly_fs::layout::MAGIC,
+    capos_storage::writable_fs::layout::MAGIC,
+    capos_storage::writable_fs::layout::COMMIT_MAGIC,
+    capos_storage::store::layout::MAGIC,
+    capos_storage::store::layout::COMMIT_MAGIC,
+];
+
+/// Recompute the CRC of every 512-byte block that starts with a
+/// superblock or commit-record magic (records inside other blocks, and
+/// the digests commit records keep of metadata, are left as they are).
+pub fn reseal_storage(disk: &mut [u8]) {
+    for block in disk.chunks_exact_mut(BLOCK) {
+        if SEALED_BLOCK_MAGICS.iter().any(|m| block[..8] == *m) {
+            let _ = capos_storage::codec::seal(block);
+        }
+    }
 }
 
 fn clock() -> FixedClock {
@@ -55,21 +89,21 @@ const PROBE: &[u8] = b"written by the fuzz target";
 
 /// CAPOSRO1: mount, walk, read and verify every file's CRC.
 pub fn caposro1(data: &[u8]) {
-    let Some(disk) = disk_from_input(data) else { return };
+    let Some(disk) = image(data) else { return };
     let Ok(mut fs) = ReadOnlyFs::mount(MemBlockDevice::from_bytes(disk)) else { return };
     let _ = walk_and_read(&mut fs, |fs, file| fs.verify_file(file));
 }
 
 /// CAPOSWF1 on a whole disk.
 pub fn caposwf1(data: &[u8]) {
-    let Some(disk) = disk_from_input(data) else { return };
+    let Some(disk) = image(data) else { return };
     let blocks = (disk.len() / BLOCK) as u64;
     writable(disk, 0, blocks);
 }
 
 /// CAPOSST1 on a whole disk.
 pub fn caposst1(data: &[u8]) {
-    let Some(disk) = disk_from_input(data) else { return };
+    let Some(disk) = image(data) else { return };
     let blocks = (disk.len() / BLOCK) as u64;
     store(disk, blocks);
 }
@@ -77,7 +111,7 @@ pub fn caposst1(data: &[u8]) {
 /// The co-located layout: locate both volumes, then check each as its own
 /// target does, in its own partition of the disk.
 pub fn colocated(data: &[u8]) {
-    let Some(disk) = disk_from_input(data) else { return };
+    let Some(disk) = image(data) else { return };
     let mut device = MemBlockDevice::from_bytes(disk);
     let Ok(layout) = colocated::locate(&mut device) else { return };
     let disk = device.into_bytes();
@@ -87,7 +121,7 @@ pub fn colocated(data: &[u8]) {
 
 /// FAT12/16/32, whole volume or inside an MBR: mount, walk, read.
 pub fn fat(data: &[u8]) {
-    let Some(disk) = disk_from_input(data) else { return };
+    let Some(disk) = image(data) else { return };
     let Ok(mut fs) = FatFs::mount(MemBlockDevice::from_bytes(disk), fat::MountOptions::default()) else { return };
     let _ = walk_and_read(&mut fs, |_, _| Ok(()));
 }

@@ -118,13 +118,32 @@ fn disk_inputs_round_trip_and_stay_bounded() {
     let mut image = vec![0u8; 20 * 512];
     image[3] = 1;
     image[1500] = 7;
-    let input = input_from_disk(&image);
+    let input = input_from_disk(&image, false);
     assert_eq!(input.len(), 2 + 1501);
     assert_eq!(disk_from_input(&input).unwrap(), image);
     assert_eq!(disk_from_input(&[]), None);
     assert_eq!(disk_from_input(&[0, 0]), None);
     assert_eq!(disk_from_input(&[1, 0]).unwrap().len(), 512);
-    assert_eq!(disk_from_input(&[0xff, 0xff, 1]).unwrap().len(), MAX_DISK_BYTES);
+    assert_eq!(disk_from_input(&[0xff, 0x7f, 1]).unwrap().len(), MAX_DISK_BYTES);
+    // Bit 15 is the image targets' reseal flag, not a block count.
+    assert_eq!(disk_from_input(&[1, 0x80]).unwrap().len(), 512);
+    assert_eq!(input_from_disk(&image, true)[1] & 0x80, 0x80);
+}
+
+#[test]
+fn resealing_storage_fixes_superblocks_and_keeps_valid_images() {
+    use capos_fuzz::images::reseal_storage;
+    use capos_storage::codec::is_sealed;
+    let image = disk_from_input(&seed("caposst1", "seed-keys")).unwrap();
+    let mut same = image.clone();
+    reseal_storage(&mut same);
+    assert_eq!(same, image, "a valid image must come through unchanged");
+    let mut edited = image.clone();
+    edited[100] ^= 0x40;
+    assert!(!is_sealed(&edited[..512]));
+    reseal_storage(&mut edited);
+    assert!(is_sealed(&edited[..512]), "the superblock must be sealed again");
+    assert_eq!(edited[100], image[100] ^ 0x40, "resealing keeps the edit");
 }
 
 #[test]

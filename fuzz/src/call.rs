@@ -200,7 +200,7 @@ impl StoreServer for Server {
         refuse_empty(key).map(|_| key.repeat(3))
     }
     fn has(&self, key: &[u8]) -> Result<bool, CapError> {
-        Ok(key.len() % 2 == 0)
+        Ok(key.len().is_multiple_of(2))
     }
     fn delete(&self, key: &[u8]) -> Result<bool, CapError> {
         Ok(!key.is_empty())

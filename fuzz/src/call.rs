@@ -41,7 +41,7 @@ pub fn capnp_call(data: &[u8]) {
     // The params as they sit in the (word-aligned) IPC area.
     let words = words_of(params);
     let bytes = &word_bytes(&words)[..params.len()];
-    let _ = small_struct::read(bytes).map(|s| (0..s.data_words()).map(|i| s.word(i)).sum::<u64>());
+    let _ = small_struct::read(bytes).map(|s| (0..s.data_words()).fold(0u64, |sum, i| sum.wrapping_add(s.word(i))));
     let _ = read_message(bytes);
     let Ok(call) = CallMessage::new(interface(*flags), u16::from(*method), bytes) else { return };
     REPLY.with_borrow_mut(|reply| {

@@ -12,6 +12,7 @@ use capos_abi::capos_capnp::{directory, file, rename_params, store};
 use capos_abi::message::{to_words, word_bytes};
 use capos_fuzz::boot::ACPI_BASE;
 use capos_fuzz::images::input_from_disk;
+use capos_kcore::acpi::fix_checksum;
 use capos_kcore::gpt::{crc32, CAPOS_DATA_PARTITION, EFI_SYSTEM_PARTITION};
 use capos_storage::mem_device::MemBlockDevice;
 use capos_storage::readonly_fs::{build_image, SourceNode};
@@ -198,12 +199,6 @@ fn manifest_seeds() -> Vec<(String, Vec<u8>)> {
         }
     }
     out
-}
-
-fn fix_checksum(t: &mut [u8], at: usize) {
-    t[at] = 0;
-    let s = t.iter().fold(0u8, |s, b| s.wrapping_add(*b));
-    t[at] = 0u8.wrapping_sub(s);
 }
 
 fn acpi_table(sig: &[u8; 4], body: &[u8]) -> Vec<u8> {

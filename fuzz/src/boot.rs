@@ -79,15 +79,6 @@ fn le64(b: &[u8], at: usize) -> u64 {
     b.get(at..at + 8).map_or(0, |x| u64::from_le_bytes(x.try_into().unwrap()))
 }
 
-/// Set the byte at `at` so that `bytes` sums to zero (mod 256).
-fn fix_sum(bytes: &mut [u8], at: usize) {
-    if at < bytes.len() {
-        bytes[at] = 0;
-        let sum = bytes.iter().fold(0u8, |s, b| s.wrapping_add(*b));
-        bytes[at] = 0u8.wrapping_sub(sum);
-    }
-}
-
 /// Make the checksums right along the way `acpi::discover` walks: the
 /// RSDP (both sums), the root table, every table it lists, and the DSDT a
 /// FADT names. Anything out of the input is left alone.
@@ -97,7 +88,7 @@ pub fn reseal_acpi(memory: &mut [u8]) {
         let len = usize::try_from(le32(memory, at.checked_add(4)?)).ok()?;
         let range = at..at.checked_add(len)?;
         (len >= 36 && range.end <= memory.len()).then(|| {
-            fix_sum(&mut memory[range.clone()], 9);
+            acpi::fix_checksum(&mut memory[range.clone()], 9);
             range
         })
     };
@@ -105,10 +96,10 @@ pub fn reseal_acpi(memory: &mut [u8]) {
         return;
     }
     let revision = memory[15];
-    fix_sum(&mut memory[..20], 8);
+    acpi::fix_checksum(&mut memory[..20], 8);
     let (root, entry) = if revision >= 2 && memory.len() >= 36 {
         let len = (le32(memory, 20) as usize).clamp(36, memory.len());
-        fix_sum(&mut memory[..len], 32);
+        acpi::fix_checksum(&mut memory[..len], 32);
         match le64(memory, 24) {
             0 => (le32(memory, 16), 4),
             x => (x, 8),

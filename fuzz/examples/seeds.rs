@@ -12,7 +12,7 @@ use capos_abi::capos_capnp::{directory, file, rename_params, store};
 use capos_abi::message::{to_words, word_bytes};
 use capos_fuzz::boot::ACPI_BASE;
 use capos_fuzz::images::input_from_disk;
-use capos_kcore::acpi::fix_checksum;
+use capos_kcore::acpi::{build_table, fix_checksum};
 use capos_kcore::gpt::{crc32, CAPOS_DATA_PARTITION, EFI_SYSTEM_PARTITION};
 use capos_storage::mem_device::MemBlockDevice;
 use capos_storage::readonly_fs::{build_image, SourceNode};
@@ -201,18 +201,6 @@ fn manifest_seeds() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn acpi_table(sig: &[u8; 4], body: &[u8]) -> Vec<u8> {
-    let mut t = vec![0u8; 36];
-    t[..4].copy_from_slice(sig);
-    t[8] = 1;
-    t[10..16].copy_from_slice(b"CAPOS ");
-    t.extend_from_slice(body);
-    let len = t.len() as u32;
-    t[4..8].copy_from_slice(&len.to_le_bytes());
-    fix_checksum(&mut t, 9);
-    t
-}
-
 /// RSDP (revision 2) at ACPI_BASE, then an XSDT naming a MADT (local APIC,
 /// I/O APIC, two overrides, an NMI), an MCFG, an HPET and a FADT whose
 /// DSDT follows it.
@@ -230,17 +218,17 @@ fn acpi_seed() -> Vec<u8> {
         ] {
             b.extend_from_slice(&e);
         }
-        acpi_table(b"APIC", &b)
+        build_table(b"APIC", &b)
     };
     let mut mcfg = vec![0u8; 8];
     mcfg.extend_from_slice(&0xb000_0000u64.to_le_bytes());
     mcfg.extend_from_slice(&[0, 0, 0, 0xff, 0, 0, 0, 0]);
-    let mcfg = acpi_table(b"MCFG", &mcfg);
+    let mcfg = build_table(b"MCFG", &mcfg);
     let mut hpet = vec![0u8; 20];
     hpet[..4].copy_from_slice(&0x8086_a201u32.to_le_bytes());
     hpet[8..16].copy_from_slice(&0xfed0_0000u64.to_le_bytes());
-    let hpet = acpi_table(b"HPET", &hpet);
-    let dsdt = acpi_table(b"DSDT", &[0x10, 0x0a, b'_', b'S', b'B', b'_']);
+    let hpet = build_table(b"HPET", &hpet);
+    let dsdt = build_table(b"DSDT", &[0x10, 0x0a, b'_', b'S', b'B', b'_']);
     // Lay out: RSDP (36) | XSDT | MADT | MCFG | HPET | FADT | DSDT.
     let xsdt_len = 36 + 8 * 4;
     let mut at = ACPI_BASE + 36 + xsdt_len as u64;
@@ -258,12 +246,12 @@ fn acpi_seed() -> Vec<u8> {
     fadt[76 - 36..80 - 36].copy_from_slice(&0x608u32.to_le_bytes()); // PM timer block
     fadt[91 - 36] = 4;
     fadt[140 - 36..148 - 36].copy_from_slice(&dsdt_at.to_le_bytes());
-    let fadt = acpi_table(b"FACP", &fadt);
+    let fadt = build_table(b"FACP", &fadt);
     let mut xsdt_body = Vec::new();
     for a in &addrs {
         xsdt_body.extend_from_slice(&a.to_le_bytes());
     }
-    let xsdt = acpi_table(b"XSDT", &xsdt_body);
+    let xsdt = build_table(b"XSDT", &xsdt_body);
     let mut rsdp = vec![0u8; 36];
     rsdp[..8].copy_from_slice(b"RSD PTR ");
     rsdp[9..15].copy_from_slice(b"CAPOS ");

@@ -17,6 +17,9 @@ KERNEL_PROFILE   ?= dev
 DIAG_SCRIPT      ?= tools/diag.script
 # The boot manifest `make run` compiles into /boot/manifest.
 MANIFEST         ?= demos/default.manifest
+# make fuzz: seconds of AFL++ per target, and which targets (default: all).
+FUZZ_SECONDS     ?= 60
+FUZZ_TARGETS     ?=
 # Block-device scenarios: bring your own image (it is copied, never
 # modified), or size the generated one; BLK_READ_MIB=0 hashes the whole disk.
 BLK_IMAGE        ?=
@@ -49,7 +52,7 @@ STORAGE_IN_PLACE ?=
 # DATA_IMAGE=FILE is used in place, so what the script wrote stays there).
 SHELL_SCRIPT     ?=
 DATA_IMAGE       ?=
-export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST \
+export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST FUZZ_SECONDS FUZZ_TARGETS \
        BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT \
        RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE
 
@@ -58,14 +61,15 @@ RUNNER := $(CARGO) run --quiet -p capos-run --
 
 # Host-side crates whose unit tests `make test` runs.
 HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image \
-                 -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service
+                 -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service \
+                 -p capos-fuzz
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services
 
-.PHONY: all setup run debug test test-host test-scenarios list-scenarios \
+.PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
         run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux run-default-system clean \
@@ -87,9 +91,11 @@ run: setup
 debug: setup
 	@$(RUNNER) debug
 
-## Everything: host unit tests, then every QEMU scenario, then the cloud
-## image checks (boot of the disk, reproducibility, harness fixtures).
-test: setup test-host test-scenarios test-cloud
+## Everything: host unit tests (with the fuzz corpus and regressions
+## replayed), a short AFL++ smoke of every fuzz target, then every QEMU
+## scenario, then the cloud image checks (boot of the disk,
+## reproducibility, harness fixtures).
+test: setup test-host fuzz-smoke test-scenarios test-cloud
 
 test-cloud: run-cloud-disk cloudboot-repro-check cloudboot-fixture-check
 
@@ -99,6 +105,17 @@ test-host:
 
 test-scenarios:
 	@$(RUNNER) test $(SCENARIOS)
+
+## Coverage-guided fuzzing (AFL++ through cargo-afl, stable Rust): each
+## target for FUZZ_SECONDS; crashes are copied to fuzz/regressions/.
+## docs/fuzzing.md.
+fuzz: setup
+	@tools/fuzz.sh
+
+## A few seconds of AFL++ per target: every target must execute inputs and
+## none may crash.
+fuzz-smoke:
+	@tools/fuzz.sh --smoke
 
 list-scenarios:
 	@$(RUNNER) list

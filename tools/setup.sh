@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # and check the cloud disk image (docs/cloud.md). gcc builds the icount QEMU
 # plugin (tools/icount); gcc with libc6-dev links the Linux benchmark
 # statically (tools/bench-linux); make bench-linux unpacks the Debian
-# packages it downloads with dpkg-deb and tar.
-DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3 tar gzip util-linux git gcc libc6-dev)
+# packages it downloads with dpkg-deb and tar. make and gcc also build
+# AFL++ for cargo-afl (make fuzz, docs/fuzzing.md).
+DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3 tar gzip util-linux git gcc libc6-dev make)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -44,4 +45,22 @@ if [ "$need" -eq 1 ]; then
     echo "setup: installing Rust $channel with targets ${targets[*]}"
     rustup toolchain install "$channel" --profile minimal --no-self-update \
         --target "${targets[0]}" --target "${targets[1]}"
+fi
+
+# cargo-afl (crates.io) for make fuzz and make test's fuzz smoke: coverage-
+# guided fuzzing on stable Rust (docs/fuzzing.md). Installing it builds
+# AFL++ from the source the crate ships (a few minutes, once); `cargo afl
+# config --build` does that when it has not happened yet and refuses
+# quickly when it has.
+AFL_VERSION=0.18.2
+if ! cargo afl --version 2>/dev/null | grep -q " $AFL_VERSION"; then
+    echo "setup: installing cargo-afl $AFL_VERSION (builds AFL++; a few minutes)"
+    cargo install cargo-afl --version "$AFL_VERSION" --locked --quiet
+fi
+if ! out=$(cargo afl config --build 2>&1); then
+    if ! grep -q "already built" <<<"$out"; then
+        echo "$out" >&2
+        echo "setup: building AFL++ for cargo-afl failed" >&2
+        exit 1
+    fi
 fi

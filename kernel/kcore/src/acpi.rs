@@ -66,6 +66,31 @@ pub fn checksum_ok(bytes: &[u8]) -> bool {
     bytes.iter().fold(0u8, |s, b| s.wrapping_add(*b)) == 0
 }
 
+/// A table with signature `sig` around `body`: revision 1, OEM "CAPOS ",
+/// its length and checksum right (for the tests and the fuzz seeds).
+pub fn build_table(sig: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut t = alloc::vec![0u8; SDT_HEADER_LEN];
+    t[..4].copy_from_slice(sig);
+    t[8] = 1;
+    t[10..16].copy_from_slice(b"CAPOS ");
+    t.extend_from_slice(body);
+    let len = t.len() as u32;
+    t[4..8].copy_from_slice(&len.to_le_bytes());
+    fix_checksum(&mut t, 9);
+    t
+}
+
+/// Set the checksum byte at `at` so that `bytes` passes [`checksum_ok`]
+/// (for table builders: the tests, the fuzz seeds and the fuzz target's
+/// checksum repair). An `at` outside `bytes` changes nothing.
+pub fn fix_checksum(bytes: &mut [u8], at: usize) {
+    if at < bytes.len() {
+        bytes[at] = 0;
+        let sum = bytes.iter().fold(0u8, |s, b| s.wrapping_add(*b));
+        bytes[at] = 0u8.wrapping_sub(sum);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rsdp {
     pub revision: u8,
@@ -559,27 +584,9 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn fix_checksum(t: &mut [u8], at: usize) {
-        t[at] = 0;
-        let s = t.iter().fold(0u8, |s, b| s.wrapping_add(*b));
-        t[at] = 0u8.wrapping_sub(s);
-    }
-
-    pub fn table(sig: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut t = vec![0u8; 36];
-        t[..4].copy_from_slice(sig);
-        t[8] = 1;
-        t[10..16].copy_from_slice(b"CAPOS ");
-        t.extend_from_slice(body);
-        let len = t.len() as u32;
-        t[4..8].copy_from_slice(&len.to_le_bytes());
-        fix_checksum(&mut t, 9);
-        t
-    }
-
     /// A parsed table from raw bytes (as `read_table` would return it).
     pub fn tbl(sig: &[u8; 4], body: &[u8]) -> Table {
-        let bytes = table(sig, body);
+        let bytes = build_table(sig, body);
         let mut m = FakeMem::default();
         m.0.insert(0x1000, bytes);
         read_table(&m, 0x1000).unwrap()
@@ -613,16 +620,16 @@ pub(crate) mod tests {
         // IRQ0 -> GSI2 edge/high; IRQ9 -> GSI9 level/high (flags 0xd)
         let iso0 = vec![2, 10, 0, 0, 2, 0, 0, 0, 0, 0];
         let iso9 = vec![2, 10, 0, 9, 9, 0, 0, 0, 0x0d, 0];
-        let madt = table(b"APIC", &madt_body(&[lapic, ioapic, iso0, iso9]));
+        let madt = build_table(b"APIC", &madt_body(&[lapic, ioapic, iso0, iso9]));
         let mut mcfg_body = vec![0u8; 8];
         mcfg_body.extend_from_slice(&0xb000_0000u64.to_le_bytes());
         mcfg_body.extend_from_slice(&[0, 0, 0, 0xff, 0, 0, 0, 0]);
-        let mcfg = table(b"MCFG", &mcfg_body);
+        let mcfg = build_table(b"MCFG", &mcfg_body);
         let mut xsdt_body = Vec::new();
         for a in [0x2000u64, 0x3000] {
             xsdt_body.extend_from_slice(&a.to_le_bytes());
         }
-        let xsdt = table(b"XSDT", &xsdt_body);
+        let xsdt = build_table(b"XSDT", &xsdt_body);
         let mut m = FakeMem::default();
         m.0.insert(0x1000, rsdp_v2(0x1800));
         m.0.insert(0x1800, xsdt);

@@ -64,12 +64,66 @@ pub fn locate<D: BlockDevice>(device: &mut D) -> Result<ColocatedLayout, Storage
     Ok(ColocatedLayout { store_blocks, fs_start: store_blocks, fs_blocks: total - store_blocks })
 }
 
+/// Which blocks of `device` hold one format, for a service that takes
+/// either a disk of that format alone or the co-located layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub start: u64,
+    pub count: u64,
+    /// The range is one half of a co-located disk.
+    pub colocated: bool,
+}
+
+/// The CAPOSWF1 filesystem's blocks: the whole device, or, when it starts
+/// with a CAPOSST1 store, the filesystem after it (whose absence is an
+/// error: a store-only disk holds no filesystem).
+pub fn filesystem_part<D: BlockDevice>(device: &mut D) -> Result<Part, StorageError> {
+    if starts_with_store(device)? {
+        let l = locate(device)?;
+        return Ok(Part { start: l.fs_start, count: l.fs_blocks, colocated: true });
+    }
+    Ok(Part { start: 0, count: device.block_count(), colocated: false })
+}
+
+/// The CAPOSST1 store's blocks: the whole device for a store-only disk,
+/// the store half of a co-located one.
+pub fn store_part<D: BlockDevice>(device: &mut D) -> Result<Part, StorageError> {
+    match locate(device) {
+        Ok(l) => Ok(Part { start: 0, count: l.store_blocks, colocated: true }),
+        Err(_) => Ok(Part { start: 0, count: device.block_count(), colocated: false }),
+    }
+}
+
+fn starts_with_store<D: BlockDevice>(device: &mut D) -> Result<bool, StorageError> {
+    check_block_size(device)?;
+    Ok(read_sector(device, 0)?[..8] == store::layout::MAGIC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mem_device::MemBlockDevice;
     use crate::writable_fs::{MountOptions, WritableFs};
     use crate::{FileSystem, FixedClock};
+
+    #[test]
+    fn parts_of_plain_and_colocated_disks() {
+        let mut both = MemBlockDevice::new(1024);
+        format(&mut both, 256, Timestamp::UNKNOWN).unwrap();
+        assert_eq!(filesystem_part(&mut both).unwrap(), Part { start: 256, count: 768, colocated: true });
+        assert_eq!(store_part(&mut both).unwrap(), Part { start: 0, count: 256, colocated: true });
+        let mut fs_only = MemBlockDevice::new(1024);
+        writable_fs::format(&mut fs_only, None, Timestamp::UNKNOWN).unwrap();
+        assert_eq!(filesystem_part(&mut fs_only).unwrap(), Part { start: 0, count: 1024, colocated: false });
+        let mut store_only = MemBlockDevice::new(1024);
+        store::format(&mut store_only, None).unwrap();
+        assert_eq!(store_part(&mut store_only).unwrap(), Part { start: 0, count: 1024, colocated: false });
+        // A store-only disk has no filesystem: said, not guessed.
+        assert!(filesystem_part(&mut store_only).is_err());
+        // A blank disk is "the whole device"; its own mount then says why not.
+        let mut blank = MemBlockDevice::new(1024);
+        assert_eq!(filesystem_part(&mut blank).unwrap(), Part { start: 0, count: 1024, colocated: false });
+    }
 
     #[test]
     fn store_and_filesystem_stay_in_their_ranges() {

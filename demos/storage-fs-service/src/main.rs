@@ -7,6 +7,9 @@
 //! (`capos_abi::serve`). Sessions, objects, read-only clients and subtree
 //! confinement are the library's (`lib.rs`, host-tested).
 //!
+//! The disk is a CAPOSWF1 volume, or the co-located layout (a CAPOSST1
+//! store followed by a filesystem), whose filesystem half is served.
+//!
 //! If the disk does not mount, the service stays up and answers every call
 //! with the reason (`corrupted: CAPOSWF1: bad magic ...`), so a client
 //! sees what is wrong rather than a dead endpoint; restarting would not
@@ -25,7 +28,10 @@ use capos_demo_storage_fs_service::{answer_unavailable, FsService};
 use capos_rt::serve::{serve, DiskService};
 use capos_rt::storage::{Block, CapBlockDevice};
 use capos_rt::{println, StartInfo};
+use capos_storage::colocated::filesystem_part;
+use capos_storage::partition::Partition;
 use capos_storage::writable_fs::{MountOptions, WritableFs};
+use capos_storage::StorageError;
 use capos_storage::{Clock, Provenance, Timestamp};
 
 // The engine's metadata and a full bulk buffer (1 MiB) live on the heap.
@@ -52,12 +58,17 @@ fn main(start: &StartInfo) -> i32 {
     let clock = WallClock(start.cap("clock").map(capos_rt::Clock));
     let mounted = CapBlockDevice::new(Block::new(disk))
         .map_err(|e| CapError::new(ErrorCode::Io, &format!("the disk does not answer: {e:?}")))
-        .and_then(|dev| {
-            WritableFs::mount(dev, clock, MountOptions { read_only })
-                .map_err(|e| CapError::new(storage_error(&e).code, &format!("CAPOSWF1: {e}")))
+        .and_then(|mut dev| {
+            let bad = |e: StorageError| CapError::new(storage_error(&e).code, &format!("CAPOSWF1: {e}"));
+            let part = filesystem_part(&mut dev).map_err(bad)?;
+            let dev = Partition::new(dev, part.start, part.count).map_err(|e| bad(StorageError::Device(e)))?;
+            WritableFs::mount(dev, clock, MountOptions { read_only }).map(|fs| (fs, part)).map_err(bad)
         });
     let e = match mounted {
-        Ok(fs) => {
+        Ok((fs, part)) => {
+            if part.colocated {
+                println!("the disk holds the co-located layout: serving its filesystem (blocks {}..{})", part.start, part.start + part.count);
+            }
             println!(
                 "CAPOSWF1 generation {}, {} nodes, {} free blocks{}; serving 'files'",
                 fs.generation(),

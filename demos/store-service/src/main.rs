@@ -7,6 +7,9 @@
 //! (`lib.rs`, host-tested). Every put and delete is committed before it
 //! returns.
 //!
+//! The disk is a CAPOSST1 store, or the co-located layout, whose store
+//! half is served.
+//!
 //! If the disk does not mount, the service stays up and answers every call
 //! with the reason. `--read-only` mounts the store read-only.
 #![no_std]
@@ -22,7 +25,10 @@ use capos_demo_store_service::{answer_unavailable, StoreService};
 use capos_rt::serve::{serve, DiskService};
 use capos_rt::storage::{Block, CapBlockDevice};
 use capos_rt::{println, StartInfo};
+use capos_storage::colocated::store_part;
+use capos_storage::partition::Partition;
 use capos_storage::store::Store;
+use capos_storage::StorageError;
 
 capos_rt::entry!(main, heap = 8 << 20);
 
@@ -33,9 +39,17 @@ fn main(start: &StartInfo) -> i32 {
     };
     let mounted = CapBlockDevice::new(Block::new(disk))
         .map_err(|e| CapError::new(ErrorCode::Io, &format!("the disk does not answer: {e:?}")))
-        .and_then(|dev| Store::mount(dev, read_only).map_err(|e| CapError::new(storage_error(&e).code, &format!("CAPOSST1: {e}"))));
+        .and_then(|mut dev| {
+            let bad = |e: StorageError| CapError::new(storage_error(&e).code, &format!("CAPOSST1: {e}"));
+            let part = store_part(&mut dev).map_err(bad)?;
+            let dev = Partition::new(dev, part.start, part.count).map_err(|e| bad(StorageError::Device(e)))?;
+            Store::mount(dev, read_only).map(|s| (s, part)).map_err(bad)
+        });
     let e = match mounted {
-        Ok(store) => {
+        Ok((store, part)) => {
+            if part.colocated {
+                println!("the disk holds the co-located layout: serving its store (blocks 0..{})", part.count);
+            }
             println!("CAPOSST1 mounted{}; serving 'store'", if read_only { " read-only" } else { "" });
             let mut svc = StoreService::new(store);
             serve(&mut server, bulk, &mut svc, |svc, call, r| svc.answer(call.badge, &call.message()?, r))

@@ -22,6 +22,7 @@
 //! installs: mkfs.fat (dosfstools), mtools, sgdisk (gdisk), tar, gzip.
 
 use crate::esp::{Content, Volume};
+use crate::source::{classify, Pattern, Source};
 use crate::Settings;
 use capos_kcore::gpt::{CAPOS_DATA_PARTITION, EFI_SYSTEM_PARTITION};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -947,16 +948,18 @@ fn clean(line: &str) -> String {
     out
 }
 
-/// The lines a boot of the cloud disk over `bus` must show. The prompt
-/// answers `devices` with the boot disk itself, of the disk's size.
+/// The lines a boot of the cloud disk over `bus` must show (patterns of
+/// crate::source: `{other}` is the firmware's or the loader's line,
+/// `[name]` process name's). The prompt answers `devices` with the boot
+/// disk itself, of the disk's size.
 fn required_lines(bus: Bus) -> Vec<String> {
     vec![
         // OVMF started the loader from the disk on this bus (the only drive).
         match bus {
-            Bus::Nvme => "BdsDxe: starting Boot0001 \"UEFI QEMU NVMe Ctrl capos-disk 1\"".to_string(),
-            Bus::Virtio => "BdsDxe: starting Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0)".to_string(),
+            Bus::Nvme => "{other} BdsDxe: starting Boot0001 \"UEFI QEMU NVMe Ctrl capos-disk 1\"".to_string(),
+            Bus::Virtio => "{other} BdsDxe: starting Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0)".to_string(),
         },
-        "capos-boot: /limine.conf: booting entry 'capOS'".to_string(),
+        "{other} capos-boot: /limine.conf: booting entry 'capOS'".to_string(),
         "capos kernel starting".to_string(),
         "storage: mounted data: colocated on any partition type A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890".to_string(),
         "userspace: 5 processes started".to_string(),
@@ -970,7 +973,7 @@ fn required_lines(bus: Bus) -> Vec<String> {
 
 /// N of bootcount's `boot N of this disk` line.
 fn boot_count(lines: &[String]) -> Option<u64> {
-    lines.iter().find_map(|l| l.split("[bootcount] boot ").nth(1)?.split_whitespace().next()?.parse().ok())
+    crate::source::messages_of(lines, "bootcount").find_map(|m| m.strip_prefix("boot ")?.split_whitespace().next()?.parse().ok())
 }
 
 /// Judge one boot; returns (passed, failed).
@@ -990,17 +993,18 @@ fn judge(label: &str, bus: Bus, disk_bytes: u64, log: &BootLog) -> (u32, u32) {
     } else {
         verdict(log.exit == Some(crate::qemu::EXIT_KERNEL_SUCCESS), format!("exit status {:?}, want 33 (kernel success after halt)", log.exit));
     }
+    let lines = classify(&log.lines);
     for want in required_lines(bus) {
-        let seen = log.lines.iter().any(|l| l.contains(&want));
+        let seen = Pattern::parse(&want).find(&lines).is_some();
         verdict(seen, format!("{} '{}'", if seen { "saw" } else { "never saw" }, want));
     }
     // The devices line naming the boot disk must also carry its size.
     let size = bus.size_text(disk_bytes / SECTOR);
-    let disk_line = log.lines.iter().any(|l| l.contains(bus.guest_name()) && l.contains(&size));
+    let disk_line = lines.iter().any(|l| l.source == Source::Kernel && l.raw.contains(bus.guest_name()) && l.raw.contains(&size));
     verdict(disk_line, format!("the kernel lists its boot disk {} with {}", bus.guest_name(), size));
-    for bad in ["KERNEL PANIC", "EXCEPTION (unexpected)", "capos-boot: error"] {
-        if let Some(l) = log.lines.iter().find(|l| l.contains(bad)) {
-            verdict(false, format!("forbidden '{}' in: {}", bad, l));
+    for bad in ["KERNEL PANIC", "EXCEPTION (unexpected)", "{other} capos-boot: error"] {
+        if let Some(l) = Pattern::parse(bad).find(&lines) {
+            verdict(false, format!("forbidden '{}' in: {}", bad, l.raw));
         }
     }
     (p, f)
@@ -1051,7 +1055,7 @@ fn disk_test(s: &Settings) -> Result<bool, String> {
         passed += p;
         failed += f;
         let want = format!("[shell] {}", NOTE);
-        let seen = log.lines.iter().any(|l| crate::qemu::satisfies(l, &want));
+        let seen = Pattern::parse(&want).find(&classify(&log.lines)).is_some();
         println!("[{}] {}: the shell's cat /data/note.txt printed '{}'{}", if seen { "PASS" } else { "FAIL" }, label, NOTE, if i == 1 { " (written by the boot before)" } else { "" });
         if seen {
             passed += 1;

@@ -32,6 +32,7 @@ mod icount;
 mod linux;
 mod qemu;
 mod scenarios;
+mod source;
 mod storage;
 mod system;
 mod userspace;

@@ -5,6 +5,7 @@
 use crate::build::{build_all, Artifacts};
 use crate::esp::{Content, Volume};
 use crate::scenarios::{Boot, Expect, Scenario};
+use crate::source::{classify, count_verdicts, Line, Pattern, Source};
 use crate::Settings;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -426,10 +427,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The guest's hash of each disk against the host's, then the pattern the
 /// guest wrote to the last 64 blocks, read from the image file.
-fn check_disks(label: &str, out: &Outcome, t: &mut Tally) {
+fn check_disks(label: &str, out: &Outcome, lines: &[Line], t: &mut Tally) {
     for d in &out.disks {
         let want = format!("blk: {} read {} bytes sha256=", d.guest_name, d.read_len);
-        match out.lines.iter().find_map(|l| l.split(&want).nth(1).map(|h| h.trim().to_string())) {
+        match lines.iter().filter(|l| l.source == Source::Kernel).find_map(|l| l.raw.split(&want).nth(1).map(|h| h.trim().to_string())) {
             Some(h) if h == d.sha256 => t.pass(label, &format!("{}: guest sha256 of {} bytes matches the host's ({})", d.guest_name, d.read_len, &h[..16])),
             Some(h) => t.fail(label, &format!("{}: guest sha256 {} but the image's is {}", d.guest_name, h, d.sha256)),
             None => t.fail(label, &format!("{}: no line '{}...'", d.guest_name, want)),
@@ -458,12 +459,12 @@ fn host_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// The wall clock the guest printed (`... (unix N) source: ...`) against the
-/// host clock when that line arrived.
-fn check_wall_clock(label: &str, out: &Outcome, t: &mut Tally) {
+/// The wall clock the kernel printed (`... (unix N) source: ...`) against
+/// the host clock when that line arrived.
+fn check_wall_clock(label: &str, out: &Outcome, lines: &[Line], t: &mut Tally) {
     const TOLERANCE: i64 = 5;
-    for (line, stamp) in out.lines.iter().zip(&out.stamps) {
-        if let Some(rest) = line.split("(unix ").nth(1) {
+    for (line, stamp) in lines.iter().zip(&out.stamps).filter(|(l, _)| l.source == Source::Kernel) {
+        if let Some(rest) = line.raw.split("(unix ").nth(1) {
             if let Some(n) = rest.split(')').next().and_then(|n| n.trim().parse::<i64>().ok()) {
                 let diff = (n - stamp).abs();
                 if diff <= TOLERANCE {
@@ -482,47 +483,6 @@ fn shell_words(cmd: &Command) -> String {
     cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
 }
 
-/// Where a serial line came from. The kernel prints its own lines as they
-/// are (log lines start with a timestamp, `[    0.123] INFO  ...`); a
-/// process writes only through its Console, and the kernel prefixes each
-/// such line with `[name] ` (a manifest name: letters, digits, `_`, `-`)
-/// and replaces control characters, so a process cannot make a line that
-/// reads as the kernel's or as another process's.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    Kernel,
-    Process(String),
-}
-
-/// The source of `line` and its text without the process prefix.
-pub fn line_source(line: &str) -> (Source, &str) {
-    if let Some((name, text)) = line.strip_prefix('[').and_then(|rest| rest.split_once("] ")) {
-        // `[PASS] ` and `[FAIL] ` are the kernel's own verdicts (manifests
-        // may not use those process names: capos_abi::manifest).
-        let is_name = !name.is_empty()
-            && !capos_abi::manifest::RESERVED_PROCESS_NAMES.contains(&name)
-            && name.as_bytes()[0].is_ascii_alphanumeric()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            && !name.bytes().all(|b| b.is_ascii_digit());
-        if is_name {
-            return (Source::Process(name.to_string()), text);
-        }
-    }
-    (Source::Kernel, line)
-}
-
-/// Whether `line` satisfies the expectation `pattern`: a pattern written
-/// `[name] text` wants that text from process `name`; any other pattern
-/// wants a kernel line.
-pub fn satisfies(line: &str, pattern: &str) -> bool {
-    let (want, text) = line_source(pattern);
-    let (got, body) = line_source(line);
-    match want {
-        Source::Kernel => got == Source::Kernel && line.contains(pattern),
-        Source::Process(_) => got == want && body.contains(text),
-    }
-}
-
 /// The process names a manifest file starts (`process NAME` lines).
 fn manifest_processes(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -533,7 +493,9 @@ fn manifest_processes(path: &std::path::Path) -> Vec<String> {
 }
 
 /// Whose `[PASS]`/`[FAIL]` lines count for `boot`: the kernel's always,
-/// and those of the processes its manifest starts.
+/// and those of the processes its manifest starts (a boot names its
+/// manifest; its manifest names its processes). Firmware and loader lines
+/// never count.
 fn verdict_sources(boot: &Boot) -> Vec<Source> {
     let mut v = vec![Source::Kernel];
     let root = crate::workspace_root().unwrap_or_default();
@@ -565,16 +527,17 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
             t.fail(label, &format!("{}, expected {}", what, describe_exit(Some(want))));
         }
     }
+    let lines = classify(&out.lines);
     for pattern in &boot.expect {
-        if out.lines.iter().any(|l| satisfies(l, pattern)) {
+        if Pattern::parse(pattern).find(&lines).is_some() {
             t.pass(label, &format!("saw '{}'", pattern));
         } else {
             t.fail(label, &format!("never saw '{}'", pattern));
         }
     }
     for pattern in &boot.forbid {
-        if let Some(l) = out.lines.iter().find(|l| l.contains(pattern.as_str())) {
-            t.fail(label, &format!("saw forbidden '{}' in: {}", pattern, l));
+        if let Some(l) = Pattern::parse(pattern).find(&lines) {
+            t.fail(label, &format!("saw forbidden '{}' in: {}", pattern, l.raw));
         }
     }
     for (name, check) in &boot.checks {
@@ -584,39 +547,19 @@ fn judge(label: &str, boot: &Boot, out: &Outcome, t: &mut Tally) {
         }
     }
     if boot.guest_verdicts {
-        check_disks(label, out, t);
+        check_disks(label, out, &lines, t);
     }
     if boot.check_wall_clock {
-        check_wall_clock(label, out, t);
+        check_wall_clock(label, out, &lines, t);
     }
     if boot.guest_verdicts {
-        let sources = verdict_sources(boot);
-        let (mut gp, mut gf, mut ignored) = (0, 0, 0);
-        for l in &out.lines {
-            let verdict = if l.contains("[PASS] ") {
-                Some(true)
-            } else if l.contains("[FAIL] ") {
-                Some(false)
-            } else {
-                None
-            };
-            let Some(passed) = verdict else { continue };
-            if !sources.contains(&line_source(l).0) {
-                ignored += 1;
-                continue;
-            }
-            if passed {
-                gp += 1;
-            } else {
-                gf += 1;
-            }
+        let v = count_verdicts(&lines, &verdict_sources(boot));
+        if v.ignored > 0 {
+            println!("-- {}: {} verdict lines from sources this scenario does not name were not counted", label, v.ignored);
         }
-        if ignored > 0 {
-            println!("-- {}: {} verdict lines from sources this scenario does not name were not counted", label, ignored);
-        }
-        t.passed += gp;
-        t.failed += gf;
-        println!("-- {}: guest reported {} passed, {} failed", label, gp, gf);
+        t.passed += v.passed;
+        t.failed += v.failed;
+        println!("-- {}: guest reported {} passed, {} failed", label, v.passed, v.failed);
     }
 }
 
@@ -893,47 +836,46 @@ mod tests {
         (t.passed, t.failed)
     }
 
+    const FIRMWARE: &str = "BdsDxe: starting Boot0002";
+    const BOOTED: &str = crate::source::KERNEL_FIRST_LINE;
+
     #[test]
     fn a_clean_run_passes() {
-        let o = outcome(&["capos kernel starting", "[    0.1] INFO  [PASS] x: fine"], Some(33), false);
+        let o = outcome(&[FIRMWARE, BOOTED, "[    0.100000] INFO  [PASS] x: fine"], Some(33), false);
         assert_eq!(tally(&boot(Expect::Success), &o), (3, 0));
     }
 
     #[test]
     fn a_timeout_is_a_failure_even_with_every_line_present() {
-        let o = outcome(&["capos kernel starting", "[PASS] x"], None, true);
+        let o = outcome(&[BOOTED, "[PASS] x"], None, true);
         let (_, failed) = tally(&boot(Expect::Success), &o);
         assert!(failed >= 1);
     }
 
     #[test]
     fn wrong_exit_missing_line_forbidden_line_and_guest_failures_fail() {
-        assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting"], Some(35), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&[BOOTED], Some(35), false)).1, 1);
         assert_eq!(tally(&boot(Expect::Success), &outcome(&["nothing"], Some(33), false)).1, 1);
-        assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting", "KERNEL PANIC at x"], Some(33), false)).1, 1);
-        assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting", "[FAIL] y: broke"], Some(33), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&[BOOTED, "KERNEL PANIC at x"], Some(33), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&[BOOTED, "[FAIL] y: broke"], Some(33), false)).1, 1);
         // The loader-error code is not success.
-        assert_eq!(tally(&boot(Expect::Success), &outcome(&["capos kernel starting"], Some(37), false)).1, 1);
-        assert_eq!(tally(&boot(Expect::LoaderError), &outcome(&["capos kernel starting"], Some(37), false)).1, 0);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&[BOOTED], Some(37), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::LoaderError), &outcome(&[BOOTED], Some(37), false)).1, 0);
     }
 
     #[test]
-    fn a_process_line_never_satisfies_a_kernel_expectation() {
-        assert_eq!(line_source("[    0.1] INFO  x"), (Source::Kernel, "[    0.1] INFO  x"));
-        assert_eq!(line_source("[12345.678] INFO  x").0, Source::Kernel);
-        assert_eq!(line_source("capos kernel starting").0, Source::Kernel);
-        assert_eq!(line_source("[ping] [PASS] a"), (Source::Process("ping".into()), "[PASS] a"));
-        assert_eq!(line_source("[PASS] stack-overflow: x").0, Source::Kernel, "the kernel's raw verdict lines");
-        assert!(satisfies("capos kernel starting", "capos kernel starting"));
-        assert!(!satisfies("[hostile] capos kernel starting", "capos kernel starting"), "forged by a process");
-        assert!(!satisfies("[hostile] [    0.1] INFO  [PASS] smoke-heap", "[PASS] smoke-heap"));
-        assert!(satisfies("[ping] [PASS] ipc-ping: ok", "[ping] [PASS] ipc-ping"));
-        assert!(!satisfies("[pong] [PASS] ipc-ping: ok", "[ping] [PASS] ipc-ping"), "another process");
-        assert!(!satisfies("[    0.2] INFO  [ping] [PASS] ipc-ping", "[ping] [PASS] ipc-ping"), "the kernel quoting a process is not the process");
-        // A forged verdict from a process the scenario does not name is not counted.
+    fn the_judge_takes_each_line_from_its_source() {
+        // A process cannot start the kernel, nor print its panic, nor its verdicts.
         let b = boot(Expect::Success);
-        let (p, f) = tally(&b, &outcome(&["capos kernel starting", "[evil] [PASS] forged", "[evil] [FAIL] forged"], Some(33), false));
+        assert_eq!(tally(&b, &outcome(&[FIRMWARE, "[evil] capos kernel starting"], Some(33), false)), (1, 1));
+        assert_eq!(tally(&b, &outcome(&[BOOTED, "[evil] KERNEL PANIC at x"], Some(33), false)), (2, 0));
+        let (p, f) = tally(&b, &outcome(&[BOOTED, "[evil] [PASS] forged", "[evil] [FAIL] forged"], Some(33), false));
         assert_eq!((p, f), (2, 0), "only the exit status and the expected line count");
+        // Nor can the firmware or the loader.
+        assert_eq!(tally(&b, &outcome(&["[PASS] early", "[FAIL] early", "KERNEL PANIC early", BOOTED], Some(33), false)), (2, 0));
+        // A process the boot's manifest starts is counted.
+        let named = Boot { userspace: Some(("demos/ipc.manifest", "")), ..boot(Expect::Success) };
+        assert_eq!(tally(&named, &outcome(&[BOOTED, "[ping] [PASS] a", "[pong] [FAIL] b", "[evil] [FAIL] c"], Some(33), false)), (3, 1));
     }
 
     #[test]

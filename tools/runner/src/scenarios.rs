@@ -1,5 +1,8 @@
 //! The scenarios `make test` runs. Each boot names what it puts on the boot
 //! volume, the exit it expects, and lines that must (or must not) appear.
+//! Each such line names its source (crate::source::Pattern): `[name] text`
+//! is process `name`'s, `{other} text` the firmware's or the loader's,
+//! `{any} text` anyone's (for forbidden lines), any other text the kernel's.
 
 use crate::build::Artifacts;
 use crate::elfgen;
@@ -188,7 +191,7 @@ fn matrix(name: &'static str, machine: &'static str, mem: &'static str, smp: &'s
 /// Two entries, a 3 s timeout, the first the default.
 fn menu_boot(name: &'static str, expect: &[&str]) -> Boot {
     let conf = "timeout: 3\ndefault_entry: 1\n\n/smoke\n    protocol: limine\n    path: boot():/boot/capos-kernel\n    cmdline: test=smoke\n\n/timer check\n    protocol: limine\n    path: boot():/boot/capos-kernel\n    cmdline: test=timer\n";
-    let mut e = strings(&["capos-boot: boot menu", "  1) smoke (default)", "  2) timer check"]);
+    let mut e = strings(&["{other} capos-boot: boot menu", "{other}   1) smoke (default)", "{other}   2) timer check"]);
     e.extend(strings(expect));
     let e: Vec<&str> = e.iter().map(|s| s.as_str()).collect();
     Boot {
@@ -200,7 +203,7 @@ fn menu_boot(name: &'static str, expect: &[&str]) -> Boot {
 /// A boot volume that capos-boot must refuse, with the message it must print.
 fn bad_volume(name: &'static str, message: &'static str, make: impl Fn(&Artifacts) -> Volume + 'static) -> Boot {
     Boot {
-        expect: strings(&[message, "capos-boot: cannot boot"]),
+        expect: vec![format!("{{other}} {message}"), "{other} capos-boot: cannot boot".into()],
         forbid: strings(&["capos kernel starting"]),
         ..Boot::new(name, Box::new(make), Expect::LoaderError)
     }
@@ -548,7 +551,7 @@ fn default_system_boots() -> Vec<Boot> {
         Boot {
             script: typed(lines),
             guest_verdicts: false,
-            forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "panic", "error: ", "restarted as"]),
+            forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} error: ", "restarted as"]),
             default_system: true,
             default_disks: Some(disks),
             timeout: Some(120),
@@ -575,7 +578,7 @@ fn default_system_boots() -> Vec<Boot> {
 /// default disks (services-check `write` + `chaos`), then
 /// demos/storage-services-verify.manifest on the same disks.
 fn storage_services_boots() -> Vec<Boot> {
-    let forbid = strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "panic", "[FAIL]"]);
+    let forbid = strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} [FAIL]"]);
     vec![
         Boot {
             guest_verdicts: true,
@@ -1085,8 +1088,8 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 timeout: Some(1200),
                 icount_plugin: true,
                 linux_guest: true,
-                expect: strings(&["bench-linux: nvme0n1 I/O scheduler: [none]", "bench: done"]),
-                forbid: strings(&["FAILED", "Kernel panic"]),
+                expect: strings(&["{other} bench-linux: nvme0n1 I/O scheduler: [none]", "{other} bench: done"]),
+                forbid: strings(&["{other} FAILED", "{other} Kernel panic"]),
                 ..Boot::new("linux", Box::new(|_| Volume::new()), Expect::Success)
             }],
         },
@@ -1098,11 +1101,11 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 Boot {
                     script: vec![("press 1-2 to choose".into(), b"2".to_vec())],
                     forbid: strings(&["[PASS] smoke-heap", "KERNEL PANIC"]),
-                    ..menu_boot("pick-second", &["booting entry 'timer check'", "[PASS] lapic-timer-ticks"])
+                    ..menu_boot("pick-second", &["{other} booting entry 'timer check'", "[PASS] lapic-timer-ticks"])
                 },
                 Boot {
                     forbid: strings(&["[PASS] lapic-timer-ticks", "KERNEL PANIC"]),
-                    ..menu_boot("timeout", &["capos-boot: timeout; booting entry 1", "booting entry 'smoke'", "[PASS] smoke-heap"])
+                    ..menu_boot("timeout", &["{other} capos-boot: timeout; booting entry 1", "{other} booting entry 'smoke'", "[PASS] smoke-heap"])
                 },
             ],
         },

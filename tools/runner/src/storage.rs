@@ -27,7 +27,8 @@
 //! (plan.rs, shared with the guest, says which).
 
 use crate::build::Artifacts;
-use crate::qemu::{self, Firmware, MachineOverride, Source, Tally};
+use crate::qemu::{self, Firmware, MachineOverride, Tally};
+use crate::source::{classify, count_verdicts, messages_of, Classifier, Line, Pattern, Source};
 use crate::Settings;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -369,9 +370,8 @@ pub struct GuestWalk {
 pub fn guest_walks(lines: &[String]) -> Vec<GuestWalk> {
     let mut done = Vec::new();
     let mut open: BTreeMap<String, GuestWalk> = BTreeMap::new();
-    for l in lines {
-        let (src, body) = qemu::line_source(l);
-        let Source::Process(p) = src else { continue };
+    for l in classify(lines) {
+        let (Source::Process(p), body) = (l.source, l.message) else { continue };
         if let Some(label) = body.strip_prefix("walk begin ") {
             if let Some(mut w) = open.remove(&p) {
                 w.problems.push(String::from("no 'walk end' line"));
@@ -716,6 +716,7 @@ impl Run<'_> {
         let mut kill_at: Option<Instant> = None;
         let (mut killed, mut timed_out) = (false, false);
         let mut drain_until: Option<Instant> = None;
+        let mut classifier = Classifier::default();
         loop {
             let now = Instant::now();
             let mut wake = drain_until.unwrap_or(deadline);
@@ -748,7 +749,7 @@ impl Run<'_> {
                         println!("{}", line);
                         let _ = writeln!(log, "{}", line);
                         if let (Some(plan), false) = (kill, killed) {
-                            if let (Source::Process(p), body) = qemu::line_source(&line) {
+                            if let Line { source: Source::Process(p), message: body, .. } = classifier.line(&line) {
                                 if p == CHECKER {
                                     if let Some(r) = body.strip_prefix("recovery: resume after step ").and_then(|r| r.trim().parse::<u64>().ok()) {
                                         target = Some(r + plan.steps);
@@ -803,9 +804,10 @@ impl Run<'_> {
     }
 
     fn judge_lines(&mut self, boot: &str, out: &BootOut, mounts: &[Mount], procs: &[&str], kernel_expect: &[&str], exits: bool) {
+        let lines = classify(&out.lines);
         for m in mounts {
             let want = format!("storage: mounted {}: {} on {}", m.name, m.format.word(), m.device);
-            let seen = out.lines.iter().any(|l| qemu::satisfies(l, &want));
+            let seen = Pattern::parse(&want).find(&lines).is_some();
             let w = format!("{}-mount-{}", boot, m.name);
             if seen {
                 self.pass(&w, &format!("saw '{}'", want));
@@ -814,7 +816,7 @@ impl Run<'_> {
             }
         }
         for k in kernel_expect {
-            let seen = out.lines.iter().any(|l| qemu::satisfies(l, k));
+            let seen = Pattern::parse(k).find(&lines).is_some();
             let w = format!("{}-kernel-line", boot);
             if seen {
                 self.pass(&w, &format!("saw '{}'", k));
@@ -823,37 +825,27 @@ impl Run<'_> {
             }
         }
         for bad in ["KERNEL PANIC", "EXCEPTION (unexpected)", "userspace not started", "EXCEPTION (in user mode)"] {
-            if let Some(l) = out.lines.iter().find(|l| l.contains(bad)) {
-                let l = l.clone();
+            if let Some(l) = Pattern::parse(bad).find(&lines) {
+                let l = l.raw.to_string();
                 self.fail(&format!("{}-forbidden", boot), &format!("saw '{}' in: {}", bad, l));
             }
         }
         for p in procs {
-            let (mut gp, mut gf) = (0u32, 0u32);
-            for l in &out.lines {
-                if let (Source::Process(src), body) = qemu::line_source(l) {
-                    if src == *p {
-                        if body.starts_with("[PASS] ") {
-                            gp += 1;
-                        } else if body.starts_with("[FAIL] ") {
-                            gf += 1;
-                        }
-                    }
-                }
-            }
+            let v = count_verdicts(&lines, &[Source::Process(p.to_string())]);
+            let (gp, gf) = (v.passed, v.failed);
             self.t.passed += gp;
             self.t.failed += gf;
             println!("-- {}/{}: {} reported {} passed, {} failed", self.name, boot, p, gp, gf);
             if exits {
                 let w = format!("{}-{}-status", boot, p);
                 let prefix = format!("process {} (pid ", p);
-                match out.lines.iter().find(|l| qemu::line_source(l).0 == Source::Kernel && l.contains(&prefix) && (l.contains(" exited with status ") || l.contains(" killed"))) {
-                    Some(l) if l.ends_with("exited with status 0") => {
-                        let l = l.clone();
+                match lines.iter().find(|l| l.source == Source::Kernel && l.raw.contains(&prefix) && (l.raw.contains(" exited with status ") || l.raw.contains(" killed"))) {
+                    Some(l) if l.raw.ends_with("exited with status 0") => {
+                        let l = l.raw.to_string();
                         self.pass(&w, &l)
                     }
                     Some(l) => {
-                        let l = l.clone();
+                        let l = l.raw.to_string();
                         self.fail(&w, &l)
                     }
                     None => self.fail(&w, &format!("no line '{}N) exited with status 0'", prefix)),
@@ -892,9 +884,10 @@ impl Run<'_> {
 
 /// When the kernel started and the checker first spoke (host seconds).
 fn when(lines: &[String], stamps: &[f64]) -> String {
-    let at = |f: &dyn Fn(&String) -> bool| lines.iter().position(|l| f(l)).map(|i| stamps[i]);
-    let kernel = at(&|l| l.contains("capos kernel starting"));
-    let checker = at(&|l| matches!(qemu::line_source(l), (Source::Process(p), _) if p == CHECKER));
+    let classified = classify(lines);
+    let at = |f: &dyn Fn(&Line) -> bool| classified.iter().position(f).map(|i| stamps[i]);
+    let kernel = at(&|l| l.source == Source::Kernel);
+    let checker = at(&|l| l.source == Source::Process(CHECKER.to_string()));
     match (kernel, checker) {
         (Some(k), Some(c)) => format!(" (kernel at {:.1} s, storage-check at {:.1} s)", k, c),
         (Some(k), None) => format!(" (kernel at {:.1} s)", k),
@@ -1055,11 +1048,7 @@ fn fat_read(r: &mut Run, bus: Bus) -> Result<(), String> {
     r.check_walk(&format!("{}-walk", boot), &out, CHECKER, "start", &host_walk);
     // Times: one `time PATH modified=SECS` line per file of the first walk.
     let mut guest_times: BTreeMap<String, i64> = BTreeMap::new();
-    for l in &out.lines {
-        let (src, body) = qemu::line_source(l);
-        if src != Source::Process(CHECKER.to_string()) {
-            continue;
-        }
+    for body in messages_of(&out.lines, CHECKER) {
         if body.starts_with("walk end start") {
             break;
         }
@@ -1221,21 +1210,16 @@ impl Durable {
     /// cut came before its other lines: the plan's effects of step k are
     /// applied first, then what the lines report.
     pub fn absorb(&mut self, lines: &[String], c: &mut Contents) {
-        for l in lines {
-            if let (Source::Process(p), body) = qemu::line_source(l) {
-                if p != CHECKER {
-                    continue;
+        for body in messages_of(lines, CHECKER) {
+            if let Some((k, path, state)) = parse_synced(body) {
+                if self.last_step.is_none_or(|s| k > s) {
+                    self.apply_step(k, c);
                 }
-                if let Some((k, path, state)) = parse_synced(body) {
-                    if self.last_step.is_none_or(|s| k > s) {
-                        self.apply_step(k, c);
-                    }
-                    // The last line before a SIGKILL can arrive cut short:
-                    // it still says step k's sync returned (applied above
-                    // from the plan), but its own hash is not the file's.
-                    if state_complete(&state) {
-                        self.states.insert(path, state);
-                    }
+                // The last line before a SIGKILL can arrive cut short:
+                // it still says step k's sync returned (applied above
+                // from the plan), but its own hash is not the file's.
+                if state_complete(&state) {
+                    self.states.insert(path, state);
                 }
             }
         }
@@ -1478,20 +1462,15 @@ pub fn check_cut(d: &Durable, inflight: Option<u64>, root: &Path, c: &mut Conten
 
 /// Where the last workload line before a cut says it landed.
 fn landing(lines: &[String]) -> &'static str {
-    for l in lines.iter().rev() {
-        if let (Source::Process(p), body) = qemu::line_source(l) {
-            if p != CHECKER {
-                continue;
-            }
-            if body.starts_with("step ") && body.ends_with(" begin") {
-                return "during a step's writes";
-            }
-            if body.starts_with("step ") && body.ends_with(" sync") {
-                return "during a commit";
-            }
-            if body.starts_with("synced ") {
-                return "between steps";
-            }
+    for body in messages_of(lines, CHECKER).collect::<Vec<_>>().into_iter().rev() {
+        if body.starts_with("step ") && body.ends_with(" begin") {
+            return "during a step's writes";
+        }
+        if body.starts_with("step ") && body.ends_with(" sync") {
+            return "during a commit";
+        }
+        if body.starts_with("synced ") {
+            return "between steps";
         }
     }
     "before the workload"
@@ -1499,21 +1478,12 @@ fn landing(lines: &[String]) -> &'static str {
 
 /// The resume line of a boot.
 fn resumed(lines: &[String]) -> Option<u64> {
-    lines.iter().find_map(|l| match qemu::line_source(l) {
-        (Source::Process(p), body) if p == CHECKER => body.strip_prefix("recovery: resume after step ").and_then(|r| r.trim().parse().ok()),
-        _ => None,
-    })
+    messages_of(lines, CHECKER).find_map(|body| body.strip_prefix("recovery: resume after step ").and_then(|r| r.trim().parse().ok()))
 }
 
 /// The highest `step K begin` of a boot.
 fn last_begun(lines: &[String]) -> Option<u64> {
-    lines
-        .iter()
-        .filter_map(|l| match qemu::line_source(l) {
-            (Source::Process(p), body) if p == CHECKER => body.strip_prefix("step ").and_then(|r| r.strip_suffix(" begin")).and_then(|k| k.parse().ok()),
-            _ => None,
-        })
-        .max()
+    messages_of(lines, CHECKER).filter_map(|body| body.strip_prefix("step ").and_then(|r| r.strip_suffix(" begin")).and_then(|k| k.parse().ok())).max()
 }
 
 fn recovery(r: &mut Run) -> Result<(), String> {
@@ -1685,6 +1655,13 @@ mod tests {
         assert!(out.status.success(), "mkstore-image {:?}: {}", args, String::from_utf8_lossy(&out.stderr));
     }
 
+    const BOOTED: &str = crate::source::KERNEL_FIRST_LINE;
+
+    /// A log whose kernel has started (process lines count only after it).
+    fn booted() -> Vec<String> {
+        vec![BOOTED.to_string()]
+    }
+
     fn lines(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
@@ -1783,7 +1760,8 @@ mod tests {
     #[test]
     fn guest_walks_are_read_by_process_and_label_and_checked_for_loss() {
         let serial = lines(&[
-            "[    0.1] INFO  storage: mounted data: caposwf1 on nvme0n1",
+            BOOTED,
+            "[    0.100000] INFO  storage: mounted data: caposwf1 on nvme0n1",
             "[storage-check] walk begin start",
             "[storage-check] dir /",
             "[walker] walk begin start",
@@ -1800,7 +1778,7 @@ mod tests {
             "[storage-check] walk begin cut",
             "[storage-check] dir /",
             // A kernel line quoting a walk line is not the guest's.
-            "[    0.2] INFO  file /forged size=1 sha256=00",
+            "[    0.200000] INFO  file /forged size=1 sha256=00",
         ]);
         let w = guest_walks(&serial);
         let get = |p: &str, l: &str| w.iter().find(|x| x.process == p && x.label == l).unwrap();
@@ -1897,9 +1875,9 @@ mod tests {
         let path = format!("/r/f{}", slot);
         let (size, sha) = c.content(k);
         let mut whole = Durable::default();
-        whole.absorb(&[format!("[storage-check] synced {} {} size={} sha256={}", k, path, size, sha)], &mut c);
+        whole.absorb(&[BOOTED.to_string(), format!("[storage-check] synced {} {} size={} sha256={}", k, path, size, sha)], &mut c);
         let mut cut = Durable::default();
-        cut.absorb(&[format!("[storage-check] synced {} {} size={} sha256={}", k, path, size, &sha[..22])], &mut c);
+        cut.absorb(&[BOOTED.to_string(), format!("[storage-check] synced {} {} size={} sha256={}", k, path, size, &sha[..22])], &mut c);
         assert_eq!(cut.last_step, Some(k));
         assert_eq!(cut.states.get(&path), whole.states.get(&path));
         assert_eq!(cut.states.get(&path), Some(&Some((size, sha))));
@@ -1917,7 +1895,7 @@ mod tests {
         let mut d = Durable::default();
         let line = format!("[storage-check] synced {} {} size={} sha256={}", k, path, plan::content_size(k), c.content(k).1);
         let step = step_state(k);
-        d.absorb(&[line, format!("[storage-check] synced {} /r/step size={} sha256={}", k, step.0, step.1)], &mut c);
+        d.absorb(&[BOOTED.to_string(), line, format!("[storage-check] synced {} /r/step size={} sha256={}", k, step.0, step.1)], &mut c);
         assert_eq!(d.last_step, Some(k));
         let mut step_bytes = [0u8; 24];
         let n = plan::step_record(k, &mut step_bytes);
@@ -1953,7 +1931,7 @@ mod tests {
         assert!(check_cut(&d, None, &root, &mut c).problems.iter().any(|p| p.contains("/r/d/g1")));
         // A synced deletion that came back.
         let mut d2 = Durable::default();
-        d2.absorb(&[format!("[storage-check] synced {} /r/f{} absent", k, (slot + 1) % 8)], &mut c);
+        d2.absorb(&[BOOTED.to_string(), format!("[storage-check] synced {} /r/f{} absent", k, (slot + 1) % 8)], &mut c);
         let mut back = good.clone();
         back.insert(format!("/r/f{}", (slot + 1) % 8), content_bytes(1));
         write_state(&root, &back);
@@ -2136,7 +2114,7 @@ mod tests {
         let mut dev = CrashSimDevice::new(image.clone());
         {
             let mut fs = WritableFs::mount(&mut dev, clock(), MountOptions::default()).unwrap();
-            let mut lines = Vec::new();
+            let mut lines = booted();
             for k in 1..=STEPS {
                 host_step(&mut fs, k, &mut lines).unwrap();
             }
@@ -2150,7 +2128,7 @@ mod tests {
         {
             let mut dev = CrashSimDevice::new(image.clone());
             let mut fs = WritableFs::mount(&mut dev, clock(), MountOptions::default()).unwrap();
-            let mut lines = Vec::new();
+            let mut lines = booted();
             for k in 1..=STEPS {
                 host_step(&mut fs, k, &mut lines).unwrap();
                 let tree = dir.join("tree");
@@ -2170,7 +2148,7 @@ mod tests {
         for cut in (1..total).step_by((total / 120).max(1) as usize) {
             let mut dev = CrashSimDevice::new(image.clone());
             dev.cut_power_at(cut);
-            let mut lines = Vec::new();
+            let mut lines = booted();
             {
                 let mut fs = WritableFs::mount(&mut dev, clock(), MountOptions::default()).unwrap();
                 for k in 1..=STEPS {
@@ -2211,7 +2189,7 @@ mod tests {
                 let s = durable.last_step.unwrap_or(0);
                 assert!(resumed == s || resumed == s + 1, "cut {}: resumed after {} but {} was synced", cut, resumed, s);
                 // Going on from there converges: two more steps, nothing in flight.
-                let mut more = Vec::new();
+                let mut more = booted();
                 for k in resumed + 1..=resumed + 2 {
                     host_step(&mut fs, k, &mut more).unwrap_or_else(|e| panic!("cut {}: step {} after resume: {}", cut, k, e));
                 }

@@ -371,7 +371,7 @@ const NVME_SLOW_IOPS: u32 = 5;
 
 /// Kernel log lines that say an endpoint was re-bound to a restarted server.
 fn rebind_lines(lines: &[String]) -> usize {
-    lines.iter().filter(|l| crate::qemu::line_source(l).0 == crate::qemu::Source::Kernel && l.contains(" re-bound")).count()
+    crate::source::classify(lines).iter().filter(|l| l.source == crate::source::Source::Kernel && l.raw.contains(" re-bound")).count()
 }
 
 fn two_hundred_rebinds(lines: &[String]) -> Result<String, String> {
@@ -383,7 +383,7 @@ fn two_hundred_rebinds(lines: &[String]) -> Result<String, String> {
 
 /// The driver's `free frames: steady N end M`: equal, or frames leaked.
 fn frames_back_at_steady(lines: &[String]) -> Result<String, String> {
-    let line = lines.iter().find_map(|l| l.split_once("[driver] free frames: steady ").map(|(_, rest)| rest.to_string()));
+    let line = crate::source::messages_of(lines, "driver").find_map(|m| m.strip_prefix("free frames: steady ").map(|rest| rest.to_string()));
     let Some(rest) = line else { return Err("the driver never printed its free frames".into()) };
     let figures: Vec<u64> = rest.split(" end ").filter_map(|f| f.trim().parse().ok()).collect();
     match figures.as_slice() {
@@ -398,7 +398,8 @@ fn frames_back_at_steady(lines: &[String]) -> Result<String, String> {
 /// here, plus idle, the kernel's own stacks and a restart's overlap), not
 /// the 200+ processes that came and went.
 fn slots_reused(lines: &[String]) -> Result<String, String> {
-    let Some(line) = lines.iter().find(|l| l.contains("lifetime: ") && l.contains(" kernel stack slots ever used")) else {
+    let lines = crate::source::classify(lines);
+    let Some(line) = lines.iter().filter(|l| l.source == crate::source::Source::Kernel).map(|l| l.raw).find(|l| l.contains("lifetime: ") && l.contains(" kernel stack slots ever used")) else {
         return Err("the kernel never reported its slots".into());
     };
     let numbers: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();

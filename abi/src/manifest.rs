@@ -44,18 +44,7 @@ pub const MAX_PATH_BYTES: usize = 128;
 /// cursor, clear the screen or forge a line on a terminal. Other
 /// characters, backslash included, are kept as they are.
 pub fn escape_control(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    capos_storage::name::escape_control(text, false)
 }
 
 /// Process names a manifest may not use: the console prefixes a process's

@@ -94,15 +94,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// and `%`, as `%XX` (the runner escapes the host's names the same way),
 /// so a name cannot break a line apart or forge another.
 pub fn escape_name(name: &str) -> String {
-    let mut s = String::new();
-    for &b in name.as_bytes() {
-        if (0x21..=0x7e).contains(&b) && b != b'%' {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{:02X}", b));
-        }
-    }
-    s
+    capos_storage::name::percent_escape(name.as_bytes())
 }
 
 /// `/a/b` from a parent path and an (escaped) name.

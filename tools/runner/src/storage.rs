@@ -267,17 +267,10 @@ fn grants_for(format: Format, mount: &str, fs_name: &'static str, store_name: &'
 // ------------------------------------------------------------ walks
 
 /// A path component as both walks print it: bytes outside printable ASCII,
-/// and `%`, as `%XX` (demos/storage-check/src/report.rs escape_name).
+/// and `%`, as `%XX`: `capos_storage::name::percent_escape`, which the
+/// guest's walk (demos/storage-check) prints with too.
 pub fn escape_name(name: &[u8]) -> String {
-    let mut s = String::new();
-    for &b in name {
-        if (0x21..=0x7e).contains(&b) && b != b'%' {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{:02X}", b));
-        }
-    }
-    s
+    capos_storage::name::percent_escape(name)
 }
 
 fn hex(b: &[u8]) -> String {

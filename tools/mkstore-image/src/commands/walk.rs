@@ -69,19 +69,7 @@ pub fn walk<F: FileSystem, V: Visitor<F>>(fs: &mut F, format: &str, visitor: &mu
 /// name can neither drive a terminal nor forge a line, and every printed
 /// name stands for exactly one real name.
 pub fn escape_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    capos_storage::name::escape_control(name, true)
 }
 
 /// `/a/b/c` with every name escaped; `/` for the root.

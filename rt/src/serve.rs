@@ -36,6 +36,9 @@ use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
 use capos_abi::message::{build_flat, clear, word_bytes, CallMessage};
 use capos_abi::serve::Responder;
 use capos_abi::{Handle, SysError};
+use crate::storage::{Block, CapBlockDevice};
+use capos_storage::colocated::Part;
+use capos_storage::partition::Partition;
 
 impl Server {
     /// The badge of `cap` if it is a client capability of this endpoint.
@@ -155,8 +158,9 @@ impl Responder for ServeResponder<'_> {
     }
 
     fn bulk_out(&mut self, data: &[u8]) -> Result<(), SysError> {
-        if Some(data.len()) > self.bulk_out_capacity() || (data.len() > 0 && self.bulk_out_capacity().is_none()) {
-            return Err(SysError::InvalidArgument);
+        match self.bulk_out_capacity() {
+            Some(room) if data.len() <= room => {}
+            _ => return Err(SysError::InvalidArgument),
         }
         self.bulk[..data.len()].copy_from_slice(data);
         self.bulk_out = data.len();
@@ -191,21 +195,19 @@ pub fn serve<S>(
             }
         };
         let minted = core::mem::take(&mut r.minted);
-        let out = r.bulk_out;
+        // An empty reply carries neither capabilities nor bulk data.
+        let (caps, out): (&[Handle], usize) = if len == 0 { (&[], 0) } else { (&minted, r.bulk_out) };
         drop(r);
-        if len == 0 {
-            drop_all(&minted);
-        }
-        let caps: &[Handle] = if len == 0 { &[] } else { &minted };
         if !caps.is_empty() {
             ipc::set_caps_out(caps);
         }
         let word = ReplyWord { len: len as u32, caps: caps.len() as u8 };
-        let next = syscall::endpoint_reply_receive(token, server.handle, word, &bulk[..if len == 0 { 0 } else { out }]);
+        let next = syscall::endpoint_reply_receive(token, server.handle, word, &bulk[..out]);
         if len > 0 {
             clear(ipc::send_buffer(), len);
-            drop_all(&minted);
         }
+        // Their copies went with the reply (or nowhere): ours are done.
+        drop_all(&minted);
         incoming = match next.map_err(CallError::from).and_then(Incoming::new) {
             Ok(c) => c,
             // The reply could not be delivered (the caller died or gave
@@ -243,6 +245,28 @@ impl DiskService {
         })?;
         Ok(DiskService { disk, server, bulk, read_only: start.args.iter().any(|a| a == "--read-only") })
     }
+}
+
+/// A storage error as the answer a service gives for it (`format` names
+/// the engine in the message: `CAPOSWF1: bad magic ...`).
+pub fn storage_failure(format: &str, e: &capos_storage::StorageError) -> capos_abi::helpers::CapError {
+    capos_abi::helpers::CapError::new(capos_abi::serve::storage_error(e).code, &alloc::format!("{format}: {e}"))
+}
+
+/// The Block capability `disk` as a device, narrowed to the blocks `find`
+/// says hold the service's format (the whole disk, or one half of a
+/// co-located one), or why not.
+pub fn open_part(
+    disk: Handle,
+    format: &str,
+    find: impl FnOnce(&mut CapBlockDevice) -> Result<Part, capos_storage::StorageError>,
+) -> Result<(Partition<CapBlockDevice>, Part), capos_abi::helpers::CapError> {
+    let mut dev = CapBlockDevice::new(Block::new(disk)).map_err(|e| {
+        capos_abi::helpers::CapError::new(capos_abi::capos_capnp::ErrorCode::Io, &alloc::format!("the disk does not answer: {e:?}"))
+    })?;
+    let part = find(&mut dev).map_err(|e| storage_failure(format, &e))?;
+    let dev = Partition::new(dev, part.start, part.count).map_err(|e| storage_failure(format, &capos_storage::StorageError::Device(e)))?;
+    Ok((dev, part))
 }
 
 /// Drop handles we no longer need (their copies went with a reply).

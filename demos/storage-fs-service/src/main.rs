@@ -20,18 +20,11 @@
 
 extern crate alloc;
 
-use alloc::format;
-use capos_abi::capos_capnp::ErrorCode;
-use capos_abi::helpers::CapError;
-use capos_abi::serve::storage_error;
 use capos_demo_storage_fs_service::{answer_unavailable, FsService};
-use capos_rt::serve::{serve, DiskService};
-use capos_rt::storage::{Block, CapBlockDevice};
+use capos_rt::serve::{open_part, serve, storage_failure, DiskService};
 use capos_rt::{println, StartInfo};
 use capos_storage::colocated::filesystem_part;
-use capos_storage::partition::Partition;
 use capos_storage::writable_fs::{MountOptions, WritableFs};
-use capos_storage::StorageError;
 use capos_storage::{Clock, Provenance, Timestamp};
 
 // The engine's metadata and a full bulk buffer (1 MiB) live on the heap.
@@ -56,14 +49,9 @@ fn main(start: &StartInfo) -> i32 {
         Err(status) => return status,
     };
     let clock = WallClock(start.cap("clock").map(capos_rt::Clock));
-    let mounted = CapBlockDevice::new(Block::new(disk))
-        .map_err(|e| CapError::new(ErrorCode::Io, &format!("the disk does not answer: {e:?}")))
-        .and_then(|mut dev| {
-            let bad = |e: StorageError| CapError::new(storage_error(&e).code, &format!("CAPOSWF1: {e}"));
-            let part = filesystem_part(&mut dev).map_err(bad)?;
-            let dev = Partition::new(dev, part.start, part.count).map_err(|e| bad(StorageError::Device(e)))?;
-            WritableFs::mount(dev, clock, MountOptions { read_only }).map(|fs| (fs, part)).map_err(bad)
-        });
+    let mounted = open_part(disk, "CAPOSWF1", filesystem_part).and_then(|(dev, part)| {
+        WritableFs::mount(dev, clock, MountOptions { read_only }).map(|fs| (fs, part)).map_err(|e| storage_failure("CAPOSWF1", &e))
+    });
     let e = match mounted {
         Ok((fs, part)) => {
             if part.colocated {

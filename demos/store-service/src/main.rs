@@ -17,18 +17,11 @@
 
 extern crate alloc;
 
-use alloc::format;
-use capos_abi::capos_capnp::ErrorCode;
-use capos_abi::helpers::CapError;
-use capos_abi::serve::storage_error;
 use capos_demo_store_service::{answer_unavailable, StoreService};
-use capos_rt::serve::{serve, DiskService};
-use capos_rt::storage::{Block, CapBlockDevice};
+use capos_rt::serve::{open_part, serve, storage_failure, DiskService};
 use capos_rt::{println, StartInfo};
 use capos_storage::colocated::store_part;
-use capos_storage::partition::Partition;
 use capos_storage::store::Store;
-use capos_storage::StorageError;
 
 capos_rt::entry!(main, heap = 8 << 20);
 
@@ -37,14 +30,8 @@ fn main(start: &StartInfo) -> i32 {
         Ok(s) => s,
         Err(status) => return status,
     };
-    let mounted = CapBlockDevice::new(Block::new(disk))
-        .map_err(|e| CapError::new(ErrorCode::Io, &format!("the disk does not answer: {e:?}")))
-        .and_then(|mut dev| {
-            let bad = |e: StorageError| CapError::new(storage_error(&e).code, &format!("CAPOSST1: {e}"));
-            let part = store_part(&mut dev).map_err(bad)?;
-            let dev = Partition::new(dev, part.start, part.count).map_err(|e| bad(StorageError::Device(e)))?;
-            Store::mount(dev, read_only).map(|s| (s, part)).map_err(bad)
-        });
+    let mounted = open_part(disk, "CAPOSST1", store_part)
+        .and_then(|(dev, part)| Store::mount(dev, read_only).map(|s| (s, part)).map_err(|e| storage_failure("CAPOSST1", &e)));
     let e = match mounted {
         Ok((store, part)) => {
             if part.colocated {

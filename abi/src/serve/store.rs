@@ -13,6 +13,43 @@ use alloc::vec::Vec;
 /// this). 256 keys of the longest CAPOSST1 key (255 bytes) fit a reply.
 pub const MAX_LIST_KEYS: u32 = 256;
 
+/// Each `Store` method on a CAPOSST1 store (`capos_storage::store::Store`):
+/// the one meaning the kernel's store object and store-service share (a
+/// missing key is `notFound`; an empty `after` lists from the first key).
+pub mod on_caposst1 {
+    use super::super::storage_error;
+    use crate::capos_capnp::ErrorCode;
+    use crate::helpers::CapError;
+    use alloc::vec::Vec;
+    use capos_storage::store::Store;
+    use capos_storage::BlockDevice;
+
+    pub fn put<D: BlockDevice>(s: &mut Store<D>, key: &[u8], value: &[u8]) -> Result<(), CapError> {
+        s.put(key, value).map_err(|e| storage_error(&e))
+    }
+
+    pub fn get<D: BlockDevice>(s: &mut Store<D>, key: &[u8]) -> Result<Vec<u8>, CapError> {
+        match s.get(key) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(CapError::new(ErrorCode::NotFound, "no value under that key")),
+            Err(e) => Err(storage_error(&e)),
+        }
+    }
+
+    pub fn has<D: BlockDevice>(s: &Store<D>, key: &[u8]) -> Result<bool, CapError> {
+        s.has(key).map_err(|e| storage_error(&e))
+    }
+
+    pub fn delete<D: BlockDevice>(s: &mut Store<D>, key: &[u8]) -> Result<bool, CapError> {
+        s.delete(key).map_err(|e| storage_error(&e))
+    }
+
+    pub fn list<D: BlockDevice>(s: &Store<D>, after: &[u8], limit: usize) -> Result<(Vec<Vec<u8>>, bool), CapError> {
+        let after = if after.is_empty() { None } else { Some(after) };
+        s.keys_after(after, limit).map_err(|e| storage_error(&e))
+    }
+}
+
 /// What a `Store` does, in plain Rust.
 pub trait StoreServer {
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), CapError>;

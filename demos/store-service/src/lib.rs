@@ -25,8 +25,8 @@ use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
 use capos_abi::interfaces;
 use capos_abi::message::CallMessage;
-use capos_abi::serve::store::{self, StoreServer};
-use capos_abi::serve::{storage_error, Responder};
+use capos_abi::serve::store::{self, on_caposst1, StoreServer};
+use capos_abi::serve::Responder;
 use capos_abi::SysError;
 use capos_kcore::attenuation::{read_only, refusal, refuse, Access};
 use capos_storage::store::Store;
@@ -66,28 +66,23 @@ impl<D: BlockDevice> StoreService<D> {
 
 impl<D: BlockDevice> StoreServer for StoreService<D> {
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), CapError> {
-        self.store.borrow_mut().put(key, value).map_err(|e| storage_error(&e))
+        on_caposst1::put(&mut self.store.borrow_mut(), key, value)
     }
 
     fn get(&self, key: &[u8]) -> Result<Vec<u8>, CapError> {
-        match self.store.borrow_mut().get(key) {
-            Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(CapError::new(ErrorCode::NotFound, "no value under that key")),
-            Err(e) => Err(storage_error(&e)),
-        }
+        on_caposst1::get(&mut self.store.borrow_mut(), key)
     }
 
     fn has(&self, key: &[u8]) -> Result<bool, CapError> {
-        self.store.borrow().has(key).map_err(|e| storage_error(&e))
+        on_caposst1::has(&self.store.borrow(), key)
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool, CapError> {
-        self.store.borrow_mut().delete(key).map_err(|e| storage_error(&e))
+        on_caposst1::delete(&mut self.store.borrow_mut(), key)
     }
 
     fn list(&self, after: &[u8], limit: usize) -> Result<(Vec<Vec<u8>>, bool), CapError> {
-        let after = if after.is_empty() { None } else { Some(after) };
-        self.store.borrow().keys_after(after, limit).map_err(|e| storage_error(&e))
+        on_caposst1::list(&self.store.borrow(), after, limit)
     }
 }
 

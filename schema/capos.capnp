@@ -319,13 +319,20 @@ interface Endpoint @0xaeaeefc5c08a4c81 {
   # endpoint_receive and answers with endpoint_reply; this interface is what a
   # cap_call on that same handle reaches.
 
-  mint @0 (badge :UInt64) -> CapResult;
+  mint @0 (badge :UInt64, notify :Bool) -> CapResult;
   # A new client capability for this endpoint. A call made through it is
   # delivered to the server with this badge, so a server tells its
   # clients (or sessions) apart. Manifest grants carry a kernel-chosen
   # badge; a server should mark its own with SERVER_MINTED (capos_abi::badge).
+  # With `notify`, when the last copy of the new capability is gone
+  # (dropped, or its holder ended) the server's receive loop gets a
+  # no-senders notification for the badge (capos_abi::ipc::NO_SENDERS),
+  # once per mint: a server that mints one badge N times frees the object
+  # after N notifications.
 
   badgeOf @1 () -> UInt64Result;
+  # (Servers normally need not ask: a received call carries the badge of
+  # each transferred handle in the IPC area, capos_abi::ipc::BADGES_IN_OFFSET.)
   # The badge of the one capability this call transfers, if it is a client
   # capability of this same endpoint (`invalidArgument` otherwise: another
   # endpoint's, a kernel object, or not exactly one capability). A server

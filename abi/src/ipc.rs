@@ -27,6 +27,7 @@
 //! |---|---|---|---|
 //! | [`CAPS_OUT_OFFSET`] | 16 × u64 | read/write | handles the process transfers with its next call or reply |
 //! | [`CAPS_IN_OFFSET`] | 16 × u64 | read/write | handles the kernel just installed (a call's results, a received call) |
+//! | [`BADGES_IN_OFFSET`] | 16 × u64 | read/write | for a received call, the badge of each installed handle that is a client of the receiving endpoint (0 for any other capability) |
 //! | [`SEND_OFFSET`] | [`MAX_MESSAGE_BYTES`] | read/write | the capnp message the process sends (params of a call, results of a reply) |
 //! | [`RECV_OFFSET`] | [`MAX_MESSAGE_BYTES`] | read only | the capnp message the kernel delivered (results of a call, params of a received call) |
 //!
@@ -51,6 +52,9 @@ pub const IPC_AREA_ADDR: u64 = 0x0000_7ffd_0000_0000;
 pub const CAPS_OUT_OFFSET: usize = 0;
 /// Offset of the incoming handle array (16 × u64).
 pub const CAPS_IN_OFFSET: usize = 8 * MAX_CAPS_PER_MESSAGE;
+/// Offset of the badges of a received call's handles (16 × u64): a server
+/// recognises its own objects passed back to it without asking.
+pub const BADGES_IN_OFFSET: usize = CAPS_IN_OFFSET + 8 * MAX_CAPS_PER_MESSAGE;
 /// Bytes of the header page.
 pub const HEADER_BYTES: usize = 4096;
 /// Offset of the send buffer.
@@ -62,7 +66,7 @@ pub const AREA_BYTES: usize = RECV_OFFSET + MAX_MESSAGE_BYTES;
 /// Pages of the whole area.
 pub const AREA_PAGES: usize = AREA_BYTES / 4096;
 
-const _: () = assert!(CAPS_IN_OFFSET + 8 * MAX_CAPS_PER_MESSAGE <= HEADER_BYTES);
+const _: () = assert!(BADGES_IN_OFFSET + 8 * MAX_CAPS_PER_MESSAGE <= HEADER_BYTES);
 const _: () = assert!(AREA_BYTES.is_multiple_of(4096));
 
 /// Bulk flag: the object may read the caller's bulk buffer (data going out,
@@ -120,23 +124,32 @@ impl CallWord {
 
 /// The packed word of a reply (`rdx` of `endpoint_reply`, and of what
 /// `cap_call` returns): results length in bits 0..32, capabilities in
-/// bits 32..40. Bits 40..64 must be zero.
+/// bits 32..40, and bit 40 ([`ReplyWord::moves`]): the server's handles
+/// in CAPS_OUT *move* to the client (they leave the server's table as
+/// they enter the client's) instead of being copied. Bits 41..64 must be
+/// zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyWord {
     pub len: u32,
     pub caps: u8,
+    pub moves: bool,
 }
 
 impl ReplyWord {
+    /// A reply of `len` bytes copying `caps` handles.
+    pub const fn new(len: u32, caps: u8) -> ReplyWord {
+        ReplyWord { len, caps, moves: false }
+    }
+
     pub const fn pack(self) -> u64 {
-        self.len as u64 | (self.caps as u64) << 32
+        self.len as u64 | (self.caps as u64) << 32 | (self.moves as u64) << 40
     }
 
     pub fn unpack(word: u64) -> Result<ReplyWord, SysError> {
-        if word >> 40 != 0 {
+        if word >> 41 != 0 {
             return Err(SysError::InvalidArgument);
         }
-        let w = ReplyWord { len: word as u32, caps: (word >> 32) as u8 };
+        let w = ReplyWord { len: word as u32, caps: (word >> 32) as u8, moves: word >> 40 & 1 != 0 };
         if w.caps as usize > MAX_CAPS_PER_MESSAGE {
             return Err(SysError::TooManyCaps);
         }
@@ -167,6 +180,11 @@ impl ReplyToken {
 /// What `endpoint_receive` (and `endpoint_reply_receive`) put in the
 /// server's registers.
 ///
+/// A **notification** arrives the same way: interface id
+/// [`crate::interfaces::ENDPOINT`], method [`NO_SENDERS`], token 0 (there
+/// is nobody to answer), no params, no capabilities, and the badge whose
+/// last client capability is gone ([`Received::is_no_senders`]).
+///
 /// | register | value |
 /// |---|---|
 /// | `rdx` | [`CallWord`] of the call (caps are in `CAPS_IN`, params in the receive buffer) |
@@ -185,13 +203,36 @@ pub struct Received {
     pub bulk_out_capacity: u64,
 }
 
+/// The method of a no-senders notification (not a method anyone can call:
+/// a server's receive loop sees it with interface `ENDPOINT` and token 0).
+pub const NO_SENDERS: u16 = u16::MAX;
+
+impl Received {
+    /// A no-senders notification for `badge`.
+    pub const fn no_senders(badge: u64) -> Received {
+        Received {
+            word: CallWord { method: NO_SENDERS, caps: 0, bulk: 0, len: 0 },
+            interface_id: crate::interfaces::ENDPOINT,
+            token: 0,
+            badge,
+            bulk_in: 0,
+            bulk_out_capacity: 0,
+        }
+    }
+
+    /// Whether this is a no-senders notification (not a call).
+    pub fn is_no_senders(&self) -> bool {
+        self.token == 0 && self.interface_id == crate::interfaces::ENDPOINT && self.word.method == NO_SENDERS
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn layout_is_pinned() {
-        assert_eq!((CAPS_OUT_OFFSET, CAPS_IN_OFFSET, SEND_OFFSET), (0, 128, 4096));
+        assert_eq!((CAPS_OUT_OFFSET, CAPS_IN_OFFSET, BADGES_IN_OFFSET, SEND_OFFSET), (0, 128, 256, 4096));
         assert_eq!(RECV_OFFSET, 4096 + 128 * 1024);
         assert_eq!(AREA_PAGES, 65);
         assert_eq!(IPC_AREA_ADDR % 4096, 0);
@@ -209,10 +250,13 @@ mod tests {
 
     #[test]
     fn reply_words_round_trip_and_bad_fields_are_refused() {
-        let w = ReplyWord { len: 4096, caps: 3 };
+        let w = ReplyWord::new(4096, 3);
         assert_eq!(ReplyWord::unpack(w.pack()), Ok(w));
-        assert_eq!(ReplyWord::unpack(w.pack() | 1 << 40), Err(SysError::InvalidArgument));
-        assert_eq!(ReplyWord::unpack(ReplyWord { caps: 17, len: 0 }.pack()), Err(SysError::TooManyCaps));
+        let m = ReplyWord { moves: true, ..w };
+        assert_eq!(ReplyWord::unpack(m.pack()), Ok(m));
+        assert_eq!(m.pack(), w.pack() | 1 << 40);
+        assert_eq!(ReplyWord::unpack(w.pack() | 1 << 41), Err(SysError::InvalidArgument));
+        assert_eq!(ReplyWord::unpack(ReplyWord::new(0, 17).pack()), Err(SysError::TooManyCaps));
         assert_eq!(ReplyWord::unpack(u32::MAX as u64), Err(SysError::MessageTooLarge));
     }
 

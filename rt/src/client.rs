@@ -112,10 +112,11 @@ pub fn call<P: Owned, R>(
     fill: impl FnOnce(P::Builder<'_>) -> capnp::Result<()>,
     read: impl FnOnce(&Results) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
-    let send = ipc::send_buffer();
-    let (len, ()) = build_flat::<P, ()>(send, fill)?;
+    let mut send = ipc::send_buffer();
+    let (len, ()) = build_flat::<P, ()>(&mut send, fill)?;
     let r = send_built(handle, interface_id, method, caps, bulk, len);
-    clear(send, len);
+    clear(&mut send, len);
+    drop(send);
     read(&r?)
 }
 
@@ -215,7 +216,7 @@ impl PingClient {
     /// take the general reader).
     #[inline]
     pub fn ping(&self, value: u64) -> Result<u64, CallError> {
-        let len = small_struct::write(ipc::send_buffer_raw(), &[value], 0).unwrap_or(0);
+        let len = small_struct::write(&mut ipc::send_buffer_raw(), &[value], 0).unwrap_or(0);
         ipc::send_dirty(len);
         let word = CallWord { method: ping_method::PING, caps: 0, bulk: 0, len: len as u32 };
         let r = syscall::cap_call(self.0, interfaces::PING, word, (0, 0));
@@ -293,6 +294,12 @@ impl Incoming {
     pub fn reply_token(&self) -> u64 {
         self.envelope.token
     }
+    /// Whether this is a no-senders notification (the last capability
+    /// with [`badge`](Self::badge) that this server minted with
+    /// notification is gone), not a call: there is nothing to answer.
+    pub fn is_no_senders(&self) -> bool {
+        self.envelope.is_no_senders()
+    }
     pub fn badge(&self) -> u64 {
         self.envelope.badge
     }
@@ -340,7 +347,7 @@ pub struct Answer<'a> {
 impl<'a> Answer<'a> {
     /// Build the results struct `T` in the send buffer.
     pub fn build<T: Owned>(fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<Answer<'a>, CallError> {
-        let (len, ()) = build_flat::<T, ()>(ipc::send_buffer(), fill)?;
+        let (len, ()) = build_flat::<T, ()>(&mut ipc::send_buffer(), fill)?;
         Ok(Answer { len, sent: len, caps: &[], bulk: &[] })
     }
     /// Results that are a tiny struct of at most 8 data words and 8
@@ -348,14 +355,14 @@ impl<'a> Answer<'a> {
     #[inline]
     pub fn tiny<const N: usize>(data: &[u64; N], ptrs: u8) -> Answer<'a> {
         const { assert!(N <= 8) };
-        let len = small_struct::write(ipc::send_buffer_raw(), data, ptrs.min(8) as u16).unwrap_or(0);
+        let len = small_struct::write(&mut ipc::send_buffer_raw(), data, ptrs.min(8) as u16).unwrap_or(0);
         ipc::send_dirty(len);
         Answer { len: 0, sent: len, caps: &[], bulk: &[] }
     }
 
     /// Results that are a tiny struct (`capos_abi::small_struct`).
     pub fn small(data: &[u64], ptrs: u16) -> Result<Answer<'a>, CallError> {
-        let len = small_struct::write(ipc::send_buffer_raw(), data, ptrs).ok_or(CallError::Message(MessageError::TooLarge { len: 0, max: 0 }))?;
+        let len = small_struct::write(&mut ipc::send_buffer_raw(), data, ptrs).ok_or(CallError::Message(MessageError::TooLarge { len: 0, max: 0 }))?;
         ipc::send_dirty(len);
         Ok(Answer { len: 0, sent: len, caps: &[], bulk: &[] })
     }
@@ -369,11 +376,11 @@ impl<'a> Answer<'a> {
         if !self.caps.is_empty() {
             ipc::set_caps_out(self.caps);
         }
-        ReplyWord { len: self.sent as u32, caps: self.caps.len().min(MAX_CAPS_PER_MESSAGE) as u8 }
+        ReplyWord::new(self.sent as u32, self.caps.len().min(MAX_CAPS_PER_MESSAGE) as u8)
     }
     fn done(self) {
         if self.len > 0 {
-            clear(ipc::send_buffer_raw(), self.len);
+            clear(&mut ipc::send_buffer_raw(), self.len);
         }
     }
 }
@@ -423,6 +430,17 @@ impl Server {
 
     /// A new client capability for this endpoint with `badge`.
     pub fn mint(&self, badge: u64) -> Result<Handle, CallError> {
+        self.mint_with(badge, false)
+    }
+
+    /// Like [`mint`](Self::mint), and when the last copy of the new
+    /// capability is gone this server receives a no-senders notification
+    /// for `badge` (`Incoming::is_no_senders`).
+    pub fn mint_notified(&self, badge: u64) -> Result<Handle, CallError> {
+        self.mint_with(badge, true)
+    }
+
+    fn mint_with(&self, badge: u64, notify: bool) -> Result<Handle, CallError> {
         call::<endpoint::mint_params::Owned, _>(
             self.handle,
             interfaces::ENDPOINT,
@@ -431,6 +449,7 @@ impl Server {
             BulkArg::NONE,
             |mut p| {
                 p.set_badge(badge);
+                p.set_notify(notify);
                 Ok(())
             },
             |r| object(helpers::read_cap(r.get::<cap_result::Owned>()?, r.caps())),

@@ -11,13 +11,19 @@
 //!   service makes calls of its own while answering — minting a
 //!   capability, reading its Block device — and each one overwrites the
 //!   receive buffer);
-//! - capabilities the call transferred are turned into badges with
-//!   `Endpoint.badgeOf` (so a service recognises one of its own objects
-//!   passed back, e.g. `Directory.rename`'s target; anything else reads as
-//!   badge 0, which no object has) and dropped from our table at once;
+//! - capabilities the call transferred arrive with their badges (the
+//!   kernel writes them beside the handles, so a service recognises one of
+//!   its own objects passed back, e.g. `Directory.rename`'s target;
+//!   anything else reads as badge 0, which no object has) and are dropped
+//!   from our table at once;
 //! - [`ServeResponder`] is the `Responder` whose `Cap` is a badge: handing
-//!   an object back mints a client capability with that badge, sent with
-//!   the reply and dropped from our table after it;
+//!   an object back mints a client capability with that badge and
+//!   notification, which the reply *moves* to the caller;
+//! - **lifetimes**: when the last copy of a minted capability is gone
+//!   (dropped, or its holder died) the kernel sends a no-senders
+//!   notification through the same receive; the loop counts mints per
+//!   badge and calls `released` when a badge has none left, so the
+//!   service frees that object;
 //! - bulk data arrives in, and leaves from, the buffer registered with
 //!   `bulk_register`;
 //! - a call the dispatcher refuses at the call level (unreadable params,
@@ -26,6 +32,7 @@
 
 use crate::client::{call_no_params, object, BulkArg, CallError, Incoming, Server};
 use crate::{ipc, syscall};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use capnp::traits::Owned;
 use capos_abi::capos_capnp::u_int64_result;
@@ -71,6 +78,7 @@ impl Call {
         let mut handles = [Handle::from_raw(0); MAX_CAPS_PER_MESSAGE];
         let n = incoming.caps().len().min(MAX_CAPS_PER_MESSAGE);
         handles[..n].copy_from_slice(&incoming.caps()[..n]);
+        let badges = ipc::badges_in(n as u8);
         let call = Call {
             badge: incoming.badge(),
             interface_id: incoming.interface_id(),
@@ -81,16 +89,12 @@ impl Call {
             bulk_in: incoming.bulk_in() as usize,
             bulk_out_capacity: incoming.bulk_out_capacity() as usize,
         };
-        // From here on the receive buffer may be overwritten.
-        let transferred = handles[..n]
-            .iter()
-            .map(|h| {
-                let badge = server.badge_of(*h).unwrap_or(0);
-                let _ = syscall::cap_drop(*h);
-                badge
-            })
-            .collect();
-        Call { transferred, ..call }
+        // We keep only the badges.
+        for h in &handles[..n] {
+            let _ = syscall::cap_drop(*h);
+        }
+        let _ = server;
+        Call { transferred: badges[..n].to_vec(), ..call }
     }
 
     /// The call as the dispatchers read it.
@@ -102,6 +106,7 @@ impl Call {
 /// The `Responder` of a service: capabilities are badges of our endpoint.
 pub struct ServeResponder<'a> {
     server: &'a Server,
+    mints: &'a mut Mints,
     call: &'a Call,
     bulk: &'a mut [u8],
     bulk_out: usize,
@@ -110,8 +115,8 @@ pub struct ServeResponder<'a> {
 }
 
 impl<'a> ServeResponder<'a> {
-    fn new(server: &'a Server, call: &'a Call, bulk: &'a mut [u8]) -> ServeResponder<'a> {
-        ServeResponder { server, call, bulk, bulk_out: 0, results: None, minted: Vec::new() }
+    fn new(server: &'a Server, mints: &'a mut Mints, call: &'a Call, bulk: &'a mut [u8]) -> ServeResponder<'a> {
+        ServeResponder { server, mints, call, bulk, bulk_out: 0, results: None, minted: Vec::new() }
     }
 }
 
@@ -119,11 +124,11 @@ impl Responder for ServeResponder<'_> {
     type Cap = u64;
 
     fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError> {
-        let send = ipc::send_buffer();
+        let mut send = ipc::send_buffer();
         if let Some(old) = self.results.take() {
-            clear(send, old);
+            clear(&mut send, old);
         }
-        let (len, ()) = build_flat::<T, ()>(send, fill).map_err(|e| e.sys_error())?;
+        let (len, ()) = build_flat::<T, ()>(&mut send, fill).map_err(|e| e.sys_error())?;
         self.results = Some(len);
         Ok(())
     }
@@ -134,7 +139,8 @@ impl Responder for ServeResponder<'_> {
         if self.results.is_some() || self.minted.len() >= MAX_CAPS_PER_MESSAGE {
             return Err(SysError::InvalidArgument);
         }
-        let h = self.server.mint(badge).map_err(|e| e.sys().unwrap_or(SysError::InvalidArgument))?;
+        let h = self.server.mint_notified(badge).map_err(|e| e.sys().unwrap_or(SysError::InvalidArgument))?;
+        self.mints.minted(badge);
         self.minted.push(h);
         Ok(self.minted.len() as u32 - 1)
     }
@@ -168,28 +174,76 @@ impl Responder for ServeResponder<'_> {
     }
 }
 
+/// How many capabilities of each badge are out (minted with notification
+/// and not yet reported gone): a badge minted N times is released after N
+/// no-senders notifications.
+#[derive(Default)]
+pub struct Mints {
+    out: BTreeMap<u64, u32>,
+}
+
+impl Mints {
+    fn minted(&mut self, badge: u64) {
+        *self.out.entry(badge).or_insert(0) += 1;
+    }
+
+    /// One capability of `badge` is gone; true when none is left.
+    fn gone(&mut self, badge: u64) -> bool {
+        match self.out.get_mut(&badge) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                self.out.remove(&badge);
+                true
+            }
+            // Not one of ours (never minted by this loop): nothing to free.
+            None => false,
+        }
+    }
+
+    /// Badges with capabilities out.
+    pub fn live(&self) -> usize {
+        self.out.len()
+    }
+}
+
 /// Serve calls on `server` forever: each call is copied out, handed to
-/// `answer` with a [`ServeResponder`], and replied to. Returns only if
-/// receiving fails (the endpoint is gone).
+/// `answer` with a [`ServeResponder`], and replied to; when the last
+/// capability of a badge this loop minted is gone, `released` is told the
+/// badge. Returns only if receiving fails (the endpoint is gone).
 pub fn serve<S>(
     server: &mut Server,
     bulk: &'static mut [u8],
     state: &mut S,
     mut answer: impl FnMut(&mut S, &Call, &mut ServeResponder) -> Result<(), SysError>,
+    mut released: impl FnMut(&mut S, u64),
 ) -> CallError {
+    let mut mints = Mints::default();
     let mut incoming = match server.receive() {
         Ok(c) => c,
         Err(e) => return e,
     };
     loop {
+        if incoming.envelope.is_no_senders() {
+            if mints.gone(incoming.badge()) {
+                released(state, incoming.badge());
+            }
+            incoming = match server.receive() {
+                Ok(c) => c,
+                Err(e) => return e,
+            };
+            continue;
+        }
         let token = incoming.reply_token();
         let call = Call::copy(&incoming, server);
-        let mut r = ServeResponder::new(server, &call, &mut *bulk);
+        let mut r = ServeResponder::new(server, &mut mints, &call, &mut *bulk);
         let len = match answer(state, &call, &mut r) {
             Ok(()) => r.results.unwrap_or(0),
             Err(_) => {
                 if let Some(n) = r.results.take() {
-                    clear(ipc::send_buffer(), n);
+                    clear(&mut ipc::send_buffer(), n);
                 }
                 0
             }
@@ -201,17 +255,22 @@ pub fn serve<S>(
         if !caps.is_empty() {
             ipc::set_caps_out(caps);
         }
-        let word = ReplyWord { len: len as u32, caps: caps.len() as u8 };
+        // The minted capabilities move to the caller with the reply.
+        let word = ReplyWord { len: len as u32, caps: caps.len() as u8, moves: true };
         let next = syscall::endpoint_reply_receive(token, server.handle, word, &bulk[..out]);
         if len > 0 {
-            clear(ipc::send_buffer(), len);
+            clear(&mut ipc::send_buffer(), len);
         }
-        // Their copies went with the reply (or nowhere): ours are done.
-        drop_all(&minted);
+        if next.is_err() || caps.is_empty() {
+            // Not moved (the reply failed, or carried none of them): drop
+            // ours; a handle that did move is stale now and refused.
+            drop_all(&minted);
+        }
         incoming = match next.map_err(CallError::from).and_then(Incoming::new) {
             Ok(c) => c,
-            // The reply could not be delivered (the caller died or gave
-            // up): that call is over; wait for the next one.
+            // The reply could not be delivered (the caller died, or its
+            // answer could not be delivered and it was told so): that
+            // call is over; wait for the next one.
             Err(_) => match server.receive() {
                 Ok(c) => c,
                 Err(e) => return e,

@@ -113,7 +113,7 @@ pub fn cap_call(handle: Handle, interface_id: u64, word: CallWord, bulk: (u64, u
     if rax != 0 {
         return Err(failure(rax, rdx));
     }
-    Ok((ReplyWord { len: rdx as u32, caps: (rdx >> 32) as u8 }, rsi))
+    Ok((ReplyWord::new(rdx as u32, (rdx >> 32) as u8), rsi))
 }
 
 fn received(r: [u64; 7]) -> Result<Received, Failure> {

@@ -30,8 +30,7 @@ fn status(rax: u64) -> Option<SysError> {
 fn expect(name: &str, got: (u64, u64), want: SysError) -> bool {
     // The send buffer may hold garbage we put there on purpose; the
     // runtime builds the println below in it and needs it zeroed.
-    let send = capos_rt::ipc::send_buffer();
-    clear(send, send.len());
+    clear(&mut capos_rt::ipc::send_buffer(), capos_abi::limits::MAX_MESSAGE_BYTES);
     let ok = status(got.0) == Some(want);
     if ok {
         println!("[PASS] hostile-{}: refused with {:?}", name, want);
@@ -44,9 +43,9 @@ fn expect(name: &str, got: (u64, u64), want: SysError) -> bool {
 /// Put a well-formed Console.writeLine params message in the send buffer;
 /// its length.
 fn good_params() -> usize {
-    let send = capos_rt::ipc::send_buffer();
-    clear(send, send.len());
-    build_flat::<console::write_line_params::Owned, ()>(send, |mut p| {
+    let mut send = capos_rt::ipc::send_buffer();
+    clear(&mut send, capos_abi::limits::MAX_MESSAGE_BYTES);
+    build_flat::<console::write_line_params::Owned, ()>(&mut send, |mut p| {
         p.set_line("hostile: this call is well formed");
         Ok(())
     })
@@ -56,8 +55,8 @@ fn good_params() -> usize {
 
 /// Put raw words in the send buffer (after clearing it).
 fn raw_params(words: &[u64]) -> usize {
-    let send = capos_rt::ipc::send_buffer();
-    clear(send, send.len());
+    let mut send = capos_rt::ipc::send_buffer();
+    clear(&mut send, capos_abi::limits::MAX_MESSAGE_BYTES);
     for (i, w) in words.iter().enumerate() {
         send[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
     }
@@ -160,7 +159,7 @@ fn main(start: &StartInfo) -> i32 {
     ok &= expect("unknown-syscall-0", unsafe { raw(0, [0; 6]) }, SysError::UnknownSyscall);
     ok &= expect("unknown-syscall-99", unsafe { raw(99, [0; 6]) }, SysError::UnknownSyscall);
     ok &= expect("receive-on-non-endpoint", unsafe { raw(nr::ENDPOINT_RECEIVE, [console, 0, 0, 0, 0, 0]) }, SysError::NotAnEndpoint);
-    let rw = ReplyWord { len: 0, caps: 0 }.pack();
+    let rw = ReplyWord::new(0, 0).pack();
     ok &= expect("reply-with-bogus-token", unsafe { raw(nr::ENDPOINT_REPLY, [0xdead_beef, 0, rw, 0, 0, 0]) }, SysError::InvalidReplyToken);
     ok &= expect("reply-with-token-0", unsafe { raw(nr::ENDPOINT_REPLY, [0, 0, rw, 0, 0, 0]) }, SysError::InvalidReplyToken);
     ok &= expect("reply-word-high-bits", unsafe { raw(nr::ENDPOINT_REPLY, [1, 0, 1 << 50, 0, 0, 0]) }, SysError::InvalidArgument);
@@ -193,7 +192,7 @@ fn main(start: &StartInfo) -> i32 {
         println!("[FAIL] hostile-only-granted-caps: reached {:?}, owns {:?}", reachable, own);
         ok = false;
     }
-    clear(capos_rt::ipc::send_buffer(), capos_abi::limits::MAX_MESSAGE_BYTES);
+    clear(&mut capos_rt::ipc::send_buffer(), capos_abi::limits::MAX_MESSAGE_BYTES);
 
     println!("hostile: {}; now a deliberate page fault", if ok { "all cases refused correctly" } else { "SOME CASES FAILED" });
     // SAFETY: deliberately faults; the kernel must end this process only.

@@ -214,11 +214,11 @@ fn malformed(fs: &Directory) -> Result<(), String> {
         (interfaces::FILE, 0, [0u8; 16]),
         (interfaces::STORE, 1, [0u8; 16]),
     ] {
-        let send = capos_rt::ipc::send_buffer();
+        let mut send = capos_rt::ipc::send_buffer();
         send[..16].copy_from_slice(&bytes);
         let word = CallWord { method, caps: 0, bulk: 0, len: 16 };
         let r = capos_rt::syscall::cap_call(fs.handle(), iface, word, (0, 0));
-        capos_abi::message::clear(send, 16);
+        capos_abi::message::clear(&mut send, 16);
         match r {
             Ok((reply, _)) if reply.len == 0 => {}
             other => wrong.push(format!("{iface:#x}.{method}: {other:?}")),

@@ -15,7 +15,10 @@
 //!   restart, answer `staleHandle` instead of reaching another object.
 //!   Asking for the same node again in one session returns the same
 //!   object, so walking paths does not grow the table; a session holds at
-//!   most [`MAX_OBJECTS_PER_SESSION`]; `File.close` forgets its file.
+//!   most [`MAX_OBJECTS_PER_SESSION`]. An object is forgotten when the
+//!   last capability to it is gone ([`FsService::released`], from the
+//!   kernel's no-senders notification: dropped, or its holder died), and
+//!   a file also on `File.close`.
 //! - **Read-only.** An object of a read-only session is read-only, and so
 //!   is everything opened from it. Its mutations are refused before they
 //!   reach the filesystem, by the same table and encoder as the kernel's
@@ -120,6 +123,23 @@ impl<F: FileSystem> FsService<F> {
     /// How many objects are live (all sessions).
     pub fn live_objects(&self) -> usize {
         self.objects.borrow().by_id.len()
+    }
+
+    /// The last capability with `badge` is gone: forget its object (files
+    /// and directories alike). False when `badge` names no live object of
+    /// this instance (a session, a closed file, another instance's).
+    pub fn released(&self, badge: u64) -> bool {
+        if badge & SERVER_MINTED == 0 || (badge >> TAG_SHIFT) & TAG_MASK != self.tag {
+            return false;
+        }
+        let obj = self.objects.borrow().by_id.get(&((badge & ID_MASK) as u32)).copied();
+        match obj {
+            Some(o) => {
+                self.forget(&o);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Answer one call made on the capability with `badge`.
@@ -613,5 +633,37 @@ mod tests {
         assert_eq!(cap_of(&dir_call(&svc, ALICE, dm::OPEN, "f0")), Err(ErrorCode::TooLarge));
         // Another session is not affected.
         assert!(cap_of(&dir_call(&svc, 0x109, dm::OPEN, "f0")).is_ok());
+    }
+
+    #[test]
+    fn released_objects_are_forgotten_and_make_room() {
+        let svc = service(7).with_object_limit(20);
+        // Many more create-and-release cycles than the limit: never full.
+        for i in 0..200 {
+            let f = cap_of(&dir_call(&svc, ALICE, dm::CREATE, &format!("f{i}"))).unwrap();
+            assert!(svc.released(f), "cycle {i}: the file was live");
+            assert!(!svc.released(f), "a second release finds nothing");
+            assert_eq!(void_of(&dir_call(&svc, ALICE, dm::REMOVE, &format!("f{i}"))), Ok(()));
+        }
+        assert_eq!(svc.live_objects(), 0);
+        // Directories too; a released badge answers `closed`.
+        dir_call(&svc, ALICE, dm::MKDIR, "d");
+        let d = cap_of(&dir_call(&svc, ALICE, dm::SUB, "d")).unwrap();
+        assert_eq!(svc.live_objects(), 1);
+        assert!(svc.released(d));
+        assert_eq!(cap_of(&dir_call(&svc, d, dm::SUB, "x")), Err(ErrorCode::Closed));
+        // Sessions, other instances' badges and 0 are not objects.
+        assert!(!svc.released(ALICE));
+        assert!(!svc.released(0));
+        let other = service(8);
+        dir_call(&other, ALICE, dm::MKDIR, "d");
+        let foreign = cap_of(&dir_call(&other, ALICE, dm::SUB, "d")).unwrap();
+        assert!(!svc.released(foreign));
+        assert_eq!(other.live_objects(), 1);
+        // A closed file's later release is harmless.
+        let f = cap_of(&dir_call(&svc, ALICE, dm::CREATE, "g")).unwrap();
+        svc.answer(f, &call(interfaces::FILE, fm::CLOSE, &[]), &mut TestResponder::empty()).unwrap();
+        assert!(!svc.released(f));
+        assert_eq!(svc.live_objects(), 0);
     }
 }

@@ -68,11 +68,20 @@ fn main(start: &StartInfo) -> i32 {
                 println!("the newest commit is damaged ({skipped}); mounted the one before it");
             }
             let mut svc = FsService::new(fs, capos_rt::syscall::rdtsc());
-            serve(&mut server, bulk, &mut svc, |svc, call, r| svc.answer(call.badge, &call.message()?, r))
+            let mut released = 0u64;
+            serve(&mut server, bulk, &mut svc, |svc, call, r| svc.answer(call.badge, &call.message()?, r), |svc, badge| {
+                if svc.released(badge) {
+                    released += 1;
+                    let live = svc.live_objects();
+                    if live == 0 || released.is_multiple_of(1000) {
+                        println!("live objects: {live}, released {released}");
+                    }
+                }
+            })
         }
         Err(why) => {
             println!("cannot mount the disk: {:?}: {}; answering every call with it", why.code, why.message);
-            serve(&mut server, bulk, &mut (), |_, call, r| answer_unavailable(&why, &call.message()?, r))
+            serve(&mut server, bulk, &mut (), |_, call, r| answer_unavailable(&why, &call.message()?, r), |_, _| {})
         }
     };
     println!("the endpoint is gone: {e:?}");

@@ -39,11 +39,11 @@ fn main(start: &StartInfo) -> i32 {
             }
             println!("CAPOSST1 mounted{}; serving 'store'", if read_only { " read-only" } else { "" });
             let mut svc = StoreService::new(store);
-            serve(&mut server, bulk, &mut svc, |svc, call, r| svc.answer(call.badge, &call.message()?, r))
+            serve(&mut server, bulk, &mut svc, |svc, call, r| svc.answer(call.badge, &call.message()?, r), |_, _| {})
         }
         Err(why) => {
             println!("cannot mount the disk: {:?}: {}; answering every call with it", why.code, why.message);
-            serve(&mut server, bulk, &mut (), |_, call, r| answer_unavailable(&why, &call.message()?, r))
+            serve(&mut server, bulk, &mut (), |_, call, r| answer_unavailable(&why, &call.message()?, r), |_, _| {})
         }
     };
     println!("the endpoint is gone: {e:?}");

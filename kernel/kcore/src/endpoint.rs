@@ -22,15 +22,30 @@
 //!    it is **queued**, oldest first, up to [`MAX_QUEUED`]; past that the
 //!    caller gets `OutOfMemory` and nothing is queued.
 //! 3. A receive takes the oldest queued call, or marks the server waiting.
-//!    Only one server waits on an endpoint at a time.
-//! 4. A queued client that dies is removed from the queue (it must never be
-//!    delivered afterwards).
+//!    Only one server waits on an endpoint at a time. A call the kernel
+//!    then cannot deliver (its bulk data does not fit the server's buffer,
+//!    the server's table is full) fails for its client; it is never put
+//!    back, so a call that cannot be delivered cannot wedge the queue.
+//! 4. A queued client that dies is removed from the queue
+//!    ([`cancel`](EndpointCore::cancel)): it must never be delivered
+//!    afterwards, and it no longer counts against [`MAX_QUEUED`].
 //! 5. A reply names a token: the client's pid and the sequence number of
 //!    the call it waits on. The reply is accepted only while that client
 //!    waits on a call to *this* server with *that* sequence number
 //!    ([`reply_target`]) and the server has received that call: a stale,
 //!    replayed, forged, guessed-ahead or someone else's token is
 //!    `InvalidReplyToken`, and answering twice is impossible.
+//!
+//! 6. A call from the endpoint's own server is refused (`InvalidArgument`):
+//!    it would wait for itself for ever.
+//! 7. **No senders.** A client capability minted with notification
+//!    ([`notify`](EndpointCore::notify)) tells its server when its last copy
+//!    is gone (dropped, or its holder died): the badge is queued and a
+//!    receive hands it over *before* any queued call (the server frees the
+//!    object before new calls can ask for more). A server waiting in
+//!    receive is woken for it. Notifications of a closed endpoint are
+//!    dropped: nobody serves the objects any more, and a restarted
+//!    instance never minted them.
 //!
 //! The queue is reserved at full capacity when the endpoint is made, so
 //! calls and receives never allocate.
@@ -49,6 +64,26 @@ pub struct Pending {
     pub badge: u64,
 }
 
+/// What a receive hands the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// The oldest queued call.
+    Call(Pending),
+    /// The last capability with this badge is gone (rule 7).
+    NoSenders(u64),
+}
+
+/// What a notification did (rule 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notified {
+    /// The server was waiting in receive: wake it (it is no longer waiting).
+    WakeServer,
+    /// Queued for the server's next receive.
+    Queued,
+    /// The endpoint is closed: nobody to tell.
+    Dropped,
+}
+
 /// What happened to a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallOutcome {
@@ -61,6 +96,7 @@ pub enum CallOutcome {
 #[derive(Debug)]
 pub struct EndpointCore {
     queue: VecDeque<Pending>,
+    notifications: VecDeque<u64>,
     server_waiting: bool,
     closed: bool,
     server: u32,
@@ -69,7 +105,7 @@ pub struct EndpointCore {
 impl EndpointCore {
     /// An open endpoint served by `server`.
     pub fn new(server: u32) -> EndpointCore {
-        EndpointCore { queue: VecDeque::with_capacity(MAX_QUEUED), server_waiting: false, closed: false, server }
+        EndpointCore { queue: VecDeque::with_capacity(MAX_QUEUED), notifications: VecDeque::new(), server_waiting: false, closed: false, server }
     }
 
     /// The process it is bound to (rule 1).
@@ -77,10 +113,13 @@ impl EndpointCore {
         self.server
     }
 
-    /// Rule 2.
+    /// Rules 2 and 6.
     pub fn call(&mut self, client: u32, badge: u64) -> Result<CallOutcome, SysError> {
         if self.closed {
             return Err(SysError::PeerGone);
+        }
+        if client == self.server {
+            return Err(SysError::InvalidArgument);
         }
         if self.server_waiting {
             self.server_waiting = false;
@@ -93,13 +132,17 @@ impl EndpointCore {
         Ok(CallOutcome::Queued)
     }
 
-    /// Rule 3: the oldest queued call, or `None` and the server now waits.
-    pub fn receive(&mut self) -> Result<Option<Pending>, SysError> {
+    /// Rules 3 and 7: a notification, else the oldest queued call, else
+    /// `None` and the server now waits.
+    pub fn receive(&mut self) -> Result<Option<Incoming>, SysError> {
         if self.closed {
             return Err(SysError::PeerGone);
         }
+        if let Some(badge) = self.notifications.pop_front() {
+            return Ok(Some(Incoming::NoSenders(badge)));
+        }
         match self.queue.pop_front() {
-            Some(p) => Ok(Some(p)),
+            Some(p) => Ok(Some(Incoming::Call(p))),
             None => {
                 self.server_waiting = true;
                 Ok(None)
@@ -107,24 +150,29 @@ impl EndpointCore {
         }
     }
 
-    /// Put a call taken by [`receive`](Self::receive) back at the front
-    /// (its delivery failed on the server's side, e.g. a full capability
-    /// table; the client keeps waiting and the next receive retries it).
-    pub fn requeue_front(&mut self, p: Pending) {
-        if !self.closed {
-            self.queue.push_front(p);
+    /// Rule 7: the last capability minted with `badge` (and notification)
+    /// is gone.
+    pub fn notify(&mut self, badge: u64) -> Notified {
+        if self.closed {
+            return Notified::Dropped;
         }
+        self.notifications.push_back(badge);
+        if self.server_waiting {
+            self.server_waiting = false;
+            Notified::WakeServer
+        } else {
+            Notified::Queued
+        }
+    }
+
+    /// Notifications not yet received.
+    pub fn notifications(&self) -> usize {
+        self.notifications.len()
     }
 
     /// Whether the server is blocked in receive on this endpoint.
     pub fn server_waiting(&self) -> bool {
         self.server_waiting
-    }
-
-    /// The server stopped waiting without a call (it died, or was woken
-    /// for something else).
-    pub fn stop_waiting(&mut self) {
-        self.server_waiting = false;
     }
 
     /// Rule 4: drop a dying client's queued call. Returns whether it had one.
@@ -139,6 +187,7 @@ impl EndpointCore {
     pub fn close(&mut self) -> VecDeque<Pending> {
         self.closed = true;
         self.server_waiting = false;
+        self.notifications.clear();
         core::mem::take(&mut self.queue)
     }
 
@@ -217,8 +266,8 @@ mod tests {
         assert!(!ep.server_waiting(), "one delivery per wait");
         assert_eq!(ep.call(8, 2), Ok(CallOutcome::Queued));
         assert_eq!(ep.call(9, 3), Ok(CallOutcome::Queued));
-        assert_eq!(ep.receive(), Ok(Some(Pending { client: 8, badge: 2 })));
-        assert_eq!(ep.receive(), Ok(Some(Pending { client: 9, badge: 3 })));
+        assert_eq!(ep.receive(), Ok(Some(Incoming::Call(Pending { client: 8, badge: 2 }))));
+        assert_eq!(ep.receive(), Ok(Some(Incoming::Call(Pending { client: 9, badge: 3 }))));
         assert_eq!(ep.receive(), Ok(None));
     }
 
@@ -226,7 +275,7 @@ mod tests {
     fn the_queue_is_bounded_and_never_grows() {
         let mut ep = EndpointCore::new(0);
         let cap = ep.queue.capacity();
-        for i in 0..MAX_QUEUED as u32 {
+        for i in 1..=MAX_QUEUED as u32 {
             assert_eq!(ep.call(i, 0), Ok(CallOutcome::Queued));
         }
         assert_eq!(ep.call(999, 0), Err(SysError::OutOfMemory));
@@ -243,8 +292,8 @@ mod tests {
         assert_eq!(failed, [1, 2]);
         assert_eq!(ep.call(3, 0), Err(SysError::PeerGone));
         assert_eq!(ep.receive(), Err(SysError::PeerGone));
-        ep.requeue_front(Pending { client: 4, badge: 0 });
-        assert_eq!(ep.queued(), 0, "nothing queues on a closed endpoint");
+        assert_eq!(ep.notify(5), Notified::Dropped);
+        assert_eq!(ep.queued() + ep.notifications(), 0, "nothing queues on a closed endpoint");
         // A server that was waiting when it died is no longer waiting.
         let mut ep = EndpointCore::new(0);
         ep.receive().unwrap();
@@ -256,19 +305,20 @@ mod tests {
     fn a_rebound_endpoint_serves_the_new_instance_and_only_it() {
         let mut ep = EndpointCore::new(7);
         ep.call(1, 0).unwrap();
+        ep.notify(44);
         assert_eq!(ep.rebind(12), Err(SysError::InvalidArgument), "an open endpoint keeps its server");
         let failed: alloc::vec::Vec<u32> = ep.close_for(7).unwrap().into_iter().map(|p| p.client).collect();
         assert_eq!(failed, [1], "the call queued for the dead instance fails");
         assert_eq!(ep.call(2, 0), Err(SysError::PeerGone));
         ep.rebind(12).unwrap();
         assert_eq!(ep.server(), 12);
-        assert_eq!(ep.queued(), 0, "nothing of the old instance's queue survives");
+        assert_eq!(ep.queued() + ep.notifications(), 0, "nothing of the old instance's queue survives");
         assert!(ep.queue.capacity() >= MAX_QUEUED, "the new queue is reserved, calls never allocate");
         assert_eq!(ep.call(3, 9), Ok(CallOutcome::Queued));
         // A leftover receive handle of instance 7 closes nothing now.
         assert!(ep.close_for(7).is_none());
         assert!(!ep.is_closed());
-        assert_eq!(ep.receive(), Ok(Some(Pending { client: 3, badge: 9 })));
+        assert_eq!(ep.receive(), Ok(Some(Incoming::Call(Pending { client: 3, badge: 9 }))));
         // The new instance's own last handle does.
         assert!(ep.close_for(12).is_some());
         assert_eq!(ep.receive(), Err(SysError::PeerGone));
@@ -282,18 +332,76 @@ mod tests {
         ep.call(1, 5).unwrap();
         assert!(ep.cancel(1));
         assert!(!ep.cancel(1));
-        assert_eq!(ep.receive(), Ok(Some(Pending { client: 2, badge: 0 })));
+        assert_eq!(ep.receive(), Ok(Some(Incoming::Call(Pending { client: 2, badge: 0 }))));
         assert_eq!(ep.receive(), Ok(None));
     }
 
     #[test]
-    fn a_requeued_call_is_next() {
+    fn cancelled_calls_free_their_queue_places() {
         let mut ep = EndpointCore::new(0);
-        ep.call(1, 0).unwrap();
-        ep.call(2, 0).unwrap();
-        let p = ep.receive().unwrap().unwrap();
-        ep.requeue_front(p);
-        assert_eq!(ep.receive(), Ok(Some(Pending { client: 1, badge: 0 })));
+        for i in 1..=MAX_QUEUED as u32 {
+            ep.call(i, 0).unwrap();
+        }
+        assert_eq!(ep.call(999, 0), Err(SysError::OutOfMemory));
+        assert!(ep.cancel(3));
+        assert_eq!(ep.call(999, 0), Ok(CallOutcome::Queued), "a dead client's place is free again");
+    }
+
+    #[test]
+    fn a_server_cannot_call_itself() {
+        let mut ep = EndpointCore::new(4);
+        assert_eq!(ep.call(4, 0), Err(SysError::InvalidArgument));
+        assert_eq!(ep.queued(), 0);
+        ep.receive().unwrap();
+        assert_eq!(ep.call(4, 0), Err(SysError::InvalidArgument), "not even when it waits");
+        assert!(ep.server_waiting(), "the refused call took nothing from the waiting server");
+    }
+
+    #[test]
+    fn notifications_come_before_calls_and_wake_a_waiting_server() {
+        let mut ep = EndpointCore::new(0);
+        assert_eq!(ep.receive(), Ok(None));
+        assert_eq!(ep.notify(0x8000_0000_0000_0001), Notified::WakeServer);
+        assert!(!ep.server_waiting(), "one wake per wait");
+        assert_eq!(ep.call(5, 1), Ok(CallOutcome::Queued), "the woken server has not received yet");
+        assert_eq!(ep.notify(0x8000_0000_0000_0002), Notified::Queued);
+        assert_eq!(ep.receive(), Ok(Some(Incoming::NoSenders(0x8000_0000_0000_0001))));
+        assert_eq!(ep.receive(), Ok(Some(Incoming::NoSenders(0x8000_0000_0000_0002))));
+        assert_eq!(ep.receive(), Ok(Some(Incoming::Call(Pending { client: 5, badge: 1 }))));
+        assert_eq!(ep.receive(), Ok(None));
+        // A call arriving while the server waits is delivered, not a notification.
+        assert_eq!(ep.call(6, 1), Ok(CallOutcome::Deliver));
+        assert_eq!(ep.notifications(), 0);
+    }
+
+    #[test]
+    fn no_notification_is_lost_or_invented() {
+        // Any interleaving of notifications and receives hands every badge
+        // over exactly once, in order, and a waiting server is always woken.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut ep = EndpointCore::new(0);
+        let (mut sent, mut got) = (alloc::vec::Vec::new(), alloc::vec::Vec::new());
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 3 == 0 {
+                match ep.receive().unwrap() {
+                    Some(Incoming::NoSenders(b)) => got.push(b),
+                    Some(Incoming::Call(_)) => unreachable!("no calls were made"),
+                    None => assert!(ep.server_waiting()),
+                }
+            } else {
+                let was_waiting = ep.server_waiting();
+                let n = ep.notify(i);
+                assert_eq!(n == Notified::WakeServer, was_waiting);
+                sent.push(i);
+            }
+        }
+        while let Some(Incoming::NoSenders(b)) = ep.receive().unwrap() {
+            got.push(b);
+        }
+        assert_eq!(sent, got);
     }
 
     #[test]

@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod attenuation;
+pub mod call;
 pub mod cap_table;
 pub mod civil;
 pub mod cmdline;

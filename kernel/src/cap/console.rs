@@ -3,23 +3,22 @@
 //! characters are replaced so a process cannot forge kernel log lines or
 //! drive the operator's terminal.
 //!
-//! `readLine` parks the caller (`Reply::park`: the call path marks it
-//! `AwaitingInput` and schedules away); while it waits it holds the
-//! console's input. The idle loop ([`service_input`], called from
-//! `proc::run_until_idle` whenever nothing is ready to run) feeds serial
+//! `readLine` parks the caller (`Reply::park`: the call path blocks it
+//! and schedules away); while it waits it holds the console's input. The
+//! idle loop ([`service_input`], called by the process layer whenever
+//! nothing is ready to run) feeds serial
 //! bytes to the holder's line, echoes them, and when the line is complete
-//! writes the results into the holder's receive buffer and wakes it. Who
+//! completes the parked call (`Waiters::complete_parked`). Who
 //! may hold the input, and what a byte does, is `kcore::console_input`
 //! (host-tested). Without a holder no byte is taken: they stay in the
 //! serial ring for the next reader or the diagnostics prompt.
 
 use super::{CallMessage, Caller, KernelObject, Reply};
 use crate::arch::x86_64::serial;
-use crate::proc::{self, Delivery, State};
+use super::waiters::waiters;
 use capos_abi::capos_capnp::{console, text_result, void_result, ErrorCode};
 use capos_abi::helpers::{console_write_line_param, fill_text, fill_void, sanitize_console_line, CapError};
 use capos_abi::interfaces::console_method;
-use capos_abi::ipc::ReplyWord;
 use capos_abi::limits::MAX_CONSOLE_LINE_BYTES;
 use capos_abi::{interfaces, SysError};
 use capos_kcore::console_input::{ConsoleInput, Fed, Request};
@@ -102,21 +101,10 @@ pub fn service_input() -> bool {
 
 /// Write `line` as `pid`'s `readLine` results and make it runnable.
 fn deliver(pid: u32, line: &str) {
-    proc::with(|t| {
-        let Some(p) = t.get(pid) else { return };
-        if p.state != State::AwaitingInput {
-            return;
-        }
-        let Some(view) = p.ipc.as_ref().map(|a| a.view()) else { return };
-        let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, None);
-        let delivery = match reply.results::<text_result::Owned, _>(|r| {
+    waiters().complete_parked(pid, &mut |reply| {
+        reply.results::<text_result::Owned, _>(|r| {
             fill_text(r, &Ok(line));
             Ok(())
-        }) {
-            Ok(()) => Ok(Delivery::Reply { word: ReplyWord { len: reply.finish().0 as u32, caps: 0 }, bulk: 0 }),
-            Err(e) => Err(e),
-        };
-        p.delivery = Some(delivery);
-        t.wake(pid);
+        })
     });
 }

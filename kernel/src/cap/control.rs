@@ -1,13 +1,14 @@
 //! `ProcessControl` (kernel source `control:NAME`): kill the manifest
 //! process NAME, or read its status. The process is named, not a pid, so
 //! the capability keeps working across restarts; what NAME currently is
-//! lives in `proc::supervisor`.
+//! lives in the process layer's supervisor, asked through [`super::waiters`].
 //!
 //! `kill` runs inside the caller's `cap_call`, where the process table is
-//! locked, so it only asks (`proc::request_kill`); the kernel carries the
+//! locked, so it only asks (`Waiters::kill`); the kernel carries the
 //! kill out before the caller returns to user mode, so when `kill` returns
 //! the process is dead (and, under `restart: on-failure`, running again).
 
+use super::waiters::waiters;
 use super::{CallMessage, Caller, KernelObject, Reply};
 use alloc::string::String;
 use capos_abi::capos_capnp::{process_status_result, void_result, ErrorCode};
@@ -29,7 +30,7 @@ impl KernelObject for ProcessControl {
     }
 
     fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
-        let status = crate::proc::supervisor::status(&self.name).ok_or(SysError::PeerGone)?;
+        let status = waiters().status(&self.name).ok_or(SysError::PeerGone)?;
         match call.method_id() {
             process_control_method::KILL => {
                 let result = if !status.running {
@@ -37,7 +38,7 @@ impl KernelObject for ProcessControl {
                 } else if status.pid == caller.pid {
                     Err(CapError::new(ErrorCode::InvalidArgument, "a process cannot kill itself through control (exit instead)"))
                 } else {
-                    crate::proc::request_kill(status.pid, alloc::format!("by ProcessControl from {} (pid {})", caller.name, caller.pid));
+                    waiters().kill(status.pid, alloc::format!("by ProcessControl from {} (pid {})", caller.name, caller.pid));
                     Ok(())
                 };
                 reply.results::<void_result::Owned, _>(|r| {

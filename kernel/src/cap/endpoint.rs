@@ -14,13 +14,22 @@
 //! queued and every outstanding call fails the same way. A supervised
 //! server's endpoint is then re-bound to its next instance (`proc::supervisor`).
 //!
-//! Waking the callers of a closed endpoint needs the process table, which
-//! may be locked where a capability is dropped; so `Drop` only closes the
-//! endpoint and hands the callers to `proc::orphan`, and the kernel fails
-//! them with `PeerGone` before it returns to user mode (`proc::settle`).
+//! The client side is a [`Client`]: every copy of one client capability
+//! shares one. A client the server minted with notification
+//! (`Endpoint.mint` with `notify`) tells the server when its last copy is
+//! gone (dropped, or its holder's table emptied at death): the badge is
+//! queued on the endpoint and handed to the server's next receive before
+//! any call (kcore endpoint rule 7), so the server frees the object. Copies
+//! cost a reference count; only the last drop does any work.
+//!
+//! Waking the callers of a closed endpoint, or a server waiting for a
+//! notification, needs the process table, which may be locked where a
+//! capability is dropped; so these hand the work to the process layer
+//! ([`super::waiters`]), which does it before the kernel returns to user mode.
 
+use super::waiters::waiters;
 use alloc::sync::Arc;
-use capos_kcore::endpoint::EndpointCore;
+use capos_kcore::endpoint::{EndpointCore, Notified};
 use spin::Mutex;
 
 pub struct Endpoint {
@@ -51,7 +60,49 @@ impl Endpoint {
     pub fn close_for(&self, server: u32) {
         let queued = self.core.lock().close_for(server);
         if let Some(q) = queued {
-            crate::proc::orphan(server, q.into_iter().map(|p| p.client));
+            waiters().orphaned(server, &mut q.into_iter().map(|p| p.client));
+        }
+    }
+
+    /// The last copy of a client minted with notification is gone.
+    fn no_senders(&self, badge: u64) {
+        let (notified, server) = {
+            let mut core = self.core.lock();
+            (core.notify(badge), core.server())
+        };
+        if notified == Notified::WakeServer {
+            waiters().kick_receiver(server);
+        }
+    }
+}
+
+/// One client capability of an endpoint, shared by all its copies.
+pub struct Client {
+    endpoint: Arc<Endpoint>,
+    badge: u64,
+    notify: bool,
+}
+
+impl Client {
+    /// A client calling with `badge`; `notify`: tell the server when the
+    /// last copy is gone.
+    pub fn new(endpoint: Arc<Endpoint>, badge: u64, notify: bool) -> Arc<Client> {
+        Arc::new(Client { endpoint, badge, notify })
+    }
+
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
+    }
+
+    pub fn badge(&self) -> u64 {
+        self.badge
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.notify {
+            self.endpoint.no_senders(self.badge);
         }
     }
 }

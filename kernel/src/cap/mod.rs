@@ -23,10 +23,11 @@ pub mod ping;
 pub mod read_only;
 pub mod sources;
 pub mod store;
+pub mod waiters;
 
 use crate::mm::ipc_area::IpcView;
-use crate::proc::address_space::AddressSpace;
-use crate::proc::usermem::UserSlice;
+use crate::mm::address_space::AddressSpace;
+use crate::mm::usermem::UserSlice;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capnp::traits::Owned;
@@ -35,7 +36,6 @@ use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
 use capos_abi::message::{build_flat, clear};
 use capos_abi::small_struct;
 use capos_abi::SysError;
-use endpoint::Endpoint;
 
 pub use capos_abi::message::CallMessage;
 
@@ -323,8 +323,10 @@ impl core::ops::Deref for KernelCap {
 pub enum Cap {
     Kernel(KernelCap),
     /// A client of a userspace-served endpoint; the badge tells the server
-    /// which client (or session) is calling.
-    EndpointClient { endpoint: Arc<Endpoint>, badge: u64 },
+    /// which client (or session) is calling. Every copy shares one
+    /// [`endpoint::Client`]; when the last goes, a client minted with
+    /// notification tells its server (`endpoint::Client`'s `Drop`).
+    EndpointClient(Arc<endpoint::Client>),
     /// The receive side of an endpoint (its server holds it); the last
     /// copy's drop closes the endpoint (`endpoint::ServerHandle`).
     EndpointServer(Arc<endpoint::ServerHandle>),

@@ -17,7 +17,7 @@ use x86_64::structures::paging::{Mapper, OffsetPageTable, Page, PageTable, PageT
 use x86_64::{PhysAddr, VirtAddr};
 
 /// First address user space may not use (the canonical lower half).
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
+pub use capos_kcore::call::USER_END;
 
 pub struct AddressSpace {
     pub pml4: u64,

@@ -16,7 +16,7 @@
 
 use super::frames;
 use super::phys_to_virt;
-use capos_abi::ipc::{AREA_BYTES, AREA_PAGES, CAPS_IN_OFFSET, CAPS_OUT_OFFSET, RECV_OFFSET, SEND_OFFSET};
+use capos_abi::ipc::{AREA_BYTES, AREA_PAGES, BADGES_IN_OFFSET, CAPS_IN_OFFSET, CAPS_OUT_OFFSET, RECV_OFFSET, SEND_OFFSET};
 use capos_abi::limits::{MAX_CAPS_PER_MESSAGE, MAX_MESSAGE_BYTES};
 
 /// The frames of one process's IPC area; freed on drop.
@@ -81,6 +81,13 @@ impl IpcView {
         let n = handles.len().min(MAX_CAPS_PER_MESSAGE);
         // SAFETY: CAPS_IN lies in the header page of a live area.
         unsafe { core::ptr::copy_nonoverlapping(handles.as_ptr(), self.base.add(CAPS_IN_OFFSET) as *mut u64, n) };
+    }
+
+    /// Write the badges of the incoming handles (a received call's).
+    pub fn set_badges_in(&self, badges: &[u64]) {
+        let n = badges.len().min(MAX_CAPS_PER_MESSAGE);
+        // SAFETY: BADGES_IN lies in the header page of a live area.
+        unsafe { core::ptr::copy_nonoverlapping(badges.as_ptr(), self.base.add(BADGES_IN_OFFSET) as *mut u64, n) };
     }
 
     /// The first `len` bytes of the send buffer (`len` ≤ the buffer).

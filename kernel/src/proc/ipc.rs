@@ -12,23 +12,28 @@
 //! server, and a reply-and-receive switches straight back to the client,
 //! without a pass through the scheduler.
 //!
-//! Which call goes to whom, and which reply is valid, is decided by
-//! `capos_kcore::endpoint` (host-tested); this module moves the bytes.
+//! What a call does is decided by `capos_kcore::call` (route, bulk rules,
+//! what next) and `capos_kcore::endpoint` (deliver, queue or refuse; which
+//! reply is valid), both host-tested; process states change only through
+//! the table's transitions (`table`). This module moves the bytes.
 
-use super::usermem::{copy_user, UserSlice};
-use super::{schedule, switch_to, with, Delivery, State, Table};
+use super::table::{Delivery, Parts, Table, Wait};
+use super::{schedule, switch_to, with};
 use crate::arch::x86_64::trap::TrapFrame;
-use crate::cap::endpoint::Endpoint;
+use crate::cap::endpoint::{Client, Endpoint};
 use crate::cap::{Bulk, CallMessage, Cap, CapList, Caller, Reply};
+use crate::mm::address_space::AddressSpace;
 use crate::mm::ipc_area::IpcView;
+use crate::mm::usermem::{copy_user, UserSlice};
 use alloc::sync::Arc;
 use capos_abi::capos_capnp::{cap_result, endpoint, u_int64_result};
 use capos_abi::helpers::{fill_cap, fill_u64, CapError};
-use capos_abi::interfaces::endpoint_method;
-use capos_abi::ipc::{CallWord, Received, ReplyToken, ReplyWord, BULK_READ, BULK_WRITE, MAX_BULK_BYTES};
-use capos_abi::{interfaces, Handle, SysError};
+use capos_abi::ipc::{CallWord, Received, ReplyToken, ReplyWord, MAX_BULK_BYTES};
+use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
+use capos_abi::{Handle, SysError};
+use capos_kcore::call::{bulk_arg, next_after, route, BulkArg, Held, Next, Route};
 use capos_kcore::cap_table::CapTable;
-use capos_kcore::endpoint::{next_seq, reply_target, CallOutcome, Waiting};
+use capos_kcore::endpoint::{reply_target, Incoming};
 
 type SysResult = Result<u64, (SysError, u64)>;
 
@@ -39,15 +44,257 @@ fn err(e: SysError) -> (SysError, u64) {
     (e, 0)
 }
 
-/// Install `caps` in `table` and write their handles to `view`'s CAPS_IN;
-/// all or nothing (`caps` is empty afterwards either way). Returns how many.
-fn install(table: &mut CapTable<Cap>, caps: &mut CapList, view: IpcView) -> Result<u8, SysError> {
+/// What `cap_call` does once the table is unlocked.
+enum After {
+    /// Return now: the reply word, and bulk bytes written back.
+    Return(u64, u64),
+    /// A kernel object answers later (`Reply::park`).
+    Parked,
+    Then(Next),
+}
+
+// ---- cap_call ----
+
+/// `cap_call(handle, interface, CallWord, bulk ptr, bulk len)`.
+pub fn cap_call(f: &mut TrapFrame) -> SysResult {
+    let (handle, iface) = (Handle::from_raw(f.rdi), f.rsi);
+    let w = CallWord::unpack(f.rdx).map_err(err)?;
+    let bulk = bulk_arg(w.bulk, f.r10, f.r8).map_err(err)?;
+    let after = with(|t| -> Result<After, SysError> {
+        let held = match t.current().caps().get(handle).map_err(|e| e.sys_error())? {
+            Cap::Kernel(k) => Held::Kernel { interface: k.interface_id() },
+            Cap::EndpointServer(_) => Held::Receive,
+            Cap::EndpointClient(_) => Held::Client,
+        };
+        match route(held, iface, w.method)? {
+            Route::Kernel => {
+                let after = call_kernel(t.current().parts(), handle, iface, w, bulk)?;
+                if let After::Parked = after {
+                    // The object completes the call later and wakes us.
+                    t.park();
+                }
+                Ok(after)
+            }
+            Route::Mint => mint(t.current().parts(), handle, w),
+            Route::BadgeOf => badge_of(t.current().parts(), handle, w),
+            Route::Endpoint => call_endpoint(t, handle, iface, w, bulk).map(After::Then),
+        }
+    })
+    .map_err(err)?;
+    match after {
+        After::Return(word, bulk_out) => {
+            f.rsi = bulk_out;
+            Ok(word)
+        }
+        After::Parked | After::Then(Next::Block) => {
+            schedule();
+            take_reply(f)
+        }
+        After::Then(Next::SwitchTo(server)) => {
+            switch_to(server);
+            take_reply(f)
+        }
+    }
+}
+
+/// Rule 2 of `kcore::call`: every page of the buffer mapped for the user
+/// (writable when the callee may write it), at call time.
+fn check_bulk(space: Option<&AddressSpace>, b: &BulkArg) -> Result<UserSlice, SysError> {
+    let s = UserSlice::new(b.addr, b.len)?;
+    s.check(space.ok_or(SysError::BadAddress)?, b.writable())?;
+    Ok(s)
+}
+
+/// A kernel object answers in place: borrowed from the table, no
+/// reference count touched.
+fn call_kernel(p: Parts, handle: Handle, iface: u64, w: CallWord, bulk: Option<BulkArg>) -> Result<After, SysError> {
+    let Parts { pid, name, caps: table, space, view, recv_dirty, scratch } = p;
+    let view = view.ok_or(SysError::InvalidArgument)?;
+    let Ok(Cap::Kernel(obj)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
+    if w.caps == 0 && bulk.is_none() {
+        if let Some(n) = obj.call_tiny(w.method, view.send(w.len as usize), view.recv_mut()) {
+            *recv_dirty = (*recv_dirty).max(n);
+            return Ok(After::Return(ReplyWord::new(n as u32, 0).pack(), 0));
+        }
+    }
+    call_kernel_general(pid, name, table, space, view, recv_dirty, scratch, handle, iface, w, bulk)
+}
+
+/// The general kernel-object path (out of line: the tiny path above is
+/// the common one).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn call_kernel_general(
+    pid: u32,
+    name: &str,
+    table: &mut CapTable<Cap>,
+    space: Option<&AddressSpace>,
+    view: IpcView,
+    recv_dirty: &mut usize,
+    scratch: &mut CapList,
+    handle: Handle,
+    iface: u64,
+    w: CallWord,
+    bulk: Option<BulkArg>,
+) -> Result<After, SysError> {
+    let transferred;
+    let caps = if w.caps > 0 {
+        let mut list = CapList::new();
+        resolve(table, view, w.caps, &mut list)?;
+        transferred = list;
+        &transferred
+    } else {
+        &NO_CAPS
+    };
+    let Ok(Cap::Kernel(obj)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
+    let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
+    let space = space.ok_or(SysError::BadAddress)?;
+    let bulk = match bulk {
+        Some(b) => Some(Bulk::new(space, check_bulk(Some(space), &b)?, b.flags)),
+        None => None,
+    };
+    // The caller is running, so its call list is free: the reply's
+    // capabilities gather there.
+    let mut reply = Reply::new(view, recv_dirty, scratch, bulk);
+    obj.call(&Caller { pid, name, caps }, &call, &mut reply)?;
+    if reply.parked() {
+        return Ok(After::Parked);
+    }
+    let (len, out) = reply.finish();
+    let n = if scratch.is_empty() { 0 } else { install(table, scratch, view, None)? };
+    Ok(After::Return(ReplyWord::new(len as u32, n).pack(), out))
+}
+
+/// `Endpoint.mint`: a new client capability of the endpoint this receive
+/// handle serves.
+fn mint(p: Parts, handle: Handle, w: CallWord) -> Result<After, SysError> {
+    let Parts { caps: table, view, recv_dirty, scratch, .. } = p;
+    let view = view.ok_or(SysError::InvalidArgument)?;
+    let Ok(Cap::EndpointServer(ep)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
+    let call = CallMessage::new(capos_abi::interfaces::ENDPOINT, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
+    let params = call.params::<endpoint::mint_params::Owned>().map_err(|e| e.sys_error())?;
+    let client = Client::new(ep.endpoint().clone(), params.get_badge(), params.get_notify());
+    let mut reply = Reply::new(view, recv_dirty, scratch, None);
+    let slot = reply.add_cap(Cap::EndpointClient(client))?;
+    reply.results::<cap_result::Owned, _>(|r| {
+        fill_cap(r, &Ok(slot));
+        Ok(())
+    })?;
+    let (len, _) = reply.finish();
+    let n = install(table, scratch, view, None)?;
+    Ok(After::Return(ReplyWord::new(len as u32, n).pack(), 0))
+}
+
+/// `Endpoint.badgeOf`: the badge of the one capability the call
+/// transfers, when it is a client of the endpoint this receive handle
+/// serves. Nothing is installed; the answer is a `UInt64Result`.
+fn badge_of(p: Parts, handle: Handle, w: CallWord) -> Result<After, SysError> {
+    let Parts { caps: table, view, recv_dirty, scratch, .. } = p;
+    let view = view.ok_or(SysError::InvalidArgument)?;
+    let Ok(Cap::EndpointServer(ep)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
+    let result = if w.caps != 1 {
+        Err(CapError::new(capos_abi::capos_capnp::ErrorCode::InvalidArgument, "badgeOf takes exactly one capability"))
+    } else {
+        match badge_if_ours(table.get(Handle::from_raw(view.caps_out(1)[0])).map_err(|e| e.sys_error())?, ep.endpoint()) {
+            Some(b) => Ok(b),
+            None => Err(CapError::new(capos_abi::capos_capnp::ErrorCode::InvalidArgument, "not a client capability of this endpoint")),
+        }
+    };
+    let mut reply = Reply::new(view, recv_dirty, scratch, None);
+    reply.results::<u_int64_result::Owned, _>(|r| {
+        fill_u64(r, &result);
+        Ok(())
+    })?;
+    let (len, _) = reply.finish();
+    Ok(After::Return(ReplyWord::new(len as u32, 0).pack(), 0))
+}
+
+/// The badge of `cap` if it is a client of `ep`.
+fn badge_if_ours(cap: &Cap, ep: &Arc<Endpoint>) -> Option<u64> {
+    match cap {
+        Cap::EndpointClient(c) if Arc::ptr_eq(c.endpoint(), ep) => Some(c.badge()),
+        _ => None,
+    }
+}
+
+/// A call through a client capability: checked whole now, then delivered
+/// to a waiting server or queued (`kcore::endpoint` rule 2).
+fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: Option<BulkArg>) -> Result<Next, SysError> {
+    let cur = t.current_pid();
+    let p = t.current();
+    let Ok(Cap::EndpointClient(client)) = p.caps().get(handle) else { return Err(SysError::InvalidHandle) };
+    let (ep, badge) = (client.endpoint().clone(), client.badge());
+    if let Some(b) = &bulk {
+        check_bulk(p.space(), b)?;
+    }
+    if w.caps > 0 {
+        let view = p.view().ok_or(SysError::InvalidArgument)?;
+        let parts = p.parts();
+        resolve(parts.caps, view, w.caps, parts.scratch)?;
+    }
+    // The endpoint's lock is released before any capability drops
+    // (dropping a receive handle closes an endpoint).
+    let called = {
+        let mut core = ep.core.lock();
+        core.call(cur, badge).map(|o| (o, core.server()))
+    };
+    let (outcome, server) = match called {
+        Ok(o) => o,
+        Err(e) => {
+            t.current().call_caps_mut().clear();
+            return Err(e);
+        }
+    };
+    let (addr, len) = bulk.map_or((0, 0), |b| (b.addr, b.len));
+    t.begin_call(server, handle.raw(), iface, w, badge, (addr, len));
+    let next = next_after(outcome, server);
+    if let Next::SwitchTo(server) = next {
+        match deliver_call(t, &ep, cur, server) {
+            Ok(r) => {
+                t.resume(server, Some(Wait::Call), Ok(Delivery::Call(r)));
+            }
+            Err(e) => {
+                // The server keeps waiting (its queue was empty, so
+                // receiving only marks it waiting again); the caller gets
+                // the error.
+                let _ = ep.core.lock().receive();
+                t.abandon_call();
+                return Err(e);
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// What a woken client returns: the reply the server delivered, or why not.
+fn take_reply(f: &mut TrapFrame) -> SysResult {
+    match with(|t| t.take_delivery()) {
+        Some(Ok(Delivery::Reply { word, bulk })) => {
+            f.rsi = bulk;
+            Ok(word.pack())
+        }
+        Some(Ok(_)) | None => Err(err(SysError::PeerGone)),
+        Some(Err(e)) => Err(err(e)),
+    }
+}
+
+// ---- Moving capabilities ----
+
+/// Install `caps` in `table` and write their handles to `view`'s CAPS_IN
+/// (and, for a received call, each one's badge if it is a client of
+/// `ep`); all or nothing (`caps` is empty afterwards either way). Returns
+/// how many.
+fn install(table: &mut CapTable<Cap>, caps: &mut CapList, view: IpcView, ep: Option<&Arc<Endpoint>>) -> Result<u8, SysError> {
     if caps.is_empty() {
         return Ok(0);
     }
-    let mut handles = [0u64; capos_abi::limits::MAX_CAPS_PER_MESSAGE];
+    let mut handles = [0u64; MAX_CAPS_PER_MESSAGE];
+    let mut badges = [0u64; MAX_CAPS_PER_MESSAGE];
     let mut n = 0;
     for cap in caps.drain() {
+        if let Some(ep) = ep {
+            badges[n] = badge_if_ours(&cap, ep).unwrap_or(0);
+        }
         match table.insert(cap) {
             Ok(h) => {
                 handles[n] = h.raw();
@@ -61,19 +308,17 @@ fn install(table: &mut CapTable<Cap>, caps: &mut CapList, view: IpcView) -> Resu
             }
         }
     }
-    if n > 0 {
-        view.set_caps_in(&handles[..n]);
+    view.set_caps_in(&handles[..n]);
+    if ep.is_some() {
+        view.set_badges_in(&badges[..n]);
     }
     Ok(n as u8)
 }
 
 /// Resolve the first `n` handles of `view`'s CAPS_OUT in `table` into
-/// `list` (cleared first; left empty on error).
+/// `list` (cleared first; left empty on error): copies.
 fn resolve(table: &CapTable<Cap>, view: IpcView, n: u8, list: &mut CapList) -> Result<(), SysError> {
     list.clear();
-    if n == 0 {
-        return Ok(());
-    }
     let raw = view.caps_out(n as usize);
     for h in &raw[..n as usize] {
         match table.get(Handle::from_raw(*h)) {
@@ -89,266 +334,71 @@ fn resolve(table: &CapTable<Cap>, view: IpcView, n: u8, list: &mut CapList) -> R
     Ok(())
 }
 
-/// Check a bulk buffer's arithmetic: flags and length agree, at most
-/// `MAX_BULK_BYTES`, inside the user half without overflow. Whether its
-/// pages are mapped is checked before a kernel object gets it (which may
-/// use it in place), and page by page as an endpoint call copies it (a
-/// call whose buffer is not mapped fails before the server sees it).
-fn bulk_range(flags: u8, addr: u64, len: u64) -> Result<Option<UserSlice>, SysError> {
-    if flags == 0 {
-        return if len == 0 { Ok(None) } else { Err(SysError::InvalidArgument) };
-    }
-    if len > MAX_BULK_BYTES {
-        return Err(SysError::InvalidArgument);
-    }
-    Ok(Some(UserSlice::new(addr, len)?))
-}
-
-/// `Endpoint.badgeOf`: the badge of the one capability the call
-/// transfers, when it is a client of `ep` (the endpoint this server holds
-/// the receive side of). Nothing is installed; the answer is a
-/// `UInt64Result` in the caller's receive buffer.
-fn badge_of(p: &mut super::Process, ep: &Arc<Endpoint>, view: IpcView, ncaps: u8) -> Result<u64, SysError> {
-    let result = if ncaps != 1 {
-        Err(CapError::new(capos_abi::capos_capnp::ErrorCode::InvalidArgument, "badgeOf takes exactly one capability"))
-    } else {
-        let h = Handle::from_raw(view.caps_out(1)[0]);
-        match p.caps.get(h).map_err(|e| e.sys_error())? {
-            Cap::EndpointClient { endpoint, badge } if Arc::ptr_eq(endpoint, ep) => Ok(*badge),
-            _ => Err(CapError::new(capos_abi::capos_capnp::ErrorCode::InvalidArgument, "not a client capability of this endpoint")),
-        }
-    };
-    let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, None);
-    reply.results::<u_int64_result::Owned, _>(|r| {
-        fill_u64(r, &result);
-        Ok(())
-    })?;
-    let (len, _) = reply.finish();
-    Ok(ReplyWord { len: len as u32, caps: 0 }.pack())
-}
-
-enum Next {
-    Return(u64),
-    Block,
-    SwitchTo(u32),
-}
-
-/// `cap_call(handle, interface, CallWord, bulk ptr, bulk len)`.
-pub fn cap_call(f: &mut TrapFrame) -> SysResult {
-    let (handle, iface) = (Handle::from_raw(f.rdi), f.rsi);
-    let w = CallWord::unpack(f.rdx).map_err(err)?;
-    let (bulk_addr, bulk_len) = (f.r10, f.r8);
-    let mut bulk_out = 0u64;
-    let next = with(|t| -> Result<Next, SysError> {
-        let cur = t.current;
-        let bulk = bulk_range(w.bulk, bulk_addr, bulk_len)?;
-        let p = t.current();
-        let view = p.ipc.as_ref().ok_or(SysError::InvalidArgument)?.view();
-        // Kernel objects: the common case, served without even a reference
-        // count change on the object (it is borrowed from the table).
-        if let Ok(Cap::Kernel(_)) = p.caps.get(handle) {
-            let super::Process { caps: table, recv_dirty, pending, name, space, state, delivery, .. } = p;
-            let Ok(Cap::Kernel(obj)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
-            if iface != obj.interface_id() {
-                return Err(SysError::UnknownInterface);
-            }
-            if w.caps == 0 && bulk.is_none() {
-                if let Some(n) = obj.call_tiny(w.method, view.send(w.len as usize), view.recv_mut()) {
-                    *recv_dirty = (*recv_dirty).max(n);
-                    return Ok(Next::Return(ReplyWord { len: n as u32, caps: 0 }.pack()));
-                }
-            }
-            let transferred;
-            let caps = if w.caps > 0 {
-                let mut list = CapList::new();
-                resolve(table, view, w.caps, &mut list)?;
-                transferred = list;
-                &transferred
-            } else {
-                &NO_CAPS
-            };
-            let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
-            let space = space.as_ref().ok_or(SysError::BadAddress)?;
-            let bulk = match bulk {
-                Some(s) => {
-                    s.check(space, w.bulk & BULK_WRITE != 0)?;
-                    Some(Bulk::new(space, s, w.bulk))
-                }
-                None => None,
-            };
-            // The caller is running, so its pending list is free: the
-            // reply's capabilities gather there.
-            let mut reply = Reply::new(view, recv_dirty, &mut pending.caps, bulk);
-            obj.call(&Caller { pid: cur, name, caps }, &call, &mut reply)?;
-            if reply.parked() {
-                // The object answers later (Console.readLine) and wakes us.
-                *delivery = None;
-                *state = State::AwaitingInput;
-                return Ok(Next::Block);
-            }
-            let (len, out) = reply.finish();
-            let n = if pending.caps.is_empty() { 0 } else { install(table, &mut pending.caps, view)? };
-            bulk_out = out;
-            return Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()));
-        }
-        let target = p.caps.get(handle).map_err(|e| e.sys_error())?.clone();
-        match target {
-            Cap::Kernel(_) => Err(SysError::InvalidHandle),
-            Cap::EndpointServer(ep) => {
-                if iface != interfaces::ENDPOINT {
-                    return Err(SysError::UnknownInterface);
-                }
-                if w.method == endpoint_method::BADGE_OF {
-                    return badge_of(p, ep.endpoint(), view, w.caps).map(Next::Return);
-                }
-                if w.method != endpoint_method::MINT {
-                    return Err(SysError::UnknownMethod);
-                }
-                let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
-                let badge = call.params::<endpoint::mint_params::Owned>().map_err(|e| e.sys_error())?.get_badge();
-                let mut reply = Reply::new(view, &mut p.recv_dirty, &mut p.pending.caps, None);
-                let slot = reply.add_cap(Cap::EndpointClient { endpoint: ep.endpoint().clone(), badge })?;
-                reply.results::<cap_result::Owned, _>(|r| {
-                    fill_cap(r, &Ok(slot));
-                    Ok(())
-                })?;
-                let (len, _) = reply.finish();
-                let n = install(&mut p.caps, &mut p.pending.caps, view)?;
-                Ok(Next::Return(ReplyWord { len: len as u32, caps: n }.pack()))
-            }
-            Cap::EndpointClient { endpoint: ep, badge } => {
-                if w.caps > 0 {
-                    resolve(&p.caps, view, w.caps, &mut p.pending.caps)?;
-                }
-                // One lock for the server it is bound to and the call; it is
-                // released before any capability is dropped (dropping a
-                // receive handle closes an endpoint).
-                let called = {
-                    let mut core = ep.core.lock();
-                    let server = core.server();
-                    if server == cur {
-                        // It would wait for itself forever.
-                        Err(SysError::InvalidArgument)
-                    } else {
-                        core.call(cur, badge).map(|o| (o, server))
-                    }
-                };
-                let (outcome, server) = match called {
-                    Ok(o) => o,
-                    Err(e) => {
-                        p.pending.caps.clear();
-                        return Err(e);
-                    }
-                };
-                p.seq = next_seq(p.seq);
-                p.waiting = Some(Waiting { server, seq: p.seq, received: false });
-                let pc = &mut p.pending;
-                (pc.iface, pc.word, pc.badge, pc.bulk_addr, pc.bulk_len) = (iface, w, badge, bulk_addr, bulk_len);
-                p.delivery = None;
-                p.state = State::AwaitingReply;
-                match outcome {
-                    CallOutcome::Queued => Ok(Next::Block),
-                    CallOutcome::Deliver => match deliver_call(t, cur, server) {
-                        Ok(()) => Ok(Next::SwitchTo(server)),
-                        Err(e) => {
-                            // The server stays waiting (its queue is empty, so
-                            // receive only marks it waiting again); the caller
-                            // gets the error.
-                            let _ = ep.core.lock().receive();
-                            let p = t.current();
-                            p.waiting = None;
-                            p.pending.caps.clear();
-                            p.state = State::Running;
-                            Err(e)
-                        }
-                    },
-                }
-            }
-        }
-    })
-    .map_err(err)?;
-    match next {
-        Next::Return(word) => {
-            f.rsi = bulk_out;
-            Ok(word)
-        }
-        Next::Block => {
-            schedule();
-            take_reply(f)
-        }
-        Next::SwitchTo(server) => {
-            switch_to(server);
-            take_reply(f)
+/// Like [`resolve`], but the handles leave `table` (a reply that moves):
+/// all are checked first (a handle named twice is `InvalidArgument`), so
+/// on error nothing has moved.
+fn take_out(table: &mut CapTable<Cap>, view: IpcView, n: u8, list: &mut CapList) -> Result<(), SysError> {
+    list.clear();
+    let raw = view.caps_out(n as usize);
+    let raw = &raw[..n as usize];
+    for (i, h) in raw.iter().enumerate() {
+        table.get(Handle::from_raw(*h)).map_err(|e| e.sys_error())?;
+        if raw[..i].contains(h) {
+            return Err(SysError::InvalidArgument);
         }
     }
+    for h in raw {
+        if let Ok(cap) = table.remove(Handle::from_raw(*h)) {
+            list.push(cap)?;
+        }
+    }
+    Ok(())
 }
 
-/// What a woken client returns: the reply the server delivered, or why not.
-fn take_reply(f: &mut TrapFrame) -> SysResult {
-    match with(|t| {
-        let p = t.current();
-        p.waiting = None;
-        p.delivery.take()
-    }) {
-        Some(Ok(Delivery::Reply { word, bulk })) => {
-            f.rsi = bulk;
-            Ok(word.pack())
-        }
-        Some(Ok(Delivery::Call(_))) | None => Err(err(SysError::PeerGone)),
-        Some(Err(e)) => Err(err(e)),
-    }
-}
+// ---- Receiving ----
 
 /// Move the call `client` is blocked on into `server`: the message from
 /// area to area, the bulk buffer into the server's registered one, the
-/// capabilities into the server's table. On error nothing reached the
-/// server's table and the client still waits.
-fn deliver_call(t: &mut Table, client: u32, server: u32) -> Result<(), SysError> {
+/// capabilities (with their badges) into the server's table; returns the
+/// envelope for the server. On error nothing reached the server's table
+/// and the client still waits.
+fn deliver_call(t: &mut Table, ep: &Arc<Endpoint>, client: u32, server: u32) -> Result<Received, SysError> {
     let (c, s) = t.two(client, server).ok_or(SysError::PeerGone)?;
-    if c.state != State::AwaitingReply {
+    let Some(waiting) = c.waiting() else {
         // Killed while its call was queued: nobody waits for the answer.
         return Err(SysError::PeerGone);
+    };
+    if waiting.server != server {
+        return Err(SysError::PeerGone);
     }
-    let cview = c.ipc.as_ref().ok_or(SysError::PeerGone)?.view();
-    let sview = s.ipc.as_ref().ok_or(SysError::PeerGone)?.view();
-    let (iface, word, badge, bulk_addr, bulk_len, seq) = (c.pending.iface, c.pending.word, c.pending.badge, c.pending.bulk_addr, c.pending.bulk_len, c.seq);
-    let bulk_in = if word.bulk & BULK_READ != 0 && bulk_len > 0 {
-        let (raddr, rlen) = s.bulk_recv.ok_or(SysError::BufferTooSmall)?;
+    let cview = c.view().ok_or(SysError::PeerGone)?;
+    let sview = s.view().ok_or(SysError::PeerGone)?;
+    let pc = c.call();
+    let (iface, word, badge, bulk_addr, bulk_len, seq) = (pc.iface, pc.word, pc.badge, pc.bulk_addr, pc.bulk_len, c.seq());
+    let bulk_in = if word.bulk & capos_abi::ipc::BULK_READ != 0 && bulk_len > 0 {
+        let (raddr, rlen) = s.bulk_recv().ok_or(SysError::BufferTooSmall)?;
         if bulk_len > rlen {
             return Err(SysError::BufferTooSmall);
         }
-        let (cs, ss) = (c.space.as_ref().ok_or(SysError::BadAddress)?, s.space.as_ref().ok_or(SysError::PeerGone)?);
+        let (cs, ss) = (c.space().ok_or(SysError::BadAddress)?, s.space().ok_or(SysError::PeerGone)?);
         copy_user(cs, bulk_addr, ss, raddr, bulk_len as usize)?;
         bulk_len
     } else {
         0
     };
-    let n = if c.pending.caps.is_empty() { 0 } else { install(&mut s.caps, &mut c.pending.caps, sview)? };
-    if let Some(w) = c.waiting.as_mut() {
-        w.received = true;
-    }
+    let n = if c.call().caps.is_empty() { 0 } else { install(s.caps_mut(), c.call_caps_mut(), sview, Some(ep))? };
     cview.copy_message(&sview, word.len as usize);
-    s.recv_dirty = s.recv_dirty.max(word.len as usize);
-    s.delivery = Some(Ok(Delivery::Call(Received {
+    let dirty = s.recv_dirty_mut();
+    *dirty = (*dirty).max(word.len as usize);
+    t.mark_received(client);
+    Ok(Received {
         word: CallWord { caps: n, ..word },
         interface_id: iface,
         token: ReplyToken { client, seq }.pack(),
         badge,
         bulk_in,
-        bulk_out_capacity: if word.bulk & BULK_WRITE != 0 { bulk_len } else { 0 },
-    })));
-    Ok(())
-}
-
-/// Fail the call `client` waits on and make it runnable.
-pub(super) fn fail_client(t: &mut Table, client: u32, e: SysError) {
-    if let Some(c) = t.get(client) {
-        if c.state == State::AwaitingReply {
-            c.delivery = Some(Err(e));
-            c.waiting = None;
-            t.wake(client);
-        }
-    }
+        bulk_out_capacity: if word.bulk & capos_abi::ipc::BULK_WRITE != 0 { bulk_len } else { 0 },
+    })
 }
 
 fn set_received(f: &mut TrapFrame, r: Received) -> u64 {
@@ -361,103 +411,133 @@ fn set_received(f: &mut TrapFrame, r: Received) -> u64 {
 }
 
 fn server_endpoint(t: &mut Table, handle: Handle) -> Result<Arc<Endpoint>, SysError> {
-    let cur = t.current;
-    match t.current().caps.get(handle) {
+    let cur = t.current_pid();
+    match t.current().caps().get(handle) {
         Ok(Cap::EndpointServer(h)) if h.server() == cur => Ok(h.endpoint().clone()),
         Ok(_) => Err(SysError::NotAnEndpoint),
         Err(e) => Err(e.sys_error()),
     }
 }
 
-/// Take the next call on `ep` for the current process, or mark it waiting.
-/// `Ok(None)`: block (state already set).
+/// Take the next notification or call on `ep` for the current process,
+/// or block it in receive (`Ok(None)`).
 fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, SysError> {
-    let cur = t.current;
+    let cur = t.current_pid();
     loop {
-        let pending = ep.core.lock().receive()?;
-        match pending {
-            Some(p) => match deliver_call(t, p.client, cur) {
-                Ok(()) => {
-                    return match t.current().delivery.take() {
-                        Some(Ok(Delivery::Call(r))) => Ok(Some(r)),
-                        _ => Err(SysError::PeerGone),
-                    }
-                }
+        let incoming = ep.core.lock().receive()?;
+        match incoming {
+            Some(Incoming::NoSenders(badge)) => return Ok(Some(Received::no_senders(badge))),
+            Some(Incoming::Call(p)) => match deliver_call(t, ep, p.client, cur) {
+                Ok(r) => return Ok(Some(r)),
                 // This call cannot be delivered (e.g. its bulk buffer is
-                // larger than ours): fail it and take the next.
-                Err(e) => fail_client(t, p.client, e),
+                // larger than ours): it fails (kcore endpoint rule 3) and
+                // the next is taken.
+                Err(e) => {
+                    if let Some(c) = t.get(p.client) {
+                        c.call_caps_mut().clear();
+                    }
+                    t.wake(p.client, Some(Wait::Reply { server: cur, seq: 0, received: false }), Err(e));
+                }
             },
             None => {
-                let p = t.current();
-                p.delivery = None;
-                p.state = State::AwaitingCall;
+                t.block_receive();
                 return Ok(None);
             }
         }
     }
 }
 
-/// Block until a call is delivered to the current process.
-fn wait_for_call(f: &mut TrapFrame, first: Option<u32>) -> SysResult {
+/// Block until a call or notification is delivered to the current process
+/// on `ep` (woken to receive again when a notification arrives).
+fn wait_for_call(f: &mut TrapFrame, ep: &Arc<Endpoint>, first: Option<u32>) -> SysResult {
     match first {
         Some(client) => switch_to(client),
         None => schedule(),
     }
-    match with(|t| t.current().delivery.take()) {
-        Some(Ok(Delivery::Call(r))) => Ok(set_received(f, r)),
-        Some(Err(e)) => Err(err(e)),
-        _ => Err(err(SysError::PeerGone)),
+    loop {
+        match with(|t| t.take_delivery()) {
+            Some(Ok(Delivery::Call(r))) => return Ok(set_received(f, r)),
+            Some(Ok(Delivery::Retry)) => match with(|t| try_receive(t, ep)).map_err(err)? {
+                Some(r) => return Ok(set_received(f, r)),
+                None => schedule(),
+            },
+            Some(Err(e)) => return Err(err(e)),
+            _ => return Err(err(SysError::PeerGone)),
+        }
     }
 }
 
 /// `endpoint_receive(endpoint handle)`.
 pub fn endpoint_receive(f: &mut TrapFrame) -> SysResult {
     let handle = Handle::from_raw(f.rdi);
-    let got = with(|t| {
+    let (got, ep) = with(|t| {
         let ep = server_endpoint(t, handle)?;
-        try_receive(t, &ep)
+        try_receive(t, &ep).map(|r| (r, ep))
     })
     .map_err(err)?;
     match got {
         Some(r) => Ok(set_received(f, r)),
-        None => wait_for_call(f, None),
+        None => wait_for_call(f, &ep, None),
     }
 }
 
-/// Deliver the current process's reply for `token`; returns the client.
+// ---- Replying ----
+
+/// Deliver the current process's reply for `token`; returns the client,
+/// resumed (ready for a direct switch, not queued). Once the token is
+/// accepted, a reply that cannot be delivered fails the client too
+/// (`kcore::call` rule 4): nobody is left waiting.
 fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<u32, SysError> {
-    let cur = t.current;
-    let client = reply_target(token, cur, |pid| match t.procs.get(pid) {
-        Some(c) if c.state == State::AwaitingReply => c.waiting,
-        _ => None,
-    })?;
-    let (s, c) = t.two(cur, client).ok_or(SysError::InvalidReplyToken)?;
-    let sview = s.ipc.as_ref().ok_or(SysError::InvalidArgument)?.view();
-    let cview = c.ipc.as_ref().ok_or(SysError::InvalidReplyToken)?.view();
+    let cur = t.current_pid();
+    let client = reply_target(token, cur, |pid| t.peek(pid).and_then(|c| c.waiting()))?;
+    match deliver_reply(t, cur, client, word, bulk_addr, bulk_len) {
+        Ok(d) => {
+            t.resume(client, Some(Wait::Reply { server: cur, seq: 0, received: true }), Ok(d));
+            Ok(client)
+        }
+        Err(e) => {
+            if let Some(c) = t.get(client) {
+                c.call_caps_mut().clear();
+            }
+            t.wake(client, Some(Wait::Reply { server: cur, seq: 0, received: true }), Err(e));
+            Err(e)
+        }
+    }
+}
+
+/// The bytes and capabilities of a reply, from server to client.
+fn deliver_reply(t: &mut Table, server: u32, client: u32, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<Delivery, SysError> {
+    let (s, c) = t.two(server, client).ok_or(SysError::InvalidReplyToken)?;
+    let sview = s.view().ok_or(SysError::InvalidArgument)?;
+    let cview = c.view().ok_or(SysError::InvalidReplyToken)?;
     if bulk_len > 0 {
-        let capacity = if c.pending.word.bulk & BULK_WRITE != 0 { c.pending.bulk_len } else { 0 };
+        let pc = c.call();
+        let capacity = if pc.word.bulk & capos_abi::ipc::BULK_WRITE != 0 { pc.bulk_len } else { 0 };
         if bulk_len > capacity {
             return Err(SysError::BufferTooSmall);
         }
-        let (ss, cs) = (s.space.as_ref().ok_or(SysError::BadAddress)?, c.space.as_ref().ok_or(SysError::BadAddress)?);
-        // Checked as it copies: a bad server pointer fails this reply (the
-        // client still waits) after writing only into the buffer the
-        // client offered for the answer.
-        copy_user(ss, bulk_addr, cs, c.pending.bulk_addr, bulk_len as usize)?;
+        let (ss, cs) = (s.space().ok_or(SysError::BadAddress)?, c.space().ok_or(SysError::BadAddress)?);
+        // The client's buffer was checked writable at call time; the
+        // server's is checked as it copies.
+        copy_user(ss, bulk_addr, cs, pc.bulk_addr, bulk_len as usize)?;
     }
-    // The server's handles go through its own scratch list (its pending
-    // list is empty while it serves: it is not blocked in a call).
+    // The server's handles go through its own scratch list (it is not
+    // blocked in a call while it serves).
     let n = if word.caps > 0 {
-        resolve(&s.caps, sview, word.caps, &mut s.pending.caps)?;
-        install(&mut c.caps, &mut s.pending.caps, cview)?
+        let sp = s.parts();
+        if word.moves {
+            take_out(sp.caps, sview, word.caps, sp.scratch)?;
+        } else {
+            resolve(sp.caps, sview, word.caps, sp.scratch)?;
+        }
+        install(c.caps_mut(), s.call_caps_mut(), cview, None)?
     } else {
         0
     };
     sview.copy_message(&cview, word.len as usize);
-    c.recv_dirty = c.recv_dirty.max(word.len as usize);
-    c.waiting = None;
-    c.delivery = Some(Ok(Delivery::Reply { word: ReplyWord { len: word.len, caps: n }, bulk: bulk_len }));
-    Ok(client)
+    let dirty = c.recv_dirty_mut();
+    *dirty = (*dirty).max(word.len as usize);
+    Ok(Delivery::Reply { word: ReplyWord::new(word.len, n), bulk: bulk_len })
 }
 
 /// `endpoint_reply(token, ReplyWord, bulk ptr, bulk len)`.
@@ -465,7 +545,7 @@ pub fn endpoint_reply(f: &mut TrapFrame) -> SysResult {
     let word = ReplyWord::unpack(f.rdx).map_err(err)?;
     with(|t| {
         let client = reply(t, f.rdi, word, f.r10, f.r8)?;
-        t.wake(client);
+        t.queue(client);
         Ok(0)
     })
     .map_err(err)
@@ -477,17 +557,17 @@ pub fn endpoint_reply(f: &mut TrapFrame) -> SysResult {
 pub fn endpoint_reply_receive(f: &mut TrapFrame) -> SysResult {
     let word = ReplyWord::unpack(f.rdx).map_err(err)?;
     let handle = Handle::from_raw(f.rsi);
-    let (got, client) = with(|t| {
+    let (got, client, ep) = with(|t| {
         let ep = server_endpoint(t, handle)?;
         let client = reply(t, f.rdi, word, f.r10, f.r8)?;
         match try_receive(t, &ep) {
             Ok(Some(r)) => {
-                t.wake(client);
-                Ok((Some(r), client))
+                t.queue(client);
+                Ok((Some(r), client, ep))
             }
-            Ok(None) => Ok((None, client)),
+            Ok(None) => Ok((None, client, ep)),
             Err(e) => {
-                t.wake(client);
+                t.queue(client);
                 Err(e)
             }
         }
@@ -495,7 +575,7 @@ pub fn endpoint_reply_receive(f: &mut TrapFrame) -> SysResult {
     .map_err(err)?;
     match got {
         Some(r) => Ok(set_received(f, r)),
-        None => wait_for_call(f, Some(client)),
+        None => wait_for_call(f, &ep, Some(client)),
     }
 }
 
@@ -505,7 +585,7 @@ pub fn bulk_register(f: &mut TrapFrame) -> SysResult {
     let (addr, len) = (f.rdi, f.rsi);
     with(|t| {
         if len == 0 {
-            t.current().bulk_recv = None;
+            t.current().set_bulk_recv(None);
             return Ok(0);
         }
         if len > MAX_BULK_BYTES {
@@ -513,8 +593,8 @@ pub fn bulk_register(f: &mut TrapFrame) -> SysResult {
         }
         let slice = UserSlice::new(addr, len)?;
         let p = t.current();
-        slice.check(p.space.as_ref().ok_or(SysError::BadAddress)?, true)?;
-        p.bulk_recv = Some((addr, len));
+        slice.check(p.space().ok_or(SysError::BadAddress)?, true)?;
+        p.set_bulk_recv(Some((addr, len)));
         Ok(0)
     })
     .map_err(err)

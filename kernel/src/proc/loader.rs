@@ -8,12 +8,12 @@
 //! starts: a manifest naming a missing binary, an unknown source or a mount
 //! that does not open is rejected with a log line, and no process runs.
 
-use super::address_space::AddressSpace;
+use crate::mm::address_space::AddressSpace;
 use super::supervisor::{self, GrantPlan, Plan};
 use super::{with, Process};
 use crate::mm::ipc_area::IpcArea;
 use crate::boot_info::BootModule;
-use crate::cap::endpoint::{Endpoint, ServerHandle};
+use crate::cap::endpoint::{Client, Endpoint, ServerHandle};
 use crate::cap::{sources, Cap};
 use crate::mm::{phys_to_virt, PAGE_SIZE};
 use alloc::boxed::Box;
@@ -94,7 +94,7 @@ fn map_start_info(space: &mut AddressSpace, bytes: &[u8]) -> Result<(), String> 
 
 /// Map the IPC area: header and send buffer writable, receive buffer
 /// read-only (the kernel keeps it zeroed past the last message).
-fn map_ipc_area(space: &mut AddressSpace, ipc: &IpcArea) -> Result<(), super::address_space::SpaceError> {
+fn map_ipc_area(space: &mut AddressSpace, ipc: &IpcArea) -> Result<(), crate::mm::address_space::SpaceError> {
     use capos_abi::ipc::{AREA_PAGES, IPC_AREA_ADDR, RECV_OFFSET};
     let writable_pages = (RECV_OFFSET as u64) / PAGE_SIZE;
     space.map_frames(IPC_AREA_ADDR, ipc.phys(), writable_pages, true)?;
@@ -195,7 +195,7 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
 
     // Load every instance first (nothing runs until all are good); pids
     // are assigned in manifest order.
-    let pids = with(|t| t.procs.next_pids(plans.len()));
+    let pids = with(|t| t.next_pids(plans.len()));
     if pids.len() != plans.len() {
         return Err(String::from("manifest: the process table is full"));
     }
@@ -238,7 +238,7 @@ fn prepare(plan: &Plan, pid: u32) -> Result<Box<Process>, String> {
                 let ks = KernelSource::parse(src).map_err(|e| format!("process {}: {}", name, e))?;
                 sources::grant(&ks).map_err(|e| format!("process {}: grant {}: {}", name, grant, e))?
             }
-            GrantPlan::Endpoint(ep, badge) => Cap::EndpointClient { endpoint: ep.clone(), badge: *badge },
+            GrantPlan::Endpoint(ep, badge) => Cap::EndpointClient(Client::new(ep.clone(), *badge, false)),
         };
         let h: Handle = caps.insert(cap).map_err(|e| format!("{:?}", e))?;
         start.caps.push((grant.clone(), h));
@@ -253,11 +253,8 @@ fn prepare(plan: &Plan, pid: u32) -> Result<Box<Process>, String> {
         "process {} (pid {}): entry {:#x}, {} pages, {} capabilities, {} endpoints",
         name, pid, entry, space.user_frames(), start.caps.len(), start.endpoints.len()
     );
-    let mut proc = Box::new(Process::new(name.clone(), Some(space), caps, Some(ipc)));
-    proc.kstack = Some(kstack);
-    proc.ksp = ksp;
-    proc.serves = plan.exports.iter().map(|(_, ep)| ep.clone()).collect();
-    Ok(proc)
+    let serves = plan.exports.iter().map(|(_, ep)| ep.clone()).collect();
+    Ok(Box::new(Process::new(name.clone(), Some(space), caps, Some(ipc)).with_stack(kstack, ksp, serves)))
 }
 
 /// Queue a prepared instance and bind its exported endpoints to it.

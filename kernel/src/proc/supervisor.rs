@@ -54,12 +54,7 @@ struct Supervised {
 static REGISTRY: Mutex<Vec<Supervised>> = Mutex::new(Vec::new());
 
 /// What `ProcessControl.status` reports.
-#[derive(Clone, Copy, Debug)]
-pub struct Status {
-    pub pid: u32,
-    pub running: bool,
-    pub restarts: u32,
-}
+pub use crate::cap::waiters::ProcessStatus as Status;
 
 /// Remember a manifest process started as `pid`.
 pub fn register(plan: Plan, max_restarts: Option<u32>, pid: u32) {

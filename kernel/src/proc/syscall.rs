@@ -41,7 +41,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
 }
 
 fn cap_drop(handle: u64) -> SysResult {
-    let dropped = with(|t| t.current().caps.remove(Handle::from_raw(handle))).map_err(|e| err(e.sys_error()))?;
+    let dropped = with(|t| t.current().caps_mut().remove(Handle::from_raw(handle))).map_err(|e| err(e.sys_error()))?;
     drop(dropped);
     Ok(0)
 }
@@ -49,15 +49,16 @@ fn cap_drop(handle: u64) -> SysResult {
 fn endpoint_create() -> SysResult {
     with(|t| {
         let p = t.current();
-        let ep = Arc::new(Endpoint::new(p.pid));
-        let h = p.caps.insert(Cap::EndpointServer(ServerHandle::new(ep.clone(), p.pid))).map_err(|e| err(e.sys_error()))?;
-        p.serves.push(ep);
+        let pid = p.pid();
+        let ep = Arc::new(Endpoint::new(pid));
+        let h = p.caps_mut().insert(Cap::EndpointServer(ServerHandle::new(ep.clone(), pid))).map_err(|e| err(e.sys_error()))?;
+        p.serve(ep);
         Ok(h.raw())
     })
 }
 
 fn exit(status: u64) -> SysResult {
-    let pid = with(|t| t.current);
+    let pid = with(|t| t.current_pid());
     terminate(pid, Exit::Status(status));
     schedule();
     unreachable!("a dead process was scheduled again")

@@ -1,0 +1,495 @@
+//! The process table and every process's state: the one place that says
+//! what a process is doing and the only code that changes it.
+//!
+//! A process is [`State::Ready`], [`State::Running`], [`State::Blocked`]
+//! for one of the reasons in [`Wait`], or [`State::Dead`] until reaped.
+//! Rules:
+//! 1. Only the functions of this module change a process's state; the
+//!    fields of [`Process`] are private to it.
+//! 2. A blocked process leaves [`State::Blocked`] only by being handed
+//!    what it waited for (or why not) as its [`Delivery`], in the same
+//!    step: [`Table::resume`]. What it is handed is read back once, by the
+//!    process itself, after it runs again ([`Table::take_delivery`]).
+//! 3. A process in a call ([`Wait::Reply`]) names the server and its
+//!    call's sequence number; the call's envelope waits in
+//!    [`Process::call`] until the server takes it ([`Table::mark_received`]),
+//!    and a reply is accepted only as `capos_kcore::endpoint` rule 5 says.
+//! 4. A process is put on the run queue only by [`Table::add`],
+//!    [`Table::wake`] or the scheduler; [`Table::resume`] alone makes it
+//!    ready for a direct switch (`switch_to`), which runs it next.
+//! 5. A dead process is never resumed, scheduled or switched to; it stays
+//!    in the table until `reap` frees it from another stack.
+
+use crate::cap::{Cap, CapList};
+use crate::cap::endpoint::Endpoint;
+use crate::mm::address_space::AddressSpace;
+use crate::mm::ipc_area::{IpcArea, IpcView};
+use crate::mm::stacks::KernelStack;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use capos_abi::ipc::{CallWord, Received, ReplyWord};
+use capos_abi::{Handle, SysError};
+use capos_kcore::cap_table::CapTable;
+use capos_kcore::endpoint::{next_seq, Waiting};
+use capos_kcore::pid_table::PidTable;
+
+/// Why a blocked process waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// In a call on an endpoint, for the reply of `server` to call `seq`;
+    /// `received` once the server has taken the call (before that it is
+    /// queued on the endpoint).
+    Reply { server: u32, seq: u32, received: bool },
+    /// In receive on an endpoint, for a call or a notification.
+    Call,
+    /// In a kernel object's call that answers later (`Console.readLine`).
+    Object,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Running,
+    Blocked(Wait),
+    Dead,
+}
+
+/// How a process ended.
+#[derive(Clone, Debug)]
+pub enum Exit {
+    Status(u64),
+    Killed(String),
+}
+
+/// What a blocked process is handed when it runs again.
+pub enum Delivery {
+    /// A call's answer: results in its receive buffer, handles in CAPS_IN,
+    /// `bulk` bytes written into its bulk buffer.
+    Reply { word: ReplyWord, bulk: u64 },
+    /// A server's next call (or notification).
+    Call(Received),
+    /// A server woken to receive again (a notification arrived).
+    Retry,
+}
+
+/// A client's endpoint call while it waits for the server to take it (its
+/// params stay in its own send buffer until then).
+#[derive(Default)]
+pub struct PendingCall {
+    pub handle: u64,
+    pub iface: u64,
+    pub word: CallWord,
+    pub badge: u64,
+    pub bulk_addr: u64,
+    pub bulk_len: u64,
+    pub caps: CapList,
+}
+
+pub struct Process {
+    pid: u32,
+    name: String,
+    state: State,
+    space: Option<AddressSpace>,
+    caps: CapTable<Cap>,
+    kstack: Option<KernelStack>,
+    /// Saved kernel stack pointer while switched out.
+    ksp: u64,
+    /// The IPC area (None for the idle context).
+    ipc: Option<IpcArea>,
+    /// Bytes of the receive buffer that may be non-zero.
+    recv_dirty: usize,
+    /// Sequence number of this process's latest endpoint call.
+    seq: u32,
+    /// The endpoint call it is in (meaningful while `Blocked(Reply)`), and
+    /// otherwise a scratch list where a running process's replies gather
+    /// capabilities.
+    call: PendingCall,
+    /// What it was handed while blocked (rule 2).
+    delivery: Option<Result<Delivery, SysError>>,
+    /// Where calls' bulk data lands when this process serves (addr, len).
+    bulk_recv: Option<(u64, u64)>,
+    /// Endpoints this process serves.
+    serves: Vec<Arc<Endpoint>>,
+    exit: Option<Exit>,
+}
+
+/// The parts of a running process a call works on at once.
+pub struct Parts<'a> {
+    pub pid: u32,
+    pub name: &'a str,
+    pub caps: &'a mut CapTable<Cap>,
+    pub space: Option<&'a AddressSpace>,
+    pub view: Option<IpcView>,
+    pub recv_dirty: &'a mut usize,
+    pub scratch: &'a mut CapList,
+}
+
+impl Process {
+    /// A process record (the loader fills it); the idle context has no
+    /// space, IPC area or stack.
+    pub fn new(name: String, space: Option<AddressSpace>, caps: CapTable<Cap>, ipc: Option<IpcArea>) -> Process {
+        Process {
+            pid: 0,
+            name,
+            state: State::Ready,
+            space,
+            caps,
+            kstack: None,
+            ksp: 0,
+            ipc,
+            recv_dirty: 0,
+            seq: 0,
+            call: PendingCall::default(),
+            delivery: None,
+            bulk_recv: None,
+            serves: Vec::new(),
+            exit: None,
+        }
+    }
+
+    /// A process ready to start on `kstack` at `ksp`, serving `serves`.
+    pub fn with_stack(mut self, kstack: KernelStack, ksp: u64, serves: Vec<Arc<Endpoint>>) -> Process {
+        self.kstack = Some(kstack);
+        self.ksp = ksp;
+        self.serves = serves;
+        self
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn caps(&self) -> &CapTable<Cap> {
+        &self.caps
+    }
+    pub fn caps_mut(&mut self) -> &mut CapTable<Cap> {
+        &mut self.caps
+    }
+    pub fn space(&self) -> Option<&AddressSpace> {
+        self.space.as_ref()
+    }
+    pub fn view(&self) -> Option<IpcView> {
+        self.ipc.as_ref().map(|a| a.view())
+    }
+    pub fn recv_dirty_mut(&mut self) -> &mut usize {
+        &mut self.recv_dirty
+    }
+    pub fn bulk_recv(&self) -> Option<(u64, u64)> {
+        self.bulk_recv
+    }
+    pub fn set_bulk_recv(&mut self, b: Option<(u64, u64)>) {
+        self.bulk_recv = b;
+    }
+    pub fn serve(&mut self, ep: Arc<Endpoint>) {
+        self.serves.push(ep);
+    }
+    /// The call this process is in (its envelope and capabilities).
+    pub fn call(&self) -> &PendingCall {
+        &self.call
+    }
+    pub fn call_caps_mut(&mut self) -> &mut CapList {
+        &mut self.call.caps
+    }
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+    /// What it waits for, if it is in a call (kcore's view, for reply tokens).
+    pub fn waiting(&self) -> Option<Waiting> {
+        match self.state {
+            State::Blocked(Wait::Reply { server, seq, received }) => Some(Waiting { server, seq, received }),
+            _ => None,
+        }
+    }
+
+    /// Everything a call on this process works on, borrowed apart.
+    pub fn parts(&mut self) -> Parts<'_> {
+        Parts {
+            pid: self.pid,
+            name: &self.name,
+            caps: &mut self.caps,
+            space: self.space.as_ref(),
+            view: self.ipc.as_ref().map(|a| a.view()),
+            recv_dirty: &mut self.recv_dirty,
+            scratch: &mut self.call.caps,
+        }
+    }
+
+    /// The kernel stack switched to, and where its pointer is saved.
+    pub(super) fn ksp_slot(&mut self) -> *mut u64 {
+        &mut self.ksp
+    }
+    pub(super) fn ksp(&self) -> u64 {
+        self.ksp
+    }
+    pub(super) fn stack_top(&self) -> Option<u64> {
+        self.kstack.as_ref().map(|k| k.top)
+    }
+    pub(super) fn take_kstack(&mut self) -> Option<KernelStack> {
+        self.kstack.take()
+    }
+}
+
+pub struct Table {
+    procs: PidTable<Box<Process>>,
+    current: u32,
+    run_queue: VecDeque<u32>,
+}
+
+impl Table {
+    /// A table holding only the idle context, running, as pid 0.
+    pub fn new() -> Table {
+        let mut idle = Box::new(Process::new(String::from("idle"), None, CapTable::new(0), None));
+        idle.state = State::Running;
+        let mut procs = PidTable::new();
+        let idle_pid = procs.insert_with(|_| idle);
+        assert_eq!(idle_pid, Some(0), "idle is pid 0");
+        Table { procs, current: 0, run_queue: VecDeque::new() }
+    }
+
+    pub fn current_pid(&self) -> u32 {
+        self.current
+    }
+
+    pub fn get(&mut self, pid: u32) -> Option<&mut Process> {
+        self.procs.get_mut(pid).map(|b| &mut **b)
+    }
+
+    pub fn peek(&self, pid: u32) -> Option<&Process> {
+        self.procs.get(pid).map(|b| &**b)
+    }
+
+    /// Two different processes at once (a call's client and server).
+    pub fn two(&mut self, a: u32, b: u32) -> Option<(&mut Process, &mut Process)> {
+        self.procs.two_mut(a, b).map(|(x, y)| (&mut **x, &mut **y))
+    }
+
+    pub fn current(&mut self) -> &mut Process {
+        let c = self.current;
+        self.get(c).expect("the current process is in the table")
+    }
+
+    /// The pids the next `n` [`add`](Self::add)s will give.
+    pub fn next_pids(&self, n: usize) -> Vec<u32> {
+        self.procs.next_pids(n)
+    }
+
+    /// The pid [`add`](Self::add) will give the next process (the
+    /// supervisor binds endpoints to it before the process exists).
+    pub fn next_pid(&self) -> Option<u32> {
+        self.procs.next_pid()
+    }
+
+    /// Queue a new process; its pid, or `None` when the table is full.
+    pub fn add(&mut self, mut p: Box<Process>) -> Option<u32> {
+        let pid = self.procs.insert_with(|pid| {
+            p.pid = pid;
+            p.state = State::Ready;
+            p
+        })?;
+        self.run_queue.push_back(pid);
+        Some(pid)
+    }
+
+    pub fn any_ready(&self) -> bool {
+        !self.run_queue.is_empty()
+    }
+
+    /// User processes (not idle), live or dead-but-unreaped.
+    pub fn users(&self) -> impl Iterator<Item = &Process> + '_ {
+        self.procs.iter().filter(|(pid, _)| *pid != 0).map(|(_, p)| &**p)
+    }
+
+    pub fn live(&self) -> usize {
+        self.users().filter(|p| p.state != State::Dead).count()
+    }
+
+    pub fn slots_used(&self) -> usize {
+        self.procs.slots_used()
+    }
+
+    // ---- Transitions (rule 1). ----
+
+    /// The current process starts an endpoint call to `server` and blocks
+    /// until its reply (rule 3); its capabilities to transfer are already
+    /// in its call list.
+    pub fn begin_call(&mut self, server: u32, handle: u64, iface: u64, word: CallWord, badge: u64, bulk: (u64, u64)) {
+        let p = self.current();
+        p.seq = next_seq(p.seq);
+        let c = &mut p.call;
+        (c.handle, c.iface, c.word, c.badge, c.bulk_addr, c.bulk_len) = (handle, iface, word, badge, bulk.0, bulk.1);
+        p.delivery = None;
+        p.state = State::Blocked(Wait::Reply { server, seq: p.seq, received: false });
+    }
+
+    /// The current process's call could not be delivered after all: it
+    /// runs on (and gets the error), its transferred capabilities dropped.
+    pub fn abandon_call(&mut self) {
+        let p = self.current();
+        p.call.caps.clear();
+        p.state = State::Running;
+    }
+
+    /// The server took `client`'s call.
+    pub fn mark_received(&mut self, client: u32) {
+        if let Some(p) = self.get(client) {
+            if let State::Blocked(Wait::Reply { server, seq, .. }) = p.state {
+                p.state = State::Blocked(Wait::Reply { server, seq, received: true });
+            }
+        }
+    }
+
+    /// The current process waits in receive.
+    pub fn block_receive(&mut self) {
+        let p = self.current();
+        p.delivery = None;
+        p.state = State::Blocked(Wait::Call);
+    }
+
+    /// The current process waits for a kernel object to complete its call.
+    pub fn park(&mut self) {
+        let p = self.current();
+        p.delivery = None;
+        p.state = State::Blocked(Wait::Object);
+    }
+
+    /// Hand blocked `pid` what it waits for (rule 2) and make it ready for
+    /// a direct switch; false (nothing changed) unless it was blocked for
+    /// `why` (any wait when `why` is `None`).
+    pub fn resume(&mut self, pid: u32, why: Option<Wait>, d: Result<Delivery, SysError>) -> bool {
+        let Some(p) = self.get(pid) else { return false };
+        let State::Blocked(w) = p.state else { return false };
+        let matches = match (why, w) {
+            (None, _) => true,
+            (Some(Wait::Reply { .. }), Wait::Reply { .. }) => true,
+            (Some(a), b) => a == b,
+        };
+        if !matches {
+            return false;
+        }
+        p.delivery = Some(d);
+        p.state = State::Ready;
+        true
+    }
+
+    /// [`resume`](Self::resume) and queue it to run.
+    pub fn wake(&mut self, pid: u32, why: Option<Wait>, d: Result<Delivery, SysError>) -> bool {
+        let woke = self.resume(pid, why, d);
+        if woke {
+            self.run_queue.push_back(pid);
+        }
+        woke
+    }
+
+    /// What the current process was handed while it was blocked.
+    pub fn take_delivery(&mut self) -> Option<Result<Delivery, SysError>> {
+        self.current().delivery.take()
+    }
+
+    /// Put resumed `pid` on the run queue (it was handed its delivery
+    /// but is not switched to directly).
+    pub fn queue(&mut self, pid: u32) {
+        if self.peek(pid).is_some_and(|p| p.state == State::Ready) {
+            self.run_queue.push_back(pid);
+        }
+    }
+
+    /// End `pid`: it never runs again (rule 5). Returns what it held that
+    /// must be released outside the table: its capabilities, the endpoints
+    /// it served, its name, and the call it was in (handle of the
+    /// endpoint it was queued on), or `None` if it was not alive.
+    pub fn kill(&mut self, pid: u32, how: Exit) -> Option<Ended> {
+        if pid == 0 {
+            return None;
+        }
+        let p = self.get(pid)?;
+        if p.state == State::Dead {
+            return None;
+        }
+        let queued_on = match p.state {
+            State::Blocked(Wait::Reply { received: false, .. }) => p.caps.get(Handle::from_raw(p.call.handle)).ok().and_then(|c| match c {
+                Cap::EndpointClient(c) => Some(c.endpoint().clone()),
+                _ => None,
+            }),
+            _ => None,
+        };
+        p.state = State::Dead;
+        p.exit = Some(how);
+        let caps = p.caps.drain();
+        let call_caps = core::mem::take(&mut p.call.caps);
+        let serves = core::mem::take(&mut p.serves);
+        let name = p.name.clone();
+        Some(Ended { caps, call_caps, serves, name, queued_on })
+    }
+
+    /// Clients in a call to `server` (received or not).
+    pub fn clients_of(&self, server: u32) -> Vec<u32> {
+        self.users().filter(|c| matches!(c.state, State::Blocked(Wait::Reply { server: s, .. }) if s == server)).map(|c| c.pid).collect()
+    }
+
+    /// Dead processes other than the current one, out of the table.
+    pub fn take_dead(&mut self) -> Vec<Box<Process>> {
+        let cur = self.current;
+        let pids: Vec<u32> = self.procs.iter().filter(|(pid, p)| p.state == State::Dead && *pid != cur).map(|(pid, _)| pid).collect();
+        pids.into_iter().filter_map(|pid| self.procs.remove(pid)).collect()
+    }
+
+    // ---- The scheduler's transitions. ----
+
+    /// Pick who runs next, or `None` to keep running the current process.
+    /// The current process, if still runnable, goes to the back of the
+    /// queue; idle (0) runs when nothing else can.
+    pub(super) fn pick_next(&mut self) -> Option<u32> {
+        let cur = self.current;
+        let next = loop {
+            match self.run_queue.pop_front() {
+                Some(pid) if self.peek(pid).is_some_and(|p| p.state == State::Ready) => break Some(pid),
+                Some(_) => continue,
+                None => break None,
+            }
+        };
+        let cur_runnable = self.current().state == State::Running;
+        let next = match next {
+            Some(n) => n,
+            None if cur_runnable => return None,
+            None => 0,
+        };
+        if next == cur {
+            self.current().state = State::Running;
+            return None;
+        }
+        if cur_runnable && cur != 0 {
+            self.current().state = State::Ready;
+            self.run_queue.push_back(cur);
+        }
+        Some(next)
+    }
+
+    /// Whether `next` may be switched to directly (not dead, not current).
+    pub(super) fn can_switch_to(&self, next: u32) -> bool {
+        next != self.current && self.peek(next).is_some_and(|p| p.state != State::Dead)
+    }
+
+    /// Make `next` the running process; the saved stack pointer slot of
+    /// the one leaving, and `next`'s.
+    pub(super) fn enter(&mut self, next: u32) -> (*mut u64, &Process) {
+        let from = self.current().ksp_slot();
+        self.current = next;
+        let n = self.current();
+        n.state = State::Running;
+        (from, &**self.procs.get(next).expect("entered process exists"))
+    }
+}
+
+/// What a killed process held, released outside the table.
+pub struct Ended {
+    pub caps: Vec<(Handle, Cap)>,
+    pub call_caps: CapList,
+    pub serves: Vec<Arc<Endpoint>>,
+    pub name: String,
+    pub queued_on: Option<Arc<Endpoint>>,
+}

@@ -114,6 +114,24 @@ pub fn read(bytes: &[u8]) -> Option<SmallStruct<'_>> {
     Some(SmallStruct { data: &bytes[16..16 + dw * 8] })
 }
 
+/// [`read`] for a reader that knows the shape it expects: `DW` data words
+/// and `PC` pointers, the shape [`write`] gives `DW` words and `PC`
+/// pointers. That exact message is recognised by its length and two
+/// header words compared with constants (and its pointer words with 0);
+/// anything else goes to [`read`], so the answer is always `read`'s.
+#[inline(always)]
+pub fn read_as<const DW: usize, const PC: usize>(bytes: &[u8]) -> Option<SmallStruct<'_>> {
+    const { assert!(DW <= u16::MAX as usize && PC <= u16::MAX as usize) };
+    if bytes.len() == size(DW, PC)
+        && le64(bytes, 0) == ((1 + DW + PC) as u64) << 32
+        && le64(bytes, 8) == ((DW as u64) << 32 | (PC as u64) << 48)
+        && (0..PC).all(|i| le64(bytes, 16 + (DW + i) * 8) == 0)
+    {
+        return Some(SmallStruct { data: &bytes[16..16 + DW * 8] });
+    }
+    read(bytes)
+}
+
 /// `UInt64Result` as a tiny struct: `ok` in data word 0, the union's
 /// discriminant (0 = ok) in the low 16 bits of data word 1, `err` the one
 /// pointer (pinned by the tests below).
@@ -170,6 +188,40 @@ mod tests {
         // fast path declines and the general reader gets it.
         let e = encode::<u_int64_result::Owned>(|r| fill_u64(r, &Err(CapError::new(crate::capos_capnp::ErrorCode::Io, "x")))).unwrap();
         assert!(read(word_bytes(&e)).is_none());
+    }
+
+    #[test]
+    fn read_as_answers_what_read_answers() {
+        let mut buf = [0u8; 64];
+        let n = write(&mut buf, &u64_result::ok(9), u64_result::PTRS).unwrap();
+        let fast = read_as::<2, 1>(&buf[..n]).unwrap();
+        assert_eq!((fast.word(0), fast.word(1), fast.data_words()), (9, 0, 2));
+        // Another shape than the expected one still reads as `read` reads it.
+        let n1 = write(&mut buf, &[5], 0).unwrap();
+        let other = read_as::<2, 1>(&buf[..n1]).unwrap();
+        assert_eq!((other.word(0), other.word(1), other.data_words()), (5, 0, 1));
+        assert!(read_as::<1, 0>(&buf[..n1 - 8]).is_none());
+        // Random bytes: same answer as `read`, never a panic.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..50_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut b = [0u8; 40];
+            for (i, c) in b.iter_mut().enumerate() {
+                *c = if (x >> (i % 64)) & 1 == 0 { 0 } else { (x >> (i % 8 * 8)) as u8 };
+            }
+            b[0..4].copy_from_slice(&0u32.to_le_bytes());
+            b[4..8].copy_from_slice(&((x & 7) as u32).to_le_bytes());
+            for len in [16usize, 24, 32, 40] {
+                let a = read_as::<2, 1>(&b[..len]).map(|s| (s.data_words(), s.word(0), s.word(1)));
+                let r = read(&b[..len]).map(|s| (s.data_words(), s.word(0), s.word(1)));
+                assert_eq!(a, r);
+                let a = read_as::<1, 0>(&b[..len]).map(|s| (s.data_words(), s.word(0)));
+                let r = read(&b[..len]).map(|s| (s.data_words(), s.word(0)));
+                assert_eq!(a, r);
+            }
+        }
     }
 
     #[test]

@@ -149,7 +149,7 @@ fn send_built(handle: Handle, interface_id: u64, method: u16, caps: &[Handle], b
 /// reader for anything else (an `err` carries a pointer).
 #[inline(always)]
 fn read_u64_results(bytes: &[u8]) -> Result<u64, CallError> {
-    if let Some(v) = small_struct::read(bytes).as_ref().and_then(u64_result::read_ok) {
+    if let Some(v) = small_struct::read_as::<{ u64_result::DATA_WORDS }, { u64_result::PTRS as usize }>(bytes).as_ref().and_then(u64_result::read_ok) {
         return Ok(v);
     }
     read_u64_results_general(bytes)

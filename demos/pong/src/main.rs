@@ -32,7 +32,7 @@ fn error(code: ErrorCode, what: &str) -> Result<Answer<'static>, CallError> {
 fn answer<'a>(server: &Server, call: &Incoming, bulk: &'a [u8], minted: &'a mut [capos_rt::Handle; 1]) -> Result<Answer<'a>, CallError> {
     match (call.interface_id(), call.method_id()) {
         (interfaces::PING, ping_method::PING) => {
-            let v = match small_struct::read(call.raw()) {
+            let v = match small_struct::read_as::<1, 0>(call.raw()) {
                 Some(s) => s.word(0),
                 None => call.params::<ping::ping_params::Owned>()?.get_value(),
             };
@@ -87,7 +87,7 @@ fn main(start: &StartInfo) -> i32 {
         // The null call's fast path: a tiny params struct, answered with a
         // tiny results struct, and straight on to the next call.
         if call.interface_id() == interfaces::PING && call.method_id() == ping_method::PING && call.caps().is_empty() {
-            if let Some(s) = small_struct::read(call.raw()) {
+            if let Some(s) = small_struct::read_as::<1, 0>(call.raw()) {
                 match server.reply_receive(call.reply_token(), Answer::tiny(&u64_result::ok(s.word(0)), u64_result::PTRS as u8)) {
                     Ok(next) => {
                         call = next;

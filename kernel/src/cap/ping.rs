@@ -26,7 +26,7 @@ impl KernelObject for KernelPing {
         if method != ping_method::PING {
             return None;
         }
-        let value = small_struct::read(params)?.word(0);
+        let value = small_struct::read_as::<1, 0>(params)?.word(0);
         small_struct::write(results, &u64_result::ok(value), u64_result::PTRS)
     }
 

@@ -111,11 +111,11 @@ fn map_ipc_area(space: &mut AddressSpace, ipc: &IpcArea) -> Result<(), crate::mm
 /// "returns" into the common interrupt exit.
 fn initial_stack(top: u64, entry: u64, start_len: u64) -> u64 {
     let frame_words: [u64; 22] = [
-        0, 0, 0, 0, 0, 0, 0, 0, // r15..r8
-        0,               // rbp
+        0, 0, 0, 0, 0, 0, // r15..r12, rbp, rbx
+        0, 0, 0, 0,      // r11..r8
         START_INFO_ADDR, // rdi
         start_len,       // rsi
-        0, 0, 0, 0,      // rdx, rcx, rbx, rax
+        0, 0, 0,         // rdx, rcx, rax
         0, 0,            // vector, error code
         entry,           // rip
         0x23,            // cs: user code | RPL 3

@@ -5,10 +5,19 @@
 //! stack. capOS runs on one CPU, so the two words it needs (the saved user
 //! `rsp` and the kernel stack top) are plain statics rather than per-CPU
 //! data behind GS; that also means the kernel never executes `swapgs`. The
-//! stub then builds the same [`TrapFrame`](super::trap::TrapFrame) an
-//! interrupt from user mode would (so the scheduler can treat both alike),
-//! calls the dispatcher, and leaves through the common `iretq` path, which
-//! also sidesteps SYSRET's non-canonical-RIP pitfall.
+//! stub then builds the [`TrapFrame`](super::trap::TrapFrame) layout an
+//! interrupt from user mode would, calls the dispatcher, and leaves with
+//! `iretq` like the interrupt exit, which also sidesteps SYSRET's
+//! non-canonical-RIP pitfall.
+//!
+//! Two things it leaves out, since a syscall is a call: the six
+//! callee-saved registers (rbx, rbp, r12-r15) are not stored in the frame
+//! nor reloaded from it (their slots are skipped with `sub rsp`): the
+//! dispatcher preserves them as the SysV ABI requires, and
+//! `switch_context` saves them per context, so each process gets its own
+//! back; nothing reads or writes those slots of a syscall frame (the
+//! register dump is for exceptions, which enter through `isr_common`).
+//! And no `cld`: SFMASK clears DF on entry (`init`).
 
 use super::trap::TrapFrame;
 use core::arch::{asm, global_asm};
@@ -37,24 +46,29 @@ syscall_entry:
     push 0
     push {vector}
     push rax
-    push rbx
     push rcx
     push rdx
     push rsi
     push rdi
-    push rbp
     push r8
     push r9
     push r10
     push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    cld
+    sub rsp, 48
     mov rdi, rsp
     call {dispatch}
-    jmp isr_return
+    add rsp, 48
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    add rsp, 16
+    iretq
 "#,
     dispatch = sym syscall_trampoline,
     vector = const SYSCALL_VECTOR,

@@ -21,16 +21,16 @@ global_asm!(
 .global isr_common
 isr_common:
     push rax
-    push rbx
     push rcx
     push rdx
     push rsi
     push rdi
-    push rbp
     push r8
     push r9
     push r10
     push r11
+    push rbx
+    push rbp
     push r12
     push r13
     push r14
@@ -44,16 +44,16 @@ isr_return:
     pop r14
     pop r13
     pop r12
+    pop rbp
+    pop rbx
     pop r11
     pop r10
     pop r9
     pop r8
-    pop rbp
     pop rdi
     pop rsi
     pop rdx
     pop rcx
-    pop rbx
     pop rax
     add rsp, 16
     iretq
@@ -65,20 +65,22 @@ isr_return:
 #[repr(C)]
 #[derive(Debug)]
 pub struct TrapFrame {
+    // The callee-saved registers first (lowest addresses): a syscall
+    // frame leaves these six slots unwritten (`syscall_entry`).
     pub r15: u64,
     pub r14: u64,
     pub r13: u64,
     pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
     pub r11: u64,
     pub r10: u64,
     pub r9: u64,
     pub r8: u64,
-    pub rbp: u64,
     pub rdi: u64,
     pub rsi: u64,
     pub rdx: u64,
     pub rcx: u64,
-    pub rbx: u64,
     pub rax: u64,
     pub vector: u64,
     pub error_code: u64,

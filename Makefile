@@ -67,7 +67,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
-             storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services
+             storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
@@ -76,7 +76,8 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
-        run-storage-fat-read run-cloud-provider-fat-read-over-nvme run-block-cap run-storage-services
+        run-storage-fat-read run-cloud-provider-fat-read-over-nvme run-block-cap run-storage-services \
+        run-storage-services-hostile
 
 all: test
 
@@ -173,6 +174,13 @@ run-shell: setup
 ## kills mid-workload, restarts, frames counted; then a reboot reads it back.
 run-storage-services: setup
 	@$(RUNNER) test storage-services
+
+## File.read through storage-fs-service with a bulk buffer the service
+## cannot write (read-only page, unmapped address, the caller's IPC receive
+## area) fails with badAddress at once, as on the kernel's own File; a
+## second client is served throughout (demos/storage-services-hostile.manifest).
+run-storage-services-hostile: setup
+	@$(RUNNER) test storage-services-hostile
 
 ## Userspace: one process with a Console.
 run-hello: setup

@@ -610,6 +610,86 @@ fn storage_services_boots() -> Vec<Boot> {
     ]
 }
 
+/// A fresh CAPOSWF1 image NAME of `blocks` 512-byte blocks on its own NVMe
+/// controller (the kernel numbers them in the order of these arguments);
+/// `cache` is QEMU's cache mode for it.
+fn wf_nvme(name: &'static str, blocks: u64, cache: &str) -> ((&'static str, Vec<String>), Vec<String>) {
+    (
+        (name, strings(&["--writable", "--blocks", &blocks.to_string()])),
+        vec![
+            "-drive".into(),
+            format!("file={{disk:{name}}},if=none,id={name},format=raw,cache={cache}"),
+            "-device".into(),
+            format!("nvme,serial=capos-{name},drive={name}"),
+        ],
+    )
+}
+
+/// The processes of demos/storage-services-hostile.manifest that announce
+/// a bad `File.read` (`CHECK: File.read with its bulk buffer at ...`)
+/// before making it, and how many calls they make in all.
+const HOSTILE_READERS: &[&str] = &["hostile-ro", "hostile-unmapped", "hostile-recv", "kernel-file"];
+const HOSTILE_READS: usize = 6;
+
+/// Every bad `File.read` the hostile clients announced came back: the
+/// same process later printed a verdict for that check. A call that never
+/// returns leaves its announcement unanswered (the kernel then reports
+/// that process among those waiting when userspace goes idle).
+fn bad_reads_returned(lines: &[String]) -> Result<String, String> {
+    const CALL: &str = ": File.read with its bulk buffer at ";
+    let (mut announced, mut stuck) = (0, Vec::new());
+    for p in HOSTILE_READERS {
+        let msgs: Vec<&str> = crate::source::messages_of(lines, p).collect();
+        for (i, m) in msgs.iter().enumerate() {
+            let Some((check, _)) = m.split_once(CALL) else { continue };
+            announced += 1;
+            let verdict = |v: &&str| {
+                v.strip_prefix("[PASS] ").or_else(|| v.strip_prefix("[FAIL] ")).and_then(|v| v.strip_prefix(check)).is_some_and(|v| v.starts_with(':'))
+            };
+            if !msgs[i + 1..].iter().any(verdict) {
+                stuck.push(format!("[{p}] {m}"));
+            }
+        }
+    }
+    match (announced, stuck.is_empty()) {
+        (HOSTILE_READS, true) => Ok(format!("all {HOSTILE_READS} bad File.read calls returned")),
+        (n, true) => Err(format!("{n} bad File.read calls announced, expected {HOSTILE_READS}")),
+        (_, false) => Err(format!("never returned: {}", stuck.join("; "))),
+    }
+}
+
+/// `make run-storage-services-hostile`: demos/storage-services-hostile.manifest
+/// (demos/fs-hostile). Each hostile client's bad `File.read` must fail
+/// with badAddress at once, through storage-fs-service and through the
+/// kernel's own File; `busy` must be served throughout; and when userspace
+/// goes idle only the service may still be waiting (a client stuck in its
+/// call would be counted there too).
+fn storage_services_hostile_boot() -> Boot {
+    let (svc_image, svc_args) = wf_nvme("svc", 16_384, "writeback");
+    let (kfs_image, kfs_args) = wf_nvme("kfs", 16_384, "writeback");
+    Boot {
+        machine: Some("q35"),
+        qemu_args: [svc_args, kfs_args].concat(),
+        store_images: vec![svc_image, kfs_image],
+        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic"]),
+        checks: vec![("every bad File.read returned", bad_reads_returned)],
+        timeout: Some(180),
+        ..user_boot("bad-bulk-buffers", "demos/storage-services-hostile.manifest", "exit_when_idle", &[
+            "storage: mounted kfs",
+            "[fs] CAPOSWF1 generation ",
+            "[hostile-ro] [PASS] fs-service-read-into-read-only-page: badAddress",
+            "[hostile-unmapped] [PASS] fs-service-read-into-unmapped: badAddress",
+            "[hostile-recv] [PASS] fs-service-read-into-recv-area: badAddress",
+            "[kernel-file] [PASS] kernel-file-read-into-read-only-page: badAddress",
+            "[kernel-file] [PASS] kernel-file-read-into-unmapped: badAddress",
+            "[kernel-file] [PASS] kernel-file-read-into-recv-area: badAddress",
+            "[busy] [PASS] busy-served-throughout:",
+            "[busy] [PASS] hostile-clients-ended:",
+            "userspace idle: 5 exited, 0 killed, 1 waiting for calls",
+        ])
+    }
+}
+
 /// What every boot of the default system prints before the shell's prompt.
 const DEFAULT_SYSTEM_EXPECTS: &[&str] = &[
     "storage: mounted fat",
@@ -902,6 +982,12 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             description: "storage-fs-service and store-service over Block capabilities: files and keys round trip, a subtree cannot be left, read-only grants are refused, 200 kills mid-workload are restarted with nothing synced lost and every frame given back, and the data survives a reboot",
             capos_boot_only: false,
             boots: storage_services_boots(),
+        },
+        Scenario {
+            name: "storage-services-hostile",
+            description: "File.read through storage-fs-service with a bulk buffer the service cannot write (a read-only page, an unmapped address, the caller's IPC receive area) fails with badAddress at once, as on the kernel's own File; another client is served throughout",
+            capos_boot_only: false,
+            boots: vec![storage_services_hostile_boot()],
         },
         Scenario {
             name: "ipc",

@@ -102,8 +102,8 @@ fn now_ns(clock: &Clock) -> u64 {
 /// for the answer, through the raw syscall (the typed client takes only a
 /// buffer of our own).
 fn read_into(file: &File, addr: u64) -> Result<(u32, u64), Failure> {
-    let send = capos_rt::ipc::send_buffer();
-    let len = build_flat::<file::read_params::Owned, ()>(send, |mut p| {
+    let mut send = capos_rt::ipc::send_buffer();
+    let len = build_flat::<file::read_params::Owned, ()>(&mut send, |mut p| {
         p.set_offset(0);
         p.set_length(BAD_LEN as u32);
         Ok(())
@@ -112,7 +112,8 @@ fn read_into(file: &File, addr: u64) -> Result<(u32, u64), Failure> {
     .unwrap_or(0);
     let word = CallWord { method: file_method::READ, caps: 0, bulk: BULK_WRITE, len: len as u32 };
     let r = syscall::cap_call(file.handle(), interfaces::FILE, word, (addr, BAD_LEN));
-    clear(send, len);
+    clear(&mut send, len);
+    drop(send);
     r.map(|(reply, bulk)| (reply.len, bulk))
 }
 

@@ -390,7 +390,7 @@ fn deliver_call(t: &mut Table, ep: &Arc<Endpoint>, client: u32, server: u32) -> 
     cview.copy_message(&sview, word.len as usize);
     let dirty = s.recv_dirty_mut();
     *dirty = (*dirty).max(word.len as usize);
-    t.mark_received(client);
+    c.mark_received();
     Ok(Received {
         word: CallWord { caps: n, ..word },
         interface_id: iface,
@@ -491,10 +491,7 @@ fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u
     let cur = t.current_pid();
     let client = reply_target(token, cur, |pid| t.peek(pid).and_then(|c| c.waiting()))?;
     match deliver_reply(t, cur, client, word, bulk_addr, bulk_len) {
-        Ok(d) => {
-            t.resume(client, Some(Wait::Reply { server: cur, seq: 0, received: true }), Ok(d));
-            Ok(client)
-        }
+        Ok(()) => Ok(client),
         Err(e) => {
             if let Some(c) = t.get(client) {
                 c.call_caps_mut().clear();
@@ -505,8 +502,9 @@ fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u
     }
 }
 
-/// The bytes and capabilities of a reply, from server to client.
-fn deliver_reply(t: &mut Table, server: u32, client: u32, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<Delivery, SysError> {
+/// The bytes and capabilities of a reply, from server to client, and the
+/// client resumed with it.
+fn deliver_reply(t: &mut Table, server: u32, client: u32, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<(), SysError> {
     let (s, c) = t.two(server, client).ok_or(SysError::InvalidReplyToken)?;
     let sview = s.view().ok_or(SysError::InvalidArgument)?;
     let cview = c.view().ok_or(SysError::InvalidReplyToken)?;
@@ -537,7 +535,8 @@ fn deliver_reply(t: &mut Table, server: u32, client: u32, word: ReplyWord, bulk_
     sview.copy_message(&cview, word.len as usize);
     let dirty = c.recv_dirty_mut();
     *dirty = (*dirty).max(word.len as usize);
-    Ok(Delivery::Reply { word: ReplyWord::new(word.len, n), bulk: bulk_len })
+    c.resume(Some(Wait::Reply { server, seq: 0, received: true }), Ok(Delivery::Reply { word: ReplyWord::new(word.len, n), bulk: bulk_len }));
+    Ok(())
 }
 
 /// `endpoint_reply(token, ReplyWord, bulk ptr, bulk len)`.

@@ -97,8 +97,11 @@ pub struct Process {
     kstack: Option<KernelStack>,
     /// Saved kernel stack pointer while switched out.
     ksp: u64,
-    /// The IPC area (None for the idle context).
-    ipc: Option<IpcArea>,
+    /// The IPC area (None for the idle context; owned here, freed with the
+    /// process), and the kernel's view of it (computed once: the call path
+    /// reads it on every call).
+    _ipc: Option<IpcArea>,
+    view: Option<IpcView>,
     /// Bytes of the receive buffer that may be non-zero.
     recv_dirty: usize,
     /// Sequence number of this process's latest endpoint call.
@@ -131,7 +134,9 @@ impl Process {
     /// A process record (the loader fills it); the idle context has no
     /// space, IPC area or stack.
     pub fn new(name: String, space: Option<AddressSpace>, caps: CapTable<Cap>, ipc: Option<IpcArea>) -> Process {
+        let view = ipc.as_ref().map(|a| a.view());
         Process {
+            view,
             pid: 0,
             name,
             state: State::Ready,
@@ -139,7 +144,7 @@ impl Process {
             caps,
             kstack: None,
             ksp: 0,
-            ipc,
+            _ipc: ipc,
             recv_dirty: 0,
             seq: 0,
             call: PendingCall::default(),
@@ -174,7 +179,7 @@ impl Process {
         self.space.as_ref()
     }
     pub fn view(&self) -> Option<IpcView> {
-        self.ipc.as_ref().map(|a| a.view())
+        self.view
     }
     pub fn recv_dirty_mut(&mut self) -> &mut usize {
         &mut self.recv_dirty
@@ -213,10 +218,33 @@ impl Process {
             name: &self.name,
             caps: &mut self.caps,
             space: self.space.as_ref(),
-            view: self.ipc.as_ref().map(|a| a.view()),
+            view: self.view,
             recv_dirty: &mut self.recv_dirty,
             scratch: &mut self.call.caps,
         }
+    }
+
+    /// The server took this process's call (rule 3).
+    pub fn mark_received(&mut self) {
+        if let State::Blocked(Wait::Reply { server, seq, .. }) = self.state {
+            self.state = State::Blocked(Wait::Reply { server, seq, received: true });
+        }
+    }
+
+    /// Rule 2 for a process already in hand: see [`Table::resume`].
+    pub fn resume(&mut self, why: Option<Wait>, d: Result<Delivery, SysError>) -> bool {
+        let State::Blocked(w) = self.state else { return false };
+        let matches = match (why, w) {
+            (None, _) => true,
+            (Some(Wait::Reply { .. }), Wait::Reply { .. }) => true,
+            (Some(a), b) => a == b,
+        };
+        if !matches {
+            return false;
+        }
+        self.delivery = Some(d);
+        self.state = State::Ready;
+        true
     }
 
     /// The kernel stack switched to, and where its pointer is saved.
@@ -334,15 +362,6 @@ impl Table {
         p.state = State::Running;
     }
 
-    /// The server took `client`'s call.
-    pub fn mark_received(&mut self, client: u32) {
-        if let Some(p) = self.get(client) {
-            if let State::Blocked(Wait::Reply { server, seq, .. }) = p.state {
-                p.state = State::Blocked(Wait::Reply { server, seq, received: true });
-            }
-        }
-    }
-
     /// The current process waits in receive.
     pub fn block_receive(&mut self) {
         let p = self.current();
@@ -361,19 +380,7 @@ impl Table {
     /// a direct switch; false (nothing changed) unless it was blocked for
     /// `why` (any wait when `why` is `None`).
     pub fn resume(&mut self, pid: u32, why: Option<Wait>, d: Result<Delivery, SysError>) -> bool {
-        let Some(p) = self.get(pid) else { return false };
-        let State::Blocked(w) = p.state else { return false };
-        let matches = match (why, w) {
-            (None, _) => true,
-            (Some(Wait::Reply { .. }), Wait::Reply { .. }) => true,
-            (Some(a), b) => a == b,
-        };
-        if !matches {
-            return false;
-        }
-        p.delivery = Some(d);
-        p.state = State::Ready;
-        true
+        self.get(pid).is_some_and(|p| p.resume(why, d))
     }
 
     /// [`resume`](Self::resume) and queue it to run.
@@ -479,9 +486,9 @@ impl Table {
     pub(super) fn enter(&mut self, next: u32) -> (*mut u64, &Process) {
         let from = self.current().ksp_slot();
         self.current = next;
-        let n = self.current();
+        let n = &mut **self.procs.get_mut(next).expect("entered process exists");
         n.state = State::Running;
-        (from, &**self.procs.get(next).expect("entered process exists"))
+        (from, n)
     }
 }
 

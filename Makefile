@@ -67,7 +67,8 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
-             storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile
+             storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
+             storage-services-churn
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
@@ -77,7 +78,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
         run-storage-fat-read run-cloud-provider-fat-read-over-nvme run-block-cap run-storage-services \
-        run-storage-services-hostile
+        run-storage-services-hostile run-storage-services-churn
 
 all: test
 
@@ -181,6 +182,12 @@ run-storage-services: setup
 ## second client is served throughout (demos/storage-services-hostile.manifest).
 run-storage-services-hostile: setup
 	@$(RUNNER) test storage-services-hostile
+
+## storage-fs-service frees objects nobody closes: 100,000 create/write/
+## drop/remove cycles in one session, five lives of a restarted client each
+## holding 1,000 files, none live at the end (demos/storage-services-churn.manifest).
+run-storage-services-churn: setup
+	@$(RUNNER) test storage-services-churn
 
 ## Userspace: one process with a Console.
 run-hello: setup

@@ -70,7 +70,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
              storage-services-churn
 
-.PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
+.PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke bench-check \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
         run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux run-default-system clean \
@@ -97,7 +97,7 @@ debug: setup
 ## replayed), a short AFL++ smoke of every fuzz target, then every QEMU
 ## scenario, then the cloud image checks (boot of the disk,
 ## reproducibility, harness fixtures).
-test: setup test-host fuzz-smoke test-scenarios test-cloud
+test: setup test-host fuzz-smoke test-scenarios test-cloud bench-check
 
 test-cloud: run-cloud-disk cloudboot-repro-check cloudboot-fixture-check
 
@@ -153,6 +153,14 @@ run-pci: setup
 
 run-msix: setup
 	@$(RUNNER) test msix
+
+## Performance budgets (part of make test): run the benchmarks whose
+## figures repeat exactly and fail, naming the figure, when one is more
+## than 0.5% over its budget in tools/bench-budgets.txt (docs/benchmarks.md).
+bench-check: setup
+	@mkdir -p target/bench
+	@$(RUNNER) test bench-ipc > target/bench/ipc.log 2>&1 || { tail -40 target/bench/ipc.log; echo "bench-check: bench-ipc failed (target/bench/ipc.log)"; exit 1; }
+	@$(RUNNER) budget-check tools/bench-budgets.txt bench-ipc=target/bench/ipc.log
 
 ## Benchmark (not part of make test): executed instructions per block read
 ## (NVMe and virtio-blk, trait and raw, irq and polled), counted by the

@@ -35,8 +35,10 @@ pub const MAX_IO_CHUNK_BYTES: u32 = 64 * 1024;
 /// Longest line `Console.writeLine` accepts (bytes, UTF-8).
 pub const MAX_CONSOLE_LINE_BYTES: usize = 1024;
 
-/// Capability table slots per process.
-pub const MAX_CAPS_PER_PROCESS: usize = 1024;
+/// Capability table slots per process: as many objects as a storage
+/// session may hold (4,096), so a client can hold all of them at once.
+/// The table grows as it is used, so a small process pays for few.
+pub const MAX_CAPS_PER_PROCESS: usize = 4096;
 
 // Checked at compile time: a message is whole words, a full File.read and a
 // 64 KiB CAPOSST1 value fit a reply with room for the envelope, and a slot
@@ -67,7 +69,7 @@ mod tests {
         assert_eq!(MAX_CAPS_PER_MESSAGE, 16);
         assert_eq!(MAX_IO_CHUNK_BYTES, 65_536);
         assert_eq!(MAX_CONSOLE_LINE_BYTES, 1024);
-        assert_eq!(MAX_CAPS_PER_PROCESS, 1024);
+        assert_eq!(MAX_CAPS_PER_PROCESS, 4096);
     }
 
     #[test]

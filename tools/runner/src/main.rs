@@ -24,6 +24,7 @@
 //! capos-boot), KERNEL_PROFILE (dev|release), BENCH_PROFILE (the cargo
 //! profile of the bench-* scenarios, default bench-opt).
 
+mod budget;
 mod build;
 mod disk;
 mod elfgen;
@@ -99,7 +100,7 @@ pub fn workspace_root() -> Result<PathBuf, String> {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capos-run test SCENARIO... | run | debug | list | {}", disk::COMMANDS.join(" | "));
+    eprintln!("usage: capos-run test SCENARIO... | run | debug | list | budget-check BUDGETS BENCH=LOG... | {}", disk::COMMANDS.join(" | "));
     ExitCode::from(2)
 }
 
@@ -156,6 +157,34 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        // budget-check BUDGETS BENCH=LOG...: compare the figures in each
+        // benchmark's log with the committed budgets (`make bench-check`).
+        "budget-check" => {
+            let Some(file) = args.get(1) else { return usage() };
+            let budgets = match std::fs::read_to_string(file).map_err(|e| e.to_string()).and_then(|t| budget::parse_budgets(&t)) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("capos-run: {file}: {e}");
+                    println!("0 passed, 1 failed");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut logs = std::collections::BTreeMap::new();
+            for a in &args[2..] {
+                let Some((bench, path)) = a.split_once('=') else { return usage() };
+                match std::fs::read_to_string(path) {
+                    Ok(t) => {
+                        logs.insert(bench.to_string(), t);
+                    }
+                    Err(e) => eprintln!("capos-run: {path}: {e} (its figures count as missing)"),
+                }
+            }
+            if budget::check(&budgets, &logs) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         c if disk::COMMANDS.contains(&c) => disk::command(&settings, c, &args[1..]),
         _ => usage(),
     }

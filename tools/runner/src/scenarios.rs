@@ -694,7 +694,7 @@ fn storage_services_hostile_boot() -> Boot {
 /// `holder`'s lives and files per life.
 const CHURN_CYCLES: u64 = 100_000;
 const HOLDER_LIVES: u64 = 5;
-const HOLDER_FILES: u64 = 1_000;
+const HOLDER_FILES: u64 = 1_500;
 /// Objects the clients are handed: a File per churn cycle and the
 /// `churn` directory, and per holder life its files and `hold` directory.
 const CHURN_OBJECTS: u64 = CHURN_CYCLES + 1 + HOLDER_LIVES * (HOLDER_FILES + 1);

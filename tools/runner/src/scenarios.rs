@@ -1055,7 +1055,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "storage-services-churn",
-            description: "storage-fs-service frees objects nobody closes: 100,000 create/write/drop/remove cycles in one session, five lives of a restarted client each holding 1,000 new files, and none live at the end",
+            description: "storage-fs-service frees objects nobody closes: 100,000 create/write/drop/remove cycles in one session, five lives of a restarted client each holding 1,500 new files, and none live at the end",
             capos_boot_only: false,
             boots: vec![storage_services_churn_boot()],
         },

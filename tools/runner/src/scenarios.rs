@@ -1306,3 +1306,113 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(lines: &[&str]) -> Vec<String> {
+        let mut v = vec!["capos kernel starting".to_string()];
+        v.extend(lines.iter().map(|l| l.to_string()));
+        v
+    }
+
+    /// The workspace file `path` (the runner's tests run from its crate).
+    fn workspace_file(path: &str) -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        std::fs::read_to_string(root.join(path)).unwrap()
+    }
+
+    /// `(process, its arg lines and restart line)` of a manifest.
+    fn process_lines(manifest: &str, process: &str) -> Vec<String> {
+        let text = workspace_file(manifest);
+        let mut lines = text.lines().map(str::trim).skip_while(|l| *l != format!("process {process}"));
+        let _ = lines.next().expect("the process is in the manifest");
+        lines.take_while(|l| !l.starts_with("process ")).filter(|l| l.starts_with("arg:") || l.starts_with("restart:")).map(String::from).collect()
+    }
+
+    fn announced(p: &str, check: &str) -> String {
+        format!("[{p}] {check}: File.read with its bulk buffer at 0x41a000 (read-only-page), 4096 bytes")
+    }
+
+    #[test]
+    fn every_bad_read_must_come_back_with_a_verdict() {
+        let mut all = Vec::new();
+        for (p, check) in [
+            ("hostile-ro", "fs-service-read-into-read-only-page"),
+            ("hostile-unmapped", "fs-service-read-into-unmapped"),
+            ("hostile-recv", "fs-service-read-into-recv-area"),
+            ("kernel-file", "kernel-file-read-into-read-only-page"),
+            ("kernel-file", "kernel-file-read-into-unmapped"),
+            ("kernel-file", "kernel-file-read-into-recv-area"),
+        ] {
+            all.push(announced(p, check));
+            all.push(format!("[{p}] [PASS] {check}: badAddress after 0 ms"));
+        }
+        let lines: Vec<&str> = all.iter().map(String::as_str).collect();
+        assert!(bad_reads_returned(&log(&lines)).is_ok());
+        // A [FAIL] verdict also means the call came back (its check fails on its own).
+        let failed: Vec<String> = all.iter().map(|l| l.replace("[PASS]", "[FAIL]")).collect();
+        assert!(bad_reads_returned(&log(&failed.iter().map(String::as_str).collect::<Vec<_>>())).is_ok());
+        // hostile-unmapped's verdict missing: its call never returned.
+        let stuck: Vec<&str> = lines.iter().copied().filter(|l| !l.starts_with("[hostile-unmapped] [PASS]")).collect();
+        let e = bad_reads_returned(&log(&stuck)).unwrap_err();
+        assert!(e.contains("[hostile-unmapped] fs-service-read-into-unmapped: File.read"), "{e}");
+        assert!(!e.contains("hostile-ro"), "{e}");
+        // A verdict for another check, or from another process, answers nothing.
+        let mut other = stuck.clone();
+        other.push("[hostile-ro] [PASS] fs-service-read-into-unmapped: badAddress after 0 ms");
+        other.push("[hostile-unmapped] [PASS] fs-service-read-into-unmapped-twice: x");
+        assert!(bad_reads_returned(&log(&other)).is_err());
+        // A verdict before the announcement does not count either.
+        let mut early = vec!["[hostile-unmapped] [PASS] fs-service-read-into-unmapped: badAddress after 0 ms"];
+        early.extend(stuck.iter().copied());
+        assert!(bad_reads_returned(&log(&early)).is_err());
+        // Fewer calls than the manifest makes: something did not run.
+        assert!(bad_reads_returned(&log(&lines[2..])).unwrap_err().contains("5 bad File.read calls announced"));
+        // A process's own line, not the kernel's or another's, is what counts.
+        let foreign: Vec<String> = all.iter().map(|l| l.replace("[hostile-ro]", "[busy]")).collect();
+        assert!(bad_reads_returned(&log(&foreign.iter().map(String::as_str).collect::<Vec<_>>())).is_err());
+    }
+
+    #[test]
+    fn the_last_live_objects_line_must_say_none_live_and_enough_released() {
+        let enough = format!("[fs] live objects: 0, released {CHURN_OBJECTS}");
+        assert!(objects_released(&log(&["[fs] live objects: 12, released 1000", &enough])).is_ok());
+        // The last line is the one that counts.
+        assert!(objects_released(&log(&[&enough, "[fs] live objects: 1, released 106000"])).unwrap_err().contains("1 objects live"));
+        let short = format!("[fs] live objects: 0, released {}", CHURN_OBJECTS - 1);
+        assert!(objects_released(&log(&[&short])).is_err());
+        assert!(objects_released(&log(&["[fs] CAPOSWF1 generation 0"])).unwrap_err().contains("never printed"));
+        // Only storage-fs-service's line counts.
+        assert!(objects_released(&log(&[&enough.replace("[fs]", "[churn]")])).is_err());
+        assert!(objects_released(&log(&["[fs] live objects: zero, released many"])).unwrap_err().contains("cannot read"));
+    }
+
+    #[test]
+    fn the_churn_manifest_makes_what_the_runner_counts() {
+        let m = "demos/storage-services-churn.manifest";
+        assert_eq!(process_lines(m, "churn"), ["arg: churn".to_string(), format!("arg: {CHURN_CYCLES}")]);
+        assert_eq!(
+            process_lines(m, "holder"),
+            ["arg: hold".to_string(), format!("arg: {HOLDER_FILES}"), format!("arg: {HOLDER_LIVES}"), format!("restart: on-failure max {}", HOLDER_LIVES - 1)]
+        );
+        // The lives together are over the service's 4,096 objects per
+        // session; two lives fit (a release may lag a restart); one life
+        // fits a process's capability table.
+        assert!(HOLDER_LIVES * HOLDER_FILES > 4096 && 2 * (HOLDER_FILES + 1) < 4096);
+        assert!(HOLDER_FILES + 8 <= capos_abi::limits::MAX_CAPS_PER_PROCESS as u64);
+        assert!(CHURN_CYCLES > 4096);
+    }
+
+    #[test]
+    fn the_hostile_manifest_starts_every_reader_the_check_counts() {
+        let text = workspace_file("demos/storage-services-hostile.manifest");
+        for p in HOSTILE_READERS {
+            assert!(text.lines().any(|l| l.trim() == format!("process {p}")), "{p}");
+        }
+        let cases = ["read-only-page", "unmapped", "recv-area"];
+        let service_reads = cases.iter().filter(|c| text.lines().any(|l| l.trim() == format!("arg: {c}"))).count();
+        assert_eq!(service_reads + cases.len(), HOSTILE_READS, "three through the service, three on the kernel's File");
+    }
+}

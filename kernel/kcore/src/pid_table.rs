@@ -123,13 +123,16 @@ impl<T> PidTable<T> {
     /// Two different live processes at once.
     pub fn two_mut(&mut self, a: u32, b: u32) -> Option<(&mut T, &mut T)> {
         let (sa, sb) = (slot_of(a), slot_of(b));
-        if sa == sb || self.get(a).is_none() || self.get(b).is_none() {
+        if sa == sb || sa.max(sb) >= self.slots.len() {
             return None;
         }
         let (lo, hi) = self.slots.split_at_mut(sa.max(sb));
         let (x, y) = (&mut lo[sa.min(sb)], &mut hi[0]);
-        let (x, y) = (x.value.as_mut()?, y.value.as_mut()?);
-        Some(if sa < sb { (x, y) } else { (y, x) })
+        let (x, y) = if sa < sb { (x, y) } else { (y, x) };
+        if x.generation != generation_of(a) || y.generation != generation_of(b) {
+            return None;
+        }
+        Some((x.value.as_mut()?, y.value.as_mut()?))
     }
 
     /// Rules 2 and 3: take the process out; `pid` names nothing afterwards.

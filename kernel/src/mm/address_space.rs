@@ -160,6 +160,41 @@ impl AddressSpace {
         Some(((e & 0x000f_ffff_ffff_f000) + (va & (PAGE_SIZE - 1)), e & 2 != 0))
     }
 
+    /// Whether every page of the user range `[va, va + len)` is mapped for
+    /// user mode (and writable, when `write`): the upper levels walked once
+    /// per 2 MiB, then one load and test per page (a call's bulk buffer is
+    /// checked this way before anything is queued or copied).
+    pub fn check_user(&self, va: u64, len: usize, write: bool) -> bool {
+        let Some(end) = va.checked_add(len as u64) else { return false };
+        if end > USER_END {
+            return false;
+        }
+        let need = if write { 0b111 } else { 0b101 }; // present, (writable,) user
+        let mut page = va & !(PAGE_SIZE - 1);
+        while page < end {
+            // The upper levels must allow the access too.
+            match self.translate_user(page) {
+                Some((_, w)) if w || !write => {}
+                _ => return false,
+            }
+            let Some(leaf) = self.leaf_table(page) else { return false };
+            let region_end = end.min(((page >> 21) + 1) << 21);
+            // SAFETY: `leaf` is a last-level table frame of this space,
+            // direct-mapped; every index stays below 512 (`region_end` is
+            // within the 2 MiB region of `page`).
+            let ptes = phys_to_virt(leaf) as *const u64;
+            while page < region_end {
+                // SAFETY: see above.
+                let e = unsafe { ptes.add(((page >> 12) & 0x1ff) as usize).read() };
+                if e & need != need {
+                    return false;
+                }
+                page += PAGE_SIZE;
+            }
+        }
+        true
+    }
+
     /// A cursor over the user range `[va, va + len)`, piece by piece.
     pub fn pieces(&self, va: u64, len: usize, write: bool) -> PieceCursor<'_> {
         PieceCursor { space: self, va, end: va.saturating_add(len as u64), write, leaf: None }

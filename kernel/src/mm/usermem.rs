@@ -51,9 +51,11 @@ impl UserSlice {
 
     /// Fail unless every page is mapped (writable if `write`).
     pub fn check(&self, space: &AddressSpace, write: bool) -> Result<(), SysError> {
-        let mut c = space.pieces(self.addr, self.len, write);
-        while c.next(usize::MAX).map_err(|_| SysError::BadAddress)?.is_some() {}
-        Ok(())
+        if self.len == 0 || space.check_user(self.addr, self.len, write) {
+            Ok(())
+        } else {
+            Err(SysError::BadAddress)
+        }
     }
 
 

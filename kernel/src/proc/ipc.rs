@@ -17,8 +17,8 @@
 //! reply is valid), both host-tested; process states change only through
 //! the table's transitions (`table`). This module moves the bytes.
 
-use super::table::{Delivery, Parts, Table, Wait};
-use super::{schedule, switch_to, with};
+use super::table::{Delivery, Parts, Process, Switch, Table, Wait};
+use super::{run_switch, schedule, with};
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::cap::endpoint::{Client, Endpoint};
 use crate::cap::{Bulk, CallMessage, Cap, CapList, Caller, Reply};
@@ -48,9 +48,12 @@ fn err(e: SysError) -> (SysError, u64) {
 enum After {
     /// Return now: the reply word, and bulk bytes written back.
     Return(u64, u64),
-    /// A kernel object answers later (`Reply::park`).
-    Parked,
-    Then(Next),
+    /// Wait for the answer: a kernel object answers later
+    /// (`Reply::park`), or the call is queued; the scheduler runs.
+    Block,
+    /// Wait for the answer on the server, switched to now (prepared in
+    /// the call's own lock section).
+    Switch(Option<Switch>),
 }
 
 // ---- cap_call ----
@@ -61,15 +64,26 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
     let w = CallWord::unpack(f.rdx).map_err(err)?;
     let bulk = bulk_arg(w.bulk, f.r10, f.r8).map_err(err)?;
     let after = with(|t| -> Result<After, SysError> {
-        let held = match t.current().caps().get(handle).map_err(|e| e.sys_error())? {
+        let Parts { caps, view, recv_dirty, .. } = t.current().parts();
+        let cap = caps.get(handle).map_err(|e| e.sys_error())?;
+        let held = match cap {
             Cap::Kernel(k) => Held::Kernel { interface: k.interface_id() },
             Cap::EndpointServer(_) => Held::Receive,
             Cap::EndpointClient(_) => Held::Client,
         };
-        match route(held, iface, w.method)? {
+        let route = route(held, iface, w.method)?;
+        // The common case first: a tiny call to a kernel object, answered
+        // in place with the object borrowed from the table.
+        if let (Route::Kernel, Cap::Kernel(obj), None, 0, Some(view)) = (route, cap, &bulk, w.caps, view) {
+            if let Some(n) = obj.call_tiny(w.method, view.send(w.len as usize), view.recv_mut()) {
+                *recv_dirty = (*recv_dirty).max(n);
+                return Ok(After::Return(ReplyWord::new(n as u32, 0).pack(), 0));
+            }
+        }
+        match route {
             Route::Kernel => {
                 let after = call_kernel(t.current().parts(), handle, iface, w, bulk)?;
-                if let After::Parked = after {
+                if let After::Block = after {
                     // The object completes the call later and wakes us.
                     t.park();
                 }
@@ -77,7 +91,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
             }
             Route::Mint => mint(t.current().parts(), handle, w),
             Route::BadgeOf => badge_of(t.current().parts(), handle, w),
-            Route::Endpoint => call_endpoint(t, handle, iface, w, bulk).map(After::Then),
+            Route::Endpoint => call_endpoint(t, handle, iface, w, bulk),
         }
     })
     .map_err(err)?;
@@ -86,12 +100,12 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
             f.rsi = bulk_out;
             Ok(word)
         }
-        After::Parked | After::Then(Next::Block) => {
+        After::Block => {
             schedule();
             take_reply(f)
         }
-        After::Then(Next::SwitchTo(server)) => {
-            switch_to(server);
+        After::Switch(s) => {
+            run_switch(s);
             take_reply(f)
         }
     }
@@ -105,38 +119,13 @@ fn check_bulk(space: Option<&AddressSpace>, b: &BulkArg) -> Result<UserSlice, Sy
     Ok(s)
 }
 
-/// A kernel object answers in place: borrowed from the table, no
-/// reference count touched.
+/// The general kernel-object path: transferred capabilities, a bulk
+/// buffer, results that are not a tiny struct (out of line: the tiny path
+/// in `cap_call` is the common one).
+#[inline(never)]
 fn call_kernel(p: Parts, handle: Handle, iface: u64, w: CallWord, bulk: Option<BulkArg>) -> Result<After, SysError> {
     let Parts { pid, name, caps: table, space, view, recv_dirty, scratch } = p;
     let view = view.ok_or(SysError::InvalidArgument)?;
-    let Ok(Cap::Kernel(obj)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
-    if w.caps == 0 && bulk.is_none() {
-        if let Some(n) = obj.call_tiny(w.method, view.send(w.len as usize), view.recv_mut()) {
-            *recv_dirty = (*recv_dirty).max(n);
-            return Ok(After::Return(ReplyWord::new(n as u32, 0).pack(), 0));
-        }
-    }
-    call_kernel_general(pid, name, table, space, view, recv_dirty, scratch, handle, iface, w, bulk)
-}
-
-/// The general kernel-object path (out of line: the tiny path above is
-/// the common one).
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn call_kernel_general(
-    pid: u32,
-    name: &str,
-    table: &mut CapTable<Cap>,
-    space: Option<&AddressSpace>,
-    view: IpcView,
-    recv_dirty: &mut usize,
-    scratch: &mut CapList,
-    handle: Handle,
-    iface: u64,
-    w: CallWord,
-    bulk: Option<BulkArg>,
-) -> Result<After, SysError> {
     let transferred;
     let caps = if w.caps > 0 {
         let mut list = CapList::new();
@@ -158,7 +147,7 @@ fn call_kernel_general(
     let mut reply = Reply::new(view, recv_dirty, scratch, bulk);
     obj.call(&Caller { pid, name, caps }, &call, &mut reply)?;
     if reply.parked() {
-        return Ok(After::Parked);
+        return Ok(After::Block);
     }
     let (len, out) = reply.finish();
     let n = if scratch.is_empty() { 0 } else { install(table, scratch, view, None)? };
@@ -218,8 +207,9 @@ fn badge_if_ours(cap: &Cap, ep: &Arc<Endpoint>) -> Option<u64> {
 }
 
 /// A call through a client capability: checked whole now, then delivered
-/// to a waiting server or queued (`kcore::endpoint` rule 2).
-fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: Option<BulkArg>) -> Result<Next, SysError> {
+/// to a waiting server (and switched to, prepared in this same lock
+/// section) or queued (`kcore::endpoint` rule 2).
+fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: Option<BulkArg>) -> Result<After, SysError> {
     let cur = t.current_pid();
     let p = t.current();
     let Ok(Cap::EndpointClient(client)) = p.caps().get(handle) else { return Err(SysError::InvalidHandle) };
@@ -228,9 +218,8 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
         check_bulk(p.space(), b)?;
     }
     if w.caps > 0 {
-        let view = p.view().ok_or(SysError::InvalidArgument)?;
         let parts = p.parts();
-        resolve(parts.caps, view, w.caps, parts.scratch)?;
+        resolve(parts.caps, parts.view.ok_or(SysError::InvalidArgument)?, w.caps, parts.scratch)?;
     }
     // The endpoint's lock is released before any capability drops
     // (dropping a receive handle closes an endpoint).
@@ -241,29 +230,46 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
     let (outcome, server) = match called {
         Ok(o) => o,
         Err(e) => {
-            t.current().call_caps_mut().clear();
+            p.call_caps_mut().clear();
             return Err(e);
         }
     };
-    let (addr, len) = bulk.map_or((0, 0), |b| (b.addr, b.len));
-    t.begin_call(server, handle.raw(), iface, w, badge, (addr, len));
-    let next = next_after(outcome, server);
-    if let Next::SwitchTo(server) = next {
-        match deliver_call(t, &ep, cur, server) {
-            Ok(r) => {
-                t.resume(server, Some(Wait::Call), Ok(Delivery::Call(r)));
-            }
-            Err(e) => {
+    let b = bulk.map_or((0, 0), |b| (b.addr, b.len));
+    match next_after(outcome, server) {
+        Next::Block => {
+            p.begin_call(server, handle.raw(), iface, w, badge, b);
+            Ok(After::Block)
+        }
+        Next::SwitchTo(server) => {
+            let delivered = match t.two(cur, server) {
+                Some((c, s)) => {
+                    c.begin_call(server, handle.raw(), iface, w, badge, b);
+                    match deliver_call(c, s, &ep, cur) {
+                        Ok(r) => {
+                            s.resume(Some(Wait::Call), Ok(Delivery::Call(r)));
+                            Ok(())
+                        }
+                        Err(e) => {
+                            c.abandon_call();
+                            Err(e)
+                        }
+                    }
+                }
+                None => {
+                    t.current().call_caps_mut().clear();
+                    Err(SysError::PeerGone)
+                }
+            };
+            if let Err(e) = delivered {
                 // The server keeps waiting (its queue was empty, so
                 // receiving only marks it waiting again); the caller gets
                 // the error.
                 let _ = ep.core.lock().receive();
-                t.abandon_call();
                 return Err(e);
             }
+            Ok(After::Switch(t.prepare_switch(server)))
         }
     }
-    Ok(next)
 }
 
 /// What a woken client returns: the reply the server delivered, or why not.
@@ -357,13 +363,13 @@ fn take_out(table: &mut CapTable<Cap>, view: IpcView, n: u8, list: &mut CapList)
 
 // ---- Receiving ----
 
-/// Move the call `client` is blocked on into `server`: the message from
-/// area to area, the bulk buffer into the server's registered one, the
-/// capabilities (with their badges) into the server's table; returns the
-/// envelope for the server. On error nothing reached the server's table
-/// and the client still waits.
-fn deliver_call(t: &mut Table, ep: &Arc<Endpoint>, client: u32, server: u32) -> Result<Received, SysError> {
-    let (c, s) = t.two(client, server).ok_or(SysError::PeerGone)?;
+/// Move the call client `c` (pid `client`) is blocked on into server `s`:
+/// the message from area to area, the bulk buffer into the server's
+/// registered one, the capabilities (with their badges) into the server's
+/// table; returns the envelope for the server. On error nothing reached
+/// the server's table and the client still waits.
+fn deliver_call(c: &mut Process, s: &mut Process, ep: &Arc<Endpoint>, client: u32) -> Result<Received, SysError> {
+    let server = s.pid();
     let Some(waiting) = c.waiting() else {
         // Killed while its call was queued: nobody waits for the answer.
         return Err(SysError::PeerGone);
@@ -427,7 +433,7 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, Sy
         let incoming = ep.core.lock().receive()?;
         match incoming {
             Some(Incoming::NoSenders(badge)) => return Ok(Some(Received::no_senders(badge))),
-            Some(Incoming::Call(p)) => match deliver_call(t, ep, p.client, cur) {
+            Some(Incoming::Call(p)) => match t.two(p.client, cur).ok_or(SysError::PeerGone).and_then(|(c, s)| deliver_call(c, s, ep, p.client)) {
                 Ok(r) => return Ok(Some(r)),
                 // This call cannot be delivered (e.g. its bulk buffer is
                 // larger than ours): it fails (kcore endpoint rule 3) and
@@ -448,12 +454,11 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, Sy
 }
 
 /// Block until a call or notification is delivered to the current process
-/// on `ep` (woken to receive again when a notification arrives).
-fn wait_for_call(f: &mut TrapFrame, ep: &Arc<Endpoint>, first: Option<u32>) -> SysResult {
-    match first {
-        Some(client) => switch_to(client),
-        None => schedule(),
-    }
+/// on `ep` (woken to receive again when a notification arrives); `first`:
+/// the switch to make now (back to a client just answered), else the
+/// scheduler runs.
+fn wait_for_call(f: &mut TrapFrame, ep: &Arc<Endpoint>, first: Option<Switch>) -> SysResult {
+    run_switch(first);
     loop {
         match with(|t| t.take_delivery()) {
             Some(Ok(Delivery::Call(r))) => return Ok(set_received(f, r)),
@@ -481,6 +486,7 @@ pub fn endpoint_receive(f: &mut TrapFrame) -> SysResult {
     }
 }
 
+
 // ---- Replying ----
 
 /// Deliver the current process's reply for `token`; returns the client,
@@ -489,23 +495,24 @@ pub fn endpoint_receive(f: &mut TrapFrame) -> SysResult {
 /// (`kcore::call` rule 4): nobody is left waiting.
 fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<u32, SysError> {
     let cur = t.current_pid();
-    let client = reply_target(token, cur, |pid| t.peek(pid).and_then(|c| c.waiting()))?;
-    match deliver_reply(t, cur, client, word, bulk_addr, bulk_len) {
+    let named = ReplyToken::unpack(token).client;
+    let (s, c) = t.two(cur, named).ok_or(SysError::InvalidReplyToken)?;
+    let client = reply_target(token, cur, |pid| if pid == named { c.waiting() } else { None })?;
+    match deliver_reply(s, c, word, bulk_addr, bulk_len) {
         Ok(()) => Ok(client),
         Err(e) => {
-            if let Some(c) = t.get(client) {
-                c.call_caps_mut().clear();
-            }
-            t.wake(client, Some(Wait::Reply { server: cur, seq: 0, received: true }), Err(e));
+            c.call_caps_mut().clear();
+            c.resume(Some(Wait::Reply { server: cur, seq: 0, received: true }), Err(e));
+            t.queue(client);
             Err(e)
         }
     }
 }
 
-/// The bytes and capabilities of a reply, from server to client, and the
-/// client resumed with it.
-fn deliver_reply(t: &mut Table, server: u32, client: u32, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<(), SysError> {
-    let (s, c) = t.two(server, client).ok_or(SysError::InvalidReplyToken)?;
+/// The bytes and capabilities of server `s`'s reply to client `c`, and
+/// the client resumed with it.
+fn deliver_reply(s: &mut Process, c: &mut Process, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<(), SysError> {
+    let server = s.pid();
     let sview = s.view().ok_or(SysError::InvalidArgument)?;
     let cview = c.view().ok_or(SysError::InvalidReplyToken)?;
     if bulk_len > 0 {
@@ -556,15 +563,16 @@ pub fn endpoint_reply(f: &mut TrapFrame) -> SysResult {
 pub fn endpoint_reply_receive(f: &mut TrapFrame) -> SysResult {
     let word = ReplyWord::unpack(f.rdx).map_err(err)?;
     let handle = Handle::from_raw(f.rsi);
-    let (got, client, ep) = with(|t| {
+    let (got, ep) = with(|t| {
         let ep = server_endpoint(t, handle)?;
         let client = reply(t, f.rdi, word, f.r10, f.r8)?;
         match try_receive(t, &ep) {
             Ok(Some(r)) => {
                 t.queue(client);
-                Ok((Some(r), client, ep))
+                Ok((Ok(r), ep))
             }
-            Ok(None) => Ok((None, client, ep)),
+            // Nothing queued: straight back to the client.
+            Ok(None) => Ok((Err(t.prepare_switch(client)), ep)),
             Err(e) => {
                 t.queue(client);
                 Err(e)
@@ -573,8 +581,8 @@ pub fn endpoint_reply_receive(f: &mut TrapFrame) -> SysResult {
     })
     .map_err(err)?;
     match got {
-        Some(r) => Ok(set_received(f, r)),
-        None => wait_for_call(f, &ep, Some(client)),
+        Ok(r) => Ok(set_received(f, r)),
+        Err(switch) => wait_for_call(f, &ep, switch),
     }
 }
 

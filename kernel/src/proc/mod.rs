@@ -90,25 +90,16 @@ pub fn schedule() {
     }
 }
 
-/// Switch straight to `next`, a process blocked in IPC that the caller
-/// just resumed with a call or a reply, without a pass through the run
-/// queue. The current process's state was already set (it is blocked now).
-pub fn switch_to(next: u32) {
-    let switch = with(|t| {
-        if !t.can_switch_to(next) {
-            return None;
-        }
-        let (from, n) = t.enter(next);
-        if let (Some(space), Some(top)) = (n.space(), n.stack_top()) {
-            space.activate();
-            crate::arch::x86_64::syscall::set_kernel_stack(top);
-        }
-        Some((from, n.ksp()))
-    });
+/// Carry out a switch prepared under the table lock (the call path
+/// prepares it in the same lock section as the call); without one, run
+/// the scheduler.
+pub fn run_switch(switch: Option<table::Switch>) {
     match switch {
-        Some((from, to)) => {
-            // SAFETY: as in `schedule`.
-            unsafe { switch_context(from, to) };
+        Some(s) => {
+            // SAFETY: as in `schedule`: `from` is the leaving process's
+            // saved-stack slot (its record is not freed while it may be
+            // switched back to), `to` the entered one's saved stack.
+            unsafe { switch_context(s.from, s.to) };
             reap();
         }
         None => schedule(),

@@ -224,6 +224,30 @@ impl Process {
         }
     }
 
+    /// This process starts an endpoint call to `server` and blocks until
+    /// its reply (rule 3); its capabilities to transfer are already in its
+    /// call list.
+    pub fn begin_call(&mut self, server: u32, handle: u64, iface: u64, word: CallWord, badge: u64, bulk: (u64, u64)) {
+        self.seq = next_seq(self.seq);
+        let c = &mut self.call;
+        (c.handle, c.iface, c.word, c.badge, c.bulk_addr, c.bulk_len) = (handle, iface, word, badge, bulk.0, bulk.1);
+        self.delivery = None;
+        self.state = State::Blocked(Wait::Reply { server, seq: self.seq, received: false });
+    }
+
+    /// This process's call could not be delivered after all: it runs on
+    /// (and gets the error), its transferred capabilities dropped.
+    pub fn abandon_call(&mut self) {
+        self.call.caps.clear();
+        self.state = State::Running;
+    }
+
+    /// This process waits in receive.
+    pub fn block_receive(&mut self) {
+        self.delivery = None;
+        self.state = State::Blocked(Wait::Call);
+    }
+
     /// The server took this process's call (rule 3).
     pub fn mark_received(&mut self) {
         if let State::Blocked(Wait::Reply { server, seq, .. }) = self.state {
@@ -342,31 +366,9 @@ impl Table {
 
     // ---- Transitions (rule 1). ----
 
-    /// The current process starts an endpoint call to `server` and blocks
-    /// until its reply (rule 3); its capabilities to transfer are already
-    /// in its call list.
-    pub fn begin_call(&mut self, server: u32, handle: u64, iface: u64, word: CallWord, badge: u64, bulk: (u64, u64)) {
-        let p = self.current();
-        p.seq = next_seq(p.seq);
-        let c = &mut p.call;
-        (c.handle, c.iface, c.word, c.badge, c.bulk_addr, c.bulk_len) = (handle, iface, word, badge, bulk.0, bulk.1);
-        p.delivery = None;
-        p.state = State::Blocked(Wait::Reply { server, seq: p.seq, received: false });
-    }
-
-    /// The current process's call could not be delivered after all: it
-    /// runs on (and gets the error), its transferred capabilities dropped.
-    pub fn abandon_call(&mut self) {
-        let p = self.current();
-        p.call.caps.clear();
-        p.state = State::Running;
-    }
-
     /// The current process waits in receive.
     pub fn block_receive(&mut self) {
-        let p = self.current();
-        p.delivery = None;
-        p.state = State::Blocked(Wait::Call);
+        self.current().block_receive();
     }
 
     /// The current process waits for a kernel object to complete its call.
@@ -481,6 +483,22 @@ impl Table {
         next != self.current && self.peek(next).is_some_and(|p| p.state != State::Dead)
     }
 
+    /// Make `next` (resumed, or ready) the running process now, with its
+    /// address space and kernel stack loaded; the switch to carry out once
+    /// the table is unlocked, or `None` when `next` cannot run (dead, or
+    /// already current).
+    pub fn prepare_switch(&mut self, next: u32) -> Option<Switch> {
+        if !self.can_switch_to(next) {
+            return None;
+        }
+        let (from, n) = self.enter(next);
+        if let (Some(space), Some(top)) = (n.space(), n.stack_top()) {
+            space.activate();
+            crate::arch::x86_64::syscall::set_kernel_stack(top);
+        }
+        Some(Switch { from, to: n.ksp() })
+    }
+
     /// Make `next` the running process; the saved stack pointer slot of
     /// the one leaving, and `next`'s.
     pub(super) fn enter(&mut self, next: u32) -> (*mut u64, &Process) {
@@ -490,6 +508,13 @@ impl Table {
         n.state = State::Running;
         (from, n)
     }
+}
+
+/// A switch of kernel stacks prepared under the table lock
+/// ([`Table::prepare_switch`]), carried out by `proc::run_switch`.
+pub struct Switch {
+    pub(super) from: *mut u64,
+    pub(super) to: u64,
 }
 
 /// What a killed process held, released outside the table.

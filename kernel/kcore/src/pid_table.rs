@@ -112,6 +112,13 @@ impl<T> PidTable<T> {
         s.value.as_ref()
     }
 
+    /// What lives in `slot` now, whatever its generation: for a holder
+    /// that knows the slot's occupant cannot have changed (the kernel's
+    /// current process).
+    pub fn slot_mut(&mut self, slot: usize) -> Option<&mut T> {
+        self.slots.get_mut(slot)?.value.as_mut()
+    }
+
     pub fn get_mut(&mut self, pid: u32) -> Option<&mut T> {
         let s = self.slots.get_mut(slot_of(pid))?;
         if s.generation != generation_of(pid) {

@@ -17,19 +17,24 @@ fn err(e: SysError) -> (SysError, u64) {
 }
 
 pub fn dispatch(frame: &mut TrapFrame) {
-    let result = match Syscall::try_from(frame.rax) {
-        Err(e) => Err(err(e)),
-        Ok(Syscall::CapCall) => super::ipc::cap_call(frame),
-        Ok(Syscall::CapDrop) => cap_drop(frame.rdi),
-        Ok(Syscall::EndpointCreate) => endpoint_create(),
-        Ok(Syscall::EndpointReceive) => super::ipc::endpoint_receive(frame),
-        Ok(Syscall::EndpointReply) => super::ipc::endpoint_reply(frame),
-        Ok(Syscall::EndpointReplyReceive) => super::ipc::endpoint_reply_receive(frame),
-        Ok(Syscall::BulkRegister) => super::ipc::bulk_register(frame),
-        Ok(Syscall::Exit) => exit(frame.rdi),
-        Ok(Syscall::Yield) => {
-            schedule();
-            Ok(0)
+    let result = if frame.rax == capos_abi::syscall::CAP_CALL {
+        // The call path first: nearly every syscall is one.
+        super::ipc::cap_call(frame)
+    } else {
+        match Syscall::try_from(frame.rax) {
+            Err(e) => Err(err(e)),
+            Ok(Syscall::CapCall) => super::ipc::cap_call(frame),
+            Ok(Syscall::CapDrop) => cap_drop(frame.rdi),
+            Ok(Syscall::EndpointCreate) => endpoint_create(),
+            Ok(Syscall::EndpointReceive) => super::ipc::endpoint_receive(frame),
+            Ok(Syscall::EndpointReply) => super::ipc::endpoint_reply(frame),
+            Ok(Syscall::EndpointReplyReceive) => super::ipc::endpoint_reply_receive(frame),
+            Ok(Syscall::BulkRegister) => super::ipc::bulk_register(frame),
+            Ok(Syscall::Exit) => exit(frame.rdi),
+            Ok(Syscall::Yield) => {
+                schedule();
+                Ok(0)
+            }
         }
     };
     // Callers of endpoints closed during this call, and processes killed

@@ -34,7 +34,7 @@ use capos_abi::ipc::{CallWord, Received, ReplyWord};
 use capos_abi::{Handle, SysError};
 use capos_kcore::cap_table::CapTable;
 use capos_kcore::endpoint::{next_seq, Waiting};
-use capos_kcore::pid_table::PidTable;
+use capos_kcore::pid_table::{slot_of, PidTable};
 
 /// Why a blocked process waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,8 +321,9 @@ impl Table {
     }
 
     pub fn current(&mut self) -> &mut Process {
-        let c = self.current;
-        self.get(c).expect("the current process is in the table")
+        // The current process is never removed (`take_dead` skips it), so
+        // its slot needs no generation check.
+        self.procs.slot_mut(slot_of(self.current)).expect("the current process is in the table")
     }
 
     /// The pids the next `n` [`add`](Self::add)s will give.
@@ -478,20 +479,22 @@ impl Table {
         Some(next)
     }
 
-    /// Whether `next` may be switched to directly (not dead, not current).
-    pub(super) fn can_switch_to(&self, next: u32) -> bool {
-        next != self.current && self.peek(next).is_some_and(|p| p.state != State::Dead)
-    }
-
     /// Make `next` (resumed, or ready) the running process now, with its
     /// address space and kernel stack loaded; the switch to carry out once
     /// the table is unlocked, or `None` when `next` cannot run (dead, or
     /// already current).
     pub fn prepare_switch(&mut self, next: u32) -> Option<Switch> {
-        if !self.can_switch_to(next) {
+        let cur = self.current;
+        if next == cur {
             return None;
         }
-        let (from, n) = self.enter(next);
+        let (c, n) = self.procs.two_mut(cur, next)?;
+        if n.state == State::Dead {
+            return None;
+        }
+        n.state = State::Running;
+        let from = c.ksp_slot();
+        self.current = next;
         if let (Some(space), Some(top)) = (n.space(), n.stack_top()) {
             space.activate();
             crate::arch::x86_64::syscall::set_kernel_stack(top);

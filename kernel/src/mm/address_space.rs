@@ -224,10 +224,15 @@ impl AddressSpace {
         Some((table + (va & (PAGE_SIZE - 1)), writable))
     }
 
+    /// Load this space's tables (on every switch to its process: without
+    /// the address checks `PhysAddr::new` and `containing_address` would
+    /// repeat, since `pml4` is a frame the allocator gave out).
     pub fn activate(&self) {
-        // SAFETY: the upper half is the kernel's, so the code running now
-        // stays mapped.
-        unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(self.pml4)), Cr3Flags::empty()) };
+        // SAFETY: `pml4` is the start of a physical frame (from
+        // `frames::alloc_zeroed`): aligned and a valid physical address.
+        // The upper half is the kernel's, so the code running now stays
+        // mapped.
+        unsafe { Cr3::write(PhysFrame::from_start_address_unchecked(PhysAddr::new_unsafe(self.pml4)), Cr3Flags::empty()) };
     }
 
     /// Frames mapped into user space.

@@ -67,8 +67,13 @@ pub fn selectors() -> &'static Selectors {
 
 /// The stack the CPU switches to when an interrupt arrives in user mode.
 pub fn set_privilege_stack(stack_top: u64) {
+    // Every switch sets it; the tops are kernel stack addresses (canonical
+    // by construction, `mm::stacks`), so VirtAddr::new's check is only
+    // repeated in debug builds.
+    debug_assert!(VirtAddr::try_new(stack_top).is_ok());
     // SAFETY: as set_interrupt_stack; updated only with interrupts off.
-    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(stack_top) };
+    // new_unsafe: canonical, as above.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new_unsafe(stack_top) };
 }
 
 /// Point IST slot `ist` (1..=7) at `stack_top`.

@@ -81,6 +81,21 @@ const BULK_FLAGS: u8 = BULK_READ | BULK_WRITE;
 /// register for receiving. Two 64 KiB storage chunks fit.
 pub const MAX_BULK_BYTES: u64 = 1024 * 1024;
 
+/// Capability counts below 2^CAPS_OK_BITS and lengths below 2^LEN_OK_BITS
+/// are within the limits, so a word whose higher bits of those fields are
+/// clear needs no further check.
+const CAPS_OK_BITS: u32 = (MAX_CAPS_PER_MESSAGE as u32 + 1).ilog2();
+const LEN_OK_BITS: u32 = (MAX_MESSAGE_BYTES as u32 + 1).ilog2();
+const _: () = assert!((1 << CAPS_OK_BITS) - 1 <= MAX_CAPS_PER_MESSAGE && (1 << LEN_OK_BITS) - 1 <= MAX_MESSAGE_BYTES);
+/// CallWord bits that send a word through the full check: caps above the
+/// fast range (bits 16+CAPS_OK_BITS..24), unknown bulk flags (26..32),
+/// len above the fast range (32+LEN_OK_BITS..64).
+const CALL_WORD_SLOW_BITS: u64 = (0xff << 16 & !(((1 << CAPS_OK_BITS) - 1) << 16)) | (0xff << 24 & !((BULK_FLAGS as u64) << 24)) | (u64::MAX << (32 + LEN_OK_BITS));
+/// ReplyWord bits that do: len above the fast range (LEN_OK_BITS..32),
+/// caps above it (32+CAPS_OK_BITS..40), the reserved bits (41..64); the
+/// move bit (40) does not.
+const REPLY_WORD_SLOW_BITS: u64 = (0xffff_ffff & !((1u64 << LEN_OK_BITS) - 1)) | (u64::MAX << (32 + CAPS_OK_BITS) & !(1 << 40));
+
 /// The packed word of a call (`rdx` of `cap_call`, and of what
 /// `endpoint_receive` hands a server):
 ///
@@ -107,11 +122,13 @@ impl CallWord {
     /// [`MAX_CAPS_PER_MESSAGE`] capabilities is `TooManyCaps`, an unknown
     /// bulk flag is `InvalidArgument`, a length over [`MAX_MESSAGE_BYTES`]
     /// is `MessageTooLarge`.
+    #[inline]
     pub fn unpack(word: u64) -> Result<CallWord, SysError> {
         let w = CallWord { method: word as u16, caps: (word >> 16) as u8, bulk: (word >> 24) as u8, len: (word >> 32) as u32 };
-        // One branch for a good word (every call takes it); the checks
-        // below only name what is wrong.
-        if (w.caps as usize <= MAX_CAPS_PER_MESSAGE) & (w.bulk & !BULK_FLAGS == 0) & (w.len as usize <= MAX_MESSAGE_BYTES) {
+        // One test for the common case: a word with none of these bits set
+        // passes every check below (caps < 2^CAPS_OK_BITS, bulk a subset of
+        // BULK_FLAGS, len < 2^LEN_OK_BITS).
+        if word & CALL_WORD_SLOW_BITS == 0 {
             return Ok(w);
         }
         if w.caps as usize > MAX_CAPS_PER_MESSAGE {
@@ -150,7 +167,12 @@ impl ReplyWord {
         self.len as u64 | (self.caps as u64) << 32 | (self.moves as u64) << 40
     }
 
+    #[inline]
     pub fn unpack(word: u64) -> Result<ReplyWord, SysError> {
+        // As CallWord::unpack: one test for the common case.
+        if word & REPLY_WORD_SLOW_BITS == 0 {
+            return Ok(ReplyWord { len: word as u32, caps: (word >> 32) as u8, moves: word >> 40 & 1 != 0 });
+        }
         if word >> 41 != 0 {
             return Err(SysError::InvalidArgument);
         }
@@ -235,6 +257,62 @@ impl Received {
 mod tests {
     use super::*;
 
+
+    /// The full checks, as they were before the one-test fast path.
+    fn call_checked(word: u64) -> Result<CallWord, SysError> {
+        let w = CallWord { method: word as u16, caps: (word >> 16) as u8, bulk: (word >> 24) as u8, len: (word >> 32) as u32 };
+        if w.caps as usize > MAX_CAPS_PER_MESSAGE {
+            return Err(SysError::TooManyCaps);
+        }
+        if w.bulk & !BULK_FLAGS != 0 {
+            return Err(SysError::InvalidArgument);
+        }
+        if w.len as usize > MAX_MESSAGE_BYTES {
+            return Err(SysError::MessageTooLarge);
+        }
+        Ok(w)
+    }
+
+    fn reply_checked(word: u64) -> Result<ReplyWord, SysError> {
+        if word >> 41 != 0 {
+            return Err(SysError::InvalidArgument);
+        }
+        let w = ReplyWord { len: word as u32, caps: (word >> 32) as u8, moves: word >> 40 & 1 != 0 };
+        if w.caps as usize > MAX_CAPS_PER_MESSAGE {
+            return Err(SysError::TooManyCaps);
+        }
+        if w.len as usize > MAX_MESSAGE_BYTES {
+            return Err(SysError::MessageTooLarge);
+        }
+        Ok(w)
+    }
+
+    #[test]
+    fn the_fast_test_answers_what_the_full_checks_answer() {
+        assert_eq!((CAPS_OK_BITS, LEN_OK_BITS), (4, 17));
+        let mut words = alloc::vec::Vec::new();
+        for caps in [0u64, 1, 15, 16, 17, 31, 32, 255] {
+            for bulk in [0u64, 1, 2, 3, 4, 8, 0x80, 0xff] {
+                for len in [0u64, 8, 0x1_fff8, 0x2_0000, 0x2_0001, 0x4_0000, u32::MAX as u64] {
+                    words.push(7 | caps << 16 | bulk << 24 | len << 32);
+                    words.push(len | caps << 32 | bulk << 40);
+                }
+            }
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            words.push(x);
+            words.push(x & 0x0000_00ff_0003_ffff);
+            words.push(x & 0x0003_ffff_03ff_ffff);
+        }
+        for w in words {
+            assert_eq!(CallWord::unpack(w), call_checked(w), "{w:#x}");
+            assert_eq!(ReplyWord::unpack(w), reply_checked(w), "{w:#x}");
+        }
+    }
     #[test]
     fn layout_is_pinned() {
         assert_eq!((CAPS_OUT_OFFSET, CAPS_IN_OFFSET, BADGES_IN_OFFSET, SEND_OFFSET), (0, 128, 256, 4096));

@@ -286,25 +286,26 @@ impl PieceCursor<'_> {
         let need = if self.write { 0b111 } else { 0b101 }; // present, (writable,) user
         // SAFETY: `table` is a last-level table frame of this space, direct-mapped.
         let ptes = phys_to_virt(table) as *const u64;
-        let mut next = at + n as u64;
+        let next = at + n as u64;
         if next < end && next % PAGE_SIZE == 0 {
-            let mut expect = pa + n as u64;
-            // SAFETY: every index stays below 512: `end` is within the same
-            // 2 MiB region as `at`.
-            let mut pte = unsafe { ptes.add(((next >> 12) & 0x1ff) as usize) };
-            while next < end {
-                // SAFETY: see above.
-                let e = unsafe { pte.read() };
-                if e & need != need || (e & 0x000f_ffff_ffff_f000) != expect {
+            // Each following page must map the next physical page with the
+            // needed bits: one masked compare per entry.
+            let mask = 0x000f_ffff_ffff_f000 | need;
+            let mut want = (pa + n as u64) | need;
+            let first = ((next >> 12) & 0x1ff) as usize;
+            let pages = (end - next).div_ceil(PAGE_SIZE) as usize;
+            let mut k = 0;
+            while k < pages {
+                // SAFETY: `first + k` < 512: `end` is within the same 2 MiB
+                // region as `at`.
+                let e = unsafe { ptes.add(first + k).read() };
+                if e & mask != want {
                     break;
                 }
-                let step = PAGE_SIZE.min(end - next);
-                n += step as usize;
-                next += PAGE_SIZE;
-                expect += PAGE_SIZE;
-                // SAFETY: see above (only read again while next < end).
-                pte = unsafe { pte.add(1) };
+                want += PAGE_SIZE;
+                k += 1;
             }
+            n += (k as u64 * PAGE_SIZE).min(end - next) as usize;
         }
         self.va += n as u64;
         Ok(Some((pa, n)))

@@ -90,10 +90,14 @@ impl UserSlice {
 /// (present and user at every level, the destination writable); callers
 /// that must not leave a partial copy check both with [`UserSlice::check`]
 /// first.
-pub fn copy_user(src_space: &AddressSpace, src: u64, dst_space: &AddressSpace, dst: u64, len: usize) -> Result<(), SysError> {
+///
+/// `src_writable`: the source must be writable too (a call's buffer that
+/// the server may also answer into is checked as it is read, so the call
+/// needs no separate pass over it).
+pub fn copy_user(src_space: &AddressSpace, src: u64, dst_space: &AddressSpace, dst: u64, len: usize, src_writable: bool) -> Result<(), SysError> {
     UserSlice::new(src, len as u64)?;
     UserSlice::new(dst, len as u64)?;
-    let mut s = src_space.pieces(src, len, false);
+    let mut s = src_space.pieces(src, len, src_writable);
     let mut d = dst_space.pieces(dst, len, true);
     let (mut sp, mut sn, mut dp, mut dn) = (0u64, 0usize, 0u64, 0usize);
     loop {

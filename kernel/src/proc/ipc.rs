@@ -214,8 +214,18 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
     let p = t.current();
     let Ok(Cap::EndpointClient(client)) = p.caps().get(handle) else { return Err(SysError::InvalidHandle) };
     let (ep, badge) = (client.endpoint().clone(), client.badge());
-    if let Some(b) = &bulk {
-        check_bulk(p.space(), b)?;
+    // Rule 2 of kcore::call: the bulk buffer is checked now, before the
+    // call is queued or delivered. A buffer the server reads is checked
+    // by the copy itself when the call is delivered in this same syscall
+    // (with writability too, when the server may answer into it), so it
+    // is walked once, not twice.
+    let check_now = |p: &Process| match &bulk {
+        Some(b) => check_bulk(p.space(), b).map(|_| ()),
+        None => Ok(()),
+    };
+    let copy_checks = bulk.as_ref().is_some_and(|b| b.readable() && b.len > 0);
+    if !copy_checks {
+        check_now(p)?;
     }
     if w.caps > 0 {
         let parts = p.parts();
@@ -237,11 +247,19 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
     let b = bulk.map_or((0, 0), |b| (b.addr, b.len));
     match next_after(outcome, server) {
         Next::Block => {
+            if copy_checks {
+                if let Err(e) = check_now(p) {
+                    // Not queued after all.
+                    ep.core.lock().cancel(cur);
+                    p.call_caps_mut().clear();
+                    return Err(e);
+                }
+            }
             p.begin_call(server, handle.raw(), iface, w, badge, b);
             Ok(After::Block)
         }
         Next::SwitchTo(server) => {
-            let delivered = match t.two(cur, server) {
+            let delivered = match t.current_and(server) {
                 Some((c, s)) => {
                     c.begin_call(server, handle.raw(), iface, w, badge, b);
                     match deliver_call(c, s, &ep, cur) {
@@ -387,7 +405,9 @@ fn deliver_call(c: &mut Process, s: &mut Process, ep: &Arc<Endpoint>, client: u3
             return Err(SysError::BufferTooSmall);
         }
         let (cs, ss) = (c.space().ok_or(SysError::BadAddress)?, s.space().ok_or(SysError::PeerGone)?);
-        copy_user(cs, bulk_addr, ss, raddr, bulk_len as usize)?;
+        // A buffer the server may answer into must be writable as well:
+        // checked as it is read (`call_endpoint` skipped its own pass).
+        copy_user(cs, bulk_addr, ss, raddr, bulk_len as usize, word.bulk & capos_abi::ipc::BULK_WRITE != 0)?;
         bulk_len
     } else {
         0
@@ -433,7 +453,7 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, Sy
         let incoming = ep.core.lock().receive()?;
         match incoming {
             Some(Incoming::NoSenders(badge)) => return Ok(Some(Received::no_senders(badge))),
-            Some(Incoming::Call(p)) => match t.two(p.client, cur).ok_or(SysError::PeerGone).and_then(|(c, s)| deliver_call(c, s, ep, p.client)) {
+            Some(Incoming::Call(p)) => match t.current_and(p.client).ok_or(SysError::PeerGone).and_then(|(s, c)| deliver_call(c, s, ep, p.client)) {
                 Ok(r) => return Ok(Some(r)),
                 // This call cannot be delivered (e.g. its bulk buffer is
                 // larger than ours): it fails (kcore endpoint rule 3) and
@@ -496,7 +516,7 @@ pub fn endpoint_receive(f: &mut TrapFrame) -> SysResult {
 fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<u32, SysError> {
     let cur = t.current_pid();
     let named = ReplyToken::unpack(token).client;
-    let (s, c) = t.two(cur, named).ok_or(SysError::InvalidReplyToken)?;
+    let (s, c) = t.current_and(named).ok_or(SysError::InvalidReplyToken)?;
     let client = reply_target(token, cur, |pid| if pid == named { c.waiting() } else { None })?;
     match deliver_reply(s, c, word, bulk_addr, bulk_len) {
         Ok(()) => Ok(client),
@@ -524,7 +544,7 @@ fn deliver_reply(s: &mut Process, c: &mut Process, word: ReplyWord, bulk_addr: u
         let (ss, cs) = (s.space().ok_or(SysError::BadAddress)?, c.space().ok_or(SysError::BadAddress)?);
         // The client's buffer was checked writable at call time; the
         // server's is checked as it copies.
-        copy_user(ss, bulk_addr, cs, pc.bulk_addr, bulk_len as usize)?;
+        copy_user(ss, bulk_addr, cs, pc.bulk_addr, bulk_len as usize, false)?;
     }
     // The server's handles go through its own scratch list (it is not
     // blocked in a call while it serves).

@@ -40,14 +40,15 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
 pub use table::{Delivery, Exit, Process, State, Table, Wait};
 
-pub static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+/// The process table: empty until [`init`] puts the idle context in it.
+pub static TABLE: Mutex<Table> = Mutex::new(Table::empty());
 
 /// The process layer as kernel objects see it (`cap::waiters`).
 struct ProcWaiters;
 static WAITERS: ProcWaiters = ProcWaiters;
 
 pub fn init() {
-    *TABLE.lock() = Some(Table::new());
+    TABLE.lock().install_idle();
     crate::cap::waiters::install(&WAITERS);
     crate::arch::x86_64::syscall::init();
     trap::PREEMPT_HOOK.call_once(|| preempt);
@@ -57,8 +58,7 @@ pub fn init() {
 /// Run `f` on the process table (interrupts are off in the kernel, so the
 /// lock is never contended; it must not be held across a switch).
 pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
-    let mut guard = TABLE.lock();
-    f(guard.as_mut().expect("process table not initialised"))
+    f(&mut TABLE.lock())
 }
 
 /// Give the CPU to the next ready process, if any. Returns when this

@@ -293,14 +293,20 @@ pub struct Table {
 }
 
 impl Table {
-    /// A table holding only the idle context, running, as pid 0.
-    pub fn new() -> Table {
+    /// An empty table (a `static` can hold it without an `Option`, so
+    /// the call path never checks for one); [`install_idle`](Self::install_idle)
+    /// makes it usable.
+    pub const fn empty() -> Table {
+        Table { procs: PidTable::new(), current: 0, run_queue: VecDeque::new() }
+    }
+
+    /// Put the idle context in, running, as pid 0.
+    pub fn install_idle(&mut self) {
         let mut idle = Box::new(Process::new(String::from("idle"), None, CapTable::new(0), None));
         idle.state = State::Running;
-        let mut procs = PidTable::new();
-        let idle_pid = procs.insert_with(|_| idle);
+        let idle_pid = self.procs.insert_with(|_| idle);
         assert_eq!(idle_pid, Some(0), "idle is pid 0");
-        Table { procs, current: 0, run_queue: VecDeque::new() }
+        self.current = 0;
     }
 
     pub fn current_pid(&self) -> u32 {
@@ -315,9 +321,10 @@ impl Table {
         self.procs.get(pid).map(|b| &**b)
     }
 
-    /// Two different processes at once (a call's client and server).
-    pub fn two(&mut self, a: u32, b: u32) -> Option<(&mut Process, &mut Process)> {
-        self.procs.two_mut(a, b).map(|(x, y)| (&mut **x, &mut **y))
+    /// The current process and another one at once (a call's client and
+    /// server); only the other's generation needs checking.
+    pub fn current_and(&mut self, other: u32) -> Option<(&mut Process, &mut Process)> {
+        self.procs.slot_and_mut(slot_of(self.current), other).map(|(x, y)| (&mut **x, &mut **y))
     }
 
     pub fn current(&mut self) -> &mut Process {
@@ -488,7 +495,7 @@ impl Table {
         if next == cur {
             return None;
         }
-        let (c, n) = self.procs.two_mut(cur, next)?;
+        let (c, n) = self.procs.slot_and_mut(slot_of(cur), next)?;
         if n.state == State::Dead {
             return None;
         }

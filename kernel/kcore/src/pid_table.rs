@@ -112,29 +112,6 @@ impl<T> PidTable<T> {
         s.value.as_ref()
     }
 
-    /// What lives in `slot` now, whatever its generation: for a holder
-    /// that knows the slot's occupant cannot have changed (the kernel's
-    /// current process).
-    pub fn slot_mut(&mut self, slot: usize) -> Option<&mut T> {
-        self.slots.get_mut(slot)?.value.as_mut()
-    }
-
-    /// What lives in `slot` (unchecked, as [`slot_mut`](Self::slot_mut))
-    /// and the live process `pid` in another slot, at once.
-    pub fn slot_and_mut(&mut self, slot: usize, pid: u32) -> Option<(&mut T, &mut T)> {
-        let sb = slot_of(pid);
-        if slot == sb || slot.max(sb) >= self.slots.len() {
-            return None;
-        }
-        let (lo, hi) = self.slots.split_at_mut(slot.max(sb));
-        let (x, y) = (&mut lo[slot.min(sb)], &mut hi[0]);
-        let (x, y) = if slot < sb { (x, y) } else { (y, x) };
-        if y.generation != generation_of(pid) {
-            return None;
-        }
-        Some((x.value.as_mut()?, y.value.as_mut()?))
-    }
-
     pub fn get_mut(&mut self, pid: u32) -> Option<&mut T> {
         let s = self.slots.get_mut(slot_of(pid))?;
         if s.generation != generation_of(pid) {
@@ -315,23 +292,5 @@ mod tests {
         let pids: Vec<u32> = t.iter().map(|(p, _)| p).collect();
         assert_eq!(pids, [0, again, 2]);
         assert_eq!(again, pid_of(1, 1));
-    }
-
-    #[test]
-    fn slot_and_checks_only_the_other_and_never_aliases() {
-        let mut t: PidTable<u32> = PidTable::new();
-        let a = t.insert_with(|p| p).unwrap();
-        let b = t.insert_with(|p| p).unwrap();
-        let (x, y) = t.slot_and_mut(slot_of(a), b).unwrap();
-        assert_eq!((*x, *y), (a, b));
-        let (x, y) = t.slot_and_mut(slot_of(b), a).unwrap();
-        assert_eq!((*x, *y), (b, a), "either order");
-        assert!(t.slot_and_mut(slot_of(a), a).is_none(), "the same slot twice");
-        assert!(t.slot_and_mut(slot_of(a), 999).is_none(), "beyond the table");
-        t.remove(b).unwrap();
-        let b2 = t.insert_with(|p| p).unwrap();
-        assert_eq!(slot_of(b2), slot_of(b));
-        assert!(t.slot_and_mut(slot_of(a), b).is_none(), "the old pid of a reused slot names nothing");
-        assert!(t.slot_and_mut(slot_of(a), b2).is_some());
     }
 }

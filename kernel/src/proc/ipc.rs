@@ -255,16 +255,16 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
                     return Err(e);
                 }
             }
-            p.begin_call(server, handle.raw(), iface, w, badge, b);
+            p.begin_call(server, handle.raw(), iface, w, badge, b, false);
             Ok(After::Block)
         }
         Next::SwitchTo(server) => {
             let delivered = match t.current_and(server) {
                 Some((c, s)) => {
-                    c.begin_call(server, handle.raw(), iface, w, badge, b);
+                    c.begin_call(server, handle.raw(), iface, w, badge, b, true);
                     match deliver_call(c, s, &ep, cur) {
                         Ok(r) => {
-                            s.resume(Some(Wait::Call), Ok(Delivery::Call(r)));
+                            s.hand_call(r);
                             Ok(())
                         }
                         Err(e) => {
@@ -416,7 +416,6 @@ fn deliver_call(c: &mut Process, s: &mut Process, ep: &Arc<Endpoint>, client: u3
     cview.copy_message(&sview, word.len as usize);
     let dirty = s.recv_dirty_mut();
     *dirty = (*dirty).max(word.len as usize);
-    c.mark_received();
     Ok(Received {
         word: CallWord { caps: n, ..word },
         interface_id: iface,
@@ -453,7 +452,11 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, Sy
         let incoming = ep.core.lock().receive()?;
         match incoming {
             Some(Incoming::NoSenders(badge)) => return Ok(Some(Received::no_senders(badge))),
-            Some(Incoming::Call(p)) => match t.current_and(p.client).ok_or(SysError::PeerGone).and_then(|(s, c)| deliver_call(c, s, ep, p.client)) {
+            Some(Incoming::Call(p)) => match t.current_and(p.client).ok_or(SysError::PeerGone).and_then(|(s, c)| {
+                let r = deliver_call(c, s, ep, p.client)?;
+                c.mark_received();
+                Ok(r)
+            }) {
                 Ok(r) => return Ok(Some(r)),
                 // This call cannot be delivered (e.g. its bulk buffer is
                 // larger than ours): it fails (kcore endpoint rule 3) and
@@ -532,7 +535,6 @@ fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u
 /// The bytes and capabilities of server `s`'s reply to client `c`, and
 /// the client resumed with it.
 fn deliver_reply(s: &mut Process, c: &mut Process, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<(), SysError> {
-    let server = s.pid();
     let sview = s.view().ok_or(SysError::InvalidArgument)?;
     let cview = c.view().ok_or(SysError::InvalidReplyToken)?;
     if bulk_len > 0 {
@@ -562,7 +564,7 @@ fn deliver_reply(s: &mut Process, c: &mut Process, word: ReplyWord, bulk_addr: u
     sview.copy_message(&cview, word.len as usize);
     let dirty = c.recv_dirty_mut();
     *dirty = (*dirty).max(word.len as usize);
-    c.resume(Some(Wait::Reply { server, seq: 0, received: true }), Ok(Delivery::Reply { word: ReplyWord::new(word.len, n), bulk: bulk_len }));
+    c.hand_reply(ReplyWord::new(word.len, n), bulk_len);
     Ok(())
 }
 

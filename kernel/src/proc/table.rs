@@ -30,6 +30,7 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ptr::NonNull;
 use capos_abi::ipc::{CallWord, Received, ReplyWord};
 use capos_abi::{Handle, SysError};
 use capos_kcore::cap_table::CapTable;
@@ -227,12 +228,14 @@ impl Process {
     /// This process starts an endpoint call to `server` and blocks until
     /// its reply (rule 3); its capabilities to transfer are already in its
     /// call list.
-    pub fn begin_call(&mut self, server: u32, handle: u64, iface: u64, word: CallWord, badge: u64, bulk: (u64, u64)) {
+    /// `received`: the server takes it at once (it was waiting).
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin_call(&mut self, server: u32, handle: u64, iface: u64, word: CallWord, badge: u64, bulk: (u64, u64), received: bool) {
         self.seq = next_seq(self.seq);
         let c = &mut self.call;
         (c.handle, c.iface, c.word, c.badge, c.bulk_addr, c.bulk_len) = (handle, iface, word, badge, bulk.0, bulk.1);
         self.delivery = None;
-        self.state = State::Blocked(Wait::Reply { server, seq: self.seq, received: false });
+        self.state = State::Blocked(Wait::Reply { server, seq: self.seq, received });
     }
 
     /// This process's call could not be delivered after all: it runs on
@@ -253,6 +256,28 @@ impl Process {
         if let State::Blocked(Wait::Reply { server, seq, .. }) = self.state {
             self.state = State::Blocked(Wait::Reply { server, seq, received: true });
         }
+    }
+
+    /// Rule 2 for a server blocked in receive: hand it call `r`.
+    #[inline]
+    pub fn hand_call(&mut self, r: Received) -> bool {
+        if self.state != State::Blocked(Wait::Call) {
+            return false;
+        }
+        self.delivery = Some(Ok(Delivery::Call(r)));
+        self.state = State::Ready;
+        true
+    }
+
+    /// Rule 2 for a client in a call: hand it its reply.
+    #[inline]
+    pub fn hand_reply(&mut self, word: ReplyWord, bulk: u64) -> bool {
+        if !matches!(self.state, State::Blocked(Wait::Reply { .. })) {
+            return false;
+        }
+        self.delivery = Some(Ok(Delivery::Reply { word, bulk }));
+        self.state = State::Ready;
+        true
     }
 
     /// Rule 2 for a process already in hand: see [`Table::resume`].
@@ -289,15 +314,27 @@ impl Process {
 pub struct Table {
     procs: PidTable<Box<Process>>,
     current: u32,
+    /// The record of `current`, so the call path reaches it without a
+    /// lookup (it does so several times a call). Valid while that process
+    /// is current: a record leaves the table only through
+    /// [`take_dead`](Self::take_dead), which never takes the current one,
+    /// and a boxed record never moves. Set only with `current`
+    /// ([`set_current`](Self::set_current)); dangling until
+    /// [`install_idle`](Self::install_idle).
+    cur: NonNull<Process>,
     run_queue: VecDeque<u32>,
 }
+
+// SAFETY: `cur` points into a record the table owns (see the field), and
+// the table is only used under its lock.
+unsafe impl Send for Table {}
 
 impl Table {
     /// An empty table (a `static` can hold it without an `Option`, so
     /// the call path never checks for one); [`install_idle`](Self::install_idle)
     /// makes it usable.
     pub const fn empty() -> Table {
-        Table { procs: PidTable::new(), current: 0, run_queue: VecDeque::new() }
+        Table { procs: PidTable::new(), current: 0, cur: NonNull::dangling(), run_queue: VecDeque::new() }
     }
 
     /// Put the idle context in, running, as pid 0.
@@ -306,7 +343,7 @@ impl Table {
         idle.state = State::Running;
         let idle_pid = self.procs.insert_with(|_| idle);
         assert_eq!(idle_pid, Some(0), "idle is pid 0");
-        self.current = 0;
+        self.set_current(0);
     }
 
     pub fn current_pid(&self) -> u32 {
@@ -324,13 +361,31 @@ impl Table {
     /// The current process and another one at once (a call's client and
     /// server); only the other's generation needs checking.
     pub fn current_and(&mut self, other: u32) -> Option<(&mut Process, &mut Process)> {
-        self.procs.slot_and_mut(slot_of(self.current), other).map(|(x, y)| (&mut **x, &mut **y))
+        if slot_of(other) == slot_of(self.current) {
+            return None;
+        }
+        let cur = self.cur;
+        let o = &mut **self.procs.get_mut(other)?;
+        // SAFETY: `cur` is the live record of the current process (see the
+        // field), and `o` is another slot's record, so the two do not
+        // alias; both borrows are tied to `&mut self`.
+        Some((unsafe { &mut *cur.as_ptr() }, o))
     }
 
+    /// Make `pid` (in the table) the current process; its record.
+    fn set_current(&mut self, pid: u32) -> &mut Process {
+        let p = &mut **self.procs.get_mut(pid).expect("the next process is in the table");
+        self.cur = NonNull::from(&mut *p);
+        self.current = pid;
+        p
+    }
+
+    #[inline]
     pub fn current(&mut self) -> &mut Process {
-        // The current process is never removed (`take_dead` skips it), so
-        // its slot needs no generation check.
-        self.procs.slot_mut(slot_of(self.current)).expect("the current process is in the table")
+        debug_assert!(self.cur != NonNull::dangling(), "process table not initialised");
+        // SAFETY: `cur` is the live record of the current process (see the
+        // field); `&mut self` makes this the only reference into the table.
+        unsafe { &mut *self.cur.as_ptr() }
     }
 
     /// The pids the next `n` [`add`](Self::add)s will give.
@@ -495,12 +550,13 @@ impl Table {
         if next == cur {
             return None;
         }
-        let (c, n) = self.procs.slot_and_mut(slot_of(cur), next)?;
+        let from = self.current().ksp_slot();
+        let n = &mut **self.procs.get_mut(next)?;
         if n.state == State::Dead {
             return None;
         }
         n.state = State::Running;
-        let from = c.ksp_slot();
+        self.cur = NonNull::from(&mut *n);
         self.current = next;
         if let (Some(space), Some(top)) = (n.space(), n.stack_top()) {
             space.activate();
@@ -513,8 +569,7 @@ impl Table {
     /// the one leaving, and `next`'s.
     pub(super) fn enter(&mut self, next: u32) -> (*mut u64, &Process) {
         let from = self.current().ksp_slot();
-        self.current = next;
-        let n = &mut **self.procs.get_mut(next).expect("entered process exists");
+        let n = self.set_current(next);
         n.state = State::Running;
         (from, n)
     }

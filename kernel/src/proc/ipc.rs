@@ -219,14 +219,14 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
     // by the copy itself when the call is delivered in this same syscall
     // (with writability too, when the server may answer into it), so it
     // is walked once, not twice.
-    let check_now = |p: &Process| match &bulk {
-        Some(b) => check_bulk(p.space(), b).map(|_| ()),
-        None => Ok(()),
+    let copy_checks = match &bulk {
+        Some(b) if b.readable() && b.len > 0 => true,
+        Some(b) => {
+            check_bulk(p.space(), b)?;
+            false
+        }
+        None => false,
     };
-    let copy_checks = bulk.as_ref().is_some_and(|b| b.readable() && b.len > 0);
-    if !copy_checks {
-        check_now(p)?;
-    }
     if w.caps > 0 {
         let parts = p.parts();
         resolve(parts.caps, parts.view.ok_or(SysError::InvalidArgument)?, w.caps, parts.scratch)?;
@@ -247,8 +247,8 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
     let b = bulk.map_or((0, 0), |b| (b.addr, b.len));
     match next_after(outcome, server) {
         Next::Block => {
-            if copy_checks {
-                if let Err(e) = check_now(p) {
+            if let (true, Some(b)) = (copy_checks, &bulk) {
+                if let Err(e) = check_bulk(p.space(), b) {
                     // Not queued after all.
                     ep.core.lock().cancel(cur);
                     p.call_caps_mut().clear();
@@ -385,16 +385,9 @@ fn take_out(table: &mut CapTable<Cap>, view: IpcView, n: u8, list: &mut CapList)
 /// the message from area to area, the bulk buffer into the server's
 /// registered one, the capabilities (with their badges) into the server's
 /// table; returns the envelope for the server. On error nothing reached
-/// the server's table and the client still waits.
+/// the server's table and the client still waits. The caller has
+/// checked that `c` waits on a call to `s`.
 fn deliver_call(c: &mut Process, s: &mut Process, ep: &Arc<Endpoint>, client: u32) -> Result<Received, SysError> {
-    let server = s.pid();
-    let Some(waiting) = c.waiting() else {
-        // Killed while its call was queued: nobody waits for the answer.
-        return Err(SysError::PeerGone);
-    };
-    if waiting.server != server {
-        return Err(SysError::PeerGone);
-    }
     let cview = c.view().ok_or(SysError::PeerGone)?;
     let sview = s.view().ok_or(SysError::PeerGone)?;
     let pc = c.call();
@@ -453,6 +446,11 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, Sy
         match incoming {
             Some(Incoming::NoSenders(badge)) => return Ok(Some(Received::no_senders(badge))),
             Some(Incoming::Call(p)) => match t.current_and(p.client).ok_or(SysError::PeerGone).and_then(|(s, c)| {
+                // A queued client waits on this server (a dead one was
+                // taken off the queue); checked all the same.
+                if !c.waiting().is_some_and(|w| w.server == cur && !w.received) {
+                    return Err(SysError::PeerGone);
+                }
                 let r = deliver_call(c, s, ep, p.client)?;
                 c.mark_received();
                 Ok(r)

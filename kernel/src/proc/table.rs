@@ -269,15 +269,13 @@ impl Process {
         true
     }
 
-    /// Rule 2 for a client in a call: hand it its reply.
+    /// Rule 2 for a client whose reply token was just accepted (so it is
+    /// blocked in that call: `reply_target` checked): hand it its reply.
     #[inline]
-    pub fn hand_reply(&mut self, word: ReplyWord, bulk: u64) -> bool {
-        if !matches!(self.state, State::Blocked(Wait::Reply { .. })) {
-            return false;
-        }
+    pub fn hand_reply(&mut self, word: ReplyWord, bulk: u64) {
+        debug_assert!(matches!(self.state, State::Blocked(Wait::Reply { received: true, .. })));
         self.delivery = Some(Ok(Delivery::Reply { word, bulk }));
         self.state = State::Ready;
-        true
     }
 
     /// Rule 2 for a process already in hand: see [`Table::resume`].

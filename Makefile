@@ -72,7 +72,8 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux run-default-system clean \
+        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
+        bench-boot run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
@@ -202,6 +203,12 @@ bench-ipc: setup
 ## figure (target/bench/blk.txt) and Linux's O_DIRECT (target/bench/linux.txt).
 bench-storage: setup
 	@$(RUNNER) test bench-storage
+
+## Benchmark (not part of make test): executed instructions from kernel
+## entry to the first user process, to the default system's shell prompt
+## and to its first idle (what `make run` boots), from milestone markers.
+bench-boot: setup
+	@$(RUNNER) test bench-boot
 
 ## Benchmark (not part of make test): Debian's Linux 6.1 in the same QEMU
 ## with the same counter; stores target/bench/linux.txt for bench-ipc/blk.

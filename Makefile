@@ -38,6 +38,10 @@ GCLOUD           ?= gcloud
 # they run under -icount shift=0 (on|off). See docs/benchmarks.md.
 BENCH_PROFILE    ?= bench-opt
 BENCH_ICOUNT     ?= on
+# make bench-check: the budget file (default tools/bench-budgets.txt) and
+# how many benchmarks run at once (default: one per core).
+BENCH_BUDGETS    ?=
+BENCH_JOBS       ?=
 # Storage scenarios (README.md "Storage scenarios"): your own images, each
 # copied to target/scenarios/ first (never written) unless
 # STORAGE_IN_PLACE=1. Empty: small images built by mkstore-image.
@@ -53,7 +57,7 @@ STORAGE_IN_PLACE ?=
 SHELL_SCRIPT     ?=
 DATA_IMAGE       ?=
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST FUZZ_SECONDS FUZZ_TARGETS \
-       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT \
+       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT BENCH_JOBS \
        RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE
 
 CARGO  ?= cargo
@@ -73,7 +77,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
         run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
-        bench-boot run-default-system clean \
+        bench-boot bench-check run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
@@ -95,8 +99,9 @@ debug: setup
 ## Everything: host unit tests (with the fuzz corpus and regressions
 ## replayed), a short AFL++ smoke of every fuzz target, then every QEMU
 ## scenario, then the cloud image checks (boot of the disk,
-## reproducibility, harness fixtures).
-test: setup test-host fuzz-smoke test-scenarios test-cloud
+## reproducibility, harness fixtures), then the benchmarks against their
+## budgets.
+test: setup test-host fuzz-smoke test-scenarios test-cloud bench-check
 
 test-cloud: run-cloud-disk cloudboot-repro-check cloudboot-fixture-check
 
@@ -209,6 +214,12 @@ bench-storage: setup
 ## and to its first idle (what `make run` boots), from milestone markers.
 bench-boot: setup
 	@$(RUNNER) test bench-boot
+
+## The benchmarks (bench-ipc, bench-blk, bench-storage, bench-boot; one per
+## core at a time) against tools/bench-budgets.txt (BENCH_BUDGETS): a
+## figure more than 0.5% over its budget fails. docs/benchmarks.md.
+bench-check: setup
+	@$(RUNNER) bench-check $(BENCH_BUDGETS)
 
 ## Benchmark (not part of make test): Debian's Linux 6.1 in the same QEMU
 ## with the same counter; stores target/bench/linux.txt for bench-ipc/blk.

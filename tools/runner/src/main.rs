@@ -7,6 +7,9 @@
 //! capos-run run                boot interactively (serial on this terminal)
 //! capos-run debug              like run, QEMU waits for gdb on :1234
 //! capos-run list               list scenarios
+//! capos-run bench-check [FILE] run the benchmarks FILE names (default
+//!                              tools/bench-budgets.txt) and judge each
+//!                              figure against its budget (budget.rs)
 //! capos-run esp-tree [DIR]     write what `run` puts on the boot volume to DIR
 //! capos-run disk-image [OUT]   the GPT disk (make image; default target/capos.img)
 //! capos-run cloudboot-image [DIR]  disk.raw, capos-disk.tar.gz and the
@@ -24,6 +27,7 @@
 //! capos-boot), KERNEL_PROFILE (dev|release), BENCH_PROFILE (the cargo
 //! profile of the bench-* scenarios, default bench-opt).
 
+mod budget;
 mod build;
 mod disk;
 mod elfgen;
@@ -99,7 +103,7 @@ pub fn workspace_root() -> Result<PathBuf, String> {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capos-run test SCENARIO... | run | debug | list | {}", disk::COMMANDS.join(" | "));
+    eprintln!("usage: capos-run test SCENARIO... | bench-check [FILE] | run | debug | list | {}", disk::COMMANDS.join(" | "));
     ExitCode::from(2)
 }
 
@@ -149,6 +153,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "bench-check" => match budget::bench_check(&settings, args.get(1).map(String::as_str)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("capos-run: {}", e);
+                println!("0 passed, 1 failed");
+                ExitCode::FAILURE
+            }
+        },
         "run" | "debug" => match qemu::interactive(&settings, cmd == "debug") {
             Ok(code) => ExitCode::from(code),
             Err(e) => {

@@ -5,14 +5,16 @@
 //! `tools/icount/insn_count.c` recognises by its bytes when it translates
 //! guest code:
 //!
-//! | marker | instruction               | bytes                  |
-//! | ------ | ------------------------- | ---------------------- |
-//! | START  | `nopl 0x43415053(%rax)`   | `0f 1f 80 53 50 41 43` |
-//! | STOP   | `nopl 0x43415045(%rax)`   | `0f 1f 80 45 50 41 43` |
-//! | WAIT   | `nopl 0x43415057(%rax)`   | `0f 1f 80 57 50 41 43` |
-//! | RESUME | `nopl 0x43415052(%rax)`   | `0f 1f 80 52 50 41 43` |
+//! | marker    | instruction             | bytes                  |
+//! | --------- | ----------------------- | ---------------------- |
+//! | START     | `nopl 0x43415053(%rax)` | `0f 1f 80 53 50 41 43` |
+//! | STOP      | `nopl 0x43415045(%rax)` | `0f 1f 80 45 50 41 43` |
+//! | WAIT      | `nopl 0x43415057(%rax)` | `0f 1f 80 57 50 41 43` |
+//! | RESUME    | `nopl 0x43415052(%rax)` | `0f 1f 80 52 50 41 43` |
+//! | MILESTONE | `nopl 0x4341504d(%rax)` | `0f 1f 80 4d 50 41 43` |
 //!
-//! (the displacements spell "SPAC", "EPAC", "WPAC" and "RPAC" in memory).
+//! (the displacements spell "SPAC", "EPAC", "WPAC", "RPAC" and "MPAC" in
+//! memory).
 //! [`device_wait_begin`] / [`device_wait_end`] bracket a driver's busy wait
 //! for a device: the plugin leaves those instructions out of the open
 //! region, as a halted CPU's would be, because the number of poll turns
@@ -36,6 +38,15 @@
 //! START fails the benchmark. The Linux guest (`tools/bench-linux/bench.c`)
 //! emits the same bytes and lines. docs/benchmarks.md has the whole story.
 //!
+//! [`milestone`] marks a point of the whole run rather than a region: the
+//! first time the CPU executes a MILESTONE marker at a given address, the
+//! plugin writes `milestone <k> insns=<n>`, `n` being every instruction
+//! executed since QEMU started, WAIT..RESUME spans left out. It needs no
+//! serial line and is never an error, so it can sit in code every boot
+//! runs (kernel entry, the first entry to user mode, the shell's first
+//! prompt); the runner's `bench-boot` names the milestones it expects in
+//! order and prints the differences.
+//!
 //! The `asm!` blocks are not `nomem`: they are compiler barriers, so the
 //! compiler cannot move the measured memory work out of the region.
 #![allow(unsafe_code)]
@@ -49,6 +60,9 @@ pub const STOP_MARKER: [u8; 7] = [0x0f, 0x1f, 0x80, 0x45, 0x50, 0x41, 0x43];
 pub const WAIT_MARKER: [u8; 7] = [0x0f, 0x1f, 0x80, 0x57, 0x50, 0x41, 0x43];
 /// The RESUME marker's bytes.
 pub const RESUME_MARKER: [u8; 7] = [0x0f, 0x1f, 0x80, 0x52, 0x50, 0x41, 0x43];
+
+/// The MILESTONE marker's bytes.
+pub const MILESTONE_MARKER: [u8; 7] = [0x0f, 0x1f, 0x80, 0x4d, 0x50, 0x41, 0x43];
 
 /// The serial line the guest prints before `region_start()`.
 pub const LINE_PREFIX: &str = "icount: ";
@@ -70,6 +84,17 @@ pub fn device_wait_end() {
     // SAFETY: as region_start.
     unsafe {
         core::arch::asm!(".byte 0x0f, 0x1f, 0x80, 0x52, 0x50, 0x41, 0x43", options(nostack, preserves_flags));
+    }
+}
+
+/// A milestone of the run (emits the MILESTONE marker; only its first
+/// execution at this address is reported).
+#[inline(always)]
+pub fn milestone() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as region_start.
+    unsafe {
+        core::arch::asm!(".byte 0x0f, 0x1f, 0x80, 0x4d, 0x50, 0x41, 0x43", options(nostack, preserves_flags));
     }
 }
 
@@ -132,7 +157,11 @@ mod tests {
         assert!(contains(&resume, &RESUME_MARKER), "device_wait_end code: {:02x?}", resume);
         assert_eq!(u32::from_le_bytes(WAIT_MARKER[3..].try_into().unwrap()), 0x4341_5057);
         assert_eq!(u32::from_le_bytes(RESUME_MARKER[3..].try_into().unwrap()), 0x4341_5052);
+        let mark = code(milestone, 32);
+        assert!(contains(&mark, &MILESTONE_MARKER), "milestone code: {:02x?}", mark);
+        assert_eq!(u32::from_le_bytes(MILESTONE_MARKER[3..].try_into().unwrap()), 0x4341_504d);
         // Running them is harmless on the host too.
+        milestone();
         region_start();
         device_wait_begin();
         device_wait_end();

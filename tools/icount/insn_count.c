@@ -1,13 +1,15 @@
 /*
  * insn_count: a QEMU TCG plugin that counts the guest instructions actually
- * executed between two marker instructions the guest emits.
+ * executed between two marker instructions the guest emits (and up to
+ * milestone markers, for the boot figures).
  *
- *   START  nopl 0x43415053(%rax)   0f 1f 80 53 50 41 43   ("SPAC")
- *   STOP   nopl 0x43415045(%rax)   0f 1f 80 45 50 41 43   ("EPAC")
- *   WAIT   nopl 0x43415057(%rax)   0f 1f 80 57 50 41 43   ("WPAC")
- *   RESUME nopl 0x43415052(%rax)   0f 1f 80 52 50 41 43   ("RPAC")
+ *   START     nopl 0x43415053(%rax)   0f 1f 80 53 50 41 43   ("SPAC")
+ *   STOP      nopl 0x43415045(%rax)   0f 1f 80 45 50 41 43   ("EPAC")
+ *   WAIT      nopl 0x43415057(%rax)   0f 1f 80 57 50 41 43   ("WPAC")
+ *   RESUME    nopl 0x43415052(%rax)   0f 1f 80 52 50 41 43   ("RPAC")
+ *   MILESTONE nopl 0x4341504d(%rax)   0f 1f 80 4d 50 41 43   ("MPAC")
  *
- * All four are architectural no-ops, so a guest that runs without the plugin
+ * All five are architectural no-ops, so a guest that runs without the plugin
  * loses nothing. The guest side lives in abi/src/icount.rs (capOS kernel
  * and userspace) and tools/bench-linux/bench.c (the Linux guest).
  *
@@ -32,9 +34,22 @@
  * because how many turns a poll loop takes depends on how fast the host
  * finishes the emulated I/O, not on the guest. WAIT outside a region, or
  * RESUME without WAIT, is ignored (a driver waits whether or not anyone
- * measures); a region that stops while waiting is an error.
+ * measures); a region that stops while waiting is an error. Every
+ * WAIT..RESUME span is also left out of the milestones' counts.
  *
- * Output: one line per STOP, `region <k> insns=<n>` (k = 1, 2, ...), to the
+ * MILESTONE marks a point of the whole run, not a region: the first time
+ * the CPU executes a MILESTONE marker at a given guest address, the plugin
+ * writes `milestone <k> insns=<n>`, where n counts every instruction
+ * executed since QEMU started (markers and WAIT..RESUME spans left out).
+ * Later executions at the same address write nothing, so a milestone can
+ * sit in code that runs often (every process's first entry to user mode);
+ * the difference of two milestones is what ran between them. Milestones
+ * are never errors: the markers are in code every boot runs, measured or
+ * not. (Two address spaces with a marker at the same address count as one
+ * milestone; at most MAX_MILESTONES addresses are told apart.)
+ *
+ * Output: one line per STOP, `region <k> insns=<n>` (k = 1, 2, ...), and
+ * one per milestone, `milestone <k> insns=<n>`, to the
  * file given by `outfile=PATH`, flushed at once (QEMU may be killed). A
  * START while a region is open, a STOP with none open, or a region still
  * open when QEMU exits is written as a line beginning `error:`; the runner
@@ -96,6 +111,7 @@ extern size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 extern struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
 extern const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
 extern size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
+extern uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
 extern void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
                                                    enum qemu_plugin_cb_flags flags, void *userdata);
 extern void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn, enum qemu_plugin_op op, void *ptr,
@@ -113,17 +129,28 @@ static const uint8_t MARK_START[7] = {0x0f, 0x1f, 0x80, 0x53, 0x50, 0x41, 0x43};
 static const uint8_t MARK_STOP[7] = {0x0f, 0x1f, 0x80, 0x45, 0x50, 0x41, 0x43};
 static const uint8_t MARK_WAIT[7] = {0x0f, 0x1f, 0x80, 0x57, 0x50, 0x41, 0x43};
 static const uint8_t MARK_RESUME[7] = {0x0f, 0x1f, 0x80, 0x52, 0x50, 0x41, 0x43};
+static const uint8_t MARK_MILESTONE[7] = {0x0f, 0x1f, 0x80, 0x4d, 0x50, 0x41, 0x43};
 
 /* Instructions executed so far, markers excluded (see above). */
 static uint64_t executed;
 static uint64_t region_start;
 static bool region_open;
-/* Inside the open region: waiting since `wait_start`, and the instructions
- * left out so far. */
+/* In a WAIT..RESUME span since `wait_start` (whether or not a region is
+ * open); the instructions left out of the open region so far, and of the
+ * whole run (for the milestones). */
 static bool waiting;
 static uint64_t wait_start;
 static uint64_t excluded;
+static uint64_t excluded_total;
 static unsigned region_number;
+/* The guest addresses of the MILESTONE markers translated so far, whether
+ * each has been reported, and how many have. */
+#define MAX_MILESTONES 64
+static uint64_t milestone_addr[MAX_MILESTONES];
+static bool milestone_reported[MAX_MILESTONES];
+static unsigned milestone_addrs;
+static unsigned milestone_number;
+static bool milestone_overflow_reported;
 static FILE *out;
 
 static void emit(const char *line)
@@ -145,7 +172,6 @@ static void on_start(unsigned int vcpu_index, void *userdata)
     }
     region_open = true;
     region_start = executed;
-    waiting = false;
     excluded = 0;
 }
 
@@ -153,7 +179,7 @@ static void on_wait(unsigned int vcpu_index, void *userdata)
 {
     (void)vcpu_index;
     (void)userdata;
-    if (region_open && !waiting) {
+    if (!waiting) {
         waiting = true;
         wait_start = executed;
     }
@@ -163,10 +189,53 @@ static void on_resume(unsigned int vcpu_index, void *userdata)
 {
     (void)vcpu_index;
     (void)userdata;
-    if (region_open && waiting) {
+    if (waiting) {
         waiting = false;
-        excluded += executed - wait_start;
+        excluded_total += executed - wait_start;
+        if (region_open) {
+            /* Only the part of the wait after the region began. */
+            excluded += executed - (wait_start > region_start ? wait_start : region_start);
+        }
     }
+}
+
+static void on_milestone(unsigned int vcpu_index, void *userdata)
+{
+    char line[96];
+    uintptr_t k = (uintptr_t)userdata;
+    (void)vcpu_index;
+    if (k >= MAX_MILESTONES) {
+        if (!milestone_overflow_reported) {
+            milestone_overflow_reported = true;
+            snprintf(line, sizeof line, "error: more than %d milestone addresses", MAX_MILESTONES);
+            emit(line);
+        }
+        return;
+    }
+    if (milestone_reported[k]) {
+        return;
+    }
+    milestone_reported[k] = true;
+    milestone_number++;
+    snprintf(line, sizeof line, "milestone %u insns=%llu", milestone_number,
+             (unsigned long long)(executed - excluded_total - (waiting ? executed - wait_start : 0)));
+    emit(line);
+}
+
+/* The index of the milestone at `vaddr` (added if new; MAX_MILESTONES when
+ * the table is full). */
+static uintptr_t milestone_index(uint64_t vaddr)
+{
+    for (unsigned i = 0; i < milestone_addrs; i++) {
+        if (milestone_addr[i] == vaddr) {
+            return i;
+        }
+    }
+    if (milestone_addrs == MAX_MILESTONES) {
+        return MAX_MILESTONES;
+    }
+    milestone_addr[milestone_addrs] = vaddr;
+    return milestone_addrs++;
 }
 
 static void on_stop(unsigned int vcpu_index, void *userdata)
@@ -182,7 +251,6 @@ static void on_stop(unsigned int vcpu_index, void *userdata)
     region_open = false;
     region_number++;
     if (waiting) {
-        waiting = false;
         snprintf(line, sizeof line, "error: region %u stopped inside a device wait (WAIT without RESUME)", region_number);
         emit(line);
         return;
@@ -211,6 +279,9 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_wait, QEMU_PLUGIN_CB_NO_REGS, NULL);
         } else if (is_marker(insn, MARK_RESUME)) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_resume, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        } else if (is_marker(insn, MARK_MILESTONE)) {
+            void *k = (void *)milestone_index(qemu_plugin_insn_vaddr(insn));
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_milestone, QEMU_PLUGIN_CB_NO_REGS, k);
         } else {
             qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &executed, 1);
         }

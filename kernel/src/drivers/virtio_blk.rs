@@ -4,6 +4,11 @@
 //! The crate's driver asserts on malformed requests and knows nothing of
 //! the device's size limits, so [`VirtioBlock`] validates every request
 //! against the geometry first (errors, never panics) and splits large ones.
+//!
+//! Reads wait for the device by polling, as the crate's blocking calls do,
+//! but here, so the wait is bracketed for the instruction counter
+//! ([`capos_abi::icount::device_wait_begin`], as NVMe's polled wait): how
+//! many turns it takes is host time, not this code (docs/benchmarks.md).
 
 use super::dma::KernelHal;
 use crate::pci;
@@ -11,7 +16,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use capos_kcore::pci::ConfigSpace;
 use capos_storage::{BlockDevice, BlockError};
-use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::{DeviceType, Transport};
@@ -64,6 +69,26 @@ fn map_err(e: virtio_drivers::Error) -> BlockError {
     }
 }
 
+impl VirtioBlock {
+    /// One read request: submitted, polled for (the counter leaves the
+    /// polling out), completed. What `VirtIOBlk::read_blocks` does.
+    fn read_chunk(&mut self, lba: u64, chunk: &mut [u8]) -> Result<(), BlockError> {
+        let mut req = BlkReq::default();
+        let mut resp = BlkResp::default();
+        // SAFETY: `req`, `chunk` and `resp` stay alive and untouched until
+        // the request is completed below (this function never returns
+        // before that).
+        let token = unsafe { self.inner.read_blocks_nb(lba as usize, &mut req, chunk, &mut resp) }.map_err(map_err)?;
+        capos_abi::icount::device_wait_begin();
+        while self.inner.peek_used() != Some(token) {
+            core::hint::spin_loop();
+        }
+        capos_abi::icount::device_wait_end();
+        // SAFETY: the buffers `read_blocks_nb` was given, its request done.
+        unsafe { self.inner.complete_read_blocks(token, &req, chunk, &mut resp) }.map_err(map_err)
+    }
+}
+
 impl BlockDevice for VirtioBlock {
     fn block_size(&self) -> usize {
         SECTOR
@@ -77,7 +102,7 @@ impl BlockDevice for VirtioBlock {
         capos_storage::block::check_request(SECTOR, self.blocks, lba, buf.len())?;
         let mut lba = lba;
         for chunk in buf.chunks_mut(MAX_CHUNK) {
-            self.inner.read_blocks(lba as usize, chunk).map_err(map_err)?;
+            self.read_chunk(lba, chunk)?;
             lba += (chunk.len() / SECTOR) as u64;
         }
         Ok(())

@@ -9,6 +9,12 @@
 //! mismatch, or a region whose number is out of sequence fails the
 //! benchmark.
 //!
+//! Milestones (`milestone <k> insns=<n>`, abi/src/icount.rs) are points of
+//! the whole run: a boot that names them (bench-boot) gets one figure per
+//! milestone after the first, `<first> to <that one>`, the instructions
+//! executed in between (one op). Other boots ignore them: the kernel's
+//! markers are in every boot.
+//!
 //! A region labelled `<X> spin` right after a region labelled `<X>` is the
 //! guest replaying, with no I/O outstanding, exactly the poll iterations
 //! it spun in `<X>` (polled I/O: how long the device takes, and so how
@@ -95,10 +101,11 @@ pub fn guest_regions(lines: &[String]) -> Result<Vec<(String, u64)>, String> {
 }
 
 /// The plugin's counts, in order; any `error:` line (or anything else
-/// unexpected) is an error.
+/// unexpected) is an error. Milestone lines are read by
+/// [`plugin_milestones`].
 pub fn plugin_regions(text: &str) -> Result<Vec<u64>, String> {
     let mut out = Vec::new();
-    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+    for l in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("milestone ")) {
         if let Some(e) = l.strip_prefix("error:") {
             return Err(format!("the icount plugin reported:{}", e));
         }
@@ -112,6 +119,49 @@ pub fn plugin_regions(text: &str) -> Result<Vec<u64>, String> {
         out.push(n.trim().parse().map_err(|_| bad())?);
     }
     Ok(out)
+}
+
+/// The plugin's milestone counts, in order (errors are
+/// [`plugin_regions`]'s to report).
+pub fn plugin_milestones(text: &str) -> Result<Vec<u64>, String> {
+    let mut out = Vec::new();
+    for l in text.lines().filter_map(|l| l.strip_prefix("milestone ")) {
+        let bad = || format!("unexpected icount plugin line 'milestone {}'", l);
+        let (k, n) = l.split_once(" insns=").ok_or_else(bad)?;
+        let k: usize = k.parse().map_err(|_| bad())?;
+        if k != out.len() + 1 {
+            return Err(format!("icount plugin milestone {} out of sequence (expected {})", k, out.len() + 1));
+        }
+        out.push(n.trim().parse().map_err(|_| bad())?);
+    }
+    Ok(out)
+}
+
+/// One figure per milestone after the first, `<first> to <label>`: what
+/// ran from the first milestone to that one. The plugin must have reported
+/// exactly the milestones named, in order; a boot that names none ignores
+/// them.
+pub fn milestone_figures(labels: &[&str], counts: &[u64]) -> Result<Vec<Figure>, String> {
+    if labels.is_empty() {
+        return Ok(Vec::new());
+    }
+    if labels.len() != counts.len() {
+        return Err(format!(
+            "expected {} milestones ({}) but the plugin reported {}",
+            labels.len(),
+            labels.join(", "),
+            counts.len()
+        ));
+    }
+    let Some((first, start)) = labels.first().zip(counts.first()) else { return Ok(Vec::new()) };
+    labels[1..]
+        .iter()
+        .zip(&counts[1..])
+        .map(|(label, n)| match n.checked_sub(*start) {
+            Some(d) => Ok(Figure { label: format!("{} to {}", first, label), ops: 1, insns: d }),
+            None => Err(format!("milestone '{}' came before '{}'", label, first)),
+        })
+        .collect()
 }
 
 /// Zip the guest's lines with the plugin's regions.
@@ -235,6 +285,24 @@ mod tests {
         assert!(plugin_regions("region 2 insns=10\n").is_err());
         assert!(plugin_regions("region 1 insns=ten\n").is_err());
         assert!(plugin_regions("garbage\n").is_err());
+    }
+
+    #[test]
+    fn milestones_are_read_apart_from_regions() {
+        let text = "milestone 1 insns=1000\nregion 1 insns=10\nmilestone 2 insns=5000\nmilestone 3 insns=9000\n";
+        assert_eq!(plugin_regions(text).unwrap(), vec![10]);
+        assert_eq!(plugin_milestones(text).unwrap(), vec![1000, 5000, 9000]);
+        assert!(plugin_milestones("milestone 2 insns=5\n").is_err());
+        assert!(plugin_milestones("milestone 1 insns=x\n").is_err());
+        let f = milestone_figures(&["kernel entry", "first user process", "shell prompt"], &[1000, 5000, 9000]).unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(render(&f[0]), "kernel entry to first user process: 4000.0 executed instructions per op (1 ops, 4000 total)");
+        assert_eq!(f[1].label, "kernel entry to shell prompt");
+        assert_eq!(f[1].insns, 8000);
+        // The kernel's milestones in a boot that names none are ignored;
+        // a boot that names some needs exactly those.
+        assert!(milestone_figures(&[], &[1000, 5000]).unwrap().is_empty());
+        assert!(milestone_figures(&["a", "b", "c"], &[1000, 5000]).is_err());
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! capos-run run                boot interactively (serial on this terminal)
 //! capos-run debug              like run, QEMU waits for gdb on :1234
 //! capos-run list               list scenarios
+//! capos-run bench-check [FILE] run the benchmarks FILE names (default
+//!                              tools/bench-budgets.txt) and judge each
+//!                              figure against its budget (budget.rs)
 //! capos-run esp-tree [DIR]     write what `run` puts on the boot volume to DIR
 //! capos-run disk-image [OUT]   the GPT disk (make image; default target/capos.img)
 //! capos-run cloudboot-image [DIR]  disk.raw, capos-disk.tar.gz and the
@@ -100,7 +103,7 @@ pub fn workspace_root() -> Result<PathBuf, String> {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capos-run test SCENARIO... | run | debug | list | budget-check BUDGETS BENCH=LOG... | {}", disk::COMMANDS.join(" | "));
+    eprintln!("usage: capos-run test SCENARIO... | bench-check [FILE] | run | debug | list | {}", disk::COMMANDS.join(" | "));
     ExitCode::from(2)
 }
 
@@ -150,6 +153,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "bench-check" => match budget::bench_check(&settings, args.get(1).map(String::as_str)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("capos-run: {}", e);
+                println!("0 passed, 1 failed");
+                ExitCode::FAILURE
+            }
+        },
         "run" | "debug" => match qemu::interactive(&settings, cmd == "debug") {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
@@ -157,34 +169,6 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        // budget-check BUDGETS BENCH=LOG...: compare the figures in each
-        // benchmark's log with the committed budgets (`make bench-check`).
-        "budget-check" => {
-            let Some(file) = args.get(1) else { return usage() };
-            let budgets = match std::fs::read_to_string(file).map_err(|e| e.to_string()).and_then(|t| budget::parse_budgets(&t)) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("capos-run: {file}: {e}");
-                    println!("0 passed, 1 failed");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let mut logs = std::collections::BTreeMap::new();
-            for a in &args[2..] {
-                let Some((bench, path)) = a.split_once('=') else { return usage() };
-                match std::fs::read_to_string(path) {
-                    Ok(t) => {
-                        logs.insert(bench.to_string(), t);
-                    }
-                    Err(e) => eprintln!("capos-run: {path}: {e} (its figures count as missing)"),
-                }
-            }
-            if budget::check(&budgets, &logs) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
         c if disk::COMMANDS.contains(&c) => disk::command(&settings, c, &args[1..]),
         _ => usage(),
     }

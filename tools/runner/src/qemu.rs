@@ -579,24 +579,42 @@ fn describe_profile(p: &str) -> String {
 /// a protocol error is a failed check. The Linux boot stores its figures.
 fn report_icount(s: &Settings, label: &str, boot: &Boot, profile: &str, out: &Outcome, t: &mut Tally, judged_ok: bool) {
     let Some(text) = &out.icount else { return };
-    let figs = text
-        .clone()
-        .and_then(|text| crate::icount::plugin_regions(&text))
-        .and_then(|counts| crate::icount::guest_regions(&out.lines).and_then(|g| crate::icount::pair(&g, &counts)));
+    let figs = text.clone().and_then(|text| {
+        let mut figs = crate::icount::pair(&crate::icount::guest_regions(&out.lines)?, &crate::icount::plugin_regions(&text)?)?;
+        let regions = figs.len();
+        figs.extend(crate::icount::milestone_figures(&boot.milestones, &crate::icount::plugin_milestones(&text)?)?);
+        Ok((figs, regions))
+    });
     let figs = match figs {
-        Ok(f) if !f.is_empty() => f,
-        Ok(_) => return t.fail(label, "no icount regions measured"),
+        Ok((f, _)) if f.is_empty() => return t.fail(label, "no icount regions measured"),
+        Ok((f, regions)) => {
+            if regions > 0 || boot.milestones.is_empty() {
+                t.pass(label, &format!("{} icount regions paired with the guest's lines", regions));
+            }
+            if !boot.milestones.is_empty() {
+                t.pass(label, &format!("the {} milestones reported in order: {}", boot.milestones.len(), boot.milestones.join(", ")));
+            }
+            f
+        }
         Err(e) => return t.fail(label, &format!("icount: {}", e)),
     };
-    t.pass(label, &format!("{} icount regions paired with the guest's lines", figs.len()));
     println!("-- {}: executed instructions (QEMU plugin tools/icount, markers abi/src/icount.rs)", label);
     match &out.linux_description {
         Some(d) => println!("   guest: {}", d),
         None => println!("   profile: {}", describe_profile(profile)),
     }
     let rendered: Vec<String> = figs.iter().map(crate::icount::render).collect();
-    for r in crate::icount::render_all(&figs) {
+    let all = crate::icount::render_all(&figs);
+    for r in &all {
         println!("   {}", r);
+    }
+    // make bench-check reads the figures from here (budget.rs).
+    if let Some(path) = std::env::var_os(crate::budget::FIGURES_ENV) {
+        let text: String = all.iter().map(|r| format!("{}\n", r)).collect();
+        let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| f.write_all(text.as_bytes()));
+        if let Err(e) = written {
+            t.fail(label, &format!("cannot write {}: {}", std::path::Path::new(&path).display(), e));
+        }
     }
     let reference = crate::icount::reference_path(&s.root);
     if boot.linux_guest && !judged_ok {

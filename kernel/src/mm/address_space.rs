@@ -128,12 +128,14 @@ impl AddressSpace {
     }
 
     /// The last-level page table covering user address `va` (present and
-    /// user accessible on the way down), or `None`.
-    fn leaf_table(&self, va: u64) -> Option<u64> {
+    /// user accessible on the way down), and whether every level above it
+    /// allows writing; or `None`.
+    fn leaf_table(&self, va: u64) -> Option<(u64, bool)> {
         if va >= USER_END {
             return None;
         }
         let mut table = self.pml4;
+        let mut writable = true;
         for level in (2..=4).rev() {
             let index = (va >> (12 + 9 * (level - 1))) & 0x1ff;
             // SAFETY: `table` is a page-table frame of this space (HHDM-mapped).
@@ -141,15 +143,16 @@ impl AddressSpace {
             if e & 1 == 0 || e & 4 == 0 || e & 0x80 != 0 {
                 return None;
             }
+            writable &= e & 2 != 0;
             table = e & 0x000f_ffff_ffff_f000;
         }
-        Some(table)
+        Some((table, writable))
     }
 
     /// Like [`translate_user`](Self::translate_user) with the leaf table
     /// already found (for walks over consecutive pages); `writable` must
-    /// also hold on the upper levels, which `leaf_table` does not check,
-    /// so writers check it once per table with `translate_user`.
+    /// also hold on the upper levels, which `leaf_table` reports, so
+    /// writers check it once per table.
     fn translate_in_leaf(leaf: u64, va: u64) -> Option<(u64, bool)> {
         let index = (va >> 12) & 0x1ff;
         // SAFETY: `leaf` is a last-level table frame of this space.
@@ -173,11 +176,10 @@ impl AddressSpace {
         let mut page = va & !(PAGE_SIZE - 1);
         while page < end {
             // The upper levels must allow the access too.
-            match self.translate_user(page) {
-                Some((_, w)) if w || !write => {}
-                _ => return false,
+            let Some((leaf, upper_writable)) = self.leaf_table(page) else { return false };
+            if write && !upper_writable {
+                return false;
             }
-            let Some(leaf) = self.leaf_table(page) else { return false };
             let region_end = end.min(((page >> 21) + 1) << 21);
             // SAFETY: `leaf` is a last-level table frame of this space,
             // direct-mapped; every index stays below 512 (`region_end` is
@@ -267,10 +269,10 @@ impl PieceCursor<'_> {
         let table = match self.leaf {
             Some((r, t)) if r == region => t,
             _ => {
-                if self.write && !matches!(self.space.translate_user(at), Some((_, true))) {
+                let (t, upper_writable) = self.space.leaf_table(at).ok_or(at)?;
+                if self.write && !upper_writable {
                     return Err(at);
                 }
-                let t = self.space.leaf_table(at).ok_or(at)?;
                 self.leaf = Some((region, t));
                 t
             }

@@ -266,6 +266,14 @@ pub fn serve<S>(
             // ours; a handle that did move is stale now and refused.
             drop_all(&minted);
         }
+        if let Err(f) = &next {
+            // The caller's side refused the answer (its buffer or table):
+            // the kernel told the caller too. Say so: a call the kernel
+            // should have refused when it was made shows up here.
+            if [SysError::BadAddress, SysError::BufferTooSmall, SysError::CapTableFull].iter().any(|e| f.is(*e)) {
+                crate::println!("reply to badge {:#x} not delivered: {:?} (the caller was told)", call.badge, f.error);
+            }
+        }
         incoming = match next.map_err(CallError::from).and_then(Incoming::new) {
             Ok(c) => c,
             // The reply could not be delivered (the caller died, or its

@@ -755,7 +755,7 @@ fn objects_released(lines: &[String]) -> Result<String, String> {
 /// (demos/fs-churn). Objects made and never closed must be freed when
 /// their capability is dropped (100,000 create/write/drop/remove cycles
 /// in one session) or their holder dies (five lives of one session, each
-/// holding 1,000 new files); at the end none is live. The disk is
+/// holding 1,500 new files); at the end none is live. The disk is
 /// attached with `cache=unsafe`: the service flushes twice per commit and
 /// durability is not what this scenario tests.
 fn storage_services_churn_boot() -> Boot {

@@ -398,7 +398,11 @@ impl Server {
     /// Register where calls' bulk data lands (once; the buffer lives as
     /// long as the process).
     pub fn register_bulk(&self, bytes: usize) -> Result<&'static mut [u8], CallError> {
-        let buf: &'static mut [u8] = alloc::vec![0u8; bytes].leak();
+        // Page aligned, so its pieces (and what copies into it cost) do not
+        // depend on where the heap happened to put it.
+        let backing: &'static mut [u8] = alloc::vec![0u8; bytes + 4096].leak();
+        let off = backing.as_ptr().align_offset(4096);
+        let buf = &mut backing[off..off + bytes];
         let ptr = buf.as_mut_ptr();
         let len = buf.len();
         syscall::bulk_register(buf)?;

@@ -30,14 +30,11 @@
 //!   unknown method) is answered with an empty message, which the client
 //!   reads as a malformed reply, like a kernel object's syscall error.
 
-use crate::client::{call_no_params, object, BulkArg, CallError, Incoming, Server};
+use crate::client::{CallError, Incoming, Server};
 use crate::{ipc, syscall};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use capnp::traits::Owned;
-use capos_abi::capos_capnp::u_int64_result;
-use capos_abi::helpers;
-use capos_abi::interfaces::{self, endpoint_method};
 use capos_abi::ipc::ReplyWord;
 use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
 use capos_abi::message::{build_flat, clear, word_bytes, CallMessage};
@@ -46,15 +43,6 @@ use capos_abi::{Handle, SysError};
 use crate::storage::{Block, CapBlockDevice};
 use capos_storage::colocated::Part;
 use capos_storage::partition::Partition;
-
-impl Server {
-    /// The badge of `cap` if it is a client capability of this endpoint.
-    pub fn badge_of(&self, cap: Handle) -> Result<u64, CallError> {
-        call_no_params(self.handle, interfaces::ENDPOINT, endpoint_method::BADGE_OF, &[cap], BulkArg::NONE, |r| {
-            object(helpers::read_u64(r.get::<u_int64_result::Owned>()?))
-        })
-    }
-}
 
 /// One received call, copied out of the IPC area.
 pub struct Call {
@@ -71,7 +59,7 @@ pub struct Call {
 }
 
 impl Call {
-    fn copy(incoming: &Incoming, server: &Server) -> Call {
+    fn copy(incoming: &Incoming) -> Call {
         let raw = incoming.raw();
         let mut params = alloc::vec![0u64; raw.len().div_ceil(8)];
         capos_abi::message::word_bytes_mut(&mut params)[..raw.len()].copy_from_slice(raw);
@@ -93,7 +81,6 @@ impl Call {
         for h in &handles[..n] {
             let _ = syscall::cap_drop(*h);
         }
-        let _ = server;
         Call { transferred: badges[..n].to_vec(), ..call }
     }
 
@@ -237,7 +224,7 @@ pub fn serve<S>(
             continue;
         }
         let token = incoming.reply_token();
-        let call = Call::copy(&incoming, server);
+        let call = Call::copy(&incoming);
         let mut r = ServeResponder::new(server, &mut mints, &call, &mut *bulk);
         let len = match answer(state, &call, &mut r) {
             Ok(()) => r.results.unwrap_or(0),

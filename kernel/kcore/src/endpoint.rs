@@ -150,6 +150,23 @@ impl EndpointCore {
         }
     }
 
+    /// A call was handed to the waiting server ([`CallOutcome::Deliver`])
+    /// but could not be delivered: the server still waits. True when it is
+    /// marked waiting again; false when something was queued meanwhile
+    /// (the server must then be woken to receive it). Nothing queued is
+    /// taken or dropped.
+    pub fn still_waiting(&mut self) -> bool {
+        if self.closed {
+            return false;
+        }
+        if self.queue.is_empty() && self.notifications.is_empty() {
+            self.server_waiting = true;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Rule 7: the last capability minted with `badge` (and notification)
     /// is gone.
     pub fn notify(&mut self, badge: u64) -> Notified {
@@ -345,6 +362,19 @@ mod tests {
         assert_eq!(ep.call(999, 0), Err(SysError::OutOfMemory));
         assert!(ep.cancel(3));
         assert_eq!(ep.call(999, 0), Ok(CallOutcome::Queued), "a dead client's place is free again");
+    }
+
+    #[test]
+    fn a_failed_delivery_leaves_the_server_waiting_and_loses_nothing() {
+        let mut ep = EndpointCore::new(0);
+        ep.receive().unwrap();
+        assert_eq!(ep.call(5, 1), Ok(CallOutcome::Deliver));
+        assert!(ep.still_waiting(), "nothing queued: waiting again");
+        assert_eq!(ep.call(6, 1), Ok(CallOutcome::Deliver), "the next call finds it waiting");
+        // Something arrived between the hand-over and its failure.
+        assert_eq!(ep.notify(9), Notified::Queued);
+        assert!(!ep.still_waiting(), "the server must be woken instead");
+        assert_eq!(ep.receive(), Ok(Some(Incoming::NoSenders(9))), "and nothing was taken");
     }
 
     #[test]

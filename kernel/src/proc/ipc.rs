@@ -279,15 +279,23 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
                 }
             };
             if let Err(e) = delivered {
-                // The server keeps waiting (its queue was empty, so
-                // receiving only marks it waiting again); the caller gets
-                // the error.
-                let _ = ep.core.lock().receive();
-                return Err(e);
+                return Err(delivery_failed(t, &ep, server, e));
             }
             Ok(After::Switch(t.prepare_switch(server)))
         }
     }
+}
+
+/// A call handed to its waiting server could not be delivered: the
+/// server keeps waiting and the caller gets `e`; if something was queued
+/// meanwhile, the server receives again instead.
+#[cold]
+#[inline(never)]
+fn delivery_failed(t: &mut Table, ep: &Arc<Endpoint>, server: u32, e: SysError) -> SysError {
+    if !ep.core.lock().still_waiting() {
+        t.wake(server, Some(Wait::Call), Ok(Delivery::Retry));
+    }
+    e
 }
 
 /// What a woken client returns: the reply the server delivered, or why not.

@@ -19,6 +19,7 @@ pub mod ipc;
 pub mod serve;
 pub mod storage;
 pub mod syscall;
+pub mod verdict;
 
 pub use capos_abi::start::StartInfo;
 pub use capos_abi::{Handle, SysError};

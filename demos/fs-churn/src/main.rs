@@ -34,21 +34,12 @@ use alloc::vec::Vec;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_rt::control::ProcessControl;
 use capos_rt::{println, CallError, Clock, Directory, File, StartInfo};
+use capos_rt::verdict::{fail, pass};
 
 capos_rt::entry!(main);
 
 /// Progress is printed every this many cycles.
 const PROGRESS_EVERY: u64 = 10_000;
-
-fn pass(name: &str, what: &str) -> bool {
-    println!("[PASS] {name}: {what}");
-    true
-}
-
-fn fail(name: &str, why: &str) -> bool {
-    println!("[FAIL] {name}: {why}");
-    false
-}
 
 fn why(e: &CallError) -> String {
     match e {

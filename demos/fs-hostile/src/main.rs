@@ -42,6 +42,7 @@ use capos_abi::message::{build_flat, clear};
 use capos_rt::control::ProcessControl;
 use capos_rt::syscall::{self, Failure};
 use capos_rt::{println, Clock, Directory, File, StartInfo, SysError};
+use capos_rt::verdict::{fail, pass};
 
 capos_rt::entry!(main);
 
@@ -78,16 +79,6 @@ fn cases() -> [(&'static str, u64); 3] {
         ("unmapped", UNMAPPED),
         ("recv-area", IPC_AREA_ADDR + RECV_OFFSET as u64),
     ]
-}
-
-fn pass(name: &str, what: &str) -> bool {
-    println!("[PASS] {name}: {what}");
-    true
-}
-
-fn fail(name: &str, why: &str) -> bool {
-    println!("[FAIL] {name}: {why}");
-    false
 }
 
 fn content(seed: u32, len: usize) -> Vec<u8> {

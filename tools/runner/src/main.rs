@@ -107,6 +107,20 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The exit code of a judged run: its verdict, or an error that stopped it
+/// (counted as one failure, so the closing line never reads as a pass).
+fn judged(r: Result<bool, String>) -> ExitCode {
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("capos-run: {}", e);
+            println!("0 passed, 1 failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else { return usage() };
@@ -143,25 +157,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            match qemu::run_all(&settings, &wanted, &wanted_storage) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("capos-run: {}", e);
-                    println!("0 passed, 1 failed");
-                    ExitCode::FAILURE
-                }
-            }
+            judged(qemu::run_all(&settings, &wanted, &wanted_storage))
         }
-        "bench-check" => match budget::bench_check(&settings, args.get(1).map(String::as_str)) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("capos-run: {}", e);
-                println!("0 passed, 1 failed");
-                ExitCode::FAILURE
-            }
-        },
+        "bench-check" => judged(budget::bench_check(&settings, args.get(1).map(String::as_str))),
         "run" | "debug" => match qemu::interactive(&settings, cmd == "debug") {
             Ok(code) => ExitCode::from(code),
             Err(e) => {

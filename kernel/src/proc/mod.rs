@@ -36,7 +36,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use capos_abi::ipc::ReplyWord;
 use capos_abi::SysError;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 pub use table::{Delivery, Exit, Process, State, Table, Wait};
 
@@ -57,52 +57,75 @@ pub fn init() {
 
 /// Run `f` on the process table (interrupts are off in the kernel, so the
 /// lock is never contended; it must not be held across a switch).
+#[inline(always)]
 pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
-    f(&mut TABLE.lock())
+    let mut t = TABLE.lock();
+    let r = f(&mut t);
+    if t.kicks != 0 {
+        let kicks = t.take_kicks();
+        drop(t);
+        kick(kicks);
+    }
+    r
+}
+
+/// Send a reschedule interrupt to each CPU in `cpus` (bit per index).
+#[cold]
+#[inline(never)]
+fn kick(cpus: u64) {
+    for cpu in 0..64 {
+        if cpus & (1 << cpu) != 0 {
+            crate::arch::x86_64::percpu::reschedule(cpu);
+        }
+    }
 }
 
 /// Give the CPU to the next ready process, if any. Returns when this
 /// context is scheduled again (immediately if nothing else is ready and it
 /// can still run).
 pub fn schedule() {
-    let switch = with(|t| {
+    if let Some(s) = with(|t| {
         let next = t.pick_next()?;
-        let (from, n) = t.enter(next);
-        match (n.space(), n.stack_top()) {
-            (Some(space), Some(top)) => {
-                space.activate();
-                crate::arch::x86_64::syscall::set_kernel_stack(top);
-            }
-            _ => {
-                // The idle context runs on the kernel's own tables.
-                crate::mm::paging::activate_kernel_tables();
-            }
-        }
-        Some((from, n.ksp()))
-    });
-    if let Some((from, to)) = switch {
-        // SAFETY: `from` points into a boxed Process that is never freed
-        // while it may be switched back to (a dead one is reaped only once
-        // another context runs); `to` was saved by switch_context or
-        // prepared by the loader.
-        unsafe { switch_context(from, to) };
-        reap();
+        t.prepare_switch(next)
+    }) {
+        switch(s);
     }
 }
 
 /// Carry out a switch prepared under the table lock (the call path
 /// prepares it in the same lock section as the call); without one, run
 /// the scheduler.
-pub fn run_switch(switch: Option<table::Switch>) {
-    match switch {
-        Some(s) => {
-            // SAFETY: as in `schedule`: `from` is the leaving process's
-            // saved-stack slot (its record is not freed while it may be
-            // switched back to), `to` the entered one's saved stack.
-            unsafe { switch_context(s.from, s.to) };
-            reap();
-        }
+pub fn run_switch(s: Option<table::Switch>) {
+    match s {
+        Some(s) => switch(s),
         None => schedule(),
+    }
+}
+
+#[inline(always)]
+fn switch(s: table::Switch) {
+    // SAFETY: `to` is the entered process's saved-stack slot: its record
+    // is not freed while this CPU is its current one (table rule 6), and
+    // `from` the leaving one's (not freed until its stack is saved, which
+    // `switch_context` does).
+    let to = enter_stack(unsafe { &*s.to });
+    // SAFETY: `to` was saved by switch_context or prepared by the loader,
+    // and no other CPU runs on it (rule 6: we took it).
+    unsafe { switch_context(s.from, to) };
+    reap();
+}
+
+/// Take the saved stack pointer of the context this CPU enters (table
+/// rule 6): when another CPU is still leaving that stack, wait the few
+/// instructions until it has stored it.
+#[inline(always)]
+fn enter_stack(slot: &AtomicU64) -> u64 {
+    loop {
+        let v = slot.swap(0, Ordering::Acquire);
+        if v != 0 {
+            return v;
+        }
+        core::hint::spin_loop();
     }
 }
 
@@ -204,6 +227,9 @@ pub fn settle() {
 
 #[inline(never)]
 fn settle_now() {
+    // Kills of processes that run on another CPU, for whoever settles
+    // next (that CPU was asked to reschedule, and settles then).
+    let mut elsewhere = Vec::new();
     while UNSETTLED.swap(false, Ordering::Relaxed) {
         let work = core::mem::take(&mut *DEFERRED.lock());
         with(|t| {
@@ -222,7 +248,25 @@ fn settle_now() {
             }
         });
         for (pid, reason) in work.kills {
-            terminate(pid, Exit::Killed(reason));
+            if let Err(Elsewhere) = terminate(pid, Exit::Killed(reason.clone())) {
+                elsewhere.push((pid, reason));
+            }
+        }
+    }
+    if !elsewhere.is_empty() {
+        defer(|d| d.kills.extend(elsewhere));
+    }
+}
+
+/// [`settle`] on the way back to user mode: if this CPU's own process
+/// was among the kills, it never returns there.
+#[inline(always)]
+pub fn settle_before_user() {
+    if UNSETTLED.load(Ordering::Relaxed) {
+        settle_now();
+        if with(|t| t.current().state() == State::Dead) {
+            schedule();
+            unreachable!("a dead process was scheduled again");
         }
     }
 }
@@ -238,17 +282,28 @@ pub fn table_slots() -> usize {
     with(|t| t.slots_used())
 }
 
-/// Timer preemption from user mode.
+/// Timer preemption (or a reschedule interrupt) from user mode; a kill
+/// asked for by another CPU is carried out here first.
 fn preempt() {
+    settle_before_user();
     schedule();
 }
+
+/// [`terminate`] could not end a process: it runs on another CPU, which
+/// was asked to reschedule (and ends it when it settles).
+pub struct Elsewhere;
 
 /// End `pid`: drop its capabilities, fail every call waiting on it and on
 /// the endpoints it served, take its own queued call off its endpoint, and
 /// never run it again.
-pub fn terminate(pid: u32, how: Exit) {
+pub fn terminate(pid: u32, how: Exit) -> Result<(), Elsewhere> {
     let ended = with(|t| {
-        let ended = t.kill(pid, how.clone())?;
+        if let Some(cpu) = t.running_elsewhere(pid) {
+            // Table rule 7: that CPU ends it.
+            t.kick(cpu);
+            return Err(Elsewhere);
+        }
+        let Some(ended) = t.kill(pid, how.clone()) else { return Ok(None) };
         UNREAPED.fetch_add(1, Ordering::Relaxed);
         // Calls it had taken and not answered, or that wait in its
         // queues, fail.
@@ -258,9 +313,9 @@ pub fn terminate(pid: u32, how: Exit) {
             }
             t.wake(client, Some(Wait::Reply { server: pid, seq: 0, received: false }), Err(SysError::PeerGone));
         }
-        Some(ended)
-    });
-    let Some(ended) = ended else { return };
+        Ok(Some(ended))
+    })?;
+    let Some(ended) = ended else { return Ok(()) };
     if let Some(ep) = &ended.queued_on {
         // Endpoint rule 4: a dead client is never delivered.
         ep.core.lock().cancel(pid);
@@ -290,6 +345,7 @@ pub fn terminate(pid: u32, how: Exit) {
         None => log::warn!("process {} (pid {}) {}", name, pid, what),
         Some(outcome) => log::warn!("proc: {} (pid {}) {}; {}", name, pid, what, outcome),
     }
+    Ok(())
 }
 
 /// A user-mode exception: end that process and run something else.
@@ -304,7 +360,7 @@ fn kill_faulting(frame: &trap::TrapFrame, r: &trap::FaultReport) -> ! {
     if pid == 0 {
         panic!("user-mode fault with no current process: {}", reason);
     }
-    terminate(pid, Exit::Killed(reason));
+    let _ = terminate(pid, Exit::Killed(reason));
     schedule();
     unreachable!("a dead process was scheduled again")
 }
@@ -312,6 +368,12 @@ fn kill_faulting(frame: &trap::TrapFrame, r: &trap::FaultReport) -> ! {
 /// Idle loop: run processes until none is left that could run, then return
 /// a summary (exited, killed, still waiting for calls).
 pub fn run_until_idle() -> (usize, usize, usize) {
+    if !SCHEDULING.swap(true, Ordering::AcqRel) {
+        // The other CPUs were parked until now: processes start once the
+        // boot CPU has started them all.
+        let others = with(|t| t.online_mask()) & !1;
+        kick(others);
+    }
     loop {
         trap::set_interrupts(false);
         if with(|t| t.any_ready()) {
@@ -343,4 +405,27 @@ pub fn run_until_idle() -> (usize, usize, usize) {
     trap::set_interrupts(true);
     let waiting = with(|t| t.live());
     (EXITED.load(Ordering::Relaxed), KILLED.load(Ordering::Relaxed), waiting)
+}
+
+/// Set once the boot CPU first runs processes; the other CPUs idle until
+/// then.
+static SCHEDULING: AtomicBool = AtomicBool::new(false);
+
+/// A CPU other than the boot CPU, once started: its idle loop. It runs
+/// whatever is ready (its own queue, or taken from another CPU's), and
+/// halts when nothing is; a reschedule interrupt or its timer wakes it.
+pub fn ap_main(_cpu: usize) -> ! {
+    trap::set_interrupts(false);
+    with(|t| t.install_idle());
+    loop {
+        trap::set_interrupts(false);
+        if SCHEDULING.load(Ordering::Acquire) {
+            settle();
+            if with(|t| t.any_ready()) {
+                schedule();
+                continue;
+            }
+        }
+        crate::arch::x86_64::cpu::wait_for_interrupt();
+    }
 }

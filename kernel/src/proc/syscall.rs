@@ -39,7 +39,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
     };
     // Callers of endpoints closed during this call, and processes killed
     // through ProcessControl, are dealt with before user mode resumes.
-    super::settle();
+    super::settle_before_user();
     let (rax, rdx) = capos_abi::error::encode_status(result);
     frame.rax = rax;
     frame.rdx = rdx;
@@ -64,7 +64,7 @@ fn endpoint_create() -> SysResult {
 
 fn exit(status: u64) -> SysResult {
     let pid = with(|t| t.current_pid());
-    terminate(pid, Exit::Status(status));
+    let _ = terminate(pid, Exit::Status(status));
     schedule();
     unreachable!("a dead process was scheduled again")
 }

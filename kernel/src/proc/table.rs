@@ -19,6 +19,23 @@
 //!    ready for a direct switch (`switch_to`), which runs it next.
 //! 5. A dead process is never resumed, scheduled or switched to; it stays
 //!    in the table until `reap` frees it from another stack.
+//! 6. Each CPU has its current process (its idle context when nothing
+//!    else runs) and its run queue, all under the table's one lock. A
+//!    process's saved kernel stack pointer is 0 while a CPU runs on that
+//!    stack: the CPU leaving it stores it as the last thing it does there
+//!    (`switch_context`, after the table is unlocked), and a CPU entering
+//!    it takes it, waiting the few instructions until it is stored. So a
+//!    process made ready on one CPU may be entered by another at once, and
+//!    a dead one is freed only once its stack is saved.
+//! 7. A process running on another CPU is ended by that CPU, never from
+//!    here: [`Table::kill`] refuses it, and the caller asks that CPU to
+//!    do it (`proc::terminate`).
+//! 8. Placement: a new process goes to the online CPUs in turn; a woken
+//!    one to the CPU it last ran on; a CPU with nothing of its own takes
+//!    the first ready process of the busiest other queue; a call or reply
+//!    switched to directly runs on the caller's CPU. A wake-up queued on
+//!    an idle CPU (or on a busy one while another idles) sends it a
+//!    reschedule interrupt.
 
 use crate::cap::{Cap, CapList};
 use crate::cap::endpoint::Endpoint;
@@ -31,6 +48,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+use crate::arch::x86_64::percpu::{self, MAX_CPUS};
 use capos_abi::ipc::{CallWord, Received, ReplyWord};
 use capos_abi::{Handle, SysError};
 use capos_kcore::cap_table::CapTable;
@@ -96,8 +115,12 @@ pub struct Process {
     space: Option<AddressSpace>,
     caps: CapTable<Cap>,
     kstack: Option<KernelStack>,
-    /// Saved kernel stack pointer while switched out.
-    ksp: u64,
+    /// Saved kernel stack pointer while switched out; 0 while a CPU runs
+    /// on that stack (rule 6): written by `switch_context` as the CPU
+    /// leaves it, taken (swapped with 0) by the CPU that enters it.
+    ksp: AtomicU64,
+    /// The CPU it last ran on, or was queued to run on (its run queue).
+    cpu: usize,
     /// The IPC area (None for the idle context; owned here, freed with the
     /// process), and the kernel's view of it (computed once: the call path
     /// reads it on every call).
@@ -144,7 +167,8 @@ impl Process {
             space,
             caps,
             kstack: None,
-            ksp: 0,
+            ksp: AtomicU64::new(0),
+            cpu: 0,
             _ipc: ipc,
             recv_dirty: 0,
             seq: 0,
@@ -159,7 +183,7 @@ impl Process {
     /// A process ready to start on `kstack` at `ksp`, serving `serves`.
     pub fn with_stack(mut self, kstack: KernelStack, ksp: u64, serves: Vec<Arc<Endpoint>>) -> Process {
         self.kstack = Some(kstack);
-        self.ksp = ksp;
+        self.ksp = AtomicU64::new(ksp);
         self.serves = serves;
         self
     }
@@ -295,11 +319,12 @@ impl Process {
     }
 
     /// The kernel stack switched to, and where its pointer is saved.
-    pub(super) fn ksp_slot(&mut self) -> *mut u64 {
-        &mut self.ksp
+    pub(super) fn ksp_slot(&self) -> *mut u64 {
+        self.ksp.as_ptr()
     }
-    pub(super) fn ksp(&self) -> u64 {
-        self.ksp
+    /// Whether its kernel stack is saved (no CPU runs on it: rule 6).
+    fn off_cpu(&self) -> bool {
+        self.ksp.load(Ordering::Acquire) != 0
     }
     pub(super) fn stack_top(&self) -> Option<u64> {
         self.kstack.as_ref().map(|k| k.top)
@@ -309,18 +334,36 @@ impl Process {
     }
 }
 
-pub struct Table {
-    procs: PidTable<Box<Process>>,
+/// One CPU's part of the table: what it runs and what waits to run there.
+struct Cpu {
+    /// Its current process (0: its idle context).
     current: u32,
     /// The record of `current`, so the call path reaches it without a
     /// lookup (it does so several times a call). Valid while that process
-    /// is current: a record leaves the table only through
-    /// [`take_dead`](Self::take_dead), which never takes the current one,
+    /// is current here: a record leaves the table only through
+    /// [`Table::take_dead`], which never takes one a CPU runs on (rule 6),
     /// and a boxed record never moves. Set only with `current`
-    /// ([`set_current`](Self::set_current)); dangling until
-    /// [`install_idle`](Self::install_idle).
+    /// ([`Table::set_current`]); dangling until the CPU installs its idle
+    /// context.
     cur: NonNull<Process>,
+    /// Its idle context (the boot CPU's is pid 0 in `procs`).
+    idle: Option<Box<Process>>,
     run_queue: VecDeque<u32>,
+    online: bool,
+}
+
+impl Cpu {
+    const OFFLINE: Cpu = Cpu { current: 0, cur: NonNull::dangling(), idle: None, run_queue: VecDeque::new(), online: false };
+}
+
+pub struct Table {
+    procs: PidTable<Box<Process>>,
+    cpus: [Cpu; MAX_CPUS],
+    /// Round-robin cursor for placing new processes.
+    next_cpu: usize,
+    /// CPUs to send a reschedule interrupt once the table is unlocked
+    /// (bit per CPU index): a wake-up queued there while it idles.
+    pub(super) kicks: u64,
 }
 
 // SAFETY: `cur` points into a record the table owns (see the field), and
@@ -332,20 +375,38 @@ impl Table {
     /// the call path never checks for one); [`install_idle`](Self::install_idle)
     /// makes it usable.
     pub const fn empty() -> Table {
-        Table { procs: PidTable::new(), current: 0, cur: NonNull::dangling(), run_queue: VecDeque::new() }
+        Table { procs: PidTable::new(), cpus: [const { Cpu::OFFLINE }; MAX_CPUS], next_cpu: 0, kicks: 0 }
     }
 
-    /// Put the idle context in, running, as pid 0.
+    /// Put this CPU's idle context in, running: on the boot CPU as pid 0
+    /// (the first call), on the others in their own slot.
     pub fn install_idle(&mut self) {
+        let me = percpu::index();
         let mut idle = Box::new(Process::new(String::from("idle"), None, CapTable::new(0), None));
         idle.state = State::Running;
-        let idle_pid = self.procs.insert_with(|_| idle);
-        assert_eq!(idle_pid, Some(0), "idle is pid 0");
+        idle.cpu = me;
+        if me == 0 {
+            let idle_pid = self.procs.insert_with(|_| idle);
+            assert_eq!(idle_pid, Some(0), "idle is pid 0");
+        } else {
+            self.cpus[me].idle = Some(idle);
+        }
+        self.cpus[me].online = true;
         self.set_current(0);
     }
 
+    /// This CPU's idle context.
+    fn idle_of(&mut self, cpu: usize) -> &mut Process {
+        if cpu == 0 {
+            &mut **self.procs.get_mut(0).expect("the boot CPU's idle context is pid 0")
+        } else {
+            self.cpus[cpu].idle.as_deref_mut().expect("an online CPU has an idle context")
+        }
+    }
+
+    #[inline]
     pub fn current_pid(&self) -> u32 {
-        self.current
+        self.cpus[percpu::index()].current
     }
 
     pub fn get(&mut self, pid: u32) -> Option<&mut Process> {
@@ -359,31 +420,42 @@ impl Table {
     /// The current process and another one at once (a call's client and
     /// server); only the other's generation needs checking.
     pub fn current_and(&mut self, other: u32) -> Option<(&mut Process, &mut Process)> {
-        if slot_of(other) == slot_of(self.current) {
+        let me = &self.cpus[percpu::index()];
+        if slot_of(other) == slot_of(me.current) || other == 0 {
             return None;
         }
-        let cur = self.cur;
+        let cur = me.cur;
         let o = &mut **self.procs.get_mut(other)?;
-        // SAFETY: `cur` is the live record of the current process (see the
-        // field), and `o` is another slot's record, so the two do not
-        // alias; both borrows are tied to `&mut self`.
+        // SAFETY: `cur` is the live record of this CPU's current process
+        // (see the field; an idle context is never `other`, pid 0 being
+        // refused above), and `o` is another slot's record, so the two do
+        // not alias; both borrows are tied to `&mut self`.
         Some((unsafe { &mut *cur.as_ptr() }, o))
     }
 
-    /// Make `pid` (in the table) the current process; its record.
-    fn set_current(&mut self, pid: u32) -> &mut Process {
-        let p = &mut **self.procs.get_mut(pid).expect("the next process is in the table");
-        self.cur = NonNull::from(&mut *p);
-        self.current = pid;
-        p
+    /// Make `pid` this CPU's current process; its record. `None` when it
+    /// is not in the table.
+    fn set_current(&mut self, pid: u32) -> Option<&mut Process> {
+        let me = percpu::index();
+        let p: &mut Process = if pid == 0 { self.idle_of(me) } else { &mut **self.procs.get_mut(pid)? };
+        p.cpu = me;
+        let cur = NonNull::from(&mut *p);
+        let c = &mut self.cpus[me];
+        c.cur = cur;
+        c.current = pid;
+        // SAFETY: the record just found, alive in the table (or this CPU's
+        // idle slot); `&mut self` makes this the only reference.
+        Some(unsafe { &mut *cur.as_ptr() })
     }
 
     #[inline]
     pub fn current(&mut self) -> &mut Process {
-        debug_assert!(self.cur != NonNull::dangling(), "process table not initialised");
-        // SAFETY: `cur` is the live record of the current process (see the
-        // field); `&mut self` makes this the only reference into the table.
-        unsafe { &mut *self.cur.as_ptr() }
+        let cur = self.cpus[percpu::index()].cur;
+        debug_assert!(cur != NonNull::dangling(), "process table not initialised on this CPU");
+        // SAFETY: `cur` is the live record of this CPU's current process
+        // (see the field); `&mut self` makes this the only reference into
+        // the table.
+        unsafe { &mut *cur.as_ptr() }
     }
 
     /// The pids the next `n` [`add`](Self::add)s will give.
@@ -397,19 +469,57 @@ impl Table {
         self.procs.next_pid()
     }
 
-    /// Queue a new process; its pid, or `None` when the table is full.
+    /// Queue a new process on the next online CPU in turn; its pid, or
+    /// `None` when the table is full.
     pub fn add(&mut self, mut p: Box<Process>) -> Option<u32> {
+        let cpu = self.place();
         let pid = self.procs.insert_with(|pid| {
             p.pid = pid;
             p.state = State::Ready;
+            p.cpu = cpu;
             p
         })?;
-        self.run_queue.push_back(pid);
+        self.enqueue(pid, cpu);
         Some(pid)
     }
 
+    /// The CPU a new process starts on: online CPUs in turn.
+    fn place(&mut self) -> usize {
+        for _ in 0..MAX_CPUS {
+            let c = self.next_cpu;
+            self.next_cpu = (c + 1) % MAX_CPUS;
+            if self.cpus[c].online {
+                return c;
+            }
+        }
+        0
+    }
+
+    /// Put ready `pid` on `cpu`'s run queue; if that CPU idles, or it is
+    /// busy and another idles, the one to wake goes in `kicks`.
+    fn enqueue(&mut self, pid: u32, cpu: usize) {
+        self.cpus[cpu].run_queue.push_back(pid);
+        let me = percpu::index();
+        let idle = |c: &Cpu| c.online && c.current == 0;
+        if cpu != me && idle(&self.cpus[cpu]) {
+            self.kicks |= 1 << cpu;
+        } else if !(cpu == me && idle(&self.cpus[me])) {
+            // Its CPU is busy: an idle one may take it (`steal`).
+            if let Some(c) = (0..MAX_CPUS).find(|&c| c != me && c != cpu && idle(&self.cpus[c])) {
+                self.kicks |= 1 << c;
+            }
+        }
+    }
+
+    /// CPUs to send a reschedule interrupt to (cleared).
+    pub(super) fn take_kicks(&mut self) -> u64 {
+        core::mem::take(&mut self.kicks)
+    }
+
+    /// Whether this CPU has something to run (its own queue, or another
+    /// CPU's it may take).
     pub fn any_ready(&self) -> bool {
-        !self.run_queue.is_empty()
+        self.cpus.iter().any(|c| !c.run_queue.is_empty())
     }
 
     /// User processes (not idle), live or dead-but-unreaped.
@@ -423,6 +533,25 @@ impl Table {
 
     pub fn slots_used(&self) -> usize {
         self.procs.slots_used()
+    }
+
+    /// CPUs with an idle context installed (online in the scheduler),
+    /// a bit per index.
+    pub fn online_mask(&self) -> u64 {
+        self.cpus.iter().enumerate().filter(|(_, c)| c.online).fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    /// Whether `pid` runs on a CPU other than this one now (its record
+    /// belongs to that CPU: it cannot be ended from here, rule 7).
+    pub fn running_elsewhere(&self, pid: u32) -> Option<usize> {
+        let me = percpu::index();
+        let p = self.peek(pid)?;
+        (p.state == State::Running && p.cpu != me).then_some(p.cpu)
+    }
+
+    /// Ask `cpu` to reschedule once the table is unlocked.
+    pub fn kick(&mut self, cpu: usize) {
+        self.kicks |= 1 << cpu;
     }
 
     // ---- Transitions (rule 1). ----
@@ -450,7 +579,7 @@ impl Table {
     pub fn wake(&mut self, pid: u32, why: Option<Wait>, d: Result<Delivery, SysError>) -> bool {
         let woke = self.resume(pid, why, d);
         if woke {
-            self.run_queue.push_back(pid);
+            self.queue(pid);
         }
         woke
     }
@@ -460,20 +589,23 @@ impl Table {
         self.current().delivery.take()
     }
 
-    /// Put resumed `pid` on the run queue (it was handed its delivery
-    /// but is not switched to directly).
+    /// Put resumed `pid` on its CPU's run queue (it was handed its
+    /// delivery but is not switched to directly).
     pub fn queue(&mut self, pid: u32) {
-        if self.peek(pid).is_some_and(|p| p.state == State::Ready) {
-            self.run_queue.push_back(pid);
+        let Some(p) = self.peek(pid) else { return };
+        if p.state == State::Ready {
+            let cpu = p.cpu;
+            self.enqueue(pid, cpu);
         }
     }
 
     /// End `pid`: it never runs again (rule 5). Returns what it held that
     /// must be released outside the table: its capabilities, the endpoints
     /// it served, its name, and the call it was in (handle of the
-    /// endpoint it was queued on), or `None` if it was not alive.
+    /// endpoint it was queued on), or `None` if it was not alive or runs
+    /// on another CPU (rule 7: see [`running_elsewhere`](Self::running_elsewhere)).
     pub fn kill(&mut self, pid: u32, how: Exit) -> Option<Ended> {
-        if pid == 0 {
+        if pid == 0 || self.running_elsewhere(pid).is_some() {
             return None;
         }
         let p = self.get(pid)?;
@@ -501,27 +633,22 @@ impl Table {
         self.users().filter(|c| matches!(c.state, State::Blocked(Wait::Reply { server: s, .. }) if s == server)).map(|c| c.pid).collect()
     }
 
-    /// Dead processes other than the current one, out of the table.
+    /// Dead processes no CPU runs on (rule 6), out of the table.
     pub fn take_dead(&mut self) -> Vec<Box<Process>> {
-        let cur = self.current;
-        let pids: Vec<u32> = self.procs.iter().filter(|(pid, p)| p.state == State::Dead && *pid != cur).map(|(pid, _)| pid).collect();
+        let pids: Vec<u32> = self.procs.iter().filter(|(pid, p)| *pid != 0 && p.state == State::Dead && p.off_cpu()).map(|(pid, _)| pid).collect();
         pids.into_iter().filter_map(|pid| self.procs.remove(pid)).collect()
     }
 
     // ---- The scheduler's transitions. ----
 
-    /// Pick who runs next, or `None` to keep running the current process.
-    /// The current process, if still runnable, goes to the back of the
-    /// queue; idle (0) runs when nothing else can.
+    /// Pick who runs next on this CPU, or `None` to keep running the
+    /// current process: its own queue first, then another CPU's (the
+    /// longest; rule 8). The current process, if still runnable, goes to
+    /// the back of this CPU's queue; idle (0) runs when nothing else can.
     pub(super) fn pick_next(&mut self) -> Option<u32> {
-        let cur = self.current;
-        let next = loop {
-            match self.run_queue.pop_front() {
-                Some(pid) if self.peek(pid).is_some_and(|p| p.state == State::Ready) => break Some(pid),
-                Some(_) => continue,
-                None => break None,
-            }
-        };
+        let me = percpu::index();
+        let cur = self.cpus[me].current;
+        let next = self.pop_ready(me).or_else(|| self.steal(me));
         let cur_runnable = self.current().state == State::Running;
         let next = match next {
             Some(n) => n,
@@ -534,42 +661,50 @@ impl Table {
         }
         if cur_runnable && cur != 0 {
             self.current().state = State::Ready;
-            self.run_queue.push_back(cur);
+            self.cpus[me].run_queue.push_back(cur);
         }
         Some(next)
     }
 
-    /// Make `next` (resumed, or ready) the running process now, with its
-    /// address space and kernel stack loaded; the switch to carry out once
-    /// the table is unlocked, or `None` when `next` cannot run (dead, or
-    /// already current).
-    pub fn prepare_switch(&mut self, next: u32) -> Option<Switch> {
-        let cur = self.current;
-        if next == cur {
-            return None;
+    /// The first ready process on `cpu`'s queue (stale entries dropped).
+    fn pop_ready(&mut self, cpu: usize) -> Option<u32> {
+        while let Some(pid) = self.cpus[cpu].run_queue.pop_front() {
+            if self.peek(pid).is_some_and(|p| p.state == State::Ready) {
+                return Some(pid);
+            }
         }
-        let from = self.current().ksp_slot();
-        let n = &mut **self.procs.get_mut(next)?;
-        if n.state == State::Dead {
-            return None;
-        }
-        n.state = State::Running;
-        self.cur = NonNull::from(&mut *n);
-        self.current = next;
-        if let (Some(space), Some(top)) = (n.space(), n.stack_top()) {
-            space.activate();
-            crate::arch::x86_64::syscall::set_kernel_stack(top);
-        }
-        Some(Switch { from, to: n.ksp() })
+        None
     }
 
-    /// Make `next` the running process; the saved stack pointer slot of
-    /// the one leaving, and `next`'s.
-    pub(super) fn enter(&mut self, next: u32) -> (*mut u64, &Process) {
+    /// A ready process from the busiest other CPU's queue.
+    fn steal(&mut self, me: usize) -> Option<u32> {
+        let from = (0..MAX_CPUS).filter(|&c| c != me && !self.cpus[c].run_queue.is_empty()).max_by_key(|&c| self.cpus[c].run_queue.len())?;
+        self.pop_ready(from)
+    }
+
+    /// Make `next` (resumed, or ready) the running process on this CPU
+    /// now, with its address space and kernel stack loaded; the switch to
+    /// carry out once the table is unlocked, or `None` when `next` cannot
+    /// run (dead, or already current).
+    pub fn prepare_switch(&mut self, next: u32) -> Option<Switch> {
+        if next == self.current_pid() {
+            return None;
+        }
         let from = self.current().ksp_slot();
-        let n = self.set_current(next);
+        if self.peek(next).is_some_and(|n| n.state == State::Dead) {
+            return None;
+        }
+        let n = self.set_current(next)?;
         n.state = State::Running;
-        (from, n)
+        match (n.space(), n.stack_top()) {
+            (Some(space), Some(top)) => {
+                space.activate();
+                crate::arch::x86_64::syscall::set_kernel_stack(top);
+            }
+            // An idle context runs on the kernel's own tables.
+            _ => crate::mm::paging::activate_kernel_tables(),
+        }
+        Some(Switch { from, to: &n.ksp })
     }
 }
 
@@ -577,7 +712,7 @@ impl Table {
 /// ([`Table::prepare_switch`]), carried out by `proc::run_switch`.
 pub struct Switch {
     pub(super) from: *mut u64,
-    pub(super) to: u64,
+    pub(super) to: *const AtomicU64,
 }
 
 /// What a killed process held, released outside the table.

@@ -41,6 +41,10 @@ impl BlockServer for RawBlock {
 pub struct Block<S>(pub S);
 
 impl<S: BlockServer + Send + Sync> KernelObject for Block<S> {
+    fn runs_unlocked(&self) -> bool {
+        true
+    }
+
     fn interface_id(&self) -> u64 {
         interfaces::BLOCK_DEVICE
     }

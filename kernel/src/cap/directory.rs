@@ -95,6 +95,10 @@ fn cap_directory(cap: &Cap) -> Option<&Directory> {
 }
 
 impl KernelObject for Directory {
+    fn runs_unlocked(&self) -> bool {
+        true
+    }
+
     fn interface_id(&self) -> u64 {
         interfaces::DIRECTORY
     }

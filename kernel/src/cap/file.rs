@@ -65,6 +65,10 @@ impl FileServer for File {
 }
 
 impl KernelObject for File {
+    fn runs_unlocked(&self) -> bool {
+        true
+    }
+
     fn interface_id(&self) -> u64 {
         interfaces::FILE
     }

@@ -228,6 +228,17 @@ pub trait KernelObject: Send + Sync {
         None
     }
 
+    /// Whether the call path runs [`call`](Self::call) with the process
+    /// table unlocked: objects whose calls wait for a device (storage)
+    /// say yes, so a read on one mount stops no other call, on this CPU's
+    /// next process or on another CPU. Such an object never parks a call
+    /// (`Reply::park`: its completion could race the unlocked call) and
+    /// must not touch the process table but through `waiters`. The others
+    /// keep the default: their calls are short and may park.
+    fn runs_unlocked(&self) -> bool {
+        false
+    }
+
     /// The object itself, for a method that must know what kind of object
     /// a transferred capability is (`Directory.rename` checks its target
     /// is a directory of the same filesystem). Wrappers keep the default:

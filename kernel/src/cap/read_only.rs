@@ -23,6 +23,10 @@ impl KernelObject for ReadOnly {
         "read-only wrapper"
     }
 
+    fn runs_unlocked(&self) -> bool {
+        self.0.runs_unlocked()
+    }
+
     fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
         match read_only(call.interface_id(), call.method_id()) {
             Access::Unknown => Err(SysError::UnknownInterface),

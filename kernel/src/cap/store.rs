@@ -40,6 +40,10 @@ impl StoreServer for KernelStore {
 }
 
 impl KernelObject for KernelStore {
+    fn runs_unlocked(&self) -> bool {
+        true
+    }
+
     fn interface_id(&self) -> u64 {
         interfaces::STORE
     }

@@ -21,7 +21,7 @@ use super::table::{Delivery, Parts, Process, Switch, Table, Wait};
 use super::{run_switch, schedule, with};
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::cap::endpoint::{Client, Endpoint};
-use crate::cap::{Bulk, CallMessage, Cap, CapList, Caller, Reply};
+use crate::cap::{Bulk, CallMessage, Cap, CapList, Caller, KernelCap, Reply};
 use crate::mm::address_space::AddressSpace;
 use crate::mm::ipc_area::IpcView;
 use crate::mm::usermem::{copy_user, UserSlice};
@@ -54,6 +54,26 @@ enum After {
     /// Wait for the answer on the server, switched to now (prepared in
     /// the call's own lock section).
     Switch(Option<Switch>),
+    /// Call a kernel object with the table unlocked.
+    Unlocked(Unlocked),
+}
+
+/// A kernel-object call that runs with the process table unlocked
+/// (`KernelObject::runs_unlocked`: it may wait for a device). What it
+/// needs of the caller is taken here: the caller is running on this CPU,
+/// so nothing else changes its IPC area, receive buffer or capabilities
+/// until it is back (table rule 7: even a kill waits for this CPU).
+struct Unlocked {
+    obj: KernelCap,
+    pid: u32,
+    name: Arc<str>,
+    space: Arc<AddressSpace>,
+    view: IpcView,
+    dirty: usize,
+    iface: u64,
+    w: CallWord,
+    transferred: CapList,
+    bulk: Option<(UserSlice, u8)>,
 }
 
 // ---- cap_call ----
@@ -81,6 +101,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
             }
         }
         match route {
+            Route::Kernel if matches!(cap, Cap::Kernel(obj) if obj.runs_unlocked()) => unlocked(t.current(), handle, iface, w, bulk),
             Route::Kernel => {
                 let after = call_kernel(t.current().parts(), handle, iface, w, bulk)?;
                 if let After::Block = after {
@@ -108,7 +129,65 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
             run_switch(s);
             take_reply(f)
         }
+        After::Unlocked(u) => {
+            let (word, bulk_out) = call_unlocked(u).map_err(err)?;
+            f.rsi = bulk_out;
+            Ok(word)
+        }
     }
+}
+
+/// Take what a call of a kernel object that runs unlocked needs of the
+/// caller: the object, transferred capabilities (resolved now) and the
+/// bulk buffer (checked now).
+#[inline(never)]
+fn unlocked(p: &mut Process, handle: Handle, iface: u64, w: CallWord, bulk: Option<BulkArg>) -> Result<After, SysError> {
+    let (space, name) = p.shared();
+    let space = space.ok_or(SysError::BadAddress)?;
+    let Parts { pid, caps: table, view, recv_dirty, .. } = p.parts();
+    let view = view.ok_or(SysError::InvalidArgument)?;
+    let mut transferred = CapList::new();
+    if w.caps > 0 {
+        resolve(table, view, w.caps, &mut transferred)?;
+    }
+    let Ok(Cap::Kernel(obj)) = table.get(handle) else { return Err(SysError::InvalidHandle) };
+    let bulk = match bulk {
+        Some(b) => Some((check_bulk(Some(&space), &b)?, b.flags)),
+        None => None,
+    };
+    Ok(After::Unlocked(Unlocked { obj: obj.clone(), pid, name, space, view, dirty: *recv_dirty, iface, w, transferred, bulk }))
+}
+
+/// Run a kernel object's call with the table unlocked; then, locked
+/// again, record how much of the receive buffer it wrote and install the
+/// capabilities it handed back.
+#[inline(never)]
+fn call_unlocked(u: Unlocked) -> Result<(u64, u64), SysError> {
+    let Unlocked { obj, pid, name, space, view, mut dirty, iface, w, transferred, bulk } = u;
+    let mut scratch = CapList::new();
+    let answered = (|| {
+        let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
+        let bulk = bulk.map(|(slice, flags)| Bulk::new(&space, slice, flags));
+        let mut reply = Reply::new(view, &mut dirty, &mut scratch, bulk);
+        obj.call(&Caller { pid, name: &name, caps: &transferred }, &call, &mut reply)?;
+        if reply.parked() {
+            // KernelObject::runs_unlocked: such an object never parks.
+            log::error!("{} (pid {}): a {} parked a call made without the table lock; refused", name, pid, obj.kind());
+            return Err(SysError::InvalidArgument);
+        }
+        Ok(reply.finish())
+    })();
+    drop(transferred);
+    let installed = with(|t| {
+        let p = t.current();
+        *p.recv_dirty_mut() = dirty;
+        let (len, out) = answered?;
+        let n = if scratch.is_empty() { 0 } else { install(p.caps_mut(), &mut scratch, view, None)? };
+        Ok((ReplyWord::new(len as u32, n).pack(), out))
+    });
+    // Capabilities not installed (an error) drop with the table unlocked.
+    drop(scratch);
+    installed
 }
 
 /// Rule 2 of `kcore::call`: every page of the buffer mapped for the user

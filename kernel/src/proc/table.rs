@@ -110,9 +110,11 @@ pub struct PendingCall {
 
 pub struct Process {
     pid: u32,
-    name: String,
+    name: Arc<str>,
     state: State,
-    space: Option<AddressSpace>,
+    /// Shared with a kernel-object call that runs with the table unlocked
+    /// (`ipc::call_unlocked`); never changed once the process exists.
+    space: Option<Arc<AddressSpace>>,
     caps: CapTable<Cap>,
     kstack: Option<KernelStack>,
     /// Saved kernel stack pointer while switched out; 0 while a CPU runs
@@ -162,9 +164,9 @@ impl Process {
         Process {
             view,
             pid: 0,
-            name,
+            name: Arc::from(name),
             state: State::Ready,
-            space,
+            space: space.map(Arc::new),
             caps,
             kstack: None,
             ksp: AtomicU64::new(0),
@@ -201,7 +203,12 @@ impl Process {
         &mut self.caps
     }
     pub fn space(&self) -> Option<&AddressSpace> {
-        self.space.as_ref()
+        self.space.as_deref()
+    }
+    /// Its address space and name, for a call that runs with the table
+    /// unlocked.
+    pub fn shared(&self) -> (Option<Arc<AddressSpace>>, Arc<str>) {
+        (self.space.clone(), self.name.clone())
     }
     pub fn view(&self) -> Option<IpcView> {
         self.view
@@ -242,7 +249,7 @@ impl Process {
             pid: self.pid,
             name: &self.name,
             caps: &mut self.caps,
-            space: self.space.as_ref(),
+            space: self.space.as_deref(),
             view: self.view,
             recv_dirty: &mut self.recv_dirty,
             scratch: &mut self.call.caps,
@@ -624,7 +631,7 @@ impl Table {
         let caps = p.caps.drain();
         let call_caps = core::mem::take(&mut p.call.caps);
         let serves = core::mem::take(&mut p.serves);
-        let name = p.name.clone();
+        let name = String::from(&*p.name);
         Some(Ended { caps, call_caps, serves, name, queued_on })
     }
 

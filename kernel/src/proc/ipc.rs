@@ -54,8 +54,9 @@ enum After {
     /// Wait for the answer on the server, switched to now (prepared in
     /// the call's own lock section).
     Switch(Option<Switch>),
-    /// Call a kernel object with the table unlocked.
-    Unlocked(Unlocked),
+    /// Call a kernel object with the table unlocked (boxed: the other
+    /// variants stay a few words, returned in registers).
+    Unlocked(alloc::boxed::Box<Unlocked>),
 }
 
 /// A kernel-object call that runs with the process table unlocked
@@ -155,15 +156,15 @@ fn unlocked(p: &mut Process, handle: Handle, iface: u64, w: CallWord, bulk: Opti
         Some(b) => Some((check_bulk(Some(&space), &b)?, b.flags)),
         None => None,
     };
-    Ok(After::Unlocked(Unlocked { obj: obj.clone(), pid, name, space, view, dirty: *recv_dirty, iface, w, transferred, bulk }))
+    Ok(After::Unlocked(alloc::boxed::Box::new(Unlocked { obj: obj.clone(), pid, name, space, view, dirty: *recv_dirty, iface, w, transferred, bulk })))
 }
 
 /// Run a kernel object's call with the table unlocked; then, locked
 /// again, record how much of the receive buffer it wrote and install the
 /// capabilities it handed back.
 #[inline(never)]
-fn call_unlocked(u: Unlocked) -> Result<(u64, u64), SysError> {
-    let Unlocked { obj, pid, name, space, view, mut dirty, iface, w, transferred, bulk } = u;
+fn call_unlocked(u: alloc::boxed::Box<Unlocked>) -> Result<(u64, u64), SysError> {
+    let Unlocked { obj, pid, name, space, view, mut dirty, iface, w, transferred, bulk } = *u;
     let mut scratch = CapList::new();
     let answered = (|| {
         let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;

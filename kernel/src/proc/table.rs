@@ -402,12 +402,12 @@ impl Table {
         self.set_current(0);
     }
 
-    /// This CPU's idle context.
-    fn idle_of(&mut self, cpu: usize) -> &mut Process {
-        if cpu == 0 {
-            &mut **self.procs.get_mut(0).expect("the boot CPU's idle context is pid 0")
+    /// The record `cpu` runs as `pid`: its idle context for 0.
+    fn record<'a>(procs: &'a mut PidTable<Box<Process>>, idle: &'a mut Option<Box<Process>>, me: usize, pid: u32) -> Option<&'a mut Process> {
+        if pid == 0 && me != 0 {
+            idle.as_deref_mut()
         } else {
-            self.cpus[cpu].idle.as_deref_mut().expect("an online CPU has an idle context")
+            procs.get_mut(pid).map(|b| &mut **b)
         }
     }
 
@@ -444,15 +444,12 @@ impl Table {
     /// is not in the table.
     fn set_current(&mut self, pid: u32) -> Option<&mut Process> {
         let me = percpu::index();
-        let p: &mut Process = if pid == 0 { self.idle_of(me) } else { &mut **self.procs.get_mut(pid)? };
-        p.cpu = me;
-        let cur = NonNull::from(&mut *p);
         let c = &mut self.cpus[me];
-        c.cur = cur;
+        let p = Self::record(&mut self.procs, &mut c.idle, me, pid)?;
+        p.cpu = me;
+        c.cur = NonNull::from(&mut *p);
         c.current = pid;
-        // SAFETY: the record just found, alive in the table (or this CPU's
-        // idle slot); `&mut self` makes this the only reference.
-        Some(unsafe { &mut *cur.as_ptr() })
+        Some(p)
     }
 
     #[inline]
@@ -698,11 +695,16 @@ impl Table {
             return None;
         }
         let from = self.current().ksp_slot();
-        if self.peek(next).is_some_and(|n| n.state == State::Dead) {
+        let me = percpu::index();
+        let c = &mut self.cpus[me];
+        let n = Self::record(&mut self.procs, &mut c.idle, me, next)?;
+        if n.state == State::Dead {
             return None;
         }
-        let n = self.set_current(next)?;
         n.state = State::Running;
+        n.cpu = me;
+        c.cur = NonNull::from(&mut *n);
+        c.current = next;
         match (n.space(), n.stack_top()) {
             (Some(space), Some(top)) => {
                 space.activate();

@@ -22,6 +22,7 @@ pub mod nvme;
 pub mod pci;
 pub mod pid_table;
 pub mod restart;
+pub mod run_queues;
 pub mod user_elf;
 pub mod vectors;
 

@@ -30,12 +30,12 @@
 //! 7. A process running on another CPU is ended by that CPU, never from
 //!    here: [`Table::kill`] refuses it, and the caller asks that CPU to
 //!    do it (`proc::terminate`).
-//! 8. Placement: a new process goes to the online CPUs in turn; a woken
-//!    one to the CPU it last ran on; a CPU with nothing of its own takes
-//!    the first ready process of the busiest other queue; a call or reply
-//!    switched to directly runs on the caller's CPU. A wake-up queued on
-//!    an idle CPU (or on a busy one while another idles) sends it a
-//!    reschedule interrupt.
+//! 8. Placement is `capos_kcore::run_queues`: a new process goes to the
+//!    online CPUs in turn, a woken one to the CPU it last ran on, a CPU
+//!    with nothing of its own takes from the longest other queue, and a
+//!    wake-up queued where a CPU idles wakes it (`kicks`, sent once the
+//!    table is unlocked). A call or reply switched to directly runs on
+//!    the caller's CPU.
 
 use crate::cap::{Cap, CapList};
 use crate::cap::endpoint::Endpoint;
@@ -43,18 +43,19 @@ use crate::mm::address_space::AddressSpace;
 use crate::mm::ipc_area::{IpcArea, IpcView};
 use crate::mm::stacks::KernelStack;
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
-use crate::arch::x86_64::percpu::{self, MAX_CPUS};
+use crate::arch::x86_64::percpu;
+use capos_kcore::run_queues::MAX_CPUS;
 use capos_abi::ipc::{CallWord, Received, ReplyWord};
 use capos_abi::{Handle, SysError};
 use capos_kcore::cap_table::CapTable;
 use capos_kcore::endpoint::{next_seq, Waiting};
 use capos_kcore::pid_table::{slot_of, PidTable};
+use capos_kcore::run_queues::RunQueues;
 
 /// Why a blocked process waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,19 +356,17 @@ struct Cpu {
     cur: NonNull<Process>,
     /// Its idle context (the boot CPU's is pid 0 in `procs`).
     idle: Option<Box<Process>>,
-    run_queue: VecDeque<u32>,
-    online: bool,
 }
 
 impl Cpu {
-    const OFFLINE: Cpu = Cpu { current: 0, cur: NonNull::dangling(), idle: None, run_queue: VecDeque::new(), online: false };
+    const OFFLINE: Cpu = Cpu { current: 0, cur: NonNull::dangling(), idle: None };
 }
 
 pub struct Table {
     procs: PidTable<Box<Process>>,
     cpus: [Cpu; MAX_CPUS],
-    /// Round-robin cursor for placing new processes.
-    next_cpu: usize,
+    /// Ready processes by CPU (`capos_kcore::run_queues` decides).
+    queues: RunQueues,
     /// CPUs to send a reschedule interrupt once the table is unlocked
     /// (bit per CPU index): a wake-up queued there while it idles.
     pub(super) kicks: u64,
@@ -382,7 +381,7 @@ impl Table {
     /// the call path never checks for one); [`install_idle`](Self::install_idle)
     /// makes it usable.
     pub const fn empty() -> Table {
-        Table { procs: PidTable::new(), cpus: [const { Cpu::OFFLINE }; MAX_CPUS], next_cpu: 0, kicks: 0 }
+        Table { procs: PidTable::new(), cpus: [const { Cpu::OFFLINE }; MAX_CPUS], queues: RunQueues::new(), kicks: 0 }
     }
 
     /// Put this CPU's idle context in, running: on the boot CPU as pid 0
@@ -398,7 +397,7 @@ impl Table {
         } else {
             self.cpus[me].idle = Some(idle);
         }
-        self.cpus[me].online = true;
+        self.queues.set_online(me);
         self.set_current(0);
     }
 
@@ -449,6 +448,7 @@ impl Table {
         p.cpu = me;
         c.cur = NonNull::from(&mut *p);
         c.current = pid;
+        self.queues.set_idle(me, pid == 0);
         Some(p)
     }
 
@@ -476,7 +476,7 @@ impl Table {
     /// Queue a new process on the next online CPU in turn; its pid, or
     /// `None` when the table is full.
     pub fn add(&mut self, mut p: Box<Process>) -> Option<u32> {
-        let cpu = self.place();
+        let cpu = self.queues.place();
         let pid = self.procs.insert_with(|pid| {
             p.pid = pid;
             p.state = State::Ready;
@@ -487,32 +487,10 @@ impl Table {
         Some(pid)
     }
 
-    /// The CPU a new process starts on: online CPUs in turn.
-    fn place(&mut self) -> usize {
-        for _ in 0..MAX_CPUS {
-            let c = self.next_cpu;
-            self.next_cpu = (c + 1) % MAX_CPUS;
-            if self.cpus[c].online {
-                return c;
-            }
-        }
-        0
-    }
-
-    /// Put ready `pid` on `cpu`'s run queue; if that CPU idles, or it is
-    /// busy and another idles, the one to wake goes in `kicks`.
+    /// Put ready `pid` on `cpu`'s run queue; who to wake for it goes in
+    /// `kicks` (run_queues rule 3).
     fn enqueue(&mut self, pid: u32, cpu: usize) {
-        self.cpus[cpu].run_queue.push_back(pid);
-        let me = percpu::index();
-        let idle = |c: &Cpu| c.online && c.current == 0;
-        if cpu != me && idle(&self.cpus[cpu]) {
-            self.kicks |= 1 << cpu;
-        } else if !(cpu == me && idle(&self.cpus[me])) {
-            // Its CPU is busy: an idle one may take it (`steal`).
-            if let Some(c) = (0..MAX_CPUS).find(|&c| c != me && c != cpu && idle(&self.cpus[c])) {
-                self.kicks |= 1 << c;
-            }
-        }
+        self.kicks |= self.queues.enqueue(pid, cpu, percpu::index());
     }
 
     /// CPUs to send a reschedule interrupt to (cleared).
@@ -523,7 +501,7 @@ impl Table {
     /// Whether this CPU has something to run (its own queue, or another
     /// CPU's it may take).
     pub fn any_ready(&self) -> bool {
-        self.cpus.iter().any(|c| !c.run_queue.is_empty())
+        self.queues.any()
     }
 
     /// User processes (not idle), live or dead-but-unreaped.
@@ -542,7 +520,7 @@ impl Table {
     /// CPUs with an idle context installed (online in the scheduler),
     /// a bit per index.
     pub fn online_mask(&self) -> u64 {
-        self.cpus.iter().enumerate().filter(|(_, c)| c.online).fold(0, |m, (i, _)| m | 1 << i)
+        self.queues.online()
     }
 
     /// Whether `pid` runs on a CPU other than this one now (its record
@@ -646,13 +624,14 @@ impl Table {
     // ---- The scheduler's transitions. ----
 
     /// Pick who runs next on this CPU, or `None` to keep running the
-    /// current process: its own queue first, then another CPU's (the
-    /// longest; rule 8). The current process, if still runnable, goes to
+    /// current process (run_queues rule 2: its own queue, then the
+    /// longest other). The current process, if still runnable, goes to
     /// the back of this CPU's queue; idle (0) runs when nothing else can.
     pub(super) fn pick_next(&mut self) -> Option<u32> {
         let me = percpu::index();
         let cur = self.cpus[me].current;
-        let next = self.pop_ready(me).or_else(|| self.steal(me));
+        let procs = &self.procs;
+        let next = self.queues.next(me, |pid| procs.get(pid).is_some_and(|p| p.state == State::Ready));
         let cur_runnable = self.current().state == State::Running;
         let next = match next {
             Some(n) => n,
@@ -665,25 +644,9 @@ impl Table {
         }
         if cur_runnable && cur != 0 {
             self.current().state = State::Ready;
-            self.cpus[me].run_queue.push_back(cur);
+            self.queues.requeue(cur, me);
         }
         Some(next)
-    }
-
-    /// The first ready process on `cpu`'s queue (stale entries dropped).
-    fn pop_ready(&mut self, cpu: usize) -> Option<u32> {
-        while let Some(pid) = self.cpus[cpu].run_queue.pop_front() {
-            if self.peek(pid).is_some_and(|p| p.state == State::Ready) {
-                return Some(pid);
-            }
-        }
-        None
-    }
-
-    /// A ready process from the busiest other CPU's queue.
-    fn steal(&mut self, me: usize) -> Option<u32> {
-        let from = (0..MAX_CPUS).filter(|&c| c != me && !self.cpus[c].run_queue.is_empty()).max_by_key(|&c| self.cpus[c].run_queue.len())?;
-        self.pop_ready(from)
     }
 
     /// Make `next` (resumed, or ready) the running process on this CPU
@@ -705,6 +668,7 @@ impl Table {
         n.cpu = me;
         c.cur = NonNull::from(&mut *n);
         c.current = next;
+        self.queues.set_idle(me, next == 0);
         match (n.space(), n.stack_top()) {
             (Some(space), Some(top)) => {
                 space.activate();

@@ -1,0 +1,273 @@
+//! Where ready processes wait to run, one queue per CPU, and which CPU to
+//! wake when one is queued.
+//!
+//! The kernel keeps these inside its process table, under the table's
+//! lock; this module only decides. It knows pids, CPU indexes (0 is the
+//! boot CPU, dense up to [`MAX_CPUS`]), which CPUs are online and which
+//! of them idle; whether a queued pid is still ready is the table's to
+//! say (the `ready` argument), since a queue may hold stale entries.
+//!
+//! Rules:
+//! 1. A pid is queued on one CPU's queue: a new process on the online
+//!    CPUs in turn ([`place`](RunQueues::place)), a woken one on the CPU
+//!    it last ran on.
+//! 2. A CPU runs its own queue first, in order; with nothing of its own
+//!    ready it takes the first ready pid of the longest other queue
+//!    ([`next`](RunQueues::next)). Entries that are no longer ready are
+//!    dropped as they are met; nothing ready is ever dropped.
+//! 3. Queuing on an idle CPU other than the one queuing wakes it (a bit
+//!    in the returned mask: the caller sends it a reschedule interrupt).
+//!    Queuing on a busy CPU wakes one idle CPU, if any, to take it
+//!    (rule 2); queuing on the queuing CPU itself while it idles wakes
+//!    nobody (it is about to look).
+//! 4. An offline CPU is never chosen, woken or stolen from (it has no
+//!    queue entries: rule 1).
+
+use alloc::collections::VecDeque;
+
+/// Most CPUs the kernel runs on (one bit each in a `u64` mask).
+pub const MAX_CPUS: usize = 64;
+
+/// A set of CPUs, a bit per index.
+pub type CpuMask = u64;
+
+pub struct RunQueues {
+    queues: [VecDeque<u32>; MAX_CPUS],
+    online: CpuMask,
+    idle: CpuMask,
+    /// Rule 1's cursor.
+    next_cpu: usize,
+}
+
+impl Default for RunQueues {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunQueues {
+    pub const fn new() -> RunQueues {
+        RunQueues { queues: [const { VecDeque::new() }; MAX_CPUS], online: 0, idle: 0, next_cpu: 0 }
+    }
+
+    /// `cpu` takes part from now on (it starts idle).
+    pub fn set_online(&mut self, cpu: usize) {
+        self.online |= 1 << cpu;
+        self.idle |= 1 << cpu;
+    }
+
+    pub fn online(&self) -> CpuMask {
+        self.online
+    }
+
+    /// Record whether `cpu` runs its idle context now.
+    #[inline]
+    pub fn set_idle(&mut self, cpu: usize, idle: bool) {
+        if idle {
+            self.idle |= 1 << cpu;
+        } else {
+            self.idle &= !(1 << cpu);
+        }
+    }
+
+    pub fn is_idle(&self, cpu: usize) -> bool {
+        self.idle & (1 << cpu) != 0
+    }
+
+    /// Rule 1: the CPU a new process starts on (0 when none is online yet).
+    pub fn place(&mut self) -> usize {
+        for _ in 0..MAX_CPUS {
+            let c = self.next_cpu;
+            self.next_cpu = (c + 1) % MAX_CPUS;
+            if self.online & (1 << c) != 0 {
+                return c;
+            }
+        }
+        0
+    }
+
+    /// Queue `pid` on `cpu` (rule 1), queued by CPU `me`; the CPUs to wake
+    /// (rule 3).
+    pub fn enqueue(&mut self, pid: u32, cpu: usize, me: usize) -> CpuMask {
+        self.queues[cpu].push_back(pid);
+        let idle_others = self.idle & self.online & !(1 << me);
+        if cpu != me && idle_others & (1 << cpu) != 0 {
+            return 1 << cpu;
+        }
+        if cpu == me && self.is_idle(me) {
+            return 0;
+        }
+        // Its CPU is busy: the lowest idle one may take it.
+        let helpers = idle_others & !(1 << cpu);
+        if helpers == 0 {
+            0
+        } else {
+            1 << helpers.trailing_zeros()
+        }
+    }
+
+    /// Put `pid`, preempted on `cpu`, at the back of that CPU's queue
+    /// (wakes nobody: `cpu` is about to run something else).
+    pub fn requeue(&mut self, pid: u32, cpu: usize) {
+        self.queues[cpu].push_back(pid);
+    }
+
+    /// Rule 2: what CPU `me` runs next, if anything is ready.
+    pub fn next(&mut self, me: usize, ready: impl Fn(u32) -> bool) -> Option<u32> {
+        if let Some(p) = Self::pop_ready(&mut self.queues[me], &ready) {
+            return Some(p);
+        }
+        loop {
+            let from = (0..MAX_CPUS).filter(|&c| c != me && !self.queues[c].is_empty()).max_by_key(|&c| (self.queues[c].len(), usize::MAX - c))?;
+            if let Some(p) = Self::pop_ready(&mut self.queues[from], &ready) {
+                return Some(p);
+            }
+        }
+    }
+
+    fn pop_ready(q: &mut VecDeque<u32>, ready: &impl Fn(u32) -> bool) -> Option<u32> {
+        while let Some(pid) = q.pop_front() {
+            if ready(pid) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+
+    /// Whether any queue holds an entry (perhaps stale).
+    pub fn any(&self) -> bool {
+        self.queues.iter().any(|q| !q.is_empty())
+    }
+
+    /// Entries on `cpu`'s queue (stale ones included).
+    pub fn len(&self, cpu: usize) -> usize {
+        self.queues[cpu].len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn rq(cpus: usize) -> RunQueues {
+        let mut r = RunQueues::new();
+        for c in 0..cpus {
+            r.set_online(c);
+        }
+        r
+    }
+
+    #[test]
+    fn placement_goes_round_the_online_cpus_only() {
+        let mut r = RunQueues::new();
+        for c in [0, 2, 5] {
+            r.set_online(c);
+        }
+        let got: Vec<usize> = (0..7).map(|_| r.place()).collect();
+        assert_eq!(got, [0, 2, 5, 0, 2, 5, 0]);
+        assert_eq!(RunQueues::new().place(), 0, "nothing online: the boot CPU");
+    }
+
+    #[test]
+    fn own_queue_first_in_order_then_the_longest_other() {
+        let mut r = rq(3);
+        for c in 0..3 {
+            r.set_idle(c, false);
+        }
+        r.enqueue(10, 1, 1);
+        r.enqueue(11, 1, 1);
+        r.enqueue(20, 2, 2);
+        r.enqueue(1, 0, 0);
+        assert_eq!(r.next(0, |_| true), Some(1));
+        // Nothing of its own: CPU 1's queue is the longest.
+        assert_eq!(r.next(0, |_| true), Some(10));
+        // Ties go to the lowest index.
+        assert_eq!(r.next(0, |_| true), Some(11));
+        assert_eq!(r.next(0, |_| true), Some(20));
+        assert_eq!(r.next(0, |_| true), None);
+    }
+
+    #[test]
+    fn stale_entries_are_dropped_and_nothing_ready_is_lost() {
+        let mut r = rq(2);
+        r.set_idle(0, false);
+        r.set_idle(1, false);
+        let ready: HashSet<u32> = [3, 7].into_iter().collect();
+        for pid in 1..=8 {
+            r.enqueue(pid, (pid % 2) as usize, 0);
+        }
+        let mut got = Vec::new();
+        while let Some(p) = r.next(1, |p| ready.contains(&p)) {
+            got.push(p);
+        }
+        got.sort();
+        assert_eq!(got, [3, 7]);
+        assert!(!r.any(), "every stale entry met was dropped");
+    }
+
+    #[test]
+    fn wakes_follow_rule_3() {
+        let mut r = rq(4);
+        // CPU 0 busy, 1..3 idle.
+        r.set_idle(0, false);
+        assert_eq!(r.enqueue(5, 2, 0), 1 << 2, "an idle target is woken");
+        assert_eq!(r.enqueue(6, 0, 0), 1 << 1, "own queue while busy: the lowest idle helper");
+        r.set_idle(2, false);
+        assert_eq!(r.enqueue(7, 2, 0), 1 << 1, "a busy target: an idle helper, never the target");
+        r.set_idle(1, false);
+        r.set_idle(3, false);
+        assert_eq!(r.enqueue(8, 2, 0), 0, "nobody idles: nobody to wake");
+        let mut r = rq(2);
+        assert_eq!(r.enqueue(9, 0, 0), 0, "queued on itself while idle: it is about to look");
+        r.set_idle(0, false);
+        assert_eq!(r.enqueue(9, 1, 0), 1 << 1);
+    }
+
+    #[test]
+    fn offline_cpus_are_never_woken() {
+        let mut r = RunQueues::new();
+        r.set_online(0);
+        r.set_online(3);
+        r.set_idle(0, false);
+        // 1 and 2 are offline (their idle bits are clear, and not online).
+        r.set_idle(1, true);
+        assert_eq!(r.enqueue(4, 0, 0), 1 << 3);
+    }
+
+    #[test]
+    fn a_random_interleaving_loses_nothing() {
+        // Many CPUs queue and take; every pid queued while ready comes out
+        // exactly once (ready = not yet taken), whoever takes it.
+        let mut r = rq(8);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut queued = HashSet::new();
+        let mut taken = HashSet::new();
+        let mut next_pid = 1;
+        for _ in 0..20_000 {
+            let cpu = (rand() % 8) as usize;
+            r.set_idle(cpu, rand() % 3 == 0);
+            if rand() % 2 == 0 {
+                let target = (rand() % 8) as usize;
+                let kicks = r.enqueue(next_pid, target, cpu);
+                assert_eq!(kicks & !r.online(), 0);
+                assert!(kicks.count_ones() <= 1);
+                queued.insert(next_pid);
+                next_pid += 1;
+            } else if let Some(p) = r.next(cpu, |p| !taken.contains(&p)) {
+                assert!(queued.contains(&p));
+                assert!(taken.insert(p), "pid {p} taken twice");
+            }
+        }
+        while let Some(p) = r.next(0, |p| !taken.contains(&p)) {
+            assert!(taken.insert(p));
+        }
+        assert_eq!(queued, taken);
+    }
+}

@@ -344,3 +344,5 @@ pub fn run_until_idle() -> (usize, usize, usize) {
     let waiting = with(|t| t.live());
     (EXITED.load(Ordering::Relaxed), KILLED.load(Ordering::Relaxed), waiting)
 }
+
+pub fn ap_main(_cpu: usize) -> ! { loop { crate::arch::x86_64::cpu::wait_for_interrupt() } }

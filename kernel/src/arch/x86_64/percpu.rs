@@ -56,11 +56,14 @@ pub struct PerCpu {
     pub(super) gdt: UnsafeCell<GlobalDescriptorTable>,
 }
 
+#[allow(dead_code, reason = "used by `current`, itself API for the scheduler")]
 pub const OFF_SELF: usize = offset_of!(PerCpu, self_ptr);
 pub const OFF_KERNEL_RSP: usize = offset_of!(PerCpu, kernel_rsp);
 pub const OFF_USER_RSP: usize = offset_of!(PerCpu, user_rsp);
 pub const OFF_INDEX: usize = offset_of!(PerCpu, index);
 pub const OFF_APIC_ID: usize = offset_of!(PerCpu, apic_id);
+/// This CPU's TSS rsp0 (`privilege_stack_table[0]`).
+const OFF_RSP0: usize = offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, privilege_stack_table);
 
 impl PerCpu {
     const fn new() -> PerCpu {
@@ -142,6 +145,7 @@ pub(crate) fn set_online(count: usize) {
 }
 
 /// The running CPU's block.
+#[allow(dead_code, reason = "per-CPU API for the scheduler; the kernel's own uses read single fields through GS")]
 #[inline(always)]
 pub fn current() -> &'static PerCpu {
     let p: u64;
@@ -186,11 +190,20 @@ pub fn set_kernel_stack(top: u64) {
     // by construction, `mm::stacks`), so VirtAddr::new's check is only
     // repeated in debug builds.
     debug_assert!(VirtAddr::try_new(top).is_ok());
-    let b = current();
-    b.kernel_rsp.store(top, Ordering::Relaxed);
-    // SAFETY: only this CPU writes its TSS after it is loaded, with
-    // interrupts off (the scheduler switches with them off), and a 64-bit
-    // store is what the CPU reads on the next user-mode interrupt.
-    // new_unsafe: canonical, as above.
-    unsafe { (*b.tss.get()).privilege_stack_table[0] = VirtAddr::new_unsafe(top) };
+    // Two stores through GS. SAFETY: in kernel mode GS_BASE is this CPU's
+    // block; only this CPU writes its kernel_rsp and its loaded TSS's rsp0,
+    // with interrupts off (the scheduler switches with them off), and the
+    // CPU reads rsp0 on the next user-mode interrupt. Writing the TSS
+    // through GS is the same store `(*tss).privilege_stack_table[0] = top`
+    // would make.
+    unsafe {
+        asm!(
+            "mov gs:[{k}], {t}",
+            "mov gs:[{r}], {t}",
+            t = in(reg) top,
+            k = const OFF_KERNEL_RSP,
+            r = const OFF_RSP0,
+            options(nostack, preserves_flags)
+        )
+    };
 }

@@ -389,8 +389,10 @@ fn copy_control_registers() {
 /// Where an AP lands from the trampoline, on its own stack, with the
 /// temporary tables and no GDT/IDT of ours.
 extern "C" fn ap_entry(index: u64) -> ! {
-    paging::activate_kernel_tables();
     let index = index as usize;
+    // GS first, so anything that asks for this CPU's index gets it.
+    percpu::install(index);
+    paging::activate_kernel_tables();
     // A CPU that is not the one being started (one that missed an earlier
     // deadline and woke late) must not touch anything: stop it here.
     if lapic::id() as u32 != EXPECTED_APIC.load(Ordering::SeqCst)

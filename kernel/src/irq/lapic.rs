@@ -166,6 +166,7 @@ pub fn init_ap() {
 
 const ICR_DELIVERY_PENDING: u32 = 1 << 12;
 const ICR_LEVEL_ASSERT: u32 = 1 << 14;
+const ICR_NMI: u32 = 0b100 << 8;
 const ICR_INIT: u32 = 0b101 << 8;
 const ICR_STARTUP: u32 = 0b110 << 8;
 /// How long to wait for the ICR to accept an IPI (bounded, not forever).
@@ -194,6 +195,11 @@ fn send(apic_id: u32, low: u32) -> bool {
 /// (physical destination, edge). False when it could not be delivered.
 pub fn send_ipi(apic_id: u32, vector: u8) -> bool {
     send(apic_id, vector as u32)
+}
+
+/// NMI to `apic_id` (a self-test of the NMI entry, `isr_paranoid`).
+pub fn send_nmi(apic_id: u32) -> bool {
+    send(apic_id, ICR_NMI)
 }
 
 /// INIT (level assert) to `apic_id`: the CPU resets and waits for a SIPI.

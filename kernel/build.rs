@@ -20,7 +20,10 @@ fn main() {
         if !HAS_ERROR_CODE.contains(&v) {
             s.push_str("    push 0\n");
         }
-        let _ = writeln!(s, "    push {v}\n    jmp isr_common");
+        // NMI, double fault and machine check (the IST vectors) may arrive
+        // before the kernel's swapgs: their entry checks GS_BASE (trap.rs).
+        let entry = if [2, 8, 18].contains(&v) { "isr_paranoid" } else { "isr_common" };
+        let _ = writeln!(s, "    push {v}\n    jmp {entry}");
     }
     s.push_str(".section .rodata.isr, \"a\"\n.balign 8\n.global isr_stub_table\nisr_stub_table:\n");
     for v in 0..256u32 {

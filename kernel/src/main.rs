@@ -1,10 +1,12 @@
 //! The capOS kernel.
 //!
-//! Boot order: serial → early boot info (memory map, HHDM, command line) →
-//! logger and TSC → GDT/TSS/IDT → CPU protections → frame allocator → our
-//! own page tables → heap → kernel stacks (with guard pages) → switch to the
+//! Boot order: serial → per-CPU block (GS) → early boot info (memory map,
+//! HHDM, command line) → logger and TSC → GDT/TSS/IDT → CPU protections →
+//! frame allocator (and the AP trampoline's low pages) → our own page
+//! tables → heap → kernel stacks (with guard pages) → switch to the
 //! kernel's own stack → copy the rest of the boot info → reclaim the
-//! bootloader's memory → self-tests or idle.
+//! bootloader's memory → platform (ACPI, interrupts, clocks, the other
+//! CPUs, PCI, drivers) → self-tests or idle.
 #![no_std]
 #![no_main]
 
@@ -47,6 +49,8 @@ extern "C" fn kernel_entry() -> ! {
     time::mark_boot();
     serial::init();
     serial::write_str("capos kernel starting\n");
+    // Per-CPU state through GS before anything can ask for it.
+    arch::x86_64::percpu::init_bsp();
 
     let early = boot_info::early().unwrap_or_else(|e| fatal(e));
     mm::set_hhdm_offset(early.hhdm_offset);
@@ -77,6 +81,8 @@ extern "C" fn kernel_entry() -> ! {
     let map = boot_info::memory_map();
     mm::set_phys_top(map.iter().filter(|r| r.kind.is_ram_like()).map(|r| r.base + r.length).max().unwrap_or(0));
     mm::frames::init(map).unwrap_or_else(|e| fatal(e));
+    // Before the page tables take the lowest frames.
+    arch::x86_64::smp::reserve_low_memory();
     let paging = mm::paging::init(map, early.kernel_phys, early.kernel_virt).unwrap_or_else(|e| fatal(e));
     log::info!(
         "paging: own tables active; HHDM {} MiB ({} x 2 MiB, {} x 4 KiB pages); kernel at {:#x} (phys {:#x})",
@@ -192,6 +198,12 @@ fn platform_init(late: &boot_info::LateBoot) {
         irq::lapic::start_periodic(100);
         log::info!("time: LAPIC timer {} Hz input, ticking at 100 Hz on vector {:#x}", lapic_hz, irq::VECTOR_LAPIC_TIMER);
     }
+
+    // The other CPUs: started and parked (proc::ap_main). The IPI vectors
+    // get acknowledging no-op handlers until the scheduler attaches its own.
+    arch::x86_64::trap::set_irq_handler(irq::VECTOR_RESCHEDULE, Some(|_| {}));
+    arch::x86_64::trap::set_irq_handler(irq::VECTOR_TLB_SHOOTDOWN, Some(|_| {}));
+    arch::x86_64::smp::start_aps(madt);
 
     pci::init(&acpi.mcfg);
     // Interrupts on before the drivers: NVMe completions may arrive by MSI-X.

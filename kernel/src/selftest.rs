@@ -503,6 +503,45 @@ fn smoke() {
             if ok { Ok(format!("frame {:#x} written and read back", pa)) } else { Err(format!("frame {:#x} did not read back", pa)) }
         })());
     }
+    report("smp-online", smp_online());
+}
+
+/// Every usable processor the MADT lists came online (up to MAX_CPUS),
+/// and each AP answers an IPI: a reschedule IPI to each is counted by its
+/// handler (the vector's count is shared by all CPUs). Each AP first gets
+/// an NMI (its IST stack, `isr_paranoid` with the kernel's GS base, and
+/// back), so an AP the NMI path broke does not answer the IPI.
+fn smp_online() -> Result<String, String> {
+    use crate::arch::x86_64::{percpu, smp};
+    let (online, listed) = (percpu::online(), smp::listed());
+    let want = listed.min(percpu::MAX_CPUS);
+    if online != want {
+        return Err(format!("{} of {} CPUs online", online, listed));
+    }
+    for i in 1..online {
+        let id = percpu::apic_id_of(i).ok_or("an online CPU has no APIC id")?;
+        if !crate::irq::lapic::send_nmi(id) {
+            return Err(format!("NMI to APIC id {} not accepted", id));
+        }
+    }
+    crate::time::spin_ns(10_000_000);
+    let v = crate::irq::VECTOR_RESCHEDULE;
+    let before = trap::irq_count(v);
+    for i in 1..online {
+        let id = percpu::apic_id_of(i).ok_or("an online CPU has no APIC id")?;
+        if !crate::irq::lapic::send_ipi(id, v) {
+            return Err(format!("IPI to APIC id {} not accepted", id));
+        }
+    }
+    let start = crate::time::uptime_ns();
+    while trap::irq_count(v) - before < (online - 1) as u64 && crate::time::uptime_ns().saturating_sub(start) < 1_000_000_000 {
+        core::hint::spin_loop();
+    }
+    let answered = trap::irq_count(v) - before;
+    if answered != (online - 1) as u64 {
+        return Err(format!("{} of {} APs answered a reschedule IPI", answered, online - 1));
+    }
+    Ok(format!("{} of {} CPUs online, {} APs answered an NMI and an IPI", online, listed, answered))
 }
 
 /// Arm recovery for `vector`, run `trigger` (which returns the RIP where it

@@ -149,7 +149,7 @@ fn status(o: &mut Out) {
     let f = mm::frames::stats();
     out!(o, "uptime: {}.{:03} s", up / 1_000_000_000, (up / 1_000_000) % 1000);
     out!(o, "memory: {} MiB managed, {} MiB free", f.managed * 4096 >> 20, f.free * 4096 >> 20);
-    out!(o, "timer ticks: {}; vectors in use: {}", time::ticks(), crate::irq::vectors_in_use() + 2);
+    out!(o, "timer ticks: {}; vectors in use: {}", time::ticks(), crate::irq::vectors_in_use() + 4);
     out!(o, "pci functions: {}", pci::get().map(|p| p.devices.len()).unwrap_or(0));
     out!(o, "serial input: {} bytes received, {} dropped", crate::diag::input::RECEIVED.load(core::sync::atomic::Ordering::Relaxed), crate::diag::input::OVERRUNS.load(core::sync::atomic::Ordering::Relaxed));
 }
@@ -176,6 +176,12 @@ fn cpu_cmd(o: &mut Out) {
     out!(o, "features: nx={} smep={} smap={} umip={} 1g-pages={} x2apic={} invariant-tsc={}", f.nx, f.smep, f.smap, f.umip, f.pdpe1gb, f.x2apic, f.invariant_tsc);
     let cr4 = cpu::read_cr4();
     out!(o, "enabled: wp={} smep={} smap={} umip={} nxe={}", cpu::read_cr0() & (1 << 16) != 0, cr4 & (1 << 20) != 0, cr4 & (1 << 21) != 0, cr4 & (1 << 11) != 0, cpu::read_efer() & (1 << 11) != 0);
+    let online = crate::arch::x86_64::percpu::online();
+    let mut ids = alloc::string::String::new();
+    for i in 0..online {
+        let _ = write!(ids, "{}{}", if i > 0 { " " } else { "" }, crate::arch::x86_64::percpu::apic_id_of(i).unwrap_or(0));
+    }
+    out!(o, "cpus: {} of {} online (APIC ids {}); this is cpu {} (APIC id {})", online, crate::arch::x86_64::smp::listed(), ids, crate::arch::x86_64::percpu::index(), crate::arch::x86_64::percpu::apic_id());
 }
 
 fn mem(o: &mut Out) {

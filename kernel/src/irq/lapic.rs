@@ -3,7 +3,8 @@
 //! QEMU's TCG.
 
 use crate::mm::mmio::{MmioRegion, OutOfWindow, Ro32, Rw32, Wo32};
-use capos_kcore::acpi::{Madt, Polarity, Trigger};
+use alloc::vec::Vec;
+use capos_kcore::acpi::{LocalApic, LocalApicNmi, Madt, Polarity, Trigger};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Once;
 
@@ -23,6 +24,8 @@ struct Registers {
     lvt_lint0: Rw32,
     lvt_lint1: Rw32,
     lvt_error: Rw32,
+    icr_low: Rw32,
+    icr_high: Rw32,
     timer_initial: Rw32,
     timer_current: Ro32,
     timer_divide: Rw32,
@@ -41,6 +44,8 @@ impl Registers {
             lvt_lint0: page.reg(0x350)?,
             lvt_lint1: page.reg(0x360)?,
             lvt_error: page.reg(0x370)?,
+            icr_low: page.reg(0x300)?,
+            icr_high: page.reg(0x310)?,
             timer_initial: page.reg(0x380)?,
             timer_current: page.reg(0x390)?,
             timer_divide: page.reg(0x3e0)?,
@@ -112,16 +117,33 @@ pub fn init(madt: Option<&Madt>) {
     };
     PHYS.store(phys, Ordering::Relaxed);
     let r = REGS.call_once(|| regs);
+    // What the APs need of the MADT to set up their own LAPIC (`init_ap`).
+    MADT_CPUS.call_once(|| match madt {
+        Some(m) => (m.local_apics.clone(), m.local_nmis.clone()),
+        None => (Vec::new(), Vec::new()),
+    });
+    setup_local(r);
+    log::info!("lapic: id {} version {:#x} at {:#x} (xAPIC)", id(), version() & 0xff, phys);
+}
+
+/// The MADT's processors and LINT NMI entries, kept for the APs.
+static MADT_CPUS: Once<(Vec<LocalApic>, Vec<LocalApicNmi>)> = Once::new();
+
+/// This CPU's LAPIC: task priority 0, every LVT masked, the NMI inputs the
+/// MADT names for this processor's uid (or all), the spurious vector and
+/// software enable. The registers are the same page on every CPU (each
+/// CPU sees its own LAPIC there).
+fn setup_local(r: &Registers) {
     r.tpr.write(0);
     r.lvt_timer.write(LVT_MASKED | super::VECTOR_LAPIC_TIMER as u32);
     r.lvt_lint0.write(LVT_MASKED);
     r.lvt_lint1.write(LVT_MASKED);
     r.lvt_error.write(LVT_MASKED);
     // NMI inputs as the MADT describes them (usually LINT1).
-    let my_uid = madt.and_then(|m| m.local_apics.iter().find(|l| l.apic_id == id() as u32)).map(|l| l.processor_id);
-    if let Some(m) = madt {
-        for n in &m.local_nmis {
-            if n.processor_id == 0xff || Some(n.processor_id) == my_uid {
+    if let Some((cpus, nmis)) = MADT_CPUS.get() {
+        let my_uid = cpus.iter().find(|l| l.apic_id == id() as u32).map(|l| l.processor_id);
+        for n in nmis {
+            if n.processor_id == 0xff || n.processor_id == u32::MAX || Some(n.processor_id) == my_uid {
                 let reg = if n.lint == 0 { r.lvt_lint0 } else { r.lvt_lint1 };
                 reg.write(lvt_from_madt(n.polarity, n.trigger));
             }
@@ -132,7 +154,62 @@ pub fn init(madt: Option<&Madt>) {
     // Software enable with the spurious vector.
     r.svr.write(0x100 | super::VECTOR_SPURIOUS as u32);
     r.eoi.write(0);
-    log::info!("lapic: id {} version {:#x} at {:#x} (xAPIC)", id(), version() & 0xff, phys);
+}
+
+/// An application processor's LAPIC, set up as the bootstrap CPU's was;
+/// runs on that AP, after the bootstrap CPU's [`init`].
+pub fn init_ap() {
+    if let Some(r) = REGS.get() {
+        setup_local(r);
+    }
+}
+
+const ICR_DELIVERY_PENDING: u32 = 1 << 12;
+const ICR_LEVEL_ASSERT: u32 = 1 << 14;
+const ICR_NMI: u32 = 0b100 << 8;
+const ICR_INIT: u32 = 0b101 << 8;
+const ICR_STARTUP: u32 = 0b110 << 8;
+/// How long to wait for the ICR to accept an IPI (bounded, not forever).
+const ICR_SPINS: u32 = 1_000_000;
+
+/// Write the ICR (destination first; the low half sends) and wait for the
+/// delivery status to go idle. Interrupts are off meanwhile so an
+/// interrupt handler's IPI cannot land between the two halves. Returns
+/// false when the LAPIC is not up or the IPI stayed pending.
+fn send(apic_id: u32, low: u32) -> bool {
+    let Some(r) = REGS.get() else { return false };
+    crate::arch::x86_64::trap::without_interrupts(|| {
+        r.icr_high.write(apic_id << 24);
+        r.icr_low.write(low);
+        for _ in 0..ICR_SPINS {
+            if r.icr_low.read() & ICR_DELIVERY_PENDING == 0 {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        false
+    })
+}
+
+/// Send fixed interrupt `vector` to the CPU whose APIC id is `apic_id`
+/// (physical destination, edge). False when it could not be delivered.
+pub fn send_ipi(apic_id: u32, vector: u8) -> bool {
+    send(apic_id, vector as u32)
+}
+
+/// NMI to `apic_id` (a self-test of the NMI entry, `isr_paranoid`).
+pub fn send_nmi(apic_id: u32) -> bool {
+    send(apic_id, ICR_NMI)
+}
+
+/// INIT (level assert) to `apic_id`: the CPU resets and waits for a SIPI.
+pub fn send_init(apic_id: u32) -> bool {
+    send(apic_id, ICR_INIT | ICR_LEVEL_ASSERT)
+}
+
+/// Start-up IPI: `apic_id` starts in real mode at `page << 12`.
+pub fn send_startup(apic_id: u32, page: u8) -> bool {
+    send(apic_id, ICR_STARTUP | ICR_LEVEL_ASSERT | page as u32)
 }
 
 /// Measure the timer's rate against the (already calibrated) TSC.

@@ -13,6 +13,10 @@ use spin::Mutex;
 
 /// Fixed vectors.
 pub const VECTOR_LAPIC_TIMER: u8 = 0x20;
+/// Inter-processor interrupts (`lapic::send_ipi`): "run the scheduler"
+/// and "flush your TLB". Below the pool, so no device gets them.
+pub const VECTOR_RESCHEDULE: u8 = 0x21;
+pub const VECTOR_TLB_SHOOTDOWN: u8 = 0x22;
 pub const VECTOR_SPURIOUS: u8 = 0xff;
 /// The pool for everything else.
 pub const POOL_FIRST: u8 = 0x30;

@@ -9,7 +9,9 @@ use spin::Mutex;
 pub const STACKS_BASE: u64 = 0xffff_a000_0000_0000;
 /// Virtual size of one slot: guard page + stack, at most 1 MiB.
 pub const SLOT_SIZE: u64 = 1024 * 1024;
-const MAX_SLOTS: usize = 256;
+/// 512: each AP takes four (its stack and three IST stacks), so 64 CPUs
+/// would otherwise use all 256 of the single-CPU limit.
+const MAX_SLOTS: usize = 512;
 
 /// Which slots hold a stack: `names[i]` is empty for a free slot. Slots
 /// below `high` have been used at least once; a freed slot is reused

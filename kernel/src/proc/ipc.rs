@@ -576,7 +576,10 @@ fn wait_for_call(f: &mut TrapFrame, ep: &Arc<Endpoint>, first: Option<Switch>) -
                 None => schedule(),
             },
             Some(Err(e)) => return Err(err(e)),
-            _ => return Err(err(SysError::PeerGone)),
+            other => {
+                log::error!("DEBUG wait_for_call: delivery {:?}", other.as_ref().map(|d| d.as_ref().map(|_| ())));
+                return Err(err(SysError::PeerGone));
+            }
         }
     }
 }

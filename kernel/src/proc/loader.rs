@@ -195,6 +195,7 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
 
     // Load every instance first (nothing runs until all are good); pids
     // are assigned in manifest order.
+    let _spawning = SPAWN.lock();
     let pids = with(|t| t.next_pids(plans.len()));
     if pids.len() != plans.len() {
         return Err(String::from("manifest: the process table is full"));
@@ -204,18 +205,30 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
         instances.push(prepare(plan, *pid)?);
     }
     let count = plans.len();
-    for ((plan, instance), spec) in plans.into_iter().zip(instances).zip(&manifest.processes) {
-        let pid = launch(&plan, instance)?;
+    for (((plan, instance), spec), prepared) in plans.into_iter().zip(instances).zip(&manifest.processes).zip(pids) {
+        let pid = launch(&plan, prepared, instance)?;
         supervisor::register(plan, spec.restart.max_restarts(), pid);
     }
     Ok(count)
 }
 
-/// Start a new instance of `plan` now (a restart); its pid.
-pub fn start_instance(plan: &Plan) -> Result<u32, String> {
+/// Held from choosing a new process's pid to adding it under that pid:
+/// its receive handles and endpoint bindings name the pid before it
+/// exists, so two CPUs starting processes at once must not both take the
+/// same next pid, and no dead process may leave the table meanwhile
+/// (that frees a lower slot: `proc::reap` does not reap while this is
+/// held).
+pub(super) static SPAWN: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Start a new instance of `plan` now (a restart); its pid. `starting`
+/// is told the pid before the instance can run (on any CPU), so what it
+/// records is already true when the instance first answers.
+pub fn start_instance(plan: &Plan, starting: impl FnOnce(u32)) -> Result<u32, String> {
+    let _spawning = SPAWN.lock();
     let pid = with(|t| t.next_pid()).ok_or("the process table is full")?;
     let instance = prepare(plan, pid)?;
-    launch(plan, instance)
+    starting(pid);
+    launch(plan, pid, instance)
 }
 
 /// Everything of an instance that will run as `pid`: its address space
@@ -257,16 +270,22 @@ fn prepare(plan: &Plan, pid: u32) -> Result<Box<Process>, String> {
     Ok(Box::new(Process::new(name.clone(), Some(space), caps, Some(ipc)).with_stack(kstack, ksp, serves)))
 }
 
-/// Queue a prepared instance and bind its exported endpoints to it.
-fn launch(plan: &Plan, instance: Box<Process>) -> Result<u32, String> {
-    let pid = with(|t| {
-        let expected = t.next_pid();
-        let pid = t.add(instance);
-        if pid.is_some() && pid == expected { pid } else { None }
-    })
-    .ok_or_else(|| format!("process {}: not added as the pid it was prepared for", plan.name))?;
-    for (export, ep) in &plan.exports {
-        ep.bind(pid).map_err(|e| format!("process {}: endpoint {} still has a live server: {:?}", plan.name, export, e))?;
+/// Bind a prepared instance's exported endpoints to it and queue it.
+/// It was prepared for `prepared` (its receive handles name it): it is
+/// added only as that pid, else refused (and freed) unrun. The endpoints
+/// are bound first: once queued it may run at once on another CPU, and
+/// its first receive must find them open.
+fn launch(plan: &Plan, prepared: u32, instance: Box<Process>) -> Result<u32, String> {
+    let unbind = |n: usize| plan.exports.iter().take(n).for_each(|(_, ep)| ep.close_for(prepared));
+    for (i, (export, ep)) in plan.exports.iter().enumerate() {
+        if let Err(e) = ep.bind(prepared) {
+            unbind(i);
+            return Err(format!("process {}: endpoint {} still has a live server: {:?}", plan.name, export, e));
+        }
     }
-    Ok(pid)
+    let pid = with(|t| if t.next_pid() == Some(prepared) { t.add(instance) } else { None });
+    pid.ok_or_else(|| {
+        unbind(plan.exports.len());
+        format!("process {}: not added as the pid {} it was prepared for", plan.name, prepared)
+    })
 }

@@ -75,7 +75,9 @@ pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 fn kick(cpus: u64) {
     for cpu in 0..64 {
         if cpus & (1 << cpu) != 0 {
-            crate::arch::x86_64::percpu::reschedule(cpu);
+            if let Some(apic) = crate::arch::x86_64::percpu::apic_id_of(cpu) {
+                crate::irq::lapic::send_ipi(apic, crate::irq::VECTOR_RESCHEDULE);
+            }
         }
     }
 }
@@ -144,7 +146,12 @@ fn reap() {
 
 #[inline(never)]
 fn reap_dead() {
+    // Not while a process is being started (`loader::SPAWN`): it was
+    // given the next free pid, which freeing a slot would change. Its
+    // starter reaps afterwards, or the next switch does.
+    let Some(spawning) = loader::SPAWN.try_lock() else { return };
     let dead: Vec<Box<Process>> = with(|t| t.take_dead());
+    drop(spawning);
     UNREAPED.fetch_sub(dead.len(), Ordering::Relaxed);
     for mut p in dead {
         let kstack = p.take_kstack();
@@ -263,11 +270,36 @@ fn settle_now() {
 #[inline(always)]
 pub fn settle_before_user() {
     if UNSETTLED.load(Ordering::Relaxed) {
+        settle_and_wait();
+    }
+}
+
+/// Settle; then wait until every kill asked for has happened, so a
+/// `ProcessControl.kill` that returned has ended its process (its
+/// caller may call the restarted instance next). A kill of a process
+/// running on another CPU is done there (table rule 7) once that CPU
+/// enters the kernel, which the kill's reschedule interrupt makes it do.
+/// Interrupts are let in while waiting, so this CPU still answers
+/// what other CPUs wait for (a TLB shootdown); and each pass carries out
+/// any kill of this CPU's own process, so two CPUs killing each other's
+/// processes both finish.
+#[inline(never)]
+fn settle_and_wait() {
+    loop {
         settle_now();
         if with(|t| t.current().state() == State::Dead) {
             schedule();
             unreachable!("a dead process was scheduled again");
         }
+        if DEFERRED.lock().kills.is_empty() {
+            return;
+        }
+        trap::set_interrupts(true);
+        for _ in 0..64 {
+            core::hint::spin_loop();
+        }
+        trap::set_interrupts(false);
+        UNSETTLED.store(true, Ordering::Relaxed);
     }
 }
 
@@ -305,17 +337,9 @@ pub fn terminate(pid: u32, how: Exit) -> Result<(), Elsewhere> {
         }
         let Some(ended) = t.kill(pid, how.clone()) else { return Ok(None) };
         UNREAPED.fetch_add(1, Ordering::Relaxed);
-        // Calls it had taken and not answered, or that wait in its
-        // queues, fail.
-        for client in t.clients_of(pid) {
-            if let Some(c) = t.get(client) {
-                c.call_caps_mut().clear();
-            }
-            t.wake(client, Some(Wait::Reply { server: pid, seq: 0, received: false }), Err(SysError::PeerGone));
-        }
-        Ok(Some(ended))
+        Ok(Some((ended, t.clients_of(pid))))
     })?;
-    let Some(ended) = ended else { return Ok(()) };
+    let Some((ended, clients)) = ended else { return Ok(()) };
     if let Some(ep) = &ended.queued_on {
         // Endpoint rule 4: a dead client is never delivered.
         ep.core.lock().cancel(pid);
@@ -328,7 +352,6 @@ pub fn terminate(pid: u32, how: Exit) -> Result<(), Elsewhere> {
     for ep in serves {
         ep.close_for(pid);
     }
-    settle();
     crate::cap::console::release(pid);
     let what = match &how {
         Exit::Status(s) => {
@@ -345,6 +368,19 @@ pub fn terminate(pid: u32, how: Exit) -> Result<(), Elsewhere> {
         None => log::warn!("process {} (pid {}) {}", name, pid, what),
         Some(outcome) => log::warn!("proc: {} (pid {}) {}; {}", name, pid, what, outcome),
     }
+    // Only now, with its successor (if any) serving its endpoints, do the
+    // calls it had taken and not answered, or that waited in its queues,
+    // fail: a client that calls again at once (on another CPU) reaches
+    // the new instance, as it would have on one CPU.
+    with(|t| {
+        for client in clients {
+            if let Some(c) = t.get(client) {
+                c.call_caps_mut().clear();
+            }
+            t.wake(client, Some(Wait::Reply { server: pid, seq: 0, received: false }), Err(SysError::PeerGone));
+        }
+    });
+    settle();
     Ok(())
 }
 

@@ -89,19 +89,24 @@ pub fn ended(pid: u32, how: &Exit) -> Option<String> {
         Verdict::NoPolicy => None,
         Verdict::Succeeded => Some(String::from("not restarted (exit status 0 is success)")),
         Verdict::BudgetSpent { max } => Some(format!("not restarted: its restart budget ({max} restarts in one boot) is spent")),
-        Verdict::Restart { number } => Some(match super::loader::start_instance(&plan) {
+        Verdict::Restart { number } => Some(match super::loader::start_instance(&plan, |new_pid| {
+            // Recorded before the new instance runs: a status asked of it
+            // by a client it has answered already says it runs.
+            let mut reg = REGISTRY.lock();
+            reg[index].pid = new_pid;
+            reg[index].running = true;
+        }) {
             Ok(new_pid) => {
-                let mut reg = REGISTRY.lock();
-                reg[index].pid = new_pid;
-                reg[index].running = true;
-                drop(reg);
                 let mut line = format!("restarted as pid {new_pid} (restart #{number})");
                 for (export, _) in &plan.exports {
                     line.push_str(&format!(", endpoint {}/{export} re-bound", plan.name));
                 }
                 line
             }
-            Err(e) => format!("restart #{number} failed: {e}"),
+            Err(e) => {
+                REGISTRY.lock()[index].running = false;
+                format!("restart #{number} failed: {e}")
+            }
         }),
     }
 }

@@ -315,7 +315,10 @@ impl Process {
         let State::Blocked(w) = self.state else { return false };
         let matches = match (why, w) {
             (None, _) => true,
-            (Some(Wait::Reply { .. }), Wait::Reply { .. }) => true,
+            // A reply, or the failure of a call, is for a call to that
+            // server only (whatever its sequence number): a client that
+            // moved on to another server is not failed by the first.
+            (Some(Wait::Reply { server: a, .. }), Wait::Reply { server: b, .. }) => a == b,
             (Some(a), b) => a == b,
         };
         if !matches {
@@ -632,7 +635,14 @@ impl Table {
         let cur = self.cpus[me].current;
         let procs = &self.procs;
         let next = self.queues.next(me, |pid| procs.get(pid).is_some_and(|p| p.state == State::Ready));
-        let cur_runnable = self.current().state == State::Running;
+        // The current process may already be another CPU's: blocked
+        // here, it was handed its delivery and switched to there, and
+        // that CPU waits for this one to leave its stack (rule 6). Then
+        // it is not ours to keep running or to queue.
+        let cur_runnable = {
+            let c = self.current();
+            c.state == State::Running && c.cpu == me
+        };
         let next = match next {
             Some(n) => n,
             None if cur_runnable => return None,

@@ -174,9 +174,12 @@ pub fn spin_ns(ns: u64) {
     }
 }
 
-/// LAPIC timer interrupt handler: count ticks.
+/// LAPIC timer interrupt handler: count ticks (the bootstrap CPU's only:
+/// every CPU's timer runs at the same rate, and [`ticks`] counts time).
 pub fn on_tick(_vector: u8) {
-    TICKS.fetch_add(1, Ordering::Relaxed);
+    if crate::arch::x86_64::percpu::index() == 0 {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub fn ticks() -> u64 {

@@ -188,9 +188,29 @@ fn kernel_boot_owned(name: &'static str, cmdline: String, expect_exit: Expect, e
 }
 
 fn matrix(name: &'static str, machine: &'static str, mem: &'static str, smp: &'static str, extra: &[&str]) -> Boot {
-    let mut expect = vec!["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-frames"];
+    let mut expect = vec!["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-frames", "[PASS] smp-online"];
     expect.extend_from_slice(extra);
-    Boot { machine: Some(machine), mem: Some(mem), smp: Some(smp), ..kernel_boot(name, "test=smoke", Expect::Success, &expect) }
+    let mut boot = kernel_boot(name, "test=smoke", Expect::Success, &expect);
+    boot.expect.push(online_line(smp));
+    Boot { machine: Some(machine), mem: Some(mem), smp: Some(smp), ..boot }
+}
+
+/// The kernel's bring-up summary when every one of `smp` CPUs came online.
+fn online_line(smp: &str) -> String {
+    format!("smp: {smp} of {smp} CPUs online")
+}
+
+/// The smoke boot expects every CPU QEMU_SMP asks for online, when it is a
+/// plain count (a topology such as `4,sockets=2` is left to the kernel's
+/// own smp-online check against the MADT).
+fn smoke_boot() -> Boot {
+    let expect = ["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-kernel-stacks", "[PASS] smoke-frames", "[PASS] smp-online", "[PASS] lapic-timer-ticks", "[PASS] read-only-wrapper"];
+    let mut boot = kernel_boot("boot", "test=smoke,timer,readonly", Expect::Success, &expect);
+    let smp = std::env::var("QEMU_SMP").unwrap_or_else(|_| "1".into());
+    if smp.parse::<u32>().is_ok() {
+        boot.expect.push(online_line(&smp));
+    }
+    boot
 }
 
 /// Two entries, a 3 s timeout, the first the default.
@@ -843,9 +863,9 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
     vec![
         Scenario {
             name: "smoke",
-            description: "boot, memory summary, heap, frame and timer checks, the read-only wrapper, clean exit",
+            description: "boot, memory summary, heap, frame, every CPU online (QEMU_SMP), timer checks, the read-only wrapper, clean exit",
             capos_boot_only: false,
-            boots: vec![kernel_boot("boot", "test=smoke,timer,readonly", Expect::Success, &["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-kernel-stacks", "[PASS] smoke-frames", "[PASS] lapic-timer-ticks", "[PASS] read-only-wrapper"])],
+            boots: vec![smoke_boot()],
         },
         Scenario {
             name: "smoke-matrix",

@@ -63,6 +63,16 @@ pub fn init() {
             };
             *gate = Gate::new(isr_stub_table[v], cs, ist, 0);
         }
+    }
+    load();
+}
+
+/// Load the (shared, already built) IDT on this CPU: the bootstrap CPU in
+/// [`init`], each application processor as it starts.
+pub fn load() {
+    // SAFETY: the IDT is a static that `init` filled before any AP starts
+    // and nothing writes afterwards; LIDT only reads the pointer.
+    unsafe {
         let ptr = x86_64::structures::DescriptorTablePointer {
             limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
             base: x86_64::VirtAddr::new(IDT.0.get() as u64),

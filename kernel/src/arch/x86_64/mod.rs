@@ -1,5 +1,6 @@
 //! x86_64 support: port I/O, the serial port, CPU feature control, GDT/TSS,
-//! IDT and the trap entry path, and QEMU's exit device. All `unsafe` that
+//! IDT and the trap entry path, per-CPU state and AP start-up, and QEMU's
+//! exit device. All `unsafe` that
 //! touches the CPU lives here.
 
 pub mod cpu;
@@ -9,5 +10,6 @@ pub mod percpu;
 pub mod port;
 pub mod qemu;
 pub mod serial;
+pub mod smp;
 pub mod syscall;
 pub mod trap;

@@ -1,14 +1,15 @@
 //! The SYSCALL entry path.
 //!
-//! `syscall` lands in `syscall_entry` with the user's `rsp` still loaded, so
-//! the stub first saves it and switches to the current process's kernel
-//! stack. capOS runs on one CPU, so the two words it needs (the saved user
-//! `rsp` and the kernel stack top) are plain statics rather than per-CPU
-//! data behind GS; that also means the kernel never executes `swapgs`. The
-//! stub then builds the [`TrapFrame`](super::trap::TrapFrame) layout an
-//! interrupt from user mode would, calls the dispatcher, and leaves with
-//! `iretq` like the interrupt exit, which also sidesteps SYSRET's
-//! non-canonical-RIP pitfall.
+//! `syscall` lands in `syscall_entry` with the user's `rsp` still loaded
+//! and the user's GS base, so the stub first executes `swapgs` (GS now
+//! reaches this CPU's `percpu` block, see the swapgs rule there), parks the
+//! user `rsp` in `gs:[user_rsp]` and switches to `gs:[kernel_rsp]`, the
+//! current process's kernel stack on this CPU. Against the single-CPU
+//! version (two statics) that costs two instructions per syscall: the
+//! `swapgs` on entry and the one before `iretq`. The stub then builds the
+//! [`TrapFrame`](super::trap::TrapFrame) layout an interrupt from user mode
+//! would, calls the dispatcher, and leaves with `iretq` like the interrupt
+//! exit, which also sidesteps SYSRET's non-canonical-RIP pitfall.
 //!
 //! Two things it leaves out, since a syscall is a call: the six
 //! callee-saved registers (rbx, rbp, r12-r15) are not stored in the frame
@@ -20,13 +21,8 @@
 //! And no `cld`: SFMASK clears DF on entry (`init`).
 
 use super::trap::TrapFrame;
+use super::percpu::{OFF_KERNEL_RSP, OFF_USER_RSP};
 use core::arch::{asm, global_asm};
-use core::sync::atomic::{AtomicU64, Ordering};
-
-#[no_mangle]
-static SYSCALL_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
-#[no_mangle]
-static SYSCALL_USER_RSP: AtomicU64 = AtomicU64::new(0);
 
 /// The "vector" recorded in a syscall's trap frame.
 const SYSCALL_VECTOR: u64 = 0x100;
@@ -36,10 +32,11 @@ global_asm!(
 .section .text.syscall, "ax"
 .global syscall_entry
 syscall_entry:
-    mov [rip + SYSCALL_USER_RSP], rsp
-    mov rsp, [rip + SYSCALL_KERNEL_RSP]
+    swapgs
+    mov gs:[{user_rsp}], rsp
+    mov rsp, gs:[{kernel_rsp}]
     push 0x1b
-    push qword ptr [rip + SYSCALL_USER_RSP]
+    push qword ptr gs:[{user_rsp}]
     push r11
     push 0x23
     push rcx
@@ -68,10 +65,13 @@ syscall_entry:
     pop rcx
     pop rax
     add rsp, 16
+    swapgs
     iretq
 "#,
     dispatch = sym syscall_trampoline,
     vector = const SYSCALL_VECTOR,
+    user_rsp = const OFF_USER_RSP,
+    kernel_rsp = const OFF_KERNEL_RSP,
 );
 
 extern "C" fn syscall_trampoline(frame: &mut TrapFrame) {
@@ -102,10 +102,11 @@ pub fn init() {
 }
 
 /// The kernel stack syscalls and user-mode interrupts of the current
-/// process run on.
+/// process run on, on this CPU (kept for its callers; the state is per CPU,
+/// see [`percpu::set_kernel_stack`](super::percpu::set_kernel_stack)).
+#[inline(always)]
 pub fn set_kernel_stack(top: u64) {
-    SYSCALL_KERNEL_RSP.store(top, Ordering::Relaxed);
-    super::gdt::set_privilege_stack(top);
+    super::percpu::set_kernel_stack(top);
 }
 
 extern "C" {

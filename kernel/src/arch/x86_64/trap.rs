@@ -2,6 +2,14 @@
 //! code where the CPU pushes none), `isr_common` saves every general
 //! purpose register into a [`TrapFrame`] and calls [`trap_dispatch`].
 //!
+//! GS (the `percpu` swapgs rule): `isr_common` executes `swapgs` on entry
+//! and again just before `iretq` when the interrupted CS has RPL 3 (two
+//! instructions, `test` and a branch, when it came from the kernel). The
+//! IST vectors (NMI, double fault, machine check) may interrupt the kernel
+//! between a user-mode switch and its `swapgs`, so their stubs enter
+//! `isr_paranoid` instead, which reads GS_BASE and swaps only when it is
+//! not a kernel address, and swaps back on the way out.
+//!
 //! Exceptions in the kernel are reported with vector, error code, RIP, CR2
 //! and all registers, then end the run (a self-test may arm a one-shot
 //! recovery first, see `expect_fault`). Interrupt vectors (32..255) go to a
@@ -20,6 +28,10 @@ global_asm!(
 .section .text.isr, "ax"
 .global isr_common
 isr_common:
+    test byte ptr [rsp + 24], 3
+    jz 5f
+    swapgs
+5:
     push rax
     push rcx
     push rdx
@@ -40,6 +52,60 @@ isr_common:
     call {dispatch}
 .global isr_return
 isr_return:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    add rsp, 16
+    test byte ptr [rsp + 8], 3
+    jz 2f
+    swapgs
+2:
+    iretq
+
+.global isr_paranoid
+isr_paranoid:
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    cld
+    xor ebx, ebx
+    mov ecx, 0xc0000101
+    rdmsr
+    test edx, edx
+    js 3f
+    swapgs
+    mov ebx, 1
+3:
+    mov rdi, rsp
+    call {dispatch}
+    test ebx, ebx
+    jz 4f
+    swapgs
+4:
     pop r15
     pop r14
     pop r13
@@ -198,7 +264,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             Some(h) => h(vector as u8),
             None => log::warn!("interrupt on vector {} with no handler", vector),
         }
-        if vector == crate::irq::VECTOR_LAPIC_TIMER as u64 && from_user(frame) {
+        // The timer and a reschedule interrupt (another CPU queued work
+        // here, or asks this one to end its process) preempt user mode.
+        if (vector == crate::irq::VECTOR_LAPIC_TIMER as u64 || vector == crate::irq::VECTOR_RESCHEDULE as u64) && from_user(frame) {
             if let Some(preempt) = PREEMPT_HOOK.get() {
                 preempt();
             }

@@ -311,7 +311,11 @@ pub fn inti_flags(flags: u16) -> (Polarity, Trigger) {
 pub struct LocalApic {
     pub processor_id: u32,
     pub apic_id: u32,
+    /// Usable: Enabled (flags bit 0) or Online Capable (bit 1).
     pub enabled: bool,
+    /// Enabled (bit 0): present now. One that is only Online Capable may
+    /// be absent (a hot-plug slot) and may not answer a start-up.
+    pub present: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,6 +401,7 @@ pub fn parse_madt(t: &Table) -> Result<Madt, AcpiError> {
                 processor_id: e[2] as u32,
                 apic_id: e[3] as u32,
                 enabled: le32(e, 4).unwrap_or(0) & 3 != 0,
+                present: le32(e, 4).unwrap_or(0) & 1 != 0,
             }),
             1 if !short(12, &mut m) => m.io_apics.push(IoApic {
                 id: e[2],
@@ -420,6 +425,7 @@ pub fn parse_madt(t: &Table) -> Result<Madt, AcpiError> {
                 processor_id: le32(e, 12).unwrap_or(0),
                 apic_id: le32(e, 4).unwrap_or(0),
                 enabled: le32(e, 8).unwrap_or(0) & 3 != 0,
+                present: le32(e, 8).unwrap_or(0) & 1 != 0,
             }),
             _ => {}
         }
@@ -705,6 +711,20 @@ pub(crate) mod tests {
         bad.0.get_mut(&0x1000).unwrap()[30] ^= 1; // extended checksum
         assert!(matches!(discover(&bad, 0x1000), Err(AcpiError::BadChecksum { .. })));
         assert!(matches!(discover(&machine(), 0x9000), Err(AcpiError::Unreadable(_))));
+    }
+
+    #[test]
+    fn madt_processor_flags() {
+        // LAPIC: uid 0 id 0 enabled; uid 1 id 2 online capable; uid 2 id 3
+        // neither. x2APIC: id 300 enabled.
+        let mut x2 = vec![9u8, 16, 0, 0];
+        x2.extend_from_slice(&300u32.to_le_bytes());
+        x2.extend_from_slice(&1u32.to_le_bytes());
+        x2.extend_from_slice(&7u32.to_le_bytes());
+        let t = tbl(b"APIC", &madt_body(&[vec![0, 8, 0, 0, 1, 0, 0, 0], vec![0, 8, 1, 2, 2, 0, 0, 0], vec![0, 8, 2, 3, 0, 0, 0, 0], x2]));
+        let m = parse_madt(&t).unwrap();
+        let got: Vec<(u32, u32, bool, bool)> = m.local_apics.iter().map(|l| (l.processor_id, l.apic_id, l.enabled, l.present)).collect();
+        assert_eq!(got, vec![(0, 0, true, true), (1, 2, true, false), (2, 3, false, false), (7, 300, true, true)]);
     }
 
     #[test]

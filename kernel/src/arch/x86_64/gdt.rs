@@ -10,6 +10,7 @@
 //! never share one.
 
 use super::percpu;
+use core::sync::atomic::Ordering;
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, FS, GS, SS};
 use x86_64::instructions::tables::load_tss;
@@ -43,9 +44,11 @@ pub fn init_ap(index: usize) {
 
 fn init_on(index: usize) {
     let b = percpu::block(index);
-    // SAFETY: each block's GDT is built once, by the CPU that then loads it
-    // (the bootstrap CPU for block 0, during single-threaded boot; an AP
-    // for its own block), so nothing else holds a reference to it.
+    // One build per block, ever: a second call (or a second CPU given the
+    // same index) would alias the GDT the first one loaded.
+    assert!(!b.gdt_claimed.swap(true, Ordering::AcqRel), "the GDT of cpu {} is already built", index);
+    // SAFETY: the claim above makes this the only reference ever taken to
+    // this block's GDT as `&mut`, and it ends before the shared one below.
     let gdt = unsafe { &mut *b.gdt.get() };
     *gdt = GlobalDescriptorTable::new();
     let kernel_code = gdt.append(Descriptor::kernel_code_segment());

@@ -26,7 +26,7 @@
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use x86_64::structures::gdt::GlobalDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
@@ -54,6 +54,8 @@ pub struct PerCpu {
     pub(super) tss: UnsafeCell<TaskStateSegment>,
     /// This CPU's GDT, built once (`gdt::init_on`) before it is loaded.
     pub(super) gdt: UnsafeCell<GlobalDescriptorTable>,
+    /// Set by the one `gdt::init_on` call that may build `gdt`.
+    pub(super) gdt_claimed: AtomicBool,
 }
 
 #[allow(dead_code, reason = "used by `current`, itself API for the scheduler")]
@@ -76,6 +78,7 @@ impl PerCpu {
             _pad: 0,
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
+            gdt_claimed: AtomicBool::new(false),
         }
     }
 }

@@ -181,13 +181,22 @@ static EXPECTED_APIC: AtomicU32 = AtomicU32::new(u32::MAX);
 static BSP_CR0: AtomicU64 = AtomicU64::new(0);
 static BSP_CR4: AtomicU64 = AtomicU64::new(0);
 
-/// Usable processors the MADT lists (the bootstrap CPU included).
+/// Usable processors the MADT lists (the bootstrap CPU included), and
+/// how many of them are marked present (Enabled, not only Online Capable).
 static LISTED: AtomicU64 = AtomicU64::new(1);
+static PRESENT: AtomicU64 = AtomicU64::new(1);
 
 /// How many processors the MADT lists as usable (enabled or
 /// online-capable, the bootstrap CPU included; 1 without a MADT).
 pub fn listed() -> usize {
     LISTED.load(Ordering::Relaxed) as usize
+}
+
+/// How many of [`listed`] the MADT marks Enabled (present now): each of
+/// those must come online; an Online Capable one may be an empty hot-plug
+/// slot (it is tried, and misses its deadline).
+pub fn present() -> usize {
+    PRESENT.load(Ordering::Relaxed) as usize
 }
 
 fn sym<T>(s: &T) -> u64 {
@@ -276,6 +285,10 @@ pub fn start_aps(madt: Option<&Madt>) {
     let ids = candidates(madt);
     let listed = ids.len().max(1);
     LISTED.store(listed as u64, Ordering::Relaxed);
+    let mut present: Vec<u32> = madt.local_apics.iter().filter(|l| l.present).map(|l| l.apic_id).collect();
+    present.sort_unstable();
+    present.dedup();
+    PRESENT.store(present.len().max(1) as u64, Ordering::Relaxed);
     let others: Vec<u32> = ids.iter().copied().filter(|&id| id != bsp).collect();
     let mut online_ids = alloc::vec![bsp];
     let base = LOW_BASE.load(Ordering::Relaxed);

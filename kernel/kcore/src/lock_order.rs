@@ -27,7 +27,9 @@
 //!    handler takes are marked [`LockClass::irq`] and must only be taken
 //!    with interrupts off (the kernel checks that; this module only
 //!    carries the bit).
-//! 5. The stack holds at most [`MAX_HELD`] entries, no allocation; a deeper
+//! 5. A `try_lock` cannot deadlock: [`Held::acquire_unordered`] records it
+//!    without checking rules 1 and 2; while held it counts like any lock.
+//! 6. The stack holds at most [`MAX_HELD`] entries, no allocation; a deeper
 //!    nesting is reported ([`OrderViolation::Overflow`]), never undefined.
 //!    A refused acquisition leaves the stack unchanged.
 
@@ -154,6 +156,18 @@ impl Held {
         Ok(())
     }
 
+    /// Record taking `class` by a `try_lock`, which cannot deadlock: no
+    /// order is checked (the lock is held all the same, so later
+    /// acquisitions are checked against it). Only overflow is refused.
+    pub fn acquire_unordered(&mut self, class: &'static LockClass) -> Result<(), OrderViolation> {
+        if self.len == MAX_HELD {
+            return Err(OrderViolation::Overflow { taking: class });
+        }
+        self.stack[self.len] = Some(class);
+        self.len += 1;
+        Ok(())
+    }
+
     /// Record releasing `class`: its most recent entry goes, wherever it
     /// sits (rule 3).
     pub fn release(&mut self, class: &'static LockClass) -> Result<(), OrderViolation> {
@@ -263,6 +277,26 @@ mod tests {
         h.acquire(&A).unwrap();
         h.acquire(&B).unwrap();
         assert_eq!(names(&h), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_try_lock_is_not_checked_but_counts_while_held() {
+        let mut h = Held::new();
+        h.acquire(&C).unwrap();
+        // A try of a lower rank, even of a held class, cannot deadlock.
+        h.acquire_unordered(&A).unwrap();
+        h.acquire_unordered(&C).unwrap();
+        assert_eq!(names(&h), ["c", "a", "c"]);
+        // What it holds still forbids what ranks below the highest held.
+        assert_eq!(h.acquire(&B), Err(OrderViolation::Order { taking: &B, holding: &C }));
+        // Releases take the most recent entry of the class.
+        h.release(&C).unwrap();
+        assert_eq!(names(&h), ["c", "a"]);
+        h.release(&C).unwrap();
+        assert_eq!(names(&h), ["a"]);
+        h.acquire(&B).unwrap();
+        h.release(&A).unwrap();
+        assert_eq!(names(&h), ["b"]);
     }
 
     #[test]

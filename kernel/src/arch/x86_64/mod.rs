@@ -5,6 +5,7 @@
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+pub mod percpu;
 pub mod port;
 pub mod qemu;
 pub mod serial;

@@ -22,11 +22,12 @@
 pub mod classes;
 
 pub use capos_kcore::lock_order::LockClass;
-use core::fmt;
 use core::ops::{Deref, DerefMut};
 
-/// A spin lock of class `class`.
+/// A spin lock of class `class`. Release builds keep no class: the lock
+/// is its spin lock, byte for byte.
 pub struct Lock<T: ?Sized> {
+    #[cfg(debug_assertions)]
     class: &'static LockClass,
     inner: spin::Mutex<T>,
 }
@@ -40,7 +41,13 @@ pub struct LockGuard<'a, T: ?Sized + 'a> {
 
 impl<T> Lock<T> {
     pub const fn new(class: &'static LockClass, value: T) -> Lock<T> {
-        Lock { class, inner: spin::Mutex::new(value) }
+        #[cfg(not(debug_assertions))]
+        let _ = class;
+        Lock {
+            #[cfg(debug_assertions)]
+            class,
+            inner: spin::Mutex::new(value),
+        }
     }
 }
 
@@ -100,14 +107,10 @@ impl<T: ?Sized> Drop for LockGuard<'_, T> {
     }
 }
 
-impl<T: ?Sized + fmt::Debug> fmt::Debug for Lock<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Lock({})", self.class.name)
-    }
-}
 
 /// A reader-writer spin lock of class `class`.
 pub struct RwLock<T: ?Sized> {
+    #[cfg(debug_assertions)]
     class: &'static LockClass,
     inner: spin::RwLock<T>,
 }
@@ -126,7 +129,13 @@ pub struct WriteGuard<'a, T: ?Sized + 'a> {
 
 impl<T> RwLock<T> {
     pub const fn new(class: &'static LockClass, value: T) -> RwLock<T> {
-        RwLock { class, inner: spin::RwLock::new(value) }
+        #[cfg(not(debug_assertions))]
+        let _ = class;
+        RwLock {
+            #[cfg(debug_assertions)]
+            class,
+            inner: spin::RwLock::new(value),
+        }
     }
 }
 

@@ -9,8 +9,9 @@
 //! memory layers; the heap grows by mapping pages, which takes frames; an
 //! interrupt may arrive wherever interrupts are on (boot, the prompt, a
 //! device wait) so the interrupt handler table ranks above all of those;
-//! the logger and the fault record come last, since logging (and a fault)
-//! happen anywhere.
+//! logging happens anywhere; the interrupt handler table comes last, since
+//! an interrupt (wherever interrupts are on) can come while anything is
+//! held, the logger's locks included.
 
 use super::LockClass;
 
@@ -61,13 +62,20 @@ pub static MM_HEAP: LockClass = class("mm.heap", 240);
 pub static MM_PAGING: LockClass = class("mm.paging", 250);
 pub static MM_FRAMES: LockClass = class("mm.frames", 260);
 
-// Taken in interrupt handlers, wherever interrupts are on.
-pub static TRAP_IRQ_HANDLERS: LockClass = irq_class("trap.irq_handlers", 270);
+// Logging happens anywhere (a try_lock, so never checked itself, but an
+// interrupt can arrive while it is held).
+pub static LOG_SERIAL: LockClass = class("log.serial", 270);
+pub static LOG_RING: LockClass = class("log.ring", 280);
 
-// Leaves: logging and the fault record happen anywhere.
-pub static LOG_SERIAL: LockClass = class("log.serial", 280);
-pub static LOG_RING: LockClass = class("log.ring", 290);
-pub static TRAP_LAST_FAULT: LockClass = class("trap.last_fault", 300);
+// The fault record: taken in the exception handler of a fault a self-test
+// armed (the faulting code holds nothing), and by that self-test.
+pub static TRAP_LAST_FAULT: LockClass = class("trap.last_fault", 290);
+
+// Taken in interrupt handlers, wherever interrupts are on: above every
+// lock code may hold with interrupts on (at boot, in self-tests and in the
+// prompt that is any of them, the logger's and the fault record's
+// included). Nothing is taken while it is held.
+pub static TRAP_IRQ_HANDLERS: LockClass = irq_class("trap.irq_handlers", 300);
 
 /// Two classes only the lock-order self-test takes (`test=lockorder`,
 /// which takes them in the wrong order on purpose).
@@ -103,10 +111,10 @@ pub static ALL: &[&LockClass] = &[
     &MM_HEAP,
     &MM_PAGING,
     &MM_FRAMES,
-    &TRAP_IRQ_HANDLERS,
     &LOG_SERIAL,
     &LOG_RING,
     &TRAP_LAST_FAULT,
+    &TRAP_IRQ_HANDLERS,
     &SELFTEST_OUTER,
     &SELFTEST_INNER,
 ];

@@ -25,7 +25,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use capos_abi::icount::{region_start, region_stop};
-use spin::Mutex;
+use crate::sync::Lock;
 
 /// Requests per region, and warm-up requests before each.
 const OPS_4K: usize = 1000;
@@ -85,7 +85,7 @@ fn region(label: &str, n: usize, mut op: impl FnMut(usize) -> bool, warmed: impl
 }
 
 /// The polled-loop replay that follows a polled region.
-fn spin_region(label: &str, n: usize, ctrl: &Mutex<nvme::Controller>, polls: u64) {
+fn spin_region(label: &str, n: usize, ctrl: &Lock<nvme::Controller>, polls: u64) {
     log::info!("bench: {}: {} poll turns in {} requests", label, polls, n);
     log::info!("icount: {} spin ops={}", label, n);
     let mut c = ctrl.lock();
@@ -102,7 +102,7 @@ fn spin_region(label: &str, n: usize, ctrl: &Mutex<nvme::Controller>, polls: u64
 /// reads use) and into a heap `Vec` (what a storage backer may pass:
 /// unaligned, in the heap's own mapping, so each page is translated by a
 /// page-table walk).
-fn trait_reads(name: &str, dev: &block::SharedDevice, mode: &str, ctrl: Option<&Arc<Mutex<nvme::Controller>>>) {
+fn trait_reads(name: &str, dev: &block::SharedDevice, mode: &str, ctrl: Option<&Arc<Lock<nvme::Controller>>>) {
     for (size, heap) in [(4096usize, false), (4096, true), (128 * 1024, false), (128 * 1024, true)] {
         let mut d = dev.lock();
         let bs = d.block_size();
@@ -137,7 +137,7 @@ fn trait_reads(name: &str, dev: &block::SharedDevice, mode: &str, ctrl: Option<&
 }
 
 /// NVMe without the trait: `nvme::stream` at queue depth 1 and 32.
-fn raw_reads(name: &str, ctrl: &Arc<Mutex<nvme::Controller>>, ns: &nvme::Namespace, mode: &str) {
+fn raw_reads(name: &str, ctrl: &Arc<Lock<nvme::Controller>>, ns: &nvme::Namespace, mode: &str) {
     for size in [4096usize, 128 * 1024] {
         for qd in [1usize, 32] {
             let n = ops_for(size).min((ns.info.blocks as usize * ns.info.block_size as usize) / size);

@@ -25,6 +25,7 @@ mod platform;
 mod proc;
 mod selftest;
 mod storage;
+mod sync;
 mod time;
 
 use arch::x86_64::{cpu, gdt, idt, qemu, serial};

@@ -18,7 +18,7 @@ static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
     "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk", "readonly",
-    "nvme-irqs-off", "nvme-timeout",
+    "nvme-irqs-off", "nvme-timeout", "lockorder",
 ];
 
 fn report(name: &str, result: Result<String, String>) {
@@ -51,11 +51,45 @@ pub fn run(name: &str) {
         "readonly" => read_only_wrapper(),
         "nvme-irqs-off" => report("nvme-irqs-off", nvme_irqs_off()),
         "nvme-timeout" => report("nvme-timeout-reset", nvme_timeout()),
+        "lockorder" => lock_order(),
         other => report(
             "unknown-test",
             Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
         ),
     }
+}
+
+/// The lock-order checker (`sync`, debug builds): the table of classes is
+/// in rank order, two test locks taken in order pass and are counted, then
+/// taken the other way round the checker must panic naming both
+/// (`fault` scenario, boot `lock-order`). Nothing after that runs.
+fn lock_order() {
+    use crate::sync::{classes, held_count, Lock};
+    static OUTER: Lock<u32> = Lock::new(&classes::SELFTEST_OUTER, 0);
+    static INNER: Lock<u32> = Lock::new(&classes::SELFTEST_INNER, 0);
+    if let Some(w) = classes::ALL.windows(2).find(|w| w[0].rank >= w[1].rank) {
+        return report("lock-order-table", Err(format!("'{}' (rank {}) is listed before '{}' (rank {})", w[0].name, w[0].rank, w[1].name, w[1].rank)));
+    }
+    report("lock-order-table", Ok(format!("{} classes, ranks strictly increasing", classes::ALL.len())));
+    if !cfg!(debug_assertions) {
+        return report("lock-order", Err(String::from("the checker is built in debug builds only (KERNEL_PROFILE=dev)")));
+    }
+    let before = held_count();
+    let nested = {
+        let mut o = OUTER.lock();
+        let mut i = INNER.lock();
+        *o += 1;
+        *i += 1;
+        held_count() - before
+    };
+    if nested != 2 || held_count() != before {
+        return report("lock-order-in-order", Err(format!("{} locks counted while both were held, {} after", nested, held_count() - before)));
+    }
+    report("lock-order-in-order", Ok(String::from("'selftest.outer' then 'selftest.inner' taken and released")));
+    log::info!("lock-order: now 'selftest.inner' then 'selftest.outer'; the checker must panic");
+    let _inner = INNER.lock();
+    let _outer = OUTER.lock();
+    report("lock-order", Err(String::from("the checker let 'selftest.outer' be taken while holding 'selftest.inner'")));
 }
 
 /// Print the totals and end the run.
@@ -156,7 +190,7 @@ fn blk() {
 }
 
 /// The first NVMe controller and its first namespace's block device.
-fn first_nvme() -> Result<(alloc::sync::Arc<spin::Mutex<crate::drivers::nvme::Controller>>, crate::drivers::block::SharedDevice), String> {
+fn first_nvme() -> Result<(alloc::sync::Arc<crate::sync::Lock<crate::drivers::nvme::Controller>>, crate::drivers::block::SharedDevice), String> {
     let ctrl = crate::drivers::nvme::controllers().first().cloned().ok_or("no NVMe controller bound")?;
     let nsid = ctrl.lock().namespaces.first().map(|n| n.nsid).ok_or("the NVMe controller has no namespace")?;
     let dev = crate::drivers::block::find(&format!("nvme0n{}", nsid)).ok_or("nvme0's first namespace is not a block device")?;
@@ -312,9 +346,9 @@ fn read_only_wrapper() {
     use capos_abi::helpers::{decode, fill_cap, fill_data, fill_u64, read_cap, read_data, read_u64};
     use capos_abi::message::{to_words, word_bytes};
     use capos_abi::{interfaces, Handle, SysError};
-    use spin::Mutex;
+    use crate::sync::{classes, Lock};
 
-    struct MemFile(Mutex<Vec<u8>>);
+    struct MemFile(Lock<Vec<u8>>);
     impl KernelObject for MemFile {
         fn interface_id(&self) -> u64 { interfaces::FILE }
         fn kind(&self) -> &'static str { "test file" }
@@ -353,7 +387,7 @@ fn read_only_wrapper() {
         let caller = Caller { pid: 0, name: "selftest", caps: &no_caps };
         let area = IpcArea::new().ok_or(String::from("no memory for a test IPC area"))?;
         let mut dirty = 0usize;
-        let file = Arc::new(MemFile(Mutex::new(b"capOS".to_vec())));
+        let file = Arc::new(MemFile(Lock::new(&classes::SELFTEST_MEMFILE, b"capOS".to_vec())));
         let dir: Arc<dyn KernelObject> = Arc::new(MemDir(file.clone()));
         let ro_dir = ReadOnly(dir);
         // Run one call; returns the capabilities handed back and a copy of the results.

@@ -17,6 +17,7 @@ pub mod endpoint;
 pub mod frame_alloc;
 pub mod gpt;
 pub mod line_editor;
+pub mod lock_order;
 pub mod mmio;
 pub mod nvme;
 pub mod pci;

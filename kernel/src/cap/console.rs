@@ -26,7 +26,7 @@ use capos_kcore::console_input::{ConsoleInput, Fed, Request};
 pub struct Console;
 
 /// Who holds the console's input, and the line being typed.
-static INPUT: spin::Mutex<ConsoleInput<MAX_CONSOLE_LINE_BYTES>> = spin::Mutex::new(ConsoleInput::new());
+static INPUT: crate::sync::Lock<ConsoleInput<MAX_CONSOLE_LINE_BYTES>> = crate::sync::Lock::new(&crate::sync::classes::CONSOLE_INPUT, ConsoleInput::new());
 
 impl KernelObject for Console {
     fn interface_id(&self) -> u64 {

@@ -30,16 +30,16 @@
 use super::waiters::waiters;
 use alloc::sync::Arc;
 use capos_kcore::endpoint::{EndpointCore, Notified};
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 pub struct Endpoint {
-    pub core: Mutex<EndpointCore>,
+    pub core: Lock<EndpointCore>,
 }
 
 impl Endpoint {
     /// An open endpoint served by `server` (`endpoint_create`).
     pub fn new(server: u32) -> Endpoint {
-        Endpoint { core: Mutex::new(EndpointCore::new(server)) }
+        Endpoint { core: Lock::new(&classes::ENDPOINT, EndpointCore::new(server)) }
     }
 
     /// A closed endpoint bound to no process yet: a manifest export before

@@ -6,7 +6,7 @@
 use crate::arch::x86_64::serial;
 use core::fmt::{self, Write};
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 const LINE_MAX: usize = 200;
 pub const RING_LINES: usize = 64;
@@ -23,7 +23,7 @@ struct Ring {
     count: usize,
 }
 
-static RING: Mutex<Ring> = Mutex::new(Ring { lines: [Line { bytes: [0; LINE_MAX], len: 0 }; RING_LINES], next: 0, count: 0 });
+static RING: Lock<Ring> = Lock::new(&classes::LOG_RING, Ring { lines: [Line { bytes: [0; LINE_MAX], len: 0 }; RING_LINES], next: 0, count: 0 });
 
 /// A fixed buffer that silently truncates.
 struct Fixed {
@@ -41,10 +41,10 @@ impl Write for Fixed {
 }
 
 struct SerialLogger {
-    lock: Mutex<()>,
+    lock: Lock<()>,
 }
 
-static LOGGER: SerialLogger = SerialLogger { lock: Mutex::new(()) };
+static LOGGER: SerialLogger = SerialLogger { lock: Lock::new(&classes::LOG_SERIAL, ()) };
 
 impl Log for SerialLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {

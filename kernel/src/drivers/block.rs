@@ -8,9 +8,9 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_storage::BlockDevice;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
-pub type SharedDevice = Arc<Mutex<Box<dyn BlockDevice + Send>>>;
+pub type SharedDevice = Arc<Lock<Box<dyn BlockDevice + Send>>>;
 
 pub struct Named {
     pub name: String,
@@ -18,11 +18,11 @@ pub struct Named {
     pub device: SharedDevice,
 }
 
-static DEVICES: Mutex<Vec<Named>> = Mutex::new(Vec::new());
+static DEVICES: Lock<Vec<Named>> = Lock::new(&classes::BLOCK_DEVICES, Vec::new());
 
 pub fn register(name: String, driver: &'static str, detail: String, device: Box<dyn BlockDevice + Send>) {
     crate::drivers::register(name.clone(), driver, detail);
-    DEVICES.lock().push(Named { name, driver, device: Arc::new(Mutex::new(device)) });
+    DEVICES.lock().push(Named { name, driver, device: Arc::new(Lock::new(&classes::BLOCK_DEVICE, device)) });
 }
 
 /// (name, driver, device) of every registered device, in discovery order.

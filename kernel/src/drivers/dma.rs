@@ -10,7 +10,7 @@
 use crate::mm::{frames, phys_to_virt, PAGE_SIZE};
 use alloc::collections::BTreeMap;
 use core::ptr::NonNull;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 /// A physically contiguous, zeroed buffer of whole pages.
@@ -65,7 +65,7 @@ pub fn virt_to_phys(va: u64) -> Option<u64> {
 }
 
 /// Bounce buffers in flight, by the physical address given to the device.
-static BOUNCES: Mutex<BTreeMap<u64, u64>> = Mutex::new(BTreeMap::new());
+static BOUNCES: Lock<BTreeMap<u64, u64>> = Lock::new(&classes::DMA_BOUNCES, BTreeMap::new());
 
 pub struct KernelHal;
 

@@ -8,7 +8,7 @@ pub mod virtio_blk;
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 pub struct Bound {
     pub name: String,
@@ -16,7 +16,7 @@ pub struct Bound {
     pub detail: String,
 }
 
-static BOUND: Mutex<Vec<Bound>> = Mutex::new(Vec::new());
+static BOUND: Lock<Vec<Bound>> = Lock::new(&classes::DRIVERS_BOUND, Vec::new());
 
 pub fn register(name: String, driver: &'static str, detail: String) {
     log::info!("devices: {} bound to {} ({})", name, driver, detail);

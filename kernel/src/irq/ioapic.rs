@@ -4,7 +4,7 @@
 use crate::mm::mmio::{MmioRegion, Rw32};
 use alloc::vec::Vec;
 use capos_kcore::acpi::Madt;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 pub struct IoApic {
     pub id: u8,
@@ -37,7 +37,7 @@ impl IoApic {
     }
 }
 
-static IOAPICS: Mutex<Vec<IoApic>> = Mutex::new(Vec::new());
+static IOAPICS: Lock<Vec<IoApic>> = Lock::new(&classes::IRQ_IOAPICS, Vec::new());
 
 /// A programmed route, for the `irq` command.
 #[derive(Clone, Debug)]
@@ -51,7 +51,7 @@ pub struct Route {
     pub what: &'static str,
 }
 
-static ROUTES: Mutex<Vec<Route>> = Mutex::new(Vec::new());
+static ROUTES: Lock<Vec<Route>> = Lock::new(&classes::IRQ_ROUTES, Vec::new());
 
 pub fn init(madt: Option<&Madt>) {
     let Some(m) = madt else {

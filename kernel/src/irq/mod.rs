@@ -9,7 +9,7 @@ pub mod pic;
 
 use capos_kcore::acpi::Madt;
 use capos_kcore::vectors::{VectorAllocator, VectorError};
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 /// Fixed vectors.
 pub const VECTOR_LAPIC_TIMER: u8 = 0x20;
@@ -22,7 +22,7 @@ pub const VECTOR_SPURIOUS: u8 = 0xff;
 pub const POOL_FIRST: u8 = 0x30;
 pub const POOL_LAST: u8 = 0xfe;
 
-static VECTORS: Mutex<VectorAllocator> = Mutex::new(VectorAllocator::new(POOL_FIRST, POOL_LAST));
+static VECTORS: Lock<VectorAllocator> = Lock::new(&classes::IRQ_VECTORS, VectorAllocator::new(POOL_FIRST, POOL_LAST));
 
 pub fn alloc_vector() -> Result<u8, VectorError> {
     VECTORS.lock().alloc()

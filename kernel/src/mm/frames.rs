@@ -4,11 +4,11 @@
 use super::phys_to_virt;
 use crate::boot_info::{MemoryRegion, RegionKind};
 use capos_kcore::frame_alloc::{bitmap_words, FrameAllocator, FreeError, FRAME_SIZE};
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::PhysAddr;
 
-static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+static FRAMES: Lock<Option<FrameAllocator<'static>>> = Lock::new(&classes::MM_FRAMES, None);
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FrameStats {

@@ -11,7 +11,7 @@ use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
 use capos_abi::small_blocks::{class_of, class_size, SmallBlocks, BLOCK_ALIGN};
 use linked_list_allocator::Heap;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 pub const HEAP_BASE: u64 = 0xffff_9000_0000_0000;
 pub const HEAP_INITIAL: u64 = 256 * 1024;
@@ -19,15 +19,15 @@ pub const HEAP_INITIAL: u64 = 256 * 1024;
 pub const HEAP_MAX: u64 = 1 << 30;
 
 pub struct KernelHeap {
-    heap: Mutex<Heap>,
+    heap: Lock<Heap>,
     /// Freed small blocks (capos_abi::small_blocks), so the call path's
     /// small allocations skip the first-fit walk.
-    small: Mutex<SmallBlocks>,
+    small: Lock<SmallBlocks>,
     cap: AtomicU64,
 }
 
 #[global_allocator]
-pub static HEAP: KernelHeap = KernelHeap { heap: Mutex::new(Heap::empty()), small: Mutex::new(SmallBlocks::new()), cap: AtomicU64::new(0) };
+pub static HEAP: KernelHeap = KernelHeap { heap: Lock::new(&classes::MM_HEAP, Heap::empty()), small: Lock::new(&classes::MM_HEAP_SMALL, SmallBlocks::new()), cap: AtomicU64::new(0) };
 
 /// Map the initial heap. `cap` bounds how far it may grow.
 pub fn init(cap: u64) -> Result<(), super::paging::MapError> {

@@ -9,7 +9,7 @@
 use super::frames::KernelFrames;
 use super::{hhdm_offset, phys_to_virt, PAGE_SIZE};
 use crate::boot_info::MemoryRegion;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::MapToError;
 use x86_64::structures::paging::{
@@ -17,7 +17,7 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
-static KERNEL_TABLES: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+static KERNEL_TABLES: Lock<Option<OffsetPageTable<'static>>> = Lock::new(&classes::MM_PAGING, None);
 static KERNEL_PML4: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Physical address of the kernel's PML4; every address space copies its

@@ -4,7 +4,7 @@
 
 use super::paging::{map_fresh, MapError};
 use super::PAGE_SIZE;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 pub const STACKS_BASE: u64 = 0xffff_a000_0000_0000;
 /// Virtual size of one slot: guard page + stack, at most 1 MiB.
@@ -22,7 +22,7 @@ struct Slots {
     high: usize,
 }
 
-static SLOTS: Mutex<Slots> = Mutex::new(Slots { names: [""; MAX_SLOTS], high: 0 });
+static SLOTS: Lock<Slots> = Lock::new(&classes::MM_STACKS, Slots { names: [""; MAX_SLOTS], high: 0 });
 
 #[derive(Debug, Clone, Copy)]
 pub struct KernelStack {

@@ -4,10 +4,10 @@ use crate::arch::x86_64::port::{inl, outl};
 use crate::mm::mmio::{MmioRegion, Rw32};
 use capos_kcore::acpi::EcamRegion;
 use capos_kcore::pci::ConfigSpace;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 /// The 0xCF8/0xCFC pair is one shared resource.
-static LEGACY_LOCK: Mutex<()> = Mutex::new(());
+static LEGACY_LOCK: Lock<()> = Lock::new(&classes::PCI_LEGACY, ());
 
 #[derive(Clone, Debug)]
 pub enum Backend {

@@ -218,7 +218,7 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
 /// same next pid, and no dead process may leave the table meanwhile
 /// (that frees a lower slot: `proc::reap` does not reap while this is
 /// held).
-pub(super) static SPAWN: spin::Mutex<()> = spin::Mutex::new(());
+pub(super) static SPAWN: crate::sync::Lock<()> = crate::sync::Lock::new(&crate::sync::classes::PROC_SPAWN, ());
 
 /// Start a new instance of `plan` now (a restart); its pid. `starting`
 /// is told the pid before the instance can run (on any CPU), so what it

@@ -37,11 +37,11 @@ use alloc::vec::Vec;
 use capos_abi::ipc::ReplyWord;
 use capos_abi::SysError;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 pub use table::{Delivery, Exit, Process, State, Table, Wait};
 
 /// The process table: empty until [`init`] puts the idle context in it.
-pub static TABLE: Mutex<Table> = Mutex::new(Table::empty());
+pub static TABLE: Lock<Table> = Lock::new(&classes::PROC_TABLE, Table::empty());
 
 /// The process layer as kernel objects see it (`cap::waiters`).
 struct ProcWaiters;
@@ -180,7 +180,7 @@ struct Deferred {
     kills: Vec<(u32, String)>,
 }
 
-static DEFERRED: Mutex<Deferred> = Mutex::new(Deferred { orphans: Vec::new(), kicks: Vec::new(), kills: Vec::new() });
+static DEFERRED: Lock<Deferred> = Lock::new(&classes::PROC_DEFERRED, Deferred { orphans: Vec::new(), kicks: Vec::new(), kills: Vec::new() });
 
 fn defer(f: impl FnOnce(&mut Deferred)) {
     f(&mut DEFERRED.lock());

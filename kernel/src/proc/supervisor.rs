@@ -22,7 +22,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_kcore::restart::{decide, Ending, Verdict};
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 /// Where a grant's capability comes from, each time an instance starts.
 #[derive(Clone)]
@@ -51,7 +51,7 @@ struct Supervised {
     running: bool,
 }
 
-static REGISTRY: Mutex<Vec<Supervised>> = Mutex::new(Vec::new());
+static REGISTRY: Lock<Vec<Supervised>> = Lock::new(&classes::PROC_SUPERVISOR, Vec::new());
 
 /// What `ProcessControl.status` reports.
 pub use crate::cap::waiters::ProcessStatus as Status;

@@ -38,7 +38,7 @@ use capos_storage::fat::{FatFs, FatPartition, MountOptions as FatOptions};
 use capos_storage::{readonly_fs::ReadOnlyFs, BlockDevice, Clock, FileSystem, Provenance, Timestamp};
 use core::sync::atomic::{AtomicU64, Ordering};
 use device::{DevHandle, Range};
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 /// The blocks a backer reads and writes: a range of a registered device.
 pub type Dev = Partition<DevHandle>;
@@ -60,13 +60,13 @@ impl Clock for KernelClock {
 pub struct FsMount {
     pub id: u64,
     pub name: String,
-    pub fs: Mutex<Box<dyn FileSystem + Send>>,
+    pub fs: Lock<Box<dyn FileSystem + Send>>,
 }
 
 /// A mounted store, and how many compactions were logged so far.
 pub struct StoreMount {
     pub name: String,
-    pub store: Mutex<Store<Dev>>,
+    pub store: Lock<Store<Dev>>,
     compactions_logged: AtomicU64,
 }
 
@@ -88,7 +88,7 @@ impl StoreMount {
 
 /// A raw mount: its claimed range as one device, served by `cap/block.rs`.
 pub struct RawMount {
-    pub dev: Mutex<Dev>,
+    pub dev: Lock<Dev>,
     /// The mount said `read-only`: every grant of it is read-only.
     pub read_only: bool,
 }
@@ -103,7 +103,7 @@ pub struct Mounted {
     pub summary: String,
 }
 
-static MOUNTS: Mutex<Vec<Mounted>> = Mutex::new(Vec::new());
+static MOUNTS: Lock<Vec<Mounted>> = Lock::new(&classes::STORAGE_MOUNTS, Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The filesystem of mount `name`.
@@ -168,7 +168,7 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         MountFormat::Raw => {
             let d = dev(0, range.count)?;
             notes.push(format!("{} blocks of {} bytes served as BlockDevice", range.count, d.block_size()));
-            raw = Some(Arc::new(RawMount { dev: Mutex::new(d), read_only: spec.read_only }));
+            raw = Some(Arc::new(RawMount { dev: Lock::new(&classes::STORAGE_RAW, d), read_only: spec.read_only }));
             (None, None)
         }
         MountFormat::CaposRo1 | MountFormat::CaposWf1 | MountFormat::Fat => (Some((0, range.count)), None),
@@ -188,7 +188,7 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
             log::warn!("storage: {}: the newest store commit is damaged ({}); mounted the one before it", spec.name, skipped);
         }
         notes.push(format!("store generation {}, {} keys{}", s.generation(), s.len(), if s.is_read_only() { ", read-only" } else { "" }));
-        store = Some(Arc::new(StoreMount { name: spec.name.clone(), store: Mutex::new(s), compactions_logged: AtomicU64::new(0) }));
+        store = Some(Arc::new(StoreMount { name: spec.name.clone(), store: Lock::new(&classes::STORAGE_STORE, s), compactions_logged: AtomicU64::new(0) }));
     }
     if let Some((start, count)) = fs_range {
         let boxed: Box<dyn FileSystem + Send> = if spec.format == MountFormat::CaposRo1 {
@@ -230,7 +230,7 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
             ));
             Box::new(f)
         };
-        fs = Some(Arc::new(FsMount { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), name: spec.name.clone(), fs: Mutex::new(boxed) }));
+        fs = Some(Arc::new(FsMount { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), name: spec.name.clone(), fs: Lock::new(&classes::STORAGE_FS, boxed) }));
     }
     let summary = format!(
         "{}: {} on {} (blocks {}..{}){}{}",

@@ -18,7 +18,7 @@ pub mod rtc;
 
 use crate::arch::x86_64::cpu::{cpuid, rdtsc};
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TscSource {
@@ -51,7 +51,7 @@ struct Base {
     source: Option<TscSource>,
 }
 
-static BASE: Mutex<Base> = Mutex::new(Base { base_tsc: 0, base_ns: 0, hz: 0, source: None });
+static BASE: Lock<Base> = Lock::new(&classes::TIME_BASE, Base { base_tsc: 0, base_ns: 0, hz: 0, source: None });
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
@@ -209,7 +209,7 @@ struct Wall {
     source: WallSource,
 }
 
-static WALL: Mutex<Wall> = Mutex::new(Wall { unix_at_boot: 0, source: WallSource::Unknown });
+static WALL: Lock<Wall> = Lock::new(&classes::TIME_WALL, Wall { unix_at_boot: 0, source: WallSource::Unknown });
 
 pub fn init_wall_clock(from_bootloader: Option<i64>, century_register: u8) {
     let (t, src) = match from_bootloader.filter(|t| *t > 0) {

@@ -880,7 +880,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "fault",
-            description: "deliberate page faults, invalid opcode, divide error, stack overflow, panic",
+            description: "deliberate page faults, invalid opcode, divide error, stack overflow, panic, a lock-order inversion",
             capos_boot_only: false,
             boots: vec![
                 kernel_boot(
@@ -915,6 +915,25 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                         "test=panic",
                         Expect::KernelFailure,
                         &["KERNEL PANIC at kernel/src/selftest.rs", "deliberate panic requested by test=panic"],
+                    )
+                },
+                // The lock-order checker (debug kernels only, so this boot
+                // is one whatever KERNEL_PROFILE says): an inversion of two
+                // test locks panics naming both.
+                Boot {
+                    forbid: strings(&["EXCEPTION (unexpected)", "[FAIL]"]),
+                    profile: Some(String::from("dev")),
+                    ..kernel_boot(
+                        "lock-order",
+                        "test=lockorder",
+                        Expect::KernelFailure,
+                        &[
+                            "[PASS] lock-order-table",
+                            "[PASS] lock-order-in-order",
+                            "lock order: cpu 0 holds: 'selftest.inner' (rank 1010)",
+                            "KERNEL PANIC at kernel/src/sync.rs",
+                            "lock order: taking 'selftest.outer' (rank 1000) while holding 'selftest.inner' (rank 1010)",
+                        ],
                     )
                 },
             ],

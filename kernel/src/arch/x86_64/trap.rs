@@ -180,7 +180,7 @@ pub struct FaultReport {
 // u64::MAX) and where to resume.
 static EXPECT_VECTOR: AtomicU64 = AtomicU64::new(u64::MAX);
 static RECOVER_RIP: AtomicU64 = AtomicU64::new(0);
-static LAST_FAULT: spin::Mutex<Option<FaultReport>> = spin::Mutex::new(None);
+static LAST_FAULT: crate::sync::Lock<Option<FaultReport>> = crate::sync::Lock::new(&crate::sync::classes::TRAP_LAST_FAULT, None);
 
 /// Arm a one-shot recovery: the next exception `vector` resumes at the
 /// address the test stores into [`recovery_slot`] just before faulting.
@@ -207,7 +207,7 @@ pub static DOUBLE_FAULT_HOOK: spin::Once<fn(&FaultReport) -> !> = spin::Once::ne
 
 /// Interrupt handlers for vectors 32..=255, set by the platform layer.
 pub type IrqHandler = fn(vector: u8);
-static IRQ_HANDLERS: spin::RwLock<[Option<IrqHandler>; 256]> = spin::RwLock::new([None; 256]);
+static IRQ_HANDLERS: crate::sync::RwLock<[Option<IrqHandler>; 256]> = crate::sync::RwLock::new(&crate::sync::classes::TRAP_IRQ_HANDLERS, [None; 256]);
 static IRQ_COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
 /// Install (or remove) the handler of `vector`. The table's write lock is

@@ -40,7 +40,7 @@ use capos_kcore::nvme::{
 use capos_storage::{BlockDevice, BlockError};
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use queue::QueuePair;
-use spin::Mutex;
+use crate::sync::{classes, Lock};
 
 pub const DEFAULT_DEPTH: u16 = 64;
 const ADMIN_DEPTH: u16 = 32;
@@ -560,7 +560,7 @@ pub struct Namespace {
 
 /// One namespace as a block device.
 pub struct NvmeDisk {
-    pub ctrl: Arc<Mutex<Controller>>,
+    pub ctrl: Arc<Lock<Controller>>,
     pub ns: Namespace,
     /// For buffers that are not dword aligned.
     bounce: Option<DmaBuffer>,
@@ -630,9 +630,9 @@ impl BlockDevice for NvmeDisk {
     }
 }
 
-static CONTROLLERS: Mutex<Vec<Arc<Mutex<Controller>>>> = Mutex::new(Vec::new());
+static CONTROLLERS: Lock<Vec<Arc<Lock<Controller>>>> = Lock::new(&classes::NVME_CONTROLLERS, Vec::new());
 
-pub fn controllers() -> Vec<Arc<Mutex<Controller>>> {
+pub fn controllers() -> Vec<Arc<Lock<Controller>>> {
     CONTROLLERS.lock().clone()
 }
 
@@ -774,7 +774,7 @@ pub fn probe(depth: u16, use_msix: bool) {
         match init_controller(index, dev, depth, use_msix) {
             Ok((mut c, namespaces)) => {
                 c.namespaces = namespaces.clone();
-                let ctrl = Arc::new(Mutex::new(c));
+                let ctrl = Arc::new(Lock::new(&classes::NVME_CONTROLLER, c));
                 CONTROLLERS.lock().push(ctrl.clone());
                 for ns in namespaces {
                     let name = format!("nvme{}n{}", index, ns.nsid);
@@ -794,7 +794,7 @@ pub fn probe(depth: u16, use_msix: bool) {
 /// For benchmarks: queue up to `depth` reads or writes of `chunk` bytes,
 /// covering `[lba, lba + total)` of namespace 1's geometry, reaping as they
 /// complete. Returns the number of commands.
-pub fn stream(ctrl: &Mutex<Controller>, ns: &Namespace, write: bool, lba: u64, total: usize, chunk: usize, depth: usize, buf: &DmaBuffer) -> Result<u64, BlockError> {
+pub fn stream(ctrl: &Lock<Controller>, ns: &Namespace, write: bool, lba: u64, total: usize, chunk: usize, depth: usize, buf: &DmaBuffer) -> Result<u64, BlockError> {
     let mut c = ctrl.lock();
     if c.failed {
         return Err(BlockError::Device { status: STATUS_CONTROLLER_FAILED });

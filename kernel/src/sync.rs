@@ -254,7 +254,7 @@ mod check {
 
     fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
         trap::without_interrupts(|| {
-            let cpu = percpu::index();
+            let cpu = percpu::index_early();
             // SAFETY: see `PerCpu`: this CPU's entry, interrupts off, and
             // `f` does not reach `with_held` again.
             f(unsafe { &mut *HELD[cpu].0.get() })
@@ -266,7 +266,7 @@ mod check {
     fn violation(v: OrderViolation) -> ! {
         // The panic handler takes no lock; say what else was held first.
         let mut w = RawSerial;
-        let _ = write!(w, "lock order: cpu {} holds:", percpu::index());
+        let _ = write!(w, "lock order: cpu {} holds:", percpu::index_early());
         with_held(|h| {
             for c in h.iter() {
                 let _ = write!(w, " '{}' (rank {})", c.name, c.rank);
@@ -316,7 +316,7 @@ mod check {
     pub fn none_held(what: &str) {
         if depth() != 0 {
             let mut w = RawSerial;
-            let _ = write!(w, "lock order: cpu {} holds:", percpu::index());
+            let _ = write!(w, "lock order: cpu {} holds:", percpu::index_early());
             with_held(|h| {
                 for c in h.iter() {
                     let _ = write!(w, " '{}' (rank {})", c.name, c.rank);

@@ -125,6 +125,17 @@ pub fn init_bsp() {
     ONLINE.store(1, Ordering::Release);
 }
 
+/// This CPU's index, or 0 before the boot CPU's block is installed (for
+/// code that may run before [`init_bsp`]: the debug lock checker, taken
+/// by the serial port's first lines). Costs a load more than [`index`].
+pub fn index_early() -> usize {
+    if ONLINE.load(Ordering::Acquire) == 0 {
+        0
+    } else {
+        index()
+    }
+}
+
 /// Fill in block `index` for the AP with `apic_id` before starting it.
 pub(crate) fn prepare(index: usize, apic_id: u32) {
     let b = block(index);

@@ -74,6 +74,11 @@ impl RunQueues {
         self.idle & (1 << cpu) != 0
     }
 
+    /// Online CPUs running something other than their idle context.
+    pub fn busy(&self) -> CpuMask {
+        self.online & !self.idle
+    }
+
     /// Rule 1: the CPU a new process starts on (0 when none is online yet).
     pub fn place(&mut self) -> usize {
         for _ in 0..MAX_CPUS {

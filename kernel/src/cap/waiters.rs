@@ -38,7 +38,9 @@ pub trait Waiters: Sync {
     /// `server` waits in receive on an endpoint that has a notification
     /// for it now: it receives again before the kernel returns to user mode.
     fn kick_receiver(&self, server: u32);
-    /// End `pid` as if it faulted, before the caller returns to user mode.
+    /// End `pid` as if it faulted; returns once it has ended (and its
+    /// successor, if it is restarted, serves). The caller holds no lock
+    /// (the object runs unlocked: `KernelObject::runs_unlocked`).
     fn kill(&self, pid: u32, reason: String);
     /// The manifest process `name`, if there is one.
     fn status(&self, name: &str) -> Option<ProcessStatus>;

@@ -40,11 +40,9 @@ impl Write for Fixed {
     }
 }
 
-struct SerialLogger {
-    lock: Lock<()>,
-}
+struct SerialLogger;
 
-static LOGGER: SerialLogger = SerialLogger { lock: Lock::new(&classes::LOG_SERIAL, ()) };
+static LOGGER: SerialLogger = SerialLogger;
 
 impl Log for SerialLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
@@ -63,9 +61,11 @@ impl Log for SerialLogger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        // Interrupt handlers may log too: never spin forever on our own lock.
-        let _guard = self.lock.try_lock();
-        let _ = writeln!(serial::RawSerial, "[{:5}.{:06}] {} {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level, record.args());
+        // One line at a time across CPUs; re-entrant for an interrupt
+        // handler that logs mid-line on this CPU (`serial::exclusive`).
+        serial::exclusive(|| {
+            let _ = writeln!(serial::RawSerial, "[{:5}.{:06}] {} {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level, record.args());
+        });
         if let Some(mut ring) = RING.try_lock() {
             let mut f = Fixed { bytes: [0; LINE_MAX], len: 0 };
             let _ = write!(f, "[{:5}.{:06}] {} {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level, record.args());

@@ -106,6 +106,8 @@ pub fn run_switch(s: Option<table::Switch>) {
 
 #[inline(always)]
 fn switch(s: table::Switch) {
+    // Debug kernels: no lock is carried from one context into another.
+    crate::sync::assert_none_held("a context switch");
     // SAFETY: `to` is the entered process's saved-stack slot: its record
     // is not freed while this CPU is its current one (table rule 6), and
     // `from` the leaving one's (not freed until its stack is saved, which
@@ -165,6 +167,23 @@ fn reap_dead() {
     }
 }
 
+/// Free every dead process now, waiting (briefly, with interrupts let
+/// in) for a CPU still leaving one's stack, so a count of free frames
+/// taken next is the same whichever CPU the dead ran on and however far
+/// it has got (`ProcessControl.status`).
+fn reap_all() {
+    for _ in 0..1_000_000 {
+        reap();
+        if UNREAPED.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let was = trap::interrupts_enabled();
+        trap::set_interrupts(true);
+        core::hint::spin_loop();
+        trap::set_interrupts(was);
+    }
+}
+
 /// Lifetime work found where the process table may be locked (a
 /// capability can drop anywhere), done before the kernel returns to user
 /// mode ([`settle`]).
@@ -215,9 +234,11 @@ impl Waiters for ProcWaiters {
 
     fn kill(&self, pid: u32, reason: String) {
         defer(|d| d.kills.push((pid, reason)));
+        await_kills();
     }
 
     fn status(&self, name: &str) -> Option<ProcessStatus> {
+        reap_all();
         supervisor::status(name)
     }
 }
@@ -234,11 +255,23 @@ pub fn settle() {
 
 #[inline(never)]
 fn settle_now() {
+    settle_work(true);
+}
+
+/// [`settle_now`]; `own`: this CPU's own process may be ended here (not
+/// inside a kernel object's call, which must return first). Returns
+/// whether a kill of this CPU's own process was left for later.
+fn settle_work(own: bool) -> bool {
+    let mut own_left = false;
     // Kills of processes that run on another CPU, for whoever settles
     // next (that CPU was asked to reschedule, and settles then).
     let mut elsewhere = Vec::new();
     while UNSETTLED.swap(false, Ordering::Relaxed) {
-        let work = core::mem::take(&mut *DEFERRED.lock());
+        let work = {
+            let mut d = DEFERRED.lock();
+            KILLS_IN_FLIGHT.fetch_add(d.kills.len(), Ordering::Relaxed);
+            core::mem::take(&mut *d)
+        };
         with(|t| {
             for (server, client) in work.orphans {
                 // Only a call still queued for that server (not received:
@@ -255,51 +288,74 @@ fn settle_now() {
             }
         });
         for (pid, reason) in work.kills {
-            if let Err(Elsewhere) = terminate(pid, Exit::Killed(reason.clone())) {
+            if !own && pid == with(|t| t.current_pid()) {
+                own_left = true;
                 elsewhere.push((pid, reason));
+            } else if let Err(Elsewhere) = terminate(pid, Exit::Killed(reason.clone())) {
+                elsewhere.push((pid, reason));
+            } else {
+                KILLS_IN_FLIGHT.fetch_sub(1, Ordering::Release);
             }
         }
     }
     if !elsewhere.is_empty() {
-        defer(|d| d.kills.extend(elsewhere));
+        let n = elsewhere.len();
+        defer(|d| {
+            d.kills.extend(elsewhere);
+            KILLS_IN_FLIGHT.fetch_sub(n, Ordering::Release);
+        });
+    }
+    own_left
+}
+
+/// Wait until every kill asked for has happened (`Waiters::kill`: a
+/// `ProcessControl.kill` that returned has ended its process, and the
+/// caller may call the restarted instance next). A kill of a process
+/// running on another CPU is done there (table rule 7) once that CPU
+/// enters the kernel, which the kill's reschedule interrupt makes it do.
+/// Interrupts are let in while waiting, so this CPU still answers what
+/// other CPUs wait for (a TLB shootdown). A kill of this CPU's own
+/// process (two processes killing each other) ends the wait: it is
+/// carried out before the caller returns to user mode.
+fn await_kills() {
+    loop {
+        if settle_work(false) {
+            return;
+        }
+        if DEFERRED.lock().kills.is_empty() && KILLS_IN_FLIGHT.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let was = trap::interrupts_enabled();
+        trap::set_interrupts(true);
+        for _ in 0..64 {
+            core::hint::spin_loop();
+        }
+        trap::set_interrupts(was);
+        UNSETTLED.store(true, Ordering::Relaxed);
     }
 }
+
+/// Kills taken out of [`DEFERRED`] and not yet carried out (a CPU is
+/// ending the process and starting its successor): counted under the
+/// deferred lock as they are taken, so a waiting killer never sees a kill
+/// in neither place.
+static KILLS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// [`settle`] on the way back to user mode: if this CPU's own process
 /// was among the kills, it never returns there.
 #[inline(always)]
 pub fn settle_before_user() {
     if UNSETTLED.load(Ordering::Relaxed) {
-        settle_and_wait();
+        settle_own();
     }
 }
 
-/// Settle; then wait until every kill asked for has happened, so a
-/// `ProcessControl.kill` that returned has ended its process (its
-/// caller may call the restarted instance next). A kill of a process
-/// running on another CPU is done there (table rule 7) once that CPU
-/// enters the kernel, which the kill's reschedule interrupt makes it do.
-/// Interrupts are let in while waiting, so this CPU still answers
-/// what other CPUs wait for (a TLB shootdown); and each pass carries out
-/// any kill of this CPU's own process, so two CPUs killing each other's
-/// processes both finish.
 #[inline(never)]
-fn settle_and_wait() {
-    loop {
-        settle_now();
-        if with(|t| t.current().state() == State::Dead) {
-            schedule();
-            unreachable!("a dead process was scheduled again");
-        }
-        if DEFERRED.lock().kills.is_empty() {
-            return;
-        }
-        trap::set_interrupts(true);
-        for _ in 0..64 {
-            core::hint::spin_loop();
-        }
-        trap::set_interrupts(false);
-        UNSETTLED.store(true, Ordering::Relaxed);
+fn settle_own() {
+    settle_now();
+    if with(|t| t.current().state() == State::Dead) {
+        schedule();
+        unreachable!("a dead process was scheduled again");
     }
 }
 
@@ -428,12 +484,14 @@ pub fn run_until_idle() -> (usize, usize, usize) {
         // Nothing ready: servers may be blocked waiting for calls forever.
         // A process waiting for console input is not idle: we wait with it
         // (the serial interrupt wakes us), and the prompt does not run.
-        let (live, blocked_all) = with(|t| {
+        // Another CPU at work (a process, or a restart in progress) may
+        // yet wake somebody: not idle until every CPU is.
+        let done = with(|t| {
             let live = t.live();
             let blocked = t.users().filter(|p| matches!(p.state(), State::Blocked(Wait::Call | Wait::Reply { .. }))).count();
-            (live, blocked == live)
+            (live == 0 || blocked == live) && !t.others_busy()
         });
-        if live == 0 || blocked_all {
+        if done {
             break;
         }
         crate::arch::x86_64::cpu::wait_for_interrupt();

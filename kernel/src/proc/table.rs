@@ -534,6 +534,13 @@ impl Table {
         (p.state == State::Running && p.cpu != me).then_some(p.cpu)
     }
 
+    /// Whether a CPU other than this one runs something (a process, or
+    /// the kernel on a process's behalf: ending one, starting its
+    /// successor).
+    pub fn others_busy(&self) -> bool {
+        self.queues.busy() & !(1 << percpu::index()) != 0
+    }
+
     /// Ask `cpu` to reschedule once the table is unlocked.
     pub fn kick(&mut self, cpu: usize) {
         self.kicks |= 1 << cpu;

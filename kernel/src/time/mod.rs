@@ -57,7 +57,9 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// Record the boot TSC value; call first thing.
 pub fn mark_boot() {
-    BASE.lock().base_tsc = rdtsc();
+    let mut b = BASE.lock();
+    b.base_tsc = rdtsc();
+    publish(&b);
 }
 
 fn set_frequency(hz: u64, source: TscSource) {
@@ -70,6 +72,23 @@ fn set_frequency(hz: u64, source: TscSource) {
     b.hz = hz;
     b.source = Some(source);
     TSC_HZ.store(hz, Ordering::Relaxed);
+    publish(&b);
+}
+
+/// The base as [`uptime_ns`] reads it, without a lock (any CPU, any
+/// context, an interrupt handler that logs included): a sequence count,
+/// odd while [`publish`] writes (only at boot, under [`BASE`]).
+static SEQ: AtomicU64 = AtomicU64::new(0);
+static PUB_TSC: AtomicU64 = AtomicU64::new(0);
+static PUB_NS: AtomicU64 = AtomicU64::new(0);
+static PUB_HZ: AtomicU64 = AtomicU64::new(0);
+
+fn publish(b: &Base) {
+    SEQ.fetch_add(1, Ordering::AcqRel);
+    PUB_TSC.store(b.base_tsc, Ordering::Release);
+    PUB_NS.store(b.base_ns, Ordering::Release);
+    PUB_HZ.store(b.hz, Ordering::Release);
+    SEQ.fetch_add(1, Ordering::AcqRel);
 }
 
 fn from_cpuid15() -> Option<u64> {
@@ -134,15 +153,18 @@ pub fn tsc_source() -> Option<TscSource> {
 
 /// Nanoseconds since boot (0 before the first calibration).
 pub fn uptime_ns() -> u64 {
-    let b = match BASE.try_lock() {
-        Some(b) => b,
-        None => return 0,
-    };
-    if b.hz == 0 {
-        return 0;
+    loop {
+        let seq = SEQ.load(Ordering::Acquire);
+        let (tsc, ns, hz) = (PUB_TSC.load(Ordering::Acquire), PUB_NS.load(Ordering::Acquire), PUB_HZ.load(Ordering::Acquire));
+        if seq % 2 == 1 || SEQ.load(Ordering::Acquire) != seq {
+            core::hint::spin_loop();
+            continue;
+        }
+        if hz == 0 {
+            return 0;
+        }
+        return ns + (rdtsc().saturating_sub(tsc) as u128 * 1_000_000_000 / hz as u128) as u64;
     }
-    let ticks = rdtsc().saturating_sub(b.base_tsc);
-    b.base_ns + (ticks as u128 * 1_000_000_000 / b.hz as u128) as u64
 }
 
 /// TSC ticks in `ns` nanoseconds (saturating; 1 GHz before calibration).

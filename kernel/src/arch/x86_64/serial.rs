@@ -6,6 +6,7 @@
 
 use super::port::{inb, outb};
 use core::fmt;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 const COM1: u16 = 0x3f8;
 const LINE_STATUS: u16 = COM1 + 5;
@@ -73,4 +74,33 @@ impl fmt::Write for RawSerial {
         write_str(s);
         Ok(())
     }
+}
+
+/// Who owns the console's output (a CPU index + 1; 0: nobody).
+static OWNER: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `f` (which writes whole lines to COM1) with this CPU owning the
+/// output, so lines from several CPUs do not interleave. Re-entrant on
+/// one CPU (an interrupt handler or an exception report that logs while
+/// this CPU is mid-line just writes), and bounded: a CPU that died
+/// owning it (a panic elsewhere) is waited for about a second's worth of
+/// spins, then ignored. Not a `sync::Lock`: it must work from exception
+/// and panic paths, before the per-CPU blocks and with any lock held.
+pub fn exclusive<R>(f: impl FnOnce() -> R) -> R {
+    let me = super::percpu::index_early() + 1;
+    let mut taken = false;
+    if OWNER.load(Ordering::Relaxed) != me {
+        for _ in 0..50_000_000u32 {
+            if OWNER.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                taken = true;
+                break;
+            }
+            core::hint::spin_loop();
+        }
+    }
+    let r = f();
+    if taken {
+        OWNER.store(0, Ordering::Release);
+    }
+    r
 }

@@ -318,6 +318,10 @@ fn describe_page_fault(err: u64) -> (&'static str, &'static str, &'static str, &
 
 /// Print an exception report without taking any lock or allocating.
 fn print_report(f: &TrapFrame, r: &FaultReport, how: &str) {
+    super::serial::exclusive(|| write_report(f, r, how));
+}
+
+fn write_report(f: &TrapFrame, r: &FaultReport, how: &str) {
     let mut w = RawSerial;
     let _ = writeln!(
         w,

@@ -17,7 +17,7 @@
 //! reply is valid), both host-tested; process states change only through
 //! the table's transitions (`table`). This module moves the bytes.
 
-use super::table::{Delivery, Parts, Process, Switch, Table, Wait};
+use super::table::{Delivery, Parts, Process, State, Switch, Table, Wait};
 use super::{run_switch, schedule, with};
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::cap::endpoint::{Client, Endpoint};
@@ -340,7 +340,11 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
         }
         Next::SwitchTo(server) => {
             let delivered = match t.current_and(server) {
-                Some((c, s)) => {
+                // The endpoint said its server waits; a server that has
+                // just died (ended on another CPU, its endpoints not yet
+                // closed) is not delivered to: the call fails as if it
+                // had found the endpoint closed.
+                Some((c, s)) if s.state() == State::Blocked(Wait::Call) => {
                     c.begin_call(server, handle.raw(), iface, w, badge, b, true);
                     match deliver_call(c, s, &ep, cur) {
                         Ok(r) => {
@@ -353,7 +357,7 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
                         }
                     }
                 }
-                None => {
+                _ => {
                     t.current().call_caps_mut().clear();
                     Err(SysError::PeerGone)
                 }

@@ -393,6 +393,11 @@ pub fn terminate(pid: u32, how: Exit) -> Result<(), Elsewhere> {
         }
         let Some(ended) = t.kill(pid, how.clone()) else { return Ok(None) };
         UNREAPED.fetch_add(1, Ordering::Relaxed);
+        // Its endpoints close in the same step (no CPU can find one open
+        // with a dead server); their queued callers fail once settled.
+        for ep in &ended.serves {
+            ep.close_for(pid);
+        }
         Ok(Some((ended, t.clients_of(pid))))
     })?;
     let Some((ended, clients)) = ended else { return Ok(()) };
@@ -404,10 +409,7 @@ pub fn terminate(pid: u32, how: Exit) -> Result<(), Elsewhere> {
     // Its receive handles close their endpoints as they drop; its client
     // capabilities tell their servers; death closes the endpoints it
     // created too, even if a copy of a handle lives on.
-    drop((caps, call_caps, queued_on));
-    for ep in serves {
-        ep.close_for(pid);
-    }
+    drop((caps, call_caps, queued_on, serves));
     crate::cap::console::release(pid);
     let what = match &how {
         Exit::Status(s) => {

@@ -322,6 +322,10 @@ fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, st
                 return fail("chaos-kill", &format!("store kill #{k}: {e:?}"));
             }
         }
+        // Count frames once the new instances serve (on several CPUs they
+        // may still be starting, mounting, when the kill returns).
+        let _ = fs.list();
+        let _ = store.has(b"chaos/go");
         let s = match fs_ctl.status() {
             Ok(s) => s,
             Err(e) => return fail("chaos-kill", &format!("status: {e:?}")),

@@ -53,7 +53,9 @@ impl KernelObject for ProcessControl {
                 })
             }
             process_control_method::STATUS => {
-                let free = crate::mm::frames::stats().free;
+                // Frames of transfers in flight (on other CPUs) count as
+                // free: they are back when the transfer ends.
+                let free = crate::mm::frames::stats().free + crate::drivers::dma::bounce_pages();
                 reply.results::<process_status_result::Owned, _>(|r| {
                     let mut ok = r.init_ok();
                     ok.set_pid(status.pid);

@@ -64,6 +64,16 @@ pub fn virt_to_phys(va: u64) -> Option<u64> {
     crate::mm::hhdm_virt_to_phys(va).or_else(|| crate::mm::paging::translate(va))
 }
 
+/// Pages of bounce buffers in flight: frames a transfer holds for its
+/// duration only, counted as free by `ProcessControl.status` (on several
+/// CPUs a count taken during another CPU's transfer would otherwise
+/// differ from one taken between transfers).
+static BOUNCE_PAGES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+pub fn bounce_pages() -> u64 {
+    BOUNCE_PAGES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Bounce buffers in flight, by the physical address given to the device.
 static BOUNCES: Lock<BTreeMap<u64, u64>> = Lock::new(&classes::DMA_BOUNCES, BTreeMap::new());
 
@@ -104,6 +114,7 @@ unsafe impl Hal for KernelHal {
         }
         let phys = bounce.phys;
         BOUNCES.lock().insert(phys, bounce.pages);
+        BOUNCE_PAGES.fetch_add(bounce.pages, core::sync::atomic::Ordering::Relaxed);
         core::mem::forget(bounce);
         phys
     }
@@ -111,6 +122,7 @@ unsafe impl Hal for KernelHal {
     unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
         let Some(pages) = BOUNCES.lock().remove(&paddr) else { return };
         let bounce = DmaBuffer { phys: paddr, pages };
+        BOUNCE_PAGES.fetch_sub(pages, core::sync::atomic::Ordering::Relaxed);
         if direction != BufferDirection::DriverToDevice {
             let len = buffer.len();
             // SAFETY: `buffer` is valid and exclusively ours for this call.

@@ -580,10 +580,7 @@ fn wait_for_call(f: &mut TrapFrame, ep: &Arc<Endpoint>, first: Option<Switch>) -
                 None => schedule(),
             },
             Some(Err(e)) => return Err(err(e)),
-            other => {
-                log::error!("DEBUG wait_for_call: delivery {:?}", other.as_ref().map(|d| d.as_ref().map(|_| ())));
-                return Err(err(SysError::PeerGone));
-            }
+            _ => return Err(err(SysError::PeerGone)),
         }
     }
 }

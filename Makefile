@@ -68,7 +68,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
                  -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service \
                  -p capos-fuzz
 # QEMU scenarios `make test` runs, in order.
-SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
+SCENARIOS := smoke smoke-matrix fault smp loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \

@@ -203,7 +203,7 @@ fn platform_init(late: &boot_info::LateBoot) {
     // The other CPUs: started and parked (proc::ap_main). The IPI vectors
     // get acknowledging no-op handlers until the scheduler attaches its own.
     arch::x86_64::trap::set_irq_handler(irq::VECTOR_RESCHEDULE, Some(|_| {}));
-    arch::x86_64::trap::set_irq_handler(irq::VECTOR_TLB_SHOOTDOWN, Some(|_| {}));
+    arch::x86_64::trap::set_irq_handler(irq::VECTOR_TLB_SHOOTDOWN, Some(mm::tlb::on_interrupt));
     arch::x86_64::smp::start_aps(madt);
 
     pci::init(&acpi.mcfg);

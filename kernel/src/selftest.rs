@@ -18,7 +18,7 @@ static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
     "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk", "readonly",
-    "nvme-irqs-off", "nvme-timeout", "lockorder",
+    "nvme-irqs-off", "nvme-timeout", "lockorder", "tlb", "tlb-skip",
 ];
 
 fn report(name: &str, result: Result<String, String>) {
@@ -52,6 +52,8 @@ pub fn run(name: &str) {
         "nvme-irqs-off" => report("nvme-irqs-off", nvme_irqs_off()),
         "nvme-timeout" => report("nvme-timeout-reset", nvme_timeout()),
         "lockorder" => lock_order(),
+        "tlb" => report("tlb-shootdown", tlb_shootdown(false)),
+        "tlb-skip" => report("tlb-shootdown", tlb_shootdown(true)),
         other => report(
             "unknown-test",
             Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
@@ -772,4 +774,94 @@ fn stack_overflow() {
     log::info!("stack-overflow: recursing on a 16 KiB stack at {:#x}..{:#x}, guard page {:#x}", stack.bottom, stack.top, stack.guard);
     // SAFETY: a fresh, mapped, unused stack; the function never returns.
     unsafe { crate::arch::x86_64::cpu::switch_stack(stack.top, overflow_on_test_stack) }
+}
+
+/// Where an AP reads for [`tlb_shootdown`] (0: nothing asked), and what it
+/// read there.
+static PROBE_ADDR: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static PROBE_SEEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static PROBE_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn probe_handler(_vector: u8) {
+    let addr = PROBE_ADDR.swap(0, Ordering::AcqRel);
+    if addr != 0 {
+        // SAFETY: the test maps this kernel page (and keeps a frame behind
+        // the address, old or new) for as long as a probe may run.
+        PROBE_SEEN.store(unsafe { (addr as *const u64).read_volatile() }, Ordering::Release);
+        PROBE_DONE.store(true, Ordering::Release);
+    }
+}
+
+/// Have CPU `cpu` read the word at `addr` through its own TLB (an
+/// interrupt handler on it); what it read.
+fn probe_on(cpu: usize, vector: u8, addr: u64) -> Result<u64, String> {
+    let id = crate::arch::x86_64::percpu::apic_id_of(cpu).ok_or("the CPU has no APIC id")?;
+    PROBE_SEEN.store(0, Ordering::Release);
+    PROBE_DONE.store(false, Ordering::Release);
+    PROBE_ADDR.store(addr, Ordering::Release);
+    if !crate::irq::lapic::send_ipi(id, vector) {
+        return Err(String::from("probe IPI not accepted"));
+    }
+    let start = crate::time::uptime_ns();
+    while !PROBE_DONE.load(Ordering::Acquire) {
+        if crate::time::uptime_ns().saturating_sub(start) > 1_000_000_000 {
+            return Err(String::from("the AP did not answer the probe within 1 s"));
+        }
+        core::hint::spin_loop();
+    }
+    Ok(PROBE_SEEN.load(Ordering::Acquire))
+}
+
+/// TLB shootdown (`mm::tlb`): CPU 1 reads a kernel page (caching its
+/// translation); the page is unmapped the way a kernel stack is, its old
+/// frame (kept) is given a stale marker, and the address is mapped again
+/// to a new frame with a new value. CPU 1 must read the new value; it reads the stale marker when
+/// its cached translation survived. `skip`: skip the shootdown once
+/// (`test=tlb-skip`), which must fail (QEMU's TCG keeps each vCPU's TLB
+/// until that vCPU flushes it), so the test shows it can see the bug.
+fn tlb_shootdown(skip: bool) -> Result<String, String> {
+    use crate::mm::{paging, phys_to_virt, stacks};
+    if crate::arch::x86_64::percpu::online() < 2 {
+        return Err(String::from("needs at least 2 CPUs (QEMU_SMP=2 or more)"));
+    }
+    const OLD: u64 = 0x0b0b_0b0b_0b0b_0b0b;
+    const STALE: u64 = 0x5747_4c45_5747_4c45;
+    const NEW: u64 = 0x4e45_5721_4e45_5721;
+    let vector = crate::irq::alloc_vector().map_err(|e| format!("no vector: {:?}", e))?;
+    trap::set_irq_handler(vector, Some(probe_handler));
+    let result = (|| {
+        let stack = stacks::alloc("tlb-test", 1).map_err(|e| format!("{:?}", e))?;
+        let va = stack.bottom;
+        let old_frame = paging::translate(va).ok_or("the test page is not mapped")?;
+        // SAFETY: our freshly mapped kernel page.
+        unsafe { (va as *mut u64).write_volatile(OLD) };
+        let seen = probe_on(1, vector, va)?;
+        if seen != OLD {
+            return Err(format!("CPU 1 read {:#x} before the unmap, not {:#x}", seen, OLD));
+        }
+        if skip {
+            crate::mm::tlb::skip_once_for_test();
+        }
+        let requests = crate::mm::tlb::requests();
+        let old = paging::unmap(va, 1).map_err(|e| format!("{:?}", e))?;
+        crate::mm::tlb::flush_kernel(&[(va, 1)]);
+        // The old frame is kept (not yet freed, as if reused by anything
+        // else) and given a marker that only a stale translation shows.
+        // SAFETY: the frame is still ours (unmapped, not freed), direct-mapped.
+        unsafe { (phys_to_virt(old_frame) as *mut u64).write_volatile(STALE) };
+        paging::map_fresh(va, 1).map_err(|e| format!("{:?}", e))?;
+        // SAFETY: mapped again just now.
+        unsafe { (va as *mut u64).write_volatile(NEW) };
+        let seen = probe_on(1, vector, va);
+        let sent = crate::mm::tlb::requests() - requests;
+        paging::free_all(&old);
+        stacks::free(stack);
+        match seen? {
+            NEW => Ok(format!("CPU 1 read the new mapping after the unmap ({} shootdown request{})", sent, if sent == 1 { "" } else { "s" })),
+            STALE => Err(String::from("CPU 1 read through its stale translation (the freed frame's new contents): no shootdown reached it")),
+            v => Err(format!("CPU 1 read {:#x}", v)),
+        }
+    })();
+    trap::set_irq_handler(vector, None);
+    result
 }

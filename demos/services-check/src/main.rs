@@ -32,10 +32,21 @@ use sha2::{Digest, Sha256};
 
 capos_rt::entry!(main, heap = 4 << 20);
 
-/// Kills of the fs service by `chaos` (the 200 restarts).
+/// Kills of the fs service by `chaos` (the 200 restarts), unless
+/// `--kills N` says otherwise (`make run-smp` runs a shorter round on each
+/// of its machines); the writer and chaos must be given the same.
 const KILLS: u32 = 200;
-/// The restart after which free frames are counted (see `chaos`).
-const BASELINE_AT: u32 = 50;
+
+/// `--kills N` from the arguments, else [`KILLS`].
+fn kills(start: &StartInfo) -> u32 {
+    start.args.iter().position(|a| a == "--kills").and_then(|i| start.args.get(i + 1)).and_then(|n| n.parse().ok()).filter(|n| *n >= 4).unwrap_or(KILLS)
+}
+
+/// The restart after which free frames are counted (see `chaos`): the
+/// 50th of 200, a quarter of a shorter round.
+fn baseline_at(kills: u32) -> u32 {
+    (kills / 4).min(50)
+}
 /// Kills of the store service (each one a remount of the store).
 const STORE_KILLS: u32 = 20;
 /// Workload steps the writer completes at least.
@@ -240,12 +251,12 @@ fn killed(e: &CallError) -> bool {
 /// The workload under kills: step i writes and syncs w/i, then puts key
 /// w/i with its hash; a step a kill cuts off is retried from the start.
 /// Runs until `ctl` reports the chaos process's kills done.
-fn workload(fs: &Directory, store: &Store, fs_ctl: &ProcessControl) -> Result<(u32, u32), String> {
+fn workload(fs: &Directory, store: &Store, fs_ctl: &ProcessControl, kills: u32) -> Result<(u32, u32), String> {
     fs.mkdir("w").map_err(|e| format!("mkdir w: {e:?}"))?;
     store.put(b"chaos/go", b"1").map_err(|e| format!("put chaos/go: {e:?}"))?;
     let (mut step, mut gone, mut tries) = (0u32, 0u32, 0u32);
     loop {
-        let done = fs_ctl.status().map_err(|e| format!("status: {e:?}"))?.restarts >= KILLS;
+        let done = fs_ctl.status().map_err(|e| format!("status: {e:?}"))?.restarts >= kills;
         if done && step >= MIN_STEPS {
             return Ok((step, gone));
         }
@@ -291,7 +302,8 @@ fn verify(fs: &Directory, store: &Store) -> Result<u32, String> {
 }
 
 /// Wait (yielding) until the writer puts `chaos/go`, then kill.
-fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, store: &Store) -> bool {
+fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, store: &Store, kills: u32) -> bool {
+    let (last, baseline) = (kills, baseline_at(kills));
     let mut polls = 0u64;
     while store.has(b"chaos/go").ok() != Some(true) {
         polls += 1;
@@ -301,7 +313,7 @@ fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, st
         capos_rt::syscall::yield_now();
     }
     let mut first = None;
-    for k in 1..=KILLS {
+    for k in 1..=last {
         // Once the (new) instance serves again, let the writer get some
         // calls in, then cut the service off.
         let mut tries = 0;
@@ -337,14 +349,14 @@ fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, st
         // the writer's workload reaches its largest requests, which takes
         // free frames that no restart leaks; so the baseline is taken once
         // the workload has run through every size many times.
-        if k == BASELINE_AT {
+        if k == baseline {
             first = Some(s.free_frames);
         }
-        if k == KILLS {
-            println!("free frames after restart {BASELINE_AT}: {}, after restart {KILLS}: {}", first.unwrap_or(0), s.free_frames);
+        if k == last {
+            println!("free frames after restart {baseline}: {}, after restart {last}: {}", first.unwrap_or(0), s.free_frames);
             return check(
                 "restarts-free-every-frame",
-                if first == Some(s.free_frames) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, KILLS - BASELINE_AT)) },
+                if first == Some(s.free_frames) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, last - baseline)) },
             );
         }
     }
@@ -356,7 +368,7 @@ fn main(start: &StartInfo) -> i32 {
     let cap = |n: &str| start.cap(n);
     let ok = match mode {
         "chaos" => match (cap("fsctl"), cap("storectl"), cap("fs-ro"), cap("store-ro")) {
-            (Some(f), Some(s), Some(d), Some(st)) => chaos(&ProcessControl(f), &ProcessControl(s), &Directory::new(d), &Store::new(st)),
+            (Some(f), Some(s), Some(d), Some(st)) => chaos(&ProcessControl(f), &ProcessControl(s), &Directory::new(d), &Store::new(st), kills(start)),
             _ => fail("chaos", "needs fsctl, storectl, fs-ro and store-ro"),
         },
         "write" | "verify" => {
@@ -372,7 +384,7 @@ fn main(start: &StartInfo) -> i32 {
                 ok &= check("malformed-calls-refused", malformed(&fs));
                 ok &= check(
                     "killed-service-restarts",
-                    workload(&fs, &store, &ProcessControl(ctl)).and_then(|(steps, gone)| {
+                    workload(&fs, &store, &ProcessControl(ctl), kills(start)).and_then(|(steps, gone)| {
                         println!("{steps} steps synced, {gone} calls cut off by kills");
                         store.put(b"w/count", format!("{steps}").as_bytes()).map_err(|e| format!("put w/count: {e:?}"))?;
                         if gone == 0 { Err("no call was ever cut off by a kill".into()) } else { Ok(()) }

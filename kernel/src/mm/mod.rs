@@ -18,6 +18,7 @@ pub mod ipc_area;
 pub mod mmio;
 pub mod paging;
 pub mod stacks;
+pub mod tlb;
 pub mod usermem;
 
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -169,21 +169,30 @@ pub fn map_fresh(virt: u64, pages: u64) -> Result<(), MapError> {
     Ok(())
 }
 
-/// Unmap `[virt, virt + pages * 4K)` in the kernel half and free its
-/// frames (what [`map_fresh`] mapped: a dead process's kernel stack). Pages
-/// that are not mapped are skipped. The caller guarantees nothing uses the
-/// range any more (not the running stack).
-pub fn unmap_and_free(virt: u64, pages: u64) -> Result<(), MapError> {
+/// Unmap `[virt, virt + pages * 4K)` in the kernel tables (this CPU's
+/// entries flushed); the frames that were behind it, still allocated:
+/// free them ([`free_all`]) once every CPU has forgotten the range
+/// (`tlb::flush_kernel`).
+pub fn unmap(virt: u64, pages: u64) -> Result<alloc::vec::Vec<u64>, MapError> {
+    // Allocated before the tables are locked (the heap ranks below them),
+    // large enough that the pushes below never allocate.
+    let mut frames = alloc::vec::Vec::with_capacity(pages as usize);
     let mut guard = KERNEL_TABLES.lock();
     let t = guard.as_mut().ok_or(MapError::NotInitialised)?;
     for i in 0..pages {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt + i * PAGE_SIZE));
         if let Ok((frame, flush)) = t.unmap(page) {
             flush.flush();
-            let _ = super::frames::free(frame.start_address().as_u64());
+            frames.push(frame.start_address().as_u64());
         }
     }
-    Ok(())
+    Ok(frames)
+}
+
+pub fn free_all(frames: &[u64]) {
+    for &f in frames {
+        let _ = super::frames::free(f);
+    }
 }
 
 /// How a physical range is mapped by [`map_physical`].

@@ -55,11 +55,33 @@ pub fn alloc(name: &'static str, pages: u64) -> Result<KernelStack, MapError> {
 /// Give a stack back: unmap it, free its frames, free its slot. The caller
 /// guarantees nothing runs on it any more (a reaped process's stack).
 pub fn free(stack: KernelStack) {
-    let slot = ((stack.top - STACKS_BASE) / SLOT_SIZE) as usize - 1;
-    let _ = super::paging::unmap_and_free(stack.bottom, (stack.top - stack.bottom) / PAGE_SIZE);
+    free_all([stack]);
+}
+
+/// Give stacks back at once: unmapped, forgotten by every CPU in one
+/// shootdown (`tlb`), then their frames and slots freed. Call with no
+/// lock held.
+pub fn free_all(stacks: impl IntoIterator<Item = KernelStack>) {
+    let stacks: alloc::vec::Vec<KernelStack> = stacks.into_iter().collect();
+    let mut frames = alloc::vec::Vec::new();
+    let mut ranges = alloc::vec::Vec::new();
+    for s in &stacks {
+        let pages = (s.top - s.bottom) / PAGE_SIZE;
+        if let Ok(f) = super::paging::unmap(s.bottom, pages) {
+            frames.extend(f);
+        }
+        ranges.push((s.bottom, pages));
+    }
+    // Until every CPU has forgotten them, neither the frames nor the
+    // slots (their addresses) may be handed out again.
+    super::tlb::flush_kernel(&ranges);
+    super::paging::free_all(&frames);
     let mut slots = SLOTS.lock();
-    if slot < slots.high {
-        slots.names[slot] = "";
+    for s in &stacks {
+        let slot = ((s.top - STACKS_BASE) / SLOT_SIZE) as usize - 1;
+        if slot < slots.high {
+            slots.names[slot] = "";
+        }
     }
 }
 

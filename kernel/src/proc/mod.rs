@@ -155,15 +155,17 @@ fn reap_dead() {
     let dead: Vec<Box<Process>> = with(|t| t.take_dead());
     drop(spawning);
     UNREAPED.fetch_sub(dead.len(), Ordering::Relaxed);
+    let mut kstacks = Vec::new();
     for mut p in dead {
-        let kstack = p.take_kstack();
+        kstacks.extend(p.take_kstack());
         // Address space (user and table frames), IPC area, capability
         // table and the record itself.
         drop(p);
-        // Nothing runs on a dead process's stack: we are on another one.
-        if let Some(k) = kstack {
-            crate::mm::stacks::free(k);
-        }
+    }
+    // Nothing runs on a dead process's stack: we are on another one. One
+    // TLB shootdown for them all.
+    if !kstacks.is_empty() {
+        crate::mm::stacks::free_all(kstacks);
     }
 }
 

@@ -664,6 +664,58 @@ fn storage_services_boots() -> Vec<Boot> {
     ]
 }
 
+/// `make run-smp`: demos/smp.manifest (four checked ping-pong pairs and
+/// the storage services under 40 kills) on q35 and pc with 2, 4 and 8
+/// CPUs, each CPU reported online, no lock-order report (a dev kernel
+/// checks), the restarts' frames all freed; then the TLB shootdown
+/// self-test, and the same test with the shootdown skipped once, which
+/// must fail (it can see a stale translation).
+fn smp_boots() -> Vec<Boot> {
+    let forbid = strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} [FAIL]", "lock order:"]);
+    let mut boots = Vec::new();
+    for (name, machine, cpus, online) in [
+        ("q35-2cpu", "q35", "2", "smp: 2 of 2 CPUs online"),
+        ("q35-4cpu", "q35", "4", "smp: 4 of 4 CPUs online"),
+        ("q35-8cpu", "q35", "8", "smp: 8 of 8 CPUs online"),
+        ("pc-2cpu", "pc", "2", "smp: 2 of 2 CPUs online"),
+        ("pc-4cpu", "pc", "4", "smp: 4 of 4 CPUs online"),
+        ("pc-8cpu", "pc", "8", "smp: 8 of 8 CPUs online"),
+    ] {
+        boots.push(Boot {
+            machine: Some(machine),
+            smp: Some(cpus),
+            guest_verdicts: true,
+            forbid: forbid.clone(),
+            default_disks: Some(DefaultDisksUse::Fresh),
+            timeout: Some(600),
+            profile: Some(String::from("dev")),
+            ..user_boot(name, "demos/smp.manifest", "test=tlb", &[
+                online,
+                "[ping1] [PASS] stress",
+                "[ping2] [PASS] stress",
+                "[ping3] [PASS] stress",
+                "[ping4] [PASS] stress",
+                "[check] [PASS] killed-service-restarts",
+                "[check] [PASS] nothing-synced-lost",
+                "[chaos] [PASS] restarts-free-every-frame",
+                "[PASS] tlb-shootdown: CPU 1 read the new mapping",
+            ])
+        });
+    }
+    boots.push(Boot {
+        smp: Some("2"),
+        profile: Some(String::from("dev")),
+        // Its [FAIL] is the expected outcome, not the guest's verdict.
+        guest_verdicts: false,
+        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC"]),
+        ..kernel_boot("tlb-skipped", "test=tlb-skip", Expect::KernelFailure, &[
+            "tlb: shootdown skipped once (self-test)",
+            "[FAIL] tlb-shootdown: CPU 1 read through its stale translation",
+        ])
+    });
+    boots
+}
+
 /// A fresh CAPOSWF1 image NAME of `blocks` 512-byte blocks on its own NVMe
 /// controller (the kernel numbers them in the order of these arguments);
 /// `cache` is QEMU's cache mode for it.
@@ -937,6 +989,12 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     )
                 },
             ],
+        },
+        Scenario {
+            name: "smp",
+            description: "ping-pong pairs and storage services under kills on q35 and pc with 2, 4 and 8 CPUs; TLB shootdown seen to work and seen to be needed",
+            capos_boot_only: false,
+            boots: smp_boots(),
         },
         Scenario {
             name: "diag",

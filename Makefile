@@ -68,7 +68,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
                  -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service \
                  -p capos-fuzz
 # QEMU scenarios `make test` runs, in order.
-SCENARIOS := smoke smoke-matrix fault smp loader-errors boot-menu diag prompt-robustness acpi pci msix \
+SCENARIOS := smoke smoke-matrix fault smp process-lifetime-smp4 storage-services-smp4 loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
@@ -90,9 +90,11 @@ all: test
 setup:
 	@tools/setup.sh
 
-## Boot the default system (limine.conf) with the serial console on this terminal.
+## Boot the default system (limine.conf) with the serial console on this
+## terminal, on 2 CPUs (as the smallest cloud shapes have) unless QEMU_SMP
+## is given.
 run: setup
-	@$(RUNNER) run
+	@QEMU_SMP=$(if $(filter command line environment,$(origin QEMU_SMP)),$(QEMU_SMP),2) $(RUNNER) run
 
 ## Like run, but QEMU waits for gdb on localhost:1234 (see docs/boot.md).
 debug: setup
@@ -205,6 +207,12 @@ run-ipc: setup
 
 ## Supervision: a server killed or crashed 200 times keeps serving through
 ## the same capability without leaking a frame; PeerGone rules; restart budgets.
+## Every CPU at work (q35 and pc, 2, 4 and 8 CPUs): ping-pong pairs and the
+## storage services under kills, checked; TLB shootdown seen to work and to
+## be needed (docs/smp.md).
+run-smp: setup
+	@$(RUNNER) test smp
+
 run-process-lifetime: setup
 	@$(RUNNER) test process-lifetime
 

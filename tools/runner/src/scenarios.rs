@@ -603,7 +603,10 @@ fn default_system_boots() -> Vec<Boot> {
         let mut e = DEFAULT_SYSTEM_EXPECTS.to_vec();
         e.extend_from_slice(expect);
         e.extend_from_slice(&["[shell] bye", "userspace idle: 1 exited, 0 killed, 2 waiting for calls", "capos> devices", "nvme0n1", "nvme1n1", "vblk0", "halting"]);
+        // As `make run` boots it: 2 CPUs, like the smallest cloud shapes.
+        e.push("smp: 2 of 2 CPUs online");
         Boot {
+            smp: Some("2"),
             script: typed(lines),
             guest_verdicts: false,
             forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} error: ", "restarted as"]),
@@ -627,6 +630,31 @@ fn default_system_boots() -> Vec<Boot> {
             &["[shell] written by the first run", "[shell] blue", "[shell] note.txt  25 bytes", "[shell] welcome.txt"],
         ),
     ]
+}
+
+/// `make run-process-lifetime`: demos/process-lifetime.manifest.
+fn process_lifetime_boot() -> Boot {
+    Boot {
+        checks: vec![
+            ("200 endpoint re-binds", two_hundred_rebinds),
+            ("free frames back at their steady count", frames_back_at_steady),
+            ("table and stack slots reused", slots_reused),
+        ],
+        timeout: Some(600),
+        ..user_boot("lifetime", "demos/process-lifetime.manifest", "exit_when_idle", &[
+            "[driver] [PASS] lifetime-restarts-serve-through-the-same-capability",
+            "[driver] [PASS] lifetime-call-in-flight-gets-peer-gone",
+            "[driver] [PASS] lifetime-no-frame-leaks",
+            "[dropclient] [PASS] dropped-receive-handle-fails-the-queued-call",
+            "[dropclient] [PASS] dropped-receive-handle-fails-later-calls",
+            "killed: by ProcessControl from driver (pid 2); restarted as pid",
+            "(restart #200), endpoint srv/svc re-bound",
+            "proc: quitter (pid 5) exited with status 0; not restarted (exit status 0 is success)",
+            "(restart #3)",
+            "not restarted: its restart budget (3 restarts in one boot) is spent",
+            "process driver (pid 2) exited with status 0",
+        ])
+    }
 }
 
 /// `make run-storage-services`: demos/storage-services.manifest on fresh
@@ -1181,6 +1209,12 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             boots: storage_services_boots(),
         },
         Scenario {
+            name: "storage-services-smp4",
+            description: "storage-services with 4 CPUs: the services, the writer and chaos at once on different CPUs",
+            capos_boot_only: false,
+            boots: storage_services_boots().into_iter().map(|b| Boot { smp: Some("4"), ..b }).collect(),
+        },
+        Scenario {
             name: "storage-services-hostile",
             description: "File.read through storage-fs-service with a bulk buffer the service cannot write (a read-only page, an unmapped address, the caller's IPC receive area) fails with badAddress at once, as on the kernel's own File; another client is served throughout",
             capos_boot_only: false,
@@ -1214,27 +1248,13 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             name: "process-lifetime",
             description: "supervision: a server restarted 200 times (killed through ProcessControl, or faulting with a call in flight) keeps serving through the same capability and leaks no frame; a dropped receive handle fails calls with PeerGone; exit 0 is not restarted; a restart budget stops a crash loop",
             capos_boot_only: false,
-            boots: vec![Boot {
-                checks: vec![
-                    ("200 endpoint re-binds", two_hundred_rebinds),
-                    ("free frames back at their steady count", frames_back_at_steady),
-                    ("table and stack slots reused", slots_reused),
-                ],
-                timeout: Some(600),
-                ..user_boot("lifetime", "demos/process-lifetime.manifest", "exit_when_idle", &[
-                    "[driver] [PASS] lifetime-restarts-serve-through-the-same-capability",
-                    "[driver] [PASS] lifetime-call-in-flight-gets-peer-gone",
-                    "[driver] [PASS] lifetime-no-frame-leaks",
-                    "[dropclient] [PASS] dropped-receive-handle-fails-the-queued-call",
-                    "[dropclient] [PASS] dropped-receive-handle-fails-later-calls",
-                    "killed: by ProcessControl from driver (pid 2); restarted as pid",
-                    "(restart #200), endpoint srv/svc re-bound",
-                    "proc: quitter (pid 5) exited with status 0; not restarted (exit status 0 is success)",
-                    "(restart #3)",
-                    "not restarted: its restart budget (3 restarts in one boot) is spent",
-                    "process driver (pid 2) exited with status 0",
-                ])
-            }],
+            boots: vec![process_lifetime_boot()],
+        },
+        Scenario {
+            name: "process-lifetime-smp4",
+            description: "process-lifetime with 4 CPUs: the server and the driver on different CPUs, kills carried out where the process runs",
+            capos_boot_only: false,
+            boots: vec![Boot { smp: Some("4"), ..process_lifetime_boot() }],
         },
         Scenario {
             name: "cap-faults",

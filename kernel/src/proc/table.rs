@@ -345,24 +345,16 @@ impl Process {
     }
 }
 
-/// One CPU's part of the table: what it runs and what waits to run there.
+/// One CPU's part of the table: its idle context. (Its current process
+/// is kept in its per-CPU block, `percpu::sched_current`, for the call
+/// path's sake; the table alone writes it, see [`Table::current`].)
 struct Cpu {
-    /// Its current process (0: its idle context).
-    current: u32,
-    /// The record of `current`, so the call path reaches it without a
-    /// lookup (it does so several times a call). Valid while that process
-    /// is current here: a record leaves the table only through
-    /// [`Table::take_dead`], which never takes one a CPU runs on (rule 6),
-    /// and a boxed record never moves. Set only with `current`
-    /// ([`Table::set_current`]); dangling until the CPU installs its idle
-    /// context.
-    cur: NonNull<Process>,
     /// Its idle context (the boot CPU's is pid 0 in `procs`).
     idle: Option<Box<Process>>,
 }
 
 impl Cpu {
-    const OFFLINE: Cpu = Cpu { current: 0, cur: NonNull::dangling(), idle: None };
+    const OFFLINE: Cpu = Cpu { idle: None };
 }
 
 pub struct Table {
@@ -413,9 +405,10 @@ impl Table {
         }
     }
 
+    /// This CPU's current process (0: its idle context).
     #[inline]
     pub fn current_pid(&self) -> u32 {
-        self.cpus[percpu::index()].current
+        percpu::sched_pid()
     }
 
     pub fn get(&mut self, pid: u32) -> Option<&mut Process> {
@@ -429,14 +422,13 @@ impl Table {
     /// The current process and another one at once (a call's client and
     /// server); only the other's generation needs checking.
     pub fn current_and(&mut self, other: u32) -> Option<(&mut Process, &mut Process)> {
-        let me = &self.cpus[percpu::index()];
-        if slot_of(other) == slot_of(me.current) || other == 0 {
+        if slot_of(other) == slot_of(percpu::sched_pid()) || other == 0 {
             return None;
         }
-        let cur = me.cur;
+        let cur = Self::cur();
         let o = &mut **self.procs.get_mut(other)?;
         // SAFETY: `cur` is the live record of this CPU's current process
-        // (see the field; an idle context is never `other`, pid 0 being
+        // (see [`cur`](Self::cur); an idle context is never `other`, pid 0 being
         // refused above), and `o` is another slot's record, so the two do
         // not alias; both borrows are tied to `&mut self`.
         Some((unsafe { &mut *cur.as_ptr() }, o))
@@ -449,20 +441,31 @@ impl Table {
         let c = &mut self.cpus[me];
         let p = Self::record(&mut self.procs, &mut c.idle, me, pid)?;
         p.cpu = me;
-        c.cur = NonNull::from(&mut *p);
-        c.current = pid;
+        percpu::set_sched_current(NonNull::from(&mut *p).as_ptr() as u64, pid);
         self.queues.set_idle(me, pid == 0);
         Some(p)
     }
 
+    /// The record of this CPU's current process, as the per-CPU block
+    /// holds it: valid while that process is current here. A record
+    /// leaves the table only through [`Table::take_dead`], which never
+    /// takes one a CPU runs on (rule 6), a boxed record never moves, and
+    /// only this table (under its lock) sets it: [`set_current`](Self::set_current),
+    /// [`prepare_switch`](Self::prepare_switch).
+    #[inline(always)]
+    fn cur() -> NonNull<Process> {
+        let p = percpu::sched_current() as *mut Process;
+        debug_assert!(!p.is_null(), "process table not initialised on this CPU");
+        // SAFETY: set from a `NonNull` by the table (above).
+        unsafe { NonNull::new_unchecked(p) }
+    }
+
     #[inline]
     pub fn current(&mut self) -> &mut Process {
-        let cur = self.cpus[percpu::index()].cur;
-        debug_assert!(cur != NonNull::dangling(), "process table not initialised on this CPU");
         // SAFETY: `cur` is the live record of this CPU's current process
-        // (see the field); `&mut self` makes this the only reference into
-        // the table.
-        unsafe { &mut *cur.as_ptr() }
+        // (see [`cur`](Self::cur)); `&mut self` makes this the only
+        // reference into the table.
+        unsafe { &mut *Self::cur().as_ptr() }
     }
 
     /// The pids the next `n` [`add`](Self::add)s will give.
@@ -639,7 +642,7 @@ impl Table {
     /// the back of this CPU's queue; idle (0) runs when nothing else can.
     pub(super) fn pick_next(&mut self) -> Option<u32> {
         let me = percpu::index();
-        let cur = self.cpus[me].current;
+        let cur = percpu::sched_pid();
         let procs = &self.procs;
         let next = self.queues.next(me, |pid| procs.get(pid).is_some_and(|p| p.state == State::Ready));
         // The current process may already be another CPU's: blocked
@@ -683,8 +686,7 @@ impl Table {
         }
         n.state = State::Running;
         n.cpu = me;
-        c.cur = NonNull::from(&mut *n);
-        c.current = next;
+        percpu::set_sched_current(NonNull::from(&mut *n).as_ptr() as u64, next);
         self.queues.set_idle(me, next == 0);
         match (n.space(), n.stack_top()) {
             (Some(space), Some(top)) => {

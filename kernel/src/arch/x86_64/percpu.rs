@@ -48,6 +48,12 @@ pub struct PerCpu {
     /// Local APIC id.
     apic_id: AtomicU32,
     _pad: u32,
+    /// The scheduler's current process on this CPU (`proc::table`: a
+    /// pointer to its record, and its pid), kept here so the call path
+    /// reaches it with one load. Opaque to this module; written only by
+    /// the process table, on this CPU, under its lock.
+    sched_cur: AtomicU64,
+    sched_pid: AtomicU64,
     /// This CPU's TSS: rsp0 and the IST stacks. Written by its own CPU
     /// (rsp0 on every switch; the IST slots once, before the TSS is
     /// loaded) or by the bootstrap CPU before the owner starts.
@@ -64,6 +70,8 @@ pub const OFF_KERNEL_RSP: usize = offset_of!(PerCpu, kernel_rsp);
 pub const OFF_USER_RSP: usize = offset_of!(PerCpu, user_rsp);
 pub const OFF_INDEX: usize = offset_of!(PerCpu, index);
 pub const OFF_APIC_ID: usize = offset_of!(PerCpu, apic_id);
+const OFF_SCHED_CUR: usize = offset_of!(PerCpu, sched_cur);
+const OFF_SCHED_PID: usize = offset_of!(PerCpu, sched_pid);
 /// This CPU's TSS rsp0 (`privilege_stack_table[0]`).
 const OFF_RSP0: usize = offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, privilege_stack_table);
 
@@ -76,6 +84,8 @@ impl PerCpu {
             index: AtomicU64::new(0),
             apic_id: AtomicU32::new(0),
             _pad: 0,
+            sched_cur: AtomicU64::new(0),
+            sched_pid: AtomicU64::new(0),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
             gdt_claimed: AtomicBool::new(false),
@@ -177,6 +187,42 @@ pub fn index() -> usize {
     // SAFETY: as `current`: one load from this CPU's block.
     unsafe { asm!("mov {}, gs:[{off}]", out(reg) i, off = const OFF_INDEX, options(nostack, readonly, preserves_flags)) };
     i as usize
+}
+
+/// The scheduler's current process on this CPU, as the process table
+/// stored it ([`set_sched_current`]): one load each.
+#[inline(always)]
+pub fn sched_current() -> u64 {
+    let v: u64;
+    // SAFETY: as `current`: one load from this CPU's block.
+    unsafe { asm!("mov {}, gs:[{off}]", out(reg) v, off = const OFF_SCHED_CUR, options(nostack, readonly, preserves_flags)) };
+    v
+}
+
+#[inline(always)]
+pub fn sched_pid() -> u32 {
+    let v: u64;
+    // SAFETY: as `current`: one load from this CPU's block.
+    unsafe { asm!("mov {}, gs:[{off}]", out(reg) v, off = const OFF_SCHED_PID, options(nostack, readonly, preserves_flags)) };
+    v as u32
+}
+
+/// Record this CPU's current process (the process table, under its lock).
+#[inline(always)]
+pub fn set_sched_current(record: u64, pid: u32) {
+    // SAFETY: two stores into this CPU's own block through GS; only this
+    // CPU writes these fields.
+    unsafe {
+        asm!(
+            "mov gs:[{c}], {r}",
+            "mov gs:[{p}], {i}",
+            r = in(reg) record,
+            i = in(reg) pid as u64,
+            c = const OFF_SCHED_CUR,
+            p = const OFF_SCHED_PID,
+            options(nostack, preserves_flags)
+        )
+    };
 }
 
 /// The running CPU's local APIC id.

@@ -59,20 +59,13 @@ pub fn init() {
 /// lock is never contended; it must not be held across a switch).
 #[inline(always)]
 pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
-    let mut t = TABLE.lock();
-    let r = f(&mut t);
-    if t.kicks != 0 {
-        let kicks = t.take_kicks();
-        drop(t);
-        kick(kicks);
-    }
-    r
+    f(&mut TABLE.lock())
 }
 
 /// Send a reschedule interrupt to each CPU in `cpus` (bit per index).
 #[cold]
 #[inline(never)]
-fn kick(cpus: u64) {
+pub(crate) fn kick(cpus: u64) {
     for cpu in 0..64 {
         if cpus & (1 << cpu) != 0 {
             if let Some(apic) = crate::arch::x86_64::percpu::apic_id_of(cpu) {

@@ -33,9 +33,9 @@
 //! 8. Placement is `capos_kcore::run_queues`: a new process goes to the
 //!    online CPUs in turn, a woken one to the CPU it last ran on, a CPU
 //!    with nothing of its own takes from the longest other queue, and a
-//!    wake-up queued where a CPU idles wakes it (`kicks`, sent once the
-//!    table is unlocked). A call or reply switched to directly runs on
-//!    the caller's CPU.
+//!    wake-up queued where a CPU idles wakes it (a reschedule interrupt,
+//!    sent at once: it waits for nothing, so under the table lock). A call
+//!    or reply switched to directly runs on the caller's CPU.
 
 use crate::cap::{Cap, CapList};
 use crate::cap::endpoint::Endpoint;
@@ -362,9 +362,6 @@ pub struct Table {
     cpus: [Cpu; MAX_CPUS],
     /// Ready processes by CPU (`capos_kcore::run_queues` decides).
     queues: RunQueues,
-    /// CPUs to send a reschedule interrupt once the table is unlocked
-    /// (bit per CPU index): a wake-up queued there while it idles.
-    pub(super) kicks: u64,
 }
 
 // SAFETY: `cur` points into a record the table owns (see the field), and
@@ -376,7 +373,7 @@ impl Table {
     /// the call path never checks for one); [`install_idle`](Self::install_idle)
     /// makes it usable.
     pub const fn empty() -> Table {
-        Table { procs: PidTable::new(), cpus: [const { Cpu::OFFLINE }; MAX_CPUS], queues: RunQueues::new(), kicks: 0 }
+        Table { procs: PidTable::new(), cpus: [const { Cpu::OFFLINE }; MAX_CPUS], queues: RunQueues::new() }
     }
 
     /// Put this CPU's idle context in, running: on the boot CPU as pid 0
@@ -496,12 +493,10 @@ impl Table {
     /// Put ready `pid` on `cpu`'s run queue; who to wake for it goes in
     /// `kicks` (run_queues rule 3).
     fn enqueue(&mut self, pid: u32, cpu: usize) {
-        self.kicks |= self.queues.enqueue(pid, cpu, percpu::index());
-    }
-
-    /// CPUs to send a reschedule interrupt to (cleared).
-    pub(super) fn take_kicks(&mut self) -> u64 {
-        core::mem::take(&mut self.kicks)
+        let wake = self.queues.enqueue(pid, cpu, percpu::index());
+        if wake != 0 {
+            super::kick(wake);
+        }
     }
 
     /// Whether this CPU has something to run (its own queue, or another
@@ -544,9 +539,10 @@ impl Table {
         self.queues.busy() & !(1 << percpu::index()) != 0
     }
 
-    /// Ask `cpu` to reschedule once the table is unlocked.
+    /// Ask `cpu` to reschedule (a reschedule interrupt, sent now: it
+    /// waits for nothing but the local APIC, so the table may be held).
     pub fn kick(&mut self, cpu: usize) {
-        self.kicks |= 1 << cpu;
+        super::kick(1 << cpu);
     }
 
     // ---- Transitions (rule 1). ----
@@ -673,6 +669,7 @@ impl Table {
     /// now, with its address space and kernel stack loaded; the switch to
     /// carry out once the table is unlocked, or `None` when `next` cannot
     /// run (dead, or already current).
+    #[inline(always)]
     pub fn prepare_switch(&mut self, next: u32) -> Option<Switch> {
         if next == self.current_pid() {
             return None;
@@ -686,8 +683,13 @@ impl Table {
         }
         n.state = State::Running;
         n.cpu = me;
+        // The idle bit changes only between a process and idle (not on a
+        // call's or a reply's direct switch).
+        let was_idle = percpu::sched_pid() == 0;
         percpu::set_sched_current(NonNull::from(&mut *n).as_ptr() as u64, next);
-        self.queues.set_idle(me, next == 0);
+        if was_idle != (next == 0) {
+            self.queues.set_idle(me, next == 0);
+        }
         match (n.space(), n.stack_top()) {
             (Some(space), Some(top)) => {
                 space.activate();

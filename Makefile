@@ -241,6 +241,11 @@ bench-boot: setup
 ## The benchmarks (bench-ipc, bench-blk, bench-storage, bench-boot; one per
 ## core at a time) against tools/bench-budgets.txt (BENCH_BUDGETS): a
 ## figure more than 0.5% over its budget fails. docs/benchmarks.md.
+## Benchmark (not part of make test): two checked ping-pong pairs on 1 and
+## on 2 CPUs; their throughput (TSC cycles) and the 2-CPU / 1-CPU ratio.
+bench-smp: setup
+	@$(RUNNER) test bench-smp
+
 bench-check: setup
 	@$(RUNNER) bench-check $(BENCH_BUDGETS)
 

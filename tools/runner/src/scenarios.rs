@@ -744,6 +744,56 @@ fn smp_boots() -> Vec<Boot> {
     boots
 }
 
+/// The throughput of `make bench-smp`'s pairs in one boot: calls per
+/// billion TSC cycles, summed over the pairs (each prints `stress: N calls
+/// answered right in C cycles`; they run at once).
+fn pair_throughput(lines: &[String]) -> Result<f64, String> {
+    let mut total = 0.0;
+    for pair in ["ping1", "ping2"] {
+        let m = crate::source::messages_of(lines, pair)
+            .find_map(|m| m.strip_prefix("[PASS] stress: ").map(|r| r.to_string()))
+            .ok_or_else(|| format!("{pair} printed no stress result"))?;
+        let nums: Vec<f64> = m.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        match nums.as_slice() {
+            [calls, cycles] if *cycles > 0.0 => total += calls * 1e9 / cycles,
+            _ => return Err(format!("cannot read '{m}'")),
+        }
+    }
+    Ok(total)
+}
+
+/// The 1-CPU boot's throughput, for the 2-CPU boot's ratio (the boots of
+/// a scenario run in order).
+static ONE_CPU_THROUGHPUT: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
+
+fn smp_throughput_1(lines: &[String]) -> Result<String, String> {
+    let t = pair_throughput(lines)?;
+    *ONE_CPU_THROUGHPUT.lock().unwrap() = Some(t);
+    Ok(format!("2 pairs on 1 CPU: {:.0} calls per 10^9 TSC cycles", t))
+}
+
+fn smp_throughput_2(lines: &[String]) -> Result<String, String> {
+    let t = pair_throughput(lines)?;
+    let one = ONE_CPU_THROUGHPUT.lock().unwrap().ok_or("the 1-CPU boot gave no figure")?;
+    Ok(format!("2 pairs on 2 CPUs: {:.0} calls per 10^9 TSC cycles; 2-CPU / 1-CPU throughput ratio {:.2}", t, t / one))
+}
+
+/// `make bench-smp` (a benchmark): two checked ping-pong pairs on 1 CPU,
+/// then on 2; their throughput (wall time, TSC cycles: TCG runs a thread
+/// per vCPU) and the ratio.
+fn bench_smp_boots() -> Vec<Boot> {
+    [("1cpu", "1", smp_throughput_1 as LogCheck), ("2cpu", "2", smp_throughput_2 as LogCheck)]
+        .into_iter()
+        .map(|(name, cpus, check)| Boot {
+            smp: Some(cpus),
+            timeout: Some(600),
+            checks: vec![("pair throughput", check)],
+            profile: Some(bench_profile()),
+            ..user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &["[ping1] [PASS] stress", "[ping2] [PASS] stress"])
+        })
+        .collect()
+}
+
 /// A fresh CAPOSWF1 image NAME of `blocks` 512-byte blocks on its own NVMe
 /// controller (the kernel numbers them in the order of these arguments);
 /// `cache` is QEMU's cache mode for it.
@@ -1017,6 +1067,12 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     )
                 },
             ],
+        },
+        Scenario {
+            name: "bench-smp",
+            description: "benchmark (not a test): two checked ping-pong pairs on 1 and on 2 CPUs, throughput and ratio",
+            capos_boot_only: false,
+            boots: bench_smp_boots(),
         },
         Scenario {
             name: "smp",

@@ -163,22 +163,27 @@ fn unlocked(p: &mut Process, handle: Handle, iface: u64, w: CallWord, bulk: Opti
 /// again, record how much of the receive buffer it wrote and install the
 /// capabilities it handed back.
 #[inline(never)]
-fn call_unlocked(u: alloc::boxed::Box<Unlocked>) -> Result<(u64, u64), SysError> {
-    let Unlocked { obj, pid, name, space, view, mut dirty, iface, w, transferred, bulk } = *u;
+fn call_unlocked(mut u: alloc::boxed::Box<Unlocked>) -> Result<(u64, u64), SysError> {
+    // Used in place (the capability lists are a few hundred bytes each:
+    // moving them out would copy them).
     let mut scratch = CapList::new();
-    let answered = (|| {
-        let call = CallMessage::new(iface, w.method, view.send(w.len as usize)).map_err(|e| e.sys_error())?;
-        let bulk = bulk.map(|(slice, flags)| Bulk::new(&space, slice, flags));
-        let mut reply = Reply::new(view, &mut dirty, &mut scratch, bulk);
-        obj.call(&Caller { pid, name: &name, caps: &transferred }, &call, &mut reply)?;
-        if reply.parked() {
-            // KernelObject::runs_unlocked: such an object never parks.
-            log::error!("{} (pid {}): a {} parked a call made without the table lock; refused", name, pid, obj.kind());
-            return Err(SysError::InvalidArgument);
-        }
-        Ok(reply.finish())
-    })();
-    drop(transferred);
+    let answered = {
+        let u = &mut *u;
+        (|| {
+            let call = CallMessage::new(u.iface, u.w.method, u.view.send(u.w.len as usize)).map_err(|e| e.sys_error())?;
+            let bulk = u.bulk.take().map(|(slice, flags)| Bulk::new(&u.space, slice, flags));
+            let mut reply = Reply::new(u.view, &mut u.dirty, &mut scratch, bulk);
+            u.obj.call(&Caller { pid: u.pid, name: &u.name, caps: &u.transferred }, &call, &mut reply)?;
+            if reply.parked() {
+                // KernelObject::runs_unlocked: such an object never parks.
+                log::error!("{} (pid {}): a {} parked a call made without the table lock; refused", u.name, u.pid, u.obj.kind());
+                return Err(SysError::InvalidArgument);
+            }
+            Ok(reply.finish())
+        })()
+    };
+    let (view, dirty) = (u.view, u.dirty);
+    drop(u);
     let installed = with(|t| {
         let p = t.current();
         *p.recv_dirty_mut() = dirty;

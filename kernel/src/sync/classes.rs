@@ -66,7 +66,6 @@ pub static MM_FRAMES: LockClass = class("mm.frames", 260);
 
 // Logging happens anywhere (a try_lock, so never checked itself, but an
 // interrupt can arrive while it is held).
-pub static LOG_SERIAL: LockClass = class("log.serial", 270);
 pub static LOG_RING: LockClass = class("log.ring", 280);
 
 // The fault record: taken in the exception handler of a fault a self-test
@@ -113,7 +112,6 @@ pub static ALL: &[&LockClass] = &[
     &MM_HEAP,
     &MM_PAGING,
     &MM_FRAMES,
-    &LOG_SERIAL,
     &LOG_RING,
     &TRAP_LAST_FAULT,
     &TRAP_IRQ_HANDLERS,

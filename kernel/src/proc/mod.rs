@@ -427,8 +427,12 @@ pub fn terminate(pid: u32, how: Exit) -> Result<(), Elsewhere> {
     // the new instance, as it would have on one CPU.
     with(|t| {
         for client in clients {
-            if let Some(c) = t.get(client) {
-                c.call_caps_mut().clear();
+            // Only one still in its call to the dead server: another may
+            // have been failed meanwhile (its queued call orphaned) and be
+            // in a new call already, whose capabilities are not ours to drop.
+            match t.get(client) {
+                Some(c) if c.waiting().is_some_and(|w| w.server == pid) => c.call_caps_mut().clear(),
+                _ => continue,
             }
             t.wake(client, Some(Wait::Reply { server: pid, seq: 0, received: false }), Err(SysError::PeerGone));
         }

@@ -367,7 +367,7 @@ struct ProcessStatus {
   pid @0 :UInt32;          # the current (or last) instance's pid
   running @1 :Bool;        # false once it ended and was not restarted
   restarts @2 :UInt32;     # restarts in this boot
-  freeFrames @3 :UInt64;   # the kernel frame allocator's free count now
+  freeFrames @3 :UInt64;   # frames free now (those the kernel heap holds and in-flight transfers hold count as free: they do not come and go with processes)
 }
 
 struct ProcessStatusResult {

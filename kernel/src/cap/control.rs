@@ -53,9 +53,14 @@ impl KernelObject for ProcessControl {
                 })
             }
             process_control_method::STATUS => {
-                // Frames of transfers in flight (on other CPUs) count as
-                // free: they are back when the transfer ends.
-                let free = crate::mm::frames::stats().free + crate::drivers::dma::bounce_pages();
+                // What processes come and go with: free frames, counting
+                // as free those of transfers in flight (on other CPUs; back
+                // when the transfer ends) and those the kernel heap holds
+                // (it grows on demand, by doubling, and keeps what it grew:
+                // when it grows depends on what the CPUs allocate at once,
+                // not on what a process left behind).
+                let heap_pages = crate::mm::heap::size() / crate::mm::PAGE_SIZE;
+                let free = crate::mm::frames::stats().free + crate::drivers::dma::bounce_pages() + heap_pages;
                 reply.results::<process_status_result::Owned, _>(|r| {
                     let mut ok = r.init_ok();
                     ok.set_pid(status.pid);

@@ -42,6 +42,16 @@ fn kills(start: &StartInfo) -> u32 {
     start.args.iter().position(|a| a == "--kills").and_then(|i| start.args.get(i + 1)).and_then(|n| n.parse().ok()).filter(|n| *n >= 4).unwrap_or(KILLS)
 }
 
+/// `--frames-slack N` from the arguments, else 0: frames the kernel may
+/// keep over the restarts for structures that grow with how many CPUs
+/// work at once (page tables of kernel stack slots a new high-water mark
+/// of concurrent restarts reaches), never with their number: a leak of
+/// one frame a restart still shows (`make run-smp` gives 8 over 30
+/// restarts).
+fn frames_slack(start: &StartInfo) -> u64 {
+    start.args.iter().position(|a| a == "--frames-slack").and_then(|i| start.args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 /// The restart after which free frames are counted (see `chaos`): the
 /// 50th of 200, a quarter of a shorter round.
 fn baseline_at(kills: u32) -> u32 {
@@ -302,7 +312,7 @@ fn verify(fs: &Directory, store: &Store) -> Result<u32, String> {
 }
 
 /// Wait (yielding) until the writer puts `chaos/go`, then kill.
-fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, store: &Store, kills: u32) -> bool {
+fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, store: &Store, kills: u32, slack: u64) -> bool {
     let (last, baseline) = (kills, baseline_at(kills));
     let mut polls = 0u64;
     while store.has(b"chaos/go").ok() != Some(true) {
@@ -356,7 +366,7 @@ fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, st
             println!("free frames after restart {baseline}: {}, after restart {last}: {}", first.unwrap_or(0), s.free_frames);
             return check(
                 "restarts-free-every-frame",
-                if first == Some(s.free_frames) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, last - baseline)) },
+                if first.is_some_and(|f| s.free_frames + slack >= f && s.free_frames <= f + slack) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, last - baseline)) },
             );
         }
     }
@@ -368,7 +378,7 @@ fn main(start: &StartInfo) -> i32 {
     let cap = |n: &str| start.cap(n);
     let ok = match mode {
         "chaos" => match (cap("fsctl"), cap("storectl"), cap("fs-ro"), cap("store-ro")) {
-            (Some(f), Some(s), Some(d), Some(st)) => chaos(&ProcessControl(f), &ProcessControl(s), &Directory::new(d), &Store::new(st), kills(start)),
+            (Some(f), Some(s), Some(d), Some(st)) => chaos(&ProcessControl(f), &ProcessControl(s), &Directory::new(d), &Store::new(st), kills(start), frames_slack(start)),
             _ => fail("chaos", "needs fsctl, storectl, fs-ro and store-ro"),
         },
         "write" | "verify" => {

@@ -69,7 +69,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
                  -p capos-fuzz
 # QEMU scenarios `make test` runs, in order.
 SCENARIOS := smoke smoke-matrix fault smp process-lifetime-smp4 storage-services-smp4 loader-errors boot-menu diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi hello ipc cap-faults process-lifetime default-system shell \
+             blk-virtio blk-nvme blk-multi blk-scsi hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
              storage-services-churn
@@ -77,7 +77,7 @@ SCENARIOS := smoke smoke-matrix fault smp process-lifetime-smp4 storage-services
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
+        run-boot-menu run-blk-multi run-blk-scsi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
         bench-boot bench-check run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
@@ -262,6 +262,12 @@ run-blk-nvme: setup
 
 run-blk-multi: setup
 	@$(RUNNER) test blk-multi
+
+## virtio-scsi: two disks on two targets (hash, write, flush, checked on
+## the host), a sparse 3 TiB disk (READ CAPACITY(16), WRITE(16)), and a
+## legacy-only device left alone. BLK_IMAGE / BLK_IMAGE_SIZE as blk-virtio.
+run-blk-scsi: setup
+	@$(RUNNER) test blk-scsi
 
 ## Storage (README.md "Storage scenarios"): demos/storage-check against the
 ## kernel's Directory/File/Store, judged against mkstore-image's extract.

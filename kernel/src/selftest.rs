@@ -18,7 +18,7 @@ static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
     "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk", "readonly",
-    "nvme-irqs-off", "nvme-timeout", "lockorder", "tlb", "tlb-skip",
+    "nvme-irqs-off", "nvme-timeout", "lockorder", "tlb", "tlb-skip", "scsi-overlap",
 ];
 
 fn report(name: &str, result: Result<String, String>) {
@@ -54,6 +54,7 @@ pub fn run(name: &str) {
         "lockorder" => lock_order(),
         "tlb" => report("tlb-shootdown", tlb_shootdown(false)),
         "tlb-skip" => report("tlb-shootdown", tlb_shootdown(true)),
+        "scsi-overlap" => scsi_overlap(),
         other => report(
             "unknown-test",
             Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
@@ -187,6 +188,41 @@ fn blk() {
                 }
             }
             Ok(String::from("past-end, straddling, zero-length, partial-block and huge-LBA requests refused"))
+        })());
+    }
+}
+
+/// Every virtio-scsi disk: one 1 MiB read (split into commands that the
+/// driver keeps in the device together) must return what 4 KiB reads one
+/// at a time do, and the driver must have had more than one command in
+/// the device at once.
+fn scsi_overlap() {
+    let disks: Vec<_> = crate::drivers::block::all().into_iter().filter(|(_, driver, _)| *driver == "virtio-scsi").collect();
+    if disks.is_empty() {
+        report("scsi-overlap", Err(String::from("no virtio-scsi disk bound")));
+        return;
+    }
+    for (name, _, dev) in disks {
+        report(&format!("scsi-overlap-{}", name), (|| {
+            let mut d = dev.lock();
+            let bs = d.block_size();
+            let len = (1usize << 20).min(d.block_count() as usize * bs);
+            crate::drivers::virtio_scsi::take_peak_in_flight();
+            let mut big = alloc::vec![0u8; len];
+            d.read_blocks(0, &mut big).map_err(|e| format!("{} byte read: {}", len, e))?;
+            let peak = crate::drivers::virtio_scsi::take_peak_in_flight();
+            let mut small = alloc::vec![0u8; len];
+            let step = 4096usize.max(bs);
+            for (i, chunk) in small.chunks_mut(step).enumerate() {
+                d.read_blocks((i * step / bs) as u64, chunk).map_err(|e| format!("read at byte {}: {}", i * step, e))?;
+            }
+            if big != small {
+                return Err(format!("the {} byte read differs from {} byte reads of the same blocks", len, step));
+            }
+            if peak < 2 {
+                return Err(format!("at most {} command in the device at once during the {} byte read", peak, len));
+            }
+            Ok(format!("{} bytes in one read with up to {} commands in the device at once match {} byte reads", len, peak, step))
         })());
     }
 }

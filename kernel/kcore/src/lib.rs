@@ -24,6 +24,7 @@ pub mod pci;
 pub mod pid_table;
 pub mod restart;
 pub mod run_queues;
+pub mod scsi;
 pub mod user_elf;
 pub mod vectors;
 

@@ -4,7 +4,9 @@
 pub mod block;
 pub mod dma;
 pub mod nvme;
+pub mod virtio;
 pub mod virtio_blk;
+pub mod virtio_scsi;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -29,6 +31,7 @@ pub fn init(cmdline: &capos_kcore::cmdline::Cmdline) {
     let msix = cmdline.get("nvme.msix") != Some("off");
     nvme::probe(depth, msix);
     virtio_blk::probe();
+    virtio_scsi::probe();
 }
 
 pub fn with_bound(mut f: impl FnMut(&Bound)) {

@@ -14,44 +14,15 @@ use super::dma::KernelHal;
 use crate::pci;
 use alloc::boxed::Box;
 use alloc::format;
-use capos_kcore::pci::ConfigSpace;
 use capos_storage::{BlockDevice, BlockError};
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
-use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
+use super::virtio::transport_of;
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::{DeviceType, Transport};
 
 const SECTOR: usize = 512;
 /// Largest request handed to the device at once.
 const MAX_CHUNK: usize = 128 * 1024;
-
-/// Configuration access for the crate, through the backend each device was
-/// enumerated with.
-struct KernelCam;
-
-fn function(df: DeviceFunction) -> Option<&'static pci::config::Function> {
-    pci::get()?
-        .devices
-        .iter()
-        .find(|d| d.func.bus == df.bus && d.func.device == df.device && d.func.function == df.function)
-        .map(|d| &d.func)
-}
-
-impl ConfigurationAccess for KernelCam {
-    fn read_word(&self, df: DeviceFunction, off: u8) -> u32 {
-        function(df).map(|f| f.read32(off as u16)).unwrap_or(0xffff_ffff)
-    }
-
-    fn write_word(&mut self, df: DeviceFunction, off: u8, data: u32) {
-        if let Some(f) = function(df) {
-            f.write32(off as u16, data);
-        }
-    }
-
-    unsafe fn unsafe_clone(&self) -> Self {
-        KernelCam
-    }
-}
 
 pub struct VirtioBlock {
     inner: VirtIOBlk<KernelHal, PciTransport>,
@@ -131,16 +102,7 @@ pub fn probe() {
     let Some(p) = pci::get() else { return };
     let mut index = 0;
     for dev in p.devices.iter().filter(|d| d.vendor == 0x1af4 && (d.device == 0x1042 || d.device == 0x1001)) {
-        pci::enable_bus_master(dev);
-        let df = DeviceFunction { bus: dev.func.bus, device: dev.func.device, function: dev.func.function };
-        let mut root = PciRoot::new(KernelCam);
-        let mut transport = match PciTransport::new::<KernelHal, KernelCam>(&mut root, df) {
-            Ok(t) => t,
-            Err(e) => {
-                log::warn!("virtio-blk {}: no modern PCI transport: {:?}", dev.address(), e);
-                continue;
-            }
-        };
+        let Some(mut transport) = transport_of(dev, "virtio-blk") else { continue };
         if transport.device_type() != DeviceType::Block {
             continue;
         }

@@ -44,6 +44,7 @@ pub static BLOCK_DEVICES: LockClass = class("block.devices", 100);
 pub static BLOCK_DEVICE: LockClass = class("block.device", 110);
 pub static NVME_CONTROLLERS: LockClass = class("nvme.controllers", 120);
 pub static NVME_CONTROLLER: LockClass = class("nvme.controller", 130);
+pub static SCSI_CONTROLLER: LockClass = class("scsi.controller", 135);
 pub static PCI_LEGACY: LockClass = class("pci.legacy_config", 140);
 pub static DMA_BOUNCES: LockClass = class("dma.bounces", 150);
 pub static DRIVERS_BOUND: LockClass = class("drivers.bound", 160);
@@ -99,6 +100,7 @@ pub static ALL: &[&LockClass] = &[
     &BLOCK_DEVICE,
     &NVME_CONTROLLERS,
     &NVME_CONTROLLER,
+    &SCSI_CONTROLLER,
     &PCI_LEGACY,
     &DMA_BOUNCES,
     &DRIVERS_BOUND,

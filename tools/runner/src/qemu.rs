@@ -149,6 +149,10 @@ pub fn standard_volume(art: &Artifacts, cmdline: &str) -> Volume {
     v
 }
 
+/// Generated block-device disks larger than this are sparse past the bytes
+/// the guest reads.
+const SPARSE_FROM: u64 = 1 << 30;
+
 /// A disk prepared for a boot: where it is and what the guest must report.
 struct PreparedDisk {
     guest_name: String,
@@ -315,27 +319,50 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         }
         disk_args.extend(crate::system::qemu_args(&d));
     }
+    let mut scsi_controller = false;
     for (i, d) in boot.blk_disks.iter().enumerate() {
         let path = dir.join(format!("{}-{}.img", boot.name, d.guest_name));
+        // A disk larger than SPARSE_FROM gets pseudo-random bytes only where
+        // the guest reads them (the first blk_read_bytes) and is sparse
+        // past them, so a 3 TiB disk costs what its written blocks do.
+        let sparse = d.source.is_none() && d.size > SPARSE_FROM;
+        if sparse && (boot.blk_read_bytes == 0 || boot.blk_read_bytes > SPARSE_FROM) {
+            return Err(format!("disk {} is {} bytes: a disk that large is made sparse, and the guest may read at most its first {} bytes (BLK_READ_MIB)", d.guest_name, d.size, SPARSE_FROM));
+        }
         let bytes = match &d.source {
             Some(src) => std::fs::read(src).map_err(|e| format!("BLK_IMAGE {}: {}", src.display(), e))?,
+            None if sparse => pseudo_random(d.seed, boot.blk_read_bytes),
             None => pseudo_random(d.seed, d.size),
         };
-        if bytes.len() < 64 * 512 || bytes.len() % 512 != 0 {
-            return Err(format!("disk image for {} is {} bytes; it must be a multiple of 512 and at least 32 KiB", d.guest_name, bytes.len()));
+        let size = if sparse { d.size } else { bytes.len() as u64 };
+        if size < 64 * 512 || size % 512 != 0 {
+            return Err(format!("disk image for {} is {} bytes; it must be a multiple of 512 and at least 32 KiB", d.guest_name, size));
         }
-        let read_len = if boot.blk_read_bytes == 0 { bytes.len() as u64 } else { boot.blk_read_bytes.min(bytes.len() as u64) };
+        let read_len = if boot.blk_read_bytes == 0 { size } else { boot.blk_read_bytes.min(size) };
         let sha256 = sha256_hex(&bytes[..read_len as usize]);
         std::fs::write(&path, &bytes).map_err(|e| format!("{}: {}", path.display(), e))?;
+        if sparse {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(size))
+                .map_err(|e| format!("{}: making it {} bytes (sparse): {}", path.display(), size, e))?;
+        }
         let id = format!("disk{}", i);
         disk_args.push("-drive".into());
         disk_args.push(format!("if=none,id={},format=raw,file={}", id, path.display()));
+        if let (crate::scenarios::DiskKind::Scsi { controller, .. }, false) = (d.kind, scsi_controller) {
+            // One virtio-scsi controller carries every SCSI disk of a boot.
+            disk_args.extend(["-device".to_string(), format!("virtio-scsi-pci,id=scsi0{}", controller)]);
+            scsi_controller = true;
+        }
         disk_args.push("-device".into());
         disk_args.push(match d.kind {
             crate::scenarios::DiskKind::Nvme => format!("nvme,serial=capos-{},drive={}", d.guest_name, id),
             crate::scenarios::DiskKind::Virtio => format!("virtio-blk-pci,drive={}", id),
+            crate::scenarios::DiskKind::Scsi { target, .. } => format!("scsi-hd,drive={},bus=scsi0.0,channel=0,scsi-id={},lun=0", id, target),
         });
-        disks.push(PreparedDisk { guest_name: d.guest_name.to_string(), path, read_len, sha256, size: bytes.len() as u64 });
+        disks.push(PreparedDisk { guest_name: d.guest_name.to_string(), path, read_len, sha256, size });
     }
     let mut args: Vec<String> = boot
         .qemu_args
@@ -435,19 +462,26 @@ fn check_disks(label: &str, out: &Outcome, lines: &[Line], t: &mut Tally) {
             Some(h) => t.fail(label, &format!("{}: guest sha256 {} but the image's is {}", d.guest_name, h, d.sha256)),
             None => t.fail(label, &format!("{}: no line '{}...'", d.guest_name, want)),
         }
-        let image = match std::fs::read(&d.path) {
+        let blocks = d.size / 512;
+        let first = blocks - 64;
+        // Only the scratch range is read back: the image may be sparse and
+        // terabytes long.
+        let scratch = (|| -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = std::fs::File::open(&d.path)?;
+            f.seek(SeekFrom::Start(first * 512))?;
+            let mut b = vec![0u8; 64 * 512];
+            f.read_exact(&mut b)?;
+            Ok(b)
+        })();
+        let scratch = match scratch {
             Ok(b) => b,
             Err(e) => {
                 t.fail(label, &format!("{}: cannot read the image back: {}", d.guest_name, e));
                 continue;
             }
         };
-        let blocks = d.size / 512;
-        let first = blocks - 64;
-        let bad = (0..64 * 512usize).find(|&i| {
-            let lba = first + (i / 512) as u64;
-            image[(lba * 512) as usize + i % 512] != capos_kcore::blk_test_pattern(lba, i % 512)
-        });
+        let bad = (0..64 * 512usize).find(|&i| scratch[i] != capos_kcore::blk_test_pattern(first + (i / 512) as u64, i % 512));
         match bad {
             None => t.pass(label, &format!("{}: the image holds the guest's pattern at LBA {}..{} after exit", d.guest_name, first, blocks)),
             Some(i) => t.fail(label, &format!("{}: image byte {} of the scratch range does not hold the pattern", d.guest_name, i)),

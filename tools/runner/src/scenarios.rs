@@ -105,6 +105,10 @@ pub enum DefaultDisksUse {
 pub enum DiskKind {
     Nvme,
     Virtio,
+    /// A `scsi-hd` on the boot's one virtio-scsi controller, at this
+    /// target; the first SCSI disk's `controller` options (e.g.
+    /// `,disable-legacy=on`) are the controller's.
+    Scsi { target: u8, controller: &'static str },
 }
 
 /// A disk of known pseudo-random content the guest must read and hash
@@ -1205,6 +1209,52 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     blk_boot("q35-polling", "q35", "nvme.msix=off", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("polled completions")),
                     nvme_timeout_boot("q35-msix-timeout", "test=nvme-timeout", "MSI-X completions"),
                     nvme_timeout_boot("q35-polling-timeout", "test=nvme-timeout nvme.msix=off", "polled completions"),
+                ],
+            }
+        },
+        {
+            let b = blk_settings();
+            // The modern function (1af4:1048) on q35; QEMU's default, the
+            // transitional one (1af4:1004), on pc.
+            let disk = |target, name, seed| BlkDisk { guest_name: name, kind: DiskKind::Scsi { target, controller: ",disable-legacy=on" }, size: b.size, seed, source: b.image.clone() };
+            Scenario {
+                name: "blk-scsi",
+                description: "virtio-scsi: two disks on targets 0 and 3 of the modern device hashed, written, flushed and checked on the host (q35), reads kept in the device together; a sparse 3 TiB disk on the transitional device sized by READ CAPACITY(16) and written past 2 TiB (pc); a legacy-only device is logged and left alone",
+                capos_boot_only: false,
+                boots: vec![
+                    blk_boot("q35-two-targets", "q35", "", "scsi-overlap", vec![disk(0, "sda", 21), disk(3, "sdb", 22)], b.read_mib, &[
+                        "PCI 1af4:1048 (modern)",
+                        "devices: sda bound to virtio-scsi (virtio-scsi at 0000:",
+                        "target 0 LUN 0",
+                        "devices: sdb bound to virtio-scsi (virtio-scsi at 0000:",
+                        "target 3 LUN 0",
+                        "[PASS] scsi-overlap-sda",
+                        "[PASS] scsi-overlap-sdb",
+                    ]),
+                    blk_boot(
+                        "pc-3tib-sparse",
+                        "pc",
+                        "",
+                        "scsi-overlap",
+                        vec![BlkDisk { guest_name: "sda", kind: DiskKind::Scsi { target: 1, controller: "" }, size: 3 << 40, seed: 23, source: None }],
+                        1,
+                        &["PCI 1af4:1004 (transitional)", "target 1 LUN 0", "6442450944 blocks of 512 bytes (3145728 MiB), sized by READ CAPACITY(16)", "[PASS] scsi-overlap-sda"],
+                    ),
+                    Boot {
+                        machine: Some("pc"),
+                        qemu_args: qemu_args(&[
+                            "-device", "virtio-scsi-pci,id=scsi0,disable-modern=on",
+                            "-drive", "if=none,id=legacy,format=raw,file={disk:legacy}",
+                            "-device", "scsi-hd,drive=legacy,bus=scsi0.0,scsi-id=0",
+                        ]),
+                        scratch_disks: vec![("legacy", 1 << 20)],
+                        forbid: strings(&["bound to virtio-scsi", "KERNEL PANIC"]),
+                        ..kernel_boot("pc-legacy-only", "test=smoke", Expect::Success, &[
+                            "PCI 1af4:1004 (transitional)",
+                            "no modern virtio PCI transport",
+                            "[PASS] smoke",
+                        ])
+                    },
                 ],
             }
         },

@@ -1,0 +1,537 @@
+//! virtio-scsi: the disks Compute Engine attaches on its E2, N1, N2, N2D,
+//! C2 and T2D machine types, each behind `BlockDevice` as `sda`, `sdb`, ...
+//!
+//! `virtio-drivers` has no SCSI device, so this driver is ours, built on
+//! the crate's public PCI transport and `VirtQueue` (DESIGN.md decision 8).
+//! What the bytes mean (CDBs, the request and response headers, sense
+//! data, INQUIRY and READ CAPACITY, when to retry) is decided in
+//! `capos_kcore::scsi` and tested on the host; this file moves them.
+//!
+//! - **Devices**: the modern function (1af4:1048) and the transitional one
+//!   (1af4:1004) where it offers the modern capabilities; a legacy-only
+//!   function is logged and left unclaimed. The PCI ids found are logged.
+//! - **Discovery**: targets `0..=max_target` (at most 255), LUN 0. INQUIRY
+//!   binds peripheral qualifier 0, type 0 (a disk) only; TEST UNIT READY
+//!   clears the UNIT ATTENTION a fresh target reports; READ CAPACITY(10),
+//!   and (16) when (10) says the disk is larger; MODE SENSE(6) for the
+//!   write-protect bit. Disks are named `sda`, `sdb`, ... in PCI and then
+//!   target order.
+//! - **Requests**: one request queue (virtqueue 2) per controller, shared
+//!   by its disks. A transfer is split into commands of at most
+//!   [`MAX_TRANSFER`] bytes (and the device's `max_sectors`), and up to
+//!   [`IN_FLIGHT`] of them are in the device at once; completions are
+//!   taken in the order the device finishes them. READ/WRITE(10) where they
+//!   fit, (16) past 2 TiB; SYNCHRONIZE CACHE is `flush`.
+//! - **Completions are polled**, as virtio-blk's are: the crate's PCI
+//!   transport has no way to program a queue's MSI-X vector
+//!   (`queue_msix_vector` is private to it), and writing the common
+//!   configuration behind its back would be a second owner of it. The wait
+//!   is bracketed for the instruction counter like the other drivers'.
+//! - **Errors**: every command has a deadline ([`IO_TIMEOUT_NS`]). A
+//!   command that misses it resets the device (status 0, which ends all
+//!   DMA) and marks the controller failed: every later request fails at
+//!   once, and no late DMA lands in a buffer its caller got back. Failures
+//!   are logged with the command, target and decoded sense data, and
+//!   reach the caller as `BlockError::Device` with
+//!   [`capos_kcore::scsi::ScsiFailure::status`].
+
+use super::dma::KernelHal;
+use super::virtio::transport_of;
+use crate::arch::x86_64::cpu::rdtsc;
+use crate::pci;
+use crate::sync::{classes, Lock};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use capos_kcore::scsi::{self, Capacity, Cdb, Outcome, ScsiFailure};
+use capos_storage::{BlockDevice, BlockError};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use virtio_drivers::queue::VirtQueue;
+use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
+
+/// Descriptors in the request queue: three per command (header, data,
+/// response) for [`IN_FLIGHT`] commands.
+const QUEUE_SIZE: usize = 64;
+/// The first request queue (0 is the control queue, 1 the event queue).
+const REQUEST_QUEUE: u16 = 2;
+/// Commands in the device at once, at most (further capped by the
+/// device's `cmd_per_lun`).
+const IN_FLIGHT: usize = 16;
+/// Largest transfer per command (further capped by `max_sectors`).
+const MAX_TRANSFER: usize = 128 * 1024;
+const IO_TIMEOUT_NS: u64 = 10_000_000_000;
+/// Driver-specific `BlockError::Device` statuses (layer byte 5).
+pub const STATUS_CONTROLLER_FAILED: u32 = 0x0500_0001;
+pub const STATUS_QUEUE: u32 = 0x0500_0002;
+
+bitflags::bitflags! {
+    /// The feature bits this driver accepts: VIRTIO_F_VERSION_1 only (no
+    /// hot-plug events, no T10 protection information, no indirect
+    /// descriptors).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Features: u64 {
+        const VERSION_1 = 1 << 32;
+    }
+}
+
+/// `struct virtio_scsi_config` fields, by byte offset.
+mod config {
+    pub const NUM_QUEUES: usize = 0;
+    pub const SEG_MAX: usize = 4;
+    pub const MAX_SECTORS: usize = 8;
+    pub const CMD_PER_LUN: usize = 12;
+    pub const SENSE_SIZE: usize = 20;
+    pub const CDB_SIZE: usize = 24;
+    pub const MAX_TARGET: usize = 30;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ScsiError {
+    Failed(ScsiFailure),
+    /// The command missed its deadline; the controller has been reset and
+    /// failed.
+    Timeout,
+    /// The controller failed earlier and takes no more requests.
+    ControllerFailed,
+    /// The virtqueue refused the command (it cannot, with our sizes).
+    Queue,
+}
+
+impl core::fmt::Display for ScsiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ScsiError::Failed(e) => write!(f, "{}", e),
+            ScsiError::Timeout => write!(f, "timed out; controller reset and failed"),
+            ScsiError::ControllerFailed => write!(f, "controller failed earlier"),
+            ScsiError::Queue => write!(f, "the request queue refused the command"),
+        }
+    }
+}
+
+impl From<ScsiError> for BlockError {
+    fn from(e: ScsiError) -> BlockError {
+        match e {
+            ScsiError::Failed(f) => BlockError::Device { status: f.status() },
+            ScsiError::Timeout => BlockError::Timeout,
+            ScsiError::ControllerFailed => BlockError::Device { status: STATUS_CONTROLLER_FAILED },
+            ScsiError::Queue => BlockError::Device { status: STATUS_QUEUE },
+        }
+    }
+}
+
+/// The data a command moves.
+pub enum Data<'a> {
+    None,
+    /// Device to memory.
+    In(&'a mut [u8]),
+    /// Memory to device.
+    Out(&'a [u8]),
+}
+
+pub struct Command<'a> {
+    pub target: u16,
+    pub cdb: Cdb,
+    pub data: Data<'a>,
+}
+
+/// A command in the device: its index in the batch, its token, and the
+/// header and response buffers the device reads and writes until it is
+/// popped (heap memory, which stays put while the `Vec`s are not touched).
+struct InFlight {
+    command: usize,
+    token: u16,
+    header: Vec<u8>,
+    response: Vec<u8>,
+    deadline: u64,
+}
+
+pub struct Controller {
+    pub address: String,
+    transport: PciTransport,
+    queue: VirtQueue<KernelHal, QUEUE_SIZE>,
+    sense_size: usize,
+    cdb_size: usize,
+    in_flight_max: usize,
+    /// Largest transfer per command, in bytes.
+    max_transfer: usize,
+    next_tag: u64,
+    failed: bool,
+    timeout_ticks: u64,
+    pub retries: u64,
+}
+
+impl Controller {
+    /// Add command `i` of `cmds` to the queue.
+    fn submit(&mut self, cmds: &mut [Command], i: usize) -> Result<InFlight, ScsiError> {
+        let c = &mut cmds[i];
+        let lun = scsi::lun_address(c.target, 0).ok_or(ScsiError::Queue)?;
+        let mut header = vec![0u8; scsi::request_header_len(self.cdb_size)];
+        self.next_tag = self.next_tag.wrapping_add(1);
+        scsi::encode_request(&mut header, lun, self.next_tag, &c.cdb).map_err(|_| ScsiError::Queue)?;
+        let mut response = vec![0u8; scsi::response_len(self.sense_size)];
+        // SAFETY: `header`, `response` (moved into the returned InFlight,
+        // whose heap buffers do not move) and the command's data (borrowed
+        // by the batch for the whole of `run`) stay valid and untouched
+        // until `complete` pops this token, or the device is reset.
+        let token = unsafe {
+            match &mut c.data {
+                Data::None => self.queue.add(&[&header], &mut [&mut response]),
+                Data::In(buf) => self.queue.add(&[&header], &mut [&mut response, buf]),
+                Data::Out(buf) => self.queue.add(&[&header, buf], &mut [&mut response]),
+            }
+        }
+        .map_err(|_| ScsiError::Queue)?;
+        if self.queue.should_notify() {
+            self.transport.notify(REQUEST_QUEUE);
+        }
+        Ok(InFlight { command: i, token, header, response, deadline: rdtsc().saturating_add(self.timeout_ticks) })
+    }
+
+    /// Pop `f`, which the device has finished, and judge it.
+    fn complete(&mut self, cmds: &mut [Command], f: &mut InFlight) -> Result<Outcome, ScsiError> {
+        let c = &mut cmds[f.command];
+        // SAFETY: the same buffers `submit` added under this token.
+        let popped = unsafe {
+            match &mut c.data {
+                Data::None => self.queue.pop_used(f.token, &[&f.header], &mut [&mut f.response]),
+                Data::In(buf) => self.queue.pop_used(f.token, &[&f.header], &mut [&mut f.response, buf]),
+                Data::Out(buf) => self.queue.pop_used(f.token, &[&f.header, buf], &mut [&mut f.response]),
+            }
+        };
+        popped.map_err(|_| ScsiError::Queue)?;
+        match scsi::decode_response(&f.response, self.sense_size) {
+            Ok(r) => Ok(scsi::outcome(&r)),
+            Err(_) => Ok(Outcome::Fail(ScsiFailure::Malformed)),
+        }
+    }
+
+    /// Reset the device: it stops all DMA and forgets the queue. The
+    /// controller takes no more requests.
+    fn fail(&mut self, why: &str) {
+        log::error!("virtio-scsi {}: {}; device reset, controller failed (its disks fail every request from now on)", self.address, why);
+        self.transport.set_status(DeviceStatus::empty());
+        self.failed = true;
+    }
+
+    /// Run every command of `cmds`, up to `in_flight_max` at once, retrying
+    /// the passing conditions; one result per command. Returns only when
+    /// the device holds none of their buffers.
+    pub fn run(&mut self, cmds: &mut [Command]) -> Vec<Result<(), ScsiError>> {
+        let n = cmds.len();
+        if self.failed {
+            return (0..n).map(|_| Err(ScsiError::ControllerFailed)).collect();
+        }
+        let mut results: Vec<Option<Result<(), ScsiError>>> = (0..n).map(|_| None).collect();
+        let mut attempts = vec![0u32; n];
+        let mut waiting: Vec<usize> = (0..n).rev().collect();
+        let mut in_flight: Vec<InFlight> = Vec::with_capacity(self.in_flight_max);
+        loop {
+            while in_flight.len() < self.in_flight_max {
+                let Some(i) = waiting.pop() else { break };
+                match self.submit(cmds, i) {
+                    Ok(f) => in_flight.push(f),
+                    Err(e) => results[i] = Some(Err(e)),
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            PEAK_IN_FLIGHT.fetch_max(in_flight.len(), Ordering::Relaxed);
+            // Wait for the next completion; the counter leaves the turns
+            // out (how many there are is host time).
+            capos_abi::icount::device_wait_begin();
+            let deadline = in_flight.iter().map(|f| f.deadline).min().unwrap_or(0);
+            while self.queue.peek_used().is_none() && rdtsc() <= deadline {
+                core::hint::spin_loop();
+            }
+            capos_abi::icount::device_wait_end();
+            let Some(token) = self.queue.peek_used() else {
+                let late = &in_flight[0];
+                let what = format!("{} to target {} timed out after {} ms", cmds[late.command].cdb.name(), cmds[late.command].target, IO_TIMEOUT_NS / 1_000_000);
+                self.fail(&what);
+                for f in in_flight.drain(..) {
+                    results[f.command] = Some(Err(ScsiError::Timeout));
+                }
+                break;
+            };
+            let Some(at) = in_flight.iter().position(|f| f.token == token) else {
+                self.fail(&format!("completion for unknown descriptor {}", token));
+                for f in in_flight.drain(..) {
+                    results[f.command] = Some(Err(ScsiError::ControllerFailed));
+                }
+                break;
+            };
+            let mut f = in_flight.swap_remove(at);
+            let i = f.command;
+            match self.complete(cmds, &mut f) {
+                Ok(Outcome::Done) => results[i] = Some(Ok(())),
+                Ok(Outcome::Retry(why)) if attempts[i] < scsi::MAX_RETRIES => {
+                    attempts[i] += 1;
+                    self.retries += 1;
+                    log::debug!("virtio-scsi {}: {} to target {}: {}; retry {}", self.address, cmds[i].cdb.name(), cmds[i].target, why, attempts[i]);
+                    if !matches!(why, ScsiFailure::Sense(s) if s.key == scsi::key::UNIT_ATTENTION) {
+                        // BUSY or becoming ready: give it a moment.
+                        crate::time::spin_ns(1_000_000 << attempts[i].min(6));
+                    }
+                    waiting.push(i);
+                }
+                Ok(Outcome::Retry(why)) | Ok(Outcome::Fail(why)) => results[i] = Some(Err(ScsiError::Failed(why))),
+                Err(e) => {
+                    self.fail("the queue would not give back a finished command");
+                    results[i] = Some(Err(e));
+                    for f in in_flight.drain(..) {
+                        results[f.command] = Some(Err(ScsiError::ControllerFailed));
+                    }
+                    break;
+                }
+            }
+        }
+        results.into_iter().map(|r| r.unwrap_or(Err(ScsiError::ControllerFailed))).collect()
+    }
+
+    /// One command, its data in `data`.
+    fn one(&mut self, target: u16, cdb: Cdb, data: Data) -> Result<(), ScsiError> {
+        self.run(&mut [Command { target, cdb, data }]).pop().unwrap_or(Err(ScsiError::Queue))
+    }
+}
+
+/// One disk: a target of a shared controller.
+pub struct ScsiDisk {
+    controller: Arc<Lock<Controller>>,
+    target: u16,
+    capacity: Capacity,
+    read_only: bool,
+    name: String,
+    /// Blocks per command, at most.
+    max_blocks: u32,
+}
+
+impl ScsiDisk {
+    fn transfer(&mut self, write: bool, lba: u64, pieces: Vec<scsi::Piece>, data: Data) -> Result<(), BlockError> {
+        let bl = self.capacity.block_len as usize;
+        let mut cmds: Vec<Command> = Vec::with_capacity(pieces.len());
+        match data {
+            Data::In(buf) => {
+                for (p, chunk) in pieces.iter().zip(buf.chunks_mut(self.max_blocks as usize * bl)) {
+                    cmds.push(Command { target: self.target, cdb: Cdb::rw(false, p.lba, p.blocks).ok_or(BlockError::OutOfRange)?, data: Data::In(chunk) });
+                }
+            }
+            Data::Out(buf) => {
+                for (p, chunk) in pieces.iter().zip(buf.chunks(self.max_blocks as usize * bl)) {
+                    cmds.push(Command { target: self.target, cdb: Cdb::rw(true, p.lba, p.blocks).ok_or(BlockError::OutOfRange)?, data: Data::Out(chunk) });
+                }
+            }
+            Data::None => return Ok(()),
+        }
+        let results = self.controller.lock().run(&mut cmds);
+        for (c, r) in cmds.iter().zip(results) {
+            if let Err(e) = r {
+                log::warn!("{}: {} of the {} at LBA {}: {}", self.name, c.cdb.name(), if write { "write" } else { "read" }, lba, e);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+}
+
+impl BlockDevice for ScsiDisk {
+    fn block_size(&self) -> usize {
+        self.capacity.block_len as usize
+    }
+
+    fn block_count(&self) -> u64 {
+        self.capacity.blocks
+    }
+
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        let blocks = capos_storage::block::check_request(self.block_size(), self.capacity.blocks, lba, buf.len())?;
+        let pieces = scsi::split(lba, blocks, self.block_size(), self.max_blocks);
+        self.transfer(false, lba, pieces, Data::In(buf))
+    }
+
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        let blocks = capos_storage::block::check_request(self.block_size(), self.capacity.blocks, lba, buf.len())?;
+        if self.read_only {
+            return Err(BlockError::ReadOnly);
+        }
+        let pieces = scsi::split(lba, blocks, self.block_size(), self.max_blocks);
+        self.transfer(true, lba, pieces, Data::Out(buf))
+    }
+
+    fn flush(&mut self) -> Result<(), BlockError> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.controller.lock().one(self.target, Cdb::synchronize_cache(), Data::None).map_err(|e| {
+            log::warn!("{}: SYNCHRONIZE CACHE: {}", self.name, e);
+            BlockError::from(e)
+        })
+    }
+}
+
+/// The most commands any controller has had in the device at once, for
+/// the self-test that proves requests overlap.
+static PEAK_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// The peak since the last call, which starts a new one.
+pub fn take_peak_in_flight() -> usize {
+    PEAK_IN_FLIGHT.swap(0, Ordering::Relaxed)
+}
+
+/// Disks named so far, across controllers.
+static DISKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Bring up one controller; `None` (logged) if it cannot be driven.
+fn controller(dev: &pci::Device) -> Option<Controller> {
+    let mut transport = transport_of(dev, "virtio-scsi")?;
+    if transport.device_type() != DeviceType::ScsiHost {
+        log::warn!("virtio-scsi {}: the transport says device type {:?}", dev.address(), transport.device_type());
+        return None;
+    }
+    let offered = transport.read_device_features();
+    let features = transport.begin_init(Features::VERSION_1);
+    let cfg = |off: usize| transport.read_config_space::<u32>(off).unwrap_or(0);
+    let (num_queues, seg_max, max_sectors, cmd_per_lun) = (cfg(config::NUM_QUEUES), cfg(config::SEG_MAX), cfg(config::MAX_SECTORS), cfg(config::CMD_PER_LUN));
+    let (sense_size, cdb_size) = (cfg(config::SENSE_SIZE) as usize, cfg(config::CDB_SIZE) as usize);
+    let max_target = transport.read_config_space::<u16>(config::MAX_TARGET).unwrap_or(0).min(255);
+    log::info!(
+        "virtio-scsi {}: features offered {:#x} accepted {:#x}; {} request queues, seg_max {}, max_sectors {}, cmd_per_lun {}, sense {} bytes, CDB {} bytes, targets 0..={}",
+        dev.address(), offered, features.bits(), num_queues, seg_max, max_sectors, cmd_per_lun, sense_size, cdb_size, max_target
+    );
+    // The device writes sense_size bytes of sense and reads cdb_size bytes
+    // of CDB: our buffers must match what it says, within sane bounds.
+    if !(16..=256).contains(&cdb_size) || !(18..=256).contains(&sense_size) || num_queues == 0 {
+        log::warn!("virtio-scsi {}: configuration out of range (CDB {} bytes, sense {} bytes, {} queues); not bound", dev.address(), cdb_size, sense_size, num_queues);
+        transport.set_status(DeviceStatus::FAILED);
+        return None;
+    }
+    let queue = match VirtQueue::<KernelHal, QUEUE_SIZE>::new(&mut transport, REQUEST_QUEUE, false, false) {
+        Ok(q) => q,
+        Err(e) => {
+            log::warn!("virtio-scsi {}: request queue of {} descriptors: {:?} (the device offers {}); not bound", dev.address(), QUEUE_SIZE, e, transport.max_queue_size(REQUEST_QUEUE));
+            transport.set_status(DeviceStatus::FAILED);
+            return None;
+        }
+    };
+    transport.finish_init();
+    let sector_cap = if max_sectors == 0 { MAX_TRANSFER } else { (max_sectors as usize).saturating_mul(512) };
+    let per_lun = if cmd_per_lun == 0 { IN_FLIGHT } else { cmd_per_lun as usize };
+    Some(Controller {
+        address: dev.address(),
+        transport,
+        queue,
+        sense_size,
+        cdb_size,
+        in_flight_max: IN_FLIGHT.min(per_lun).min(QUEUE_SIZE / 3).max(1),
+        max_transfer: MAX_TRANSFER.min(sector_cap).max(512),
+        next_tag: 0,
+        failed: false,
+        timeout_ticks: crate::time::tsc_ticks(IO_TIMEOUT_NS),
+        retries: 0,
+    })
+}
+
+/// Which targets answer INQUIRY as a disk: `(target, inquiry)`. All
+/// targets are asked at once (a batch), so an empty bus costs one round.
+fn scan(c: &mut Controller, max_target: u16) -> Vec<(u16, scsi::Inquiry)> {
+    let mut bufs: Vec<[u8; 36]> = vec![[0u8; 36]; max_target as usize + 1];
+    let mut cmds: Vec<Command> = bufs.iter_mut().enumerate().map(|(t, b)| Command { target: t as u16, cdb: Cdb::inquiry(36), data: Data::In(b) }).collect();
+    let results = c.run(&mut cmds);
+    drop(cmds);
+    let mut found = Vec::new();
+    for (t, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(()) => match scsi::parse_inquiry(&bufs[t]) {
+                Ok(i) if i.is_disk() => found.push((t as u16, i)),
+                Ok(i) if i.qualifier == 0 => {
+                    log::info!("virtio-scsi {}: target {}: device type {:#04x} ({} {}), not a disk; skipped", c.address, t, i.device_type, i.vendor, i.product)
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("virtio-scsi {}: target {}: {}", c.address, t, e),
+            },
+            Err(ScsiError::Failed(ScsiFailure::Transport(scsi::response::BAD_TARGET))) => {}
+            Err(e) => log::warn!("virtio-scsi {}: target {}: INQUIRY: {}", c.address, t, e),
+        }
+    }
+    found
+}
+
+/// Size a disk: READ CAPACITY(10), then (16) when (10) says it is larger.
+fn capacity(c: &mut Controller, target: u16) -> Result<(Capacity, bool), String> {
+    let mut d10 = [0u8; 8];
+    c.one(target, Cdb::read_capacity_10(), Data::In(&mut d10)).map_err(|e| format!("READ CAPACITY(10): {}", e))?;
+    if let Some(cap) = scsi::parse_capacity_10(&d10)? {
+        return Ok((cap, false));
+    }
+    let mut d16 = [0u8; 32];
+    c.one(target, Cdb::read_capacity_16(32), Data::In(&mut d16)).map_err(|e| format!("READ CAPACITY(16): {}", e))?;
+    Ok((scsi::parse_capacity_16(&d16)?, true))
+}
+
+/// Bind every virtio-scsi controller and its disks.
+pub fn probe() {
+    let Some(p) = pci::get() else { return };
+    for dev in p.devices.iter().filter(|d| d.vendor == 0x1af4 && (d.device == 0x1048 || d.device == 0x1004)) {
+        log::info!("virtio-scsi {}: PCI {:04x}:{:04x} ({})", dev.address(), dev.vendor, dev.device, if dev.device == 0x1048 { "modern" } else { "transitional" });
+        let Some(mut c) = controller(dev) else { continue };
+        let max_target = c.transport.read_config_space::<u16>(config::MAX_TARGET).unwrap_or(0).min(255);
+        let found = scan(&mut c, max_target);
+        if found.is_empty() {
+            log::info!("virtio-scsi {}: no disks on targets 0..={}", c.address, max_target);
+        }
+        let mut disks = Vec::new();
+        for (target, inq) in found {
+            // Clears the UNIT ATTENTION a fresh target reports (retried).
+            if let Err(e) = c.one(target, Cdb::test_unit_ready(), Data::None) {
+                log::warn!("virtio-scsi {}: target {}: TEST UNIT READY: {}; not bound", c.address, target, e);
+                continue;
+            }
+            let (cap, sixteen) = match capacity(&mut c, target) {
+                Ok(x) => x,
+                Err(e) => {
+                    log::warn!("virtio-scsi {}: target {}: {}; not bound", c.address, target, e);
+                    continue;
+                }
+            };
+            let mut mode = [0u8; 4];
+            let read_only = match c.one(target, Cdb::mode_sense_6(4), Data::In(&mut mode)) {
+                Ok(()) => scsi::mode_sense_write_protected(&mode).unwrap_or(false),
+                Err(e) => {
+                    log::info!("virtio-scsi {}: target {}: MODE SENSE(6): {}; taken as writable", c.address, target, e);
+                    false
+                }
+            };
+            disks.push((target, inq, cap, sixteen, read_only));
+        }
+        let (retries, max_transfer) = (c.retries, c.max_transfer);
+        let shared = Arc::new(Lock::new(&classes::SCSI_CONTROLLER, c));
+        for (target, inq, cap, sixteen, read_only) in disks {
+            let name = scsi::disk_name(DISKS.fetch_add(1, Ordering::Relaxed));
+            let bytes = cap.blocks as u128 * cap.block_len as u128;
+            let detail = format!(
+                "virtio-scsi at {} target {} LUN 0, {} {} {}, {} blocks of {} bytes ({} MiB){}{}",
+                dev.address(),
+                target,
+                inq.vendor,
+                inq.product,
+                inq.revision,
+                cap.blocks,
+                cap.block_len,
+                bytes >> 20,
+                if sixteen { ", sized by READ CAPACITY(16)" } else { "" },
+                if read_only { ", read-only" } else { "" }
+            );
+            let max_blocks = (max_transfer / cap.block_len as usize).max(1) as u32;
+            let disk = ScsiDisk { controller: shared.clone(), target, capacity: cap, read_only, name: name.clone(), max_blocks };
+            super::block::register(name, "virtio-scsi", detail, Box::new(disk));
+        }
+        if retries > 0 {
+            log::info!("virtio-scsi {}: {} commands retried during discovery (UNIT ATTENTION or not ready)", dev.address(), retries);
+        }
+    }
+}

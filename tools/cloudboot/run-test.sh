@@ -90,7 +90,7 @@ MACHINE_TYPE=${CLOUDBOOT_MACHINE_TYPE:-e2-small}
 machine_family() {
     local t=$1
     case "$t" in
-        *-metal) echo "bare metal (no gVNIC; IDPF network, not what the image declares)"; return 1 ;;
+        *-metal) echo "a bare metal type (not a VM; its devices are not the ones docs/cloud.md lists, and it was never tried)"; return 1 ;;
     esac
     case "${t%%-*}" in
         e2 | n1 | f1 | g1 | n2 | n2d | c2 | c2d | t2d | m1 | m2) echo scsi ;;

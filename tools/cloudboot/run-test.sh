@@ -334,7 +334,7 @@ disk_args=()
 [ -n "$BOOT_DISK_TYPE" ] && disk_args=(--boot-disk-type="$BOOT_DISK_TYPE")
 MADE_INSTANCE=1
 g compute instances create "$NAME" --project="$PROJECT" --zone="$ZONE" --machine-type="$MACHINE_TYPE" \
-    --image="$NAME" --image-project="$PROJECT" "${disk_args[@]}" --subnet="$SUBNET" --no-address \
+    --image="$NAME" --image-project="$PROJECT" ${disk_args[@]+"${disk_args[@]}"} --subnet="$SUBNET" --no-address \
     --no-service-account --no-scopes --labels="$LABEL" ||
     fail "instance creation failed: $(tr '\n' ' ' <"$ERR")"
 say "instance $NAME created (no public address, no service account, no scopes)"

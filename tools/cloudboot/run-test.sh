@@ -14,9 +14,13 @@
 #                       harness creates; the orphan sweep deletes what carries it
 # Optional:
 #   GCLOUD                   the gcloud CLI (default gcloud; tests put a stub here)
-#   CLOUDBOOT_MACHINE_TYPE   default e2-small
-#   CLOUDBOOT_GVNIC          1: add GVNIC to the image's guest OS features
-#   CLOUDBOOT_BUDGET_SECS    wall-clock budget for the landmark (default 300)
+#   CLOUDBOOT_MACHINE_TYPE   default e2-small; its series (the part before the
+#                            first -) must be one machine_family knows
+#   CLOUDBOOT_BOOT_DISK_TYPE boot disk type for the instance (default: none
+#                            for SCSI series, hyperdisk-balanced for NVMe series)
+#   CLOUDBOOT_GVNIC          1: add GVNIC to the image's guest OS features on
+#                            a SCSI series too (NVMe series always get it)
+#   CLOUDBOOT_BUDGET_SECS    wall-clock budget for the verdict (default 300)
 #   CLOUDBOOT_POLL_SECS      seconds between serial polls (default 10)
 #   CLOUDBOOT_MAX_POLLS      stop after this many polls (default: budget only)
 #   CLOUDBOOT_FINAL_FETCH_SECS  time limit of the last serial fetch in teardown (60)
@@ -25,14 +29,26 @@
 #   CLOUDBOOT_EVIDENCE_DIR   default target/cloudboot-evidence
 #   CLOUDBOOT_RUN_ID         default <unix time>-<4 hex digits>
 #
-# Exit status: 0 the landmark appeared and every resource was deleted;
-# 1 the landmark did not appear (or a step failed); 2 refused (bad
-# configuration, project mismatch, missing image), nothing was touched;
+# Verdict (from the serial log): PASS needs the kernel's landmark, the
+# shell's prompt and bootcount's [PASS] line (the data partition mounted and
+# a boot was counted and synced). A kernel line "userspace not started: ...",
+# a kernel panic or a bootcount [FAIL] line fails the run at once, quoted.
+#
+# Exit status: 0 PASS and every resource was deleted; 1 FAIL (or a step
+# failed); 2 refused (bad configuration, unknown machine type, project
+# mismatch, missing image), nothing was touched;
 # 3 a deletion could not be confirmed (look in the console!); 130/143
 # interrupted (after teardown).
 set -uo pipefail
 
-LANDMARK="capos kernel starting"
+# What the serial log must show (the strings the code prints; docs/cloud.md):
+LANDMARK="capos kernel starting"                   # kernel/src/main.rs
+USERSPACE_STARTED='userspace: [0-9]+ processes started' # kernel/src/main.rs (a regex)
+NOT_STARTED="userspace not started: "               # kernel/src/main.rs, an ERROR line
+SHELL_PROMPT='[shell] capos$'                       # demos/shell PROMPT "capos$ ", as the console prefixes it
+BOOTCOUNT_PASS="[bootcount] [PASS] bootcount"       # demos/bootcount, after it synced
+BOOTCOUNT_FAIL="[bootcount] [FAIL]"
+PANIC="KERNEL PANIC"                                # kernel/src/diag/panic.rs
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 say() { printf 'cloudboot: %s\n' "$*"; }
@@ -61,6 +77,47 @@ LABEL_KEY=${LABEL%%=*}
 LABEL_VALUE=${LABEL#*=}
 [[ "$BUCKET" =~ ^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$ ]] || refuse "CLOUDBOOT_BUCKET=$CLOUDBOOT_BUCKET is not a bucket name"
 MACHINE_TYPE=${CLOUDBOOT_MACHINE_TYPE:-e2-small}
+
+# Which family a machine type belongs to, by its series (the part before
+# the first -). docs/cloud.md "Machine series" has the table and sources.
+#   scsi  first and second generation: the boot disk is attached over
+#         virtio-scsi, the NIC is virtio-net; gcloud's defaults are accepted
+#   nvme  third generation and later: the boot disk is attached over NVMe,
+#         the NIC is gVNIC only, so the image must carry GVNIC; boot from
+#         Hyperdisk Balanced (N4, C4, C4D take nothing else; the others
+#         accept it too)
+# Anything else is refused before gcloud is called.
+machine_family() {
+    local t=$1
+    case "$t" in
+        *-metal) echo "a bare metal type (not a VM; its devices are not the ones docs/cloud.md lists, and it was never tried)"; return 1 ;;
+    esac
+    case "${t%%-*}" in
+        e2 | n1 | f1 | g1 | n2 | n2d | c2 | c2d | t2d | m1 | m2) echo scsi ;;
+        c3 | c3d | c4 | c4d | n4 | h3 | m3 | m4 | z3 | a3) echo nvme ;;
+        t2a | c4a | n4a | a4x) echo "Arm (capOS is x86_64)"; return 1 ;;
+        *) echo "unknown series '${t%%-*}'"; return 1 ;;
+    esac
+}
+[[ "$MACHINE_TYPE" =~ ^[a-z][a-z0-9]*-[a-z0-9-]+$ ]] || refuse "CLOUDBOOT_MACHINE_TYPE=$MACHINE_TYPE is not a machine type name (like e2-small)"
+if ! FAMILY=$(machine_family "$MACHINE_TYPE"); then
+    refuse "machine type $MACHINE_TYPE: $FAMILY; the harness knows the series e2 n1 f1 g1 n2 n2d c2 c2d t2d m1 m2 (virtio-scsi) and c3 c3d c4 c4d n4 h3 m3 m4 z3 a3 (NVMe, gVNIC, Hyperdisk); see docs/cloud.md"
+fi
+FEATURES=UEFI_COMPATIBLE
+BOOT_DISK_TYPE=""
+case "$FAMILY" in
+    scsi)
+        [ "${CLOUDBOOT_GVNIC:-0}" = 1 ] && FEATURES=UEFI_COMPATIBLE,GVNIC
+        ;;
+    nvme)
+        FEATURES=UEFI_COMPATIBLE,GVNIC
+        BOOT_DISK_TYPE=hyperdisk-balanced
+        ;;
+esac
+if [ -n "${CLOUDBOOT_BOOT_DISK_TYPE:-}" ]; then
+    [[ "$CLOUDBOOT_BOOT_DISK_TYPE" =~ ^[a-z][a-z0-9-]*$ ]] || refuse "CLOUDBOOT_BOOT_DISK_TYPE=$CLOUDBOOT_BOOT_DISK_TYPE is not a disk type name (like hyperdisk-balanced)"
+    BOOT_DISK_TYPE=$CLOUDBOOT_BOOT_DISK_TYPE
+fi
 BUDGET=${CLOUDBOOT_BUDGET_SECS:-300}
 POLL=${CLOUDBOOT_POLL_SECS:-10}
 MAX_POLLS=${CLOUDBOOT_MAX_POLLS:-0}
@@ -114,6 +171,7 @@ fi
 mkdir -p "$EVIDENCE" || refuse "cannot create $EVIDENCE"
 cp "$PROVENANCE" "$EVIDENCE/disk.raw.provenance.json"
 say "run $RUN_ID in project $PROJECT zone $ZONE; evidence in $EVIDENCE"
+say "machine type $MACHINE_TYPE ($FAMILY): guest OS features $FEATURES, boot disk type ${BOOT_DISK_TYPE:-(the default)}"
 
 # What this run created (or tried to create): teardown deletes exactly these.
 MADE_OBJECT=""
@@ -266,33 +324,53 @@ MADE_OBJECT=1
 g storage cp "$TARBALL" "$OBJECT" --project="$PROJECT" || fail "upload to $OBJECT failed: $(tr '\n' ' ' <"$ERR")"
 say "uploaded $OBJECT"
 
-features=UEFI_COMPATIBLE
-[ "${CLOUDBOOT_GVNIC:-0}" = 1 ] && features=UEFI_COMPATIBLE,GVNIC
 MADE_IMAGE=1
-g compute images create "$NAME" --project="$PROJECT" --source-uri="$OBJECT" --guest-os-features="$features" \
+g compute images create "$NAME" --project="$PROJECT" --source-uri="$OBJECT" --guest-os-features="$FEATURES" \
     --labels="$LABEL" --description="capOS cloudboot run $RUN_ID" ||
     fail "image import failed: $(tr '\n' ' ' <"$ERR")"
 say "image $NAME created"
 
+disk_args=()
+[ -n "$BOOT_DISK_TYPE" ] && disk_args=(--boot-disk-type="$BOOT_DISK_TYPE")
 MADE_INSTANCE=1
 g compute instances create "$NAME" --project="$PROJECT" --zone="$ZONE" --machine-type="$MACHINE_TYPE" \
-    --image="$NAME" --image-project="$PROJECT" --subnet="$SUBNET" --no-address \
+    --image="$NAME" --image-project="$PROJECT" ${disk_args[@]+"${disk_args[@]}"} --subnet="$SUBNET" --no-address \
     --no-service-account --no-scopes --labels="$LABEL" ||
     fail "instance creation failed: $(tr '\n' ' ' <"$ERR")"
 say "instance $NAME created (no public address, no service account, no scopes)"
 
-# --- Watch: poll the serial console for the landmark within the budget.
+# --- Watch: poll the serial console until the verdict or the budget ends.
+has() { grep -qF -- "$1" "$EVIDENCE/serial.log" 2>/dev/null; }
+# The first line holding $1, without carriage returns and the log prefix.
+line_of() { grep -F -m1 -- "$1" "$EVIDENCE/serial.log" | tr -d '\r' | sed 's/^\[ *[0-9.]*\] [A-Z]* *//'; }
 start=$SECONDS
 polls=0
 while :; do
     polls=$((polls + 1))
-    if fetch_serial && grep -qF "$LANDMARK" "$EVIDENCE/serial.log"; then
-        echo "PASS landmark after $((SECONDS - start)) s, $polls polls" >"$EVIDENCE/result.txt"
-        say "PASS: saw '$LANDMARK' after $((SECONDS - start)) s ($polls polls)"
-        exit 0
+    if fetch_serial && has "$LANDMARK"; then
+        if has "$NOT_STARTED"; then
+            reason=$(line_of "$NOT_STARTED")
+            reason=${reason#*"$NOT_STARTED"}
+            fail "'$LANDMARK' appeared but userspace did not start: $reason"
+        fi
+        has "$PANIC" && fail "the kernel panicked: $(line_of "$PANIC")"
+        has "$BOOTCOUNT_FAIL" && fail "bootcount failed: $(line_of "$BOOTCOUNT_FAIL")"
+        if has "$SHELL_PROMPT" && has "$BOOTCOUNT_PASS"; then
+            count=$(grep -oE '\[bootcount\] boot [0-9]+ of this disk' "$EVIDENCE/serial.log" | head -1)
+            echo "PASS landmark, shell prompt and bootcount after $((SECONDS - start)) s, $polls polls${count:+: $count}" >"$EVIDENCE/result.txt"
+            say "PASS: saw '$LANDMARK', the shell's prompt '$SHELL_PROMPT' and '$BOOTCOUNT_PASS'${count:+ ($count)} after $((SECONDS - start)) s ($polls polls)"
+            exit 0
+        fi
     fi
     if [ $((SECONDS - start)) -ge "$BUDGET" ] || { [ "$MAX_POLLS" -gt 0 ] && [ "$polls" -ge "$MAX_POLLS" ]; }; then
-        fail "'$LANDMARK' did not appear within $BUDGET s ($polls polls)"
+        within="within $BUDGET s ($polls polls)"
+        [ "$SERIAL_SAVED" -eq 1 ] && has "$LANDMARK" || fail "'$LANDMARK' did not appear $within"
+        grep -qE -- "$USERSPACE_STARTED" "$EVIDENCE/serial.log" ||
+            fail "'$LANDMARK' appeared but no 'userspace: N processes started' line $within"
+        missing=()
+        has "$SHELL_PROMPT" || missing+=("the shell's prompt '$SHELL_PROMPT'")
+        has "$BOOTCOUNT_PASS" || missing+=("bootcount's line '$BOOTCOUNT_PASS'")
+        fail "'$LANDMARK' appeared and userspace started, but not $(printf '%s and ' "${missing[@]}" | sed 's/ and $//') $within"
     fi
     sleep "$POLL" &
     CHILD=$!

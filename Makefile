@@ -26,10 +26,13 @@ BLK_IMAGE        ?=
 BLK_IMAGE_SIZE   ?= 16M
 BLK_READ_MIB     ?= 0
 # Cloud disk (docs/cloud.md): its size in GiB; the disk run-disk boots
-# (default target/disk.raw, written in place) and the bus it is attached on.
+# (default target/disk.raw, written in place). DISK_BUS (nvme, virtio or
+# scsi) is the bus run-disk attaches it on (default nvme), and the bus of
+# storage-writable's first phase and storage-writable-recovery's power
+# cuts (default nvme) and storage-hostile's disk (default virtio).
 CLOUD_DISK_GIB   ?= 10
 DISK             ?=
-DISK_BUS         ?= nvme
+DISK_BUS         ?=
 # The GCE harness: a file setting CLOUDBOOT_* (tools/cloudboot/README.md)
 # and the gcloud CLI to drive.
 CLOUDBOOT_CONFIG ?=

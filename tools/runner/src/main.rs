@@ -29,6 +29,7 @@
 
 mod budget;
 mod build;
+mod bus;
 mod disk;
 mod elfgen;
 mod esp;

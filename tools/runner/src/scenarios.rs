@@ -463,12 +463,15 @@ pub fn null_disk(id: &str, device: &str) -> Vec<String> {
     vec![
         "-blockdev".into(),
         format!("driver=null-co,node-name={},size=1073741824,latency-ns={},read-zeroes=on", id, BENCH_LATENCY_NS),
-        "-device".into(),
-        match device {
-            "nvme" => format!("nvme,serial=capos-{},drive={}", id, id),
-            _ => format!("virtio-blk-pci,drive={}", id),
-        },
     ]
+    .into_iter()
+    .chain(match device {
+        "nvme" => crate::bus::Bus::Nvme,
+        "scsi" => crate::bus::Bus::Scsi,
+        _ => crate::bus::Bus::Virtio,
+    }
+    .device_args(id, id, false))
+    .collect()
 }
 
 /// `-icount shift=0` for the benchmark boots (see docs/benchmarks.md for
@@ -1436,12 +1439,12 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "bench-blk",
-            description: "benchmark (not a test): executed instructions per NVMe and virtio-blk read, trait and raw, irq and polled (icount plugin)",
+            description: "benchmark (not a test): executed instructions per NVMe, virtio-blk and virtio-scsi read, trait and raw, irq and polled (icount plugin)",
             capos_boot_only: false,
             boots: vec![Boot {
                 machine: Some("q35"),
                 smp: Some("1"),
-                qemu_args: [bench_icount_args(), null_disk("nvme0", "nvme"), null_disk("vblk0", "virtio")].concat(),
+                qemu_args: [bench_icount_args(), null_disk("nvme0", "nvme"), null_disk("vblk0", "virtio"), null_disk("sda", "scsi")].concat(),
                 guest_verdicts: false,
                 timeout: Some(1200),
                 icount_plugin: true,
@@ -1452,6 +1455,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     "icount: nvme0n1 trait read 4 KiB qd1 irq",
                     "icount: nvme0n1 raw read 4 KiB qd1 irq",
                     "icount: vblk0 trait read 4 KiB qd1 polled",
+                    "icount: sda trait read 4 KiB qd1 polled",
                     "bench: done",
                 ])
             }],

@@ -176,21 +176,7 @@ fn detect_file(path: &Path) -> Result<Format, String> {
     detect(&head, len).map_err(|e| format!("{}: {}", path.display(), e))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bus {
-    Nvme,
-    Virtio,
-}
-
-impl Bus {
-    /// The kernel's name for the first disk on this bus.
-    fn device(self) -> &'static str {
-        match self {
-            Bus::Nvme => "nvme0n1",
-            Bus::Virtio => "vblk0",
-        }
-    }
-}
+pub use crate::bus::Bus;
 
 struct Disk {
     path: PathBuf,
@@ -205,11 +191,7 @@ fn disk_args(disks: &[Disk]) -> Vec<String> {
         let id = format!("storage{}", i);
         a.push("-drive".into());
         a.push(format!("if=none,id={},format=raw,file={}", id, d.path.display()));
-        a.push("-device".into());
-        a.push(match d.bus {
-            Bus::Nvme => format!("nvme,serial=capos-{},drive={}", id, id),
-            Bus::Virtio => format!("virtio-blk-pci,drive={}", id),
-        });
+        a.extend(d.bus.device_args(&id, &id, false));
     }
     a
 }
@@ -921,8 +903,8 @@ fn readonly(r: &mut Run) -> Result<(), String> {
     let ro_sha = sha_file(&ro)?;
     for (boot, ro_bus, rw_bus, rw_read_only_mount) in [("virtio", Bus::Virtio, Bus::Nvme, false), ("nvme", Bus::Nvme, Bus::Virtio, true)] {
         let mounts = [
-            Mount { name: "ro", format: ro_fmt, device: ro_bus.device(), read_only: ro_fmt != Format::Ro },
-            Mount { name: "rw", format: Format::Colocated, device: rw_bus.device(), read_only: rw_read_only_mount },
+            Mount { name: "ro", format: ro_fmt, device: ro_bus.guest_name(), read_only: ro_fmt != Format::Ro },
+            Mount { name: "rw", format: Format::Colocated, device: rw_bus.guest_name(), read_only: rw_read_only_mount },
         ];
         // The first boot reaches the writable disk through the read-only
         // wrappers; the second through a read-only mount.
@@ -1029,13 +1011,10 @@ fn fat_read(r: &mut Run, bus: Bus) -> Result<(), String> {
     let (host_walk, host_times) = host_fs_walk_times(&host)?;
     println!("-- {}: mtools sees {} directories and files, {} file times", r.name, host_walk.len(), host_times.len());
     let sha_before = sha_file(&img)?;
-    let mounts = [Mount { name: "fat", format: Format::Fat, device: bus.device(), read_only: false }];
+    let mounts = [Mount { name: "fat", format: Format::Fat, device: bus.guest_name(), read_only: false }];
     let procs = [checker(CHECKER, &["--mode", "readonly"], grants_for(Format::Fat, "fat", "fs", "store", "fs", "store"))];
     let text = manifest_text(&format!("{} over {:?}", r.name, bus), &mounts, &procs);
-    let boot = match bus {
-        Bus::Virtio => "virtio",
-        Bus::Nvme => "nvme",
-    };
+    let boot = bus.name();
     let out = r.boot(boot, &text, &[Disk { path: img.clone(), bus }], None, timeout(r, 120))?;
     r.judge(boot, &out, &mounts, &[CHECKER], &[]);
     r.check_walk(&format!("{}-walk", boot), &out, CHECKER, "start", &host_walk);
@@ -1088,9 +1067,13 @@ fn writable(r: &mut Run) -> Result<(), String> {
         return Err(format!("WF_IMAGE {} is {}, which holds no filesystem", img.display(), fmt.word()));
     }
     let mut host = r.extract(&img, "before")?.walk(true, false)?;
-    for (phase, bus) in [(1, Bus::Nvme), (2, Bus::Virtio)] {
-        let boot = format!("phase{}-{}", phase, if bus == Bus::Nvme { "nvme" } else { "virtio" });
-        let mounts = [Mount { name: "data", format: fmt, device: bus.device(), read_only: false }];
+    // Phase 1 over DISK_BUS (default NVMe), phase 2 over virtio-blk (NVMe
+    // when DISK_BUS is virtio): the image moves between buses.
+    let first = Bus::from_env(Bus::Nvme)?;
+    let second = if first == Bus::Virtio { Bus::Nvme } else { Bus::Virtio };
+    for (phase, bus) in [(1, first), (2, second)] {
+        let boot = format!("phase{}-{}", phase, bus.name());
+        let mounts = [Mount { name: "data", format: fmt, device: bus.guest_name(), read_only: false }];
         let procs = [checker(CHECKER, &["--mode", "writable", "--phase", &phase.to_string()], vec![("fs", String::from("fs:data"))])];
         let text = manifest_text(&format!("storage-writable phase {}", phase), &mounts, &procs);
         let out = r.boot(&boot, &text, &[Disk { path: img.clone(), bus }], None, timeout(r, 240))?;
@@ -1130,7 +1113,7 @@ fn persist(r: &mut Run) -> Result<(), String> {
         let mut host = r.extract(&img, &format!("{}-before", tag))?.walk(true, true)?;
         for phase in [1, 2] {
             let boot = format!("{}-phase{}", tag, phase);
-            let mounts = [Mount { name: "data", format: fmt, device: bus.device(), read_only: false }];
+            let mounts = [Mount { name: "data", format: fmt, device: bus.guest_name(), read_only: false }];
             let procs = [checker(CHECKER, &["--mode", "persist", "--phase", &phase.to_string()], grants_for(fmt, "data", "fs", "store", "fs", "store"))];
             let text = manifest_text(&format!("storage-persist {} phase {}", tag, phase), &mounts, &procs);
             let out = r.boot(&boot, &text, &[Disk { path: img.clone(), bus }], None, timeout(r, 240))?;
@@ -1163,7 +1146,8 @@ fn hostile(r: &mut Run) -> Result<(), String> {
         return Err(format!("HOSTILE_IMAGE {} is {}, which holds no filesystem", img.display(), fmt.word()));
     }
     let host0 = r.extract(&img, "before")?.walk(true, fmt.has_store())?;
-    let mounts = [Mount { name: "data", format: fmt, device: Bus::Virtio.device(), read_only: false }];
+    let bus = Bus::from_env(Bus::Virtio)?;
+    let mounts = [Mount { name: "data", format: fmt, device: bus.guest_name(), read_only: false }];
     let mut grants = grants_for(fmt, "data", "fs", "store", "fs", "store");
     grants.push(("rofs", String::from("fs-ro:data")));
     let procs = [
@@ -1173,7 +1157,7 @@ fn hostile(r: &mut Run) -> Result<(), String> {
         checker("walker", &["--mode", "walk", "--wait-for", "/h/done"], vec![("fs", String::from("fs:data"))]),
     ];
     let text = manifest_text("storage-hostile", &mounts, &procs);
-    let out = r.boot("hostile", &text, &[Disk { path: img.clone(), bus: Bus::Virtio }], None, timeout(r, 240))?;
+    let out = r.boot("hostile", &text, &[Disk { path: img.clone(), bus }], None, timeout(r, 240))?;
     r.judge("hostile", &out, &mounts, &[CHECKER, "walker"], &[]);
     r.check_walk("walk-start", &out, CHECKER, "start", &host0);
     if let Some((_, h)) = r.host_state("after", &img, true, fmt.has_store()) {
@@ -1486,8 +1470,10 @@ fn recovery(r: &mut Run) -> Result<(), String> {
     if !fmt.has_fs() || fmt == Format::Ro {
         return Err(format!("{} {} is {}, not a writable filesystem", var, img.display(), fmt.word()));
     }
-    let mounts = [Mount { name: "data", format: fmt, device: Bus::Nvme.device(), read_only: false }];
-    let disks = [Disk { path: img.clone(), bus: Bus::Nvme }];
+    // Power cuts over DISK_BUS (default NVMe).
+    let bus = Bus::from_env(Bus::Nvme)?;
+    let mounts = [Mount { name: "data", format: fmt, device: bus.guest_name(), read_only: false }];
+    let disks = [Disk { path: img.clone(), bus }];
     let grants = || vec![("fs", String::from("fs:data"))];
     let work = manifest_text("storage-writable-recovery workload", &mounts, &[checker(CHECKER, &["--mode", "recovery"], grants())]);
     let last = manifest_text("storage-writable-recovery final check", &mounts, &[checker(CHECKER, &["--mode", "recovery", "--max-steps", "0"], grants())]);

@@ -177,7 +177,7 @@ impl Shell {
                 // Each one asked once, so a mount that failed at boot shows
                 // as `unavailable` and why.
                 for m in &self.mounts {
-                    let state = m.root.list().map(|e| format!("{} entries at its root", e.len()));
+                    let state = m.root.list().map(|e| format!("{} {} at its root", e.len(), if e.len() == 1 { "entry" } else { "entries" }));
                     self.mount_line(&format!("/{}", m.name), &format!("filesystem (grant fs-{})", m.name), state);
                 }
                 if let Some(s) = &self.store {

@@ -54,6 +54,8 @@ enum ErrorCode {
   staleHandle @14;     # the object behind this capability was removed
   closed @15;          # File.close was called on this capability
   busy @16;            # the object is in use in a way that forbids this now
+  unavailable @17;     # what serves this capability is absent (a manifest mount that failed
+                       # at boot); `message` says why. Append new codes after this; never renumber.
 }
 
 struct Error {

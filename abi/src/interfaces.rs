@@ -249,5 +249,6 @@ mod tests {
         assert_eq!(ErrorCode::ReadOnly as u16, 6);
         assert_eq!(ErrorCode::StaleHandle as u16, 14);
         assert_eq!(ErrorCode::Busy as u16, 16);
+        assert_eq!(ErrorCode::Unavailable as u16, 17);
     }
 }

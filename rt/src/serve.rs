@@ -315,8 +315,11 @@ pub fn open_part(
     format: &str,
     find: impl FnOnce(&mut CapBlockDevice) -> Result<Part, capos_storage::StorageError>,
 ) -> Result<(Partition<CapBlockDevice>, Part), capos_abi::helpers::CapError> {
-    let mut dev = CapBlockDevice::new(Block::new(disk)).map_err(|e| {
-        capos_abi::helpers::CapError::new(capos_abi::capos_capnp::ErrorCode::Io, &alloc::format!("the disk does not answer: {e:?}"))
+    // The disk's own answer keeps its code (a grant of a mount that failed
+    // at boot answers `unavailable` and why; clients see the same).
+    let mut dev = CapBlockDevice::new(Block::new(disk)).map_err(|e| match e {
+        crate::CallError::Object(o) => capos_abi::helpers::CapError::new(o.code, &alloc::format!("the disk: {}", o.message)),
+        e => capos_abi::helpers::CapError::new(capos_abi::capos_capnp::ErrorCode::Io, &alloc::format!("the disk does not answer: {e:?}")),
     })?;
     let part = find(&mut dev).map_err(|e| storage_failure(format, &e))?;
     let dev = Partition::new(dev, part.start, part.count).map_err(|e| storage_failure(format, &capos_storage::StorageError::Device(e)))?;

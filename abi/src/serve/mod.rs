@@ -29,6 +29,7 @@ pub mod block;
 pub mod directory;
 pub mod errors;
 pub mod file;
+pub mod refuse;
 pub mod store;
 
 use crate::helpers::CapError;

@@ -96,7 +96,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("has KEY", "whether KEY exists"),
     ("del KEY", "delete KEY"),
     ("keys [PREFIX]", "list the store's keys (starting with PREFIX)"),
-    ("mounts", "the filesystems and the store this shell holds"),
+    ("mounts", "the filesystems and the store this shell holds, and their state"),
     ("help", "this list"),
     ("exit", "sync, leave the shell and hand the console back"),
 ];
@@ -182,6 +182,17 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::StaleHandle => "staleHandle",
         ErrorCode::Closed => "closed",
         ErrorCode::Busy => "busy",
+        ErrorCode::Unavailable => "unavailable",
+    }
+}
+
+/// One line of `mounts`: a mount the shell holds and its state, from one
+/// call on it (`available` with a detail, or the error's code and message:
+/// a mount that failed at boot answers `unavailable` and why).
+pub fn mount_line(path: &str, what: &str, state: Result<&str, (&str, &str)>) -> String {
+    match state {
+        Ok(detail) => alloc::format!("{}  {}: available, {}", path, what, detail),
+        Err((code, message)) => alloc::format!("{}  {}: {}: {}", path, what, code, message),
     }
 }
 
@@ -315,6 +326,16 @@ mod tests {
         assert_eq!(error_line(code_name(ErrorCode::NotFound), "no such file"), "error: notFound: no such file");
         assert_eq!(code_name(ErrorCode::IsADirectory), "isADirectory");
         assert_eq!(code_name(ErrorCode::Busy), "busy");
+        assert_eq!(code_name(ErrorCode::Unavailable), "unavailable");
+    }
+
+    #[test]
+    fn mount_lines_say_the_state() {
+        assert_eq!(mount_line("/data", "filesystem (grant fs-data)", Ok("3 entries at its root")), "/data  filesystem (grant fs-data): available, 3 entries at its root");
+        assert_eq!(
+            mount_line("/data", "filesystem (grant fs-data)", Err((code_name(ErrorCode::Unavailable), "mount data failed: no device"))),
+            "/data  filesystem (grant fs-data): unavailable: mount data failed: no device"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::{ErrorCode, NodeKind};
 use capos_abi::limits::MAX_CONSOLE_LINE_BYTES;
-use capos_demo_shell::{code_name, error_line, format_time, join, parse, resolve, show_bytes, text_lines, Command, HELP, PROMPT};
+use capos_demo_shell::{code_name, error_line, format_time, join, mount_line, parse, resolve, show_bytes, text_lines, Command, HELP, PROMPT};
 use capos_rt::{CallError, Console, Directory, File, StartInfo, Store};
 
 capos_rt::entry!(main);
@@ -40,12 +40,20 @@ fn fail<T>(code: ErrorCode, message: impl Into<String>) -> Res<T> {
     Err(Failure(code_name(code), message.into()))
 }
 
+/// A failed call as the object's code and message.
+fn failure(e: CallError) -> Failure {
+    match e {
+        CallError::Object(e) => Failure(code_name(e.code), e.message),
+        CallError::Sys(f) => Failure("io", format!("call failed: {:?}", f.error)),
+        CallError::Message(m) => Failure("corrupted", format!("malformed answer: {}", m)),
+    }
+}
+
 /// `context: the object's message`, keeping the object's code.
 fn call_err(context: &str) -> impl Fn(CallError) -> Failure + '_ {
-    move |e| match e {
-        CallError::Object(e) => Failure(code_name(e.code), format!("{}: {}", context, e.message)),
-        CallError::Sys(f) => Failure("io", format!("{}: call failed: {:?}", context, f.error)),
-        CallError::Message(m) => Failure("corrupted", format!("{}: malformed answer: {}", context, m)),
+    move |e| {
+        let Failure(code, message) = failure(e);
+        Failure(code, format!("{}: {}", context, message))
     }
 }
 
@@ -136,6 +144,14 @@ impl Shell {
         Ok((i, d, name, parts))
     }
 
+    fn mount_line(&self, path: &str, what: &str, state: Result<String, CallError>) {
+        let line = match state.map_err(failure) {
+            Ok(detail) => mount_line(path, what, Ok(&detail)),
+            Err(Failure(code, message)) => mount_line(path, what, Err((code, &message))),
+        };
+        self.out(&line);
+    }
+
     fn store(&self) -> Res<&Store> {
         match &self.store {
             Some(s) => Ok(s),
@@ -158,11 +174,15 @@ impl Shell {
                 Ok(())
             }
             Command::Mounts => {
+                // Each one asked once, so a mount that failed at boot shows
+                // as `unavailable` and why.
                 for m in &self.mounts {
-                    self.out(&format!("/{}  filesystem (grant fs-{})", m.name, m.name));
+                    let state = m.root.list().map(|e| format!("{} {} at its root", e.len(), if e.len() == 1 { "entry" } else { "entries" }));
+                    self.mount_line(&format!("/{}", m.name), &format!("filesystem (grant fs-{})", m.name), state);
                 }
-                if self.store.is_some() {
-                    self.out("store  key/value store (grant store)");
+                if let Some(s) = &self.store {
+                    let state = s.list(&[], 1).map(|(keys, _)| String::from(if keys.is_empty() { "no keys" } else { "holds keys" }));
+                    self.mount_line("store", "key/value store (grant store)", state);
                 }
                 if self.mounts.is_empty() && self.store.is_none() {
                     self.out("(nothing granted)");

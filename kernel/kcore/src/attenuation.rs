@@ -8,21 +8,13 @@
 //! the method's result type, without reaching the object. Interfaces the
 //! table does not know are refused whole (fail closed).
 
-use capos_abi::capos_capnp::{bool_result, cap_result, u_int64_result, void_result, ErrorCode};
-use capos_abi::helpers::{fill_bool, fill_cap, fill_u64, fill_void, CapError};
+use capos_abi::capos_capnp::ErrorCode;
+use capos_abi::helpers::CapError;
 use capos_abi::interfaces::{self, directory_method as dm, file_method as fm, store_method as sm};
-use capos_abi::serve::Responder;
-use capos_abi::SysError;
 
-/// The result struct a method answers with (so the wrapper can encode the
-/// error in the right shape).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResultKind {
-    Void,
-    UInt64,
-    Bool,
-    Cap,
-}
+/// The result struct a method answers with, and the one encoder of an
+/// error in that shape (shared with every other refusing object).
+pub use capos_abi::serve::refuse::{refuse, ResultKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -63,18 +55,6 @@ pub fn refusal(interface_id: u64, method: u16) -> CapError {
     )
 }
 
-/// Answer a refused mutation: `e` in the result shape `kind`. One encoder
-/// for the kernel's wrapper and the userspace services' read-only
-/// sessions, so both refuse byte for byte alike.
-pub fn refuse<R: Responder>(r: &mut R, kind: ResultKind, e: CapError) -> Result<(), SysError> {
-    match kind {
-        ResultKind::Void => r.results::<void_result::Owned>(|b| Ok(fill_void(b, &Err(e)))),
-        ResultKind::UInt64 => r.results::<u_int64_result::Owned>(|b| Ok(fill_u64(b, &Err(e)))),
-        ResultKind::Cap => r.results::<cap_result::Owned>(|b| Ok(fill_cap(b, &Err(e)))),
-        ResultKind::Bool => r.results::<bool_result::Owned>(|b| Ok(fill_bool(b, &Err(e)))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +78,17 @@ mod tests {
         ];
         for (i, m, k) in writes {
             assert_eq!(read_only(i, m), Access::Mutation(k), "{:#x}/{}", i, m);
+        }
+    }
+
+    #[test]
+    fn mutations_are_refused_in_their_schema_result_shape() {
+        for (name, id, methods) in interfaces::ALL {
+            for m in 0..methods.len() as u16 {
+                if let Access::Mutation(kind) = read_only(*id, m) {
+                    assert_eq!(Some(kind), capos_abi::serve::refuse::result_kind(*id, m), "{name}.{}", methods[m as usize]);
+                }
+            }
         }
     }
 

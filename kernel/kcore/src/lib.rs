@@ -19,6 +19,7 @@ pub mod gpt;
 pub mod line_editor;
 pub mod lock_order;
 pub mod mmio;
+pub mod mount_claims;
 pub mod nvme;
 pub mod pci;
 pub mod pid_table;

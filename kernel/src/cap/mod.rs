@@ -21,6 +21,7 @@ pub mod endpoint;
 pub mod file;
 pub mod ping;
 pub mod read_only;
+pub mod refusing;
 pub mod sources;
 pub mod store;
 pub mod waiters;

@@ -9,33 +9,43 @@ use super::console::Console;
 use super::directory::Directory;
 use super::ping::KernelPing;
 use super::read_only::ReadOnly;
+use super::refusing::Refusing;
 use super::store::KernelStore;
 use super::{Cap, KernelObject};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
-use capos_abi::manifest::KernelSource;
+use capos_abi::capos_capnp::ErrorCode;
+use capos_abi::manifest::{KernelSource, MountFormat};
 use capos_abi::serve::block::ReadOnlyBlock;
 
 /// A fresh capability for `source`, or why this kernel cannot give one
-/// (an unmounted filesystem or store, a `block:` of a mount that is not
-/// raw, a writable `block:` of a read-only raw mount).
+/// (an undeclared filesystem or store, a `block:` of a mount that is not
+/// raw, a writable `block:` of a read-only raw mount). A declared mount
+/// that failed at boot is not such a reason: its grant is a capability
+/// answering `unavailable` ([`unavailable`]).
 pub fn grant(source: &KernelSource) -> Result<Cap, String> {
     let obj: Arc<dyn KernelObject> = match (source.kind.prefix, source.instance) {
         ("console", None) => Arc::new(Console),
         ("ping", None) => Arc::new(KernelPing),
         ("clock", None) => Arc::new(super::clock::Clock),
         ("fs" | "fs-ro", Some(name)) => {
-            let mount = crate::storage::filesystem(name).ok_or_else(|| format!("no filesystem is mounted as '{name}'"))?;
+            let Some(mount) = crate::storage::filesystem(name) else {
+                return unavailable(source, name, MountFormat::has_filesystem, || format!("no filesystem is mounted as '{name}'"));
+            };
             Arc::new(Directory::root(mount))
         }
         ("control", Some(name)) => Arc::new(super::control::ProcessControl { name: String::from(name) }),
         ("store" | "store-ro", Some(name)) => {
-            let mount = crate::storage::store(name).ok_or_else(|| format!("no store is mounted as '{name}'"))?;
+            let Some(mount) = crate::storage::store(name) else {
+                return unavailable(source, name, MountFormat::has_store, || format!("no store is mounted as '{name}'"));
+            };
             Arc::new(KernelStore(mount))
         }
         ("block" | "block-ro", Some(name)) => {
-            let mount = crate::storage::raw(name).ok_or_else(|| format!("no raw mount '{name}' (block: needs 'mount {name}: raw on DEVICE')"))?;
+            let Some(mount) = crate::storage::raw(name) else {
+                return unavailable(source, name, MountFormat::is_raw, || format!("no raw mount '{name}' (block: needs 'mount {name}: raw on DEVICE')"));
+            };
             // Attenuation is the wrapper in front of the blocks (it also
             // says readOnly in `info`), not the generic ReadOnly below.
             return Ok(Cap::kernel(match (source.kind.read_only(), mount.read_only) {
@@ -47,4 +57,21 @@ pub fn grant(source: &KernelSource) -> Result<Cap, String> {
         (prefix, _) => return Err(format!("kernel source '{prefix}' is not provided by this kernel")),
     };
     Ok(Cap::kernel(if source.kind.read_only() { Arc::new(ReadOnly(obj)) } else { obj }))
+}
+
+/// The grant of mount `name` that is not mounted: if the manifest declared
+/// it with a format that serves this source (`serves`) and it failed at
+/// boot, a capability refusing every call with `unavailable` and the
+/// mount's reason (a writable `block:` of a read-only raw mount is still
+/// refused: the manifest is wrong whether or not the disk is there);
+/// otherwise `missing()`.
+fn unavailable(source: &KernelSource, name: &str, serves: fn(MountFormat) -> bool, missing: impl FnOnce() -> String) -> Result<Cap, String> {
+    let Some((spec, reason)) = crate::storage::failed(name).filter(|(spec, _)| serves(spec.format)) else {
+        return Err(missing());
+    };
+    if spec.format.is_raw() && spec.read_only && !source.kind.read_only() {
+        return Err(format!("raw mount '{name}' is read-only: grant block-ro:{name}"));
+    }
+    let reason = format!("mount {name} failed: {reason}");
+    Ok(Cap::kernel(Arc::new(Refusing::new(source.kind.interface_id, ErrorCode::Unavailable, reason))))
 }

@@ -23,8 +23,8 @@ const COMMANDS: &[(&str, &str)] = &[
     ("pci", "PCI functions, BARs and capabilities"),
     ("irq", "interrupt routes, vectors in use, counts"),
     ("timers", "TSC, LAPIC timer, uptime, wall clock"),
-    ("devices", "drivers bound to devices"),
-    ("mounts", "storage mounts and the kernel capability sources"),
+    ("devices", "drivers bound to devices, storage controllers none took"),
+    ("mounts", "declared storage mounts (mounted or why not), kernel capability sources"),
     ("logs", "recent log lines (logs N for the last N)"),
     ("reboot", "reset the machine"),
     ("halt", "stop the machine"),
@@ -341,16 +341,27 @@ fn devices(o: &mut Out) {
     if n == 0 {
         out!(o, "(no storage drivers bound)");
     }
+    for d in crate::drivers::unclaimed_storage() {
+        out!(o, "unclaimed: {} {:04x}:{:04x} class {:02x}.{:02x}.{:02x} ({}): no driver bound",
+            d.address(), d.vendor, d.device, d.class, d.subclass, d.prog_if, capos_kcore::pci::class_name(d.class, d.subclass));
+    }
 }
 
 fn mounts(o: &mut Out) {
     let mut n = 0;
-    crate::storage::with_mounts(|m| {
+    let read = crate::storage::with_mounts(|m| {
         n += 1;
-        out!(o, "{}", m.summary);
+        match m {
+            crate::storage::Mount::Mounted(m) => out!(o, "mounted: {}", m.summary),
+            crate::storage::Mount::Failed { spec, reason } => {
+                out!(o, "failed: {}: {} on {}: {} (its grants answer unavailable)", spec.name, spec.format.name(), spec.target(), reason)
+            }
+        }
     });
-    if n == 0 {
+    if n == 0 && read {
         out!(o, "(nothing mounted: the manifest declares no mounts)");
+    } else if n == 0 {
+        out!(o, "(nothing mounted: no manifest got as far as its mounts; see logs)");
     }
     out!(o, "kernel capability sources (grant NAME: kernel:SOURCE):");
     for k in capos_abi::manifest::KERNEL_SOURCES {

@@ -1,5 +1,7 @@
 //! Drivers bound at boot, by name, for the `devices` command. The block
-//! drivers (virtio-blk, NVMe) register here when they bind.
+//! drivers (virtio-blk, NVMe) register here when they bind, and each
+//! probe [`claim`]s the PCI functions it took, so the prompt can name the
+//! storage controllers nothing drives ([`unclaimed_storage`]).
 
 pub mod block;
 pub mod dma;
@@ -10,6 +12,7 @@ pub mod virtio_scsi;
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use crate::pci;
 use crate::sync::{classes, Lock};
 
 pub struct Bound {
@@ -18,11 +21,43 @@ pub struct Bound {
     pub detail: String,
 }
 
-static BOUND: Lock<Vec<Bound>> = Lock::new(&classes::DRIVERS_BOUND, Vec::new());
+/// A PCI function's address: (segment, bus, device, function).
+type PciAddress = (u16, u8, u8, u8);
+
+fn pci_address(f: &pci::config::Function) -> PciAddress {
+    (f.segment, f.bus, f.device, f.function)
+}
+
+/// What drivers bound: their devices, and the PCI functions they took.
+struct Drivers {
+    bound: Vec<Bound>,
+    claimed: Vec<PciAddress>,
+}
+
+static BOUND: Lock<Drivers> = Lock::new(&classes::DRIVERS_BOUND, Drivers { bound: Vec::new(), claimed: Vec::new() });
 
 pub fn register(name: String, driver: &'static str, detail: String) {
     log::info!("devices: {} bound to {} ({})", name, driver, detail);
-    BOUND.lock().push(Bound { name, driver, detail });
+    BOUND.lock().bound.push(Bound { name, driver, detail });
+}
+
+/// A driver's probe took the PCI function `func` (call it once per
+/// function bound, whatever devices it registers): storage controllers
+/// no driver claims are listed by [`unclaimed_storage`].
+pub fn claim(func: &pci::config::Function) {
+    let address = pci_address(func);
+    let mut d = BOUND.lock();
+    if !d.claimed.contains(&address) {
+        d.claimed.push(address);
+    }
+}
+
+/// The mass-storage controllers (PCI class 0x01) PCI enumeration found
+/// and no driver claimed, in enumeration order.
+pub fn unclaimed_storage() -> Vec<&'static pci::Device> {
+    let Some(p) = pci::get() else { return Vec::new() };
+    let d = BOUND.lock();
+    p.devices.iter().filter(|dev| dev.class == 0x01 && !d.claimed.contains(&pci_address(&dev.func))).collect()
 }
 
 /// Bind the block drivers to what PCI enumeration found.
@@ -35,7 +70,7 @@ pub fn init(cmdline: &capos_kcore::cmdline::Cmdline) {
 }
 
 pub fn with_bound(mut f: impl FnMut(&Bound)) {
-    for b in BOUND.lock().iter() {
+    for b in BOUND.lock().bound.iter() {
         f(b);
     }
 }

@@ -119,6 +119,7 @@ pub fn probe() {
                 );
                 let detail = format!("{} at {}, {} sectors ({} MiB){}", "virtio-blk", dev.address(), blocks, blocks / 2048, if read_only { ", read-only" } else { "" });
                 super::block::register(name, "virtio-blk", detail, Box::new(VirtioBlock { inner: blk, blocks, read_only }));
+                super::claim(&dev.func);
             }
             Err(e) => log::warn!("virtio-blk {}: initialisation failed: {:?}", dev.address(), e),
         }

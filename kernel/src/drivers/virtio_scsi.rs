@@ -527,6 +527,7 @@ pub fn probe() {
     for dev in p.devices.iter().filter(|d| d.vendor == 0x1af4 && (d.device == 0x1048 || d.device == 0x1004)) {
         log::info!("virtio-scsi {}: PCI {:04x}:{:04x} ({})", dev.address(), dev.vendor, dev.device, if dev.device == 0x1048 { "modern" } else { "transitional" });
         let Some(mut c) = controller(dev) else { continue };
+        super::claim(&dev.func);
         let max_target = c.transport.read_config_space::<u16>(config::MAX_TARGET).unwrap_or(0).min(255);
         let found = scan(&mut c, max_target);
         if found.is_empty() {

@@ -5,8 +5,10 @@
 //! capabilities each is granted: from a kernel source (`console`, `ping`,
 //! a mounted `fs:`/`store:`; the table is `cap::sources`) or from another
 //! process's exported endpoint. Everything is checked before anything
-//! starts: a manifest naming a missing binary, an unknown source or a mount
-//! that does not open is rejected with a log line, and no process runs.
+//! starts: a manifest naming a missing binary or an unknown source is
+//! rejected with a log line, and no process runs. A mount that does not
+//! open is not such an error: it is logged, and its grants are
+//! capabilities that answer `unavailable` (crate::storage's rules).
 
 use crate::mm::address_space::AddressSpace;
 use super::supervisor::{self, GrantPlan, Plan};
@@ -147,12 +149,14 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
     let paths: Vec<&str> = modules.iter().map(module_path).collect();
     manifest.check_binaries(&paths).map_err(|e| format!("manifest: {}", e))?;
 
-    // Mounts first (all or none), then everything the grants need must
-    // exist before anything starts: each kernel grant is made once here
-    // and dropped, through the same table that makes it below.
-    if !manifest.mounts.is_empty() {
-        let n = crate::storage::mount_all(&manifest.mounts).map_err(|e| format!("manifest: {}", e))?;
-        log::info!("storage: {} mounts ready", n);
+    // Mounts first (each on its own: a failed one is logged and its grants
+    // answer `unavailable`), then everything the grants need must exist
+    // before anything starts: each kernel grant is made once here and
+    // dropped, through the same table that makes it below.
+    match crate::storage::mount_all(&manifest.mounts) {
+        (0, 0) => {}
+        (n, 0) => log::info!("storage: {} mounts ready", n),
+        (n, failed) => log::warn!("storage: {} mounts ready, {} failed (their capabilities answer unavailable)", n, failed),
     }
     for spec in &manifest.processes {
         for g in &spec.grants {

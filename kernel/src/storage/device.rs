@@ -48,10 +48,6 @@ impl Range {
     pub fn end(&self) -> u64 {
         self.start + self.count
     }
-
-    pub fn overlaps(&self, other: &Range) -> bool {
-        self.device == other.device && self.start < other.end() && other.start < self.end()
-    }
 }
 
 /// The range `spec` names, or why there is none.

@@ -2,15 +2,20 @@
 //! process starts, and the backers the storage capabilities reach.
 //!
 //! Rules:
-//! - All or nothing. Every mount of a manifest must open, or none stays
-//!   mounted and the manifest is refused with a line naming the mount and
-//!   the reason (a missing device, a GPT that does not parse, a bad magic,
-//!   corruption, an unknown incompatible feature). An image never panics
-//!   the kernel: the engines return errors for everything they read.
+//! - Each mount stands alone. Every declared mount ends up mounted or
+//!   failed with its reason (a missing device, a GPT that does not parse,
+//!   a bad magic, corruption, an unknown incompatible feature), logged as
+//!   `storage: mount NAME failed: ...`; the others are not affected, and
+//!   processes start either way. A grant of a failed mount is a
+//!   capability that answers every call with `unavailable` and that
+//!   reason (`cap/refusing.rs`, made in `cap/sources.rs`), so a process
+//!   that does not use it never notices. An image never panics the
+//!   kernel: the engines return errors for everything they read.
 //! - A block range serves one mount. The manifest already refuses two
 //!   mounts on one device or partition by name; here, once partition
-//!   tables are read, the resolved block ranges are checked again, so a
-//!   partition named by number and the same one named by type are caught.
+//!   tables are read, the resolved block ranges are checked again
+//!   (`kcore::mount_claims`), so a partition named by number and the same
+//!   one named by type are caught: the later mount fails, the others stand.
 //! - Read-only is the engine's word: a mount asked read-only opens
 //!   read-only, and an image with an unknown read-only-compatible feature
 //!   opens read-only too (the log says so); mutations then fail with
@@ -36,9 +41,10 @@ use capos_storage::store::Store;
 use capos_storage::writable_fs::{MountOptions, WritableFs};
 use capos_storage::fat::{FatFs, FatPartition, MountOptions as FatOptions};
 use capos_storage::{readonly_fs::ReadOnlyFs, BlockDevice, Clock, FileSystem, Provenance, Timestamp};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use device::{DevHandle, Range};
 use crate::sync::{classes, Lock};
+use capos_kcore::mount_claims::Claims;
 
 /// The blocks a backer reads and writes: a range of a registered device.
 pub type Dev = Partition<DevHandle>;
@@ -95,7 +101,6 @@ pub struct RawMount {
 
 pub struct Mounted {
     pub spec: MountSpec,
-    pub range: Range,
     pub fs: Option<Arc<FsMount>>,
     pub store: Option<Arc<StoreMount>>,
     pub raw: Option<Arc<RawMount>>,
@@ -103,59 +108,85 @@ pub struct Mounted {
     pub summary: String,
 }
 
-static MOUNTS: Lock<Vec<Mounted>> = Lock::new(&classes::STORAGE_MOUNTS, Vec::new());
+/// A declared mount: what it opened, or why it did not.
+pub enum Mount {
+    Mounted(Mounted),
+    Failed { spec: MountSpec, reason: String },
+}
+
+static MOUNTS: Lock<Vec<Mount>> = Lock::new(&classes::STORAGE_MOUNTS, Vec::new());
+/// A manifest got as far as its mounts ([`mount_all`] ran, maybe on none).
+static MOUNTS_READ: AtomicBool = AtomicBool::new(false);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn mounted<T>(name: &str, f: impl Fn(&Mounted) -> Option<T>) -> Option<T> {
+    MOUNTS.lock().iter().find_map(|m| match m {
+        Mount::Mounted(m) if m.spec.name == name => f(m),
+        _ => None,
+    })
+}
 
 /// The filesystem of mount `name`.
 pub fn filesystem(name: &str) -> Option<Arc<FsMount>> {
-    MOUNTS.lock().iter().find(|m| m.spec.name == name).and_then(|m| m.fs.clone())
+    mounted(name, |m| m.fs.clone())
 }
 
 /// The store of mount `name`.
 pub fn store(name: &str) -> Option<Arc<StoreMount>> {
-    MOUNTS.lock().iter().find(|m| m.spec.name == name).and_then(|m| m.store.clone())
+    mounted(name, |m| m.store.clone())
 }
 
 /// The raw mount `name`.
 pub fn raw(name: &str) -> Option<Arc<RawMount>> {
-    MOUNTS.lock().iter().find(|m| m.spec.name == name).and_then(|m| m.raw.clone())
+    mounted(name, |m| m.raw.clone())
 }
 
-/// Each mount's summary line, for the prompt.
-pub fn with_mounts(mut f: impl FnMut(&Mounted)) {
+/// Mount `name` was declared and failed: its declaration and the reason.
+pub fn failed(name: &str) -> Option<(MountSpec, String)> {
+    MOUNTS.lock().iter().find_map(|m| match m {
+        Mount::Failed { spec, reason } if spec.name == name => Some((spec.clone(), reason.clone())),
+        _ => None,
+    })
+}
+
+/// Every declared mount, in manifest order, for the prompt; false when no
+/// manifest got as far as its mounts (none was found, or it was refused).
+pub fn with_mounts(mut f: impl FnMut(&Mount)) -> bool {
     for m in MOUNTS.lock().iter() {
         f(m);
     }
+    MOUNTS_READ.load(Ordering::Acquire)
 }
 
-fn describe(spec: &MountSpec) -> String {
-    format!("mount {} ({} on {})", spec.name, spec.format.name(), spec.target())
-}
-
-/// Mount everything `specs` names, or nothing: on the first failure every
-/// mount made so far is dropped and the error names the failed one.
-pub fn mount_all(specs: &[MountSpec]) -> Result<usize, String> {
-    let mut done: Vec<Mounted> = Vec::new();
+/// Mount everything `specs` names, each on its own: a mount that fails
+/// (its device, its partition table, its image, or blocks another mount
+/// claimed) is kept as failed with its reason and logged; the others are
+/// mounted regardless. Returns (mounted, failed).
+pub fn mount_all(specs: &[MountSpec]) -> (usize, usize) {
+    let mut claims = Claims::new();
+    let mut all: Vec<Mount> = Vec::new();
+    let (mut ok, mut failed) = (0, 0);
     for spec in specs {
-        let what = describe(spec);
-        let range = device::resolve(spec).map_err(|e| format!("{what}: {e}"))?;
-        if let Some(other) = done.iter().find(|m| m.range.overlaps(&range)) {
-            return Err(format!(
-                "{what}: blocks {}..{} of {} are already claimed by mount {} ({}): a device serves one mount",
-                range.start,
-                range.end(),
-                range.device,
-                other.spec.name,
-                other.spec.target()
-            ));
+        let outcome = device::resolve(spec).and_then(|range| {
+            claims.claim(&spec.name, &range.device, range.start, range.count)?;
+            open(spec, range)
+        });
+        match outcome {
+            Ok(m) => {
+                log::info!("storage: mounted {}", m.summary);
+                ok += 1;
+                all.push(Mount::Mounted(m));
+            }
+            Err(reason) => {
+                log::error!("storage: mount {} failed: {} on {}: {}", spec.name, spec.format.name(), spec.target(), reason);
+                failed += 1;
+                all.push(Mount::Failed { spec: spec.clone(), reason });
+            }
         }
-        let mounted = open(spec, range).map_err(|e| format!("{what}: {e}"))?;
-        log::info!("storage: mounted {}", mounted.summary);
-        done.push(mounted);
     }
-    let n = done.len();
-    *MOUNTS.lock() = done;
-    Ok(n)
+    *MOUNTS.lock() = all;
+    MOUNTS_READ.store(true, Ordering::Release);
+    (ok, failed)
 }
 
 fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
@@ -242,7 +273,7 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         if spec.read_only { ", read-only" } else { "" },
         if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
     );
-    Ok(Mounted { spec: spec.clone(), range, fs, store, raw, summary })
+    Ok(Mounted { spec: spec.clone(), fs, store, raw, summary })
 }
 
 /// The registered block devices, for error messages.

@@ -856,15 +856,16 @@ struct BootLog {
 
 /// Boot `disk`, type `script` steps (after trigger text, send input) and
 /// collect the serial lines until QEMU exits or `timeout` passes.
-fn boot_scripted(s: &Settings, disk: &Path, bus: Bus, dir: &Path, script: &[(&str, &str)]) -> Result<BootLog, String> {
+/// `name` names the boot's log and firmware variables in `dir`.
+fn boot_scripted(s: &Settings, disk: &Path, bus: Bus, dir: &Path, name: &str, script: &[(&str, &str)]) -> Result<BootLog, String> {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
-    let mut cmd = disk_qemu(s, disk, bus, &dir.join(format!("{}.vars.fd", bus.name())))?;
+    let mut cmd = disk_qemu(s, disk, bus, &dir.join(format!("{}.vars.fd", name)))?;
     cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let log_path = dir.join(format!("{}.log", bus.name()));
+    let log_path = dir.join(format!("{}.log", name));
     let mut log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {}", log_path.display(), e))?;
-    println!("== cloud-disk/{}: {} (log: {})", bus.name(), describe(&cmd), log_path.display());
+    println!("== cloud-disk/{}: {} (log: {})", name, describe(&cmd), log_path.display());
     let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {}", e))?;
     let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
     crate::qemu::spawn_reader(child.stdout.take().ok_or("qemu has no stdout")?, tx);
@@ -1015,7 +1016,7 @@ fn disk_test(s: &Settings) -> Result<bool, String> {
             script.push(("capos$ ", &first_cmd));
         }
         script.extend([("capos$ ", "cat /data/note.txt\r"), ("capos$ ", "exit\r"), ("capos> ", "devices\r"), ("capos> ", "halt\r")]);
-        let log = boot_scripted(s, &disk, bus, &dir, &script)?;
+        let log = boot_scripted(s, &disk, bus, &dir, bus.name(), &script)?;
         let label = format!("cloud-disk/{}", bus.name());
         let (p, f) = judge(&label, bus, size, &log);
         passed += p;
@@ -1049,8 +1050,114 @@ fn disk_test(s: &Settings) -> Result<bool, String> {
             failed += 1;
         }
     }
+    let (p, f) = no_data_boot(s, &disk, &dir)?;
+    passed += p;
+    failed += f;
     println!("{} passed, {} failed", passed, failed);
     Ok(failed == 0 && passed > 0)
+}
+
+/// The mount the cloud disk's manifest declares (demos/disk.manifest), as
+/// the kernel states it.
+const DATA_MOUNT: &str = "data: colocated on any partition type A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890";
+
+/// A system that starts without its data: a copy of the disk with the
+/// data partition zeroed, booted over NVMe. The mount fails, and
+/// everything else must still run: the shell starts, `ls /data` and its
+/// `mounts` say /data is unavailable and why (the reason the kernel
+/// logged), the kernel prompt's `mounts` says the mount failed and why,
+/// and its `devices` names the storage controller nothing drives (q35's
+/// AHCI, pc's IDE) but not the NVMe controller that was bound.
+fn no_data_boot(s: &Settings, disk: &Path, dir: &Path) -> Result<(u32, u32), String> {
+    let copy = dir.join("no-data.raw");
+    let _ = std::fs::remove_file(&copy);
+    run(Command::new("cp").arg("--sparse=always").arg(disk).arg(&copy))?;
+    let part = partition_info(&copy, 2)?.ok_or("the disk has no partition 2")?;
+    if part.type_guid != CAPOS_DATA_PARTITION.to_string() {
+        return Err(format!("partition 2 has type {}, not capOS data", part.type_guid));
+    }
+    {
+        let f = std::fs::OpenOptions::new().write(true).open(&copy).map_err(|e| format!("{}: {}", copy.display(), e))?;
+        let zero = vec![0u8; MIB as usize];
+        let (mut at, end) = (part.first_lba * SECTOR, (part.last_lba + 1) * SECTOR);
+        while at < end {
+            let n = (end - at).min(MIB) as usize;
+            f.write_all_at(&zero[..n], at).map_err(|e| format!("{}: {}", copy.display(), e))?;
+            at += n as u64;
+        }
+        f.sync_all().map_err(|e| e.to_string())?;
+    }
+    println!("== cloud-disk/no-data: {} with partition 2 (LBA {}..={}) zeroed", copy.display(), part.first_lba, part.last_lba);
+    let script = [
+        ("capos$ ", "ls /data\r"),
+        ("capos$ ", "mounts\r"),
+        ("capos$ ", "exit\r"),
+        ("capos> ", "mounts\r"),
+        ("capos> ", "devices\r"),
+        ("capos> ", "halt\r"),
+    ];
+    let log = boot_scripted(s, &copy, Bus::Nvme, dir, "no-data", &script)?;
+    let _ = std::fs::remove_file(&copy);
+    Ok(judge_no_data(&log))
+}
+
+fn judge_no_data(log: &BootLog) -> (u32, u32) {
+    let label = "cloud-disk/no-data";
+    let (mut p, mut f) = (0, 0);
+    let mut verdict = |ok: bool, what: String| {
+        if ok {
+            p += 1;
+            println!("[PASS] {}: {}", label, what);
+        } else {
+            f += 1;
+            println!("[FAIL] {}: {}", label, what);
+        }
+    };
+    if log.timed_out {
+        verdict(false, "timed out (a timeout is a failure)".into());
+    } else {
+        verdict(log.exit == Some(crate::qemu::EXIT_KERNEL_SUCCESS), format!("exit status {:?}, want 33 (kernel success after halt)", log.exit));
+    }
+    let lines = classify(&log.lines);
+    let (mount, declared) = DATA_MOUNT.split_once(": ").unwrap_or((DATA_MOUNT, ""));
+    let failed_line = format!("storage: mount {} failed: {}: ", mount, declared);
+    let reason = lines
+        .iter()
+        .filter(|l| l.source == Source::Kernel)
+        .find_map(|l| l.raw.split_once(failed_line.as_str()).map(|(_, r)| r.trim().to_string()))
+        .filter(|r| !r.is_empty());
+    verdict(reason.is_some(), format!("the kernel logs '{}<reason>'", failed_line));
+    let reason = reason.unwrap_or_else(|| "<no reason logged>".into());
+    let unavailable = format!("unavailable: mount data failed: {}", reason);
+    let wants = [
+        "userspace: 5 processes started".to_string(),
+        format!("[shell] error: unavailable: /data: mount data failed: {}", reason),
+        format!("[shell] /data  filesystem (grant fs-data): {}", unavailable),
+        format!("[shell] store  key/value store (grant store): {}", unavailable),
+        "[shell] bye".to_string(),
+        "capos> mounts".to_string(),
+        format!("failed: {}: {} (its grants answer unavailable)", DATA_MOUNT, reason),
+        "capos> devices".to_string(),
+        "halting".to_string(),
+    ];
+    for want in wants {
+        let seen = Pattern::parse(&want).find(&lines).is_some();
+        verdict(seen, format!("{} '{}'", if seen { "saw" } else { "never saw" }, want));
+    }
+    // bootcount uses the mount: it must fail, naming unavailable.
+    let bootcount = crate::source::messages_of(&log.lines, "bootcount").any(|m| m.starts_with("[FAIL] bootcount") && m.contains("Unavailable"));
+    verdict(bootcount, "bootcount, which uses /data, fails with Unavailable".into());
+    let unclaimed: Vec<&str> = lines.iter().filter(|l| l.source == Source::Kernel && l.raw.contains("unclaimed: ")).map(|l| l.raw).collect();
+    let storage = unclaimed.iter().any(|l| l.contains(" class 01.") && l.contains("): no driver bound"));
+    verdict(storage, format!("devices names a storage controller no driver took: {:?}", unclaimed));
+    let nvme = unclaimed.iter().any(|l| l.contains("class 01.08.02"));
+    verdict(!nvme, "the NVMe controller the disk is on is not listed as unclaimed".into());
+    for bad in ["KERNEL PANIC", "EXCEPTION (unexpected)", "{other} capos-boot: error", "userspace not started"] {
+        if let Some(l) = Pattern::parse(bad).find(&lines) {
+            verdict(false, format!("forbidden '{}' in: {}", bad, l.raw));
+        }
+    }
+    (p, f)
 }
 
 // ---------------------------------------------------------------- commands

@@ -278,6 +278,7 @@ const COMMAND_EXPECTS: &[(&str, &[&str])] = &[
     ("irq", &["route: GSI", "COM1: ISA IRQ 4", "vectors: timer 0x20"]),
     ("timers", &["TSC:", "LAPIC timer:", "wall clock:"]),
     ("devices", &["com1: 16550 UART"]),
+    ("mounts", &["kernel capability sources (grant NAME: kernel:SOURCE):"]),
     ("logs", &["INFO"]),
 ];
 
@@ -958,9 +959,9 @@ const DEFAULT_SYSTEM_EXPECTS: &[&str] = &[
 /// What tools/shell.script must print on a fresh disk.
 const SHELL_SCRIPT_EXPECTS: &[&str] = &[
     "[shell]   write PATH TEXT...",
-    "[shell] /data  filesystem (grant fs-data)",
-    "[shell] /fat  filesystem (grant fs-fat)",
-    "[shell] store  key/value store (grant store)",
+    "[shell] /data  filesystem (grant fs-data): available, ",
+    "[shell] /fat  filesystem (grant fs-fat): available, ",
+    "[shell] store  key/value store (grant store): available, ",
     "[shell] data/",
     "[shell] wrote 27 bytes to /data/docs/hello.txt",
     "[shell] appended 12 bytes to /data/docs/hello.txt",
@@ -1281,7 +1282,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "hello",
-            description: "userspace: one process writes through its Console capability",
+            description: "userspace: one process writes through its Console capability; a manifest whose mounts name missing devices still starts every process, and grants of those mounts answer unavailable",
             capos_boot_only: false,
             boots: vec![
                 user_boot("hello", "demos/hello.manifest", "exit_when_idle", &[
@@ -1290,11 +1291,24 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     "process hello (pid 1) exited with status 0",
                     "userspace idle: 1 exited, 0 killed, 0 waiting for calls",
                 ]),
+                // A mount that fails stops no process: hello starts with a
+                // grant of the failed mount it never calls; a storage
+                // service over a failed raw mount answers `unavailable` and
+                // why, and its client (bootcount) fails with that answer
+                // (so its [FAIL] is expected: guest verdicts are not counted).
                 Boot {
-                    forbid: strings(&["[hello]", "userspace idle", "KERNEL PANIC"]),
-                    userspace: Some(("demos/unknown-source.manifest", "exit_when_idle")),
-                    ..kernel_boot("unknown-source", "exit_when_idle", Expect::Success, &[
-                        "userspace not started: manifest: mount db (caposst1 on nvme9n1): no block device nvme9n1 (found: none)",
+                    forbid: strings(&["userspace not started", "KERNEL PANIC", "EXCEPTION (unexpected)"]),
+                    userspace: Some(("demos/missing-device.manifest", "exit_when_idle")),
+                    guest_verdicts: false,
+                    ..kernel_boot("missing-device", "exit_when_idle", Expect::Success, &[
+                        "storage: mount db failed: caposst1 on nvme9n1: no block device nvme9n1 (found: none)",
+                        "storage: mount disk failed: raw on nvme8n1: no block device nvme8n1 (found: none)",
+                        "storage: 0 mounts ready, 2 failed (their capabilities answer unavailable)",
+                        "[hello] [PASS] hello-console",
+                        "process hello (pid 1) exited with status 0",
+                        "[fs] cannot mount the disk: Unavailable: the disk: mount disk failed: no block device nvme8n1 (found: none); answering every call with it",
+                        "[bootcount] [FAIL] bootcount: open /boots: Object(CapError { code: Unavailable, message: \"the disk: mount disk failed: no block device nvme8n1 (found: none)\" })",
+                        "process bootcount (pid 3) exited with status 1",
                     ])
                 },
             ],

@@ -774,6 +774,7 @@ pub fn probe(depth: u16, use_msix: bool) {
         match init_controller(index, dev, depth, use_msix) {
             Ok((mut c, namespaces)) => {
                 c.namespaces = namespaces.clone();
+                super::claim(&dev.func);
                 let ctrl = Arc::new(Lock::new(&classes::NVME_CONTROLLER, c));
                 CONTROLLERS.lock().push(ctrl.clone());
                 for ns in namespaces {

@@ -1,0 +1,205 @@
+//! Refusing a call in its method's own result shape.
+//!
+//! Every method of `schema/capos.capnp` answers with a `...Result` struct
+//! whose union is `ok` or `err :Error`, but the structs differ in layout
+//! (a `UInt64Result` keeps its discriminant after the value, a
+//! `VoidResult` before the pointer), so an object that refuses a call it
+//! does not carry out (the read-only wrapper refusing a mutation, the
+//! stand-in for a mount that failed at boot refusing everything) must know
+//! which struct the method returns. [`result_kind`] is that table, for
+//! every method of every interface in [`crate::interfaces::ALL`]; its test
+//! reads the compiled schema, so a new method does not pass until it is
+//! listed here. [`refuse`] is the one encoder.
+
+use crate::capos_capnp::{
+    block_info_result, bool_result, cap_result, data_result, keys_result, list_result, process_status_result, stat_result, text_result,
+    u_int64_result, void_result,
+};
+use crate::helpers::{fill_error, CapError};
+use crate::interfaces::{self as i, block_method as bm, clock_method as cm, console_method as com, directory_method as dm};
+use crate::interfaces::{endpoint_method as em, file_method as fm, ping_method as pm, process_control_method as pcm, store_method as sm};
+use crate::serve::Responder;
+use crate::SysError;
+
+/// The result struct a method answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultKind {
+    Void,
+    UInt64,
+    Bool,
+    Cap,
+    Data,
+    Text,
+    List,
+    Keys,
+    Stat,
+    BlockInfo,
+    ProcessStatus,
+}
+
+impl ResultKind {
+    /// The struct's name in the schema.
+    pub fn schema_name(self) -> &'static str {
+        match self {
+            ResultKind::Void => "VoidResult",
+            ResultKind::UInt64 => "UInt64Result",
+            ResultKind::Bool => "BoolResult",
+            ResultKind::Cap => "CapResult",
+            ResultKind::Data => "DataResult",
+            ResultKind::Text => "TextResult",
+            ResultKind::List => "ListResult",
+            ResultKind::Keys => "KeysResult",
+            ResultKind::Stat => "StatResult",
+            ResultKind::BlockInfo => "BlockInfoResult",
+            ResultKind::ProcessStatus => "ProcessStatusResult",
+        }
+    }
+}
+
+/// What `method` of `interface_id` answers with; `None` for a method or
+/// interface the schema does not have.
+pub fn result_kind(interface_id: u64, method: u16) -> Option<ResultKind> {
+    use ResultKind::*;
+    Some(match (interface_id, method) {
+        (i::DIRECTORY, dm::OPEN | dm::SUB | dm::CREATE) => Cap,
+        (i::DIRECTORY, dm::LIST) => List,
+        (i::DIRECTORY, dm::MKDIR | dm::REMOVE | dm::RENAME) => Void,
+        (i::FILE, fm::READ) => Data,
+        (i::FILE, fm::WRITE) => UInt64,
+        (i::FILE, fm::STAT) => Stat,
+        (i::FILE, fm::TRUNCATE | fm::SYNC | fm::CLOSE) => Void,
+        (i::STORE, sm::PUT) => Void,
+        (i::STORE, sm::GET) => Data,
+        (i::STORE, sm::HAS | sm::DELETE) => Bool,
+        (i::STORE, sm::LIST) => Keys,
+        (i::CONSOLE, com::WRITE_LINE) => Void,
+        (i::CONSOLE, com::READ_LINE) => Text,
+        (i::ENDPOINT, em::MINT) => Cap,
+        (i::ENDPOINT, em::BADGE_OF) => UInt64,
+        (i::PING, pm::PING | pm::ECHO_BULK) => UInt64,
+        (i::PING, pm::ECHO) => Data,
+        (i::PING, pm::SESSION) => Cap,
+        (i::BLOCK_DEVICE, bm::INFO) => BlockInfo,
+        (i::BLOCK_DEVICE, bm::READ) => Data,
+        (i::BLOCK_DEVICE, bm::WRITE | bm::FLUSH) => Void,
+        (i::CLOCK, cm::NOW) => UInt64,
+        (i::PROCESS_CONTROL, pcm::KILL) => Void,
+        (i::PROCESS_CONTROL, pcm::STATUS) => ProcessStatus,
+        _ => return None,
+    })
+}
+
+/// Answer with `e` as the `err` arm of the result struct `kind`.
+pub fn refuse<R: Responder>(r: &mut R, kind: ResultKind, e: CapError) -> Result<(), SysError> {
+    macro_rules! err {
+        ($m:ident) => {
+            r.results::<$m::Owned>(|b| {
+                fill_error(b.init_err(), &e);
+                Ok(())
+            })
+        };
+    }
+    match kind {
+        ResultKind::Void => err!(void_result),
+        ResultKind::UInt64 => err!(u_int64_result),
+        ResultKind::Bool => err!(bool_result),
+        ResultKind::Cap => err!(cap_result),
+        ResultKind::Data => err!(data_result),
+        ResultKind::Text => err!(text_result),
+        ResultKind::List => err!(list_result),
+        ResultKind::Keys => err!(keys_result),
+        ResultKind::Stat => err!(stat_result),
+        ResultKind::BlockInfo => err!(block_info_result),
+        ResultKind::ProcessStatus => err!(process_status_result),
+    }
+}
+
+/// Answer a call of `method` on `interface_id` with `e`, whatever the
+/// method (the object stands in for one that cannot serve). A method the
+/// schema does not have is `UnknownMethod`, as from any object.
+pub fn refuse_call<R: Responder>(r: &mut R, interface_id: u64, method: u16, e: CapError) -> Result<(), SysError> {
+    let kind = result_kind(interface_id, method).ok_or(SysError::UnknownMethod)?;
+    refuse(r, kind, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capos_capnp::ErrorCode;
+    use crate::helpers::read_error;
+    use crate::serve::testing::TestResponder;
+    use capnp::schema_capnp::{code_generator_request, node};
+    use std::collections::HashMap;
+    use std::string::{String, ToString};
+
+    static CGR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/capos.cgr"));
+
+    #[test]
+    fn every_method_of_every_interface_has_its_schema_result() {
+        let mut options = capnp::message::ReaderOptions::new();
+        options.traversal_limit_in_words(None);
+        let msg = capnp::serialize::read_message(&mut &CGR[..], options).unwrap();
+        let req = msg.get_root::<code_generator_request::Reader>().unwrap();
+        let mut names: HashMap<u64, String> = HashMap::new();
+        let mut ifaces: HashMap<String, node::Reader<'_>> = HashMap::new();
+        for n in req.get_nodes().unwrap() {
+            let full = n.get_display_name().unwrap().to_string().unwrap();
+            let short = full.split_once(':').map(|(_, rest)| rest.to_string()).unwrap_or(full);
+            names.insert(n.get_id(), short.clone());
+            ifaces.insert(short, n);
+        }
+        let mut checked = 0;
+        for (name, id, methods) in i::ALL {
+            let node::Interface(iface) = ifaces[*name].which().unwrap() else { panic!("{name} is not an interface") };
+            for m in iface.get_methods().unwrap() {
+                let ordinal = m.get_code_order() as u16;
+                let kind = result_kind(*id, ordinal).unwrap_or_else(|| panic!("{name}.{} has no result kind", methods[ordinal as usize]));
+                assert_eq!(names[&m.get_result_struct_type()], kind.schema_name(), "{name}.{}", methods[ordinal as usize]);
+                checked += 1;
+            }
+            assert_eq!(result_kind(*id, methods.len() as u16), None, "{name} past its last method");
+        }
+        assert!(checked >= 30, "only {checked} methods checked");
+        assert_eq!(result_kind(0x1234, 0), None);
+    }
+
+    #[test]
+    fn every_shape_reads_back_as_the_error() {
+        use ResultKind::*;
+        let e = || CapError::new(ErrorCode::Unavailable, "mount data failed: no device");
+        let back = |r: &TestResponder, kind: ResultKind| -> CapError {
+            macro_rules! read {
+                ($m:ident) => {
+                    r.get::<$m::Owned, _>(|x| match x.which().unwrap() {
+                        $m::Which::Err(er) => read_error(er.unwrap()).unwrap(),
+                        _ => panic!("{kind:?} answered ok"),
+                    })
+                };
+            }
+            match kind {
+                Void => read!(void_result),
+                UInt64 => read!(u_int64_result),
+                Bool => read!(bool_result),
+                Cap => read!(cap_result),
+                Data => read!(data_result),
+                Text => read!(text_result),
+                List => read!(list_result),
+                Keys => read!(keys_result),
+                Stat => read!(stat_result),
+                BlockInfo => read!(block_info_result),
+                ProcessStatus => read!(process_status_result),
+            }
+        };
+        for kind in [Void, UInt64, Bool, Cap, Data, Text, List, Keys, Stat, BlockInfo, ProcessStatus] {
+            let mut r = TestResponder::new();
+            refuse(&mut r, kind, e()).unwrap();
+            let got = back(&r, kind);
+            assert_eq!((got.code, got.message.as_str()), (ErrorCode::Unavailable, "mount data failed: no device"), "{kind:?}");
+            assert!(r.caps.is_empty() && r.bulk_out.is_none());
+        }
+        let mut r = TestResponder::new();
+        refuse_call(&mut r, i::DIRECTORY, dm::LIST, e()).unwrap();
+        assert_eq!(back(&r, List).code, ErrorCode::Unavailable);
+        assert_eq!(refuse_call(&mut TestResponder::new(), i::DIRECTORY, 99, e()), Err(SysError::UnknownMethod));
+    }
+}

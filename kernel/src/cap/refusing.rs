@@ -1,0 +1,47 @@
+//! The refusing object: a capability that answers every call with one
+//! error code and reason, in each method's own result shape.
+//!
+//! It stands in for an object that cannot serve, so a process holding the
+//! capability learns why on its first call and a process that never calls
+//! it never notices: today the grant of a manifest mount that failed at
+//! boot (`unavailable`, `cap/sources.rs`). It implements whichever
+//! interface it stands in for; the result shape of each method is
+//! `capos_abi::serve::refuse` (host-tested against the schema), so it
+//! refuses every method of every interface alike. A method the interface
+//! does not have is `UnknownMethod`, as from the real object.
+
+use super::{CallMessage, Caller, KernelObject, KernelResponder, Reply};
+use alloc::string::String;
+use capos_abi::capos_capnp::ErrorCode;
+use capos_abi::helpers::CapError;
+use capos_abi::serve::refuse::refuse_call;
+use capos_abi::SysError;
+
+pub struct Refusing {
+    interface_id: u64,
+    code: ErrorCode,
+    reason: String,
+}
+
+impl Refusing {
+    /// An object of interface `interface_id` refusing every call with
+    /// `code` and `reason`.
+    pub fn new(interface_id: u64, code: ErrorCode, reason: String) -> Refusing {
+        Refusing { interface_id, code, reason }
+    }
+}
+
+impl KernelObject for Refusing {
+    fn interface_id(&self) -> u64 {
+        self.interface_id
+    }
+
+    fn kind(&self) -> &'static str {
+        "refusing"
+    }
+
+    fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
+        let e = CapError { code: self.code, message: self.reason.clone() };
+        refuse_call(&mut KernelResponder::new(caller, reply), call.interface_id(), call.method_id(), e)
+    }
+}

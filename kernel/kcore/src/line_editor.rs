@@ -937,7 +937,7 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let r = (seed >> 32) as usize;
-            let b = if r % 4 == 0 { (r >> 8) as u8 } else { interesting[(r >> 8) % interesting.len()] };
+            let b = if r.is_multiple_of(4) { (r >> 8) as u8 } else { interesting[(r >> 8) % interesting.len()] };
             t.typed(&[b]);
         }
         let before = t.lines.len();

@@ -17,12 +17,17 @@
 //!   holds again. Between two reads nobody holds the input, so the kernel
 //!   knows the console is free whenever no process is blocked reading.
 //! - **Death ends the hold.** A holder that goes away ([`release`]) loses
-//!   its half-typed line, and the next reader starts clean.
+//!   its half-typed line (and any half-read escape sequence), and the next
+//!   reader starts clean. The history of entered lines is the console's
+//!   and stays: the operator can recall what they typed for an earlier
+//!   reader (no process can read it; only keys typed on the console
+//!   recall it).
 //!
 //! [`release`]: ConsoleInput::release
 
 use crate::line_editor::{Event, LineEditorN};
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// What a `readLine` call gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +44,7 @@ pub enum Fed {
     /// Nothing to show.
     None,
     /// Echo these bytes to the console.
-    Echo(&'static [u8]),
+    Echo(Vec<u8>),
     EchoByte(u8),
     /// The line just became too long (reported once per line).
     Overflow,
@@ -197,6 +202,33 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(c.request(5), Request::Wait);
-        assert_eq!(type_bytes(&mut c, b"cta\x7f\x08at\x1b[Dx\r"), [Fed::Line { pid: 5, line: "catx".into(), cut: false }]);
+        assert_eq!(type_bytes(&mut c, b"cta\x7f\x08at\x1b[Dx\r"), [Fed::Line { pid: 5, line: "caxt".into(), cut: false }]);
+    }
+
+    #[test]
+    fn an_escape_never_eats_the_line_end() {
+        let mut c = ConsoleInput::<64>::new();
+        for junk in [&b"\x1b"[..], b"\x1b[", b"\x1b]0;", b"\x1bO"] {
+            assert_eq!(c.request(1), Request::Wait);
+            let mut typed = junk.to_vec();
+            typed.push(b'\r');
+            assert_eq!(type_bytes(&mut c, &typed), [Fed::Line { pid: 1, line: "".into(), cut: false }], "{junk:?}");
+            // Typed before the next readLine: the bytes wait in the serial
+            // ring, and arrive whole.
+            assert_eq!(c.request(1), Request::Wait);
+            assert_eq!(type_bytes(&mut c, b"status\r"), [Fed::Line { pid: 1, line: "status".into(), cut: false }], "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn history_outlives_a_reader() {
+        let mut c = ConsoleInput::<64>::new();
+        assert_eq!(c.request(1), Request::Wait);
+        let _ = type_bytes(&mut c, b"get color\r");
+        assert_eq!(c.request(1), Request::Wait);
+        let _ = type_bytes(&mut c, b"half\x1b[");
+        assert!(c.release(1));
+        assert_eq!(c.request(2), Request::Wait);
+        assert_eq!(type_bytes(&mut c, b"\x1b[A\r"), [Fed::Line { pid: 2, line: "get color".into(), cut: false }], "recalled for the next reader");
     }
 }

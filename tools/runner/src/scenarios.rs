@@ -511,8 +511,9 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
 /// lines of SHELL_SCRIPT (default tools/shell.script) typed one per
 /// `capos$ ` prompt, then `halt` at the kernel prompt the shell's `exit`
 /// hands the console back to. The default script on a fresh image is
-/// checked line by line (and gets a 1,500-character line and a line of
-/// binary garbage before its `exit`); any other run gets the generic
+/// checked line by line (and gets escape sequences before Enter, an
+/// up-arrow recall, a 1,500-character line and a line of binary garbage
+/// before its `exit`); any other run gets the generic
 /// checks: no panic, the shell reaches `exit`, the kernel prompt halts.
 fn shell_boot(root: &std::path::Path) -> Boot {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -539,6 +540,14 @@ fn shell_boot(root: &std::path::Path) -> Boot {
     let checked = user_script.is_none() && data_image.is_none();
     if checked {
         let at = lines.len() - 1;
+        // A lone ESC and a half CSI before Enter (Enter still ends the
+        // line); a half CSI, Enter and a command in one write (the command
+        // arrives whole); the up arrow recalls that command.
+        let escapes: [&[u8]; 4] = [b"\x1b", b"\x1b[", b"\x1b[\rget app/name", b"\x1b[A"];
+        for (i, e) in escapes.iter().enumerate() {
+            lines.insert(at + i, e.to_vec());
+        }
+        let at = at + escapes.len();
         lines.insert(at, vec![b'y'; 1500]);
         let garbage: Vec<u8> = (0u8..=255).filter(|b| *b != b'\r' && *b != b'\n').collect();
         lines.insert(at + 1, garbage);
@@ -563,6 +572,7 @@ fn shell_boot(root: &std::path::Path) -> Boot {
         default_system: true,
         default_disks: Some(DefaultDisksUse::Fresh),
         timeout: Some(120),
+        checks: if checked { vec![("get app/name ran twice (typed after ESC [ Enter, then recalled with the up arrow)", get_ran_twice)] } else { Vec::new() },
         ..kernel_boot("shell", "", Expect::Success, &expect)
     }
 }
@@ -948,6 +958,30 @@ fn storage_services_churn_boot() -> Boot {
 /// (nearly all of it NVMe commands: two commits and a data write a cycle).
 const CHURN_TIMEOUT_SECS: u64 = 1800;
 
+/// prompt-robustness: `cpu`'s output twice, and no mangled command.
+fn cpu_ran_twice(lines: &[String]) -> Result<String, String> {
+    let runs = lines.iter().filter(|l| l.contains("vendor:")).count();
+    if let Some(l) = lines.iter().find(|l| l.contains("unknown command 'pu'")) {
+        return Err(format!("the first letter was lost: {l}"));
+    }
+    match runs {
+        2 => Ok("cpu printed its vendor line twice".into()),
+        n => Err(format!("cpu printed its vendor line {n} times, expected 2")),
+    }
+}
+
+/// shell: `get app/name`'s output twice, and no mangled command.
+fn get_ran_twice(lines: &[String]) -> Result<String, String> {
+    let runs = crate::source::messages_of(lines, "shell").filter(|m| m.trim_end() == "capOS").count();
+    if let Some(l) = lines.iter().find(|l| l.contains("unknown command 'et'")) {
+        return Err(format!("the first letter was lost: {l}"));
+    }
+    match runs {
+        2 => Ok("get app/name printed capOS twice".into()),
+        n => Err(format!("get app/name printed capOS {n} times, expected 2")),
+    }
+}
+
 /// What every boot of the default system prints before the shell's prompt.
 const DEFAULT_SYSTEM_EXPECTS: &[&str] = &[
     "storage: mounted fat",
@@ -1102,7 +1136,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "prompt-robustness",
-            description: "a 10,000-character line, binary garbage and an unknown command leave the prompt working",
+            description: "a 10,000-character line, binary garbage, escape sequences cut short by Enter and an unknown command leave the prompt working; the up arrow recalls a command",
             capos_boot_only: false,
             boots: vec![Boot {
                 script: vec![
@@ -1117,15 +1151,27 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                         v.push(b'\r');
                         v
                     }),
-                    ("capos> ".into(), b"frobnicate --now\r".to_vec()),
+                    // A lone ESC, then a half CSI, before Enter: Enter
+                    // still ends the line (it used to be eaten, and the
+                    // prompt never came back).
+                    ("capos> ".into(), b"\x1b\r".to_vec()),
+                    ("capos> ".into(), b"\x1b[\r".to_vec()),
+                    // A half CSI, Enter and a command in one write: the
+                    // command arrives whole (its first letter used to end
+                    // the CSI).
+                    ("capos> ".into(), b"\x1b[\rcpu\r".to_vec()),
+                    // Up arrow and Enter: cpu again.
+                    ("this is cpu".into(), b"\x1b[A\r".to_vec()),
+                    ("this is cpu".into(), b"frobnicate --now\r".to_vec()),
                     ("capos> ".into(), b"status\r".to_vec()),
                     ("capos> ".into(), b"halt\r".to_vec()),
                 ],
+                checks: vec![("cpu ran twice (typed after ESC [ Enter, then recalled with the up arrow)", cpu_ran_twice)],
                 ..kernel_boot(
                     "prompt",
                     "log=info",
                     Expect::Success,
-                    &["(line too long; further input on this line is ignored)", "error: unknown command 'frobnicate'", "commands:", "uptime:", "halting"],
+                    &["(line too long; further input on this line is ignored)", "error: unknown command 'frobnicate'", "commands:", "uptime:", "vendor:", "halting"],
                 )
             }],
         },

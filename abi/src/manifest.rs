@@ -9,10 +9,18 @@
 //! kernel accepts. The list of kernel capability sources lives here
 //! ([`KERNEL_SOURCES`]) for the same reason.
 //!
-//! Why no cycle check: every exported endpoint is created before any process
-//! starts, so two processes may be granted each other's endpoints. A process
-//! granted its *own* endpoint is refused: a single-threaded server calling
-//! itself would block forever.
+//! Endpoint grants and deadlock: every exported endpoint is created before
+//! any process starts, so there is no *start-up* ordering problem. But a
+//! call blocks its caller until the server answers, and a process serves
+//! one call at a time, so grants that let processes wait on each other in
+//! a cycle can block forever: a process granted its *own* endpoint (a server
+//! calling itself), and equally `a` granted an endpoint of `b` while `b` is
+//! granted one of `a` (each calls the other at once, or one calls back while
+//! serving the other's call), or any longer ring. [`Manifest::validate`]
+//! refuses every such cycle ([`grant_cycle`]), naming it. It does not try to
+//! guess that one side never calls: a grant nobody calls is a grant to
+//! remove. (Capabilities passed at run time in a call's handles are beyond
+//! a manifest's reach; docs/writing-a-demo.md says what a server should do.)
 
 use crate::capos_capnp::{grant, manifest, mount_spec, process_spec, MountFormat as capnp_format};
 use crate::interfaces;
@@ -283,7 +291,7 @@ impl MountSpec {
     /// overlaps every partition of it, and the same partition (by number
     /// or by type) twice overlaps. (A number and a type that resolve to
     /// the same partition are caught by the kernel once it has read the
-    /// table.)
+    /// table, and by `mkmanifest --check --disk DEVICE=IMAGE`.)
     pub fn conflicts_with(&self, other: &MountSpec) -> bool {
         if self.device == ANY_DEVICE || other.device == ANY_DEVICE {
             // Which device `any` finds is known at boot; the same type
@@ -296,6 +304,73 @@ impl MountSpec {
                 (a, b) => a == b,
             }
     }
+}
+
+/// A ring of endpoint grants of two or more processes, if there is one:
+/// the edges `(process index, grant index)` in calling order, each grant an
+/// endpoint grant of its process naming the next process on the ring (the
+/// last names the first). An edge `p -> q` means `p` holds a grant to an
+/// endpoint `q` exports, so `p` may block until `q` answers. A process
+/// granted its own endpoint (a ring of one) is [`Manifest::validate`]'s own,
+/// earlier refusal; grants naming unknown processes are ignored here.
+/// Depth-first search from each process in order, so the ring reported is
+/// the first one found through the lowest-numbered process (deterministic).
+pub fn grant_cycle(m: &Manifest) -> Option<Vec<(usize, usize)>> {
+    let n = m.processes.len();
+    // Edges of each process: (callee, grant index), in grant order.
+    let edges: Vec<Vec<(usize, usize)>> = m
+        .processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.grants
+                .iter()
+                .enumerate()
+                .filter_map(|(g, grant)| match &grant.source {
+                    GrantSource::Endpoint { process, .. } => {
+                        m.processes.iter().position(|q| &q.name == process).filter(|&q| q != i).map(|q| (q, g))
+                    }
+                    GrantSource::Kernel(_) => None,
+                })
+                .collect()
+        })
+        .collect();
+    // 0 unvisited, 1 on the current path, 2 done (no ring through it).
+    let mut state = alloc::vec![0u8; n];
+    for root in 0..n {
+        if state[root] != 0 {
+            continue;
+        }
+        // The path: (process, next edge to try, grant that entered it;
+        // unused for the root).
+        let mut path: Vec<(usize, usize, usize)> = alloc::vec![(root, 0, 0)];
+        state[root] = 1;
+        while let Some(top) = path.last_mut() {
+            let (p, next) = (top.0, top.1);
+            if next == edges[p].len() {
+                state[p] = 2;
+                path.pop();
+                continue;
+            }
+            top.1 += 1;
+            let (q, g) = edges[p][next];
+            match state[q] {
+                0 => {
+                    state[q] = 1;
+                    path.push((q, 0, g));
+                }
+                1 => {
+                    // q is on the path: the ring is q .. p, then p -> q.
+                    let from = path.iter().position(|e| e.0 == q).unwrap_or(0);
+                    let mut ring: Vec<(usize, usize)> = path[from..].windows(2).map(|w| (w[0].0, w[1].2)).collect();
+                    ring.push((p, g));
+                    return Some(ring);
+                }
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// A parsed kernel source: its kind and, for `store:`/`fs:`, the instance.
@@ -611,6 +686,28 @@ impl Manifest {
                     return Err(ManifestError::at(L::Export(i, e), format!("duplicate export '{export}' in process '{}'", p.name)));
                 }
             }
+        }
+        if let Some(cycle) = grant_cycle(self) {
+            // Reported at the grant that closes the ring (the cycle's
+            // last edge; a ring is never empty), naming every process and
+            // grant on it.
+            let (p, g) = cycle.last().copied().unwrap_or((0, 0));
+            let ring: Vec<String> = cycle
+                .iter()
+                .filter_map(|&(p, g)| {
+                    let grant = &self.processes[p].grants[g];
+                    match &grant.source {
+                        GrantSource::Endpoint { process, endpoint } => {
+                            Some(format!("'{}' may call '{process}' (grant '{}': process:{process}/{endpoint})", self.processes[p].name, grant.name))
+                        }
+                        GrantSource::Kernel(_) => None,
+                    }
+                })
+                .collect();
+            return Err(ManifestError::at(
+                L::Grant(p, g),
+                format!("endpoint grants form a cycle: {}; processes that call each other in a ring can block forever (each serves one call at a time)", ring.join(", ")),
+            ));
         }
         Ok(())
     }
@@ -1037,6 +1134,85 @@ mod tests {
             Err(ManifestError::Invalid { at, message }) => (at, message),
             other => panic!("expected a validation error, got {other:?}"),
         }
+    }
+
+    /// A process NAME exporting `exports`, granted `calls` (PROC/ENDPOINT).
+    fn server(name: &str, exports: &[&str], calls: &[&str]) -> ProcessSpec {
+        ProcessSpec {
+            name: name.into(),
+            binary: format!("/boot/{name}"),
+            args: vec![],
+            grants: core::iter::once(kernel("console", "console"))
+                .chain(calls.iter().enumerate().map(|(i, c)| {
+                    let (process, endpoint) = c.split_once('/').unwrap();
+                    Grant { name: format!("g{i}"), source: GrantSource::Endpoint { process: process.into(), endpoint: endpoint.into() }, read_only: false }
+                }))
+                .collect(),
+            exports: exports.iter().map(|e| e.to_string()).collect(),
+            restart: Restart::Never,
+        }
+    }
+
+    fn manifest(processes: Vec<ProcessSpec>) -> Manifest {
+        Manifest { processes, ..Default::default() }
+    }
+
+    #[test]
+    fn two_servers_granted_each_other_are_refused_naming_the_ring() {
+        let m = manifest(vec![server("a", &["x"], &["b/y"]), server("b", &["y"], &["a/x"])]);
+        assert_eq!(
+            invalid(&m),
+            (
+                Location::Grant(1, 1),
+                "endpoint grants form a cycle: 'a' may call 'b' (grant 'g0': process:b/y), 'b' may call 'a' (grant 'g0': process:a/x); \
+                 processes that call each other in a ring can block forever (each serves one call at a time)"
+                    .into()
+            )
+        );
+        // Read-only badges change nothing: the caller still waits.
+        let mut m = m;
+        m.processes[0].grants[1].read_only = true;
+        assert!(invalid(&m).1.starts_with("endpoint grants form a cycle"));
+    }
+
+    #[test]
+    fn longer_rings_are_refused_and_chains_and_fans_are_not() {
+        // a -> b -> c -> a, found from a whatever order the grants are in.
+        let m = manifest(vec![server("a", &["x"], &["b/y"]), server("b", &["y"], &["c/z"]), server("c", &["z"], &["a/x"])]);
+        let (at, message) = invalid(&m);
+        assert_eq!(at, Location::Grant(2, 1));
+        assert!(message.contains("'a' may call 'b' (grant 'g0': process:b/y), 'b' may call 'c' (grant 'g0': process:c/z), 'c' may call 'a' (grant 'g0': process:a/x)"), "{message}");
+        assert_eq!(grant_cycle(&m), Some(vec![(0, 1), (1, 1), (2, 1)]));
+
+        // A ring not through the first process, behind a chain into it.
+        let m = manifest(vec![server("client", &[], &["s1/e"]), server("s1", &["e"], &["s2/e"]), server("s2", &["e"], &["s3/e"]), server("s3", &["e"], &["s2/e"])]);
+        assert_eq!(grant_cycle(&m), Some(vec![(2, 1), (3, 1)]));
+        assert!(invalid(&m).1.contains("'s2' may call 's3' (grant 'g0': process:s3/e), 's3' may call 's2'"));
+
+        // Two endpoints of one server, each process granted the other's
+        // second one: still a ring (a process serves one call at a time).
+        let m = manifest(vec![server("a", &["x1", "x2"], &["b/y2"]), server("b", &["y1", "y2"], &["a/x2"])]);
+        assert!(grant_cycle(&m).is_some());
+
+        // Chains, a diamond, many clients of one server: no ring.
+        for m in [
+            manifest(vec![server("a", &["x"], &["b/y"]), server("b", &["y"], &["c/z"]), server("c", &["z"], &[])]),
+            manifest(vec![server("top", &[], &["l/e", "r/e"]), server("l", &["e"], &["bottom/e"]), server("r", &["e"], &["bottom/e"]), server("bottom", &["e"], &[])]),
+            manifest(vec![server("s", &["e"], &[]), server("c1", &[], &["s/e"]), server("c2", &[], &["s/e"]), server("c3", &["e"], &["s/e"])]),
+            sample(),
+        ] {
+            assert_eq!(grant_cycle(&m), None);
+            assert!(m.validate().is_ok(), "{:?}", m.validate());
+        }
+    }
+
+    #[test]
+    fn a_ring_through_64_processes_is_found() {
+        let names: Vec<String> = (0..MAX_PROCESSES).map(|i| format!("p{i}")).collect();
+        let procs: Vec<ProcessSpec> = (0..MAX_PROCESSES).map(|i| server(&names[i], &["e"], &[&format!("{}/e", names[(i + 1) % MAX_PROCESSES])])).collect();
+        let m = manifest(procs);
+        assert_eq!(grant_cycle(&m).map(|c| c.len()), Some(MAX_PROCESSES));
+        assert_eq!(invalid(&m).0, Location::Grant(MAX_PROCESSES - 1, 1));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! storage-check --mode MODE [--phase 1|2] [--max-steps N] [--wait-for PATH]
+//!               [--churn-rounds R] [--churn-value BYTES]   (persist)
 //! ```
 //!
 //! Grants it uses when present: `console`, `fs` (a root Directory), `store`,
@@ -86,7 +87,10 @@ fn main(start: &StartInfo) -> i32 {
         "walk" => {}
         "readonly" => readonly::run(&g, &before, before_ro.as_ref(), bufs.read, &mut r),
         "writable" => writable::run(&g, phase, &mut bufs, &mut r),
-        "persist" => persist::run(&g, phase, &mut bufs, &mut r),
+        "persist" => match persist::churn_args(arg(start, "--churn-rounds"), arg(start, "--churn-value")) {
+            Ok(churn) => persist::run(&g, phase, churn, &mut bufs, &mut r),
+            Err(e) => r.fail("st-churn-args", &e),
+        },
         "hostile" => hostile::run(&g, &mut bufs, &mut r),
         "recovery" => {
             let max: u64 = arg(start, "--max-steps").and_then(|v| v.parse().ok()).unwrap_or(100_000);

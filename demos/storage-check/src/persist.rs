@@ -4,14 +4,15 @@
 //!
 //! Phase 1 writes `p/00`.. (plan::PERSIST_SIZES, inline and bulk, 0 bytes
 //! to 64 KiB), deletes plan::PERSIST_DELETED, checks listing and paging,
-//! then overwrites `churn/0..` many times with multi-KiB values (the kernel
-//! logs its compaction). Phase 2 finds every value intact and the deleted
+//! then overwrites `churn/0..` with multi-KiB values as many times as the
+//! runner computed the store needs to compact (`--churn-rounds`,
+//! `--churn-value`: plan::Churn; the kernel logs its compaction). Phase 2 finds every value intact and the deleted
 //! keys absent, then changes a little (the runner's final comparison).
 //! With a filesystem granted too (co-located), a file rides along.
 
 use crate::bufs::Bufs;
 use crate::ops::{verify, write_stream, Via};
-use crate::plan::{self, churn_seed, persist_seed, CHURN_KEYS, CHURN_ROUNDS, CHURN_VALUE, PERSIST_DELETED, PERSIST_SIZES};
+use crate::plan::{self, churn_seed, persist_seed, Churn, CHURN_KEYS, PERSIST_DELETED, PERSIST_SIZES};
 use crate::report::{ctx, describe, hex, Report};
 use crate::Grants;
 use alloc::format;
@@ -85,19 +86,31 @@ fn live_keys() -> Vec<Vec<u8>> {
     (0..PERSIST_SIZES.len()).filter(|i| !PERSIST_DELETED.contains(i)).map(pkey).collect()
 }
 
-pub fn run(g: &Grants, phase: u32, bufs: &mut Bufs, r: &mut Report) {
+/// `--churn-rounds R --churn-value V` (each optional), or why not.
+pub fn churn_args(rounds: Option<&str>, value: Option<&str>) -> Result<Churn, String> {
+    let mut c = Churn::DEFAULT;
+    if let Some(v) = rounds {
+        c.rounds = v.parse::<u64>().ok().filter(|r| (1..=1_000_000).contains(r)).ok_or_else(|| format!("--churn-rounds '{}' is not 1 to 1000000", v))?;
+    }
+    if let Some(v) = value {
+        c.value = v.parse::<usize>().ok().filter(|n| (1..=plan::CHURN_VALUE_MAX).contains(n)).ok_or_else(|| format!("--churn-value '{}' is not 1 to {}", v, plan::CHURN_VALUE_MAX))?;
+    }
+    Ok(c)
+}
+
+pub fn run(g: &Grants, phase: u32, churn: Churn, bufs: &mut Bufs, r: &mut Report) {
     let Some(st) = g.store.as_ref() else {
         r.fail("st-grants", "persist mode needs a store granted as 'store'");
         return;
     };
     match phase {
-        1 => phase1(st, g.fs.as_ref(), bufs, r),
-        2 => phase2(st, g.fs.as_ref(), bufs, r),
+        1 => phase1(st, g.fs.as_ref(), churn, bufs, r),
+        2 => phase2(st, g.fs.as_ref(), churn, bufs, r),
         p => r.fail("st-phase", &format!("unknown phase {}", p)),
     }
 }
 
-fn phase1(st: &Store, fs: Option<&Directory>, bufs: &mut Bufs, r: &mut Report) {
+fn phase1(st: &Store, fs: Option<&Directory>, churn: Churn, bufs: &mut Bufs, r: &mut Report) {
     // Keys of an earlier run go first.
     for i in 0..PERSIST_SIZES.len() {
         let _ = st.delete(&pkey(i));
@@ -139,23 +152,24 @@ fn phase1(st: &Store, fs: Option<&Directory>, bufs: &mut Bufs, r: &mut Report) {
     // Churn: the same keys overwritten until the store must compact.
     let mut failed = None;
     let mut puts = 0u64;
-    'churn: for round in 0..CHURN_ROUNDS {
+    let value = churn.value;
+    'churn: for round in 0..churn.rounds {
         for k in 0..CHURN_KEYS {
-            plan::fill(churn_seed(k, round), 0, &mut bufs.data[..CHURN_VALUE]);
-            if let Err(e) = st.put_bulk(&ckey(k), &bufs.data[..CHURN_VALUE]) {
+            plan::fill(churn_seed(k, round), 0, &mut bufs.data[..value]);
+            if let Err(e) = st.put_bulk(&ckey(k), &bufs.data[..value]) {
                 failed = Some(format!("round {} key {}: {}", round, k, describe(&e)));
                 break 'churn;
             }
             puts += 1;
         }
     }
-    let total = puts * CHURN_VALUE as u64;
+    let total = puts * value as u64;
     r.check("st-churn", match failed {
-        None => Ok(format!("{} puts of {} bytes ({} KiB written over {} keys)", puts, CHURN_VALUE, total / 1024, CHURN_KEYS)),
+        None => Ok(format!("{} puts of {} bytes ({} KiB written over {} keys)", puts, value, total / 1024, CHURN_KEYS)),
         Some(e) => Err(e),
     });
     for k in 0..CHURN_KEYS {
-        r.check(&format!("st-churn-final-{}", k), check_value(st, &ckey(k), CHURN_VALUE, churn_seed(k, CHURN_ROUNDS - 1), k % 2 == 0, bufs));
+        r.check(&format!("st-churn-final-{}", k), check_value(st, &ckey(k), value, churn_seed(k, churn.rounds - 1), k % 2 == 0, bufs));
     }
     // Everything written before the churn survived its compactions.
     let mut bad = Vec::new();
@@ -211,7 +225,7 @@ fn check_listing(st: &Store, r: &mut Report) {
     });
 }
 
-fn phase2(st: &Store, fs: Option<&Directory>, bufs: &mut Bufs, r: &mut Report) {
+fn phase2(st: &Store, fs: Option<&Directory>, churn: Churn, bufs: &mut Bufs, r: &mut Report) {
     for (i, &size) in PERSIST_SIZES.iter().enumerate() {
         let key = pkey(i);
         let n = format!("st-persisted-p{:02}", i);
@@ -225,7 +239,7 @@ fn phase2(st: &Store, fs: Option<&Directory>, bufs: &mut Bufs, r: &mut Report) {
         }
     }
     for k in 0..CHURN_KEYS {
-        r.check(&format!("st-persisted-churn-{}", k), check_value(st, &ckey(k), CHURN_VALUE, churn_seed(k, CHURN_ROUNDS - 1), false, bufs));
+        r.check(&format!("st-persisted-churn-{}", k), check_value(st, &ckey(k), churn.value, churn_seed(k, churn.rounds - 1), false, bufs));
     }
     check_listing(st, r);
     if let Some(root) = fs {

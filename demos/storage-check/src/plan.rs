@@ -163,11 +163,53 @@ pub const WRITABLE_DIRS: &[&str] = &["a", "b", "b/sub"];
 /// [`PERSIST_DELETED`] are deleted again in phase 1.
 pub const PERSIST_SIZES: &[u64] = &[0, 1, 2, 31, 100, 255, 256, 511, 512, 1000, 4096, 4097, 8000, 16384, 30000, 32768, 65535, 65536, 7, 77, 777];
 pub const PERSIST_DELETED: &[usize] = &[3, 9, 17];
-/// Churn: `churn/0..CHURN_KEYS` each overwritten CHURN_ROUNDS times with
-/// values of CHURN_VALUE bytes (round r has seed churn_seed(key, r)).
+/// Churn: `churn/0..CHURN_KEYS` each overwritten [`Churn::rounds`] times
+/// with values of [`Churn::value`] bytes (round r has seed
+/// churn_seed(key, r)); CHURN_ROUNDS and CHURN_VALUE are the defaults.
 pub const CHURN_KEYS: u64 = 4;
 pub const CHURN_ROUNDS: u64 = 120;
 pub const CHURN_VALUE: usize = 6 * 1024;
+/// The largest churn value the runner may ask for: the even keys' final
+/// values are read back inline, which holds less than a bulk read.
+pub const CHURN_VALUE_MAX: usize = 48 * 1024;
+
+/// Every key the churn writes is at least this long (`churn/0`).
+#[allow(dead_code)] // the runner's (tools/runner/src/storage.rs)
+pub const CHURN_KEY_MIN: u64 = 7;
+
+/// The churn that must make a store compact: values of `value` bytes
+/// (6 KiB, more for a large store so the run stays near a thousand puts,
+/// at most [`CHURN_VALUE_MAX`]) over `rounds` rounds of the CHURN_KEYS
+/// keys. A compaction comes when a put finds its area's entry table
+/// (`slots`) or heap (`heap_bytes`) full; each churn put that does not
+/// compact takes one slot and at least CHURN_KEY_MIN + value heap bytes,
+/// so min(slots, heap_bytes / (CHURN_KEY_MIN + value)) + 1 puts cannot all
+/// fit, whatever the store held before: one of them compacts. Never fewer
+/// than CHURN_ROUNDS rounds (a small store then compacts several times). The runner
+/// passes `--churn-rounds R --churn-value V` (the same in both phases).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Churn {
+    pub rounds: u64,
+    pub value: usize,
+}
+
+impl Churn {
+    pub const DEFAULT: Churn = Churn { rounds: CHURN_ROUNDS, value: CHURN_VALUE };
+
+    /// The churn for a store of `slots` entry slots and `heap_bytes` heap
+    /// bytes per area (the runner's: the guest is told the result).
+    #[allow(dead_code)]
+    pub fn for_store(slots: u64, heap_bytes: u64) -> Churn {
+        let value = (heap_bytes / 1024).div_ceil(1024).saturating_mul(1024).clamp(CHURN_VALUE as u64, CHURN_VALUE_MAX as u64);
+        let must_compact = slots.min(heap_bytes / (CHURN_KEY_MIN + value)) + 1;
+        Churn { rounds: must_compact.div_ceil(CHURN_KEYS).max(CHURN_ROUNDS), value: value as usize }
+    }
+
+    #[allow(dead_code)]
+    pub fn puts(&self) -> u64 {
+        self.rounds * CHURN_KEYS
+    }
+}
 
 pub fn persist_seed(i: usize) -> u64 {
     mix(0x9e55 ^ i as u64)

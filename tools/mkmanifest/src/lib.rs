@@ -47,8 +47,10 @@
 //! | `mount NAME: FORMAT on DEVICE [partition N \| partition type GUID] [read-only]` | what the kernel mounts before starting processes: FORMAT is `caposro1`, `caposwf1`, `caposst1`, `colocated`, `fat` (read-only) or `raw` (no format: the blocks, granted as `kernel:block:NAME`, at most one writer, or `kernel:block-ro:NAME`); DEVICE a block device (`nvme0n1`, `vblk0`), or `any` with `partition type GUID` for the one partition of that type on whichever device holds it; a GPT partition by entry number or by type GUID; grants reach it as `kernel:fs:NAME`, `kernel:store:NAME` (or `fs-ro:` / `store-ro:` for the read-only wrapper). A device (or partition) serves one mount. |
 //!
 //! The kernel sources are listed once, in `capos_abi::manifest::KERNEL_SOURCES`.
-//! The rules (unique names, known sources, endpoints that exist, no process
-//! granted its own endpoint, bounds) are `capos_abi::manifest::Manifest::validate`,
+//! The rules (unique names, known sources, endpoints that exist, no cycle of
+//! endpoint grants (a process granted its own endpoint, or processes granted
+//! each other's, which could wait on each other forever), bounds) are
+//! `capos_abi::manifest::Manifest::validate`,
 //! the same code the kernel runs on the binary. Errors are reported as
 //! `FILE:LINE: message`.
 //!
@@ -57,9 +59,15 @@
 //! ```text
 //! mkmanifest IN.manifest -o OUT.bin   # compile
 //! mkmanifest --check IN.manifest      # validate only
+//! mkmanifest --check IN.manifest --disk nvme0n1=disk.raw ...
+//!                                     # and resolve its mounts on these disks
+//!                                     # (see [`disks`]: `partition 2` and
+//!                                     # `partition type GUID` naming one entry)
 //! mkmanifest --dump OUT.bin           # print a binary manifest in the text format
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod disks;
 
 use capos_abi::manifest::{
     canonical_guid, escape_control, is_valid_name, Grant, GrantSource, KernelSource, Location, Manifest, ManifestError, MountFormat, MountSpec,
@@ -93,6 +101,13 @@ struct ProcessLines {
     grants: Vec<usize>,
     exports: Vec<usize>,
     restart: Option<usize>,
+}
+
+/// The line of `mount NAME:` in a manifest text (1 if not found).
+fn mount_line(text: &str, name: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim().strip_prefix("mount").is_some_and(|r| r.starts_with(char::is_whitespace) && r.trim_start().split(':').next().map(str::trim) == Some(name)))
+        .map_or(1, |i| i + 1)
 }
 
 /// Parse and validate a manifest text.
@@ -384,19 +399,22 @@ pub fn dump(bytes: &[u8]) -> Result<String, ManifestError> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Compile { input: String, output: String },
-    Check { input: String },
+    /// `disks`: `DEVICE=IMAGE` of each `--disk`.
+    Check { input: String, disks: Vec<String> },
     Dump { input: String },
     Help,
 }
 
-pub const USAGE: &str = "usage: mkmanifest IN.manifest -o OUT.bin\n       mkmanifest --check IN.manifest\n       mkmanifest --dump OUT.bin";
+pub const USAGE: &str = "usage: mkmanifest IN.manifest -o OUT.bin\n       mkmanifest --check IN.manifest [--disk DEVICE=IMAGE]...\n       mkmanifest --dump OUT.bin";
 
 /// Parse the arguments (without the program name).
 pub fn parse_args(args: &[String]) -> Result<Command, String> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["-h" | "--help"] => Ok(Command::Help),
-        ["--check", input] => Ok(Command::Check { input: input.to_string() }),
+        ["--check", input, rest @ ..] if rest.len() % 2 == 0 && rest.chunks(2).all(|p| p[0] == "--disk") => {
+            Ok(Command::Check { input: input.to_string(), disks: rest.chunks(2).map(|p| p[1].to_string()).collect() })
+        }
         ["--dump", input] => Ok(Command::Dump { input: input.to_string() }),
         [input, "-o", output] | ["-o", output, input] if !input.starts_with('-') => {
             Ok(Command::Compile { input: input.to_string(), output: output.to_string() })
@@ -427,11 +445,26 @@ pub fn run(args: &[String], out: &mut dyn std::io::Write, err: &mut dyn std::io:
             let _ = writeln!(out, "{USAGE}");
             0
         }
-        Command::Check { input } => {
+        Command::Check { input, disks } => {
             let Some(text) = read_text(&input, err) else { return 1 };
             match parse(&text) {
                 Ok(m) => {
-                    let _ = writeln!(out, "{input}: ok ({} processes)", m.processes.len());
+                    let mut loaded = Vec::new();
+                    for d in &disks {
+                        match disks::load(d) {
+                            Ok(disk) => loaded.push(disk),
+                            Err(e) => {
+                                let _ = writeln!(err, "{e}");
+                                return 1;
+                            }
+                        }
+                    }
+                    if let Err((mount, message)) = disks::check(&m, &loaded) {
+                        let _ = writeln!(err, "{}", ParseError::new(mount_line(&text, &m.mounts[mount].name), message).render(&input));
+                        return 1;
+                    }
+                    let on = if loaded.is_empty() { String::new() } else { format!(", mounts resolved on {}", loaded.iter().map(|d| format!("{}={}", d.name, d.path)).collect::<Vec<_>>().join(" ")) };
+                    let _ = writeln!(out, "{input}: ok ({} processes{on})", m.processes.len());
                     0
                 }
                 Err(e) => {

@@ -116,7 +116,13 @@ fn argument_parsing() {
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(parse_args(&s(&["in.manifest", "-o", "out.bin"])), Ok(C::Compile { input: "in.manifest".into(), output: "out.bin".into() }));
     assert_eq!(parse_args(&s(&["-o", "out.bin", "in.manifest"])), Ok(C::Compile { input: "in.manifest".into(), output: "out.bin".into() }));
-    assert_eq!(parse_args(&s(&["--check", "in"])), Ok(C::Check { input: "in".into() }));
+    assert_eq!(parse_args(&s(&["--check", "in"])), Ok(C::Check { input: "in".into(), disks: vec![] }));
+    assert_eq!(
+        parse_args(&s(&["--check", "in", "--disk", "nvme0n1=a.raw", "--disk", "vblk0=b.raw"])),
+        Ok(C::Check { input: "in".into(), disks: vec!["nvme0n1=a.raw".into(), "vblk0=b.raw".into()] })
+    );
+    assert!(parse_args(&s(&["--check", "in", "--disk"])).is_err());
+    assert!(parse_args(&s(&["--check", "in", "--frob", "x"])).is_err());
     assert_eq!(parse_args(&s(&["--dump", "out.bin"])), Ok(C::Dump { input: "out.bin".into() }));
     assert_eq!(parse_args(&s(&["--help"])), Ok(C::Help));
     for bad in [&[][..], &["in"][..], &["in", "-o"][..], &["--check"][..], &["--frobnicate", "x"][..], &["in", "out"][..]] {
@@ -246,4 +252,92 @@ fn dump_of_a_binary_with_control_characters_prints_none_raw() {
     assert_eq!(code, 1, "the kernel's rules refuse it: {out:?} {err:?}");
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_dir(path.parent().unwrap());
+}
+
+// ------------------------------------------------- --check --disk (GPT)
+
+/// A GPT disk of `blocks` 512-byte blocks (128 entries of 128 bytes, both
+/// copies, as sgdisk lays them out) with `parts`: (type GUID, first, last).
+fn gpt_disk(blocks: u64, parts: &[(&str, u64, u64)]) -> Vec<u8> {
+    use capos_kcore::gpt::{crc32, Guid};
+    let mut d = vec![0u8; blocks as usize * 512];
+    let mut array = vec![0u8; 128 * 128];
+    for (i, (t, first, last)) in parts.iter().enumerate() {
+        let e = &mut array[i * 128..][..128];
+        e[0..16].copy_from_slice(&Guid::parse(t).unwrap().to_bytes());
+        e[16] = i as u8 + 1;
+        e[32..40].copy_from_slice(&first.to_le_bytes());
+        e[40..48].copy_from_slice(&last.to_le_bytes());
+    }
+    let acrc = crc32(&array);
+    for (my, alt, entries) in [(1u64, blocks - 1, 2u64), (blocks - 1, 1, blocks - 33)] {
+        d[entries as usize * 512..][..array.len()].copy_from_slice(&array);
+        let mut h = [0u8; 92];
+        h[0..8].copy_from_slice(b"EFI PART");
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[24..32].copy_from_slice(&my.to_le_bytes());
+        h[32..40].copy_from_slice(&alt.to_le_bytes());
+        h[40..48].copy_from_slice(&34u64.to_le_bytes());
+        h[48..56].copy_from_slice(&(blocks - 34).to_le_bytes());
+        h[56] = 0x42;
+        h[72..80].copy_from_slice(&entries.to_le_bytes());
+        h[80..84].copy_from_slice(&128u32.to_le_bytes());
+        h[84..88].copy_from_slice(&128u32.to_le_bytes());
+        h[88..92].copy_from_slice(&acrc.to_le_bytes());
+        let c = crc32(&h);
+        h[16..20].copy_from_slice(&c.to_le_bytes());
+        d[my as usize * 512..][..92].copy_from_slice(&h);
+    }
+    d
+}
+
+const RAW: &str = "B10C0C4B-5A17-4E0D-9C3A-0000000000B1";
+const OTHER: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+
+#[test]
+fn check_with_the_disk_refuses_a_number_and_a_type_naming_one_partition() {
+    // Partition 1 blocks 2048..4095, partition 2 (type RAW) 4096..12287.
+    let disk = scratch("disk", "gpt.raw");
+    std::fs::write(&disk, gpt_disk(16384, &[(OTHER, 2048, 4095), (RAW, 4096, 12287)])).unwrap();
+    let d = format!("nvme0n1={}", disk.display());
+    let manifest = |mounts: &str| {
+        let p = scratch("disk", "m.manifest");
+        std::fs::write(&p, format!("{mounts}\nprocess p\n    binary: /boot/p\n    grant a: kernel:block:a\n")).unwrap();
+        p
+    };
+    let same = manifest(&format!("mount a: raw on nvme0n1 partition 2\nmount b: raw on nvme0n1 partition type {RAW}"));
+    let same_s = same.to_str().unwrap();
+    // The text alone cannot tell: accepted (the kernel refuses it at mount time).
+    assert_eq!(tool(&["--check", same_s]).0, 0);
+    let (code, _, err) = tool(&["--check", same_s, "--disk", &d]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        format!("{same_s}:2: mount 'b' (nvme0n1 partition type {RAW}) is blocks 4096..12288 of nvme0n1 ({}), already claimed by mount 'a' (nvme0n1 partition 2): a device serves one mount", disk.display())
+    );
+    // Two different partitions, one by number and one by type: fine.
+    let two = manifest(&format!("mount a: raw on nvme0n1 partition 1\nmount b: raw on nvme0n1 partition type {RAW}"));
+    let (code, out, err) = tool(&["--check", two.to_str().unwrap(), "--disk", &d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("mounts resolved on {d}")), "{out}");
+    // `any` finds the one partition of the type on the given disks too.
+    let any = manifest(&format!("mount a: raw on nvme0n1 partition 2\nmount b: raw on any partition type {RAW}"));
+    let (code, _, err) = tool(&["--check", any.to_str().unwrap(), "--disk", &d]);
+    assert_eq!(code, 1);
+    assert!(err.contains("mount 'b' (any partition type B10C0C4B-5A17-4E0D-9C3A-0000000000B1) is blocks 4096..12288 of nvme0n1"), "{err}");
+    // What the disk does not have is refused as the kernel would.
+    let missing = manifest("mount a: raw on nvme0n1 partition 3");
+    let (code, _, err) = tool(&["--check", missing.to_str().unwrap(), "--disk", &d]);
+    assert_eq!(code, 1);
+    assert!(err.contains(":1: mount 'a' (nvme0n1 partition 3): nvme0n1 (") && err.contains(") has no GPT partition 3"), "{err}");
+    // A device no --disk names is left to the kernel; a bad --disk is an error.
+    let other = manifest("mount a: raw on vblk0 partition 3");
+    assert_eq!(tool(&["--check", other.to_str().unwrap(), "--disk", &d]).0, 0);
+    let (code, _, err) = tool(&["--check", same_s, "--disk", "nvme0n1=/nonexistent/disk.raw"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("/nonexistent/disk.raw: cannot read: "), "{err}");
+    let (code, _, err) = tool(&["--check", same_s, "--disk", "nvme0n1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("expected --disk DEVICE=IMAGE"), "{err}");
 }

@@ -831,7 +831,7 @@ fn disk_qemu(s: &Settings, disk: &Path, bus: Bus, vars_copy: &Path) -> Result<Co
 
 /// `make run-disk`: boot DISK (default target/disk.raw) interactively.
 fn run_disk(s: &Settings) -> Result<u8, String> {
-    let disk = std::env::var("DISK").ok().filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(|| s.root.join("target/disk.raw"));
+    let disk = crate::scenarios::input_path("DISK").unwrap_or_else(|| s.root.join("target/disk.raw"));
     if !disk.is_file() {
         return Err(format!("{} does not exist (make capos-cloudboot-image builds it, or set DISK=)", disk.display()));
     }
@@ -982,8 +982,9 @@ fn disk_test(s: &Settings) -> Result<bool, String> {
     let dir = s.out_dir.join("cloud-disk");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     println!("== scenario cloud-disk: the cloud GPT disk booted alone under OVMF over virtio-scsi, NVMe and virtio-blk");
-    let disk = match std::env::var("DISK").ok().filter(|d| !d.is_empty()) {
+    let disk = match crate::scenarios::input_path("DISK") {
         Some(d) => {
+            std::fs::File::open(&d).map_err(|e| format!("cannot read DISK {}: {}", d.display(), e))?;
             // A user's disk: boot a copy, never the original.
             let copy = dir.join(TARBALL_MEMBER);
             run(Command::new("cp").arg("--sparse=always").arg(&d).arg(&copy))?;

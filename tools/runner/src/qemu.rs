@@ -273,6 +273,9 @@ pub(crate) fn spawn_reader<R: Read + Send + 'static>(mut r: R, tx: mpsc::Sender<
 }
 
 fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmware) -> Result<Outcome, String> {
+    if let Some(e) = &boot.input_error {
+        return Err(e.clone());
+    }
     let image = dir.join(format!("{}.img", boot.name));
     match boot.userspace {
         _ if boot.default_system => default_volume(s, art)?.write(&image)?,
@@ -535,7 +538,7 @@ fn verdict_sources(boot: &Boot) -> Vec<Source> {
     let root = crate::workspace_root().unwrap_or_default();
     let manifest = match (&boot.userspace, boot.default_system) {
         (Some((m, _)), _) => Some(root.join(m)),
-        (None, true) => Some(root.join(std::env::var("MANIFEST").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "demos/default.manifest".into()))),
+        (None, true) => Some(root.join(crate::system::manifest_env().ok().flatten().unwrap_or_else(|| "demos/default.manifest".into()))),
         _ => None,
     };
     if let Some(m) = manifest {
@@ -785,8 +788,8 @@ pub fn manifest_volume(s: &Settings, art: &Artifacts, manifest: &str) -> Result<
 pub fn default_volume(s: &Settings, art: &Artifacts) -> Result<Volume, String> {
     let conf_path = s.root.join("limine.conf");
     let mut conf = std::fs::read_to_string(&conf_path).map_err(|e| format!("{}: {}", conf_path.display(), e))?;
-    if let Some(manifest) = std::env::var("MANIFEST").ok().filter(|m| !m.is_empty()) {
-        return manifest_volume(s, art, &manifest);
+    if let Some(manifest) = crate::system::manifest_env()? {
+        return manifest_volume(s, art, &manifest).map_err(|e| format!("MANIFEST={}: {}", manifest, e));
     }
     if let Ok(cmdline) = std::env::var("CMDLINE") {
         if !cmdline.is_empty() {
@@ -807,7 +810,7 @@ pub fn default_volume(s: &Settings, art: &Artifacts) -> Result<Volume, String> {
         let Some(path) = line.trim().strip_prefix("module_path:").map(|p| p.trim()) else { continue };
         let Some(file) = path.strip_prefix("boot():").or_else(|| path.strip_prefix("boot://")) else { continue };
         if file == "/boot/manifest" {
-            let manifest = std::env::var("MANIFEST").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "demos/default.manifest".into());
+            let manifest = crate::system::manifest_env()?.unwrap_or_else(|| "demos/default.manifest".into());
             v.add(file, Content::Bytes(crate::userspace::compile_manifest(s, &manifest)?));
         } else if let Some(name) = file.strip_prefix("/boot/") {
             v.add(file, Content::File(crate::userspace::build_demo(s, name)?));
@@ -831,7 +834,7 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
     // The default system's disks (not for a MANIFEST of the user's own,
     // which attaches what it needs through QEMU_EXTRA).
     let mut disks = Vec::new();
-    if crate::system::is_default_manifest(std::env::var("MANIFEST").ok().as_deref()) {
+    if crate::system::is_default_manifest(crate::system::manifest_env()?.as_deref()) {
         let (d, made) = crate::system::ensure(&s.root, &s.root.join("target/disks"), crate::system::data_image_env().as_deref())?;
         for m in made {
             eprintln!("capos-run: made {}", m);

@@ -90,6 +90,10 @@ pub struct Boot {
     /// order; each after the first gives the figure `<first> to <it>`.
     /// Empty: milestones are ignored.
     pub milestones: Vec<&'static str>,
+    /// A runner input this boot needs could not be read (SHELL_SCRIPT
+    /// missing, not UTF-8, ...): the boot is a failure with this message,
+    /// and QEMU is not started. Never a silent default.
+    pub input_error: Option<String>,
 }
 
 /// A check over every line of a boot's serial log.
@@ -160,8 +164,40 @@ impl Boot {
             linux_guest: false,
             checks: Vec::new(),
             milestones: Vec::new(),
+            input_error: None,
         }
     }
+}
+
+/// A runner input that names a file (SHELL_SCRIPT, DIAG_SCRIPT, BLK_IMAGE,
+/// the storage scenarios' images, DATA_IMAGE): `None` when unset or blank,
+/// else the path as given, surrounding blanks trimmed. A value that is not
+/// UTF-8 is still a path (Linux file names are bytes), never "unset".
+pub fn input_path(key: &str) -> Option<std::path::PathBuf> {
+    let v = std::env::var_os(key)?;
+    match v.to_str() {
+        Some(t) if t.trim().is_empty() => None,
+        Some(t) => Some(std::path::PathBuf::from(t.trim())),
+        None => Some(std::path::PathBuf::from(v)),
+    }
+}
+
+/// The text of input `var` at `path`, or a message naming both and why it
+/// cannot be used (missing, unreadable, a directory, not UTF-8).
+pub fn read_text_input(var: &str, path: &std::path::Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {} {}: {}", var, path.display(), e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!("cannot use {} {}: not UTF-8 text (byte {} is {:#04x})", var, path.display(), e.utf8_error().valid_up_to(), e.as_bytes()[e.utf8_error().valid_up_to()])
+    })
+}
+
+/// A boot that fails with `error` instead of running (see
+/// [`Boot::input_error`]), or `b` itself.
+fn failing_with(mut b: Boot, error: Option<String>) -> Boot {
+    if error.is_some() {
+        b.input_error = error;
+    }
+    b
 }
 
 pub struct Scenario {
@@ -285,11 +321,14 @@ const COMMAND_EXPECTS: &[(&str, &[&str])] = &[
 /// The diag scenario: DIAG_SCRIPT (a file of commands, one per line) or
 /// tools/diag.script.
 fn diag_boot(root: &std::path::Path) -> Boot {
-    let path = std::env::var("DIAG_SCRIPT").ok().filter(|p| !p.is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| root.join("tools/diag.script"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        eprintln!("capos-run: cannot read DIAG_SCRIPT {}: {}", path.display(), e);
-        String::from("help\n")
-    });
+    diag_boot_with(&input_path("DIAG_SCRIPT").unwrap_or_else(|| root.join("tools/diag.script")))
+}
+
+fn diag_boot_with(path: &std::path::Path) -> Boot {
+    let (text, error) = match read_text_input("DIAG_SCRIPT", path) {
+        Ok(t) => (t, None),
+        Err(e) => (String::new(), Some(e)),
+    };
     let cmds: Vec<&str> = text.lines().map(|l| l.trim()).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     let mut expect: Vec<&str> = Vec::new();
     for c in &cmds {
@@ -300,7 +339,7 @@ fn diag_boot(root: &std::path::Path) -> Boot {
     }
     let mut b = prompt_boot("prompt", &cmds, &expect);
     b.check_wall_clock = cmds.iter().any(|c| c.trim() == "timers");
-    b
+    failing_with(b, error)
 }
 
 fn qemu_args(v: &[&str]) -> Vec<String> {
@@ -333,17 +372,42 @@ struct BlkSettings {
     size: u64,
     image: Option<std::path::PathBuf>,
     read_mib: u64,
+    /// BLK_IMAGE cannot be read, or BLK_IMAGE_SIZE / BLK_READ_MIB is not
+    /// a size / number: every boot that uses these settings fails with it.
+    error: Option<String>,
+}
+
+impl BlkSettings {
+    fn checked(&self, b: Boot) -> Boot {
+        failing_with(b, self.error.clone())
+    }
 }
 
 fn blk_settings() -> BlkSettings {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let image = env("BLK_IMAGE").map(std::path::PathBuf::from);
+    let env = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().trim().to_string()).filter(|v| !v.is_empty());
+    let image = input_path("BLK_IMAGE");
+    let mut error = None;
     let size = match &image {
-        Some(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-        None => env("BLK_IMAGE_SIZE").and_then(|v| parse_size(&v)).unwrap_or(16 << 20),
+        Some(p) => std::fs::File::open(p).and_then(|f| f.metadata()).map(|m| m.len()).unwrap_or_else(|e| {
+            error = Some(format!("cannot read BLK_IMAGE {}: {}", p.display(), e));
+            0
+        }),
+        None => match env("BLK_IMAGE_SIZE") {
+            None => 16 << 20,
+            Some(v) => parse_size(&v).unwrap_or_else(|| {
+                error = Some(format!("BLK_IMAGE_SIZE={} is not a size (like 16M, 1G, 4096)", v));
+                0
+            }),
+        },
     };
-    let read_mib = env("BLK_READ_MIB").and_then(|v| v.parse().ok()).unwrap_or(0);
-    BlkSettings { size, image, read_mib }
+    let read_mib = match env("BLK_READ_MIB") {
+        None => 0,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            error = Some(format!("BLK_READ_MIB={} is not a number of MiB", v));
+            0
+        }),
+    };
+    BlkSettings { size, image, read_mib, error }
 }
 
 /// A boot that binds `disks`, hashes them and writes the pattern, then
@@ -516,14 +580,15 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
 /// before its `exit`); any other run gets the generic
 /// checks: no panic, the shell reaches `exit`, the kernel prompt halts.
 fn shell_boot(root: &std::path::Path) -> Boot {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let user_script = env("SHELL_SCRIPT");
-    let data_image = env("DATA_IMAGE");
-    let path = user_script.clone().map(std::path::PathBuf::from).unwrap_or_else(|| root.join("tools/shell.script"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        eprintln!("capos-run: cannot read SHELL_SCRIPT {}: {}", path.display(), e);
-        String::from("help\n")
-    });
+    shell_boot_with(root, input_path("SHELL_SCRIPT"), crate::system::data_image_env())
+}
+
+fn shell_boot_with(root: &std::path::Path, user_script: Option<std::path::PathBuf>, data_image: Option<std::path::PathBuf>) -> Boot {
+    let path = user_script.clone().unwrap_or_else(|| root.join("tools/shell.script"));
+    let (text, error) = match read_text_input("SHELL_SCRIPT", &path) {
+        Ok(t) => (t, None),
+        Err(e) => (String::new(), Some(e)),
+    };
     let mut lines: Vec<Vec<u8>> = Vec::new();
     for l in text.lines().map(|l| l.trim_end_matches('\r')) {
         if l.trim().is_empty() || l.trim_start().starts_with('#') {
@@ -573,6 +638,7 @@ fn shell_boot(root: &std::path::Path) -> Boot {
         default_disks: Some(DefaultDisksUse::Fresh),
         timeout: Some(120),
         checks: if checked { vec![("get app/name ran twice (typed after ESC [ Enter, then recalled with the up arrow)", get_ran_twice)] } else { Vec::new() },
+        input_error: error,
         ..kernel_boot("shell", "", Expect::Success, &expect)
     }
 }
@@ -1240,7 +1306,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 name: "blk-virtio",
                 description: "virtio-blk: hash the disk (BLK_IMAGE or BLK_IMAGE_SIZE of random data), write, flush, verify on the host",
                 capos_boot_only: false,
-                boots: vec![blk_boot("q35", "q35", "", "", vec![disk(DiskKind::Virtio, "vblk0")], b.read_mib, &["virtio-blk 0000:", "flush true"])],
+                boots: vec![b.checked(blk_boot("q35", "q35", "", "", vec![disk(DiskKind::Virtio, "vblk0")], b.read_mib, &["virtio-blk 0000:", "flush true"]))],
             }
         },
         {
@@ -1254,9 +1320,9 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 description: "NVMe: hash, write, flush, verify; q35 and pc with MSI-X, and the polling path; requests with interrupts off; a timed-out read resets the controller",
                 capos_boot_only: false,
                 boots: vec![
-                    blk_boot("q35-msix", "q35", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("MSI-X completions")),
-                    blk_boot("pc-msix", "pc", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("MSI-X completions")),
-                    blk_boot("q35-polling", "q35", "nvme.msix=off", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("polled completions")),
+                    b.checked(blk_boot("q35-msix", "q35", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("MSI-X completions"))),
+                    b.checked(blk_boot("pc-msix", "pc", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("MSI-X completions"))),
+                    b.checked(blk_boot("q35-polling", "q35", "nvme.msix=off", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("polled completions"))),
                     nvme_timeout_boot("q35-msix-timeout", "test=nvme-timeout", "MSI-X completions"),
                     nvme_timeout_boot("q35-polling-timeout", "test=nvme-timeout nvme.msix=off", "polled completions"),
                 ],
@@ -1272,7 +1338,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 description: "virtio-scsi: two disks on targets 0 and 3 of the modern device hashed, written, flushed and checked on the host (q35), reads kept in the device together; a sparse 3 TiB disk on the transitional device sized by READ CAPACITY(16) and written past 2 TiB (pc); a legacy-only device is logged and left alone",
                 capos_boot_only: false,
                 boots: vec![
-                    blk_boot("q35-two-targets", "q35", "", "scsi-overlap", vec![disk(0, "sda", 21), disk(3, "sdb", 22)], b.read_mib, &[
+                    b.checked(blk_boot("q35-two-targets", "q35", "", "scsi-overlap", vec![disk(0, "sda", 21), disk(3, "sdb", 22)], b.read_mib, &[
                         "PCI 1af4:1048 (modern)",
                         "devices: sda bound to virtio-scsi (virtio-scsi at 0000:",
                         "target 0 LUN 0",
@@ -1280,7 +1346,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                         "target 3 LUN 0",
                         "[PASS] scsi-overlap-sda",
                         "[PASS] scsi-overlap-sdb",
-                    ]),
+                    ])),
                     blk_boot(
                         "pc-3tib-sparse",
                         "pc",
@@ -1639,6 +1705,44 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn temp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("capos-run-input-{}-{}", std::process::id(), name));
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn an_unreadable_script_is_a_failure_naming_the_file_never_a_default() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let missing = std::path::PathBuf::from("/nonexistent/capos-shell.script");
+        let b = shell_boot_with(&root, Some(missing.clone()), None);
+        let e = b.input_error.expect("a missing SHELL_SCRIPT fails the boot");
+        assert!(e.starts_with("cannot read SHELL_SCRIPT /nonexistent/capos-shell.script: "), "{e}");
+        assert!(e.contains("No such file"), "{e}");
+        assert!(b.script.iter().all(|(_, l)| l != b"help\r"), "nothing is typed in its place");
+
+        let latin1 = temp("latin1.script", b"help\necho caf\xe9\n");
+        let e = shell_boot_with(&root, Some(latin1.clone()), None).input_error.expect("non-UTF-8 fails");
+        assert_eq!(e, format!("cannot use SHELL_SCRIPT {}: not UTF-8 text (byte 13 is 0xe9)", latin1.display()));
+        let e = diag_boot_with(&latin1).input_error.expect("non-UTF-8 fails");
+        assert!(e.starts_with("cannot use DIAG_SCRIPT "), "{e}");
+        std::fs::remove_file(&latin1).unwrap();
+
+        let e = diag_boot_with(std::path::Path::new("/nonexistent/diag.script")).input_error.expect("missing fails");
+        assert!(e.starts_with("cannot read DIAG_SCRIPT /nonexistent/diag.script: "), "{e}");
+        let e = read_text_input("SHELL_SCRIPT", &std::env::temp_dir()).unwrap_err();
+        assert!(e.starts_with("cannot read SHELL_SCRIPT "), "a directory: {e}");
+
+        // The scripts of the repository still load, and load what they say.
+        let good = temp("good.script", b"# c\nls /\n");
+        let b = shell_boot_with(&root, Some(good.clone()), None);
+        assert!(b.input_error.is_none());
+        assert_eq!(b.script[0].1, b"ls /\r");
+        std::fs::remove_file(&good).unwrap();
+        assert!(shell_boot(&root).input_error.is_none() || std::env::var_os("SHELL_SCRIPT").is_some());
+        assert!(diag_boot_with(&root.join("tools/diag.script")).input_error.is_none());
+    }
 
     fn log(lines: &[&str]) -> Vec<String> {
         let mut v = vec!["capos kernel starting".to_string()];

@@ -96,7 +96,7 @@ pub fn all() -> Vec<StorageScenario> {
         },
         StorageScenario {
             name: "block-cap",
-            description: "BlockDevice over a raw mount of a GPT partition (by number, then by type GUID): write/flush/read back at the first, middle and last blocks and through CapBlockDevice; refusals by code; block-ro reads but cannot write; the image holds the pattern at partition start + LBA and nothing else changed",
+            description: "BlockDevice over a raw mount of a GPT partition (by number, then by type GUID): write/flush/read back at the first, middle and last blocks and through CapBlockDevice; refusals by code; block-ro reads but cannot write; the image holds the pattern at partition start + LBA and nothing else changed; the same partition by number and by type refused at mount time",
             run: block_cap::run,
         },
     ]
@@ -578,10 +578,13 @@ impl Run<'_> {
     /// (always built when `var` is empty).
     fn image(&mut self, var: &str, file: &str, build: &[&str]) -> Result<PathBuf, String> {
         let out = self.dir.join(file);
-        if let Some(user) = if var.is_empty() { None } else { env(var) } {
-            let user = PathBuf::from(user);
-            if !user.is_file() {
-                return Err(format!("{}={} is not a file", var, user.display()));
+        if let Some(user) = if var.is_empty() { None } else { crate::scenarios::input_path(var) } {
+            // Opened here, so a missing or unreadable image is named with
+            // the reason, before anything is built or booted.
+            match std::fs::File::open(&user).and_then(|f| f.metadata()) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => return Err(format!("cannot use {} {}: not a regular file", var, user.display())),
+                Err(e) => return Err(format!("cannot read {} {}: {}", var, user.display(), e)),
             }
             if env("STORAGE_IN_PLACE").as_deref() == Some("1") {
                 println!("-- {}: {}={} booted in place (STORAGE_IN_PLACE=1)", self.name, var, user.display());
@@ -975,10 +978,10 @@ fn fat_offset(img: &Path) -> Result<u64, String> {
 /// and every mutation is refused (`readonly` mode).
 fn fat_read(r: &mut Run, bus: Bus) -> Result<(), String> {
     let img = r.dir.join("fat.img");
-    match env("FAT_IMAGE") {
+    match crate::scenarios::input_path("FAT_IMAGE") {
         Some(user) => {
-            std::fs::copy(&user, &img).map_err(|e| format!("copying FAT_IMAGE={}: {}", user, e))?;
-            println!("-- {}: FAT_IMAGE={} copied to {}", r.name, user, img.display());
+            std::fs::copy(&user, &img).map_err(|e| format!("cannot read FAT_IMAGE {}: {}", user.display(), e))?;
+            println!("-- {}: FAT_IMAGE={} copied to {}", r.name, user.display(), img.display());
         }
         None => {
             let _ = std::fs::remove_file(&img);
@@ -1090,13 +1093,73 @@ fn writable(r: &mut Run) -> Result<(), String> {
     Ok(())
 }
 
+/// What a CAPOSST1 store (alone or the store half of a co-located disk)
+/// holds, read on the host through the kernel's own engine, read-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StoreShape {
+    /// Entry slots and heap bytes of one area (what a compaction resets).
+    slots: u64,
+    heap_bytes: u64,
+    /// Live keys and their key + value bytes.
+    keys: u64,
+    live_bytes: u64,
+    /// Entries in the active area's table (live, overwritten, tombstones).
+    entries: u64,
+}
+
+fn store_shape(img: &Path) -> Result<StoreShape, String> {
+    use capos_storage::store::Store;
+    let bytes = std::fs::read(img).map_err(|e| format!("cannot read {}: {}", img.display(), e))?;
+    let mut dev = capos_storage::mem_device::MemBlockDevice::from_bytes(bytes);
+    let part = capos_storage::colocated::store_part(&mut dev).map_err(|e| format!("{}: {}", img.display(), e))?;
+    let p = capos_storage::partition::Partition::new(&mut dev, part.start, part.count).map_err(|e| format!("{}: {:?}", img.display(), e))?;
+    let mut st = Store::mount(p, true).map_err(|e| format!("{}: CAPOSST1: {}", img.display(), e))?;
+    let live_bytes = st.entries().map_err(|e| format!("{}: CAPOSST1: {}", img.display(), e))?.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+    let g = *st.geometry();
+    Ok(StoreShape { slots: g.slot_capacity() as u64, heap_bytes: g.heap_bytes() as u64, keys: st.len() as u64, live_bytes, entries: st.entry_count() as u64 })
+}
+
+/// The persist churn for a store shaped `shape` (plan::Churn::for_store:
+/// enough puts that one must compact), or why the workload does not fit:
+/// after a compaction the area holds every live key, and the store's own
+/// keys plus what phase 1 leaves (PERSIST_SIZES, the churn keys, phase 2's
+/// key) must fit one area, or the store is full, not compacting.
+fn persist_churn(shape: &StoreShape) -> Result<plan::Churn, String> {
+    let churn = plan::Churn::for_store(shape.slots, shape.heap_bytes);
+    let persist_keys = plan::PERSIST_SIZES.len() as u64;
+    let persist_bytes: u64 = plan::PERSIST_SIZES.iter().map(|s| s + 4).sum::<u64>() + plan::CHURN_KEYS * (8 + churn.value as u64) + 1000 + 15;
+    let keys = shape.keys + persist_keys + plan::CHURN_KEYS + 1;
+    let bytes = shape.live_bytes + persist_bytes;
+    if keys > shape.slots || bytes > shape.heap_bytes {
+        return Err(format!(
+            "the store is too full for the persist workload: it holds {} keys ({} bytes), the workload adds up to {} keys ({} bytes), and one area holds {} entries and {} heap bytes; use a larger store (mkstore-image --store --blocks N) or one with fewer keys",
+            shape.keys,
+            shape.live_bytes,
+            keys - shape.keys,
+            persist_bytes,
+            shape.slots,
+            shape.heap_bytes
+        ));
+    }
+    Ok(churn)
+}
+
+/// Which churn put (1-based) made the last compaction, from the store
+/// after phase 1: that compaction left exactly the live keys in the
+/// area, and every churn put after it appended one entry. `None` when the
+/// counts cannot come from a compaction during the churn.
+fn compacting_put(churn: &plan::Churn, after: &StoreShape) -> Option<u64> {
+    let appended = after.entries.checked_sub(after.keys)?;
+    churn.puts().checked_sub(appended).filter(|p| *p >= 1)
+}
+
 fn persist(r: &mut Run) -> Result<(), String> {
     let kv = r.dir.join("seed.kv");
     seed_kv(&kv)?;
     let seed = r.dir.join("seed-fs");
     seed_tree(&seed, 4)?;
     let (kv_s, seed_s) = (r.path_str(&kv)?, r.path_str(&seed)?);
-    let images: Vec<(&str, PathBuf, Bus)> = if env("STORE_IMAGE").is_some() {
+    let images: Vec<(&str, PathBuf, Bus)> = if crate::scenarios::input_path("STORE_IMAGE").is_some() {
         vec![("user", r.image("STORE_IMAGE", "store.img", &[])?, Bus::Virtio)]
     } else {
         vec![
@@ -1111,15 +1174,53 @@ fn persist(r: &mut Run) -> Result<(), String> {
             continue;
         }
         let mut host = r.extract(&img, &format!("{}-before", tag))?.walk(true, true)?;
+        // The churn is sized from the store itself, so any store compacts
+        // within its own capacity (or the run says why it cannot).
+        let shape = store_shape(&img)?;
+        let churn = match persist_churn(&shape) {
+            Ok(c) => c,
+            Err(e) => {
+                r.fail(&format!("{}-capacity", tag), &e);
+                continue;
+            }
+        };
+        r.pass(
+            &format!("{}-churn-plan", tag),
+            &format!(
+                "store of {} entries and {} heap bytes per area holding {} keys ({} bytes): {} puts of {} bytes over {} keys, of which one must compact",
+                shape.slots,
+                shape.heap_bytes,
+                shape.keys,
+                shape.live_bytes,
+                churn.puts(),
+                churn.value,
+                plan::CHURN_KEYS
+            ),
+        );
+        let (rounds, value) = (churn.rounds.to_string(), churn.value.to_string());
+        // Every put is a flush and a commit: the budget grows with them
+        // (0.3 s a put: about 8 ms each under TCG here, with room for a
+        // loaded host).
+        let secs = 240u64.max(120 + churn.puts() * 3 / 10);
         for phase in [1, 2] {
             let boot = format!("{}-phase{}", tag, phase);
             let mounts = [Mount { name: "data", format: fmt, device: bus.guest_name(), read_only: false }];
-            let procs = [checker(CHECKER, &["--mode", "persist", "--phase", &phase.to_string()], grants_for(fmt, "data", "fs", "store", "fs", "store"))];
+            let procs = [checker(CHECKER, &["--mode", "persist", "--phase", &phase.to_string(), "--churn-rounds", &rounds, "--churn-value", &value], grants_for(fmt, "data", "fs", "store", "fs", "store"))];
             let text = manifest_text(&format!("storage-persist {} phase {}", tag, phase), &mounts, &procs);
-            let out = r.boot(&boot, &text, &[Disk { path: img.clone(), bus }], None, timeout(r, 240))?;
+            let out = r.boot(&boot, &text, &[Disk { path: img.clone(), bus }], None, timeout(r, secs))?;
             // Phase 1 overwrites enough that the store must compact.
             let expect: &[&str] = if phase == 1 { &["compaction"] } else { &[] };
             r.judge(&boot, &out, &mounts, &[CHECKER], expect);
+            if phase == 1 {
+                let logged = out.lines.iter().filter(|l| l.contains("storage: data: compaction #")).count();
+                let at = store_shape(&img).map(|after| compacting_put(&churn, &after));
+                let what = format!("{}-compacted", boot);
+                match at {
+                    Ok(Some(p)) if logged > 0 => r.pass(&what, &format!("{} compaction(s) logged; the last at churn put {} of {} ({} bytes each)", logged, p, churn.puts(), churn.value)),
+                    Ok(_) => r.fail(&what, &format!("{} compaction(s) logged in {} churn puts", logged, churn.puts())),
+                    Err(e) => r.fail(&what, &e),
+                }
+            }
             r.check_walk(&format!("{}-walk-start", boot), &out, CHECKER, "start", &host);
             match r.host_state(&format!("{}-after-phase{}", tag, phase), &img, true, true) {
                 Some((_, h)) => {
@@ -1464,7 +1565,7 @@ fn last_begun(lines: &[String]) -> Option<u64> {
 }
 
 fn recovery(r: &mut Run) -> Result<(), String> {
-    let var = if env("RECOVERY_IMAGE").is_some() { "RECOVERY_IMAGE" } else { "WF_IMAGE" };
+    let var = if crate::scenarios::input_path("RECOVERY_IMAGE").is_some() { "RECOVERY_IMAGE" } else { "WF_IMAGE" };
     let img = r.image(var, "recovery.img", &["--writable-nvme"])?;
     let fmt = detect_file(&img)?;
     if !fmt.has_fs() || fmt == Format::Ro {
@@ -1627,6 +1728,92 @@ mod tests {
             .unwrap();
         assert!(status.success(), "building mkstore-image failed");
         own.join("debug/mkstore-image")
+    }
+
+    /// An 8 MiB store (16,384 blocks) holding `keys` keys of `value` bytes,
+    /// written to a file, as `mkstore-image --store --blocks 16384 --seed`
+    /// makes it.
+    fn store_file(name: &str, blocks: u64, keys: usize, value: usize) -> PathBuf {
+        use capos_storage::mem_device::MemBlockDevice;
+        use capos_storage::store::{self, Store};
+        let mut dev = MemBlockDevice::new(blocks);
+        store::format(&mut dev, None).unwrap();
+        let mut st = Store::mount(dev, false).unwrap();
+        for k in 0..keys {
+            st.put(format!("user/{:04}", k).as_bytes(), &vec![k as u8; value]).unwrap();
+        }
+        let path = tmpdir(name).join("store.img");
+        std::fs::write(&path, st.into_device().into_bytes()).unwrap();
+        path
+    }
+
+    /// Phase 1 of the persist workload on the host engine (the guest's
+    /// order: PERSIST_SIZES put, PERSIST_DELETED deleted, then the churn):
+    /// the compactions during the churn and the 1-based put of the last.
+    fn phase1_on_host(img: &Path, churn: plan::Churn) -> (u64, Option<u64>, Vec<u8>) {
+        use capos_storage::mem_device::MemBlockDevice;
+        use capos_storage::store::Store;
+        let mut st = Store::mount(MemBlockDevice::from_bytes(std::fs::read(img).unwrap()), false).unwrap();
+        for (i, &size) in plan::PERSIST_SIZES.iter().enumerate() {
+            st.put(format!("p/{:02}", i).as_bytes(), &vec![1u8; size as usize]).unwrap();
+        }
+        for &i in plan::PERSIST_DELETED {
+            st.delete(format!("p/{:02}", i).as_bytes()).unwrap();
+        }
+        let before = st.compactions;
+        let mut last = None;
+        let mut n = 0;
+        for _round in 0..churn.rounds {
+            for k in 0..plan::CHURN_KEYS {
+                let c = st.compactions;
+                st.put(format!("churn/{}", k).as_bytes(), &vec![2u8; churn.value]).unwrap();
+                n += 1;
+                if st.compactions > c {
+                    last = Some(n);
+                }
+            }
+        }
+        (st.compactions - before, last, st.into_device().into_bytes())
+    }
+
+    #[test]
+    fn the_persist_churn_compacts_an_8_mib_store_of_300_keys() {
+        let img = store_file("persist-300", 16_384, 300, 200);
+        let shape = store_shape(&img).unwrap();
+        assert_eq!((shape.keys, shape.entries), (300, 300));
+        // The fixed churn of old (120 rounds of 6 KiB) never filled this
+        // store's area: no compaction, the failure users saw.
+        assert_eq!(phase1_on_host(&img, plan::Churn::DEFAULT).0, 0, "the old fixed churn does not compact it");
+        let churn = persist_churn(&shape).unwrap();
+        let (compactions, last, after) = phase1_on_host(&img, churn);
+        assert!(compactions >= 1, "{churn:?} made no compaction");
+        // The runner finds the put that compacted from the image alone.
+        let after_path = img.with_extension("after");
+        std::fs::write(&after_path, after).unwrap();
+        assert_eq!(compacting_put(&churn, &store_shape(&after_path).unwrap()), last);
+        assert!(churn.puts() <= 1_000, "{churn:?}: a small store gets a short churn");
+    }
+
+    #[test]
+    fn the_persist_churn_fits_every_store_size_and_refuses_a_full_one() {
+        // The scenario's own stores (1 MiB co-located, mkstore-image's
+        // default), an empty 8 MiB one and a 64 MiB one: each compacts.
+        for (blocks, keys, value) in [(2048u64, 5usize, 100usize), (16_384, 0, 0), (131_072, 50, 4000)] {
+            let img = store_file(&format!("persist-{}", blocks), blocks, keys, value);
+            let churn = persist_churn(&store_shape(&img).unwrap()).unwrap();
+            assert!(phase1_on_host(&img, churn).0 >= 1, "{blocks} blocks: {churn:?}");
+            assert!(churn.puts() <= 1_100, "{blocks} blocks: {churn:?}");
+        }
+        // A store whose own keys leave no room for the workload: refused
+        // with the reason, not run into 'store full'.
+        let full = store_file("persist-full", 2048, 40, 10_000);
+        let e = persist_churn(&store_shape(&full).unwrap()).unwrap_err();
+        assert!(e.starts_with("the store is too full for the persist workload: it holds 40 keys"), "{e}");
+        // The bound itself: min(slots, heap / (7 + value)) + 1 puts in whole
+        // rounds, never fewer than CHURN_ROUNDS.
+        assert_eq!(plan::Churn::for_store(10, 1 << 30), plan::Churn { rounds: plan::CHURN_ROUNDS, value: plan::CHURN_VALUE_MAX });
+        assert_eq!(plan::Churn::for_store(1000, 61_510), plan::Churn { rounds: plan::CHURN_ROUNDS, value: plan::CHURN_VALUE });
+        assert_eq!(plan::Churn::for_store(100_000, 6_151 * 999), plan::Churn { rounds: 250, value: plan::CHURN_VALUE });
     }
 
     fn mk(args: &[&str]) {

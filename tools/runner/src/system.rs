@@ -32,8 +32,11 @@ pub fn ensure(root: &Path, dir: &Path, data_image: Option<&Path>) -> Result<(Def
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {}", dir.display(), e))?;
     let mut made = Vec::new();
     let data = match data_image {
-        Some(p) if p.is_file() => p.to_path_buf(),
-        Some(p) => return Err(format!("DATA_IMAGE {}: no such file", p.display())),
+        Some(p) => match std::fs::File::open(p).and_then(|f| f.metadata()) {
+            Ok(m) if m.is_file() => p.to_path_buf(),
+            Ok(_) => return Err(format!("cannot use DATA_IMAGE {}: not a regular file", p.display())),
+            Err(e) => return Err(format!("cannot read DATA_IMAGE {}: {}", p.display(), e)),
+        },
         None => dir.join("data.img"),
     };
     if !data.exists() {
@@ -100,9 +103,20 @@ pub fn is_default_manifest(manifest: Option<&str>) -> bool {
     }
 }
 
-/// DATA_IMAGE, if set.
+/// DATA_IMAGE, if set (a path that is not UTF-8 is still a path).
 pub fn data_image_env() -> Option<PathBuf> {
-    std::env::var("DATA_IMAGE").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).map(PathBuf::from)
+    crate::scenarios::input_path("DATA_IMAGE")
+}
+
+/// MANIFEST, if set and not blank; an error (never "unset") when it is not
+/// UTF-8, since the manifest path is used as text.
+pub fn manifest_env() -> Result<Option<String>, String> {
+    match std::env::var("MANIFEST") {
+        Ok(m) if m.trim().is_empty() => Ok(None),
+        Ok(m) => Ok(Some(m.trim().to_string())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(format!("MANIFEST={}: the path is not UTF-8; rename the file", v.to_string_lossy())),
+    }
 }
 
 #[cfg(test)]

@@ -36,11 +36,97 @@ pub fn strip_to(kernel: &PathBuf, out: &PathBuf) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, String> {
+/// Where the build's own paths appear in the image instead of the real ones
+/// (`--remap-path-prefix`): the checkout, rustup's toolchain and cargo's
+/// home. Panic locations in a binary name their source file, and the
+/// debug info that LLVM hashes into the `.llvm.<hash>` suffixes of local
+/// symbols names the directory rustc ran in: without this, the same
+/// commit built in two directories gives different binaries (docs/cloud.md,
+/// "Reproducibility").
+pub const REMAP_ROOT: &str = "/capos";
+pub const REMAP_SYSROOT: &str = "/rust-sysroot";
+pub const REMAP_CARGO_HOME: &str = "/cargo-home";
+
+/// `(real path, replacement)` pairs, in the order rustc should see them:
+/// rustc applies the last prefix that matches, so a longer path (a cargo
+/// home inside the checkout) comes after the directory holding it. A path
+/// reached through a symlink is listed as given and as resolved.
+pub fn remaps(s: &Settings) -> Vec<(PathBuf, &'static str)> {
+    let mut v: Vec<(PathBuf, &'static str)> = Vec::new();
+    let mut add = |p: PathBuf, to: &'static str| {
+        if p.as_os_str().is_empty() {
+            return;
+        }
+        if let Ok(c) = p.canonicalize() {
+            if c != p {
+                v.push((c, to));
+            }
+        }
+        v.push((p, to));
+    };
+    add(s.root.clone(), REMAP_ROOT);
+    let sysroot = Command::new("rustc").current_dir(&s.root).args(["--print", "sysroot"]).output();
+    if let Some(o) = sysroot.ok().filter(|o| o.status.success()) {
+        add(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()), REMAP_SYSROOT);
+    }
+    let cargo_home = match std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Some(s.root.join(h)),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")),
+    };
+    if let Some(h) = cargo_home {
+        add(h, REMAP_CARGO_HOME);
+    }
+    v.sort_by_key(|(p, _)| p.as_os_str().len());
+    v
+}
+
+fn toml_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// `cargo build` of `package` for `target` (an image binary: the kernel,
+/// the loader, a userspace program), with the remaps of [`remaps`] added to
+/// the target's rustflags from .cargo/config.toml (cargo joins `--config`
+/// arrays onto the file's). Only target builds get them, so host builds
+/// keep their cache. RUSTFLAGS in the environment would replace every
+/// configured rustflag, the remaps included: refused.
+pub fn target_cargo(s: &Settings, package: &str, target: &str) -> Result<Command, String> {
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            return Err(format!(
+                "{} is set: cargo would then drop the target rustflags of .cargo/config.toml and the runner's --remap-path-prefix flags, and the image would carry this machine's paths; unset it",
+                var
+            ));
+        }
+    }
+    let flags: Vec<String> = remaps(s)
+        .iter()
+        .map(|(from, to)| {
+            let from = from.to_str().ok_or_else(|| format!("{} is not UTF-8: cannot pass it to --remap-path-prefix", from.display()))?;
+            Ok(toml_str(&format!("--remap-path-prefix={}={}", from, to)))
+        })
+        .collect::<Result<_, String>>()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&s.root)
-        .args(["build", "--quiet", "-p", package, "--target", target, "--profile", &s.profile])
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&s.root)
+        .arg("--config")
+        .arg(format!("target.{}.rustflags=[{}]", target, flags.join(", ")))
+        .args(["build", "--quiet", "-p", package, "--target", target, "--profile", &s.profile]);
+    Ok(cmd)
+}
+
+fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, String> {
+    let status = target_cargo(s, package, target)?
         .status()
         .map_err(|e| format!("cannot run cargo: {}", e))?;
     if !status.success() {

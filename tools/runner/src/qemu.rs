@@ -848,7 +848,13 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
         cmd.args(["-s", "-S"]);
         let kernel = art.kernel_symbols.display();
         eprintln!("capos-run: QEMU is waiting for gdb on localhost:1234. In another terminal:");
-        eprintln!("  gdb {} -ex 'target remote localhost:1234' -ex 'break kernel_entry' -ex continue", kernel);
+        // The build names the checkout /capos in debug info (build::remaps).
+        eprintln!(
+            "  gdb {} -ex 'set substitute-path {} {}' -ex 'target remote localhost:1234' -ex 'break kernel_entry' -ex continue",
+            kernel,
+            crate::build::REMAP_ROOT,
+            s.root.display()
+        );
     }
     eprintln!("capos-run: booting {} (quit: Ctrl-A X)", image.display());
     let status = cmd.status().map_err(|e| format!("cannot start qemu-system-x86_64: {}", e))?;

@@ -5,7 +5,6 @@
 use crate::build::Artifacts;
 use crate::esp::{Content, Volume};
 use crate::Settings;
-use std::process::Command;
 
 /// `binary: /boot/NAME` lines of a manifest text.
 pub fn binaries(text: &str) -> Vec<String> {
@@ -17,11 +16,8 @@ pub fn binaries(text: &str) -> Vec<String> {
 
 /// Build demo `name` (package `capos-demo-NAME`) and return its stripped binary.
 pub fn build_demo(s: &Settings, name: &str) -> Result<std::path::PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let package = format!("capos-demo-{}", name);
-    let status = Command::new(&cargo)
-        .current_dir(&s.root)
-        .args(["build", "--quiet", "-p", &package, "--target", "x86_64-unknown-none", "--profile", &s.profile])
+    let status = crate::build::target_cargo(s, &package, "x86_64-unknown-none")?
         .status()
         .map_err(|e| format!("cannot run cargo: {}", e))?;
     if !status.success() {

@@ -941,23 +941,44 @@ fn boot_count(lines: &[String]) -> Option<u64> {
     crate::source::messages_of(lines, "bootcount").find_map(|m| m.strip_prefix("boot ")?.split_whitespace().next()?.parse().ok())
 }
 
+/// PASS/FAIL lines of one boot, counted.
+struct Verdicts<'a> {
+    label: &'a str,
+    passed: u32,
+    failed: u32,
+}
+
+impl<'a> Verdicts<'a> {
+    fn new(label: &'a str) -> Self {
+        Verdicts { label, passed: 0, failed: 0 }
+    }
+
+    fn check(&mut self, ok: bool, what: String) {
+        if ok {
+            self.passed += 1;
+            println!("[PASS] {}: {}", self.label, what);
+        } else {
+            self.failed += 1;
+            println!("[FAIL] {}: {}", self.label, what);
+        }
+    }
+
+    /// A timeout is a failure; otherwise the kernel must exit with success
+    /// (after `halt`).
+    fn exit(&mut self, log: &BootLog) {
+        if log.timed_out {
+            self.check(false, "timed out (a timeout is a failure)".into());
+        } else {
+            self.check(log.exit == Some(crate::qemu::EXIT_KERNEL_SUCCESS), format!("exit status {:?}, want 33 (kernel success after halt)", log.exit));
+        }
+    }
+}
+
 /// Judge one boot; returns (passed, failed).
 fn judge(label: &str, bus: Bus, disk_bytes: u64, log: &BootLog) -> (u32, u32) {
-    let (mut p, mut f) = (0, 0);
-    let mut verdict = |ok: bool, what: String| {
-        if ok {
-            p += 1;
-            println!("[PASS] {}: {}", label, what);
-        } else {
-            f += 1;
-            println!("[FAIL] {}: {}", label, what);
-        }
-    };
-    if log.timed_out {
-        verdict(false, "timed out (a timeout is a failure)".into());
-    } else {
-        verdict(log.exit == Some(crate::qemu::EXIT_KERNEL_SUCCESS), format!("exit status {:?}, want 33 (kernel success after halt)", log.exit));
-    }
+    let mut v = Verdicts::new(label);
+    v.exit(log);
+    let mut verdict = |ok: bool, what: String| v.check(ok, what);
     let lines = classify(&log.lines);
     for want in required_lines(bus) {
         let seen = Pattern::parse(&want).find(&lines).is_some();
@@ -972,7 +993,7 @@ fn judge(label: &str, bus: Bus, disk_bytes: u64, log: &BootLog) -> (u32, u32) {
             verdict(false, format!("forbidden '{}' in: {}", bad, l.raw));
         }
     }
-    (p, f)
+    (v.passed, v.failed)
 }
 
 /// The `cloud-disk` scenario: build the cloud disk the way
@@ -1104,21 +1125,9 @@ fn no_data_boot(s: &Settings, disk: &Path, dir: &Path) -> Result<(u32, u32), Str
 
 fn judge_no_data(log: &BootLog) -> (u32, u32) {
     let label = "cloud-disk/no-data";
-    let (mut p, mut f) = (0, 0);
-    let mut verdict = |ok: bool, what: String| {
-        if ok {
-            p += 1;
-            println!("[PASS] {}: {}", label, what);
-        } else {
-            f += 1;
-            println!("[FAIL] {}: {}", label, what);
-        }
-    };
-    if log.timed_out {
-        verdict(false, "timed out (a timeout is a failure)".into());
-    } else {
-        verdict(log.exit == Some(crate::qemu::EXIT_KERNEL_SUCCESS), format!("exit status {:?}, want 33 (kernel success after halt)", log.exit));
-    }
+    let mut v = Verdicts::new(label);
+    v.exit(log);
+    let mut verdict = |ok: bool, what: String| v.check(ok, what);
     let lines = classify(&log.lines);
     let (mount, declared) = DATA_MOUNT.split_once(": ").unwrap_or((DATA_MOUNT, ""));
     let failed_line = format!("storage: mount {} failed: {}: ", mount, declared);
@@ -1158,7 +1167,7 @@ fn judge_no_data(log: &BootLog) -> (u32, u32) {
             verdict(false, format!("forbidden '{}' in: {}", bad, l.raw));
         }
     }
-    (p, f)
+    (v.passed, v.failed)
 }
 
 // ---------------------------------------------------------------- commands

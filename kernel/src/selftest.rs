@@ -18,7 +18,7 @@ static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
     "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk", "readonly",
-    "nvme-irqs-off", "nvme-timeout", "lockorder", "tlb", "tlb-skip", "scsi-overlap",
+    "nvme-irqs-off", "nvme-timeout", "lockorder", "tlb", "tlb-skip", "scsi-overlap", "scsi-timeout",
 ];
 
 fn report(name: &str, result: Result<String, String>) {
@@ -55,6 +55,7 @@ pub fn run(name: &str) {
         "tlb" => report("tlb-shootdown", tlb_shootdown(false)),
         "tlb-skip" => report("tlb-shootdown", tlb_shootdown(true)),
         "scsi-overlap" => scsi_overlap(),
+        "scsi-timeout" => report("scsi-timeout-reset", scsi_timeout()),
         other => report(
             "unknown-test",
             Err(format!("no self-test named '{}' (known: {})", other, TESTS.join(", "))),
@@ -225,6 +226,41 @@ fn scsi_overlap() {
             Ok(format!("{} bytes in one read with up to {} commands in the device at once match {} byte reads", len, peak, step))
         })());
     }
+}
+
+/// A virtio-scsi command that misses its deadline (a throttled disk, the
+/// deadline cut to TEST_TIMEOUT_NS) must come back as `Timeout`, reset the
+/// device so the abandoned read never lands in its buffer, and leave the
+/// controller failing every later request at once, named as such.
+fn scsi_timeout() -> Result<String, String> {
+    use capos_storage::BlockError;
+    use crate::drivers::virtio_scsi;
+    let (name, _, dev) = crate::drivers::block::all().into_iter().find(|(_, driver, _)| *driver == "virtio-scsi").ok_or("no virtio-scsi disk bound")?;
+    let mut d = dev.lock();
+    // A first read passes the throttle's budget; the next waits in QEMU.
+    let mut warm = alloc::vec![0u8; 4096];
+    d.read_blocks(0, &mut warm).map_err(|e| format!("{}: first read: {}", name, e))?;
+    // Page-aligned DMA memory, so the read targets this buffer itself.
+    let mut buf = crate::drivers::dma::DmaBuffer::new(1).ok_or("out of memory")?;
+    buf.as_mut_slice().fill(0);
+    virtio_scsi::set_test_timeout_ticks(crate::time::tsc_ticks(TEST_TIMEOUT_NS));
+    let r = d.read_blocks(8, &mut buf.as_mut_slice()[..4096]);
+    virtio_scsi::set_test_timeout_ticks(0);
+    if r != Err(BlockError::Timeout) {
+        return Err(format!("{}: a read allowed {} ms returned {:?} (this test needs a throttled disk; blk-scsi's timeout boot gives it one)", name, TEST_TIMEOUT_NS / 1_000_000, r));
+    }
+    buf.as_mut_slice().fill(0x5a);
+    crate::time::spin_ns(LATE_DMA_WATCH_NS);
+    if let Some(i) = buf.as_slice()[..4096].iter().position(|b| *b != 0x5a) {
+        return Err(format!("{}: the timed-out read's buffer changed at byte {} after the reset (late DMA)", name, i));
+    }
+    let start = crate::time::uptime_ns();
+    let after = d.read_blocks(0, &mut warm);
+    let ms = (crate::time::uptime_ns() - start) / 1_000_000;
+    if after != Err(BlockError::Device { status: virtio_scsi::STATUS_CONTROLLER_FAILED }) || ms > 10 {
+        return Err(format!("{}: a read after the timeout returned {:?} in {} ms, want the controller-failed error at once", name, after, ms));
+    }
+    Ok(format!("{}: timed out after {} ms, no late DMA within {} ms, later requests fail at once", name, TEST_TIMEOUT_NS / 1_000_000, LATE_DMA_WATCH_NS / 1_000_000))
 }
 
 /// The first NVMe controller and its first namespace's block device.

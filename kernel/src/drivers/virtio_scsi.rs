@@ -48,7 +48,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use capos_kcore::scsi::{self, Capacity, Cdb, Outcome, ScsiFailure};
 use capos_storage::{BlockDevice, BlockError};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
@@ -227,7 +227,11 @@ impl Controller {
         if self.queue.should_notify() {
             self.transport.notify(REQUEST_QUEUE);
         }
-        Ok(InFlight { command: i, token, slot, deadline: rdtsc().saturating_add(self.timeout_ticks) })
+        let timeout = match TEST_TIMEOUT_TICKS.load(Ordering::Relaxed) {
+            0 => self.timeout_ticks,
+            t => t,
+        };
+        Ok(InFlight { command: i, token, slot, deadline: rdtsc().saturating_add(timeout) })
     }
 
     /// Pop `f`, which the device has finished, and judge it.
@@ -294,7 +298,7 @@ impl Controller {
             capos_abi::icount::device_wait_end();
             let Some(token) = self.queue.peek_used() else {
                 let late = &in_flight[0];
-                let what = format!("{} to target {} timed out after {} ms", cmds[late.command].cdb.name(), cmds[late.command].target, IO_TIMEOUT_NS / 1_000_000);
+                let what = format!("{} to target {} timed out", cmds[late.command].cdb.name(), cmds[late.command].target);
                 self.fail(&what);
                 for f in in_flight.drain(..) {
                     results[f.command] = Some(Err(ScsiError::Timeout));
@@ -415,6 +419,15 @@ impl BlockDevice for ScsiDisk {
             BlockError::from(e)
         })
     }
+}
+
+/// A command deadline in TSC ticks that replaces every controller's own
+/// when non-zero: the `scsi-timeout` self-test shortens it to provoke a
+/// timeout on a throttled disk.
+static TEST_TIMEOUT_TICKS: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_test_timeout_ticks(ticks: u64) {
+    TEST_TIMEOUT_TICKS.store(ticks, Ordering::Relaxed);
 }
 
 /// The most commands any controller has had in the device at once, for

@@ -1335,7 +1335,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             let disk = |target, name, seed| BlkDisk { guest_name: name, kind: DiskKind::Scsi { target, controller: ",disable-legacy=on" }, size: b.size, seed, source: b.image.clone() };
             Scenario {
                 name: "blk-scsi",
-                description: "virtio-scsi: two disks on targets 0 and 3 of the modern device hashed, written, flushed and checked on the host (q35), reads kept in the device together; a sparse 3 TiB disk on the transitional device sized by READ CAPACITY(16) and written past 2 TiB (pc); a legacy-only device is logged and left alone",
+                description: "virtio-scsi: two disks on targets 0 and 3 of the modern device hashed, written, flushed and checked on the host (q35), reads kept in the device together; a sparse 3 TiB disk on the transitional device sized by READ CAPACITY(16) and written past 2 TiB (pc); a timed-out read resets the device with no late DMA; a legacy-only device is logged and left alone",
                 capos_boot_only: false,
                 boots: vec![
                     b.checked(blk_boot("q35-two-targets", "q35", "", "scsi-overlap", vec![disk(0, "sda", 21), disk(3, "sdb", 22)], b.read_mib, &[
@@ -1356,6 +1356,26 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                         1,
                         &["PCI 1af4:1004 (transitional)", "target 1 LUN 0", "6442450944 blocks of 512 bytes (3145728 MiB), sized by READ CAPACITY(16)", "[PASS] scsi-overlap-sda"],
                     ),
+                    // A disk QEMU throttles to NVME_SLOW_IOPS reads a second:
+                    // the self-test's 20 ms deadline passes while the device
+                    // still holds the read.
+                    Boot {
+                        machine: Some("q35"),
+                        qemu_args: vec![
+                            "-drive".into(),
+                            format!("if=none,id=slow,format=raw,file={{disk:slow}},throttling.iops-read={}", NVME_SLOW_IOPS),
+                            "-device".into(),
+                            "virtio-scsi-pci,id=scsi0".into(),
+                            "-device".into(),
+                            "scsi-hd,drive=slow,bus=scsi0.0,scsi-id=2".into(),
+                        ],
+                        scratch_disks: vec![("slow", 1 << 20)],
+                        timeout: Some(60),
+                        ..kernel_boot("q35-timeout", "test=scsi-timeout", Expect::Success, &[
+                            "READ(10) to target 2 timed out; device reset, controller failed",
+                            "[PASS] scsi-timeout-reset",
+                        ])
+                    },
                     Boot {
                         machine: Some("pc"),
                         qemu_args: qemu_args(&[

@@ -21,8 +21,13 @@ fn strip(s: &Settings, kernel: &PathBuf) -> Result<PathBuf, String> {
 }
 
 /// `objcopy --strip-debug input output`.
+/// In a child run of a parallel one (crate::parallel) the file was made
+/// before it started and is only checked for.
 pub fn strip_to(kernel: &PathBuf, out: &PathBuf) -> Result<PathBuf, String> {
     let out = out.clone();
+    if crate::parallel::prebuilt() {
+        return prebuilt_file(out);
+    }
     std::fs::create_dir_all(out.parent().unwrap()).map_err(|e| e.to_string())?;
     let status = Command::new("objcopy")
         .arg("--strip-debug")
@@ -36,7 +41,25 @@ pub fn strip_to(kernel: &PathBuf, out: &PathBuf) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// `path`, which the parallel run built before this child run started.
+pub fn prebuilt_file(path: PathBuf) -> Result<PathBuf, String> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{} was not built before the parallel run started (parallel.rs prebuild misses it; JOBS=1 builds as it goes)", path.display()))
+    }
+}
+
+/// The binary `package` built for `target` in `s.profile`; built by cargo
+/// unless this is a child run of a parallel one (crate::parallel), which
+/// runs no cargo.
 fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, String> {
+    let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
+    let ext = if target.ends_with("uefi") { ".efi" } else { "" };
+    let out = s.root.join("target").join(target).join(dir).join(format!("{}{}", package, ext));
+    if crate::parallel::prebuilt() {
+        return prebuilt_file(out);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&s.root)
@@ -46,9 +69,7 @@ fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, Str
     if !status.success() {
         return Err(format!("building {} for {} failed", package, target));
     }
-    let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
-    let ext = if target.ends_with("uefi") { ".efi" } else { "" };
-    Ok(s.root.join("target").join(target).join(dir).join(format!("{}{}", package, ext)))
+    Ok(out)
 }
 
 pub fn build_all(s: &Settings) -> Result<Artifacts, String> {

@@ -165,9 +165,13 @@ fn main() -> ExitCode {
             }
             // More than one scenario and more than one job: each in a
             // child run, JOBS at a time (parallel.rs); else in this
-            // process, output streamed.
+            // process, output streamed. A scenario named twice runs twice,
+            // so one after another (the runs share its directory).
             let jobs = parallel::jobs("JOBS");
-            if jobs > 1 && wanted.len() + wanted_storage.len() > 1 {
+            let mut names = args[1..].to_vec();
+            names.sort();
+            names.dedup();
+            if jobs > 1 && names.len() > 1 && names.len() == args.len() - 1 {
                 judged(parallel::test(&settings, wanted, wanted_storage, jobs))
             } else {
                 judged(qemu::run_all(&settings, &wanted, &wanted_storage))

@@ -45,6 +45,10 @@ BENCH_ICOUNT     ?= on
 # how many benchmarks run at once (default: one per core).
 BENCH_BUDGETS    ?=
 BENCH_JOBS       ?=
+# Scenarios at once when several are run (make test): default one per core;
+# JOBS=1 runs them one after another with the output streamed.
+# docs/testing.md.
+JOBS             ?=
 # Storage scenarios (README.md "Storage scenarios"): your own images, each
 # copied to target/scenarios/ first (never written) unless
 # STORAGE_IN_PLACE=1. Empty: small images built by mkstore-image.
@@ -60,7 +64,7 @@ STORAGE_IN_PLACE ?=
 SHELL_SCRIPT     ?=
 DATA_IMAGE       ?=
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST FUZZ_SECONDS FUZZ_TARGETS \
-       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT BENCH_JOBS \
+       BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT BENCH_JOBS JOBS \
        RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE
 
 CARGO  ?= cargo
@@ -70,12 +74,15 @@ RUNNER := $(CARGO) run --quiet -p capos-run --
 HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image \
                  -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service \
                  -p capos-fuzz
-# QEMU scenarios `make test` runs, in order.
-SCENARIOS := smoke smoke-matrix fault smp process-lifetime-smp4 storage-services-smp4 loader-errors boot-menu diag prompt-robustness acpi pci msix \
+# QEMU scenarios `make test` runs, JOBS at a time, their output printed in
+# this order. The last four run alone, after the others (docs/testing.md),
+# so they come last here and the output is not held back behind them.
+SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi blk-scsi hello ipc cap-faults process-lifetime default-system shell \
-             storage-readonly storage-writable storage-writable-recovery storage-persist storage-hostile \
+             storage-readonly storage-writable storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
-             storage-services-churn
+             storage-services-churn \
+             smp process-lifetime-smp4 storage-services-smp4 storage-writable-recovery
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \

@@ -13,8 +13,9 @@
 //! is executed instructions per op. `unbudgeted` lists a figure that is
 //! printed but does not repeat, with the reason in the comment.
 //!
-//! The check runs every benchmark the file names, [`jobs`] at a time, each
-//! as its own `capos-run test <benchmark>` with its log in
+//! The check runs every benchmark the file names, [`jobs`] at a time
+//! (crate::parallel, as `capos-run test` runs scenarios), each as its own
+//! `capos-run test <benchmark>` with its log in
 //! target/bench-check/, and reads the figures each writes to
 //! [`FIGURES_ENV`]. A figure more than [`ALLOWED_OVER`] over its budget
 //! fails; so does a budgeted figure the benchmark did not print, a printed
@@ -25,8 +26,7 @@ use crate::qemu::Tally;
 use crate::Settings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The committed budget file, relative to the workspace.
 pub const DEFAULT_FILE: &str = "tools/bench-budgets.txt";
@@ -234,11 +234,7 @@ pub fn check(entries: &[Entry], figures: &BTreeMap<String, Vec<(String, f64)>>) 
 
 /// How many benchmarks run at once: BENCH_JOBS, else one per core.
 pub fn jobs() -> usize {
-    std::env::var("BENCH_JOBS")
-        .ok()
-        .and_then(|j| j.trim().parse().ok())
-        .filter(|j| *j > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    crate::parallel::jobs("BENCH_JOBS")
 }
 
 /// Longest first, so the last to start is a short one (measured on the
@@ -252,35 +248,16 @@ fn run_order(benches: &[String]) -> Vec<String> {
     v
 }
 
-/// One benchmark run in progress or done.
-struct Run {
-    bench: String,
-    log: PathBuf,
-    figures: PathBuf,
-    started: Instant,
-    child: Option<std::process::Child>,
-    result: Option<(Option<i32>, Duration)>,
+/// Where benchmark `b`'s run writes its figures (FIGURES_ENV).
+fn figures_file(dir: &std::path::Path, b: &str) -> PathBuf {
+    dir.join(format!("{}.figures.txt", b))
 }
 
-/// Build what every benchmark boots, once, before any starts, so parallel
-/// runs do not wait on each other's cargo (and each finds its binaries).
+/// Build what every benchmark boots, once, before any starts
+/// (crate::parallel::prebuild): the runs then build nothing.
 fn prebuild(s: &Settings, benches: &[String]) -> Result<(), String> {
-    crate::icount::build_plugin(&s.root)?;
-    for sc in crate::scenarios::all().into_iter().filter(|sc| benches.iter().any(|b| b == sc.name)) {
-        for boot in &sc.boots {
-            if boot.linux_guest {
-                continue;
-            }
-            let bs = Settings { profile: boot.profile.clone().unwrap_or_else(|| s.profile.clone()), ..s.clone() };
-            let art = crate::build::build_all(&bs)?;
-            if boot.default_system {
-                crate::qemu::default_volume(&bs, &art)?;
-            } else if let Some((manifest, cmdline)) = boot.userspace {
-                crate::userspace::volume(&bs, &art, manifest, cmdline)?;
-            }
-        }
-    }
-    Ok(())
+    let wanted: Vec<_> = crate::scenarios::all().into_iter().filter(|sc| benches.iter().any(|b| b == sc.name)).collect();
+    crate::parallel::prebuild(s, &wanted, false)
 }
 
 /// `capos-run bench-check [BUDGET_FILE]`: run the benchmarks the file names
@@ -302,71 +279,56 @@ pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
     prebuild(s, &benches)?;
     let dir = s.root.join("target/bench-check");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {}", dir.display(), e))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find capos-run itself: {}", e))?;
     let jobs = jobs();
     println!("== bench-check: {} at a time; logs in {}", jobs, dir.display());
-    let mut runs: Vec<Run> = run_order(&benches)
-        .into_iter()
-        .map(|b| Run {
-            log: dir.join(format!("{}.log", b)),
-            figures: dir.join(format!("{}.figures.txt", b)),
-            bench: b,
-            started: Instant::now(),
-            child: None,
-            result: None,
+    let order = run_order(&benches);
+    let specs: Vec<crate::parallel::Spec> = order
+        .iter()
+        .map(|b| {
+            let figures = figures_file(&dir, b);
+            let _ = std::fs::remove_file(&figures);
+            crate::parallel::Spec {
+                name: b.clone(),
+                args: vec!["test".into(), b.clone()],
+                env: vec![(FIGURES_ENV.into(), figures.into_os_string()), (crate::parallel::PREBUILT_ENV.into(), "1".into())],
+                log: dir.join(format!("{}.log", b)),
+                alone: false,
+                long: false,
+            }
         })
         .collect();
-    loop {
-        for r in runs.iter_mut().filter(|r| r.child.is_some()) {
-            if let Some(status) = r.child.as_mut().unwrap().try_wait().map_err(|e| e.to_string())? {
-                r.child = None;
-                let took = r.started.elapsed();
-                r.result = Some((status.code(), took));
-                let how = if status.success() { "passed".to_string() } else { format!("FAILED ({})", status) };
-                println!("== {}: {} in {} s", r.bench, how, took.as_secs());
-            }
-        }
-        let running = runs.iter().filter(|r| r.child.is_some()).count();
-        let next = runs.iter_mut().find(|r| r.child.is_none() && r.result.is_none());
-        match next {
-            Some(r) if running < jobs => {
-                let _ = std::fs::remove_file(&r.figures);
-                let log = std::fs::File::create(&r.log).map_err(|e| format!("{}: {}", r.log.display(), e))?;
-                let err = log.try_clone().map_err(|e| e.to_string())?;
-                r.started = Instant::now();
-                let child = Command::new(&exe)
-                    .args(["test", &r.bench])
-                    .env(FIGURES_ENV, &r.figures)
-                    .current_dir(&s.root)
-                    .stdin(Stdio::null())
-                    .stdout(log)
-                    .stderr(err)
-                    .spawn()
-                    .map_err(|e| format!("cannot start {} test {}: {}", exe.display(), r.bench, e))?;
-                println!("== {}: started (log: {})", r.bench, r.log.display());
-                r.child = Some(child);
-                continue;
-            }
-            None if running == 0 => break,
-            _ => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
+    let results = crate::parallel::run(
+        &s.root,
+        &specs,
+        jobs,
+        |i| println!("== {}: started (log: {})", specs[i].name, specs[i].log.display()),
+        |i, f| {
+            let how = match (&f.error, f.code) {
+                (Some(e), _) => format!("FAILED to start: {}", e),
+                (None, Some(0)) => "passed".to_string(),
+                (None, Some(c)) => format!("FAILED (exit status: {})", c),
+                (None, None) => "FAILED (killed by a signal)".to_string(),
+            };
+            println!("== {}: {} in {} s", specs[i].name, how, f.took.as_secs());
+        },
+    );
     let mut t = Tally::default();
     let mut figures = BTreeMap::new();
-    for r in &runs {
-        let (code, _) = r.result.unwrap_or((None, Duration::ZERO));
-        if code != Some(0) {
-            t.fail(&r.bench, &format!("the benchmark run failed (exit {:?}); its log: {}", code, r.log.display()));
+    for (r, f) in specs.iter().zip(&results) {
+        if f.code != Some(0) {
+            let why = f.error.clone().unwrap_or_else(|| format!("exit {:?}", f.code));
+            t.fail(&r.name, &format!("the benchmark run failed ({}); its log: {}", why, r.log.display()));
             for l in std::fs::read_to_string(&r.log).unwrap_or_default().lines().filter(|l| l.starts_with("[FAIL]") || l.starts_with("capos-run:")) {
                 println!("   {}", l);
             }
         }
-        let printed = std::fs::read_to_string(&r.figures).ok().map(|t| crate::icount::parse_reference(&t));
+        let path = figures_file(&dir, &r.name);
+        let printed = std::fs::read_to_string(&path).ok().map(|t| crate::icount::parse_reference(&t));
         match printed {
             Some(Ok(f)) => {
-                figures.insert(r.bench.clone(), f);
+                figures.insert(r.name.clone(), f);
             }
-            Some(Err(e)) => t.fail(&r.bench, &format!("{}: {}", r.figures.display(), e)),
+            Some(Err(e)) => t.fail(&r.name, &format!("{}: {}", path.display(), e)),
             None => {}
         }
     }

@@ -21,8 +21,13 @@ fn strip(s: &Settings, kernel: &PathBuf) -> Result<PathBuf, String> {
 }
 
 /// `objcopy --strip-debug input output`.
+/// In a child run of a parallel one (crate::parallel) the file was made
+/// before it started and is only checked for.
 pub fn strip_to(kernel: &PathBuf, out: &PathBuf) -> Result<PathBuf, String> {
     let out = out.clone();
+    if crate::parallel::prebuilt() {
+        return prebuilt_file(out);
+    }
     std::fs::create_dir_all(out.parent().unwrap()).map_err(|e| e.to_string())?;
     let status = Command::new("objcopy")
         .arg("--strip-debug")
@@ -94,13 +99,13 @@ fn toml_str(s: &str) -> String {
     o
 }
 
-/// `cargo build` of `package` for `target` (an image binary: the kernel,
-/// the loader, a userspace program), with the remaps of [`remaps`] added to
+/// `cargo build` for `target` (image binaries: the kernel, the loader,
+/// userspace programs; the caller adds `-p PACKAGE` for each), with the remaps of [`remaps`] added to
 /// the target's rustflags from .cargo/config.toml (cargo joins `--config`
 /// arrays onto the file's). Only target builds get them, so host builds
 /// keep their cache. RUSTFLAGS in the environment would replace every
 /// configured rustflag, the remaps included: refused.
-pub fn target_cargo(s: &Settings, package: &str, target: &str) -> Result<Command, String> {
+pub fn target_cargo(s: &Settings, target: &str) -> Result<Command, String> {
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
         if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
             return Err(format!(
@@ -121,20 +126,37 @@ pub fn target_cargo(s: &Settings, package: &str, target: &str) -> Result<Command
     cmd.current_dir(&s.root)
         .arg("--config")
         .arg(format!("target.{}.rustflags=[{}]", target, flags.join(", ")))
-        .args(["build", "--quiet", "-p", package, "--target", target, "--profile", &s.profile]);
+        .args(["build", "--quiet", "--target", target, "--profile", &s.profile]);
     Ok(cmd)
 }
 
+/// `path`, which the parallel run built before this child run started.
+pub fn prebuilt_file(path: PathBuf) -> Result<PathBuf, String> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{} was not built before the parallel run started (parallel.rs prebuild misses it; JOBS=1 builds as it goes)", path.display()))
+    }
+}
+
+/// The binary `package` built for `target` in `s.profile`; built by cargo
+/// unless this is a child run of a parallel one (crate::parallel), which
+/// runs no cargo.
 fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, String> {
-    let status = target_cargo(s, package, target)?
+    let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
+    let ext = if target.ends_with("uefi") { ".efi" } else { "" };
+    let out = s.root.join("target").join(target).join(dir).join(format!("{}{}", package, ext));
+    if crate::parallel::prebuilt() {
+        return prebuilt_file(out);
+    }
+    let status = target_cargo(s, target)?
+        .args(["-p", package])
         .status()
         .map_err(|e| format!("cannot run cargo: {}", e))?;
     if !status.success() {
         return Err(format!("building {} for {} failed", package, target));
     }
-    let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
-    let ext = if target.ends_with("uefi") { ".efi" } else { "" };
-    Ok(s.root.join("target").join(target).join(dir).join(format!("{}{}", package, ext)))
+    Ok(out)
 }
 
 pub fn build_all(s: &Settings) -> Result<Artifacts, String> {

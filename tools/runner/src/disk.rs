@@ -304,6 +304,9 @@ pub fn make_tarball(disk: &Path, tarball: &Path, sde: u64) -> Result<(), String>
 }
 
 pub fn build_mkstore_image(root: &Path) -> Result<PathBuf, String> {
+    if crate::parallel::prebuilt() {
+        return crate::build::prebuilt_file(root.join("target/debug/mkstore-image"));
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! capos-run test SCENARIO...   run scenarios, print [PASS]/[FAIL] lines and
-//!                              "N passed, N failed"; exit 1 on any failure
+//!                              "N passed, N failed"; exit 1 on any failure;
+//!                              JOBS (default: one per core) at a time, each
+//!                              one's output printed whole (parallel.rs)
 //! capos-run run                boot interactively (serial on this terminal)
 //! capos-run debug              like run, QEMU waits for gdb on :1234
 //! capos-run list               list scenarios
@@ -25,7 +27,9 @@
 //! SCENARIO_TIMEOUT (seconds per boot), CMDLINE (for run/debug), OVMF_CODE,
 //! OVMF_VARS, LIMINE_DIR (boot with a real Limine release instead of
 //! capos-boot), KERNEL_PROFILE (dev|release), BENCH_PROFILE (the cargo
-//! profile of the bench-* scenarios, default bench-opt).
+//! profile of the bench-* scenarios, default bench-opt), JOBS (scenarios
+//! at once for `test`; 1: one after another in this process, streamed),
+//! BENCH_JOBS (benchmarks at once for `bench-check`).
 
 mod budget;
 mod build;
@@ -35,6 +39,7 @@ mod elfgen;
 mod esp;
 mod icount;
 mod linux;
+mod parallel;
 mod qemu;
 mod scenarios;
 mod source;
@@ -158,7 +163,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            judged(qemu::run_all(&settings, &wanted, &wanted_storage))
+            // More than one scenario and more than one job: each in a
+            // child run, JOBS at a time (parallel.rs); else in this
+            // process, output streamed. A scenario named twice runs twice,
+            // so one after another (the runs share its directory).
+            let jobs = parallel::jobs("JOBS");
+            let mut names = args[1..].to_vec();
+            names.sort();
+            names.dedup();
+            if jobs > 1 && names.len() > 1 && names.len() == args.len() - 1 {
+                judged(parallel::test(&settings, wanted, wanted_storage, jobs))
+            } else {
+                judged(qemu::run_all(&settings, &wanted, &wanted_storage))
+            }
         }
         "bench-check" => judged(budget::bench_check(&settings, args.get(1).map(String::as_str))),
         "run" | "debug" => match qemu::interactive(&settings, cmd == "debug") {

@@ -15,14 +15,54 @@ pub fn binaries(text: &str) -> Vec<String> {
 }
 
 /// Build demo `name` (package `capos-demo-NAME`) and return its stripped binary.
+/// (A child run of a parallel one, crate::parallel, only checks that it
+/// was built.)
 pub fn build_demo(s: &Settings, name: &str) -> Result<std::path::PathBuf, String> {
-    let package = format!("capos-demo-{}", name);
-    let status = crate::build::target_cargo(s, &package, "x86_64-unknown-none")?
+    if !crate::parallel::prebuilt() {
+        cargo_demos(s, &[name.to_string()])?;
+    }
+    strip_demo(s, name)
+}
+
+/// `cargo build` the demos `names` (packages `capos-demo-NAME`) at once.
+fn cargo_demos(s: &Settings, names: &[String]) -> Result<(), String> {
+    let mut cmd = crate::build::target_cargo(s, "x86_64-unknown-none")?;
+    for n in names {
+        cmd.args(["-p", &format!("capos-demo-{}", n)]);
+    }
+    let status = cmd
         .status()
         .map_err(|e| format!("cannot run cargo: {}", e))?;
     if !status.success() {
-        return Err(format!("building {} failed", package));
+        return Err(format!("building {} failed", names.iter().map(|n| format!("capos-demo-{}", n)).collect::<Vec<_>>().join(", ")));
     }
+    Ok(())
+}
+
+/// Every demo of demos/ (a directory with a Cargo.toml), by name.
+pub fn all_demos(s: &Settings) -> Result<Vec<String>, String> {
+    let dir = s.root.join("demos");
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {}", dir.display(), e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Build and strip every demo (crate::parallel's prebuild), in one cargo call.
+pub fn build_all_demos(s: &Settings) -> Result<(), String> {
+    let names = all_demos(s)?;
+    cargo_demos(s, &names)?;
+    for n in &names {
+        strip_demo(s, n)?;
+    }
+    Ok(())
+}
+
+fn strip_demo(s: &Settings, name: &str) -> Result<std::path::PathBuf, String> {
     let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
     let bin = s.root.join("target/x86_64-unknown-none").join(dir).join(name);
     crate::build::strip_to(&bin, &s.root.join("target/scenarios").join(format!("{}.{}.boot.elf", name, s.profile)))

@@ -356,18 +356,23 @@ pub enum ScsiFailure {
     Status(u8),
     /// The device's answer could not be decoded.
     Malformed,
+    /// A read or write finished GOOD but moved this many bytes fewer than
+    /// asked (the residual): its data cannot be trusted.
+    Short(u32),
 }
 
 impl ScsiFailure {
     /// The `BlockError::Device` status: top byte the layer (1 transport,
-    /// 2 sense, 3 status, 4 malformed), then sense key, ASC and ASCQ, or
-    /// the response or status code in the low byte.
+    /// 2 sense, 3 status, 4 malformed, 6 short transfer), then sense key,
+    /// ASC and ASCQ, or the response or status code in the low byte, or
+    /// the residual (saturated to 24 bits).
     pub fn status(&self) -> u32 {
         match *self {
             ScsiFailure::Transport(r) => 0x0100_0000 | r as u32,
             ScsiFailure::Sense(s) => 0x0200_0000 | (s.key as u32) << 16 | (s.asc as u32) << 8 | s.ascq as u32,
             ScsiFailure::Status(s) => 0x0300_0000 | s as u32,
             ScsiFailure::Malformed => 0x0400_0000,
+            ScsiFailure::Short(r) => 0x0600_0000 | r.min(0x00ff_ffff),
         }
     }
 }
@@ -379,6 +384,7 @@ impl core::fmt::Display for ScsiFailure {
             ScsiFailure::Sense(s) => write!(f, "CHECK CONDITION: {}", s),
             ScsiFailure::Status(s) => write!(f, "SCSI status {:#04x} ({})", s, status_name(*s)),
             ScsiFailure::Malformed => write!(f, "malformed response"),
+            ScsiFailure::Short(r) => write!(f, "short transfer: {} bytes not moved", r),
         }
     }
 }
@@ -390,6 +396,15 @@ pub enum Outcome {
     /// A condition that passes by itself: send the command again.
     Retry(ScsiFailure),
     Fail(ScsiFailure),
+}
+
+/// Judge a finished read or write, which must move every byte: as
+/// [`outcome`], and a GOOD answer with a residual is a failure.
+pub fn outcome_exact(r: &Response) -> Outcome {
+    match outcome(r) {
+        Outcome::Done if r.residual != 0 => Outcome::Fail(ScsiFailure::Short(r.residual)),
+        o => o,
+    }
 }
 
 /// Judge a finished command (rule 2).
@@ -651,11 +666,24 @@ mod tests {
     }
 
     #[test]
+    fn a_short_read_is_a_failure_only_where_every_byte_is_owed() {
+        let mut b = response_bytes(response::OK, status::GOOD, &[], 0);
+        b[4..8].copy_from_slice(&512u32.to_le_bytes());
+        let r = decode_response(&b, SENSE_SIZE).unwrap();
+        assert_eq!(r.residual, 512);
+        assert_eq!(outcome(&r), Outcome::Done, "INQUIRY may answer less than asked");
+        assert_eq!(outcome_exact(&r), Outcome::Fail(ScsiFailure::Short(512)));
+        assert_eq!(ScsiFailure::Short(u32::MAX).status(), 0x06ff_ffff);
+        let b = response_bytes(response::OK, status::GOOD, &[], 0);
+        assert_eq!(outcome_exact(&decode_response(&b, SENSE_SIZE).unwrap()), Outcome::Done);
+    }
+
+    #[test]
     fn failure_status_names_its_layer() {
         assert_eq!(ScsiFailure::Sense(Sense { key: 5, asc: 0x21, ascq: 0 }).status(), 0x0205_2100);
         assert_eq!(ScsiFailure::Transport(3).status(), 0x0100_0003);
         assert_eq!(ScsiFailure::Status(0x18).status(), 0x0300_0018);
-        let all = [ScsiFailure::Transport(0), ScsiFailure::Sense(Sense { key: 0, asc: 0, ascq: 0 }), ScsiFailure::Status(0), ScsiFailure::Malformed];
+        let all = [ScsiFailure::Transport(0), ScsiFailure::Sense(Sense { key: 0, asc: 0, ascq: 0 }), ScsiFailure::Status(0), ScsiFailure::Malformed, ScsiFailure::Short(0)];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a.status(), b.status());

@@ -136,6 +136,9 @@ pub struct Command<'a> {
     pub target: u16,
     pub cdb: Cdb,
     pub data: Data<'a>,
+    /// Every byte of `data` must move (reads and writes); INQUIRY and the
+    /// like may answer less than they were given room for.
+    pub exact: bool,
 }
 
 /// A command in the device: its index in the batch, its token, and the
@@ -250,7 +253,9 @@ impl Controller {
         // Popped: the device is done with the slot.
         self.slots.free.push(f.slot);
         let (_, response) = self.slots.get(f.slot);
+        let exact = c.exact;
         match scsi::decode_response(response, self.sense_size) {
+            Ok(r) if exact => Ok(scsi::outcome_exact(&r)),
             Ok(r) => Ok(scsi::outcome(&r)),
             Err(_) => Ok(Outcome::Fail(ScsiFailure::Malformed)),
         }
@@ -342,7 +347,7 @@ impl Controller {
 
     /// One command, its data in `data`.
     fn one(&mut self, target: u16, cdb: Cdb, data: Data) -> Result<(), ScsiError> {
-        self.run(&mut [Command { target, cdb, data }]).pop().unwrap_or(Err(ScsiError::Queue))
+        self.run(&mut [Command { target, cdb, data, exact: false }]).pop().unwrap_or(Err(ScsiError::Queue))
     }
 }
 
@@ -364,12 +369,12 @@ impl ScsiDisk {
         match data {
             Data::In(buf) => {
                 for (p, chunk) in pieces.iter().zip(buf.chunks_mut(self.max_blocks as usize * bl)) {
-                    cmds.push(Command { target: self.target, cdb: Cdb::rw(false, p.lba, p.blocks).ok_or(BlockError::OutOfRange)?, data: Data::In(chunk) });
+                    cmds.push(Command { target: self.target, cdb: Cdb::rw(false, p.lba, p.blocks).ok_or(BlockError::OutOfRange)?, data: Data::In(chunk), exact: true });
                 }
             }
             Data::Out(buf) => {
                 for (p, chunk) in pieces.iter().zip(buf.chunks(self.max_blocks as usize * bl)) {
-                    cmds.push(Command { target: self.target, cdb: Cdb::rw(true, p.lba, p.blocks).ok_or(BlockError::OutOfRange)?, data: Data::Out(chunk) });
+                    cmds.push(Command { target: self.target, cdb: Cdb::rw(true, p.lba, p.blocks).ok_or(BlockError::OutOfRange)?, data: Data::Out(chunk), exact: true });
                 }
             }
             Data::None => return Ok(()),
@@ -501,7 +506,7 @@ fn controller(dev: &pci::Device) -> Option<Controller> {
 /// targets are asked at once (a batch), so an empty bus costs one round.
 fn scan(c: &mut Controller, max_target: u16) -> Vec<(u16, scsi::Inquiry)> {
     let mut bufs: Vec<[u8; 36]> = vec![[0u8; 36]; max_target as usize + 1];
-    let mut cmds: Vec<Command> = bufs.iter_mut().enumerate().map(|(t, b)| Command { target: t as u16, cdb: Cdb::inquiry(36), data: Data::In(b) }).collect();
+    let mut cmds: Vec<Command> = bufs.iter_mut().enumerate().map(|(t, b)| Command { target: t as u16, cdb: Cdb::inquiry(36), data: Data::In(b), exact: false }).collect();
     let results = c.run(&mut cmds);
     drop(cmds);
     let mut found = Vec::new();

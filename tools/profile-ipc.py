@@ -142,7 +142,7 @@ class Elf:
                 fn, loc = ls[i], ls[i + 1]
                 loc = re.sub(r"^.*/(library/)", r"\1", loc)
                 loc = loc.replace(ROOT + "/", "")
-                loc = re.sub(r"^/root/\.cargo/registry/src/[^/]+/", "", loc)
+                loc = re.sub(r"^(?:.*?/\.cargo|/cargo-home)/registry/src/[^/]+/", "", loc)
                 chain.append((fn, loc))
             self.lines[a] = chain or [("?", "?")]
 

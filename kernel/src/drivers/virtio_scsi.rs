@@ -302,7 +302,8 @@ impl Controller {
             }
             capos_abi::icount::device_wait_end();
             let Some(token) = self.queue.peek_used() else {
-                let late = &in_flight[0];
+                // Name the command whose deadline passed first.
+                let late = in_flight.iter().min_by_key(|f| f.deadline).unwrap_or(&in_flight[0]);
                 let what = format!("{} to target {} timed out", cmds[late.command].cdb.name(), cmds[late.command].target);
                 self.fail(&what);
                 for f in in_flight.drain(..) {

@@ -187,8 +187,13 @@ fn drive(start: &StartInfo) -> i32 {
     println!("free frames: steady {} end {}", steady_frames, end_frames);
     let mut ok = verdict(problem.is_none(), "lifetime-restarts-serve-through-the-same-capability", problem.as_deref().unwrap_or(""));
     ok &= verdict(peer_gone == rounds / 2, "lifetime-call-in-flight-gets-peer-gone", "not every crash round saw PeerGone");
+    // At least as many free at the end as at round 2: a leak of one frame
+    // per restart would be ~198 short. More is not a leak: on several CPUs
+    // round 2's count may catch the dead instance's kernel stack before the
+    // CPU that ran it has switched away and freed it (a clean-clone run with
+    // 4 CPUs saw 8 more free at the end than at round 2).
     ok &= verdict(
-        steady_frames != 0 && steady_frames == end_frames,
+        steady_frames != 0 && end_frames >= steady_frames,
         "lifetime-no-frame-leaks",
         &alloc::format!("{} frames at round 2, {} at the end", steady_frames, end_frames),
     );

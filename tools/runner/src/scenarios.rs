@@ -475,13 +475,17 @@ fn two_hundred_rebinds(lines: &[String]) -> Result<String, String> {
     }
 }
 
-/// The driver's `free frames: steady N end M`: equal, or frames leaked.
+/// The driver's `free frames: steady N end M`: at least N at the end, or frames leaked.
 fn frames_back_at_steady(lines: &[String]) -> Result<String, String> {
     let line = crate::source::messages_of(lines, "driver").find_map(|m| m.strip_prefix("free frames: steady ").map(|rest| rest.to_string()));
     let Some(rest) = line else { return Err("the driver never printed its free frames".into()) };
     let figures: Vec<u64> = rest.split(" end ").filter_map(|f| f.trim().parse().ok()).collect();
+    // At least the round-2 count at the end (demos/lifetime says why more
+    // is not a leak: a dead instance's stack still held at round 2 on
+    // several CPUs); one frame leaked per restart would be ~198 short.
     match figures.as_slice() {
         [steady, end] if steady == end && *steady > 0 => Ok(format!("{steady} free frames after round 2 and after round 200")),
+        [steady, end] if end > steady && *steady > 0 => Ok(format!("{steady} free frames after round 2, {end} after round 200 (none lost; {} held at round 2 were freed later)", end - steady)),
         [steady, end] => Err(format!("{steady} free frames after round 2, {end} after round 200 ({} leaked)", *steady as i64 - *end as i64)),
         _ => Err(format!("cannot read the figures in '{rest}'")),
     }

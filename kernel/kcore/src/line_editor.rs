@@ -368,16 +368,7 @@ impl<const N: usize> LineEditorN<N> {
             },
             Parse::Ss3 => {
                 self.end_sequence();
-                let key = match b {
-                    b'A' => Some(Key::Up),
-                    b'B' => Some(Key::Down),
-                    b'C' => Some(Key::Right),
-                    b'D' => Some(Key::Left),
-                    b'H' => Some(Key::Home),
-                    b'F' => Some(Key::End),
-                    _ => None,
-                };
-                key.map_or(Event::None, |k| self.key(k))
+                cursor_key(b).map_or(Event::None, |k| self.key(k))
             }
             // Not reached: only the three states above come here.
             Parse::Ground | Parse::Str | Parse::StrEsc => Event::None,
@@ -533,6 +524,20 @@ impl<const N: usize> LineEditorN<N> {
     }
 }
 
+/// The key a final byte names after `ESC [` or `ESC O`: the arrows, Home
+/// and End are the same letters in both.
+fn cursor_key(fin: u8) -> Option<Key> {
+    match fin {
+        b'A' => Some(Key::Up),
+        b'B' => Some(Key::Down),
+        b'C' => Some(Key::Right),
+        b'D' => Some(Key::Left),
+        b'H' => Some(Key::Home),
+        b'F' => Some(Key::End),
+        _ => None,
+    }
+}
+
 /// The key a complete CSI sequence (`params_and_intermediates`, `fin`) is.
 fn csi_key(params: &[u8], fin: u8) -> Option<Key> {
     if params.first().is_some_and(|c| (0x3c..=0x3f).contains(c)) {
@@ -541,13 +546,10 @@ fn csi_key(params: &[u8], fin: u8) -> Option<Key> {
     if params.iter().any(|c| (0x20..=0x2f).contains(c)) {
         return None; // intermediates: not a key we know
     }
+    if let Some(k) = cursor_key(fin) {
+        return Some(k);
+    }
     match fin {
-        b'A' => Some(Key::Up),
-        b'B' => Some(Key::Down),
-        b'C' => Some(Key::Right),
-        b'D' => Some(Key::Left),
-        b'H' => Some(Key::Home),
-        b'F' => Some(Key::End),
         b'~' => {
             // The first parameter names the key (the rest are modifiers).
             let first = params.split(|c| *c == b';' || *c == b':').next().unwrap_or(&[]);

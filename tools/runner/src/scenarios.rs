@@ -440,22 +440,28 @@ fn blk_boot(name: &'static str, machine: &'static str, extra_cmdline: &str, more
 /// `latency-ns` would not do: it fills the buffer first and only then
 /// waits to complete.)
 fn nvme_timeout_boot(name: &'static str, cmdline: &'static str, mode: &'static str) -> Boot {
+    throttled_disk_boot(name, &["nvme,serial=capos-slow,drive=slow"], cmdline, &[
+        mode,
+        "nvme0: command cid",
+        "(read) timed out after 20 ms; controller reset",
+        "[PASS] nvme-timeout-reset",
+    ])
+}
+
+/// A q35 boot whose one disk (`-drive` id `slow`, attached by `devices`,
+/// `-device` arguments) QEMU throttles to NVME_SLOW_IOPS reads a second,
+/// running the timeout self-test `cmdline` names.
+fn throttled_disk_boot(name: &'static str, devices: &[&str], cmdline: &'static str, expect: &[&str]) -> Boot {
+    let mut qemu_args = vec!["-drive".to_string(), format!("if=none,id=slow,format=raw,file={{disk:slow}},throttling.iops-read={}", NVME_SLOW_IOPS)];
+    for d in devices {
+        qemu_args.extend(["-device".to_string(), d.to_string()]);
+    }
     Boot {
         machine: Some("q35"),
-        qemu_args: vec![
-            "-drive".into(),
-            format!("if=none,id=slow,format=raw,file={{disk:slow}},throttling.iops-read={}", NVME_SLOW_IOPS),
-            "-device".into(),
-            "nvme,serial=capos-slow,drive=slow".into(),
-        ],
+        qemu_args,
         scratch_disks: vec![("slow", 1 << 20)],
         timeout: Some(60),
-        ..kernel_boot(name, cmdline, Expect::Success, &[
-            mode,
-            "nvme0: command cid",
-            "(read) timed out after 20 ms; controller reset",
-            "[PASS] nvme-timeout-reset",
-        ])
+        ..kernel_boot(name, cmdline, Expect::Success, expect)
     }
 }
 
@@ -1385,23 +1391,10 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     // A disk QEMU throttles to NVME_SLOW_IOPS reads a second:
                     // the self-test's 20 ms deadline passes while the device
                     // still holds the read.
-                    Boot {
-                        machine: Some("q35"),
-                        qemu_args: vec![
-                            "-drive".into(),
-                            format!("if=none,id=slow,format=raw,file={{disk:slow}},throttling.iops-read={}", NVME_SLOW_IOPS),
-                            "-device".into(),
-                            "virtio-scsi-pci,id=scsi0".into(),
-                            "-device".into(),
-                            "scsi-hd,drive=slow,bus=scsi0.0,scsi-id=2".into(),
-                        ],
-                        scratch_disks: vec![("slow", 1 << 20)],
-                        timeout: Some(60),
-                        ..kernel_boot("q35-timeout", "test=scsi-timeout", Expect::Success, &[
-                            "READ(10) to target 2 timed out; device reset, controller failed",
-                            "[PASS] scsi-timeout-reset",
-                        ])
-                    },
+                    throttled_disk_boot("q35-timeout", &["virtio-scsi-pci,id=scsi0", "scsi-hd,drive=slow,bus=scsi0.0,scsi-id=2"], "test=scsi-timeout", &[
+                        "READ(10) to target 2 timed out; device reset, controller failed",
+                        "[PASS] scsi-timeout-reset",
+                    ]),
                     Boot {
                         machine: Some("pc"),
                         qemu_args: qemu_args(&[

@@ -1,5 +1,5 @@
 //! block-check: the guest side of the `block-cap` scenario
-//! (tools/runner/src/storage/block_cap.rs). It holds `blk` (a writable
+//! (tools/runner/src/scenarios/storage/block_cap.rs). It holds `blk` (a writable
 //! `kernel:block:NAME`) and `ro` (`kernel:block-ro:` of the same raw
 //! mount), and prints one verdict line per check: `[PASS] NAME` or
 //! `[FAIL] NAME: reason`; it exits 1 if any check failed.

@@ -1,5 +1,5 @@
 //! What block-check writes where: shared with the runner
-//! (tools/runner/src/storage/block_cap.rs includes this file), which
+//! (tools/runner/src/scenarios/storage/block_cap.rs includes this file), which
 //! checks the disk image byte for byte after the boot.
 
 /// Byte `i` of block `lba` (relative to the granted range) in the run

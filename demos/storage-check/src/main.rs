@@ -1,5 +1,5 @@
 //! storage-check: the guest side of the storage scenarios
-//! (tools/runner/src/storage.rs). It exercises the kernel's Directory,
+//! (tools/runner/src/scenarios/storage/mod.rs). It exercises the kernel's Directory,
 //! File and Store capabilities through capos-rt's typed clients and prints
 //! one verdict line per check: `[PASS] NAME` or `[FAIL] NAME: reason`.
 //! An error never panics it: it prints FAIL and goes on, and exits 1 if

@@ -1,5 +1,5 @@
 //! The deterministic content and workload plans, shared by the guest
-//! (`storage-check`) and the host runner (tools/runner/src/storage.rs
+//! (`storage-check`) and the host runner (tools/runner/src/scenarios/storage/mod.rs
 //! includes this file with `#[path]`), so both sides compute the same bytes
 //! and the same expected state from a step number alone.
 //!
@@ -174,7 +174,7 @@ pub const CHURN_VALUE: usize = 6 * 1024;
 pub const CHURN_VALUE_MAX: usize = 48 * 1024;
 
 /// Every key the churn writes is at least this long (`churn/0`).
-#[allow(dead_code)] // the runner's (tools/runner/src/storage.rs)
+#[allow(dead_code)] // the runner's (tools/runner/src/scenarios/storage/mod.rs)
 pub const CHURN_KEY_MIN: u64 = 7;
 
 /// The churn that must make a store compact: values of `value` bytes

@@ -22,8 +22,8 @@
 //! figure with no entry, and a benchmark run that failed. A figure more
 //! than [`LOWER_BELOW`] under its budget passes with a note to lower it.
 
-use crate::qemu::Tally;
-use crate::Settings;
+use crate::judge::Tally;
+use crate::settings::Settings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -34,9 +34,7 @@ pub const DEFAULT_FILE: &str = "tools/bench-budgets.txt";
 pub const ALLOWED_OVER: f64 = 0.005;
 /// A figure this far under its budget (3%) gets a note to lower it.
 pub const LOWER_BELOW: f64 = 0.03;
-/// When set, `capos-run test` appends each benchmark boot's rendered
-/// figures to this file (qemu.rs, report_icount).
-pub const FIGURES_ENV: &str = "CAPOS_BENCH_FIGURES";
+pub use crate::judge::figures::FIGURES_ENV;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Budget {
@@ -290,7 +288,7 @@ pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
             crate::parallel::Spec {
                 name: b.clone(),
                 args: vec!["test".into(), b.clone()],
-                env: vec![(FIGURES_ENV.into(), figures.into_os_string()), (crate::parallel::PREBUILT_ENV.into(), "1".into())],
+                env: vec![(FIGURES_ENV.into(), figures.into_os_string()), (crate::build::PREBUILT_ENV.into(), "1".into())],
                 log: dir.join(format!("{}.log", b)),
                 alone: false,
                 long: false,
@@ -323,7 +321,7 @@ pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
             }
         }
         let path = figures_file(&dir, &r.name);
-        let printed = std::fs::read_to_string(&path).ok().map(|t| crate::icount::parse_reference(&t));
+        let printed = std::fs::read_to_string(&path).ok().map(|t| crate::judge::icount::parse_reference(&t));
         match printed {
             Some(Ok(f)) => {
                 figures.insert(r.name.clone(), f);

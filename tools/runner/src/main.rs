@@ -30,83 +30,48 @@
 //! profile of the bench-* scenarios, default bench-opt), JOBS (scenarios
 //! at once for `test`; 1: one after another in this process, streamed),
 //! BENCH_JOBS (benchmarks at once for `bench-check`).
+//!
+//! # Rooms
+//!
+//! The runner is split by what it does, in rooms, lowest first. A room
+//! may import (`crate::ROOM`) only rooms below it, never one beside or
+//! above it, so there is no import cycle; tests/rooms.rs reads every
+//! `crate::` path of src/ and fails on one that breaks this order.
+//!
+//! ```text
+//! 0  settings   the machine settings and runner inputs from the environment
+//! 0  source     who wrote a serial line; expectations that name a source
+//! 1  build/     cargo builds: kernel, loader, mkstore-image, the Linux guest
+//! 2  machine/   QEMU's command line, OVMF, exit codes, disk buses (bus.rs),
+//!               the serial stream (serial.rs)
+//! 3  volumes/   boot volumes (esp.rs, userspace.rs), disks a boot attaches
+//!               (blk.rs, system.rs), the cloud disk image (disk.rs)
+//! 4  judge/     expectations, forbidden lines, checks, verdicts and their
+//!               tally; icount figures (icount.rs, figures.rs)
+//! 5  boot       one boot (its machine, volume, disks, console script,
+//!               judgement, figures) run and judged; `make run`
+//! 6  scenarios/ the scenario tables as data, one file per family, and the
+//!               scenarios that drive their own boots (storage/, cloud_disk.rs)
+//! 7  parallel   scenarios run as child runs, JOBS at a time
+//! 8  budget     `bench-check`: benchmark figures against their budgets
+//! 9  main       the commands
+//! ```
 
+mod boot;
 mod budget;
 mod build;
-mod bus;
-mod disk;
-mod elfgen;
-mod esp;
-mod icount;
-mod linux;
+mod judge;
+mod machine;
 mod parallel;
-mod qemu;
 mod scenarios;
+mod settings;
 mod source;
-mod storage;
-mod system;
-mod userspace;
+mod volumes;
 
-use std::path::PathBuf;
+use scenarios::cloud_disk as disk;
+use scenarios::storage;
+use settings::Settings;
 use std::process::ExitCode;
-
-#[derive(Clone)]
-pub struct Settings {
-    pub machine: String,
-    pub mem: String,
-    pub smp: String,
-    pub cpu: String,
-    pub extra: Vec<String>,
-    pub timeout_secs: u64,
-    pub root: PathBuf,
-    pub out_dir: PathBuf,
-    pub limine_dir: Option<PathBuf>,
-    pub profile: String,
-}
-
-fn env_or(key: &str, default: &str) -> String {
-    match std::env::var(key) {
-        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
-        _ => default.to_string(),
-    }
-}
-
-impl Settings {
-    fn from_env() -> Result<Settings, String> {
-        let root = workspace_root()?;
-        let timeout_secs = env_or("SCENARIO_TIMEOUT", "90")
-            .parse()
-            .map_err(|_| "SCENARIO_TIMEOUT must be a number of seconds".to_string())?;
-        let machine = env_or("QEMU_MACHINE", "q35");
-        if machine != "q35" && machine != "pc" && !machine.starts_with("q35,") && !machine.starts_with("pc,") {
-            eprintln!("capos-run: note: QEMU_MACHINE={} is neither q35 nor pc; passing it through", machine);
-        }
-        Ok(Settings {
-            machine,
-            mem: env_or("QEMU_MEM", "256M"),
-            smp: env_or("QEMU_SMP", "1"),
-            cpu: env_or("QEMU_CPU", "max"),
-            extra: env_or("QEMU_EXTRA", "").split_whitespace().map(String::from).collect(),
-            timeout_secs,
-            out_dir: root.join("target").join("scenarios"),
-            limine_dir: std::env::var("LIMINE_DIR").ok().filter(|s| !s.is_empty()).map(PathBuf::from),
-            profile: env_or("KERNEL_PROFILE", "dev"),
-            root,
-        })
-    }
-}
-
-/// The workspace root: the nearest ancestor of the current directory (or
-/// of this crate's source) holding `limine.conf` and `Cargo.toml`.
-pub fn workspace_root() -> Result<PathBuf, String> {
-    let start = std::env::current_dir().map_err(|e| e.to_string())?;
-    for dir in start.ancestors().chain(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).ancestors()) {
-        if dir.join("limine.conf").is_file() && dir.join("Cargo.toml").is_file() && dir.join("kernel").is_dir() {
-            return Ok(dir.to_path_buf());
-        }
-    }
-    Err("cannot find the capOS workspace root (a directory with limine.conf, Cargo.toml and kernel/)".into())
-}
 
 fn usage() -> ExitCode {
     eprintln!("usage: capos-run test SCENARIO... | bench-check [FILE] | run | debug | list | {}", disk::COMMANDS.join(" | "));
@@ -174,11 +139,11 @@ fn main() -> ExitCode {
             if jobs > 1 && names.len() > 1 && names.len() == args.len() - 1 {
                 judged(parallel::test(&settings, wanted, wanted_storage, jobs))
             } else {
-                judged(qemu::run_all(&settings, &wanted, &wanted_storage))
+                judged(scenarios::run_all(&settings, &wanted, &wanted_storage))
             }
         }
         "bench-check" => judged(budget::bench_check(&settings, args.get(1).map(String::as_str))),
-        "run" | "debug" => match qemu::interactive(&settings, cmd == "debug") {
+        "run" | "debug" => match boot::interactive(&settings, cmd == "debug") {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("capos-run: {}", e);

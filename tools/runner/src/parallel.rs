@@ -2,7 +2,7 @@
 //! ...` with JOBS > 1 (each scenario a child `capos-run test A`), and
 //! `bench-check` (each benchmark a child). Everything the children boot
 //! is built first, once and serially ([`prebuild`]); the children are told
-//! so ([`PREBUILT_ENV`]) and run no cargo, so no two ever build in the
+//! so ([`crate::build::PREBUILT_ENV`]) and run no cargo, so no two ever build in the
 //! same target directory at once.
 //!
 //! Each child writes its whole output (stdout and stderr) to its own log
@@ -16,21 +16,13 @@
 //! else runs, after every other scenario has started; the long ones of
 //! [`crate::scenarios::LONG`] start first ([`next_to_start`]).
 
-use crate::qemu::Tally;
-use crate::Settings;
+use crate::judge::Tally;
+use crate::volumes::BootVolume;
+use crate::settings::Settings;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Set (to 1) in the environment of a child run: everything is built; a
-/// cargo build it would start is an error instead (build.rs).
-pub const PREBUILT_ENV: &str = "CAPOS_RUN_PREBUILT";
-
-/// Whether this process is a child run whose artifacts were built for it.
-pub fn prebuilt() -> bool {
-    std::env::var(PREBUILT_ENV).map_or(false, |v| v == "1")
-}
 
 /// How many runs at once: the variable `var` (JOBS, BENCH_JOBS) when it
 /// is a positive number, else one per core.
@@ -197,18 +189,18 @@ fn describe(code: Option<i32>) -> String {
 /// the kernel and the loader of every profile they use, the demos their
 /// boots name (with storage scenarios, which make manifests as they run,
 /// every demo of demos/ in the default profile, one cargo call),
-/// mkstore-image, and the icount plugin when a boot loads it. Afterwards child runs with [`PREBUILT_ENV`] find
+/// mkstore-image, and the icount plugin when a boot loads it. Afterwards child runs with [`crate::build::PREBUILT_ENV`] find
 /// every file and build nothing.
 pub fn prebuild(s: &Settings, scenarios: &[crate::scenarios::Scenario], storage: bool) -> Result<(), String> {
     let mut profiles: Vec<String> = Vec::new();
     let mut plugin = false;
     for sc in scenarios {
-        for b in sc.boots.iter().filter(|b| !b.linux_guest) {
+        for b in sc.boots.iter().filter(|b| !matches!(b.volume, BootVolume::Linux)) {
             let p = b.profile.clone().unwrap_or_else(|| s.profile.clone());
             if !profiles.contains(&p) {
                 profiles.push(p);
             }
-            plugin |= b.icount_plugin;
+            plugin |= b.figures.icount;
         }
     }
     if storage && !profiles.contains(&s.profile) {
@@ -220,30 +212,30 @@ pub fn prebuild(s: &Settings, scenarios: &[crate::scenarios::Scenario], storage:
         let art = crate::build::build_all(&bs)?;
         if storage && *p == s.profile {
             // The storage scenarios make their manifests as they run.
-            crate::userspace::build_all_demos(&bs)?;
+            crate::volumes::userspace::build_all_demos(&bs)?;
         } else {
             // The demos the boots of this profile name (a bench-opt build
             // of every demo would cost minutes of fat LTO).
-            for b in scenarios.iter().flat_map(|sc| &sc.boots).filter(|b| !b.linux_guest && b.profile.as_ref().unwrap_or(&s.profile) == p) {
-                if b.default_system {
-                    crate::qemu::default_volume(&bs, &art)?;
-                } else if let Some((manifest, cmdline)) = b.userspace {
-                    crate::userspace::volume(&bs, &art, manifest, cmdline)?;
+            for b in scenarios.iter().flat_map(|sc| &sc.boots).filter(|b| !matches!(b.volume, BootVolume::Linux) && b.profile.as_ref().unwrap_or(&s.profile) == p) {
+                match b.volume {
+                    BootVolume::DefaultSystem => drop(crate::volumes::default_volume(&bs, &art)?),
+                    BootVolume::Manifest(manifest, cmdline) => drop(crate::volumes::userspace::volume(&bs, &art, manifest, cmdline)?),
+                    _ => {}
                 }
             }
         }
         println!("== built the kernel, the loader and the demos ({} profile) in {} s", p, started.elapsed().as_secs());
     }
-    crate::disk::build_mkstore_image(&s.root)?;
+    crate::build::build_mkstore_image(&s.root)?;
     if plugin {
-        crate::icount::build_plugin(&s.root)?;
+        crate::judge::icount::build_plugin(&s.root)?;
     }
     Ok(())
 }
 
 /// `capos-run test` with more than one scenario and JOBS > 1: prebuild,
 /// then each scenario a child run; logs printed whole, in the order given.
-pub fn test(s: &Settings, scenarios: Vec<crate::scenarios::Scenario>, storage: Vec<crate::storage::StorageScenario>, jobs: usize) -> Result<bool, String> {
+pub fn test(s: &Settings, scenarios: Vec<crate::scenarios::Scenario>, storage: Vec<crate::scenarios::storage::StorageScenario>, jobs: usize) -> Result<bool, String> {
     let total = Instant::now();
     prebuild(s, &scenarios, !storage.is_empty())?;
     // The named scenarios in the order given (boot scenarios first, as
@@ -263,7 +255,7 @@ pub fn test(s: &Settings, scenarios: Vec<crate::scenarios::Scenario>, storage: V
             Spec {
                 name: name.to_string(),
                 args: vec!["test".into(), name.into()],
-                env: vec![(PREBUILT_ENV.into(), "1".into()), ("JOBS".into(), "1".into())],
+                env: vec![(crate::build::PREBUILT_ENV.into(), "1".into()), ("JOBS".into(), "1".into())],
                 log: s.out_dir.join(format!("{}.out", name)),
                 alone: crate::scenarios::runs_alone(name).is_some(),
                 long: crate::scenarios::LONG.contains(&name),
@@ -380,7 +372,7 @@ mod tests {
 
     #[test]
     fn every_scenario_that_runs_alone_exists() {
-        let known = |name: &str| crate::scenarios::all().iter().any(|s| s.name == name) || crate::storage::all().iter().any(|s| s.name == name);
+        let known = |name: &str| crate::scenarios::all().iter().any(|s| s.name == name) || crate::scenarios::storage::all().iter().any(|s| s.name == name);
         for (name, why) in crate::scenarios::RUN_ALONE {
             assert!(known(name), "RUN_ALONE names {}, which is no scenario", name);
             assert!(!why.is_empty());

@@ -1,7 +1,12 @@
-//! Building the kernel and the loader with cargo.
+//! Building what the boots need: the kernel and the loader with cargo,
+//! mkstore-image, and the Linux benchmark guest (linux.rs). A child run
+//! of a parallel one ([`PREBUILT_ENV`]) builds nothing and only checks
+//! that the files are there.
 
-use crate::Settings;
-use std::path::PathBuf;
+pub mod linux;
+
+use crate::settings::Settings;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Clone)]
@@ -25,7 +30,7 @@ fn strip(s: &Settings, kernel: &PathBuf) -> Result<PathBuf, String> {
 /// before it started and is only checked for.
 pub fn strip_to(kernel: &PathBuf, out: &PathBuf) -> Result<PathBuf, String> {
     let out = out.clone();
-    if crate::parallel::prebuilt() {
+    if prebuilt() {
         return prebuilt_file(out);
     }
     std::fs::create_dir_all(out.parent().unwrap()).map_err(|e| e.to_string())?;
@@ -146,7 +151,7 @@ fn cargo_build(s: &Settings, package: &str, target: &str) -> Result<PathBuf, Str
     let dir = if s.profile == "dev" { "debug" } else { s.profile.as_str() };
     let ext = if target.ends_with("uefi") { ".efi" } else { "" };
     let out = s.root.join("target").join(target).join(dir).join(format!("{}{}", package, ext));
-    if crate::parallel::prebuilt() {
+    if prebuilt() {
         return prebuilt_file(out);
     }
     let status = target_cargo(s, target)?
@@ -173,4 +178,29 @@ pub fn build_all(s: &Settings) -> Result<Artifacts, String> {
         None => cargo_build(s, "capos-boot", "x86_64-unknown-uefi")?,
     };
     Ok(Artifacts { kernel, kernel_symbols, loader })
+}
+
+/// Set (to 1) in the environment of a child run: everything is built; a
+/// cargo build it would start is an error instead (build/mod.rs).
+pub const PREBUILT_ENV: &str = "CAPOS_RUN_PREBUILT";
+
+/// Whether this process is a child run whose artifacts were built for it.
+pub fn prebuilt() -> bool {
+    std::env::var(PREBUILT_ENV).map_or(false, |v| v == "1")
+}
+
+pub fn build_mkstore_image(root: &Path) -> Result<PathBuf, String> {
+    if prebuilt() {
+        return prebuilt_file(root.join("target/debug/mkstore-image"));
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--quiet", "-p", "mkstore-image"])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {}", e))?;
+    if !status.success() {
+        return Err("building mkstore-image failed".into());
+    }
+    Ok(root.join("target/debug/mkstore-image"))
 }

@@ -63,7 +63,7 @@ pub fn ensure(root: &Path, dir: &Path, data_image: Option<&Path>) -> Result<(Def
 }
 
 fn mkstore(root: &Path, args: &[&str], out: &Path) -> Result<(), String> {
-    let tool = crate::disk::build_mkstore_image(root)?;
+    let tool = crate::build::build_mkstore_image(root)?;
     let o = std::process::Command::new(&tool).args(args).arg("-o").arg(out).output().map_err(|e| format!("mkstore-image: {}", e))?;
     if !o.status.success() {
         let _ = std::fs::remove_file(out);
@@ -105,7 +105,7 @@ pub fn is_default_manifest(manifest: Option<&str>) -> bool {
 
 /// DATA_IMAGE, if set (a path that is not UTF-8 is still a path).
 pub fn data_image_env() -> Option<PathBuf> {
-    crate::scenarios::input_path("DATA_IMAGE")
+    crate::settings::input_path("DATA_IMAGE")
 }
 
 /// MANIFEST, if set and not blank; an error (never "unset") when it is not
@@ -132,4 +132,10 @@ mod tests {
             assert!(!is_default_manifest(Some(m)), "{m}");
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultDisksUse {
+    Fresh,
+    Reuse,
 }

@@ -75,3 +75,25 @@ impl Bus {
         }
     }
 }
+
+/// The fixed device latency of the benchmark disks: long enough that the
+/// guest always halts (or spins) before a read completes, so every request
+/// takes the same path (docs/benchmarks.md).
+pub const BENCH_LATENCY_NS: u64 = 100_000;
+
+/// QEMU arguments of a 1 GiB `null-co` disk (reads return zeroes after
+/// BENCH_LATENCY_NS) as an NVMe controller or a virtio-blk device.
+pub fn null_disk(id: &str, device: &str) -> Vec<String> {
+    vec![
+        "-blockdev".into(),
+        format!("driver=null-co,node-name={},size=1073741824,latency-ns={},read-zeroes=on", id, BENCH_LATENCY_NS),
+    ]
+    .into_iter()
+    .chain(match device {
+        "nvme" => Bus::Nvme,
+        "scsi" => Bus::Scsi,
+        _ => Bus::Virtio,
+    }
+    .device_args(id, id, false))
+    .collect()
+}

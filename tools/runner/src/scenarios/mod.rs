@@ -4,192 +4,20 @@
 //! is process `name`'s, `{other} text` the firmware's or the loader's,
 //! `{any} text` anyone's (for forbidden lines), any other text the kernel's.
 
-use crate::build::Artifacts;
-use crate::elfgen;
-use crate::esp::{limine_conf, Content, Volume};
-use crate::qemu::standard_volume;
+pub mod cloud_disk;
+pub mod storage;
 
-pub enum Expect {
-    /// The kernel ends the run through isa-debug-exit with success (33).
-    Success,
-    /// The kernel ends the run with failure (35), e.g. a deliberate panic.
-    KernelFailure,
-    /// capos-boot refuses to boot (37).
-    LoaderError,
-    /// The guest reset the machine; with -no-reboot QEMU then exits 0.
-    Reset,
-}
-
-pub struct Boot {
-    pub name: &'static str,
-    pub volume: Box<dyn Fn(&Artifacts) -> Volume>,
-    pub expect_exit: Expect,
-    pub expect: Vec<String>,
-    pub forbid: Vec<String>,
-    /// Count the guest's own `[PASS]`/`[FAIL]` lines.
-    pub guest_verdicts: bool,
-    /// When `.0` appears in the serial output (after the previous step's
-    /// input was sent), type `.1` on the serial console.
-    pub script: Vec<(String, Vec<u8>)>,
-    /// Extra QEMU arguments; `{disk:NAME}` is replaced by the path of the
-    /// scratch disk NAME.
-    pub qemu_args: Vec<String>,
-    /// Zero-filled raw images (name, bytes) made fresh for each run.
-    pub scratch_disks: Vec<(&'static str, u64)>,
-    /// Storage images (name, mkstore-image arguments before `-o FILE`)
-    /// built fresh for each run; `{disk:NAME}` names them like scratch disks.
-    pub store_images: Vec<(&'static str, Vec<String>)>,
-    /// Images made by a script of the repository (name, script, its
-    /// environment), run as `SCRIPT FILE`; `{disk:NAME}` names them too.
-    pub script_images: Vec<(&'static str, &'static str, Vec<(&'static str, &'static str)>)>,
-    /// Check the `timers` wall clock against the host's UTC time.
-    pub check_wall_clock: bool,
-    pub blk_disks: Vec<BlkDisk>,
-    /// Boot userspace: (manifest text file relative to the workspace, kernel
-    /// command line). The runner builds every `binary: /boot/NAME` as the
-    /// package `capos-demo-NAME`, compiles the manifest with mkmanifest and
-    /// puts all of them on the boot volume as modules.
-    pub userspace: Option<(&'static str, &'static str)>,
-    /// Boot exactly what `make run` boots (limine.conf and its modules).
-    pub default_system: bool,
-    /// Attach the default system's disks (crate::system) from the
-    /// scenario's `disks/` directory: made afresh (`Fresh`, every earlier
-    /// copy removed first) or as the previous boot left them (`Reuse`).
-    /// DATA_IMAGE, when set, is the data disk, in place.
-    pub default_disks: Option<DefaultDisksUse>,
-    /// Bytes of each disk the guest hashes (0 = all).
-    pub blk_read_bytes: u64,
-    pub timeout: Option<u64>,
-    /// Machine settings that replace QEMU_MACHINE / QEMU_MEM / QEMU_SMP.
-    pub machine: Option<&'static str>,
-    pub mem: Option<&'static str>,
-    pub smp: Option<&'static str>,
-    /// Load the instruction-counting plugin (tools/icount) and print the
-    /// executed instructions of each region the guest announces
-    /// (`icount: <label> ops=<n>`); see icount.rs.
-    pub icount_plugin: bool,
-    /// Cargo profile for this boot's kernel, loader and userspace instead
-    /// of KERNEL_PROFILE (the benchmarks use BENCH_PROFILE).
-    pub profile: Option<String>,
-    /// (our label, Linux label): print Linux's figure from
-    /// target/bench/linux.txt beside ours, with the ratio.
-    pub linux_pairs: Vec<(&'static str, &'static str)>,
-    /// Store this boot's figures as target/bench/NAME.txt when it passes
-    /// (bench-blk keeps its raw driver figures for bench-storage).
-    pub store_figures: Option<&'static str>,
-    /// (stored figures file NAME, our label, its label): print a figure
-    /// stored by another benchmark beside ours, with the ratio.
-    pub stored_pairs: Vec<(&'static str, &'static str, &'static str)>,
-    /// Boot the Linux benchmark guest (linux.rs) instead of capOS, and
-    /// store its figures as target/bench/linux.txt.
-    pub linux_guest: bool,
-    /// Checks over the whole serial log (name, check): a count of lines,
-    /// two figures that must agree. `Ok` says what was seen.
-    pub checks: Vec<(&'static str, LogCheck)>,
-    /// The milestones (abi::icount::milestone) the plugin must report, in
-    /// order; each after the first gives the figure `<first> to <it>`.
-    /// Empty: milestones are ignored.
-    pub milestones: Vec<&'static str>,
-    /// A runner input this boot needs could not be read (SHELL_SCRIPT
-    /// missing, not UTF-8, ...): the boot is a failure with this message,
-    /// and QEMU is not started. Never a silent default.
-    pub input_error: Option<String>,
-}
-
-/// A check over every line of a boot's serial log.
-pub type LogCheck = fn(&[String]) -> Result<String, String>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DefaultDisksUse {
-    Fresh,
-    Reuse,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DiskKind {
-    Nvme,
-    Virtio,
-    /// A `scsi-hd` on the boot's one virtio-scsi controller, at this
-    /// target; the first SCSI disk's `controller` options (e.g.
-    /// `,disable-legacy=on`) are the controller's.
-    Scsi { target: u8, controller: &'static str },
-}
-
-/// A disk of known pseudo-random content the guest must read and hash
-/// (`blk: NAME read N bytes sha256=...`) and whose last 64 blocks it must
-/// overwrite with the test pattern.
-#[derive(Clone, Debug)]
-pub struct BlkDisk {
-    /// The name the kernel gives it (`nvme0n1`, `vblk0`).
-    pub guest_name: &'static str,
-    pub kind: DiskKind,
-    pub size: u64,
-    pub seed: u64,
-    /// Use a copy of this image instead of generating one (BLK_IMAGE).
-    pub source: Option<std::path::PathBuf>,
-}
-
-impl Boot {
-    /// A boot of `volume` expecting `expect_exit`, with every check and
-    /// setting at its default (no lines required, the machine settings from
-    /// the environment); scenarios override fields with `..`.
-    pub fn new(name: &'static str, volume: Box<dyn Fn(&Artifacts) -> Volume>, expect_exit: Expect) -> Boot {
-        Boot {
-            name,
-            volume,
-            expect_exit,
-            expect: Vec::new(),
-            forbid: Vec::new(),
-            guest_verdicts: false,
-            script: Vec::new(),
-            qemu_args: Vec::new(),
-            scratch_disks: Vec::new(),
-            store_images: Vec::new(),
-            script_images: Vec::new(),
-            check_wall_clock: false,
-            blk_disks: Vec::new(),
-            blk_read_bytes: 0,
-            userspace: None,
-            default_system: false,
-            default_disks: None,
-            timeout: None,
-            machine: None,
-            mem: None,
-            smp: None,
-            icount_plugin: false,
-            profile: None,
-            linux_pairs: Vec::new(),
-            store_figures: None,
-            stored_pairs: Vec::new(),
-            linux_guest: false,
-            checks: Vec::new(),
-            milestones: Vec::new(),
-            input_error: None,
-        }
-    }
-}
-
-/// A runner input that names a file (SHELL_SCRIPT, DIAG_SCRIPT, BLK_IMAGE,
-/// the storage scenarios' images, DATA_IMAGE): `None` when unset or blank,
-/// else the path as given, surrounding blanks trimmed. A value that is not
-/// UTF-8 is still a path (Linux file names are bytes), never "unset".
-pub fn input_path(key: &str) -> Option<std::path::PathBuf> {
-    let v = std::env::var_os(key)?;
-    match v.to_str() {
-        Some(t) if t.trim().is_empty() => None,
-        Some(t) => Some(std::path::PathBuf::from(t.trim())),
-        None => Some(std::path::PathBuf::from(v)),
-    }
-}
-
-/// The text of input `var` at `path`, or a message naming both and why it
-/// cannot be used (missing, unreadable, a directory, not UTF-8).
-pub fn read_text_input(var: &str, path: &std::path::Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {} {}: {}", var, path.display(), e))?;
-    String::from_utf8(bytes).map_err(|e| {
-        format!("cannot use {} {}: not UTF-8 text (byte {} is {:#04x})", var, path.display(), e.utf8_error().valid_up_to(), e.as_bytes()[e.utf8_error().valid_up_to()])
-    })
-}
+use crate::boot::Boot;
+use crate::build::{build_all, Artifacts};
+use crate::judge::{Expect, LogCheck, Tally};
+use crate::machine::bus::null_disk;
+use crate::machine::find_firmware;
+use crate::settings::{input_path, read_text_input, Settings};
+use crate::volumes::blk::{BlkDisk, DiskKind};
+use crate::volumes::esp::{limine_conf, Content, Volume};
+use crate::volumes::system::DefaultDisksUse;
+use crate::volumes::{elfgen, standard_volume, BootVolume};
+use std::path::PathBuf;
 
 /// A boot that fails with `error` instead of running (see
 /// [`Boot::input_error`]), or `b` itself.
@@ -219,20 +47,21 @@ fn kernel_boot(name: &'static str, cmdline: &'static str, expect_exit: Expect, e
 fn kernel_boot_owned(name: &'static str, cmdline: String, expect_exit: Expect, expect: &[&str]) -> Boot {
     let mut e = strings(&["capos kernel starting"]);
     e.extend(strings(expect));
-    Boot {
-        expect: e,
-        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC"]),
-        guest_verdicts: true,
-        ..Boot::new(name, Box::new(move |art| standard_volume(art, &cmdline)), expect_exit)
-    }
+    Boot::new(name, BootVolume::Made(Box::new(move |art| standard_volume(art, &cmdline))), expect_exit)
+        .expect(e)
+        .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC"]))
+        .guest_verdicts(true)
 }
 
 fn matrix(name: &'static str, machine: &'static str, mem: &'static str, smp: &'static str, extra: &[&str]) -> Boot {
     let mut expect = vec!["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-frames", "[PASS] smp-online"];
     expect.extend_from_slice(extra);
     let mut boot = kernel_boot(name, "test=smoke", Expect::Success, &expect);
-    boot.expect.push(online_line(smp));
-    Boot { machine: Some(machine), mem: Some(mem), smp: Some(smp), ..boot }
+    boot.judgement.expect.push(online_line(smp));
+    boot
+        .machine(machine)
+        .mem(mem)
+        .smp(smp)
 }
 
 /// The kernel's bring-up summary when every one of `smp` CPUs came online.
@@ -248,7 +77,7 @@ fn smoke_boot() -> Boot {
     let mut boot = kernel_boot("boot", "test=smoke,timer,readonly", Expect::Success, &expect);
     let smp = std::env::var("QEMU_SMP").unwrap_or_else(|_| "1".into());
     if smp.parse::<u32>().is_ok() {
-        boot.expect.push(online_line(&smp));
+        boot.judgement.expect.push(online_line(&smp));
     }
     boot
 }
@@ -259,19 +88,15 @@ fn menu_boot(name: &'static str, expect: &[&str]) -> Boot {
     let mut e = strings(&["{other} capos-boot: boot menu", "{other}   1) smoke (default)", "{other}   2) timer check"]);
     e.extend(strings(expect));
     let e: Vec<&str> = e.iter().map(|s| s.as_str()).collect();
-    Boot {
-        volume: Box::new(move |art| volume_with(art, Some(conf), Some(Content::File(art.kernel.clone())))),
-        ..kernel_boot(name, "", Expect::Success, &e)
-    }
+    kernel_boot(name, "", Expect::Success, &e)
+        .volume(BootVolume::Made(Box::new(move |art| volume_with(art, Some(conf), Some(Content::File(art.kernel.clone()))))))
 }
 
 /// A boot volume that capos-boot must refuse, with the message it must print.
 fn bad_volume(name: &'static str, message: &'static str, make: impl Fn(&Artifacts) -> Volume + 'static) -> Boot {
-    Boot {
-        expect: vec![format!("{{other}} {message}"), "{other} capos-boot: cannot boot".into()],
-        forbid: strings(&["capos kernel starting"]),
-        ..Boot::new(name, Box::new(make), Expect::LoaderError)
-    }
+    Boot::new(name, BootVolume::Made(Box::new(make)), Expect::LoaderError)
+        .expect(vec![format!("{{other}} {message}"), "{other} capos-boot: cannot boot".into()])
+        .forbid(strings(&["capos kernel starting"]))
 }
 
 fn volume_with(art: &Artifacts, conf: Option<&str>, kernel: Option<Content>) -> Volume {
@@ -300,7 +125,8 @@ fn prompt_boot(name: &'static str, cmds: &[&str], expect: &[&str]) -> Boot {
     }
     let mut e = strings(expect);
     e.push("halting".into());
-    Boot { script: prompt_script(&cmds), ..kernel_boot(name, "log=info", Expect::Success, &e.iter().map(|s| s.as_str()).collect::<Vec<_>>()) }
+    kernel_boot(name, "log=info", Expect::Success, &e.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .script(prompt_script(&cmds))
 }
 
 /// What each diagnostics command must print (used for DIAG_SCRIPT too).
@@ -338,7 +164,7 @@ fn diag_boot_with(path: &std::path::Path) -> Boot {
         }
     }
     let mut b = prompt_boot("prompt", &cmds, &expect);
-    b.check_wall_clock = cmds.iter().any(|c| c.trim() == "timers");
+    b.judgement.wall_clock = cmds.iter().any(|c| c.trim() == "timers");
     failing_with(b, error)
 }
 
@@ -423,13 +249,10 @@ fn blk_boot(name: &'static str, machine: &'static str, extra_cmdline: &str, more
         e.push(format!("[PASS] blk-{}-bad-requests", d.guest_name));
     }
     let e: Vec<&str> = e.iter().map(|s| s.as_str()).collect();
-    Boot {
-        machine: Some(machine),
-        blk_disks: disks,
-        blk_read_bytes: read_mib << 20,
-        timeout: Some(180),
-        ..kernel_boot_owned(name, cmdline, Expect::Success, &e)
-    }
+    kernel_boot_owned(name, cmdline, Expect::Success, &e)
+        .machine(machine)
+        .blk_disks(disks, read_mib << 20)
+        .timeout(180)
 }
 
 /// An NVMe controller whose disk QEMU throttles to NVME_SLOW_IOPS reads a
@@ -456,13 +279,11 @@ fn throttled_disk_boot(name: &'static str, devices: &[&str], cmdline: &'static s
     for d in devices {
         qemu_args.extend(["-device".to_string(), d.to_string()]);
     }
-    Boot {
-        machine: Some("q35"),
-        qemu_args,
-        scratch_disks: vec![("slow", 1 << 20)],
-        timeout: Some(60),
-        ..kernel_boot(name, cmdline, Expect::Success, expect)
-    }
+    kernel_boot(name, cmdline, Expect::Success, expect)
+        .machine("q35")
+        .qemu_args(qemu_args)
+        .scratch_disks(vec![("slow", 1 << 20)])
+        .timeout(60)
 }
 
 /// Reads a second the throttled disk allows: 200 ms a read in a row, ten
@@ -518,35 +339,14 @@ fn user_boot(name: &'static str, manifest: &'static str, cmdline: &'static str, 
     let mut e = strings(&["userspace: ", "userspace idle: "]);
     e.extend(strings(expect));
     let e: Vec<&str> = e.iter().map(|s| s.as_str()).collect();
-    Boot { userspace: Some((manifest, cmdline)), ..kernel_boot(name, cmdline, Expect::Success, &e) }
+    kernel_boot(name, cmdline, Expect::Success, &e)
+        .volume(BootVolume::Manifest(manifest, cmdline))
 }
 
 /// The cargo profile of the bench-* scenarios: BENCH_PROFILE, default
 /// bench-opt (Cargo.toml).
 pub fn bench_profile() -> String {
     std::env::var("BENCH_PROFILE").ok().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| "bench-opt".into())
-}
-
-/// The fixed device latency of the benchmark disks: long enough that the
-/// guest always halts (or spins) before a read completes, so every request
-/// takes the same path (docs/benchmarks.md).
-pub const BENCH_LATENCY_NS: u64 = 100_000;
-
-/// QEMU arguments of a 1 GiB `null-co` disk (reads return zeroes after
-/// BENCH_LATENCY_NS) as an NVMe controller or a virtio-blk device.
-pub fn null_disk(id: &str, device: &str) -> Vec<String> {
-    vec![
-        "-blockdev".into(),
-        format!("driver=null-co,node-name={},size=1073741824,latency-ns={},read-zeroes=on", id, BENCH_LATENCY_NS),
-    ]
-    .into_iter()
-    .chain(match device {
-        "nvme" => crate::bus::Bus::Nvme,
-        "scsi" => crate::bus::Bus::Scsi,
-        _ => crate::bus::Bus::Virtio,
-    }
-    .device_args(id, id, false))
-    .collect()
 }
 
 /// `-icount shift=0` for the benchmark boots (see docs/benchmarks.md for
@@ -579,7 +379,7 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
     ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
 ];
 
-/// The shell scenario (`make run-shell`): the default system (crate::system:
+/// The shell scenario (`make run-shell`): the default system (crate::volumes::system:
 /// /data on storage-fs-service over a fresh CAPOSWF1 disk, or DATA_IMAGE in
 /// place; the store on store-service; /fat from the kernel), with the
 /// lines of SHELL_SCRIPT (default tools/shell.script) typed one per
@@ -590,7 +390,7 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
 /// before its `exit`); any other run gets the generic
 /// checks: no panic, the shell reaches `exit`, the kernel prompt halts.
 fn shell_boot(root: &std::path::Path) -> Boot {
-    shell_boot_with(root, input_path("SHELL_SCRIPT"), crate::system::data_image_env())
+    shell_boot_with(root, input_path("SHELL_SCRIPT"), crate::volumes::system::data_image_env())
 }
 
 fn shell_boot_with(root: &std::path::Path, user_script: Option<std::path::PathBuf>, data_image: Option<std::path::PathBuf>) -> Boot {
@@ -640,17 +440,15 @@ fn shell_boot_with(root: &std::path::Path, user_script: Option<std::path::PathBu
     if checked {
         expect.extend_from_slice(SHELL_SCRIPT_EXPECTS);
     }
-    Boot {
-        script,
-        guest_verdicts: false,
-        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "[shell] panic", "[fs] panic", "[store] panic", "restarted as"]),
-        default_system: true,
-        default_disks: Some(DefaultDisksUse::Fresh),
-        timeout: Some(120),
-        checks: if checked { vec![("get app/name ran twice (typed after ESC [ Enter, then recalled with the up arrow)", get_ran_twice)] } else { Vec::new() },
-        input_error: error,
-        ..kernel_boot("shell", "", Expect::Success, &expect)
-    }
+    kernel_boot("shell", "", Expect::Success, &expect)
+        .script(script)
+        .guest_verdicts(false)
+        .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "[shell] panic", "[fs] panic", "[store] panic", "restarted as"]))
+        .default_system()
+        .default_disks(DefaultDisksUse::Fresh)
+        .timeout(120)
+        .checks(if checked { vec![("get app/name ran twice (typed after ESC [ Enter, then recalled with the up arrow)", get_ran_twice)] } else { Vec::new() })
+        .input_error(error)
 }
 
 /// `make bench-boot`: what `make run` boots (the default system on fresh
@@ -665,21 +463,19 @@ fn shell_boot_with(root: &std::path::Path, user_script: Option<std::path::PathBu
 fn bench_boot() -> Boot {
     let mut expect = DEFAULT_SYSTEM_EXPECTS.to_vec();
     expect.extend_from_slice(&["[shell] bye", "halting"]);
-    Boot {
-        machine: Some("q35"),
-        smp: Some("1"),
-        qemu_args: bench_icount_args(),
-        icount_plugin: true,
-        profile: Some(bench_profile()),
-        milestones: vec!["kernel entry", "first user process", "shell prompt", "first idle"],
-        script: vec![("capos$ ".into(), b"exit\r".to_vec()), ("capos> ".into(), b"halt\r".to_vec())],
-        guest_verdicts: false,
-        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "restarted as"]),
-        default_system: true,
-        default_disks: Some(DefaultDisksUse::Fresh),
-        timeout: Some(600),
-        ..kernel_boot("icount", "", Expect::Success, &expect)
-    }
+    kernel_boot("icount", "", Expect::Success, &expect)
+        .machine("q35")
+        .smp("1")
+        .qemu_args(bench_icount_args())
+        .icount_plugin()
+        .profile(bench_profile())
+        .milestones(vec!["kernel entry", "first user process", "shell prompt", "first idle"])
+        .script(vec![("capos$ ".into(), b"exit\r".to_vec()), ("capos> ".into(), b"halt\r".to_vec())])
+        .guest_verdicts(false)
+        .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "restarted as"]))
+        .default_system()
+        .default_disks(DefaultDisksUse::Fresh)
+        .timeout(600)
 }
 
 /// `make run-default-system`: two boots of what `make run` boots, on disks
@@ -699,16 +495,14 @@ fn default_system_boots() -> Vec<Boot> {
         e.extend_from_slice(&["[shell] bye", "userspace idle: 1 exited, 0 killed, 2 waiting for calls", "capos> devices", "nvme0n1", "nvme1n1", "vblk0", "halting"]);
         // As `make run` boots it: 2 CPUs, like the smallest cloud shapes.
         e.push("smp: 2 of 2 CPUs online");
-        Boot {
-            smp: Some("2"),
-            script: typed(lines),
-            guest_verdicts: false,
-            forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} error: ", "restarted as"]),
-            default_system: true,
-            default_disks: Some(disks),
-            timeout: Some(120),
-            ..kernel_boot(name, "", Expect::Success, &e)
-        }
+        kernel_boot(name, "", Expect::Success, &e)
+            .smp("2")
+            .script(typed(lines))
+            .guest_verdicts(false)
+            .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} error: ", "restarted as"]))
+            .default_system()
+            .default_disks(disks)
+            .timeout(120)
     };
     vec![
         boot(
@@ -728,27 +522,25 @@ fn default_system_boots() -> Vec<Boot> {
 
 /// `make run-process-lifetime`: demos/process-lifetime.manifest.
 fn process_lifetime_boot() -> Boot {
-    Boot {
-        checks: vec![
+    user_boot("lifetime", "demos/process-lifetime.manifest", "exit_when_idle", &[
+        "[driver] [PASS] lifetime-restarts-serve-through-the-same-capability",
+        "[driver] [PASS] lifetime-call-in-flight-gets-peer-gone",
+        "[driver] [PASS] lifetime-no-frame-leaks",
+        "[dropclient] [PASS] dropped-receive-handle-fails-the-queued-call",
+        "[dropclient] [PASS] dropped-receive-handle-fails-later-calls",
+        "killed: by ProcessControl from driver (pid 2); restarted as pid",
+        "(restart #200), endpoint srv/svc re-bound",
+        "proc: quitter (pid 5) exited with status 0; not restarted (exit status 0 is success)",
+        "(restart #3)",
+        "not restarted: its restart budget (3 restarts in one boot) is spent",
+        "process driver (pid 2) exited with status 0",
+    ])
+        .checks(vec![
             ("200 endpoint re-binds", two_hundred_rebinds),
             ("free frames back at their steady count", frames_back_at_steady),
             ("table and stack slots reused", slots_reused),
-        ],
-        timeout: Some(600),
-        ..user_boot("lifetime", "demos/process-lifetime.manifest", "exit_when_idle", &[
-            "[driver] [PASS] lifetime-restarts-serve-through-the-same-capability",
-            "[driver] [PASS] lifetime-call-in-flight-gets-peer-gone",
-            "[driver] [PASS] lifetime-no-frame-leaks",
-            "[dropclient] [PASS] dropped-receive-handle-fails-the-queued-call",
-            "[dropclient] [PASS] dropped-receive-handle-fails-later-calls",
-            "killed: by ProcessControl from driver (pid 2); restarted as pid",
-            "(restart #200), endpoint srv/svc re-bound",
-            "proc: quitter (pid 5) exited with status 0; not restarted (exit status 0 is success)",
-            "(restart #3)",
-            "not restarted: its restart budget (3 restarts in one boot) is spent",
-            "process driver (pid 2) exited with status 0",
         ])
-    }
+        .timeout(600)
 }
 
 /// `make run-storage-services`: demos/storage-services.manifest on fresh
@@ -757,32 +549,28 @@ fn process_lifetime_boot() -> Boot {
 fn storage_services_boots() -> Vec<Boot> {
     let forbid = strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} [FAIL]"]);
     vec![
-        Boot {
-            guest_verdicts: true,
-            forbid: forbid.clone(),
-            default_disks: Some(DefaultDisksUse::Fresh),
-            timeout: Some(400),
-            ..user_boot("write-and-kill", "demos/storage-services.manifest", "exit_when_idle", &[
-                "[fs] CAPOSWF1 generation ",
-                "[store] CAPOSST1 mounted; serving 'store'",
-                "[check] [PASS] files-and-keys-round-trip",
-                "[check] [PASS] subtree-cannot-escape",
-                "[check] [PASS] read-only-refused",
-                "[check] [PASS] malformed-calls-refused",
-                "restarted as",
-                "re-bound",
-                "[chaos] [PASS] restarts-free-every-frame",
-                "[check] [PASS] killed-service-restarts",
-                "[check] [PASS] nothing-synced-lost",
-            ])
-        },
-        Boot {
-            guest_verdicts: true,
-            forbid,
-            default_disks: Some(DefaultDisksUse::Reuse),
-            timeout: Some(120),
-            ..user_boot("after-reboot", "demos/storage-services-verify.manifest", "exit_when_idle", &["[check] [PASS] persisted-across-reboot"])
-        },
+        user_boot("write-and-kill", "demos/storage-services.manifest", "exit_when_idle", &[
+            "[fs] CAPOSWF1 generation ",
+            "[store] CAPOSST1 mounted; serving 'store'",
+            "[check] [PASS] files-and-keys-round-trip",
+            "[check] [PASS] subtree-cannot-escape",
+            "[check] [PASS] read-only-refused",
+            "[check] [PASS] malformed-calls-refused",
+            "restarted as",
+            "re-bound",
+            "[chaos] [PASS] restarts-free-every-frame",
+            "[check] [PASS] killed-service-restarts",
+            "[check] [PASS] nothing-synced-lost",
+        ])
+            .guest_verdicts(true)
+            .forbid(forbid.clone())
+            .default_disks(DefaultDisksUse::Fresh)
+            .timeout(400),
+        user_boot("after-reboot", "demos/storage-services-verify.manifest", "exit_when_idle", &["[check] [PASS] persisted-across-reboot"])
+            .guest_verdicts(true)
+            .forbid(forbid)
+            .default_disks(DefaultDisksUse::Reuse)
+            .timeout(120),
     ]
 }
 
@@ -803,38 +591,34 @@ fn smp_boots() -> Vec<Boot> {
         ("pc-4cpu", "pc", "4", "smp: 4 of 4 CPUs online"),
         ("pc-8cpu", "pc", "8", "smp: 8 of 8 CPUs online"),
     ] {
-        boots.push(Boot {
-            machine: Some(machine),
-            smp: Some(cpus),
-            guest_verdicts: true,
-            forbid: forbid.clone(),
-            default_disks: Some(DefaultDisksUse::Fresh),
-            timeout: Some(600),
-            profile: Some(String::from("dev")),
-            ..user_boot(name, "demos/smp.manifest", "test=tlb", &[
-                online,
-                "[ping1] [PASS] stress",
-                "[ping2] [PASS] stress",
-                "[ping3] [PASS] stress",
-                "[ping4] [PASS] stress",
-                "[check] [PASS] killed-service-restarts",
-                "[check] [PASS] nothing-synced-lost",
-                "[chaos] [PASS] restarts-free-every-frame",
-                "[PASS] tlb-shootdown: CPU 1 read the new mapping",
-            ])
-        });
-    }
-    boots.push(Boot {
-        smp: Some("2"),
-        profile: Some(String::from("dev")),
-        // Its [FAIL] is the expected outcome, not the guest's verdict.
-        guest_verdicts: false,
-        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC"]),
-        ..kernel_boot("tlb-skipped", "test=tlb-skip", Expect::KernelFailure, &[
-            "tlb: shootdown skipped once (self-test)",
-            "[FAIL] tlb-shootdown: CPU 1 read through its stale translation",
+        boots.push(user_boot(name, "demos/smp.manifest", "test=tlb", &[
+            online,
+            "[ping1] [PASS] stress",
+            "[ping2] [PASS] stress",
+            "[ping3] [PASS] stress",
+            "[ping4] [PASS] stress",
+            "[check] [PASS] killed-service-restarts",
+            "[check] [PASS] nothing-synced-lost",
+            "[chaos] [PASS] restarts-free-every-frame",
+            "[PASS] tlb-shootdown: CPU 1 read the new mapping",
         ])
-    });
+            .machine(machine)
+            .smp(cpus)
+            .guest_verdicts(true)
+            .forbid(forbid.clone())
+            .default_disks(DefaultDisksUse::Fresh)
+            .timeout(600)
+            .profile("dev"));
+    }
+    boots.push(kernel_boot("tlb-skipped", "test=tlb-skip", Expect::KernelFailure, &[
+        "tlb: shootdown skipped once (self-test)",
+        "[FAIL] tlb-shootdown: CPU 1 read through its stale translation",
+    ])
+        .smp("2")
+        .profile("dev")
+        // Its [FAIL] is the expected outcome, not the guest's verdict.
+        .guest_verdicts(false)
+        .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC"])));
     boots
 }
 
@@ -878,13 +662,11 @@ fn smp_throughput_2(lines: &[String]) -> Result<String, String> {
 fn bench_smp_boots() -> Vec<Boot> {
     [("1cpu", "1", smp_throughput_1 as LogCheck), ("2cpu", "2", smp_throughput_2 as LogCheck)]
         .into_iter()
-        .map(|(name, cpus, check)| Boot {
-            smp: Some(cpus),
-            timeout: Some(600),
-            checks: vec![("pair throughput", check)],
-            profile: Some(bench_profile()),
-            ..user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &["[ping1] [PASS] stress", "[ping2] [PASS] stress"])
-        })
+        .map(|(name, cpus, check)| user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &["[ping1] [PASS] stress", "[ping2] [PASS] stress"])
+            .smp(cpus)
+            .timeout(600)
+            .checks(vec![("pair throughput", check)])
+            .profile(bench_profile()))
         .collect()
 }
 
@@ -945,29 +727,27 @@ fn bad_reads_returned(lines: &[String]) -> Result<String, String> {
 fn storage_services_hostile_boot() -> Boot {
     let (svc_image, svc_args) = wf_nvme("svc", 16_384, "writeback");
     let (kfs_image, kfs_args) = wf_nvme("kfs", 16_384, "writeback");
-    Boot {
-        machine: Some("q35"),
-        qemu_args: [svc_args, kfs_args].concat(),
-        store_images: vec![svc_image, kfs_image],
+    user_boot("bad-bulk-buffers", "demos/storage-services-hostile.manifest", "exit_when_idle", &[
+        "storage: mounted kfs",
+        "[fs] CAPOSWF1 generation ",
+        "[hostile-ro] [PASS] fs-service-read-into-read-only-page: badAddress",
+        "[hostile-unmapped] [PASS] fs-service-read-into-unmapped: badAddress",
+        "[hostile-recv] [PASS] fs-service-read-into-recv-area: badAddress",
+        "[kernel-file] [PASS] kernel-file-read-into-read-only-page: badAddress",
+        "[kernel-file] [PASS] kernel-file-read-into-unmapped: badAddress",
+        "[kernel-file] [PASS] kernel-file-read-into-recv-area: badAddress",
+        "[busy] [PASS] busy-served-throughout:",
+        "[busy] [PASS] hostile-clients-ended:",
+        "userspace idle: 5 exited, 0 killed, 1 waiting for calls",
+    ])
+        .machine("q35")
+        .qemu_args([svc_args, kfs_args].concat())
+        .store_images(vec![svc_image, kfs_image])
         // A bad buffer must be refused when the call is made: the service
         // never answers into it (it says so when a reply is refused).
-        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "[fs] reply to badge"]),
-        checks: vec![("every bad File.read returned", bad_reads_returned)],
-        timeout: Some(180),
-        ..user_boot("bad-bulk-buffers", "demos/storage-services-hostile.manifest", "exit_when_idle", &[
-            "storage: mounted kfs",
-            "[fs] CAPOSWF1 generation ",
-            "[hostile-ro] [PASS] fs-service-read-into-read-only-page: badAddress",
-            "[hostile-unmapped] [PASS] fs-service-read-into-unmapped: badAddress",
-            "[hostile-recv] [PASS] fs-service-read-into-recv-area: badAddress",
-            "[kernel-file] [PASS] kernel-file-read-into-read-only-page: badAddress",
-            "[kernel-file] [PASS] kernel-file-read-into-unmapped: badAddress",
-            "[kernel-file] [PASS] kernel-file-read-into-recv-area: badAddress",
-            "[busy] [PASS] busy-served-throughout:",
-            "[busy] [PASS] hostile-clients-ended:",
-            "userspace idle: 5 exited, 0 killed, 1 waiting for calls",
-        ])
-    }
+        .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "[fs] reply to badge"]))
+        .checks(vec![("every bad File.read returned", bad_reads_returned)])
+        .timeout(180)
 }
 
 /// demos/storage-services-churn.manifest's workload: `churn`'s cycles,
@@ -1018,15 +798,13 @@ fn storage_services_churn_boot() -> Boot {
         expect.push(format!("[holder] [PASS] holder-life-{life}: {HOLDER_FILES} new files held"));
     }
     let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
-    Boot {
-        machine: Some("q35"),
-        qemu_args: svc_args,
-        store_images: vec![svc_image],
-        forbid: strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic"]),
-        checks: vec![("every object released", objects_released)],
-        timeout: Some(CHURN_TIMEOUT_SECS),
-        ..user_boot("churn-and-hold", "demos/storage-services-churn.manifest", "exit_when_idle", &expect)
-    }
+    user_boot("churn-and-hold", "demos/storage-services-churn.manifest", "exit_when_idle", &expect)
+        .machine("q35")
+        .qemu_args(svc_args)
+        .store_images(vec![svc_image])
+        .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic"]))
+        .checks(vec![("every object released", objects_released)])
+        .timeout(CHURN_TIMEOUT_SECS)
 }
 
 /// The churn boot's time limit: its 100,000 cycles took 494 s at 4.9 ms a
@@ -1126,7 +904,7 @@ pub fn runs_alone(name: &str) -> Option<&'static str> {
 }
 
 pub fn all() -> Vec<Scenario> {
-    all_in(&crate::workspace_root().unwrap_or_default())
+    all_in(&crate::settings::workspace_root().unwrap_or_default())
 }
 
 pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
@@ -1178,34 +956,30 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     Expect::Success,
                     &["vector 8 (double fault)", "kernel stack overflow: guard page of stack 'selftest-overflow'", "[PASS] stack-overflow"],
                 ),
-                Boot {
-                    forbid: strings(&["EXCEPTION (unexpected)"]),
-                    ..kernel_boot(
-                        "panic",
-                        "test=panic",
-                        Expect::KernelFailure,
-                        &["KERNEL PANIC at kernel/src/selftest.rs", "deliberate panic requested by test=panic"],
-                    )
-                },
+                kernel_boot(
+                    "panic",
+                    "test=panic",
+                    Expect::KernelFailure,
+                    &["KERNEL PANIC at kernel/src/selftest.rs", "deliberate panic requested by test=panic"],
+                )
+                    .forbid(strings(&["EXCEPTION (unexpected)"])),
                 // The lock-order checker (debug kernels only, so this boot
                 // is one whatever KERNEL_PROFILE says): an inversion of two
                 // test locks panics naming both.
-                Boot {
-                    forbid: strings(&["EXCEPTION (unexpected)", "[FAIL]"]),
-                    profile: Some(String::from("dev")),
-                    ..kernel_boot(
-                        "lock-order",
-                        "test=lockorder",
-                        Expect::KernelFailure,
-                        &[
-                            "[PASS] lock-order-table",
-                            "[PASS] lock-order-in-order",
-                            "lock order: cpu 0 holds: 'selftest.inner' (rank 1010)",
-                            "KERNEL PANIC at kernel/src/sync.rs",
-                            "lock order: taking 'selftest.outer' (rank 1000) while holding 'selftest.inner' (rank 1010)",
-                        ],
-                    )
-                },
+                kernel_boot(
+                    "lock-order",
+                    "test=lockorder",
+                    Expect::KernelFailure,
+                    &[
+                        "[PASS] lock-order-table",
+                        "[PASS] lock-order-in-order",
+                        "lock order: cpu 0 holds: 'selftest.inner' (rank 1010)",
+                        "KERNEL PANIC at kernel/src/sync.rs",
+                        "lock order: taking 'selftest.outer' (rank 1000) while holding 'selftest.inner' (rank 1010)",
+                    ],
+                )
+                    .forbid(strings(&["EXCEPTION (unexpected)", "[FAIL]"]))
+                    .profile("dev"),
             ],
         },
         Scenario {
@@ -1226,18 +1000,21 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             capos_boot_only: false,
             boots: vec![
                 diag_boot(root),
-                Boot {
-                    script: prompt_script(&["reboot".to_string()]),
-                    ..kernel_boot("reboot", "log=info", Expect::Reset, &["rebooting"])
-                },
+                kernel_boot("reboot", "log=info", Expect::Reset, &["rebooting"])
+                    .script(prompt_script(&["reboot".to_string()])),
             ],
         },
         Scenario {
             name: "prompt-robustness",
             description: "a 10,000-character line, binary garbage, escape sequences cut short by Enter and an unknown command leave the prompt working; the up arrow recalls a command",
             capos_boot_only: false,
-            boots: vec![Boot {
-                script: vec![
+            boots: vec![kernel_boot(
+                "prompt",
+                "log=info",
+                Expect::Success,
+                &["(line too long; further input on this line is ignored)", "error: unknown command 'frobnicate'", "commands:", "uptime:", "vendor:", "halting"],
+            )
+                .script(vec![
                     ("capos> ".into(), {
                         let mut v = vec![b'x'; 10_000];
                         v.push(b'\r');
@@ -1263,72 +1040,55 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                     ("this is cpu".into(), b"frobnicate --now\r".to_vec()),
                     ("capos> ".into(), b"status\r".to_vec()),
                     ("capos> ".into(), b"halt\r".to_vec()),
-                ],
-                checks: vec![("cpu ran twice (typed after ESC [ Enter, then recalled with the up arrow)", cpu_ran_twice)],
-                ..kernel_boot(
-                    "prompt",
-                    "log=info",
-                    Expect::Success,
-                    &["(line too long; further input on this line is ignored)", "error: unknown command 'frobnicate'", "commands:", "uptime:", "vendor:", "halting"],
-                )
-            }],
+                ])
+                .checks(vec![("cpu ran twice (typed after ESC [ Enter, then recalled with the up arrow)", cpu_ran_twice)])],
         },
         Scenario {
             name: "acpi",
             description: "ACPI discovery on q35 (MCFG, ECAM) and pc (no MCFG, legacy PCI config)",
             capos_boot_only: false,
             boots: vec![
-                Boot {
-                    machine: Some("q35"),
-                    ..prompt_boot("q35", &["acpi", "pci", "irq"], &[
-                        "RSDP revision", "FACP at", "APIC at", "HPET at", "MCFG at", "checksum OK",
-                        "MCFG: segment 0 buses 00-ff ECAM at", "functions via ECAM (MCFG)", "(ecam)",
-                        "override: ISA IRQ 0 -> GSI 2", "COM1: ISA IRQ 4 -> GSI 4",
-                    ])
-                },
-                Boot {
-                    machine: Some("pc"),
-                    ..prompt_boot("pc", &["acpi", "pci", "irq"], &[
-                        "RSDP revision", "FACP at", "APIC at", "checksum OK",
-                        "MCFG: absent (PCI config through legacy ports)", "functions via legacy ports 0xCF8/0xCFC", "(legacy)",
-                        "override: ISA IRQ 0 -> GSI 2", "COM1: ISA IRQ 4 -> GSI 4",
-                    ])
-                },
+                prompt_boot("q35", &["acpi", "pci", "irq"], &[
+                    "RSDP revision", "FACP at", "APIC at", "HPET at", "MCFG at", "checksum OK",
+                    "MCFG: segment 0 buses 00-ff ECAM at", "functions via ECAM (MCFG)", "(ecam)",
+                    "override: ISA IRQ 0 -> GSI 2", "COM1: ISA IRQ 4 -> GSI 4",
+                ])
+                    .machine("q35"),
+                prompt_boot("pc", &["acpi", "pci", "irq"], &[
+                    "RSDP revision", "FACP at", "APIC at", "checksum OK",
+                    "MCFG: absent (PCI config through legacy ports)", "functions via legacy ports 0xCF8/0xCFC", "(legacy)",
+                    "override: ISA IRQ 0 -> GSI 2", "COM1: ISA IRQ 4 -> GSI 4",
+                ])
+                    .machine("pc"),
             ],
         },
         Scenario {
             name: "pci",
             description: "enumeration on q35 through PCIe root ports: NVMe and virtio-blk behind bridges",
             capos_boot_only: false,
-            boots: vec![Boot {
-                machine: Some("q35"),
-                qemu_args: qemu_args(PCI_DEVICES),
-                scratch_disks: vec![("vd0", 1 << 20)],
-                ..prompt_boot("q35-bridges", &["pci", "acpi"], &[
-                    "1b36:000c class 060400 PCI-to-PCI bridge [buses 01-01]",
-                    "1b36:000c class 060400 PCI-to-PCI bridge [buses 02-02]",
-                    "0000:01:00.0 1b36:0010 class 010802 NVMe controller",
-                    "0000:02:00.0 1af4:1042 class 010000 SCSI controller",
-                    "MSI-X@",
-                    "8086:29c0 class 060000 host bridge",
-                ])
-            }],
+            boots: vec![prompt_boot("q35-bridges", &["pci", "acpi"], &[
+                "1b36:000c class 060400 PCI-to-PCI bridge [buses 01-01]",
+                "1b36:000c class 060400 PCI-to-PCI bridge [buses 02-02]",
+                "0000:01:00.0 1b36:0010 class 010802 NVMe controller",
+                "0000:02:00.0 1af4:1042 class 010000 SCSI controller",
+                "MSI-X@",
+                "8086:29c0 class 060000 host bridge",
+            ])
+                .machine("q35")
+                .qemu_args(qemu_args(PCI_DEVICES))
+                .scratch_disks(vec![("vd0", 1 << 20)])],
         },
         Scenario {
             name: "msix",
             description: "an NVMe admin completion delivered through MSI-X (q35 and pc)",
             capos_boot_only: false,
             boots: vec![
-                Boot {
-                    machine: Some("q35"),
-                    qemu_args: qemu_args(&["-device", "nvme,serial=capos-msix"]),
-                    ..kernel_boot("q35", "test=msix", Expect::Success, &["[PASS] msix-nvme-admin-completion", "delivered 1 interrupt"])
-                },
-                Boot {
-                    machine: Some("pc"),
-                    qemu_args: qemu_args(&["-device", "nvme,serial=capos-msix"]),
-                    ..kernel_boot("pc", "test=msix", Expect::Success, &["[PASS] msix-nvme-admin-completion", "delivered 1 interrupt"])
-                },
+                kernel_boot("q35", "test=msix", Expect::Success, &["[PASS] msix-nvme-admin-completion", "delivered 1 interrupt"])
+                    .machine("q35")
+                    .qemu_args(qemu_args(&["-device", "nvme,serial=capos-msix"])),
+                kernel_boot("pc", "test=msix", Expect::Success, &["[PASS] msix-nvme-admin-completion", "delivered 1 interrupt"])
+                    .machine("pc")
+                    .qemu_args(qemu_args(&["-device", "nvme,serial=capos-msix"])),
             ],
         },
         {
@@ -1395,21 +1155,19 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                         "READ(10) to target 2 timed out; device reset, controller failed",
                         "[PASS] scsi-timeout-reset",
                     ]),
-                    Boot {
-                        machine: Some("pc"),
-                        qemu_args: qemu_args(&[
+                    kernel_boot("pc-legacy-only", "test=smoke", Expect::Success, &[
+                        "PCI 1af4:1004 (transitional)",
+                        "no modern virtio PCI transport",
+                        "[PASS] smoke",
+                    ])
+                        .machine("pc")
+                        .qemu_args(qemu_args(&[
                             "-device", "virtio-scsi-pci,id=scsi0,disable-modern=on",
                             "-drive", "if=none,id=legacy,format=raw,file={disk:legacy}",
                             "-device", "scsi-hd,drive=legacy,bus=scsi0.0,scsi-id=0",
-                        ]),
-                        scratch_disks: vec![("legacy", 1 << 20)],
-                        forbid: strings(&["bound to virtio-scsi", "KERNEL PANIC"]),
-                        ..kernel_boot("pc-legacy-only", "test=smoke", Expect::Success, &[
-                            "PCI 1af4:1004 (transitional)",
-                            "no modern virtio PCI transport",
-                            "[PASS] smoke",
-                        ])
-                    },
+                        ]))
+                        .scratch_disks(vec![("legacy", 1 << 20)])
+                        .forbid(strings(&["bound to virtio-scsi", "KERNEL PANIC"])),
                 ],
             }
         },
@@ -1447,21 +1205,19 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 // service over a failed raw mount answers `unavailable` and
                 // why, and its client (bootcount) fails with that answer
                 // (so its [FAIL] is expected: guest verdicts are not counted).
-                Boot {
-                    forbid: strings(&["userspace not started", "KERNEL PANIC", "EXCEPTION (unexpected)"]),
-                    userspace: Some(("demos/missing-device.manifest", "exit_when_idle")),
-                    guest_verdicts: false,
-                    ..kernel_boot("missing-device", "exit_when_idle", Expect::Success, &[
-                        "storage: mount db failed: caposst1 on nvme9n1: no block device nvme9n1 (found: none)",
-                        "storage: mount disk failed: raw on nvme8n1: no block device nvme8n1 (found: none)",
-                        "storage: 0 mounts ready, 2 failed (their capabilities answer unavailable)",
-                        "[hello] [PASS] hello-console",
-                        "process hello (pid 1) exited with status 0",
-                        "[fs] cannot mount the disk: Unavailable: the disk: mount disk failed: no block device nvme8n1 (found: none); answering every call with it",
-                        "[bootcount] [FAIL] bootcount: open /boots: Object(CapError { code: Unavailable, message: \"the disk: mount disk failed: no block device nvme8n1 (found: none)\" })",
-                        "process bootcount (pid 3) exited with status 1",
-                    ])
-                },
+                kernel_boot("missing-device", "exit_when_idle", Expect::Success, &[
+                    "storage: mount db failed: caposst1 on nvme9n1: no block device nvme9n1 (found: none)",
+                    "storage: mount disk failed: raw on nvme8n1: no block device nvme8n1 (found: none)",
+                    "storage: 0 mounts ready, 2 failed (their capabilities answer unavailable)",
+                    "[hello] [PASS] hello-console",
+                    "process hello (pid 1) exited with status 0",
+                    "[fs] cannot mount the disk: Unavailable: the disk: mount disk failed: no block device nvme8n1 (found: none); answering every call with it",
+                    "[bootcount] [FAIL] bootcount: open /boots: Object(CapError { code: Unavailable, message: \"the disk: mount disk failed: no block device nvme8n1 (found: none)\" })",
+                    "process bootcount (pid 3) exited with status 1",
+                ])
+                    .forbid(strings(&["userspace not started", "KERNEL PANIC", "EXCEPTION (unexpected)"]))
+                    .volume(BootVolume::Manifest("demos/missing-device.manifest", "exit_when_idle"))
+                    .guest_verdicts(false),
             ],
         },
         Scenario {
@@ -1486,7 +1242,8 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             name: "storage-services-smp4",
             description: "storage-services with 4 CPUs: the services, the writer and chaos at once on different CPUs",
             capos_boot_only: false,
-            boots: storage_services_boots().into_iter().map(|b| Boot { smp: Some("4"), ..b }).collect(),
+            boots: storage_services_boots().into_iter().map(|b| b
+                .smp("4")).collect(),
         },
         Scenario {
             name: "storage-services-hostile",
@@ -1528,139 +1285,132 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             name: "process-lifetime-smp4",
             description: "process-lifetime with 4 CPUs: the server and the driver on different CPUs, kills carried out where the process runs",
             capos_boot_only: false,
-            boots: vec![Boot { smp: Some("4"), ..process_lifetime_boot() }],
+            boots: vec![process_lifetime_boot()
+                .smp("4")],
         },
         Scenario {
             name: "cap-faults",
             description: "a hostile process: every bad handle, pointer, length and message is refused; its page fault ends only it",
             capos_boot_only: false,
-            boots: vec![Boot {
-                forbid: strings(&["KERNEL PANIC", "EXCEPTION (unexpected)"]),
-                ..user_boot("hostile", "demos/cap-faults.manifest", "exit_when_idle", &[
-                    "[hostile] [PASS] hostile-invalid-handle",
-                    "[hostile] [PASS] hostile-null-handle",
-                    "[hostile] [PASS] hostile-foreign-handle-number",
-                    "[hostile] [PASS] hostile-call-own-endpoint",
-                    "[hostile] [PASS] hostile-dropped-handle",
-                    "[hostile] [PASS] hostile-double-drop",
-                    "[hostile] [PASS] hostile-huge-message",
-                    "[hostile] [PASS] hostile-too-many-caps",
-                    "[hostile] [PASS] hostile-unknown-bulk-flag",
-                    "[hostile] [PASS] hostile-bulk-length-without-flags",
-                    "[hostile] [PASS] hostile-stale-cap-in-transfer",
-                    "[hostile] [PASS] hostile-bulk-in-kernel-memory",
-                    "[hostile] [PASS] hostile-bulk-in-direct-map",
-                    "[hostile] [PASS] hostile-bulk-unmapped",
-                    "[hostile] [PASS] hostile-bulk-null-page",
-                    "[hostile] [PASS] hostile-bulk-overflowing-length",
-                    "[hostile] [PASS] hostile-bulk-wrapping-pointer",
-                    "[hostile] [PASS] hostile-bulk-too-large",
-                    "[hostile] [PASS] hostile-bulk-write-into-read-only",
-                    "[hostile] [PASS] hostile-truncated-message",
-                    "[hostile] [PASS] hostile-garbage-message",
-                    "[hostile] [PASS] hostile-unaligned-length",
-                    "[hostile] [PASS] hostile-nesting-control",
-                    "[hostile] [PASS] hostile-nested-past-limit",
-                    "[hostile] [PASS] hostile-wrong-ordinal",
-                    "[hostile] [PASS] hostile-wrong-interface",
-                    "[hostile] [PASS] hostile-unknown-syscall-0",
-                    "[hostile] [PASS] hostile-unknown-syscall-99",
-                    "[hostile] [PASS] hostile-receive-on-non-endpoint",
-                    "[hostile] [PASS] hostile-reply-with-bogus-token",
-                    "[hostile] [PASS] hostile-reply-with-token-0",
-                    "[hostile] [PASS] hostile-reply-word-high-bits",
-                    "[hostile] [PASS] hostile-reply-receive-stale-token",
-                    "[hostile] [PASS] hostile-reply-receive-on-non-endpoint",
-                    "[hostile] [PASS] hostile-bulk-register-kernel-memory",
-                    "[hostile] [PASS] hostile-bulk-register-too-large",
-                    "[hostile] [PASS] hostile-bulk-register-read-only",
-                    "[hostile] [PASS] hostile-only-granted-caps",
-                    "[hostile] hostile: all cases refused correctly",
-                    "EXCEPTION (in user mode): vector 14 (page fault)",
-                    "process hostile (pid 1) killed: page fault at 0x10",
-                    "[witness] [PASS] witness-peer-gone",
-                    "[witness] [PASS] witness-kernel-still-serving",
-                    "[hello] [PASS] hello-console",
-                    "userspace idle: 2 exited, 1 killed, 0 waiting for calls",
-                ])
-            }],
+            boots: vec![user_boot("hostile", "demos/cap-faults.manifest", "exit_when_idle", &[
+                "[hostile] [PASS] hostile-invalid-handle",
+                "[hostile] [PASS] hostile-null-handle",
+                "[hostile] [PASS] hostile-foreign-handle-number",
+                "[hostile] [PASS] hostile-call-own-endpoint",
+                "[hostile] [PASS] hostile-dropped-handle",
+                "[hostile] [PASS] hostile-double-drop",
+                "[hostile] [PASS] hostile-huge-message",
+                "[hostile] [PASS] hostile-too-many-caps",
+                "[hostile] [PASS] hostile-unknown-bulk-flag",
+                "[hostile] [PASS] hostile-bulk-length-without-flags",
+                "[hostile] [PASS] hostile-stale-cap-in-transfer",
+                "[hostile] [PASS] hostile-bulk-in-kernel-memory",
+                "[hostile] [PASS] hostile-bulk-in-direct-map",
+                "[hostile] [PASS] hostile-bulk-unmapped",
+                "[hostile] [PASS] hostile-bulk-null-page",
+                "[hostile] [PASS] hostile-bulk-overflowing-length",
+                "[hostile] [PASS] hostile-bulk-wrapping-pointer",
+                "[hostile] [PASS] hostile-bulk-too-large",
+                "[hostile] [PASS] hostile-bulk-write-into-read-only",
+                "[hostile] [PASS] hostile-truncated-message",
+                "[hostile] [PASS] hostile-garbage-message",
+                "[hostile] [PASS] hostile-unaligned-length",
+                "[hostile] [PASS] hostile-nesting-control",
+                "[hostile] [PASS] hostile-nested-past-limit",
+                "[hostile] [PASS] hostile-wrong-ordinal",
+                "[hostile] [PASS] hostile-wrong-interface",
+                "[hostile] [PASS] hostile-unknown-syscall-0",
+                "[hostile] [PASS] hostile-unknown-syscall-99",
+                "[hostile] [PASS] hostile-receive-on-non-endpoint",
+                "[hostile] [PASS] hostile-reply-with-bogus-token",
+                "[hostile] [PASS] hostile-reply-with-token-0",
+                "[hostile] [PASS] hostile-reply-word-high-bits",
+                "[hostile] [PASS] hostile-reply-receive-stale-token",
+                "[hostile] [PASS] hostile-reply-receive-on-non-endpoint",
+                "[hostile] [PASS] hostile-bulk-register-kernel-memory",
+                "[hostile] [PASS] hostile-bulk-register-too-large",
+                "[hostile] [PASS] hostile-bulk-register-read-only",
+                "[hostile] [PASS] hostile-only-granted-caps",
+                "[hostile] hostile: all cases refused correctly",
+                "EXCEPTION (in user mode): vector 14 (page fault)",
+                "process hostile (pid 1) killed: page fault at 0x10",
+                "[witness] [PASS] witness-peer-gone",
+                "[witness] [PASS] witness-kernel-still-serving",
+                "[hello] [PASS] hello-console",
+                "userspace idle: 2 exited, 1 killed, 0 waiting for calls",
+            ])
+                .forbid(strings(&["KERNEL PANIC", "EXCEPTION (unexpected)"]))],
         },
         Scenario {
             name: "bench-ipc",
             description: "benchmark (not a test): executed instructions per kernel null call, endpoint round trip and echo (icount plugin)",
             capos_boot_only: false,
-            boots: vec![Boot {
+            boots: vec![user_boot("icount", "demos/bench-ipc.manifest", "exit_when_idle", &["[ping] icount: kernel null call", "[ping] icount: endpoint null round trip", "[ping] icount: echo 64 B", "[ping] icount: echo 4 KiB", "[ping] icount: echo 64 KiB", "[ping] icount: kernel echo 64 KiB"])
                 // What the guest must do is the icount protocol: at least
                 // one `icount: <label> ops=<n>` line, each followed by a
                 // counted region (report_icount checks the pairing).
-                qemu_args: bench_icount_args(),
-                timeout: Some(1200),
-                smp: Some("1"),
-                icount_plugin: true,
-                profile: Some(bench_profile()),
-                linux_pairs: IPC_VS_LINUX.to_vec(),
-                ..user_boot("icount", "demos/bench-ipc.manifest", "exit_when_idle", &["[ping] icount: kernel null call", "[ping] icount: endpoint null round trip", "[ping] icount: echo 64 B", "[ping] icount: echo 4 KiB", "[ping] icount: echo 64 KiB", "[ping] icount: kernel echo 64 KiB"])
-            }],
+                .qemu_args(bench_icount_args())
+                .timeout(1200)
+                .smp("1")
+                .icount_plugin()
+                .profile(bench_profile())
+                .linux_pairs(IPC_VS_LINUX.to_vec())],
         },
         Scenario {
             name: "bench-blk",
             description: "benchmark (not a test): executed instructions per NVMe, virtio-blk and virtio-scsi read, trait and raw, irq and polled (icount plugin)",
             capos_boot_only: false,
-            boots: vec![Boot {
-                machine: Some("q35"),
-                smp: Some("1"),
-                qemu_args: [bench_icount_args(), null_disk("nvme0", "nvme"), null_disk("vblk0", "virtio"), null_disk("sda", "scsi")].concat(),
-                guest_verdicts: false,
-                timeout: Some(1200),
-                icount_plugin: true,
-                profile: Some(bench_profile()),
-                linux_pairs: BLK_VS_LINUX.to_vec(),
-                store_figures: Some("blk"),
-                ..kernel_boot("icount", "bench=blk", Expect::Success, &[
-                    "icount: nvme0n1 trait read 4 KiB qd1 irq",
-                    "icount: nvme0n1 raw read 4 KiB qd1 irq",
-                    "icount: vblk0 trait read 4 KiB qd1 polled",
-                    "icount: sda trait read 4 KiB qd1 polled",
-                    "bench: done",
-                ])
-            }],
+            boots: vec![kernel_boot("icount", "bench=blk", Expect::Success, &[
+                "icount: nvme0n1 trait read 4 KiB qd1 irq",
+                "icount: nvme0n1 raw read 4 KiB qd1 irq",
+                "icount: vblk0 trait read 4 KiB qd1 polled",
+                "icount: sda trait read 4 KiB qd1 polled",
+                "bench: done",
+            ])
+                .machine("q35")
+                .smp("1")
+                .qemu_args([bench_icount_args(), null_disk("nvme0", "nvme"), null_disk("vblk0", "virtio"), null_disk("sda", "scsi")].concat())
+                .guest_verdicts(false)
+                .timeout(1200)
+                .icount_plugin()
+                .profile(bench_profile())
+                .linux_pairs(BLK_VS_LINUX.to_vec())
+                .store_figures("blk")],
         },
         Scenario {
             name: "bench-storage",
             description: "benchmark (not a test): executed instructions per File.read/write (4 KiB, 128 KiB) on CAPOSWF1 over NVMe, through the kernel's capabilities and through storage-fs-service, and per Store put/get (icount plugin)",
             capos_boot_only: false,
-            boots: vec![Boot {
-                machine: Some("q35"),
-                smp: Some("1"),
-                qemu_args: [
+            boots: vec![user_boot("icount", "demos/bench-storage.manifest", "exit_when_idle", &[
+                "storage: mounted bench",
+                "[bench] icount: File.write 4 KiB",
+                "[bench] icount: File.read 128 KiB",
+                "[bench] icount: Store.get 100 B",
+                "[bench] icount: FAT File.read 128 KiB",
+                "[bench] icount: fs-service File.read 128 KiB",
+                "[bench] bench: done",
+                "process bench (pid 2) exited with status 0",
+            ])
+                .machine("q35")
+                .smp("1")
+                .qemu_args([
                     bench_icount_args(),
                     strings(&["-drive", "file={disk:bench},if=none,id=bench,format=raw", "-device", "nvme,serial=capos-bench,drive=bench"]),
                     strings(&["-drive", "file={disk:fat},if=none,id=fat,format=raw", "-device", "nvme,serial=capos-fat,drive=fat"]),
                     strings(&["-drive", "file={disk:svc},if=none,id=svc,format=raw", "-device", "nvme,serial=capos-svc,drive=svc"]),
                 ]
-                .concat(),
-                store_images: vec![
+                .concat())
+                .store_images(vec![
                     ("bench", strings(&["--colocated", "--store-blocks", "4096", "--blocks", "65536"])),
                     ("svc", strings(&["--writable", "--blocks", "65536"])),
-                ],
-                script_images: vec![("fat", "tools/mkstorage-fat-read-image", vec![("FAT_BIG_MIB", "4")])],
-                guest_verdicts: true,
-                timeout: Some(1800),
-                icount_plugin: true,
-                profile: Some(bench_profile()),
-                linux_pairs: STORAGE_VS_LINUX.to_vec(),
-                stored_pairs: STORAGE_VS_BLK.to_vec(),
-                ..user_boot("icount", "demos/bench-storage.manifest", "exit_when_idle", &[
-                    "storage: mounted bench",
-                    "[bench] icount: File.write 4 KiB",
-                    "[bench] icount: File.read 128 KiB",
-                    "[bench] icount: Store.get 100 B",
-                    "[bench] icount: FAT File.read 128 KiB",
-                    "[bench] icount: fs-service File.read 128 KiB",
-                    "[bench] bench: done",
-                    "process bench (pid 2) exited with status 0",
                 ])
-            }],
+                .script_images(vec![("fat", "tools/mkstorage-fat-read-image", vec![("FAT_BIG_MIB", "4")])])
+                .guest_verdicts(true)
+                .timeout(1800)
+                .icount_plugin()
+                .profile(bench_profile())
+                .linux_pairs(STORAGE_VS_LINUX.to_vec())
+                .stored_pairs(STORAGE_VS_BLK.to_vec())],
         },
         Scenario {
             name: "bench-boot",
@@ -1672,32 +1422,25 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
             name: "bench-linux",
             description: "benchmark (not a test): Debian's Linux 6.1 in the same QEMU with the same counter: getppid, pipe round trip, O_DIRECT NVMe reads",
             capos_boot_only: false,
-            boots: vec![Boot {
-                machine: Some("q35"),
-                smp: Some("1"),
-                qemu_args: [bench_icount_args(), null_disk("nvme0", "nvme")].concat(),
-                timeout: Some(1200),
-                icount_plugin: true,
-                linux_guest: true,
-                expect: strings(&["{other} bench-linux: nvme0n1 I/O scheduler: [none]", "{other} bench: done"]),
-                forbid: strings(&["{other} FAILED", "{other} Kernel panic"]),
-                ..Boot::new("linux", Box::new(|_| Volume::new()), Expect::Success)
-            }],
+            boots: vec![Boot::new("linux", BootVolume::Linux, Expect::Success)
+                .machine("q35")
+                .smp("1")
+                .qemu_args([bench_icount_args(), null_disk("nvme0", "nvme")].concat())
+                .timeout(1200)
+                .icount_plugin()
+                .expect(strings(&["{other} bench-linux: nvme0n1 I/O scheduler: [none]", "{other} bench: done"]))
+                .forbid(strings(&["{other} FAILED", "{other} Kernel panic"]))],
         },
         Scenario {
             name: "boot-menu",
             description: "capos-boot's menu: a typed digit picks an entry; without one the default boots at the timeout",
             capos_boot_only: true,
             boots: vec![
-                Boot {
-                    script: vec![("press 1-2 to choose".into(), b"2".to_vec())],
-                    forbid: strings(&["[PASS] smoke-heap", "KERNEL PANIC"]),
-                    ..menu_boot("pick-second", &["{other} booting entry 'timer check'", "[PASS] lapic-timer-ticks"])
-                },
-                Boot {
-                    forbid: strings(&["[PASS] lapic-timer-ticks", "KERNEL PANIC"]),
-                    ..menu_boot("timeout", &["{other} capos-boot: timeout; booting entry 1", "{other} booting entry 'smoke'", "[PASS] smoke-heap"])
-                },
+                menu_boot("pick-second", &["{other} booting entry 'timer check'", "[PASS] lapic-timer-ticks"])
+                    .script(vec![("press 1-2 to choose".into(), b"2".to_vec())])
+                    .forbid(strings(&["[PASS] smoke-heap", "KERNEL PANIC"])),
+                menu_boot("timeout", &["{other} capos-boot: timeout; booting entry 1", "{other} booting entry 'smoke'", "[PASS] smoke-heap"])
+                    .forbid(strings(&["[PASS] lapic-timer-ticks", "KERNEL PANIC"])),
             ],
         },
         Scenario {
@@ -1887,4 +1630,53 @@ mod tests {
         let service_reads = cases.iter().filter(|c| text.lines().any(|l| l.trim() == format!("arg: {c}"))).count();
         assert_eq!(service_reads + cases.len(), HOSTILE_READS, "three through the service, three on the kernel's File");
     }
+}
+
+/// The boot scenarios, then the storage scenarios (storage/, which drive
+/// their own boots), with one tally and one final line.
+pub fn run_all(s: &Settings, scenarios: &[Scenario], storage: &[storage::StorageScenario]) -> Result<bool, String> {
+    // Artifacts per cargo profile, built when a boot first needs them.
+    let mut built: Vec<(String, Artifacts)> = Vec::new();
+    let fw = find_firmware()?;
+    let mut t = Tally::default();
+    for sc in scenarios {
+        if s.limine_dir.is_some() && sc.capos_boot_only {
+            println!("== {}: skipped, it tests capos-boot itself and LIMINE_DIR is set", sc.name);
+            continue;
+        }
+        let dir = s.out_dir.join(sc.name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        println!("== scenario {}: {}", sc.name, sc.description);
+        for boot in &sc.boots {
+            let label = format!("{}/{}", sc.name, boot.name);
+            let bs = Settings { profile: boot.profile.clone().unwrap_or_else(|| s.profile.clone()), ..s.clone() };
+            let art = if let BootVolume::Linux = boot.volume {
+                // Nothing of capOS is booted.
+                Artifacts { kernel: PathBuf::new(), kernel_symbols: PathBuf::new(), loader: PathBuf::new() }
+            } else {
+                match built.iter().position(|(p, _)| *p == bs.profile) {
+                    Some(i) => built[i].1.clone(),
+                    None => {
+                        let a = build_all(&bs)?;
+                        built.push((bs.profile.clone(), a.clone()));
+                        a
+                    }
+                }
+            };
+            crate::boot::run(&bs, &dir, &label, boot, &art, &fw, &mut t);
+        }
+    }
+    for sc in storage {
+        let art = match built.iter().position(|(p, _)| *p == s.profile) {
+            Some(i) => built[i].1.clone(),
+            None => {
+                let a = build_all(s)?;
+                built.push((s.profile.clone(), a.clone()));
+                a
+            }
+        };
+        storage::run_scenario(s, &art, &fw, sc, &mut t);
+    }
+    println!("{} passed, {} failed", t.passed, t.failed);
+    Ok(t.failed == 0 && t.passed > 0)
 }

@@ -3,8 +3,8 @@
 //! as boot modules.
 
 use crate::build::Artifacts;
-use crate::esp::{Content, Volume};
-use crate::Settings;
+use super::esp::{Content, Volume};
+use crate::settings::Settings;
 
 /// `binary: /boot/NAME` lines of a manifest text.
 pub fn binaries(text: &str) -> Vec<String> {
@@ -18,7 +18,7 @@ pub fn binaries(text: &str) -> Vec<String> {
 /// (A child run of a parallel one, crate::parallel, only checks that it
 /// was built.)
 pub fn build_demo(s: &Settings, name: &str) -> Result<std::path::PathBuf, String> {
-    if !crate::parallel::prebuilt() {
+    if !crate::build::prebuilt() {
         cargo_demos(s, &[name.to_string()])?;
     }
     strip_demo(s, name)
@@ -93,6 +93,6 @@ pub fn volume(s: &Settings, art: &Artifacts, manifest: &str, cmdline: &str) -> R
         modules.push((format!("/boot/{}", n), n.clone()));
     }
     let mods: Vec<(&str, &str)> = modules.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
-    v.add("/limine.conf", Content::Bytes(crate::esp::limine_conf(cmdline, &mods).into_bytes()));
+    v.add("/limine.conf", Content::Bytes(super::esp::limine_conf(cmdline, &mods).into_bytes()));
     Ok(v)
 }

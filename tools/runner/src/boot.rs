@@ -1,0 +1,410 @@
+//! Running one boot: its volume written, its disks made, QEMU started on
+//! the machine it names, the serial log streamed and the outcome judged.
+//! Also `make run` / `make debug` (an interactive boot of the default
+//! system).
+
+use crate::build::{build_all, Artifacts};
+use crate::judge::figures::{report_icount, Figures};
+use crate::judge::{judge, Expect, Judgement, LogCheck, Outcome, Tally};
+use crate::machine::serial::{spawn_reader, stream_serial, strip_ansi};
+use crate::machine::{find_firmware, qemu_command, Firmware, Machine, EXIT_KERNEL_SUCCESS};
+use crate::settings::Settings;
+use crate::source::Source;
+use crate::volumes::blk::BlkDisk;
+use crate::volumes::system::{self, DefaultDisksUse};
+use crate::volumes::{default_volume, BootVolume, Disks};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// One boot of a scenario, in parts: the machine it runs on, what its boot
+/// volume holds (built with `profile`), the disks it attaches, what is
+/// typed on its console, how it is judged and the figures it reports.
+/// Scenarios start from [`Boot::new`] (or a helper of theirs) and set what
+/// differs with the builder methods below.
+pub struct Boot {
+    pub name: &'static str,
+    pub machine: Machine,
+    pub volume: BootVolume,
+    /// Cargo profile for this boot's kernel, loader and userspace instead
+    /// of KERNEL_PROFILE (the benchmarks use BENCH_PROFILE).
+    pub profile: Option<String>,
+    pub disks: Disks,
+    /// When `.0` appears in the serial output (after the previous step's
+    /// input was sent), type `.1` on the serial console.
+    pub script: Vec<(String, Vec<u8>)>,
+    pub judgement: Judgement,
+    pub figures: Figures,
+    /// A runner input this boot needs could not be read (SHELL_SCRIPT
+    /// missing, not UTF-8, ...): the boot is a failure with this message,
+    /// and QEMU is not started. Never a silent default.
+    pub input_error: Option<String>,
+}
+
+impl Boot {
+    /// A boot of `volume` expecting `exit`, with every check and setting at
+    /// its default (no lines required, the machine settings from the
+    /// environment).
+    pub fn new(name: &'static str, volume: BootVolume, exit: Expect) -> Boot {
+        Boot {
+            name,
+            machine: Machine::default(),
+            volume,
+            profile: None,
+            disks: Disks::default(),
+            script: Vec::new(),
+            judgement: Judgement::new(exit),
+            figures: Figures::default(),
+            input_error: None,
+        }
+    }
+
+    // The machine.
+    pub fn machine(mut self, kind: &'static str) -> Boot {
+        self.machine.kind = Some(kind);
+        self
+    }
+    pub fn mem(mut self, mem: &'static str) -> Boot {
+        self.machine.mem = Some(mem);
+        self
+    }
+    pub fn smp(mut self, cpus: &'static str) -> Boot {
+        self.machine.smp = Some(cpus);
+        self
+    }
+    pub fn qemu_args(mut self, args: Vec<String>) -> Boot {
+        self.machine.args = args;
+        self
+    }
+
+    // The boot volume.
+    pub fn volume(mut self, volume: BootVolume) -> Boot {
+        self.volume = volume;
+        self
+    }
+    pub fn default_system(self) -> Boot {
+        self.volume(BootVolume::DefaultSystem)
+    }
+    pub fn profile(mut self, profile: impl Into<String>) -> Boot {
+        self.profile = Some(profile.into());
+        self
+    }
+
+    // The disks.
+    pub fn scratch_disks(mut self, disks: Vec<(&'static str, u64)>) -> Boot {
+        self.disks.scratch = disks;
+        self
+    }
+    pub fn store_images(mut self, images: Vec<(&'static str, Vec<String>)>) -> Boot {
+        self.disks.store_images = images;
+        self
+    }
+    pub fn script_images(mut self, images: Vec<(&'static str, &'static str, Vec<(&'static str, &'static str)>)>) -> Boot {
+        self.disks.script_images = images;
+        self
+    }
+    /// Disks of known content, the guest hashing `read_bytes` of each (0: all).
+    pub fn blk_disks(mut self, disks: Vec<BlkDisk>, read_bytes: u64) -> Boot {
+        self.disks.blk = disks;
+        self.disks.blk_read_bytes = read_bytes;
+        self
+    }
+    pub fn default_disks(mut self, usage: DefaultDisksUse) -> Boot {
+        self.disks.default_disks = Some(usage);
+        self
+    }
+
+    // The console.
+    pub fn script(mut self, script: Vec<(String, Vec<u8>)>) -> Boot {
+        self.script = script;
+        self
+    }
+
+    // The judgement.
+    pub fn expect(mut self, lines: Vec<String>) -> Boot {
+        self.judgement.expect = lines;
+        self
+    }
+    pub fn forbid(mut self, lines: Vec<String>) -> Boot {
+        self.judgement.forbid = lines;
+        self
+    }
+    pub fn guest_verdicts(mut self, count: bool) -> Boot {
+        self.judgement.guest_verdicts = count;
+        self
+    }
+    pub fn checks(mut self, checks: Vec<(&'static str, LogCheck)>) -> Boot {
+        self.judgement.checks = checks;
+        self
+    }
+    pub fn timeout(mut self, secs: u64) -> Boot {
+        self.judgement.timeout = Some(secs);
+        self
+    }
+
+    // The figures.
+    pub fn icount_plugin(mut self) -> Boot {
+        self.figures.icount = true;
+        self
+    }
+    pub fn milestones(mut self, milestones: Vec<&'static str>) -> Boot {
+        self.figures.milestones = milestones;
+        self
+    }
+    pub fn linux_pairs(mut self, pairs: Vec<(&'static str, &'static str)>) -> Boot {
+        self.figures.linux_pairs = pairs;
+        self
+    }
+    pub fn store_figures(mut self, name: &'static str) -> Boot {
+        self.figures.store_figures = Some(name);
+        self
+    }
+    pub fn stored_pairs(mut self, pairs: Vec<(&'static str, &'static str, &'static str)>) -> Boot {
+        self.figures.stored_pairs = pairs;
+        self
+    }
+
+    pub fn input_error(mut self, error: Option<String>) -> Boot {
+        self.input_error = error;
+        self
+    }
+}
+
+/// Run `boot` of a scenario whose files go to `dir` and judge it, its
+/// verdicts counted in `t` under `label`.
+pub fn run(s: &Settings, dir: &Path, label: &str, boot: &Boot, art: &Artifacts, fw: &Firmware, t: &mut Tally) {
+    match run_boot(s, dir, boot, art, fw) {
+        Ok(out) => {
+            let failed_before = t.failed;
+            judge(label, &boot.judgement, &verdict_sources(&boot.volume), &out, t);
+            let judged_ok = t.failed == failed_before;
+            report_icount(s, label, &boot.figures, &boot.machine, matches!(boot.volume, BootVolume::Linux), &s.profile, &out, t, judged_ok);
+        }
+        Err(e) => t.fail(label, &e),
+    }
+}
+
+fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmware) -> Result<Outcome, String> {
+    if let Some(e) = &boot.input_error {
+        return Err(e.clone());
+    }
+    let image = dir.join(format!("{}.img", boot.name));
+    boot.volume.write(s, art, &image)?;
+    let vars = dir.join(format!("{}.vars.fd", boot.name));
+    let disks = boot.disks.make(s, dir, boot.name)?;
+    let mut args: Vec<String> = boot
+        .machine
+        .args
+        .iter()
+        .map(|a| disks.names.iter().fold(a.clone(), |acc, (k, v)| acc.replace(k.as_str(), v)))
+        .collect();
+    args.extend(disks.args);
+    let mut linux_description = None;
+    if let BootVolume::Linux = boot.volume {
+        let g = crate::build::linux::prepare(&s.root)?;
+        args.extend(["-kernel".to_string(), g.kernel.display().to_string(), "-initrd".into(), g.initrd.display().to_string()]);
+        args.extend(["-append".to_string(), LINUX_CMDLINE.to_string()]);
+        linux_description = Some(format!("{}; kernel command line '{}'", g.description, LINUX_CMDLINE));
+    }
+    let icount_file = dir.join(format!("{}.icount.txt", boot.name));
+    if boot.figures.icount {
+        let plugin = crate::judge::icount::build_plugin(&s.root)?;
+        let _ = std::fs::remove_file(&icount_file);
+        if icount_file.display().to_string().contains(',') || plugin.display().to_string().contains(',') {
+            return Err("the workspace path contains a comma, which QEMU's -plugin option cannot take".into());
+        }
+        args.extend(["-plugin".to_string(), format!("{},outfile={}", plugin.display(), icount_file.display())]);
+    }
+    let mut cmd = qemu_command(s, &boot.machine, fw, &image, &vars, &args)?;
+    // signal=off: scripted input may contain Ctrl-C bytes meant for the guest.
+    cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let log_path = dir.join(format!("{}.log", boot.name));
+    let mut log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {}", log_path.display(), e))?;
+    println!("== {}: qemu {} (log: {})", boot.name, shell_words(&cmd), log_path.display());
+    let mut child: Child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {} (run tools/setup.sh)", e))?;
+    let (tx, rx) = mpsc::channel();
+    spawn_reader(child.stdout.take().unwrap(), tx);
+    let (etx, erx) = mpsc::channel();
+    spawn_reader(child.stderr.take().unwrap(), etx);
+    let mut stdin = child.stdin.take();
+
+    let timeout = Duration::from_secs(boot.judgement.timeout.unwrap_or(s.timeout_secs));
+    let steps: Vec<(&str, &[u8])> = boot.script.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
+    let serial = stream_serial(&rx, stdin.as_mut(), &mut log, &steps, Instant::now() + timeout, strip_ansi);
+    let (lines, stamps, timed_out) = (serial.lines, serial.stamps, serial.timed_out);
+    if timed_out {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let mut err = Vec::new();
+    while let Ok(Some(chunk)) = erx.try_recv() {
+        err.extend_from_slice(&chunk);
+    }
+    for l in String::from_utf8_lossy(&err).lines() {
+        println!("qemu: {}", l);
+        let _ = writeln!(log, "qemu: {}", l);
+    }
+    let icount = boot.figures.icount.then(|| {
+        std::fs::read_to_string(&icount_file).map_err(|e| format!("the icount plugin left no output {}: {}", icount_file.display(), e))
+    });
+    Ok(Outcome {
+        disks: disks.blk,
+        timeout_secs: timeout.as_secs(),
+        lines,
+        stamps,
+        exit: if timed_out { None } else { status.code() },
+        timed_out,
+        icount,
+        linux_description,
+    })
+}
+
+fn shell_words(cmd: &Command) -> String {
+    cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// The process names a manifest file starts (`process NAME` lines).
+fn manifest_processes(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("process ").map(|n| n.trim().to_string()))
+        .collect()
+}
+
+/// Whose `[PASS]`/`[FAIL]` lines count for `boot`: the kernel's always,
+/// and those of the processes its manifest starts (a boot names its
+/// manifest; its manifest names its processes). Firmware and loader lines
+/// never count.
+fn verdict_sources(volume: &BootVolume) -> Vec<Source> {
+    let mut v = vec![Source::Kernel];
+    let root = crate::settings::workspace_root().unwrap_or_default();
+    if let Some(m) = volume.manifest() {
+        v.extend(manifest_processes(&root.join(m)).into_iter().map(Source::Process));
+    }
+    v
+}
+
+/// The Linux benchmark guest's kernel command line.
+const LINUX_CMDLINE: &str = "console=ttyS0 loglevel=4 panic=-1";
+
+/// `make run` / `make debug`: the repository's limine.conf, serial and the
+/// QEMU monitor multiplexed on this terminal (Ctrl-A X quits, Ctrl-A C
+/// toggles the monitor).
+pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
+    let art = build_all(s)?;
+    let fw = find_firmware()?;
+    let v = default_volume(s, &art)?;
+    let dir = s.out_dir.join("interactive");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let image = dir.join("esp.img");
+    v.write(&image)?;
+    // The default system's disks (not for a MANIFEST of the user's own,
+    // which attaches what it needs through QEMU_EXTRA).
+    let mut disks = Vec::new();
+    if system::is_default_manifest(system::manifest_env()?.as_deref()) {
+        let (d, made) = system::ensure(&s.root, &s.root.join("target/disks"), system::data_image_env().as_deref())?;
+        for m in made {
+            eprintln!("capos-run: made {}", m);
+        }
+        eprintln!("capos-run: /data is {} (in place)", d.data.display());
+        disks = system::qemu_args(&d);
+    }
+    let mut cmd = qemu_command(s, &Machine::default(), &fw, &image, &dir.join("vars.fd"), &disks)?;
+    cmd.args(["-serial", "mon:stdio"]);
+    if debug {
+        cmd.args(["-s", "-S"]);
+        let kernel = art.kernel_symbols.display();
+        eprintln!("capos-run: QEMU is waiting for gdb on localhost:1234. In another terminal:");
+        // The build names the checkout /capos in debug info (build::remaps).
+        eprintln!(
+            "  gdb {} -ex 'set substitute-path {} {}' -ex 'target remote localhost:1234' -ex 'break kernel_entry' -ex continue",
+            kernel,
+            crate::build::REMAP_ROOT,
+            s.root.display()
+        );
+    }
+    eprintln!("capos-run: booting {} (quit: Ctrl-A X)", image.display());
+    let status = cmd.status().map_err(|e| format!("cannot start qemu-system-x86_64: {}", e))?;
+    Ok(match status.code() {
+        Some(EXIT_KERNEL_SUCCESS) | Some(0) => 0,
+        _ => 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volumes::esp::Volume;
+
+    fn boot(expect_exit: Expect) -> Boot {
+        Boot::new("t", BootVolume::Made(Box::new(|_| Volume::new())), expect_exit)
+            .expect(vec!["capos kernel starting".into()])
+            .forbid(vec!["KERNEL PANIC".into()])
+            .guest_verdicts(true)
+    }
+
+    fn outcome(lines: &[&str], exit: Option<i32>, timed_out: bool) -> Outcome {
+        Outcome {
+            disks: Vec::new(),
+            timeout_secs: 5,
+            lines: lines.iter().map(|s| s.to_string()).collect(),
+            stamps: lines.iter().map(|_| 0).collect(),
+            exit,
+            timed_out,
+            icount: None,
+            linux_description: None,
+        }
+    }
+
+    fn tally(b: &Boot, o: &Outcome) -> (u32, u32) {
+        let mut t = Tally::default();
+        judge("t", &b.judgement, &verdict_sources(&b.volume), o, &mut t);
+        (t.passed, t.failed)
+    }
+
+    const FIRMWARE: &str = "BdsDxe: starting Boot0002";
+    const BOOTED: &str = crate::source::KERNEL_FIRST_LINE;
+
+    #[test]
+    fn a_clean_run_passes() {
+        let o = outcome(&[FIRMWARE, BOOTED, "[    0.100000] INFO  [PASS] x: fine"], Some(33), false);
+        assert_eq!(tally(&boot(Expect::Success), &o), (3, 0));
+    }
+
+    #[test]
+    fn a_timeout_is_a_failure_even_with_every_line_present() {
+        let o = outcome(&[BOOTED, "[PASS] x"], None, true);
+        let (_, failed) = tally(&boot(Expect::Success), &o);
+        assert!(failed >= 1);
+    }
+
+    #[test]
+    fn wrong_exit_missing_line_forbidden_line_and_guest_failures_fail() {
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&[BOOTED], Some(35), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&["nothing"], Some(33), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&[BOOTED, "KERNEL PANIC at x"], Some(33), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&[BOOTED, "[FAIL] y: broke"], Some(33), false)).1, 1);
+        // The loader-error code is not success.
+        assert_eq!(tally(&boot(Expect::Success), &outcome(&[BOOTED], Some(37), false)).1, 1);
+        assert_eq!(tally(&boot(Expect::LoaderError), &outcome(&[BOOTED], Some(37), false)).1, 0);
+    }
+
+    #[test]
+    fn the_judge_takes_each_line_from_its_source() {
+        // A process cannot start the kernel, nor print its panic, nor its verdicts.
+        let b = boot(Expect::Success);
+        assert_eq!(tally(&b, &outcome(&[FIRMWARE, "[evil] capos kernel starting"], Some(33), false)), (1, 1));
+        assert_eq!(tally(&b, &outcome(&[BOOTED, "[evil] KERNEL PANIC at x"], Some(33), false)), (2, 0));
+        let (p, f) = tally(&b, &outcome(&[BOOTED, "[evil] [PASS] forged", "[evil] [FAIL] forged"], Some(33), false));
+        assert_eq!((p, f), (2, 0), "only the exit status and the expected line count");
+        // Nor can the firmware or the loader.
+        assert_eq!(tally(&b, &outcome(&["[PASS] early", "[FAIL] early", "KERNEL PANIC early", BOOTED], Some(33), false)), (2, 0));
+        // A process the boot's manifest starts is counted.
+        let named = boot(Expect::Success).volume(BootVolume::Manifest("demos/ipc.manifest", ""));
+        assert_eq!(tally(&named, &outcome(&[BOOTED, "[ping] [PASS] a", "[pong] [FAIL] b", "[evil] [FAIL] c"], Some(33), false)), (3, 1));
+    }
+}

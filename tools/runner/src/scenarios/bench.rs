@@ -1,0 +1,233 @@
+//! The benchmarks (not tests): executed-instruction figures beside
+//! Linux's, and SMP throughput.
+
+use super::system::DEFAULT_SYSTEM_EXPECTS;
+use super::*;
+
+/// The cargo profile of the bench-* scenarios: BENCH_PROFILE, default
+/// bench-opt (Cargo.toml).
+pub fn bench_profile() -> String {
+    std::env::var("BENCH_PROFILE").ok().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| "bench-opt".into())
+}
+
+/// `-icount shift=0` for the benchmark boots (see docs/benchmarks.md for
+/// why and what it costs); BENCH_ICOUNT=off leaves it out.
+pub fn bench_icount_args() -> Vec<String> {
+    match std::env::var("BENCH_ICOUNT").ok().as_deref().map(str::trim) {
+        Some("off") => Vec::new(),
+        _ => qemu_args(&["-icount", "shift=0"]),
+    }
+}
+
+/// Pairs of (capOS label, Linux label) printed side by side.
+pub const IPC_VS_LINUX: &[(&str, &str)] = &[("kernel null call", "getppid"), ("endpoint null round trip", "pipe round trip")];
+
+pub const STORAGE_VS_LINUX: &[(&str, &str)] = &[
+    ("File.read 4 KiB", "O_DIRECT read 4 KiB"),
+    ("File.read 128 KiB", "O_DIRECT read 128 KiB"),
+    ("FAT File.read 4 KiB", "O_DIRECT read 4 KiB"),
+    ("FAT File.read 128 KiB", "O_DIRECT read 128 KiB"),
+    ("fs-service File.read 4 KiB", "O_DIRECT read 4 KiB"),
+    ("fs-service File.read 128 KiB", "O_DIRECT read 128 KiB"),
+];
+
+/// bench-storage's figures beside the raw NVMe driver's (bench-blk,
+/// polled like a storage call in a syscall, its wait excluded).
+pub const STORAGE_VS_BLK: &[(&str, &str, &str)] = &[
+    ("blk", "File.read 4 KiB", "nvme0n1 raw read 4 KiB qd1 polled"),
+    ("blk", "File.read 128 KiB", "nvme0n1 raw read 128 KiB qd1 polled"),
+];
+
+pub const BLK_VS_LINUX: &[(&str, &str)] = &[
+    ("nvme0n1 trait read 4 KiB qd1 irq", "O_DIRECT read 4 KiB"),
+    ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
+];
+
+/// The throughput of `make bench-smp`'s pairs in one boot: calls per
+/// billion TSC cycles, summed over the pairs (each prints `stress: N calls
+/// answered right in C cycles`; they run at once).
+fn pair_throughput(lines: &[String]) -> Result<f64, String> {
+    let mut total = 0.0;
+    for pair in ["ping1", "ping2"] {
+        let m = crate::source::messages_of(lines, pair)
+            .find_map(|m| m.strip_prefix("[PASS] stress: ").map(|r| r.to_string()))
+            .ok_or_else(|| format!("{pair} printed no stress result"))?;
+        let nums: Vec<f64> = m.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        match nums.as_slice() {
+            [calls, cycles] if *cycles > 0.0 => total += calls * 1e9 / cycles,
+            _ => return Err(format!("cannot read '{m}'")),
+        }
+    }
+    Ok(total)
+}
+
+/// The 1-CPU boot's throughput, for the 2-CPU boot's ratio (the boots of
+/// a scenario run in order).
+static ONE_CPU_THROUGHPUT: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
+
+fn smp_throughput_1(lines: &[String]) -> Result<String, String> {
+    let t = pair_throughput(lines)?;
+    *ONE_CPU_THROUGHPUT.lock().unwrap() = Some(t);
+    Ok(format!("2 pairs on 1 CPU: {:.0} calls per 10^9 TSC cycles", t))
+}
+
+fn smp_throughput_2(lines: &[String]) -> Result<String, String> {
+    let t = pair_throughput(lines)?;
+    let one = ONE_CPU_THROUGHPUT.lock().unwrap().ok_or("the 1-CPU boot gave no figure")?;
+    Ok(format!("2 pairs on 2 CPUs: {:.0} calls per 10^9 TSC cycles; 2-CPU / 1-CPU throughput ratio {:.2}", t, t / one))
+}
+
+/// `make bench-smp` (a benchmark): two checked ping-pong pairs on 1 CPU,
+/// then on 2; their throughput (wall time, TSC cycles: TCG runs a thread
+/// per vCPU) and the ratio.
+fn bench_smp_boots() -> Vec<Boot> {
+    [("1cpu", "1", smp_throughput_1 as LogCheck), ("2cpu", "2", smp_throughput_2 as LogCheck)]
+        .into_iter()
+        .map(|(name, cpus, check)| user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &["[ping1] [PASS] stress", "[ping2] [PASS] stress"])
+            .smp(cpus)
+            .timeout(600)
+            .checks(vec![("pair throughput", check)])
+            .profile(bench_profile()))
+        .collect()
+}
+
+/// `make bench-boot`: what `make run` boots (the default system on fresh
+/// disks, as a first `make run` makes them), counted from the kernel's
+/// first instruction (kernel/src/main.rs) to the first process's first
+/// entry to user mode (kernel/src/arch/x86_64/syscall.rs), to the shell's
+/// first prompt (demos/shell) and to the first time the kernel finds
+/// nothing to run (kernel/src/proc/mod.rs: the services serving, the shell
+/// waiting for a line). Then `exit` and `halt`. The prompt comes while the
+/// storage services may still be starting, at a point that moves with the
+/// host (docs/benchmarks.md); the first idle does not.
+fn boot_icount() -> Boot {
+    let mut expect = DEFAULT_SYSTEM_EXPECTS.to_vec();
+    expect.extend_from_slice(&["[shell] bye", "halting"]);
+    kernel_boot("icount", "", Expect::Success, &expect)
+        .machine("q35")
+        .smp("1")
+        .qemu_args(bench_icount_args())
+        .icount_plugin()
+        .profile(bench_profile())
+        .milestones(vec!["kernel entry", "first user process", "shell prompt", "first idle"])
+        .script(vec![("capos$ ".into(), b"exit\r".to_vec()), ("capos> ".into(), b"halt\r".to_vec())])
+        .guest_verdicts(false)
+        .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "restarted as"]))
+        .default_system()
+        .default_disks(DefaultDisksUse::Fresh)
+        .timeout(600)
+}
+
+pub(super) fn bench_smp() -> Scenario {
+    Scenario {
+        name: "bench-smp",
+        description: "benchmark (not a test): two checked ping-pong pairs on 1 and on 2 CPUs, throughput and ratio",
+        capos_boot_only: false,
+        boots: bench_smp_boots(),
+    }
+}
+
+pub(super) fn bench_ipc() -> Scenario {
+    Scenario {
+        name: "bench-ipc",
+        description: "benchmark (not a test): executed instructions per kernel null call, endpoint round trip and echo (icount plugin)",
+        capos_boot_only: false,
+        boots: vec![user_boot("icount", "demos/bench-ipc.manifest", "exit_when_idle", &["[ping] icount: kernel null call", "[ping] icount: endpoint null round trip", "[ping] icount: echo 64 B", "[ping] icount: echo 4 KiB", "[ping] icount: echo 64 KiB", "[ping] icount: kernel echo 64 KiB"])
+            // What the guest must do is the icount protocol: at least
+            // one `icount: <label> ops=<n>` line, each followed by a
+            // counted region (report_icount checks the pairing).
+            .qemu_args(bench_icount_args())
+            .timeout(1200)
+            .smp("1")
+            .icount_plugin()
+            .profile(bench_profile())
+            .linux_pairs(IPC_VS_LINUX.to_vec())],
+    }
+}
+
+pub(super) fn bench_blk() -> Scenario {
+    Scenario {
+        name: "bench-blk",
+        description: "benchmark (not a test): executed instructions per NVMe, virtio-blk and virtio-scsi read, trait and raw, irq and polled (icount plugin)",
+        capos_boot_only: false,
+        boots: vec![kernel_boot("icount", "bench=blk", Expect::Success, &[
+            "icount: nvme0n1 trait read 4 KiB qd1 irq",
+            "icount: nvme0n1 raw read 4 KiB qd1 irq",
+            "icount: vblk0 trait read 4 KiB qd1 polled",
+            "icount: sda trait read 4 KiB qd1 polled",
+            "bench: done",
+        ])
+            .machine("q35")
+            .smp("1")
+            .qemu_args([bench_icount_args(), null_disk("nvme0", "nvme"), null_disk("vblk0", "virtio"), null_disk("sda", "scsi")].concat())
+            .guest_verdicts(false)
+            .timeout(1200)
+            .icount_plugin()
+            .profile(bench_profile())
+            .linux_pairs(BLK_VS_LINUX.to_vec())
+            .store_figures("blk")],
+    }
+}
+
+pub(super) fn bench_storage() -> Scenario {
+    Scenario {
+        name: "bench-storage",
+        description: "benchmark (not a test): executed instructions per File.read/write (4 KiB, 128 KiB) on CAPOSWF1 over NVMe, through the kernel's capabilities and through storage-fs-service, and per Store put/get (icount plugin)",
+        capos_boot_only: false,
+        boots: vec![user_boot("icount", "demos/bench-storage.manifest", "exit_when_idle", &[
+            "storage: mounted bench",
+            "[bench] icount: File.write 4 KiB",
+            "[bench] icount: File.read 128 KiB",
+            "[bench] icount: Store.get 100 B",
+            "[bench] icount: FAT File.read 128 KiB",
+            "[bench] icount: fs-service File.read 128 KiB",
+            "[bench] bench: done",
+            "process bench (pid 2) exited with status 0",
+        ])
+            .machine("q35")
+            .smp("1")
+            .qemu_args([
+                bench_icount_args(),
+                strings(&["-drive", "file={disk:bench},if=none,id=bench,format=raw", "-device", "nvme,serial=capos-bench,drive=bench"]),
+                strings(&["-drive", "file={disk:fat},if=none,id=fat,format=raw", "-device", "nvme,serial=capos-fat,drive=fat"]),
+                strings(&["-drive", "file={disk:svc},if=none,id=svc,format=raw", "-device", "nvme,serial=capos-svc,drive=svc"]),
+            ]
+            .concat())
+            .store_images(vec![
+                ("bench", strings(&["--colocated", "--store-blocks", "4096", "--blocks", "65536"])),
+                ("svc", strings(&["--writable", "--blocks", "65536"])),
+            ])
+            .script_images(vec![("fat", "tools/mkstorage-fat-read-image", vec![("FAT_BIG_MIB", "4")])])
+            .guest_verdicts(true)
+            .timeout(1800)
+            .icount_plugin()
+            .profile(bench_profile())
+            .linux_pairs(STORAGE_VS_LINUX.to_vec())
+            .stored_pairs(STORAGE_VS_BLK.to_vec())],
+    }
+}
+
+pub(super) fn bench_boot() -> Scenario {
+    Scenario {
+        name: "bench-boot",
+        description: "benchmark (not a test): executed instructions from kernel entry to the first user process, to the default system's shell prompt and to its first idle (icount plugin milestones)",
+        capos_boot_only: false,
+        boots: vec![boot_icount()],
+    }
+}
+
+pub(super) fn bench_linux() -> Scenario {
+    Scenario {
+        name: "bench-linux",
+        description: "benchmark (not a test): Debian's Linux 6.1 in the same QEMU with the same counter: getppid, pipe round trip, O_DIRECT NVMe reads",
+        capos_boot_only: false,
+        boots: vec![Boot::new("linux", BootVolume::Linux, Expect::Success)
+            .machine("q35")
+            .smp("1")
+            .qemu_args([bench_icount_args(), null_disk("nvme0", "nvme")].concat())
+            .timeout(1200)
+            .icount_plugin()
+            .expect(strings(&["{other} bench-linux: nvme0n1 I/O scheduler: [none]", "{other} bench: done"]))
+            .forbid(strings(&["{other} FAILED", "{other} Kernel panic"]))],
+    }
+}

@@ -1,0 +1,433 @@
+//! storage-writable-recovery: power cuts during a write workload and
+//! what must hold after each.
+
+use super::*;
+
+/// A file's state: Some((size, sha256)) or None (absent).
+pub type FileState = Option<(u64, String)>;
+
+/// What the guest reported durable so far.
+#[derive(Default, Debug)]
+pub struct Durable {
+    pub states: BTreeMap<String, FileState>,
+    /// The last step with `synced` lines.
+    pub last_step: Option<u64>,
+}
+
+impl Durable {
+    /// Take the `synced` lines of a boot, in order. The first line of step
+    /// k says its sync returned, so all of step k is durable even when the
+    /// cut came before its other lines: the plan's effects of step k are
+    /// applied first, then what the lines report.
+    pub fn absorb(&mut self, lines: &[String], c: &mut Contents) {
+        for body in messages_of(lines, CHECKER) {
+            if let Some((k, path, state)) = parse_synced(body) {
+                if self.last_step.is_none_or(|s| k > s) {
+                    self.apply_step(k, c);
+                }
+                // The last line before a SIGKILL can arrive cut short:
+                // it still says step k's sync returned (applied above
+                // from the plan), but its own hash is not the file's.
+                if state_complete(&state) {
+                    self.states.insert(path, state);
+                }
+            }
+        }
+    }
+}
+
+impl Durable {
+    /// Step k completed (its sync returned: a later boot resumed after it)
+    /// but the cut came before its `synced` lines: apply its effects as
+    /// the plan defines them.
+    pub fn apply_step(&mut self, k: u64, c: &mut Contents) {
+        let f = |slot: u64| format!("/r/f{}", slot);
+        match plan::action(k) {
+            plan::Action::Replace { slot } | plan::Action::Overwrite { slot } => {
+                self.states.insert(f(slot), Some(c.content(k)));
+            }
+            plan::Action::Delete { slot } => {
+                self.states.insert(f(slot), None);
+            }
+            plan::Action::Move { slot, to } => {
+                let g = format!("/r/d/g{}", to);
+                match self.states.get(&f(slot)).cloned() {
+                    Some(Some(st)) => {
+                        self.states.insert(g, Some(st));
+                        self.states.insert(f(slot), None);
+                    }
+                    Some(None) => {}
+                    None => {
+                        // Unknown before: unknown after.
+                        self.states.remove(&g);
+                    }
+                }
+            }
+        }
+        if plan::appends_log(k) {
+            self.states.insert(String::from("/r/log"), Some(c.log(k)));
+        }
+        self.states.insert(String::from("/r/step"), Some(step_state(k)));
+        self.last_step = Some(k);
+    }
+}
+
+/// `synced K PATH size=N sha256=HEX` or `synced K PATH absent`.
+/// Whether a `synced` line's state is whole: absent, or a size and a full
+/// 64-digit sha256.
+pub fn state_complete(state: &FileState) -> bool {
+    match state {
+        None => true,
+        Some((_, h)) => h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()),
+    }
+}
+
+pub fn parse_synced(body: &str) -> Option<(u64, String, FileState)> {
+    let rest = body.strip_prefix("synced ")?;
+    let mut it = rest.split(' ');
+    let k = it.next()?.parse().ok()?;
+    let path = it.next()?.to_string();
+    let a = it.next()?;
+    if a == "absent" {
+        return Some((k, path, None));
+    }
+    let size = a.strip_prefix("size=")?.parse().ok()?;
+    let sha = it.next()?.strip_prefix("sha256=")?.to_string();
+    Some((k, path, Some((size, sha))))
+}
+
+/// Content k's and the log's (size, sha256), computed once each.
+#[derive(Default)]
+pub struct Contents {
+    pub(super) content: HashMap<u64, (u64, String)>,
+    pub(super) log: Vec<(u64, String)>,
+}
+
+impl Contents {
+    pub fn content(&mut self, k: u64) -> (u64, String) {
+        self.content
+            .entry(k)
+            .or_insert_with(|| {
+                let mut v = vec![0u8; plan::content_size(k) as usize];
+                plan::fill(plan::content_seed(k), 0, &mut v);
+                (v.len() as u64, sha_hex(&v))
+            })
+            .clone()
+    }
+
+    /// The log after step k.
+    pub fn log(&mut self, k: u64) -> (u64, String) {
+        while self.log.len() as u64 <= k {
+            let upto = self.log.len() as u64;
+            let mut bytes = Vec::new();
+            for j in 1..=upto {
+                if plan::appends_log(j) {
+                    let mut rec = vec![0u8; plan::log_record_size(j) as usize];
+                    plan::fill(plan::log_record_seed(j), 0, &mut rec);
+                    bytes.extend_from_slice(&rec);
+                }
+            }
+            self.log.push((bytes.len() as u64, sha_hex(&bytes)));
+        }
+        self.log[k as usize].clone()
+    }
+
+    /// The step j <= max whose content has this size and hash.
+    pub fn which_content(&mut self, state: &(u64, String), max: u64) -> Option<u64> {
+        (1..=max).find(|&j| plan::content_size(j) == state.0 && self.content(j).1 == state.1)
+    }
+}
+
+pub(super) fn step_state(k: u64) -> (u64, String) {
+    let mut rec = [0u8; 24];
+    let n = plan::step_record(k, &mut rec);
+    (n as u64, sha_hex(&rec[..n]))
+}
+
+/// The states step k may leave `path` in when cut in the middle, besides
+/// the state before it: (allowed states, whether absent is allowed).
+pub(super) fn inflight_states(k: u64, path: &str, before: &Durable, c: &mut Contents) -> Vec<FileState> {
+    let mut v = Vec::new();
+    let f = |slot: u64| format!("/r/f{}", slot);
+    match plan::action(k) {
+        plan::Action::Replace { slot } if path == f(slot) => {
+            // Between removing the old file and renaming the new one in.
+            v.push(None);
+            v.push(Some(c.content(k)));
+        }
+        plan::Action::Overwrite { slot } if path == f(slot) => {
+            // In place when the file exists (no commit before the sync, so
+            // never absent); a Replace when it does not.
+            if !matches!(before.states.get(path), Some(Some(_))) {
+                v.push(None);
+            }
+            v.push(Some(c.content(k)));
+        }
+        plan::Action::Delete { slot } if path == f(slot) => v.push(None),
+        plan::Action::Move { slot, to } => {
+            if path == f(slot) {
+                v.push(None);
+            }
+            if path == format!("/r/d/g{}", to) {
+                v.push(None);
+                if let Some(moved) = before.states.get(&f(slot)) {
+                    v.push(moved.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+    if path == "/r/log" && plan::appends_log(k) {
+        v.push(Some(c.log(k)));
+    }
+    if path == "/r/step" {
+        v.push(Some(step_state(k)));
+    }
+    v
+}
+
+/// A file's state in an extracted tree (`path` like `/r/f3`).
+pub(super) fn tree_state(root: &Path, path: &str) -> Result<FileState, String> {
+    let p = root.join(path.trim_start_matches('/'));
+    match std::fs::read(&p) {
+        Ok(b) => Ok(Some((b.len() as u64, sha_hex(&b)))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {}", p.display(), e)),
+    }
+}
+
+/// The result of checking one cut's extracted tree.
+#[derive(Debug, Default)]
+pub struct CutCheck {
+    pub problems: Vec<String>,
+    pub lost_bytes: u64,
+    pub notes: Vec<String>,
+}
+
+/// After a cut: every state in `d` is in the tree unless step `inflight`
+/// (the one begun and not reported synced) may have changed it, and every
+/// workload file holds one of the workload's contents (nothing half
+/// written). `max_step` bounds the contents that may exist.
+pub fn check_cut(d: &Durable, inflight: Option<u64>, root: &Path, c: &mut Contents) -> CutCheck {
+    let mut out = CutCheck::default();
+    for (path, want) in &d.states {
+        let got = match tree_state(root, path) {
+            Ok(s) => s,
+            Err(e) => {
+                out.problems.push(e);
+                continue;
+            }
+        };
+        if &got == want {
+            continue;
+        }
+        let allowed = inflight.map(|k| inflight_states(k, path, d, c)).unwrap_or_default();
+        if allowed.contains(&got) {
+            out.notes.push(format!("{} changed by step {} in flight", path, inflight.unwrap_or(0)));
+            continue;
+        }
+        let show = |s: &FileState| match s {
+            Some((n, h)) => format!("{} bytes sha256 {}", n, &h[..16.min(h.len())]),
+            None => String::from("absent"),
+        };
+        out.problems.push(format!("{}: synced as {}, found {}", path, show(want), show(&got)));
+        if let Some((n, _)) = want {
+            out.lost_bytes += n;
+        }
+    }
+    // Nothing half-written: every workload file is whole.
+    let max = inflight.or(d.last_step).unwrap_or(0) + 1;
+    let r = root.join(plan::ROOT);
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for (sub, prefix) in [("", "/r/"), ("d", "/r/d/")] {
+        if let Ok(rd) = std::fs::read_dir(r.join(sub)) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                    files.push((format!("{}{}", prefix, e.file_name().to_string_lossy()), e.path()));
+                }
+            }
+        }
+    }
+    for (path, p) in files {
+        let Ok(b) = std::fs::read(&p) else { continue };
+        let state = (b.len() as u64, sha_hex(&b));
+        let name = path.rsplit('/').next().unwrap_or("");
+        let ok = if path == "/r/log" {
+            (0..=max).any(|j| c.log(j) == state)
+        } else if path == "/r/step" {
+            plan::parse_step(&b).is_some_and(|k| k <= max)
+        } else if path == "/r/tmp" {
+            b.is_empty() || c.which_content(&state, max).is_some()
+        } else if name.starts_with('f') || name.starts_with('g') {
+            c.which_content(&state, max).is_some()
+        } else {
+            true
+        };
+        if !ok {
+            out.problems.push(format!("{} ({} bytes) is not any content the workload writes (half-written?)", path, b.len()));
+        }
+    }
+    out
+}
+
+/// Where the last workload line before a cut says it landed.
+pub(super) fn landing(lines: &[String]) -> &'static str {
+    for body in messages_of(lines, CHECKER).collect::<Vec<_>>().into_iter().rev() {
+        if body.starts_with("step ") && body.ends_with(" begin") {
+            return "during a step's writes";
+        }
+        if body.starts_with("step ") && body.ends_with(" sync") {
+            return "during a commit";
+        }
+        if body.starts_with("synced ") {
+            return "between steps";
+        }
+    }
+    "before the workload"
+}
+
+/// The resume line of a boot.
+pub(super) fn resumed(lines: &[String]) -> Option<u64> {
+    messages_of(lines, CHECKER).find_map(|body| body.strip_prefix("recovery: resume after step ").and_then(|r| r.trim().parse().ok()))
+}
+
+/// The highest `step K begin` of a boot.
+pub(super) fn last_begun(lines: &[String]) -> Option<u64> {
+    messages_of(lines, CHECKER).filter_map(|body| body.strip_prefix("step ").and_then(|r| r.strip_suffix(" begin")).and_then(|k| k.parse().ok())).max()
+}
+
+pub(super) fn recovery(r: &mut Run) -> Result<(), String> {
+    let var = if crate::settings::input_path("RECOVERY_IMAGE").is_some() { "RECOVERY_IMAGE" } else { "WF_IMAGE" };
+    let img = r.image(var, "recovery.img", &["--writable-nvme"])?;
+    let fmt = detect_file(&img)?;
+    if !fmt.has_fs() || fmt == Format::Ro {
+        return Err(format!("{} {} is {}, not a writable filesystem", var, img.display(), fmt.word()));
+    }
+    // Power cuts over DISK_BUS (default NVMe).
+    let bus = Bus::from_env(Bus::Nvme)?;
+    let mounts = [Mount { name: "data", format: fmt, device: bus.guest_name(), read_only: false }];
+    let disks = [Disk { path: img.clone(), bus }];
+    let grants = || vec![("fs", String::from("fs:data"))];
+    let work = manifest_text("storage-writable-recovery workload", &mounts, &[checker(CHECKER, &["--mode", "recovery"], grants())]);
+    let last = manifest_text("storage-writable-recovery final check", &mounts, &[checker(CHECKER, &["--mode", "recovery", "--max-steps", "0"], grants())]);
+    let mut host = r.extract(&img, "before")?.walk(true, false)?;
+    let mut durable = Durable::default();
+    let mut contents = Contents::default();
+    let delays = [0u64, 3, 9, 20, 35, 60, 90, 130, 180, 250];
+    let (mut cuts, mut recovered, mut lost) = (0u32, 0u32, 0u64);
+    // Whether the previous cut's state checked out (fsck, content); its
+    // walk is checked by the boot after it.
+    let mut pending: Option<bool> = None;
+    let mut landed: BTreeMap<&str, u32> = BTreeMap::new();
+    let started = Instant::now();
+    for i in 0..=RECOVERY_CUTS {
+        let final_boot = i == RECOVERY_CUTS;
+        let boot = if final_boot { String::from("final") } else { format!("cut{:02}", i + 1) };
+        // Every fourth cut aims at a commit (a few ms after `step K sync`),
+        // the others at the writes of a step, from its start to well past it.
+        let plan = if i % 4 == 3 {
+            KillPlan { steps: 1 + (i as u64 % 3), mark: "sync", delay_ms: [0, 1, 2, 4, 6][(i / 4) as usize % 5] }
+        } else {
+            KillPlan { steps: 1 + (i as u64 % 3), mark: "begin", delay_ms: delays[i as usize % delays.len()] + (i as u64 / 10) * 7 }
+        };
+        let (text, kill) = if final_boot { (&last, None) } else { (&work, Some(plan)) };
+        if let Some(k) = kill {
+            println!("-- {}/{}: cut {} of {}: at 'step resume+{} {}', wait {} ms, SIGKILL", r.name, boot, i + 1, RECOVERY_CUTS, k.steps, k.mark, k.delay_ms);
+        }
+        let out = r.boot(&boot, text, &disks, kill, timeout(r, 120))?;
+        // The boot after a cut mounted it and its walk equals the host's extract.
+        let walk_ok = r.check_walk(&format!("{}-walk-start", boot), &out, CHECKER, "start", &host);
+        let resume = resumed(&out.lines);
+        let resume_ok = match (resume, durable.last_step) {
+            (Some(got), Some(s)) => {
+                let ok = got == s || got == s + 1;
+                if got == s + 1 {
+                    // The cut came after step s+1's sync, before its lines.
+                    println!("   step {} was durable without its 'synced' lines", got);
+                    durable.apply_step(got, &mut contents);
+                }
+                r.check(&format!("{}-resume", boot), if ok { Ok(format!("resumed after step {} (last synced {})", got, s)) } else { Err(format!("resumed after step {}, but step {} was the last synced", got, s)) });
+                ok
+            }
+            (Some(got), None) => {
+                r.pass(&format!("{}-resume", boot), &format!("resumed after step {}", got));
+                true
+            }
+            (None, _) => {
+                r.fail(&format!("{}-resume", boot), "no 'recovery: resume after step N' line");
+                false
+            }
+        };
+        if let Some(prev_ok) = pending.take() {
+            if prev_ok && walk_ok && resume_ok {
+                recovered += 1;
+            }
+        }
+        if final_boot {
+            r.judge(&boot, &out, &mounts, &[CHECKER], &[]);
+            break;
+        }
+        cuts += 1;
+        if !out.killed {
+            let why = if out.timed_out { String::from("timed out before the planned cut") } else { format!("QEMU ended on its own (exit {:?}) before the planned cut", out.exit) };
+            r.fail(&format!("{}-cut", boot), &why);
+            r.judge_lines(&boot, &out, &mounts, &[CHECKER], &[], false);
+            pending = Some(false);
+            if let Some((_, h)) = r.host_state(&format!("after-{}", boot), &img, true, false) {
+                host = h;
+            }
+            durable.absorb(&out.lines, &mut contents);
+            continue;
+        }
+        let land = landing(&out.lines);
+        *landed.entry(land).or_default() += 1;
+        let resumed_at = out.lines.iter().position(|l| l.contains("recovery: resume after step")).map(|i| out.stamps[i]).unwrap_or(0.0);
+        let ran = out.stamps.last().copied().unwrap_or(0.0) - resumed_at;
+        r.pass(&format!("{}-cut", boot), &format!("SIGKILL {} ms after 'step {} {}' ({}; the workload ran {:.1} s)", plan.delay_ms, resume.unwrap_or(0) + plan.steps, plan.mark, land, ran));
+        r.judge_lines(&boot, &out, &mounts, &[CHECKER], &[], false);
+        durable.absorb(&out.lines, &mut contents);
+        let begun = last_begun(&out.lines);
+        let inflight = match (begun, durable.last_step) {
+            (Some(b), Some(s)) if b > s => Some(b),
+            _ => None,
+        };
+        let fsck_ok = r.fsck(&format!("after-{}-fsck", boot), &img);
+        let ex = r.extract(&img, &format!("after-{}", boot));
+        let content_ok = match ex {
+            Ok(x) => {
+                match x.walk(true, false) {
+                    Ok(h) => host = h,
+                    Err(e) => r.fail(&format!("after-{}-extract", boot), &e),
+                }
+                let root = x.fs.clone().unwrap_or_default();
+                let c = check_cut(&durable, inflight, &root, &mut contents);
+                lost += c.lost_bytes;
+                for n in &c.notes {
+                    println!("   {}", n);
+                }
+                let w = format!("after-{}-durable", boot);
+                if c.problems.is_empty() {
+                    r.pass(&w, &format!("{} synced states present (last synced step {:?}, in flight {:?}); every workload file whole", durable.states.len(), durable.last_step, inflight));
+                    true
+                } else {
+                    for p in &c.problems {
+                        println!("   {}", p);
+                    }
+                    r.fail(&w, &format!("{} problems (above); {} synced bytes lost", c.problems.len(), c.lost_bytes));
+                    false
+                }
+            }
+            Err(e) => {
+                r.fail(&format!("after-{}-extract", boot), &e);
+                false
+            }
+        };
+        pending = Some(fsck_ok && content_ok);
+    }
+    let summary = format!("power cuts: {}, recovered: {}, synced bytes lost: {}", cuts, recovered, lost);
+    println!("{}", summary);
+    let where_: Vec<String> = landed.iter().map(|(k, v)| format!("{} {}", v, k)).collect();
+    println!("-- {}: cuts landed: {}; {:.0} s", r.name, where_.join(", "), started.elapsed().as_secs_f64());
+    r.check("power-cuts", if lost == 0 && recovered == cuts && cuts >= RECOVERY_CUTS { Ok(summary) } else { Err(format!("{} (want every cut recovered, at least {}, and 0 bytes lost)", summary, RECOVERY_CUTS)) });
+    Ok(())
+}

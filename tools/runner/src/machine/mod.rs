@@ -64,7 +64,16 @@ pub struct Machine {
     pub args: Vec<String>,
 }
 
+/// QEMU booting `image` (a boot volume) on machine `o`; see [`qemu_booting`].
 pub fn qemu_command(s: &Settings, o: &Machine, fw: &Firmware, image: &Path, vars_copy: &Path, extra: &[String]) -> Result<Command, String> {
+    let boot = ["-drive".to_string(), format!("format=raw,file={}", image.display())];
+    qemu_booting(s, o, fw, vars_copy, &boot, extra)
+}
+
+/// QEMU on machine `o` under firmware `fw` (its variables copied to
+/// `vars_copy`), booting what the arguments `boot` attach; no network, no
+/// display, no reboot, isa-debug-exit; then `extra` and QEMU_EXTRA.
+pub fn qemu_booting(s: &Settings, o: &Machine, fw: &Firmware, vars_copy: &Path, boot: &[String], extra: &[String]) -> Result<Command, String> {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
         "-machine",
@@ -86,7 +95,7 @@ pub fn qemu_command(s: &Settings, o: &Machine, fw: &Firmware, image: &Path, vars
             cmd.arg("-bios").arg(&fw.code);
         }
     }
-    cmd.arg("-drive").arg(format!("format=raw,file={}", image.display()));
+    cmd.args(boot);
     cmd.args(["-nic", "none", "-display", "none", "-no-reboot"]);
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     cmd.args(extra);

@@ -20,24 +20,9 @@ use std::process::{Command, ExitCode, Stdio};
 /// QEMU booting `disk` alone under OVMF: no other drive, no network.
 fn disk_qemu(s: &Settings, disk: &Path, bus: Bus, vars_copy: &Path) -> Result<Command, String> {
     let fw = crate::machine::find_firmware()?;
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-machine", &s.machine, "-cpu", &s.cpu, "-m", &s.mem, "-smp", &s.smp]);
-    match &fw.vars {
-        Some(vars) => {
-            std::fs::copy(vars, vars_copy).map_err(|e| format!("copying {}: {}", vars.display(), e))?;
-            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", fw.code.display()));
-            cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", vars_copy.display()));
-        }
-        None => {
-            cmd.arg("-bios").arg(&fw.code);
-        }
-    }
-    cmd.arg("-drive").arg(format!("if=none,id=boot,format=raw,file={}", disk.display()));
-    cmd.args(bus.device_args("boot", "disk", true));
-    cmd.args(["-nic", "none", "-display", "none", "-no-reboot"]);
-    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-    cmd.args(&s.extra);
-    Ok(cmd)
+    let mut boot = vec!["-drive".to_string(), format!("if=none,id=boot,format=raw,file={}", disk.display())];
+    boot.extend(bus.device_args("boot", "disk", true));
+    crate::machine::qemu_booting(s, &crate::machine::Machine::default(), &fw, vars_copy, &boot, &[])
 }
 
 /// `make run-disk`: boot DISK (default target/disk.raw) interactively.

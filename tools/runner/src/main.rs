@@ -18,7 +18,7 @@
 //!                              provenance record in DIR (default target/)
 //! capos-run check-disk DISK [TARBALL]  the host check of the cloud disk rules
 //! capos-run run-disk           boot DISK over DISK_BUS (nvme|virtio) interactively
-//! capos-run disk-test          the cloud-disk scenario (see disk.rs)
+//! capos-run disk-test          the cloud-disk scenario (scenarios/cloud_disk.rs)
 //! capos-run sha256 FILE...     sha256sum, fast on sparse files
 //! ```
 //!

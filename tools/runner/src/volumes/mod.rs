@@ -1,12 +1,14 @@
 //! Boot volumes and disk images: what goes on the EFI system partition
 //! (esp.rs), the volumes of a manifest and of the default system, the
 //! disks a boot attaches (blk.rs: disks of known content; system.rs: the
-//! default system's disks), and the cloud disk (disk.rs).
+//! default system's disks), storage image formats (formats.rs), and the
+//! cloud disk (disk.rs).
 
 pub mod blk;
 pub mod disk;
 pub mod elfgen;
 pub mod esp;
+pub mod formats;
 pub mod system;
 pub mod userspace;
 

@@ -28,7 +28,7 @@
 //!
 //! The files: this one the table and [`run_scenario`]; harness.rs a
 //! scenario's run (images, fsck and extract, the checker's boots and their
-//! judgement); formats.rs, manifest.rs and walks.rs what the boots are
+//! judgement); disks.rs, manifest.rs and walks.rs what the boots are
 //! given and how their walks are compared; one file per scenario family
 //! (readonly.rs, fat.rs, writable.rs, persist.rs, recovery.rs,
 //! block_cap.rs); tests.rs their host tests.
@@ -49,8 +49,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod block_cap;
+mod disks;
 mod fat;
-mod formats;
 mod harness;
 mod manifest;
 mod persist;
@@ -61,8 +61,9 @@ mod writable;
 #[cfg(test)]
 mod tests;
 
+use crate::volumes::formats::*;
+use disks::*;
 use fat::*;
-use formats::*;
 use harness::*;
 use manifest::*;
 use persist::*;

@@ -1,8 +1,9 @@
-//! Image formats (by the rule mkstore-image uses) and the disks a storage
-//! boot attaches.
+//! Storage image formats: which one an image holds, by the rule
+//! mkstore-image uses (its first block and its length).
 
-use super::*;
+use std::path::Path;
 
+/// The format of a storage image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Ro,
@@ -51,31 +52,11 @@ pub fn detect(head: &[u8], len: u64) -> Result<Format, String> {
     }
 }
 
-pub(super) fn detect_file(path: &Path) -> Result<Format, String> {
+pub fn detect_file(path: &Path) -> Result<Format, String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {}", path.display(), e))?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
     let mut head = [0u8; 512];
     f.read_exact(&mut head).map_err(|e| format!("{}: {}", path.display(), e))?;
     detect(&head, len).map_err(|e| format!("{}: {}", path.display(), e))
-}
-
-pub use crate::machine::bus::Bus;
-
-pub(super) struct Disk {
-    pub(super) path: PathBuf,
-    pub(super) bus: Bus,
-}
-
-/// QEMU arguments for `disks` (at most one per bus, so the names are
-/// nvme0n1 and vblk0).
-pub(super) fn disk_args(disks: &[Disk]) -> Vec<String> {
-    let mut a = Vec::new();
-    for (i, d) in disks.iter().enumerate() {
-        let id = format!("storage{}", i);
-        a.push("-drive".into());
-        a.push(format!("if=none,id={},format=raw,file={}", id, d.path.display()));
-        a.extend(d.bus.device_args(&id, &id, false));
-    }
-    a
 }

@@ -1370,7 +1370,7 @@ mod tests {
     // ---- The layout the host tool writes ----
 
     /// The blocks `sgdisk` 1.0.9 writes for the cloud disk, as
-    /// tools/runner/src/volumes/disk.rs `assemble` asks for it on a 10 GiB disk
+    /// tools/runner/src/volumes/disk/mod.rs `assemble` asks for it on a 10 GiB disk
     /// (DEFAULT_DISK_GIB): its non-zero bytes, as (LBA, offset, hex). Made
     /// with `truncate -s 10G d.raw` and the sgdisk arguments `assemble`
     /// passes (--clear, --disk-guid, --new/--typecode/--change-name/

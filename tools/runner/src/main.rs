@@ -45,7 +45,8 @@
 //! 2  machine/   QEMU's command line, OVMF, exit codes, disk buses (bus.rs),
 //!               the serial stream (serial.rs)
 //! 3  volumes/   boot volumes (esp.rs, userspace.rs), disks a boot attaches
-//!               (blk.rs, system.rs), the cloud disk image (disk.rs)
+//!               (blk.rs, system.rs), storage image formats (formats.rs),
+//!               the cloud disk image and its check (disk/)
 //! 4  judge/     expectations, forbidden lines, checks, verdicts and their
 //!               tally; icount figures (icount.rs, figures.rs)
 //! 5  boot       one boot (its machine, volume, disks, console script,

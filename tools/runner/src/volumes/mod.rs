@@ -2,7 +2,7 @@
 //! (esp.rs), the volumes of a manifest and of the default system, the
 //! disks a boot attaches (blk.rs: disks of known content; system.rs: the
 //! default system's disks), storage image formats (formats.rs), and the
-//! cloud disk (disk.rs).
+//! cloud disk (disk/).
 
 pub mod blk;
 pub mod disk;

@@ -370,6 +370,7 @@ struct ProcessStatus {
   running @1 :Bool;        # false once it ended and was not restarted
   restarts @2 :UInt32;     # restarts in this boot
   freeFrames @3 :UInt64;   # frames free now (those the kernel heap holds and in-flight transfers hold count as free: they do not come and go with processes)
+  heapFrames @4 :UInt64;   # of freeFrames, those the kernel heap holds: it grows on demand and keeps what it grew, so this shows growth apart from what processes left behind
 }
 
 struct ProcessStatusResult {

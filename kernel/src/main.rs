@@ -149,6 +149,9 @@ extern "C" fn kernel_main() -> ! {
                 log::info!("userspace: {} processes started from {}", n, m.path);
                 let (exited, killed, waiting) = proc::run_until_idle();
                 log::info!("userspace idle: {} exited, {} killed, {} waiting for calls", exited, killed, waiting);
+                for line in arch::x86_64::irq_off::summary() {
+                    log::info!("{}", line);
+                }
                 log::info!("lifetime: {} process table slots and {} kernel stack slots ever used", proc::table_slots(), mm::stacks::slots_used());
             }
             Err(e) => log::error!("userspace not started: {}", e),

@@ -21,7 +21,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("mem", "memory map summary, frames, heap"),
     ("acpi", "ACPI tables with checksum status, MADT and MCFG"),
     ("pci", "PCI functions, BARs and capabilities"),
-    ("irq", "interrupt routes, vectors in use, counts"),
+    ("irq", "interrupt routes, vectors in use, counts, longest interrupts-off span"),
     ("timers", "TSC, LAPIC timer, uptime, wall clock"),
     ("devices", "drivers bound to devices, storage controllers none took"),
     ("mounts", "declared storage mounts (mounted or why not), kernel capability sources"),
@@ -314,6 +314,9 @@ fn irq(o: &mut Out) {
         if n > 0 {
             out!(o, "  vector {:#04x}: {} interrupts", v, n);
         }
+    }
+    for line in crate::arch::x86_64::irq_off::summary() {
+        out!(o, "{}", line);
     }
 }
 

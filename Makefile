@@ -58,14 +58,19 @@ STORE_IMAGE      ?=
 HOSTILE_IMAGE    ?=
 RECOVERY_IMAGE   ?=
 STORAGE_IN_PLACE ?=
-# make run-shell: the lines typed into the shell (default tools/shell.script)
-# and the co-located disk it works on (default: a fresh image each run;
-# DATA_IMAGE=FILE is used in place, so what the script wrote stays there).
+# make run-shell: the lines typed into the shell (default tools/shell.script).
+# make run and make run-shell: your own disks for /data (DATA_IMAGE,
+# CAPOSWF1 or co-located), the store (STORE_IMAGE, CAPOSST1) and /fat
+# (FAT_IMAGE, a FAT disk), each used in place, so what the shell wrote
+# stays there (default: target/disks/ for make run, fresh ones for
+# run-shell). FAT_IMAGE and STORE_IMAGE are also the images of
+# run-storage-fat-read and run-storage-persist (copied there).
 SHELL_SCRIPT     ?=
 DATA_IMAGE       ?=
+FAT_IMAGE        ?=
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST FUZZ_SECONDS FUZZ_TARGETS \
        BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT BENCH_JOBS JOBS \
-       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE
+       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE FAT_IMAGE
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
@@ -102,7 +107,7 @@ setup:
 
 ## Boot the default system (limine.conf) with the serial console on this
 ## terminal, on 2 CPUs (as the smallest cloud shapes have) unless QEMU_SMP
-## is given.
+## is given. DATA_IMAGE=, STORE_IMAGE=, FAT_IMAGE=: your own disks, in place.
 run: setup
 	@QEMU_SMP=$(if $(filter command line environment,$(origin QEMU_SMP)),$(QEMU_SMP),2) $(RUNNER) run
 
@@ -184,7 +189,8 @@ run-default-system: setup
 
 ## The operator's shell (demos/shell) over a co-located NVMe disk: types
 ## SHELL_SCRIPT (default tools/shell.script) at its prompt, checks the
-## output, then `exit` and `halt`. DATA_IMAGE=FILE: that disk, in place.
+## output, then `exit` and `halt`. DATA_IMAGE=, STORE_IMAGE=, FAT_IMAGE=:
+## your own disks, in place.
 run-shell: setup
 	@$(RUNNER) test shell
 

@@ -11,6 +11,7 @@ pub mod attenuation;
 pub mod call;
 pub mod cap_table;
 pub mod civil;
+pub mod count;
 pub mod cmdline;
 pub mod console_input;
 pub mod endpoint;

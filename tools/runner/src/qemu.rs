@@ -316,7 +316,7 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         if usage == crate::scenarios::DefaultDisksUse::Fresh {
             let _ = std::fs::remove_dir_all(&ddir);
         }
-        let (d, made) = crate::system::ensure(&s.root, &ddir, crate::system::data_image_env().as_deref())?;
+        let (d, made) = crate::system::ensure(&s.root, &ddir, &crate::system::boot_images(&extra))?;
         for m in made {
             println!("== {}: made {}", boot.name, m);
         }
@@ -835,11 +835,11 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
     // which attaches what it needs through QEMU_EXTRA).
     let mut disks = Vec::new();
     if crate::system::is_default_manifest(crate::system::manifest_env()?.as_deref()) {
-        let (d, made) = crate::system::ensure(&s.root, &s.root.join("target/disks"), crate::system::data_image_env().as_deref())?;
+        let (d, made) = crate::system::ensure(&s.root, &s.root.join("target/disks"), &crate::system::user_images_env())?;
         for m in made {
             eprintln!("capos-run: made {}", m);
         }
-        eprintln!("capos-run: /data is {} (in place)", d.data.display());
+        eprintln!("capos-run: /data is {}, the store {}, /fat {} (in place)", d.data.display(), d.store.display(), d.fat.display());
         disks = crate::system::qemu_args(&d);
     }
     let mut cmd = qemu_command(s, &MachineOverride::default(), &fw, &image, &dir.join("vars.fd"), &disks)?;

@@ -196,6 +196,43 @@ fn full_volume_reports_no_space_and_changes_nothing() {
     assert_eq!(fs.write(f, 0, &vec![0u8; too_large]), Err(StorageError::FileTooLarge));
 }
 
+/// A commit settles only the blocks whose chain entry changed; after every
+/// commit the free count must be what a mount, counting the whole chain
+/// table, finds: overwrites of durable blocks, truncates, removes and
+/// writes that fill the volume, interleaved.
+#[test]
+fn free_count_after_each_commit_matches_a_fresh_count() {
+    let mut fs = fresh(600);
+    let root = fs.root();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for step in 0..400 {
+        let name = format!("f{}", next(6));
+        let file = match fs.open(root, &name) {
+            Ok(f) => f,
+            Err(_) => fs.create(root, &name).unwrap(),
+        };
+        match next(4) {
+            0 => {
+                let _ = fs.write(file, next(40) * 512, &vec![step as u8; (1 + next(30)) as usize * 512]);
+            }
+            1 => fs.truncate(file, next(20) * 512).unwrap(),
+            2 => fs.remove(root, &name).unwrap(),
+            _ => {
+                let _ = fs.write(file, 0, &[1u8; 700]);
+            }
+        }
+        fs.sync().unwrap();
+        let counted = WritableFs::mount(fs.device().clone(), clock(), MountOptions { read_only: true }).unwrap().free_blocks();
+        assert_eq!(fs.free_blocks(), counted, "step {step}");
+    }
+}
+
 #[test]
 fn nvme_namespace_geometry_is_pinned() {
     assert_eq!(NVME_NAMESPACE_BLOCKS, 32768);

@@ -186,9 +186,26 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         self.device
     }
 
+    /// At mount: the durable blocks are those the chain table uses.
     fn recompute_durable(&mut self) {
+        self.meta.take_chain_changes();
         self.durable = self.meta.chain.iter().map(|&e| e != CHAIN_FREE).collect();
         self.allocatable = self.durable.iter().filter(|&&used| !used).count() as u32;
+    }
+
+    /// After a commit: the same result as [`Self::recompute_durable`], from
+    /// the blocks whose chain entry changed since the last commit alone
+    /// (a commit's cost follows what it changed, not the volume's size).
+    /// A block freed in memory but durable until now becomes allocatable;
+    /// one taken since the last commit was already counted out.
+    fn settle_durable(&mut self) {
+        for block in self.meta.take_chain_changes() {
+            let used = self.meta.chain[block as usize] != CHAIN_FREE;
+            if !used && self.durable[block as usize] {
+                self.allocatable += 1;
+            }
+            self.durable[block as usize] = used;
+        }
     }
 
     fn check_writable(&self) -> Result<(), StorageError> {
@@ -303,7 +320,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         self.device.flush()?;
         self.generation = next;
         self.meta.region_written(region);
-        self.recompute_durable();
+        self.settle_durable();
         self.changed = false;
         Ok(())
     }

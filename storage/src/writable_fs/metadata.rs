@@ -30,10 +30,16 @@ pub struct Metadata {
     /// (parent, name) → child index, for every live non-root node.
     pub children: BTreeMap<(u32, String), u32>,
     region_image: Vec<u8>,
-    /// Per block: CRC32C of the checksums stored in it (its fingerprint).
-    block_crc: Vec<u32>,
+    /// Per block: CRC32C of the checksums stored in it (its fingerprint),
+    /// little-endian, 4 bytes a block: the digest is one CRC over this.
+    fingerprints: Vec<u8>,
     stale_encoding: Vec<bool>,
     dirty: [Vec<bool>; 2],
+    /// Data blocks whose chain entry changed since the last
+    /// [`Metadata::take_chain_changes`], each listed once (`chain_marked`):
+    /// a commit settles only these instead of the whole chain table.
+    chain_changed: Vec<u32>,
+    chain_marked: Vec<bool>,
 }
 
 impl Metadata {
@@ -54,9 +60,11 @@ impl Metadata {
             chain: vec![CHAIN_FREE; geometry.data_blocks as usize],
             children: BTreeMap::new(),
             region_image: vec![0u8; blocks * 512],
-            block_crc: vec![0; blocks],
+            fingerprints: vec![0; blocks * 4],
             stale_encoding: vec![true; blocks],
             dirty: [vec![true; blocks], vec![true; blocks]],
+            chain_changed: Vec::new(),
+            chain_marked: vec![false; geometry.data_blocks as usize],
         }
     }
 
@@ -114,10 +122,12 @@ impl Metadata {
             nodes,
             chain,
             children: BTreeMap::new(),
-            block_crc: bytes.chunks(512).enumerate().map(|(i, b)| seals_crc(&geometry, i, b)).collect(),
+            fingerprints: bytes.chunks(512).enumerate().flat_map(|(i, b)| block_fingerprint(&geometry, i, b)).collect(),
             region_image: bytes,
             stale_encoding: vec![false; blocks],
             dirty: [vec![false; blocks], vec![false; blocks]],
+            chain_changed: Vec::new(),
+            chain_marked: vec![false; geometry.data_blocks as usize],
         };
         meta.dirty[1 - region] = vec![true; blocks];
         meta.validate()?;
@@ -243,7 +253,21 @@ impl Metadata {
         if self.chain[block as usize] != value {
             self.chain[block as usize] = value;
             self.mark(self.geometry.node_blocks + block / CHAIN_ENTRIES_PER_BLOCK);
+            if !self.chain_marked[block as usize] {
+                self.chain_marked[block as usize] = true;
+                self.chain_changed.push(block);
+            }
         }
+    }
+
+    /// The data blocks whose chain entry changed since the last call, each
+    /// once, in no particular order.
+    pub fn take_chain_changes(&mut self) -> Vec<u32> {
+        let changed = core::mem::take(&mut self.chain_changed);
+        for &block in &changed {
+            self.chain_marked[block as usize] = false;
+        }
+        changed
     }
 
     /// Add `block` at the end of `node`'s chain.
@@ -311,7 +335,8 @@ impl Metadata {
                 }
                 seal(bytes)?;
             }
-            self.block_crc[block] = seals_crc(&self.geometry, block, &self.region_image[block * 512..(block + 1) * 512]);
+            let fingerprint = block_fingerprint(&self.geometry, block, &self.region_image[block * 512..(block + 1) * 512]);
+            self.fingerprints[block * 4..block * 4 + 4].copy_from_slice(&fingerprint);
             self.stale_encoding[block] = false;
         }
         Ok(())
@@ -321,10 +346,7 @@ impl Metadata {
     /// the digest the commit record must carry.
     pub fn prepare_region(&mut self, region: usize) -> Result<(Vec<(u32, &[u8])>, u32), StorageError> {
         self.refresh_encoding()?;
-        let mut digest = 0u32;
-        for fingerprint in &self.block_crc {
-            digest = crate::checksum::crc32c_append(digest, &fingerprint.to_le_bytes());
-        }
+        let digest = crate::checksum::crc32c(&self.fingerprints);
         let mut runs = Vec::new();
         let dirty = &self.dirty[region];
         let mut block = 0usize;

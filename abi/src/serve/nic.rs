@@ -44,6 +44,38 @@ pub struct NicCounters {
     pub rx_errors: u64,
 }
 
+/// What the counters count (`capos_kcore::net` decides when): never
+/// wrapping, saturating at `u64::MAX`.
+impl NicCounters {
+    /// A frame of `len` bytes handed to the device.
+    pub fn sent(&mut self, len: usize) {
+        self.tx_frames = self.tx_frames.saturating_add(1);
+        self.tx_bytes = self.tx_bytes.saturating_add(len as u64);
+    }
+
+    /// A frame of `len` bytes handed to a holder.
+    pub fn received(&mut self, len: usize) {
+        self.rx_frames = self.rx_frames.saturating_add(1);
+        self.rx_bytes = self.rx_bytes.saturating_add(len as u64);
+    }
+
+    pub fn tx_dropped(&mut self) {
+        self.tx_drops = self.tx_drops.saturating_add(1);
+    }
+
+    pub fn rx_dropped(&mut self) {
+        self.rx_drops = self.rx_drops.saturating_add(1);
+    }
+
+    pub fn tx_failed(&mut self) {
+        self.tx_errors = self.tx_errors.saturating_add(1);
+    }
+
+    pub fn rx_failed(&mut self) {
+        self.rx_errors = self.rx_errors.saturating_add(1);
+    }
+}
+
 /// What `Nic.receive` found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Received {

@@ -30,7 +30,8 @@ use capos_abi::interfaces::{self, nic_method};
 use capos_abi::ipc::{CallWord, BULK_READ, BULK_WRITE, IPC_AREA_ADDR, RECV_OFFSET};
 use capos_abi::SysError;
 use capos_rt::net::{NicInfo, Received};
-use capos_rt::{println, syscall, BulkArg, CallError, Clock, Nic, StartInfo};
+use capos_rt::verdict::Report;
+use capos_rt::{println, syscall, BulkArg, Clock, Nic, StartInfo};
 
 capos_rt::entry!(main);
 
@@ -42,60 +43,20 @@ const RESEND_MS: u64 = 1_000;
 const OUR_IP: [u8; 4] = [10, 0, 2, 15];
 /// QEMU's user-network gateway.
 const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
-/// An address no user program maps (the loader keeps below 4 GiB... and
-/// the stack and heap sit far from here).
+/// An address nothing maps in this process (its binary, heap and stack
+/// are far from here).
 const UNMAPPED: u64 = 0x0000_5000_0000_0000;
 
-#[derive(Default)]
-struct Report {
-    passed: u32,
-    failed: u32,
-}
-
-impl Report {
-    fn check(&mut self, name: &str, result: Result<String, String>) {
-        match result {
-            Ok(d) => {
-                self.passed += 1;
-                println!("[PASS] {}: {}", name, d);
-            }
-            Err(e) => {
-                self.failed += 1;
-                println!("[FAIL] {}: {}", name, e);
-            }
-        }
-    }
-
-    /// The call must fail with the object's error `want`.
-    fn refused<T: core::fmt::Debug>(&mut self, name: &str, r: Result<T, CallError>, want: ErrorCode) {
-        self.check(
-            name,
-            match r {
-                Err(e) if e.code() == Some(want) => Ok(format!("refused with {:?}: {}", want, message(&e))),
-                Err(e) => Err(format!("refused with {:?}, want {:?}", e, want)),
-                Ok(v) => Err(format!("accepted ({:?}), want {:?}", v, want)),
-            },
-        );
-    }
-
-    /// The call must fail at the syscall with `want`.
-    fn refused_sys(&mut self, name: &str, r: Result<u64, syscall::Failure>, want: SysError) {
-        self.check(
-            name,
-            match r {
-                Err(f) if f.error == Some(want) => Ok(format!("refused at the call with {:?}", want)),
-                Err(f) => Err(format!("refused with {:?}, want {:?}", f, want)),
-                Ok(n) => Err(format!("accepted ({n} bulk bytes), want {:?}", want)),
-            },
-        );
-    }
-}
-
-fn message(e: &CallError) -> String {
-    match e {
-        CallError::Object(o) => o.message.clone(),
-        other => format!("{:?}", other),
-    }
+/// The call must fail at the syscall with `want`.
+fn refused_sys(report: &mut Report, name: &str, r: Result<u64, syscall::Failure>, want: SysError) {
+    report.check(
+        name,
+        match r {
+            Err(f) if f.error == Some(want) => Ok(format!("refused at the call with {:?}", want)),
+            Err(f) => Err(format!("refused with {:?}, want {:?}", f, want)),
+            Ok(n) => Err(format!("accepted ({n} bulk bytes), want {:?}", want)),
+        },
+    );
 }
 
 /// `--mac aa:bb:cc:dd:ee:ff`.
@@ -265,9 +226,9 @@ fn main(start: &StartInfo) -> i32 {
     let frame = arp_request(info.mac, GATEWAY_IP);
     r.refused("nic-refuses-receive-into-readable-buffer", nic.receive_with(BulkArg::out(&frame)), ErrorCode::InvalidArgument);
     let recv_area = IPC_AREA_ADDR + RECV_OFFSET as u64;
-    r.refused_sys("nic-refuses-transmit-from-ipc-area", raw_call(&nic, nic_method::TRANSMIT, BULK_READ, recv_area, 60), SysError::BadAddress);
-    r.refused_sys("nic-refuses-receive-into-ipc-area", raw_call(&nic, nic_method::RECEIVE, BULK_WRITE, recv_area, 2048), SysError::BadAddress);
-    r.refused_sys("nic-refuses-unmapped-buffer", raw_call(&nic, nic_method::RECEIVE, BULK_WRITE, UNMAPPED, 2048), SysError::BadAddress);
+    refused_sys(&mut r, "nic-refuses-transmit-from-ipc-area", raw_call(&nic, nic_method::TRANSMIT, BULK_READ, recv_area, 60), SysError::BadAddress);
+    refused_sys(&mut r, "nic-refuses-receive-into-ipc-area", raw_call(&nic, nic_method::RECEIVE, BULK_WRITE, recv_area, 2048), SysError::BadAddress);
+    refused_sys(&mut r, "nic-refuses-unmapped-buffer", raw_call(&nic, nic_method::RECEIVE, BULK_WRITE, UNMAPPED, 2048), SysError::BadAddress);
     r.check("nic-drops-counted", match nic.counters() {
         Ok(c) if c.tx_drops == after.tx_drops + 3 && c.tx_frames == after.tx_frames && c.tx_bytes == after.tx_bytes => {
             Ok(format!("3 bad frames counted as transmit drops ({} in all), nothing sent", c.tx_drops))

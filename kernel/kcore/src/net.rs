@@ -149,65 +149,11 @@ pub fn format_mac(mac: [u8; 6]) -> String {
     format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
 }
 
-/// What a NIC has done since it was bound. Drops are frames refused or
-/// discarded on purpose (a holder's malformed frame, a malformed frame
-/// from the device); errors are device failures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub tx_frames: u64,
-    pub tx_bytes: u64,
-    pub tx_drops: u64,
-    pub tx_errors: u64,
-    pub rx_frames: u64,
-    pub rx_bytes: u64,
-    pub rx_drops: u64,
-    pub rx_errors: u64,
-}
-
-impl Counters {
-    /// A frame of `len` bytes handed to the device.
-    pub fn sent(&mut self, len: usize) {
-        self.tx_frames = self.tx_frames.saturating_add(1);
-        self.tx_bytes = self.tx_bytes.saturating_add(len as u64);
-    }
-
-    /// A frame of `len` bytes handed to a holder.
-    pub fn received(&mut self, len: usize) {
-        self.rx_frames = self.rx_frames.saturating_add(1);
-        self.rx_bytes = self.rx_bytes.saturating_add(len as u64);
-    }
-
-    pub fn tx_dropped(&mut self) {
-        self.tx_drops = self.tx_drops.saturating_add(1);
-    }
-
-    pub fn rx_dropped(&mut self) {
-        self.rx_drops = self.rx_drops.saturating_add(1);
-    }
-
-    pub fn tx_failed(&mut self) {
-        self.tx_errors = self.tx_errors.saturating_add(1);
-    }
-
-    pub fn rx_failed(&mut self) {
-        self.rx_errors = self.rx_errors.saturating_add(1);
-    }
-}
-
-impl From<Counters> for capos_abi::serve::nic::NicCounters {
-    fn from(c: Counters) -> Self {
-        capos_abi::serve::nic::NicCounters {
-            tx_frames: c.tx_frames,
-            tx_bytes: c.tx_bytes,
-            tx_drops: c.tx_drops,
-            tx_errors: c.tx_errors,
-            rx_frames: c.rx_frames,
-            rx_bytes: c.rx_bytes,
-            rx_drops: c.rx_drops,
-            rx_errors: c.rx_errors,
-        }
-    }
-}
+/// What a NIC has done since it was bound: the wire type of
+/// `Nic.counters`. Drops are frames refused or discarded on purpose (a
+/// holder's malformed frame, rule 1; a malformed frame from the device,
+/// rule 3); errors are device failures (rule 4).
+pub use capos_abi::serve::nic::NicCounters as Counters;
 
 /// Why the ring and the driver disagree (rule 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

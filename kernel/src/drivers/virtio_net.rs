@@ -295,7 +295,7 @@ impl NicServer for VirtioNic {
     }
 
     fn counters(&self) -> NicCounters {
-        self.rings.lock().counters.into()
+        self.rings.lock().counters
     }
 }
 

@@ -47,6 +47,13 @@ const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
 /// are far from here).
 const UNMAPPED: u64 = 0x0000_5000_0000_0000;
 
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// A page of `.rodata`: the loader maps it read-only (demos/user.ld), so a
+/// receive into it must be refused before anything is written.
+static RO_PAGE: Page = Page([0xa5; 4096]);
+
 /// The call must fail at the syscall with `want`.
 fn refused_sys(report: &mut Report, name: &str, r: Result<u64, syscall::Failure>, want: SysError) {
     report.check(
@@ -228,6 +235,11 @@ fn main(start: &StartInfo) -> i32 {
     let recv_area = IPC_AREA_ADDR + RECV_OFFSET as u64;
     refused_sys(&mut r, "nic-refuses-transmit-from-ipc-area", raw_call(&nic, nic_method::TRANSMIT, BULK_READ, recv_area, 60), SysError::BadAddress);
     refused_sys(&mut r, "nic-refuses-receive-into-ipc-area", raw_call(&nic, nic_method::RECEIVE, BULK_WRITE, recv_area, 2048), SysError::BadAddress);
+    refused_sys(&mut r, "nic-refuses-receive-into-read-only-page", raw_call(&nic, nic_method::RECEIVE, BULK_WRITE, RO_PAGE.0.as_ptr() as u64, 2048), SysError::BadAddress);
+    r.check("nic-read-only-page-untouched", match RO_PAGE.0.iter().all(|b| core::hint::black_box(*b) == 0xa5) {
+        true => Ok("the read-only page still holds its bytes".into()),
+        false => Err("a refused receive wrote into a read-only page".into()),
+    });
     refused_sys(&mut r, "nic-refuses-unmapped-buffer", raw_call(&nic, nic_method::RECEIVE, BULK_WRITE, UNMAPPED, 2048), SysError::BadAddress);
     r.check("nic-drops-counted", match nic.counters() {
         Ok(c) if c.tx_drops == after.tx_drops + 3 && c.tx_frames == after.tx_frames && c.tx_bytes == after.tx_bytes => {

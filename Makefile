@@ -83,7 +83,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 # this order. The last four run alone, after the others (docs/testing.md),
 # so they come last here and the output is not held back behind them.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi blk-scsi hello ipc cap-faults process-lifetime default-system shell \
+             blk-virtio blk-nvme blk-multi blk-scsi net-nic hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
              storage-services-churn \
@@ -92,7 +92,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi run-blk-scsi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
+        run-boot-menu run-blk-multi run-blk-scsi run-net-nic bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
         bench-boot bench-check run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
@@ -284,6 +284,13 @@ run-blk-multi: setup
 ## legacy-only device left alone. BLK_IMAGE / BLK_IMAGE_SIZE as blk-virtio.
 run-blk-scsi: setup
 	@$(RUNNER) test blk-scsi
+
+## virtio-net behind the Nic capability (docs/network.md): demos/net-check
+## on QEMU's user network (restrict=on) exchanges ARP with the gateway and
+## probes the refusals, on a modern card (q35) and a transitional one (pc);
+## a manifest granting the card twice is refused at boot.
+run-net-nic: setup
+	@$(RUNNER) test net-nic
 
 ## Storage (README.md "Storage scenarios"): demos/storage-check against the
 ## kernel's Directory/File/Store, judged against mkstore-image's extract.

@@ -5,7 +5,7 @@
 //! process must read params, apply limits, move bulk data and encode
 //! results the same way, byte for byte. So the capnp side is written once:
 //! [`directory::dispatch`], [`file::dispatch`] and [`store::dispatch`]
-//! (and [`block::dispatch`] for `BlockDevice`)
+//! (and [`block::dispatch`] for `BlockDevice`, [`nic::dispatch`] for `Nic`)
 //! read a call's params, call a plain-Rust trait method
 //! ([`directory::DirectoryServer`], ...) and build the results through a
 //! [`Responder`], which the kernel implements over its in-place `Reply`
@@ -29,6 +29,7 @@ pub mod block;
 pub mod directory;
 pub mod errors;
 pub mod file;
+pub mod nic;
 pub mod refuse;
 pub mod store;
 

@@ -22,47 +22,15 @@ extern crate alloc;
 mod pattern;
 
 use alloc::format;
-use alloc::string::String;
 use alloc::vec;
 use capos_abi::capos_capnp::ErrorCode;
-use capos_rt::{println, Block, CallError, CapBlockDevice, StartInfo};
+use capos_rt::verdict::Report;
+use capos_rt::{println, Block, CapBlockDevice, StartInfo};
 use capos_storage::BlockDevice;
 
 // 3 MiB of heap: the whole-bulk-buffer checks hold a 1 MiB buffer.
 capos_rt::entry!(main, heap = 3 << 20);
 
-#[derive(Default)]
-struct Report {
-    passed: u32,
-    failed: u32,
-}
-
-impl Report {
-    fn check(&mut self, name: &str, result: Result<String, String>) {
-        match result {
-            Ok(d) => {
-                self.passed += 1;
-                println!("[PASS] {}: {}", name, d);
-            }
-            Err(e) => {
-                self.failed += 1;
-                println!("[FAIL] {}: {}", name, e);
-            }
-        }
-    }
-
-    /// The call must fail with `want`.
-    fn refused<T: core::fmt::Debug>(&mut self, name: &str, r: Result<T, CallError>, want: ErrorCode) {
-        self.check(
-            name,
-            match r {
-                Err(e) if e.code() == Some(want) => Ok(format!("refused with {:?}", want)),
-                Err(e) => Err(format!("refused with {:?}, want {:?}", e, want)),
-                Ok(v) => Err(format!("accepted ({:?}), want {:?}", v, want)),
-            },
-        );
-    }
-}
 
 /// `--name VALUE` as a number.
 fn num(start: &StartInfo, name: &str) -> Option<u64> {

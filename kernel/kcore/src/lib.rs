@@ -21,6 +21,7 @@ pub mod line_editor;
 pub mod lock_order;
 pub mod mmio;
 pub mod mount_claims;
+pub mod net;
 pub mod nvme;
 pub mod pci;
 pub mod pid_table;

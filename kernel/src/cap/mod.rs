@@ -19,6 +19,7 @@ pub mod control;
 pub mod directory;
 pub mod endpoint;
 pub mod file;
+pub mod nic;
 pub mod ping;
 pub mod read_only;
 pub mod refusing;

@@ -344,6 +344,9 @@ fn devices(o: &mut Out) {
     if n == 0 {
         out!(o, "(no storage drivers bound)");
     }
+    for nic in crate::drivers::net::all() {
+        out!(o, "{}: virtio-net mac {}, link {}, mtu {} ({}, completions polled)", nic.name, nic.mac_text(), if nic.link_up() { "up" } else { "down" }, nic.mtu(), nic.pci);
+    }
     for d in crate::drivers::unclaimed_storage() {
         out!(o, "unclaimed: {} {:04x}:{:04x} class {:02x}.{:02x}.{:02x} ({}): no driver bound",
             d.address(), d.vendor, d.device, d.class, d.subclass, d.prog_if, capos_kcore::pci::class_name(d.class, d.subclass));

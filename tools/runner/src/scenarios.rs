@@ -9,6 +9,8 @@ use crate::elfgen;
 use crate::esp::{limine_conf, Content, Volume};
 use crate::qemu::standard_volume;
 
+mod nic;
+
 pub enum Expect {
     /// The kernel ends the run through isa-debug-exit with success (33).
     Success,
@@ -1532,6 +1534,12 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
                 0,
                 &["devices: nvme0n1 bound to nvme", "devices: nvme1n1 bound to nvme", "devices: vblk0 bound to virtio-blk"],
             )],
+        },
+        Scenario {
+            name: "net-nic",
+            description: "virtio-net behind the Nic capability: net-check reads the MAC QEMU was given, exchanges ARP with QEMU's gateway (user network, restrict=on), sees the counters move and bad frames and buffers refused while the card keeps working, on a modern card (q35) and a transitional one with a 1400-byte MTU (pc); devices lists it; a manifest granting it twice is refused at boot",
+            capos_boot_only: false,
+            boots: nic::boots(),
         },
         Scenario {
             name: "hello",

@@ -58,14 +58,19 @@ STORE_IMAGE      ?=
 HOSTILE_IMAGE    ?=
 RECOVERY_IMAGE   ?=
 STORAGE_IN_PLACE ?=
-# make run-shell: the lines typed into the shell (default tools/shell.script)
-# and the co-located disk it works on (default: a fresh image each run;
-# DATA_IMAGE=FILE is used in place, so what the script wrote stays there).
+# make run-shell: the lines typed into the shell (default tools/shell.script).
+# make run and make run-shell: your own disks for /data (DATA_IMAGE,
+# CAPOSWF1 or co-located), the store (STORE_IMAGE, CAPOSST1) and /fat
+# (FAT_IMAGE, a FAT disk), each used in place, so what the shell wrote
+# stays there (default: target/disks/ for make run, fresh ones for
+# run-shell). FAT_IMAGE and STORE_IMAGE are also the images of
+# run-storage-fat-read and run-storage-persist (copied there).
 SHELL_SCRIPT     ?=
 DATA_IMAGE       ?=
+FAT_IMAGE        ?=
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST FUZZ_SECONDS FUZZ_TARGETS \
        BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT BENCH_JOBS JOBS \
-       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE
+       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE FAT_IMAGE
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
@@ -78,7 +83,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 # this order. The last four run alone, after the others (docs/testing.md),
 # so they come last here and the output is not held back behind them.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi blk-scsi hello ipc cap-faults process-lifetime default-system shell \
+             blk-virtio blk-nvme blk-multi blk-scsi net-nic hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
              storage-services-churn \
@@ -87,7 +92,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi run-blk-scsi bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
+        run-boot-menu run-blk-multi run-blk-scsi run-net-nic bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
         bench-boot bench-check run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
@@ -102,7 +107,7 @@ setup:
 
 ## Boot the default system (limine.conf) with the serial console on this
 ## terminal, on 2 CPUs (as the smallest cloud shapes have) unless QEMU_SMP
-## is given.
+## is given. DATA_IMAGE=, STORE_IMAGE=, FAT_IMAGE=: your own disks, in place.
 run: setup
 	@QEMU_SMP=$(if $(filter command line environment,$(origin QEMU_SMP)),$(QEMU_SMP),2) $(RUNNER) run
 
@@ -184,7 +189,8 @@ run-default-system: setup
 
 ## The operator's shell (demos/shell) over a co-located NVMe disk: types
 ## SHELL_SCRIPT (default tools/shell.script) at its prompt, checks the
-## output, then `exit` and `halt`. DATA_IMAGE=FILE: that disk, in place.
+## output, then `exit` and `halt`. DATA_IMAGE=, STORE_IMAGE=, FAT_IMAGE=:
+## your own disks, in place.
 run-shell: setup
 	@$(RUNNER) test shell
 
@@ -278,6 +284,13 @@ run-blk-multi: setup
 ## legacy-only device left alone. BLK_IMAGE / BLK_IMAGE_SIZE as blk-virtio.
 run-blk-scsi: setup
 	@$(RUNNER) test blk-scsi
+
+## virtio-net behind the Nic capability (docs/network.md): demos/net-check
+## on QEMU's user network (restrict=on) exchanges ARP with the gateway and
+## probes the refusals, on a modern card (q35) and a transitional one (pc);
+## a manifest granting the card twice is refused at boot.
+run-net-nic: setup
+	@$(RUNNER) test net-nic
 
 ## Storage (README.md "Storage scenarios"): demos/storage-check against the
 ## kernel's Directory/File/Store, judged against mkstore-image's extract.

@@ -370,6 +370,7 @@ struct ProcessStatus {
   running @1 :Bool;        # false once it ended and was not restarted
   restarts @2 :UInt32;     # restarts in this boot
   freeFrames @3 :UInt64;   # frames free now (those the kernel heap holds and in-flight transfers hold count as free: they do not come and go with processes)
+  heapFrames @4 :UInt64;   # of freeFrames, those the kernel heap holds: it grows on demand and keeps what it grew, so this shows growth apart from what processes left behind
 }
 
 struct ProcessStatusResult {
@@ -398,6 +399,75 @@ interface ProcessControl @0xcdf0ff862f582772 {
   # a process cannot kill itself this way (`invalidArgument`: exit instead).
 
   status @1 () -> ProcessStatusResult;
+}
+
+# ---------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------
+
+struct NicInfo {
+  mac @0 :Data;            # the device's MAC address, 6 bytes
+  mtu @1 :UInt16;          # the largest payload a frame carries (1500 unless the device offers less)
+  linkUp @2 :Bool;         # the device's link state now (up when the device reports none)
+  maxFrame @3 :UInt32;     # mtu + 14: the longest frame transmit takes and receive returns
+}
+
+struct NicInfoResult {
+  union {
+    ok @0 :NicInfo;
+    err @1 :Error;
+  }
+}
+
+struct NicCounters {
+  # Since the device was bound. Drops are frames refused or discarded on
+  # purpose (a holder's frame of a bad length, a malformed frame from the
+  # device); errors are device failures.
+  txFrames @0 :UInt64;
+  txBytes @1 :UInt64;
+  txDrops @2 :UInt64;
+  txErrors @3 :UInt64;
+  rxFrames @4 :UInt64;
+  rxBytes @5 :UInt64;
+  rxDrops @6 :UInt64;
+  rxErrors @7 :UInt64;
+}
+
+struct NicCountersResult {
+  union {
+    ok @0 :NicCounters;
+    err @1 :Error;
+  }
+}
+
+struct NicReceiveResult {
+  union {
+    frame @0 :UInt32;      # a frame of this many bytes is at the start of the bulk buffer
+    empty @1 :Void;        # nothing pending now; the call did not wait
+    err @2 :Error;
+  }
+}
+
+interface Nic @0x9587022b73d97181 {
+  # Kernel source `nic:NAME` (net0, net1, ...): one network device, whole
+  # Ethernet frames (no FCS) in and out. One process holds it (the manifest
+  # grants it once). Frames travel only in the call's bulk buffer; no call
+  # waits for the wire (docs/network.md).
+
+  info @0 () -> NicInfoResult;
+
+  transmit @1 () -> VoidResult;
+  # The caller's readable bulk buffer is one frame, 14 to maxFrame bytes;
+  # otherwise `invalidArgument` (counted as a transmit drop). Returns once
+  # the frame is in the device's ring; `busy` when the ring is full (try
+  # again), `io` when the device failed.
+
+  receive @2 () -> NicReceiveResult;
+  # The oldest frame the device received, into the caller's writable bulk
+  # buffer (at least maxFrame bytes, else `invalidArgument`); `empty` at
+  # once when none is pending. A caller that wants to wait polls.
+
+  counters @3 () -> NicCountersResult;
 }
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 //! contract of DESIGN.md ("Contracts that must not drift"). The tests below
 //! read the compiled schema and fail if a name, ordinal or id moves.
 
-use crate::capos_capnp::{block_device, clock, console, directory, endpoint, file, ping, process_control, store};
+use crate::capos_capnp::{block_device, clock, console, directory, endpoint, file, nic, ping, process_control, store};
 use capnp::traits::HasTypeId;
 
 pub const DIRECTORY: u64 = <directory::Client as HasTypeId>::TYPE_ID;
@@ -18,6 +18,7 @@ pub const PING: u64 = <ping::Client as HasTypeId>::TYPE_ID;
 pub const BLOCK_DEVICE: u64 = <block_device::Client as HasTypeId>::TYPE_ID;
 pub const CLOCK: u64 = <clock::Client as HasTypeId>::TYPE_ID;
 pub const PROCESS_CONTROL: u64 = <process_control::Client as HasTypeId>::TYPE_ID;
+pub const NIC: u64 = <nic::Client as HasTypeId>::TYPE_ID;
 
 /// `Directory` method ordinals.
 pub mod directory_method {
@@ -88,6 +89,14 @@ pub mod process_control_method {
     pub const STATUS: u16 = 1;
 }
 
+/// `Nic` method ordinals.
+pub mod nic_method {
+    pub const INFO: u16 = 0;
+    pub const TRANSMIT: u16 = 1;
+    pub const RECEIVE: u16 = 2;
+    pub const COUNTERS: u16 = 3;
+}
+
 /// Every interface: (name in the schema, id, method names by ordinal).
 pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Directory", DIRECTORY, &["open", "list", "mkdir", "remove", "sub", "create", "rename"]),
@@ -99,6 +108,7 @@ pub const ALL: &[(&str, u64, &[&str])] = &[
     ("BlockDevice", BLOCK_DEVICE, &["info", "read", "write", "flush"]),
     ("ProcessControl", PROCESS_CONTROL, &["kill", "status"]),
     ("Clock", CLOCK, &["now"]),
+    ("Nic", NIC, &["info", "transmit", "receive", "counters"]),
 ];
 
 /// The schema name of an interface id (for logs), if it is one of ours.
@@ -162,6 +172,7 @@ mod tests {
         assert_eq!(BLOCK_DEVICE, 0xcabc_0a58_8a53_7a84);
         assert_eq!(PROCESS_CONTROL, 0xcdf0_ff86_2f58_2772);
         assert_eq!(CLOCK, 0xc4b6_55d8_a98c_884d);
+        assert_eq!(NIC, 0x9587_022b_73d9_7181);
         with_nodes(|nodes| {
             for (name, id, methods) in ALL {
                 let n = nodes.get(*name).unwrap_or_else(|| panic!("interface {name} missing from the schema"));

@@ -145,6 +145,12 @@ pub const KERNEL_SOURCES: &[KernelSourceKind] = &[
         interface_id: interfaces::PROCESS_CONTROL,
         description: "ProcessControl of the manifest process called NAME: kill it, read its status",
     },
+    KernelSourceKind {
+        prefix: "nic",
+        takes_instance: true,
+        interface_id: interfaces::NIC,
+        description: "the network device called NAME (net0, net1, ...): frames in and out (one holder per device)",
+    },
 ];
 
 /// What a mount of a [`KernelSource`] must provide: a filesystem (`fs`,
@@ -578,6 +584,8 @@ impl Manifest {
         }
         // (raw mount, process, grant) of every writable `block:` grant so far.
         let mut writers: Vec<(&str, &str, &str)> = Vec::new();
+        // (device, process, grant) of every `nic:` grant so far.
+        let mut nic_holders: Vec<(&str, &str, &str)> = Vec::new();
         for (i, p) in self.processes.iter().enumerate() {
             if !is_valid_name(&p.name) {
                 return Err(ManifestError::at(L::Process(i), format!("invalid process name '{}'", escape_control(&p.name))));
@@ -652,6 +660,15 @@ impl Manifest {
                                 )));
                             }
                             writers.push((mount, &p.name, &grant.name));
+                        }
+                        if let ("nic", Some(device)) = (ks.kind.prefix, ks.instance) {
+                            if let Some((_, hp, hg)) = nic_holders.iter().find(|(d, _, _)| *d == device) {
+                                return Err(ManifestError::at(at, format!(
+                                    "grant '{}': nic:{device} is already granted to process '{hp}' (grant '{hg}'); a network device has one holder",
+                                    grant.name
+                                )));
+                            }
+                            nic_holders.push((device, &p.name, &grant.name));
                         }
                     }
                     GrantSource::Endpoint { process, endpoint } => {
@@ -763,6 +780,13 @@ impl Manifest {
     /// Validate, then serialize as a `Manifest` message.
     pub fn encode(&self) -> Result<Vec<u8>, ManifestError> {
         self.validate()?;
+        self.encode_unchecked()
+    }
+
+    /// Serialize without validating: only for tests that show the kernel
+    /// refuses at boot what `mkmanifest --check` refuses (the kernel
+    /// validates whatever it is given).
+    pub fn encode_unchecked(&self) -> Result<Vec<u8>, ManifestError> {
         let mut message = capnp::message::Builder::new_default();
         let mut root = message.init_root::<manifest::Builder>();
         root.set_version(MANIFEST_VERSION);
@@ -1025,6 +1049,32 @@ mod tests {
         m.validate().unwrap();
         assert!(KernelSource::parse("fs-ro:root").unwrap().kind.read_only());
         assert!(!KernelSource::parse("fs:root").unwrap().kind.read_only());
+    }
+
+    #[test]
+    fn a_nic_has_one_holder() {
+        let mut m = sample();
+        m.processes[1].grants.push(kernel("nic", "nic:net0"));
+        m.processes[0].grants.push(kernel("nic1", "nic:net1"));
+        m.validate().unwrap();
+        assert_eq!(Manifest::decode(&m.encode().unwrap()).unwrap(), m);
+        assert_eq!(KernelSource::parse("nic:net0").unwrap().kind.interface_id, interfaces::NIC);
+        // The same device to a second process ...
+        m.processes[0].grants[1] = kernel("nic1", "nic:net0");
+        let (at, msg) = invalid(&m);
+        assert_eq!(at, Location::Grant(1, 3));
+        assert!(msg.contains("grant 'nic': nic:net0 is already granted to process 'pong' (grant 'nic1'); a network device has one holder"), "{msg}");
+        // ... or twice to the same one.
+        m.processes[0].grants[1] = kernel("nic1", "nic:net1");
+        m.processes[0].grants.push(kernel("nic2", "nic:net1"));
+        assert!(invalid(&m).1.contains("nic:net1 is already granted to process 'pong' (grant 'nic1')"), "{}", invalid(&m).1);
+        // The kernel refuses the same bytes: what encode would not write,
+        // encode_unchecked does, and decode (the kernel's path) refuses.
+        let bytes = m.encode_unchecked().unwrap();
+        assert!(m.encode().is_err());
+        assert!(Manifest::decode(&bytes).unwrap_err().to_string().contains("a network device has one holder"));
+        // A nic needs no mount, and a bad instance name is refused as any other.
+        assert!(KernelSource::parse("nic:").is_err());
     }
 
     #[test]

@@ -119,6 +119,9 @@ impl Responder for FuzzResponder<'_> {
     fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError> {
         Ok(self.bulk_in.clone())
     }
+    fn bulk_in_len(&self) -> Option<usize> {
+        self.bulk_in.as_ref().map(Vec::len)
+    }
     fn bulk_out_capacity(&self) -> Option<usize> {
         self.bulk_out
     }

@@ -146,9 +146,12 @@ extern "C" fn kernel_main() -> ! {
     if let Some(m) = proc::loader::find_manifest(&late.modules) {
         match proc::loader::start_from_manifest(&late.modules, m) {
             Ok(n) => {
-                log::info!("userspace: {} processes started from {}", n, m.path);
+                log::info!("userspace: {} started from {}", capos_kcore::count::count(n, "process", "processes"), m.path);
                 let (exited, killed, waiting) = proc::run_until_idle();
                 log::info!("userspace idle: {} exited, {} killed, {} waiting for calls", exited, killed, waiting);
+                for line in arch::x86_64::irq_off::summary() {
+                    log::info!("{}", line);
+                }
                 log::info!("lifetime: {} process table slots and {} kernel stack slots ever used", proc::table_slots(), mm::stacks::slots_used());
             }
             Err(e) => log::error!("userspace not started: {}", e),

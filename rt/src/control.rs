@@ -15,8 +15,11 @@ pub struct ProcessStatus {
     pub running: bool,
     /// Restarts in this boot.
     pub restarts: u32,
-    /// The kernel frame allocator's free count at the time of the call.
+    /// Frames free at the time of the call, counting those the kernel heap
+    /// and in-flight transfers hold (they do not come and go with processes).
     pub free_frames: u64,
+    /// Of `free_frames`, those the kernel heap holds: its growth, apart.
+    pub heap_frames: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,7 +40,7 @@ impl ProcessControl {
             match result.which().map_err(which_err("ProcessStatusResult"))? {
                 process_status_result::Ok(s) => {
                     let s = s?;
-                    Ok(ProcessStatus { pid: s.get_pid(), running: s.get_running(), restarts: s.get_restarts(), free_frames: s.get_free_frames() })
+                    Ok(ProcessStatus { pid: s.get_pid(), running: s.get_running(), restarts: s.get_restarts(), free_frames: s.get_free_frames(), heap_frames: s.get_heap_frames() })
                 }
                 process_status_result::Err(e) => Err(CallError::Object(read_error(e?)?)),
             }

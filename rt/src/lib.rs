@@ -11,11 +11,39 @@
 
 extern crate alloc;
 
+/// A client that owns its handle: `new`, `handle`, `into_handle`, and a
+/// `Drop` that drops the capability (the storage and network clients).
+macro_rules! owned_handle {
+    ($t:ident) => {
+        impl $t {
+            /// Take ownership of `handle` (it is dropped with the client).
+            pub fn new(handle: Handle) -> $t {
+                $t(handle)
+            }
+            pub fn handle(&self) -> Handle {
+                self.0
+            }
+            /// Give the handle up without dropping the capability.
+            pub fn into_handle(self) -> Handle {
+                let h = self.0;
+                core::mem::forget(self);
+                h
+            }
+        }
+        impl Drop for $t {
+            fn drop(&mut self) {
+                let _ = $crate::syscall::cap_drop(self.0);
+            }
+        }
+    };
+}
+
 pub mod bench;
 pub mod client;
 pub mod control;
 pub mod heap;
 pub mod ipc;
+pub mod net;
 pub mod serve;
 pub mod storage;
 pub mod syscall;
@@ -24,6 +52,7 @@ pub mod verdict;
 pub use capos_abi::start::StartInfo;
 pub use capos_abi::{Handle, SysError};
 pub use client::{Answer, BulkArg, CallError, Clock, Console, Incoming, PingClient, Server};
+pub use net::Nic;
 pub use storage::{Block, CapBlockDevice, DirEntry, Directory, File, Store};
 
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -137,9 +137,13 @@ impl Responder for ServeResponder<'_> {
     }
 
     fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError> {
+        Ok(self.bulk_in_len().map(|n| self.bulk[..n].to_vec()))
+    }
+
+    fn bulk_in_len(&self) -> Option<usize> {
         match self.call.bulk_in {
-            0 => Ok(None),
-            n => Ok(Some(self.bulk[..n.min(self.bulk.len())].to_vec())),
+            0 => None,
+            n => Some(n.min(self.bulk.len())),
         }
     }
 

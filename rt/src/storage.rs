@@ -98,31 +98,6 @@ fn void_of(r: &Results) -> Result<(), CallError> {
     object(helpers::read_void(r.get::<void_result::Owned>()?))
 }
 
-macro_rules! owned_handle {
-    ($t:ident) => {
-        impl $t {
-            /// Take ownership of `handle` (it is dropped with the client).
-            pub fn new(handle: Handle) -> $t {
-                $t(handle)
-            }
-            pub fn handle(&self) -> Handle {
-                self.0
-            }
-            /// Give the handle up without dropping the capability.
-            pub fn into_handle(self) -> Handle {
-                let h = self.0;
-                core::mem::forget(self);
-                h
-            }
-        }
-        impl Drop for $t {
-            fn drop(&mut self) {
-                let _ = $crate::syscall::cap_drop(self.0);
-            }
-        }
-    };
-}
-
 mod block;
 pub use block::{device_error, Block, BlockInfo, CapBlockDevice};
 

@@ -211,21 +211,32 @@ fn free_count_after_each_commit_matches_a_fresh_count() {
         seed ^= seed << 17;
         seed % n
     };
-    for step in 0..400 {
+    for step in 0..4000 {
         let name = format!("f{}", next(6));
         let file = match fs.open(root, &name) {
             Ok(f) => f,
             Err(_) => fs.create(root, &name).unwrap(),
         };
-        match next(4) {
+        match next(6) {
             0 => {
                 let _ = fs.write(file, next(40) * 512, &vec![step as u8; (1 + next(30)) as usize * 512]);
             }
             1 => fs.truncate(file, next(20) * 512).unwrap(),
             2 => fs.remove(root, &name).unwrap(),
+            3 => {
+                let _ = fs.rename(root, &name, root, &format!("f{}", next(6)));
+            }
+            4 => {
+                let _ = fs.write(file, next(3000), &vec![3u8; next(3000) as usize]);
+            }
             _ => {
                 let _ = fs.write(file, 0, &[1u8; 700]);
             }
+        }
+        // Several operations between commits, as a client that syncs
+        // now and then makes them.
+        if next(3) != 0 {
+            continue;
         }
         fs.sync().unwrap();
         let counted = WritableFs::mount(fs.device().clone(), clock(), MountOptions { read_only: true }).unwrap().free_blocks();

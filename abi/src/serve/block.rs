@@ -15,6 +15,8 @@
 //! - Read-only is a wrapper ([`ReadOnlyBlock`]), not a flag each server
 //!   checks: it reports `readOnly` in `info` and refuses write and flush
 //!   with `readOnly` without reaching the device.
+//! - Every check comes before the bulk buffer is copied in (a write the
+//!   geometry refuses, read-only included, costs no copy).
 
 use super::{bad_params, void_reply, Responder};
 use crate::capos_capnp::{block_device, block_info_result, data_result, ErrorCode};
@@ -139,14 +141,22 @@ pub fn dispatch<S: BlockServer + ?Sized, R: Responder>(server: &S, call: &CallMe
         }
         m::WRITE => {
             let lba = call.params::<block_device::write_params::Owned>().map_err(bad_params)?.get_lba();
-            let Some(data) = r.bulk_in()? else {
+            let Some(len) = r.bulk_in_len() else {
                 return void_reply(r, Err(invalid("BlockDevice.write takes its data from a readable bulk buffer; the call has none")));
             };
+            // Every check before the copy: a refused write costs no copy.
             let g = server.geometry();
-            if g.block_size == 0 || data.len() % g.block_size as usize != 0 {
-                return void_reply(r, Err(invalid(&format!("{} bytes are not whole {}-byte blocks", data.len(), g.block_size))));
+            if g.read_only {
+                return void_reply(r, Err(CapError::new(ErrorCode::ReadOnly, "BlockDevice.write refused: the device is read-only")));
             }
-            let result = check(&g, lba, (data.len() / g.block_size as usize) as u64, MAX_BULK_BYTES as usize).and_then(|_| server.write(lba, &data));
+            if g.block_size == 0 || len % g.block_size as usize != 0 {
+                return void_reply(r, Err(invalid(&format!("{} bytes are not whole {}-byte blocks", len, g.block_size))));
+            }
+            if let Err(e) = check(&g, lba, (len / g.block_size as usize) as u64, MAX_BULK_BYTES as usize) {
+                return void_reply(r, Err(e));
+            }
+            let data = r.bulk_in()?.unwrap_or_default();
+            let result = server.write(lba, &data);
             void_reply(r, result)
         }
         m::FLUSH => {
@@ -236,7 +246,12 @@ mod tests {
         let mut r = TestResponder::new();
         r.bulk_in = bulk;
         dispatch(s, &call(BLOCK_DEVICE, m::WRITE, &words), &mut r).unwrap();
-        r.get::<void_result::Owned, _>(|res| read_void(res).unwrap())
+        let result = r.get::<void_result::Owned, _>(|res| read_void(res).unwrap());
+        // Checked before any byte is copied: a refused write copies nothing.
+        if result.is_err() {
+            assert_eq!(r.bulk_copies.get(), 0, "a refused write copied its bulk buffer");
+        }
+        result
     }
 
     fn flush<S: BlockServer>(s: &S) -> Result<(), CapError> {

@@ -96,7 +96,11 @@ pub fn dispatch<S: FileServer + ?Sized, R: Responder>(server: &S, call: &CallMes
             let p = call.params::<file::write_params::Owned>().map_err(bad_params)?;
             let offset = p.get_offset();
             let inline = p.get_data().map_err(bad_params)?;
-            let result = match data_or_bulk(inline, r)? {
+            let past_end = |len: usize| match offset.checked_add(len as u64) {
+                Some(_) => Ok(()),
+                None => Err(CapError::new(ErrorCode::InvalidArgument, &format!("a write of {len} bytes at offset {offset} ends past the largest offset"))),
+            };
+            let result = match data_or_bulk(inline, r, past_end)? {
                 Ok(data) => server.write(offset, data.bytes()),
                 Err(e) => Err(e),
             };
@@ -217,6 +221,12 @@ mod tests {
         r.bulk_in = Some(alloc::vec![1, 2]);
         assert_eq!(write_call(&f, 0, b"x", &mut r).unwrap_err().code, ErrorCode::InvalidArgument);
         assert_eq!(f.0.borrow()[0], big[0]);
+        assert_eq!(r.bulk_copies.get(), 0, "refused before the bulk buffer was copied");
+        // So is a write that would end past the largest offset.
+        let mut r = TestResponder::new();
+        r.bulk_in = Some(alloc::vec![1; 4096]);
+        assert_eq!(write_call(&f, u64::MAX - 100, b"", &mut r).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(r.bulk_copies.get(), 0, "refused before the bulk buffer was copied");
     }
 
     #[test]

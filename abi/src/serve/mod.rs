@@ -5,7 +5,7 @@
 //! process must read params, apply limits, move bulk data and encode
 //! results the same way, byte for byte. So the capnp side is written once:
 //! [`directory::dispatch`], [`file::dispatch`] and [`store::dispatch`]
-//! (and [`block::dispatch`] for `BlockDevice`)
+//! (and [`block::dispatch`] for `BlockDevice`, [`nic::dispatch`] for `Nic`)
 //! read a call's params, call a plain-Rust trait method
 //! ([`directory::DirectoryServer`], ...) and build the results through a
 //! [`Responder`], which the kernel implements over its in-place `Reply`
@@ -29,6 +29,7 @@ pub mod block;
 pub mod directory;
 pub mod errors;
 pub mod file;
+pub mod nic;
 pub mod refuse;
 pub mod store;
 
@@ -54,6 +55,10 @@ pub trait Responder {
     /// The bytes of the caller's bulk buffer, if the call carries one the
     /// server may read.
     fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError>;
+    /// How many bytes [`bulk_in`](Self::bulk_in) would copy, without
+    /// copying: a dispatcher checks the request against this first, so a
+    /// request it refuses costs no copy.
+    fn bulk_in_len(&self) -> Option<usize>;
     /// The size of the caller's bulk buffer, if the server may write it.
     fn bulk_out_capacity(&self) -> Option<usize>;
     /// Write `data` at the start of the caller's bulk buffer and report its
@@ -76,14 +81,22 @@ pub(crate) fn bad_params(e: impl Into<MessageError>) -> SysError {
 
 /// The bytes a `Data` param stands for: itself, or the bulk buffer when
 /// the param is empty and a readable bulk buffer came with the call.
-pub(crate) fn data_or_bulk<'a, R: Responder>(inline: &'a [u8], r: &R) -> Result<Result<DataIn<'a>, CapError>, SysError> {
-    match r.bulk_in()? {
-        None => Ok(Ok(DataIn::Inline(inline))),
-        Some(bulk) if inline.is_empty() => Ok(Ok(DataIn::Bulk(bulk))),
-        Some(_) => Ok(Err(CapError::new(
+/// `admit` sees the length first and may refuse before anything is copied.
+pub(crate) fn data_or_bulk<'a, R: Responder>(
+    inline: &'a [u8],
+    r: &R,
+    admit: impl FnOnce(usize) -> Result<(), CapError>,
+) -> Result<Result<DataIn<'a>, CapError>, SysError> {
+    match r.bulk_in_len() {
+        None => Ok(admit(inline.len()).map(|()| DataIn::Inline(inline))),
+        Some(_) if !inline.is_empty() => Ok(Err(CapError::new(
             crate::capos_capnp::ErrorCode::InvalidArgument,
             "data given twice: both inline and in the bulk buffer",
         ))),
+        Some(len) => match admit(len) {
+            Err(e) => Ok(Err(e)),
+            Ok(()) => Ok(Ok(DataIn::Bulk(r.bulk_in()?.unwrap_or_default()))),
+        },
     }
 }
 
@@ -115,6 +128,8 @@ pub mod testing {
         pub bulk_in: Option<Vec<u8>>,
         pub bulk_cap: Option<usize>,
         pub bulk_out: Option<Vec<u8>>,
+        /// How many times the dispatcher copied the bulk buffer in.
+        pub bulk_copies: core::cell::Cell<u32>,
     }
 
     impl TestResponder<u32> {
@@ -126,7 +141,7 @@ pub mod testing {
     impl<C> TestResponder<C> {
         /// A responder whose capabilities are `C`s.
         pub fn empty() -> TestResponder<C> {
-            TestResponder { results: Vec::new(), caps: Vec::new(), transferred: Vec::new(), bulk_in: None, bulk_cap: None, bulk_out: None }
+            TestResponder { results: Vec::new(), caps: Vec::new(), transferred: Vec::new(), bulk_in: None, bulk_cap: None, bulk_out: None, bulk_copies: core::cell::Cell::new(0) }
         }
         pub fn get<T: Owned, R>(&self, f: impl FnOnce(T::Reader<'_>) -> R) -> R {
             let reader = read_flat(word_bytes(&self.results)).unwrap();
@@ -148,7 +163,11 @@ pub mod testing {
             self.transferred.get(slot as usize)
         }
         fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError> {
+            self.bulk_copies.set(self.bulk_copies.get() + 1);
             Ok(self.bulk_in.clone())
+        }
+        fn bulk_in_len(&self) -> Option<usize> {
+            self.bulk_in.as_ref().map(Vec::len)
         }
         fn bulk_out_capacity(&self) -> Option<usize> {
             self.bulk_cap

@@ -12,12 +12,12 @@
 //! listed here. [`refuse`] is the one encoder.
 
 use crate::capos_capnp::{
-    block_info_result, bool_result, cap_result, data_result, keys_result, list_result, process_status_result, stat_result, text_result,
-    u_int64_result, void_result,
+    block_info_result, bool_result, cap_result, data_result, keys_result, list_result, nic_counters_result, nic_info_result, nic_receive_result,
+    process_status_result, stat_result, text_result, u_int64_result, void_result,
 };
 use crate::helpers::{fill_error, CapError};
 use crate::interfaces::{self as i, block_method as bm, clock_method as cm, console_method as com, directory_method as dm};
-use crate::interfaces::{endpoint_method as em, file_method as fm, ping_method as pm, process_control_method as pcm, store_method as sm};
+use crate::interfaces::{endpoint_method as em, file_method as fm, nic_method as nm, ping_method as pm, process_control_method as pcm, store_method as sm};
 use crate::serve::Responder;
 use crate::SysError;
 
@@ -35,6 +35,9 @@ pub enum ResultKind {
     Stat,
     BlockInfo,
     ProcessStatus,
+    NicInfo,
+    NicReceive,
+    NicCounters,
 }
 
 impl ResultKind {
@@ -52,6 +55,9 @@ impl ResultKind {
             ResultKind::Stat => "StatResult",
             ResultKind::BlockInfo => "BlockInfoResult",
             ResultKind::ProcessStatus => "ProcessStatusResult",
+            ResultKind::NicInfo => "NicInfoResult",
+            ResultKind::NicReceive => "NicReceiveResult",
+            ResultKind::NicCounters => "NicCountersResult",
         }
     }
 }
@@ -85,6 +91,10 @@ pub fn result_kind(interface_id: u64, method: u16) -> Option<ResultKind> {
         (i::CLOCK, cm::NOW) => UInt64,
         (i::PROCESS_CONTROL, pcm::KILL) => Void,
         (i::PROCESS_CONTROL, pcm::STATUS) => ProcessStatus,
+        (i::NIC, nm::INFO) => NicInfo,
+        (i::NIC, nm::TRANSMIT) => Void,
+        (i::NIC, nm::RECEIVE) => NicReceive,
+        (i::NIC, nm::COUNTERS) => NicCounters,
         _ => return None,
     })
 }
@@ -111,6 +121,9 @@ pub fn refuse<R: Responder>(r: &mut R, kind: ResultKind, e: CapError) -> Result<
         ResultKind::Stat => err!(stat_result),
         ResultKind::BlockInfo => err!(block_info_result),
         ResultKind::ProcessStatus => err!(process_status_result),
+        ResultKind::NicInfo => err!(nic_info_result),
+        ResultKind::NicReceive => err!(nic_receive_result),
+        ResultKind::NicCounters => err!(nic_counters_result),
     }
 }
 
@@ -188,9 +201,12 @@ mod tests {
                 Stat => read!(stat_result),
                 BlockInfo => read!(block_info_result),
                 ProcessStatus => read!(process_status_result),
+                NicInfo => read!(nic_info_result),
+                NicReceive => read!(nic_receive_result),
+                NicCounters => read!(nic_counters_result),
             }
         };
-        for kind in [Void, UInt64, Bool, Cap, Data, Text, List, Keys, Stat, BlockInfo, ProcessStatus] {
+        for kind in [Void, UInt64, Bool, Cap, Data, Text, List, Keys, Stat, BlockInfo, ProcessStatus, NicInfo, NicReceive, NicCounters] {
             let mut r = TestResponder::new();
             refuse(&mut r, kind, e()).unwrap();
             let got = back(&r, kind);

@@ -77,7 +77,7 @@ pub fn dispatch<S: StoreServer + ?Sized, R: Responder>(server: &S, call: &CallMe
             let p = call.params::<store::put_params::Owned>().map_err(bad_params)?;
             let key = p.get_key().map_err(bad_params)?;
             let inline = p.get_value().map_err(bad_params)?;
-            let result = match data_or_bulk(inline, r)? {
+            let result = match data_or_bulk(inline, r, |_| Ok(()))? {
                 Ok(value) => server.put(key, value.bytes()),
                 Err(e) => Err(e),
             };

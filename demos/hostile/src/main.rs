@@ -14,7 +14,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::console;
 use capos_abi::interfaces;
-use capos_abi::ipc::{CallWord, ReplyWord, BULK_READ, BULK_WRITE, IPC_AREA_ADDR, MAX_BULK_BYTES, RECV_OFFSET};
+use capos_abi::ipc::{CallWord, ReplyWord, BULK_READ, BULK_WRITE, IPC_AREA_ADDR, MAX_BULK_BYTES, RECV_OFFSET, SEND_OFFSET};
 use capos_abi::message::{build_flat, clear};
 use capos_abi::syscall as nr;
 use capos_abi::{Handle, SysError};
@@ -138,6 +138,11 @@ fn main(start: &StartInfo) -> i32 {
     ok &= expect("bulk-too-large", call_raw(console, con, rd(BULK_READ), 0x1000, MAX_BULK_BYTES + 1), SysError::InvalidArgument);
     // The receive buffer is read-only to us: the kernel must not write it on our behalf.
     ok &= expect("bulk-write-into-read-only", call_raw(console, con, rd(BULK_WRITE), IPC_AREA_ADDR + RECV_OFFSET as u64, 64), SysError::BadAddress);
+    // Our own send buffer is writable to us, but a bulk buffer there would
+    // let the answer land in the message being built: refused like the
+    // receive buffer, also when the buffer only reaches into the area.
+    ok &= expect("bulk-over-own-send-area", call_raw(console, con, rd(BULK_WRITE), IPC_AREA_ADDR + SEND_OFFSET as u64, 64), SysError::BadAddress);
+    ok &= expect("bulk-reaching-into-ipc-area", call_raw(console, con, rd(BULK_READ), IPC_AREA_ADDR - 4096, 4097), SysError::BadAddress);
 
     // Params in the send buffer.
     let len = good_params();
@@ -172,6 +177,7 @@ fn main(start: &StartInfo) -> i32 {
     ok &= expect("bulk-register-kernel-memory", unsafe { raw(nr::BULK_REGISTER, [0xffff_ffff_8000_0000, 4096, 0, 0, 0, 0]) }, SysError::BadAddress);
     ok &= expect("bulk-register-too-large", unsafe { raw(nr::BULK_REGISTER, [0x1000, MAX_BULK_BYTES + 1, 0, 0, 0, 0]) }, SysError::InvalidArgument);
     ok &= expect("bulk-register-read-only", unsafe { raw(nr::BULK_REGISTER, [IPC_AREA_ADDR + RECV_OFFSET as u64, 4096, 0, 0, 0, 0]) }, SysError::BadAddress);
+    ok &= expect("bulk-register-own-send-area", unsafe { raw(nr::BULK_REGISTER, [IPC_AREA_ADDR + SEND_OFFSET as u64, 4096, 0, 0, 0, 0]) }, SysError::BadAddress);
 
     // Only what the manifest granted exists: try many handle values.
     let len = good_params();

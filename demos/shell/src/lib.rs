@@ -16,6 +16,9 @@ extern crate alloc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::{ErrorCode, TimeProvenance};
+/// `count(1, "key", "keys")` is `1 key`, `count(2, ..)` `2 keys`: every
+/// count the shell prints goes through it (the kernel's lines too).
+pub use capos_kcore::count::count;
 
 pub const PROMPT: &str = "capos$ ";
 
@@ -51,6 +54,21 @@ pub fn join(parts: &[String]) -> String {
     s
 }
 
+/// Where `cp` writes, from the resolved FROM and TO: TO itself, or, when
+/// TO is an existing directory (`to_is_dir`), FROM's name inside it (`cp
+/// f dir` copies to `dir/f`, as `mv f dir` moves there). A file copied
+/// onto itself is refused (the copy would truncate what it reads).
+pub fn copy_target(from: &[String], to: &[String], to_is_dir: bool) -> Result<Vec<String>, String> {
+    let mut target = to.to_vec();
+    if to_is_dir {
+        target.extend(from.last().cloned());
+    }
+    if target == from {
+        return Err(alloc::format!("{} and {} are the same file", join(from), join(to)));
+    }
+    Ok(target)
+}
+
 /// A command line, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -64,6 +82,7 @@ pub enum Command {
     Mkdir(String),
     Rm(String),
     Mv(String, String),
+    Cp(String, String),
     Stat(String),
     Sha256(String),
     Sync,
@@ -88,6 +107,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("mkdir PATH", "make a directory"),
     ("rm PATH", "remove a file or an empty directory"),
     ("mv FROM TO", "rename or move, within one mount"),
+    ("cp FROM TO", "copy a file, across mounts too (TO a directory: into it, same name)"),
     ("stat PATH", "size, kind, created and modified times with their source"),
     ("sha256 PATH", "sha256 of a file's contents"),
     ("sync", "make every mount's changes durable"),
@@ -127,6 +147,10 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         [a] => Ok(f(Some(a.to_string()))),
         _ => Err(usage(cmd)),
     };
+    let two = |f: fn(String, String) -> Command| match args {
+        [a, b] => Ok(f(a.to_string(), b.to_string())),
+        _ => Err(usage(cmd)),
+    };
     let text = |f: fn(String, String) -> Command| match args {
         [p, rest @ ..] if !rest.is_empty() => Ok(f(p.to_string(), rest.join(" "))),
         _ => Err(usage(cmd)),
@@ -140,10 +164,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "append" => text(Command::Append),
         "mkdir" => one(Command::Mkdir),
         "rm" => one(Command::Rm),
-        "mv" => match args {
-            [a, b] => Ok(Command::Mv(a.to_string(), b.to_string())),
-            _ => Err(usage(cmd)),
-        },
+        "mv" => two(Command::Mv),
+        "cp" => two(Command::Cp),
         "stat" => one(Command::Stat),
         "sha256" => one(Command::Sha256),
         "sync" => none(Command::Sync),
@@ -285,6 +307,26 @@ mod tests {
     }
 
     #[test]
+    fn cp_targets_the_file_or_into_a_directory_never_the_source_itself() {
+        let p = |s: &str| resolve("/", s);
+        assert_eq!(copy_target(&p("/fat/docs/a.txt"), &p("/data/b.txt"), false), Ok(p("/data/b.txt")));
+        assert_eq!(copy_target(&p("/fat/docs/a.txt"), &p("/data"), true), Ok(p("/data/a.txt")));
+        assert_eq!(copy_target(&p("/data/x/a.txt"), &p("/data/x/y"), true), Ok(p("/data/x/y/a.txt")));
+        assert_eq!(copy_target(&p("/data/a.txt"), &p("/data/a.txt"), false), Err("/data/a.txt and /data/a.txt are the same file".into()));
+        // `cp a.txt .` in /data: into the directory the file is already in.
+        assert_eq!(copy_target(&p("/data/a.txt"), &resolve("/data", "."), true), Err("/data/a.txt and /data are the same file".into()));
+        assert_eq!(copy_target(&resolve("/data/x", "../a.txt"), &p("/data/./a.txt"), false).unwrap_err(), "/data/a.txt and /data/a.txt are the same file");
+    }
+
+    #[test]
+    fn counts_read_right() {
+        assert_eq!(alloc::format!("({})", count(1usize, "key", "keys")), "(1 key)");
+        assert_eq!(alloc::format!("({})", count(0usize, "key", "keys")), "(0 keys)");
+        assert_eq!(alloc::format!("({})", count(2usize, "key", "keys")), "(2 keys)");
+        assert_eq!(alloc::format!("{} at its root", count(1usize, "entry", "entries")), "1 entry at its root");
+    }
+
+    #[test]
     fn commands_parse() {
         assert_eq!(parse(""), Ok(Command::Empty));
         assert_eq!(parse("   \t "), Ok(Command::Empty));
@@ -293,6 +335,8 @@ mod tests {
         assert_eq!(parse("write  notes.txt hello   big\tworld"), Ok(Command::Write("notes.txt".into(), "hello big world".into())));
         assert_eq!(parse("append a x"), Ok(Command::Append("a".into(), "x".into())));
         assert_eq!(parse("mv a b"), Ok(Command::Mv("a".into(), "b".into())));
+        assert_eq!(parse("cp /fat/docs/hello.txt /data/hello.txt"), Ok(Command::Cp("/fat/docs/hello.txt".into(), "/data/hello.txt".into())));
+        assert_eq!(parse(" cp\ta   b "), Ok(Command::Cp("a".into(), "b".into())));
         assert_eq!(parse("put k some value"), Ok(Command::Put("k".into(), "some value".into())));
         assert_eq!(parse("keys app/"), Ok(Command::Keys(Some("app/".into()))));
         assert_eq!(parse("exit"), Ok(Command::Exit));
@@ -305,6 +349,9 @@ mod tests {
         assert!(e.message.contains("unknown command 'frobnicate'"), "{}", e.message);
         assert_eq!(parse("write onlypath").unwrap_err().message, "usage: write PATH TEXT...");
         assert_eq!(parse("mv a").unwrap_err().message, "usage: mv FROM TO");
+        assert_eq!(parse("cp a").unwrap_err().message, "usage: cp FROM TO");
+        assert_eq!(parse("cp").unwrap_err().message, "usage: cp FROM TO");
+        assert_eq!(parse("cp a b c").unwrap_err().message, "usage: cp FROM TO");
         assert_eq!(parse("pwd extra").unwrap_err().message, "usage: pwd");
         assert!(parse("cat a b").is_err());
         let long = "x".repeat(5000);

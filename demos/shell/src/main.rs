@@ -19,7 +19,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::{ErrorCode, NodeKind};
 use capos_abi::limits::MAX_CONSOLE_LINE_BYTES;
-use capos_demo_shell::{code_name, error_line, format_time, join, mount_line, parse, resolve, show_bytes, text_lines, Command, HELP, PROMPT};
+use capos_demo_shell::{code_name, copy_target, count, error_line, format_time, join, mount_line, parse, resolve, show_bytes, text_lines, Command, HELP, PROMPT};
 use capos_rt::{CallError, Console, Directory, File, StartInfo, Store};
 
 capos_rt::entry!(main);
@@ -54,6 +54,18 @@ fn call_err(context: &str) -> impl Fn(CallError) -> Failure + '_ {
     move |e| {
         let Failure(code, message) = failure(e);
         Failure(code, format!("{}: {}", context, message))
+    }
+}
+
+/// A failed open of `path` as a file: a directory is said to be one (the
+/// service's own message for it is only "not a file").
+fn open_err(path: &str) -> impl Fn(CallError) -> Failure + '_ {
+    move |e| {
+        if is_code(&e, ErrorCode::IsADirectory) {
+            Failure(code_name(ErrorCode::IsADirectory), format!("{}: is a directory", path))
+        } else {
+            call_err(path)(e)
+        }
     }
 }
 
@@ -135,13 +147,34 @@ impl Shell {
 
     /// The directory holding `path`'s last component, and that name.
     fn parent(&self, path: &str) -> Res<(usize, Dir<'_>, String, Vec<String>)> {
-        let parts = resolve(&join(&self.cwd), path);
+        self.parent_of(resolve(&join(&self.cwd), path))
+    }
+
+    /// [`Shell::parent`] of a path already resolved to `parts`.
+    fn parent_of(&self, parts: Vec<String>) -> Res<(usize, Dir<'_>, String, Vec<String>)> {
         if parts.len() < 2 {
             return fail(ErrorCode::PermissionDenied, format!("{}: the root and the mounts themselves cannot be changed", join(&parts)));
         }
         let (i, d) = self.dir(&parts[..parts.len() - 1])?;
         let name = parts[parts.len() - 1].clone();
         Ok((i, d, name, parts))
+    }
+
+    /// Like [`Shell::parent_of`], for a path that must name a file: `/`
+    /// and a mount root are directories, and saying so (`isADirectory`)
+    /// is the answer, not that they cannot be changed.
+    fn file_parent(&self, parts: Vec<String>) -> Res<(usize, Dir<'_>, String, String)> {
+        match parts.len() {
+            0 => fail(ErrorCode::IsADirectory, "/: is a directory (it holds the mounts)"),
+            1 => {
+                self.mount(&parts[0])?;
+                fail(ErrorCode::IsADirectory, format!("{}: is a directory (a mount root)", join(&parts)))
+            }
+            _ => {
+                let (i, d, name, parts) = self.parent_of(parts)?;
+                Ok((i, d, name, join(&parts)))
+            }
+        }
     }
 
     fn mount_line(&self, path: &str, what: &str, state: Result<String, CallError>) {
@@ -177,7 +210,7 @@ impl Shell {
                 // Each one asked once, so a mount that failed at boot shows
                 // as `unavailable` and why.
                 for m in &self.mounts {
-                    let state = m.root.list().map(|e| format!("{} {} at its root", e.len(), if e.len() == 1 { "entry" } else { "entries" }));
+                    let state = m.root.list().map(|e| format!("{} at its root", count(e.len(), "entry", "entries")));
                     self.mount_line(&format!("/{}", m.name), &format!("filesystem (grant fs-{})", m.name), state);
                 }
                 if let Some(s) = &self.store {
@@ -210,6 +243,7 @@ impl Shell {
                 d.remove(&name).map_err(call_err(&join(&parts)))
             }
             Command::Mv(from, to) => self.mv(&from, &to),
+            Command::Cp(from, to) => self.cp(&from, &to),
             Command::Stat(p) => self.stat(&p),
             Command::Sha256(p) => self.sha256(&p),
             Command::Sync => self.sync(),
@@ -267,33 +301,38 @@ impl Shell {
         Ok(())
     }
 
+    /// The file at `p`, to read, and its absolute path.
     fn open(&self, p: &str) -> Res<(File, String)> {
-        let (_, d, name, parts) = self.parent(p)?;
-        let path = join(&parts);
-        let f = d.open(&name).map_err(call_err(&path))?;
+        let (_, d, name, path) = self.file_parent(resolve(&join(&self.cwd), p))?;
+        let f = d.open(&name).map_err(open_err(&path))?;
         Ok((f, path))
     }
 
     /// Read `f` from the start in chunks, at most `limit` bytes, feeding
-    /// each chunk to `each`; returns the bytes read.
-    fn read_all(f: &File, path: &str, limit: u64, mut each: impl FnMut(&[u8])) -> Res<u64> {
-        let mut off = 0u64;
-        while off < limit {
-            let want = CHUNK.min((limit - off) as u32);
-            let chunk = f.read(off, want).map_err(call_err(path))?;
+    /// each chunk and its offset to `each` (whose failure stops the
+    /// reading); returns the bytes read. `done` counts the bytes handed to
+    /// `each` so far, also when it fails.
+    fn read_all(f: &File, path: &str, limit: u64, done: &mut u64, mut each: impl FnMut(u64, &[u8]) -> Res<()>) -> Res<u64> {
+        *done = 0;
+        while *done < limit {
+            let want = CHUNK.min((limit - *done) as u32);
+            let chunk = f.read(*done, want).map_err(call_err(path))?;
             if chunk.is_empty() {
                 break;
             }
-            off += chunk.len() as u64;
-            each(&chunk);
+            each(*done, &chunk)?;
+            *done += chunk.len() as u64;
         }
-        Ok(off)
+        Ok(*done)
     }
 
     fn cat(&self, p: &str) -> Res<()> {
         let (f, path) = self.open(p)?;
         let mut data = Vec::new();
-        let n = Self::read_all(&f, &path, CAT_LIMIT, |c| data.extend_from_slice(c))?;
+        let n = Self::read_all(&f, &path, CAT_LIMIT, &mut 0, |_, c| {
+            data.extend_from_slice(c);
+            Ok(())
+        })?;
         for l in text_lines(&data) {
             self.out(&l);
         }
@@ -304,16 +343,7 @@ impl Shell {
     }
 
     fn write(&mut self, p: &str, text: &str, append: bool) -> Res<()> {
-        let (i, f, path) = {
-            let (i, d, name, parts) = self.parent(p)?;
-            let path = join(&parts);
-            let f = match d.open(&name) {
-                Ok(f) => f,
-                Err(e) if is_code(&e, ErrorCode::NotFound) => d.create(&name).map_err(call_err(&path))?,
-                Err(e) => return Err(call_err(&path)(e)),
-            };
-            (i, f, path)
-        };
+        let (i, f, path) = self.open_or_create(resolve(&join(&self.cwd), p))?;
         let line = format!("{}\n", text);
         let at = if append {
             f.stat().map_err(call_err(&path))?.size
@@ -325,6 +355,55 @@ impl Shell {
         self.out(&format!("{} {} bytes to {}", if append { "appended" } else { "wrote" }, n, path));
         self.mounts[i].sync_file = Some(f);
         Ok(())
+    }
+
+    /// The file at `parts`, opened, or made empty if there is none; with its
+    /// mount and absolute path.
+    fn open_or_create(&self, parts: Vec<String>) -> Res<(usize, File, String)> {
+        let (i, d, name, path) = self.file_parent(parts)?;
+        let f = match d.open(&name) {
+            Ok(f) => f,
+            Err(e) if is_code(&e, ErrorCode::NotFound) => d.create(&name).map_err(call_err(&path))?,
+            Err(e) => return Err(open_err(&path)(e)),
+        };
+        Ok((i, f, path))
+    }
+
+    /// `cp FROM TO`: the file FROM streamed, CHUNK bytes at a time, into TO
+    /// (made, or replaced), on any mount. TO an existing directory means
+    /// TO/NAME, as for `mv`. A failure midway removes what was written of
+    /// TO and says so, or says TO is partial if even that fails.
+    fn cp(&mut self, from: &str, to: &str) -> Res<()> {
+        let cwd = join(&self.cwd);
+        let (src, from_path) = self.open(from)?;
+        let (fparts, tparts) = (resolve(&cwd, from), resolve(&cwd, to));
+        let to_is_dir = !tparts.is_empty() && self.dir(&tparts).is_ok();
+        let target = copy_target(&fparts, &tparts, to_is_dir).map_err(|m| Failure(code_name(ErrorCode::InvalidArgument), m))?;
+        let size = src.stat().map_err(call_err(&from_path))?.size;
+        let (ti, dst, to_path) = self.open_or_create(target.clone())?;
+        dst.truncate(0).map_err(call_err(&to_path))?;
+        let mut copied = 0u64;
+        let result = Self::read_all(&src, &from_path, u64::MAX, &mut copied, |at, chunk| match dst.write(at, chunk) {
+            Ok(n) if n == chunk.len() as u64 => Ok(()),
+            Ok(n) => fail(ErrorCode::Io, format!("{}: wrote {} of {} bytes at offset {}", to_path, n, chunk.len(), at)),
+            Err(e) => Err(call_err(&to_path)(e)),
+        });
+        match result {
+            Ok(n) => {
+                self.out(&format!("copied {} from {} to {}", count(n, "byte", "bytes"), from_path, to_path));
+                self.mounts[ti].sync_file = Some(dst);
+                Ok(())
+            }
+            Err(Failure(code, why)) => {
+                drop(dst);
+                let removed = self.parent_of(target).and_then(|(_, d, name, _)| d.remove(&name).map_err(call_err(&to_path)));
+                let after = format!("stopped after {} of {} bytes: {}", copied, size, why);
+                Err(Failure(code, match removed {
+                    Ok(()) => format!("cp {} {}: {}; removed the partial {}", from_path, to_path, after, to_path),
+                    Err(Failure(_, e)) => format!("cp {} {}: {}; {} is PARTIAL ({} bytes) and removing it failed: {}", from_path, to_path, after, to_path, copied, e),
+                }))
+            }
+        }
     }
 
     fn mv(&self, from: &str, to: &str) -> Res<()> {
@@ -385,7 +464,10 @@ impl Shell {
         use sha2::{Digest, Sha256};
         let (f, path) = self.open(p)?;
         let mut h = Sha256::new();
-        let n = Self::read_all(&f, &path, u64::MAX, |c| h.update(c))?;
+        let n = Self::read_all(&f, &path, u64::MAX, &mut 0, |_, c| {
+            h.update(c);
+            Ok(())
+        })?;
         let mut hex = String::new();
         for x in h.finalize().iter() {
             hex.push_str(&format!("{:02x}", x));
@@ -487,7 +569,7 @@ impl Shell {
                 _ => break,
             }
         }
-        self.out(&format!("({} keys)", shown));
+        self.out(&format!("({})", count(shown, "key", "keys")));
         Ok(())
     }
 }
@@ -504,7 +586,7 @@ fn main(start: &StartInfo) -> i32 {
         }
     }
     let mut sh = Shell { console, mounts, store, cwd: Vec::new() };
-    sh.out(&format!("capOS shell: {} filesystem(s), {}; type help", sh.mounts.len(), if sh.store.is_some() { "a store" } else { "no store" }));
+    sh.out(&format!("capOS shell: {}, {}; type help", count(sh.mounts.len(), "filesystem", "filesystems"), if sh.store.is_some() { "a store" } else { "no store" }));
     loop {
         sh.out(PROMPT);
         // The end of the boot figures (make bench-boot): a no-op unless the

@@ -58,10 +58,10 @@ fn main(start: &StartInfo) -> i32 {
                 println!("the disk holds the co-located layout: serving its filesystem (blocks {}..{})", part.start, part.start + part.count);
             }
             println!(
-                "CAPOSWF1 generation {}, {} nodes, {} free blocks{}; serving 'files'",
+                "CAPOSWF1 generation {}, {}, {}{}; serving 'files'",
                 fs.generation(),
-                fs.live_nodes(),
-                fs.free_blocks(),
+                capos_kcore::count::count(fs.live_nodes(), "node", "nodes"),
+                capos_kcore::count::count(fs.free_blocks(), "free block", "free blocks"),
                 if fs.is_read_only() { ", read-only" } else { "" }
             );
             if let Some(skipped) = fs.skipped_commit() {

@@ -31,7 +31,7 @@ impl KernelObject for ProcessControl {
 
     /// A kill waits until its process has ended, which on another CPU
     /// takes that CPU's time: never with the process table held.
-    fn runs_unlocked(&self) -> bool {
+    fn runs_unlocked(&self, _method: u16) -> bool {
         true
     }
 
@@ -67,6 +67,7 @@ impl KernelObject for ProcessControl {
                     ok.set_running(status.running);
                     ok.set_restarts(status.restarts);
                     ok.set_free_frames(free);
+                    ok.set_heap_frames(heap_pages);
                     Ok(())
                 })
             }

@@ -19,6 +19,7 @@ pub mod control;
 pub mod directory;
 pub mod endpoint;
 pub mod file;
+pub mod nic;
 pub mod ping;
 pub mod read_only;
 pub mod refusing;
@@ -229,14 +230,16 @@ pub trait KernelObject: Send + Sync {
         None
     }
 
-    /// Whether the call path runs [`call`](Self::call) with the process
-    /// table unlocked: objects whose calls wait for a device (storage)
-    /// say yes, so a read on one mount stops no other call, on this CPU's
-    /// next process or on another CPU. Such an object never parks a call
-    /// (`Reply::park`: its completion could race the unlocked call) and
-    /// must not touch the process table but through `waiters`. The others
-    /// keep the default: their calls are short and may park.
-    fn runs_unlocked(&self) -> bool {
+    /// Whether the call path runs [`call`](Self::call) of `method` with
+    /// the process table unlocked and interrupts on: objects whose calls
+    /// wait for a device (storage) or move many bytes (bulk buffers, the
+    /// serial console) say yes, so a read on one mount stops no other
+    /// call, on this CPU's next process or on another CPU, and no timer or
+    /// IPI waits for it. Such a call never parks (`Reply::park`: its
+    /// completion could race the unlocked call) and must not touch the
+    /// process table but through `waiters`. The others keep the default:
+    /// their calls are short and may park.
+    fn runs_unlocked(&self, _method: u16) -> bool {
         false
     }
 
@@ -284,6 +287,10 @@ impl capos_abi::serve::Responder for KernelResponder<'_, '_> {
             Some(b) if b.readable() => b.read().map(Some),
             _ => Ok(None),
         }
+    }
+
+    fn bulk_in_len(&self) -> Option<usize> {
+        self.reply.bulk().filter(|b| b.readable()).map(|b| b.len())
     }
 
     fn bulk_out_capacity(&self) -> Option<usize> {

@@ -35,6 +35,13 @@ pub fn grant(source: &KernelSource) -> Result<Cap, String> {
             };
             Arc::new(Directory::root(mount))
         }
+        ("nic", Some(name)) => match crate::drivers::net::find(name) {
+            Some(dev) => Arc::new(super::nic::Nic(dev)),
+            None => {
+                let found: alloc::vec::Vec<String> = crate::drivers::net::all().iter().map(|n| n.name.clone()).collect();
+                return Err(format!("no network device '{name}' (found: {})", if found.is_empty() { String::from("none") } else { found.join(", ") }));
+            }
+        },
         ("control", Some(name)) => Arc::new(super::control::ProcessControl { name: String::from(name) }),
         ("store" | "store-ro", Some(name)) => {
             let Some(mount) = crate::storage::store(name) else {

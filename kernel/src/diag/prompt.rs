@@ -21,7 +21,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("mem", "memory map summary, frames, heap"),
     ("acpi", "ACPI tables with checksum status, MADT and MCFG"),
     ("pci", "PCI functions, BARs and capabilities"),
-    ("irq", "interrupt routes, vectors in use, counts"),
+    ("irq", "interrupt routes, vectors in use, counts, longest interrupts-off span"),
     ("timers", "TSC, LAPIC timer, uptime, wall clock"),
     ("devices", "drivers bound to devices, storage controllers none took"),
     ("mounts", "declared storage mounts (mounted or why not), kernel capability sources"),
@@ -225,7 +225,7 @@ fn acpi(o: &mut Out) {
     }
     match &info.madt {
         Some(m) => {
-            out!(o, "MADT: LAPIC at {:#x}, {} CPUs, PC-AT PICs {}", m.local_apic_address, m.local_apics.len(), if m.pcat_compat { "present" } else { "absent" });
+            out!(o, "MADT: LAPIC at {:#x}, {}, PC-AT PICs {}", m.local_apic_address, capos_kcore::count::count(m.local_apics.len(), "CPU", "CPUs"), if m.pcat_compat { "present" } else { "absent" });
             for a in &m.io_apics {
                 out!(o, "  I/O APIC id {} at {:#x} GSI base {}", a.id, a.address, a.gsi_base);
             }
@@ -261,7 +261,7 @@ fn pci_cmd(o: &mut Out) {
         out!(o, "pci: not initialised");
         return;
     };
-    out!(o, "{} functions via {}", p.devices.len(), p.backend_name);
+    out!(o, "{} via {}", capos_kcore::count::count(p.devices.len(), "function", "functions"), p.backend_name);
     for d in &p.devices {
         out!(o, "{} {:04x}:{:04x} class {:02x}{:02x}{:02x} {}{}{}",
             d.address(), d.vendor, d.device, d.class, d.subclass, d.prog_if,
@@ -312,8 +312,11 @@ fn irq(o: &mut Out) {
     for v in 32..=255u8 {
         let n = trap::irq_count(v);
         if n > 0 {
-            out!(o, "  vector {:#04x}: {} interrupts", v, n);
+            out!(o, "  vector {:#04x}: {}", v, capos_kcore::count::count(n, "interrupt", "interrupts"));
         }
+    }
+    for line in crate::arch::x86_64::irq_off::summary() {
+        out!(o, "{}", line);
     }
 }
 
@@ -340,6 +343,9 @@ fn devices(o: &mut Out) {
     });
     if n == 0 {
         out!(o, "(no storage drivers bound)");
+    }
+    for nic in crate::drivers::net::all() {
+        out!(o, "{}: virtio-net mac {}, link {}, mtu {} ({}, completions polled)", nic.name, nic.mac_text(), if nic.link_up() { "up" } else { "down" }, nic.mtu(), nic.pci);
     }
     for d in crate::drivers::unclaimed_storage() {
         out!(o, "unclaimed: {} {:04x}:{:04x} class {:02x}.{:02x}.{:02x} ({}): no driver bound",

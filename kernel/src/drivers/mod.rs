@@ -5,9 +5,11 @@
 
 pub mod block;
 pub mod dma;
+pub mod net;
 pub mod nvme;
 pub mod virtio;
 pub mod virtio_blk;
+pub mod virtio_net;
 pub mod virtio_scsi;
 
 use alloc::string::String;
@@ -60,13 +62,14 @@ pub fn unclaimed_storage() -> Vec<&'static pci::Device> {
     p.devices.iter().filter(|dev| dev.class == 0x01 && !d.claimed.contains(&pci_address(&dev.func))).collect()
 }
 
-/// Bind the block drivers to what PCI enumeration found.
+/// Bind the block and network drivers to what PCI enumeration found.
 pub fn init(cmdline: &capos_kcore::cmdline::Cmdline) {
     let depth = cmdline.get("nvme.depth").and_then(|d| d.parse().ok()).unwrap_or(nvme::DEFAULT_DEPTH).clamp(2, 1024);
     let msix = cmdline.get("nvme.msix") != Some("off");
     nvme::probe(depth, msix);
     virtio_blk::probe();
     virtio_scsi::probe();
+    virtio_net::probe();
 }
 
 pub fn with_bound(mut f: impl FnMut(&Bound)) {

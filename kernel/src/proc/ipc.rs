@@ -28,7 +28,7 @@ use crate::mm::usermem::{copy_user, UserSlice};
 use alloc::sync::Arc;
 use capos_abi::capos_capnp::{cap_result, endpoint, u_int64_result};
 use capos_abi::helpers::{fill_cap, fill_u64, CapError};
-use capos_abi::ipc::{CallWord, Received, ReplyToken, ReplyWord, MAX_BULK_BYTES};
+use capos_abi::ipc::{CallWord, Received, ReplyToken, ReplyWord};
 use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
 use capos_abi::{Handle, SysError};
 use capos_kcore::call::{bulk_arg, next_after, route, BulkArg, Held, Next, Route};
@@ -102,7 +102,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
             }
         }
         match route {
-            Route::Kernel if matches!(cap, Cap::Kernel(obj) if obj.runs_unlocked()) => unlocked(t.current(), handle, iface, w, bulk),
+            Route::Kernel if matches!(cap, Cap::Kernel(obj) if obj.runs_unlocked(w.method)) => unlocked(t.current(), handle, iface, w, bulk),
             Route::Kernel => {
                 let after = call_kernel(t.current().parts(), handle, iface, w, bulk)?;
                 if let After::Block = after {
@@ -167,9 +167,14 @@ fn call_unlocked(mut u: alloc::boxed::Box<Unlocked>) -> Result<(u64, u64), SysEr
     // Used in place (the capability lists are a few hundred bytes each:
     // moving them out would copy them).
     let mut scratch = CapList::new();
+    // With interrupts on: such a call holds no lock when it starts, and
+    // its bulk copies (up to MAX_BULK_BYTES each way) and device waits are
+    // the longest stretches the kernel runs; with them off, timers, device
+    // completions and other CPUs' IPIs would wait for the whole call (and
+    // a device wait could only spin, not halt).
     let answered = {
         let u = &mut *u;
-        (|| {
+        crate::arch::x86_64::trap::with_interrupts(|| {
             let call = CallMessage::new(u.iface, u.w.method, u.view.send(u.w.len as usize)).map_err(|e| e.sys_error())?;
             let bulk = u.bulk.take().map(|(slice, flags)| Bulk::new(&u.space, slice, flags));
             let mut reply = Reply::new(u.view, &mut u.dirty, &mut scratch, bulk);
@@ -180,7 +185,7 @@ fn call_unlocked(mut u: alloc::boxed::Box<Unlocked>) -> Result<(u64, u64), SysEr
                 return Err(SysError::InvalidArgument);
             }
             Ok(reply.finish())
-        })()
+        })
     };
     let (view, dirty) = (u.view, u.dirty);
     drop(u);
@@ -712,9 +717,10 @@ pub fn bulk_register(f: &mut TrapFrame) -> SysResult {
             t.current().set_bulk_recv(None);
             return Ok(0);
         }
-        if len > MAX_BULK_BYTES {
-            return Err(SysError::InvalidArgument);
-        }
+        // The rules of a call's bulk buffer (kcore::call rule 2): at most
+        // MAX_BULK_BYTES, in the user half, off the IPC area (calls'
+        // bytes landing in this process's own messages).
+        bulk_arg(capos_abi::ipc::BULK_WRITE, addr, len)?;
         let slice = UserSlice::new(addr, len)?;
         let p = t.current();
         slice.check(p.space().ok_or(SysError::BadAddress)?, true)?;

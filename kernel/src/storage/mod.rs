@@ -82,10 +82,10 @@ impl StoreMount {
         let seen = self.compactions_logged.swap(store.compactions, Ordering::Relaxed);
         if store.compactions > seen {
             log::info!(
-                "storage: {}: compaction #{} ({} live keys, {} heap bytes in use)",
+                "storage: {}: compaction #{} ({}, {} heap bytes in use)",
                 self.name,
                 store.compactions,
-                store.len(),
+                capos_kcore::count::count(store.len(), "live key", "live keys"),
                 store.heap_used()
             );
         }
@@ -218,13 +218,13 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         if let Some(skipped) = s.skipped_commit() {
             log::warn!("storage: {}: the newest store commit is damaged ({}); mounted the one before it", spec.name, skipped);
         }
-        notes.push(format!("store generation {}, {} keys{}", s.generation(), s.len(), if s.is_read_only() { ", read-only" } else { "" }));
+        notes.push(format!("store generation {}, {}{}", s.generation(), capos_kcore::count::count(s.len(), "key", "keys"), if s.is_read_only() { ", read-only" } else { "" }));
         store = Some(Arc::new(StoreMount { name: spec.name.clone(), store: Lock::new(&classes::STORAGE_STORE, s), compactions_logged: AtomicU64::new(0) }));
     }
     if let Some((start, count)) = fs_range {
         let boxed: Box<dyn FileSystem + Send> = if spec.format == MountFormat::CaposRo1 {
             let f = ReadOnlyFs::mount(dev(start, count)?).map_err(|e| format!("CAPOSRO1: {e}"))?;
-            notes.push(format!("{} nodes, read-only by format", f.node_count()));
+            notes.push(format!("{}, read-only by format", capos_kcore::count::count(f.node_count(), "node", "nodes")));
             Box::new(f)
         } else if spec.format == MountFormat::Fat {
             let partition = match range.mbr_partition {
@@ -253,10 +253,10 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
                 log::warn!("storage: {}: the newest filesystem commit is damaged ({}); mounted the one before it", spec.name, skipped);
             }
             notes.push(format!(
-                "filesystem generation {}, {} nodes, {} free blocks{}",
+                "filesystem generation {}, {}, {}{}",
                 f.generation(),
-                f.live_nodes(),
-                f.free_blocks(),
+                capos_kcore::count::count(f.live_nodes(), "node", "nodes"),
+                capos_kcore::count::count(f.free_blocks(), "free block", "free blocks"),
                 if f.is_read_only() { ", read-only" } else { "" }
             ));
             Box::new(f)

@@ -45,6 +45,10 @@ pub static BLOCK_DEVICE: LockClass = class("block.device", 110);
 pub static NVME_CONTROLLERS: LockClass = class("nvme.controllers", 120);
 pub static NVME_CONTROLLER: LockClass = class("nvme.controller", 130);
 pub static SCSI_CONTROLLER: LockClass = class("scsi.controller", 135);
+// Network devices.
+pub static NET_DEVICES: LockClass = class("net.devices", 136);
+pub static NET_DEVICE: LockClass = class("net.device", 137);
+pub static NET_TRANSPORT: LockClass = class("net.transport", 138);
 pub static PCI_LEGACY: LockClass = class("pci.legacy_config", 140);
 pub static DMA_BOUNCES: LockClass = class("dma.bounces", 150);
 pub static DRIVERS_BOUND: LockClass = class("drivers.bound", 160);
@@ -101,6 +105,9 @@ pub static ALL: &[&LockClass] = &[
     &NVME_CONTROLLERS,
     &NVME_CONTROLLER,
     &SCSI_CONTROLLER,
+    &NET_DEVICES,
+    &NET_DEVICE,
+    &NET_TRANSPORT,
     &PCI_LEGACY,
     &DMA_BOUNCES,
     &DRIVERS_BOUND,

@@ -306,11 +306,11 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
     // which attaches what it needs through QEMU_EXTRA).
     let mut disks = Vec::new();
     if system::is_default_manifest(system::manifest_env()?.as_deref()) {
-        let (d, made) = system::ensure(&s.root, &s.root.join("target/disks"), system::data_image_env().as_deref())?;
+        let (d, made) = system::ensure(&s.root, &s.root.join("target/disks"), &system::user_images_env())?;
         for m in made {
             eprintln!("capos-run: made {}", m);
         }
-        eprintln!("capos-run: /data is {} (in place)", d.data.display());
+        eprintln!("capos-run: /data is {}, the store {}, /fat {} (in place)", d.data.display(), d.store.display(), d.fat.display());
         disks = system::qemu_args(&d);
     }
     let mut cmd = qemu_command(s, &Machine::default(), &fw, &image, &dir.join("vars.fd"), &disks)?;

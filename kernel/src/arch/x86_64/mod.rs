@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+pub mod irq_off;
 pub mod percpu;
 pub mod port;
 pub mod qemu;

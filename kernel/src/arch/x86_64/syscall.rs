@@ -75,7 +75,14 @@ syscall_entry:
 );
 
 extern "C" fn syscall_trampoline(frame: &mut TrapFrame) {
+    #[cfg(debug_assertions)]
+    {
+        let cap_call = (frame.rax == capos_abi::syscall::CAP_CALL).then(|| (frame.rsi, frame.rdx as u16));
+        super::irq_off::syscall_entry(frame.rax, cap_call);
+    }
     crate::proc::syscall::dispatch(frame);
+    #[cfg(debug_assertions)]
+    super::irq_off::syscall_exit();
 }
 
 extern "C" {

@@ -250,6 +250,8 @@ pub fn from_user(frame: &TrapFrame) -> bool {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
     if vector >= 32 {
+        #[cfg(debug_assertions)]
+        let interrupted = super::irq_off::irq_entry(vector, from_user(frame));
         IRQ_COUNTS[vector as usize].fetch_add(1, Ordering::Relaxed);
         // Acknowledge first: a handler may switch to another process and
         // only come back much later. Everything is edge-triggered (MSI-X,
@@ -271,9 +273,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 preempt();
             }
         }
+        #[cfg(debug_assertions)]
+        super::irq_off::irq_exit(interrupted);
         return;
     }
     if from_user(frame) && vector != 2 && vector != 18 {
+        #[cfg(debug_assertions)]
+        super::irq_off::fault_entry(vector);
         let report = FaultReport { vector, error_code: frame.error_code, rip: frame.rip, cr2: read_cr2() };
         print_report(frame, &report, "in user mode");
         if let Some(kill) = USER_FAULT_HOOK.get() {
@@ -363,9 +369,31 @@ pub fn set_interrupts(enabled: bool) {
     // access the interrupt flag protects moves across them.
     unsafe {
         if enabled {
+            #[cfg(debug_assertions)]
+            super::irq_off::paused();
             asm!("sti", options(nostack));
         } else {
             asm!("cli", options(nostack));
+            #[cfg(debug_assertions)]
+            super::irq_off::resumed();
         }
     }
+}
+
+/// Run `f` with interrupts on, then put back what was found. For long
+/// stretches of kernel work that hold no lock (a storage call's bulk
+/// copies and device waits): an interrupt here only counts, wakes or
+/// flushes (handlers take no lock but `trap.irq_handlers`, and the timer
+/// preempts user mode only), so `f` runs as it would with them off.
+pub fn with_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    crate::sync::assert_none_held("a stretch run with interrupts on");
+    let was = interrupts_enabled();
+    if !was {
+        set_interrupts(true);
+    }
+    let r = f();
+    if !was {
+        set_interrupts(false);
+    }
+    r
 }

@@ -1,6 +1,6 @@
 //! The scenarios `make test` runs, as data: [`all_in`] lists them in the
 //! order `capos-run list` prints them, each defined in the file of its
-//! family (kernel.rs, loader.rs, blk.rs, system.rs, userspace.rs,
+//! family (kernel.rs, loader.rs, blk.rs, nic.rs, system.rs, userspace.rs,
 //! services.rs, bench.rs); storage/ and cloud_disk.rs are the scenarios
 //! that drive their own boots. Each boot (crate::boot::Boot) names what
 //! it puts on the boot volume, the exit it expects, and lines that must
@@ -14,6 +14,7 @@ mod blk;
 pub mod cloud_disk;
 mod kernel;
 mod loader;
+mod nic;
 mod services;
 pub mod storage;
 mod system;
@@ -119,6 +120,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         blk::blk_nvme(),
         blk::blk_scsi(),
         blk::blk_multi(),
+        nic::net_nic(),
         userspace::hello(),
         system::shell(root),
         system::default_system(),

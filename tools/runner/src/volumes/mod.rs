@@ -127,7 +127,7 @@ impl Disks {
             if usage == DefaultDisksUse::Fresh {
                 let _ = std::fs::remove_dir_all(&ddir);
             }
-            let (d, made) = system::ensure(&s.root, &ddir, system::data_image_env().as_deref())?;
+            let (d, made) = system::ensure(&s.root, &ddir, &system::boot_images(&extra))?;
             for m in made {
                 println!("== {}: made {}", boot, m);
             }

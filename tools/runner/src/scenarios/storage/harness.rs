@@ -35,6 +35,35 @@ pub(super) struct Run<'a> {
     pub(super) tool: Option<PathBuf>,
     /// Boot volumes already written, by manifest text.
     pub(super) volumes: HashMap<String, PathBuf>,
+    /// Boot with `-icount shift=ICOUNT_SHIFT` (time follows executed
+    /// instructions, whatever the host's load) and hold the kernel's
+    /// longest interrupts-off span in a capability call to
+    /// [`CAP_CALL_IRQ_OFF_BOUND`].
+    pub(super) icount: bool,
+}
+
+/// Under `-icount shift=5` every executed instruction advances the
+/// guest's clock by 2^5 ns, and the TSC (1 GHz there) by 32 ticks: a span
+/// in ticks is 32 times the instructions executed in it. (shift=0 would
+/// make ticks instructions, but firmware's delay loops then take 35 s.)
+pub(super) const ICOUNT_SHIFT: u32 = 5;
+
+/// The bound on the kernel's longest interrupts-off span in a capability
+/// call, in executed instructions: 100,000, about 25 times what a 1 MiB
+/// BlockDevice or File call keeps interrupts off for now (the call runs
+/// with them on past its checks), and a fraction of what one with its
+/// 1 MiB bulk buffer copied with them off took (docs/interrupts-off.md
+/// has the figures).
+pub(super) const CAP_CALL_IRQ_OFF_BOUND: u64 = 100_000;
+
+/// The kernel's `interrupts off, capability calls: longest span N TSC
+/// ticks ...` line: N, or why not.
+pub(super) fn cap_call_irq_off_span(lines: &[String]) -> Result<u64, String> {
+    let prefix = "interrupts off, capability calls: longest span ";
+    let Some(rest) = lines.iter().rev().find_map(|l| l.split_once(prefix).map(|(_, r)| r.to_string())) else {
+        return Err(format!("the kernel never printed '{prefix}N TSC ticks ...'"));
+    };
+    rest.split(' ').next().and_then(|n| n.parse().ok()).ok_or_else(|| format!("cannot read the figure in '{prefix}{rest}'"))
 }
 
 pub(super) fn env(key: &str) -> Option<String> {
@@ -189,6 +218,9 @@ impl Run<'_> {
         };
         let vars = self.dir.join(format!("{}.vars.fd", name));
         let mut cmd = qemu_command(self.s, &Machine::default(), self.fw, &esp, &vars, &disk_args(disks))?;
+        if self.icount {
+            cmd.args(["-icount".to_string(), format!("shift={ICOUNT_SHIFT}")]);
+        }
         cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let log_path = self.dir.join(format!("{}.log", name));
@@ -323,6 +355,14 @@ impl Run<'_> {
             if let Some(l) = Pattern::parse(bad).find(&lines) {
                 let l = l.raw.to_string();
                 self.fail(&format!("{}-forbidden", boot), &format!("saw '{}' in: {}", bad, l));
+            }
+        }
+        if exits && self.icount {
+            let w = format!("{}-interrupts-off", boot);
+            match cap_call_irq_off_span(&out.lines).map(|ticks| ticks >> ICOUNT_SHIFT) {
+                Ok(n) if n <= CAP_CALL_IRQ_OFF_BOUND => self.pass(&w, &format!("longest interrupts-off span in a capability call: {n} instructions (bound {CAP_CALL_IRQ_OFF_BOUND})")),
+                Ok(n) => self.fail(&w, &format!("longest interrupts-off span in a capability call: {n} instructions, over the bound of {CAP_CALL_IRQ_OFF_BOUND}")),
+                Err(e) => self.fail(&w, &e),
             }
         }
         for p in procs {

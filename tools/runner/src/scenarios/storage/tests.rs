@@ -1,6 +1,16 @@
 //! The storage scenarios' host-side logic: formats, walks, the persist
 //! workload's sizing and the recovery model, tried against real images.
 
+#[test]
+fn the_interrupts_off_figure_is_read_or_missed() {
+    let line = |s: &str| vec![format!("[    0.075370] INFO  {s}")];
+    let ok = line("interrupts off, capability calls: longest span 4122 TSC ticks (4 us) on cpu 0, in a capability call, BlockDevice method 2");
+    assert_eq!(super::cap_call_irq_off_span(&ok), Ok(4122));
+    assert!(super::cap_call_irq_off_span(&line("interrupts off, capability calls: no span measured")).is_err());
+    assert!(super::cap_call_irq_off_span(&line("interrupts off, other system calls: longest span 9 TSC ticks")).is_err());
+    assert!(super::cap_call_irq_off_span(&line("interrupts off, capability calls: longest span lots TSC ticks")).is_err());
+}
+
 use super::*;
 
 fn tmpdir(name: &str) -> PathBuf {

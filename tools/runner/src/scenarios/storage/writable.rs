@@ -3,6 +3,8 @@
 use super::*;
 
 pub(super) fn writable(r: &mut Run) -> Result<(), String> {
+    // Its 1 MiB File writes and reads: the interrupts-off bound.
+    r.icount = true;
     let seed = r.dir.join("seed-wf");
     seed_tree(&seed, 3)?;
     let seed_s = r.path_str(&seed)?;

@@ -86,7 +86,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
              blk-virtio blk-nvme blk-multi blk-scsi net-nic hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
-             storage-services-churn \
+             storage-services-churn storage-services-recovery \
              smp process-lifetime-smp4 storage-services-smp4 storage-writable-recovery
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
@@ -96,7 +96,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
         bench-boot bench-check run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
-        run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-persist run-storage-hostile \
+        run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-services-recovery run-storage-persist run-storage-hostile \
         run-storage-fat-read run-cloud-provider-fat-read-over-nvme run-block-cap run-storage-services \
         run-storage-services-hostile run-storage-services-churn
 
@@ -307,6 +307,12 @@ run-storage-writable: setup
 ## on RECOVERY_IMAGE (or WF_IMAGE); no synced byte lost, nothing half-written.
 run-storage-writable-recovery: setup
 	@$(RUNNER) test storage-writable-recovery
+
+## The same power cuts (20, SIGKILL) through storage-fs-service and
+## store-service, as `make run` serves /data and the store: fsck of both
+## images clean, nothing synced or put lost, nothing half-written.
+run-storage-services-recovery: setup
+	@$(RUNNER) test storage-services-recovery
 
 ## Store: STORE_IMAGE (CAPOSST1 or co-located), compaction, reboot, values intact.
 run-storage-persist: setup

@@ -13,6 +13,18 @@
 //! synced k /r/f3 size=1234 sha256=...
 //! ```
 //!
+//! With a store granted as well (`store`: the services' power cuts,
+//! `make run-storage-services-recovery`), each step then puts one key,
+//! `r/k<k % 8>`, with value k (1 to 4000 bytes, [`store_value`]):
+//!
+//! ```text
+//! storing k KEYHEX size=N sha256=HEX
+//! stored k KEYHEX
+//! ```
+//!
+//! A put is durable when it returns; the runner holds the store to the
+//! last `stored` value of each key (or the one being stored at the cut).
+//!
 //! Each step is written so that a later boot can simply do it again: a
 //! cut can leave the step half done only through its namespace
 //! operations (create, remove, rename commit at once), never as a file
@@ -27,7 +39,7 @@ use crate::Grants;
 use alloc::format;
 use alloc::string::String;
 use capos_abi::capos_capnp::ErrorCode;
-use capos_rt::{println, Directory};
+use capos_rt::{println, Directory, Store};
 use sha2::{Digest, Sha256};
 
 fn slot_name(slot: u64) -> String {
@@ -142,7 +154,7 @@ pub fn run(g: &Grants, max_steps: u64, bufs: &mut Bufs, r: &mut Report) {
         _ => return r.fail("recovery-open", "cannot open /r and /r/d"),
     };
     for k in last + 1..=last.saturating_add(max_steps) {
-        if let Err(e) = step(&rdir, &ddir, k, bufs) {
+        if let Err(e) = step(&rdir, &ddir, k, bufs).and_then(|()| g.store.as_ref().map_or(Ok(()), |s| store_step(s, k, bufs))) {
             r.fail(&format!("recovery-step-{}", k), &e);
             return;
         }
@@ -150,6 +162,24 @@ pub fn run(g: &Grants, max_steps: u64, bufs: &mut Bufs, r: &mut Report) {
     if max_steps > 0 {
         r.pass("recovery-steps", &format!("steps {}..={} done", last + 1, last + max_steps));
     }
+}
+
+/// Step k's key and value in the store.
+fn store_value(k: u64, data: &mut [u8]) -> (String, usize) {
+    let n = 1 + (k.wrapping_mul(2_654_435_761) % 4000) as usize;
+    plan::fill(content_seed(k) ^ 0x5354, 0, &mut data[..n]);
+    (format!("r/k{}", k % 8), n)
+}
+
+/// Put step k's key: `storing` before, `stored` once the put returned
+/// (durable).
+fn store_step(store: &Store, k: u64, bufs: &mut Bufs) -> Result<(), String> {
+    let (key, n) = store_value(k, bufs.data);
+    let value = &bufs.data[..n];
+    println!("storing {} {} size={} sha256={}", k, hex(key.as_bytes()), n, crate::report::sha256_hex(value));
+    ctx(&format!("put {}", key), store.put(key.as_bytes(), value))?;
+    println!("stored {} {}", k, hex(key.as_bytes()));
+    Ok(())
 }
 
 fn step(rdir: &Directory, ddir: &Directory, k: u64, bufs: &mut Bufs) -> Result<(), String> {

@@ -37,13 +37,6 @@ impl KernelObject for Console {
         "console"
     }
 
-    /// `writeLine` spends most of its time in port writes to the UART (a
-    /// long line is milliseconds under emulation): with interrupts on.
-    /// `readLine` parks, so it runs locked.
-    fn runs_unlocked(&self, method: u16) -> bool {
-        method == console_method::WRITE_LINE
-    }
-
     fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
         match call.method_id() {
             console_method::WRITE_LINE => {

@@ -167,14 +167,13 @@ fn call_unlocked(mut u: alloc::boxed::Box<Unlocked>) -> Result<(u64, u64), SysEr
     // Used in place (the capability lists are a few hundred bytes each:
     // moving them out would copy them).
     let mut scratch = CapList::new();
-    // With interrupts on: such a call holds no lock when it starts, and
-    // its bulk copies (up to MAX_BULK_BYTES each way) and device waits are
-    // the longest stretches the kernel runs; with them off, timers, device
-    // completions and other CPUs' IPIs would wait for the whole call (and
-    // a device wait could only spin, not halt).
+    // With interrupts off, as every call: running these with them on
+    // (trap::with_interrupts) bounds the kernel's interrupts-off spans to
+    // a few thousand instructions, but lost a synced write under kills on
+    // several CPUs (docs/interrupts-off.md, "What is still long").
     let answered = {
         let u = &mut *u;
-        crate::arch::x86_64::trap::with_interrupts(|| {
+        (|| {
             let call = CallMessage::new(u.iface, u.w.method, u.view.send(u.w.len as usize)).map_err(|e| e.sys_error())?;
             let bulk = u.bulk.take().map(|(slice, flags)| Bulk::new(&u.space, slice, flags));
             let mut reply = Reply::new(u.view, &mut u.dirty, &mut scratch, bulk);
@@ -185,7 +184,7 @@ fn call_unlocked(mut u: alloc::boxed::Box<Unlocked>) -> Result<(u64, u64), SysEr
                 return Err(SysError::InvalidArgument);
             }
             Ok(reply.finish())
-        })
+        })()
     };
     let (view, dirty) = (u.view, u.dirty);
     drop(u);

@@ -379,21 +379,3 @@ pub fn set_interrupts(enabled: bool) {
         }
     }
 }
-
-/// Run `f` with interrupts on, then put back what was found. For long
-/// stretches of kernel work that hold no lock (a storage call's bulk
-/// copies and device waits): an interrupt here only counts, wakes or
-/// flushes (handlers take no lock but `trap.irq_handlers`, and the timer
-/// preempts user mode only), so `f` runs as it would with them off.
-pub fn with_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    crate::sync::assert_none_held("a stretch run with interrupts on");
-    let was = interrupts_enabled();
-    if !was {
-        set_interrupts(true);
-    }
-    let r = f();
-    if !was {
-        set_interrupts(false);
-    }
-    r
-}

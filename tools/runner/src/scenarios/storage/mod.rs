@@ -106,6 +106,11 @@ pub fn all() -> Vec<StorageScenario> {
             run: recovery,
         },
         StorageScenario {
+            name: "storage-services-recovery",
+            description: "20 power cuts (SIGKILL) during a write workload through storage-fs-service and store-service (raw NVMe mounts); fsck of both images clean, walk == extract, no synced byte or returned put lost",
+            run: services_recovery,
+        },
+        StorageScenario {
             name: "storage-persist",
             description: "CAPOSST1 store (STORE_IMAGE; default a store alone and a co-located disk): put/get/has/delete/list, compaction, reboot, every value intact",
             run: persist,

@@ -13,6 +13,22 @@ fn the_interrupts_off_figure_is_read_or_missed() {
 
 use super::*;
 
+#[test]
+fn store_states_hold_the_last_returned_put_or_the_one_under_way() {
+    let lines = |v: &[&str]| core::iter::once(crate::source::KERNEL_FIRST_LINE.to_string()).chain(v.iter().map(|l| format!("[{CHECKER}] {l}"))).collect::<Vec<_>>();
+    let mut s = StoreStates::default();
+    s.absorb(&lines(&["storing 1 722f6b31 size=3 sha256=aa", "stored 1 722f6b31", "storing 9 722f6b31 size=4 sha256=bb"]));
+    let walk = |v: &[&str]| v.iter().map(|l| l.to_string()).collect::<BTreeSet<String>>();
+    // The put under way did not land: the returned one must be there.
+    assert_eq!(s.check(&walk(&["key 722f6b31 size=3 sha256=aa"])), (vec![], 0));
+    s.absorb(&lines(&["storing 9 722f6b31 size=4 sha256=bb"]));
+    // It landed: it is the durable value from now on.
+    assert_eq!(s.check(&walk(&["key 722f6b31 size=4 sha256=bb"])), (vec![], 0));
+    let (problems, lost) = s.check(&walk(&["key 722f6b31 size=3 sha256=aa"]));
+    assert_eq!((problems.len(), lost), (1, 4), "an older value than the last returned put is a loss");
+    assert_eq!(s.check(&walk(&[])).1, 4, "a missing key is a loss");
+}
+
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("capos-storage-test-{}-{}", name, std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

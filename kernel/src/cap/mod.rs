@@ -231,11 +231,11 @@ pub trait KernelObject: Send + Sync {
     }
 
     /// Whether the call path runs [`call`](Self::call) of `method` with
-    /// the process table unlocked and interrupts on: objects whose calls
-    /// wait for a device (storage) or move many bytes (bulk buffers, the
-    /// serial console) say yes, so a read on one mount stops no other
-    /// call, on this CPU's next process or on another CPU, and no timer or
-    /// IPI waits for it. Such a call never parks (`Reply::park`: its
+    /// the process table unlocked (interrupts still off:
+    /// docs/interrupts-off.md): objects whose calls wait for a device
+    /// (storage) or move many bytes say yes, so a read on one mount stops
+    /// no other call, on this CPU's next process or on another CPU. Such
+    /// a call never parks (`Reply::park`: its
     /// completion could race the unlocked call) and must not touch the
     /// process table but through `waiters`. The others keep the default:
     /// their calls are short and may park.

@@ -384,9 +384,14 @@ fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, st
                 s.free_frames,
                 s.heap_frames
             );
+            // None lost: at least restart 1's count at the end. More is
+            // not a leak: at restart 1 a killed instance on another CPU
+            // may not be reaped yet (a clean-clone run on 2 CPUs had 391
+            // more free at the end); one frame leaked per restart is ~199
+            // short.
             return check(
                 "restarts-free-every-frame",
-                if first.is_some_and(|f| s.free_frames + slack >= f && s.free_frames <= f + slack) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, last - baseline)) },
+                if first.is_some_and(|f| s.free_frames + slack >= f) { Ok(()) } else { Err(format!("{} frames lost over {} restarts", first.unwrap_or(0) as i64 - s.free_frames as i64, last - baseline)) },
             );
         }
     }

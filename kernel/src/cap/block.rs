@@ -41,7 +41,7 @@ impl BlockServer for RawBlock {
 pub struct Block<S>(pub S);
 
 impl<S: BlockServer + Send + Sync> KernelObject for Block<S> {
-    fn runs_unlocked(&self, _method: u16) -> bool {
+    fn runs_unlocked(&self) -> bool {
         true
     }
 

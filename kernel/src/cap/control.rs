@@ -31,7 +31,7 @@ impl KernelObject for ProcessControl {
 
     /// A kill waits until its process has ended, which on another CPU
     /// takes that CPU's time: never with the process table held.
-    fn runs_unlocked(&self, _method: u16) -> bool {
+    fn runs_unlocked(&self) -> bool {
         true
     }
 

@@ -95,7 +95,7 @@ fn cap_directory(cap: &Cap) -> Option<&Directory> {
 }
 
 impl KernelObject for Directory {
-    fn runs_unlocked(&self, _method: u16) -> bool {
+    fn runs_unlocked(&self) -> bool {
         true
     }
 

@@ -65,7 +65,7 @@ impl FileServer for File {
 }
 
 impl KernelObject for File {
-    fn runs_unlocked(&self, _method: u16) -> bool {
+    fn runs_unlocked(&self) -> bool {
         true
     }
 

@@ -230,8 +230,8 @@ pub trait KernelObject: Send + Sync {
         None
     }
 
-    /// Whether the call path runs [`call`](Self::call) of `method` with
-    /// the process table unlocked (interrupts still off:
+    /// Whether the call path runs [`call`](Self::call) with the process
+    /// table unlocked (interrupts still off:
     /// docs/interrupts-off.md): objects whose calls wait for a device
     /// (storage) or move many bytes say yes, so a read on one mount stops
     /// no other call, on this CPU's next process or on another CPU. Such
@@ -239,7 +239,7 @@ pub trait KernelObject: Send + Sync {
     /// completion could race the unlocked call) and must not touch the
     /// process table but through `waiters`. The others keep the default:
     /// their calls are short and may park.
-    fn runs_unlocked(&self, _method: u16) -> bool {
+    fn runs_unlocked(&self) -> bool {
         false
     }
 

@@ -16,7 +16,7 @@ use capos_abi::{interfaces, SysError};
 pub struct Nic(pub Arc<VirtioNic>);
 
 impl KernelObject for Nic {
-    fn runs_unlocked(&self, _method: u16) -> bool {
+    fn runs_unlocked(&self) -> bool {
         true
     }
 

@@ -23,8 +23,8 @@ impl KernelObject for ReadOnly {
         "read-only wrapper"
     }
 
-    fn runs_unlocked(&self, method: u16) -> bool {
-        self.0.runs_unlocked(method)
+    fn runs_unlocked(&self) -> bool {
+        self.0.runs_unlocked()
     }
 
     fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {

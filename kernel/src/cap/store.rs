@@ -40,7 +40,7 @@ impl StoreServer for KernelStore {
 }
 
 impl KernelObject for KernelStore {
-    fn runs_unlocked(&self, _method: u16) -> bool {
+    fn runs_unlocked(&self) -> bool {
         true
     }
 

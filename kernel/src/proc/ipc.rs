@@ -102,7 +102,7 @@ pub fn cap_call(f: &mut TrapFrame) -> SysResult {
             }
         }
         match route {
-            Route::Kernel if matches!(cap, Cap::Kernel(obj) if obj.runs_unlocked(w.method)) => unlocked(t.current(), handle, iface, w, bulk),
+            Route::Kernel if matches!(cap, Cap::Kernel(obj) if obj.runs_unlocked()) => unlocked(t.current(), handle, iface, w, bulk),
             Route::Kernel => {
                 let after = call_kernel(t.current().parts(), handle, iface, w, bulk)?;
                 if let After::Block = after {

@@ -52,11 +52,13 @@ pub enum SysError {
     InvalidArgument = 15,
     /// The kernel could not allocate memory for the request.
     OutOfMemory = 16,
+    /// `endpoint_receive_timeout`: nothing arrived in the time given.
+    TimedOut = 17,
 }
 
 impl SysError {
     /// Every code, in numeric order (for tests and for tools that list them).
-    pub const ALL: [SysError; 16] = [
+    pub const ALL: [SysError; 17] = [
         SysError::UnknownSyscall,
         SysError::InvalidHandle,
         SysError::StaleHandle,
@@ -73,6 +75,7 @@ impl SysError {
         SysError::InvalidReplyToken,
         SysError::InvalidArgument,
         SysError::OutOfMemory,
+        SysError::TimedOut,
     ];
 
     /// The value carried in `rax`.
@@ -104,6 +107,7 @@ impl SysError {
             SysError::InvalidReplyToken => "invalid-reply-token",
             SysError::InvalidArgument => "invalid-argument",
             SysError::OutOfMemory => "out-of-memory",
+            SysError::TimedOut => "timed-out",
         }
     }
 }
@@ -194,7 +198,7 @@ mod tests {
             assert_eq!(SysError::try_from(e.as_u64()), Ok(*e));
             assert_eq!(u64::from(*e), e.as_u64());
         }
-        for bad in [0u64, 17, 18, 255, 1 << 32, u64::MAX] {
+        for bad in [0u64, 18, 19, 255, 1 << 32, u64::MAX] {
             assert_eq!(SysError::try_from(bad), Err(UnknownStatus(bad)));
         }
         let names: std::collections::HashSet<_> = SysError::ALL.iter().map(|e| e.name()).collect();

@@ -42,6 +42,7 @@
 //! | 7 | [`YIELD`] | — | — |
 //! | 8 | [`ENDPOINT_REPLY_RECEIVE`] | `rdi` reply token, `rsi` endpoint handle, `rdx` [`ReplyWord`](crate::ipc::ReplyWord), `r10` bulk ptr, `r8` bulk len | the next call, as for receive |
 //! | 9 | [`BULK_REGISTER`] | `rdi` buffer ptr, `rsi` len (0 = none) | — |
+//! | 10 | [`ENDPOINT_RECEIVE_TIMEOUT`] | `rdi` endpoint handle, `rsi` nanoseconds | as for receive, or `TimedOut` |
 //!
 //! Number 0 is deliberately unused so that a zeroed `rax` is `UnknownSyscall`.
 //! There is no ambient "debug print": a process logs through the `Console`
@@ -81,6 +82,13 @@ pub const ENDPOINT_REPLY_RECEIVE: u64 = 8;
 /// [`MAX_BULK_BYTES`](crate::ipc::MAX_BULK_BYTES); a call with more bulk
 /// data than fits fails with `BufferTooSmall`).
 pub const BULK_REGISTER: u64 = 9;
+/// `endpoint_receive` that gives up: when no call or notification arrives
+/// within `rsi` nanoseconds of monotonic time it fails with
+/// [`SysError::TimedOut`](crate::SysError::TimedOut) (0: do not wait at
+/// all). The deadline is kept at the scheduler's tick (10 ms at worst),
+/// never earlier than asked. For a server that has work of its own to do
+/// between calls (a network stack's timers, a device it polls).
+pub const ENDPOINT_RECEIVE_TIMEOUT: u64 = 10;
 
 /// A syscall number, decoded. Unknown numbers are rejected, never guessed.
 #[repr(u64)]
@@ -95,11 +103,12 @@ pub enum Syscall {
     Yield = YIELD,
     EndpointReplyReceive = ENDPOINT_REPLY_RECEIVE,
     BulkRegister = BULK_REGISTER,
+    EndpointReceiveTimeout = ENDPOINT_RECEIVE_TIMEOUT,
 }
 
 impl Syscall {
     /// Every syscall, in numeric order.
-    pub const ALL: [Syscall; 9] = [
+    pub const ALL: [Syscall; 10] = [
         Syscall::CapCall,
         Syscall::CapDrop,
         Syscall::EndpointCreate,
@@ -109,6 +118,7 @@ impl Syscall {
         Syscall::Yield,
         Syscall::EndpointReplyReceive,
         Syscall::BulkRegister,
+        Syscall::EndpointReceiveTimeout,
     ];
 
     /// The number carried in `rax`.
@@ -129,6 +139,7 @@ impl Syscall {
             YIELD => Syscall::Yield,
             ENDPOINT_REPLY_RECEIVE => Syscall::EndpointReplyReceive,
             BULK_REGISTER => Syscall::BulkRegister,
+            ENDPOINT_RECEIVE_TIMEOUT => Syscall::EndpointReceiveTimeout,
             _ => return None,
         })
     }
@@ -145,6 +156,7 @@ impl Syscall {
             Syscall::Yield => "yield",
             Syscall::EndpointReplyReceive => "endpoint_reply_receive",
             Syscall::BulkRegister => "bulk_register",
+            Syscall::EndpointReceiveTimeout => "endpoint_receive_timeout",
         }
     }
 
@@ -160,6 +172,7 @@ impl Syscall {
             Syscall::Yield => 0,
             Syscall::EndpointReplyReceive => 5,
             Syscall::BulkRegister => 2,
+            Syscall::EndpointReceiveTimeout => 2,
         }
     }
 }
@@ -179,13 +192,13 @@ mod tests {
     #[test]
     fn numbers_are_pinned_and_round_trip() {
         assert_eq!((CAP_CALL, CAP_DROP, ENDPOINT_CREATE, ENDPOINT_RECEIVE, ENDPOINT_REPLY, EXIT, YIELD), (1, 2, 3, 4, 5, 6, 7));
-        assert_eq!((ENDPOINT_REPLY_RECEIVE, BULK_REGISTER), (8, 9));
+        assert_eq!((ENDPOINT_REPLY_RECEIVE, BULK_REGISTER, ENDPOINT_RECEIVE_TIMEOUT), (8, 9, 10));
         for (i, s) in Syscall::ALL.iter().enumerate() {
             assert_eq!(s.number(), i as u64 + 1);
             assert_eq!(Syscall::try_from(s.number()), Ok(*s));
             assert!(s.argument_count() <= 6, "only six argument registers exist");
         }
-        for bad in [0u64, 10, 100, u64::MAX] {
+        for bad in [0u64, 11, 100, u64::MAX] {
             assert_eq!(Syscall::try_from(bad), Err(crate::SysError::UnknownSyscall));
         }
         assert_eq!(Syscall::CapCall.name(), "cap_call");

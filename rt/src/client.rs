@@ -417,6 +417,12 @@ impl Server {
         Incoming::new(syscall::endpoint_receive(self.handle)?)
     }
 
+    /// The next call or notification, or a [`CallError`] whose `sys()` is
+    /// `Some(SysError::TimedOut)` when none arrives within `ns` nanoseconds.
+    pub fn receive_timeout(&mut self, ns: u64) -> Result<Incoming, CallError> {
+        Incoming::new(syscall::endpoint_receive_timeout(self.handle, ns)?)
+    }
+
     /// Answer `token`.
     pub fn reply(&self, token: u64, answer: Answer) -> Result<(), CallError> {
         let r = syscall::endpoint_reply(token, answer.word(), answer.bulk);

@@ -130,6 +130,13 @@ pub fn endpoint_receive(endpoint: Handle) -> Result<Received, Failure> {
     received(unsafe { raw_ipc(nr::ENDPOINT_RECEIVE, [endpoint.raw(), 0, 0, 0, 0, 0]) })
 }
 
+/// `endpoint_receive_timeout`: as `endpoint_receive`, but fails with
+/// `TimedOut` when nothing arrives within `ns` nanoseconds (0: not at all).
+pub fn endpoint_receive_timeout(endpoint: Handle, ns: u64) -> Result<Received, Failure> {
+    // SAFETY: numbers only.
+    received(unsafe { raw_ipc(nr::ENDPOINT_RECEIVE_TIMEOUT, [endpoint.raw(), ns, 0, 0, 0, 0]) })
+}
+
 /// `endpoint_reply`.
 pub fn endpoint_reply(token: u64, word: ReplyWord, bulk: &[u8]) -> Result<(), Failure> {
     call(nr::ENDPOINT_REPLY, [token, 0, word.pack(), bulk.as_ptr() as u64, bulk.len() as u64, 0]).map(|_| ())

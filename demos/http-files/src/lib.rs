@@ -390,7 +390,7 @@ impl<F: TreeFile> Session<F> {
 
     fn poll_read<C: Conn, T: Tree<File = F>>(&mut self, conn: &mut C, tree: &T, now_ms: u64, wait_ms: u32) -> Poll {
         if self.try_request(tree, now_ms) {
-            return match self.poll_send(conn, now_ms, 0) {
+            return match self.poll_send(conn, now_ms, 1) {
                 Poll::Closed => Poll::Closed,
                 _ => Poll::Progress,
             };
@@ -400,7 +400,7 @@ impl<F: TreeFile> Session<F> {
                 return Poll::Closed;
             }
             self.start_send(error(408, "the request did not arrive in time", true, false), now_ms);
-            return self.poll_send(conn, now_ms, 0);
+            return self.poll_send(conn, now_ms, 1);
         }
         let wait = (self.deadline - now_ms).min(wait_ms as u64) as u32;
         let old = self.inbuf.len();
@@ -415,7 +415,7 @@ impl<F: TreeFile> Session<F> {
             Ok(0) | Err(ConnError::Closed) => Poll::Closed,
             Err(ConnError::TimedOut) => Poll::Idle,
             Ok(_) => {
-                if self.try_request(tree, now_ms) && self.poll_send(conn, now_ms, 0) == Poll::Closed {
+                if self.try_request(tree, now_ms) && self.poll_send(conn, now_ms, 1) == Poll::Closed {
                     return Poll::Closed;
                 }
                 Poll::Progress

@@ -207,7 +207,8 @@ fn main(start: &StartInfo) -> i32 {
     let mut accepted: u64 = 0;
     loop {
         if pool.has_room() {
-            let wait = if pool.active() == 0 { ACCEPT_IDLE_MS } else { 0 };
+            // Never 0: the network service may read 0 as "no limit".
+            let wait = if pool.active() == 0 { ACCEPT_IDLE_MS } else { 1 };
             match listener.accept(wait) {
                 Ok(s) => {
                     accepted += 1;

@@ -46,6 +46,9 @@
 //! // shutdown: let _ = self.0.shutdown();  close: let _ = self.0.close();
 //! ```
 //!
+//! Every timeout the server passes is at least 1 ms (it never asks for
+//! "do not wait" as 0, in case the service reads 0 as "no limit").
+//!
 //! The server needs nothing else of the network: no connect, no UDP, no
 //! other port. `main.rs` maps `NetError::TimedOut` to "try again" and
 //! every other error to "this connection is over".

@@ -10,7 +10,10 @@
 //! logic is the library's (`lib.rs`, host-tested).
 //!
 //! Arguments: `--port N` (default 80), `--connections N` (served in turn,
-//! default 8), `--idle-ms N` (default 10000).
+//! default 8), `--idle-ms N` (default 10000). `--self-test TARGET...`
+//! serves a GET of each target over an in-memory connection instead of
+//! the network, prints each response's head and a digest of its body,
+//! and exits: the real tree, without a network.
 //!
 //! Connections are served by a [`Pool`]: up to `--connections` at once,
 //! each polled in turn with a short wait, so an idle or slow client costs
@@ -170,6 +173,10 @@ impl Conn for Tcp {
 
 // ---------------------------------------------------------------- main
 
+fn entries_count(n: usize) -> String {
+    if n == 1 { String::from("1 entry") } else { format!("{n} entries") }
+}
+
 fn arg(start: &StartInfo, name: &str) -> Option<u64> {
     let args: Vec<&str> = start.args.iter().map(|a| a.as_str()).collect();
     args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok())
@@ -190,6 +197,24 @@ fn main(start: &StartInfo) -> i32 {
     let start_ns = clock.as_ref().and_then(|c| c.now().ok()).unwrap_or(0);
     let now = Now { clock, start_ns };
 
+    // The grant must be a directory we can list, before anyone asks.
+    let tree = DirTree { root };
+    match tree.lookup(&[]) {
+        Ok(Node::Dir(list)) => println!("http-files: 'root' lists {}", entries_count(list.len())),
+        Ok(Node::File(_)) => {
+            println!("http-files: 'root' is not a directory");
+            return 2;
+        }
+        Err(e) => {
+            println!("http-files: 'root' cannot be listed: {e:?}");
+            return 2;
+        }
+    }
+
+    if let Some(at) = start.args.iter().position(|a| a == "--self-test") {
+        return self_test(&tree, cfg, &now, &start.args[at + 1..]);
+    }
+
     let listener = match net_glue::listen(start, port, BACKLOG) {
         Ok(l) => l,
         Err(e) => {
@@ -202,7 +227,6 @@ fn main(start: &StartInfo) -> i32 {
         cfg.idle_timeout_ms,
         if now.clock.is_some() { "" } else { " (no clock: deadlines counted from timed-out waits)" }
     );
-    let tree = DirTree { root };
     let mut pool: Pool<Tcp, CapFile> = Pool::new(cfg, connections);
     let mut accepted: u64 = 0;
     loop {
@@ -226,5 +250,65 @@ fn main(start: &StartInfo) -> i32 {
         }
         let wait = if pool.active() > 1 { TURN_MS } else { ALONE_MS };
         pool.round(&tree, || now.ms(), wait);
+    }
+}
+
+// ----------------------------------------------------------- self-test
+
+/// A connection whose client is a fixed byte string.
+struct Scripted {
+    input: Vec<u8>,
+    at: usize,
+    out: Vec<u8>,
+}
+
+impl Conn for Scripted {
+    fn read(&mut self, buf: &mut [u8], _timeout_ms: u32) -> Result<usize, ConnError> {
+        let n = (self.input.len() - self.at).min(buf.len());
+        buf[..n].copy_from_slice(&self.input[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    fn write(&mut self, data: &[u8], _timeout_ms: u32) -> Result<usize, ConnError> {
+        self.out.extend_from_slice(data);
+        Ok(data.len())
+    }
+}
+
+/// FNV-1a, to name a body in the log without printing it.
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn self_test(tree: &DirTree, cfg: Config, now: &Now, targets: &[String]) -> i32 {
+    let mut input = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let close = if i + 1 == targets.len() { "Connection: close\r\n" } else { "" };
+        input.extend_from_slice(format!("GET {t} HTTP/1.1\r\nHost: self-test\r\n{close}\r\n").as_bytes());
+    }
+    let mut conn = Scripted { input, at: 0, out: Vec::new() };
+    let answered = capos_demo_http_files::serve(&mut conn, tree, cfg, || now.ms(), 50);
+    let mut rest = conn.out.as_slice();
+    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = core::str::from_utf8(&rest[..end]).unwrap_or("(not UTF-8)");
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(rest.len() - end - 4);
+        for l in head.lines() {
+            println!("self-test: {l}");
+        }
+        let body = &rest[end + 4..end + 4 + len];
+        println!("self-test: body {} bytes, fnv1a {:016x}", body.len(), fnv(body));
+        rest = &rest[end + 4 + len..];
+    }
+    println!("self-test: {answered} of {} answered", targets.len());
+    if answered as usize == targets.len() {
+        0
+    } else {
+        1
     }
 }

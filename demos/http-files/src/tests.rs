@@ -929,3 +929,56 @@ fn the_tree_has_no_way_to_write() {
     }
     let _ = vec![0u8];
 }
+
+#[test]
+fn bounds_are_exact() {
+    let t = tree();
+    // A request line of exactly 8192 bytes passes; one more is 414.
+    let line = |n: usize| format!("GET /{} HTTP/1.1", "a".repeat(n - "GET / HTTP/1.1".len()));
+    assert_eq!(line(8192).len(), 8192);
+    assert_eq!(status_of(&t, &format!("{}\r\n\r\n", line(8192))), 404);
+    assert_eq!(status_of(&t, &format!("{}\r\n\r\n", line(8193))), 414);
+    // Header fields of exactly 16384 bytes (line ends and the empty line
+    // included) pass; one more is 431.
+    let fields = |n: usize| format!("X: {}\r\n\r\n", "b".repeat(n - "X: \r\n\r\n".len()));
+    assert_eq!(fields(16384).len(), 16384);
+    assert_eq!(status_of(&t, &format!("GET / HTTP/1.1\r\n{}", fields(16384))), 200);
+    assert_eq!(status_of(&t, &format!("GET / HTTP/1.1\r\n{}", fields(16385))), 431);
+    // Smaller bounds are honoured as given.
+    let cfg = Config { limits: crate::http::Limits { max_request_line: 23, max_header_bytes: 30, max_headers: 2 }, ..Config::default() };
+    let st = |raw: &str| {
+        let now = Rc::new(Cell::new(0));
+        run_with(&t, cfg, FakeConn::new(vec![data(raw)], &now), &[false]).resps[0].status
+    };
+    assert_eq!(st("GET /hello.txt HTTP/1.1\r\nA: b\r\nC: d\r\n\r\n"), 200);
+    assert_eq!(st("GET /hello.txt HTTP/1.1\r\nA: b\r\nC: d\r\nE: f\r\n\r\n"), 431);
+    assert_eq!(st("GET /hello.txt1 HTTP/1.1\r\n\r\n"), 414);
+    assert_eq!(st("GET /hello.txt HTTP/1.1\r\nA: 01234567890123456789012\r\n\r\n"), 200);
+    assert_eq!(st("GET /hello.txt HTTP/1.1\r\nA: 012345678901234567890123\r\n\r\n"), 431);
+}
+
+#[test]
+fn empty_lines_forever_do_not_hold_a_connection() {
+    let t = tree();
+    let now = Rc::new(Cell::new(0));
+    let script: Vec<Ev> = (0..100_000).flat_map(|_| [Ev::Wait, data("\r\n")]).collect();
+    let r = run_with(&t, Config::default(), FakeConn::new(script, &now), &[]);
+    assert!(r.raw.is_empty());
+    assert!((10_000..10_200).contains(&r.closed_at), "{}", r.closed_at);
+}
+
+#[test]
+fn a_name_the_backer_refuses_is_400() {
+    struct Picky;
+    impl Tree for Picky {
+        type File = FakeFile;
+        fn lookup(&self, _: &[String]) -> Result<Node<FakeFile>, TreeError> {
+            Err(TreeError::BadName)
+        }
+    }
+    let now = Rc::new(Cell::new(0));
+    let mut c = FakeConn::new(vec![data("GET /x:y HTTP/1.1\r\n\r\n")], &now);
+    let mut s = Session::new(Config::default(), 0);
+    while s.poll(&mut c, &Picky, now.get(), 100) != Poll::Closed {}
+    assert_eq!(parse(&c.out, &[false])[0].status, 400);
+}

@@ -107,7 +107,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Parsed {
     }
     let line_end = match find_lf(buf, start) {
         Some(lf) => lf,
-        None if buf.len() - start > limits.max_request_line => return done(buf.len(), refuse(414, "the request line is too long")),
+        // (+ 1: the line's `\r` may have come without its `\n` yet.)
+        None if buf.len() - start > limits.max_request_line + 1 => return done(buf.len(), refuse(414, "the request line is too long")),
         None => return Parsed::Incomplete,
     };
     let request_line = line(buf, start, line_end);

@@ -938,6 +938,11 @@ fn bounds_are_exact() {
     assert_eq!(line(8192).len(), 8192);
     assert_eq!(status_of(&t, &format!("{}\r\n\r\n", line(8192))), 404);
     assert_eq!(status_of(&t, &format!("{}\r\n\r\n", line(8193))), 414);
+    // ... also when the longest line's CR and LF come apart.
+    let l = format!("{}\r", line(8192));
+    assert_eq!(run(&t, vec![data(&l), Ev::Wait, data("\n\r\n")], &[false]).resps[0].status, 404);
+    let l = format!("{}\r", line(8193));
+    assert_eq!(run(&t, vec![data(&l), Ev::Wait, data("\n\r\n")], &[false]).resps[0].status, 414);
     // Header fields of exactly 16384 bytes (line ends and the empty line
     // included) pass; one more is 431.
     let fields = |n: usize| format!("X: {}\r\n\r\n", "b".repeat(n - "X: \r\n\r\n".len()));

@@ -303,6 +303,10 @@ fn self_test(tree: &DirTree, cfg: Config, now: &Now, targets: &[String]) -> i32 
         }
         let body = &rest[end + 4..end + 4 + len];
         println!("self-test: body {} bytes, fnv1a {:016x}", body.len(), fnv(body));
+        // A JSON listing is short and says what the backer calls things.
+        if head.contains("Content-Type: application/json") {
+            println!("self-test: {}", core::str::from_utf8(&body[..body.len().min(1024)]).unwrap_or("(not UTF-8)").trim_end());
+        }
         rest = &rest[end + 4 + len..];
     }
     println!("self-test: {answered} of {} answered", targets.len());

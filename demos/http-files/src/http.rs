@@ -243,15 +243,7 @@ fn request(line: &[u8], fields: &[&[u8]]) -> Result<Request, Refusal> {
     // Once the request was read whole, a bad path does not spoil the
     // connection: only a body we will not read does.
     let (path, json) = decode_target(target).map_err(|why| Refusal { status: 400, why, close: has_body || !keep_alive, head })?;
-    Ok(Request {
-        method,
-        path,
-        json,
-        keep_alive: keep_alive && !has_body,
-        range: if ranges.len() == 1 { Some(String::from(ranges[0])) } else { None },
-        if_none_match,
-        has_body,
-    })
+    Ok(Request { method, path, json, keep_alive: keep_alive && !has_body, range: if ranges.len() == 1 { Some(String::from(ranges[0])) } else { None }, if_none_match, has_body })
 }
 
 fn trim(mut v: &[u8]) -> &[u8] {

@@ -33,9 +33,9 @@
 extern crate alloc;
 
 pub mod http;
-pub mod text;
 #[cfg(test)]
 mod tests;
+pub mod text;
 
 use alloc::format;
 use alloc::string::String;
@@ -244,11 +244,8 @@ fn respond<T: Tree>(req: Request, tree: &T) -> Outgoing<T::File> {
         Err(TreeError::BadName) => return error(400, "the name was refused", close, head_only),
         Err(TreeError::Failed(_)) => return error(500, "the file could not be read", close, head_only),
         Ok(Node::Dir(entries)) => {
-            let (body, ty) = if req.json {
-                (text::listing_json(&req.path, &entries), "application/json")
-            } else {
-                (text::listing_html(&req.path, &entries), "text/html; charset=utf-8")
-            };
+            let (body, ty) =
+                if req.json { (text::listing_json(&req.path, &entries), "application/json") } else { (text::listing_html(&req.path, &entries), "text/html; charset=utf-8") };
             return small(200, close, head_only, &[], ty, body.as_bytes());
         }
         Ok(Node::File(f)) => f,

@@ -174,7 +174,11 @@ impl Conn for Tcp {
 // ---------------------------------------------------------------- main
 
 fn entries_count(n: usize) -> String {
-    if n == 1 { String::from("1 entry") } else { format!("{n} entries") }
+    if n == 1 {
+        String::from("1 entry")
+    } else {
+        format!("{n} entries")
+    }
 }
 
 fn arg(start: &StartInfo, name: &str) -> Option<u64> {
@@ -292,12 +296,7 @@ fn self_test(tree: &DirTree, cfg: Config, now: &Now, targets: &[String]) -> i32 
     let mut rest = conn.out.as_slice();
     while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
         let head = core::str::from_utf8(&rest[..end]).unwrap_or("(not UTF-8)");
-        let len = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .and_then(|n| n.trim().parse::<usize>().ok())
-            .unwrap_or(0)
-            .min(rest.len() - end - 4);
+        let len = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).and_then(|n| n.trim().parse::<usize>().ok()).unwrap_or(0).min(rest.len() - end - 4);
         for l in head.lines() {
             println!("self-test: {l}");
         }

@@ -299,7 +299,17 @@ fn get_a_file() {
 #[test]
 fn head_has_the_same_headers_and_no_body() {
     let t = tree();
-    for (target, extra) in [("/hello.txt", ""), ("/", ""), ("/a/", ""), ("/?json", ""), ("/missing", ""), ("/big.bin", ""), ("/%2e%2e/x", ""), ("/empty.bin", ""), ("/hello.txt", "Range: bytes=0-0\r\n")] {
+    for (target, extra) in [
+        ("/hello.txt", ""),
+        ("/", ""),
+        ("/a/", ""),
+        ("/?json", ""),
+        ("/missing", ""),
+        ("/big.bin", ""),
+        ("/%2e%2e/x", ""),
+        ("/empty.bin", ""),
+        ("/hello.txt", "Range: bytes=0-0\r\n"),
+    ] {
         let g = get(&t, "GET", target, extra);
         let h = get(&t, "HEAD", target, extra);
         assert!(h.body.is_empty());
@@ -410,7 +420,9 @@ fn ranges_at_each_edge() {
         assert_eq!(r.h("content-range"), Some("bytes */0"));
     }
     // Ignored: malformed, several ranges, another unit, two Range fields.
-    for extra in ["Range: bytes=7-3\r\n", "Range: bytes=0-1,3-4\r\n", "Range: items=0-1\r\n", "Range: bytes=x-\r\n", "Range: bytes=-\r\n", "Range: bytes=0-0\r\nRange: bytes=1-1\r\n"] {
+    for extra in
+        ["Range: bytes=7-3\r\n", "Range: bytes=0-1,3-4\r\n", "Range: items=0-1\r\n", "Range: bytes=x-\r\n", "Range: bytes=-\r\n", "Range: bytes=0-0\r\nRange: bytes=1-1\r\n"]
+    {
         let r = get(&t, "GET", "/hello.txt", extra);
         assert_eq!(r.status, 200, "{extra}");
         assert_eq!(r.body, body);

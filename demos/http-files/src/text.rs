@@ -38,16 +38,7 @@ pub fn http_date(unix_nanos: i64) -> Option<String> {
         return None;
     }
     let weekday = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
-    Some(format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[weekday],
-        day,
-        MONTHS[month as usize - 1],
-        year,
-        in_day / 3600,
-        in_day / 60 % 60,
-        in_day % 60
-    ))
+    Some(format!("{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT", DAYS[weekday], day, MONTHS[month as usize - 1], year, in_day / 3600, in_day / 60 % 60, in_day % 60))
 }
 
 /// The entity tag of a file: its size and modification time in
@@ -199,10 +190,7 @@ fn kind_name(k: Kind) -> &'static str {
 pub fn listing_html(path: &[String], entries: &[Entry]) -> String {
     let title = html_escape(&display_path(path));
     let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n"
-    );
+    let _ = write!(out, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n");
     if !path.is_empty() {
         let _ = writeln!(out, "<li><a href=\"{}\">../</a></li>", url_path(&path[..path.len() - 1], true));
     }

@@ -339,8 +339,10 @@ impl<F: TreeFile> Session<F> {
 
     /// Advance the connection once, waiting at most `wait_ms` in a read
     /// or a write. `now_ms` is any clock in milliseconds that does not go
-    /// backwards.
+    /// backwards. The connection is never asked to wait 0 ms (a network
+    /// service may read 0 as "no limit"): at least 1.
     pub fn poll<C: Conn, T: Tree<File = F>>(&mut self, conn: &mut C, tree: &T, now_ms: u64, wait_ms: u32) -> Poll {
+        let wait_ms = wait_ms.max(1);
         let p = match self.state {
             State::Reading => self.poll_read(conn, tree, now_ms, wait_ms),
             State::Sending { .. } => self.poll_send(conn, now_ms, wait_ms),

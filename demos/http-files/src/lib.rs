@@ -140,6 +140,9 @@ pub enum TreeError {
     NotFound,
     /// The backer refused the name: `400`.
     BadName,
+    /// What serves the tree is absent or restarting (`unavailable`,
+    /// `busy`): `503`, try again.
+    Unavailable,
     /// Anything else: `500` (the text is logged by the caller's tree,
     /// never sent).
     Failed(String),
@@ -180,6 +183,7 @@ pub fn reason(status: u16) -> &'static str {
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
@@ -243,6 +247,7 @@ fn respond<T: Tree>(req: Request, tree: &T) -> Outgoing<T::File> {
         Err(TreeError::NotFound) => return error(404, "no such file or directory", close, head_only),
         Err(TreeError::BadName) => return error(400, "the name was refused", close, head_only),
         Err(TreeError::Failed(_)) => return error(500, "the file could not be read", close, head_only),
+        Err(TreeError::Unavailable) => return error(503, "the storage is not available now", close, head_only),
         Ok(Node::Dir(entries)) => {
             let (body, ty) =
                 if req.json { (text::listing_json(&req.path, &entries), "application/json") } else { (text::listing_html(&req.path, &entries), "text/html; charset=utf-8") };
@@ -252,6 +257,7 @@ fn respond<T: Tree>(req: Request, tree: &T) -> Outgoing<T::File> {
     };
     let stat = match file.stat() {
         Ok(s) => s,
+        Err(TreeError::Unavailable) => return error(503, "the storage is not available now", close, head_only),
         Err(_) => return error(500, "the file could not be read", close, head_only),
     };
     let size = stat.size;

@@ -60,6 +60,7 @@ fn tree_error(e: CallError) -> TreeError {
     match e.code() {
         Some(ErrorCode::NotFound) | Some(ErrorCode::NotADirectory) => TreeError::NotFound,
         Some(ErrorCode::InvalidArgument) => TreeError::BadName,
+        Some(ErrorCode::Unavailable) | Some(ErrorCode::Busy) => TreeError::Unavailable,
         _ => TreeError::Failed(format!("{e:?}")),
     }
 }

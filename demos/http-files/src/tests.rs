@@ -100,6 +100,7 @@ struct FakeTree {
     /// The largest read asked of a file.
     max_read: Rc<Cell<usize>>,
     fail: bool,
+    unavailable: bool,
 }
 
 struct FakeFile {
@@ -153,6 +154,9 @@ impl Tree for FakeTree {
         }
         if self.fail {
             return Err(TreeError::Failed("io".into()));
+        }
+        if self.unavailable {
+            return Err(TreeError::Unavailable);
         }
         match self.nodes.get(path) {
             None => Err(TreeError::NotFound),
@@ -502,6 +506,9 @@ fn statuses() {
     let mut failing = tree();
     failing.fail = true;
     assert_eq!(get(&failing, "GET", "/hello.txt", "").status, 500);
+    let mut away = tree();
+    away.unavailable = true;
+    assert_eq!(get(&away, "GET", "/hello.txt", "").status, 503);
 }
 
 #[test]

@@ -6,6 +6,8 @@
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+// Debug builds only (its doc says why release builds carry none of it).
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub mod irq_off;
 pub mod percpu;
 pub mod port;

@@ -628,7 +628,7 @@ pub fn endpoint_receive_timeout(f: &mut TrapFrame) -> SysResult {
     // Whatever ended the wait, the deadline is over (a later plain
     // receive must not inherit it).
     if let Until::Deadline(_) = until {
-        with(|t| t.current().set_deadline(0));
+        with(|t| t.clear_deadline());
     }
     r
 }

@@ -516,7 +516,7 @@ pub fn run_until_idle() -> (usize, usize, usize) {
         let done = with(|t| {
             let live = t.live();
             // One waiting with a deadline runs again by itself: not idle.
-            let blocked = t.users().filter(|p| matches!(p.state(), State::Blocked(Wait::Call | Wait::Reply { .. })) && !p.timed()).count();
+            let blocked = t.users().filter(|p| matches!(p.state(), State::Blocked(Wait::Call | Wait::Reply { .. })) && !t.timed(p)).count();
             (live == 0 || blocked == live) && !t.others_busy()
         });
         if done {

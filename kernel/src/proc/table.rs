@@ -133,9 +133,6 @@ pub struct Process {
     recv_dirty: usize,
     /// Sequence number of this process's latest endpoint call.
     seq: u32,
-    /// While blocked in receive: the uptime (ns) at which it gives up
-    /// (`endpoint_receive_timeout`), 0 when it waits for ever.
-    deadline: u64,
     /// The endpoint call it is in (meaningful while `Blocked(Reply)`), and
     /// otherwise a scratch list where a running process's replies gather
     /// capabilities.
@@ -178,7 +175,6 @@ impl Process {
             _ipc: ipc,
             recv_dirty: 0,
             seq: 0,
-            deadline: 0,
             call: PendingCall::default(),
             delivery: None,
             bulk_recv: None,
@@ -281,23 +277,11 @@ impl Process {
         self.state = State::Running;
     }
 
-    /// This process waits in receive (until its deadline, if it set one).
+    /// This process waits in receive (until its deadline, if it set one:
+    /// [`Table::block_receive_until`]).
     pub fn block_receive(&mut self) {
         self.delivery = None;
         self.state = State::Blocked(Wait::Call);
-    }
-
-    /// The deadline (uptime ns) of a receive with a timeout; 0 for none.
-    /// Set before it blocks and cleared by the syscall once it returns, so
-    /// the plain receive on the call path never writes it.
-    pub fn set_deadline(&mut self, deadline: u64) {
-        self.deadline = deadline;
-    }
-
-    /// Whether it waits in receive with a deadline (so it will run again
-    /// whatever happens: not idle).
-    pub fn timed(&self) -> bool {
-        self.state == State::Blocked(Wait::Call) && self.deadline != 0
     }
 
     /// The server took this process's call (rule 3).
@@ -376,6 +360,12 @@ impl Cpu {
 
 pub struct Table {
     procs: PidTable<Box<Process>>,
+    /// (pid, uptime ns) of each process in `endpoint_receive_timeout`,
+    /// from before it blocks until the syscall returns. Beside the
+    /// processes rather than in them: only a few wait so, the plain
+    /// receive on the call path never touches it, and expiry walks these
+    /// alone.
+    deadlines: Vec<(u32, u64)>,
     cpus: [Cpu; MAX_CPUS],
     /// Ready processes by CPU (`capos_kcore::run_queues` decides).
     queues: RunQueues,
@@ -390,7 +380,7 @@ impl Table {
     /// the call path never checks for one); [`install_idle`](Self::install_idle)
     /// makes it usable.
     pub const fn empty() -> Table {
-        Table { procs: PidTable::new(), cpus: [const { Cpu::OFFLINE }; MAX_CPUS], queues: RunQueues::new() }
+        Table { procs: PidTable::new(), deadlines: Vec::new(), cpus: [const { Cpu::OFFLINE }; MAX_CPUS], queues: RunQueues::new() }
     }
 
     /// Put this CPU's idle context in, running: on the boot CPU as pid 0
@@ -574,10 +564,25 @@ impl Table {
     /// not 0); `next` (the earliest deadline of any process, which
     /// [`Table::expire`] keeps) is lowered to it.
     pub fn block_receive_until(&mut self, deadline: u64, next: &AtomicU64) {
-        let p = self.current();
-        p.set_deadline(deadline);
-        p.block_receive();
+        let pid = self.current_pid();
+        match self.deadlines.iter_mut().find(|(p, _)| *p == pid) {
+            Some(d) => d.1 = deadline,
+            None => self.deadlines.push((pid, deadline)),
+        }
+        self.current().block_receive();
         next.fetch_min(deadline, Ordering::Relaxed);
+    }
+
+    /// The current process's timed receive is over, however it ended.
+    pub fn clear_deadline(&mut self) {
+        let pid = self.current_pid();
+        self.deadlines.retain(|(p, _)| *p != pid);
+    }
+
+    /// Whether `p` waits in receive with a deadline (so it runs again
+    /// whatever happens: not idle).
+    pub fn timed(&self, p: &Process) -> bool {
+        p.state == State::Blocked(Wait::Call) && self.deadlines.iter().any(|(pid, _)| *pid == p.pid)
     }
 
     /// Every process blocked in receive whose deadline is `now` or
@@ -585,20 +590,26 @@ impl Table {
     /// deadline left (u64::MAX: none). Under the table lock, as every
     /// `block_receive`, so no deadline is missed between the two.
     pub fn expire(&mut self, now: u64, next: &AtomicU64) {
+        // A process that ended in its wait leaves its entry behind.
+        let procs = &self.procs;
+        self.deadlines.retain(|(pid, _)| procs.get(*pid).is_some_and(|p| p.state != State::Dead));
         let mut due = Vec::new();
         let mut earliest = u64::MAX;
-        for p in self.users() {
-            if p.timed() {
-                if p.deadline <= now {
-                    due.push(p.pid);
-                } else {
-                    earliest = earliest.min(p.deadline);
-                }
+        for &(pid, deadline) in &self.deadlines {
+            if deadline <= now {
+                due.push(pid);
+            } else {
+                earliest = earliest.min(deadline);
             }
         }
         next.store(earliest, Ordering::Relaxed);
+        // One woken to look again (a notification) and not yet blocked
+        // again is not in receive: `wake` leaves it be, and its deadline
+        // counts when it blocks again (at once: it is due).
         for pid in due {
-            self.wake(pid, Some(Wait::Call), Err(SysError::TimedOut));
+            if !self.wake(pid, Some(Wait::Call), Err(SysError::TimedOut)) {
+                next.fetch_min(now, Ordering::Relaxed);
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! dispatcher in front of it.
 
 use super::{cap_reply, bad_params, void_reply, Responder};
-use crate::capos_capnp::{cap_result, directory, list_result, rename_params, ErrorCode, NodeKind};
+use crate::capos_capnp::{directory, list_result, rename_params, ErrorCode, NodeKind};
 use crate::helpers::{fill_error, CapError};
 use crate::interfaces::directory_method as m;
 use crate::message::{CallMessage, MessageError};
@@ -127,7 +127,7 @@ fn fill_list(b: list_result::Builder<'_>, result: &Result<Vec<DirEntry>, CapErro
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::capos_capnp::void_result;
+    use crate::capos_capnp::{cap_result, void_result};
     use crate::helpers::read_void;
     use crate::interfaces::DIRECTORY;
     use alloc::string::{String, ToString};

@@ -863,3 +863,263 @@ impl UdpSocketServer for Service {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::phy::{Loopback, Medium};
+    use std::collections::HashMap;
+
+    const HOME: [u8; 4] = [127, 0, 0, 1];
+
+    struct Net {
+        svc: Service,
+        dev: Loopback,
+        done: HashMap<u64, Done>,
+    }
+
+    fn grant(p: usize) -> u64 {
+        badge::manifest_grant(p, 0, false).unwrap()
+    }
+
+    fn net(limits: Limits) -> Net {
+        let mut dev = Loopback::new(Medium::Ethernet);
+        let policy = Policy::of(&[(grant(0), "listen=80,8080 connect udp"), (grant(1), "udp")]);
+        let mut svc = Service::new(&mut dev, [2, 0, 0, 0, 0, 1], 7, Instant::from_millis(1000), policy, limits, false);
+        svc.set_address(HOME, 8, None);
+        Net { svc, dev, done: HashMap::new() }
+    }
+
+    impl Net {
+        /// Poll for `ms` milliseconds of stack time, a millisecond a step.
+        fn run(&mut self, ms: u64) {
+            for _ in 0..ms {
+                self.svc.now += Duration::from_millis(1);
+                self.svc.poll(&mut self.dev);
+                for (id, d) in self.svc.completions() {
+                    assert!(self.done.insert(id, d).is_none(), "kept call {id} finished twice");
+                }
+            }
+        }
+
+        /// Run until kept call `id` finished (at most 5 s of stack time).
+        fn wait(&mut self, id: u64) -> Done {
+            for _ in 0..5000 {
+                if let Some(d) = self.done.remove(&id) {
+                    return d;
+                }
+                self.run(1);
+            }
+            panic!("kept call {id} never finished");
+        }
+
+        fn cap(&mut self, w: Wait<u64, u64>) -> Result<u64, CapError> {
+            match w {
+                Wait::Done(r) => r,
+                Wait::Pending(id) => match self.wait(id) {
+                    Done::Cap(r) => r,
+                    other => panic!("{other:?}"),
+                },
+            }
+        }
+
+        /// A listener on 80 and a connection to it: (client, server) streams.
+        fn pair(&mut self, listener: u64) -> (u64, u64) {
+            let accept = TcpListenerServer::accept(&mut self.svc, listener, 0);
+            let client = self.svc.connect(grant(0), SocketAddr { ip: HOME, port: 80 }, 2000);
+            let client = self.cap(client).expect("connected");
+            let server = self.cap(accept).expect("accepted");
+            (client, server)
+        }
+
+        fn write_all(&mut self, s: u64, data: &[u8]) {
+            for chunk in data.chunks(capos_abi::limits::MAX_NET_IO_BYTES) {
+                match TcpStreamServer::write(&mut self.svc, s, chunk.to_vec(), 5000) {
+                    Wait::Done(r) => assert_eq!(r, Ok(chunk.len() as u64)),
+                    Wait::Pending(id) => assert_eq!(self.wait(id), Done::Count(Ok(chunk.len() as u64))),
+                }
+            }
+        }
+
+        fn read(&mut self, s: u64, room: usize, timeout: u32) -> Result<Vec<u8>, CapError> {
+            match TcpStreamServer::read(&mut self.svc, s, room, timeout) {
+                Wait::Done(r) => r,
+                Wait::Pending(id) => match self.wait(id) {
+                    Done::Bytes(r) => r,
+                    other => panic!("{other:?}"),
+                },
+            }
+        }
+
+        fn listen(&mut self, port: u16, backlog: u16) -> Result<u64, CapError> {
+            self.svc.listen(grant(0), port, backlog)
+        }
+    }
+
+    #[test]
+    fn a_connection_carries_more_than_a_window_both_ways_and_ends_with_eof() {
+        let mut n = net(Limits::default());
+        let l = n.listen(80, 4).unwrap();
+        assert_eq!(n.svc.tcp_sockets(), 4, "a listener holds its backlog of sockets");
+        let (client, server) = n.pair(l);
+        assert_eq!(n.svc.tcp_sockets(), 6, "the accepted socket was replaced: 4 listening, the client, the accepted stream");
+        assert_eq!(TcpStreamServer::peer(&mut n.svc, server).unwrap().ip, HOME);
+        assert_eq!(TcpStreamServer::local(&mut n.svc, server).unwrap().port, 80);
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        // Write from one side while reading the other: the windows are 16 KiB.
+        let mut got = Vec::new();
+        let mut at = 0;
+        while got.len() < data.len() {
+            if at < data.len() {
+                let end = (at + 8192).min(data.len());
+                if let Wait::Done(Ok(k)) = TcpStreamServer::write(&mut n.svc, client, data[at..end].to_vec(), 1) {
+                    at += k as usize;
+                }
+            }
+            n.run(1);
+            if let Wait::Done(Ok(bytes)) = TcpStreamServer::read(&mut n.svc, server, 65536, 1) {
+                got.extend_from_slice(&bytes);
+            }
+            for (_, d) in n.done.drain() {
+                match d {
+                    Done::Count(Ok(k)) => at += k as usize,
+                    Done::Bytes(Ok(b)) => got.extend_from_slice(&b),
+                    Done::Count(Err(e)) | Done::Bytes(Err(e)) => assert_eq!(e.code, ErrorCode::TimedOut),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert!(got == data, "the bytes arrive in order, unchanged");
+        // The client closes: the server reads the end of the stream.
+        TcpStreamServer::close(&mut n.svc, client).unwrap();
+        assert_eq!(n.read(server, 100, 2000), Ok(Vec::new()), "0 bytes: the peer closed its side");
+        assert_eq!(TcpStreamServer::read(&mut n.svc, client, 10, 0), Wait::Done(Err(closed())), "a closed stream answers closed");
+        n.svc.released(client);
+        assert_eq!(TcpStreamServer::read(&mut n.svc, client, 10, 0), Wait::Done(Err(err(ErrorCode::StaleHandle, "no such socket (a capability of an earlier instance of the service?)"))));
+    }
+
+    #[test]
+    fn dropping_the_last_capability_closes_the_socket() {
+        let mut n = net(Limits::default());
+        let l = n.listen(80, 2).unwrap();
+        let (client, server) = n.pair(l);
+        let reading = TcpStreamServer::read(&mut n.svc, client, 100, 0);
+        let Wait::Pending(id) = reading else { panic!("nothing to read yet") };
+        assert!(n.svc.released(server), "the server side's capability is gone");
+        assert_eq!(n.wait(id), Done::Bytes(Ok(Vec::new())), "the client sees the end of the stream");
+        assert_eq!(n.svc.open_sockets(), 2, "the listener and the client");
+        // A released listener frees its sockets; its waiting accept ends.
+        let Wait::Pending(acc) = TcpListenerServer::accept(&mut n.svc, l, 0) else { panic!() };
+        n.svc.released(l);
+        assert!(matches!(n.wait(acc), Done::Cap(Err(e)) if e.code == ErrorCode::StaleHandle));
+        n.run(50);
+        n.svc.released(client);
+        n.run(50);
+        assert_eq!(n.svc.open_sockets(), 0);
+        assert_eq!(n.svc.tcp_sockets(), 0, "every socket is gone once closed");
+    }
+
+    #[test]
+    fn terms_decide_and_a_refusal_names_the_port() {
+        let mut n = net(Limits::default());
+        let e = n.listen(81, 1).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PermissionDenied);
+        assert!(e.message.contains("port 81"), "{}", e.message);
+        let e = n.svc.listen(grant(1), 80, 1).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PermissionDenied, "udp-only grant");
+        assert!(matches!(n.svc.connect(grant(1), SocketAddr { ip: HOME, port: 80 }, 10), Wait::Done(Err(e)) if e.code == ErrorCode::PermissionDenied));
+        let l = n.listen(80, 1).unwrap();
+        assert_eq!(n.listen(80, 1).unwrap_err().code, ErrorCode::AlreadyExists);
+        // A socket's own capability is not a Network.
+        assert_eq!(n.svc.listen(l, 80, 1).unwrap_err().code, ErrorCode::PermissionDenied);
+        assert_eq!(TcpStreamServer::close(&mut n.svc, l).unwrap_err().code, ErrorCode::InvalidArgument, "a listener is not a stream");
+        assert_eq!(n.svc.open_sockets(), 1);
+    }
+
+    #[test]
+    fn a_full_table_refuses_with_no_space_says_so_and_the_service_goes_on() {
+        let mut n = net(Limits { tcp_sockets: 4, ..Limits::default() });
+        let l = n.listen(80, 2).unwrap();
+        let e = n.listen(8080, 3).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NoSpace);
+        assert!(e.message.contains("table is full (4 sockets)"), "{}", e.message);
+        assert_eq!(n.svc.log.len(), 1, "one line per refusal: {:?}", n.svc.log);
+        let (c1, s1) = n.pair(l);
+        // Listener 2 + client 1 + the refill 1 = 4: the table is full.
+        assert_eq!(n.svc.tcp_sockets(), 4);
+        assert!(matches!(n.svc.connect(grant(0), SocketAddr { ip: HOME, port: 80 }, 100), Wait::Done(Err(e)) if e.code == ErrorCode::NoSpace));
+        // Still serving the connection it has.
+        n.write_all(c1, b"still here");
+        assert_eq!(n.read(s1, 100, 1000).unwrap(), b"still here");
+        // Room again once a stream is gone: the listener is topped up later.
+        n.svc.released(c1);
+        n.svc.released(s1);
+        n.run(100);
+        let (c2, _s2) = n.pair(l);
+        n.write_all(c2, b"again");
+    }
+
+    #[test]
+    fn sixty_four_connections_at_once() {
+        let mut n = net(Limits::default());
+        let l = n.listen(80, 16).unwrap();
+        let mut pairs = Vec::new();
+        for _ in 0..64 {
+            pairs.push(n.pair(l));
+        }
+        for (i, (c, s)) in pairs.iter().enumerate() {
+            n.write_all(*c, format!("connection {i}").as_bytes());
+            let _ = s;
+        }
+        for (i, (_, s)) in pairs.iter().enumerate() {
+            assert_eq!(n.read(*s, 100, 1000).unwrap(), format!("connection {i}").as_bytes());
+        }
+        assert_eq!(n.svc.open_sockets(), 129);
+    }
+
+    #[test]
+    fn waiting_calls_are_bounded_one_of_a_kind_per_socket_and_time_out() {
+        let mut n = net(Limits { kept: 2, ..Limits::default() });
+        let l = n.listen(80, 2).unwrap();
+        let (c, s) = n.pair(l);
+        let Wait::Pending(r1) = TcpStreamServer::read(&mut n.svc, s, 10, 50) else { panic!() };
+        assert!(matches!(TcpStreamServer::read(&mut n.svc, s, 10, 50), Wait::Done(Err(e)) if e.code == ErrorCode::Busy && e.message.contains("another read")));
+        let Wait::Pending(_r2) = TcpStreamServer::read(&mut n.svc, c, 10, 0) else { panic!() };
+        assert!(matches!(TcpListenerServer::accept(&mut n.svc, l, 10), Wait::Done(Err(e)) if e.code == ErrorCode::Busy));
+        assert_eq!(n.svc.kept_calls(), 2);
+        // The time runs out for the first read only.
+        assert!(matches!(n.wait(r1), Done::Bytes(Err(e)) if e.code == ErrorCode::TimedOut));
+        assert_eq!(n.svc.kept_calls(), 1, "forever is forever");
+        let Wait::Pending(a) = TcpListenerServer::accept(&mut n.svc, l, 20) else { panic!() };
+        assert!(matches!(n.wait(a), Done::Cap(Err(e)) if e.code == ErrorCode::TimedOut));
+    }
+
+    #[test]
+    fn a_connect_to_a_closed_port_is_refused_and_leaves_nothing() {
+        let mut n = net(Limits::default());
+        let w = n.svc.connect(grant(0), SocketAddr { ip: HOME, port: 8080 }, 2000);
+        assert_eq!(n.cap(w).unwrap_err().code, ErrorCode::ConnectionRefused);
+        assert_eq!(n.svc.open_sockets(), 0);
+        n.run(10);
+        assert_eq!(n.svc.tcp_sockets(), 0);
+    }
+
+    #[test]
+    fn udp_datagrams_go_both_ways_and_oversize_ones_are_refused() {
+        let mut n = net(Limits::default());
+        let a = n.svc.udp_bind(grant(1), 7).unwrap();
+        let b = n.svc.udp_bind(grant(0), 0).unwrap();
+        assert_eq!(n.svc.udp_bind(grant(0), 7).unwrap_err().code, ErrorCode::AlreadyExists);
+        let bport = UdpSocketServer::local(&mut n.svc, b).unwrap().port;
+        assert!(bport >= 49152);
+        let Wait::Pending(id) = UdpSocketServer::receive(&mut n.svc, a, 4, 0) else { panic!() };
+        UdpSocketServer::send(&mut n.svc, b, SocketAddr { ip: HOME, port: 7 }, b"ping!").unwrap();
+        assert_eq!(n.wait(id), Done::Datagram(Ok((b"ping".to_vec(), SocketAddr { ip: HOME, port: bport }))), "cut to the buffer");
+        let e = UdpSocketServer::send(&mut n.svc, b, SocketAddr { ip: HOME, port: 7 }, &[0; 1473]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooLarge);
+        assert!(matches!(UdpSocketServer::receive(&mut n.svc, a, 10, 0), Wait::Pending(_)));
+        UdpSocketServer::close(&mut n.svc, a).unwrap();
+        n.run(1);
+        assert!(n.done.values().any(|d| matches!(d, Done::Datagram(Err(e)) if e.code == ErrorCode::Closed)), "a receive on a closed socket ends");
+    }
+}

@@ -990,6 +990,9 @@ mod tests {
             }
         }
         assert!(got == data, "the bytes arrive in order, unchanged");
+        // The last 1 ms read may still be waiting: let it time out.
+        n.run(5);
+        assert!(n.done.drain().all(|(_, d)| matches!(d, Done::Bytes(Err(e)) if e.code == ErrorCode::TimedOut)));
         // The client closes: the server reads the end of the stream.
         TcpStreamServer::close(&mut n.svc, client).unwrap();
         assert_eq!(n.read(server, 100, 2000), Ok(Vec::new()), "0 bytes: the peer closed its side");

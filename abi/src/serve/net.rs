@@ -314,16 +314,7 @@ fn fill_info(mut b: crate::capos_capnp::network_info::Builder<'_>, i: &NetworkIn
     b.set_mac(&i.mac);
     b.set_link_up(i.link_up);
     b.set_open_sockets(i.open_sockets);
-    let c = i.counters;
-    let mut cb = b.init_counters();
-    cb.set_tx_frames(c.tx_frames);
-    cb.set_tx_bytes(c.tx_bytes);
-    cb.set_tx_drops(c.tx_drops);
-    cb.set_tx_errors(c.tx_errors);
-    cb.set_rx_frames(c.rx_frames);
-    cb.set_rx_bytes(c.rx_bytes);
-    cb.set_rx_drops(c.rx_drops);
-    cb.set_rx_errors(c.rx_errors);
+    crate::serve::nic::fill_counters(b.init_counters(), &i.counters);
 }
 
 /// Answer (or keep) one `TcpListener` call.
@@ -414,7 +405,7 @@ pub fn read_info(r: network_info_result::Reader<'_>) -> Result<Result<NetworkInf
             let i = i?;
             let four = |d: &[u8]| <[u8; 4]>::try_from(d).ok();
             let mac = <[u8; 6]>::try_from(i.get_mac()?).unwrap_or_default();
-            let c = i.get_counters()?;
+            let counters = crate::serve::nic::counters_of(i.get_counters()?);
             Ok(NetworkInfo {
                 address: four(i.get_address()?).map(|ip| (ip, i.get_prefix_length())),
                 gateway: four(i.get_gateway()?),
@@ -422,16 +413,7 @@ pub fn read_info(r: network_info_result::Reader<'_>) -> Result<Result<NetworkInf
                 mac,
                 link_up: i.get_link_up(),
                 open_sockets: i.get_open_sockets(),
-                counters: NicCounters {
-                    tx_frames: c.get_tx_frames(),
-                    tx_bytes: c.get_tx_bytes(),
-                    tx_drops: c.get_tx_drops(),
-                    tx_errors: c.get_tx_errors(),
-                    rx_frames: c.get_rx_frames(),
-                    rx_bytes: c.get_rx_bytes(),
-                    rx_drops: c.get_rx_drops(),
-                    rx_errors: c.get_rx_errors(),
-                },
+                counters,
             })
         }
         network_info_result::Err(e) => Err(read_error(e?)?),

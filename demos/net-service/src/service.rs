@@ -275,10 +275,12 @@ impl Service {
                     let [a, b, c2, d] = ip;
                     self.log.push(format!("net: {a}.{b}.{c2}.{d}/{prefix}{via} (dhcp)"));
                 }
-                Some(dhcpv4::Event::Deconfigured) => {
+                // (smoltcp reports one at the start, before any lease.)
+                Some(dhcpv4::Event::Deconfigured) if self.configured.dhcp => {
                     self.configure(None, None, false);
                     self.log.push(String::from("net: the DHCP lease is gone; no address"));
                 }
+                Some(dhcpv4::Event::Deconfigured) => {}
                 None => {}
             }
         }

@@ -84,6 +84,56 @@ fn nested(depth: usize) -> Vec<u64> {
     words
 }
 
+fn pass(name: &str, ok: bool, detail: core::fmt::Arguments) -> bool {
+    clear(&mut capos_rt::ipc::send_buffer(), capos_abi::limits::MAX_MESSAGE_BYTES);
+    println!("[{}] hostile-{}: {}", if ok { "PASS" } else { "FAIL" }, name, detail);
+    ok
+}
+
+/// `endpoint_receive_timeout` on an endpoint of our own that nobody else
+/// holds: nothing comes, so it must give up, and not before its time; a
+/// notification that is there is taken at once; a deadline that passes
+/// while nothing arrives is not lost (the kernel wakes us).
+fn receive_timeouts(start: &StartInfo) -> bool {
+    let Some(clock) = start.cap("clock").map(capos_rt::Clock) else {
+        return pass("receive-timeout", false, format_args!("no clock granted"));
+    };
+    let now = || clock.now().unwrap_or(0);
+    let ep = match syscall::endpoint_create() {
+        Ok(h) => h,
+        Err(e) => return pass("receive-timeout", false, format_args!("endpoint_create: {:?}", e)),
+    };
+    let mut ok = true;
+    let mut server = Server::new(ep);
+    // SAFETY (raw): plain numbers.
+    ok &= expect("receive-timeout-on-non-endpoint", unsafe { raw(nr::ENDPOINT_RECEIVE_TIMEOUT, [Handle::new(99, 1).raw(), 1000, 0, 0, 0, 0]) }, SysError::InvalidHandle);
+    let t0 = now();
+    let r = server.receive_timeout(0);
+    let spent = now().saturating_sub(t0);
+    ok &= pass("receive-timeout-zero", r.as_ref().err().and_then(|e| e.sys()) == Some(SysError::TimedOut), format_args!("nothing queued: {:?} after {} us", r.err().map(|e| e.sys()), spent / 1000));
+    for ms in [30u64, 120] {
+        let t0 = now();
+        let r = server.receive_timeout(ms * 1_000_000);
+        let waited = now().saturating_sub(t0) / 1_000_000;
+        // Never early; late by at most a few ticks (10 ms each) on a busy
+        // host.
+        let timed_out = r.as_ref().err().and_then(|e| e.sys()) == Some(SysError::TimedOut);
+        ok &= pass("receive-timeout-waits", timed_out && waited >= ms && waited < ms + 1000, format_args!("{} ms asked, gave up after {} ms ({:?})", ms, waited, r.err().map(|e| e.sys())));
+    }
+    // A notification already there is taken, whatever the timeout.
+    match server.mint_notified(9) {
+        Ok(h) => {
+            let _ = syscall::cap_drop(h);
+            let r = server.receive_timeout(5_000_000_000);
+            let got = r.as_ref().map(|c| c.envelope.is_no_senders() && c.badge() == 9).unwrap_or(false);
+            ok &= pass("receive-timeout-takes-notification", got, format_args!("a dropped client's no-senders came first"));
+        }
+        Err(e) => ok &= pass("receive-timeout-takes-notification", false, format_args!("mint: {:?}", e)),
+    }
+    let _ = syscall::cap_drop(ep);
+    ok
+}
+
 fn main(start: &StartInfo) -> i32 {
     let console = start.cap("console").expect("console").raw();
     let con = interfaces::CONSOLE;
@@ -178,6 +228,8 @@ fn main(start: &StartInfo) -> i32 {
     ok &= expect("bulk-register-too-large", unsafe { raw(nr::BULK_REGISTER, [0x1000, MAX_BULK_BYTES + 1, 0, 0, 0, 0]) }, SysError::InvalidArgument);
     ok &= expect("bulk-register-read-only", unsafe { raw(nr::BULK_REGISTER, [IPC_AREA_ADDR + RECV_OFFSET as u64, 4096, 0, 0, 0, 0]) }, SysError::BadAddress);
     ok &= expect("bulk-register-own-send-area", unsafe { raw(nr::BULK_REGISTER, [IPC_AREA_ADDR + SEND_OFFSET as u64, 4096, 0, 0, 0, 0]) }, SysError::BadAddress);
+
+    ok &= receive_timeouts(start);
 
     // Only what the manifest granted exists: try many handle values.
     let len = good_params();

@@ -94,7 +94,12 @@ pub enum Command {
     Mounts,
     Help,
     Exit,
+    /// `fill PATH SIZE [SEED]`: SIZE bytes of the test pattern.
+    Fill(String, u64, u64),
 }
+
+/// The largest `fill` (a test file, not a way to fill a disk by a typo).
+pub const MAX_FILL: u64 = 64 << 20;
 
 /// Every command and what it does (`help`).
 pub const HELP: &[(&str, &str)] = &[
@@ -110,6 +115,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("cp FROM TO", "copy a file, across mounts too (TO a directory: into it, same name)"),
     ("stat PATH", "size, kind, created and modified times with their source"),
     ("sha256 PATH", "sha256 of a file's contents"),
+    ("fill PATH SIZE [SEED]", "create or replace a file with SIZE bytes (K, M suffixes) of the test pattern (capos_kcore::pattern; seed 1)"),
     ("sync", "make every mount's changes durable"),
     ("put KEY VALUE...", "store a value under KEY"),
     ("get KEY", "print the value under KEY"),
@@ -133,9 +139,96 @@ fn usage(cmd: &str) -> ParseError {
     ParseError { code: "invalidArgument", message: alloc::format!("usage: {}", u) }
 }
 
-/// Parse one line (words separated by spaces or tabs).
+fn bad(message: String) -> ParseError {
+    ParseError { code: "invalidArgument", message }
+}
+
+/// The words of a line, separated by spaces or tabs. `"..."` and `'...'`
+/// keep spaces inside a word (`write "my notes.txt" hi`); a backslash
+/// takes the next character as it is (`my\ notes.txt`, `\"`, `\\`),
+/// except inside single quotes, which take everything literally; and
+/// `\u{HEX}` (outside single quotes) is that Unicode character, for names
+/// the serial console cannot type (`caf\u{e9}.txt`).
+pub fn words(line: &str) -> Result<Vec<String>, ParseError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    // A word has started (an empty quoted word is still a word).
+    let mut started = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), c) => cur.push(c),
+            (Some('"'), '"') => quote = None,
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                started = true;
+            }
+            (None, ' ' | '\t') => {
+                if started {
+                    out.push(core::mem::take(&mut cur));
+                    started = false;
+                }
+            }
+            (_, '\\') => {
+                started = true;
+                match chars.next() {
+                    None => return Err(bad(String::from("a backslash at the end of the line escapes nothing"))),
+                    Some('u') => cur.push(unicode_escape(&mut chars)?),
+                    Some(n) => cur.push(n),
+                }
+            }
+            (_, c) => {
+                started = true;
+                cur.push(c);
+            }
+        }
+    }
+    if let Some(q) = quote {
+        return Err(bad(alloc::format!("unterminated {} quote", if q == '"' { "double" } else { "single" })));
+    }
+    if started {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// After `\u`: `{HEX}`, 1 to 6 hex digits naming a Unicode scalar value.
+fn unicode_escape(chars: &mut core::iter::Peekable<core::str::Chars<'_>>) -> Result<char, ParseError> {
+    let bad_escape = || bad(String::from("\\u needs {HEX}: 1 to 6 hex digits of a Unicode character, e.g. \\u{e9}"));
+    if chars.next() != Some('{') {
+        return Err(bad_escape());
+    }
+    let mut hex = String::new();
+    loop {
+        match chars.next() {
+            Some('}') => break,
+            Some(c) if c.is_ascii_hexdigit() && hex.len() < 6 => hex.push(c),
+            _ => return Err(bad_escape()),
+        }
+    }
+    let v = u32::from_str_radix(&hex, 16).map_err(|_| bad_escape())?;
+    char::from_u32(v).filter(|c| *c != '\0').ok_or_else(|| bad(alloc::format!("\\u{{{}}} is not a character a name can hold", hex)))
+}
+
+/// A size: digits with an optional `K` or `M` (binary: 1024, 1048576).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (digits, unit) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 1u64 << 20),
+        _ => (s, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// Parse one line (words as [`words`] splits them).
 pub fn parse(line: &str) -> Result<Command, ParseError> {
-    let words: Vec<&str> = line.split_whitespace().collect();
+    let owned = words(line)?;
+    let words: Vec<&str> = owned.iter().map(String::as_str).collect();
     let Some((&cmd, args)) = words.split_first() else { return Ok(Command::Empty) };
     let one = |f: fn(String) -> Command| match args {
         [a] => Ok(f(a.to_string())),
@@ -177,6 +270,20 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "mounts" => none(Command::Mounts),
         "help" => none(Command::Help),
         "exit" => none(Command::Exit),
+        "fill" => match args {
+            [p, size] | [p, size, _] => {
+                let n = parse_size(size).ok_or_else(|| bad(alloc::format!("fill: '{}' is not a size (digits, then K or M if you like)", size)))?;
+                if n > MAX_FILL {
+                    return Err(bad(alloc::format!("fill: {} bytes is more than the {} a fill may write", n, MAX_FILL)));
+                }
+                let seed = match args.get(2) {
+                    Some(s) => s.parse::<u64>().map_err(|_| bad(alloc::format!("fill: seed '{}' is not a number", s)))?,
+                    None => 1,
+                };
+                Ok(Command::Fill(p.to_string(), n, seed))
+            }
+            _ => Err(usage(cmd)),
+        },
         other => {
             let shown: String = other.chars().take(32).collect();
             Err(ParseError { code: "invalidArgument", message: alloc::format!("unknown command '{}'; type help", shown) })
@@ -346,6 +453,37 @@ mod tests {
     }
 
     #[test]
+    fn quotes_and_escapes_make_names_with_spaces_and_unicode() {
+        let w = |l: &str| words(l).map_err(|e| e.message);
+        assert_eq!(w(r#"cat "my notes.txt""#), Ok(vec!["cat".into(), "my notes.txt".into()]));
+        assert_eq!(w(r"cat my\ notes.txt"), Ok(vec!["cat".into(), "my notes.txt".into()]));
+        assert_eq!(w(r#"cat 'a "b" \c'"#), Ok(vec!["cat".into(), r#"a "b" \c"#.into()]));
+        assert_eq!(w(r#"cat "a \"b\" \\c""#), Ok(vec!["cat".into(), r#"a "b" \c"#.into()]));
+        assert_eq!(w(r"cat caf\u{e9}.txt"), Ok(vec!["cat".into(), "caf\u{e9}.txt".into()]));
+        assert_eq!(w(r#"cat "\u{1F600} x""#), Ok(vec!["cat".into(), "\u{1F600} x".into()]));
+        assert_eq!(w(r"cat '\u{e9}'"), Ok(vec!["cat".into(), r"\u{e9}".into()]), "single quotes take it literally");
+        assert_eq!(w(r#"a "" b"#), Ok(vec!["a".into(), "".into(), "b".into()]));
+        assert_eq!(w(r#"a"b c"d"#), Ok(vec!["ab cd".into()]));
+        assert_eq!(w("  a\t b  "), Ok(vec!["a".into(), "b".into()]));
+        for bad in [r#"cat "open"#, "cat 'open", r"cat x\", r"cat \u{}", r"cat \u{110000}", r"cat \u{d800}", r"cat \ue9", r"cat \u{1234567}", r"cat \u{0}", r"cat \u{zz}"] {
+            let e = words(bad).unwrap_err();
+            assert_eq!(e.code, "invalidArgument", "{bad}");
+        }
+        assert_eq!(parse(r#"write "a b.txt" hello  there"#), Ok(Command::Write("a b.txt".into(), "hello there".into())));
+    }
+
+    #[test]
+    fn fill_takes_a_bounded_size_and_a_seed() {
+        assert_eq!(parse("fill f 1M"), Ok(Command::Fill("f".into(), 1 << 20, 1)));
+        assert_eq!(parse("fill f 4k 9"), Ok(Command::Fill("f".into(), 4096, 9)));
+        assert_eq!(parse("fill f 0"), Ok(Command::Fill("f".into(), 0, 1)));
+        assert_eq!(parse("fill f 64M"), Ok(Command::Fill("f".into(), MAX_FILL, 1)));
+        for bad in ["fill f", "fill f 1G", "fill f 65M", "fill f -1", "fill f K", "fill f 12x", "fill f 99999999999999999999", "fill f 1 x", "fill f 1 2 3", "fill f 18446744073709551615M"] {
+            assert_eq!(parse(bad).map_err(|e| e.code), Err("invalidArgument"), "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_lines_are_errors_not_commands() {
         let e = parse("frobnicate now").unwrap_err();
         assert_eq!(e.code, "invalidArgument");
@@ -366,7 +504,7 @@ mod tests {
     #[test]
     fn every_help_entry_parses_as_its_command() {
         for (u, _) in HELP {
-            let line: Vec<&str> = u.split(' ').map(|w| if w.ends_with("...") || w.chars().all(|c| c.is_ascii_uppercase() || c == '[' || c == ']') { "x" } else { w }).collect();
+            let line: Vec<&str> = u.split(' ').map(|w| if w.contains("SIZE") || w.contains("SEED") { "1" } else if w.ends_with("...") || w.chars().all(|c| c.is_ascii_uppercase() || c == '[' || c == ']') { "x" } else { w }).collect();
             assert!(parse(&line.join(" ")).is_ok(), "help entry '{u}' does not parse");
         }
     }

@@ -246,6 +246,7 @@ impl Shell {
             Command::Cp(from, to) => self.cp(&from, &to),
             Command::Stat(p) => self.stat(&p),
             Command::Sha256(p) => self.sha256(&p),
+            Command::Fill(p, size, seed) => self.fill(&p, size, seed),
             Command::Sync => self.sync(),
             Command::Put(k, v) => self.store()?.put(k.as_bytes(), v.as_bytes()).map_err(call_err(&format!("put {}", k))),
             Command::Get(k) => {
@@ -353,6 +354,30 @@ impl Shell {
         };
         let n = f.write(at, line.as_bytes()).map_err(call_err(&path))?;
         self.out(&format!("{} {} bytes to {}", if append { "appended" } else { "wrote" }, n, path));
+        self.mounts[i].sync_file = Some(f);
+        Ok(())
+    }
+
+    /// `fill PATH SIZE SEED`: the file made or replaced with SIZE bytes of
+    /// the test pattern (`capos_kcore::pattern`), CHUNK bytes a call.
+    fn fill(&mut self, p: &str, size: u64, seed: u64) -> Res<()> {
+        let (i, f, path) = self.open_or_create(resolve(&join(&self.cwd), p))?;
+        f.truncate(0).map_err(call_err(&path))?;
+        let mut buf = alloc::vec![0u8; CHUNK as usize];
+        let mut at = 0u64;
+        while at < size {
+            let n = (size - at).min(CHUNK as u64) as usize;
+            capos_kcore::pattern::fill(seed, at, &mut buf[..n]);
+            match f.write(at, &buf[..n]) {
+                Ok(w) if w == n as u64 => at += w,
+                Ok(w) => return fail(ErrorCode::Io, format!("{}: wrote {} of {} bytes at offset {}", path, w, n, at)),
+                Err(e) => {
+                    let Failure(code, why) = call_err(&path)(e);
+                    return Err(Failure(code, format!("{} (after {} of {} bytes; the file holds what was written)", why, at, size)));
+                }
+            }
+        }
+        self.out(&format!("filled {} with {} of pattern {}", path, count(size, "byte", "bytes"), seed));
         self.mounts[i].sync_file = Some(f);
         Ok(())
     }

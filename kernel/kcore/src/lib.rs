@@ -22,6 +22,7 @@ pub mod lock_order;
 pub mod mmio;
 pub mod mount_claims;
 pub mod net;
+pub mod pattern;
 pub mod nvme;
 pub mod pci;
 pub mod pid_table;

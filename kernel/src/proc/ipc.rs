@@ -538,9 +538,21 @@ fn server_endpoint(t: &mut Table, handle: Handle) -> Result<Arc<Endpoint>, SysEr
     }
 }
 
+/// How long a receive waits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// For ever (`endpoint_receive`).
+    Ever,
+    /// Until this uptime in ns (`endpoint_receive_timeout`).
+    Deadline(u64),
+    /// Not at all: `TimedOut` at once when nothing is there.
+    Now,
+}
+
 /// Take the next notification or call on `ep` for the current process,
 /// or block it in receive (`Ok(None)`).
-fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, SysError> {
+#[inline(always)]
+fn try_receive(t: &mut Table, ep: &Arc<Endpoint>, until: Until) -> Result<Option<Received>, SysError> {
     let cur = t.current_pid();
     loop {
         let incoming = ep.core.lock().receive()?;
@@ -568,7 +580,11 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, Sy
                 }
             },
             None => {
-                t.block_receive();
+                match until {
+                    Until::Ever => t.block_receive(),
+                    Until::Deadline(d) => t.block_receive_until(d, &super::NEXT_DEADLINE),
+                    Until::Now => return Err(SysError::TimedOut),
+                }
                 return Ok(None);
             }
         }
@@ -579,12 +595,14 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>) -> Result<Option<Received>, Sy
 /// on `ep` (woken to receive again when a notification arrives); `first`:
 /// the switch to make now (back to a client just answered), else the
 /// scheduler runs.
-fn wait_for_call(f: &mut TrapFrame, ep: &Arc<Endpoint>, first: Option<Switch>) -> SysResult {
+#[inline(always)]
+fn wait_for_call(f: &mut TrapFrame, ep: &Arc<Endpoint>, first: Option<Switch>, until: Until) -> SysResult {
     run_switch(first);
     loop {
         match with(|t| t.take_delivery()) {
             Some(Ok(Delivery::Call(r))) => return Ok(set_received(f, r)),
-            Some(Ok(Delivery::Retry)) => match with(|t| try_receive(t, ep)).map_err(err)? {
+            // Woken to look again: the same deadline holds.
+            Some(Ok(Delivery::Retry)) => match with(|t| try_receive(t, ep, until)).map_err(err)? {
                 Some(r) => return Ok(set_received(f, r)),
                 None => schedule(),
             },
@@ -596,15 +614,35 @@ fn wait_for_call(f: &mut TrapFrame, ep: &Arc<Endpoint>, first: Option<Switch>) -
 
 /// `endpoint_receive(endpoint handle)`.
 pub fn endpoint_receive(f: &mut TrapFrame) -> SysResult {
+    receive_until(f, Until::Ever)
+}
+
+/// `endpoint_receive_timeout(endpoint handle, ns)`.
+pub fn endpoint_receive_timeout(f: &mut TrapFrame) -> SysResult {
+    let until = match f.rsi {
+        0 => Until::Now,
+        // At least 1: 0 means no deadline to the table.
+        ns => Until::Deadline(crate::time::uptime_ns().saturating_add(ns).max(1)),
+    };
+    let r = receive_until(f, until);
+    // Whatever ended the wait, the deadline is over (a later plain
+    // receive must not inherit it).
+    if let Until::Deadline(_) = until {
+        with(|t| t.current().set_deadline(0));
+    }
+    r
+}
+
+fn receive_until(f: &mut TrapFrame, until: Until) -> SysResult {
     let handle = Handle::from_raw(f.rdi);
     let (got, ep) = with(|t| {
         let ep = server_endpoint(t, handle)?;
-        try_receive(t, &ep).map(|r| (r, ep))
+        try_receive(t, &ep, until).map(|r| (r, ep))
     })
     .map_err(err)?;
     match got {
         Some(r) => Ok(set_received(f, r)),
-        None => wait_for_call(f, &ep, None),
+        None => wait_for_call(f, &ep, None, until),
     }
 }
 
@@ -687,7 +725,7 @@ pub fn endpoint_reply_receive(f: &mut TrapFrame) -> SysResult {
     let (got, ep) = with(|t| {
         let ep = server_endpoint(t, handle)?;
         let client = reply(t, f.rdi, word, f.r10, f.r8)?;
-        match try_receive(t, &ep) {
+        match try_receive(t, &ep, Until::Ever) {
             Ok(Some(r)) => {
                 t.queue(client);
                 Ok((Ok(r), ep))
@@ -703,7 +741,7 @@ pub fn endpoint_reply_receive(f: &mut TrapFrame) -> SysResult {
     .map_err(err)?;
     match got {
         Ok(r) => Ok(set_received(f, r)),
-        Err(switch) => wait_for_call(f, &ep, switch),
+        Err(switch) => wait_for_call(f, &ep, switch, Until::Ever),
     }
 }
 

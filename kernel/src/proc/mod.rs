@@ -62,6 +62,30 @@ pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     f(&mut TABLE.lock())
 }
 
+/// The earliest deadline (uptime ns) of a process blocked in
+/// `endpoint_receive_timeout`; u64::MAX when none. Kept by
+/// [`Table::expire`] and lowered by every timed `block_receive`, both
+/// under the table lock.
+pub(crate) static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Wake every process whose receive deadline has passed (`TimedOut`).
+/// Called where a CPU looks for work: at each timer tick that interrupts
+/// user mode, and in the idle loops, which the timer wakes at every tick;
+/// so a deadline is kept within a tick. One load and a compare when none
+/// is due.
+#[inline(always)]
+fn expire_deadlines() {
+    if NEXT_DEADLINE.load(Ordering::Relaxed) != u64::MAX && crate::time::uptime_ns() >= NEXT_DEADLINE.load(Ordering::Relaxed) {
+        expire_now();
+    }
+}
+
+#[inline(never)]
+fn expire_now() {
+    let now = crate::time::uptime_ns();
+    with(|t| t.expire(now, &NEXT_DEADLINE));
+}
+
 /// Send a reschedule interrupt to each CPU in `cpus` (bit per index).
 #[cold]
 #[inline(never)]
@@ -369,6 +393,7 @@ pub fn table_slots() -> usize {
 /// asked for by another CPU is carried out here first.
 fn preempt() {
     settle_before_user();
+    expire_deadlines();
     schedule();
 }
 
@@ -469,6 +494,7 @@ pub fn run_until_idle() -> (usize, usize, usize) {
     }
     loop {
         trap::set_interrupts(false);
+        expire_deadlines();
         if with(|t| t.any_ready()) {
             schedule();
             continue;
@@ -489,7 +515,8 @@ pub fn run_until_idle() -> (usize, usize, usize) {
         // yet wake somebody: not idle until every CPU is.
         let done = with(|t| {
             let live = t.live();
-            let blocked = t.users().filter(|p| matches!(p.state(), State::Blocked(Wait::Call | Wait::Reply { .. }))).count();
+            // One waiting with a deadline runs again by itself: not idle.
+            let blocked = t.users().filter(|p| matches!(p.state(), State::Blocked(Wait::Call | Wait::Reply { .. })) && !p.timed()).count();
             (live == 0 || blocked == live) && !t.others_busy()
         });
         if done {
@@ -516,6 +543,7 @@ pub fn ap_main(_cpu: usize) -> ! {
         trap::set_interrupts(false);
         if SCHEDULING.load(Ordering::Acquire) {
             settle();
+            expire_deadlines();
             if with(|t| t.any_ready()) {
                 schedule();
                 continue;

@@ -30,8 +30,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Ok(Syscall::EndpointReply) => super::ipc::endpoint_reply(frame),
             Ok(Syscall::EndpointReplyReceive) => super::ipc::endpoint_reply_receive(frame),
             Ok(Syscall::BulkRegister) => super::ipc::bulk_register(frame),
-            // Not served yet: the deadline comes with the scheduler's part.
-            Ok(Syscall::EndpointReceiveTimeout) => Err(err(SysError::UnknownSyscall)),
+            Ok(Syscall::EndpointReceiveTimeout) => super::ipc::endpoint_receive_timeout(frame),
             Ok(Syscall::Exit) => exit(frame.rdi),
             Ok(Syscall::Yield) => {
                 schedule();

@@ -133,6 +133,9 @@ pub struct Process {
     recv_dirty: usize,
     /// Sequence number of this process's latest endpoint call.
     seq: u32,
+    /// While blocked in receive: the uptime (ns) at which it gives up
+    /// (`endpoint_receive_timeout`), 0 when it waits for ever.
+    deadline: u64,
     /// The endpoint call it is in (meaningful while `Blocked(Reply)`), and
     /// otherwise a scratch list where a running process's replies gather
     /// capabilities.
@@ -175,6 +178,7 @@ impl Process {
             _ipc: ipc,
             recv_dirty: 0,
             seq: 0,
+            deadline: 0,
             call: PendingCall::default(),
             delivery: None,
             bulk_recv: None,
@@ -277,10 +281,23 @@ impl Process {
         self.state = State::Running;
     }
 
-    /// This process waits in receive.
+    /// This process waits in receive (until its deadline, if it set one).
     pub fn block_receive(&mut self) {
         self.delivery = None;
         self.state = State::Blocked(Wait::Call);
+    }
+
+    /// The deadline (uptime ns) of a receive with a timeout; 0 for none.
+    /// Set before it blocks and cleared by the syscall once it returns, so
+    /// the plain receive on the call path never writes it.
+    pub fn set_deadline(&mut self, deadline: u64) {
+        self.deadline = deadline;
+    }
+
+    /// Whether it waits in receive with a deadline (so it will run again
+    /// whatever happens: not idle).
+    pub fn timed(&self) -> bool {
+        self.state == State::Blocked(Wait::Call) && self.deadline != 0
     }
 
     /// The server took this process's call (rule 3).
@@ -548,8 +565,41 @@ impl Table {
     // ---- Transitions (rule 1). ----
 
     /// The current process waits in receive.
+    /// The current process waits in receive.
     pub fn block_receive(&mut self) {
         self.current().block_receive();
+    }
+
+    /// The current process waits in receive until `deadline` (uptime ns,
+    /// not 0); `next` (the earliest deadline of any process, which
+    /// [`Table::expire`] keeps) is lowered to it.
+    pub fn block_receive_until(&mut self, deadline: u64, next: &AtomicU64) {
+        let p = self.current();
+        p.set_deadline(deadline);
+        p.block_receive();
+        next.fetch_min(deadline, Ordering::Relaxed);
+    }
+
+    /// Every process blocked in receive whose deadline is `now` or
+    /// earlier is woken with `TimedOut`; `next` becomes the earliest
+    /// deadline left (u64::MAX: none). Under the table lock, as every
+    /// `block_receive`, so no deadline is missed between the two.
+    pub fn expire(&mut self, now: u64, next: &AtomicU64) {
+        let mut due = Vec::new();
+        let mut earliest = u64::MAX;
+        for p in self.users() {
+            if p.timed() {
+                if p.deadline <= now {
+                    due.push(p.pid);
+                } else {
+                    earliest = earliest.min(p.deadline);
+                }
+            }
+        }
+        next.store(earliest, Ordering::Relaxed);
+        for pid in due {
+            self.wake(pid, Some(Wait::Call), Err(SysError::TimedOut));
+        }
     }
 
     /// The current process waits for a kernel object to complete its call.

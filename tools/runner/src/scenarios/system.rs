@@ -224,6 +224,10 @@ pub(super) const DEFAULT_SYSTEM_EXPECTS: &[&str] = &[
     "[shell] capOS shell: 2 filesystems, a store; type help",
 ];
 
+/// `sha256` of `fill "/data/pattern 1.bin" 100K 7` (a unit test below
+/// recomputes it from `capos_kcore::pattern`).
+const PATTERN_7_100K_SHA256: &str = "[shell] d2281affefad6b5a9001a91ae3e0632c50a3ce6b64cef5d667b0ac9d67983522  /data/pattern 1.bin (102400 bytes)";
+
 /// What tools/shell.script must print on a fresh disk.
 const SHELL_SCRIPT_EXPECTS: &[&str] = &[
     "[shell]   write PATH TEXT...",
@@ -259,6 +263,12 @@ const SHELL_SCRIPT_EXPECTS: &[&str] = &[
     "[shell] error: notFound: /fat/no-such-file",
     "[shell] error: invalidArgument: /data/hello-copy.txt and /data are the same file",
     "[shell] error: readOnly: /fat/welcome.txt",
+    "[shell] filled /data/pattern 1.bin with 102400 bytes of pattern 7",
+    PATTERN_7_100K_SHA256,
+    "[shell] wrote 34 bytes to /data/café notes.txt",
+    "[shell] a name with a space and an accent",
+    "[shell] error: invalidArgument: fill: 68157440 bytes is more than the 67108864 a fill may write",
+    "[shell] error: invalidArgument: unterminated double quote",
     "[shell] blue",
     "[shell] true",
     "[shell] app/name",
@@ -301,6 +311,15 @@ mod tests {
         let p = std::env::temp_dir().join(format!("capos-run-input-{}-{}", std::process::id(), name));
         std::fs::write(&p, bytes).unwrap();
         p
+    }
+
+    #[test]
+    fn the_pattern_sha_the_shell_scenario_expects_is_the_patterns() {
+        use sha2::{Digest, Sha256};
+        let mut b = vec![0u8; 100 * 1024];
+        capos_kcore::pattern::fill(7, 0, &mut b);
+        let hex: String = Sha256::digest(&b).iter().map(|x| format!("{:02x}", x)).collect();
+        assert_eq!(PATTERN_7_100K_SHA256, format!("[shell] {}  /data/pattern 1.bin (102400 bytes)", hex));
     }
 
     #[test]

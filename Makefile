@@ -83,7 +83,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 # this order. The last four run alone, after the others (docs/testing.md),
 # so they come last here and the output is not held back behind them.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi blk-scsi net-nic hello ipc cap-faults process-lifetime default-system shell \
+             blk-virtio blk-nvme blk-multi blk-scsi net-nic net-service hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
              storage-services-churn storage-services-recovery \
@@ -92,7 +92,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi run-blk-scsi run-net-nic bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
+        run-boot-menu run-blk-multi run-blk-scsi run-net-nic run-net-service bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
         bench-boot bench-check run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
@@ -291,6 +291,13 @@ run-blk-scsi: setup
 ## a manifest granting the card twice is refused at boot.
 run-net-nic: setup
 	@$(RUNNER) test net-nic
+
+## TCP and UDP as capabilities (docs/network.md): demos/net-service runs
+## smoltcp over the Nic and serves demos/net-echo, granted with terms; the
+## runner checks echo, 64 connections, UDP and a dropped stream closing
+## from the host through 127.0.0.1-only forwards.
+run-net-service: setup
+	@$(RUNNER) test net-service
 
 ## Storage (README.md "Storage scenarios"): demos/storage-check against the
 ## kernel's Directory/File/Store, judged against mkstore-image's extract.

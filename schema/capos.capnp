@@ -56,6 +56,9 @@ enum ErrorCode {
   busy @16;            # the object is in use in a way that forbids this now
   unavailable @17;     # what serves this capability is absent (a manifest mount that failed
                        # at boot); `message` says why. Append new codes after this; never renumber.
+  timedOut @18;        # a call that waits (accept, read, connect ...) ran out of its time
+  connectionRefused @19; # the peer refused a connection (TCP reset to a SYN)
+  connectionReset @20; # the peer (or the stack) aborted an established connection
 }
 
 struct Error {
@@ -470,6 +473,115 @@ interface Nic @0x9587022b73d97181 {
   counters @3 () -> NicCountersResult;
 }
 
+struct NetAddress {
+  # An IPv4 address and a port.
+  ip @0 :Data;             # 4 bytes
+  port @1 :UInt16;
+}
+
+struct NetAddressResult {
+  union {
+    ok @0 :NetAddress;
+    err @1 :Error;
+  }
+}
+
+struct NetworkInfo {
+  address @0 :Data;        # our IPv4 address, 4 bytes; empty until configured
+  prefixLength @1 :UInt8;  # of the address's network (24 for 10.0.2.15/24)
+  gateway @2 :Data;        # 4 bytes; empty when there is none
+  dhcp @3 :Bool;           # the address came from DHCP
+  mac @4 :Data;            # the card's MAC, 6 bytes
+  linkUp @5 :Bool;
+  counters @6 :NicCounters;# the card's, as Nic.counters reports them
+  openSockets @7 :UInt32;  # TCP listeners, TCP streams and UDP sockets open now (all holders)
+}
+
+struct NetworkInfoResult {
+  union {
+    ok @0 :NetworkInfo;
+    err @1 :Error;
+  }
+}
+
+struct UdpDatagram {
+  length @0 :UInt32;       # bytes at the start of the caller's bulk buffer
+  peer @1 :NetAddress;     # who sent it
+}
+
+struct UdpReceiveResult {
+  union {
+    ok @0 :UdpDatagram;
+    err @1 :Error;
+  }
+}
+
+interface Network @0xbd40210816ed2a86 {
+  # Served by the network service (demos/net-service, smoltcp over a Nic;
+  # docs/network.md). Sockets are handed out as capabilities of the same
+  # service; dropping the last copy of one closes its socket. What a holder
+  # may do comes from its manifest grant's terms (`terms listen=80 connect
+  # udp`): anything else is `permissionDenied`. Waiting calls take a
+  # `timeoutMs` (0 = no limit) and fail with `timedOut` when it passes.
+
+  info @0 () -> NetworkInfoResult;
+  # Our address (empty until DHCP configured it), the card, open sockets.
+
+  listen @1 (port :UInt16, backlog :UInt16) -> CapResult;
+  # A TcpListener on `port` (1..65535, allowed by the terms) holding up to
+  # `backlog` connections not yet accepted (1..service bound).
+
+  connect @2 (peer :NetAddress, timeoutMs :UInt32) -> CapResult;
+  # A TcpStream to `peer`, once established (`connectionRefused`, `timedOut`).
+
+  udpBind @3 (port :UInt16) -> CapResult;
+  # A UdpSocket on `port` (0 = an ephemeral port).
+}
+
+interface TcpListener @0x8da0795cc14ed413 {
+  accept @0 (timeoutMs :UInt32) -> CapResult;
+  # The next established connection, a TcpStream; waits for one (0 = forever).
+
+  local @1 () -> NetAddressResult;
+
+  close @2 () -> VoidResult;
+  # Stop listening; connections not yet accepted are reset. Later calls: `closed`.
+}
+
+interface TcpStream @0x9bcd496f352a831e {
+  read @0 (timeoutMs :UInt32) -> UInt64Result;
+  # Received bytes into the caller's writable bulk buffer (at most its size).
+  # Waits for at least one byte, the end of the stream or the timeout;
+  # `ok` 0 means the peer closed its side.
+
+  write @1 (timeoutMs :UInt32) -> UInt64Result;
+  # The caller's readable bulk buffer, queued for sending; waits until all of
+  # it is queued (`ok` is the count, fewer only when the timeout passed;
+  # `timedOut` when none was queued). At most
+  # capos_abi::limits::MAX_NET_IO_BYTES per call (`tooLarge`).
+
+  shutdown @2 () -> VoidResult;
+  # Send FIN after what is queued; reading goes on.
+
+  close @3 () -> VoidResult;
+  # Close the connection now (FIN after what is queued); later calls: `closed`.
+
+  peer @4 () -> NetAddressResult;
+  local @5 () -> NetAddressResult;
+}
+
+interface UdpSocket @0xff494c31385ca06d {
+  send @0 (peer :NetAddress) -> VoidResult;
+  # The caller's readable bulk buffer is one datagram to `peer`.
+
+  receive @1 (timeoutMs :UInt32) -> UdpReceiveResult;
+  # The oldest datagram into the caller's writable bulk buffer (cut to its
+  # size; `length` says how much was written); waits for one (0 = forever).
+
+  local @2 () -> NetAddressResult;
+  close @3 () -> VoidResult;
+}
+
 # ---------------------------------------------------------------------------
 # The call envelope is not capnp: the interface id, method ordinal, badge,
 # reply token and capability handles travel in registers and in the header
@@ -493,6 +605,16 @@ struct StartInfo @0xa5257900c77b9c06 {
   args @1 :List(Text);
   caps @2 :List(NamedCap);     # granted capabilities, in manifest order
   endpoints @3 :List(NamedCap);# receive handles of its exported endpoints
+  grantTerms @4 :List(GrantTerms); # terms of the grants of its endpoints (a server's policy input)
+}
+
+struct GrantTerms {
+  # What the manifest says a grant of one of this process's endpoints may
+  # do (`grant net: process:net/network terms listen=80 connect`): calls
+  # through it arrive with `badge`; the server decides what `terms` mean.
+  endpoint @0 :Text;           # which of its exported endpoints
+  badge @1 :UInt64;            # capos_abi::badge::manifest_grant of the grant
+  terms @2 :Text;              # the words after `terms`, single-spaced
 }
 
 struct Manifest @0x8579300af96e2e0e {
@@ -546,6 +668,8 @@ struct Grant {
     endpoint @2 :EndpointRef;  # another process's exported endpoint
   }
   readOnly @3 :Bool;           # endpoint grants: set the badge's read-only bit
+  terms @4 :Text;              # endpoint grants: what the holder may do, for the
+                               # server (StartInfo.grantTerms); empty = none given
 }
 
 struct EndpointRef {

@@ -6,7 +6,7 @@
 //! contract of DESIGN.md ("Contracts that must not drift"). The tests below
 //! read the compiled schema and fail if a name, ordinal or id moves.
 
-use crate::capos_capnp::{block_device, clock, console, directory, endpoint, file, nic, ping, process_control, store};
+use crate::capos_capnp::{block_device, clock, console, directory, endpoint, file, network, nic, ping, process_control, store, tcp_listener, tcp_stream, udp_socket};
 use capnp::traits::HasTypeId;
 
 pub const DIRECTORY: u64 = <directory::Client as HasTypeId>::TYPE_ID;
@@ -19,6 +19,10 @@ pub const BLOCK_DEVICE: u64 = <block_device::Client as HasTypeId>::TYPE_ID;
 pub const CLOCK: u64 = <clock::Client as HasTypeId>::TYPE_ID;
 pub const PROCESS_CONTROL: u64 = <process_control::Client as HasTypeId>::TYPE_ID;
 pub const NIC: u64 = <nic::Client as HasTypeId>::TYPE_ID;
+pub const NETWORK: u64 = <network::Client as HasTypeId>::TYPE_ID;
+pub const TCP_LISTENER: u64 = <tcp_listener::Client as HasTypeId>::TYPE_ID;
+pub const TCP_STREAM: u64 = <tcp_stream::Client as HasTypeId>::TYPE_ID;
+pub const UDP_SOCKET: u64 = <udp_socket::Client as HasTypeId>::TYPE_ID;
 
 /// `Directory` method ordinals.
 pub mod directory_method {
@@ -97,6 +101,39 @@ pub mod nic_method {
     pub const COUNTERS: u16 = 3;
 }
 
+/// `Network` method ordinals.
+pub mod network_method {
+    pub const INFO: u16 = 0;
+    pub const LISTEN: u16 = 1;
+    pub const CONNECT: u16 = 2;
+    pub const UDP_BIND: u16 = 3;
+}
+
+/// `TcpListener` method ordinals.
+pub mod tcp_listener_method {
+    pub const ACCEPT: u16 = 0;
+    pub const LOCAL: u16 = 1;
+    pub const CLOSE: u16 = 2;
+}
+
+/// `TcpStream` method ordinals.
+pub mod tcp_stream_method {
+    pub const READ: u16 = 0;
+    pub const WRITE: u16 = 1;
+    pub const SHUTDOWN: u16 = 2;
+    pub const CLOSE: u16 = 3;
+    pub const PEER: u16 = 4;
+    pub const LOCAL: u16 = 5;
+}
+
+/// `UdpSocket` method ordinals.
+pub mod udp_socket_method {
+    pub const SEND: u16 = 0;
+    pub const RECEIVE: u16 = 1;
+    pub const LOCAL: u16 = 2;
+    pub const CLOSE: u16 = 3;
+}
+
 /// Every interface: (name in the schema, id, method names by ordinal).
 pub const ALL: &[(&str, u64, &[&str])] = &[
     ("Directory", DIRECTORY, &["open", "list", "mkdir", "remove", "sub", "create", "rename"]),
@@ -109,6 +146,10 @@ pub const ALL: &[(&str, u64, &[&str])] = &[
     ("ProcessControl", PROCESS_CONTROL, &["kill", "status"]),
     ("Clock", CLOCK, &["now"]),
     ("Nic", NIC, &["info", "transmit", "receive", "counters"]),
+    ("Network", NETWORK, &["info", "listen", "connect", "udpBind"]),
+    ("TcpListener", TCP_LISTENER, &["accept", "local", "close"]),
+    ("TcpStream", TCP_STREAM, &["read", "write", "shutdown", "close", "peer", "local"]),
+    ("UdpSocket", UDP_SOCKET, &["send", "receive", "local", "close"]),
 ];
 
 /// The schema name of an interface id (for logs), if it is one of ours.
@@ -173,6 +214,10 @@ mod tests {
         assert_eq!(PROCESS_CONTROL, 0xcdf0_ff86_2f58_2772);
         assert_eq!(CLOCK, 0xc4b6_55d8_a98c_884d);
         assert_eq!(NIC, 0x9587_022b_73d9_7181);
+        assert_eq!(NETWORK, 0xbd40_2108_16ed_2a86);
+        assert_eq!(TCP_LISTENER, 0x8da0_795c_c14e_d413);
+        assert_eq!(TCP_STREAM, 0x9bcd_496f_352a_831e);
+        assert_eq!(UDP_SOCKET, 0xff49_4c31_385c_a06d);
         with_nodes(|nodes| {
             for (name, id, methods) in ALL {
                 let n = nodes.get(*name).unwrap_or_else(|| panic!("interface {name} missing from the schema"));
@@ -230,6 +275,10 @@ mod tests {
             ("Error", &["code", "message"]),
             ("DirEntry", &["name", "kind", "size"]),
             ("BlockInfo", &["blockSize", "blockCount", "readOnly"]),
+            ("NetAddress", &["ip", "port"]),
+            ("NetworkInfo", &["address", "prefixLength", "gateway", "dhcp", "mac", "linkUp", "counters", "openSockets"]),
+            ("UdpDatagram", &["length", "peer"]),
+            ("GrantTerms", &["endpoint", "badge", "terms"]),
         ];
         with_nodes(|nodes| {
             for (name, fields) in expect {
@@ -261,5 +310,8 @@ mod tests {
         assert_eq!(ErrorCode::StaleHandle as u16, 14);
         assert_eq!(ErrorCode::Busy as u16, 16);
         assert_eq!(ErrorCode::Unavailable as u16, 17);
+        assert_eq!(ErrorCode::TimedOut as u16, 18);
+        assert_eq!(ErrorCode::ConnectionRefused as u16, 19);
+        assert_eq!(ErrorCode::ConnectionReset as u16, 20);
     }
 }

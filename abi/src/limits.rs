@@ -32,6 +32,14 @@ pub const MAX_CAPS_PER_MESSAGE: usize = 16;
 /// Largest `length` a `File.read` may ask for, and a sensible write chunk.
 pub const MAX_IO_CHUNK_BYTES: u32 = 64 * 1024;
 
+/// Most bytes one `TcpStream.write` queues, and the largest datagram
+/// `UdpSocket.send` takes (a network service copies a write it cannot
+/// queue at once, so this bounds what one waiting call holds).
+pub const MAX_NET_IO_BYTES: usize = 64 * 1024;
+
+/// Most bytes the terms of one grant may be (`Grant.terms`).
+pub const MAX_TERMS_BYTES: usize = 256;
+
 /// Longest line `Console.writeLine` accepts (bytes, UTF-8).
 pub const MAX_CONSOLE_LINE_BYTES: usize = 1024;
 

@@ -427,6 +427,9 @@ pub struct Grant {
     /// `read-only` after an endpoint source: the badge's
     /// `capos_abi::badge::MANIFEST_READ_ONLY` bit.
     pub read_only: bool,
+    /// `terms ...` after an endpoint source: what the holder may do, for
+    /// the serving process (`crate::terms`); empty when none are given.
+    pub terms: String,
 }
 
 /// The restart budget of `restart: on-failure` without `max N`.
@@ -648,6 +651,12 @@ impl Manifest {
                         grant.name
                     )));
                 }
+                if !grant.terms.is_empty() {
+                    if matches!(grant.source, GrantSource::Kernel(_)) {
+                        return Err(ManifestError::at(at, format!("grant '{}': 'terms' apply to endpoint grants (a server reads them)", grant.name)));
+                    }
+                    crate::terms::NetTerms::parse(&grant.terms).map_err(|m| ManifestError::at(at, format!("grant '{}': {m}", grant.name)))?;
+                }
                 match &grant.source {
                     GrantSource::Kernel(source) => {
                         let ks = KernelSource::parse(source).map_err(|m| ManifestError::at(at, m))?;
@@ -808,6 +817,7 @@ impl Manifest {
                 let mut gb = grants.reborrow().get(g as u32);
                 gb.set_name(grant.name.as_str());
                 gb.set_read_only(grant.read_only);
+                gb.set_terms(grant.terms.as_str());
                 match &grant.source {
                     GrantSource::Kernel(s) => gb.init_source().set_kernel(s.as_str()),
                     GrantSource::Endpoint { process, endpoint } => {
@@ -910,7 +920,7 @@ fn read_process(p: process_spec::Reader<'_>) -> Result<ProcessSpec, ManifestErro
                 GrantSource::Endpoint { process: text(e.get_process()?)?, endpoint: text(e.get_endpoint()?)? }
             }
         };
-        spec.grants.push(Grant { name: text(g.get_name()?)?, source, read_only: g.get_read_only() });
+        spec.grants.push(Grant { name: text(g.get_name()?)?, source, read_only: g.get_read_only(), terms: text(g.get_terms()?)? });
     }
     for e in p.get_exports()? {
         spec.exports.push(text(e?)?);
@@ -923,7 +933,7 @@ mod tests {
     use super::*;
 
     fn kernel(name: &str, source: &str) -> Grant {
-        Grant { name: name.into(), source: GrantSource::Kernel(source.into()), read_only: false }
+        Grant { name: name.into(), source: GrantSource::Kernel(source.into()), read_only: false, terms: String::new() }
     }
 
     fn sample() -> Manifest {
@@ -944,7 +954,7 @@ mod tests {
                     grants: vec![
                         kernel("console", "console"),
                         kernel("data", "fs:root"),
-                        Grant { name: "server".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() }, read_only: true },
+                        Grant { name: "server".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() }, read_only: true, terms: "listen=80 udp".into() },
                     ],
                     exports: vec![],
                     restart: Restart::Never,
@@ -1154,6 +1164,23 @@ mod tests {
     }
 
     #[test]
+    fn grant_terms_round_trip_and_are_checked() {
+        let mut m = sample();
+        let back = Manifest::decode(&m.encode().unwrap()).unwrap();
+        assert_eq!(back.processes[1].grants[2].terms, "listen=80 udp");
+        assert_eq!(back.processes[1].grants[0].terms, "");
+        m.processes[1].grants[2].terms = "listen=80 conect".into();
+        let (at, msg) = invalid(&m);
+        assert_eq!(at, Location::Grant(1, 2));
+        assert!(msg.contains("unknown term 'conect'"), "{msg}");
+        m.processes[1].grants[2].terms = "listen=80".into();
+        m.processes[1].grants[0].terms = "udp".into();
+        let (at, msg) = invalid(&m);
+        assert_eq!(at, Location::Grant(1, 0));
+        assert!(msg.contains("apply to endpoint grants"), "{msg}");
+    }
+
+    #[test]
     fn control_names_a_process_of_the_manifest() {
         let mut m = sample();
         m.processes[1].grants.push(kernel("ctl", "control:pong"));
@@ -1195,7 +1222,7 @@ mod tests {
             grants: core::iter::once(kernel("console", "console"))
                 .chain(calls.iter().enumerate().map(|(i, c)| {
                     let (process, endpoint) = c.split_once('/').unwrap();
-                    Grant { name: format!("g{i}"), source: GrantSource::Endpoint { process: process.into(), endpoint: endpoint.into() }, read_only: false }
+                    Grant { name: format!("g{i}"), source: GrantSource::Endpoint { process: process.into(), endpoint: endpoint.into() }, read_only: false, terms: String::new() }
                 }))
                 .collect(),
             exports: exports.iter().map(|e| e.to_string()).collect(),
@@ -1289,7 +1316,7 @@ mod tests {
         assert_eq!(invalid(&m), (Location::Grant(1, 2), "process 'pong' exports no endpoint 'pang'".into()));
 
         let mut m = sample();
-        m.processes[0].grants.push(Grant { name: "me".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() }, read_only: false });
+        m.processes[0].grants.push(Grant { name: "me".into(), source: GrantSource::Endpoint { process: "pong".into(), endpoint: "ping".into() }, read_only: false, terms: String::new() });
         assert_eq!(invalid(&m).0, Location::Grant(0, 1));
         assert!(invalid(&m).1.contains("its own endpoint"));
 

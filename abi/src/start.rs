@@ -5,7 +5,7 @@
 //! length (see [`crate::syscall`]). The runtime decodes it to find its
 //! capabilities by the names the manifest gave them.
 
-use crate::capos_capnp::{named_cap, start_info};
+use crate::capos_capnp::{grant_terms, named_cap, start_info};
 use crate::message::{read_message, write_message, MessageError};
 use crate::Handle;
 use alloc::string::{String, ToString};
@@ -21,6 +21,17 @@ pub struct StartInfo {
     pub caps: Vec<(String, Handle)>,
     /// Receive handles of the endpoints the process exports.
     pub endpoints: Vec<(String, Handle)>,
+    /// Terms of the manifest grants of its endpoints that give some.
+    pub grant_terms: Vec<GrantTerms>,
+}
+
+/// What one manifest grant of an endpoint of this process may do
+/// (`crate::terms`): calls through that grant arrive with `badge`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct GrantTerms {
+    pub endpoint: String,
+    pub badge: u64,
+    pub terms: String,
 }
 
 impl StartInfo {
@@ -43,7 +54,14 @@ impl StartInfo {
             args.set(i as u32, a.as_str());
         }
         fill(root.reborrow().init_caps(self.caps.len() as u32), &self.caps);
-        fill(root.init_endpoints(self.endpoints.len() as u32), &self.endpoints);
+        fill(root.reborrow().init_endpoints(self.endpoints.len() as u32), &self.endpoints);
+        let mut terms = root.init_grant_terms(self.grant_terms.len() as u32);
+        for (i, t) in self.grant_terms.iter().enumerate() {
+            let mut b = terms.reborrow().get(i as u32);
+            b.set_endpoint(t.endpoint.as_str());
+            b.set_badge(t.badge);
+            b.set_terms(t.terms.as_str());
+        }
         write_message(&message)
     }
 
@@ -56,6 +74,10 @@ impl StartInfo {
         }
         info.caps = read_named(root.get_caps()?)?;
         info.endpoints = read_named(root.get_endpoints()?)?;
+        for t in root.get_grant_terms()? {
+            let t: grant_terms::Reader<'_> = t;
+            info.grant_terms.push(GrantTerms { endpoint: text(t.get_endpoint()?)?, badge: t.get_badge(), terms: text(t.get_terms()?)? });
+        }
         Ok(info)
     }
 }
@@ -90,6 +112,7 @@ mod tests {
             args: vec!["--rounds".into(), "10".into()],
             caps: vec![("console".into(), Handle::new(0, 1)), ("server".into(), Handle::new(1, 1))],
             endpoints: vec![("replies".into(), Handle::new(2, 1))],
+            grant_terms: vec![GrantTerms { endpoint: "replies".into(), badge: 0x2_0001, terms: "listen=80 udp".into() }],
         }
     }
 

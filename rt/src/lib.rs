@@ -52,7 +52,7 @@ pub mod verdict;
 pub use capos_abi::start::StartInfo;
 pub use capos_abi::{Handle, SysError};
 pub use client::{Answer, BulkArg, CallError, Clock, Console, Incoming, PingClient, Server};
-pub use net::Nic;
+pub use net::{Network, Nic, TcpListener, TcpStream, UdpSocket};
 pub use storage::{Block, CapBlockDevice, DirEntry, Directory, File, Store};
 
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -59,7 +59,9 @@ pub struct Call {
 }
 
 impl Call {
-    fn copy(incoming: &Incoming) -> Call {
+    /// Copy `incoming` out of the IPC area (its transferred handles are
+    /// dropped; their badges kept).
+    pub fn copy(incoming: &Incoming) -> Call {
         let raw = incoming.raw();
         let mut params = alloc::vec![0u64; raw.len().div_ceil(8)];
         capos_abi::message::word_bytes_mut(&mut params)[..raw.len()].copy_from_slice(raw);
@@ -102,8 +104,76 @@ pub struct ServeResponder<'a> {
 }
 
 impl<'a> ServeResponder<'a> {
-    fn new(server: &'a Server, mints: &'a mut Mints, call: &'a Call, bulk: &'a mut [u8]) -> ServeResponder<'a> {
+    /// A responder for `call`: capabilities it hands back are minted on
+    /// `server` (counted in `mints`); `bulk` is the registered bulk buffer
+    /// (the call's bytes in, the answer's bytes out). A call answered later
+    /// is answered through a responder made then, over the kept `Call`:
+    /// between receives the bulk buffer is ours to use.
+    pub fn new(server: &'a Server, mints: &'a mut Mints, call: &'a Call, bulk: &'a mut [u8]) -> ServeResponder<'a> {
         ServeResponder { server, mints, call, bulk, bulk_out: 0, results: None, minted: Vec::new() }
+    }
+
+    /// The answer as it will be sent: `answered` is what the dispatcher
+    /// returned (a call-level error sends an empty message, without
+    /// capabilities or bulk bytes).
+    pub fn prepare(mut self, answered: Result<(), SysError>) -> Prepared {
+        let len = match answered {
+            Ok(()) => self.results.unwrap_or(0),
+            Err(_) => {
+                if let Some(n) = self.results.take() {
+                    clear(&mut ipc::send_buffer(), n);
+                }
+                0
+            }
+        };
+        let minted = core::mem::take(&mut self.minted);
+        // An empty reply carries neither capabilities nor bulk data.
+        let (caps, out) = if len == 0 { (0, 0) } else { (minted.len(), self.bulk_out) };
+        Prepared { word: ReplyWord { len: len as u32, caps: caps as u8, moves: true }, out, minted, badge: self.call.badge }
+    }
+}
+
+/// An answer ready to go: built in the send buffer, its minted
+/// capabilities to move with it, `out` bytes of the bulk buffer.
+pub struct Prepared {
+    word: ReplyWord,
+    out: usize,
+    minted: Vec<Handle>,
+    badge: u64,
+}
+
+impl Prepared {
+    /// Bytes of the bulk buffer the answer carries.
+    pub fn bulk_len(&self) -> usize {
+        self.out
+    }
+
+    /// Send it with `send(word)` (`endpoint_reply`, or
+    /// `endpoint_reply_receive`), then clean up: the send buffer is
+    /// cleared and the minted handles that did not move are dropped.
+    pub fn send<T>(self, send: impl FnOnce(ReplyWord) -> Result<T, syscall::Failure>) -> Result<T, syscall::Failure> {
+        let caps = &self.minted[..self.word.caps as usize];
+        if !caps.is_empty() {
+            ipc::set_caps_out(caps);
+        }
+        let sent = send(self.word);
+        if self.word.len > 0 {
+            clear(&mut ipc::send_buffer(), self.word.len as usize);
+        }
+        if sent.is_err() || caps.is_empty() {
+            // Not moved (the reply failed, or carried none of them): drop
+            // ours; a handle that did move is stale now and refused.
+            drop_all(&self.minted);
+        }
+        if let Err(f) = &sent {
+            // The caller's side refused the answer (its buffer or table):
+            // the kernel told the caller too. Say so: a call the kernel
+            // should have refused when it was made shows up here.
+            if [SysError::BadAddress, SysError::BufferTooSmall, SysError::CapTableFull].iter().any(|e| f.is(*e)) {
+                crate::println!("reply to badge {:#x} not delivered: {:?} (the caller was told)", self.badge, f.error);
+            }
+        }
+        sent
     }
 }
 
@@ -174,12 +244,14 @@ pub struct Mints {
 }
 
 impl Mints {
-    fn minted(&mut self, badge: u64) {
+    /// One more capability of `badge` is out.
+    pub fn minted(&mut self, badge: u64) {
         *self.out.entry(badge).or_insert(0) += 1;
     }
 
-    /// One capability of `badge` is gone; true when none is left.
-    fn gone(&mut self, badge: u64) -> bool {
+    /// One capability of `badge` is gone (a no-senders notification);
+    /// true when none is left, so its object is to be freed.
+    pub fn gone(&mut self, badge: u64) -> bool {
         match self.out.get_mut(&badge) {
             Some(n) if *n > 1 => {
                 *n -= 1;
@@ -230,41 +302,10 @@ pub fn serve<S>(
         let token = incoming.reply_token();
         let call = Call::copy(&incoming);
         let mut r = ServeResponder::new(server, &mut mints, &call, &mut *bulk);
-        let len = match answer(state, &call, &mut r) {
-            Ok(()) => r.results.unwrap_or(0),
-            Err(_) => {
-                if let Some(n) = r.results.take() {
-                    clear(&mut ipc::send_buffer(), n);
-                }
-                0
-            }
-        };
-        let minted = core::mem::take(&mut r.minted);
-        // An empty reply carries neither capabilities nor bulk data.
-        let (caps, out): (&[Handle], usize) = if len == 0 { (&[], 0) } else { (&minted, r.bulk_out) };
-        drop(r);
-        if !caps.is_empty() {
-            ipc::set_caps_out(caps);
-        }
-        // The minted capabilities move to the caller with the reply.
-        let word = ReplyWord { len: len as u32, caps: caps.len() as u8, moves: true };
-        let next = syscall::endpoint_reply_receive(token, server.handle, word, &bulk[..out]);
-        if len > 0 {
-            clear(&mut ipc::send_buffer(), len);
-        }
-        if next.is_err() || caps.is_empty() {
-            // Not moved (the reply failed, or carried none of them): drop
-            // ours; a handle that did move is stale now and refused.
-            drop_all(&minted);
-        }
-        if let Err(f) = &next {
-            // The caller's side refused the answer (its buffer or table):
-            // the kernel told the caller too. Say so: a call the kernel
-            // should have refused when it was made shows up here.
-            if [SysError::BadAddress, SysError::BufferTooSmall, SysError::CapTableFull].iter().any(|e| f.is(*e)) {
-                crate::println!("reply to badge {:#x} not delivered: {:?} (the caller was told)", call.badge, f.error);
-            }
-        }
+        let answered = answer(state, &call, &mut r);
+        let prepared = r.prepare(answered);
+        let out = prepared.bulk_len();
+        let next = prepared.send(|word| syscall::endpoint_reply_receive(token, server.handle, word, &bulk[..out]));
         incoming = match next.map_err(CallError::from).and_then(Incoming::new) {
             Ok(c) => c,
             // The reply could not be delivered (the caller died, or its

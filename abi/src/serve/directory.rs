@@ -1,9 +1,9 @@
 //! `Directory`: the trait a directory object implements, and the capnp
 //! dispatcher in front of it.
 
-use super::{bad_params, void_reply, Responder};
-use crate::capos_capnp::{cap_result, directory, list_result, rename_params, ErrorCode, NodeKind};
-use crate::helpers::{fill_cap, fill_error, CapError};
+use super::{cap_reply, bad_params, void_reply, Responder};
+use crate::capos_capnp::{directory, list_result, rename_params, ErrorCode, NodeKind};
+use crate::helpers::{fill_error, CapError};
 use crate::interfaces::directory_method as m;
 use crate::message::{CallMessage, MessageError};
 use crate::SysError;
@@ -40,17 +40,6 @@ pub fn node_kind(kind: capos_storage::NodeKind) -> NodeKind {
 fn name(t: capnp::Result<capnp::text::Reader<'_>>) -> Result<Result<&str, CapError>, SysError> {
     let t = t.map_err(bad_params)?;
     Ok(t.to_str().map_err(|_| CapError::new(ErrorCode::InvalidArgument, "invalid name: not UTF-8")))
-}
-
-fn cap_reply<R: Responder>(r: &mut R, result: Result<R::Cap, CapError>) -> Result<(), SysError> {
-    let result = match result {
-        Ok(cap) => Ok(r.add_cap(cap)?),
-        Err(e) => Err(e),
-    };
-    r.results::<cap_result::Owned>(|b| {
-        fill_cap(b, &result);
-        Ok(())
-    })
 }
 
 /// Answer one `Directory` call.
@@ -138,7 +127,7 @@ fn fill_list(b: list_result::Builder<'_>, result: &Result<Vec<DirEntry>, CapErro
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::capos_capnp::void_result;
+    use crate::capos_capnp::{cap_result, void_result};
     use crate::helpers::read_void;
     use crate::interfaces::DIRECTORY;
     use alloc::string::{String, ToString};

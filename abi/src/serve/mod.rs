@@ -29,6 +29,7 @@ pub mod block;
 pub mod directory;
 pub mod errors;
 pub mod file;
+pub mod net;
 pub mod nic;
 pub mod refuse;
 pub mod store;
@@ -67,9 +68,29 @@ pub trait Responder {
 }
 
 /// Answer with a `VoidResult`.
-pub(crate) fn void_reply<R: Responder>(r: &mut R, result: Result<(), CapError>) -> Result<(), SysError> {
+pub fn void_reply<R: Responder>(r: &mut R, result: Result<(), CapError>) -> Result<(), SysError> {
     r.results::<crate::capos_capnp::void_result::Owned>(|b| {
         crate::helpers::fill_void(b, &result);
+        Ok(())
+    })
+}
+
+/// Answer with a `CapResult`: the capability handed back, or the error.
+pub fn cap_reply<R: Responder>(r: &mut R, result: Result<R::Cap, CapError>) -> Result<(), SysError> {
+    let result = match result {
+        Ok(cap) => Ok(r.add_cap(cap)?),
+        Err(e) => Err(e),
+    };
+    r.results::<crate::capos_capnp::cap_result::Owned>(|b| {
+        crate::helpers::fill_cap(b, &result);
+        Ok(())
+    })
+}
+
+/// Answer with a `UInt64Result`.
+pub fn u64_reply<R: Responder>(r: &mut R, result: Result<u64, CapError>) -> Result<(), SysError> {
+    r.results::<crate::capos_capnp::u_int64_result::Owned>(|b| {
+        crate::helpers::fill_u64(b, &result);
         Ok(())
     })
 }

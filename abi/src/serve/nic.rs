@@ -154,15 +154,7 @@ pub fn dispatch<S: NicServer + ?Sized, R: Responder>(server: &S, call: &CallMess
         m::COUNTERS => {
             let c = server.counters();
             r.results::<nic_counters_result::Owned>(|b| {
-                let mut ok = b.init_ok();
-                ok.set_tx_frames(c.tx_frames);
-                ok.set_tx_bytes(c.tx_bytes);
-                ok.set_tx_drops(c.tx_drops);
-                ok.set_tx_errors(c.tx_errors);
-                ok.set_rx_frames(c.rx_frames);
-                ok.set_rx_bytes(c.rx_bytes);
-                ok.set_rx_drops(c.rx_drops);
-                ok.set_rx_errors(c.rx_errors);
+                fill_counters(b.init_ok(), &c);
                 Ok(())
             })
         }
@@ -196,23 +188,37 @@ pub fn read_received(r: nic_receive_result::Reader<'_>) -> Result<Result<Receive
     })
 }
 
+/// Write `c` as a `NicCounters` (Nic.counters, Network.info).
+pub fn fill_counters(mut b: crate::capos_capnp::nic_counters::Builder<'_>, c: &NicCounters) {
+    b.set_tx_frames(c.tx_frames);
+    b.set_tx_bytes(c.tx_bytes);
+    b.set_tx_drops(c.tx_drops);
+    b.set_tx_errors(c.tx_errors);
+    b.set_rx_frames(c.rx_frames);
+    b.set_rx_bytes(c.rx_bytes);
+    b.set_rx_drops(c.rx_drops);
+    b.set_rx_errors(c.rx_errors);
+}
+
+/// Read a `NicCounters`.
+pub fn counters_of(c: crate::capos_capnp::nic_counters::Reader<'_>) -> NicCounters {
+    NicCounters {
+        tx_frames: c.get_tx_frames(),
+        tx_bytes: c.get_tx_bytes(),
+        tx_drops: c.get_tx_drops(),
+        tx_errors: c.get_tx_errors(),
+        rx_frames: c.get_rx_frames(),
+        rx_bytes: c.get_rx_bytes(),
+        rx_drops: c.get_rx_drops(),
+        rx_errors: c.get_rx_errors(),
+    }
+}
+
 /// Read a `NicCountersResult` (the client side).
 pub fn read_counters(r: nic_counters_result::Reader<'_>) -> Result<Result<NicCounters, CapError>, crate::message::MessageError> {
     use crate::helpers::{read_error, which_err};
     Ok(match r.which().map_err(which_err("NicCountersResult"))? {
-        nic_counters_result::Ok(c) => {
-            let c = c?;
-            Ok(NicCounters {
-                tx_frames: c.get_tx_frames(),
-                tx_bytes: c.get_tx_bytes(),
-                tx_drops: c.get_tx_drops(),
-                tx_errors: c.get_tx_errors(),
-                rx_frames: c.get_rx_frames(),
-                rx_bytes: c.get_rx_bytes(),
-                rx_drops: c.get_rx_drops(),
-                rx_errors: c.get_rx_errors(),
-            })
-        }
+        nic_counters_result::Ok(c) => Ok(counters_of(c?)),
         nic_counters_result::Err(e) => Err(read_error(e?)?),
     })
 }

@@ -12,12 +12,13 @@
 //! listed here. [`refuse`] is the one encoder.
 
 use crate::capos_capnp::{
-    block_info_result, bool_result, cap_result, data_result, keys_result, list_result, nic_counters_result, nic_info_result, nic_receive_result,
-    process_status_result, stat_result, text_result, u_int64_result, void_result,
+    block_info_result, bool_result, cap_result, data_result, keys_result, list_result, net_address_result, network_info_result, nic_counters_result,
+    nic_info_result, nic_receive_result, process_status_result, udp_receive_result, stat_result, text_result, u_int64_result, void_result,
 };
 use crate::helpers::{fill_error, CapError};
 use crate::interfaces::{self as i, block_method as bm, clock_method as cm, console_method as com, directory_method as dm};
 use crate::interfaces::{endpoint_method as em, file_method as fm, nic_method as nm, ping_method as pm, process_control_method as pcm, store_method as sm};
+use crate::interfaces::{network_method as netm, tcp_listener_method as tlm, tcp_stream_method as tsm, udp_socket_method as um};
 use crate::serve::Responder;
 use crate::SysError;
 
@@ -38,6 +39,9 @@ pub enum ResultKind {
     NicInfo,
     NicReceive,
     NicCounters,
+    NetworkInfo,
+    NetAddress,
+    UdpReceive,
 }
 
 impl ResultKind {
@@ -58,6 +62,9 @@ impl ResultKind {
             ResultKind::NicInfo => "NicInfoResult",
             ResultKind::NicReceive => "NicReceiveResult",
             ResultKind::NicCounters => "NicCountersResult",
+            ResultKind::NetworkInfo => "NetworkInfoResult",
+            ResultKind::NetAddress => "NetAddressResult",
+            ResultKind::UdpReceive => "UdpReceiveResult",
         }
     }
 }
@@ -95,6 +102,17 @@ pub fn result_kind(interface_id: u64, method: u16) -> Option<ResultKind> {
         (i::NIC, nm::TRANSMIT) => Void,
         (i::NIC, nm::RECEIVE) => NicReceive,
         (i::NIC, nm::COUNTERS) => NicCounters,
+        (i::NETWORK, netm::INFO) => NetworkInfo,
+        (i::NETWORK, netm::LISTEN | netm::CONNECT | netm::UDP_BIND) => Cap,
+        (i::TCP_LISTENER, tlm::ACCEPT) => Cap,
+        (i::TCP_LISTENER, tlm::LOCAL) => NetAddress,
+        (i::TCP_LISTENER, tlm::CLOSE) => Void,
+        (i::TCP_STREAM, tsm::READ | tsm::WRITE) => UInt64,
+        (i::TCP_STREAM, tsm::SHUTDOWN | tsm::CLOSE) => Void,
+        (i::TCP_STREAM, tsm::PEER | tsm::LOCAL) => NetAddress,
+        (i::UDP_SOCKET, um::SEND | um::CLOSE) => Void,
+        (i::UDP_SOCKET, um::RECEIVE) => UdpReceive,
+        (i::UDP_SOCKET, um::LOCAL) => NetAddress,
         _ => return None,
     })
 }
@@ -124,6 +142,9 @@ pub fn refuse<R: Responder>(r: &mut R, kind: ResultKind, e: CapError) -> Result<
         ResultKind::NicInfo => err!(nic_info_result),
         ResultKind::NicReceive => err!(nic_receive_result),
         ResultKind::NicCounters => err!(nic_counters_result),
+        ResultKind::NetworkInfo => err!(network_info_result),
+        ResultKind::NetAddress => err!(net_address_result),
+        ResultKind::UdpReceive => err!(udp_receive_result),
     }
 }
 
@@ -204,9 +225,12 @@ mod tests {
                 NicInfo => read!(nic_info_result),
                 NicReceive => read!(nic_receive_result),
                 NicCounters => read!(nic_counters_result),
+                NetworkInfo => read!(network_info_result),
+                NetAddress => read!(net_address_result),
+                UdpReceive => read!(udp_receive_result),
             }
         };
-        for kind in [Void, UInt64, Bool, Cap, Data, Text, List, Keys, Stat, BlockInfo, ProcessStatus, NicInfo, NicReceive, NicCounters] {
+        for kind in [Void, UInt64, Bool, Cap, Data, Text, List, Keys, Stat, BlockInfo, ProcessStatus, NicInfo, NicReceive, NicCounters, NetworkInfo, NetAddress, UdpReceive] {
             let mut r = TestResponder::new();
             refuse(&mut r, kind, e()).unwrap();
             let got = back(&r, kind);

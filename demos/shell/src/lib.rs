@@ -312,6 +312,9 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::Closed => "closed",
         ErrorCode::Busy => "busy",
         ErrorCode::Unavailable => "unavailable",
+        ErrorCode::TimedOut => "timedOut",
+        ErrorCode::ConnectionRefused => "connectionRefused",
+        ErrorCode::ConnectionReset => "connectionReset",
     }
 }
 

@@ -194,7 +194,21 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
             grants.push((grant.name.clone(), plan));
         }
         let exports = spec.exports.iter().map(|e| (e.clone(), endpoints[&(spec.name.clone(), e.clone())].clone())).collect();
-        plans.push(Plan { name: spec.name.clone(), binary: module_bytes(module), args: spec.args.clone(), grants, exports });
+        // What each grant of this process's endpoints may do, for it to
+        // decide by (the badges are the ones the holders' calls carry).
+        let mut grant_terms = Vec::new();
+        for (j, holder) in manifest.processes.iter().enumerate() {
+            for (g, grant) in holder.grants.iter().enumerate() {
+                if let GrantSource::Endpoint { process, endpoint } = &grant.source {
+                    if *process == spec.name && !grant.terms.is_empty() {
+                        let badge = capos_abi::badge::manifest_grant(j, g, grant.read_only)
+                            .ok_or(format!("manifest: process {}: grant {} cannot be badged", holder.name, grant.name))?;
+                        grant_terms.push(capos_abi::start::GrantTerms { endpoint: endpoint.clone(), badge, terms: grant.terms.clone() });
+                    }
+                }
+            }
+        }
+        plans.push(Plan { name: spec.name.clone(), binary: module_bytes(module), args: spec.args.clone(), grants, exports, grant_terms });
     }
 
     // Load every instance first (nothing runs until all are good); pids
@@ -244,7 +258,7 @@ fn prepare(plan: &Plan, pid: u32) -> Result<Box<Process>, String> {
     let name = &plan.name;
     let (mut space, entry) = load_binary(name, plan.binary)?;
     let mut caps: CapTable<Cap> = CapTable::with_default_capacity();
-    let mut start = StartInfo { name: name.clone(), args: plan.args.clone(), caps: Vec::new(), endpoints: Vec::new() };
+    let mut start = StartInfo { name: name.clone(), args: plan.args.clone(), caps: Vec::new(), endpoints: Vec::new(), grant_terms: plan.grant_terms.clone() };
     for (export, ep) in &plan.exports {
         let h = caps.insert(Cap::EndpointServer(ServerHandle::new(ep.clone(), pid))).map_err(|e| format!("{:?}", e))?;
         start.endpoints.push((export.clone(), h));

@@ -41,6 +41,8 @@ pub struct Plan {
     pub args: Vec<String>,
     pub grants: Vec<(String, GrantPlan)>,
     pub exports: Vec<(String, Arc<Endpoint>)>,
+    /// Terms of the manifest grants of its endpoints (StartInfo.grantTerms).
+    pub grant_terms: Vec<capos_abi::start::GrantTerms>,
 }
 
 struct Supervised {

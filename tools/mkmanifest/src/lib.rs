@@ -42,6 +42,7 @@
 //! | `grant NAME: kernel:SOURCE` | a kernel capability: `console`, `clock`, `ping`, `store:NAME`, `fs:NAME`, `store-ro:NAME`, `fs-ro:NAME`, `block:NAME`, `block-ro:NAME`, `control:PROCESS` (kill / status of a process of this manifest) |
 //! | `grant NAME: process:PROC/ENDPOINT` | a client capability for an endpoint PROC exports, badged by the kernel from the grant's position (`capos_abi::badge`) |
 //! | `grant NAME: process:PROC/ENDPOINT read-only` | the same, with the read-only bit set in the grant's badge (`capos_abi::badge`) |
+//! | `grant NAME: process:PROC/ENDPOINT [read-only] terms WORD...` | the same, with terms the serving process reads to decide what this holder may do (`StartInfo.grantTerms`); the network service's are `listen=PORTS` (ports and ranges `A-B`, comma-separated), `connect`, `udp` (`capos_abi::terms`); a malformed term is an error at its line |
 //! | `export NAME` | an endpoint this process serves (its receive handle is in `StartInfo.endpoints`) |
 //! | `restart: on-failure [max N]` | when it faults, is killed or exits non-zero, the kernel starts it again (same binary, args and grants; its endpoints re-bound), at most N times per boot (default 1000) |
 //! | `mount NAME: FORMAT on DEVICE [partition N \| partition type GUID] [read-only]` | what the kernel mounts before starting processes: FORMAT is `caposro1`, `caposwf1`, `caposst1`, `colocated`, `fat` (read-only) or `raw` (no format: the blocks, granted as `kernel:block:NAME`, at most one writer, or `kernel:block-ro:NAME`); DEVICE a block device (`nvme0n1`, `vblk0`), or `any` with `partition type GUID` for the one partition of that type on whichever device holds it; a GPT partition by entry number or by type GUID; grants reach it as `kernel:fs:NAME`, `kernel:store:NAME` (or `fs-ro:` / `store-ro:` for the read-only wrapper). A device (or partition) serves one mount. |
@@ -176,6 +177,21 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
                     return Err(ParseError::new(n, "grant needs a name and a source: 'grant NAME: kernel:SOURCE' or 'grant NAME: process:PROC/ENDPOINT'"));
                 };
                 let (name, source) = (name.trim(), source.trim());
+                // `terms WORDS...` ends the line: what the holder may do,
+                // for the server (validated as `capos_abi::terms`).
+                let mut words = source.split_whitespace();
+                let (source, terms) = match words.position(|w| w == "terms") {
+                    Some(i) => {
+                        let rest: Vec<&str> = source.split_whitespace().skip(i + 1).collect();
+                        if rest.is_empty() {
+                            return Err(ParseError::new(n, "'terms' needs at least one term: 'terms listen=80 connect udp'"));
+                        }
+                        let head: Vec<&str> = source.split_whitespace().take(i).collect();
+                        (head.join(" "), rest.join(" "))
+                    }
+                    None => (source.to_string(), String::new()),
+                };
+                let source = source.as_str();
                 let (source, read_only) = match source.strip_suffix("read-only") {
                     Some(s) if s.ends_with(char::is_whitespace) => (s.trim_end(), true),
                     _ => (source, false),
@@ -185,7 +201,7 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
                     return Err(ParseError::new(n, format!("duplicate grant '{name}' in process '{}' (first at line {})", process.name, at.grants[first])));
                 }
                 let source = parse_source(n, source)?;
-                process.grants.push(Grant { name: name.to_string(), source, read_only });
+                process.grants.push(Grant { name: name.to_string(), source, read_only, terms });
                 at.grants.push(n);
             }
             "export" => {
@@ -376,7 +392,8 @@ pub fn to_text(manifest: &Manifest) -> String {
                 }
                 GrantSource::Endpoint { process, endpoint } => {
                     let ro = if g.read_only { " read-only" } else { "" };
-                    let _ = writeln!(out, "    grant {}: process:{}/{}{ro}", e(&g.name), e(process), e(endpoint));
+                    let terms = if g.terms.is_empty() { String::new() } else { format!(" terms {}", e(&g.terms)) };
+                    let _ = writeln!(out, "    grant {}: process:{}/{}{ro}{terms}", e(&g.name), e(process), e(endpoint));
                 }
             }
         }

@@ -6,7 +6,7 @@
 use crate::build::{build_all, Artifacts};
 use crate::judge::figures::{report_icount, Figures};
 use crate::judge::{judge, Expect, Judgement, LogCheck, Outcome, Tally};
-use crate::machine::serial::{spawn_reader, stream_serial, strip_ansi};
+use crate::machine::serial::{spawn_reader, stream_serial_watching, strip_ansi};
 use crate::machine::{find_firmware, qemu_command, Firmware, Machine, EXIT_KERNEL_SUCCESS};
 use crate::settings::Settings;
 use crate::source::Source;
@@ -41,6 +41,36 @@ pub struct Boot {
     /// missing, not UTF-8, ...): the boot is a failure with this message,
     /// and QEMU is not started. Never a silent default.
     pub input_error: Option<String>,
+    /// Checks the runner makes from the host while the guest runs.
+    pub host: Option<HostSide>,
+}
+
+/// Checks made from the host, through ports QEMU forwards from 127.0.0.1
+/// only (its user network stays `restrict=on`: the guest reaches nothing
+/// outside). The runner picks a free host port for each forward and puts
+/// `,hostfwd=PROTO:127.0.0.1:PORT-:GUEST_PORT` for all of them where the
+/// machine's arguments say [`HOSTFWD`]; once `trigger` appears on the
+/// serial console, `run` gets the host ports (in `forwards` order) on a
+/// thread of its own and returns its verdicts, each counted as a check of
+/// the boot. A boot whose trigger never came fails.
+pub struct HostSide {
+    pub trigger: &'static str,
+    /// (protocol "tcp" or "udp", guest port).
+    pub forwards: Vec<(&'static str, u16)>,
+    pub run: std::sync::Arc<dyn Fn(&[u16]) -> Vec<(String, Result<String, String>)> + Send + Sync>,
+}
+
+/// Where the host forwards go in a boot's QEMU arguments (see [`HostSide`]).
+pub const HOSTFWD: &str = "{hostfwd}";
+
+/// A free port on 127.0.0.1 for `proto` (the OS's choice; released at
+/// once for QEMU to take).
+fn free_port(proto: &str) -> Result<u16, String> {
+    let port = match proto {
+        "udp" => std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
+        _ => std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
+    };
+    port.map(|a| a.port()).map_err(|e| format!("no free {proto} port on 127.0.0.1: {e}"))
 }
 
 impl Boot {
@@ -58,6 +88,7 @@ impl Boot {
             judgement: Judgement::new(exit),
             figures: Figures::default(),
             input_error: None,
+            host: None,
         }
     }
 
@@ -166,6 +197,12 @@ impl Boot {
         self
     }
 
+    /// Checks from the host while the guest runs ([`HostSide`]).
+    pub fn host_side(mut self, host: HostSide) -> Boot {
+        self.host = Some(host);
+        self
+    }
+
     pub fn input_error(mut self, error: Option<String>) -> Boot {
         self.input_error = error;
         self
@@ -201,6 +238,21 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         .map(|a| disks.names.iter().fold(a.clone(), |acc, (k, v)| acc.replace(k.as_str(), v)))
         .collect();
     args.extend(disks.args);
+    let mut host_ports = Vec::new();
+    if let Some(h) = &boot.host {
+        let mut fwd = String::new();
+        for (proto, guest) in &h.forwards {
+            let port = free_port(proto)?;
+            fwd.push_str(&format!(",hostfwd={proto}:127.0.0.1:{port}-:{guest}"));
+            host_ports.push(port);
+        }
+        if !args.iter().any(|a| a.contains(HOSTFWD)) {
+            return Err(format!("the boot has host-side checks but no '{HOSTFWD}' in its QEMU arguments"));
+        }
+        for a in args.iter_mut() {
+            *a = a.replace(HOSTFWD, &fwd);
+        }
+    }
     let mut linux_description = None;
     if let BootVolume::Linux = boot.volume {
         let g = crate::build::linux::prepare(&s.root)?;
@@ -233,10 +285,31 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
 
     let timeout = Duration::from_secs(boot.judgement.timeout.unwrap_or(s.timeout_secs));
     let steps: Vec<(&str, &[u8])> = boot.script.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
-    let serial = stream_serial(&rx, stdin.as_mut(), &mut log, &steps, Instant::now() + timeout, strip_ansi);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let host = boot.host.as_ref().map(|h| {
+        let (run, ports) = (h.run.clone(), host_ports.clone());
+        std::thread::spawn(move || ready_rx.recv().ok().map(|()| run(&ports)))
+    });
+    let watch = boot.host.as_ref().map(|h| (h.trigger, ready_tx));
+    let serial = stream_serial_watching(&rx, stdin.as_mut(), &mut log, &steps, Instant::now() + timeout, strip_ansi, watch);
     let (lines, stamps, timed_out) = (serial.lines, serial.stamps, serial.timed_out);
     if timed_out {
         let _ = child.kill();
+    }
+    // The host side's checks all have time limits of their own.
+    let host = match (host, &boot.host) {
+        (Some(thread), Some(h)) => match thread.join() {
+            Ok(Some(verdicts)) => verdicts,
+            Ok(None) => vec![("side".to_string(), Err(format!("never started: '{}' never appeared", h.trigger)))],
+            Err(_) => vec![("side".to_string(), Err("the host-side checks panicked".to_string()))],
+        },
+        _ => Vec::new(),
+    };
+    for (name, v) in &host {
+        let _ = match v {
+            Ok(w) => writeln!(log, "host: [PASS] {name}: {w}"),
+            Err(w) => writeln!(log, "host: [FAIL] {name}: {w}"),
+        };
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     let mut err = Vec::new();
@@ -259,6 +332,7 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         timed_out,
         icount,
         linux_description,
+        host,
     })
 }
 
@@ -357,6 +431,7 @@ mod tests {
             timed_out,
             icount: None,
             linux_description: None,
+            host: Vec::new(),
         }
     }
 

@@ -69,6 +69,8 @@ pub struct Outcome {
     pub icount: Option<Result<String, String>>,
     /// What the Linux benchmark guest was made of.
     pub linux_description: Option<String>,
+    /// Verdicts of the boot's host side (crate::boot::HostSide), by name.
+    pub host: Vec<(String, Result<String, String>)>,
 }
 
 /// The guest's hash of each disk against the host's, then the pattern the
@@ -144,6 +146,12 @@ pub fn judge(label: &str, j: &Judgement, sources: &[Source], out: &Outcome, t: &
             t.pass(label, &what);
         } else {
             t.fail(label, &format!("{}, expected {}", what, describe_exit(Some(want))));
+        }
+    }
+    for (name, verdict) in &out.host {
+        match verdict {
+            Ok(what) => t.pass(label, &format!("host {name}: {what}")),
+            Err(why) => t.fail(label, &format!("host {name}: {why}")),
         }
     }
     let lines = classify(&out.lines);

@@ -47,11 +47,25 @@ pub struct Serial {
 /// after the previous input was sent. A trailing partial line is kept.
 pub fn stream_serial(
     rx: &mpsc::Receiver<Option<Vec<u8>>>,
+    stdin: Option<&mut std::process::ChildStdin>,
+    log: &mut std::fs::File,
+    script: &[(&str, &[u8])],
+    deadline: Instant,
+    clean: fn(&str) -> String,
+) -> Serial {
+    stream_serial_watching(rx, stdin, log, script, deadline, clean, None)
+}
+
+/// [`stream_serial`], and when `watch.0` first appears in the output,
+/// `watch.1` is told (a host-side check waiting for the guest to be ready).
+pub fn stream_serial_watching(
+    rx: &mpsc::Receiver<Option<Vec<u8>>>,
     mut stdin: Option<&mut std::process::ChildStdin>,
     log: &mut std::fs::File,
     script: &[(&str, &[u8])],
     deadline: Instant,
     clean: fn(&str) -> String,
+    mut watch: Option<(&str, mpsc::Sender<()>)>,
 ) -> Serial {
     let (mut lines, mut stamps, mut partial) = (Vec::new(), Vec::new(), Vec::<u8>::new());
     // Everything received, for script triggers; triggers only match text
@@ -78,6 +92,12 @@ pub fn stream_serial(
                     let _ = writeln!(log, "{}", line);
                     lines.push(line);
                     stamps.push(host_unix());
+                }
+                if let Some((text, tell)) = &watch {
+                    if transcript.contains(*text) {
+                        let _ = tell.send(());
+                        watch = None;
+                    }
                 }
                 while let Some((after, send)) = next_step {
                     match transcript[cursor..].find(after) {

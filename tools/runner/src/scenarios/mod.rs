@@ -14,6 +14,7 @@ mod blk;
 pub mod cloud_disk;
 mod kernel;
 mod loader;
+mod netsvc;
 mod nic;
 mod services;
 pub mod storage;
@@ -121,6 +122,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         blk::blk_scsi(),
         blk::blk_multi(),
         nic::net_nic(),
+        netsvc::net_service(),
         userspace::hello(),
         system::shell(root),
         system::default_system(),

@@ -37,9 +37,13 @@ pub fn grant(source: &KernelSource) -> Result<Cap, String> {
         }
         ("nic", Some(name)) => match crate::drivers::net::find(name) {
             Some(dev) => Arc::new(super::nic::Nic(dev)),
+            // A machine without that card still boots its manifest (as
+            // one without a disk does): the grant answers `unavailable`
+            // and says why, and its holder decides what to do.
             None => {
                 let found: alloc::vec::Vec<String> = crate::drivers::net::all().iter().map(|n| n.name.clone()).collect();
-                return Err(format!("no network device '{name}' (found: {})", if found.is_empty() { String::from("none") } else { found.join(", ") }));
+                let reason = format!("no network device '{name}' (found: {})", if found.is_empty() { String::from("none") } else { found.join(", ") });
+                return Ok(Cap::kernel(Arc::new(Refusing::new(source.kind.interface_id, ErrorCode::Unavailable, reason))));
             }
         },
         ("control", Some(name)) => Arc::new(super::control::ProcessControl { name: String::from(name) }),

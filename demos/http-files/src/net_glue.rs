@@ -11,40 +11,11 @@
 //! Stream::close(&mut self)      // release the socket (dropping it must too)
 //! ```
 //!
-//! **Placeholder.** The TcpListener/TcpStream capabilities and their rt
-//! clients are built on another branch, so on this one [`listen`] answers
-//! "no network capability" and the types have no values. To wire the
-//! real clients (intended API: `capos_rt::net::Network::listen(port: u16,
-//! backlog: u16) -> Result<TcpListener, CallError>`,
-//! `TcpListener::accept(timeout_ms: u32) -> Result<TcpStream, CallError>`,
-//! `TcpStream::read(&mut [u8], timeout_ms: u32) -> Result<usize,
-//! CallError>` (0 = end of stream, a timeout is an object error with code
-//! `timedOut`), `TcpStream::write(&[u8], timeout_ms: u32) ->
-//! Result<usize, CallError>`, `shutdown()`, `close()`), replace the
-//! bodies below:
-//!
-//! ```text
-//! pub struct Listener(capos_rt::net::TcpListener);
-//! pub struct Stream(capos_rt::net::TcpStream);
-//!
-//! pub fn listen(start: &StartInfo, port: u16, backlog: u16) -> Result<Listener, NetError> {
-//!     // A listener granted as such, or a Network allowed to listen on `port`.
-//!     if let Some(h) = start.cap("listener") {
-//!         return Ok(Listener(capos_rt::net::TcpListener::new(h)));
-//!     }
-//!     let net = start.cap("net").map(capos_rt::net::Network::new).ok_or(NetError::Unavailable(NO_NETWORK))?;
-//!     net.listen(port, backlog).map(Listener).map_err(net_error)
-//! }
-//! fn net_error(e: CallError) -> NetError {
-//!     match e.code() {
-//!         Some(ErrorCode::TimedOut) => NetError::TimedOut,
-//!         Some(ErrorCode::Closed) => NetError::Closed,
-//!         _ => NetError::Failed(format!("{e:?}")),
-//!     }
-//! }
-//! // accept/read/write: self.0.accept(timeout_ms).map(Stream).map_err(net_error), ...
-//! // shutdown: let _ = self.0.shutdown();  close: let _ = self.0.close();
-//! ```
+//! Over the network service's clients (`capos_rt::net`): the listener
+//! comes from a `listener` grant if there is one, else from `net` (a
+//! `Network` whose grant terms allow listening on the port). A timeout
+//! is the object error `timedOut`; `closed`, `connectionReset` and the
+//! peer's end of stream end the connection.
 //!
 //! Every timeout the server passes is at least 1 ms (it never asks for
 //! "do not wait" as 0, in case the service reads 0 as "no limit").
@@ -53,14 +24,15 @@
 //! other port. `main.rs` maps `NetError::TimedOut` to "try again" and
 //! every other error to "this connection is over".
 
+use alloc::format;
 use alloc::string::String;
-use capos_rt::StartInfo;
+use capos_abi::capos_capnp::ErrorCode;
+use capos_rt::net::{Network, TcpListener, TcpStream};
+use capos_rt::{CallError, StartInfo};
 
-/// Why `listen` cannot work on this branch.
-pub const NO_NETWORK: &str = "no network capability: the TcpListener client is not built into this binary yet (src/net_glue.rs)";
+/// Why `listen` found nothing to listen with.
+pub const NO_NETWORK: &str = "no network capability: grant 'net' (a Network with terms listen=PORT) or 'listener'";
 
-// TimedOut, Closed and Failed come from the real client (see above).
-#[allow(dead_code)]
 #[derive(Debug)]
 pub enum NetError {
     /// Nothing happened within the timeout.
@@ -83,46 +55,55 @@ impl core::fmt::Display for NetError {
     }
 }
 
-/// No value: there is no socket on this branch.
-enum Never {}
+fn net_error(e: CallError) -> NetError {
+    match e.code() {
+        Some(ErrorCode::TimedOut) => NetError::TimedOut,
+        Some(ErrorCode::Closed | ErrorCode::ConnectionReset) => NetError::Closed,
+        _ => match e {
+            CallError::Object(o) => NetError::Failed(format!("{:?}: {}", o.code, o.message)),
+            e => NetError::Failed(format!("{e:?}")),
+        },
+    }
+}
 
 /// A listening socket.
-pub struct Listener(Never);
+pub struct Listener(TcpListener);
 
-/// One accepted connection.
-pub struct Stream(Never);
+/// One accepted connection (dropping it drops the capability, which
+/// closes the socket).
+pub struct Stream(TcpStream);
 
 /// Listen on `port` with `backlog` pending connections, through what
 /// `start` granted.
 pub fn listen(start: &StartInfo, port: u16, backlog: u16) -> Result<Listener, NetError> {
-    let _ = (start, port, backlog);
-    Err(NetError::Unavailable(NO_NETWORK))
+    if let Some(h) = start.cap("listener") {
+        return Ok(Listener(TcpListener::new(h)));
+    }
+    let net = start.cap("net").map(Network::new).ok_or(NetError::Unavailable(NO_NETWORK))?;
+    net.listen(port, backlog).map(Listener).map_err(net_error)
 }
 
 impl Listener {
     /// The next connection, waiting at most `timeout_ms` (`TimedOut`: none).
     pub fn accept(&self, timeout_ms: u32) -> Result<Stream, NetError> {
-        let _ = timeout_ms;
-        match self.0 {}
+        self.0.accept(timeout_ms).map(Stream).map_err(net_error)
     }
 }
 
 impl Stream {
     pub fn read(&mut self, buf: &mut [u8], timeout_ms: u32) -> Result<usize, NetError> {
-        let _ = (buf, timeout_ms);
-        match self.0 {}
+        self.0.read(buf, timeout_ms).map_err(net_error)
     }
 
     pub fn write(&mut self, data: &[u8], timeout_ms: u32) -> Result<usize, NetError> {
-        let _ = (data, timeout_ms);
-        match self.0 {}
+        self.0.write(data, timeout_ms).map_err(net_error)
     }
 
     pub fn shutdown(&mut self) {
-        match self.0 {}
+        let _ = self.0.shutdown();
     }
 
     pub fn close(&mut self) {
-        match self.0 {}
+        let _ = self.0.close();
     }
 }

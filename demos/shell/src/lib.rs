@@ -96,6 +96,7 @@ pub enum Command {
     Exit,
     /// `fill PATH SIZE [SEED]`: SIZE bytes of the test pattern.
     Fill(String, u64, u64),
+    Net,
 }
 
 /// The largest `fill` (a test file, not a way to fill a disk by a typo).
@@ -123,6 +124,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("del KEY", "delete KEY"),
     ("keys [PREFIX]", "list the store's keys (starting with PREFIX)"),
     ("mounts", "the filesystems and the store this shell holds, and their state"),
+    ("net", "the network: address, link, the card's counters, open sockets"),
     ("help", "this list"),
     ("exit", "sync, leave the shell and hand the console back"),
 ];
@@ -270,6 +272,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "mounts" => none(Command::Mounts),
         "help" => none(Command::Help),
         "exit" => none(Command::Exit),
+        "net" => none(Command::Net),
         "fill" => match args {
             [p, size] | [p, size, _] => {
                 let n = parse_size(size).ok_or_else(|| bad(alloc::format!("fill: '{}' is not a size (digits, then K or M if you like)", size)))?;
@@ -326,6 +329,26 @@ pub fn mount_line(path: &str, what: &str, state: Result<&str, (&str, &str)>) -> 
         Ok(detail) => alloc::format!("{}  {}: available, {}", path, what, detail),
         Err((code, message)) => alloc::format!("{}  {}: {}: {}", path, what, code, message),
     }
+}
+
+/// What `net` prints of a `Network.info` answer.
+pub fn net_lines(i: &capos_abi::serve::net::NetworkInfo) -> Vec<String> {
+    let ip = |a: [u8; 4]| alloc::format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+    let m = i.mac;
+    let mac = alloc::format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+    let address = match (i.address, i.gateway) {
+        (Some((a, p)), Some(g)) => alloc::format!("{}/{} via {}{}", ip(a), p, ip(g), if i.dhcp { " (dhcp)" } else { "" }),
+        (Some((a, p)), None) => alloc::format!("{}/{}, no gateway{}", ip(a), p, if i.dhcp { " (dhcp)" } else { "" }),
+        (None, _) => String::from("no address yet (waiting for DHCP)"),
+    };
+    let c = &i.counters;
+    alloc::vec![
+        alloc::format!("address {}", address),
+        alloc::format!("mac {}, link {}", mac, if i.link_up { "up" } else { "down" }),
+        alloc::format!("rx {}, {}, {} dropped, {}", count(c.rx_frames, "frame", "frames"), count(c.rx_bytes, "byte", "bytes"), c.rx_drops, count(c.rx_errors, "error", "errors")),
+        alloc::format!("tx {}, {}, {} dropped, {}", count(c.tx_frames, "frame", "frames"), count(c.tx_bytes, "byte", "bytes"), c.tx_drops, count(c.tx_errors, "error", "errors")),
+        alloc::format!("{} open", count(i.open_sockets, "socket", "sockets")),
+    ]
 }
 
 /// `error: <code>: <message>`.
@@ -426,6 +449,28 @@ mod tests {
         // `cp a.txt .` in /data: into the directory the file is already in.
         assert_eq!(copy_target(&p("/data/a.txt"), &resolve("/data", "."), true), Err("/data/a.txt and /data are the same file".into()));
         assert_eq!(copy_target(&resolve("/data/x", "../a.txt"), &p("/data/./a.txt"), false).unwrap_err(), "/data/a.txt and /data/a.txt are the same file");
+    }
+
+    #[test]
+    fn net_shows_the_address_the_card_and_the_counters() {
+        use capos_abi::serve::net::NetworkInfo;
+        use capos_abi::serve::nic::NicCounters;
+        let mut i = NetworkInfo { address: Some(([10, 0, 2, 15], 24)), gateway: Some([10, 0, 2, 2]), dhcp: true, mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56], link_up: true, counters: NicCounters::default(), open_sockets: 1 };
+        i.counters.rx_frames = 1;
+        i.counters.rx_bytes = 590;
+        assert_eq!(net_lines(&i), vec![
+            "address 10.0.2.15/24 via 10.0.2.2 (dhcp)".to_string(),
+            "mac 52:54:00:12:34:56, link up".into(),
+            "rx 1 frame, 590 bytes, 0 dropped, 0 errors".into(),
+            "tx 0 frames, 0 bytes, 0 dropped, 0 errors".into(),
+            "1 socket open".into(),
+        ]);
+        i.address = None;
+        i.link_up = false;
+        assert_eq!(net_lines(&i)[0], "address no address yet (waiting for DHCP)");
+        assert_eq!(net_lines(&i)[1], "mac 52:54:00:12:34:56, link down");
+        assert_eq!(parse("net"), Ok(Command::Net));
+        assert!(parse("net x").is_err());
     }
 
     #[test]

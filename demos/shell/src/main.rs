@@ -102,6 +102,7 @@ struct Shell {
     console: Console,
     mounts: Vec<Mount>,
     store: Option<Store>,
+    net: Option<capos_rt::net::Network>,
     cwd: Vec<String>,
 }
 
@@ -247,6 +248,16 @@ impl Shell {
             Command::Stat(p) => self.stat(&p),
             Command::Sha256(p) => self.sha256(&p),
             Command::Fill(p, size, seed) => self.fill(&p, size, seed),
+            Command::Net => {
+                let Some(net) = &self.net else {
+                    return fail(ErrorCode::Unavailable, "no network granted to this shell (grant net: process:NET/network)");
+                };
+                let info = net.info().map_err(call_err("net"))?;
+                for l in capos_demo_shell::net_lines(&info) {
+                    self.out(&l);
+                }
+                Ok(())
+            }
             Command::Sync => self.sync(),
             Command::Put(k, v) => self.store()?.put(k.as_bytes(), v.as_bytes()).map_err(call_err(&format!("put {}", k))),
             Command::Get(k) => {
@@ -603,14 +614,17 @@ fn main(start: &StartInfo) -> i32 {
     let Some(console) = capos_rt::console() else { return 1 };
     let mut mounts = Vec::new();
     let mut store = None;
+    let mut net = None;
     for (name, h) in &start.caps {
         if let Some(m) = name.strip_prefix("fs-") {
             mounts.push(Mount { name: m.to_string(), root: Directory::new(*h), sync_file: None });
         } else if name == "store" {
             store = Some(Store::new(*h));
+        } else if name == "net" {
+            net = Some(capos_rt::net::Network::new(*h));
         }
     }
-    let mut sh = Shell { console, mounts, store, cwd: Vec::new() };
+    let mut sh = Shell { console, mounts, store, net, cwd: Vec::new() };
     sh.out(&format!("capOS shell: {}, {}; type help", count(sh.mounts.len(), "filesystem", "filesystems"), if sh.store.is_some() { "a store" } else { "no store" }));
     loop {
         sh.out(PROMPT);

@@ -147,7 +147,8 @@ extern "C" fn kernel_main() -> ! {
         match proc::loader::start_from_manifest(&late.modules, m) {
             Ok(n) => {
                 log::info!("userspace: {} started from {}", capos_kcore::count::count(n, "process", "processes"), m.path);
-                let (exited, killed, waiting) = proc::run_until_idle();
+                let exit_when_idle = Cmdline::new(boot_info::cmdline()).get("exit_when_idle").is_some();
+                let (exited, killed, waiting) = proc::run_until_idle(!exit_when_idle);
                 log::info!("userspace idle: {} exited, {} killed, {} waiting for calls", exited, killed, waiting);
                 for line in arch::x86_64::irq_off::summary() {
                     log::info!("{}", line);

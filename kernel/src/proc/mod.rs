@@ -485,7 +485,14 @@ fn kill_faulting(frame: &trap::TrapFrame, r: &trap::FaultReport) -> ! {
 
 /// Idle loop: run processes until none is left that could run, then return
 /// a summary (exited, killed, still waiting for calls).
-pub fn run_until_idle() -> (usize, usize, usize) {
+///
+/// `timers_idle`: a process waiting in receive with a deadline (a
+/// network service's timers) counts as idle too. The prompt boots want
+/// that: once the shell hands the console back, the prompt takes it
+/// while such services run on (on the other CPUs: this one then runs the
+/// prompt). A boot that ends when idle (`exit_when_idle`) does not: a
+/// service with timers is still at work.
+pub fn run_until_idle(timers_idle: bool) -> (usize, usize, usize) {
     if !SCHEDULING.swap(true, Ordering::AcqRel) {
         // The other CPUs were parked until now: processes start once the
         // boot CPU has started them all.
@@ -516,7 +523,7 @@ pub fn run_until_idle() -> (usize, usize, usize) {
         let done = with(|t| {
             let live = t.live();
             // One waiting with a deadline runs again by itself: not idle.
-            let blocked = t.users().filter(|p| matches!(p.state(), State::Blocked(Wait::Call | Wait::Reply { .. })) && !t.timed(p)).count();
+            let blocked = t.users().filter(|p| matches!(p.state(), State::Blocked(Wait::Call | Wait::Reply { .. })) && (timers_idle || !t.timed(p))).count();
             (live == 0 || blocked == live) && !t.others_busy()
         });
         if done {

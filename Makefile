@@ -68,9 +68,12 @@ STORAGE_IN_PLACE ?=
 SHELL_SCRIPT     ?=
 DATA_IMAGE       ?=
 FAT_IMAGE        ?=
+# make run and make run-http: the host port (on 127.0.0.1 only) forwarded
+# to the web server's port 80 (default 8080).
+HTTP_PORT        ?=
 export QEMU_MACHINE QEMU_MEM QEMU_SMP QEMU_CPU QEMU_EXTRA SCENARIO_TIMEOUT CMDLINE LIMINE_DIR KERNEL_PROFILE DIAG_SCRIPT MANIFEST FUZZ_SECONDS FUZZ_TARGETS \
        BLK_IMAGE BLK_IMAGE_SIZE BLK_READ_MIB CLOUD_DISK_GIB DISK DISK_BUS CLOUDBOOT_CONFIG GCLOUD BENCH_PROFILE BENCH_ICOUNT BENCH_JOBS JOBS \
-       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE FAT_IMAGE
+       RO_IMAGE WF_IMAGE STORE_IMAGE HOSTILE_IMAGE RECOVERY_IMAGE STORAGE_IN_PLACE SHELL_SCRIPT DATA_IMAGE FAT_IMAGE HTTP_PORT
 
 CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
@@ -83,7 +86,7 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
 # this order. The last four run alone, after the others (docs/testing.md),
 # so they come last here and the output is not held back behind them.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
-             blk-virtio blk-nvme blk-multi blk-scsi net-nic net-service hello ipc cap-faults process-lifetime default-system shell \
+             blk-virtio blk-nvme blk-multi blk-scsi net-nic net-service net hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
              storage-services-churn storage-services-recovery \
@@ -92,7 +95,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
-        run-boot-menu run-blk-multi run-blk-scsi run-net-nic run-net-service bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
+        run-boot-menu run-blk-multi run-blk-scsi run-net-nic run-net-service run-net run-http bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
         bench-boot bench-check run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
@@ -298,6 +301,20 @@ run-net-nic: setup
 ## from the host through 127.0.0.1-only forwards.
 run-net-service: setup
 	@$(RUNNER) test net-service
+
+## The default system with its network (docs/network.md,
+## docs/http-files.md): the shell writes files into /data, the host
+## fetches them over HTTP (sha256, listings, ranges, 64 connections,
+## hostile requests) through a 127.0.0.1-only forward on a free port; the
+## data image must be unchanged by the web server.
+run-net: setup
+	@$(RUNNER) test net
+
+## The default system, served over HTTP until it is killed (for scripts):
+## no console input; /data (DATA_IMAGE= to serve your own, in place) at
+## http://127.0.0.1:$(HTTP_PORT)/ (default 8080).
+run-http: setup
+	@$(RUNNER) serve
 
 ## Storage (README.md "Storage scenarios"): demos/storage-check against the
 ## kernel's Directory/File/Store, judged against mkstore-image's extract.

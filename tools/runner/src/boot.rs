@@ -50,15 +50,39 @@ pub struct Boot {
 /// outside). The runner picks a free host port for each forward and puts
 /// `,hostfwd=PROTO:127.0.0.1:PORT-:GUEST_PORT` for all of them where the
 /// machine's arguments say [`HOSTFWD`]; once `trigger` appears on the
-/// serial console, `run` gets the host ports (in `forwards` order) on a
-/// thread of its own and returns its verdicts, each counted as a check of
-/// the boot. A boot whose trigger never came fails.
+/// serial console, `run` gets the host ports (in `forwards` order) and
+/// the boot's disks ([`HostEnv`]) on a thread of its own and returns its
+/// verdicts, each counted as a check of the boot. A boot whose trigger
+/// never came fails. When `run` returns, the runner writes
+/// [`HOST_SIDE_DONE`] into the serial transcript (and the log), so a
+/// script step can wait for it (the shell's `exit` after the checks).
 pub struct HostSide {
     pub trigger: &'static str,
     /// (protocol "tcp" or "udp", guest port).
     pub forwards: Vec<(&'static str, u16)>,
-    pub run: std::sync::Arc<dyn Fn(&[u16]) -> Vec<(String, Result<String, String>)> + Send + Sync>,
+    pub run: std::sync::Arc<dyn Fn(&HostEnv) -> Vec<(String, Result<String, String>)> + Send + Sync>,
 }
+
+/// What a host side works with.
+pub struct HostEnv {
+    /// The host ports, in the order of [`HostSide::forwards`].
+    pub ports: Vec<u16>,
+    /// (`{disk:NAME}`, path) of the boot's disks (the default system's as
+    /// `{disk:data}`, `{disk:store}`, `{disk:fat}`).
+    pub disks: Vec<(String, String)>,
+}
+
+impl HostEnv {
+    /// The path of disk `name`.
+    pub fn disk(&self, name: &str) -> Option<std::path::PathBuf> {
+        let key = format!("{{disk:{name}}}");
+        self.disks.iter().find(|(k, _)| *k == key).map(|(_, p)| std::path::PathBuf::from(p))
+    }
+}
+
+/// The line the runner adds to a boot's serial transcript when its host
+/// side is done (marked as the runner's: no guest prints it).
+pub const HOST_SIDE_DONE: &str = "[runner] host-side checks done";
 
 /// Where the host forwards go in a boot's QEMU arguments (see [`HostSide`]).
 pub const HOSTFWD: &str = "{hostfwd}";
@@ -278,6 +302,7 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     println!("== {}: qemu {} (log: {})", boot.name, shell_words(&cmd), log_path.display());
     let mut child: Child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {} (run tools/setup.sh)", e))?;
     let (tx, rx) = mpsc::channel();
+    let done_tx = tx.clone();
     spawn_reader(child.stdout.take().unwrap(), tx);
     let (etx, erx) = mpsc::channel();
     spawn_reader(child.stderr.take().unwrap(), etx);
@@ -287,8 +312,13 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     let steps: Vec<(&str, &[u8])> = boot.script.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
     let (ready_tx, ready_rx) = mpsc::channel();
     let host = boot.host.as_ref().map(|h| {
-        let (run, ports) = (h.run.clone(), host_ports.clone());
-        std::thread::spawn(move || ready_rx.recv().ok().map(|()| run(&ports)))
+        let run = h.run.clone();
+        let env = HostEnv { ports: host_ports.clone(), disks: disks.names.clone() };
+        std::thread::spawn(move || {
+            let verdicts = ready_rx.recv().ok().map(|()| run(&env));
+            let _ = done_tx.send(Some(format!("{HOST_SIDE_DONE}\n").into_bytes()));
+            verdicts
+        })
     });
     let watch = boot.host.as_ref().map(|h| (h.trigger, ready_tx));
     let serial = stream_serial_watching(&rx, stdin.as_mut(), &mut log, &steps, Instant::now() + timeout, strip_ansi, watch);
@@ -368,7 +398,32 @@ const LINUX_CMDLINE: &str = "console=ttyS0 loglevel=4 panic=-1";
 /// `make run` / `make debug`: the repository's limine.conf, serial and the
 /// QEMU monitor multiplexed on this terminal (Ctrl-A X quits, Ctrl-A C
 /// toggles the monitor).
-pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
+/// How `capos-run` boots the default system for a person.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Interactive {
+    /// `make run`: the serial console on the terminal.
+    Console,
+    /// `make debug`: the same, QEMU waiting for gdb.
+    Debug,
+    /// `make run-http`: no console input, the log on stdout, serving
+    /// until killed.
+    Serve,
+}
+
+/// HTTP_PORT (default 8080): the port on 127.0.0.1 forwarded to the web
+/// server's port 80; checked free before QEMU starts, so a taken port is
+/// a clear error rather than a QEMU failure.
+fn http_port() -> Result<u16, String> {
+    let port = match std::env::var("HTTP_PORT") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("HTTP_PORT={v}: not a port (1 to 65535)"))?,
+        _ => 8080,
+    };
+    std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("HTTP_PORT {port}: 127.0.0.1:{port} cannot be used ({e}); pick another with HTTP_PORT=N"))?;
+    Ok(port)
+}
+
+pub fn interactive(s: &Settings, how: Interactive) -> Result<u8, String> {
+    let debug = how == Interactive::Debug;
     let art = build_all(s)?;
     let fw = find_firmware()?;
     let v = default_volume(s, &art)?;
@@ -386,9 +441,24 @@ pub fn interactive(s: &Settings, debug: bool) -> Result<u8, String> {
         }
         eprintln!("capos-run: /data is {}, the store {}, /fat {} (in place)", d.data.display(), d.store.display(), d.fat.display());
         disks = system::qemu_args(&d);
+        // The network: the card on QEMU's user network (restrict=on: the
+        // guest reaches nothing outside this host), one forward from
+        // 127.0.0.1 to the web server.
+        let port = http_port()?;
+        disks.extend(crate::machine::user_nic(&format!(",hostfwd=tcp:127.0.0.1:{port}-:80"), ""));
+        eprintln!("capos-run: /data is served read-only at http://127.0.0.1:{port}/ (the web process; the guest reaches nothing outside this host)");
+    } else if how == Interactive::Serve {
+        return Err("make run-http serves the default system; MANIFEST names another".into());
     }
     let mut cmd = qemu_command(s, &Machine::default(), &fw, &image, &dir.join("vars.fd"), &disks)?;
-    cmd.args(["-serial", "mon:stdio"]);
+    if how == Interactive::Serve {
+        // Nothing reads a console: the log goes to stdout, and the
+        // system serves until it is killed.
+        cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+        cmd.stdin(Stdio::null());
+    } else {
+        cmd.args(["-serial", "mon:stdio"]);
+    }
     if debug {
         cmd.args(["-s", "-S"]);
         let kernel = art.kernel_symbols.display();

@@ -75,7 +75,7 @@ use settings::Settings;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capos-run test SCENARIO... | bench-check [FILE] | run | debug | list | {}", disk::COMMANDS.join(" | "));
+    eprintln!("usage: capos-run test SCENARIO... | bench-check [FILE] | run | debug | serve | list | {}", disk::COMMANDS.join(" | "));
     ExitCode::from(2)
 }
 
@@ -144,7 +144,11 @@ fn main() -> ExitCode {
             }
         }
         "bench-check" => judged(budget::bench_check(&settings, args.get(1).map(String::as_str))),
-        "run" | "debug" => match boot::interactive(&settings, cmd == "debug") {
+        "run" | "debug" | "serve" => match boot::interactive(&settings, match cmd.as_str() {
+            "debug" => boot::Interactive::Debug,
+            "serve" => boot::Interactive::Serve,
+            _ => boot::Interactive::Console,
+        }) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("capos-run: {}", e);

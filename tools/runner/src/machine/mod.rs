@@ -102,3 +102,14 @@ pub fn qemu_booting(s: &Settings, o: &Machine, fw: &Firmware, vars_copy: &Path, 
     cmd.args(&s.extra);
     Ok(cmd)
 }
+
+/// The MAC every scenario's card has (net-check and net-echo expect it).
+pub const NIC_MAC: &str = "52:54:00:12:34:56";
+
+/// QEMU arguments of one virtio-net card on QEMU's user network with
+/// `restrict=on` (the guest reaches nothing outside this host), its
+/// `forwards` (`,hostfwd=tcp:127.0.0.1:PORT-:GUEST` each: loopback only)
+/// and `device` properties added (`,disable-legacy=on`).
+pub fn user_nic(forwards: &str, device: &str) -> Vec<String> {
+    vec!["-netdev".into(), format!("user,id=n0,restrict=on{forwards}"), "-device".into(), format!("virtio-net-pci,netdev=n0,mac={NIC_MAC}{device}")]
+}

@@ -14,6 +14,7 @@ mod blk;
 pub mod cloud_disk;
 mod kernel;
 mod loader;
+mod http;
 mod netsvc;
 mod nic;
 mod services;
@@ -123,6 +124,7 @@ pub fn all_in(root: &std::path::Path) -> Vec<Scenario> {
         blk::blk_multi(),
         nic::net_nic(),
         netsvc::net_service(),
+        http::net(),
         userspace::hello(),
         system::shell(root),
         system::default_system(),

@@ -19,14 +19,11 @@
 //! DHCP address and that its terms refuse `listen` on 9 and `connect`.
 
 use super::{strings, user_boot, Boot, Scenario};
-use crate::boot::{HostSide, HOSTFWD};
+use crate::boot::{HostEnv, HostSide};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The card's MAC (as net-nic's).
-const MAC: &str = super::nic::MAC;
 
 /// Every check net-echo prints.
 const GUEST_CHECKS: &[&str] = &[
@@ -163,7 +160,8 @@ fn quit(port: u16) -> Result<String, String> {
 }
 
 /// The host side: ports are (TCP 7, TCP 8, UDP 7) forwarded.
-fn host_checks(ports: &[u16]) -> Vec<(String, Result<String, String>)> {
+fn host_checks(env: &HostEnv) -> Vec<(String, Result<String, String>)> {
+    let ports = &env.ports;
     let (echo, drop, udp) = (ports[0], ports[1], ports[2]);
     let mut v: Vec<(String, Result<String, String>)> = vec![
         ("tcp-echo-large".into(), large_echo(echo)),
@@ -188,7 +186,7 @@ fn boot() -> Boot {
     expect.extend(pass.iter().map(String::as_str));
     user_boot("echo", "demos/net-service.manifest", "log=info exit_when_idle", &expect)
         .machine("q35")
-        .qemu_args(strings(&["-netdev", &format!("user,id=n0,restrict=on{HOSTFWD}"), "-device", &format!("virtio-net-pci,netdev=n0,mac={MAC},disable-legacy=on")]))
+        .qemu_args(super::nic::nic_args_forwarding(",disable-legacy=on"))
         .forbid(strings(&["KERNEL PANIC", "EXCEPTION (unexpected)", "[net-echo] [FAIL]", "{any} panic: "]))
         .host_side(HostSide { trigger: "net-echo: ready", forwards: vec![("tcp", 7), ("tcp", 8), ("udp", 7)], run: Arc::new(host_checks) })
         .timeout(600)

@@ -11,12 +11,22 @@ use capos_abi::manifest::GrantSource;
 
 /// The MAC the runner gives the card and net-check expects
 /// (demos/net-check.manifest).
-pub const MAC: &str = "52:54:00:12:34:56";
+pub const MAC: &str = crate::machine::NIC_MAC;
 
 /// QEMU arguments of one virtio-net card on a restricted user network;
 /// `device` adds properties (`,disable-legacy=on`, `,host_mtu=1400`).
 pub fn nic_args(device: &str) -> Vec<String> {
-    strings(&["-netdev", "user,id=n0,restrict=on", "-device", &format!("virtio-net-pci,netdev=n0,mac={MAC}{device}")])
+    nic_args_with("", device)
+}
+
+/// [`nic_args`] with the boot's host-side forwards
+/// ([`crate::boot::HOSTFWD`]: 127.0.0.1 only, ports the runner picks).
+pub fn nic_args_forwarding(device: &str) -> Vec<String> {
+    nic_args_with(crate::boot::HOSTFWD, device)
+}
+
+fn nic_args_with(forwards: &str, device: &str) -> Vec<String> {
+    crate::machine::user_nic(forwards, device)
 }
 
 /// Every check net-check prints.

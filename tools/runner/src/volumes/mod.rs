@@ -132,6 +132,14 @@ impl Disks {
                 println!("== {}: made {}", boot, m);
             }
             disk_args.extend(system::qemu_args(&d));
+            // Named for the host side too (a boot's own image of that
+            // name is the same file).
+            for (name, path) in [("data", &d.data), ("store", &d.store), ("fat", &d.fat)] {
+                let key = format!("{{disk:{}}}", name);
+                if !extra.iter().any(|(k, _)| *k == key) {
+                    extra.push((key, path.display().to_string()));
+                }
+            }
         }
         let prepared = blk::make(dir, boot, &self.blk, self.blk_read_bytes, &mut disk_args)?;
         Ok(Attached { names: extra, args: disk_args, blk: prepared })

@@ -167,6 +167,13 @@ impl EndpointCore {
         }
     }
 
+    /// The waiting server gave up (its receive deadline passed): later
+    /// calls queue until it receives again (rule 2 delivers only to a
+    /// server that waits).
+    pub fn stop_waiting(&mut self) {
+        self.server_waiting = false;
+    }
+
     /// Rule 7: the last capability minted with `badge` (and notification)
     /// is gone.
     pub fn notify(&mut self, badge: u64) -> Notified {
@@ -385,6 +392,15 @@ mod tests {
         ep.receive().unwrap();
         assert_eq!(ep.call(4, 0), Err(SysError::InvalidArgument), "not even when it waits");
         assert!(ep.server_waiting(), "the refused call took nothing from the waiting server");
+    }
+
+    #[test]
+    fn a_server_that_gave_up_waiting_gets_its_calls_queued() {
+        let mut ep = EndpointCore::new(1);
+        assert!(matches!(ep.receive(), Ok(None)), "nothing queued: the server waits");
+        ep.stop_waiting();
+        assert_eq!(ep.call(7, 0), Ok(CallOutcome::Queued), "not delivered to a server no longer waiting");
+        assert!(matches!(ep.receive(), Ok(Some(Incoming::Call(Pending { client: 7, .. })))));
     }
 
     #[test]

@@ -582,7 +582,7 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>, until: Until) -> Result<Option
             None => {
                 match until {
                     Until::Ever => t.block_receive(),
-                    Until::Deadline(d) => t.block_receive_until(d, &super::NEXT_DEADLINE),
+                    Until::Deadline(d) => t.block_receive_until(d, ep, &super::NEXT_DEADLINE),
                     Until::Now => return Err(SysError::TimedOut),
                 }
                 return Ok(None);

@@ -365,7 +365,10 @@ pub struct Table {
     /// processes rather than in them: only a few wait so, the plain
     /// receive on the call path never touches it, and expiry walks these
     /// alone.
-    deadlines: Vec<(u32, u64)>,
+    /// The endpoint it waits on comes with it: expiry tells the endpoint
+    /// its server no longer waits (a call must then queue, not be handed
+    /// to a process that is not in receive).
+    deadlines: Vec<(u32, u64, Arc<Endpoint>)>,
     cpus: [Cpu; MAX_CPUS],
     /// Ready processes by CPU (`capos_kcore::run_queues` decides).
     queues: RunQueues,
@@ -563,11 +566,11 @@ impl Table {
     /// The current process waits in receive until `deadline` (uptime ns,
     /// not 0); `next` (the earliest deadline of any process, which
     /// [`Table::expire`] keeps) is lowered to it.
-    pub fn block_receive_until(&mut self, deadline: u64, next: &AtomicU64) {
+    pub fn block_receive_until(&mut self, deadline: u64, ep: &Arc<Endpoint>, next: &AtomicU64) {
         let pid = self.current_pid();
-        match self.deadlines.iter_mut().find(|(p, _)| *p == pid) {
-            Some(d) => d.1 = deadline,
-            None => self.deadlines.push((pid, deadline)),
+        match self.deadlines.iter_mut().find(|(p, ..)| *p == pid) {
+            Some(d) => (d.1, d.2) = (deadline, ep.clone()),
+            None => self.deadlines.push((pid, deadline, ep.clone())),
         }
         self.current().block_receive();
         next.fetch_min(deadline, Ordering::Relaxed);
@@ -576,13 +579,13 @@ impl Table {
     /// The current process's timed receive is over, however it ended.
     pub fn clear_deadline(&mut self) {
         let pid = self.current_pid();
-        self.deadlines.retain(|(p, _)| *p != pid);
+        self.deadlines.retain(|(p, ..)| *p != pid);
     }
 
     /// Whether `p` waits in receive with a deadline (so it runs again
     /// whatever happens: not idle).
     pub fn timed(&self, p: &Process) -> bool {
-        p.state == State::Blocked(Wait::Call) && self.deadlines.iter().any(|(pid, _)| *pid == p.pid)
+        p.state == State::Blocked(Wait::Call) && self.deadlines.iter().any(|(pid, ..)| *pid == p.pid)
     }
 
     /// Every process blocked in receive whose deadline is `now` or
@@ -592,22 +595,27 @@ impl Table {
     pub fn expire(&mut self, now: u64, next: &AtomicU64) {
         // A process that ended in its wait leaves its entry behind.
         let procs = &self.procs;
-        self.deadlines.retain(|(pid, _)| procs.get(*pid).is_some_and(|p| p.state != State::Dead));
+        self.deadlines.retain(|(pid, ..)| procs.get(*pid).is_some_and(|p| p.state != State::Dead));
         let mut due = Vec::new();
         let mut earliest = u64::MAX;
-        for &(pid, deadline) in &self.deadlines {
-            if deadline <= now {
-                due.push(pid);
+        for (pid, deadline, ep) in &self.deadlines {
+            if *deadline <= now {
+                due.push((*pid, ep.clone()));
             } else {
-                earliest = earliest.min(deadline);
+                earliest = earliest.min(*deadline);
             }
         }
         next.store(earliest, Ordering::Relaxed);
         // One woken to look again (a notification) and not yet blocked
         // again is not in receive: `wake` leaves it be, and its deadline
-        // counts when it blocks again (at once: it is due).
-        for pid in due {
-            if !self.wake(pid, Some(Wait::Call), Err(SysError::TimedOut)) {
+        // counts when it blocks again (at once: it is due). One woken here
+        // is no longer the endpoint's waiting server: a call made before
+        // it receives again must queue (under this same lock, so no call
+        // sees it in between).
+        for (pid, ep) in due {
+            if self.wake(pid, Some(Wait::Call), Err(SysError::TimedOut)) {
+                ep.core.lock().stop_waiting();
+            } else {
                 next.fetch_min(now, Ordering::Relaxed);
             }
         }

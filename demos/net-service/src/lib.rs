@@ -42,3 +42,50 @@ pub fn finish<R: Responder<Cap = u64>>(r: &mut R, done: service::Done) -> Result
         service::Done::Datagram(result) => answer_datagram(r, result),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capos_abi::capos_capnp::{cap_result, network, ErrorCode};
+    use capos_abi::interfaces::network_method as nm;
+    use capos_abi::serve::testing::{call, params, TestResponder};
+    use policy::Policy;
+    use service::{Limits, Service};
+    use smoltcp::phy::{Loopback, Medium};
+    use smoltcp::time::Instant;
+
+    fn svc() -> Service {
+        let mut dev = Loopback::new(Medium::Ethernet);
+        let b = capos_abi::badge::manifest_grant(1, 3, false).unwrap();
+        Service::new(&mut dev, [2, 0, 0, 0, 0, 1], 1, Instant::from_millis(0), Policy::of(&[(b, "listen=7,8 udp")]), Limits::default(), false)
+    }
+
+    fn listen(s: &mut Service, badge: u64, port: u16) -> (Result<Dispatched<u64>, SysError>, TestResponder<u64>) {
+        let p = params::<network::listen_params::Owned>(|mut p| {
+            p.set_port(port);
+            p.set_backlog(4);
+        });
+        let mut r = TestResponder::<u64>::empty();
+        let d = answer(s, badge, &call(NETWORK, nm::LISTEN, &p), &mut r);
+        (d, r)
+    }
+
+    #[test]
+    fn calls_reach_their_dispatcher_and_answer_in_their_shape() {
+        let mut s = svc();
+        let b = capos_abi::badge::manifest_grant(1, 3, false).unwrap();
+        let (d, r) = listen(&mut s, b, 9);
+        assert_eq!(d, Ok(Dispatched::Answered));
+        let e = r.get::<cap_result::Owned, _>(|x| match x.which().unwrap() {
+            cap_result::Err(e) => capos_abi::helpers::read_error(e.unwrap()).unwrap(),
+            cap_result::Ok(_) => panic!("listen on 9 allowed"),
+        });
+        assert_eq!(e.code, ErrorCode::PermissionDenied);
+        assert!(e.message.contains("port 9"));
+        let (d, r) = listen(&mut s, b, 7);
+        assert_eq!(d, Ok(Dispatched::Answered));
+        assert_eq!(r.caps.len(), 1, "a listener handed back");
+        let mut r = TestResponder::<u64>::empty();
+        assert_eq!(answer(&mut s, b, &call(capos_abi::interfaces::FILE, 0, &[]), &mut r), Err(SysError::UnknownInterface));
+    }
+}

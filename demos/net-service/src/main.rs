@@ -150,7 +150,6 @@ fn main(start: &StartInfo) -> i32 {
     let mut mints = Mints::default();
     // Kept calls: the service's id -> (reply token, the call).
     let mut kept: BTreeMap<u64, (u64, Call)> = BTreeMap::new();
-    let mut counted = 0u32;
     loop {
         svc.now = now(&clock);
         svc.poll(&mut dev);
@@ -167,13 +166,6 @@ fn main(start: &StartInfo) -> i32 {
             // close by their own no-senders notifications).
             let _ = prepared.send(|word| syscall::endpoint_reply(token, word, &bulk[..out]));
         }
-        // The card's counters for `info`, now and then (a call each).
-        counted += 1;
-        if counted % 64 == 0 {
-            if let Ok(c) = dev.nic.counters() {
-                svc.counters = c;
-            }
-        }
         let wait_ms = svc.poll_delay().map(|d| d.total_millis()).unwrap_or(POLL_MS).min(POLL_MS);
         let incoming = match server.receive_timeout(wait_ms * 1_000_000) {
             Ok(i) => i,
@@ -183,13 +175,13 @@ fn main(start: &StartInfo) -> i32 {
                 return 1;
             }
         };
-        svc.now = now(&clock);
-        handle(&mut svc, &server, &mut mints, &mut kept, &mut dev, bulk, incoming);
+        handle(&mut svc, &server, &mut mints, &mut kept, &mut dev, &clock, bulk, incoming);
     }
 }
 
 /// One received call (or no-senders notification).
-fn handle(svc: &mut Service, server: &Server, mints: &mut Mints, kept: &mut BTreeMap<u64, (u64, Call)>, dev: &mut NicDevice, bulk: &mut [u8], incoming: Incoming) {
+#[allow(clippy::too_many_arguments)]
+fn handle(svc: &mut Service, server: &Server, mints: &mut Mints, kept: &mut BTreeMap<u64, (u64, Call)>, dev: &mut NicDevice, clock: &Clock, bulk: &mut [u8], incoming: Incoming) {
     if incoming.is_no_senders() {
         let b = incoming.badge();
         if mints.gone(b) {
@@ -197,14 +189,16 @@ fn handle(svc: &mut Service, server: &Server, mints: &mut Mints, kept: &mut BTre
         }
         return;
     }
-    if svc.counters.tx_frames == 0 {
+    // Copied before any call of ours overwrites the receive buffer.
+    let token = incoming.reply_token();
+    let call = Call::copy(&incoming);
+    drop(incoming);
+    svc.now = now(clock);
+    if call.interface_id == capos_abi::interfaces::NETWORK && call.method == capos_abi::interfaces::network_method::INFO {
         if let Ok(c) = dev.nic.counters() {
             svc.counters = c;
         }
     }
-    let token = incoming.reply_token();
-    let call = Call::copy(&incoming);
-    drop(incoming);
     let mut r = ServeResponder::new(server, mints, &call, &mut *bulk);
     let answered = match call.message() {
         Ok(msg) => answer(svc, call.badge, &msg, &mut r),
@@ -218,7 +212,11 @@ fn handle(svc: &mut Service, server: &Server, mints: &mut Mints, kept: &mut BTre
             return;
         }
         Ok(Dispatched::Answered) => Ok(()),
-        Err(e) => Err(e),
+        Err(e) => {
+            let iface = capos_abi::interfaces::name_of(call.interface_id).unwrap_or("?");
+            println!("a call of {iface} method {} (badge {:#x}) refused at the call level: {e:?}", call.method, call.badge);
+            Err(e)
+        }
     };
     let prepared = r.prepare(answered);
     let out = prepared.bulk_len();

@@ -366,26 +366,6 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
                         }
                     }
                 }
-                // Its receive deadline woke it after the endpoint had
-                // marked it waiting (Table::expire does not reach the
-                // endpoint): it no longer waits, so the call waits in the
-                // queue for its next receive, as if it had been busy.
-                Some((c, s)) if matches!(s.state(), State::Ready | State::Running) => {
-                    let queued = ep.core.lock().call(cur, badge);
-                    if !matches!(queued, Ok(capos_kcore::endpoint::CallOutcome::Queued)) {
-                        c.call_caps_mut().clear();
-                        return Err(queued.err().unwrap_or(SysError::PeerGone));
-                    }
-                    if let (true, Some(bk)) = (copy_checks, &bulk) {
-                        if let Err(e) = check_bulk(c.space(), bk) {
-                            ep.core.lock().cancel(cur);
-                            c.call_caps_mut().clear();
-                            return Err(e);
-                        }
-                    }
-                    c.begin_call(server, handle.raw(), iface, w, badge, b, false);
-                    return Ok(After::Block);
-                }
                 _ => {
                     t.current().call_caps_mut().clear();
                     Err(SysError::PeerGone)

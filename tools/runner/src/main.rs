@@ -8,6 +8,8 @@
 //!                              one's output printed whole (parallel.rs)
 //! capos-run run                boot interactively (serial on this terminal)
 //! capos-run debug              like run, QEMU waits for gdb on :1234
+//! capos-run serve              boot the default system without console input,
+//!                              serving /data over HTTP until killed (run-http)
 //! capos-run list               list scenarios
 //! capos-run bench-check [FILE] run the benchmarks FILE names (default
 //!                              tools/bench-budgets.txt) and judge each

@@ -583,7 +583,12 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>, until: Until) -> Result<Option
                 match until {
                     Until::Ever => t.block_receive(),
                     Until::Deadline(d) => t.block_receive_until(d, ep, &super::NEXT_DEADLINE),
-                    Until::Now => return Err(SysError::TimedOut),
+                    // `receive` marked us waiting; we are not (under the
+                    // table lock, so no call saw the mark).
+                    Until::Now => {
+                        ep.core.lock().stop_waiting();
+                        return Err(SysError::TimedOut);
+                    }
                 }
                 return Ok(None);
             }

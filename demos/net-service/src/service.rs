@@ -73,8 +73,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            tcp_sockets: 160,
-            backlog: 32,
+            tcp_sockets: 200,
+            backlog: 64,
             udp_sockets: 16,
             kept: 256,
             tcp_rx_bytes: 16 * 1024,
@@ -331,34 +331,38 @@ impl Service {
         for (h, port) in relisten {
             let _ = self.sockets.get_mut::<tcp::Socket>(h).listen(port);
         }
-        if self.starved {
-            self.starved = false;
-            let ids: Vec<u64> = self.objects.keys().copied().collect();
-            for id in ids {
-                self.refill(id);
-            }
+        // Listeners topped up as connections arrive, so a burst of up to
+        // `backlog` more finds sockets listening.
+        let ids: Vec<u64> = self.objects.iter().filter(|(_, o)| matches!(o, Object::Listener { .. })).map(|(b, _)| *b).collect();
+        let mut starved = false;
+        for id in ids {
+            starved |= !self.refill(id);
         }
+        if starved && !self.starved {
+            self.log.push(format!("net: the TCP socket table is full ({} sockets): listeners are short of listening sockets", self.limits.tcp_sockets));
+        }
+        self.starved = starved;
     }
 
-    /// Give listener `id` a listening socket for each one accepted, while
-    /// the table has room.
-    fn refill(&mut self, id: u64) {
-        let Some(Object::Listener { port, backlog, waiting }) = self.objects.get(&id) else { return };
-        let (port, missing) = (*port, backlog.saturating_sub(waiting.len()));
-        for _ in 0..missing {
-            match self.new_tcp("a listening socket") {
-                Ok(h) => {
-                    let _ = self.sockets.get_mut::<tcp::Socket>(h).listen(port);
-                    if let Some(Object::Listener { waiting, .. }) = self.objects.get_mut(&id) {
-                        waiting.push(h);
-                    }
-                }
-                Err(_) => {
-                    self.starved = true;
-                    return;
-                }
+    /// Keep listener `id` at `backlog` sockets listening, while it holds
+    /// fewer than twice that (the rest established, waiting for accept)
+    /// and the table has room; false when the table stopped it.
+    fn refill(&mut self, id: u64) -> bool {
+        let Some(Object::Listener { port, backlog, waiting }) = self.objects.get(&id) else { return true };
+        let listening = waiting.iter().filter(|h| self.sockets.get::<tcp::Socket>(**h).state() == tcp::State::Listen).count();
+        let want = backlog.saturating_sub(listening).min((2 * backlog).saturating_sub(waiting.len()));
+        let port = *port;
+        for _ in 0..want {
+            if self.tcp_used >= self.limits.tcp_sockets {
+                return false;
+            }
+            let h = self.new_tcp_socket();
+            let _ = self.sockets.get_mut::<tcp::Socket>(h).listen(port);
+            if let Some(Object::Listener { waiting, .. }) = self.objects.get_mut(&id) {
+                waiting.push(h);
             }
         }
+        true
     }
 
     /// A new TCP socket, or `noSpace` (logged) when the table is full.
@@ -368,12 +372,17 @@ impl Service {
             self.log.push(format!("net: {m}"));
             return Err(err(ErrorCode::NoSpace, &m));
         }
+        Ok(self.new_tcp_socket())
+    }
+
+    /// A new TCP socket (the caller checked the table has room).
+    fn new_tcp_socket(&mut self) -> SocketHandle {
         let rx = tcp::SocketBuffer::new(vec![0; self.limits.tcp_rx_bytes]);
         let tx = tcp::SocketBuffer::new(vec![0; self.limits.tcp_tx_bytes]);
         let mut s = tcp::Socket::new(rx, tx);
         s.set_nagle_enabled(false);
         self.tcp_used += 1;
-        Ok(self.sockets.add(s))
+        self.sockets.add(s)
     }
 
     fn add_object(&mut self, o: Object) -> u64 {
@@ -511,7 +520,6 @@ impl Service {
                             _ => unreachable!("looked up above"),
                         };
                         let b = self.add_object(Object::Stream { handle: h });
-                        self.refill(listener);
                         Some(Done::Cap(Ok(b)))
                     }
                     None if expired => Some(Done::Cap(Err(timed_out("accept")))),

@@ -661,13 +661,18 @@ impl Service {
     }
 }
 
-fn cap(w: Wait<Done, u64>) -> Wait<u64, u64> {
+/// A waiting op's outcome as its method's: `pick` takes the one kind of
+/// [`Done`] the op finishes with.
+fn narrow<T>(w: Wait<Done, u64>, pick: fn(Done) -> Option<Result<T, CapError>>) -> Wait<T, u64> {
     match w {
-        Wait::Done(Ok(Done::Cap(r))) => Wait::Done(r),
+        Wait::Done(Ok(d)) => Wait::Done(pick(d).expect("an op finishes as its own kind")),
         Wait::Done(Err(e)) => Wait::Done(Err(e)),
-        Wait::Done(Ok(other)) => unreachable!("a cap op finished as {other:?}"),
         Wait::Pending(id) => Wait::Pending(id),
     }
+}
+
+fn cap(w: Wait<Done, u64>) -> Wait<u64, u64> {
+    narrow(w, |d| if let Done::Cap(r) = d { Some(r) } else { None })
 }
 
 impl NetworkServer for Service {
@@ -791,24 +796,14 @@ impl TcpStreamServer for Service {
         if let Err(e) = self.stream_handle(b) {
             return Wait::Done(Err(e));
         }
-        match self.wait(Op::Read { stream: b, room }, timeout_ms) {
-            Wait::Done(Ok(Done::Bytes(r))) => Wait::Done(r),
-            Wait::Done(Err(e)) => Wait::Done(Err(e)),
-            Wait::Done(Ok(other)) => unreachable!("a read finished as {other:?}"),
-            Wait::Pending(id) => Wait::Pending(id),
-        }
+        narrow(self.wait(Op::Read { stream: b, room }, timeout_ms), |d| if let Done::Bytes(r) = d { Some(r) } else { None })
     }
 
     fn write(&mut self, b: u64, data: Vec<u8>, timeout_ms: u32) -> Wait<u64, u64> {
         if let Err(e) = self.stream_handle(b) {
             return Wait::Done(Err(e));
         }
-        match self.wait(Op::Write { stream: b, data, queued: 0 }, timeout_ms) {
-            Wait::Done(Ok(Done::Count(r))) => Wait::Done(r),
-            Wait::Done(Err(e)) => Wait::Done(Err(e)),
-            Wait::Done(Ok(other)) => unreachable!("a write finished as {other:?}"),
-            Wait::Pending(id) => Wait::Pending(id),
-        }
+        narrow(self.wait(Op::Write { stream: b, data, queued: 0 }, timeout_ms), |d| if let Done::Count(r) = d { Some(r) } else { None })
     }
 
     fn shutdown(&mut self, b: u64) -> Result<(), CapError> {
@@ -853,12 +848,7 @@ impl UdpSocketServer for Service {
         if let Err(e) = self.udp_handle(b) {
             return Wait::Done(Err(e));
         }
-        match self.wait(Op::Receive { socket: b, room }, timeout_ms) {
-            Wait::Done(Ok(Done::Datagram(r))) => Wait::Done(r),
-            Wait::Done(Err(e)) => Wait::Done(Err(e)),
-            Wait::Done(Ok(other)) => unreachable!("a receive finished as {other:?}"),
-            Wait::Pending(id) => Wait::Pending(id),
-        }
+        narrow(self.wait(Op::Receive { socket: b, room }, timeout_ms), |d| if let Done::Datagram(r) = d { Some(r) } else { None })
     }
 
     fn local(&mut self, b: u64) -> Result<SocketAddr, CapError> {

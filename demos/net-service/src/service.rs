@@ -489,15 +489,6 @@ impl Service {
         out
     }
 
-    /// Forget a kept call (its caller is gone).
-    pub fn forget(&mut self, id: u64) {
-        if let Some(k) = self.kept.remove(&id) {
-            if let Op::Connect { stream } = k.op {
-                self.drop_object(stream);
-            }
-        }
-    }
-
     /// Finish `k` if it can, or if its time ran out.
     fn try_finish(&mut self, k: &mut Kept) -> Option<Done> {
         let expired = k.deadline.is_some_and(|d| self.now >= d);

@@ -81,6 +81,7 @@ RUNNER := $(CARGO) run --quiet -p capos-run --
 # Host-side crates whose unit tests `make test` runs.
 HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image \
                  -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service -p capos-demo-http-files \
+                 -p capos-demo-net-service \
                  -p capos-fuzz
 # QEMU scenarios `make test` runs, JOBS at a time, their output printed in
 # this order. The last four run alone, after the others (docs/testing.md),

@@ -73,8 +73,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            tcp_sockets: 160,
-            backlog: 32,
+            tcp_sockets: 200,
+            backlog: 64,
             udp_sockets: 16,
             kept: 256,
             tcp_rx_bytes: 16 * 1024,
@@ -331,34 +331,38 @@ impl Service {
         for (h, port) in relisten {
             let _ = self.sockets.get_mut::<tcp::Socket>(h).listen(port);
         }
-        if self.starved {
-            self.starved = false;
-            let ids: Vec<u64> = self.objects.keys().copied().collect();
-            for id in ids {
-                self.refill(id);
-            }
+        // Listeners topped up as connections arrive, so a burst of up to
+        // `backlog` more finds sockets listening.
+        let ids: Vec<u64> = self.objects.iter().filter(|(_, o)| matches!(o, Object::Listener { .. })).map(|(b, _)| *b).collect();
+        let mut starved = false;
+        for id in ids {
+            starved |= !self.refill(id);
         }
+        if starved && !self.starved {
+            self.log.push(format!("net: the TCP socket table is full ({} sockets): listeners are short of listening sockets", self.limits.tcp_sockets));
+        }
+        self.starved = starved;
     }
 
-    /// Give listener `id` a listening socket for each one accepted, while
-    /// the table has room.
-    fn refill(&mut self, id: u64) {
-        let Some(Object::Listener { port, backlog, waiting }) = self.objects.get(&id) else { return };
-        let (port, missing) = (*port, backlog.saturating_sub(waiting.len()));
-        for _ in 0..missing {
-            match self.new_tcp("a listening socket") {
-                Ok(h) => {
-                    let _ = self.sockets.get_mut::<tcp::Socket>(h).listen(port);
-                    if let Some(Object::Listener { waiting, .. }) = self.objects.get_mut(&id) {
-                        waiting.push(h);
-                    }
-                }
-                Err(_) => {
-                    self.starved = true;
-                    return;
-                }
+    /// Keep listener `id` at `backlog` sockets listening, while it holds
+    /// fewer than twice that (the rest established, waiting for accept)
+    /// and the table has room; false when the table stopped it.
+    fn refill(&mut self, id: u64) -> bool {
+        let Some(Object::Listener { port, backlog, waiting }) = self.objects.get(&id) else { return true };
+        let listening = waiting.iter().filter(|h| self.sockets.get::<tcp::Socket>(**h).state() == tcp::State::Listen).count();
+        let want = backlog.saturating_sub(listening).min((2 * backlog).saturating_sub(waiting.len()));
+        let port = *port;
+        for _ in 0..want {
+            if self.tcp_used >= self.limits.tcp_sockets {
+                return false;
+            }
+            let h = self.new_tcp_socket();
+            let _ = self.sockets.get_mut::<tcp::Socket>(h).listen(port);
+            if let Some(Object::Listener { waiting, .. }) = self.objects.get_mut(&id) {
+                waiting.push(h);
             }
         }
+        true
     }
 
     /// A new TCP socket, or `noSpace` (logged) when the table is full.
@@ -368,12 +372,17 @@ impl Service {
             self.log.push(format!("net: {m}"));
             return Err(err(ErrorCode::NoSpace, &m));
         }
+        Ok(self.new_tcp_socket())
+    }
+
+    /// A new TCP socket (the caller checked the table has room).
+    fn new_tcp_socket(&mut self) -> SocketHandle {
         let rx = tcp::SocketBuffer::new(vec![0; self.limits.tcp_rx_bytes]);
         let tx = tcp::SocketBuffer::new(vec![0; self.limits.tcp_tx_bytes]);
         let mut s = tcp::Socket::new(rx, tx);
         s.set_nagle_enabled(false);
         self.tcp_used += 1;
-        Ok(self.sockets.add(s))
+        self.sockets.add(s)
     }
 
     fn add_object(&mut self, o: Object) -> u64 {
@@ -480,15 +489,6 @@ impl Service {
         out
     }
 
-    /// Forget a kept call (its caller is gone).
-    pub fn forget(&mut self, id: u64) {
-        if let Some(k) = self.kept.remove(&id) {
-            if let Op::Connect { stream } = k.op {
-                self.drop_object(stream);
-            }
-        }
-    }
-
     /// Finish `k` if it can, or if its time ran out.
     fn try_finish(&mut self, k: &mut Kept) -> Option<Done> {
         let expired = k.deadline.is_some_and(|d| self.now >= d);
@@ -511,7 +511,6 @@ impl Service {
                             _ => unreachable!("looked up above"),
                         };
                         let b = self.add_object(Object::Stream { handle: h });
-                        self.refill(listener);
                         Some(Done::Cap(Ok(b)))
                     }
                     None if expired => Some(Done::Cap(Err(timed_out("accept")))),
@@ -653,13 +652,18 @@ impl Service {
     }
 }
 
-fn cap(w: Wait<Done, u64>) -> Wait<u64, u64> {
+/// A waiting op's outcome as its method's: `pick` takes the one kind of
+/// [`Done`] the op finishes with.
+fn narrow<T>(w: Wait<Done, u64>, pick: fn(Done) -> Option<Result<T, CapError>>) -> Wait<T, u64> {
     match w {
-        Wait::Done(Ok(Done::Cap(r))) => Wait::Done(r),
+        Wait::Done(Ok(d)) => Wait::Done(pick(d).expect("an op finishes as its own kind")),
         Wait::Done(Err(e)) => Wait::Done(Err(e)),
-        Wait::Done(Ok(other)) => unreachable!("a cap op finished as {other:?}"),
         Wait::Pending(id) => Wait::Pending(id),
     }
+}
+
+fn cap(w: Wait<Done, u64>) -> Wait<u64, u64> {
+    narrow(w, |d| if let Done::Cap(r) = d { Some(r) } else { None })
 }
 
 impl NetworkServer for Service {
@@ -783,24 +787,14 @@ impl TcpStreamServer for Service {
         if let Err(e) = self.stream_handle(b) {
             return Wait::Done(Err(e));
         }
-        match self.wait(Op::Read { stream: b, room }, timeout_ms) {
-            Wait::Done(Ok(Done::Bytes(r))) => Wait::Done(r),
-            Wait::Done(Err(e)) => Wait::Done(Err(e)),
-            Wait::Done(Ok(other)) => unreachable!("a read finished as {other:?}"),
-            Wait::Pending(id) => Wait::Pending(id),
-        }
+        narrow(self.wait(Op::Read { stream: b, room }, timeout_ms), |d| if let Done::Bytes(r) = d { Some(r) } else { None })
     }
 
     fn write(&mut self, b: u64, data: Vec<u8>, timeout_ms: u32) -> Wait<u64, u64> {
         if let Err(e) = self.stream_handle(b) {
             return Wait::Done(Err(e));
         }
-        match self.wait(Op::Write { stream: b, data, queued: 0 }, timeout_ms) {
-            Wait::Done(Ok(Done::Count(r))) => Wait::Done(r),
-            Wait::Done(Err(e)) => Wait::Done(Err(e)),
-            Wait::Done(Ok(other)) => unreachable!("a write finished as {other:?}"),
-            Wait::Pending(id) => Wait::Pending(id),
-        }
+        narrow(self.wait(Op::Write { stream: b, data, queued: 0 }, timeout_ms), |d| if let Done::Count(r) = d { Some(r) } else { None })
     }
 
     fn shutdown(&mut self, b: u64) -> Result<(), CapError> {
@@ -845,12 +839,7 @@ impl UdpSocketServer for Service {
         if let Err(e) = self.udp_handle(b) {
             return Wait::Done(Err(e));
         }
-        match self.wait(Op::Receive { socket: b, room }, timeout_ms) {
-            Wait::Done(Ok(Done::Datagram(r))) => Wait::Done(r),
-            Wait::Done(Err(e)) => Wait::Done(Err(e)),
-            Wait::Done(Ok(other)) => unreachable!("a receive finished as {other:?}"),
-            Wait::Pending(id) => Wait::Pending(id),
-        }
+        narrow(self.wait(Op::Receive { socket: b, room }, timeout_ms), |d| if let Done::Datagram(r) = d { Some(r) } else { None })
     }
 
     fn local(&mut self, b: u64) -> Result<SocketAddr, CapError> {

@@ -347,9 +347,9 @@ fn net_boot() -> Boot {
     expect.extend_from_slice(&[
         "[shell] filled /data/big file.bin with 1048576 bytes of pattern 3",
         "[shell] synced /data",
-        "[net] net: 10.0.2.15/24 via 10.0.2.2 (dhcp)",
+        "[net] net: 10.0.2.15/24",
         "[web] http-files: serving the 'root' directory read-only on port 80",
-        "[shell] address 10.0.2.15/24 via 10.0.2.2 (dhcp)",
+        "[shell] address 10.0.2.15/24",
         READY,
         DONE,
         "[shell] bye",

@@ -153,7 +153,12 @@ fn conn_error(e: NetError, timeout_ms: u32) -> ConnError {
             waited(timeout_ms);
             ConnError::TimedOut
         }
-        _ => ConnError::Closed,
+        NetError::Closed => ConnError::Closed,
+        // Not the peer's doing: say so, then the connection is over.
+        e => {
+            println!("http-files: a connection failed: {e}");
+            ConnError::Closed
+        }
     }
 }
 

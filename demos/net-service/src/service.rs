@@ -1072,6 +1072,28 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_of_backlog_connections_after_earlier_ones_all_connect() {
+        let mut n = net(Limits::default());
+        let l = n.listen(80, 64).unwrap();
+        for _ in 0..16 {
+            let (c, s) = n.pair(l);
+            assert!(n.svc.released(c) && n.svc.released(s));
+            n.run(5);
+        }
+        n.run(50);
+        // 64 connects at once, before anyone accepts: each must find a
+        // socket listening.
+        let pending: Vec<_> = (0..64).map(|_| n.svc.connect(grant(0), SocketAddr { ip: HOME, port: 80 }, 3000)).collect();
+        let mut refused = 0;
+        for w in pending {
+            if n.cap(w).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 0, "connections refused in a burst of the backlog's size");
+    }
+
+    #[test]
     fn waiting_calls_are_bounded_one_of_a_kind_per_socket_and_time_out() {
         let mut n = net(Limits { kept: 2, ..Limits::default() });
         let l = n.listen(80, 2).unwrap();

@@ -168,10 +168,14 @@ fn listing(port: u16) -> Result<String, String> {
     let j = get(port, "/?json", "")?;
     want_status(&j, 200)?;
     let jb = String::from_utf8_lossy(&j.body).to_string();
-    for want in ["\"hello.txt\"", "\"big file.bin\"", "\"<b>&amp.txt\"", "1048576"] {
+    for want in ["\"hello.txt\"", "\"big file.bin\"", "1048576"] {
         if !jb.contains(want) {
             return Err(format!("the JSON listing lacks {want}: {jb}"));
         }
+    }
+    // JSON may write `<`, `>` and `&` as they are or as \u escapes.
+    if !jb.contains("\"<b>&amp.txt\"") && !jb.contains("\"\\u003cb\\u003e\\u0026amp.txt\"") {
+        return Err(format!("the JSON listing lacks the name <b>&amp.txt: {jb}"));
     }
     let s = get(port, "/sub/", "")?;
     want_status(&s, 200)?;
@@ -239,11 +243,21 @@ fn ranges(port: u16, big: &Served) -> Result<String, String> {
 }
 
 fn concurrent(port: u16, n: usize) -> Result<String, String> {
-    // All connected before any request is sent: the server has them all
-    // at once (8 served in turn, the rest in its backlog).
+    // n connections open at once, then each asks at once. They are opened
+    // 20 ms apart: QEMU's forward takes host connections from a listen
+    // backlog of one, one per turn of its loop, and a burst faster than
+    // that leaves some half-open on the host (and the first idle past the
+    // server's 10 s idle timeout before the last is in). The server
+    // serves 8 in turn; the rest wait in its backlog.
+    let opening = Instant::now();
     let mut conns = Vec::new();
     for i in 0..n {
         conns.push(connect(port).map_err(|e| format!("connection {i}: {e}"))?);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let opened = opening.elapsed();
+    if opened > Duration::from_secs(8) {
+        return Err(format!("opening {n} connections took {} ms (the server closes one idle for 10 s)", opened.as_millis()));
     }
     let start = Instant::now();
     let threads: Vec<_> = conns
@@ -254,7 +268,7 @@ fn concurrent(port: u16, n: usize) -> Result<String, String> {
                 s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n").map_err(|e| format!("connection {i}: {e}"))?;
                 let mut got = Vec::new();
                 let _ = s.read_to_end(&mut got);
-                let r = parse(&got, false).map_err(|e| format!("connection {i}: {e}"))?;
+                let r = parse(&got, false).map_err(|e| format!("connection {i} (after {} ms): {e}", start.elapsed().as_millis()))?;
                 want_status(&r, 200).map_err(|e| format!("connection {i}: {e}"))?;
                 if r.body != b"hello over http\n" {
                     return Err(format!("connection {i}: wrong body"));
@@ -263,38 +277,58 @@ fn concurrent(port: u16, n: usize) -> Result<String, String> {
             })
         })
         .collect();
+    let mut failed = Vec::new();
     for t in threads {
-        t.join().map_err(|_| "a connection's thread panicked".to_string())??;
+        if let Err(e) = t.join().map_err(|_| "a connection's thread panicked".to_string()).and_then(|r| r) {
+            failed.push(e);
+        }
     }
-    Ok(format!("{n} connections open at once, each answered 200 with the file, in {} ms", start.elapsed().as_millis()))
+    if !failed.is_empty() {
+        return Err(format!("{} of {n} failed: {}", failed.len(), failed.join("; ")));
+    }
+    Ok(format!("{n} connections open at once (opened in {} ms), each answered 200 with the file in {} ms", opened.as_millis(), start.elapsed().as_millis()))
 }
 
-/// Each hostile request and the status it must get; after each, the
-/// server must still serve a file.
+/// Each hostile request, the status it must get and what the answer
+/// must say (for the targets that try to leave the directory: the web
+/// server's own reason, not the storage service's refusal of a name
+/// behind it, so a server that stops checking is caught even though its
+/// read-only capability would still refuse); after each, the server must
+/// still serve a file.
 fn hostile(port: u16) -> Result<String, String> {
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: capos\r\n\r\n", "a".repeat(9000));
     let big_headers = format!("GET /hello.txt HTTP/1.1\r\nHost: capos\r\n{}\r\n", "X-Filler: yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\r\n".repeat(200));
-    let cases: Vec<(&str, String, u16)> = vec![
-        ("dot-dot", "GET /../hello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 400),
-        ("dot-dot inside", "GET /sub/../../hello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 400),
-        ("encoded dot-dot", "GET /%2e%2e/hello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 400),
-        ("mixed-case encoded dot-dot and slash", "GET /%2E.%2fhello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 400),
-        ("NUL", "GET /hello.txt%00.png HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 400),
-        ("backslash", "GET /sub\\..\\hello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 400),
-        ("absolute URL", "GET http://elsewhere/hello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 400),
-        ("bad percent-encoding", "GET /hello%zz.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 400),
-        ("request line too long", long_line, 414),
-        ("headers too large", big_headers, 431),
-        ("DELETE", "DELETE /hello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 405),
-        ("PUT", "PUT /new.txt HTTP/1.1\r\nHost: capos\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc".into(), 405),
-        ("POST", "POST / HTTP/1.1\r\nHost: capos\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), 405),
-        ("missing file", "GET /no-such-file.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 404),
+    let req = |target: &str| format!("GET {target} HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n");
+    let dots = "a path component . or ..";
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("dot-dot", req("/../hello.txt"), 400, dots),
+        ("dot-dot inside", req("/sub/../../hello.txt"), 400, dots),
+        ("encoded dot-dot", req("/%2e%2e/hello.txt"), 400, dots),
+        ("mixed-case encoded dot-dot", req("/sub/%2E%2e/hello.txt"), 400, dots),
+        ("encoded slash", req("/%2E.%2fhello.txt"), 400, "an encoded slash"),
+        ("NUL", req("/hello.txt%00.png"), 400, "NUL in the path"),
+        ("backslash", req("/sub\\..\\hello.txt"), 400, "a backslash"),
+        ("absolute URL", req("http://elsewhere/hello.txt"), 400, "absolute URLs are refused"),
+        ("bad percent-encoding", req("/hello%zz.txt"), 400, "invalid percent-encoding"),
+        ("request line too long", long_line, 414, ""),
+        ("headers too large", big_headers, 431, ""),
+        ("DELETE", "DELETE /hello.txt HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n\r\n".into(), 405, ""),
+        ("PUT", "PUT /new.txt HTTP/1.1\r\nHost: capos\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc".into(), 405, ""),
+        ("POST", "POST / HTTP/1.1\r\nHost: capos\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), 405, ""),
+        ("missing file", req("/no-such-file.txt"), 404, ""),
     ];
     let mut seen = Vec::new();
-    for (what, raw, status) in &cases {
+    for (what, raw, status, says) in &cases {
         let r = exchange(port, raw.as_bytes(), false).map_err(|e| format!("{what}: {e}"))?;
         if r.status != *status {
             return Err(format!("{what}: status {} (wanted {status})", r.status));
+        }
+        let body = String::from_utf8_lossy(&r.body);
+        if !body.contains(says) {
+            return Err(format!("{what}: status {status}, but the answer says {:?}, not '{says}'", body.trim_end()));
+        }
+        if *status == 405 && r.header("allow") != Some("GET, HEAD") {
+            return Err(format!("{what}: 405 with Allow {:?}", r.header("allow")));
         }
         let ok = get(port, "/hello.txt", "").map_err(|e| format!("after {what}: {e}"))?;
         want_status(&ok, 200).map_err(|e| format!("after {what}: {e}"))?;

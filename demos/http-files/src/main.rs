@@ -227,6 +227,12 @@ fn main(start: &StartInfo) -> i32 {
 
     let listener = match net_glue::listen(start, port, BACKLOG) {
         Ok(l) => l,
+        // No network here: nothing to serve, and starting again would not
+        // change that (a restart is for failures).
+        Err(NetError::Unavailable(why)) => {
+            println!("http-files: no network to listen on ({why}); not serving");
+            return 0;
+        }
         Err(e) => {
             println!("http-files: cannot listen on port {port}: {e}");
             return 3;

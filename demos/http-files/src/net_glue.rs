@@ -40,7 +40,7 @@ pub enum NetError {
     /// The peer or the service closed the socket.
     Closed,
     /// No network to listen on.
-    Unavailable(&'static str),
+    Unavailable(String),
     Failed(String),
 }
 
@@ -59,6 +59,11 @@ fn net_error(e: CallError) -> NetError {
     match e.code() {
         Some(ErrorCode::TimedOut) => NetError::TimedOut,
         Some(ErrorCode::Closed | ErrorCode::ConnectionReset) => NetError::Closed,
+        // The network service has no network (no card on this machine).
+        Some(ErrorCode::Unavailable) => match e {
+            CallError::Object(o) => NetError::Unavailable(o.message),
+            e => NetError::Unavailable(format!("{e:?}")),
+        },
         _ => match e {
             CallError::Object(o) => NetError::Failed(format!("{:?}: {}", o.code, o.message)),
             e => NetError::Failed(format!("{e:?}")),
@@ -79,7 +84,7 @@ pub fn listen(start: &StartInfo, port: u16, backlog: u16) -> Result<Listener, Ne
     if let Some(h) = start.cap("listener") {
         return Ok(Listener(TcpListener::new(h)));
     }
-    let net = start.cap("net").map(Network::new).ok_or(NetError::Unavailable(NO_NETWORK))?;
+    let net = start.cap("net").map(Network::new).ok_or(NetError::Unavailable(NO_NETWORK.into()))?;
     net.listen(port, backlog).map(Listener).map_err(net_error)
 }
 

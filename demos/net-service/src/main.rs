@@ -120,17 +120,28 @@ fn main(start: &StartInfo) -> i32 {
         return 2;
     };
     let (nic, clock, mut server) = (Nic::new(nic), Clock(clock), Server::new(ep));
-    let info = match nic.info() {
-        Ok(i) => i,
-        Err(e) => {
-            println!("the card does not answer: {e:?}");
-            return 1;
-        }
-    };
     let bulk = match server.register_bulk(capos_abi::limits::MAX_NET_IO_BYTES) {
         Ok(b) => b,
         Err(e) => {
             println!("cannot register a bulk buffer: {e:?}");
+            return 1;
+        }
+    };
+    let info = match nic.info() {
+        Ok(i) => i,
+        // No such card on this machine (the kernel's grant says so): no
+        // network, which is no reason to restart. Every call is answered
+        // with why, and the service waits for calls only (no timers), so
+        // the rest of the system runs as before.
+        Err(capos_rt::CallError::Object(why)) if why.code == ErrorCode::Unavailable => {
+            println!("no network card: {}; answering every call with it", why.message);
+            let e = capos_abi::helpers::CapError::new(ErrorCode::Unavailable, &alloc::format!("no network: {}", why.message));
+            let gone = capos_rt::serve::serve(&mut server, bulk, &mut (), |_, call, r| capos_abi::serve::refuse::refuse_call(r, call.interface_id, call.method, e.clone()), |_, _| {});
+            println!("the endpoint is gone: {gone:?}");
+            return 1;
+        }
+        Err(e) => {
+            println!("the card does not answer: {e:?}");
             return 1;
         }
     };

@@ -122,7 +122,17 @@ fn shell_boot_with(root: &std::path::Path, user_script: Option<std::path::PathBu
         .collect();
     script.push(("capos> ".into(), b"halt\r".to_vec()));
     let mut expect = DEFAULT_SYSTEM_EXPECTS.to_vec();
-    expect.extend_from_slice(&["[shell] bye", "exited with status 0", "userspace idle: 1 exited, 0 killed, 2 waiting for calls", "halting"]);
+    // No card here (make run has one): net answers every call with
+    // `unavailable`, web has nothing to listen on and ends (status 0, not
+    // restarted); the shell exits; fs, store and net wait.
+    expect.extend_from_slice(&[
+        "[shell] bye",
+        "exited with status 0",
+        "[net] no network card: no network device 'net0' (found: none); answering every call with it",
+        "[web] http-files: no network to listen on",
+        "userspace idle: 2 exited, 0 killed, 3 waiting for calls",
+        "halting",
+    ]);
     if checked {
         expect.extend_from_slice(SHELL_SCRIPT_EXPECTS);
     }
@@ -155,7 +165,10 @@ fn default_system_boots() -> Vec<Boot> {
     let boot = |name: &'static str, disks, lines: &[&str], expect: &[&str]| {
         let mut e = DEFAULT_SYSTEM_EXPECTS.to_vec();
         e.extend_from_slice(expect);
-        e.extend_from_slice(&["[shell] bye", "userspace idle: 1 exited, 0 killed, 2 waiting for calls", "capos> devices", "nvme0n1", "nvme1n1", "vblk0", "halting"]);
+        // The shell exits; fs, store, net and web wait (net's timers
+        // count as idle where the prompt takes over).
+        e.extend_from_slice(&["[shell] bye", "userspace idle: 1 exited, 0 killed, 4 waiting for calls", "capos> devices", "nvme0n1", "nvme1n1", "vblk0", "net0", "halting"]);
+        e.extend_from_slice(&["[net] serving 'network' over mac 52:54:00:12:34:56", "[web] http-files: serving the 'root' directory read-only on port 80"]);
         // As `make run` boots it: 2 CPUs, like the smallest cloud shapes.
         e.push("smp: 2 of 2 CPUs online");
         kernel_boot(name, "", Expect::Success, &e)
@@ -165,14 +178,16 @@ fn default_system_boots() -> Vec<Boot> {
             .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} error: ", "restarted as"]))
             .default_system()
             .default_disks(disks)
+            // As `make run` has it: the card on a restricted user network.
+            .qemu_args(nic::nic_args(""))
             .timeout(120)
     };
     vec![
         boot(
             "first-run",
             DefaultDisksUse::Fresh,
-            &["ls /", "cat /data/welcome.txt", "cat /fat/docs/hello.txt", "write /data/note.txt written by the first run", "put color blue", "exit"],
-            &["[shell] data/", "[shell] fat/", "[shell] Welcome to capOS.", "[shell] hello from FAT32", "[shell] wrote 25 bytes to /data/note.txt", "[shell] synced /data", "[shell] /fat: read-only, nothing to sync"],
+            &["ls /", "cat /data/welcome.txt", "cat /fat/docs/hello.txt", "write /data/note.txt written by the first run", "put color blue", "net", "exit"],
+            &["[shell] mac 52:54:00:12:34:56, link up", "[shell] data/", "[shell] fat/", "[shell] Welcome to capOS.", "[shell] hello from FAT32", "[shell] wrote 25 bytes to /data/note.txt", "[shell] synced /data", "[shell] /fat: read-only, nothing to sync"],
         ),
         boot(
             "second-run",
@@ -269,6 +284,7 @@ const SHELL_SCRIPT_EXPECTS: &[&str] = &[
     "[shell] a name with a space and an accent",
     "[shell] error: invalidArgument: fill: 68157440 bytes is more than the 67108864 a fill may write",
     "[shell] error: invalidArgument: unterminated double quote",
+    "[shell] error: unavailable: net: no network: no network device 'net0' (found: none)",
     "[shell] blue",
     "[shell] true",
     "[shell] app/name",

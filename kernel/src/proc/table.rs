@@ -360,14 +360,14 @@ impl Cpu {
 
 pub struct Table {
     procs: PidTable<Box<Process>>,
-    /// (pid, uptime ns) of each process in `endpoint_receive_timeout`,
-    /// from before it blocks until the syscall returns. Beside the
-    /// processes rather than in them: only a few wait so, the plain
-    /// receive on the call path never touches it, and expiry walks these
-    /// alone.
-    /// The endpoint it waits on comes with it: expiry tells the endpoint
-    /// its server no longer waits (a call must then queue, not be handed
-    /// to a process that is not in receive).
+    /// (pid, uptime ns, endpoint) of each process in
+    /// `endpoint_receive_timeout`, from before it blocks until the syscall
+    /// returns (an entry of a process that died in its wait goes at the
+    /// next expiry). Beside the processes rather than in them: only a few
+    /// wait so, the plain receive on the call path never touches it, and
+    /// expiry walks these alone. The endpoint it waits on comes with it:
+    /// expiry tells the endpoint its server no longer waits (a call must
+    /// then queue, not be handed to a process that is not in receive).
     deadlines: Vec<(u32, u64, Arc<Endpoint>)>,
     cpus: [Cpu; MAX_CPUS],
     /// Ready processes by CPU (`capos_kcore::run_queues` decides).
@@ -557,7 +557,6 @@ impl Table {
 
     // ---- Transitions (rule 1). ----
 
-    /// The current process waits in receive.
     /// The current process waits in receive.
     pub fn block_receive(&mut self) {
         self.current().block_receive();

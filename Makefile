@@ -97,7 +97,7 @@ SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robust
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \
         run-prompt-robustness run-acpi run-pci run-msix run-blk-virtio run-blk-nvme \
         run-boot-menu run-blk-multi run-blk-scsi run-net-nic run-net-service run-net run-http bench-blk run-hello run-ipc run-cap-faults run-process-lifetime run-shell bench-ipc bench-storage bench-linux \
-        bench-boot bench-check run-default-system clean \
+        bench-boot bench-check bench-net run-default-system clean \
         image capos-cloudboot-image run-disk run-cloud-disk cloudboot-check cloudboot-repro-check \
         cloudboot-test cloudboot-fixture-check test-cloud \
         run-storage-readonly run-storage-writable run-storage-writable-recovery run-storage-services-recovery run-storage-persist run-storage-hostile \
@@ -258,14 +258,14 @@ bench-storage: setup
 bench-boot: setup
 	@$(RUNNER) test bench-boot
 
-## The benchmarks (bench-ipc, bench-blk, bench-storage, bench-boot; one per
-## core at a time) against tools/bench-budgets.txt (BENCH_BUDGETS): a
-## figure more than 0.5% over its budget fails. docs/benchmarks.md.
 ## Benchmark (not part of make test): two checked ping-pong pairs on 1 and
 ## on 2 CPUs; their throughput (TSC cycles) and the 2-CPU / 1-CPU ratio.
 bench-smp: setup
 	@$(RUNNER) test bench-smp
 
+## The benchmarks the budget file names (one per core at a time) against
+## tools/bench-budgets.txt (BENCH_BUDGETS): a figure more than 0.5% over
+## its budget fails. docs/benchmarks.md.
 bench-check: setup
 	@$(RUNNER) bench-check $(BENCH_BUDGETS)
 
@@ -273,6 +273,12 @@ bench-check: setup
 ## with the same counter; stores target/bench/linux.txt for bench-ipc/blk.
 bench-linux: setup
 	@$(RUNNER) test bench-linux
+
+## Benchmark: executed instructions per HTTP GET of a 1 MiB and a 100 B
+## file from the host, busybox httpd on the same Linux beside capOS's
+## http-files through net-service, and the ratio. docs/benchmarks.md.
+bench-net: setup
+	@$(RUNNER) test bench-net
 
 run-blk-virtio: setup
 	@$(RUNNER) test blk-virtio

@@ -143,13 +143,74 @@ static void bench_read(int fd, const char *label, size_t size, long n)
     free(buf);
 }
 
+/*
+ * `bench marks` (make bench-net): regions opened and closed by lines on
+ * standard input (the console), as capOS's shell does with its `icount`
+ * command, so the runner types the same lines to both guests while it
+ * makes HTTP requests from the host:
+ *
+ *   icount LABEL... OPS   print `icount: LABEL ops=OPS`, then START
+ *   icount stop           STOP
+ *   exit                  leave (isa-debug-exit 16)
+ *
+ * After each line it prints the prompt `bench> ` (inside an open region,
+ * as the shell's `capos$ ` is).
+ */
+static void marks(void)
+{
+    char line[256];
+    int open_region = 0;
+    printf("bench> ");
+    fflush(stdout);
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (strcmp(line, "exit") == 0) {
+            if (open_region) {
+                printf("bench: FAILED: exit with a region open\n");
+                qemu_exit(17);
+            }
+            printf("bench: done\n");
+            qemu_exit(16);
+        } else if (strcmp(line, "icount stop") == 0) {
+            if (!open_region) {
+                printf("bench: FAILED: icount stop with no region open\n");
+                qemu_exit(17);
+            }
+            STOP();
+            open_region = 0;
+        } else if (strncmp(line, "icount ", 7) == 0 && !open_region) {
+            char *ops = strrchr(line, ' ');
+            char *end = NULL;
+            long n = strtol(ops + 1, &end, 10);
+            if (ops == line + 6 || *end != 0 || n < 1) {
+                printf("bench: FAILED: bad line '%s'\n", line);
+                qemu_exit(17);
+            }
+            *ops = 0;
+            announce(line + 7, n);
+            START();
+            open_region = 1;
+        } else if (line[0] != 0) {
+            printf("bench: FAILED: unknown line '%s'\n", line);
+            qemu_exit(17);
+        }
+        printf("bench> ");
+        fflush(stdout);
+    }
+    printf("bench: FAILED: end of input\n");
+    qemu_exit(17);
+}
+
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 2 && strcmp(argv[1], "marks") == 0) {
+        marks();
+    }
     if (argc != 2) {
-        printf("usage: bench /dev/nvmeXnY\n");
+        printf("usage: bench /dev/nvmeXnY | bench marks\n");
         qemu_exit(17);
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
     bench_getppid(100000);
     bench_pipe(10000);
     int fd = open(argv[1], O_RDONLY | O_DIRECT);

@@ -36,6 +36,7 @@ use capos_demo_net_service::{answer, finish};
 use capos_rt::serve::{Call, Mints, ServeResponder};
 use capos_rt::{println, syscall, Clock, Incoming, Nic, Server, StartInfo};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use core::sync::atomic::{AtomicBool, Ordering};
 use smoltcp::time::Instant;
 
 // 160 TCP sockets of 32 KiB of buffers, UDP sockets, kept writes.
@@ -45,6 +46,31 @@ capos_rt::entry!(main, heap = 24 << 20);
 const POLL_MS: u64 = 10;
 /// How often a transmit the card refuses as busy is tried again.
 const TRANSMIT_TRIES: u32 = 64;
+
+/// A look at the card that a timed-out wait started and that has found
+/// nothing yet (no frame in or out, no kept call to finish).
+///
+/// Such looks happen every [`POLL_MS`] while the network is quiet, as
+/// many as the host's time allows, so their number does not repeat; with
+/// a receive interrupt they would be halts. They are bracketed with the
+/// instruction counter's device-wait markers (abi/src/icount.rs), which
+/// leave them out of a counted region as the NVMe driver's polled waits
+/// are (docs/benchmarks.md, make bench-net); the look that finds work is
+/// counted from the moment it finds it. Without the counter the markers
+/// are no-ops.
+static IDLE_LOOK: AtomicBool = AtomicBool::new(false);
+
+fn idle_look_begin() {
+    IDLE_LOOK.store(true, Ordering::Relaxed);
+    capos_abi::icount::device_wait_begin();
+}
+
+/// The look found work, or gives up: count again.
+fn idle_look_end() {
+    if IDLE_LOOK.swap(false, Ordering::Relaxed) {
+        capos_abi::icount::device_wait_end();
+    }
+}
 
 /// The `Nic` capability as smoltcp's device: a frame per call, through
 /// the bulk buffer.
@@ -72,6 +98,7 @@ impl TxToken for NicTx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut frame = vec![0u8; len];
         let r = f(&mut frame);
+        idle_look_end();
         for _ in 0..TRANSMIT_TRIES {
             match self.nic.transmit(&frame) {
                 Ok(()) => return r,
@@ -92,7 +119,10 @@ impl Device for NicDevice {
 
     fn receive(&mut self, _: Instant) -> Option<(NicRx<'_>, NicTx<'_>)> {
         match self.nic.receive(&mut self.rx) {
-            Ok(Received::Frame(n)) => Some((NicRx(&self.rx[..n]), NicTx { nic: &self.nic, lost: &mut self.lost })),
+            Ok(Received::Frame(n)) => {
+                idle_look_end();
+                Some((NicRx(&self.rx[..n]), NicTx { nic: &self.nic, lost: &mut self.lost }))
+            }
             _ => None,
         }
     }
@@ -168,6 +198,7 @@ fn main(start: &StartInfo) -> i32 {
             println!("{line}");
         }
         for (id, done) in svc.completions() {
+            idle_look_end();
             let Some((token, call)) = kept.remove(&id) else { continue };
             let mut r = ServeResponder::new(&server, &mut mints, &call, &mut *bulk);
             let answered = finish(&mut r, done);
@@ -178,9 +209,13 @@ fn main(start: &StartInfo) -> i32 {
             let _ = prepared.send(|word| syscall::endpoint_reply(token, word, &bulk[..out]));
         }
         let wait_ms = svc.poll_delay().map(|d| d.total_millis()).unwrap_or(POLL_MS).min(POLL_MS);
+        idle_look_end();
         let incoming = match server.receive_timeout(wait_ms * 1_000_000) {
             Ok(i) => i,
-            Err(e) if e.sys() == Some(SysError::TimedOut) => continue,
+            Err(e) if e.sys() == Some(SysError::TimedOut) => {
+                idle_look_begin();
+                continue;
+            }
             Err(e) => {
                 println!("the endpoint is gone: {e:?}");
                 return 1;

@@ -97,6 +97,9 @@ pub enum Command {
     /// `fill PATH SIZE [SEED]`: SIZE bytes of the test pattern.
     Fill(String, u64, u64),
     Net,
+    /// `icount LABEL... OPS` opens a benchmark region (Some), `icount
+    /// stop` closes it (None): make bench-net's markers (abi/src/icount.rs).
+    Icount(Option<(String, u64)>),
 }
 
 /// The largest `fill` (a test file, not a way to fill a disk by a typo).
@@ -125,6 +128,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("keys [PREFIX]", "list the store's keys (starting with PREFIX)"),
     ("mounts", "the filesystems and the store this shell holds, and their state"),
     ("net", "the network: address, link, the card's counters, open sockets"),
+    ("icount LABEL... OPS", "open a counted region for the instruction-count benchmarks (make bench-net); icount stop closes it"),
     ("help", "this list"),
     ("exit", "sync, leave the shell and hand the console back"),
 ];
@@ -273,6 +277,18 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "help" => none(Command::Help),
         "exit" => none(Command::Exit),
         "net" => none(Command::Net),
+        "icount" => match args {
+            ["stop"] => Ok(Command::Icount(None)),
+            [label @ .., ops] if !label.is_empty() => {
+                let ops = ops.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| bad(alloc::format!("icount: ops '{}' is not a number of at least 1", ops)))?;
+                let label = label.join(" ");
+                if label.contains(':') {
+                    return Err(bad(String::from("icount: a label holds no ':'")));
+                }
+                Ok(Command::Icount(Some((label, ops))))
+            }
+            _ => Err(usage(cmd)),
+        },
         "fill" => match args {
             [p, size] | [p, size, _] => {
                 let n = parse_size(size).ok_or_else(|| bad(alloc::format!("fill: '{}' is not a size (digits, then K or M if you like)", size)))?;
@@ -440,6 +456,15 @@ mod tests {
     }
 
     #[test]
+    fn icount_takes_a_label_and_ops_or_stop() {
+        assert_eq!(parse("icount http GET 1 MiB 4"), Ok(Command::Icount(Some(("http GET 1 MiB".into(), 4)))));
+        assert_eq!(parse("icount stop"), Ok(Command::Icount(None)));
+        for bad in ["icount", "icount 4", "icount label 0", "icount label x", "icount a:b 3", "icount label -1"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn cp_targets_the_file_or_into_a_directory_never_the_source_itself() {
         let p = |s: &str| resolve("/", s);
         assert_eq!(copy_target(&p("/fat/docs/a.txt"), &p("/data/b.txt"), false), Ok(p("/data/b.txt")));
@@ -549,7 +574,7 @@ mod tests {
     #[test]
     fn every_help_entry_parses_as_its_command() {
         for (u, _) in HELP {
-            let line: Vec<&str> = u.split(' ').map(|w| if w.contains("SIZE") || w.contains("SEED") { "1" } else if w.ends_with("...") || w.chars().all(|c| c.is_ascii_uppercase() || c == '[' || c == ']') { "x" } else { w }).collect();
+            let line: Vec<&str> = u.split(' ').map(|w| if w.contains("SIZE") || w.contains("SEED") || w == "OPS" { "1" } else if w.ends_with("...") || w.chars().all(|c| c.is_ascii_uppercase() || c == '[' || c == ']') { "x" } else { w }).collect();
             assert!(parse(&line.join(" ")).is_ok(), "help entry '{u}' does not parse");
         }
     }

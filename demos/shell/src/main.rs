@@ -104,6 +104,8 @@ struct Shell {
     store: Option<Store>,
     net: Option<capos_rt::net::Network>,
     cwd: Vec<String>,
+    /// An `icount` region is open (its START executed, no STOP yet).
+    counting: bool,
 }
 
 impl Shell {
@@ -256,6 +258,25 @@ impl Shell {
                 for l in capos_demo_shell::net_lines(&info) {
                     self.out(&l);
                 }
+                Ok(())
+            }
+            // The line goes out before START (the runner pairs it with
+            // the region), so the console's output of it is not counted.
+            Command::Icount(Some((label, ops))) => {
+                if self.counting {
+                    return fail(ErrorCode::InvalidArgument, "icount: a region is open; icount stop first");
+                }
+                self.out(&format!("icount: {} ops={}", label, ops));
+                capos_abi::icount::region_start();
+                self.counting = true;
+                Ok(())
+            }
+            Command::Icount(None) => {
+                if !self.counting {
+                    return fail(ErrorCode::InvalidArgument, "icount: no region is open");
+                }
+                capos_abi::icount::region_stop();
+                self.counting = false;
                 Ok(())
             }
             Command::Sync => self.sync(),
@@ -624,7 +645,7 @@ fn main(start: &StartInfo) -> i32 {
             net = Some(capos_rt::net::Network::new(*h));
         }
     }
-    let mut sh = Shell { console, mounts, store, net, cwd: Vec::new() };
+    let mut sh = Shell { console, mounts, store, net, cwd: Vec::new(), counting: false };
     sh.out(&format!("capOS shell: {}, {}; type help", count(sh.mounts.len(), "filesystem", "filesystems"), if sh.store.is_some() { "a store" } else { "no store" }));
     loop {
         sh.out(PROMPT);

@@ -70,9 +70,50 @@ pub struct HostEnv {
     /// (`{disk:NAME}`, path) of the boot's disks (the default system's as
     /// `{disk:data}`, `{disk:store}`, `{disk:fat}`).
     pub disks: Vec<(String, String)>,
+    /// The serial console as it arrives, and how far [`HostEnv::wait_for`]
+    /// has read it.
+    console: std::sync::Mutex<ConsoleTap>,
+    /// Into the serial transcript ([`HostEnv::say`]).
+    inject: mpsc::Sender<Option<Vec<u8>>>,
 }
 
+struct ConsoleTap {
+    rx: mpsc::Receiver<String>,
+    text: String,
+    cursor: usize,
+}
+
+/// What [`HostEnv::say`] puts before its line.
+pub const RUNNER_PREFIX: &str = "[runner] ";
+
 impl HostEnv {
+    /// Wait until `text` appears on the serial console after what the
+    /// previous wait found; an error after `limit`, or when the boot ends.
+    /// A host side that takes turns with the guest waits for its lines.
+    pub fn wait_for(&self, text: &str, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        let mut tap = self.console.lock().unwrap();
+        loop {
+            let from = tap.cursor;
+            if let Some(at) = tap.text[from..].find(text) {
+                tap.cursor = from + at + text.len();
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tap.rx.recv_timeout(left) {
+                Ok(chunk) => tap.text.push_str(&chunk),
+                Err(mpsc::RecvTimeoutError::Timeout) => return Err(format!("'{text}' did not appear on the console within {} s", limit.as_secs())),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(format!("the boot ended before '{text}' appeared on the console")),
+            }
+        }
+    }
+
+    /// Put `[runner] LINE` into the serial transcript (and the log), for a
+    /// script step to wait for: how the host side tells the script to go on.
+    pub fn say(&self, line: &str) {
+        let _ = self.inject.send(Some(format!("{RUNNER_PREFIX}{line}\n").into_bytes()));
+    }
+
     /// The path of disk `name`.
     pub fn disk(&self, name: &str) -> Option<std::path::PathBuf> {
         let key = format!("{{disk:{name}}}");
@@ -212,6 +253,11 @@ impl Boot {
         self.figures.linux_pairs = pairs;
         self
     }
+    /// See [`Figures::comparison_only`].
+    pub fn comparison_only(mut self) -> Boot {
+        self.figures.comparison_only = true;
+        self
+    }
     pub fn store_figures(mut self, name: &'static str) -> Boot {
         self.figures.store_figures = Some(name);
         self
@@ -241,7 +287,7 @@ pub fn run(s: &Settings, dir: &Path, label: &str, boot: &Boot, art: &Artifacts, 
             let failed_before = t.failed;
             judge(label, &boot.judgement, &verdict_sources(&boot.volume), &out, t);
             let judged_ok = t.failed == failed_before;
-            report_icount(s, label, &boot.figures, &boot.machine, matches!(boot.volume, BootVolume::Linux), &s.profile, &out, t, judged_ok);
+            report_icount(s, label, &boot.figures, &boot.machine, matches!(boot.volume, BootVolume::Linux(_)), &s.profile, &out, t, judged_ok);
         }
         Err(e) => t.fail(label, &e),
     }
@@ -278,11 +324,12 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         }
     }
     let mut linux_description = None;
-    if let BootVolume::Linux = boot.volume {
+    if let BootVolume::Linux(extra) = boot.volume {
         let g = crate::build::linux::prepare(&s.root)?;
+        let cmdline = format!("{} {}", LINUX_CMDLINE, extra).trim().to_string();
         args.extend(["-kernel".to_string(), g.kernel.display().to_string(), "-initrd".into(), g.initrd.display().to_string()]);
-        args.extend(["-append".to_string(), LINUX_CMDLINE.to_string()]);
-        linux_description = Some(format!("{}; kernel command line '{}'", g.description, LINUX_CMDLINE));
+        args.extend(["-append".to_string(), cmdline.clone()]);
+        linux_description = Some(format!("{}; kernel command line '{}'", g.description, cmdline));
     }
     let icount_file = dir.join(format!("{}.icount.txt", boot.name));
     if boot.figures.icount {
@@ -310,18 +357,23 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
 
     let timeout = Duration::from_secs(boot.judgement.timeout.unwrap_or(s.timeout_secs));
     let steps: Vec<(&str, &[u8])> = boot.script.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
-    let (ready_tx, ready_rx) = mpsc::channel();
+    let (tap_tx, tap_rx) = mpsc::channel();
     let host = boot.host.as_ref().map(|h| {
-        let run = h.run.clone();
-        let env = HostEnv { ports: host_ports.clone(), disks: disks.names.clone() };
+        let (run, trigger) = (h.run.clone(), h.trigger);
+        let env = HostEnv {
+            ports: host_ports.clone(),
+            disks: disks.names.clone(),
+            console: std::sync::Mutex::new(ConsoleTap { rx: tap_rx, text: String::new(), cursor: 0 }),
+            inject: done_tx.clone(),
+        };
         std::thread::spawn(move || {
-            let verdicts = ready_rx.recv().ok().map(|()| run(&env));
+            let verdicts = env.wait_for(trigger, timeout).ok().map(|()| run(&env));
             let _ = done_tx.send(Some(format!("{HOST_SIDE_DONE}\n").into_bytes()));
             verdicts
         })
     });
-    let watch = boot.host.as_ref().map(|h| (h.trigger, ready_tx));
-    let serial = stream_serial_watching(&rx, stdin.as_mut(), &mut log, &steps, Instant::now() + timeout, strip_ansi, watch);
+    let tap = boot.host.as_ref().map(|_| tap_tx);
+    let serial = stream_serial_watching(&rx, stdin.as_mut(), &mut log, &steps, Instant::now() + timeout, strip_ansi, tap);
     let (lines, stamps, timed_out) = (serial.lines, serial.stamps, serial.timed_out);
     if timed_out {
         let _ = child.kill();
@@ -483,6 +535,29 @@ pub fn interactive(s: &Settings, how: Interactive) -> Result<u8, String> {
 mod tests {
     use super::*;
     use crate::volumes::esp::Volume;
+
+    #[test]
+    fn a_host_side_waits_for_console_text_in_turn_and_says_lines() {
+        let (tap, rx) = mpsc::channel();
+        let (inject, said) = mpsc::channel();
+        let env = HostEnv { ports: vec![], disks: vec![], console: std::sync::Mutex::new(ConsoleTap { rx, text: String::new(), cursor: 0 }), inject };
+        // Text split across chunks is found; each wait starts after what
+        // the previous one found.
+        for c in ["bench> ic", "ount: a ops=1\nbench> ", "x"] {
+            tap.send(c.to_string()).unwrap();
+        }
+        env.wait_for("icount: a ops=1", Duration::from_secs(5)).unwrap();
+        env.wait_for("bench> ", Duration::from_secs(5)).unwrap();
+        let e = env.wait_for("bench> ", Duration::from_millis(50)).unwrap_err();
+        assert!(e.contains("did not appear"), "{e}");
+        tap.send("bench> ".into()).unwrap();
+        env.wait_for("bench> ", Duration::from_secs(5)).unwrap();
+        drop(tap);
+        let e = env.wait_for("never", Duration::from_secs(5)).unwrap_err();
+        assert!(e.contains("the boot ended"), "{e}");
+        env.say("bench: stop");
+        assert_eq!(said.recv().unwrap(), Some(b"[runner] bench: stop\n".to_vec()));
+    }
 
     fn boot(expect_exit: Expect) -> Boot {
         Boot::new("t", BootVolume::Made(Box::new(|_| Volume::new())), expect_exit)

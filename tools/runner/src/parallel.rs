@@ -195,7 +195,7 @@ pub fn prebuild(s: &Settings, scenarios: &[crate::scenarios::Scenario], storage:
     let mut profiles: Vec<String> = Vec::new();
     let mut plugin = false;
     for sc in scenarios {
-        for b in sc.boots.iter().filter(|b| !matches!(b.volume, BootVolume::Linux)) {
+        for b in sc.boots.iter().filter(|b| !matches!(b.volume, BootVolume::Linux(_))) {
             let p = b.profile.clone().unwrap_or_else(|| s.profile.clone());
             if !profiles.contains(&p) {
                 profiles.push(p);
@@ -216,7 +216,7 @@ pub fn prebuild(s: &Settings, scenarios: &[crate::scenarios::Scenario], storage:
         } else {
             // The demos the boots of this profile name (a bench-opt build
             // of every demo would cost minutes of fat LTO).
-            for b in scenarios.iter().flat_map(|sc| &sc.boots).filter(|b| !matches!(b.volume, BootVolume::Linux) && b.profile.as_ref().unwrap_or(&s.profile) == p) {
+            for b in scenarios.iter().flat_map(|sc| &sc.boots).filter(|b| !matches!(b.volume, BootVolume::Linux(_)) && b.profile.as_ref().unwrap_or(&s.profile) == p) {
                 match b.volume {
                     BootVolume::DefaultSystem => drop(crate::volumes::default_volume(&bs, &art)?),
                     BootVolume::Manifest(manifest, cmdline) => drop(crate::volumes::userspace::volume(&bs, &art, manifest, cmdline)?),

@@ -2,11 +2,32 @@
 //! and busybox-static, fetched with `apt-get download` into
 //! target/bench-linux/ (never installed on the host), unpacked with
 //! dpkg-deb, and an initramfs (cpio newc, written here) holding busybox,
-//! `tools/bench-linux/init`, the NVMe modules in load order and
-//! `tools/bench-linux/bench.c` built with `gcc -static`.
+//! `tools/bench-linux/init`, the NVMe, virtio-pci and virtio-net modules
+//! in load order, `tools/bench-linux/bench.c` built with `gcc -static` and
+//! the files of make bench-net ([`WWW`]) under /www.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+/// A file both guests serve in make bench-net: `size` bytes of the test
+/// pattern `seed` (capos_kcore::pattern, what the shell's `fill` writes).
+pub struct WwwFile {
+    pub name: &'static str,
+    pub size: usize,
+    pub seed: u64,
+}
+
+impl WwwFile {
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; self.size];
+        capos_kcore::pattern::fill(self.seed, 0, &mut b);
+        b
+    }
+}
+
+/// make bench-net's files: one of 1 MiB (the per-byte figure) and one
+/// small (the per-request figure).
+pub const WWW: &[WwwFile] = &[WwwFile { name: "big.bin", size: 1 << 20, seed: 5 }, WwwFile { name: "small.bin", size: 100, seed: 6 }];
 
 pub struct LinuxGuest {
     pub kernel: PathBuf,
@@ -187,12 +208,18 @@ pub fn prepare(root: &Path) -> Result<LinuxGuest, String> {
     let bdeb = deb(&dir, "busybox-static")?;
 
     let kroot = dir.join(&package);
-    if !kroot.join("boot").is_dir() {
-        let mods = ["drivers/nvme/host", "lib", "crypto", "block", "arch/x86/crypto"];
-        let mut members = vec!["./boot/vmlinuz-*".to_string()];
-        members.extend(mods.iter().map(|m| format!("./lib/modules/*/kernel/{}/*", m)));
-        let members: Vec<&str> = members.iter().map(String::as_str).collect();
-        extract(&kdeb, &kroot, &members)?;
+    // What is taken from the package: the kernel, NVMe and what it needs
+    // (make bench-linux), virtio-pci and virtio-net with theirs (make
+    // bench-net). A stamp names what an earlier run extracted, so a
+    // changed list is extracted again.
+    let mods = ["drivers/nvme/host/*", "lib/*", "crypto/*", "block/*", "arch/x86/crypto/*", "drivers/virtio/*", "drivers/net/virtio_net.ko", "drivers/net/net_failover.ko", "net/core/failover.ko"];
+    let mut members = vec!["./boot/vmlinuz-*".to_string()];
+    members.extend(mods.iter().map(|m| format!("./lib/modules/*/kernel/{}", m)));
+    let stamp = kroot.join(".extracted");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(members.join("\n").as_str()) {
+        let list: Vec<&str> = members.iter().map(String::as_str).collect();
+        extract(&kdeb, &kroot, &list)?;
+        std::fs::write(&stamp, members.join("\n")).map_err(|e| format!("{}: {}", stamp.display(), e))?;
     }
     let kernel = std::fs::read_dir(kroot.join("boot"))
         .map_err(|e| e.to_string())?
@@ -213,7 +240,14 @@ pub fn prepare(root: &Path) -> Result<LinuxGuest, String> {
         let p = by_name(m).ok_or_else(|| format!("module {} is not in {}", m, kdeb.display()))?;
         Ok(module_depends(&read(&p)?))
     };
-    let order = load_order("nvme", &deps)?;
+    let mut order: Vec<String> = Vec::new();
+    for root in ["nvme", "virtio_pci", "virtio_net"] {
+        for m in load_order(root, &deps)? {
+            if !order.contains(&m) {
+                order.push(m);
+            }
+        }
+    }
 
     // The benchmark program.
     let bench = dir.join("bench");
@@ -240,6 +274,12 @@ pub fn prepare(root: &Path) -> Result<LinuxGuest, String> {
         listing.push('\n');
     }
     c.file("lib/modules/load-order", 0o644, listing.as_bytes());
+    // What busybox httpd serves in make bench-net: the files capOS's shell
+    // writes with `fill` (the same bytes).
+    c.dir("www");
+    for f in WWW {
+        c.file(&format!("www/{}", f.name), 0o644, &f.bytes());
+    }
     let initrd = dir.join("initramfs.cpio");
     std::fs::write(&initrd, c.finish()).map_err(|e| format!("{}: {}", initrd.display(), e))?;
 

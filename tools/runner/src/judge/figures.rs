@@ -32,6 +32,10 @@ pub struct Figures {
     /// (stored figures file NAME, our label, its label): print a figure
     /// stored by another benchmark beside ours, with the ratio.
     pub stored_pairs: Vec<(&'static str, &'static str, &'static str)>,
+    /// The boot's figures are only for the comparison beside capOS's
+    /// (make bench-net's Linux boot): `make bench-check`, which holds
+    /// capOS's figures to budgets ([`FIGURES_ENV`] set), leaves it out.
+    pub comparison_only: bool,
 }
 
 /// What a cargo profile means, printed beside the figures.
@@ -87,6 +91,9 @@ pub fn report_icount(s: &Settings, label: &str, wanted: &Figures, machine: &Mach
         }
     }
     let reference = super::icount::reference_path(&s.root);
+    // A Linux boot that names its own figures file (make bench-net's)
+    // stores there, below; the others are make bench-linux's reference.
+    let linux = linux && wanted.store_figures.is_none();
     if linux && !judged_ok {
         println!("   (not stored in {}: the run failed)", reference.display());
     } else if linux {
@@ -114,7 +121,8 @@ pub fn report_icount(s: &Settings, label: &str, wanted: &Figures, machine: &Mach
     if let Some(name) = wanted.store_figures {
         let path = super::icount::stored_path(&s.root, name);
         if judged_ok {
-            let text = format!("# figures written by the {} benchmark ({})\n{}\n", name, describe_profile(profile), rendered.join("\n"));
+            let what = out.linux_description.clone().unwrap_or_else(|| describe_profile(profile));
+            let text = format!("# figures written by the {} benchmark ({})\n{}\n", name, what, rendered.join("\n"));
             let _ = std::fs::create_dir_all(path.parent().unwrap());
             match std::fs::write(&path, text) {
                 Ok(()) => println!("   (stored in {})", path.display()),

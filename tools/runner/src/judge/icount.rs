@@ -177,9 +177,13 @@ pub fn pair(guest: &[(String, u64)], counts: &[u64]) -> Result<Vec<Figure>, Stri
 }
 
 /// A figure as printed and as stored in target/bench/linux.txt (and, for
-/// a figure whose label names a size, its cost per MiB after it).
+/// a figure whose label names a size, its cost per MiB after it, and per
+/// byte for a size of a MiB or more: make bench-net's).
 pub fn render(f: &Figure) -> String {
-    let mib = f.per_mib().map(|m| format!("; {:.0} per MiB", m)).unwrap_or_default();
+    let mut mib = f.per_mib().map(|m| format!("; {:.0} per MiB", m)).unwrap_or_default();
+    if let Some(m) = f.per_mib().filter(|_| f.bytes_per_op().unwrap_or(0) >= 1 << 20) {
+        mib.push_str(&format!(", {:.2} per byte", m / (1u64 << 20) as f64));
+    }
     format!("{}: {:.1} executed instructions per op ({} ops, {} total){}", f.label, f.per_op(), f.ops, f.insns, mib)
 }
 

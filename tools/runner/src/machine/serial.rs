@@ -56,8 +56,8 @@ pub fn stream_serial(
     stream_serial_watching(rx, stdin, log, script, deadline, clean, None)
 }
 
-/// [`stream_serial`], and when `watch.0` first appears in the output,
-/// `watch.1` is told (a host-side check waiting for the guest to be ready).
+/// [`stream_serial`], each chunk of output also sent to `tap` (a
+/// host-side check following the console: crate::boot::HostEnv).
 pub fn stream_serial_watching(
     rx: &mpsc::Receiver<Option<Vec<u8>>>,
     mut stdin: Option<&mut std::process::ChildStdin>,
@@ -65,7 +65,7 @@ pub fn stream_serial_watching(
     script: &[(&str, &[u8])],
     deadline: Instant,
     clean: fn(&str) -> String,
-    mut watch: Option<(&str, mpsc::Sender<()>)>,
+    tap: Option<mpsc::Sender<String>>,
 ) -> Serial {
     let (mut lines, mut stamps, mut partial) = (Vec::new(), Vec::new(), Vec::<u8>::new());
     // Everything received, for script triggers; triggers only match text
@@ -93,11 +93,8 @@ pub fn stream_serial_watching(
                     lines.push(line);
                     stamps.push(host_unix());
                 }
-                if let Some((text, tell)) = &watch {
-                    if transcript.contains(*text) {
-                        let _ = tell.send(());
-                        watch = None;
-                    }
+                if let Some(tap) = &tap {
+                    let _ = tap.send(String::from_utf8_lossy(&chunk).into_owned());
                 }
                 while let Some((after, send)) = next_step {
                     match transcript[cursor..].find(after) {

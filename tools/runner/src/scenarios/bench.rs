@@ -3,6 +3,8 @@
 
 use super::system::DEFAULT_SYSTEM_EXPECTS;
 use super::*;
+use crate::boot::HostSide;
+use std::time::{Duration, Instant};
 
 /// The cargo profile of the bench-* scenarios: BENCH_PROFILE, default
 /// bench-opt (Cargo.toml).
@@ -221,7 +223,7 @@ pub(super) fn bench_linux() -> Scenario {
         name: "bench-linux",
         description: "benchmark (not a test): Debian's Linux 6.1 in the same QEMU with the same counter: getppid, pipe round trip, O_DIRECT NVMe reads",
         capos_boot_only: false,
-        boots: vec![Boot::new("linux", BootVolume::Linux, Expect::Success)
+        boots: vec![Boot::new("linux", BootVolume::Linux(""), Expect::Success)
             .machine("q35")
             .smp("1")
             .qemu_args([bench_icount_args(), null_disk("nvme0", "nvme")].concat())
@@ -229,5 +231,152 @@ pub(super) fn bench_linux() -> Scenario {
             .icount_plugin()
             .expect(strings(&["{other} bench-linux: nvme0n1 I/O scheduler: [none]", "{other} bench: done"]))
             .forbid(strings(&["{other} FAILED", "{other} Kernel panic"]))],
+    }
+}
+
+/// `make bench-net`'s two regions: (label, file, requests). Each request
+/// is a new connection (`Connection: close`, as busybox httpd answers
+/// anyway), made from the host through the boot's forward to port 80.
+const NET_REGIONS: &[(&str, &str, usize)] = &[("http GET 1 MiB", "big.bin", 4), ("http GET 100 B", "small.bin", 50)];
+
+/// capOS's figures beside the Linux boot's (stored in
+/// target/bench/linux-net.txt by the scenario's first boot).
+const NET_VS_LINUX: &[(&str, &str, &str)] = &[("linux-net", "http GET 1 MiB", "http GET 1 MiB"), ("linux-net", "http GET 100 B", "http GET 100 B")];
+
+/// What the runner types to open and close the regions, in order, and the
+/// line of its own ([`crate::boot::HostEnv::say`]) each waits for: the
+/// same for both guests (capOS's shell `icount` command, bench.c `marks`).
+fn net_marks() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (label, _, n) in NET_REGIONS {
+        out.push((format!("{}bench: {label}", crate::boot::RUNNER_PREFIX), format!("icount {label} {n}\r").into_bytes()));
+        out.push((format!("{}bench: stop", crate::boot::RUNNER_PREFIX), b"icount stop\r".to_vec()));
+    }
+    out.push((crate::boot::HOST_SIDE_DONE.to_string(), b"exit\r".to_vec()));
+    out
+}
+
+/// The host side of either guest: the files fetched once and checked
+/// (the warm-up: ARP, the server's first run through its code), then for
+/// each region: tell the script to open it, wait for the guest's `icount:`
+/// line and its prompt after START, make the requests (every body checked
+/// by sha256), give the guest a moment to finish with the connections,
+/// tell the script to close the region and wait for the prompt after
+/// STOP.
+fn net_requests(env: &crate::boot::HostEnv, prompt: &str) -> Vec<(String, Result<String, String>)> {
+    use super::http::{get, hex, wait_for_server};
+    let port = env.ports[0];
+    let files: Vec<(String, String)> = crate::build::linux::WWW.iter().map(|f| (format!("/{}", f.name), hex(&f.bytes()))).collect();
+    let fetch = |path: &str| -> Result<(), String> {
+        let want = files.iter().find(|(p, _)| p == path).map(|(_, h)| h.clone()).ok_or_else(|| format!("{path} is no bench file"))?;
+        let r = get(port, path, "")?;
+        let got = hex(&r.body);
+        match (r.status, got == want) {
+            (200, true) => Ok(()),
+            (200, false) => Err(format!("GET {path}: {} bytes with sha256 {}, not the file's {}", r.body.len(), &got[..16], &want[..16])),
+            (s, _) => Err(format!("GET {path}: status {s}")),
+        }
+    };
+    let mut out = Vec::new();
+    let up = wait_for_server(port, &files[1].0);
+    let serving = up.is_ok();
+    out.push(("the web server answers".to_string(), up));
+    if !serving {
+        return out;
+    }
+    let warm = files.iter().try_for_each(|(p, _)| fetch(p)).map(|()| "each file fetched once, sha256 right".to_string());
+    let warmed = warm.is_ok();
+    out.push(("warm-up".to_string(), warm));
+    if !warmed {
+        return out;
+    }
+    let step = Duration::from_secs(300);
+    for (label, file, n) in NET_REGIONS {
+        let region = (|| -> Result<String, String> {
+            env.say(&format!("bench: {label}"));
+            env.wait_for(&format!("icount: {label} ops={n}"), step)?;
+            env.wait_for(prompt, step)?;
+            let t = Instant::now();
+            for _ in 0..*n {
+                fetch(&format!("/{file}"))?;
+            }
+            let took = t.elapsed();
+            // The last response is read; the guest still answers its FIN.
+            std::thread::sleep(Duration::from_millis(300));
+            env.say("bench: stop");
+            env.wait_for(prompt, step)?;
+            Ok(format!("{n} GETs of /{file}, every sha256 right, in {} ms", took.as_millis()))
+        })();
+        let failed = region.is_err();
+        out.push((format!("region '{label}'"), region));
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
+/// `make bench-net`: busybox httpd on Debian's Linux, then capOS's default
+/// system (net-service and http-files over /data), each serving the same
+/// files on QEMU's user network (`restrict=on`, one forward from
+/// 127.0.0.1), counted from the first request of a region to the guest's
+/// STOP; capOS's figures beside Linux's.
+fn bench_net_boots() -> Vec<Boot> {
+    let http = |prompt: &'static str| -> HostSide {
+        HostSide {
+            trigger: if prompt == "bench> " { "bench-linux: httpd serving" } else { NET_READY },
+            forwards: vec![("tcp", 80)],
+            run: std::sync::Arc::new(move |env: &crate::boot::HostEnv| net_requests(env, prompt)),
+        }
+    };
+    let linux = Boot::new("linux", BootVolume::Linux("capos.bench=net"), Expect::Success)
+        .machine("q35")
+        .smp("1")
+        .qemu_args([bench_icount_args(), nic::nic_args_forwarding("")].concat())
+        .timeout(1200)
+        .icount_plugin()
+        .script(net_marks())
+        .host_side(http("bench> "))
+        .expect(strings(&["{other} bench-linux: httpd serving /www on 10.0.2.15:80", "{other} bench: done"]))
+        .forbid(strings(&["{other} FAILED", "{other} Kernel panic"]))
+        .store_figures("linux-net")
+        .comparison_only();
+    let mut script: Vec<(String, Vec<u8>)> = crate::build::linux::WWW
+        .iter()
+        .map(|f| format!("fill /data/{} {} {}", f.name, f.size, f.seed))
+        .chain(["sync".to_string(), "net".to_string()])
+        .map(|l| ("capos$ ".to_string(), format!("{l}\r").into_bytes()))
+        .collect();
+    script.extend(net_marks());
+    script.push(("capos> ".into(), b"halt\r".to_vec()));
+    let mut expect = DEFAULT_SYSTEM_EXPECTS.to_vec();
+    expect.extend_from_slice(&["[web] http-files: serving the 'root' directory read-only on port 80", NET_READY, "[shell] bye", "halting"]);
+    let capos = kernel_boot("icount", "", Expect::Success, &expect)
+        .machine("q35")
+        .smp("1")
+        .qemu_args([bench_icount_args(), nic::nic_args_forwarding("")].concat())
+        .icount_plugin()
+        .profile(bench_profile())
+        .script(script)
+        .host_side(http("capos$ "))
+        .guest_verdicts(false)
+        .forbid(strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "restarted as"]))
+        .default_system()
+        .default_disks(DefaultDisksUse::Fresh)
+        .timeout(1200)
+        .stored_pairs(NET_VS_LINUX.to_vec());
+    vec![linux, capos]
+}
+
+/// The shell's `net` answer: the card is up (the host side then waits
+/// for the listener itself).
+const NET_READY: &str = "[shell] mac 52:54:00:12:34:56, link up";
+
+pub(super) fn bench_net() -> Scenario {
+    Scenario {
+        name: "bench-net",
+        description: "benchmark (not a test): executed instructions per HTTP GET of a 1 MiB and a 100 B file from the host, busybox httpd on Linux beside capOS's http-files through net-service (icount plugin)",
+        capos_boot_only: false,
+        boots: bench_net_boots(),
     }
 }

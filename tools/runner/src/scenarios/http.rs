@@ -63,15 +63,15 @@ fn served() -> Vec<Served> {
     ]
 }
 
-fn hex(b: &[u8]) -> String {
+pub(super) fn hex(b: &[u8]) -> String {
     Sha256::digest(b).iter().map(|x| format!("{:02x}", x)).collect()
 }
 
 /// One HTTP response, as the host read it.
-struct Response {
-    status: u16,
+pub(super) struct Response {
+    pub(super) status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(super) body: Vec<u8>,
 }
 
 impl Response {
@@ -121,7 +121,7 @@ fn parse(got: &[u8], head: bool) -> Result<Response, String> {
     Ok(r)
 }
 
-fn get(port: u16, path: &str, extra: &str) -> Result<Response, String> {
+pub(super) fn get(port: u16, path: &str, extra: &str) -> Result<Response, String> {
     exchange(port, format!("GET {path} HTTP/1.1\r\nHost: capos\r\nConnection: close\r\n{extra}\r\n").as_bytes(), false)
 }
 
@@ -133,20 +133,20 @@ fn want_status(r: &Response, status: u16) -> Result<(), String> {
     }
 }
 
-/// Wait until the server answers `/` (DHCP and the listener may come
+/// Wait until the server answers `path` (DHCP and the listener may come
 /// after the shell's last line).
-fn wait_for_server(port: u16) -> Result<String, String> {
+pub(super) fn wait_for_server(port: u16, path: &str) -> Result<String, String> {
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < Duration::from_secs(90) {
-        match get(port, "/", "") {
-            Ok(r) if r.status == 200 => return Ok(format!("GET / answered 200 after {} ms", start.elapsed().as_millis())),
+        match get(port, path, "") {
+            Ok(r) if r.status == 200 => return Ok(format!("GET {path} answered 200 after {} ms", start.elapsed().as_millis())),
             Ok(r) => last = format!("status {}", r.status),
             Err(e) => last = e,
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    Err(format!("no 200 for GET / within 90 s (last: {last})"))
+    Err(format!("no 200 for GET {path} within 90 s (last: {last})"))
 }
 
 fn listing(port: u16) -> Result<String, String> {
@@ -348,7 +348,7 @@ fn checks(env: &HostEnv) -> Vec<(String, Result<String, String>)> {
     let mut out: Vec<(String, Result<String, String>)> = Vec::new();
     let data = env.disk("data");
     let before = data.as_deref().ok_or_else(|| "the boot has no data disk".to_string()).and_then(sha_of);
-    let up = wait_for_server(port);
+    let up = wait_for_server(port, "/");
     let serving = up.is_ok();
     out.push(("the web server answers".into(), up));
     if !serving {

@@ -32,8 +32,10 @@ pub enum BootVolume {
     /// Exactly what `make run` boots (limine.conf and its modules).
     DefaultSystem,
     /// Not capOS: the Linux benchmark guest (build/linux.rs), started
-    /// with `-kernel` and `-initrd`; the volume is empty.
-    Linux,
+    /// with `-kernel` and `-initrd`; the volume is empty. The words its
+    /// kernel command line gets after the common ones (which benchmark
+    /// tools/bench-linux/init runs: `capos.bench=net` or none).
+    Linux(&'static str),
 }
 
 impl BootVolume {
@@ -53,7 +55,7 @@ impl BootVolume {
             BootVolume::DefaultSystem => default_volume(s, art)?.write(image),
             BootVolume::Manifest(manifest, cmdline) => userspace::volume(s, art, manifest, cmdline)?.write(image),
             BootVolume::Made(make) => make(art).write(image),
-            BootVolume::Linux => Volume::new().write(image),
+            BootVolume::Linux(_) => Volume::new().write(image),
         }
     }
 }

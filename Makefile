@@ -84,14 +84,14 @@ HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage
                  -p capos-demo-net-service \
                  -p capos-fuzz
 # QEMU scenarios `make test` runs, JOBS at a time, their output printed in
-# this order. The last four run alone, after the others (docs/testing.md),
+# this order. The last three run alone, after the others (docs/testing.md),
 # so they come last here and the output is not held back behind them.
 SCENARIOS := smoke smoke-matrix fault loader-errors boot-menu diag prompt-robustness acpi pci msix \
              blk-virtio blk-nvme blk-multi blk-scsi net-nic net-service net hello ipc cap-faults process-lifetime default-system shell \
              storage-readonly storage-writable storage-persist storage-hostile \
              storage-fat-read cloud-provider-fat-read-over-nvme block-cap storage-services storage-services-hostile \
-             storage-services-churn storage-services-recovery \
-             smp process-lifetime-smp4 storage-services-smp4 storage-writable-recovery
+             storage-services-churn storage-services-recovery storage-writable-recovery \
+             smp process-lifetime-smp4 storage-services-smp4
 
 .PHONY: all setup run debug test test-host test-scenarios list-scenarios fuzz fuzz-smoke \
         run-smoke run-smoke-matrix run-fault run-loader-errors run-diag \

@@ -44,7 +44,19 @@ pub fn set_rx_interrupt(on: bool) {
     unsafe { outb(COM1 + 1, on as u8) }
 }
 
+/// Write one byte, as a whole with respect to the lines other CPUs write
+/// ([`exclusive`]): the line editor's echo of a typed byte never lands
+/// inside another CPU's line.
 pub fn write_byte(b: u8) {
+    exclusive(|| raw_write_byte(b))
+}
+
+/// Write `s`, as a whole with respect to other CPUs' output ([`exclusive`]).
+pub fn write_str(s: &str) {
+    exclusive(|| raw_write_str(s))
+}
+
+fn raw_write_byte(b: u8) {
     // Bounded wait: a missing or stuck UART must not hang the kernel.
     for _ in 0..1_000_000 {
         // SAFETY: reading the line status register has no side effects.
@@ -56,12 +68,12 @@ pub fn write_byte(b: u8) {
     unsafe { outb(COM1, b) }
 }
 
-pub fn write_str(s: &str) {
+fn raw_write_str(s: &str) {
     for b in s.bytes() {
         if b == b'\n' {
-            write_byte(b'\r');
+            raw_write_byte(b'\r');
         }
-        write_byte(b);
+        raw_write_byte(b);
     }
 }
 
@@ -71,7 +83,7 @@ pub struct RawSerial;
 
 impl fmt::Write for RawSerial {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        write_str(s);
+        raw_write_str(s);
         Ok(())
     }
 }

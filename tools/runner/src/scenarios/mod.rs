@@ -88,14 +88,17 @@ pub const RUN_ALONE: &[(&str, &str)] = &[
     ("smp", "up to 8 vCPUs, each a host thread under TCG: beside another QEMU on 2 cores its boots come near their time limits, and its TLB-shootdown check wants the vCPUs to run at once"),
     ("process-lifetime-smp4", "4 vCPUs (host threads) killing and restarting a server 200 times against a time limit"),
     ("storage-services-smp4", "4 vCPUs (host threads) under 200 kills against a time limit"),
-    ("storage-writable-recovery", "its 20 power cuts are SIGKILLs at planned host-time delays (0-250 ms) into the workload; a slower guest moves where they land"),
     ("bench-smp", "its figure is throughput in TSC cycles (wall time), which another QEMU beside it would change"),
 ];
 
 /// Scenarios that take minutes (measured alone on the development host),
 /// started first when scenarios run in parallel so that none of them is
-/// left running by itself at the end of the batch.
-pub const LONG: &[&str] = &["storage-services-churn"];
+/// left running by itself at the end of the batch. The two power-cut
+/// scenarios run beside another QEMU: their cuts are SIGKILLs at
+/// host-time delays after a workload line, so a slower guest moves where
+/// within a step a cut lands (the log counts where they landed), and
+/// every check holds wherever it lands.
+pub const LONG: &[&str] = &["storage-writable-recovery", "storage-services-recovery", "storage-services-churn"];
 
 /// Why `name` runs alone (RUN_ALONE), if it does.
 pub fn runs_alone(name: &str) -> Option<&'static str> {

@@ -247,6 +247,16 @@ pub fn start_periodic(hz: u32) {
     TIMER_PERIOD_HZ.store(hz, Ordering::Relaxed);
 }
 
+/// Mask or unmask this CPU's timer interrupt, keeping its mode, vector
+/// and count. The benchmarks mask it around a counted region: how many
+/// ticks land in one follows host time (under `-icount` a halted CPU is
+/// charged host real time), and each tick's handler would be counted.
+pub fn set_timer_masked(masked: bool) {
+    let Some(r) = REGS.get() else { return };
+    let lvt = r.lvt_timer.read();
+    r.lvt_timer.write(if masked { lvt | LVT_MASKED } else { lvt & !LVT_MASKED });
+}
+
 pub fn timer_rate_hz() -> u64 {
     TIMER_HZ.load(Ordering::Relaxed)
 }

@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 # plugin (tools/icount); gcc with libc6-dev links the Linux benchmark
 # statically (tools/bench-linux); make bench-linux unpacks the Debian
 # packages it downloads with dpkg-deb and tar. make and gcc also build
-# AFL++ for cargo-afl (make fuzz, docs/fuzzing.md).
-DEBIAN_PACKAGES=(qemu-system-x86 ovmf mtools dosfstools gdisk capnproto binutils python3 tar gzip util-linux git gcc libc6-dev make)
+# AFL++ for cargo-afl (make fuzz, docs/fuzzing.md). swtpm gives the
+# benchmark boots a TPM, so OVMF does not spend a minute of host time
+# probing for one under -icount (tools/runner/src/machine/tpm.rs).
+DEBIAN_PACKAGES=(qemu-system-x86 ovmf swtpm mtools dosfstools gdisk capnproto binutils python3 tar gzip util-linux git gcc libc6-dev make)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

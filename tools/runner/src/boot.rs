@@ -8,6 +8,7 @@ use crate::judge::figures::{report_icount, Figures};
 use crate::judge::{judge, Expect, Judgement, LogCheck, Outcome, Tally};
 use crate::machine::serial::{spawn_reader, stream_serial_watching, strip_ansi};
 use crate::machine::{find_firmware, qemu_command, Firmware, Machine, EXIT_KERNEL_SUCCESS};
+use crate::machine::tpm::SoftwareTpm;
 use crate::settings::Settings;
 use crate::source::Source;
 use crate::volumes::blk::BlkDisk;
@@ -339,6 +340,13 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
             return Err("the workspace path contains a comma, which QEMU's -plugin option cannot take".into());
         }
         args.extend(["-plugin".to_string(), format!("{},outfile={}", plugin.display(), icount_file.display())]);
+    }
+    // A capOS boot under `-icount shift=0` gets a software TPM, or OVMF's
+    // TPM probe costs it about a minute (machine/tpm.rs). Held until QEMU
+    // has exited: dropping it stops swtpm.
+    let tpm = if crate::machine::tpm::wanted(&args) && !matches!(boot.volume, BootVolume::Linux(_)) { SoftwareTpm::start()? } else { None };
+    if let Some(t) = &tpm {
+        args.extend(t.qemu_args());
     }
     let mut cmd = qemu_command(s, &boot.machine, fw, &image, &vars, &args)?;
     // signal=off: scripted input may contain Ctrl-C bytes meant for the guest.

@@ -1,10 +1,12 @@
 //! The machine: QEMU's command line for a boot (machine type, memory,
 //! CPUs, the firmware, the boot volume, the devices), the exit codes the
 //! guest reports through isa-debug-exit, the buses disks are attached on
-//! (bus.rs) and the serial stream (serial.rs).
+//! (bus.rs), the serial stream (serial.rs) and the software TPM of the
+//! benchmark boots (tpm.rs).
 
 pub mod bus;
 pub mod serial;
+pub mod tpm;
 
 use crate::settings::Settings;
 use std::path::{Path, PathBuf};

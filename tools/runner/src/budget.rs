@@ -329,6 +329,7 @@ pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
         &s.root,
         &specs,
         jobs,
+        None,
         |i| println!("== {}: started (log: {})", specs[i].name, specs[i].log.display()),
         |i, f| {
             let how = match (&f.error, f.code) {

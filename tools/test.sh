@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every check, in two lanes so that neither of this
-# machine's cores waits while the other works (docs/testing.md, "Where the
-# time goes").
+# machine's cores waits while the other works (docs/testing.md, "Running
+# the tests" and "Measured").
 #
 #   host lane   what boots no QEMU: make test-host fuzz-smoke (the host
 #               crates' unit tests and a few seconds of AFL++ per target,
@@ -9,7 +9,8 @@
 #               lock never makes them and the kernel builds wait for each
 #               other), then cloudboot-repro-check (two builds of the
 #               cloud image; the second in a clone with its own target
-#               directory) and cloudboot-fixture-check; output to
+#               directory), cloudboot-fixture-check and the build of
+#               what bench-check boots (capos-run bench-build); output to
 #               target/test-lanes/host.log, printed whole when it ends.
 #   main lane   make test-scenarios (the QEMU scenarios, JOBS at a time),
 #               which waits for the host lane before the scenarios that
@@ -31,6 +32,9 @@ start=$SECONDS
     # CARGO_TARGET_DIR for it, nor for the repro check's two builds.
     CARGO_TARGET_DIR="$PWD/target/host" make --no-print-directory test-host || rc=1
     make -k --no-print-directory fuzz-smoke cloudboot-repro-check cloudboot-fixture-check || rc=1
+    # What bench-check boots, built now (in target/, whose lock the
+    # scenarios no longer take: they were built before they started).
+    cargo run --quiet -p capos-run -- bench-build || rc=1
     echo "== host lane: exit $rc after $((SECONDS - t0)) s"
     exit $rc
 ) >"$logs/host.log" 2>&1 &

@@ -120,12 +120,11 @@ debug: setup
 	@$(RUNNER) debug
 
 ## Everything: host unit tests (with the fuzz corpus and regressions
-## replayed) and a short AFL++ smoke of every fuzz target, beside every
-## QEMU scenario; then the cloud image checks (boot of the disk,
+## replayed), a short AFL++ smoke of every fuzz target, then every QEMU
+## scenario, then the cloud image checks (boot of the disk,
 ## reproducibility, harness fixtures), then the benchmarks against their
-## budgets. tools/test.sh says how the two lanes share the machine.
-test: setup
-	@tools/test.sh
+## budgets.
+test: setup test-host fuzz-smoke test-scenarios test-cloud bench-check
 
 test-cloud: run-cloud-disk cloudboot-repro-check cloudboot-fixture-check
 

@@ -288,9 +288,10 @@ fn prebuild(s: &Settings, benches: &[String]) -> Result<(), String> {
     crate::parallel::prebuild(s, &wanted, false)
 }
 
-/// The budget file (`file`, else DEFAULT_FILE), its entries and the
-/// benchmarks they name, each checked to be a scenario.
-fn budget_file(s: &Settings, file: Option<&str>) -> Result<(PathBuf, Vec<Entry>, Vec<String>), String> {
+/// `capos-run bench-check [BUDGET_FILE]`: run the benchmarks the file names
+/// and judge their figures. Ok(true) when every figure is within budget.
+pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
+    let total = Instant::now();
     let path = match file {
         Some(f) => PathBuf::from(f),
         None => s.root.join(DEFAULT_FILE),
@@ -302,23 +303,6 @@ fn budget_file(s: &Settings, file: Option<&str>) -> Result<(PathBuf, Vec<Entry>,
     if let Some(b) = benches.iter().find(|b| !known.contains(&b.as_str())) {
         return Err(format!("{}: '{}' is not a scenario (`capos-run list`)", path.display(), b));
     }
-    Ok((path, entries, benches))
-}
-
-/// `capos-run bench-build [BUDGET_FILE]`: only build what bench-check
-/// would boot (make test builds it beside the scenarios, tools/test.sh,
-/// so that bench-check finds it built).
-pub fn bench_build(s: &Settings, file: Option<&str>) -> Result<bool, String> {
-    let (_, _, benches) = budget_file(s, file)?;
-    prebuild(s, &benches)?;
-    Ok(true)
-}
-
-/// `capos-run bench-check [BUDGET_FILE]`: run the benchmarks the file names
-/// and judge their figures. Ok(true) when every figure is within budget.
-pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
-    let total = Instant::now();
-    let (path, entries, benches) = budget_file(s, file)?;
     println!("== bench-check: {} figures of {} against {}", entries.len(), benches.join(", "), path.display());
     prebuild(s, &benches)?;
     let dir = s.root.join("target/bench-check");
@@ -345,7 +329,6 @@ pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
         &s.root,
         &specs,
         jobs,
-        None,
         |i| println!("== {}: started (log: {})", specs[i].name, specs[i].log.display()),
         |i, f| {
             let how = match (&f.error, f.code) {

@@ -14,7 +14,6 @@
 //! capos-run bench-check [FILE] run the benchmarks FILE names (default
 //!                              tools/bench-budgets.txt) and judge each
 //!                              figure against its budget (budget.rs)
-//! capos-run bench-build [FILE] only build what bench-check would boot
 //! capos-run esp-tree [DIR]     write what `run` puts on the boot volume to DIR
 //! capos-run disk-image [OUT]   the GPT disk (make image; default target/capos.img)
 //! capos-run cloudboot-image [DIR]  disk.raw, capos-disk.tar.gz and the
@@ -78,7 +77,7 @@ use settings::Settings;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capos-run test SCENARIO... | bench-check [FILE] | bench-build [FILE] | run | debug | serve | list | {}", disk::COMMANDS.join(" | "));
+    eprintln!("usage: capos-run test SCENARIO... | bench-check [FILE] | run | debug | serve | list | {}", disk::COMMANDS.join(" | "));
     ExitCode::from(2)
 }
 
@@ -147,7 +146,6 @@ fn main() -> ExitCode {
             }
         }
         "bench-check" => judged(budget::bench_check(&settings, args.get(1).map(String::as_str))),
-        "bench-build" => judged(budget::bench_build(&settings, args.get(1).map(String::as_str))),
         "run" | "debug" | "serve" => match boot::interactive(&settings, match cmd.as_str() {
             "debug" => boot::Interactive::Debug,
             "serve" => boot::Interactive::Serve,

@@ -14,10 +14,7 @@
 //!
 //! Scenarios in [`crate::scenarios::RUN_ALONE`] start only when nothing
 //! else runs, after every other scenario has started; the long ones of
-//! [`crate::scenarios::LONG`] start first ([`next_to_start`]). "Nothing
-//! else" includes the process CAPOS_WAIT_FOR_PID names, if set: `make
-//! test` runs the host checks beside the scenarios (tools/test.sh) and
-//! names them there.
+//! [`crate::scenarios::LONG`] start first ([`next_to_start`]).
 
 use crate::judge::Tally;
 use crate::volumes::BootVolume;
@@ -79,46 +76,23 @@ pub fn start_order(alone: &[bool], long: &[bool]) -> Vec<usize> {
 }
 
 /// The run to start now, if any: the first waiting one in [`start_order`];
-/// one that runs alone only when nothing runs (here, or `outside_busy`:
-/// the process CAPOS_WAIT_FOR_PID names), and nothing starts beside it;
-/// the others while fewer than `jobs` run.
-pub fn next_to_start(alone: &[bool], long: &[bool], state: &[State], jobs: usize, outside_busy: bool) -> Option<usize> {
+/// one that runs alone only when nothing runs, and nothing starts beside
+/// it; the others while fewer than `jobs` run.
+pub fn next_to_start(alone: &[bool], long: &[bool], state: &[State], jobs: usize) -> Option<usize> {
     let running: Vec<usize> = (0..state.len()).filter(|i| state[*i] == State::Running).collect();
     if running.iter().any(|i| alone[*i]) {
         return None;
     }
     let next = start_order(alone, long).into_iter().find(|i| state[*i] == State::Waiting)?;
-    let free = if alone[next] { running.is_empty() && !outside_busy } else { running.len() < jobs.max(1) };
+    let free = if alone[next] { running.is_empty() } else { running.len() < jobs.max(1) };
     free.then_some(next)
-}
-
-/// Whether process `pid` still runs: it exists and is not a zombie (an
-/// ended child its parent has not yet waited for still has a /proc entry).
-pub fn pid_running(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    // "PID (COMM) STATE ...": COMM may hold spaces and parentheses.
-    match stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) {
-        Some(state) => state != "Z" && state != "X",
-        None => false,
-    }
-}
-
-/// The process CAPOS_WAIT_FOR_PID names, if the variable is set; an
-/// unparsable value is an error, not "nothing to wait for".
-pub fn wait_for_pid() -> Result<Option<u32>, String> {
-    match std::env::var("CAPOS_WAIT_FOR_PID") {
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| format!("CAPOS_WAIT_FOR_PID must be a process id, not '{}'", v)),
-        Err(_) => Ok(None),
-    }
 }
 
 /// Run `specs` (children of this executable, in `root`), at most `jobs`
 /// at once by [`next_to_start`]. `started(i)` and `finished(i, how)` are
 /// called as runs start and end. Returns how each ended.
-pub fn run(root: &Path, specs: &[Spec], jobs: usize, wait_for: Option<u32>, mut started: impl FnMut(usize), mut finished: impl FnMut(usize, &Finished)) -> Vec<Finished> {
+pub fn run(root: &Path, specs: &[Spec], jobs: usize, mut started: impl FnMut(usize), mut finished: impl FnMut(usize, &Finished)) -> Vec<Finished> {
     let exe = std::env::current_exe();
-    let mut told_waiting = false;
     let alone: Vec<bool> = specs.iter().map(|s| s.alone).collect();
     let long: Vec<bool> = specs.iter().map(|s| s.long).collect();
     let mut state = vec![State::Waiting; specs.len()];
@@ -141,8 +115,7 @@ pub fn run(root: &Path, specs: &[Spec], jobs: usize, wait_for: Option<u32>, mut 
                 results[i] = Some(f);
             }
         }
-        let outside_busy = wait_for.is_some_and(pid_running);
-        if let Some(i) = next_to_start(&alone, &long, &state, jobs, outside_busy) {
+        if let Some(i) = next_to_start(&alone, &long, &state, jobs) {
             let spec = &specs[i];
             let spawned = exe.as_ref().map_err(|e| format!("cannot find capos-run itself: {}", e)).and_then(|exe| {
                 let log = std::fs::File::create(&spec.log).map_err(|e| format!("{}: {}", spec.log.display(), e))?;
@@ -172,11 +145,6 @@ pub fn run(root: &Path, specs: &[Spec], jobs: usize, wait_for: Option<u32>, mut 
         }
         if state.iter().all(|s| *s == State::Done) {
             break;
-        }
-        let all_others_done = (0..specs.len()).all(|i| alone[i] || state[i] == State::Done);
-        if outside_busy && all_others_done && !told_waiting {
-            told_waiting = true;
-            println!("== waiting for process {} (CAPOS_WAIT_FOR_PID: make test's host lane) to end before the scenarios that run alone", wait_for.unwrap_or(0));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -302,7 +270,6 @@ pub fn test(s: &Settings, scenarios: Vec<crate::scenarios::Scenario>, storage: V
         if alone.is_empty() { String::new() } else { format!(", then alone: {}", alone.join(", ")) },
         s.out_dir.display()
     );
-    let wait_for = wait_for_pid()?;
     let mut t = Tally::default();
     let mut done: Vec<Option<Finished>> = vec![None; specs.len()];
     // Print every finished scenario whose predecessors have been printed.
@@ -344,7 +311,6 @@ pub fn test(s: &Settings, scenarios: Vec<crate::scenarios::Scenario>, storage: V
         &s.root,
         &specs,
         jobs,
-        wait_for,
         |_| {},
         |i, f| {
             done[i] = Some(f.clone());
@@ -368,38 +334,14 @@ mod tests {
     fn shared_runs_start_in_order_up_to_jobs() {
         let alone = [false, false, false];
         let long = [false; 3];
-        assert_eq!(next_to_start(&alone, &long, &[Waiting, Waiting, Waiting], 2, false), Some(0));
-        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Waiting], 2, false), Some(1));
-        assert_eq!(next_to_start(&alone, &long, &[Running, Running, Waiting], 2, false), None);
-        assert_eq!(next_to_start(&alone, &long, &[Done, Running, Waiting], 2, false), Some(2));
-        assert_eq!(next_to_start(&alone, &long, &[Done, Done, Done], 2, false), None);
+        assert_eq!(next_to_start(&alone, &long, &[Waiting, Waiting, Waiting], 2), Some(0));
+        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Waiting], 2), Some(1));
+        assert_eq!(next_to_start(&alone, &long, &[Running, Running, Waiting], 2), None);
+        assert_eq!(next_to_start(&alone, &long, &[Done, Running, Waiting], 2), Some(2));
+        assert_eq!(next_to_start(&alone, &long, &[Done, Done, Done], 2), None);
         // JOBS=1: one at a time, in order.
-        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Waiting], 1, false), None);
-        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting, Waiting], 1, false), Some(1));
-    }
-
-    #[test]
-    fn an_outside_process_holds_back_only_the_runs_that_run_alone() {
-        let alone = [false, true];
-        let long = [false; 2];
-        assert_eq!(next_to_start(&alone, &long, &[Waiting, Waiting], 2, true), Some(0));
-        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting], 2, true), None);
-        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting], 2, false), Some(1));
-    }
-
-    #[test]
-    fn pid_running_sees_this_process_a_zombie_and_nothing() {
-        assert!(pid_running(std::process::id()));
-        // An ended child not yet waited for is a zombie: not running.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while pid_running(child.id()) {
-            assert!(std::time::Instant::now() < deadline, "a child that ended still looks running");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        child.wait().unwrap();
-        assert!(!pid_running(child.id()));
-        assert!(!pid_running(u32::MAX));
+        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Waiting], 1), None);
+        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting, Waiting], 1), Some(1));
     }
 
     #[test]
@@ -408,14 +350,14 @@ mod tests {
         let alone = [false, true, false];
         let long = [false; 3];
         assert_eq!(start_order(&alone, &long), vec![0, 2, 1]);
-        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Waiting], 2, false), Some(2));
-        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Running], 4, false), None);
-        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting, Running], 4, false), None);
-        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting, Done], 4, false), Some(1));
+        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Waiting], 2), Some(2));
+        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Running], 4), None);
+        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting, Running], 4), None);
+        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting, Done], 4), Some(1));
         // Nothing starts beside it.
         let alone = [true, true, false];
-        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Done], 4, false), None);
-        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting, Done], 4, false), Some(1));
+        assert_eq!(next_to_start(&alone, &long, &[Running, Waiting, Done], 4), None);
+        assert_eq!(next_to_start(&alone, &long, &[Done, Waiting, Done], 4), Some(1));
     }
 
     #[test]
@@ -423,9 +365,9 @@ mod tests {
         let alone = [false, false, true, false];
         let long = [false, true, true, true];
         assert_eq!(start_order(&alone, &long), vec![1, 3, 0, 2]);
-        assert_eq!(next_to_start(&alone, &long, &[Waiting; 4], 2, false), Some(1));
-        assert_eq!(next_to_start(&alone, &long, &[Waiting, Running, Waiting, Running], 2, false), None);
-        assert_eq!(next_to_start(&alone, &long, &[Waiting, Running, Waiting, Done], 2, false), Some(0));
+        assert_eq!(next_to_start(&alone, &long, &[Waiting; 4], 2), Some(1));
+        assert_eq!(next_to_start(&alone, &long, &[Waiting, Running, Waiting, Running], 2), None);
+        assert_eq!(next_to_start(&alone, &long, &[Waiting, Running, Waiting, Done], 2), Some(0));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::judge::figures::{report_icount, Figures};
 use crate::judge::{judge, Expect, Judgement, LogCheck, Outcome, Tally};
 use crate::machine::serial::{spawn_reader, stream_serial_watching, strip_ansi};
 use crate::machine::{find_firmware, qemu_command, Firmware, Machine, EXIT_KERNEL_SUCCESS};
-use crate::machine::tpm::SoftwareTpm;
+use crate::machine::tpm;
 use crate::settings::Settings;
 use crate::source::Source;
 use crate::volumes::blk::BlkDisk;
@@ -341,14 +341,12 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         }
         args.extend(["-plugin".to_string(), format!("{},outfile={}", plugin.display(), icount_file.display())]);
     }
-    // A capOS boot under `-icount shift=0` gets a software TPM, or OVMF's
-    // TPM probe costs it about a minute (machine/tpm.rs). Held until QEMU
-    // has exited: dropping it stops swtpm.
-    let tpm = if crate::machine::tpm::wanted(&args) && !matches!(boot.volume, BootVolume::Linux(_)) { SoftwareTpm::start()? } else { None };
-    if let Some(t) = &tpm {
-        args.extend(t.qemu_args());
-    }
     let mut cmd = qemu_command(s, &boot.machine, fw, &image, &vars, &args)?;
+    // A capOS boot gets a software TPM, or OVMF's probe for one costs it
+    // 1.5 s (a minute under -icount; machine/tpm.rs); Linux's comparison
+    // boots keep the machine they were measured on. Held until QEMU has
+    // exited: dropping it stops swtpm.
+    let _tpm = if matches!(boot.volume, BootVolume::Linux(_)) { None } else { tpm::attach(&mut cmd)? };
     // signal=off: scripted input may contain Ctrl-C bytes meant for the guest.
     cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());

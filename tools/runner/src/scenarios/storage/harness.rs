@@ -221,6 +221,8 @@ impl Run<'_> {
         if self.icount {
             cmd.args(["-icount".to_string(), format!("shift={ICOUNT_SHIFT}")]);
         }
+        // Kept until QEMU has exited (machine/tpm.rs: why a TPM at all).
+        let _tpm = crate::machine::tpm::attach(&mut cmd)?;
         cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let log_path = self.dir.join(format!("{}.log", name));

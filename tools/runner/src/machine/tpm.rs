@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 /// Start a TPM for the QEMU `cmd` and add its arguments; keep what this
 /// returns until QEMU has exited (dropping it stops swtpm).
-pub fn attach(cmd: &mut std::process::Command) -> Result<Option<SoftwareTpm>, String> {
+pub fn attach(cmd: &mut Command) -> Result<Option<SoftwareTpm>, String> {
     if std::env::var("CAPOS_SWTPM").is_ok_and(|v| v.trim() == "off") {
         return Ok(None);
     }
@@ -69,7 +69,7 @@ impl SoftwareTpm {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        let mut child = match spawned {
+        let child = match spawned {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -78,23 +78,25 @@ impl SoftwareTpm {
                 }
                 return Ok(None);
             }
-            Err(e) => return Err(format!("cannot start swtpm: {}", e)),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("cannot start swtpm: {}", e));
+            }
         };
+        // From here a failure drops `tpm`, which stops swtpm and removes
+        // its directory.
+        let mut tpm = SoftwareTpm { child, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !sock.exists() {
-            if let Ok(Some(status)) = child.try_wait() {
-                let _ = std::fs::remove_dir_all(&dir);
+            if let Ok(Some(status)) = tpm.child.try_wait() {
                 return Err(format!("swtpm exited ({}) before creating its socket {}", status, sock.display()));
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = std::fs::remove_dir_all(&dir);
                 return Err(format!("swtpm did not create its socket {} within 10 s", sock.display()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Some(SoftwareTpm { child, dir }))
+        Ok(Some(tpm))
     }
 
     /// QEMU's arguments for a TIS TPM backed by this swtpm.

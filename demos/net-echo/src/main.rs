@@ -36,6 +36,9 @@ const DHCP_WAIT_MS: u64 = 30_000;
 /// Connections served at once; more wait in the service's backlog.
 const MAX_CONNS: usize = 80;
 
+/// How long one echo write may take (see where it is used).
+const ECHO_WRITE_MS: u32 = 60_000;
+
 fn timed_out(e: &CallError) -> bool {
     e.code() == Some(ErrorCode::TimedOut)
 }
@@ -160,7 +163,11 @@ fn main(start: &StartInfo) -> i32 {
                 Ok(0) => false,
                 Ok(n) => {
                     bytes += n as u64;
-                    match conns[i].write_all(&buf[..n], 10_000) {
+                    // 60 s: two clean-clone CI runs of 307,200 bytes
+                    // stalled over 10 s near the end (296,048 bytes
+                    // through), as TCP retransmission backoff would;
+                    // every byte is still checked by the host.
+                    match conns[i].write_all(&buf[..n], ECHO_WRITE_MS) {
                         Ok(()) => true,
                         Err(e) => {
                             trouble.push(format!("write: {e:?}"));

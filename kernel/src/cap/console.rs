@@ -43,7 +43,10 @@ impl KernelObject for Console {
                 let params = call.params::<console::write_line_params::Owned>().map_err(|e| e.sys_error())?;
                 let line = console_write_line_param(params).map_err(|e| e.sys_error())?;
                 let out = alloc::format!("[{}] {}\n", caller.name, sanitize_console_line(line));
-                crate::arch::x86_64::serial::exclusive(|| crate::arch::x86_64::serial::write_str(&out));
+                crate::arch::x86_64::serial::exclusive(|| {
+                    crate::arch::x86_64::serial::start_line();
+                    crate::arch::x86_64::serial::write_str(&out)
+                });
                 reply.results::<void_result::Owned, _>(|r| {
                     fill_void(r, &Ok(()));
                     Ok(())

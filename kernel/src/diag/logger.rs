@@ -64,6 +64,7 @@ impl Log for SerialLogger {
         // One line at a time across CPUs; re-entrant for an interrupt
         // handler that logs mid-line on this CPU (`serial::exclusive`).
         serial::exclusive(|| {
+            serial::start_line();
             let _ = writeln!(serial::RawSerial, "[{:5}.{:06}] {} {}", ns / 1_000_000_000, (ns / 1000) % 1_000_000, level, record.args());
         });
         if let Some(mut ring) = RING.try_lock() {

@@ -6,7 +6,7 @@
 
 use super::port::{inb, outb};
 use core::fmt;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 const COM1: u16 = 0x3f8;
 const LINE_STATUS: u16 = COM1 + 5;
@@ -66,6 +66,21 @@ fn raw_write_byte(b: u8) {
     }
     // SAFETY: writing the transmit holding register only sends the byte.
     unsafe { outb(COM1, b) }
+    AT_LINE_START.store(b == b'\n', Ordering::Relaxed);
+}
+
+/// Whether the last byte sent ended a line. The line editor's echo of a
+/// line being typed leaves it false until Enter.
+static AT_LINE_START: AtomicBool = AtomicBool::new(true);
+
+/// Begin a fresh line if the console is mid-line (a line being typed, its
+/// echo not yet ended by Enter), so that a whole line written now (a
+/// process's `[name] ...`, a log line) is not glued to the typed text.
+/// Call inside [`exclusive`], before the line.
+pub fn start_line() {
+    if !AT_LINE_START.load(Ordering::Relaxed) {
+        raw_write_str("\n");
+    }
 }
 
 fn raw_write_str(s: &str) {

@@ -6,7 +6,7 @@ mod support;
 
 use capos_storage::codec::seal;
 use capos_storage::mem_device::MemBlockDevice;
-use capos_storage::store::{format, Store, MAX_KEY_LEN, MAX_VALUE_LEN};
+use capos_storage::store::{cache, format, Store, StoreOp, StoreOptions, MAX_KEY_LEN, MAX_VALUE_LEN};
 use capos_storage::StorageError;
 use std::collections::BTreeMap;
 use support::*;
@@ -135,7 +135,29 @@ fn random_operations_match_a_map() {
                 assert_eq!(s.delete(&key).unwrap(), model.remove(&key).is_some(), "seed {seed} step {step}");
             }
             if rng.chance(5) {
-                s = Store::mount(s.into_device(), false).unwrap();
+                // Remount with no cache, a cache of a few values, or the default.
+                let cache_bytes = [0, 3 * (100 + cache::OVERHEAD), StoreOptions::DEFAULT_CACHE_BYTES][rng.below(3) as usize];
+                s = Store::mount_with(s.into_device(), StoreOptions { read_only: false, cache_bytes }).unwrap();
+                assert!(s.cache().used() <= cache_bytes);
+            }
+            if rng.chance(10) {
+                // A batch: the model applies it in order, the store in one commit.
+                let keys: Vec<Vec<u8>> = (0..1 + rng.below(5)).map(|_| format!("k{}", rng.below(24)).into_bytes()).collect();
+                let values: Vec<Option<Vec<u8>>> = keys.iter().map(|_| rng.chance(70).then(|| { let len = rng.below(300) as usize; rng.bytes(len) })).collect();
+                let ops: Vec<StoreOp> = keys.iter().zip(&values).map(|(k, v)| match v { Some(v) => StoreOp::Put(k, v), None => StoreOp::Delete(k) }).collect();
+                let generation = s.generation();
+                match s.apply(&ops) {
+                    Ok(()) => {
+                        for (k, v) in keys.iter().zip(&values) {
+                            match v {
+                                Some(v) => model.insert(k.clone(), v.clone()),
+                                None => model.remove(k),
+                            };
+                        }
+                    }
+                    Err(StorageError::StoreFull) => assert_eq!(s.generation(), generation, "a refused batch commits nothing"),
+                    Err(e) => panic!("seed {seed} step {step}: batch: {e}"),
+                }
             }
             let all = s.entries().unwrap();
             let expected: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -183,4 +205,99 @@ fn keys_after_pages_through_every_key_in_byte_order() {
     let (page, _) = s.keys_after(Some(&[0u8][..]), 1).unwrap();
     assert_eq!(page, vec![want.iter().find(|k| k.as_slice() > &[0u8][..]).unwrap().clone()]);
     assert_eq!(s.keys_after(None, 0).unwrap(), (vec![], true));
+}
+
+#[test]
+fn a_batch_is_one_commit_and_its_last_op_per_key_wins() {
+    let mut s = fresh(256, None);
+    s.put(b"gone", b"soon").unwrap();
+    let generation = s.generation();
+    s.device().reset_counters();
+    s.apply(&[
+        StoreOp::Put(b"a", b"1"),
+        StoreOp::Put(b"b", b"2"),
+        StoreOp::Put(b"a", b"3"),
+        StoreOp::Delete(b"never-there"),
+        StoreOp::Delete(b"b"),
+        StoreOp::Delete(b"gone"),
+    ])
+    .unwrap();
+    assert_eq!(s.generation(), generation + 1, "one commit");
+    assert_eq!(s.device().flushes, 1, "one flush");
+    assert_eq!(s.device().reads, 0, "an append reads nothing back");
+    // Entries: "gone" put, then "a" put and "gone" tombstone (b and
+    // never-there end absent and were absent: nothing written for them).
+    assert_eq!(s.entry_count(), 3);
+    let mut s = Store::mount(s.into_device(), false).unwrap();
+    assert_eq!(s.entries().unwrap(), vec![(b"a".to_vec(), b"3".to_vec())]);
+    // Nothing to change: no commit at all.
+    s.apply(&[StoreOp::Delete(b"absent")]).unwrap();
+    s.apply(&[]).unwrap();
+    assert_eq!(s.generation(), generation + 1);
+}
+
+#[test]
+fn a_bad_op_anywhere_in_a_batch_changes_nothing() {
+    let mut s = fresh(256, None);
+    s.put(b"k", b"v").unwrap();
+    let before = s.device().as_bytes().to_vec();
+    let long_key = vec![b'x'; MAX_KEY_LEN + 1];
+    let big = vec![0u8; MAX_VALUE_LEN + 1];
+    assert_eq!(s.apply(&[StoreOp::Put(b"a", b"1"), StoreOp::Put(b"", b"2")]), Err(StorageError::InvalidArgument("empty key")));
+    assert!(matches!(s.apply(&[StoreOp::Put(b"a", b"1"), StoreOp::Delete(&long_key)]), Err(StorageError::KeyTooLong { .. })));
+    assert!(matches!(s.apply(&[StoreOp::Put(b"a", b"1"), StoreOp::Put(b"b", &big)]), Err(StorageError::ValueTooLarge { .. })));
+    assert_eq!(s.device().as_bytes(), &before[..]);
+    assert_eq!(s.get(b"a").unwrap(), None);
+}
+
+#[test]
+fn a_batch_too_big_for_the_free_space_compacts_and_one_too_big_for_the_area_is_refused() {
+    // 16 entries per area.
+    let mut s = fresh(64, Some(1));
+    for k in 0..12u32 {
+        s.put(format!("{k:02}").as_bytes(), b"old").unwrap();
+    }
+    let new: Vec<Vec<u8>> = (0..12u32).map(|k| format!("{k:02}").into_bytes()).collect();
+    let ops: Vec<StoreOp> = new.iter().map(|k| StoreOp::Put(k, b"new")).collect();
+    s.apply(&ops).unwrap();
+    assert_eq!(s.compactions, 1);
+    let mut s = Store::mount(s.into_device(), false).unwrap();
+    assert!(s.entries().unwrap().iter().all(|(_, v)| v == b"new"));
+    let many: Vec<Vec<u8>> = (0..17u32).map(|k| format!("m{k:02}").into_bytes()).collect();
+    let ops: Vec<StoreOp> = many.iter().map(|k| StoreOp::Put(k, b"x")).collect();
+    let before = s.device().as_bytes().to_vec();
+    assert_eq!(s.apply(&ops), Err(StorageError::StoreFull));
+    assert_eq!(s.device().as_bytes(), &before[..], "a refused batch writes nothing");
+    assert_eq!(s.len(), 12);
+}
+
+#[test]
+fn cached_values_need_no_read_and_uncached_ones_are_checked() {
+    let mut s = fresh(256, None);
+    s.put(b"other", b"x").unwrap();
+    s.put(b"k", b"the value").unwrap();
+    let dev = s.into_device();
+    // Damage the value's bytes on the disk after mount verified them.
+    let mut damaged = dev.clone().into_bytes();
+    let at = damaged.windows(9).position(|w| w == b"the value").unwrap();
+    let mut cached = Store::mount(dev.clone(), false).unwrap();
+    cached.device().reset_counters();
+    assert_eq!(cached.get(b"k").unwrap().as_deref(), Some(&b"the value"[..]));
+    assert_eq!(cached.device().reads, 0, "a hit reads nothing");
+    damaged[at] ^= 1;
+    let uncached = |bytes: Vec<u8>| Store::mount_with(MemBlockDevice::from_bytes(bytes), StoreOptions { read_only: false, cache_bytes: 0 });
+    // Mount checks every entry: the damaged image falls back to the commit
+    // before the damaged entry was put (rolled back on a single-flush store).
+    let rolled = uncached(damaged.clone()).unwrap();
+    assert_eq!((rolled.generation(), rolled.unfinished_commit().map(|u| u.generation)), (1, Some(2)));
+    // A value damaged after mount is caught by the CRC on a cache miss.
+    let mut s = uncached(dev.clone().into_bytes()).unwrap();
+    assert!(s.cache().is_empty());
+    s.device().reset_counters();
+    assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"the value"[..]));
+    assert_eq!(s.device().reads, 1);
+    let mut s = uncached(dev.into_bytes()).unwrap();
+    *s.device() = MemBlockDevice::from_bytes(damaged);
+    assert!(matches!(s.get(b"k"), Err(StorageError::ChecksumMismatch { .. })));
+    assert_eq!(s.get(b"other").unwrap().as_deref(), Some(&b"x"[..]));
 }

@@ -37,6 +37,9 @@ fn main(start: &StartInfo) -> i32 {
             if part.colocated {
                 println!("the disk holds the co-located layout: serving its store (blocks 0..{})", part.count);
             }
+            if let Some(unfinished) = store.unfinished_commit() {
+                println!("rolled back an unfinished commit, generation {} ({})", unfinished.generation, unfinished.why);
+            }
             println!("CAPOSST1 mounted{}; serving 'store'", if read_only { " read-only" } else { "" });
             let mut svc = StoreService::new(store);
             serve(&mut server, bulk, &mut svc, |svc, call, r| svc.answer(call.badge, &call.message()?, r), |_, _| {})

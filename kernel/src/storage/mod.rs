@@ -218,6 +218,9 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         if let Some(skipped) = s.skipped_commit() {
             log::warn!("storage: {}: the newest store commit is damaged ({}); mounted the one before it", spec.name, skipped);
         }
+        if let Some(unfinished) = s.unfinished_commit() {
+            notes.push(format!("unfinished commit {} rolled back ({})", unfinished.generation, unfinished.why));
+        }
         notes.push(format!("store generation {}, {}{}", s.generation(), capos_kcore::count::count(s.len(), "key", "keys"), if s.is_read_only() { ", read-only" } else { "" }));
         store = Some(Arc::new(StoreMount { name: spec.name.clone(), store: Lock::new(&classes::STORAGE_STORE, s), compactions_logged: AtomicU64::new(0) }));
     }

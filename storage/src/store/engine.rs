@@ -1,14 +1,27 @@
-//! [`Store`]: mount, put/get/has/delete, and compaction.
+//! [`Store`]: mount, put/get/has/delete, batches, and compaction.
 //!
-//! Every `put` and `delete` is durable when it returns `Ok`. A failed call
-//! changes nothing on disk that a remount could see; after a device error
-//! the store is poisoned and must be remounted.
+//! Every `put`, `delete` and [`Store::apply`] batch is durable when it
+//! returns `Ok`, and a batch is atomic: after a power cut a remount sees all
+//! of it or none. A failed call changes nothing on disk that a remount could
+//! see; after a device error the store is poisoned and must be remounted.
+//!
+//! A commit appends its entries (heap bytes, then slots) and writes the
+//! next commit record. On a store with [`FEATURE_SINGLE_FLUSH`] one flush
+//! follows all three writes; without it (stores formatted before the flag)
+//! the data is flushed before the record is written, and the record is
+//! flushed again. Mount takes the newest commit whose entries all verify, so
+//! a single-flush commit cut short by power loss is rolled back whole
+//! ([`Store::unfinished_commit`]).
+//!
+//! Reads come from a [`ValueCache`] of verified values where they can: a
+//! hit costs no device read and no CRC.
 
+use super::cache::{self, ValueCache};
 use super::layout::*;
 use crate::block::BlockDevice;
 use crate::checksum::{crc32c, crc32c_append};
 use crate::error::StorageError;
-use crate::features::Access;
+use crate::features::{Access, FeatureFlags};
 use crate::superblock::{check_block_size, read_sector, write_sealed_sector, SuperblockHeader};
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -21,6 +34,12 @@ struct EntryLocation {
     key_len: u16,
     value_len: u32,
     data_crc: u32,
+}
+
+impl EntryLocation {
+    fn data_len(&self) -> usize {
+        self.key_len as usize + self.value_len as usize
+    }
 }
 
 pub struct Store<D: BlockDevice> {
@@ -36,20 +55,81 @@ pub struct Store<D: BlockDevice> {
     /// `entry_count` slots are valid).
     slot_table: Vec<u8>,
     index: BTreeMap<Vec<u8>, EntryLocation>,
+    /// Heap block `heap_cursor / 512` as committed: the bytes before the
+    /// cursor, zeros after. An append rewrites that block from here instead
+    /// of reading it back.
+    tail: [u8; 512],
+    cache: ValueCache,
+    /// One flush per commit ([`FEATURE_SINGLE_FLUSH`]).
+    single_flush: bool,
     read_only: bool,
     poisoned: bool,
     /// Why a newer commit record was passed over at mount, if one was.
     skipped_commit: Option<StorageError>,
+    /// A single-flush commit that mount rolled back, if one was.
+    unfinished_commit: Option<UnfinishedCommit>,
     /// Compactions run since mount (for tests and the benchmark).
     pub compactions: u64,
 }
 
-/// Lay out an empty store over the whole device and commit generation 0.
+/// How to mount a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Never write (also forced by a read-only-compatible feature this code
+    /// does not know).
+    pub read_only: bool,
+    /// Bytes of verified values kept in memory ([`ValueCache`]); 0 turns
+    /// the cache off.
+    pub cache_bytes: usize,
+}
+
+impl StoreOptions {
+    /// The cache a plain [`Store::mount`] gets: small, because the kernel
+    /// and the store service mount stores from a bounded heap. The host
+    /// benchmark asks for more.
+    pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024;
+}
+
+/// One change of a [`Store::apply`] batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOp<'a> {
+    Put(&'a [u8], &'a [u8]),
+    Delete(&'a [u8]),
+}
+
+/// A commit whose record was valid at mount but whose entries did not
+/// verify: on a single-flush store, a commit that power loss cut short.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnfinishedCommit {
+    pub generation: u64,
+    pub why: StorageError,
+}
+
+/// Lay out an empty store over the whole device and commit generation 0,
+/// with every feature this code knows ([`NEW_STORE_FEATURES`]).
 pub fn format<D: BlockDevice>(device: &mut D, slot_blocks: Option<u32>) -> Result<StoreGeometry, StorageError> {
+    format_with_features(device, slot_blocks, NEW_STORE_FEATURES)
+}
+
+/// [`format`] with chosen features, e.g. [`FeatureFlags::NONE`] for the
+/// layout stores had before [`FEATURE_SINGLE_FLUSH`] (byte for byte what
+/// older tools wrote; the compatibility tests use it). Refuses features
+/// this code does not know.
+pub fn format_with_features<D: BlockDevice>(
+    device: &mut D,
+    slot_blocks: Option<u32>,
+    features: FeatureFlags,
+) -> Result<StoreGeometry, StorageError> {
+    let unknown = (features.compatible & !KNOWN_FEATURES.compatible)
+        | (features.ro_compatible & !KNOWN_FEATURES.ro_compatible)
+        | (features.incompatible & !KNOWN_FEATURES.incompatible);
+    if unknown != 0 {
+        return Err(StorageError::InvalidArgument("a CAPOSST1 feature this code does not know"));
+    }
     check_block_size(device)?;
     let total = device.block_count();
     let geometry = StoreGeometry::compute(total, slot_blocks.unwrap_or_else(|| StoreGeometry::default_slot_blocks(total)))?;
-    let header = SuperblockHeader { magic: MAGIC, version: VERSION, features: KNOWN_FEATURES, total_blocks: total };
+    let header = SuperblockHeader { magic: MAGIC, version: VERSION, features, total_blocks: total };
     let mut sb = [0u8; 512];
     header.encode(&mut sb)?;
     geometry.encode(&mut sb)?;
@@ -69,14 +149,21 @@ fn generation_exhausted() -> StorageError {
 }
 
 impl<D: BlockDevice> Store<D> {
-    /// Mount the newest commit whose entries all verify. `read_only` never
-    /// writes; otherwise an interrupted compaction is finished. Read-write,
-    /// a store whose generation is `u64::MAX` is refused.
-    pub fn mount(mut device: D, read_only: bool) -> Result<Self, StorageError> {
+    /// Mount the newest commit whose entries all verify, with the default
+    /// cache. `read_only` never writes; otherwise an interrupted compaction
+    /// is finished. Read-write, a store whose generation is `u64::MAX` is
+    /// refused.
+    pub fn mount(device: D, read_only: bool) -> Result<Self, StorageError> {
+        Self::mount_with(device, StoreOptions { read_only, cache_bytes: StoreOptions::DEFAULT_CACHE_BYTES })
+    }
+
+    /// [`Store::mount`] with chosen options.
+    pub fn mount_with(mut device: D, options: StoreOptions) -> Result<Self, StorageError> {
         check_block_size(&device)?;
         let sb = read_sector(&mut device, 0)?;
         let header = SuperblockHeader::decode(&sb, &MAGIC, "CAPOSST1", VERSION, device.block_count())?;
         let access = header.features.check(&KNOWN_FEATURES)?;
+        let single_flush = header.features.compatible & FEATURE_SINGLE_FLUSH != 0;
         let geometry = StoreGeometry::decode(&sb, header.total_blocks)?;
         let mut commits = Vec::new();
         let mut last_error = StorageError::NoValidCommit;
@@ -90,10 +177,18 @@ impl<D: BlockDevice> Store<D> {
             }
         }
         commits.sort_by(|a, b| b.generation.cmp(&a.generation));
-        let mut skipped: Option<StorageError> = None;
+        // The newest record that failed to verify: with one flush per
+        // commit, the commit a power cut interrupted (rolled back);
+        // otherwise damage (skipped, and fsck says so).
+        let mut failed: Option<(u64, StorageError)> = None;
         for commit in commits {
             match load_area(&mut device, &geometry, &commit) {
-                Ok((slot_table, index)) => {
+                Ok(area) => {
+                    let (skipped_commit, unfinished_commit) = match failed {
+                        Some((generation, why)) if single_flush => (None, Some(UnfinishedCommit { generation, why })),
+                        Some((_, why)) => (Some(why), None),
+                        None => (None, None),
+                    };
                     let mut store = Store {
                         device,
                         header,
@@ -103,13 +198,19 @@ impl<D: BlockDevice> Store<D> {
                         entry_count: commit.entry_count,
                         heap_cursor: commit.heap_cursor,
                         table_digest: commit.table_digest,
-                        slot_table,
-                        index,
-                        read_only: read_only || access == Access::ReadOnly,
+                        slot_table: area.table,
+                        index: area.index,
+                        tail: [0; 512],
+                        cache: ValueCache::new(options.cache_bytes),
+                        single_flush,
+                        read_only: options.read_only || access == Access::ReadOnly,
                         poisoned: false,
-                        skipped_commit: skipped.clone(),
+                        skipped_commit,
+                        unfinished_commit,
                         compactions: 0,
                     };
+                    store.settle_heap(&area.heap);
+                    store.fill_cache(&area.heap);
                     if !store.read_only && store.generation == u64::MAX {
                         return Err(generation_exhausted());
                     }
@@ -124,12 +225,45 @@ impl<D: BlockDevice> Store<D> {
                 }
                 Err(e @ StorageError::Device(_)) => return Err(e),
                 Err(e) => {
-                    skipped = Some(e.clone());
+                    if failed.is_none() {
+                        failed = Some((commit.generation, e.clone()));
+                    }
                     last_error = e;
                 }
             }
         }
         Err(last_error)
+    }
+
+    /// After the active area's heap (its first `heap_cursor` bytes) was
+    /// loaded or written: keep its tail block.
+    fn settle_heap(&mut self, heap: &[u8]) {
+        let cursor = self.heap_cursor as usize;
+        self.tail = [0; 512];
+        let tail_start = cursor / 512 * 512;
+        self.tail[..cursor - tail_start].copy_from_slice(&heap[tail_start..cursor]);
+    }
+
+    /// At mount, with the area's heap just read and every entry verified:
+    /// cache the newest live values the budget holds.
+    fn fill_cache(&mut self, heap: &[u8]) {
+        let mut live: Vec<&EntryLocation> = self.index.values().collect();
+        live.sort_unstable_by(|a, b| b.heap_offset.cmp(&a.heap_offset));
+        let mut room = self.cache.budget();
+        let newest = live.iter().take_while(|l| match room.checked_sub(l.data_len() + cache::OVERHEAD) {
+            Some(left) => {
+                room = left;
+                true
+            }
+            None => false,
+        });
+        let keep = newest.count();
+        // Oldest first, so the oldest of them is the first to leave.
+        for location in live[..keep].iter().rev() {
+            let start = location.heap_offset as usize;
+            let (key, value) = heap[start..start + location.data_len()].split_at(location.key_len as usize);
+            self.cache.insert(key, value);
+        }
     }
 
     pub fn header(&self) -> &SuperblockHeader {
@@ -142,9 +276,23 @@ impl<D: BlockDevice> Store<D> {
         self.generation
     }
     /// Set when the newest valid commit record failed verification and an
-    /// older generation was mounted instead (fsck reports it as corruption).
+    /// older generation was mounted instead, on a store whose commits flush
+    /// their data before the record (fsck reports it as corruption).
     pub fn skipped_commit(&self) -> Option<&StorageError> {
         self.skipped_commit.as_ref()
+    }
+    /// Set when mount rolled back a single-flush commit whose entries did
+    /// not verify: the commit a power cut interrupted, never acknowledged.
+    pub fn unfinished_commit(&self) -> Option<&UnfinishedCommit> {
+        self.unfinished_commit.as_ref()
+    }
+    /// Whether commits take one flush ([`FEATURE_SINGLE_FLUSH`]).
+    pub fn single_flush(&self) -> bool {
+        self.single_flush
+    }
+    /// The value cache (for its size and budget).
+    pub fn cache(&self) -> &ValueCache {
+        &self.cache
     }
     pub fn is_read_only(&self) -> bool {
         self.read_only
@@ -196,23 +344,35 @@ impl<D: BlockDevice> Store<D> {
 
     /// `Store.get`: the value, checked against its CRC.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+
+    /// `Store.get` without a copy: `f` sees the value where it lies (in the
+    /// cache, or in the buffer the device read into, after its CRC check).
+    pub fn get_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, StorageError> {
         if self.poisoned {
             return Err(StorageError::Poisoned);
+        }
+        if let Some(value) = self.cache.get(key) {
+            return Ok(Some(f(value)));
         }
         let Some(location) = self.index.get(key).copied() else {
             return Ok(None);
         };
-        let bytes = read_heap(
+        let (buf, within) = read_heap(
             &mut self.device,
             &self.geometry,
             self.area,
             location.heap_offset,
             location.key_len as u32 + location.value_len,
         )?;
-        if crc32c(&bytes) != location.data_crc || &bytes[..location.key_len as usize] != key {
+        let bytes = &buf[within..within + (location.key_len as u32 + location.value_len) as usize];
+        if crc32c(bytes) != location.data_crc || &bytes[..location.key_len as usize] != key {
             return Err(StorageError::ChecksumMismatch { what: "CAPOSST1 entry data", location: location.heap_offset as u64 });
         }
-        Ok(Some(bytes[location.key_len as usize..].to_vec()))
+        let value = &bytes[location.key_len as usize..];
+        self.cache.insert(key, value);
+        Ok(Some(f(value)))
     }
 
     /// `Store.list`: up to `limit` keys in byte order strictly after
@@ -245,22 +405,7 @@ impl<D: BlockDevice> Store<D> {
 
     /// `Store.put`: insert or replace; durable on return.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        self.check_writable()?;
-        check_key(key)?;
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StorageError::ValueTooLarge { len: value.len(), max: MAX_VALUE_LEN });
-        }
-        let result = if self.fits(key.len() + value.len()) {
-            self.append(SlotKind::Put, key, value)
-        } else {
-            let mut live = self.entries()?;
-            match live.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                Ok(at) => live[at].1 = value.to_vec(),
-                Err(at) => live.insert(at, (key.to_vec(), value.to_vec())),
-            }
-            self.compact(&live)
-        };
-        self.guard(result)
+        self.apply(&[StoreOp::Put(key, value)])
     }
 
     /// `Store.delete`: remove `key`; `Ok(false)` when it was absent.
@@ -270,68 +415,137 @@ impl<D: BlockDevice> Store<D> {
         if !self.index.contains_key(key) {
             return Ok(false);
         }
-        let result = if self.fits(key.len()) {
-            self.append(SlotKind::Tombstone, key, &[])
-        } else {
-            let mut live = self.entries()?;
-            live.retain(|(k, _)| k.as_slice() != key);
-            self.compact(&live)
-        };
-        self.guard(result).map(|_| true)
+        self.apply(&[StoreOp::Delete(key)]).map(|_| true)
     }
 
-    fn fits(&self, len: usize) -> bool {
-        self.entry_count < self.geometry.slot_capacity()
-            && self.heap_cursor as u64 + len as u64 <= self.geometry.heap_bytes() as u64
-    }
-
-    /// Append one entry to the active area and commit it.
-    fn append(&mut self, kind: SlotKind, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        let generation = self.next_generation()?;
-        let offset = self.heap_cursor;
-        let len = (key.len() + value.len()) as u32;
-        // Heap bytes: the first block keeps the committed bytes before
-        // `offset` (rewritten unchanged; one block is written atomically).
-        let first_block = offset / 512;
-        let end_block = (offset + len).div_ceil(512);
-        let mut buf = vec![0u8; ((end_block - first_block) * 512) as usize];
-        let heap_lba = self.geometry.heap_lba(self.area);
-        if !offset.is_multiple_of(512) {
-            self.device.read_blocks(heap_lba + first_block as u64, &mut buf[..512])?;
-            buf[(offset % 512) as usize..512].fill(0);
+    /// Apply `ops` in order as one commit: durable and atomic on return
+    /// (group commit: one flush for the lot on a single-flush store). A
+    /// later op on the same key wins; deleting an absent key does nothing.
+    /// Every key and value is checked before anything is written, and a
+    /// batch whose result does not fit an empty area is refused with
+    /// `StoreFull`, changing nothing.
+    pub fn apply(&mut self, ops: &[StoreOp<'_>]) -> Result<(), StorageError> {
+        self.check_writable()?;
+        // Each key's last op, in key order: what the batch leaves behind.
+        let mut last: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+        for op in ops {
+            let (key, value) = match *op {
+                StoreOp::Put(key, value) => (key, Some(value)),
+                StoreOp::Delete(key) => (key, None),
+            };
+            check_key(key)?;
+            if let Some(value) = value {
+                if value.len() > MAX_VALUE_LEN {
+                    return Err(StorageError::ValueTooLarge { len: value.len(), max: MAX_VALUE_LEN });
+                }
+            }
+            last.insert(key, value);
         }
-        let within = (offset % 512) as usize;
-        buf[within..within + key.len()].copy_from_slice(key);
-        buf[within + key.len()..within + len as usize].copy_from_slice(value);
-        self.device.write_blocks(heap_lba + first_block as u64, &buf)?;
-        let data_crc = crc32c_append(crc32c(key), value);
-        let slot = EntrySlot { kind, key_len: key.len() as u16, value_len: value.len() as u32, heap_offset: offset, data_crc };
-        let index = self.entry_count as usize;
-        slot.encode(&mut self.slot_table[index * SLOT_SIZE..(index + 1) * SLOT_SIZE])?;
-        let block = index / SLOTS_PER_BLOCK as usize;
-        self.device.write_blocks(
-            self.geometry.area_lba(self.area) + block as u64,
-            &self.slot_table[block * 512..(block + 1) * 512],
+        // Deletes of keys that are not there write nothing.
+        let changes: Vec<(&[u8], Option<&[u8]>)> =
+            last.into_iter().filter(|(key, value)| value.is_some() || self.index.contains_key(*key)).collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let bytes: u64 = changes.iter().map(|(k, v)| (k.len() + v.map_or(0, <[u8]>::len)) as u64).sum();
+        let result = if self.fits(changes.len() as u64, bytes) {
+            self.append(&changes)
+        } else {
+            self.entries().and_then(|mut live| {
+                for (key, value) in &changes {
+                    match (live.binary_search_by(|(k, _)| k.as_slice().cmp(key)), value) {
+                        (Ok(at), Some(value)) => live[at].1 = value.to_vec(),
+                        (Err(at), Some(value)) => live.insert(at, (key.to_vec(), value.to_vec())),
+                        (Ok(at), None) => {
+                            live.remove(at);
+                        }
+                        (Err(_), None) => {}
+                    }
+                }
+                self.compact(&live)
+            })
+        };
+        if result.is_ok() {
+            // Committed, by either path: the cache follows.
+            for (key, value) in &changes {
+                match value {
+                    Some(value) => self.cache.insert(key, value),
+                    None => {
+                        self.cache.remove(key);
+                        false
+                    }
+                };
+            }
+        }
+        self.guard(result)
+    }
+
+    fn fits(&self, entries: u64, bytes: u64) -> bool {
+        self.entry_count as u64 + entries <= self.geometry.slot_capacity() as u64
+            && self.heap_cursor as u64 + bytes <= self.geometry.heap_bytes() as u64
+    }
+
+    /// Append one entry per change (a put, or a tombstone for `None`) to
+    /// the active area and commit them together.
+    fn append(&mut self, changes: &[(&[u8], Option<&[u8]>)]) -> Result<(), StorageError> {
+        let generation = self.next_generation()?;
+        let start = self.heap_cursor;
+        let len: u32 = changes.iter().map(|(k, v)| (k.len() + v.map_or(0, <[u8]>::len)) as u32).sum();
+        let cursor = start + len;
+        // Heap bytes from the block holding the cursor: that block keeps the
+        // committed bytes before it (rewritten unchanged from `tail`; one
+        // block is written atomically).
+        let first_block = start / 512;
+        let mut heap = vec![0u8; (cursor.div_ceil(512) - first_block) as usize * 512];
+        // (At least one block: every key has at least one byte.)
+        heap[..512].copy_from_slice(&self.tail);
+        let first_slot = self.entry_count as usize;
+        let mut digest = self.table_digest;
+        let mut placed = Vec::with_capacity(changes.len());
+        let mut at = (start % 512) as usize;
+        for (i, (key, value)) in changes.iter().enumerate() {
+            let value = value.unwrap_or(&[]);
+            heap[at..at + key.len()].copy_from_slice(key);
+            heap[at + key.len()..at + key.len() + value.len()].copy_from_slice(value);
+            let location = EntryLocation {
+                heap_offset: first_block * 512 + at as u32,
+                key_len: key.len() as u16,
+                value_len: value.len() as u32,
+                data_crc: crc32c(&heap[at..at + key.len() + value.len()]),
+            };
+            let kind = if changes[i].1.is_some() { SlotKind::Put } else { SlotKind::Tombstone };
+            let slot = EntrySlot { kind, key_len: location.key_len, value_len: location.value_len, heap_offset: location.heap_offset, data_crc: location.data_crc };
+            let index = first_slot + i;
+            slot.encode(&mut self.slot_table[index * SLOT_SIZE..(index + 1) * SLOT_SIZE])?;
+            digest = crc32c_append(digest, slot_seal(&self.slot_table, index));
+            placed.push(location);
+            at += key.len() + value.len();
+        }
+        write_chunked(&mut self.device, self.geometry.heap_lba(self.area) + first_block as u64, &heap)?;
+        let first_table_block = first_slot / SLOTS_PER_BLOCK as usize;
+        let end_table_block = (first_slot + changes.len()).div_ceil(SLOTS_PER_BLOCK as usize);
+        write_chunked(
+            &mut self.device,
+            self.geometry.area_lba(self.area) + first_table_block as u64,
+            &self.slot_table[first_table_block * 512..end_table_block * 512],
         )?;
-        self.device.flush()?;
-        let digest = crc32c_append(self.table_digest, slot_seal(&self.slot_table, index));
         self.commit(StoreCommit {
             generation,
             area: self.area,
-            entry_count: self.entry_count + 1,
-            heap_cursor: offset + len,
+            entry_count: self.entry_count + changes.len() as u32,
+            heap_cursor: cursor,
             table_digest: digest,
         })?;
-        match kind {
-            SlotKind::Put => {
-                self.index.insert(
-                    key.to_vec(),
-                    EntryLocation { heap_offset: offset, key_len: key.len() as u16, value_len: value.len() as u32, data_crc },
-                );
-            }
-            SlotKind::Tombstone => {
-                self.index.remove(key);
-            }
+        self.tail = [0; 512];
+        if !cursor.is_multiple_of(512) {
+            let last = heap.len() - 512;
+            self.tail.copy_from_slice(&heap[last..]);
+        }
+        for ((key, value), location) in changes.iter().zip(placed) {
+            match value {
+                Some(_) => self.index.insert(key.to_vec(), location),
+                None => self.index.remove(*key),
+            };
         }
         Ok(())
     }
@@ -341,8 +555,13 @@ impl<D: BlockDevice> Store<D> {
         self.generation.checked_add(1).ok_or_else(generation_exhausted)
     }
 
-    /// Write the commit record and flush: the durability point.
+    /// Write the commit record and flush: the durability point. On a store
+    /// without [`FEATURE_SINGLE_FLUSH`] the data written for this commit is
+    /// flushed first, so that a valid record always names durable entries.
     fn commit(&mut self, commit: StoreCommit) -> Result<(), StorageError> {
+        if !self.single_flush {
+            self.device.flush()?;
+        }
         self.device.write_blocks(1 + commit.generation % 2, &commit.encode()?)?;
         self.device.flush()?;
         self.generation = commit.generation;
@@ -390,13 +609,8 @@ impl<D: BlockDevice> Store<D> {
         let cursor = heap.len() as u32;
         heap.resize(heap.len().div_ceil(512) * 512, 0);
         let table_blocks = live.len().div_ceil(SLOTS_PER_BLOCK as usize);
-        if table_blocks > 0 {
-            self.device.write_blocks(self.geometry.area_lba(area), &table[..table_blocks * 512])?;
-        }
-        for (i, chunk) in heap.chunks(64 * 1024).enumerate() {
-            self.device.write_blocks(self.geometry.heap_lba(area) + (i * 128) as u64, chunk)?;
-        }
-        self.device.flush()?;
+        write_chunked(&mut self.device, self.geometry.area_lba(area), &table[..table_blocks * 512])?;
+        write_chunked(&mut self.device, self.geometry.heap_lba(area), &heap)?;
         self.commit(StoreCommit {
             generation,
             area,
@@ -406,8 +620,18 @@ impl<D: BlockDevice> Store<D> {
         })?;
         self.slot_table = table;
         self.index = index;
+        self.settle_heap(&heap[..cursor as usize]);
         Ok(())
     }
+}
+
+/// Write `bytes` (whole blocks) at `lba`, at most 64 KiB a request (what
+/// every driver takes in one go).
+fn write_chunked<D: BlockDevice>(device: &mut D, lba: u64, bytes: &[u8]) -> Result<(), StorageError> {
+    for (i, chunk) in bytes.chunks(64 * 1024).enumerate() {
+        device.write_blocks(lba + (i * 128) as u64, chunk)?;
+    }
+    Ok(())
 }
 
 /// The stored CRC of slot `index` (its last four bytes).
@@ -433,16 +657,17 @@ fn check_key(key: &[u8]) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Read `len` heap bytes at `offset` of `area`.
+/// Read the heap blocks holding `len` bytes at `offset` of `area`: the
+/// buffer and where in it the bytes start.
 fn read_heap<D: BlockDevice>(
     device: &mut D,
     geometry: &StoreGeometry,
     area: u8,
     offset: u32,
     len: u32,
-) -> Result<Vec<u8>, StorageError> {
+) -> Result<(Vec<u8>, usize), StorageError> {
     if len == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let first = offset / 512;
     let end = (offset as u64 + len as u64).div_ceil(512) as u32;
@@ -451,11 +676,16 @@ fn read_heap<D: BlockDevice>(
     }
     let mut buf = vec![0u8; ((end - first) * 512) as usize];
     device.read_blocks(geometry.heap_lba(area) + first as u64, &mut buf)?;
-    let within = (offset % 512) as usize;
-    Ok(buf[within..within + len as usize].to_vec())
+    Ok((buf, (offset % 512) as usize))
 }
 
-type LoadedArea = (Vec<u8>, BTreeMap<Vec<u8>, EntryLocation>);
+/// A verified area: its entry table, the index of live keys, and its heap
+/// bytes up to the cursor.
+struct LoadedArea {
+    table: Vec<u8>,
+    index: BTreeMap<Vec<u8>, EntryLocation>,
+    heap: Vec<u8>,
+}
 
 /// Read and verify everything a commit names: its table prefix against the
 /// digest, each slot, their packing, and every entry's data CRC.
@@ -466,7 +696,8 @@ fn load_area<D: BlockDevice>(device: &mut D, geometry: &StoreGeometry, commit: &
     if table_digest(&table, count) != commit.table_digest {
         return Err(StorageError::ChecksumMismatch { what: "CAPOSST1 entry table (digest in commit record)", location: geometry.area_lba(commit.area) });
     }
-    let heap = read_heap(device, geometry, commit.area, 0, commit.heap_cursor)?;
+    let (mut heap, _) = read_heap(device, geometry, commit.area, 0, commit.heap_cursor)?;
+    heap.truncate(commit.heap_cursor as usize);
     let mut index = BTreeMap::new();
     let mut expected_offset = 0u32;
     for i in 0..count {
@@ -493,7 +724,7 @@ fn load_area<D: BlockDevice>(device: &mut D, geometry: &StoreGeometry, commit: &
     if expected_offset != commit.heap_cursor {
         return Err(StorageError::Corrupt { what: "heap cursor does not match the entries", detail: commit.heap_cursor as u64 });
     }
-    Ok((table, index))
+    Ok(LoadedArea { table, index, heap })
 }
 
 #[cfg(test)]

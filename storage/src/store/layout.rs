@@ -29,7 +29,20 @@ use crate::features::FeatureFlags;
 pub const MAGIC: [u8; 8] = *b"CAPOSST1";
 pub const COMMIT_MAGIC: [u8; 8] = *b"STCOMMIT";
 pub const VERSION: u32 = 1;
-pub const KNOWN_FEATURES: FeatureFlags = FeatureFlags::NONE;
+/// Compatible feature: a commit takes one flush, after the data, the entry
+/// slots and the commit record are all written; a power cut before that
+/// flush can leave a valid commit record whose entries do not verify, and
+/// mount then rolls that unfinished commit back to the one before it.
+/// Without the flag (stores formatted before it existed) every commit
+/// flushes its data before writing the record, so the newest valid record
+/// always verifies and one that does not is damage. Compatible because an
+/// older reader mounts and writes such a store correctly (its mount already
+/// takes the newest commit that verifies, and its two-flush commits are
+/// also correct here); an older fsck reports a rolled-back commit as damage.
+pub const FEATURE_SINGLE_FLUSH: u64 = 1 << 0;
+pub const KNOWN_FEATURES: FeatureFlags = FeatureFlags { compatible: FEATURE_SINGLE_FLUSH, ro_compatible: 0, incompatible: 0 };
+/// What `format` gives a new store: every feature this code knows.
+pub const NEW_STORE_FEATURES: FeatureFlags = KNOWN_FEATURES;
 pub const SLOT_SIZE: usize = 32;
 pub const SLOTS_PER_BLOCK: u32 = 16;
 pub const MAX_KEY_LEN: usize = 255;

@@ -9,7 +9,9 @@
 mod common;
 use capos_storage::readonly_fs::{build_image, SourceNode};
 use capos_storage::writable_fs::{MountOptions, WritableFs};
+use capos_storage::features::FeatureFlags;
 use capos_storage::mem_device::MemBlockDevice;
+use capos_storage::store::{self, Store};
 use capos_storage::{FixedClock, Timestamp};
 use common::*;
 use std::path::Path;
@@ -76,11 +78,23 @@ fn writable_with_damaged_newest(sc: &Scratch) -> (std::path::PathBuf, u64) {
     (img, generation)
 }
 
-fn store_with_damaged_newest(sc: &Scratch) -> std::path::PathBuf {
-    let kv = sc.path("seed.kv");
-    std::fs::write(&kv, "alpha\tAAAA\nbeta\tBBBB\n").unwrap();
+/// A store with `alpha` put in generation 1 and `beta` in generation 2,
+/// whose `beta` bytes are then damaged. `legacy`: formatted without the
+/// single-flush feature, as the tools wrote stores before it.
+fn store_with_damaged_newest(sc: &Scratch, legacy: bool) -> std::path::PathBuf {
     let img = sc.path("st.img");
-    ok(&["--store", "--seed", s(&kv), "-o", s(&img)]);
+    if legacy {
+        let mut dev = MemBlockDevice::new(2048);
+        store::format_with_features(&mut dev, None, FeatureFlags::NONE).unwrap();
+        let mut st = Store::mount(dev, false).unwrap();
+        st.put(b"alpha", b"AAAA").unwrap();
+        st.put(b"beta", b"BBBB").unwrap();
+        std::fs::write(&img, st.into_device().into_bytes()).unwrap();
+    } else {
+        let kv = sc.path("seed.kv");
+        std::fs::write(&kv, "alpha\tAAAA\nbeta\tBBBB\n").unwrap();
+        ok(&["--store", "--seed", s(&kv), "-o", s(&img)]);
+    }
     let mut bytes = std::fs::read(&img).unwrap();
     let at = find(&bytes, b"betaBBBB");
     bytes[at + 5] ^= 1;
@@ -116,9 +130,9 @@ fn writable_damaged_newest_commit_is_refused_unless_allowed() {
 }
 
 #[test]
-fn store_damaged_newest_commit_is_refused_unless_allowed() {
+fn legacy_store_damaged_newest_commit_is_refused_unless_allowed() {
     let sc = Scratch::new("st-older");
-    let img = store_with_damaged_newest(&sc);
+    let img = store_with_damaged_newest(&sc, true);
     for cmd in ["inspect", "extract"] {
         let out = sc.path(&format!("out-{cmd}.kv"));
         let mut args = vec![cmd, s(&img)];
@@ -138,6 +152,23 @@ fn store_damaged_newest_commit_is_refused_unless_allowed() {
         assert!(stderr.contains("WARNING") && stderr.contains("generation 1"), "{stderr}");
     }
     assert_eq!(std::fs::read_to_string(sc.path("out-extract.kv")).unwrap(), "alpha\tAAAA\n");
+}
+
+/// On a single-flush store the same bytes are what a power cut before the
+/// last commit's flush leaves: the commit is rolled back, loudly, and the
+/// image is clean at the generation before it.
+#[test]
+fn single_flush_store_rolls_back_an_unfinished_commit_and_says_so() {
+    let sc = Scratch::new("st-unfinished");
+    let img = store_with_damaged_newest(&sc, false);
+    let (code, stdout, stderr) = run(&["fsck", s(&img)]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    assert!(stdout.contains("CAPOSST1: clean (generation 1, 1 live keys, 1 entries, unfinished commit 2 rolled back)"), "{stdout}");
+    assert!(stderr.contains("commit generation 2 was not finished") && stderr.contains("at generation 1"), "{stderr}");
+    let out = sc.path("out.kv");
+    let (code, _, stderr) = run(&["extract", s(&img), s(&out)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "alpha\tAAAA\n");
 }
 
 // ---------- the key file round-trips every key ----------

@@ -4,7 +4,9 @@
 //! superblock, commit record and all metadata before it answers anything.
 //! fsck adds what mount leaves for later: every file's data is read (and,
 //! in CAPOSRO1, checked against its CRC), every store value is read and
-//! checked, and a passed-over newer commit is reported as damage.
+//! checked, and a passed-over newer commit is reported as damage (except a
+//! CAPOSST1 single-flush commit that never finished: rolled back by the
+//! format's rule, and named in the clean line).
 //! `extract` runs the same checks before it writes anything.
 
 use super::image::{open, FatView, FsView, OlderCommit, Opened, RoView, StoreView};
@@ -59,7 +61,16 @@ fn report_writable(fs: &mut FsView) -> CommandResult {
 fn report_store(store: &mut StoreView) -> CommandResult {
     check_generation("CAPOSST1", store.generation())?;
     let entries = check_store(store)?;
-    println!("CAPOSST1: clean (generation {}, {} live keys, {} entries)", store.generation(), entries.len(), store.entry_count());
+    let rolled_back = match store.unfinished_commit() {
+        Some(unfinished) => format!(", unfinished commit {} rolled back", unfinished.generation),
+        None => String::new(),
+    };
+    println!(
+        "CAPOSST1: clean (generation {}, {} live keys, {} entries{rolled_back})",
+        store.generation(),
+        entries.len(),
+        store.entry_count()
+    );
     Ok(())
 }
 

@@ -52,6 +52,14 @@ fn inspect_store(store: &mut StoreView) -> CommandResult {
     print_header("CAPOSST1 key/value store", store.header());
     let g = *store.geometry();
     println!("generation: {}", store.generation());
+    println!(
+        "commits: {}",
+        if store.single_flush() {
+            "one flush each (single-flush feature; an unfinished commit is rolled back at mount)"
+        } else {
+            "data flushed before the record (formatted before the single-flush feature)"
+        }
+    );
     println!("entries: {} of {} slots used, heap {} of {} bytes", store.entry_count(), g.slot_capacity(), store.heap_used(), g.heap_bytes());
     println!("keys: {} live (store entries carry no timestamps: times unknown)", store.len());
     let entries = store.entries().map_err(|e| Failure::storage("CAPOSST1", e))?;

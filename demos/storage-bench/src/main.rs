@@ -1,11 +1,12 @@
 //! `make bench-storage`'s guest: executed instructions per `File.read` and
 //! `File.write` of 4 KiB and 128 KiB on a CAPOSWF1 filesystem, and per
 //! `Store.put` / `Store.get`, each call through a kernel capability with
-//! the data in the bulk buffer.
+//! the data in the bulk buffer; optionally the same through the services.
 //!
 //! Grants: `fs` (a writable Directory), `store` (a Store), `console`;
-//! optional `fat` (FAT File.read) and `svcfs` (the file figures again,
-//! labelled `fs-service ...`, through storage-fs-service).
+//! optional `fat` (FAT File.read), `svcfs` (the file figures again,
+//! labelled `fs-service ...`, through storage-fs-service) and `svcstore`
+//! (the store figures again, labelled `store-service ...`).
 //! Every figure is one counted region (`capos_rt::bench::measure`); the
 //! runner turns them into instructions per op and per MiB. What each
 //! region repeats:
@@ -109,17 +110,21 @@ fn fat_bench(fat: &Directory, only: Option<&str>) -> bool {
     ok
 }
 
-fn store_bench(store: &Store, only: Option<&str>) -> bool {
+fn store_bench(store: &Store, only: Option<&str>, label: &str) -> bool {
     let value = pattern(100, 3);
     let mut next = 0u64;
-    let mut ok = measure("Store.put 100 B", 200, only, |_| {
+    let mut ok = measure(&format!("{label}Store.put 100 B"), 200, only, |_| {
         next += 1;
         store.put(&key(next), &value).is_ok()
     });
     let written = next;
-    ok &= measure("Store.get 100 B", 200, only, |i| matches!(store.get(&key(i % written.max(1) + 1)), Ok(v) if v == value));
+    ok &= measure(&format!("{label}Store.get 100 B"), 200, only, |i| matches!(store.get(&key(i % written.max(1) + 1)), Ok(v) if v == value));
     if written > 0 {
-        ok &= verdict("bench-store-intact", store.get(&key(written)).ok().as_deref() == Some(&value[..]), &format!("{written} keys, the last one reads back"));
+        ok &= verdict(
+            &format!("bench-{}store-intact", label.replace(' ', "-")),
+            store.get(&key(written)).ok().as_deref() == Some(&value[..]),
+            &format!("{written} keys, the last one reads back"),
+        );
     }
     ok
 }
@@ -134,18 +139,27 @@ fn main(start: &StartInfo) -> i32 {
     if let Some(d) = &svcfs {
         ok &= verdict("bench-service-up", d.list().is_ok(), "storage-fs-service answers before any region");
     }
+    let svcstore = start.cap("svcstore").map(Store::new);
+    if let Some(s) = &svcstore {
+        ok &= verdict("bench-store-service-up", s.has(b"bench/none").is_ok(), "store-service answers before any region");
+    }
     match start.cap("fs") {
         Some(h) => ok &= file_bench(&Directory::new(h), only, ""),
         None => ok &= verdict("bench-setup", false, "no capability 'fs' granted"),
     }
     match start.cap("store") {
-        Some(h) => ok &= store_bench(&Store::new(h), only),
+        Some(h) => ok &= store_bench(&Store::new(h), only, ""),
         None => ok &= verdict("bench-setup", false, "no capability 'store' granted"),
     }
     // The same file benchmark through storage-fs-service (CAPOSWF1 in a
     // process over a Block capability) instead of the kernel's backer.
     if let Some(d) = &svcfs {
         ok &= file_bench(d, only, "fs-service ");
+    }
+    // The same store benchmark through store-service (CAPOSST1 in a
+    // process over a Block capability).
+    if let Some(s) = &svcstore {
+        ok &= store_bench(s, only, "store-service ");
     }
     if let Some(h) = start.cap("fat") {
         ok &= fat_bench(&Directory::new(h), only);

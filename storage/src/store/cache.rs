@@ -18,7 +18,8 @@
 //! - The cache holds at most `budget` bytes, counting each key and value
 //!   plus [`OVERHEAD`]. The oldest value leaves first (FIFO: no bookkeeping
 //!   on a hit). A value larger than the budget is never cached; a budget of
-//!   0 turns the cache off.
+//!   0 turns the cache off. Once full, only one in [`ADMIT_EVERY`] values
+//!   read from the device enters, so a scan does not churn the cache.
 
 use crate::checksum::crc32c;
 use alloc::boxed::Box;
@@ -50,7 +51,12 @@ pub struct ValueCache {
     /// number of cached values (plus a constant).
     order: VecDeque<(u32, u64)>,
     next_stamp: u64,
+    /// Reads that missed while the cache was full (see `insert_read`).
+    misses_when_full: u64,
 }
+
+/// Once full, one in this many values read from the device enters.
+pub const ADMIT_EVERY: u64 = 8;
 
 fn cost(data_len: usize) -> usize {
     data_len + OVERHEAD
@@ -94,8 +100,18 @@ impl ValueCache {
     /// the oldest values. Returns whether it was cached.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> bool {
         let hash = crc32c(key);
-        self.drop_hash(hash);
         let cost = cost(key.len() + value.len());
+        if let Some(c) = self.values.get_mut(&hash) {
+            if c.data.len() == key.len() + value.len() {
+                // The same size (an overwrite, usually): refill in place;
+                // it keeps its place in the queue.
+                c.key_len = key.len();
+                c.data[..key.len()].copy_from_slice(key);
+                c.data[key.len()..].copy_from_slice(value);
+                return true;
+            }
+            self.drop_hash(hash);
+        }
         if cost > self.budget {
             return false;
         }
@@ -118,6 +134,21 @@ impl ValueCache {
             self.order.retain(|(hash, stamp)| values.get(hash).is_some_and(|c| c.stamp == *stamp));
         }
         true
+    }
+
+    /// Cache a value a `get` had to read from the device. While there is
+    /// room it always enters; once the cache is full only every
+    /// [`ADMIT_EVERY`]th such value does (evicting the oldest), so a scan
+    /// over more keys than fit does not churn the whole cache on every
+    /// read, yet a new working set still moves in.
+    pub fn insert_read(&mut self, key: &[u8], value: &[u8]) -> bool {
+        if !self.has_room(key.len(), value.len()) {
+            self.misses_when_full += 1;
+            if self.misses_when_full % ADMIT_EVERY != 0 {
+                return false;
+            }
+        }
+        self.insert(key, value)
     }
 
     /// Forget `key`'s value (the key was deleted).
@@ -202,6 +233,20 @@ mod tests {
         c.insert(&b, b"value of b");
         assert_eq!((c.get(&a), c.get(&b)), (None, Some(&b"value of b"[..])));
         assert_eq!(c.used(), cost(8 + 10));
+    }
+
+    #[test]
+    fn a_full_cache_admits_one_read_in_eight() {
+        let mut c = ValueCache::new(4 * cost(14));
+        for i in 0..4u32 {
+            assert!(c.insert_read(&key(i), &[0; 10]), "room: always");
+        }
+        let admitted = (4..4 + 8 * ADMIT_EVERY as u32).filter(|&i| c.insert_read(&key(i), &[0; 10])).count();
+        assert_eq!(admitted, 8);
+        assert!(c.used() <= c.budget());
+        // A write is not a read: it always enters.
+        assert!(c.insert(&key(1000), &[1; 10]));
+        assert_eq!(c.get(&key(1000)), Some(&[1u8; 10][..]));
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct Store<D: BlockDevice> {
     /// of reading it back.
     tail: [u8; 512],
     cache: ValueCache,
+    /// Buffers an append reuses (heap bytes, new entries' locations).
+    scratch_heap: Vec<u8>,
+    scratch_locations: Vec<EntryLocation>,
     /// One flush per commit ([`FEATURE_SINGLE_FLUSH`]).
     single_flush: bool,
     read_only: bool,
@@ -202,6 +205,8 @@ impl<D: BlockDevice> Store<D> {
                         index: area.index,
                         tail: [0; 512],
                         cache: ValueCache::new(options.cache_bytes),
+                        scratch_heap: Vec::new(),
+                        scratch_locations: Vec::new(),
                         single_flush,
                         read_only: options.read_only || access == Access::ReadOnly,
                         poisoned: false,
@@ -371,7 +376,7 @@ impl<D: BlockDevice> Store<D> {
             return Err(StorageError::ChecksumMismatch { what: "CAPOSST1 entry data", location: location.heap_offset as u64 });
         }
         let value = &bytes[location.key_len as usize..];
-        self.cache.insert(key, value);
+        self.cache.insert_read(key, value);
         Ok(Some(f(value)))
     }
 
@@ -426,33 +431,47 @@ impl<D: BlockDevice> Store<D> {
     /// `StoreFull`, changing nothing.
     pub fn apply(&mut self, ops: &[StoreOp<'_>]) -> Result<(), StorageError> {
         self.check_writable()?;
-        // Each key's last op, in key order: what the batch leaves behind.
-        let mut last: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-        for op in ops {
-            let (key, value) = match *op {
-                StoreOp::Put(key, value) => (key, Some(value)),
-                StoreOp::Delete(key) => (key, None),
-            };
-            check_key(key)?;
-            if let Some(value) = value {
-                if value.len() > MAX_VALUE_LEN {
-                    return Err(StorageError::ValueTooLarge { len: value.len(), max: MAX_VALUE_LEN });
-                }
+        // What the batch leaves behind: each key's last op, in key order;
+        // deletes of keys that are not there write nothing. (A single op,
+        // the common case, needs no map: every allocation shows in the
+        // kernel's figures.)
+        let one: [(&[u8], Option<&[u8]>); 1];
+        let many: Vec<(&[u8], Option<&[u8]>)>;
+        let changes: &[(&[u8], Option<&[u8]>)] = if let [op] = ops {
+            one = [split_op(op)?];
+            &one[..]
+        } else {
+            let mut last: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+            for op in ops {
+                let (key, value) = split_op(op)?;
+                last.insert(key, value);
             }
-            last.insert(key, value);
-        }
-        // Deletes of keys that are not there write nothing.
-        let changes: Vec<(&[u8], Option<&[u8]>)> =
-            last.into_iter().filter(|(key, value)| value.is_some() || self.index.contains_key(*key)).collect();
+            many = last.into_iter().collect();
+            &many[..]
+        };
         if changes.is_empty() {
             return Ok(());
         }
+        let changes = match changes.iter().all(|(key, value)| value.is_some() || self.index.contains_key(*key)) {
+            true => changes,
+            false => {
+                let kept: Vec<(&[u8], Option<&[u8]>)> =
+                    changes.iter().copied().filter(|(key, value)| value.is_some() || self.index.contains_key(*key)).collect();
+                return if kept.is_empty() { Ok(()) } else { self.apply_changes(&kept) };
+            }
+        };
+        self.apply_changes(changes)
+    }
+
+    /// [`Store::apply`] after checking: one entry per change, key order,
+    /// no delete of an absent key, not empty.
+    fn apply_changes(&mut self, changes: &[(&[u8], Option<&[u8]>)]) -> Result<(), StorageError> {
         let bytes: u64 = changes.iter().map(|(k, v)| (k.len() + v.map_or(0, <[u8]>::len)) as u64).sum();
         let result = if self.fits(changes.len() as u64, bytes) {
-            self.append(&changes)
+            self.append(changes)
         } else {
             self.entries().and_then(|mut live| {
-                for (key, value) in &changes {
+                for (key, value) in changes {
                     match (live.binary_search_by(|(k, _)| k.as_slice().cmp(key)), value) {
                         (Ok(at), Some(value)) => live[at].1 = value.to_vec(),
                         (Err(at), Some(value)) => live.insert(at, (key.to_vec(), value.to_vec())),
@@ -467,7 +486,7 @@ impl<D: BlockDevice> Store<D> {
         };
         if result.is_ok() {
             // Committed, by either path: the cache follows.
-            for (key, value) in &changes {
+            for (key, value) in changes {
                 match value {
                     Some(value) => self.cache.insert(key, value),
                     None => {
@@ -496,17 +515,20 @@ impl<D: BlockDevice> Store<D> {
         // committed bytes before it (rewritten unchanged from `tail`; one
         // block is written atomically).
         let first_block = start / 512;
-        let mut heap = vec![0u8; (cursor.div_ceil(512) - first_block) as usize * 512];
-        // (At least one block: every key has at least one byte.)
-        heap[..512].copy_from_slice(&self.tail);
+        // Buffers kept between appends (taken here, put back at the end;
+        // lost only on a failure, which poisons the store anyway).
+        let mut heap = core::mem::take(&mut self.scratch_heap);
+        let mut placed = core::mem::take(&mut self.scratch_locations);
+        heap.clear();
+        placed.clear();
+        heap.extend_from_slice(&self.tail[..(start % 512) as usize]);
         let first_slot = self.entry_count as usize;
         let mut digest = self.table_digest;
-        let mut placed = Vec::with_capacity(changes.len());
-        let mut at = (start % 512) as usize;
         for (i, (key, value)) in changes.iter().enumerate() {
             let value = value.unwrap_or(&[]);
-            heap[at..at + key.len()].copy_from_slice(key);
-            heap[at + key.len()..at + key.len() + value.len()].copy_from_slice(value);
+            let at = heap.len();
+            heap.extend_from_slice(key);
+            heap.extend_from_slice(value);
             let location = EntryLocation {
                 heap_offset: first_block * 512 + at as u32,
                 key_len: key.len() as u16,
@@ -519,8 +541,9 @@ impl<D: BlockDevice> Store<D> {
             slot.encode(&mut self.slot_table[index * SLOT_SIZE..(index + 1) * SLOT_SIZE])?;
             digest = crc32c_append(digest, slot_seal(&self.slot_table, index));
             placed.push(location);
-            at += key.len() + value.len();
         }
+        // Whole blocks; zeros after the cursor.
+        heap.resize(heap.len().div_ceil(512) * 512, 0);
         write_chunked(&mut self.device, self.geometry.heap_lba(self.area) + first_block as u64, &heap)?;
         let first_table_block = first_slot / SLOTS_PER_BLOCK as usize;
         let end_table_block = (first_slot + changes.len()).div_ceil(SLOTS_PER_BLOCK as usize);
@@ -541,11 +564,22 @@ impl<D: BlockDevice> Store<D> {
             let last = heap.len() - 512;
             self.tail.copy_from_slice(&heap[last..]);
         }
-        for ((key, value), location) in changes.iter().zip(placed) {
+        for ((key, value), location) in changes.iter().zip(&placed) {
             match value {
-                Some(_) => self.index.insert(key.to_vec(), location),
-                None => self.index.remove(*key),
-            };
+                Some(_) => {
+                    self.index.insert(key.to_vec(), *location);
+                }
+                None => {
+                    self.index.remove(*key);
+                }
+            }
+        }
+        // Keep the buffers unless a batch made them large.
+        if heap.capacity() <= 64 * 1024 {
+            self.scratch_heap = heap;
+        }
+        if placed.capacity() <= 1024 {
+            self.scratch_locations = placed;
         }
         Ok(())
     }
@@ -645,6 +679,22 @@ fn slot_seal(table: &[u8], index: usize) -> &[u8] {
 /// would not notice a stale slot.
 pub fn table_digest(table: &[u8], count: usize) -> u32 {
     (0..count).fold(0, |digest, i| crc32c_append(digest, slot_seal(table, i)))
+}
+
+/// An op as (key, new value or `None` for a delete), its key and value
+/// checked against the format's limits.
+fn split_op<'a>(op: &StoreOp<'a>) -> Result<(&'a [u8], Option<&'a [u8]>), StorageError> {
+    let (key, value) = match *op {
+        StoreOp::Put(key, value) => (key, Some(value)),
+        StoreOp::Delete(key) => (key, None),
+    };
+    check_key(key)?;
+    if let Some(value) = value {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StorageError::ValueTooLarge { len: value.len(), max: MAX_VALUE_LEN });
+        }
+    }
+    Ok((key, value))
 }
 
 fn check_key(key: &[u8]) -> Result<(), StorageError> {

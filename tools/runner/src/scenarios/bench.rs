@@ -174,7 +174,7 @@ pub(super) fn bench_blk() -> Scenario {
 pub(super) fn bench_storage() -> Scenario {
     Scenario {
         name: "bench-storage",
-        description: "benchmark (not a test): executed instructions per File.read/write (4 KiB, 128 KiB) on CAPOSWF1 over NVMe, through the kernel's capabilities and through storage-fs-service, and per Store put/get (icount plugin)",
+        description: "benchmark (not a test): executed instructions per File.read/write (4 KiB, 128 KiB) on CAPOSWF1 over NVMe, through the kernel's capabilities and through storage-fs-service, and per Store put/get through the kernel's and through store-service (icount plugin)",
         capos_boot_only: false,
         boots: vec![user_boot("icount", "demos/bench-storage.manifest", "exit_when_idle", &[
             "storage: mounted bench",
@@ -183,8 +183,9 @@ pub(super) fn bench_storage() -> Scenario {
             "[bench] icount: Store.get 100 B",
             "[bench] icount: FAT File.read 128 KiB",
             "[bench] icount: fs-service File.read 128 KiB",
+            "[bench] icount: store-service Store.get 100 B",
             "[bench] bench: done",
-            "process bench (pid 2) exited with status 0",
+            "process bench (pid 3) exited with status 0",
         ])
             .machine("q35")
             .smp("1")
@@ -193,11 +194,13 @@ pub(super) fn bench_storage() -> Scenario {
                 strings(&["-drive", "file={disk:bench},if=none,id=bench,format=raw", "-device", "nvme,serial=capos-bench,drive=bench"]),
                 strings(&["-drive", "file={disk:fat},if=none,id=fat,format=raw", "-device", "nvme,serial=capos-fat,drive=fat"]),
                 strings(&["-drive", "file={disk:svc},if=none,id=svc,format=raw", "-device", "nvme,serial=capos-svc,drive=svc"]),
+                strings(&["-drive", "file={disk:svckeys},if=none,id=svckeys,format=raw", "-device", "nvme,serial=capos-svckeys,drive=svckeys"]),
             ]
             .concat())
             .store_images(vec![
                 ("bench", strings(&["--colocated", "--store-blocks", "4096", "--blocks", "65536"])),
                 ("svc", strings(&["--writable", "--blocks", "65536"])),
+                ("svckeys", strings(&["--store", "--blocks", "4096"])),
             ])
             .script_images(vec![("fat", "tools/mkstorage-fat-read-image", vec![("FAT_BIG_MIB", "4")])])
             .guest_verdicts(true)

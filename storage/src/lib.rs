@@ -12,7 +12,9 @@
 //! - [`mem_device`], [`partition`], [`crash_sim`]: devices for tests, tools
 //!   and sub-ranges of a disk.
 //! - [`checksum`], [`codec`], [`features`], [`superblock`], [`time`],
-//!   [`name`], [`error`]: the shared building blocks of every format.
+//!   [`name`], [`error`]: the shared building blocks of every format;
+//!   [`commit`]: the two commit slots, mount's choice between them and
+//!   poisoning, shared by CAPOSWF1 and CAPOSST1.
 //! - [`fs_api`]: the `Directory`/`File` operations as a trait
 //!   ([`FileSystem`]) that both filesystem formats implement.
 //! - [`readonly_fs`] (CAPOSRO1), [`writable_fs`] (CAPOSWF1), [`store`]
@@ -31,6 +33,7 @@ pub mod block;
 pub mod checksum;
 pub mod codec;
 pub mod colocated;
+pub mod commit;
 pub mod crash_sim;
 pub mod error;
 pub mod fat;

@@ -20,6 +20,7 @@ use super::cache::{self, ValueCache};
 use super::layout::*;
 use crate::block::BlockDevice;
 use crate::checksum::{crc32c, crc32c_append};
+use crate::commit::{generation_exhausted, mount_newest, next_generation, slot_lba, Poison};
 use crate::error::StorageError;
 use crate::features::{Access, FeatureFlags};
 use crate::superblock::{check_block_size, read_sector, write_sealed_sector, SuperblockHeader};
@@ -66,7 +67,7 @@ pub struct Store<D: BlockDevice> {
     /// One flush per commit ([`FEATURE_SINGLE_FLUSH`]).
     single_flush: bool,
     read_only: bool,
-    poisoned: bool,
+    poison: Poison,
     /// Why a newer commit record was passed over at mount, if one was.
     skipped_commit: Option<StorageError>,
     /// A single-flush commit that mount rolled back, if one was.
@@ -144,13 +145,6 @@ pub fn format_with_features<D: BlockDevice>(
     Ok(geometry)
 }
 
-/// A commit after generation `u64::MAX` would wrap to 0 and lose to every
-/// older record: refuse instead (no real store gets there; a crafted one
-/// can be read, but not mounted read-write).
-fn generation_exhausted() -> StorageError {
-    StorageError::Corrupt { what: "commit generation is u64::MAX: no further commit is possible", detail: u64::MAX }
-}
-
 impl<D: BlockDevice> Store<D> {
     /// Mount the newest commit whose entries all verify, with the default
     /// cache. `read_only` never writes; otherwise an interrupted compaction
@@ -168,76 +162,56 @@ impl<D: BlockDevice> Store<D> {
         let access = header.features.check(&KNOWN_FEATURES)?;
         let single_flush = header.features.compatible & FEATURE_SINGLE_FLUSH != 0;
         let geometry = StoreGeometry::decode(&sb, header.total_blocks)?;
-        let mut commits = Vec::new();
-        let mut last_error = StorageError::NoValidCommit;
-        for slot in 0..2u64 {
-            match StoreCommit::decode(&read_sector(&mut device, 1 + slot)?, slot, &geometry) {
-                Ok(c) => commits.push(c),
-                // A record whose checksum holds but whose fields do not says
-                // more about the damage than a torn or empty slot does.
-                Err(_) if matches!(last_error, StorageError::Corrupt { .. }) => {}
-                Err(e) => last_error = e,
-            }
+        let newest = mount_newest(
+            &mut device,
+            |block, slot| StoreCommit::decode(block, slot, &geometry),
+            |commit| commit.generation,
+            |device, commit| load_area(device, &geometry, commit),
+        )?;
+        let (commit, area) = (newest.record, newest.loaded);
+        // A newer record that failed to verify: with one flush per commit,
+        // the commit a power cut interrupted (rolled back); otherwise
+        // damage (skipped, and fsck says so).
+        let (skipped_commit, unfinished_commit) = match newest.passed_over {
+            Some((generation, why)) if single_flush => (None, Some(UnfinishedCommit { generation, why })),
+            Some((_, why)) => (Some(why), None),
+            None => (None, None),
+        };
+        let mut store = Store {
+            device,
+            header,
+            geometry,
+            generation: commit.generation,
+            area: commit.area,
+            entry_count: commit.entry_count,
+            heap_cursor: commit.heap_cursor,
+            table_digest: commit.table_digest,
+            slot_table: area.table,
+            index: area.index,
+            tail: [0; 512],
+            cache: ValueCache::new(options.cache_bytes),
+            scratch_heap: Vec::new(),
+            scratch_locations: Vec::new(),
+            single_flush,
+            read_only: options.read_only || access == Access::ReadOnly,
+            poison: Poison::default(),
+            skipped_commit,
+            unfinished_commit,
+            compactions: 0,
+        };
+        store.settle_heap(&area.heap);
+        store.fill_cache(&area.heap);
+        if !store.read_only && store.generation == u64::MAX {
+            return Err(generation_exhausted());
         }
-        commits.sort_by(|a, b| b.generation.cmp(&a.generation));
-        // The newest record that failed to verify: with one flush per
-        // commit, the commit a power cut interrupted (rolled back);
-        // otherwise damage (skipped, and fsck says so).
-        let mut failed: Option<(u64, StorageError)> = None;
-        for commit in commits {
-            match load_area(&mut device, &geometry, &commit) {
-                Ok(area) => {
-                    let (skipped_commit, unfinished_commit) = match failed {
-                        Some((generation, why)) if single_flush => (None, Some(UnfinishedCommit { generation, why })),
-                        Some((_, why)) => (Some(why), None),
-                        None => (None, None),
-                    };
-                    let mut store = Store {
-                        device,
-                        header,
-                        geometry,
-                        generation: commit.generation,
-                        area: commit.area,
-                        entry_count: commit.entry_count,
-                        heap_cursor: commit.heap_cursor,
-                        table_digest: commit.table_digest,
-                        slot_table: area.table,
-                        index: area.index,
-                        tail: [0; 512],
-                        cache: ValueCache::new(options.cache_bytes),
-                        scratch_heap: Vec::new(),
-                        scratch_locations: Vec::new(),
-                        single_flush,
-                        read_only: options.read_only || access == Access::ReadOnly,
-                        poisoned: false,
-                        skipped_commit,
-                        unfinished_commit,
-                        compactions: 0,
-                    };
-                    store.settle_heap(&area.heap);
-                    store.fill_cache(&area.heap);
-                    if !store.read_only && store.generation == u64::MAX {
-                        return Err(generation_exhausted());
-                    }
-                    if !store.read_only && store.area != FRONT {
-                        // A compaction committed the shadow area but had not
-                        // recommitted the front yet: finish it.
-                        let live = store.entries()?;
-                        let result = store.write_and_commit(FRONT, &live);
-                        store.guard(result)?;
-                    }
-                    return Ok(store);
-                }
-                Err(e @ StorageError::Device(_)) => return Err(e),
-                Err(e) => {
-                    if failed.is_none() {
-                        failed = Some((commit.generation, e.clone()));
-                    }
-                    last_error = e;
-                }
-            }
+        if !store.read_only && store.area != FRONT {
+            // A compaction committed the shadow area but had not
+            // recommitted the front yet: finish it.
+            let live = store.entries()?;
+            let result = store.write_and_commit(FRONT, &live);
+            store.poison.guard(result)?;
         }
-        Err(last_error)
+        Ok(store)
     }
 
     /// After the active area's heap (its first `heap_cursor` bytes) was
@@ -323,27 +297,12 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn check_writable(&self) -> Result<(), StorageError> {
-        if self.poisoned {
-            Err(StorageError::Poisoned)
-        } else if self.read_only {
-            Err(StorageError::ReadOnly)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn guard<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
-        if let Err(StorageError::Device(_)) = result {
-            self.poisoned = true;
-        }
-        result
+        self.poison.check_writable(self.read_only)
     }
 
     /// `Store.has`.
     pub fn has(&self, key: &[u8]) -> Result<bool, StorageError> {
-        if self.poisoned {
-            return Err(StorageError::Poisoned);
-        }
+        self.poison.check()?;
         Ok(self.index.contains_key(key))
     }
 
@@ -355,9 +314,7 @@ impl<D: BlockDevice> Store<D> {
     /// `Store.get` without a copy: `f` sees the value where it lies (in the
     /// cache, or in the buffer the device read into, after its CRC check).
     pub fn get_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, StorageError> {
-        if self.poisoned {
-            return Err(StorageError::Poisoned);
-        }
+        self.poison.check()?;
         if let Some(value) = self.cache.get(key) {
             return Ok(Some(f(value)));
         }
@@ -385,9 +342,7 @@ impl<D: BlockDevice> Store<D> {
     /// keys follow the last one returned. Reads only the in-memory index.
     pub fn keys_after(&self, after: Option<&[u8]>, limit: usize) -> Result<(Vec<Vec<u8>>, bool), StorageError> {
         use core::ops::Bound;
-        if self.poisoned {
-            return Err(StorageError::Poisoned);
-        }
+        self.poison.check()?;
         let lower = match after {
             Some(k) => Bound::Excluded(k),
             None => Bound::Unbounded,
@@ -496,7 +451,7 @@ impl<D: BlockDevice> Store<D> {
                 };
             }
         }
-        self.guard(result)
+        self.poison.guard(result)
     }
 
     fn fits(&self, entries: u64, bytes: u64) -> bool {
@@ -507,7 +462,7 @@ impl<D: BlockDevice> Store<D> {
     /// Append one entry per change (a put, or a tombstone for `None`) to
     /// the active area and commit them together.
     fn append(&mut self, changes: &[(&[u8], Option<&[u8]>)]) -> Result<(), StorageError> {
-        let generation = self.next_generation()?;
+        let generation = next_generation(self.generation)?;
         let start = self.heap_cursor;
         let len: u32 = changes.iter().map(|(k, v)| (k.len() + v.map_or(0, <[u8]>::len)) as u32).sum();
         let cursor = start + len;
@@ -584,11 +539,6 @@ impl<D: BlockDevice> Store<D> {
         Ok(())
     }
 
-    /// The generation of the next commit; never wraps.
-    fn next_generation(&self) -> Result<u64, StorageError> {
-        self.generation.checked_add(1).ok_or_else(generation_exhausted)
-    }
-
     /// Write the commit record and flush: the durability point. On a store
     /// without [`FEATURE_SINGLE_FLUSH`] the data written for this commit is
     /// flushed first, so that a valid record always names durable entries.
@@ -596,7 +546,7 @@ impl<D: BlockDevice> Store<D> {
         if !self.single_flush {
             self.device.flush()?;
         }
-        self.device.write_blocks(1 + commit.generation % 2, &commit.encode()?)?;
+        self.device.write_blocks(slot_lba(commit.generation), &commit.encode()?)?;
         self.device.flush()?;
         self.generation = commit.generation;
         self.area = commit.area;
@@ -625,7 +575,7 @@ impl<D: BlockDevice> Store<D> {
     }
 
     fn write_and_commit(&mut self, area: u8, live: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
-        let generation = self.next_generation()?;
+        let generation = next_generation(self.generation)?;
         let mut table = vec![0u8; self.slot_table.len()];
         let mut heap = Vec::new();
         let mut index = BTreeMap::new();

@@ -12,6 +12,7 @@
 use super::layout::*;
 use super::metadata::Metadata;
 use crate::block::BlockDevice;
+use crate::commit::{generation_exhausted, mount_newest, next_generation, slot_lba, Poison};
 use crate::error::StorageError;
 use crate::features::Access;
 use crate::fs_api::{FileSystem, NodeHandle};
@@ -36,7 +37,7 @@ pub struct WritableFs<D: BlockDevice, C: Clock> {
     meta: Metadata,
     generation: u64,
     read_only: bool,
-    poisoned: bool,
+    poison: Poison,
     /// Why a newer commit record was passed over at mount, if one was.
     skipped_commit: Option<StorageError>,
     /// Data blocks the last commit references: never overwritten.
@@ -79,13 +80,6 @@ pub fn format<D: BlockDevice>(
     Ok(geometry)
 }
 
-/// A commit after generation `u64::MAX` would wrap to 0 and lose to every
-/// older record: refuse instead (no real volume gets there; a crafted one
-/// can be read, but not mounted read-write).
-fn generation_exhausted() -> StorageError {
-    StorageError::Corrupt { what: "commit generation is u64::MAX: no further commit is possible", detail: u64::MAX }
-}
-
 impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
     /// Mount the newest commit whose record and region verify. Read-write,
     /// a volume whose generation is `u64::MAX` is refused.
@@ -95,61 +89,43 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         let header = SuperblockHeader::decode(&sb, &MAGIC, "CAPOSWF1", VERSION, device.block_count())?;
         let access = header.features.check(&KNOWN_FEATURES)?;
         let geometry = WfGeometry::decode(&sb, header.total_blocks)?;
-        let mut commits = Vec::new();
-        let mut last_error = StorageError::NoValidCommit;
-        for slot in 0..2u64 {
-            match CommitRecord::decode(&read_sector(&mut device, 1 + slot)?, slot) {
-                Ok(commit) => commits.push(commit),
-                // A record whose checksum holds but whose fields do not says
-                // more about the damage than a torn or empty slot does.
-                Err(_) if matches!(last_error, StorageError::Corrupt { .. }) => {}
-                Err(e) => last_error = e,
-            }
-        }
-        commits.sort_by(|a, b| b.generation.cmp(&a.generation));
-        let mut skipped: Option<StorageError> = None;
-        for commit in commits {
-            let region = (commit.generation % 2) as usize;
-            let mut bytes = vec![0u8; geometry.region_blocks() as usize * 512];
-            device.read_blocks(geometry.region_lba(region), &mut bytes)?;
-            if Metadata::digest_of_region(&geometry, &bytes) != commit.region_digest {
-                last_error = StorageError::ChecksumMismatch {
-                    what: "CAPOSWF1 metadata region (digest in commit record)",
-                    location: geometry.region_lba(region),
-                };
-                skipped = Some(last_error.clone());
-                continue;
-            }
-            match Metadata::load(geometry, region, bytes) {
-                Ok(meta) => {
-                    let mut fs = WritableFs {
-                        device,
-                        clock,
-                        header,
-                        meta,
-                        generation: commit.generation,
-                        read_only: options.read_only || access == Access::ReadOnly,
-                        poisoned: false,
-                        skipped_commit: skipped.clone(),
-                        durable: Vec::new(),
-                        allocatable: 0,
-                        block_cursor: 0,
-                        node_cursor: 1,
-                        changed: false,
-                    };
-                    if !fs.read_only && fs.generation == u64::MAX {
-                        return Err(generation_exhausted());
-                    }
-                    fs.recompute_durable();
-                    return Ok(fs);
+        let newest = mount_newest(
+            &mut device,
+            CommitRecord::decode,
+            |commit| commit.generation,
+            |device, commit| {
+                let region = (commit.generation % 2) as usize;
+                let mut bytes = vec![0u8; geometry.region_blocks() as usize * 512];
+                device.read_blocks(geometry.region_lba(region), &mut bytes)?;
+                if Metadata::digest_of_region(&geometry, &bytes) != commit.region_digest {
+                    return Err(StorageError::ChecksumMismatch {
+                        what: "CAPOSWF1 metadata region (digest in commit record)",
+                        location: geometry.region_lba(region),
+                    });
                 }
-                Err(e) => {
-                    skipped = Some(e.clone());
-                    last_error = e;
-                }
-            }
+                Metadata::load(geometry, region, bytes)
+            },
+        )?;
+        let mut fs = WritableFs {
+            device,
+            clock,
+            header,
+            meta: newest.loaded,
+            generation: newest.record.generation,
+            read_only: options.read_only || access == Access::ReadOnly,
+            poison: Poison::default(),
+            skipped_commit: newest.passed_over.map(|(_, why)| why),
+            durable: Vec::new(),
+            allocatable: 0,
+            block_cursor: 0,
+            node_cursor: 1,
+            changed: false,
+        };
+        if !fs.read_only && fs.generation == u64::MAX {
+            return Err(generation_exhausted());
         }
-        Err(last_error)
+        fs.recompute_durable();
+        Ok(fs)
     }
 
     pub fn header(&self) -> &SuperblockHeader {
@@ -209,27 +185,16 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
     }
 
     fn check_writable(&self) -> Result<(), StorageError> {
-        if self.poisoned {
-            Err(StorageError::Poisoned)
-        } else if self.read_only {
-            Err(StorageError::ReadOnly)
-        } else {
-            Ok(())
-        }
+        self.poison.check_writable(self.read_only)
     }
 
     /// Poison the volume when the device failed under a mutation.
     fn guard<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
-        if let Err(StorageError::Device(_)) = result {
-            self.poisoned = true;
-        }
-        result
+        self.poison.guard(result)
     }
 
     fn node(&self, handle: NodeHandle) -> Result<&NodeRecord, StorageError> {
-        if self.poisoned {
-            return Err(StorageError::Poisoned);
-        }
+        self.poison.check()?;
         match self.meta.nodes.get(handle.index as usize) {
             Some(n) if n.kind != RecordKind::Free && n.generation == handle.generation => Ok(n),
             _ => Err(StorageError::StaleHandle),
@@ -305,7 +270,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
     }
 
     fn commit_inner(&mut self) -> Result<(), StorageError> {
-        let next = self.generation.checked_add(1).ok_or_else(generation_exhausted)?;
+        let next = next_generation(self.generation)?;
         let region = (next % 2) as usize;
         let region_lba = self.meta.geometry.region_lba(region);
         let (runs, digest) = self.meta.prepare_region(region)?;
@@ -316,7 +281,7 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         // are durable before the record that makes them reachable.
         self.device.flush()?;
         let record = CommitRecord { generation: next, region_digest: digest }.encode()?;
-        self.device.write_blocks(1 + next % 2, &record)?;
+        self.device.write_blocks(slot_lba(next), &record)?;
         self.device.flush()?;
         self.generation = next;
         self.meta.region_written(region);

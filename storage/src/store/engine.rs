@@ -440,15 +440,19 @@ impl<D: BlockDevice> Store<D> {
             })
         };
         if result.is_ok() {
-            // Committed, by either path: the cache follows.
+            // Committed, by either path: the cache follows. A single put
+            // enters (evicting the oldest); a batch's values enter while
+            // there is room, so a bulk load does not churn the cache
+            // through every value it writes. Either way no stale value
+            // stays.
+            let single = changes.len() == 1;
             for (key, value) in changes {
                 match value {
-                    Some(value) => self.cache.insert(key, value),
-                    None => {
-                        self.cache.remove(key);
-                        false
+                    Some(value) if single || self.cache.has_room(key.len(), value.len()) => {
+                        self.cache.insert(key, value);
                     }
-                };
+                    _ => self.cache.remove(key),
+                }
             }
         }
         self.poison.guard(result)

@@ -44,7 +44,6 @@ pub mod ipc;
 pub mod limits;
 pub mod manifest;
 pub mod message;
-pub mod serve;
 pub mod small_blocks;
 pub mod small_struct;
 pub mod start;
@@ -56,6 +55,12 @@ pub mod terms;
 pub mod capos_capnp {
     include!(concat!(env!("OUT_DIR"), "/capos_capnp.rs"));
 }
+
+/// The compiled schema, capnp's `CodeGeneratorRequest` for
+/// `schema/capos.capnp` as `build.rs` left it: host tests check method
+/// tables and result shapes against it (here and in `capos-serve`).
+#[cfg(any(test, feature = "testing"))]
+pub static COMPILED_SCHEMA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/capos.cgr"));
 
 pub use error::SysError;
 pub use handle::Handle;

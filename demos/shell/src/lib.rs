@@ -348,7 +348,7 @@ pub fn mount_line(path: &str, what: &str, state: Result<&str, (&str, &str)>) -> 
 }
 
 /// What `net` prints of a `Network.info` answer.
-pub fn net_lines(i: &capos_abi::serve::net::NetworkInfo) -> Vec<String> {
+pub fn net_lines(i: &capos_serve::net::NetworkInfo) -> Vec<String> {
     let ip = |a: [u8; 4]| alloc::format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
     let m = i.mac;
     let mac = alloc::format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
@@ -478,8 +478,8 @@ mod tests {
 
     #[test]
     fn net_shows_the_address_the_card_and_the_counters() {
-        use capos_abi::serve::net::NetworkInfo;
-        use capos_abi::serve::nic::NicCounters;
+        use capos_serve::net::NetworkInfo;
+        use capos_serve::nic::NicCounters;
         let mut i = NetworkInfo { address: Some(([10, 0, 2, 15], 24)), gateway: Some([10, 0, 2, 2]), dhcp: true, mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56], link_up: true, counters: NicCounters::default(), open_sockets: 1 };
         i.counters.rx_frames = 1;
         i.counters.rx_bytes = 590;

@@ -4,7 +4,7 @@
 //! for a `raw` mount), runs the capos-storage engine over it in this
 //! process, and serves `Directory`/`File` on the endpoint it exports as
 //! `files`, through the same typed server traits the kernel's objects use
-//! (`capos_abi::serve`). Sessions, objects, read-only clients and subtree
+//! (`capos_serve`). Sessions, objects, read-only clients and subtree
 //! confinement are the library's (`lib.rs`, host-tested).
 //!
 //! The disk is a CAPOSWF1 volume, or the co-located layout (a CAPOSST1

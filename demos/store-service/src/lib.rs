@@ -25,8 +25,8 @@ use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
 use capos_abi::interfaces;
 use capos_abi::message::CallMessage;
-use capos_abi::serve::store::{self, on_caposst1, StoreServer};
-use capos_abi::serve::Responder;
+use capos_serve::store::{self, on_caposst1, StoreServer};
+use capos_serve::Responder;
 use capos_abi::SysError;
 use capos_kcore::attenuation::{read_only, refusal, refuse, Access};
 use capos_storage::store::Store;
@@ -122,7 +122,7 @@ mod tests {
     use capos_abi::capos_capnp::{bool_result, data_result, store as st, void_result};
     use capos_abi::helpers::{read_data, read_error, read_void};
     use capos_abi::interfaces::store_method as sm;
-    use capos_abi::serve::testing::{call, params, TestResponder};
+    use capos_serve::testing::{call, params, TestResponder};
     use capos_storage::mem_device::MemBlockDevice;
     use capos_storage::store::format;
 

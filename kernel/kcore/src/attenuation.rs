@@ -14,7 +14,7 @@ use capos_abi::interfaces::{self, directory_method as dm, file_method as fm, sto
 
 /// The result struct a method answers with, and the one encoder of an
 /// error in that shape (shared with every other refusing object).
-pub use capos_abi::serve::refuse::{refuse, ResultKind};
+pub use capos_serve::refuse::{refuse, ResultKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -86,7 +86,7 @@ mod tests {
         for (name, id, methods) in interfaces::ALL {
             for m in 0..methods.len() as u16 {
                 if let Access::Mutation(kind) = read_only(*id, m) {
-                    assert_eq!(Some(kind), capos_abi::serve::refuse::result_kind(*id, m), "{name}.{}", methods[m as usize]);
+                    assert_eq!(Some(kind), capos_serve::refuse::result_kind(*id, m), "{name}.{}", methods[m as usize]);
                 }
             }
         }

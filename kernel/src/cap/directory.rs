@@ -1,5 +1,5 @@
 //! `Directory` over a mounted filesystem: a node of one mount. Thin: the
-//! capnp side is `capos_abi::serve::directory`, the meaning is the
+//! capnp side is `capos_serve::directory`, the meaning is the
 //! engine's (`storage::FileSystem`); this file only joins them.
 
 use super::file::File;
@@ -10,8 +10,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
-use capos_abi::serve::directory::{self, DirectoryServer};
-use capos_abi::serve::storage_error;
+use capos_serve::directory::{self, DirectoryServer};
+use capos_serve::storage_error;
 use capos_abi::{interfaces, SysError};
 use capos_storage::{DirEntry, NodeHandle};
 

@@ -6,7 +6,7 @@
 //! it never notices: today the grant of a manifest mount that failed at
 //! boot (`unavailable`, `cap/sources.rs`). It implements whichever
 //! interface it stands in for; the result shape of each method is
-//! `capos_abi::serve::refuse` (host-tested against the schema), so it
+//! `capos_serve::refuse` (host-tested against the schema), so it
 //! refuses every method of every interface alike. A method the interface
 //! does not have is `UnknownMethod`, as from the real object.
 
@@ -14,7 +14,7 @@ use super::{CallMessage, Caller, KernelObject, KernelResponder, Reply};
 use alloc::string::String;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
-use capos_abi::serve::refuse::refuse_call;
+use capos_serve::refuse::refuse_call;
 use capos_abi::SysError;
 
 pub struct Refusing {

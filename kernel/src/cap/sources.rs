@@ -17,7 +17,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::manifest::{KernelSource, MountFormat};
-use capos_abi::serve::block::ReadOnlyBlock;
+use capos_serve::block::ReadOnlyBlock;
 
 /// A fresh capability for `source`, or why this kernel cannot give one
 /// (an undeclared filesystem or store, a `block:` of a mount that is not

@@ -6,7 +6,7 @@ use crate::storage::StoreMount;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::helpers::CapError;
-use capos_abi::serve::store::{self, on_caposst1, StoreServer};
+use capos_serve::store::{self, on_caposst1, StoreServer};
 use capos_abi::{interfaces, SysError};
 
 pub struct KernelStore(pub Arc<StoreMount>);

@@ -18,12 +18,17 @@
 //! - Method-level failures are [`CapError`]s in the method's result shape;
 //!   a [`StorageError`] becomes one through the single table in
 //!   [`errors`].
-//! - Bulk data ([`crate::ipc`]): a `Data` param left empty while the call
+//! - Bulk data ([`capos_abi::ipc`]): a `Data` param left empty while the call
 //!   carries a readable bulk buffer means "the bytes are in the bulk
 //!   buffer"; a read-type result goes to a writable bulk buffer, with the
 //!   `Data` result left empty and the byte count in the reply word. Both
 //!   at once (a non-empty `Data` and a readable bulk buffer) is refused
 //!   with `invalidArgument`: there is one source of truth per call.
+
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 pub mod block;
 pub mod directory;
@@ -34,9 +39,9 @@ pub mod nic;
 pub mod refuse;
 pub mod store;
 
-use crate::helpers::CapError;
-use crate::message::MessageError;
-use crate::SysError;
+use capos_abi::helpers::CapError;
+use capos_abi::message::MessageError;
+use capos_abi::SysError;
 use alloc::vec::Vec;
 use capnp::traits::Owned;
 
@@ -69,8 +74,8 @@ pub trait Responder {
 
 /// Answer with a `VoidResult`.
 pub fn void_reply<R: Responder>(r: &mut R, result: Result<(), CapError>) -> Result<(), SysError> {
-    r.results::<crate::capos_capnp::void_result::Owned>(|b| {
-        crate::helpers::fill_void(b, &result);
+    r.results::<capos_abi::capos_capnp::void_result::Owned>(|b| {
+        capos_abi::helpers::fill_void(b, &result);
         Ok(())
     })
 }
@@ -81,16 +86,16 @@ pub fn cap_reply<R: Responder>(r: &mut R, result: Result<R::Cap, CapError>) -> R
         Ok(cap) => Ok(r.add_cap(cap)?),
         Err(e) => Err(e),
     };
-    r.results::<crate::capos_capnp::cap_result::Owned>(|b| {
-        crate::helpers::fill_cap(b, &result);
+    r.results::<capos_abi::capos_capnp::cap_result::Owned>(|b| {
+        capos_abi::helpers::fill_cap(b, &result);
         Ok(())
     })
 }
 
 /// Answer with a `UInt64Result`.
 pub fn u64_reply<R: Responder>(r: &mut R, result: Result<u64, CapError>) -> Result<(), SysError> {
-    r.results::<crate::capos_capnp::u_int64_result::Owned>(|b| {
-        crate::helpers::fill_u64(b, &result);
+    r.results::<capos_abi::capos_capnp::u_int64_result::Owned>(|b| {
+        capos_abi::helpers::fill_u64(b, &result);
         Ok(())
     })
 }
@@ -111,7 +116,7 @@ pub(crate) fn data_or_bulk<'a, R: Responder>(
     match r.bulk_in_len() {
         None => Ok(admit(inline.len()).map(|()| DataIn::Inline(inline))),
         Some(_) if !inline.is_empty() => Ok(Err(CapError::new(
-            crate::capos_capnp::ErrorCode::InvalidArgument,
+            capos_abi::capos_capnp::ErrorCode::InvalidArgument,
             "data given twice: both inline and in the bulk buffer",
         ))),
         Some(len) => match admit(len) {
@@ -140,7 +145,7 @@ pub mod testing {
     //! A responder over owned buffers, for the dispatcher tests (and, with
     //! the `testing` feature, the userspace services' host tests).
     use super::*;
-    use crate::message::{read_flat, to_words, word_bytes, CallMessage};
+    use capos_abi::message::{read_flat, to_words, word_bytes, CallMessage};
 
     pub struct TestResponder<C = u32> {
         pub results: Vec<u64>,

@@ -1,0 +1,17 @@
+//! Text and dates as people read them, with one copy of each rule for
+//! every layer of capOS.
+//!
+//! - [`escape`]: text from an image, a manifest or a process made safe to
+//!   print on a terminal.
+//!
+//! Why a crate of its own: these rules are needed by crates that share no
+//! other dependency (the contract crate `capos-abi`, the storage formats,
+//! host tools), and each must stay dependency-free. A leaf crate with no
+//! dependencies is the one place they can all link without pulling one
+//! another in (`capos-abi` must not depend on the storage engines).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod escape;

@@ -14,6 +14,7 @@
 //! - [`helpers`]: typed encoders/decoders for common calls and results.
 //! - [`manifest`]: the boot manifest in plain Rust, its encoding and checks,
 //!   and the list of kernel capability sources.
+//! - [`pattern`]: the test pattern the shell writes and the runner checks.
 //! - [`start`]: `StartInfo`, what a process receives at entry.
 //! - [`small_struct`]: the fast path for tiny messages (data-only structs
 //!   in capnp's canonical layout), used by the null call.
@@ -44,6 +45,7 @@ pub mod ipc;
 pub mod limits;
 pub mod manifest;
 pub mod message;
+pub mod pattern;
 pub mod small_blocks;
 pub mod small_struct;
 pub mod start;

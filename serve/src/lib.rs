@@ -36,6 +36,7 @@ pub mod errors;
 pub mod file;
 pub mod net;
 pub mod nic;
+pub mod read_only;
 pub mod refuse;
 pub mod store;
 

@@ -3,6 +3,9 @@
 //!
 //! - [`escape`]: text from an image, a manifest or a process made safe to
 //!   print on a terminal.
+//! - [`count`]: a count and its noun, `1 key` / `2 keys`.
+//! - [`civil`]: the civil calendar, days and seconds since 1970 to dates
+//!   and back (the loader, the kernel's clock, FAT dates, the shell, HTTP).
 //!
 //! Why a crate of its own: these rules are needed by crates that share no
 //! other dependency (the contract crate `capos-abi`, the storage formats,
@@ -14,4 +17,6 @@
 
 extern crate alloc;
 
+pub mod civil;
+pub mod count;
 pub mod escape;

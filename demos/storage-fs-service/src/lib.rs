@@ -22,7 +22,7 @@
 //! - **Read-only.** An object of a read-only session is read-only, and so
 //!   is everything opened from it. Its mutations are refused before they
 //!   reach the filesystem, by the same table and encoder as the kernel's
-//!   read-only wrapper (`capos_kcore::attenuation`).
+//!   read-only wrapper (`capos_serve::read_only`).
 //! - **Confinement.** An object reaches only its node and what lies below
 //!   it: names are single components (the engine refuses `/`, `.`, `..`
 //!   and the empty name), and a rename's target must be a writable
@@ -45,7 +45,7 @@ use capos_serve::directory::{self, DirectoryServer};
 use capos_serve::file::{self, stat_of, FileServer};
 use capos_serve::{storage_error, Responder};
 use capos_abi::SysError;
-use capos_kcore::attenuation::{read_only, refusal, refuse, Access};
+use capos_serve::read_only::{read_only, refusal, refuse, Access};
 use capos_storage::{DirEntry, FileSystem, NodeHandle};
 use core::cell::RefCell;
 

@@ -60,8 +60,8 @@ fn main(start: &StartInfo) -> i32 {
             println!(
                 "CAPOSWF1 generation {}, {}, {}{}; serving 'files'",
                 fs.generation(),
-                capos_kcore::count::count(fs.live_nodes(), "node", "nodes"),
-                capos_kcore::count::count(fs.free_blocks(), "free block", "free blocks"),
+                capos_text::count::count(fs.live_nodes(), "node", "nodes"),
+                capos_text::count::count(fs.free_blocks(), "free block", "free blocks"),
                 if fs.is_read_only() { ", read-only" } else { "" }
             );
             if let Some(skipped) = fs.skipped_commit() {

@@ -34,6 +34,7 @@ pub mod block;
 pub mod directory;
 pub mod errors;
 pub mod file;
+pub mod fs;
 pub mod net;
 pub mod nic;
 pub mod read_only;
@@ -146,6 +147,8 @@ pub mod testing {
     //! A responder over owned buffers, for the dispatcher tests (and, with
     //! the `testing` feature, the userspace services' host tests).
     use super::*;
+    use capos_abi::capos_capnp::{cap_result, list_result, void_result, ErrorCode};
+    use capos_abi::helpers::{read_error, read_void};
     use capos_abi::message::{read_flat, to_words, word_bytes, CallMessage};
 
     pub struct TestResponder<C = u32> {
@@ -173,6 +176,29 @@ pub mod testing {
         pub fn get<T: Owned, R>(&self, f: impl FnOnce(T::Reader<'_>) -> R) -> R {
             let reader = read_flat(word_bytes(&self.results)).unwrap();
             f(reader.get_root::<T::Reader<'_>>().unwrap())
+        }
+    }
+
+    impl<C: Clone> TestResponder<C> {
+        /// The capability a `CapResult` answer handed out, or its error code.
+        pub fn cap_result(&self) -> Result<C, ErrorCode> {
+            self.get::<cap_result::Owned, _>(|res| match res.which().unwrap() {
+                cap_result::Ok(slot) => Ok(self.caps[slot as usize].clone()),
+                cap_result::Err(e) => Err(read_error(e.unwrap()).unwrap().code),
+            })
+        }
+
+        /// A `VoidResult` answer, as its error code.
+        pub fn void_result(&self) -> Result<(), ErrorCode> {
+            self.get::<void_result::Owned, _>(|res| read_void(res).unwrap().map_err(|e| e.code))
+        }
+
+        /// A `ListResult` answer, as the names it lists.
+        pub fn list_names(&self) -> Result<Vec<alloc::string::String>, ErrorCode> {
+            self.get::<list_result::Owned, _>(|res| match res.which().unwrap() {
+                list_result::Ok(l) => Ok(l.unwrap().iter().map(|e| alloc::string::ToString::to_string(e.get_name().unwrap().to_str().unwrap())).collect()),
+                list_result::Err(e) => Err(read_error(e.unwrap()).unwrap().code),
+            })
         }
     }
 

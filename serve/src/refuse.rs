@@ -20,6 +20,7 @@ use capos_abi::interfaces::{self as i, block_method as bm, clock_method as cm, c
 use capos_abi::interfaces::{endpoint_method as em, file_method as fm, nic_method as nm, ping_method as pm, process_control_method as pcm, store_method as sm};
 use capos_abi::interfaces::{network_method as netm, tcp_listener_method as tlm, tcp_stream_method as tsm, udp_socket_method as um};
 use crate::Responder;
+use capos_abi::message::CallMessage;
 use capos_abi::SysError;
 
 /// The result struct a method answers with.
@@ -145,6 +146,29 @@ pub fn refuse<R: Responder>(r: &mut R, kind: ResultKind, e: CapError) -> Result<
         ResultKind::NetworkInfo => err!(network_info_result),
         ResultKind::NetAddress => err!(net_address_result),
         ResultKind::UdpReceive => err!(udp_receive_result),
+    }
+}
+
+/// The object that refuses every call with one reason, in each method's
+/// own result shape: what a capability stands for when nothing behind it
+/// can serve (the grant of a mount that failed at boot, a closed File, a
+/// capability of an earlier instance of a service, a service whose disk
+/// did not mount). A process holding one learns why on its first call;
+/// one that never calls it never notices. The kernel's refusing object and
+/// storage-fs-service both answer through it.
+#[derive(Clone, Debug)]
+pub struct Refusal(pub CapError);
+
+impl Refusal {
+    /// Answer `call` with the reason, if it is a call of one of
+    /// `interfaces` (the ones this object stands in for);
+    /// `UnknownInterface` otherwise, and `UnknownMethod` for a method the
+    /// interface does not have, as from the real object.
+    pub fn answer<R: Responder>(&self, interfaces: &[u64], call: &CallMessage, r: &mut R) -> Result<(), SysError> {
+        if !interfaces.contains(&call.interface_id()) {
+            return Err(SysError::UnknownInterface);
+        }
+        refuse_call(r, call.interface_id(), call.method_id(), self.0.clone())
     }
 }
 

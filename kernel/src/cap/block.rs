@@ -1,5 +1,5 @@
 //! `BlockDevice` over a raw mount: the mount's claimed range, LBA 0 at its
-//! first block. Thin, like `file.rs`: the dispatcher
+//! first block. Thin, like `fs.rs`: the dispatcher
 //! (`capos_serve::block`) has checked every request against the
 //! geometry before it gets here, and the `Partition` below checks the
 //! range once more before the driver sees it.

@@ -1,4 +1,4 @@
-//! `Store` over a mounted CAPOSST1 store. Thin, like `directory.rs`; it
+//! `Store` over a mounted CAPOSST1 store. Thin, like `fs.rs`; it
 //! also logs the compactions a put or delete triggered.
 
 use super::{CallMessage, Caller, KernelObject, KernelResponder, Reply};

@@ -25,7 +25,7 @@
 //! - **Interface.** A Directory object answers only `Directory`, a File
 //!   object only `File` (`UnknownInterface` otherwise).
 //! - **Read-only.** A read-only object is served through
-//!   [`ReadOnly`](crate::read_only::ReadOnly), the one typed read-only
+//!   [`ReadOnly`], the one typed read-only
 //!   wrapper: mutations are refused with `readOnly` before they reach the
 //!   filesystem, and every object opened from it is read-only too (the
 //!   flag is inherited by [`FsHost::hand_out`]'s argument). A format that
@@ -38,7 +38,7 @@
 //!   ([`FsHost::object_of`]): a capability it could only have been given.
 //! - **Bounded.** `create` asks [`FsHost::room`] before the file exists,
 //!   so a refused create leaves nothing behind.
-//! - **Errors.** A [`StorageError`](capos_storage::StorageError) becomes a
+//! - **Errors.** A [`StorageError`] becomes a
 //!   `CapError` through [`storage_error`], the single table.
 
 use crate::directory::{self, DirectoryServer};

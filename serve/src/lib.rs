@@ -12,11 +12,24 @@
 //! and the runtime over its answer buffer. An implementation only says
 //! what an operation means for its backer; it never sees capnp.
 //!
+//! Beside the dispatchers, what both servers share above them:
+//! - [`fs`]: the one adapter from the storage crate's `FileSystem` to
+//!   `DirectoryServer` and `FileServer`, for the kernel's filesystem
+//!   objects and storage-fs-service alike (each side supplies an
+//!   [`fs::FsHost`]: locking, handing out and finding capabilities).
+//! - [`read_only`]: attenuation, the typed read-only wrapper and the
+//!   method table of what a read-only capability may do.
+//! - [`refuse`]: answering any method in its own result shape, and
+//!   [`refuse::Refusal`], the object that refuses every call with a reason.
+//! - [`errors`], [`file::stat_of`], [`directory::node_kind`]: the storage
+//!   crate's types as the contract's (this crate, not `capos-abi`, depends
+//!   on the storage engines).
+//!
 //! Rules every dispatcher keeps:
 //! - Params are read with the call's limits (`CallMessage`); an unreadable
 //!   message is a call-level error ([`SysError`]), never a method error.
 //! - Method-level failures are [`CapError`]s in the method's result shape;
-//!   a [`StorageError`] becomes one through the single table in
+//!   a [`StorageError`](capos_storage::StorageError) becomes one through the single table in
 //!   [`errors`].
 //! - Bulk data ([`capos_abi::ipc`]): a `Data` param left empty while the call
 //!   carries a readable bulk buffer means "the bytes are in the bulk

@@ -79,7 +79,7 @@ CARGO  ?= cargo
 RUNNER := $(CARGO) run --quiet -p capos-run --
 
 # Host-side crates whose unit tests `make test` runs.
-HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image \
+HOST_PACKAGES := -p capos-bootproto -p capos-kcore -p capos-run -p capos-storage -p mkstore-image -p capos-serve -p capos-text \
                  -p capos-abi -p mkmanifest -p capos-demo-shell -p capos-demo-storage-fs-service -p capos-demo-store-service -p capos-demo-http-files \
                  -p capos-demo-net-service \
                  -p capos-fuzz
@@ -130,7 +130,7 @@ test-cloud: run-cloud-disk cloudboot-repro-check cloudboot-fixture-check
 
 test-host:
 	$(CARGO) test $(HOST_PACKAGES)
-	$(CARGO) build -p capos-storage -p capos-abi --target x86_64-unknown-none
+	$(CARGO) build -p capos-storage -p capos-abi -p capos-serve -p capos-text --target x86_64-unknown-none
 
 test-scenarios:
 	@$(RUNNER) test $(SCENARIOS)

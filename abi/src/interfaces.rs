@@ -171,7 +171,7 @@ mod tests {
     use std::collections::HashMap;
 
     /// The CodeGeneratorRequest `capnp compile` produced for this build.
-    static CGR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/capos.cgr"));
+    static CGR: &[u8] = crate::COMPILED_SCHEMA;
 
     /// Every node of the compiled schema, keyed by its display name without
     /// the file prefix ("Directory", "Stat", ...).

@@ -14,6 +14,7 @@
 //! - [`helpers`]: typed encoders/decoders for common calls and results.
 //! - [`manifest`]: the boot manifest in plain Rust, its encoding and checks,
 //!   and the list of kernel capability sources.
+//! - [`pattern`]: the test pattern the shell writes and the runner checks.
 //! - [`start`]: `StartInfo`, what a process receives at entry.
 //! - [`small_struct`]: the fast path for tiny messages (data-only structs
 //!   in capnp's canonical layout), used by the null call.
@@ -44,7 +45,7 @@ pub mod ipc;
 pub mod limits;
 pub mod manifest;
 pub mod message;
-pub mod serve;
+pub mod pattern;
 pub mod small_blocks;
 pub mod small_struct;
 pub mod start;
@@ -56,6 +57,12 @@ pub mod terms;
 pub mod capos_capnp {
     include!(concat!(env!("OUT_DIR"), "/capos_capnp.rs"));
 }
+
+/// The compiled schema, capnp's `CodeGeneratorRequest` for
+/// `schema/capos.capnp` as `build.rs` left it: host tests check method
+/// tables and result shapes against it (here and in `capos-serve`).
+#[cfg(any(test, feature = "testing"))]
+pub static COMPILED_SCHEMA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/capos.cgr"));
 
 pub use error::SysError;
 pub use handle::Handle;

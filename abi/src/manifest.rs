@@ -52,7 +52,7 @@ pub const MAX_PATH_BYTES: usize = 128;
 /// cursor, clear the screen or forge a line on a terminal. Other
 /// characters, backslash included, are kept as they are.
 pub fn escape_control(text: &str) -> String {
-    capos_storage::name::escape_control(text, false)
+    capos_text::escape::escape_control(text, false)
 }
 
 /// Process names a manifest may not use: the console prefixes a process's

@@ -2,7 +2,7 @@
 //! through the same checks and dispatchers the kernel's storage objects
 //! and the userspace storage services use (`CallMessage`, the in-place
 //! `read_flat` framing, `small_struct::read`, the eager `read_message`
-//! validation, and `capos_abi::serve::{directory,file,store}::dispatch`).
+//! validation, and `capos_serve::{directory,file,store}::dispatch`).
 //!
 //! Input: byte 0 picks the interface (bits 0..2: Directory, File, Store)
 //! and what comes with the call (bit 2: a readable bulk buffer, bit 3: a
@@ -24,10 +24,10 @@ use capos_abi::interfaces::{DIRECTORY, FILE, STORE};
 use capos_abi::ipc::{CallWord, MAX_BULK_BYTES};
 use capos_abi::limits::MAX_MESSAGE_BYTES;
 use capos_abi::message::{build_flat, read_message, word_bytes, word_bytes_mut, words_of, CallMessage};
-use capos_abi::serve::directory::{self, DirectoryServer};
-use capos_abi::serve::file::{self, FileServer};
-use capos_abi::serve::store::{self, StoreServer};
-use capos_abi::serve::Responder;
+use capos_serve::directory::{self, DirectoryServer};
+use capos_serve::file::{self, FileServer};
+use capos_serve::store::{self, StoreServer};
+use capos_serve::Responder;
 use capos_abi::capos_capnp::NodeKind;
 use capos_abi::{small_struct, SysError};
 use capnp::traits::Owned;

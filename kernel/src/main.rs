@@ -146,7 +146,7 @@ extern "C" fn kernel_main() -> ! {
     if let Some(m) = proc::loader::find_manifest(&late.modules) {
         match proc::loader::start_from_manifest(&late.modules, m) {
             Ok(n) => {
-                log::info!("userspace: {} started from {}", capos_kcore::count::count(n, "process", "processes"), m.path);
+                log::info!("userspace: {} started from {}", capos_text::count::count(n, "process", "processes"), m.path);
                 let exit_when_idle = Cmdline::new(boot_info::cmdline()).get("exit_when_idle").is_some();
                 let (exited, killed, waiting) = proc::run_until_idle(!exit_when_idle);
                 log::info!("userspace idle: {} exited, {} killed, {} waiting for calls", exited, killed, waiting);

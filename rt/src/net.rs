@@ -5,10 +5,10 @@ use crate::client::{call_no_params, object, BulkArg, CallError};
 use capos_abi::capos_capnp::{nic_counters_result, nic_info_result, nic_receive_result, void_result};
 use capos_abi::helpers;
 use capos_abi::interfaces::{self, nic_method as nm};
-use capos_abi::serve::nic::{read_counters, read_info, read_received};
+use capos_serve::nic::{read_counters, read_info, read_received};
 use capos_abi::Handle;
 
-pub use capos_abi::serve::nic::{NicCounters, NicInfo, Received};
+pub use capos_serve::nic::{NicCounters, NicInfo, Received};
 
 /// A `Nic` capability.
 #[derive(Debug)]
@@ -61,9 +61,9 @@ impl Nic {
 use crate::client::call;
 use capos_abi::capos_capnp::{cap_result, net_address_result, network, network_info_result, tcp_listener, tcp_stream, u_int64_result, udp_receive_result, udp_socket};
 use capos_abi::interfaces::{network_method as netm, tcp_listener_method as lm, tcp_stream_method as sm, udp_socket_method as um};
-use capos_abi::serve::net::{fill_address, read_address_result, read_datagram};
+use capos_serve::net::{fill_address, read_address_result, read_datagram};
 
-pub use capos_abi::serve::net::{NetworkInfo, SocketAddr};
+pub use capos_serve::net::{NetworkInfo, SocketAddr};
 
 fn cap(r: &crate::client::Results) -> Result<Handle, CallError> {
     object(helpers::read_cap(r.get::<cap_result::Owned>()?, r.caps()))
@@ -86,7 +86,7 @@ owned_handle!(Network);
 impl Network {
     /// Our address (once DHCP configured it), the card, open sockets.
     pub fn info(&self) -> Result<NetworkInfo, CallError> {
-        no_params(self.0, interfaces::NETWORK, netm::INFO, |r| object(capos_abi::serve::net::read_info(r.get::<network_info_result::Owned>()?)))
+        no_params(self.0, interfaces::NETWORK, netm::INFO, |r| object(capos_serve::net::read_info(r.get::<network_info_result::Owned>()?)))
     }
 
     /// A listener on TCP `port` with room for `backlog` connections not

@@ -1,5 +1,5 @@
 //! Serving capnp interfaces from a process through the typed server traits
-//! of `capos_abi::serve`: the loop the storage services run.
+//! of `capos_serve`: the loop the storage services run.
 //!
 //! A service hands its objects out as client capabilities of its one
 //! endpoint, each with its own badge ([`capos_abi::badge`] says which
@@ -38,7 +38,7 @@ use capnp::traits::Owned;
 use capos_abi::ipc::ReplyWord;
 use capos_abi::limits::MAX_CAPS_PER_MESSAGE;
 use capos_abi::message::{build_flat, clear, word_bytes, CallMessage};
-use capos_abi::serve::Responder;
+use capos_serve::Responder;
 use capos_abi::{Handle, SysError};
 use crate::storage::{Block, CapBlockDevice};
 use capos_storage::colocated::Part;
@@ -349,7 +349,7 @@ impl DiskService {
 /// A storage error as the answer a service gives for it (`format` names
 /// the engine in the message: `CAPOSWF1: bad magic ...`).
 pub fn storage_failure(format: &str, e: &capos_storage::StorageError) -> capos_abi::helpers::CapError {
-    capos_abi::helpers::CapError::new(capos_abi::serve::storage_error(e).code, &alloc::format!("{format}: {e}"))
+    capos_abi::helpers::CapError::new(capos_serve::storage_error(e).code, &alloc::format!("{format}: {e}"))
 }
 
 /// The Block capability `disk` as a device, narrowed to the blocks `find`

@@ -6,27 +6,9 @@ use crate::error::StorageError;
 use alloc::format;
 use alloc::string::String;
 
-/// `text` as it is safe to print: every control character (C0, DEL, C1)
-/// as `\n`, `\r`, `\t`, `\xNN` or `\u{NN}`, so text from an image or a
-/// manifest can never move the cursor or forge a line. With `backslash`,
-/// a backslash is written `\\` too, so every printed text stands for
-/// exactly one original (names in `mkstore-image inspect`); without, it is
-/// kept as it is (error messages, `mkmanifest --dump`).
-pub fn escape_control(text: &str, backslash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' if backslash => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// `text` as it is safe to print (the rule is `capos_text::escape`'s;
+/// this crate's callers name it here).
+pub use capos_text::escape::escape_control;
 
 /// Bytes as a walk line prints a name: printable ASCII other than `%` as
 /// it is, every other byte (space, controls, non-ASCII, `%`) as `%XX`, so a

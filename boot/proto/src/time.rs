@@ -1,16 +1,7 @@
-//! Calendar time from the firmware clock to Unix seconds.
+//! Calendar time from the firmware clock to Unix seconds (the calendar
+//! arithmetic is `capos_text::civil`'s).
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// days-from-civil algorithm).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = month as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
+use capos_text::civil::days_from_civil;
 
 /// UEFI's "timezone unspecified" marker (EFI_UNSPECIFIED_TIMEZONE).
 pub const UNSPECIFIED_TIMEZONE: i16 = 0x07ff;

@@ -4,7 +4,8 @@
 
 use super::*;
 use crate::http::{decode_target, range, RangeAsk};
-use crate::text::{civil_from_days, etag, http_date, json_string};
+use crate::text::{etag, http_date, json_string};
+use capos_text::civil::civil_from_days;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;

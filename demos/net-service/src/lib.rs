@@ -5,7 +5,7 @@
 //!
 //! - [`policy`]: which grant may do what (the manifest's grant terms);
 //! - [`service`]: the socket table and its bounds, the calls kept until
-//!   they can finish, smoltcp behind `capos_abi::serve::net`'s traits;
+//!   they can finish, smoltcp behind `capos_serve::net`'s traits;
 //! - [`answer`]: one received call to the right dispatcher.
 #![cfg_attr(not(test), no_std)]
 
@@ -16,8 +16,8 @@ pub mod service;
 
 use capos_abi::interfaces::{NETWORK, TCP_LISTENER, TCP_STREAM, UDP_SOCKET};
 use capos_abi::message::CallMessage;
-use capos_abi::serve::net::{dispatch_listener, dispatch_network, dispatch_stream, dispatch_udp, Dispatched};
-use capos_abi::serve::Responder;
+use capos_serve::net::{dispatch_listener, dispatch_network, dispatch_stream, dispatch_udp, Dispatched};
+use capos_serve::Responder;
 use capos_abi::SysError;
 
 /// Answer (or keep: the kept call's id) one call through the dispatcher
@@ -34,7 +34,7 @@ pub fn answer<R: Responder<Cap = u64>>(svc: &mut service::Service, badge: u64, c
 
 /// Answer a kept call that finished, through its method's writer.
 pub fn finish<R: Responder<Cap = u64>>(r: &mut R, done: service::Done) -> Result<(), SysError> {
-    use capos_abi::serve::net::{answer_cap, answer_datagram, answer_read, answer_write};
+    use capos_serve::net::{answer_cap, answer_datagram, answer_read, answer_write};
     match done {
         service::Done::Cap(result) => answer_cap(r, result),
         service::Done::Bytes(result) => answer_read(r, result),
@@ -48,7 +48,7 @@ mod tests {
     use super::*;
     use capos_abi::capos_capnp::{cap_result, network, ErrorCode};
     use capos_abi::interfaces::network_method as nm;
-    use capos_abi::serve::testing::{call, params, TestResponder};
+    use capos_serve::testing::{call, params, TestResponder};
     use policy::Policy;
     use service::{Limits, Service};
     use smoltcp::phy::{Loopback, Medium};

@@ -27,8 +27,8 @@ use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::ErrorCode;
-use capos_abi::serve::net::Dispatched;
-use capos_abi::serve::nic::Received;
+use capos_serve::net::Dispatched;
+use capos_serve::nic::Received;
 use capos_abi::SysError;
 use capos_demo_net_service::policy::Policy;
 use capos_demo_net_service::service::{Limits, Service};
@@ -166,7 +166,7 @@ fn main(start: &StartInfo) -> i32 {
         Err(capos_rt::CallError::Object(why)) if why.code == ErrorCode::Unavailable => {
             println!("no network card: {}; answering every call with it", why.message);
             let e = capos_abi::helpers::CapError::new(ErrorCode::Unavailable, &alloc::format!("no network: {}", why.message));
-            let gone = capos_rt::serve::serve(&mut server, bulk, &mut (), |_, call, r| capos_abi::serve::refuse::refuse_call(r, call.interface_id, call.method, e.clone()), |_, _| {});
+            let gone = capos_rt::serve::serve(&mut server, bulk, &mut (), |_, call, r| capos_serve::refuse::refuse_call(r, call.interface_id, call.method, e.clone()), |_, _| {});
             println!("the endpoint is gone: {gone:?}");
             return 1;
         }

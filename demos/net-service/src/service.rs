@@ -1,5 +1,5 @@
 //! The network service's objects over smoltcp: listeners, streams and UDP
-//! sockets behind the four server traits of `capos_abi::serve::net`, the
+//! sockets behind the four server traits of `capos_serve::net`, the
 //! socket table and its bounds, and the calls kept until they can finish.
 //!
 //! Rules:
@@ -40,8 +40,8 @@ use alloc::vec::Vec;
 use capos_abi::badge;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
-use capos_abi::serve::net::{NetworkInfo, NetworkServer, SocketAddr, TcpListenerServer, TcpStreamServer, UdpSocketServer, Wait};
-use capos_abi::serve::nic::NicCounters;
+use capos_serve::net::{NetworkInfo, NetworkServer, SocketAddr, TcpListenerServer, TcpStreamServer, UdpSocketServer, Wait};
+use capos_serve::nic::NicCounters;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::{dhcpv4, tcp, udp};
@@ -138,7 +138,7 @@ struct Kept {
 }
 
 /// How a kept call finished: the result for its method's writer
-/// (`capos_abi::serve::net::answer_*`).
+/// (`capos_serve::net::answer_*`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Done {
     /// `connect`, `accept`: the new stream's badge.

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use capos_abi::capos_capnp::{ErrorCode, TimeProvenance};
 /// `count(1, "key", "keys")` is `1 key`, `count(2, ..)` `2 keys`: every
 /// count the shell prints goes through it (the kernel's lines too).
-pub use capos_kcore::count::count;
+pub use capos_text::count::count;
 
 pub const PROMPT: &str = "capos$ ";
 
@@ -119,7 +119,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("cp FROM TO", "copy a file, across mounts too (TO a directory: into it, same name)"),
     ("stat PATH", "size, kind, created and modified times with their source"),
     ("sha256 PATH", "sha256 of a file's contents"),
-    ("fill PATH SIZE [SEED]", "create or replace a file with SIZE bytes (K, M suffixes) of the test pattern (capos_kcore::pattern; seed 1)"),
+    ("fill PATH SIZE [SEED]", "create or replace a file with SIZE bytes (K, M suffixes) of the test pattern (capos_abi::pattern; seed 1)"),
     ("sync", "make every mount's changes durable"),
     ("put KEY VALUE...", "store a value under KEY"),
     ("get KEY", "print the value under KEY"),
@@ -348,7 +348,7 @@ pub fn mount_line(path: &str, what: &str, state: Result<&str, (&str, &str)>) -> 
 }
 
 /// What `net` prints of a `Network.info` answer.
-pub fn net_lines(i: &capos_abi::serve::net::NetworkInfo) -> Vec<String> {
+pub fn net_lines(i: &capos_serve::net::NetworkInfo) -> Vec<String> {
     let ip = |a: [u8; 4]| alloc::format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
     let m = i.mac;
     let mac = alloc::format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
@@ -392,7 +392,7 @@ pub fn format_time(unix_nanos: i64, provenance: TimeProvenance) -> String {
     let secs = unix_nanos.div_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = capos_kcore::civil::civil_from_days(days);
+    let (y, m, d) = capos_text::civil::civil_from_days(days);
     alloc::format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC ({})", y, m, d, rem / 3600, rem / 60 % 60, rem % 60, provenance_name(provenance))
 }
 
@@ -478,8 +478,8 @@ mod tests {
 
     #[test]
     fn net_shows_the_address_the_card_and_the_counters() {
-        use capos_abi::serve::net::NetworkInfo;
-        use capos_abi::serve::nic::NicCounters;
+        use capos_serve::net::NetworkInfo;
+        use capos_serve::nic::NicCounters;
         let mut i = NetworkInfo { address: Some(([10, 0, 2, 15], 24)), gateway: Some([10, 0, 2, 2]), dhcp: true, mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56], link_up: true, counters: NicCounters::default(), open_sockets: 1 };
         i.counters.rx_frames = 1;
         i.counters.rx_bytes = 590;

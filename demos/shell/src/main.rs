@@ -391,7 +391,7 @@ impl Shell {
     }
 
     /// `fill PATH SIZE SEED`: the file made or replaced with SIZE bytes of
-    /// the test pattern (`capos_kcore::pattern`), CHUNK bytes a call.
+    /// the test pattern (`capos_abi::pattern`), CHUNK bytes a call.
     fn fill(&mut self, p: &str, size: u64, seed: u64) -> Res<()> {
         let (i, f, path) = self.open_or_create(resolve(&join(&self.cwd), p))?;
         f.truncate(0).map_err(call_err(&path))?;
@@ -399,7 +399,7 @@ impl Shell {
         let mut at = 0u64;
         while at < size {
             let n = (size - at).min(CHUNK as u64) as usize;
-            capos_kcore::pattern::fill(seed, at, &mut buf[..n]);
+            capos_abi::pattern::fill(seed, at, &mut buf[..n]);
             match f.write(at, &buf[..n]) {
                 Ok(w) if w == n as u64 => at += w,
                 Ok(w) => return fail(ErrorCode::Io, format!("{}: wrote {} of {} bytes at offset {}", path, w, n, at)),

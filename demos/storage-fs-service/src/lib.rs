@@ -19,16 +19,19 @@
 //!   last capability to it is gone ([`FsService::released`], from the
 //!   kernel's no-senders notification: dropped, or its holder died), and
 //!   a file also on `File.close`.
-//! - **Read-only.** An object of a read-only session is read-only, and so
-//!   is everything opened from it. Its mutations are refused before they
-//!   reach the filesystem, by the same table and encoder as the kernel's
-//!   read-only wrapper (`capos_kcore::attenuation`).
-//! - **Confinement.** An object reaches only its node and what lies below
-//!   it: names are single components (the engine refuses `/`, `.`, `..`
-//!   and the empty name), and a rename's target must be a writable
-//!   directory object of this instance that the caller passed in (which it
-//!   could only have been given). So a client handed `sub("x")` cannot
-//!   reach above `x`.
+//! - **Meaning.** What a call on an object does is `capos_serve::fs`, the
+//!   one adapter from [`FileSystem`] to Directory and File that the
+//!   kernel's objects use too: an object of a read-only session is
+//!   read-only, and so is everything opened from it (the typed read-only
+//!   wrapper); an object reaches only its node and what lies below it;
+//!   a rename's target must be a writable directory object of this
+//!   instance that the caller passed in. This file is the service's side
+//!   of that adapter ([`capos_serve::fs::FsHost`]): badges, the object
+//!   table, sessions.
+//! - **Any format.** [`FsService`] serves any [`FileSystem`] the storage
+//!   crate opens (CAPOSWF1, CAPOSRO1, FAT, or `dyn FileSystem`); a format
+//!   that is read-only itself refuses mutations with `readOnly` in its
+//!   engine. Which one `main.rs` mounts is its choice.
 
 #![cfg_attr(not(test), no_std)]
 
@@ -36,17 +39,15 @@ extern crate alloc;
 
 use alloc::collections::BTreeMap;
 use alloc::format;
-use alloc::vec::Vec;
 use capos_abi::capos_capnp::ErrorCode;
-use capos_abi::helpers::{CapError, Stat};
+use capos_abi::helpers::CapError;
 use capos_abi::interfaces;
 use capos_abi::message::CallMessage;
-use capos_abi::serve::directory::{self, DirectoryServer};
-use capos_abi::serve::file::{self, stat_of, FileServer};
-use capos_abi::serve::{storage_error, Responder};
 use capos_abi::SysError;
-use capos_kcore::attenuation::{read_only, refusal, refuse, Access};
-use capos_storage::{DirEntry, FileSystem, NodeHandle};
+use capos_serve::fs::{self, FsHost, FsObject};
+use capos_serve::refuse::Refusal;
+use capos_serve::Responder;
+use capos_storage::FileSystem;
 use core::cell::RefCell;
 
 pub use capos_abi::badge::{MANIFEST_READ_ONLY, SERVER_MINTED};
@@ -60,32 +61,15 @@ const TAG_SHIFT: u32 = 32;
 const TAG_MASK: u64 = (1 << 30) - 1;
 const ID_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Directory,
-    File,
-}
-
-impl Kind {
-    fn interface(self) -> u64 {
-        match self {
-            Kind::Directory => interfaces::DIRECTORY,
-            Kind::File => interfaces::FILE,
-        }
-    }
-}
-
-/// What one badge stands for.
+/// What one badge stands for: a session's object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Object {
     session: u64,
-    node: NodeHandle,
-    kind: Kind,
-    read_only: bool,
+    fs: FsObject,
 }
 
 /// The key that makes asking twice return the same object.
-type Same = (u64, NodeHandle, Kind, bool);
+type Same = (u64, FsObject);
 
 #[derive(Default)]
 struct Objects {
@@ -144,24 +128,9 @@ impl<F: FileSystem> FsService<F> {
 
     /// Answer one call made on the capability with `badge`.
     pub fn answer<R: Responder<Cap = u64>>(&self, badge: u64, call: &CallMessage, r: &mut R) -> Result<(), SysError> {
-        let obj = match self.resolve(badge) {
-            Ok(o) => o,
-            Err(e) => return Gone(e).dispatch(call, r),
-        };
-        if call.interface_id() != obj.kind.interface() {
-            return Err(SysError::UnknownInterface);
-        }
-        if obj.read_only {
-            match read_only(call.interface_id(), call.method_id()) {
-                Access::Read => {}
-                Access::Mutation(kind) => return refuse(r, kind, refusal(call.interface_id(), call.method_id())),
-                Access::Unknown => return Err(SysError::UnknownMethod),
-            }
-        }
-        let node = Node { svc: self, obj };
-        match obj.kind {
-            Kind::Directory => directory::dispatch(&node, call, r),
-            Kind::File => file::dispatch(&node, call, r),
+        match self.resolve(badge) {
+            Ok(obj) => fs::answer(&Session { svc: self, session: obj.session }, obj.fs, call, r),
+            Err(e) => Refusal(e).answer(&SERVED, call, r),
         }
     }
 
@@ -174,7 +143,7 @@ impl<F: FileSystem> FsService<F> {
         }
         if badge & SERVER_MINTED == 0 {
             let root = self.fs.borrow().root();
-            return Ok(Object { session: badge, node: root, kind: Kind::Directory, read_only: badge & MANIFEST_READ_ONLY != 0 });
+            return Ok(Object { session: badge, fs: FsObject::root(root, badge & MANIFEST_READ_ONLY != 0) });
         }
         let (tag, id) = ((badge >> TAG_SHIFT) & TAG_MASK, badge & ID_MASK);
         if tag != self.tag {
@@ -202,7 +171,7 @@ impl<F: FileSystem> FsService<F> {
 
     /// The badge of `obj`: the existing one, or a new object.
     fn hand_out(&self, obj: Object) -> Result<u64, CapError> {
-        let same = (obj.session, obj.node, obj.kind, obj.read_only);
+        let same = (obj.session, obj.fs);
         let known = self.objects.borrow().by_node.get(&same).copied();
         let id = match known {
             Some(id) => id,
@@ -225,7 +194,7 @@ impl<F: FileSystem> FsService<F> {
 
     fn forget(&self, obj: &Object) {
         let mut t = self.objects.borrow_mut();
-        if let Some(id) = t.by_node.remove(&(obj.session, obj.node, obj.kind, obj.read_only)) {
+        if let Some(id) = t.by_node.remove(&(obj.session, obj.fs)) {
             t.by_id.remove(&id);
             if let Some(n) = t.per_session.get_mut(&obj.session) {
                 *n -= 1;
@@ -234,95 +203,40 @@ impl<F: FileSystem> FsService<F> {
     }
 }
 
-/// One object, answering one call.
-struct Node<'a, F: FileSystem> {
+/// The interfaces this service's objects answer.
+const SERVED: [u64; 2] = [interfaces::DIRECTORY, interfaces::FILE];
+
+/// One session's side of the adapter: the filesystem is the service's,
+/// capabilities are badges of this session's objects.
+struct Session<'a, F: FileSystem> {
     svc: &'a FsService<F>,
-    obj: Object,
+    session: u64,
 }
 
-impl<F: FileSystem> Node<'_, F> {
-    fn fs<T>(&self, op: impl FnOnce(&mut F) -> Result<T, capos_storage::StorageError>) -> Result<T, CapError> {
-        op(&mut self.svc.fs.borrow_mut()).map_err(|e| storage_error(&e))
-    }
-
-    fn child(&self, node: NodeHandle, kind: Kind) -> Result<u64, CapError> {
-        self.svc.hand_out(Object { node, kind, ..self.obj })
-    }
-}
-
-impl<F: FileSystem> DirectoryServer for Node<'_, F> {
+impl<F: FileSystem> FsHost for Session<'_, F> {
     type Cap = u64;
+    type Fs = F;
 
-    fn open(&self, name: &str) -> Result<u64, CapError> {
-        let node = self.fs(|fs| fs.open(self.obj.node, name))?;
-        self.child(node, Kind::File)
+    fn with_fs<T>(&self, op: impl FnOnce(&mut F) -> T) -> T {
+        op(&mut self.svc.fs.borrow_mut())
     }
 
-    fn list(&self) -> Result<Vec<DirEntry>, CapError> {
-        self.fs(|fs| fs.list(self.obj.node))
+    fn hand_out(&self, obj: FsObject) -> Result<u64, CapError> {
+        self.svc.hand_out(Object { session: self.session, fs: obj })
     }
 
-    fn mkdir(&self, name: &str) -> Result<(), CapError> {
-        self.fs(|fs| fs.mkdir(self.obj.node, name).map(|_| ()))
+    fn room(&self) -> Result<(), CapError> {
+        self.svc.room(self.session)
     }
 
-    fn remove(&self, name: &str) -> Result<(), CapError> {
-        self.fs(|fs| fs.remove(self.obj.node, name))
+    fn object_of(&self, badge: &u64) -> Result<FsObject, CapError> {
+        // Whatever is wrong with it (another instance's, closed, not
+        // ours), it is no target: one answer, permissionDenied.
+        self.svc.resolve(*badge).map(|o| o.fs).map_err(|_| CapError::new(ErrorCode::PermissionDenied, "rename target is not a writable Directory of this service"))
     }
 
-    fn sub(&self, name: &str) -> Result<u64, CapError> {
-        let node = self.fs(|fs| fs.sub(self.obj.node, name))?;
-        self.child(node, Kind::Directory)
-    }
-
-    fn create(&self, name: &str) -> Result<u64, CapError> {
-        // Refuse before the file exists, not after.
-        self.svc.room(self.obj.session)?;
-        let node = self.fs(|fs| fs.create(self.obj.node, name))?;
-        self.child(node, Kind::File)
-    }
-
-    fn rename(&self, from: &str, to: &str, target: Option<&u64>) -> Result<(), CapError> {
-        let to_dir = match target {
-            None => self.obj.node,
-            Some(badge) => match self.svc.resolve(*badge) {
-                Ok(Object { kind: Kind::Directory, read_only: false, node, .. }) => node,
-                _ => {
-                    return Err(CapError::new(
-                        ErrorCode::PermissionDenied,
-                        "rename target is not a writable Directory of this service",
-                    ))
-                }
-            },
-        };
-        self.fs(|fs| fs.rename(self.obj.node, from, to_dir, to))
-    }
-}
-
-impl<F: FileSystem> FileServer for Node<'_, F> {
-    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, CapError> {
-        self.fs(|fs| fs.read(self.obj.node, offset, buf))
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> Result<u64, CapError> {
-        self.fs(|fs| fs.write(self.obj.node, offset, data).map(|n| n as u64))
-    }
-
-    fn stat(&self) -> Result<Stat, CapError> {
-        self.fs(|fs| fs.stat(self.obj.node)).map(|s| stat_of(&s))
-    }
-
-    fn truncate(&self, size: u64) -> Result<(), CapError> {
-        self.fs(|fs| fs.truncate(self.obj.node, size))
-    }
-
-    fn sync(&self) -> Result<(), CapError> {
-        self.fs(|fs| fs.sync())
-    }
-
-    fn close(&self) -> Result<(), CapError> {
-        self.svc.forget(&self.obj);
-        Ok(())
+    fn close(&self, obj: &FsObject) {
+        self.svc.forget(&Object { session: self.session, fs: *obj });
     }
 }
 
@@ -330,79 +244,16 @@ impl<F: FileSystem> FileServer for Node<'_, F> {
 /// every method fails with `e`, in its own result shape, so a client sees
 /// why instead of a dead endpoint.
 pub fn answer_unavailable<R: Responder<Cap = u64>>(e: &CapError, call: &CallMessage, r: &mut R) -> Result<(), SysError> {
-    Gone(e.clone()).dispatch(call, r)
-}
-
-/// A badge that names nothing: every method answers why, in its own
-/// result shape.
-struct Gone(CapError);
-
-impl Gone {
-    fn dispatch<R: Responder<Cap = u64>>(&self, call: &CallMessage, r: &mut R) -> Result<(), SysError> {
-        match call.interface_id() {
-            interfaces::DIRECTORY => directory::dispatch(self, call, r),
-            interfaces::FILE => file::dispatch(self, call, r),
-            _ => Err(SysError::UnknownInterface),
-        }
-    }
-    fn err<T>(&self) -> Result<T, CapError> {
-        Err(self.0.clone())
-    }
-}
-
-impl DirectoryServer for Gone {
-    type Cap = u64;
-    fn open(&self, _: &str) -> Result<u64, CapError> {
-        self.err()
-    }
-    fn list(&self) -> Result<Vec<DirEntry>, CapError> {
-        self.err()
-    }
-    fn mkdir(&self, _: &str) -> Result<(), CapError> {
-        self.err()
-    }
-    fn remove(&self, _: &str) -> Result<(), CapError> {
-        self.err()
-    }
-    fn sub(&self, _: &str) -> Result<u64, CapError> {
-        self.err()
-    }
-    fn create(&self, _: &str) -> Result<u64, CapError> {
-        self.err()
-    }
-    fn rename(&self, _: &str, _: &str, _: Option<&u64>) -> Result<(), CapError> {
-        self.err()
-    }
-}
-
-impl FileServer for Gone {
-    fn read(&self, _: u64, _: &mut [u8]) -> Result<usize, CapError> {
-        self.err()
-    }
-    fn write(&self, _: u64, _: &[u8]) -> Result<u64, CapError> {
-        self.err()
-    }
-    fn stat(&self) -> Result<Stat, CapError> {
-        self.err()
-    }
-    fn truncate(&self, _: u64) -> Result<(), CapError> {
-        self.err()
-    }
-    fn sync(&self) -> Result<(), CapError> {
-        self.err()
-    }
-    fn close(&self) -> Result<(), CapError> {
-        self.err()
-    }
+    Refusal(e.clone()).answer(&SERVED, call, r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capos_abi::capos_capnp::{cap_result, data_result, directory, file, list_result, rename_params, void_result};
-    use capos_abi::helpers::{read_data, read_error, read_void};
+    use capos_abi::capos_capnp::{data_result, directory, file, rename_params};
+    use capos_abi::helpers::{read_data, read_error};
     use capos_abi::interfaces::{directory_method as dm, file_method as fm};
-    use capos_abi::serve::testing::{call, params, TestResponder};
+    use capos_serve::testing::{call, params, TestResponder};
     use capos_storage::mem_device::MemBlockDevice as MemDevice;
     use capos_storage::writable_fs::{format, MountOptions, WritableFs};
     use capos_storage::{FixedClock, Timestamp};
@@ -428,23 +279,17 @@ mod tests {
 
     /// The badge a cap-returning call handed out, or its error code.
     fn cap_of(r: &TestResponder<u64>) -> Result<u64, ErrorCode> {
-        r.get::<cap_result::Owned, _>(|res| match res.which().unwrap() {
-            cap_result::Ok(slot) => Ok(r.caps[slot as usize]),
-            cap_result::Err(e) => Err(read_error(e.unwrap()).unwrap().code),
-        })
+        r.cap_result()
     }
 
     fn void_of(r: &TestResponder<u64>) -> Result<(), ErrorCode> {
-        r.get::<void_result::Owned, _>(|res| read_void(res).unwrap().map_err(|e| e.code))
+        r.void_result()
     }
 
     fn names(svc: &FsService<Fs>, badge: u64) -> Vec<String> {
         let mut r = TestResponder::empty();
         svc.answer(badge, &call(interfaces::DIRECTORY, dm::LIST, &[]), &mut r).unwrap();
-        r.get::<list_result::Owned, _>(|res| match res.which().unwrap() {
-            list_result::Ok(l) => l.unwrap().iter().map(|e| e.get_name().unwrap().to_string().unwrap()).collect(),
-            list_result::Err(_) => panic!("list failed"),
-        })
+        r.list_names().expect("list")
     }
 
     fn write(svc: &FsService<Fs>, badge: u64, data: &[u8]) -> TestResponder<u64> {

@@ -7,7 +7,7 @@
 //!   shared, sessions differ only in what they may do: a badge with the
 //!   manifest's read-only bit gets `get`/`has`/`list`, and `put`/`delete`
 //!   refused by the same table and encoder as the kernel's read-only
-//!   wrapper (`capos_kcore::attenuation`).
+//!   wrapper (`capos_serve::read_only`).
 //! - The service hands out no objects, so a server-minted badge (which
 //!   only an earlier design or a forged mint could produce) names nothing
 //!   and is answered `staleHandle`.
@@ -25,10 +25,10 @@ use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
 use capos_abi::interfaces;
 use capos_abi::message::CallMessage;
-use capos_abi::serve::store::{self, on_caposst1, StoreServer};
-use capos_abi::serve::Responder;
+use capos_serve::store::{self, on_caposst1, StoreServer};
+use capos_serve::Responder;
 use capos_abi::SysError;
-use capos_kcore::attenuation::{read_only, refusal, refuse, Access};
+use capos_serve::read_only::{read_only, refusal, refuse, Access};
 use capos_storage::store::Store;
 use capos_storage::BlockDevice;
 use core::cell::RefCell;
@@ -122,7 +122,7 @@ mod tests {
     use capos_abi::capos_capnp::{bool_result, data_result, store as st, void_result};
     use capos_abi::helpers::{read_data, read_error, read_void};
     use capos_abi::interfaces::store_method as sm;
-    use capos_abi::serve::testing::{call, params, TestResponder};
+    use capos_serve::testing::{call, params, TestResponder};
     use capos_storage::mem_device::MemBlockDevice;
     use capos_storage::store::format;
 

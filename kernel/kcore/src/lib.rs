@@ -7,11 +7,8 @@
 extern crate alloc;
 
 pub mod acpi;
-pub mod attenuation;
 pub mod call;
 pub mod cap_table;
-pub mod civil;
-pub mod count;
 pub mod cmdline;
 pub mod console_input;
 pub mod endpoint;
@@ -22,10 +19,10 @@ pub mod lock_order;
 pub mod mmio;
 pub mod mount_claims;
 pub mod net;
-pub mod pattern;
 pub mod nvme;
 pub mod pci;
 pub mod pid_table;
+pub mod rtc;
 pub mod restart;
 pub mod run_queues;
 pub mod scsi;

@@ -153,7 +153,7 @@ pub fn format_mac(mac: [u8; 6]) -> String {
 /// `Nic.counters`. Drops are frames refused or discarded on purpose (a
 /// holder's malformed frame, rule 1; a malformed frame from the device,
 /// rule 3); errors are device failures (rule 4).
-pub use capos_abi::serve::nic::NicCounters as Counters;
+pub use capos_serve::nic::NicCounters as Counters;
 
 /// Why the ring and the driver disagree (rule 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! `BlockDevice` over a raw mount: the mount's claimed range, LBA 0 at its
-//! first block. Thin, like `file.rs`: the dispatcher
-//! (`capos_abi::serve::block`) has checked every request against the
+//! first block. Thin, like `fs.rs`: the dispatcher
+//! (`capos_serve::block`) has checked every request against the
 //! geometry before it gets here, and the `Partition` below checks the
 //! range once more before the driver sees it.
 //!
@@ -11,7 +11,7 @@ use super::{CallMessage, Caller, KernelObject, KernelResponder, Reply};
 use crate::storage::RawMount;
 use alloc::sync::Arc;
 use capos_abi::helpers::CapError;
-use capos_abi::serve::block::{self, block_error, BlockInfo, BlockServer};
+use capos_serve::block::{self, block_error, BlockInfo, BlockServer};
 use capos_abi::{interfaces, SysError};
 use capos_storage::BlockDevice;
 

@@ -16,9 +16,8 @@ pub mod block;
 pub mod clock;
 pub mod console;
 pub mod control;
-pub mod directory;
 pub mod endpoint;
-pub mod file;
+pub mod fs;
 pub mod nic;
 pub mod ping;
 pub mod read_only;
@@ -252,7 +251,7 @@ pub trait KernelObject: Send + Sync {
     }
 }
 
-/// A kernel object's [`capos_abi::serve::Responder`]: results in place in
+/// A kernel object's [`capos_serve::Responder`]: results in place in
 /// the caller's receive buffer, capabilities into the reply's list, bulk
 /// data through the caller's bulk buffer, transferred capabilities from
 /// the call.
@@ -267,7 +266,7 @@ impl<'r, 'a> KernelResponder<'r, 'a> {
     }
 }
 
-impl capos_abi::serve::Responder for KernelResponder<'_, '_> {
+impl capos_serve::Responder for KernelResponder<'_, '_> {
     type Cap = Cap;
 
     fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError> {

@@ -1,5 +1,5 @@
 //! `Nic` over a network device from `drivers::net`. Thin, like `block.rs`:
-//! the dispatcher (`capos_abi::serve::nic`) checks the bulk buffers, the
+//! the dispatcher (`capos_serve::nic`) checks the bulk buffers, the
 //! driver judges frames (`capos_kcore::net`) and never waits, so the call
 //! runs without the process table and holds only the device's lock.
 //!
@@ -10,7 +10,7 @@
 use super::{CallMessage, Caller, KernelObject, KernelResponder, Reply};
 use crate::drivers::virtio_net::VirtioNic;
 use alloc::sync::Arc;
-use capos_abi::serve::nic;
+use capos_serve::nic;
 use capos_abi::{interfaces, SysError};
 
 pub struct Nic(pub Arc<VirtioNic>);

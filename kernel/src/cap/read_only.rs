@@ -4,13 +4,13 @@
 //! capability a read returns (a File opened from a read-only Directory is
 //! read-only too); mutations never reach `obj`: the wrapper answers them
 //! with a `readOnly` error in the method's result shape. Which method is
-//! which is `capos_kcore::attenuation`, host-tested. Interfaces the table
+//! which is `capos_serve::read_only`, host-tested. Interfaces the table
 //! does not know are refused with `UnknownInterface` (fail closed).
 
 use super::{CallMessage, Cap, Caller, KernelObject, KernelResponder, Reply};
 use alloc::sync::Arc;
 use capos_abi::SysError;
-use capos_kcore::attenuation::{read_only, refusal, refuse, Access};
+use capos_serve::read_only::{read_only, refusal, refuse, Access};
 
 pub struct ReadOnly(pub Arc<dyn KernelObject>);
 

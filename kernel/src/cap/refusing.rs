@@ -4,30 +4,30 @@
 //! It stands in for an object that cannot serve, so a process holding the
 //! capability learns why on its first call and a process that never calls
 //! it never notices: today the grant of a manifest mount that failed at
-//! boot (`unavailable`, `cap/sources.rs`). It implements whichever
-//! interface it stands in for; the result shape of each method is
-//! `capos_abi::serve::refuse` (host-tested against the schema), so it
-//! refuses every method of every interface alike. A method the interface
-//! does not have is `UnknownMethod`, as from the real object.
+//! boot, or of a network card that is not there (`unavailable`,
+//! `cap/sources.rs`). It implements whichever interface it stands in for;
+//! what it answers is `capos_serve::refuse::Refusal`, the one refusing
+//! object, which storage-fs-service and a closed File (`cap/fs.rs`) use
+//! too. A method the interface does not have is `UnknownMethod`, as from
+//! the real object.
 
 use super::{CallMessage, Caller, KernelObject, KernelResponder, Reply};
 use alloc::string::String;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
-use capos_abi::serve::refuse::refuse_call;
 use capos_abi::SysError;
+use capos_serve::refuse::Refusal;
 
 pub struct Refusing {
     interface_id: u64,
-    code: ErrorCode,
-    reason: String,
+    refusal: Refusal,
 }
 
 impl Refusing {
     /// An object of interface `interface_id` refusing every call with
     /// `code` and `reason`.
     pub fn new(interface_id: u64, code: ErrorCode, reason: String) -> Refusing {
-        Refusing { interface_id, code, reason }
+        Refusing { interface_id, refusal: Refusal(CapError { code, message: reason }) }
     }
 }
 
@@ -41,7 +41,6 @@ impl KernelObject for Refusing {
     }
 
     fn call(&self, caller: &Caller, call: &CallMessage, reply: &mut Reply) -> Result<(), SysError> {
-        let e = CapError { code: self.code, message: self.reason.clone() };
-        refuse_call(&mut KernelResponder::new(caller, reply), call.interface_id(), call.method_id(), e)
+        self.refusal.answer(&[self.interface_id], call, &mut KernelResponder::new(caller, reply))
     }
 }

@@ -6,7 +6,7 @@
 
 use super::block::{Block, RawBlock};
 use super::console::Console;
-use super::directory::Directory;
+use super::fs::FsCap;
 use super::ping::KernelPing;
 use super::read_only::ReadOnly;
 use super::refusing::Refusing;
@@ -17,7 +17,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::manifest::{KernelSource, MountFormat};
-use capos_abi::serve::block::ReadOnlyBlock;
+use capos_serve::block::ReadOnlyBlock;
 
 /// A fresh capability for `source`, or why this kernel cannot give one
 /// (an undeclared filesystem or store, a `block:` of a mount that is not
@@ -33,7 +33,9 @@ pub fn grant(source: &KernelSource) -> Result<Cap, String> {
             let Some(mount) = crate::storage::filesystem(name) else {
                 return unavailable(source, name, MountFormat::has_filesystem, || format!("no filesystem is mounted as '{name}'"));
             };
-            Arc::new(Directory::root(mount))
+            // Read-only is the adapter's typed wrapper, inherited by what
+            // the directory opens (capos_serve::fs), not the generic one below.
+            return Ok(Cap::kernel(Arc::new(FsCap::root(mount, source.kind.read_only()))));
         }
         ("nic", Some(name)) => match crate::drivers::net::find(name) {
             Some(dev) => Arc::new(super::nic::Nic(dev)),

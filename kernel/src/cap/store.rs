@@ -1,4 +1,4 @@
-//! `Store` over a mounted CAPOSST1 store. Thin, like `directory.rs`; it
+//! `Store` over a mounted CAPOSST1 store. Thin, like `fs.rs`; it
 //! also logs the compactions a put or delete triggered.
 
 use super::{CallMessage, Caller, KernelObject, KernelResponder, Reply};
@@ -6,7 +6,7 @@ use crate::storage::StoreMount;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::helpers::CapError;
-use capos_abi::serve::store::{self, on_caposst1, StoreServer};
+use capos_serve::store::{self, on_caposst1, StoreServer};
 use capos_abi::{interfaces, SysError};
 
 pub struct KernelStore(pub Arc<StoreMount>);

@@ -225,7 +225,7 @@ fn acpi(o: &mut Out) {
     }
     match &info.madt {
         Some(m) => {
-            out!(o, "MADT: LAPIC at {:#x}, {}, PC-AT PICs {}", m.local_apic_address, capos_kcore::count::count(m.local_apics.len(), "CPU", "CPUs"), if m.pcat_compat { "present" } else { "absent" });
+            out!(o, "MADT: LAPIC at {:#x}, {}, PC-AT PICs {}", m.local_apic_address, capos_text::count::count(m.local_apics.len(), "CPU", "CPUs"), if m.pcat_compat { "present" } else { "absent" });
             for a in &m.io_apics {
                 out!(o, "  I/O APIC id {} at {:#x} GSI base {}", a.id, a.address, a.gsi_base);
             }
@@ -261,7 +261,7 @@ fn pci_cmd(o: &mut Out) {
         out!(o, "pci: not initialised");
         return;
     };
-    out!(o, "{} via {}", capos_kcore::count::count(p.devices.len(), "function", "functions"), p.backend_name);
+    out!(o, "{} via {}", capos_text::count::count(p.devices.len(), "function", "functions"), p.backend_name);
     for d in &p.devices {
         out!(o, "{} {:04x}:{:04x} class {:02x}{:02x}{:02x} {}{}{}",
             d.address(), d.vendor, d.device, d.class, d.subclass, d.prog_if,
@@ -312,7 +312,7 @@ fn irq(o: &mut Out) {
     for v in 32..=255u8 {
         let n = trap::irq_count(v);
         if n > 0 {
-            out!(o, "  vector {:#04x}: {}", v, capos_kcore::count::count(n, "interrupt", "interrupts"));
+            out!(o, "  vector {:#04x}: {}", v, capos_text::count::count(n, "interrupt", "interrupts"));
         }
     }
     for line in crate::arch::x86_64::irq_off::summary() {
@@ -329,7 +329,7 @@ fn timers(o: &mut Out) {
     let up = time::uptime_ns();
     out!(o, "uptime: {}.{:06} s", up / 1_000_000_000, (up / 1000) % 1_000_000);
     let (now, src) = time::wall_now();
-    let t = capos_kcore::civil::from_unix(now);
+    let t = capos_text::civil::from_unix(now);
     out!(o, "wall clock: {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z (unix {}) source: {}", t.year, t.month, t.day, t.hour, t.minute, t.second, now, src.label());
 }
 

@@ -1,6 +1,6 @@
 //! The network devices found at boot, by name (`net0`, `net1`, ...), for
 //! the `nic:NAME` grants and the prompt's `devices`. A device is a
-//! `capos_abi::serve::nic::NicServer`: the capability (`cap::nic`) serves
+//! `capos_serve::nic::NicServer`: the capability (`cap::nic`) serves
 //! whatever driver is under it.
 
 use super::virtio_net::VirtioNic;

@@ -46,7 +46,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_abi::helpers::CapError;
-use capos_abi::serve::nic::{NicCounters, NicInfo, NicServer, Received};
+use capos_serve::nic::{NicCounters, NicInfo, NicServer, Received};
 use capos_kcore::net::{self, Counters, Slots};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::pci::PciTransport;

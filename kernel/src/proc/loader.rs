@@ -155,8 +155,8 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
     // dropped, through the same table that makes it below.
     match crate::storage::mount_all(&manifest.mounts) {
         (0, 0) => {}
-        (n, 0) => log::info!("storage: {} ready", capos_kcore::count::count(n, "mount", "mounts")),
-        (n, failed) => log::warn!("storage: {} ready, {} failed (their capabilities answer unavailable)", capos_kcore::count::count(n, "mount", "mounts"), failed),
+        (n, 0) => log::info!("storage: {} ready", capos_text::count::count(n, "mount", "mounts")),
+        (n, failed) => log::warn!("storage: {} ready, {} failed (their capabilities answer unavailable)", capos_text::count::count(n, "mount", "mounts"), failed),
     }
     for spec in &manifest.processes {
         for g in &spec.grants {

@@ -85,7 +85,7 @@ impl StoreMount {
                 "storage: {}: compaction #{} ({}, {} heap bytes in use)",
                 self.name,
                 store.compactions,
-                capos_kcore::count::count(store.len(), "live key", "live keys"),
+                capos_text::count::count(store.len(), "live key", "live keys"),
                 store.heap_used()
             );
         }
@@ -221,13 +221,13 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
         if let Some(unfinished) = s.unfinished_commit() {
             notes.push(format!("unfinished commit {} rolled back ({})", unfinished.generation, unfinished.why));
         }
-        notes.push(format!("store generation {}, {}{}", s.generation(), capos_kcore::count::count(s.len(), "key", "keys"), if s.is_read_only() { ", read-only" } else { "" }));
+        notes.push(format!("store generation {}, {}{}", s.generation(), capos_text::count::count(s.len(), "key", "keys"), if s.is_read_only() { ", read-only" } else { "" }));
         store = Some(Arc::new(StoreMount { name: spec.name.clone(), store: Lock::new(&classes::STORAGE_STORE, s), compactions_logged: AtomicU64::new(0) }));
     }
     if let Some((start, count)) = fs_range {
         let boxed: Box<dyn FileSystem + Send> = if spec.format == MountFormat::CaposRo1 {
             let f = ReadOnlyFs::mount(dev(start, count)?).map_err(|e| format!("CAPOSRO1: {e}"))?;
-            notes.push(format!("{}, read-only by format", capos_kcore::count::count(f.node_count(), "node", "nodes")));
+            notes.push(format!("{}, read-only by format", capos_text::count::count(f.node_count(), "node", "nodes")));
             Box::new(f)
         } else if spec.format == MountFormat::Fat {
             let partition = match range.mbr_partition {
@@ -258,8 +258,8 @@ fn open(spec: &MountSpec, range: Range) -> Result<Mounted, String> {
             notes.push(format!(
                 "filesystem generation {}, {}, {}{}",
                 f.generation(),
-                capos_kcore::count::count(f.live_nodes(), "node", "nodes"),
-                capos_kcore::count::count(f.free_blocks(), "free block", "free blocks"),
+                capos_text::count::count(f.live_nodes(), "node", "nodes"),
+                capos_text::count::count(f.free_blocks(), "free block", "free blocks"),
                 if f.is_read_only() { ", read-only" } else { "" }
             ));
             Box::new(f)

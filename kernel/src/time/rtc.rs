@@ -2,7 +2,8 @@
 //! gave no boot time.
 
 use crate::arch::x86_64::port::{inb, outb};
-use capos_kcore::civil;
+use capos_kcore::rtc;
+use capos_text::civil;
 
 fn cmos(reg: u8) -> u8 {
     // SAFETY: CMOS index/data ports; NMI-disable bit kept set while reading.
@@ -36,7 +37,7 @@ pub fn read(century_reg: u8) -> Option<i64> {
     let status_b = cmos(0x0b);
     let binary = status_b & 0x04 != 0;
     let h24 = status_b & 0x02 != 0;
-    let conv = |v: u8| if binary { v } else { civil::bcd(v) };
+    let conv = |v: u8| if binary { v } else { rtc::bcd(v) };
     let [sec, min, hour_raw, day, month, year, century] = a;
     let pm = hour_raw & 0x80 != 0;
     let mut hour = conv(hour_raw & 0x7f) as u32;
@@ -46,7 +47,7 @@ pub fn read(century_reg: u8) -> Option<i64> {
             hour += 12;
         }
     }
-    let dt = civil::rtc_datetime(
+    let dt = rtc::rtc_datetime(
         conv(century) as u32,
         conv(year) as u32,
         conv(month) as u32,

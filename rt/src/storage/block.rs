@@ -30,7 +30,7 @@ use capos_abi::Handle;
 use capos_storage::block::check_request;
 use capos_storage::{BlockDevice, BlockError};
 
-pub use capos_abi::serve::block::BlockInfo;
+pub use capos_serve::block::BlockInfo;
 
 /// A `BlockDevice` capability.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ impl Block {
     /// Block size, block count, and whether write and flush are refused.
     pub fn info(&self) -> Result<BlockInfo, CallError> {
         call_no_params(self.0, interfaces::BLOCK_DEVICE, bm::INFO, &[], BulkArg::NONE, |r| {
-            object(capos_abi::serve::block::read_info(r.get::<block_info_result::Owned>()?))
+            object(capos_serve::block::read_info(r.get::<block_info_result::Owned>()?))
         })
     }
 

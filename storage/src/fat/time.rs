@@ -17,6 +17,7 @@
 //! [`Timestamp::UNKNOWN`]: an invented 1980-01-01 would be a lie.
 
 use crate::time::{Provenance, Timestamp};
+use capos_text::civil::{days_from_civil, days_in_month};
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
@@ -42,31 +43,6 @@ pub fn fat_timestamp(date: u16, time: u16, tens_of_ms: u8) -> Timestamp {
     let secs = days * 86_400 + hour * 3_600 + minute * 60 + seconds;
     let nanos = secs * NANOS_PER_SECOND + i64::from(tens_of_ms) * 10_000_000;
     Timestamp::new(nanos, Provenance::FatDirectoryEntry)
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(year) => 29,
-        _ => 28,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

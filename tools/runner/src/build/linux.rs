@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A file both guests serve in make bench-net: `size` bytes of the test
-/// pattern `seed` (capos_kcore::pattern, what the shell's `fill` writes).
+/// pattern `seed` (capos_abi::pattern, what the shell's `fill` writes).
 pub struct WwwFile {
     pub name: &'static str,
     pub size: usize,
@@ -20,7 +20,7 @@ pub struct WwwFile {
 impl WwwFile {
     pub fn bytes(&self) -> Vec<u8> {
         let mut b = vec![0u8; self.size];
-        capos_kcore::pattern::fill(self.seed, 0, &mut b);
+        capos_abi::pattern::fill(self.seed, 0, &mut b);
         b
     }
 }

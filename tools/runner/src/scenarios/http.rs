@@ -49,7 +49,7 @@ struct Served {
 
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut b = vec![0u8; len];
-    capos_kcore::pattern::fill(seed, 0, &mut b);
+    capos_abi::pattern::fill(seed, 0, &mut b);
     b
 }
 

@@ -5,7 +5,9 @@ use super::*;
 
 /// `make run-storage-services`: demos/storage-services.manifest on fresh
 /// default disks (services-check `write` + `chaos`), then
-/// demos/storage-services-verify.manifest on the same disks.
+/// demos/storage-services-verify.manifest on the same disks, then
+/// demos/storage-services-fat.manifest (the FAT disk served by
+/// storage-fs-service, walked and refused every mutation).
 fn storage_services_boots() -> Vec<Boot> {
     let forbid = strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} [FAIL]"]);
     vec![
@@ -27,6 +29,16 @@ fn storage_services_boots() -> Vec<Boot> {
             .default_disks(DefaultDisksUse::Fresh)
             .timeout(400),
         user_boot("after-reboot", "demos/storage-services-verify.manifest", "exit_when_idle", &["[check] [PASS] persisted-across-reboot"])
+            .guest_verdicts(true)
+            .forbid(forbid.clone())
+            .default_disks(DefaultDisksUse::Reuse)
+            .timeout(120),
+        // Another format through the same service: the default FAT disk.
+        user_boot("fat-served", "demos/storage-services-fat.manifest", "exit_when_idle", &[
+            "[fatfs] FAT32, ",
+            "[check] [PASS] walk-end",
+            "[check] storage-check: ",
+        ])
             .guest_verdicts(true)
             .forbid(forbid)
             .default_disks(DefaultDisksUse::Reuse)

@@ -240,7 +240,7 @@ pub(super) const DEFAULT_SYSTEM_EXPECTS: &[&str] = &[
 ];
 
 /// `sha256` of `fill "/data/pattern 1.bin" 100K 7` (a unit test below
-/// recomputes it from `capos_kcore::pattern`).
+/// recomputes it from `capos_abi::pattern`).
 const PATTERN_7_100K_SHA256: &str = "[shell] d2281affefad6b5a9001a91ae3e0632c50a3ce6b64cef5d667b0ac9d67983522  /data/pattern 1.bin (102400 bytes)";
 
 /// What tools/shell.script must print on a fresh disk.
@@ -333,7 +333,7 @@ mod tests {
     fn the_pattern_sha_the_shell_scenario_expects_is_the_patterns() {
         use sha2::{Digest, Sha256};
         let mut b = vec![0u8; 100 * 1024];
-        capos_kcore::pattern::fill(7, 0, &mut b);
+        capos_abi::pattern::fill(7, 0, &mut b);
         let hex: String = Sha256::digest(&b).iter().map(|x| format!("{:02x}", x)).collect();
         assert_eq!(PATTERN_7_100K_SHA256, format!("[shell] {}  /data/pattern 1.bin (102400 bytes)", hex));
     }

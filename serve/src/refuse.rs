@@ -7,20 +7,21 @@
 //! does not carry out (the read-only wrapper refusing a mutation, the
 //! stand-in for a mount that failed at boot refusing everything) must know
 //! which struct the method returns. [`result_kind`] is that table, for
-//! every method of every interface in [`crate::interfaces::ALL`]; its test
+//! every method of every interface in [`capos_abi::interfaces::ALL`]; its test
 //! reads the compiled schema, so a new method does not pass until it is
 //! listed here. [`refuse`] is the one encoder.
 
-use crate::capos_capnp::{
+use capos_abi::capos_capnp::{
     block_info_result, bool_result, cap_result, data_result, keys_result, list_result, net_address_result, network_info_result, nic_counters_result,
     nic_info_result, nic_receive_result, process_status_result, udp_receive_result, stat_result, text_result, u_int64_result, void_result,
 };
-use crate::helpers::{fill_error, CapError};
-use crate::interfaces::{self as i, block_method as bm, clock_method as cm, console_method as com, directory_method as dm};
-use crate::interfaces::{endpoint_method as em, file_method as fm, nic_method as nm, ping_method as pm, process_control_method as pcm, store_method as sm};
-use crate::interfaces::{network_method as netm, tcp_listener_method as tlm, tcp_stream_method as tsm, udp_socket_method as um};
-use crate::serve::Responder;
-use crate::SysError;
+use capos_abi::helpers::{fill_error, CapError};
+use capos_abi::interfaces::{self as i, block_method as bm, clock_method as cm, console_method as com, directory_method as dm};
+use capos_abi::interfaces::{endpoint_method as em, file_method as fm, nic_method as nm, ping_method as pm, process_control_method as pcm, store_method as sm};
+use capos_abi::interfaces::{network_method as netm, tcp_listener_method as tlm, tcp_stream_method as tsm, udp_socket_method as um};
+use crate::Responder;
+use capos_abi::message::CallMessage;
+use capos_abi::SysError;
 
 /// The result struct a method answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +149,29 @@ pub fn refuse<R: Responder>(r: &mut R, kind: ResultKind, e: CapError) -> Result<
     }
 }
 
+/// The object that refuses every call with one reason, in each method's
+/// own result shape: what a capability stands for when nothing behind it
+/// can serve (the grant of a mount that failed at boot, a closed File, a
+/// capability of an earlier instance of a service, a service whose disk
+/// did not mount). A process holding one learns why on its first call;
+/// one that never calls it never notices. The kernel's refusing object and
+/// storage-fs-service both answer through it.
+#[derive(Clone, Debug)]
+pub struct Refusal(pub CapError);
+
+impl Refusal {
+    /// Answer `call` with the reason, if it is a call of one of
+    /// `interfaces` (the ones this object stands in for);
+    /// `UnknownInterface` otherwise, and `UnknownMethod` for a method the
+    /// interface does not have, as from the real object.
+    pub fn answer<R: Responder>(&self, interfaces: &[u64], call: &CallMessage, r: &mut R) -> Result<(), SysError> {
+        if !interfaces.contains(&call.interface_id()) {
+            return Err(SysError::UnknownInterface);
+        }
+        refuse_call(r, call.interface_id(), call.method_id(), self.0.clone())
+    }
+}
+
 /// Answer a call of `method` on `interface_id` with `e`, whatever the
 /// method (the object stands in for one that cannot serve). A method the
 /// schema does not have is `UnknownMethod`, as from any object.
@@ -159,14 +183,14 @@ pub fn refuse_call<R: Responder>(r: &mut R, interface_id: u64, method: u16, e: C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capos_capnp::ErrorCode;
-    use crate::helpers::read_error;
-    use crate::serve::testing::TestResponder;
+    use capos_abi::capos_capnp::ErrorCode;
+    use capos_abi::helpers::read_error;
+    use crate::testing::TestResponder;
     use capnp::schema_capnp::{code_generator_request, node};
     use std::collections::HashMap;
     use std::string::{String, ToString};
 
-    static CGR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/capos.cgr"));
+    static CGR: &[u8] = capos_abi::COMPILED_SCHEMA;
 
     #[test]
     fn every_method_of_every_interface_has_its_schema_result() {

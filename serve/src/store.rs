@@ -2,11 +2,11 @@
 //! dispatcher in front of it.
 
 use super::{bad_params, data_or_bulk, Responder};
-use crate::capos_capnp::{bool_result, data_result, keys_result, store, void_result};
-use crate::helpers::{fill_bool, fill_data, fill_error, fill_void, CapError};
-use crate::interfaces::store_method as m;
-use crate::message::CallMessage;
-use crate::SysError;
+use capos_abi::capos_capnp::{bool_result, data_result, keys_result, store, void_result};
+use capos_abi::helpers::{fill_bool, fill_data, fill_error, fill_void, CapError};
+use capos_abi::interfaces::store_method as m;
+use capos_abi::message::CallMessage;
+use capos_abi::SysError;
 use alloc::vec::Vec;
 
 /// Most keys one `Store.list` page holds (a `limit` of 0 or more means
@@ -18,8 +18,8 @@ pub const MAX_LIST_KEYS: u32 = 256;
 /// missing key is `notFound`; an empty `after` lists from the first key).
 pub mod on_caposst1 {
     use super::super::storage_error;
-    use crate::capos_capnp::ErrorCode;
-    use crate::helpers::CapError;
+    use capos_abi::capos_capnp::ErrorCode;
+    use capos_abi::helpers::CapError;
     use alloc::vec::Vec;
     use capos_storage::store::Store;
     use capos_storage::BlockDevice;
@@ -99,7 +99,7 @@ pub fn dispatch<S: StoreServer + ?Sized, R: Responder>(server: &S, call: &CallMe
                 }
                 (Ok(value), Some(room)) => r.results::<data_result::Owned>(|b| {
                     let e = CapError::new(
-                        crate::capos_capnp::ErrorCode::TooLarge,
+                        capos_abi::capos_capnp::ErrorCode::TooLarge,
                         &alloc::format!("the value is {} bytes, the bulk buffer {room}", value.len()),
                     );
                     fill_data(b, &Err(e));
@@ -155,9 +155,9 @@ pub fn dispatch<S: StoreServer + ?Sized, R: Responder>(server: &S, call: &CallMe
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::capos_capnp::ErrorCode;
-    use crate::helpers::{read_data, read_void};
-    use crate::interfaces::STORE;
+    use capos_abi::capos_capnp::ErrorCode;
+    use capos_abi::helpers::{read_data, read_void};
+    use capos_abi::interfaces::STORE;
     use alloc::collections::BTreeMap;
     use core::cell::RefCell;
 

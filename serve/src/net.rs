@@ -23,14 +23,14 @@
 //!   server decides by it (which socket, which grant's terms).
 
 use super::{cap_reply, u64_reply, void_reply, Responder};
-use crate::capos_capnp::{net_address, net_address_result, network, network_info_result, tcp_listener, tcp_stream, udp_socket, udp_receive_result, ErrorCode};
-use crate::helpers::{fill_error, read_error, which_err, CapError};
-use crate::interfaces::{network_method as nm, tcp_listener_method as lm, tcp_stream_method as sm, udp_socket_method as um};
-use crate::limits::MAX_NET_IO_BYTES;
-use crate::message::{CallMessage, MessageError};
-use crate::serve::bad_params;
-use crate::serve::nic::NicCounters;
-use crate::SysError;
+use capos_abi::capos_capnp::{net_address, net_address_result, network, network_info_result, tcp_listener, tcp_stream, udp_socket, udp_receive_result, ErrorCode};
+use capos_abi::helpers::{fill_error, read_error, which_err, CapError};
+use capos_abi::interfaces::{network_method as nm, tcp_listener_method as lm, tcp_stream_method as sm, udp_socket_method as um};
+use capos_abi::limits::MAX_NET_IO_BYTES;
+use capos_abi::message::{CallMessage, MessageError};
+use crate::bad_params;
+use crate::nic::NicCounters;
+use capos_abi::SysError;
 use alloc::format;
 use alloc::vec::Vec;
 
@@ -302,7 +302,7 @@ where
     }
 }
 
-fn fill_info(mut b: crate::capos_capnp::network_info::Builder<'_>, i: &NetworkInfo) {
+fn fill_info(mut b: capos_abi::capos_capnp::network_info::Builder<'_>, i: &NetworkInfo) {
     if let Some((ip, prefix)) = i.address {
         b.set_address(&ip);
         b.set_prefix_length(prefix);
@@ -314,7 +314,7 @@ fn fill_info(mut b: crate::capos_capnp::network_info::Builder<'_>, i: &NetworkIn
     b.set_mac(&i.mac);
     b.set_link_up(i.link_up);
     b.set_open_sockets(i.open_sockets);
-    crate::serve::nic::fill_counters(b.init_counters(), &i.counters);
+    crate::nic::fill_counters(b.init_counters(), &i.counters);
 }
 
 /// Answer (or keep) one `TcpListener` call.
@@ -405,7 +405,7 @@ pub fn read_info(r: network_info_result::Reader<'_>) -> Result<Result<NetworkInf
             let i = i?;
             let four = |d: &[u8]| <[u8; 4]>::try_from(d).ok();
             let mac = <[u8; 6]>::try_from(i.get_mac()?).unwrap_or_default();
-            let counters = crate::serve::nic::counters_of(i.get_counters()?);
+            let counters = crate::nic::counters_of(i.get_counters()?);
             Ok(NetworkInfo {
                 address: four(i.get_address()?).map(|ip| (ip, i.get_prefix_length())),
                 gateway: four(i.get_gateway()?),
@@ -444,9 +444,9 @@ pub fn read_datagram(r: udp_receive_result::Reader<'_>) -> Result<Result<(usize,
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::capos_capnp::{cap_result, u_int64_result, void_result};
-    use crate::helpers::{read_u64, read_void};
-    use crate::interfaces::{NETWORK, TCP_LISTENER, TCP_STREAM, UDP_SOCKET};
+    use capos_abi::capos_capnp::{cap_result, u_int64_result, void_result};
+    use capos_abi::helpers::{read_u64, read_void};
+    use capos_abi::interfaces::{NETWORK, TCP_LISTENER, TCP_STREAM, UDP_SOCKET};
     use alloc::collections::VecDeque;
     use alloc::vec;
 

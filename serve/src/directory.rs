@@ -2,11 +2,11 @@
 //! dispatcher in front of it.
 
 use super::{cap_reply, bad_params, void_reply, Responder};
-use crate::capos_capnp::{directory, list_result, rename_params, ErrorCode, NodeKind};
-use crate::helpers::{fill_error, CapError};
-use crate::interfaces::directory_method as m;
-use crate::message::{CallMessage, MessageError};
-use crate::SysError;
+use capos_abi::capos_capnp::{directory, list_result, rename_params, ErrorCode, NodeKind};
+use capos_abi::helpers::{fill_error, CapError};
+use capos_abi::interfaces::directory_method as m;
+use capos_abi::message::{CallMessage, MessageError};
+use capos_abi::SysError;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_storage::DirEntry;
@@ -127,9 +127,9 @@ fn fill_list(b: list_result::Builder<'_>, result: &Result<Vec<DirEntry>, CapErro
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::capos_capnp::{cap_result, void_result};
-    use crate::helpers::read_void;
-    use crate::interfaces::DIRECTORY;
+    use capos_abi::capos_capnp::{cap_result, void_result};
+    use capos_abi::helpers::read_void;
+    use capos_abi::interfaces::DIRECTORY;
     use alloc::string::{String, ToString};
     use core::cell::RefCell;
 
@@ -252,7 +252,7 @@ mod tests {
     fn non_utf8_names_are_invalid_arguments_not_crashes() {
         // Text "a\xffb": patch the bytes of a valid name.
         let mut words = params::<directory::open_params::Owned>(|mut b| b.set_name("aXb"));
-        let bytes = crate::message::word_bytes_mut(&mut words);
+        let bytes = capos_abi::message::word_bytes_mut(&mut words);
         let at = bytes.windows(3).position(|w| w == b"aXb").unwrap();
         bytes[at + 1] = 0xff;
         let (log, mut r) = (Log::default(), TestResponder::new());

@@ -1,7 +1,7 @@
 //! A count and its noun, singular or plural: `1 key`, `0 keys`, `2 keys`.
 //!
-//! Shared by the kernel prompt and log lines and the shell (which already
-//! takes its dates from kcore), so "1 keys" is fixed in one place. A
+//! Shared by the kernel's prompt and log lines, the storage services and
+//! the shell, so "1 keys" is fixed in one place. A
 //! `Display` value rather than a `String`, so the kernel formats it
 //! without allocating.
 

@@ -6,8 +6,8 @@
 //! checksum, which limit) for the person reading it; clients branch on the
 //! code only.
 
-use crate::capos_capnp::ErrorCode;
-use crate::helpers::CapError;
+use capos_abi::capos_capnp::ErrorCode;
+use capos_abi::helpers::CapError;
 use alloc::string::ToString;
 use capos_storage::StorageError;
 

@@ -13,11 +13,11 @@
 //! - `receive` never waits: `empty` is the answer when nothing is pending.
 
 use super::{void_reply, Responder};
-use crate::capos_capnp::{nic_counters_result, nic_info_result, nic_receive_result, ErrorCode};
-use crate::helpers::{fill_error, CapError};
-use crate::interfaces::nic_method as m;
-use crate::message::CallMessage;
-use crate::SysError;
+use capos_abi::capos_capnp::{nic_counters_result, nic_info_result, nic_receive_result, ErrorCode};
+use capos_abi::helpers::{fill_error, CapError};
+use capos_abi::interfaces::nic_method as m;
+use capos_abi::message::CallMessage;
+use capos_abi::SysError;
 use alloc::format;
 use alloc::vec;
 
@@ -163,8 +163,8 @@ pub fn dispatch<S: NicServer + ?Sized, R: Responder>(server: &S, call: &CallMess
 }
 
 /// Read a `NicInfoResult` (the client side).
-pub fn read_info(r: nic_info_result::Reader<'_>) -> Result<Result<NicInfo, CapError>, crate::message::MessageError> {
-    use crate::helpers::{read_error, which_err};
+pub fn read_info(r: nic_info_result::Reader<'_>) -> Result<Result<NicInfo, CapError>, capos_abi::message::MessageError> {
+    use capos_abi::helpers::{read_error, which_err};
     Ok(match r.which().map_err(which_err("NicInfoResult"))? {
         nic_info_result::Ok(i) => {
             let i = i?;
@@ -179,8 +179,8 @@ pub fn read_info(r: nic_info_result::Reader<'_>) -> Result<Result<NicInfo, CapEr
 }
 
 /// Read a `NicReceiveResult` (the client side).
-pub fn read_received(r: nic_receive_result::Reader<'_>) -> Result<Result<Received, CapError>, crate::message::MessageError> {
-    use crate::helpers::{read_error, which_err};
+pub fn read_received(r: nic_receive_result::Reader<'_>) -> Result<Result<Received, CapError>, capos_abi::message::MessageError> {
+    use capos_abi::helpers::{read_error, which_err};
     Ok(match r.which().map_err(which_err("NicReceiveResult"))? {
         nic_receive_result::Frame(n) => Ok(Received::Frame(n as usize)),
         nic_receive_result::Empty(()) => Ok(Received::Empty),
@@ -189,7 +189,7 @@ pub fn read_received(r: nic_receive_result::Reader<'_>) -> Result<Result<Receive
 }
 
 /// Write `c` as a `NicCounters` (Nic.counters, Network.info).
-pub fn fill_counters(mut b: crate::capos_capnp::nic_counters::Builder<'_>, c: &NicCounters) {
+pub fn fill_counters(mut b: capos_abi::capos_capnp::nic_counters::Builder<'_>, c: &NicCounters) {
     b.set_tx_frames(c.tx_frames);
     b.set_tx_bytes(c.tx_bytes);
     b.set_tx_drops(c.tx_drops);
@@ -201,7 +201,7 @@ pub fn fill_counters(mut b: crate::capos_capnp::nic_counters::Builder<'_>, c: &N
 }
 
 /// Read a `NicCounters`.
-pub fn counters_of(c: crate::capos_capnp::nic_counters::Reader<'_>) -> NicCounters {
+pub fn counters_of(c: capos_abi::capos_capnp::nic_counters::Reader<'_>) -> NicCounters {
     NicCounters {
         tx_frames: c.get_tx_frames(),
         tx_bytes: c.get_tx_bytes(),
@@ -215,8 +215,8 @@ pub fn counters_of(c: crate::capos_capnp::nic_counters::Reader<'_>) -> NicCounte
 }
 
 /// Read a `NicCountersResult` (the client side).
-pub fn read_counters(r: nic_counters_result::Reader<'_>) -> Result<Result<NicCounters, CapError>, crate::message::MessageError> {
-    use crate::helpers::{read_error, which_err};
+pub fn read_counters(r: nic_counters_result::Reader<'_>) -> Result<Result<NicCounters, CapError>, capos_abi::message::MessageError> {
+    use capos_abi::helpers::{read_error, which_err};
     Ok(match r.which().map_err(which_err("NicCountersResult"))? {
         nic_counters_result::Ok(c) => Ok(counters_of(c?)),
         nic_counters_result::Err(e) => Err(read_error(e?)?),
@@ -227,9 +227,9 @@ pub fn read_counters(r: nic_counters_result::Reader<'_>) -> Result<Result<NicCou
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::capos_capnp::void_result;
-    use crate::helpers::read_void;
-    use crate::interfaces::NIC;
+    use capos_abi::capos_capnp::void_result;
+    use capos_abi::helpers::read_void;
+    use capos_abi::interfaces::NIC;
     use alloc::collections::VecDeque;
     use alloc::vec::Vec;
     use core::cell::{Cell, RefCell};

@@ -7,13 +7,13 @@
 //! length is `tooLarge` and never reaches the server.
 
 use super::{bad_params, data_or_bulk, void_reply, Responder};
-use crate::capos_capnp::{data_result, file, stat_result, u_int64_result, ErrorCode, TimeProvenance};
-use crate::helpers::{fill_data, fill_stat, fill_u64, CapError, Stat, Timestamp};
-use crate::interfaces::file_method as m;
-use crate::ipc::MAX_BULK_BYTES;
-use crate::limits::MAX_IO_CHUNK_BYTES;
-use crate::message::CallMessage;
-use crate::SysError;
+use capos_abi::capos_capnp::{data_result, file, stat_result, u_int64_result, ErrorCode, TimeProvenance};
+use capos_abi::helpers::{fill_data, fill_stat, fill_u64, CapError, Stat, Timestamp};
+use capos_abi::interfaces::file_method as m;
+use capos_abi::ipc::MAX_BULK_BYTES;
+use capos_abi::limits::MAX_IO_CHUNK_BYTES;
+use capos_abi::message::CallMessage;
+use capos_abi::SysError;
 use alloc::format;
 use alloc::vec;
 
@@ -137,9 +137,9 @@ pub fn dispatch<S: FileServer + ?Sized, R: Responder>(server: &S, call: &CallMes
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::capos_capnp::void_result;
-    use crate::helpers::{read_data, read_u64};
-    use crate::interfaces::FILE;
+    use capos_abi::capos_capnp::void_result;
+    use capos_abi::helpers::{read_data, read_u64};
+    use capos_abi::interfaces::FILE;
     use alloc::vec::Vec;
     use core::cell::RefCell;
 
@@ -165,7 +165,7 @@ mod tests {
             Ok(data.len() as u64)
         }
         fn stat(&self) -> Result<Stat, CapError> {
-            Ok(Stat { size: self.0.borrow().len() as u64, kind: crate::capos_capnp::NodeKind::File, created: Timestamp::UNKNOWN, modified: Timestamp::UNKNOWN })
+            Ok(Stat { size: self.0.borrow().len() as u64, kind: capos_abi::capos_capnp::NodeKind::File, created: Timestamp::UNKNOWN, modified: Timestamp::UNKNOWN })
         }
         fn truncate(&self, size: u64) -> Result<(), CapError> {
             self.0.borrow_mut().resize(size as usize, 0);
@@ -251,11 +251,11 @@ mod tests {
         dispatch(&f, &call(FILE, m::TRUNCATE, &words), &mut TestResponder::new()).unwrap();
         let mut r = TestResponder::new();
         dispatch(&f, &call(FILE, m::STAT, &[]), &mut r).unwrap();
-        let st = r.get::<stat_result::Owned, _>(|res| crate::helpers::read_stat(res).unwrap()).unwrap();
+        let st = r.get::<stat_result::Owned, _>(|res| capos_abi::helpers::read_stat(res).unwrap()).unwrap();
         assert_eq!(st.size, 9);
         let mut r = TestResponder::new();
         dispatch(&f, &call(FILE, m::CLOSE, &[]), &mut r).unwrap();
-        let e = r.get::<void_result::Owned, _>(|res| crate::helpers::read_void(res).unwrap()).unwrap_err();
+        let e = r.get::<void_result::Owned, _>(|res| capos_abi::helpers::read_void(res).unwrap()).unwrap_err();
         assert_eq!(e.code, ErrorCode::Closed);
         assert_eq!(dispatch(&f, &call(FILE, 6, &[]), &mut TestResponder::new()), Err(SysError::UnknownMethod));
     }
@@ -265,7 +265,7 @@ mod tests {
         use capos_storage::{NodeKind, Provenance, Stat as S, Timestamp as T};
         let s = S { kind: NodeKind::Directory, size: 0, created: T::new(5, Provenance::WallClock), modified: T::new(6, Provenance::HostFileMtime) };
         let c = stat_of(&s);
-        assert_eq!(c.kind, crate::capos_capnp::NodeKind::Directory);
+        assert_eq!(c.kind, capos_abi::capos_capnp::NodeKind::Directory);
         assert_eq!((c.created.unix_nanos, c.created.provenance), (5, TimeProvenance::WallClock));
         assert_eq!(c.modified.provenance, TimeProvenance::HostFileMtime);
     }

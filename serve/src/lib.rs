@@ -12,31 +12,51 @@
 //! and the runtime over its answer buffer. An implementation only says
 //! what an operation means for its backer; it never sees capnp.
 //!
+//! Beside the dispatchers, what both servers share above them:
+//! - [`fs`]: the one adapter from the storage crate's `FileSystem` to
+//!   `DirectoryServer` and `FileServer`, for the kernel's filesystem
+//!   objects and storage-fs-service alike (each side supplies an
+//!   [`fs::FsHost`]: locking, handing out and finding capabilities).
+//! - [`read_only`]: attenuation, the typed read-only wrapper and the
+//!   method table of what a read-only capability may do.
+//! - [`refuse`]: answering any method in its own result shape, and
+//!   [`refuse::Refusal`], the object that refuses every call with a reason.
+//! - [`errors`], [`file::stat_of`], [`directory::node_kind`]: the storage
+//!   crate's types as the contract's (this crate, not `capos-abi`, depends
+//!   on the storage engines).
+//!
 //! Rules every dispatcher keeps:
 //! - Params are read with the call's limits (`CallMessage`); an unreadable
 //!   message is a call-level error ([`SysError`]), never a method error.
 //! - Method-level failures are [`CapError`]s in the method's result shape;
-//!   a [`StorageError`] becomes one through the single table in
+//!   a [`StorageError`](capos_storage::StorageError) becomes one through the single table in
 //!   [`errors`].
-//! - Bulk data ([`crate::ipc`]): a `Data` param left empty while the call
+//! - Bulk data ([`capos_abi::ipc`]): a `Data` param left empty while the call
 //!   carries a readable bulk buffer means "the bytes are in the bulk
 //!   buffer"; a read-type result goes to a writable bulk buffer, with the
 //!   `Data` result left empty and the byte count in the reply word. Both
 //!   at once (a non-empty `Data` and a readable bulk buffer) is refused
 //!   with `invalidArgument`: there is one source of truth per call.
 
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
 pub mod block;
 pub mod directory;
 pub mod errors;
 pub mod file;
+pub mod fs;
 pub mod net;
 pub mod nic;
+pub mod read_only;
 pub mod refuse;
 pub mod store;
 
-use crate::helpers::CapError;
-use crate::message::MessageError;
-use crate::SysError;
+use capos_abi::helpers::CapError;
+use capos_abi::message::MessageError;
+use capos_abi::SysError;
 use alloc::vec::Vec;
 use capnp::traits::Owned;
 
@@ -69,8 +89,8 @@ pub trait Responder {
 
 /// Answer with a `VoidResult`.
 pub fn void_reply<R: Responder>(r: &mut R, result: Result<(), CapError>) -> Result<(), SysError> {
-    r.results::<crate::capos_capnp::void_result::Owned>(|b| {
-        crate::helpers::fill_void(b, &result);
+    r.results::<capos_abi::capos_capnp::void_result::Owned>(|b| {
+        capos_abi::helpers::fill_void(b, &result);
         Ok(())
     })
 }
@@ -81,16 +101,16 @@ pub fn cap_reply<R: Responder>(r: &mut R, result: Result<R::Cap, CapError>) -> R
         Ok(cap) => Ok(r.add_cap(cap)?),
         Err(e) => Err(e),
     };
-    r.results::<crate::capos_capnp::cap_result::Owned>(|b| {
-        crate::helpers::fill_cap(b, &result);
+    r.results::<capos_abi::capos_capnp::cap_result::Owned>(|b| {
+        capos_abi::helpers::fill_cap(b, &result);
         Ok(())
     })
 }
 
 /// Answer with a `UInt64Result`.
 pub fn u64_reply<R: Responder>(r: &mut R, result: Result<u64, CapError>) -> Result<(), SysError> {
-    r.results::<crate::capos_capnp::u_int64_result::Owned>(|b| {
-        crate::helpers::fill_u64(b, &result);
+    r.results::<capos_abi::capos_capnp::u_int64_result::Owned>(|b| {
+        capos_abi::helpers::fill_u64(b, &result);
         Ok(())
     })
 }
@@ -111,7 +131,7 @@ pub(crate) fn data_or_bulk<'a, R: Responder>(
     match r.bulk_in_len() {
         None => Ok(admit(inline.len()).map(|()| DataIn::Inline(inline))),
         Some(_) if !inline.is_empty() => Ok(Err(CapError::new(
-            crate::capos_capnp::ErrorCode::InvalidArgument,
+            capos_abi::capos_capnp::ErrorCode::InvalidArgument,
             "data given twice: both inline and in the bulk buffer",
         ))),
         Some(len) => match admit(len) {
@@ -140,7 +160,9 @@ pub mod testing {
     //! A responder over owned buffers, for the dispatcher tests (and, with
     //! the `testing` feature, the userspace services' host tests).
     use super::*;
-    use crate::message::{read_flat, to_words, word_bytes, CallMessage};
+    use capos_abi::capos_capnp::{cap_result, list_result, void_result, ErrorCode};
+    use capos_abi::helpers::{read_error, read_void};
+    use capos_abi::message::{read_flat, to_words, word_bytes, CallMessage};
 
     pub struct TestResponder<C = u32> {
         pub results: Vec<u64>,
@@ -167,6 +189,29 @@ pub mod testing {
         pub fn get<T: Owned, R>(&self, f: impl FnOnce(T::Reader<'_>) -> R) -> R {
             let reader = read_flat(word_bytes(&self.results)).unwrap();
             f(reader.get_root::<T::Reader<'_>>().unwrap())
+        }
+    }
+
+    impl<C: Clone> TestResponder<C> {
+        /// The capability a `CapResult` answer handed out, or its error code.
+        pub fn cap_result(&self) -> Result<C, ErrorCode> {
+            self.get::<cap_result::Owned, _>(|res| match res.which().unwrap() {
+                cap_result::Ok(slot) => Ok(self.caps[slot as usize].clone()),
+                cap_result::Err(e) => Err(read_error(e.unwrap()).unwrap().code),
+            })
+        }
+
+        /// A `VoidResult` answer, as its error code.
+        pub fn void_result(&self) -> Result<(), ErrorCode> {
+            self.get::<void_result::Owned, _>(|res| read_void(res).unwrap().map_err(|e| e.code))
+        }
+
+        /// A `ListResult` answer, as the names it lists.
+        pub fn list_names(&self) -> Result<Vec<alloc::string::String>, ErrorCode> {
+            self.get::<list_result::Owned, _>(|res| match res.which().unwrap() {
+                list_result::Ok(l) => Ok(l.unwrap().iter().map(|e| alloc::string::ToString::to_string(e.get_name().unwrap().to_str().unwrap())).collect()),
+                list_result::Err(e) => Err(read_error(e.unwrap()).unwrap().code),
+            })
         }
     }
 

@@ -19,12 +19,12 @@
 //!   geometry refuses, read-only included, costs no copy).
 
 use super::{bad_params, void_reply, Responder};
-use crate::capos_capnp::{block_device, block_info_result, data_result, ErrorCode};
-use crate::helpers::{fill_data, CapError};
-use crate::interfaces::block_method as m;
-use crate::ipc::MAX_BULK_BYTES;
-use crate::message::CallMessage;
-use crate::SysError;
+use capos_abi::capos_capnp::{block_device, block_info_result, data_result, ErrorCode};
+use capos_abi::helpers::{fill_data, CapError};
+use capos_abi::interfaces::block_method as m;
+use capos_abi::ipc::MAX_BULK_BYTES;
+use capos_abi::message::CallMessage;
+use capos_abi::SysError;
 use alloc::format;
 use alloc::vec;
 use capos_storage::BlockError;
@@ -168,8 +168,8 @@ pub fn dispatch<S: BlockServer + ?Sized, R: Responder>(server: &S, call: &CallMe
 }
 
 /// Read a `BlockInfoResult` (the client side).
-pub fn read_info(r: block_info_result::Reader<'_>) -> Result<Result<BlockInfo, CapError>, crate::message::MessageError> {
-    use crate::helpers::{read_error, which_err};
+pub fn read_info(r: block_info_result::Reader<'_>) -> Result<Result<BlockInfo, CapError>, capos_abi::message::MessageError> {
+    use capos_abi::helpers::{read_error, which_err};
     Ok(match r.which().map_err(which_err("BlockInfoResult"))? {
         block_info_result::Ok(i) => {
             let i = i?;
@@ -183,9 +183,9 @@ pub fn read_info(r: block_info_result::Reader<'_>) -> Result<Result<BlockInfo, C
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::capos_capnp::void_result;
-    use crate::helpers::{read_data, read_void};
-    use crate::interfaces::BLOCK_DEVICE;
+    use capos_abi::capos_capnp::void_result;
+    use capos_abi::helpers::{read_data, read_void};
+    use capos_abi::interfaces::BLOCK_DEVICE;
     use alloc::vec::Vec;
     use core::cell::{Cell, RefCell};
 

@@ -233,6 +233,25 @@ impl Responder for ServeResponder<'_> {
         self.bulk_out = data.len();
         Ok(())
     }
+
+    /// In place: `fill` writes straight into this service's registered
+    /// bulk buffer, which the kernel then copies to the caller (no
+    /// zero-filled staging buffer, no copy into the bulk buffer). What an
+    /// earlier call left there is overwritten or not sent: only the `n`
+    /// bytes `fill` reports go out.
+    fn bulk_out_with<E>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<Result<usize, E>, SysError> {
+        match self.bulk_out_capacity() {
+            Some(room) if len <= room => {}
+            _ => return Err(SysError::InvalidArgument),
+        }
+        match fill(&mut self.bulk[..len]) {
+            Ok(n) => {
+                self.bulk_out = n.min(len);
+                Ok(Ok(self.bulk_out))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
 }
 
 /// How many capabilities of each badge are out (minted with notification

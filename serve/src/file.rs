@@ -72,24 +72,23 @@ pub fn dispatch<S: FileServer + ?Sized, R: Responder>(server: &S, call: &CallMes
                 let where_ = if bulk.is_some() { "the bulk buffer" } else { "an inline read" };
                 return data_error(r, CapError::new(ErrorCode::TooLarge, &format!("read of {length} bytes is more than {where_} takes ({limit})")));
             }
+            if bulk.is_some() {
+                // Read where the answer goes (a service's bulk buffer).
+                return match r.bulk_out_with(length, |buf| server.read(offset, buf))? {
+                    Err(e) => data_error(r, e),
+                    Ok(_) => r.results::<data_result::Owned>(|b| {
+                        fill_data(b, &Ok(&[]));
+                        Ok(())
+                    }),
+                };
+            }
             let mut buf = vec![0u8; length];
             match server.read(offset, &mut buf) {
                 Err(e) => data_error(r, e),
-                Ok(n) => {
-                    let n = n.min(length);
-                    if bulk.is_some() {
-                        r.bulk_out(&buf[..n])?;
-                        r.results::<data_result::Owned>(|b| {
-                            fill_data(b, &Ok(&[]));
-                            Ok(())
-                        })
-                    } else {
-                        r.results::<data_result::Owned>(|b| {
-                            fill_data(b, &Ok(&buf[..n]));
-                            Ok(())
-                        })
-                    }
-                }
+                Ok(n) => r.results::<data_result::Owned>(|b| {
+                    fill_data(b, &Ok(&buf[..n.min(length)]));
+                    Ok(())
+                }),
             }
         }
         m::WRITE => {

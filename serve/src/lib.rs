@@ -85,6 +85,30 @@ pub trait Responder {
     /// Write `data` at the start of the caller's bulk buffer and report its
     /// length as the call's bulk result.
     fn bulk_out(&mut self, data: &[u8]) -> Result<(), SysError>;
+    /// Produce the bulk result in place: `fill` writes into the first
+    /// `len` bytes of the bulk buffer (`len` at most
+    /// [`bulk_out_capacity`](Self::bulk_out_capacity)) and says how many it
+    /// produced, which become the bulk result; its error is handed back
+    /// and nothing is sent. The buffer is not cleared first: `fill` must
+    /// write every byte it reports. This default is for a responder whose
+    /// bulk buffer is not its own memory (the kernel's is the caller's):
+    /// it fills a zeroed buffer and copies it with
+    /// [`bulk_out`](Self::bulk_out). A service's responder overrides it to
+    /// hand out its registered buffer itself, with no staging copy.
+    fn bulk_out_with<E>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<Result<usize, E>, SysError> {
+        if self.bulk_out_capacity().is_none_or(|room| len > room) {
+            return Err(SysError::InvalidArgument);
+        }
+        let mut buf = alloc::vec![0u8; len];
+        match fill(&mut buf) {
+            Ok(n) => {
+                let n = n.min(len);
+                self.bulk_out(&buf[..n])?;
+                Ok(Ok(n))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
 }
 
 /// Answer with a `VoidResult`.

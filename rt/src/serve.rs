@@ -225,13 +225,11 @@ impl Responder for ServeResponder<'_> {
     }
 
     fn bulk_out(&mut self, data: &[u8]) -> Result<(), SysError> {
-        match self.bulk_out_capacity() {
-            Some(room) if data.len() <= room => {}
-            _ => return Err(SysError::InvalidArgument),
-        }
-        self.bulk[..data.len()].copy_from_slice(data);
-        self.bulk_out = data.len();
-        Ok(())
+        let copied = self.bulk_out_with(data.len(), |buf| {
+            buf.copy_from_slice(data);
+            Ok::<_, core::convert::Infallible>(data.len())
+        })?;
+        copied.map(|_| ()).map_err(|never| match never {})
     }
 
     /// In place: `fill` writes straight into this service's registered

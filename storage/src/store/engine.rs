@@ -321,14 +321,8 @@ impl<D: BlockDevice> Store<D> {
         let Some(location) = self.index.get(key).copied() else {
             return Ok(None);
         };
-        let (buf, within) = read_heap(
-            &mut self.device,
-            &self.geometry,
-            self.area,
-            location.heap_offset,
-            location.key_len as u32 + location.value_len,
-        )?;
-        let bytes = &buf[within..within + (location.key_len as u32 + location.value_len) as usize];
+        let (buf, within) = read_heap(&mut self.device, &self.geometry, self.area, location.heap_offset, location.data_len() as u32)?;
+        let bytes = &buf[within..within + location.data_len()];
         if crc32c(bytes) != location.data_crc || &bytes[..location.key_len as usize] != key {
             return Err(StorageError::ChecksumMismatch { what: "CAPOSST1 entry data", location: location.heap_offset as u64 });
         }
@@ -407,15 +401,15 @@ impl<D: BlockDevice> Store<D> {
         if changes.is_empty() {
             return Ok(());
         }
-        let changes = match changes.iter().all(|(key, value)| value.is_some() || self.index.contains_key(*key)) {
-            true => changes,
-            false => {
-                let kept: Vec<(&[u8], Option<&[u8]>)> =
-                    changes.iter().copied().filter(|(key, value)| value.is_some() || self.index.contains_key(*key)).collect();
-                return if kept.is_empty() { Ok(()) } else { self.apply_changes(&kept) };
-            }
-        };
-        self.apply_changes(changes)
+        let writes = |(key, value): &(&[u8], Option<&[u8]>)| value.is_some() || self.index.contains_key(*key);
+        if changes.iter().all(writes) {
+            return self.apply_changes(changes);
+        }
+        let kept: Vec<(&[u8], Option<&[u8]>)> = changes.iter().copied().filter(writes).collect();
+        if kept.is_empty() {
+            return Ok(());
+        }
+        self.apply_changes(&kept)
     }
 
     /// [`Store::apply`] after checking: one entry per change, key order,

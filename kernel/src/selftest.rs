@@ -17,7 +17,7 @@ static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 
 pub const TESTS: &[&str] = &[
-    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk", "readonly",
+    "smoke", "page-fault", "invalid-opcode", "divide-error", "stack-overflow", "panic", "msix", "timer", "blk", "readonly", "bulk",
     "nvme-irqs-off", "nvme-timeout", "lockorder", "tlb", "tlb-skip", "scsi-overlap", "scsi-timeout",
 ];
 
@@ -49,6 +49,7 @@ pub fn run(name: &str) {
         "timer" => timer(),
         "blk" => blk(),
         "readonly" => read_only_wrapper(),
+        "bulk" => report("bulk-in-place", bulk_in_place()),
         "nvme-irqs-off" => report("nvme-irqs-off", nvme_irqs_off()),
         "nvme-timeout" => report("nvme-timeout-reset", nvme_timeout()),
         "lockorder" => lock_order(),
@@ -517,6 +518,121 @@ fn read_only_wrapper() {
         }
         Ok(String::from("reads pass, a returned File is wrapped, write refused with readOnly without reaching the file, unknown interfaces refused"))
     })());
+}
+
+/// `KernelResponder::bulk_out_with` in a space of its own: into a bulk
+/// buffer on physically contiguous pages, the fill runs on the caller's
+/// own frames (bytes past what it reports zeroed, all of them on an
+/// error); on scattered pages it runs on a staging buffer whose bytes are
+/// then copied; a range on the IPC area is never handed out in place.
+fn bulk_in_place() -> Result<String, String> {
+    use crate::cap::{Bulk, CapList, Caller, KernelResponder, Reply};
+    use crate::mm::address_space::AddressSpace;
+    use crate::mm::ipc_area::IpcArea;
+    use crate::mm::usermem::UserSlice;
+    use capos_abi::ipc::{BULK_READ, BULK_WRITE, IPC_AREA_ADDR};
+    use capos_serve::Responder;
+
+    const RUN: u64 = 0x40_0000; // four contiguous pages
+    const SCATTERED: u64 = 0x50_0000; // four pages, a frame held between each
+    let mut space = AddressSpace::new().map_err(|e| format!("no space: {e:?}"))?;
+    let run = space.map_new(RUN, 4, true, false).map_err(|e| format!("map: {e:?}"))?;
+    if run.windows(2).any(|w| w[1] != w[0] + 4096) {
+        return Err(String::from("setup: no contiguous run of 4 frames free"));
+    }
+    let mut gaps = Vec::new();
+    for i in 0..4 {
+        space.map_new(SCATTERED + i * 4096, 1, true, false).map_err(|e| format!("map: {e:?}"))?;
+        gaps.push(frames::alloc_zeroed().ok_or("no frame")?);
+    }
+    let scattered: Vec<u64> = (0..4).map(|i| space.translate_user(SCATTERED + i * 4096).map(|(pa, _)| pa)).collect::<Option<_>>().ok_or("unmapped")?;
+    let result = (|| {
+        if scattered.windows(2).all(|w| w[1] == w[0] + 4096) {
+            return Err(String::from("setup: the scattered pages came out contiguous"));
+        }
+        let area = IpcArea::new().ok_or("no IPC area")?;
+        space.map_frames(IPC_AREA_ADDR, area.phys(), 2, true).map_err(|e| format!("map the IPC area: {e:?}"))?;
+        let no_caps = CapList::new();
+        let caller = Caller { pid: 0, name: "selftest", caps: &no_caps };
+        let user = |va: u64, n: usize| -> Vec<u8> {
+            (0..n as u64).map(|i| {
+                let (pa, _) = space.translate_user(va + i).expect("mapped");
+                // SAFETY: a frame of the test space, direct-mapped.
+                unsafe { (phys_to_virt(pa) as *const u8).read() }
+            }).collect()
+        };
+        // One bulk_out_with into `va`: (the buffer fill saw, bulk bytes out, result).
+        let mut dirty = 0usize;
+        let mut call = |va: u64, len: usize, fail: bool| -> Result<(u64, u64, Result<usize, ()>), String> {
+            let slice = UserSlice::new(va, 4 * 4096).map_err(|e| format!("{e:?}"))?;
+            let mut returned = CapList::new();
+            let mut reply = Reply::new(area.view(), &mut dirty, &mut returned, Some(Bulk::new(&space, slice, BULK_WRITE)));
+            let mut seen = 0u64;
+            let r = KernelResponder::new(&caller, &mut reply).bulk_out_with(len, |buf| {
+                seen = buf.as_ptr() as u64;
+                buf.fill(0xee); // scratch past what is reported
+                for (i, b) in buf[..100].iter_mut().enumerate() {
+                    *b = i as u8 + 1;
+                }
+                if fail { Err(()) } else { Ok(100) }
+            }).map_err(|e| format!("{e:?}"))?;
+            Ok((seen, reply.finish().1, r))
+        };
+        let want: Vec<u8> = (1..=100).collect();
+        // Contiguous: in place, the rest zeroed.
+        let (seen, out, r) = call(RUN, 8192, false)?;
+        if seen != phys_to_virt(run[0]) {
+            return Err(format!("contiguous pages: the fill ran on {seen:#x}, not on the caller's frames"));
+        }
+        let got = user(RUN, 8192 + 16);
+        if r != Ok(100) || out != 100 || got[..100] != want[..] || got[100..8192].iter().any(|&b| b != 0) {
+            return Err(format!("contiguous pages: result {r:?}, bulk out {out}, bytes past the answer not zeroed or the answer wrong"));
+        }
+        if got[8192..] != [0u8; 16] {
+            return Err(String::from("contiguous pages: bytes past the asked length were written"));
+        }
+        // An error leaves nothing of the fill behind.
+        let (_, out, r) = call(RUN, 8192, true)?;
+        if r != Err(()) || out != 0 || user(RUN, 8192).iter().any(|&b| b != 0) {
+            return Err(String::from("contiguous pages: a failed fill left bytes behind (or reported a bulk result)"));
+        }
+        // Scattered: staged and copied, only what the fill reported.
+        let (seen, out, r) = call(SCATTERED + 4000, 8192, false)?;
+        if scattered.iter().any(|&pa| seen >= phys_to_virt(pa) && seen < phys_to_virt(pa) + 4096) {
+            return Err(String::from("scattered pages: the fill ran in place"));
+        }
+        let got = user(SCATTERED + 4000, 200);
+        if r != Ok(100) || out != 100 || got[..100] != want[..] || got[100..].iter().any(|&b| b != 0) {
+            return Err(format!("scattered pages: result {r:?}, bulk out {out}, or the bytes across the page boundary wrong"));
+        }
+        // Reading the caller's bytes (a write's data): in place on the
+        // run, a copy across the scattered pages; the same bytes either way.
+        let mut read = |va: u64| -> Result<(u64, Vec<u8>), String> {
+            let slice = UserSlice::new(va, 200).map_err(|e| format!("{e:?}"))?;
+            let mut returned = CapList::new();
+            let mut reply = Reply::new(area.view(), &mut dirty, &mut returned, Some(Bulk::new(&space, slice, BULK_READ)));
+            KernelResponder::new(&caller, &mut reply).bulk_in_with(|data| (data.as_ptr() as u64, data.to_vec())).map_err(|e| format!("{e:?}"))
+        };
+        let (seen, got) = read(RUN)?;
+        if seen != phys_to_virt(run[0]) || got != user(RUN, 200) {
+            return Err(String::from("contiguous pages: a write's data was not read in place, or read wrong"));
+        }
+        let (seen, got) = read(SCATTERED + 4000)?;
+        if scattered.iter().any(|&pa| seen >= phys_to_virt(pa) && seen < phys_to_virt(pa) + 4096) || got != user(SCATTERED + 4000, 200) || got[..100] != want[..] {
+            return Err(String::from("scattered pages: a write's data was read in place, or its copy is wrong"));
+        }
+        // The IPC area is never handed out in place.
+        // (Its two pages are mapped writable and contiguous here.)
+        let on_area = UserSlice::new(IPC_AREA_ADDR, 8192).map_err(|e| format!("{e:?}"))?;
+        if !matches!(on_area.with_contiguous_mut(&space, 8192, |_| ()), Ok(None)) {
+            return Err(String::from("a range on the IPC area was handed out in place"));
+        }
+        Ok(String::from("reads and writes in place on contiguous frames (rest and failures zeroed), staged across scattered frames, never on the IPC area"))
+    })();
+    for pa in gaps {
+        let _ = frames::free(pa);
+    }
+    result
 }
 
 /// The LAPIC timer must tick at about 100 Hz against the TSC.

@@ -210,6 +210,12 @@ impl Responder for ServeResponder<'_> {
         Ok(self.bulk_in_len().map(|n| self.bulk[..n].to_vec()))
     }
 
+    /// In place: `f` reads the service's registered bulk buffer, where the
+    /// kernel put the caller's bytes (no copy into a `Vec`).
+    fn bulk_in_with<T>(&self, f: impl FnOnce(&[u8]) -> T) -> Result<T, SysError> {
+        Ok(f(&self.bulk[..self.bulk_in_len().unwrap_or(0)]))
+    }
+
     fn bulk_in_len(&self) -> Option<usize> {
         match self.call.bulk_in {
             0 => None,

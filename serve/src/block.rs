@@ -26,7 +26,6 @@ use capos_abi::ipc::MAX_BULK_BYTES;
 use capos_abi::message::CallMessage;
 use capos_abi::SysError;
 use alloc::format;
-use alloc::vec;
 use capos_storage::BlockError;
 
 /// What `BlockDevice.info` answers.
@@ -130,14 +129,10 @@ pub fn dispatch<S: BlockServer + ?Sized, R: Responder>(server: &S, call: &CallMe
                 Ok(len) => len,
                 Err(e) => return data_reply(r, Err(e)),
             };
-            let mut buf = vec![0u8; len];
-            match server.read(lba, &mut buf) {
-                Ok(()) => {
-                    r.bulk_out(&buf)?;
-                    data_reply(r, Ok(()))
-                }
-                Err(e) => data_reply(r, Err(e)),
-            }
+            // Read where the answer goes: the caller's pages (the kernel's
+            // responder, when they are contiguous) or a service's buffer.
+            let result = r.bulk_out_with(len, |buf| server.read(lba, buf).map(|()| len))?;
+            data_reply(r, result.map(|_| ()))
         }
         m::WRITE => {
             let lba = call.params::<block_device::write_params::Owned>().map_err(bad_params)?.get_lba();
@@ -155,8 +150,7 @@ pub fn dispatch<S: BlockServer + ?Sized, R: Responder>(server: &S, call: &CallMe
             if let Err(e) = check(&g, lba, (len / g.block_size as usize) as u64, MAX_BULK_BYTES as usize) {
                 return void_reply(r, Err(e));
             }
-            let data = r.bulk_in()?.unwrap_or_default();
-            let result = server.write(lba, &data);
+            let result = r.bulk_in_with(|data| server.write(lba, data))?;
             void_reply(r, result)
         }
         m::FLUSH => {
@@ -186,6 +180,7 @@ mod tests {
     use capos_abi::capos_capnp::void_result;
     use capos_abi::helpers::{read_data, read_void};
     use capos_abi::interfaces::BLOCK_DEVICE;
+    use alloc::vec;
     use alloc::vec::Vec;
     use core::cell::{Cell, RefCell};
 

@@ -6,7 +6,7 @@
 //! buffer, at most [`MAX_BULK_BYTES`] and at most the buffer. A larger
 //! length is `tooLarge` and never reaches the server.
 
-use super::{bad_params, data_or_bulk, void_reply, Responder};
+use super::{bad_params, with_data, void_reply, Responder};
 use capos_abi::capos_capnp::{data_result, file, stat_result, u_int64_result, ErrorCode, TimeProvenance};
 use capos_abi::helpers::{fill_data, fill_stat, fill_u64, CapError, Stat, Timestamp};
 use capos_abi::interfaces::file_method as m;
@@ -99,10 +99,7 @@ pub fn dispatch<S: FileServer + ?Sized, R: Responder>(server: &S, call: &CallMes
                 Some(_) => Ok(()),
                 None => Err(CapError::new(ErrorCode::InvalidArgument, &format!("a write of {len} bytes at offset {offset} ends past the largest offset"))),
             };
-            let result = match data_or_bulk(inline, r, past_end)? {
-                Ok(data) => server.write(offset, data.bytes()),
-                Err(e) => Err(e),
-            };
+            let result = with_data(inline, r, past_end, |data| server.write(offset, data))?;
             r.results::<u_int64_result::Owned>(|b| {
                 fill_u64(b, &result);
                 Ok(())

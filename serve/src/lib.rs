@@ -76,6 +76,15 @@ pub trait Responder {
     /// The bytes of the caller's bulk buffer, if the call carries one the
     /// server may read.
     fn bulk_in(&self) -> Result<Option<Vec<u8>>, SysError>;
+    /// Run `f` over the caller's bulk bytes (an empty slice when the call
+    /// carries no buffer the server may read) and hand back its result:
+    /// where they lie when the responder can reach them in place (a
+    /// service's registered buffer; the caller's own pages for the
+    /// kernel's, when contiguous), else over a copy
+    /// ([`bulk_in`](Self::bulk_in), the default).
+    fn bulk_in_with<T>(&self, f: impl FnOnce(&[u8]) -> T) -> Result<T, SysError> {
+        Ok(f(&self.bulk_in()?.unwrap_or_default()))
+    }
     /// How many bytes [`bulk_in`](Self::bulk_in) would copy, without
     /// copying: a dispatcher checks the request against this first, so a
     /// request it refuses costs no copy.
@@ -90,24 +99,35 @@ pub trait Responder {
     /// [`bulk_out_capacity`](Self::bulk_out_capacity)) and says how many it
     /// produced, which become the bulk result; its error is handed back
     /// and nothing is sent. The buffer is not cleared first: `fill` must
-    /// write every byte it reports. This default is for a responder whose
-    /// bulk buffer is not its own memory (the kernel's is the caller's):
-    /// it fills a zeroed buffer and copies it with
-    /// [`bulk_out`](Self::bulk_out). A service's responder overrides it to
-    /// hand out its registered buffer itself, with no staging copy.
+    /// write every byte it reports. The default fills a zeroed staging
+    /// buffer and copies it with [`bulk_out`](Self::bulk_out)
+    /// ([`staged_bulk_out_with`]). A service's responder overrides it to
+    /// hand out its registered buffer; the kernel's hands out the caller's
+    /// own pages when they are physically contiguous (bytes past what
+    /// `fill` reports, and the whole buffer on an error, are then zeroed,
+    /// so the caller never sees what an engine left in scratch space).
     fn bulk_out_with<E>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<Result<usize, E>, SysError> {
-        if self.bulk_out_capacity().is_none_or(|room| len > room) {
-            return Err(SysError::InvalidArgument);
+        staged_bulk_out_with(self, len, fill)
+    }
+}
+
+/// [`Responder::bulk_out_with`] through a staging buffer: `fill` writes a
+/// zeroed `Vec`, whose first `n` bytes go out with
+/// [`bulk_out`](Responder::bulk_out). The default, and the fallback of a
+/// responder that fills in place only when it can (the kernel's, when the
+/// caller's pages are not physically contiguous).
+pub fn staged_bulk_out_with<R: Responder + ?Sized, E>(r: &mut R, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<Result<usize, E>, SysError> {
+    if r.bulk_out_capacity().is_none_or(|room| len > room) {
+        return Err(SysError::InvalidArgument);
+    }
+    let mut buf = alloc::vec![0u8; len];
+    match fill(&mut buf) {
+        Ok(n) => {
+            let n = n.min(len);
+            r.bulk_out(&buf[..n])?;
+            Ok(Ok(n))
         }
-        let mut buf = alloc::vec![0u8; len];
-        match fill(&mut buf) {
-            Ok(n) => {
-                let n = n.min(len);
-                self.bulk_out(&buf[..n])?;
-                Ok(Ok(n))
-            }
-            Err(e) => Ok(Err(e)),
-        }
+        Err(e) => Ok(Err(e)),
     }
 }
 
@@ -144,38 +164,26 @@ pub(crate) fn bad_params(e: impl Into<MessageError>) -> SysError {
     e.into().sys_error()
 }
 
-/// The bytes a `Data` param stands for: itself, or the bulk buffer when
-/// the param is empty and a readable bulk buffer came with the call.
-/// `admit` sees the length first and may refuse before anything is copied.
-pub(crate) fn data_or_bulk<'a, R: Responder>(
-    inline: &'a [u8],
+/// Run `f` over the bytes a `Data` param stands for: itself, or the bulk
+/// buffer (in place where the responder can) when the param is empty and
+/// a readable bulk buffer came with the call. `admit` sees the length
+/// first and may refuse before anything is copied or `f` runs.
+pub(crate) fn with_data<R: Responder, T>(
+    inline: &[u8],
     r: &R,
     admit: impl FnOnce(usize) -> Result<(), CapError>,
-) -> Result<Result<DataIn<'a>, CapError>, SysError> {
+    f: impl FnOnce(&[u8]) -> Result<T, CapError>,
+) -> Result<Result<T, CapError>, SysError> {
     match r.bulk_in_len() {
-        None => Ok(admit(inline.len()).map(|()| DataIn::Inline(inline))),
+        None => Ok(admit(inline.len()).and_then(|()| f(inline))),
         Some(_) if !inline.is_empty() => Ok(Err(CapError::new(
             capos_abi::capos_capnp::ErrorCode::InvalidArgument,
             "data given twice: both inline and in the bulk buffer",
         ))),
         Some(len) => match admit(len) {
             Err(e) => Ok(Err(e)),
-            Ok(()) => Ok(Ok(DataIn::Bulk(r.bulk_in()?.unwrap_or_default()))),
+            Ok(()) => r.bulk_in_with(f),
         },
-    }
-}
-
-pub(crate) enum DataIn<'a> {
-    Inline(&'a [u8]),
-    Bulk(Vec<u8>),
-}
-
-impl DataIn<'_> {
-    pub(crate) fn bytes(&self) -> &[u8] {
-        match self {
-            DataIn::Inline(b) => b,
-            DataIn::Bulk(v) => v,
-        }
     }
 }
 

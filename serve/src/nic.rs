@@ -127,9 +127,9 @@ pub fn dispatch<S: NicServer + ?Sized, R: Responder>(server: &S, call: &CallMess
             })
         }
         m::TRANSMIT => {
-            let result = match r.bulk_in()? {
+            let result = match r.bulk_in_len() {
                 None => Err(invalid("Nic.transmit takes its frame from a readable bulk buffer; the call has none")),
-                Some(frame) => server.transmit(&frame),
+                Some(_) => r.bulk_in_with(|frame| server.transmit(frame))?,
             };
             void_reply(r, result)
         }

@@ -1,7 +1,7 @@
 //! `Store`: the trait a key/value object implements, and the capnp
 //! dispatcher in front of it.
 
-use super::{bad_params, data_or_bulk, Responder};
+use super::{bad_params, with_data, Responder};
 use capos_abi::capos_capnp::{bool_result, data_result, keys_result, store, void_result};
 use capos_abi::helpers::{fill_bool, fill_data, fill_error, fill_void, CapError};
 use capos_abi::interfaces::store_method as m;
@@ -77,10 +77,7 @@ pub fn dispatch<S: StoreServer + ?Sized, R: Responder>(server: &S, call: &CallMe
             let p = call.params::<store::put_params::Owned>().map_err(bad_params)?;
             let key = p.get_key().map_err(bad_params)?;
             let inline = p.get_value().map_err(bad_params)?;
-            let result = match data_or_bulk(inline, r, |_| Ok(()))? {
-                Ok(value) => server.put(key, value.bytes()),
-                Err(e) => Err(e),
-            };
+            let result = with_data(inline, r, |_| Ok(()), |value| server.put(key, value))?;
             r.results::<void_result::Owned>(|b| {
                 fill_void(b, &result);
                 Ok(())

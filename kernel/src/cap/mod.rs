@@ -131,6 +131,26 @@ impl<'a> Bulk<'a> {
         }
         self.slice.write(self.space, data)
     }
+
+    /// Run `f` over the whole buffer in place, if it is readable and its
+    /// pages are physically contiguous (`UserSlice::with_contiguous`);
+    /// `Ok(None)` otherwise.
+    pub fn with_in_place_read<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, SysError> {
+        if !self.readable() {
+            return Ok(None);
+        }
+        self.slice.with_contiguous(self.space, self.slice.len(), f)
+    }
+
+    /// Run `f` over the buffer's first `len` bytes in place, if its pages
+    /// are physically contiguous (`UserSlice::with_contiguous_mut`);
+    /// `Ok(None)` when they are not, or the buffer is not writable.
+    pub fn with_in_place<R>(&self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<Option<R>, SysError> {
+        if !self.writable() {
+            return Ok(None);
+        }
+        self.slice.with_contiguous_mut(self.space, len, f)
+    }
 }
 
 /// What a kernel object answers: results built in place in the caller's
@@ -292,6 +312,19 @@ impl capos_serve::Responder for KernelResponder<'_, '_> {
         self.reply.bulk().filter(|b| b.readable()).map(|b| b.len())
     }
 
+    /// The caller's pages where they lie when physically contiguous (the
+    /// engine and the device's DMA read them: no kernel buffer, no copy);
+    /// a copy otherwise.
+    fn bulk_in_with<T>(&self, f: impl FnOnce(&[u8]) -> T) -> Result<T, SysError> {
+        let mut f = Some(f);
+        if let Some(b) = self.reply.bulk() {
+            if let Some(t) = b.with_in_place_read(|data| (f.take().expect("run once"))(data))? {
+                return Ok(t);
+            }
+        }
+        Ok((f.take().expect("not run"))(&self.bulk_in()?.unwrap_or_default()))
+    }
+
     fn bulk_out_capacity(&self) -> Option<usize> {
         self.reply.bulk().filter(|b| b.writable()).map(|b| b.len())
     }
@@ -303,6 +336,42 @@ impl capos_serve::Responder for KernelResponder<'_, '_> {
         }
         self.reply.set_bulk_out(data.len() as u64);
         Ok(())
+    }
+
+    /// In the caller's own pages when they are physically contiguous (a
+    /// device's DMA and the engine's bytes land there: no kernel buffer,
+    /// no copy); through a staging buffer otherwise. In place, the bytes
+    /// past what `fill` reports, and all of them on an error, are zeroed:
+    /// whatever an engine used as scratch (the rest of a block, a failed
+    /// read's partial data) never stays in the caller's memory, as it
+    /// never left the staging buffer.
+    fn bulk_out_with<E>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<Result<usize, E>, SysError> {
+        let Some(b) = self.reply.bulk().filter(|b| b.writable() && len <= b.len()) else {
+            return Err(SysError::InvalidArgument);
+        };
+        let mut fill = Some(fill);
+        let done = b.with_in_place(len, |buf| {
+            let fill = fill.take().expect("run once");
+            match fill(buf) {
+                Ok(n) => {
+                    let n = n.min(buf.len());
+                    buf[n..].fill(0);
+                    Ok(n)
+                }
+                Err(e) => {
+                    buf.fill(0);
+                    Err(e)
+                }
+            }
+        })?;
+        match done {
+            Some(Ok(n)) => {
+                self.reply.set_bulk_out(n as u64);
+                Ok(Ok(n))
+            }
+            Some(Err(e)) => Ok(Err(e)),
+            None => capos_serve::staged_bulk_out_with(self, len, fill.take().expect("not run")),
+        }
     }
 }
 

@@ -84,6 +84,71 @@ impl UserSlice {
     }
 }
 
+impl UserSlice {
+    /// The physical address of the first `len` bytes of the range when
+    /// they are one physically contiguous run of user pages (writable if
+    /// `write`) off the IPC area; `None` when scattered or on the area.
+    fn contiguous(&self, space: &AddressSpace, len: usize, write: bool) -> Result<Option<u64>, SysError> {
+        if len > self.len {
+            return Err(SysError::BufferTooSmall);
+        }
+        let area = capos_abi::ipc::IPC_AREA_ADDR..capos_abi::ipc::IPC_AREA_ADDR + capos_abi::ipc::AREA_BYTES as u64;
+        if len == 0 || (self.addr < area.end && self.addr + len as u64 > area.start) {
+            return Ok(None);
+        }
+        let mut pieces = space.pieces(self.addr, len, write);
+        let Some((base, mut n)) = pieces.next(usize::MAX).map_err(|_| SysError::BadAddress)? else { return Ok(None) };
+        while let Some((pa, m)) = pieces.next(usize::MAX).map_err(|_| SysError::BadAddress)? {
+            if pa != base + n as u64 {
+                return Ok(None);
+            }
+            n += m;
+        }
+        Ok(Some(base))
+    }
+
+    /// Run `f` over the first `len` bytes of the range as one slice, in
+    /// place, when their pages are writable user pages that are physically
+    /// contiguous (as `AddressSpace::map_new` lays out a program's
+    /// segments whenever the frame allocator has a run): a caller's bulk
+    /// buffer then receives a device's DMA and an engine's bytes where it
+    /// lies, with no kernel buffer and no copy. `Ok(None)` (and `f` not
+    /// run) when the pages are scattered, the range touches the IPC area
+    /// or `len` is 0; `Err` when a page is not mapped writable for the
+    /// user.
+    ///
+    /// The caller must keep `space` alive for the call (a process's
+    /// syscall holds its space) and the range must be this process's
+    /// memory for the duration of its own syscall: the one thread that
+    /// could touch it is blocked in that syscall.
+    pub fn with_contiguous_mut<R>(&self, space: &AddressSpace, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<Option<R>, SysError> {
+        let Some(base) = self.contiguous(space, len, true)? else { return Ok(None) };
+        // SAFETY: `base..base + len` is one run of frames mapped writable
+        // for the user in `space` (`contiguous`), direct-mapped, and not
+        // the IPC area (the one user mapping of frames the kernel also
+        // reads and writes on its own: `AddressSpace::map_frames`). Every
+        // other frame of a space is its own (`map_new`) and is written by
+        // the kernel only on behalf of its process: in that process's
+        // syscalls, or by a delivery while it waits in a receive or for a
+        // reply. Its only thread is in this syscall, so for the life of
+        // the slice nothing else reads or writes these bytes, and the
+        // caller keeps `space` (and so the frames) alive.
+        let buf = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(base) as *mut u8, len) };
+        Ok(Some(f(buf)))
+    }
+
+    /// [`with_contiguous_mut`](Self::with_contiguous_mut) for reading: `f`
+    /// sees the bytes where they lie (a write's data goes from the
+    /// caller's pages to the engine and the device's DMA with no copy).
+    pub fn with_contiguous<R>(&self, space: &AddressSpace, len: usize, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, SysError> {
+        let Some(base) = self.contiguous(space, len, false)? else { return Ok(None) };
+        // SAFETY: as in `with_contiguous_mut`, for user pages that need
+        // not be writable: nothing writes them while the slice lives.
+        let buf = unsafe { core::slice::from_raw_parts(phys_to_virt(base) as *const u8, len) };
+        Ok(Some(f(buf)))
+    }
+}
+
 /// Copy `len` bytes from user memory of one space to user memory of
 /// another (or the same), page piece by page piece through the direct map:
 /// the bulk path of an endpoint call. Both ranges are checked as they go

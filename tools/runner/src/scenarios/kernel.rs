@@ -23,8 +23,8 @@ fn online_line(smp: &str) -> String {
 /// plain count (a topology such as `4,sockets=2` is left to the kernel's
 /// own smp-online check against the MADT).
 fn smoke_boot() -> Boot {
-    let expect = ["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-kernel-stacks", "[PASS] smoke-frames", "[PASS] smp-online", "[PASS] lapic-timer-ticks", "[PASS] read-only-wrapper"];
-    let mut boot = kernel_boot("boot", "test=smoke,timer,readonly", Expect::Success, &expect);
+    let expect = ["mem: usable=", "[PASS] smoke-heap", "[PASS] smoke-kernel-stacks", "[PASS] smoke-frames", "[PASS] smp-online", "[PASS] lapic-timer-ticks", "[PASS] read-only-wrapper", "[PASS] bulk-in-place"];
+    let mut boot = kernel_boot("boot", "test=smoke,timer,readonly,bulk", Expect::Success, &expect);
     let smp = std::env::var("QEMU_SMP").unwrap_or_else(|_| "1".into());
     if smp.parse::<u32>().is_ok() {
         boot.judgement.expect.push(online_line(&smp));

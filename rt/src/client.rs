@@ -303,6 +303,11 @@ impl Incoming {
     pub fn badge(&self) -> u64 {
         self.envelope.badge
     }
+    /// More calls were queued behind this one when it was delivered
+    /// ([`capos_abi::ipc::Received::more_waiting`]).
+    pub fn more_waiting(&self) -> bool {
+        self.envelope.more_waiting()
+    }
     pub fn interface_id(&self) -> u64 {
         self.envelope.interface_id
     }

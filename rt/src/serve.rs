@@ -306,13 +306,61 @@ pub fn serve<S>(
     mut answer: impl FnMut(&mut S, &Call, &mut ServeResponder) -> Result<(), SysError>,
     mut released: impl FnMut(&mut S, u64),
 ) -> CallError {
+    serve_grouped(server, bulk, &mut Alone(state), |s, call, r| answer(s.0, call, r), |s, badge| released(s.0, badge))
+}
+
+/// How a service gathers calls that arrive together and answers them
+/// after one piece of work for the lot (store-service's group commit:
+/// several callers' puts made durable with one flush).
+pub trait Group {
+    /// Take `call` into the group: true when the state has kept what it
+    /// needs of it (its bulk bytes, `bulk_in`, are overwritten by the
+    /// next receive). False: it is answered alone, after the group.
+    fn hold(&mut self, call: &Call, bulk_in: Option<&[u8]>) -> bool;
+    /// Do the group's work (make the held calls' changes durable).
+    fn commit(&mut self);
+    /// Answer the oldest held call (they are answered in the order held).
+    fn answer_held(&mut self, call: &Call, r: &mut ServeResponder) -> Result<(), SysError>;
+}
+
+/// A state that gathers nothing: [`serve`].
+struct Alone<'s, S>(&'s mut S);
+
+impl<S> Group for Alone<'_, S> {
+    fn hold(&mut self, _: &Call, _: Option<&[u8]>) -> bool {
+        false
+    }
+    fn commit(&mut self) {}
+    fn answer_held(&mut self, _: &Call, _: &mut ServeResponder) -> Result<(), SysError> {
+        Err(SysError::InvalidArgument)
+    }
+}
+
+/// [`serve`], gathering calls into groups ([`Group`]): a call is offered
+/// to `hold` only when the kernel said more calls waited behind it
+/// ([`Incoming::more_waiting`]) or a group is already being gathered, so a
+/// call that arrives alone costs what it did; the next one is then taken
+/// without blocking (its caller may have gone meanwhile). The group is
+/// committed and every held call answered, in order, as soon as nothing
+/// more waits, a call is not held, a notification arrives or
+/// [`MAX_HELD`] are held: a held caller never waits on another client's
+/// pace.
+pub fn serve_grouped<S: Group>(
+    server: &mut Server,
+    bulk: &'static mut [u8],
+    state: &mut S,
+    mut answer: impl FnMut(&mut S, &Call, &mut ServeResponder) -> Result<(), SysError>,
+    mut released: impl FnMut(&mut S, u64),
+) -> CallError {
     let mut mints = Mints::default();
+    let mut held: Vec<(u64, Call)> = Vec::new();
     let mut incoming = match server.receive() {
         Ok(c) => c,
         Err(e) => return e,
     };
     loop {
-        if incoming.envelope.is_no_senders() {
+        if incoming.is_no_senders() {
+            answer_group(server, &mut mints, bulk, state, &mut held);
             if mints.gone(incoming.badge()) {
                 released(state, incoming.badge());
             }
@@ -323,7 +371,35 @@ pub fn serve<S>(
             continue;
         }
         let token = incoming.reply_token();
+        let more = incoming.more_waiting();
         let call = Call::copy(&incoming);
+        if (more || !held.is_empty()) && held.len() < MAX_HELD {
+            let bytes = (call.bulk_in > 0).then(|| &bulk[..call.bulk_in.min(bulk.len())]);
+            if state.hold(&call, bytes) {
+                held.push((token, call));
+                if more && held.len() < MAX_HELD {
+                    match server.receive_timeout(0) {
+                        Ok(next) => {
+                            incoming = next;
+                            continue;
+                        }
+                        Err(e) if e.sys() == Some(SysError::TimedOut) => {}
+                        Err(e) => {
+                            answer_group(server, &mut mints, bulk, state, &mut held);
+                            return e;
+                        }
+                    }
+                }
+                answer_group(server, &mut mints, bulk, state, &mut held);
+                incoming = match server.receive() {
+                    Ok(c) => c,
+                    Err(e) => return e,
+                };
+                continue;
+            }
+        }
+        // Answered alone; a group gathered before it goes first.
+        answer_group(server, &mut mints, bulk, state, &mut held);
         let mut r = ServeResponder::new(server, &mut mints, &call, &mut *bulk);
         let answered = answer(state, &call, &mut r);
         let prepared = r.prepare(answered);
@@ -339,6 +415,25 @@ pub fn serve<S>(
                 Err(e) => return e,
             },
         };
+    }
+}
+
+/// At most this many calls held in one group.
+pub const MAX_HELD: usize = 64;
+
+/// Commit the group and answer every held call, oldest first. A caller
+/// that died meanwhile is not answered; the others are.
+fn answer_group<S: Group>(server: &Server, mints: &mut Mints, bulk: &mut [u8], state: &mut S, held: &mut Vec<(u64, Call)>) {
+    if held.is_empty() {
+        return;
+    }
+    state.commit();
+    for (token, call) in held.drain(..) {
+        let mut r = ServeResponder::new(server, mints, &call, &mut *bulk);
+        let answered = state.answer_held(&call, &mut r);
+        let prepared = r.prepare(answered);
+        let out = prepared.bulk_len();
+        let _ = prepared.send(|word| syscall::endpoint_reply(token, word, &bulk[..out]));
     }
 }
 

@@ -116,11 +116,12 @@ pub fn cap_call(handle: Handle, interface_id: u64, word: CallWord, bulk: (u64, u
     Ok((ReplyWord::new(rdx as u32, (rdx >> 32) as u8), rsi))
 }
 
+#[inline(always)]
 fn received(r: [u64; 7]) -> Result<Received, Failure> {
     if r[0] != 0 {
         return Err(failure(r[0], r[1]));
     }
-    let word = CallWord::unpack(r[1]).map_err(|e| Failure { error: Some(e), detail: 0 })?;
+    let word = Received::unpack_word(r[1]).map_err(|e| Failure { error: Some(e), detail: 0 })?;
     Ok(Received { word, interface_id: r[2], token: r[3], badge: r[4], bulk_in: r[5], bulk_out_capacity: r[6] })
 }
 

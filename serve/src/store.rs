@@ -1,9 +1,9 @@
 //! `Store`: the trait a key/value object implements, and the capnp
 //! dispatcher in front of it.
 
-use super::{bad_params, with_data, Responder};
-use capos_abi::capos_capnp::{bool_result, data_result, keys_result, store, void_result};
-use capos_abi::helpers::{fill_bool, fill_data, fill_error, fill_void, CapError};
+use super::{bad_params, void_reply, with_data, Responder};
+use capos_abi::capos_capnp::{bool_result, data_result, keys_result, store};
+use capos_abi::helpers::{fill_bool, fill_data, fill_error, CapError};
 use capos_abi::interfaces::store_method as m;
 use capos_abi::message::CallMessage;
 use capos_abi::SysError;
@@ -63,7 +63,10 @@ pub trait StoreServer {
     fn list(&self, after: &[u8], limit: usize) -> Result<(Vec<Vec<u8>>, bool), CapError>;
 }
 
-fn bool_reply<R: Responder>(r: &mut R, result: Result<bool, CapError>) -> Result<(), SysError> {
+/// A `delete`'s (or `has`'s) answer, in `dispatch`'s result shape: for a
+/// server that runs deletes apart from `dispatch` (store-service's group
+/// commit). A put's is [`crate::void_reply`].
+pub fn bool_reply<R: Responder>(r: &mut R, result: Result<bool, CapError>) -> Result<(), SysError> {
     r.results::<bool_result::Owned>(|b| {
         fill_bool(b, &result);
         Ok(())
@@ -78,10 +81,7 @@ pub fn dispatch<S: StoreServer + ?Sized, R: Responder>(server: &S, call: &CallMe
             let key = p.get_key().map_err(bad_params)?;
             let inline = p.get_value().map_err(bad_params)?;
             let result = with_data(inline, r, |_| Ok(()), |value| server.put(key, value))?;
-            r.results::<void_result::Owned>(|b| {
-                fill_void(b, &result);
-                Ok(())
-            })
+            void_reply(r, result)
         }
         m::GET => {
             let key = call.params::<store::get_params::Owned>().map_err(bad_params)?.get_key().map_err(bad_params)?;
@@ -152,7 +152,7 @@ pub fn dispatch<S: StoreServer + ?Sized, R: Responder>(server: &S, call: &CallMe
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use capos_abi::capos_capnp::ErrorCode;
+    use capos_abi::capos_capnp::{void_result, ErrorCode};
     use capos_abi::helpers::{read_data, read_void};
     use capos_abi::interfaces::STORE;
     use alloc::collections::BTreeMap;

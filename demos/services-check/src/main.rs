@@ -16,6 +16,12 @@
 //!   needs) and after the last restart, which must be equal.
 //! - `verify` (second boot, no kills): everything the first boot synced
 //!   reads back.
+//! - `burst ID` (the group-commit boot, several at once): [`BURST_OPS`]
+//!   puts (inline and through the bulk buffer) under `burst/ID/`, every
+//!   fourth followed by a delete of the key before it, as fast as the
+//!   service answers; several such clients make their calls arrive
+//!   together, which store-service commits together. Then every key reads
+//!   back as this client left it, and every delete said the key was there.
 //! Each check prints `[PASS] name` or `[FAIL] name: why`.
 #![no_std]
 #![no_main]
@@ -398,6 +404,43 @@ fn chaos(fs_ctl: &ProcessControl, store_ctl: &ProcessControl, fs: &Directory, st
     false
 }
 
+/// Puts each `burst` client makes.
+const BURST_OPS: u32 = 120;
+
+/// The value of `burst` client `id`'s key `i`: sizes from 1 byte to about
+/// 3 KiB, every other one large enough to go through the bulk buffer.
+fn burst_value(id: &str, i: u32) -> Vec<u8> {
+    let len = if i % 2 == 0 { 1 + i as usize % 50 } else { 1000 + 17 * i as usize };
+    (0..len).map(|j| (j as u32).wrapping_mul(13).wrapping_add(i).wrapping_add(id.len() as u32 * 7) as u8 ^ id.as_bytes()[0]).collect()
+}
+
+fn burst(store: &Store, id: &str) -> Result<(), String> {
+    let key = |i: u32| format!("burst/{id}/{i}");
+    for i in 0..BURST_OPS {
+        let v = burst_value(id, i);
+        let put = if v.len() > 64 { store.put_bulk(key(i).as_bytes(), &v) } else { store.put(key(i).as_bytes(), &v) };
+        put.map_err(|e| format!("put {}: {e:?}", key(i)))?;
+        if i % 4 == 3 {
+            match store.delete(key(i - 1).as_bytes()) {
+                Ok(true) => {}
+                Ok(false) => return Err(format!("delete {} said the key was not there", key(i - 1))),
+                Err(e) => return Err(format!("delete {}: {e:?}", key(i - 1))),
+            }
+        }
+    }
+    for i in 0..BURST_OPS {
+        let got = store.get(key(i).as_bytes());
+        match (i % 4 == 2, got) {
+            (true, Err(e)) if code(&e) == Some(ErrorCode::NotFound) => {}
+            (true, other) => return Err(format!("{} was deleted but reads {:?}", key(i), other.map(|v| v.len()))),
+            (false, Ok(v)) if v == burst_value(id, i) => {}
+            (false, other) => return Err(format!("{} reads {:?}, not its {} bytes", key(i), other.map(|v| v.len()), burst_value(id, i).len())),
+        }
+    }
+    println!("{} puts and {} deletes read back", BURST_OPS, BURST_OPS / 4);
+    Ok(())
+}
+
 fn main(start: &StartInfo) -> i32 {
     let mode = start.args.first().map(String::as_str).unwrap_or("");
     let cap = |n: &str| start.cap(n);
@@ -429,7 +472,11 @@ fn main(start: &StartInfo) -> i32 {
                 ok
             }
         }
-        _ => fail("mode", &format!("unknown mode {mode:?} (write, chaos, verify)")),
+        "burst" => match (cap("store"), start.args.get(1)) {
+            (Some(store), Some(id)) => check(&format!("burst-{id}"), burst(&Store::new(store), id)),
+            _ => fail("burst", "needs a store grant and an id argument"),
+        },
+        _ => fail("mode", &format!("unknown mode {mode:?} (write, chaos, verify, burst)")),
     };
     if ok { 0 } else { 1 }
 }

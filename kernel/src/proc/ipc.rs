@@ -564,8 +564,13 @@ fn try_receive(t: &mut Table, ep: &Arc<Endpoint>, until: Until) -> Result<Option
                 if !c.waiting().is_some_and(|w| w.server == cur && !w.received) {
                     return Err(SysError::PeerGone);
                 }
-                let r = deliver_call(c, s, ep, p.client)?;
+                let mut r = deliver_call(c, s, ep, p.client)?;
                 c.mark_received();
+                // Whether others wait behind it (the MORE_WAITING hint);
+                // only a queued call can have any.
+                if ep.core.lock().queued() > 0 {
+                    r.word.bulk |= capos_abi::ipc::MORE_WAITING;
+                }
                 Ok(r)
             }) {
                 Ok(r) => return Ok(Some(r)),

@@ -101,6 +101,16 @@ pub enum StoreOp<'a> {
     Delete(&'a [u8]),
 }
 
+impl StoreOp<'_> {
+    /// Whether [`Store::apply`] would take this op: its key and value
+    /// within the format's limits (what `apply` checks first). A server
+    /// that gathers several callers' ops into one batch checks each one
+    /// alone, so one caller's bad op fails only that caller.
+    pub fn check(&self) -> Result<(), StorageError> {
+        split_op(self).map(|_| ())
+    }
+}
+
 /// A commit whose record was valid at mount but whose entries did not
 /// verify: on a single-flush store, a commit that power loss cut short.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -33,6 +33,21 @@ fn storage_services_boots() -> Vec<Boot> {
             .forbid(forbid.clone())
             .default_disks(DefaultDisksUse::Reuse)
             .timeout(120),
+        // Group commit: four clients at once on 2 CPUs; their puts and
+        // deletes arrive together and share commits.
+        user_boot("group-commit", "demos/storage-services-group.manifest", "exit_when_idle", &[
+            "[store] CAPOSST1 mounted; serving 'store'",
+            "[b1] [PASS] burst-b1",
+            "[b2] [PASS] burst-b2",
+            "[b3] [PASS] burst-b3",
+            "[b4] [PASS] burst-b4",
+            "[store] group commit: ",
+        ])
+            .smp("2")
+            .guest_verdicts(true)
+            .forbid(forbid.clone())
+            .default_disks(DefaultDisksUse::Reuse)
+            .timeout(120),
         // Another format through the same service: the default FAT disk.
         user_boot("fat-served", "demos/storage-services-fat.manifest", "exit_when_idle", &[
             "[fatfs] FAT32, ",
@@ -195,7 +210,7 @@ const CHURN_TIMEOUT_SECS: u64 = 900;
 pub(super) fn storage_services() -> Scenario {
     Scenario {
         name: "storage-services",
-        description: "storage-fs-service and store-service over Block capabilities: files and keys round trip, a subtree cannot be left, read-only grants are refused, 200 kills mid-workload are restarted with nothing synced lost and every frame given back, and the data survives a reboot",
+        description: "storage-fs-service and store-service over Block capabilities: files and keys round trip, a subtree cannot be left, read-only grants are refused, 200 kills mid-workload are restarted with nothing synced lost and every frame given back, the data survives a reboot, and four clients putting at once share commits (group commit)",
         capos_boot_only: false,
         boots: storage_services_boots(),
     }

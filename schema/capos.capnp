@@ -658,6 +658,8 @@ struct ProcessSpec {
   restartOnFailure @5 :Bool;   # `restart: on-failure`: start it again when it
                                # faults, is killed or exits non-zero
   maxRestarts @6 :UInt32;      # the restart budget for this boot (`max N`)
+  pinned @7 :Bool;             # `cpu: N`: it runs on CPU `cpu` only
+  cpu @8 :UInt8;               # the CPU index (0 = the boot CPU), when pinned
 }
 
 struct Grant {

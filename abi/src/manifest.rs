@@ -468,7 +468,14 @@ pub struct ProcessSpec {
     pub grants: Vec<Grant>,
     pub exports: Vec<String>,
     pub restart: Restart,
+    /// `cpu: N`: the CPU (its index, 0 the boot CPU) this process runs on
+    /// and nowhere else; `None` runs it wherever the scheduler places it.
+    /// A CPU that is not online at boot is logged and the pin dropped.
+    pub cpu: Option<u8>,
 }
+
+/// The most CPUs a `cpu:` line may name (the kernel's `MAX_CPUS`).
+pub const MAX_PINNED_CPU: u8 = 63;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Manifest {
@@ -495,6 +502,8 @@ pub enum Location {
     Mount(usize),
     /// A process's `restart:` policy.
     Restart(usize),
+    /// A process's `cpu:` line.
+    Cpu(usize),
 }
 
 /// Why a manifest was refused.
@@ -696,6 +705,11 @@ impl Manifest {
                     }
                 }
             }
+            if let Some(cpu) = p.cpu {
+                if cpu > MAX_PINNED_CPU {
+                    return Err(ManifestError::at(L::Cpu(i), format!("process '{}': cpu {cpu} is past the last CPU the kernel runs on ({MAX_PINNED_CPU})", p.name)));
+                }
+            }
             if let Restart::OnFailure { max } = p.restart {
                 if max == 0 || max > MAX_RESTART_BUDGET {
                     return Err(ManifestError::at(L::Restart(i), format!("process '{}': restart budget {max} is not 1 to {MAX_RESTART_BUDGET}", p.name)));
@@ -812,6 +826,10 @@ impl Manifest {
                 b.set_restart_on_failure(true);
                 b.set_max_restarts(max);
             }
+            if let Some(cpu) = p.cpu {
+                b.set_pinned(true);
+                b.set_cpu(cpu);
+            }
             let mut grants = b.reborrow().init_grants(p.grants.len() as u32);
             for (g, grant) in p.grants.iter().enumerate() {
                 let mut gb = grants.reborrow().get(g as u32);
@@ -908,6 +926,9 @@ fn read_process(p: process_spec::Reader<'_>) -> Result<ProcessSpec, ManifestErro
     let mut spec = ProcessSpec { name: text(p.get_name()?)?, binary: text(p.get_binary()?)?, ..Default::default() };
     if p.get_restart_on_failure() {
         spec.restart = Restart::OnFailure { max: p.get_max_restarts() };
+    }
+    if p.get_pinned() {
+        spec.cpu = Some(p.get_cpu());
     }
     for a in p.get_args()? {
         spec.args.push(text(a?)?);

@@ -57,7 +57,11 @@
  *
  * The counter is shared by all vCPUs and the inline adds are not atomic,
  * so the plugin refuses to load on a machine with more than one vCPU
- * (the benchmarks run -smp 1).
+ * unless told `rr=on`: the runner passes it together with
+ * `-accel tcg,thread=single`, which runs every vCPU in one thread, in
+ * turn, so no two adds ever race (make bench-smp's round trips across
+ * CPUs). A region then counts what every vCPU executed between START and
+ * STOP.
  *
  * Errors in the arguments go to stderr and make QEMU refuse to start.
  *
@@ -304,12 +308,15 @@ static void on_exit(qemu_plugin_id_t id, void *userdata)
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
 {
     const char *path = NULL;
+    bool round_robin = false;
     char msg[256];
     for (int i = 0; i < argc; i++) {
         if (strncmp(argv[i], "outfile=", 8) == 0 && argv[i][8] != '\0') {
             path = argv[i] + 8;
+        } else if (strcmp(argv[i], "rr=on") == 0) {
+            round_robin = true;
         } else {
-            snprintf(msg, sizeof msg, "insn_count: unknown argument '%s' (expected outfile=PATH)\n", argv[i]);
+            snprintf(msg, sizeof msg, "insn_count: unknown argument '%s' (expected outfile=PATH, rr=on)\n", argv[i]);
             fputs(msg, stderr);
             return -1;
         }
@@ -318,9 +325,9 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
         fputs("insn_count: missing argument outfile=PATH\n", stderr);
         return -1;
     }
-    if (info->system_emulation && info->system.max_vcpus > 1) {
+    if (info->system_emulation && info->system.max_vcpus > 1 && !round_robin) {
         snprintf(msg, sizeof msg,
-                 "insn_count: %d vCPUs; the counter is shared and not atomic, so run with -smp 1\n",
+                 "insn_count: %d vCPUs; the counter is shared and not atomic, so run with -smp 1 (or rr=on with -accel tcg,thread=single)\n",
                  info->system.max_vcpus);
         fputs(msg, stderr);
         return -1;

@@ -1,5 +1,6 @@
 //! A client of `pong` (a userspace server) and of the kernel's Ping. With
-//! `--bench N` it also measures N null calls on each.
+//! `--bench N` it also measures N null calls on each; `--stress N` and
+//! `--round-trips N` are make run-smp's and make bench-smp's.
 #![no_std]
 #![no_main]
 
@@ -83,8 +84,25 @@ fn page_aligned(backing: &mut [u8], len: usize) -> &mut [u8] {
     &mut backing[off..off + len]
 }
 
+/// `--round-trips N` (`make bench-smp`'s icount boot): N null round trips
+/// to `same` (a pong pinned to this process's CPU) and N to `cross` (one
+/// pinned to another CPU), each a counted region; every answer checked.
+fn round_trips(same: PingClient, cross: PingClient, n: u64) -> bool {
+    let mut ok = measure("same-CPU endpoint round trip", n, None, |i| matches!(same.ping(i), Ok(v) if v == i));
+    ok &= measure("cross-CPU endpoint round trip", n, None, |i| matches!(cross.ping(i), Ok(v) if v == i));
+    check("round-trips", ok, alloc::format!("{n} to each server, every answer right"))
+}
+
 fn main(start: &StartInfo) -> i32 {
     let mut ok = true;
+    if let Some(i) = start.args.iter().position(|a| a == "--round-trips") {
+        let n = start.args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1000u64);
+        let (Some(same), Some(cross)) = (start.cap("same").map(PingClient), start.cap("cross").map(PingClient)) else {
+            println!("[FAIL] round-trips: needs the capabilities 'same' and 'cross'");
+            return 1;
+        };
+        return if round_trips(same, cross, n) { 0 } else { 1 };
+    }
     let Some(server) = start.cap("server").map(PingClient) else {
         println!("[FAIL] ipc-setup: no capability 'server' granted");
         return 1;

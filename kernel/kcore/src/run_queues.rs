@@ -22,6 +22,10 @@
 //!    nobody (it is about to look).
 //! 4. An offline CPU is never chosen, woken or stolen from (it has no
 //!    queue entries: rule 1).
+//! 5. A *pinned* entry (a process with a CPU affinity) is never taken by
+//!    another CPU: rule 2 passes over it, leaving it queued, and queuing
+//!    it wakes its own CPU only (never a helper that could not take it).
+//!    Where it is queued is the caller's choice (its CPU).
 
 use alloc::collections::VecDeque;
 
@@ -31,8 +35,15 @@ pub const MAX_CPUS: usize = 64;
 /// A set of CPUs, a bit per index.
 pub type CpuMask = u64;
 
+/// A queued pid, and whether only its own CPU may run it (rule 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    pid: u32,
+    pinned: bool,
+}
+
 pub struct RunQueues {
-    queues: [VecDeque<u32>; MAX_CPUS],
+    queues: [VecDeque<Entry>; MAX_CPUS],
     online: CpuMask,
     idle: CpuMask,
     /// Rule 1's cursor.
@@ -92,14 +103,14 @@ impl RunQueues {
     }
 
     /// Queue `pid` on `cpu` (rule 1), queued by CPU `me`; the CPUs to wake
-    /// (rule 3).
-    pub fn enqueue(&mut self, pid: u32, cpu: usize, me: usize) -> CpuMask {
-        self.queues[cpu].push_back(pid);
+    /// (rule 3). `pinned`: only `cpu` may run it (rule 5).
+    pub fn enqueue(&mut self, pid: u32, cpu: usize, me: usize, pinned: bool) -> CpuMask {
+        self.queues[cpu].push_back(Entry { pid, pinned });
         let idle_others = self.idle & self.online & !(1 << me);
         if cpu != me && idle_others & (1 << cpu) != 0 {
             return 1 << cpu;
         }
-        if cpu == me && self.is_idle(me) {
+        if (cpu == me && self.is_idle(me)) || pinned {
             return 0;
         }
         // Its CPU is busy: the lowest idle one may take it.
@@ -113,27 +124,42 @@ impl RunQueues {
 
     /// Put `pid`, preempted on `cpu`, at the back of that CPU's queue
     /// (wakes nobody: `cpu` is about to run something else).
-    pub fn requeue(&mut self, pid: u32, cpu: usize) {
-        self.queues[cpu].push_back(pid);
+    pub fn requeue(&mut self, pid: u32, cpu: usize, pinned: bool) {
+        self.queues[cpu].push_back(Entry { pid, pinned });
     }
 
     /// Rule 2: what CPU `me` runs next, if anything is ready.
     pub fn next(&mut self, me: usize, ready: impl Fn(u32) -> bool) -> Option<u32> {
-        if let Some(p) = Self::pop_ready(&mut self.queues[me], &ready) {
-            return Some(p);
+        while let Some(e) = self.queues[me].pop_front() {
+            if ready(e.pid) {
+                return Some(e.pid);
+            }
         }
+        // Each other queue once, longest first (ties: lowest index): a
+        // queue left holding only pinned entries is not tried again.
+        let mut tried: CpuMask = 1 << me;
         loop {
-            let from = (0..MAX_CPUS).filter(|&c| c != me && !self.queues[c].is_empty()).max_by_key(|&c| (self.queues[c].len(), usize::MAX - c))?;
-            if let Some(p) = Self::pop_ready(&mut self.queues[from], &ready) {
+            let from = (0..MAX_CPUS).filter(|&c| tried & (1 << c) == 0 && !self.queues[c].is_empty()).max_by_key(|&c| (self.queues[c].len(), usize::MAX - c))?;
+            tried |= 1 << from;
+            if let Some(p) = Self::steal_ready(&mut self.queues[from], &ready) {
                 return Some(p);
             }
         }
     }
 
-    fn pop_ready(q: &mut VecDeque<u32>, ready: &impl Fn(u32) -> bool) -> Option<u32> {
-        while let Some(pid) = q.pop_front() {
-            if ready(pid) {
-                return Some(pid);
+    /// The first ready entry another CPU may run; stale entries met on the
+    /// way are dropped, pinned ones stay where they are (rule 5).
+    fn steal_ready(q: &mut VecDeque<Entry>, ready: &impl Fn(u32) -> bool) -> Option<u32> {
+        let mut i = 0;
+        while i < q.len() {
+            let e = q[i];
+            if !ready(e.pid) {
+                q.remove(i);
+            } else if e.pinned {
+                i += 1;
+            } else {
+                q.remove(i);
+                return Some(e.pid);
             }
         }
         None
@@ -142,6 +168,14 @@ impl RunQueues {
     /// Whether any queue holds an entry (perhaps stale).
     pub fn any(&self) -> bool {
         self.queues.iter().any(|q| !q.is_empty())
+    }
+
+    /// Whether CPU `me` may find something to run: an entry of its own, or
+    /// one another CPU holds that is not pinned there (perhaps stale). An
+    /// idle CPU that asked [`any`](Self::any) instead would spin while a
+    /// pinned process waits for its own busy CPU (rule 5).
+    pub fn any_for(&self, me: usize) -> bool {
+        !self.queues[me].is_empty() || self.queues.iter().enumerate().any(|(c, q)| c != me && q.iter().any(|e| !e.pinned))
     }
 
     /// Entries on `cpu`'s queue (stale ones included).
@@ -180,10 +214,10 @@ mod tests {
         for c in 0..3 {
             r.set_idle(c, false);
         }
-        r.enqueue(10, 1, 1);
-        r.enqueue(11, 1, 1);
-        r.enqueue(20, 2, 2);
-        r.enqueue(1, 0, 0);
+        r.enqueue(10, 1, 1, false);
+        r.enqueue(11, 1, 1, false);
+        r.enqueue(20, 2, 2, false);
+        r.enqueue(1, 0, 0, false);
         assert_eq!(r.next(0, |_| true), Some(1));
         // Nothing of its own: CPU 1's queue is the longest.
         assert_eq!(r.next(0, |_| true), Some(10));
@@ -200,7 +234,7 @@ mod tests {
         r.set_idle(1, false);
         let ready: HashSet<u32> = [3, 7].into_iter().collect();
         for pid in 1..=8 {
-            r.enqueue(pid, (pid % 2) as usize, 0);
+            r.enqueue(pid, (pid % 2) as usize, 0, false);
         }
         let mut got = Vec::new();
         while let Some(p) = r.next(1, |p| ready.contains(&p)) {
@@ -216,17 +250,51 @@ mod tests {
         let mut r = rq(4);
         // CPU 0 busy, 1..3 idle.
         r.set_idle(0, false);
-        assert_eq!(r.enqueue(5, 2, 0), 1 << 2, "an idle target is woken");
-        assert_eq!(r.enqueue(6, 0, 0), 1 << 1, "own queue while busy: the lowest idle helper");
+        assert_eq!(r.enqueue(5, 2, 0, false), 1 << 2, "an idle target is woken");
+        assert_eq!(r.enqueue(6, 0, 0, false), 1 << 1, "own queue while busy: the lowest idle helper");
         r.set_idle(2, false);
-        assert_eq!(r.enqueue(7, 2, 0), 1 << 1, "a busy target: an idle helper, never the target");
+        assert_eq!(r.enqueue(7, 2, 0, false), 1 << 1, "a busy target: an idle helper, never the target");
         r.set_idle(1, false);
         r.set_idle(3, false);
-        assert_eq!(r.enqueue(8, 2, 0), 0, "nobody idles: nobody to wake");
+        assert_eq!(r.enqueue(8, 2, 0, false), 0, "nobody idles: nobody to wake");
         let mut r = rq(2);
-        assert_eq!(r.enqueue(9, 0, 0), 0, "queued on itself while idle: it is about to look");
+        assert_eq!(r.enqueue(9, 0, 0, false), 0, "queued on itself while idle: it is about to look");
         r.set_idle(0, false);
-        assert_eq!(r.enqueue(9, 1, 0), 1 << 1);
+        assert_eq!(r.enqueue(9, 1, 0, false), 1 << 1);
+    }
+
+    #[test]
+    fn pinned_entries_are_never_taken_by_another_cpu() {
+        let mut r = rq(3);
+        for c in 0..3 {
+            r.set_idle(c, false);
+        }
+        r.enqueue(10, 1, 1, true);
+        r.enqueue(11, 1, 1, false);
+        r.enqueue(12, 1, 1, true);
+        r.enqueue(20, 2, 2, true);
+        let gone: HashSet<u32> = [12].into_iter().collect();
+        // CPU 0 has nothing: it may take only 11 (10 and 20 are pinned,
+        // 12 is stale and dropped on the way).
+        assert_eq!(r.next(0, |p| !gone.contains(&p)), Some(11));
+        assert_eq!(r.next(0, |p| !gone.contains(&p)), None, "only pinned entries are left: nothing to take, and no endless loop");
+        assert_eq!(r.len(1), 1, "the pinned entry stays queued; the stale one is gone");
+        assert_eq!(r.next(1, |_| true), Some(10), "its own CPU runs it");
+        assert_eq!(r.next(2, |_| true), Some(20));
+        // An idle CPU is not told there is work when all there is is pinned
+        // elsewhere (it would spin instead of halting).
+        r.enqueue(40, 1, 1, true);
+        assert!(r.any() && !r.any_for(0) && r.any_for(1));
+        r.enqueue(41, 1, 1, false);
+        assert!(r.any_for(0), "an unpinned entry is work for anyone");
+        assert_eq!(r.next(0, |_| true), Some(41));
+        assert_eq!(r.next(1, |_| true), Some(40));
+        // Waking: a pinned entry on a busy CPU wakes no helper.
+        r.set_idle(0, true);
+        assert_eq!(r.enqueue(30, 2, 1, true), 0, "busy target, pinned: nobody to wake");
+        assert_eq!(r.enqueue(31, 2, 1, false), 1 << 0, "the same unpinned: the idle helper");
+        r.set_idle(2, true);
+        assert_eq!(r.enqueue(32, 2, 1, true), 1 << 2, "an idle target is woken, pinned or not");
     }
 
     #[test]
@@ -237,7 +305,7 @@ mod tests {
         r.set_idle(0, false);
         // 1 and 2 are offline (their idle bits are clear, and not online).
         r.set_idle(1, true);
-        assert_eq!(r.enqueue(4, 0, 0), 1 << 3);
+        assert_eq!(r.enqueue(4, 0, 0, false), 1 << 3);
     }
 
     #[test]
@@ -254,24 +322,33 @@ mod tests {
         };
         let mut queued = HashSet::new();
         let mut taken = HashSet::new();
+        let mut pins = std::collections::HashMap::new();
         let mut next_pid = 1;
         for _ in 0..20_000 {
             let cpu = (rand() % 8) as usize;
             r.set_idle(cpu, rand() % 3 == 0);
             if rand() % 2 == 0 {
                 let target = (rand() % 8) as usize;
-                let kicks = r.enqueue(next_pid, target, cpu);
+                let pinned = rand() % 4 == 0;
+                let kicks = r.enqueue(next_pid, target, cpu, pinned);
                 assert_eq!(kicks & !r.online(), 0);
                 assert!(kicks.count_ones() <= 1);
                 queued.insert(next_pid);
+                if pinned {
+                    pins.insert(next_pid, target);
+                }
                 next_pid += 1;
             } else if let Some(p) = r.next(cpu, |p| !taken.contains(&p)) {
                 assert!(queued.contains(&p));
+                assert!(pins.get(&p).is_none_or(|&c| c == cpu), "pid {p} pinned to {:?} ran on {cpu}", pins.get(&p));
                 assert!(taken.insert(p), "pid {p} taken twice");
             }
         }
-        while let Some(p) = r.next(0, |p| !taken.contains(&p)) {
-            assert!(taken.insert(p));
+        for cpu in 0..8 {
+            while let Some(p) = r.next(cpu, |p| !taken.contains(&p)) {
+                assert!(pins.get(&p).is_none_or(|&c| c == cpu));
+                assert!(taken.insert(p));
+            }
         }
         assert_eq!(queued, taken);
     }

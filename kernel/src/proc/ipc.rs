@@ -358,7 +358,7 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
                     match deliver_call(c, s, &ep, cur) {
                         Ok(r) => {
                             s.hand_call(r);
-                            Ok(())
+                            Ok(s.pinned_away())
                         }
                         Err(e) => {
                             c.abandon_call();
@@ -371,8 +371,15 @@ fn call_endpoint(t: &mut Table, handle: Handle, iface: u64, w: CallWord, bulk: O
                     Err(SysError::PeerGone)
                 }
             };
-            if let Err(e) = delivered {
-                return Err(delivery_failed(t, &ep, server, e));
+            let away = match delivered {
+                Ok(away) => away,
+                Err(e) => return Err(delivery_failed(t, &ep, server, e)),
+            };
+            if away {
+                // Its CPU runs it (a `cpu:` pin): queued there, and this
+                // caller waits for the reply like any other.
+                t.queue(server);
+                return Ok(After::Block);
             }
             Ok(After::Switch(t.prepare_switch(server)))
         }
@@ -660,16 +667,17 @@ fn receive_until(f: &mut TrapFrame, until: Until) -> SysResult {
 // ---- Replying ----
 
 /// Deliver the current process's reply for `token`; returns the client,
-/// resumed (ready for a direct switch, not queued). Once the token is
+/// resumed (ready for a direct switch, not queued), and whether it is
+/// pinned to another CPU (then it is queued there instead). Once the token is
 /// accepted, a reply that cannot be delivered fails the client too
 /// (`kcore::call` rule 4): nobody is left waiting.
-fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<u32, SysError> {
+fn reply(t: &mut Table, token: u64, word: ReplyWord, bulk_addr: u64, bulk_len: u64) -> Result<(u32, bool), SysError> {
     let cur = t.current_pid();
     let named = ReplyToken::unpack(token).client;
     let (s, c) = t.current_and(named).ok_or(SysError::InvalidReplyToken)?;
     let client = reply_target(token, cur, |pid| if pid == named { c.waiting() } else { None })?;
     match deliver_reply(s, c, word, bulk_addr, bulk_len) {
-        Ok(()) => Ok(client),
+        Ok(()) => Ok((client, c.pinned_away())),
         Err(e) => {
             c.call_caps_mut().clear();
             c.resume(Some(Wait::Reply { server: cur, seq: 0, received: true }), Err(e));
@@ -719,7 +727,7 @@ fn deliver_reply(s: &mut Process, c: &mut Process, word: ReplyWord, bulk_addr: u
 pub fn endpoint_reply(f: &mut TrapFrame) -> SysResult {
     let word = ReplyWord::unpack(f.rdx).map_err(err)?;
     with(|t| {
-        let client = reply(t, f.rdi, word, f.r10, f.r8)?;
+        let (client, _) = reply(t, f.rdi, word, f.r10, f.r8)?;
         t.queue(client);
         Ok(0)
     })
@@ -734,13 +742,18 @@ pub fn endpoint_reply_receive(f: &mut TrapFrame) -> SysResult {
     let handle = Handle::from_raw(f.rsi);
     let (got, ep) = with(|t| {
         let ep = server_endpoint(t, handle)?;
-        let client = reply(t, f.rdi, word, f.r10, f.r8)?;
+        let (client, away) = reply(t, f.rdi, word, f.r10, f.r8)?;
         match try_receive(t, &ep, Until::Ever) {
             Ok(Some(r)) => {
                 t.queue(client);
                 Ok((Ok(r), ep))
             }
-            // Nothing queued: straight back to the client.
+            // Nothing queued: straight back to the client (on its own
+            // CPU if it is pinned to another).
+            Ok(None) if away => {
+                t.queue(client);
+                Ok((Err(None), ep))
+            }
             Ok(None) => Ok((Err(t.prepare_switch(client)), ep)),
             Err(e) => {
                 t.queue(client);

@@ -208,7 +208,7 @@ pub fn start_from_manifest(modules: &[BootModule], manifest_module: &BootModule)
                 }
             }
         }
-        plans.push(Plan { name: spec.name.clone(), binary: module_bytes(module), args: spec.args.clone(), grants, exports, grant_terms });
+        plans.push(Plan { name: spec.name.clone(), binary: module_bytes(module), args: spec.args.clone(), grants, exports, grant_terms, cpu: spec.cpu.map(usize::from) });
     }
 
     // Load every instance first (nothing runs until all are good); pids
@@ -281,11 +281,12 @@ fn prepare(plan: &Plan, pid: u32) -> Result<Box<Process>, String> {
     let kstack = crate::mm::stacks::alloc("process", KERNEL_STACK_PAGES).map_err(|e| format!("process {}: kernel stack: {:?}", name, e))?;
     let ksp = initial_stack(kstack.top, entry, start_bytes.len() as u64);
     log::info!(
-        "process {} (pid {}): entry {:#x}, {} pages, {} capabilities, {} endpoints",
-        name, pid, entry, space.user_frames(), start.caps.len(), start.endpoints.len()
+        "process {} (pid {}): entry {:#x}, {} pages, {} capabilities, {} endpoints{}",
+        name, pid, entry, space.user_frames(), start.caps.len(), start.endpoints.len(),
+        plan.cpu.map(|c| alloc::format!(", pinned to cpu {c}")).unwrap_or_default()
     );
     let serves = plan.exports.iter().map(|(_, ep)| ep.clone()).collect();
-    Ok(Box::new(Process::new(name.clone(), Some(space), caps, Some(ipc)).with_stack(kstack, ksp, serves)))
+    Ok(Box::new(Process::new(name.clone(), Some(space), caps, Some(ipc)).with_stack(kstack, ksp, serves).with_affinity(plan.cpu)))
 }
 
 /// Bind a prepared instance's exported endpoints to it and queue it.

@@ -43,6 +43,8 @@ pub struct Plan {
     pub exports: Vec<(String, Arc<Endpoint>)>,
     /// Terms of the manifest grants of its endpoints (StartInfo.grantTerms).
     pub grant_terms: Vec<capos_abi::start::GrantTerms>,
+    /// The manifest's `cpu: N`, for every instance.
+    pub cpu: Option<usize>,
 }
 
 struct Supervised {

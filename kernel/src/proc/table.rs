@@ -124,6 +124,10 @@ pub struct Process {
     ksp: AtomicU64,
     /// The CPU it last ran on, or was queued to run on (its run queue).
     cpu: usize,
+    /// The manifest's `cpu: N`: it runs on that CPU only (run_queues rule
+    /// 5; a call or a reply to it from another CPU queues it there instead
+    /// of switching to it: [`Process::pinned_away`]).
+    affinity: Option<usize>,
     /// The IPC area (None for the idle context; owned here, freed with the
     /// process), and the kernel's view of it (computed once: the call path
     /// reads it on every call).
@@ -172,6 +176,7 @@ impl Process {
             kstack: None,
             ksp: AtomicU64::new(0),
             cpu: 0,
+            affinity: None,
             _ipc: ipc,
             recv_dirty: 0,
             seq: 0,
@@ -181,6 +186,20 @@ impl Process {
             serves: Vec::new(),
             exit: None,
         }
+    }
+
+    /// Whether it is pinned to a CPU other than this one: a call or a
+    /// reply that resumes it queues it there ([`Table::queue`]) instead of
+    /// switching to it here (run_queues rule 5).
+    #[inline(always)]
+    pub fn pinned_away(&self) -> bool {
+        self.affinity.is_some_and(|c| c != percpu::index())
+    }
+
+    /// Pinned to `cpu` (the manifest's `cpu: N`), or not.
+    pub fn with_affinity(mut self, cpu: Option<usize>) -> Process {
+        self.affinity = cpu;
+        self
     }
 
     /// A process ready to start on `kstack` at `ksp`, serving `serves`.
@@ -489,7 +508,14 @@ impl Table {
     /// Queue a new process on the next online CPU in turn; its pid, or
     /// `None` when the table is full.
     pub fn add(&mut self, mut p: Box<Process>) -> Option<u32> {
-        let cpu = self.queues.place();
+        if let Some(c) = p.affinity.filter(|&c| c >= MAX_CPUS || self.queues.online() & (1 << c) == 0) {
+            log::warn!("process {}: cpu {} is not online; it runs on any CPU", p.name, c);
+            p.affinity = None;
+        }
+        let cpu = match p.affinity {
+            Some(c) => c,
+            None => self.queues.place(),
+        };
         let pid = self.procs.insert_with(|pid| {
             p.pid = pid;
             p.state = State::Ready;
@@ -503,7 +529,8 @@ impl Table {
     /// Put ready `pid` on `cpu`'s run queue; who to wake for it goes in
     /// `kicks` (run_queues rule 3).
     fn enqueue(&mut self, pid: u32, cpu: usize) {
-        let wake = self.queues.enqueue(pid, cpu, percpu::index());
+        let pinned = self.procs.get(pid).is_some_and(|p| p.affinity.is_some());
+        let wake = self.queues.enqueue(pid, cpu, percpu::index(), pinned);
         if wake != 0 {
             super::kick(wake);
         }
@@ -512,7 +539,7 @@ impl Table {
     /// Whether this CPU has something to run (its own queue, or another
     /// CPU's it may take).
     pub fn any_ready(&self) -> bool {
-        self.queues.any()
+        self.queues.any_for(percpu::index())
     }
 
     /// User processes (not idle), live or dead-but-unreaped.
@@ -727,8 +754,10 @@ impl Table {
             return None;
         }
         if cur_runnable && cur != 0 {
-            self.current().state = State::Ready;
-            self.queues.requeue(cur, me);
+            let c = self.current();
+            c.state = State::Ready;
+            let pinned = c.affinity.is_some();
+            self.queues.requeue(cur, me, pinned);
         }
         Some(next)
     }
@@ -750,6 +779,12 @@ impl Table {
             return None;
         }
         n.state = State::Running;
+        // Debug kernels (every scenario): a pinned process never runs
+        // anywhere else (run_queues rule 5, `Process::pinned_away`).
+        #[cfg(debug_assertions)]
+        if let Some(c) = n.affinity.filter(|&c| c != me) {
+            log::error!("process {} pinned to cpu {} ran on cpu {}", n.name, c, me);
+        }
         n.cpu = me;
         // The idle bit changes only between a process and idle (not on a
         // call's or a reply's direct switch).

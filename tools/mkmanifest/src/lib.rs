@@ -20,6 +20,7 @@
 //!     grant files: process:fs/files read-only  # badge marked read-only
 //!     grant fsctl: kernel:control:pong # kill / status of process pong
 //!     restart: on-failure max 5     # restart when it fails (default budget 1000)
+//!     cpu: 1                        # run on CPU 1 only
 //!
 //!
 //! mount data: colocated on nvme0n1 partition type A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890
@@ -45,6 +46,7 @@
 //! | `grant NAME: process:PROC/ENDPOINT [read-only] terms WORD...` | the same, with terms the serving process reads to decide what this holder may do (`StartInfo.grantTerms`); the network service's are `listen=PORTS` (ports and ranges `A-B`, comma-separated), `connect`, `udp` (`capos_abi::terms`); a malformed term is an error at its line |
 //! | `export NAME` | an endpoint this process serves (its receive handle is in `StartInfo.endpoints`) |
 //! | `restart: on-failure [max N]` | when it faults, is killed or exits non-zero, the kernel starts it again (same binary, args and grants; its endpoints re-bound), at most N times per boot (default 1000) |
+//! | `cpu: N` | run this process on CPU N (0 is the boot CPU) and nowhere else: the scheduler never moves it, and a call or reply to it from another CPU queues it there instead of switching to it; a CPU that is not online at boot is logged and the process runs anywhere |
 //! | `mount NAME: FORMAT on DEVICE [partition N \| partition type GUID] [read-only]` | what the kernel mounts before starting processes: FORMAT is `caposro1`, `caposwf1`, `caposst1`, `colocated`, `fat` (read-only) or `raw` (no format: the blocks, granted as `kernel:block:NAME`, at most one writer, or `kernel:block-ro:NAME`); DEVICE a block device (`nvme0n1`, `vblk0`), or `any` with `partition type GUID` for the one partition of that type on whichever device holds it; a GPT partition by entry number or by type GUID; grants reach it as `kernel:fs:NAME`, `kernel:store:NAME` (or `fs-ro:` / `store-ro:` for the read-only wrapper). A device (or partition) serves one mount. |
 //!
 //! The kernel sources are listed once, in `capos_abi::manifest::KERNEL_SOURCES`.
@@ -102,6 +104,7 @@ struct ProcessLines {
     grants: Vec<usize>,
     exports: Vec<usize>,
     restart: Option<usize>,
+    cpu: Option<usize>,
 }
 
 /// The line of `mount NAME:` in a manifest text (1 if not found).
@@ -149,10 +152,10 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
             mount_lines.push(n);
             continue;
         }
-        if !matches!(keyword, "binary" | "arg" | "grant" | "export" | "restart") {
+        if !matches!(keyword, "binary" | "arg" | "grant" | "export" | "restart" | "cpu") {
             return Err(ParseError::new(
                 n,
-                format!("unknown keyword '{}' (expected process, binary, arg, grant, export, restart or mount)", escape_control(keyword)),
+                format!("unknown keyword '{}' (expected process, binary, arg, grant, export, restart, cpu or mount)", escape_control(keyword)),
             ));
         }
         let (Some(process), Some(at)) = (manifest.processes.last_mut(), lines.last_mut()) else {
@@ -224,6 +227,15 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
                 process.restart = parse_restart(n, value)?;
                 at.restart = Some(n);
             }
+            "cpu" => {
+                let value = value_after_colon(n, "cpu", rest, "cpu: N")?;
+                if let Some(first) = at.cpu {
+                    return Err(ParseError::new(n, format!("process '{}' already has a cpu (line {first})", process.name)));
+                }
+                let cpu = value.parse::<u8>().map_err(|_| ParseError::new(n, format!("cpu '{}' is not a CPU index (0 to {})", escape_control(value), capos_abi::manifest::MAX_PINNED_CPU)))?;
+                process.cpu = Some(cpu);
+                at.cpu = Some(n);
+            }
             _ => unreachable!("keywords checked above"),
         }
     }
@@ -236,6 +248,7 @@ pub fn parse(text: &str) -> Result<Manifest, ParseError> {
                 Location::Manifest => last_line,
                 Location::Process(p) => lines[p].process,
                 Location::Restart(p) => lines[p].restart.unwrap_or(lines[p].process),
+                Location::Cpu(p) => lines[p].cpu.unwrap_or(lines[p].process),
                 Location::Binary(p) => lines[p].binary.unwrap_or(lines[p].process),
                 Location::Arg(p, a) => lines[p].args.get(a).copied().unwrap_or(lines[p].process),
                 Location::Grant(p, g) => lines[p].grants.get(g).copied().unwrap_or(lines[p].process),
@@ -399,6 +412,9 @@ pub fn to_text(manifest: &Manifest) -> String {
         }
         if let Restart::OnFailure { max } = p.restart {
             let _ = writeln!(out, "    restart: on-failure max {max}");
+        }
+        if let Some(cpu) = p.cpu {
+            let _ = writeln!(out, "    cpu: {cpu}");
         }
         for x in &p.exports {
             let _ = writeln!(out, "    export {}", e(x));

@@ -90,7 +90,7 @@ fn inline_bad_cases() {
         ("process a\n  binary: /boot/a\n  grant -c: kernel:console\n", 3,
          "invalid grant name '-c': use 1 to 32 characters from A-Z a-z 0-9 _ -, starting with a letter or digit"),
         ("process a\n  binary: /boot/a b\n", 2, "binary '/boot/a b' must be an absolute boot module path of at most 128 bytes without spaces"),
-        ("  # indented comment\nfoo: bar\n", 2, "unknown keyword 'foo' (expected process, binary, arg, grant, export, restart or mount)"),
+        ("  # indented comment\nfoo: bar\n", 2, "unknown keyword 'foo' (expected process, binary, arg, grant, export, restart, cpu or mount)"),
     ];
     for (text, line, message) in cases {
         let err = mkmanifest::parse(text).expect_err(text);

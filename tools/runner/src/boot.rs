@@ -339,7 +339,13 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         if icount_file.display().to_string().contains(',') || plugin.display().to_string().contains(',') {
             return Err("the workspace path contains a comma, which QEMU's -plugin option cannot take".into());
         }
-        args.extend(["-plugin".to_string(), format!("{},outfile={}", plugin.display(), icount_file.display())]);
+        // Several vCPUs share the plugin's counter: they must run in one
+        // thread, in turn (the plugin's rr=on).
+        let rr = boot.machine.smp.unwrap_or(&s.smp) != "1";
+        if rr {
+            args.extend(["-accel".to_string(), "tcg,thread=single".into()]);
+        }
+        args.extend(["-plugin".to_string(), format!("{},outfile={}{}", plugin.display(), icount_file.display(), if rr { ",rr=on" } else { "" })]);
     }
     let mut cmd = qemu_command(s, &boot.machine, fw, &image, &vars, &args)?;
     // A capOS boot gets a software TPM, or OVMF's probe for one costs it

@@ -83,14 +83,29 @@ fn smp_throughput_2(lines: &[String]) -> Result<String, String> {
 /// then on 2; their throughput (wall time, TSC cycles: TCG runs a thread
 /// per vCPU) and the ratio.
 fn bench_smp_boots() -> Vec<Boot> {
-    [("1cpu", "1", smp_throughput_1 as LogCheck), ("2cpu", "2", smp_throughput_2 as LogCheck)]
+    // Executed instructions of a round trip within one CPU and across
+    // two (demos/bench-smp-icount.manifest pins the processes): 2 CPUs
+    // in one QEMU thread, the plugin counting both.
+    let icount = user_boot("icount", "demos/bench-smp-icount.manifest", "exit_when_idle", &[
+        "pinned to cpu 1",
+        "[ping] icount: same-CPU endpoint round trip",
+        "[ping] icount: cross-CPU endpoint round trip",
+        "[ping] [PASS] round-trips",
+    ])
+        .qemu_args(bench_icount_args())
+        .smp("2")
+        .timeout(1200)
+        .forbid(vec!["is not online".to_string()])
+        .icount_plugin()
+        .profile(bench_profile());
+    let throughput = [("1cpu", "1", smp_throughput_1 as LogCheck), ("2cpu", "2", smp_throughput_2 as LogCheck)]
         .into_iter()
         .map(|(name, cpus, check)| user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &["[ping1] [PASS] stress", "[ping2] [PASS] stress"])
             .smp(cpus)
             .timeout(600)
             .checks(vec![("pair throughput", check)])
-            .profile(bench_profile()))
-        .collect()
+            .profile(bench_profile()));
+    core::iter::once(icount).chain(throughput).collect()
 }
 
 /// `make bench-boot`: what `make run` boots (the default system on fresh

@@ -71,14 +71,15 @@ fn process_lifetime_boot() -> Boot {
         .timeout(600)
 }
 
-/// `make run-smp`: demos/smp.manifest (four checked ping-pong pairs and
+/// `make run-smp`: demos/smp.manifest (four checked ping-pong pairs, one
+/// pinned across two CPUs, and
 /// the storage services under 40 kills) on q35 and pc with 2, 4 and 8
 /// CPUs, each CPU reported online, no lock-order report (a dev kernel
 /// checks), the restarts' frames all freed; then the TLB shootdown
 /// self-test, and the same test with the shootdown skipped once, which
 /// must fail (it can see a stale translation).
 fn smp_boots() -> Vec<Boot> {
-    let forbid = strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} [FAIL]", "lock order:"]);
+    let forbid = strings(&["EXCEPTION (unexpected)", "KERNEL PANIC", "{any} panic", "{any} [FAIL]", "lock order:", "is not online", "ran on cpu"]);
     let mut boots = Vec::new();
     for (name, machine, cpus, online) in [
         ("q35-2cpu", "q35", "2", "smp: 2 of 2 CPUs online"),
@@ -94,6 +95,7 @@ fn smp_boots() -> Vec<Boot> {
             "[ping2] [PASS] stress",
             "[ping3] [PASS] stress",
             "[ping4] [PASS] stress",
+            "pinned to cpu 1",
             "[check] [PASS] killed-service-restarts",
             "[check] [PASS] nothing-synced-lost",
             "[chaos] [PASS] restarts-free-every-frame",

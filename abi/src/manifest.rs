@@ -967,6 +967,7 @@ mod tests {
                     grants: vec![kernel("console", "console")],
                     exports: vec!["ping".into()],
                     restart: Restart::OnFailure { max: 5 },
+                    cpu: Some(3),
                 },
                 ProcessSpec {
                     name: "ping".into(),
@@ -979,6 +980,7 @@ mod tests {
                     ],
                     exports: vec![],
                     restart: Restart::Never,
+                    cpu: None,
                 },
             ],
             mounts: vec![MountSpec {
@@ -1248,6 +1250,7 @@ mod tests {
                 .collect(),
             exports: exports.iter().map(|e| e.to_string()).collect(),
             restart: Restart::Never,
+            cpu: None,
         }
     }
 

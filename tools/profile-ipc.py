@@ -53,7 +53,11 @@ def run(profile, out, target):
     so = build_plugin()
     env = dict(os.environ)
     env["BENCH_PROFILE"] = profile
-    env["QEMU_EXTRA"] = (env.get("QEMU_EXTRA", "") + " -plugin %s,outfile=%s" % (so, out)).strip()
+    # Several vCPUs (make bench-smp's icount boot) run in one thread, in
+    # turn, as the counting plugin has them (the runner adds
+    # -accel tcg,thread=single); the profile is told so.
+    rr = ",rr=on" if target == "bench-smp" else ""
+    env["QEMU_EXTRA"] = (env.get("QEMU_EXTRA", "") + " -plugin %s,outfile=%s%s" % (so, out, rr)).strip()
     print("profile-ipc: make %s with BENCH_PROFILE=%s and the profiling plugin (a few minutes)" % (target, profile),
           file=sys.stderr)
     r = subprocess.run(["make", target], cwd=ROOT, env=env, text=True, capture_output=True)

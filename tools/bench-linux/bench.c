@@ -10,6 +10,11 @@
  *   O_DIRECT read 4 KiB      sequential preads from    <-> NVMe 4 KiB QD1
  *   O_DIRECT read 128 KiB    the NVMe disk (argv[1])   <-> NVMe 128 KiB QD1
  *
+ * `bench smp` (make bench-linux's second boot, 2 CPUs): the pipe round
+ * trip with both processes pinned to CPU 0, and with the parent on CPU 0
+ * and the child on CPU 1 (sched_setaffinity), beside make bench-smp's
+ * same-CPU and cross-CPU endpoint round trips.
+ *
  * Before each region it prints `icount: <label> ops=<n>` and waits until
  * the serial port has sent it (tcdrain), so the console's transmit
  * interrupts fall outside the region. Each operation is warmed up first
@@ -21,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,7 +78,26 @@ static void bench_getppid(long n)
     STOP();
 }
 
-static void bench_pipe(long n)
+/* Run this process on `cpu` only, from now on (a CPU that is not online
+ * is an error: EINVAL). */
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) {
+        die("sched_setaffinity");
+    }
+    int on = sched_getcpu();
+    if (on != cpu) {
+        printf("bench: FAILED: pinned to CPU %d, running on CPU %d\n", cpu, on);
+        qemu_exit(17);
+    }
+}
+
+/* 1 byte to a child that echoes it, `n` times. `parent_cpu`, `child_cpu`:
+ * the CPUs each side is pinned to, or -1 for wherever Linux runs it. */
+static void bench_pipe(const char *label, long n, int parent_cpu, int child_cpu)
 {
     int there[2], back[2];
     char b = 'x';
@@ -84,6 +109,9 @@ static void bench_pipe(long n)
         die("fork");
     }
     if (child == 0) {
+        if (child_cpu >= 0) {
+            pin(child_cpu);
+        }
         /* Echo every byte back until the parent closes its end (so this
          * side must not hold a write end of `there` itself). */
         close(there[1]);
@@ -97,12 +125,15 @@ static void bench_pipe(long n)
     }
     close(there[0]);
     close(back[1]);
+    if (parent_cpu >= 0) {
+        pin(parent_cpu);
+    }
     for (int i = 0; i < 100; i++) {
         if (write(there[1], &b, 1) != 1 || read(back[0], &b, 1) != 1) {
             die("pipe warm-up");
         }
     }
-    announce("pipe round trip", n);
+    announce(label, n);
     START();
     for (long i = 0; i < n; i++) {
         if (write(there[1], &b, 1) != 1 || read(back[0], &b, 1) != 1) {
@@ -207,12 +238,23 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "marks") == 0) {
         marks();
     }
+    if (argc == 2 && strcmp(argv[1], "smp") == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        if (cpus < 2) {
+            printf("bench: FAILED: smp needs 2 CPUs online, not %ld\n", cpus);
+            qemu_exit(17);
+        }
+        bench_pipe("pipe round trip pinned 1 CPU", 10000, 0, 0);
+        bench_pipe("pipe round trip pinned 2 CPUs", 10000, 0, 1);
+        printf("bench: done\n");
+        qemu_exit(16);
+    }
     if (argc != 2) {
-        printf("usage: bench /dev/nvmeXnY | bench marks\n");
+        printf("usage: bench /dev/nvmeXnY | bench marks | bench smp\n");
         qemu_exit(17);
     }
     bench_getppid(100000);
-    bench_pipe(10000);
+    bench_pipe("pipe round trip", 10000, -1, -1);
     int fd = open(argv[1], O_RDONLY | O_DIRECT);
     if (fd < 0) {
         die(argv[1]);

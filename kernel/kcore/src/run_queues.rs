@@ -24,8 +24,19 @@
 //!    queue entries: rule 1).
 //! 5. A *pinned* entry (a process with a CPU affinity) is never taken by
 //!    another CPU: rule 2 passes over it, leaving it queued, and queuing
-//!    it wakes its own CPU only (never a helper that could not take it).
-//!    Where it is queued is the caller's choice (its CPU).
+//!    it wakes its own CPU only (never a helper that could not take it),
+//!    busy or idle: only that CPU can run it, so a busy one is asked to
+//!    reschedule (the kernel then preempts the process it runs in user
+//!    mode, which goes to the back of its queue). Where it is queued is
+//!    the caller's choice (its CPU).
+//!
+//! Cost: every question here is asked on the call path (a cross-CPU
+//! call queues its server, each CPU that blocks asks what runs next and
+//! its idle loop whether anything could), so none of them walks the
+//! [`MAX_CPUS`] queues. Two masks, kept by the only code that adds or
+//! takes entries ([`push`](RunQueues::push), [`take`](RunQueues::take)),
+//! say which queues hold anything and which hold an entry another CPU may
+//! take; the answers follow from them and the queues they name.
 
 use alloc::collections::VecDeque;
 
@@ -44,6 +55,12 @@ struct Entry {
 
 pub struct RunQueues {
     queues: [VecDeque<Entry>; MAX_CPUS],
+    /// Unpinned entries on each queue (stale ones included).
+    unpinned: [u32; MAX_CPUS],
+    /// Queues holding any entry.
+    nonempty: CpuMask,
+    /// Queues holding an unpinned entry: what another CPU may take.
+    stealable: CpuMask,
     online: CpuMask,
     idle: CpuMask,
     /// Rule 1's cursor.
@@ -58,7 +75,34 @@ impl Default for RunQueues {
 
 impl RunQueues {
     pub const fn new() -> RunQueues {
-        RunQueues { queues: [const { VecDeque::new() }; MAX_CPUS], online: 0, idle: 0, next_cpu: 0 }
+        RunQueues { queues: [const { VecDeque::new() }; MAX_CPUS], unpinned: [0; MAX_CPUS], nonempty: 0, stealable: 0, online: 0, idle: 0, next_cpu: 0 }
+    }
+
+    /// Add `e` at the back of `cpu`'s queue, keeping the masks.
+    #[inline]
+    fn push(&mut self, cpu: usize, e: Entry) {
+        self.queues[cpu].push_back(e);
+        self.nonempty |= 1 << cpu;
+        if !e.pinned {
+            self.unpinned[cpu] += 1;
+            self.stealable |= 1 << cpu;
+        }
+    }
+
+    /// Take entry `i` of `cpu`'s queue out, keeping the masks.
+    #[inline]
+    fn take(&mut self, cpu: usize, i: usize) -> Option<Entry> {
+        let e = self.queues[cpu].remove(i)?;
+        if !e.pinned {
+            self.unpinned[cpu] -= 1;
+            if self.unpinned[cpu] == 0 {
+                self.stealable &= !(1 << cpu);
+            }
+        }
+        if self.queues[cpu].is_empty() {
+            self.nonempty &= !(1 << cpu);
+        }
+        Some(e)
     }
 
     /// `cpu` takes part from now on (it starts idle).
@@ -105,13 +149,17 @@ impl RunQueues {
     /// Queue `pid` on `cpu` (rule 1), queued by CPU `me`; the CPUs to wake
     /// (rule 3). `pinned`: only `cpu` may run it (rule 5).
     pub fn enqueue(&mut self, pid: u32, cpu: usize, me: usize, pinned: bool) -> CpuMask {
-        self.queues[cpu].push_back(Entry { pid, pinned });
+        self.push(cpu, Entry { pid, pinned });
         let idle_others = self.idle & self.online & !(1 << me);
         if cpu != me && idle_others & (1 << cpu) != 0 {
             return 1 << cpu;
         }
-        if (cpu == me && self.is_idle(me)) || pinned {
+        if cpu == me && (self.is_idle(me) || pinned) {
             return 0;
+        }
+        if pinned {
+            // Rule 5: its CPU is busy and nobody else may take it.
+            return 1 << cpu;
         }
         // Its CPU is busy: the lowest idle one may take it.
         let helpers = idle_others & !(1 << cpu);
@@ -125,40 +173,50 @@ impl RunQueues {
     /// Put `pid`, preempted on `cpu`, at the back of that CPU's queue
     /// (wakes nobody: `cpu` is about to run something else).
     pub fn requeue(&mut self, pid: u32, cpu: usize, pinned: bool) {
-        self.queues[cpu].push_back(Entry { pid, pinned });
+        self.push(cpu, Entry { pid, pinned });
     }
 
     /// Rule 2: what CPU `me` runs next, if anything is ready.
     pub fn next(&mut self, me: usize, ready: impl Fn(u32) -> bool) -> Option<u32> {
-        while let Some(e) = self.queues[me].pop_front() {
+        while let Some(e) = self.take(me, 0) {
             if ready(e.pid) {
                 return Some(e.pid);
             }
         }
-        // Each other queue once, longest first (ties: lowest index): a
-        // queue left holding only pinned entries is not tried again.
-        let mut tried: CpuMask = 1 << me;
-        loop {
-            let from = (0..MAX_CPUS).filter(|&c| tried & (1 << c) == 0 && !self.queues[c].is_empty()).max_by_key(|&c| (self.queues[c].len(), usize::MAX - c))?;
-            tried |= 1 << from;
-            if let Some(p) = Self::steal_ready(&mut self.queues[from], &ready) {
+        // Each other queue holding an entry this CPU may take, once,
+        // longest first (ties: lowest index); a queue of pinned entries
+        // only is never tried (rule 5).
+        let mut left: CpuMask = self.stealable & !(1 << me);
+        while left != 0 {
+            let mut from = left.trailing_zeros() as usize;
+            let mut rest = left & (left - 1);
+            while rest != 0 {
+                let c = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if self.queues[c].len() > self.queues[from].len() {
+                    from = c;
+                }
+            }
+            left &= !(1 << from);
+            if let Some(p) = self.steal_ready(from, &ready) {
                 return Some(p);
             }
         }
+        None
     }
 
-    /// The first ready entry another CPU may run; stale entries met on the
-    /// way are dropped, pinned ones stay where they are (rule 5).
-    fn steal_ready(q: &mut VecDeque<Entry>, ready: &impl Fn(u32) -> bool) -> Option<u32> {
+    /// The first ready entry of `cpu`'s queue another CPU may run; stale
+    /// entries met on the way are dropped, pinned ones stay where they are
+    /// (rule 5).
+    fn steal_ready(&mut self, cpu: usize, ready: &impl Fn(u32) -> bool) -> Option<u32> {
         let mut i = 0;
-        while i < q.len() {
-            let e = q[i];
+        while let Some(&e) = self.queues[cpu].get(i) {
             if !ready(e.pid) {
-                q.remove(i);
+                self.take(cpu, i);
             } else if e.pinned {
                 i += 1;
             } else {
-                q.remove(i);
+                self.take(cpu, i);
                 return Some(e.pid);
             }
         }
@@ -167,7 +225,7 @@ impl RunQueues {
 
     /// Whether any queue holds an entry (perhaps stale).
     pub fn any(&self) -> bool {
-        self.queues.iter().any(|q| !q.is_empty())
+        self.nonempty != 0
     }
 
     /// Whether CPU `me` may find something to run: an entry of its own, or
@@ -175,7 +233,7 @@ impl RunQueues {
     /// idle CPU that asked [`any`](Self::any) instead would spin while a
     /// pinned process waits for its own busy CPU (rule 5).
     pub fn any_for(&self, me: usize) -> bool {
-        !self.queues[me].is_empty() || self.queues.iter().enumerate().any(|(c, q)| c != me && q.iter().any(|e| !e.pinned))
+        (self.nonempty & (1 << me)) != 0 || (self.stealable & !(1 << me)) != 0
     }
 
     /// Entries on `cpu`'s queue (stale ones included).
@@ -278,20 +336,21 @@ mod tests {
         // 12 is stale and dropped on the way).
         assert_eq!(r.next(0, |p| !gone.contains(&p)), Some(11));
         assert_eq!(r.next(0, |p| !gone.contains(&p)), None, "only pinned entries are left: nothing to take, and no endless loop");
-        assert_eq!(r.len(1), 1, "the pinned entry stays queued; the stale one is gone");
-        assert_eq!(r.next(1, |_| true), Some(10), "its own CPU runs it");
-        assert_eq!(r.next(2, |_| true), Some(20));
+        assert_eq!(r.len(1), 2, "the pinned entry stays queued, and the stale one behind it: no other CPU walks a queue it could take nothing from");
+        assert_eq!(r.next(1, |p| !gone.contains(&p)), Some(10), "its own CPU runs it");
+        assert_eq!(r.next(2, |p| !gone.contains(&p)), Some(20));
         // An idle CPU is not told there is work when all there is is pinned
         // elsewhere (it would spin instead of halting).
         r.enqueue(40, 1, 1, true);
         assert!(r.any() && !r.any_for(0) && r.any_for(1));
         r.enqueue(41, 1, 1, false);
         assert!(r.any_for(0), "an unpinned entry is work for anyone");
-        assert_eq!(r.next(0, |_| true), Some(41));
-        assert_eq!(r.next(1, |_| true), Some(40));
+        assert_eq!(r.next(0, |p| !gone.contains(&p)), Some(41));
+        assert_eq!(r.next(1, |p| !gone.contains(&p)), Some(40));
         // Waking: a pinned entry on a busy CPU wakes no helper.
         r.set_idle(0, true);
-        assert_eq!(r.enqueue(30, 2, 1, true), 0, "busy target, pinned: nobody to wake");
+        assert_eq!(r.enqueue(30, 2, 1, true), 1 << 2, "busy target, pinned: only it can run it, so it is asked to reschedule");
+        assert_eq!(r.enqueue(33, 1, 1, true), 0, "pinned to the queuing CPU itself: it is about to look");
         assert_eq!(r.enqueue(31, 2, 1, false), 1 << 0, "the same unpinned: the idle helper");
         r.set_idle(2, true);
         assert_eq!(r.enqueue(32, 2, 1, true), 1 << 2, "an idle target is woken, pinned or not");
@@ -306,6 +365,17 @@ mod tests {
         // 1 and 2 are offline (their idle bits are clear, and not online).
         r.set_idle(1, true);
         assert_eq!(r.enqueue(4, 0, 0, false), 1 << 3);
+    }
+
+    /// The masks say what walking the queues would.
+    fn masks_agree(r: &RunQueues) {
+        for c in 0..MAX_CPUS {
+            let q = &r.queues[c];
+            let unpinned = q.iter().filter(|e| !e.pinned).count();
+            assert_eq!(r.unpinned[c] as usize, unpinned, "cpu {c}: unpinned count");
+            assert_eq!(r.nonempty & (1 << c) != 0, !q.is_empty(), "cpu {c}: nonempty bit");
+            assert_eq!(r.stealable & (1 << c) != 0, unpinned > 0, "cpu {c}: stealable bit");
+        }
     }
 
     #[test]
@@ -340,16 +410,20 @@ mod tests {
                 next_pid += 1;
             } else if let Some(p) = r.next(cpu, |p| !taken.contains(&p)) {
                 assert!(queued.contains(&p));
+                masks_agree(&r);
                 assert!(pins.get(&p).is_none_or(|&c| c == cpu), "pid {p} pinned to {:?} ran on {cpu}", pins.get(&p));
                 assert!(taken.insert(p), "pid {p} taken twice");
             }
         }
         for cpu in 0..8 {
+            masks_agree(&r);
             while let Some(p) = r.next(cpu, |p| !taken.contains(&p)) {
                 assert!(pins.get(&p).is_none_or(|&c| c == cpu));
                 assert!(taken.insert(p));
             }
         }
         assert_eq!(queued, taken);
+        masks_agree(&r);
+        assert!(!r.any() && (0..8).all(|c| !r.any_for(c)), "all taken: nothing left to say there is work");
     }
 }

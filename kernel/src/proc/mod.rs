@@ -90,11 +90,14 @@ fn expire_now() {
 #[cold]
 #[inline(never)]
 pub(crate) fn kick(cpus: u64) {
-    for cpu in 0..64 {
-        if cpus & (1 << cpu) != 0 {
-            if let Some(apic) = crate::arch::x86_64::percpu::apic_id_of(cpu) {
-                crate::irq::lapic::send_ipi(apic, crate::irq::VECTOR_RESCHEDULE);
-            }
+    // The set bits only: a cross-CPU call kicks one CPU, and walking all
+    // 64 was a tenth of its round trip.
+    let mut left = cpus;
+    while left != 0 {
+        let cpu = left.trailing_zeros() as usize;
+        left &= left - 1;
+        if let Some(apic) = crate::arch::x86_64::percpu::apic_id_of(cpu) {
+            crate::irq::lapic::send_ipi(apic, crate::irq::VECTOR_RESCHEDULE);
         }
     }
 }
@@ -521,10 +524,15 @@ pub fn run_until_idle(timers_idle: bool) -> (usize, usize, usize) {
         // Another CPU at work (a process, or a restart in progress) may
         // yet wake somebody: not idle until every CPU is.
         let done = with(|t| {
+            // Cheapest first: while another CPU works (the other side of
+            // a cross-CPU call), nothing here is idle.
+            if t.others_busy() {
+                return false;
+            }
             let live = t.live();
             // One waiting with a deadline runs again by itself: not idle.
             let blocked = t.users().filter(|p| matches!(p.state(), State::Blocked(Wait::Call | Wait::Reply { .. })) && (timers_idle || !t.timed(p))).count();
-            (live == 0 || blocked == live) && !t.others_busy()
+            live == 0 || blocked == live
         });
         if done {
             break;

@@ -516,20 +516,21 @@ impl Table {
             Some(c) => c,
             None => self.queues.place(),
         };
+        let pinned = p.affinity.is_some();
         let pid = self.procs.insert_with(|pid| {
             p.pid = pid;
             p.state = State::Ready;
             p.cpu = cpu;
             p
         })?;
-        self.enqueue(pid, cpu);
+        self.enqueue(pid, cpu, pinned);
         Some(pid)
     }
 
-    /// Put ready `pid` on `cpu`'s run queue; who to wake for it goes in
-    /// `kicks` (run_queues rule 3).
-    fn enqueue(&mut self, pid: u32, cpu: usize) {
-        let pinned = self.procs.get(pid).is_some_and(|p| p.affinity.is_some());
+    /// Put ready `pid` on `cpu`'s run queue, `pinned` there or not (the
+    /// caller holds its record); the CPU to wake for it is sent a
+    /// reschedule interrupt (run_queues rule 3).
+    fn enqueue(&mut self, pid: u32, cpu: usize, pinned: bool) {
         let wake = self.queues.enqueue(pid, cpu, percpu::index(), pinned);
         if wake != 0 {
             super::kick(wake);
@@ -680,8 +681,8 @@ impl Table {
     pub fn queue(&mut self, pid: u32) {
         let Some(p) = self.peek(pid) else { return };
         if p.state == State::Ready {
-            let cpu = p.cpu;
-            self.enqueue(pid, cpu);
+            let (cpu, pinned) = (p.cpu, p.affinity.is_some());
+            self.enqueue(pid, cpu, pinned);
         }
     }
 

@@ -8,6 +8,8 @@
 #   tools/fuzz.sh --smoke    a few seconds per target; fails unless every
 #                            target executed inputs and none crashed
 #   FUZZ_TARGETS="gpt elf"   only these targets
+#   JOBS=N                   targets fuzzed at once (default: one per core;
+#                            each afl-fuzz is one process on one core)
 #
 # Exit status: 0 when no target crashed (and, with --smoke, every target
 # ran), 1 otherwise, 2 when cargo-afl is missing (tools/setup.sh installs it).
@@ -39,6 +41,27 @@ export AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MI
 
 stat() { awk -F' *: *' -v k="$1" '$1 == k { print $2 }' "$2"; }
 
+jobs_max=${JOBS:-$(nproc)}
+case "$jobs_max" in ''|*[!0-9]*|0) echo "fuzz: JOBS must be a positive number, not '$jobs_max'" >&2; exit 2;; esac
+
+# Every target's afl-fuzz, JOBS at a time; each writes its exit status
+# beside its log, and the results are read below in the targets' order.
+fuzz_one() {
+    local t=$1 dir="$out/$1"
+    rm -rf "$dir" "$dir.rc"
+    # -t: a 2 s limit per input (the image targets mount, walk and rewrite
+    # a disk of up to 4 MiB); -m none: the targets bound their own memory.
+    local rc=0
+    nice -n 10 cargo afl fuzz -V "$seconds" -t 2000 -m none -i "fuzz/corpus/$t" -o "$dir" "$bins/$t" >"$dir.log" 2>&1 || rc=$?
+    echo "$rc" >"$dir.rc"
+}
+for t in $targets; do
+    [ -x "$bins/$t" ] || continue
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+    fuzz_one "$t" &
+done
+wait
+
 total_execs=0
 total_crashes=0
 failed=()
@@ -50,10 +73,7 @@ for t in $targets; do
         continue
     fi
     dir="$out/$t"
-    rm -rf "$dir"
-    # -t: a 2 s limit per input (the image targets mount, walk and rewrite
-    # a disk of up to 4 MiB); -m none: the targets bound their own memory.
-    if ! nice -n 10 cargo afl fuzz -V "$seconds" -t 2000 -m none -i "fuzz/corpus/$t" -o "$dir" "$bins/$t" >"$dir.log" 2>&1; then
+    if [ "$(cat "$dir.rc" 2>/dev/null)" != 0 ]; then
         echo "fuzz: afl-fuzz failed on $t; the end of $dir.log:" >&2
         tail -n 15 "$dir.log" >&2
         failed+=("$t: afl-fuzz failed")
@@ -79,7 +99,7 @@ for t in $targets; do
     fi
 done
 
-echo "fuzz: $(wc -w <<<"$targets") targets, $total_execs executions, $total_crashes crashes (${seconds}s each; logs and queues in $out/)"
+echo "fuzz: $(wc -w <<<"$targets") targets, $total_execs executions, $total_crashes crashes (${seconds}s each, $jobs_max at a time; logs and queues in $out/)"
 if [ "${#failed[@]}" -gt 0 ]; then
     printf 'fuzz: FAILED: %s\n' "${failed[@]}" >&2
     exit 1

@@ -5,10 +5,14 @@
 //! the device's size limits, so [`VirtioBlock`] validates every request
 //! against the geometry first (errors, never panics) and splits large ones.
 //!
-//! Reads wait for the device by polling, as the crate's blocking calls do,
-//! but here, so the wait is bracketed for the instruction counter
-//! ([`capos_abi::icount::device_wait_begin`], as NVMe's polled wait): how
-//! many turns it takes is host time, not this code (docs/benchmarks.md).
+//! Reads and writes wait for the device by polling, as the crate's
+//! blocking calls do, but here: the wait is bracketed for the instruction
+//! counter ([`capos_abi::icount::device_wait_begin`], as NVMe's polled
+//! wait: how many turns it takes is host time, not this code,
+//! docs/benchmarks.md), and each turn lets pending interrupts in
+//! (`trap::device_wait_turn`: a capability call waiting for the disk is
+//! not one long interrupts-off span). A flush still waits inside the
+//! crate (it has no non-blocking flush), with interrupts as it found them.
 
 use super::dma::KernelHal;
 use crate::pci;
@@ -50,13 +54,33 @@ impl VirtioBlock {
         // the request is completed below (this function never returns
         // before that).
         let token = unsafe { self.inner.read_blocks_nb(lba as usize, &mut req, chunk, &mut resp) }.map_err(map_err)?;
-        capos_abi::icount::device_wait_begin();
-        while self.inner.peek_used() != Some(token) {
-            core::hint::spin_loop();
-        }
-        capos_abi::icount::device_wait_end();
+        self.wait_for(token);
         // SAFETY: the buffers `read_blocks_nb` was given, its request done.
         unsafe { self.inner.complete_read_blocks(token, &req, chunk, &mut resp) }.map_err(map_err)
+    }
+
+    /// One write request, as [`read_chunk`](Self::read_chunk); what
+    /// `VirtIOBlk::write_blocks` does.
+    fn write_chunk(&mut self, lba: u64, chunk: &[u8]) -> Result<(), BlockError> {
+        let mut req = BlkReq::default();
+        let mut resp = BlkResp::default();
+        // SAFETY: `req`, `chunk` and `resp` stay alive and untouched until
+        // the request is completed below (this function never returns
+        // before that).
+        let token = unsafe { self.inner.write_blocks_nb(lba as usize, &mut req, chunk, &mut resp) }.map_err(map_err)?;
+        self.wait_for(token);
+        // SAFETY: the buffers `write_blocks_nb` was given, its request done.
+        unsafe { self.inner.complete_write_blocks(token, &req, chunk, &mut resp) }.map_err(map_err)
+    }
+
+    /// Poll until the device has used request `token` (one request is in
+    /// flight at a time: the device lock is held across it).
+    fn wait_for(&mut self, token: u16) {
+        capos_abi::icount::device_wait_begin();
+        while self.inner.peek_used() != Some(token) {
+            crate::arch::x86_64::trap::device_wait_turn();
+        }
+        capos_abi::icount::device_wait_end();
     }
 }
 
@@ -86,7 +110,7 @@ impl BlockDevice for VirtioBlock {
         }
         let mut lba = lba;
         for chunk in buf.chunks(MAX_CHUNK) {
-            self.inner.write_blocks(lba as usize, chunk).map_err(map_err)?;
+            self.write_chunk(lba, chunk)?;
             lba += (chunk.len() / SECTOR) as u64;
         }
         Ok(())

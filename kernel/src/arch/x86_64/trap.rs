@@ -362,6 +362,32 @@ pub fn interrupts_enabled() -> bool {
     flags & (1 << 9) != 0
 }
 
+/// One turn of a device wait. Made with interrupts off (a capability
+/// call's `BlockDevice` or `File` request, which the kernel runs with them
+/// off), it lets a pending interrupt in for one instruction and turns them
+/// off again, so waiting for a device is many short interrupts-off spans,
+/// not one as long as the device takes (docs/interrupts-off.md). With
+/// interrupts on, a spin hint.
+///
+/// Safe wherever a device wait is: every handler takes no lock but
+/// `trap.irq_handlers`, which ranks above all others (docs/locks.md), and
+/// preempts only user mode, so nothing the waiting code holds or is in the
+/// middle of is touched. A reschedule interrupt taken here does nothing; a
+/// kill it announced is carried out on the way back to user mode
+/// (`proc::settle_before_user`), as before.
+#[inline]
+pub fn device_wait_turn() {
+    if interrupts_enabled() {
+        core::hint::spin_loop();
+        return;
+    }
+    set_interrupts(true);
+    // STI holds interrupts off for one more instruction: a pending one is
+    // taken after this one, before the CLI.
+    core::hint::spin_loop();
+    set_interrupts(false);
+}
+
 /// Enable or disable maskable interrupts on this CPU.
 pub fn set_interrupts(enabled: bool) {
     // SAFETY: toggling IF; handlers are installed before anything can fire.

@@ -10,7 +10,7 @@
 //!
 //! A wait leaves the interrupt flag as it found it: with interrupts on it
 //! may halt for an MSI-X interrupt; with interrupts off (a system call) it
-//! polls. An I/O command that times out, or a completion that is not the
+//! polls, with a moment of interrupts on between looks. An I/O command that times out, or a completion that is not the
 //! one waited for, resets the controller (CC.EN=0 until CSTS.RDY=0, which
 //! ends all DMA) and brings its queues back up before the request returns
 //! its error, so the queues are never one completion behind and no late
@@ -24,7 +24,7 @@ mod queue;
 
 use super::dma::{virt_to_phys, DmaBuffer};
 use crate::arch::x86_64::cpu::{rdtsc, wait_for_interrupt};
-use crate::arch::x86_64::trap::{interrupts_enabled, set_interrupts};
+use crate::arch::x86_64::trap::{device_wait_turn, interrupts_enabled, set_interrupts};
 use crate::mm::mmio::{MmioRegion, ReadOnly, ReadWrite, Ro32, Rw32, SplitReg64, Wo32};
 use crate::mm::PAGE_SIZE;
 use crate::pci::{self, config::Function, msix::Msix, Device};
@@ -175,7 +175,7 @@ impl Controller {
             if rdtsc().wrapping_sub(start) > limit {
                 return err(format!("CSTS.RDY did not become {} within {} ms (CSTS={:#x})", ready as u8, self.ready_timeout_ms, csts));
             }
-            core::hint::spin_loop();
+            device_wait_turn();
         }
     }
 
@@ -261,8 +261,9 @@ impl Controller {
     /// exactly the instructions a real wait spins in.
     ///
     /// With interrupts on and MSI-X in use it halts between looks (an idle
-    /// wait costs nothing). With interrupts off it never turns them on: it
-    /// polls, and returns with them still off.
+    /// wait costs nothing). With interrupts off it polls, letting pending
+    /// interrupts in between looks (`trap::device_wait_turn`: the wait is
+    /// not one long interrupts-off span), and returns with them off.
     #[inline(never)]
     fn wait_turns(&mut self, admin: bool, timeout_ticks: u64, turns: u64) -> Waited {
         let irqs_on = interrupts_enabled();
@@ -279,7 +280,7 @@ impl Controller {
             while left > 0 && !q.pending() && rdtsc() <= deadline {
                 left -= 1;
                 self.polls += 1;
-                core::hint::spin_loop();
+                device_wait_turn();
             }
             capos_abi::icount::device_wait_end();
         }

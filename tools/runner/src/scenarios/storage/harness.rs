@@ -36,10 +36,14 @@ pub(super) struct Run<'a> {
     /// Boot volumes already written, by manifest text.
     pub(super) volumes: HashMap<String, PathBuf>,
     /// Boot with `-icount shift=ICOUNT_SHIFT` (time follows executed
-    /// instructions, whatever the host's load) and hold the kernel's
-    /// longest interrupts-off span in a capability call to
-    /// [`CAP_CALL_IRQ_OFF_BOUND`].
+    /// instructions, whatever the host's load) and print the kernel's
+    /// longest interrupts-off span in a capability call.
     pub(super) icount: bool,
+    /// Also hold that span to [`CAP_CALL_IRQ_OFF_BOUND`] (block-cap: its
+    /// calls are `BlockDevice` calls, whose device waits let interrupts
+    /// in). Not yet for `File` and `Directory` calls: the storage engine's
+    /// own work in one runs with interrupts off (docs/interrupts-off.md).
+    pub(super) hold_irq_off_bound: bool,
 }
 
 /// Under `-icount shift=5` every executed instruction advances the
@@ -49,11 +53,11 @@ pub(super) struct Run<'a> {
 pub(super) const ICOUNT_SHIFT: u32 = 5;
 
 /// The bound on the kernel's longest interrupts-off span in a capability
-/// call, in executed instructions: 100,000, about 25 times what a 1 MiB
-/// BlockDevice or File call keeps interrupts off for now (the call runs
-/// with them on past its checks), and a fraction of what one with its
-/// 1 MiB bulk buffer copied with them off took (docs/interrupts-off.md
-/// has the figures).
+/// call, in executed instructions: 100,000 (about 30 us on a 3 GHz core),
+/// two and a half times what block-cap's 1 MiB BlockDevice calls keep
+/// interrupts off for now that device waits let them in (40,855), and a
+/// fortieth of what they took when a wait was one span (1,839,866;
+/// docs/interrupts-off.md has the figures).
 pub(super) const CAP_CALL_IRQ_OFF_BOUND: u64 = 100_000;
 
 /// The kernel's `interrupts off, capability calls: longest span N TSC
@@ -361,12 +365,14 @@ impl Run<'_> {
         }
         if exits && self.icount {
             let w = format!("{}-interrupts-off", boot);
-            // Printed, not yet held to CAP_CALL_IRQ_OFF_BOUND: the calls that
-            // would meet it (interrupts on past their checks) lost a synced
-            // write under kills on several CPUs (docs/interrupts-off.md).
-            // That the figure is printed and readable is checked.
+            // Held to CAP_CALL_IRQ_OFF_BOUND where the scenario says so;
+            // elsewhere printed (and checked readable) only: File and
+            // Directory calls still run the storage engine's work with
+            // interrupts off (docs/interrupts-off.md).
             match cap_call_irq_off_span(&out.lines).map(|ticks| ticks >> ICOUNT_SHIFT) {
-                Ok(n) => self.pass(&w, &format!("longest interrupts-off span in a capability call: {n} instructions (the bound of {CAP_CALL_IRQ_OFF_BOUND} is not held yet)")),
+                Ok(n) if !self.hold_irq_off_bound => self.pass(&w, &format!("longest interrupts-off span in a capability call: {n} instructions (not held to {CAP_CALL_IRQ_OFF_BOUND} here: the storage engine's work in a File or Directory call runs with interrupts off)")),
+                Ok(n) if n <= CAP_CALL_IRQ_OFF_BOUND => self.pass(&w, &format!("longest interrupts-off span in a capability call: {n} instructions, within the bound of {CAP_CALL_IRQ_OFF_BOUND}")),
+                Ok(n) => self.fail(&w, &format!("longest interrupts-off span in a capability call: {n} instructions, over the bound of {CAP_CALL_IRQ_OFF_BOUND} (the kernel's 'interrupts off, capability calls' line names the call)")),
                 Err(e) => self.fail(&w, &e),
             }
         }

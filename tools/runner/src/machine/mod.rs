@@ -40,9 +40,15 @@ pub fn find_firmware() -> Result<Firmware, String> {
             return Ok(Firmware { code: code.into(), vars });
         }
     }
+    // Debian's 2 MiB build first: it boots capOS as the 4 MiB one does
+    // (every scenario passes on either) and costs about 30% less host CPU
+    // under TCG, most of a boot being firmware (storage-writable-recovery,
+    // loader-errors and fault, 33 boots: 103 s of CPU instead of 147 s;
+    // the 4 MiB build carries drivers capOS never uses, such as its
+    // network boot stack). docs/testing.md.
     let pairs = [
-        ("/usr/share/OVMF/OVMF_CODE_4M.fd", Some("/usr/share/OVMF/OVMF_VARS_4M.fd")),
         ("/usr/share/OVMF/OVMF_CODE.fd", Some("/usr/share/OVMF/OVMF_VARS.fd")),
+        ("/usr/share/OVMF/OVMF_CODE_4M.fd", Some("/usr/share/OVMF/OVMF_VARS_4M.fd")),
         ("/usr/share/ovmf/OVMF.fd", None),
         ("/usr/share/qemu/OVMF.fd", None),
     ];

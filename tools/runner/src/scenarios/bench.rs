@@ -52,38 +52,52 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
     ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
 ];
 
-/// The throughput of `make bench-smp`'s pairs in one boot: calls per
-/// billion TSC cycles, summed over the pairs (each prints `stress: N calls
-/// answered right in C cycles`; they run at once).
-fn pair_throughput(lines: &[String]) -> Result<f64, String> {
+/// A rate in one of `make bench-smp`'s throughput boots: units per
+/// billion TSC cycles, summed over the two processes `who`, from each
+/// one's `[PASS] WHAT: N units ... in C cycles` line (they run at once).
+fn summed_rate(lines: &[String], who: [&str; 2], what: &str) -> Result<f64, String> {
+    let prefix = format!("[PASS] {what}: ");
     let mut total = 0.0;
-    for pair in ["ping1", "ping2"] {
+    for pair in who {
         let m = crate::source::messages_of(lines, pair)
-            .find_map(|m| m.strip_prefix("[PASS] stress: ").map(|r| r.to_string()))
-            .ok_or_else(|| format!("{pair} printed no stress result"))?;
+            .find_map(|m| m.strip_prefix(prefix.as_str()).map(|r| r.to_string()))
+            .ok_or_else(|| format!("{pair} printed no {what} result"))?;
         let nums: Vec<f64> = m.split_whitespace().filter_map(|w| w.parse().ok()).collect();
         match nums.as_slice() {
-            [calls, cycles] if *cycles > 0.0 => total += calls * 1e9 / cycles,
+            [n, cycles] if *cycles > 0.0 => total += n * 1e9 / cycles,
             _ => return Err(format!("cannot read '{m}'")),
         }
     }
     Ok(total)
 }
 
-/// The 1-CPU boot's throughput, for the 2-CPU boot's ratio (the boots of
-/// a scenario run in order).
-static ONE_CPU_THROUGHPUT: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
+/// The 1-CPU boots' rates, for the 2-CPU boots' ratios (the boots of a
+/// scenario run in order): the pairs' calls, the spinners' steps.
+static ONE_CPU_PAIRS: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
+static ONE_CPU_SPIN: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
 
 fn smp_throughput_1(lines: &[String]) -> Result<String, String> {
-    let t = pair_throughput(lines)?;
-    *ONE_CPU_THROUGHPUT.lock().unwrap() = Some(t);
+    let t = summed_rate(lines, ["ping1", "ping2"], "stress")?;
+    *ONE_CPU_PAIRS.lock().unwrap() = Some(t);
     Ok(format!("2 pairs on 1 CPU: {:.0} calls per 10^9 TSC cycles", t))
 }
 
 fn smp_throughput_2(lines: &[String]) -> Result<String, String> {
-    let t = pair_throughput(lines)?;
-    let one = ONE_CPU_THROUGHPUT.lock().unwrap().ok_or("the 1-CPU boot gave no figure")?;
+    let t = summed_rate(lines, ["ping1", "ping2"], "stress")?;
+    let one = ONE_CPU_PAIRS.lock().unwrap().ok_or("the 1-CPU boot gave no figure")?;
     Ok(format!("2 pairs on 2 CPUs: {:.0} calls per 10^9 TSC cycles; 2-CPU / 1-CPU throughput ratio {:.2}", t, t / one))
+}
+
+fn smp_spin_1(lines: &[String]) -> Result<String, String> {
+    let t = summed_rate(lines, ["spin1", "spin2"], "spin")?;
+    *ONE_CPU_SPIN.lock().unwrap() = Some(t);
+    Ok(format!("2 spinners on 1 CPU: {:.0} steps per 10^9 TSC cycles", t))
+}
+
+fn smp_spin_2(lines: &[String]) -> Result<String, String> {
+    let t = summed_rate(lines, ["spin1", "spin2"], "spin")?;
+    let one = ONE_CPU_SPIN.lock().unwrap().ok_or("the 1-CPU spin boot gave no figure")?;
+    Ok(format!("2 spinners on 2 CPUs: {:.0} steps per 10^9 TSC cycles; 2-CPU / 1-CPU ratio {:.2}: what this host gives a second vCPU with no kernel work, the ceiling of the pairs' ratio", t, t / one))
 }
 
 /// `make bench-smp` (a benchmark): two checked ping-pong pairs on 1 CPU,
@@ -113,7 +127,15 @@ fn bench_smp_boots() -> Vec<Boot> {
             .timeout(600)
             .checks(vec![("pair throughput", check)])
             .profile(bench_profile()));
-    core::iter::once(icount).chain(throughput).collect()
+    // The same on two processes that only compute (demos/bench-smp-spin.manifest).
+    let spin = [("1cpu-spin", "1", smp_spin_1 as LogCheck), ("2cpu-spin", "2", smp_spin_2 as LogCheck)]
+        .into_iter()
+        .map(|(name, cpus, check)| user_boot(name, "demos/bench-smp-spin.manifest", "exit_when_idle", &["[spin1] [PASS] spin", "[spin2] [PASS] spin"])
+            .smp(cpus)
+            .timeout(600)
+            .checks(vec![("spin throughput", check)])
+            .profile(bench_profile()));
+    core::iter::once(icount).chain(throughput).chain(spin).collect()
 }
 
 /// `make bench-boot`: what `make run` boots (the default system on fresh
@@ -146,7 +168,7 @@ fn boot_icount() -> Boot {
 pub(super) fn bench_smp() -> Scenario {
     Scenario {
         name: "bench-smp",
-        description: "benchmark (not a test): two checked ping-pong pairs on 1 and on 2 CPUs, throughput and ratio",
+        description: "benchmark (not a test): round trips within a CPU and across two (icount); two checked ping-pong pairs on 1 and on 2 CPUs, throughput and ratio; two processes that only compute, the same (what the host gives a second vCPU)",
         capos_boot_only: false,
         boots: bench_smp_boots(),
     }

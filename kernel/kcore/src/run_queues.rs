@@ -347,7 +347,7 @@ mod tests {
         assert!(r.any_for(0), "an unpinned entry is work for anyone");
         assert_eq!(r.next(0, |p| !gone.contains(&p)), Some(41));
         assert_eq!(r.next(1, |p| !gone.contains(&p)), Some(40));
-        // Waking: a pinned entry on a busy CPU wakes no helper.
+        // Waking: a pinned entry on a busy CPU wakes that CPU, never a helper.
         r.set_idle(0, true);
         assert_eq!(r.enqueue(30, 2, 1, true), 1 << 2, "busy target, pinned: only it can run it, so it is asked to reschedule");
         assert_eq!(r.enqueue(33, 1, 1, true), 0, "pinned to the queuing CPU itself: it is about to look");

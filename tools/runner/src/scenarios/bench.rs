@@ -76,28 +76,34 @@ fn summed_rate(lines: &[String], who: [&str; 2], what: &str) -> Result<f64, Stri
 static ONE_CPU_PAIRS: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
 static ONE_CPU_SPIN: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
 
+/// One throughput boot's line: on 1 CPU its rate is kept in `one_cpu`;
+/// on 2 it is set beside that one's, as a ratio.
+fn rate_line(lines: &[String], who: [&str; 2], what: &str, one_cpu: &std::sync::Mutex<Option<f64>>, cpus: u32, label: &str, unit: &str) -> Result<String, String> {
+    let t = summed_rate(lines, who, what)?;
+    let head = format!("2 {label} on {cpus} CPU{}: {t:.0} {unit} per 10^9 TSC cycles", if cpus == 1 { "" } else { "s" });
+    if cpus == 1 {
+        *one_cpu.lock().unwrap() = Some(t);
+        return Ok(head);
+    }
+    let one = one_cpu.lock().unwrap().ok_or(format!("the 1-CPU boot of the {label} gave no figure"))?;
+    Ok(format!("{head}; 2-CPU / 1-CPU ratio {:.2}", t / one))
+}
+
 fn smp_throughput_1(lines: &[String]) -> Result<String, String> {
-    let t = summed_rate(lines, ["ping1", "ping2"], "stress")?;
-    *ONE_CPU_PAIRS.lock().unwrap() = Some(t);
-    Ok(format!("2 pairs on 1 CPU: {:.0} calls per 10^9 TSC cycles", t))
+    rate_line(lines, ["ping1", "ping2"], "stress", &ONE_CPU_PAIRS, 1, "pairs", "calls")
 }
 
 fn smp_throughput_2(lines: &[String]) -> Result<String, String> {
-    let t = summed_rate(lines, ["ping1", "ping2"], "stress")?;
-    let one = ONE_CPU_PAIRS.lock().unwrap().ok_or("the 1-CPU boot gave no figure")?;
-    Ok(format!("2 pairs on 2 CPUs: {:.0} calls per 10^9 TSC cycles; 2-CPU / 1-CPU throughput ratio {:.2}", t, t / one))
+    rate_line(lines, ["ping1", "ping2"], "stress", &ONE_CPU_PAIRS, 2, "pairs", "calls")
 }
 
 fn smp_spin_1(lines: &[String]) -> Result<String, String> {
-    let t = summed_rate(lines, ["spin1", "spin2"], "spin")?;
-    *ONE_CPU_SPIN.lock().unwrap() = Some(t);
-    Ok(format!("2 spinners on 1 CPU: {:.0} steps per 10^9 TSC cycles", t))
+    rate_line(lines, ["spin1", "spin2"], "spin", &ONE_CPU_SPIN, 1, "spinners", "steps")
 }
 
 fn smp_spin_2(lines: &[String]) -> Result<String, String> {
-    let t = summed_rate(lines, ["spin1", "spin2"], "spin")?;
-    let one = ONE_CPU_SPIN.lock().unwrap().ok_or("the 1-CPU spin boot gave no figure")?;
-    Ok(format!("2 spinners on 2 CPUs: {:.0} steps per 10^9 TSC cycles; 2-CPU / 1-CPU ratio {:.2}: what this host gives a second vCPU with no kernel work, the ceiling of the pairs' ratio", t, t / one))
+    rate_line(lines, ["spin1", "spin2"], "spin", &ONE_CPU_SPIN, 2, "spinners", "steps")
+        .map(|l| format!("{l}: what this host gives a second vCPU with no kernel work, the ceiling of the pairs' ratio"))
 }
 
 /// `make bench-smp` (a benchmark): two checked ping-pong pairs on 1 CPU,
@@ -120,22 +126,18 @@ fn bench_smp_boots() -> Vec<Boot> {
         .icount_plugin()
         .profile(bench_profile())
         .stored_pairs(SMP_VS_LINUX.to_vec());
-    let throughput = [("1cpu", "1", smp_throughput_1 as LogCheck), ("2cpu", "2", smp_throughput_2 as LogCheck)]
-        .into_iter()
-        .map(|(name, cpus, check)| user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &["[ping1] [PASS] stress", "[ping2] [PASS] stress"])
-            .smp(cpus)
-            .timeout(600)
-            .checks(vec![("pair throughput", check)])
-            .profile(bench_profile()));
-    // The same on two processes that only compute (demos/bench-smp-spin.manifest).
-    let spin = [("1cpu-spin", "1", smp_spin_1 as LogCheck), ("2cpu-spin", "2", smp_spin_2 as LogCheck)]
-        .into_iter()
-        .map(|(name, cpus, check)| user_boot(name, "demos/bench-smp-spin.manifest", "exit_when_idle", &["[spin1] [PASS] spin", "[spin2] [PASS] spin"])
-            .smp(cpus)
-            .timeout(600)
-            .checks(vec![("spin throughput", check)])
-            .profile(bench_profile()));
-    core::iter::once(icount).chain(throughput).chain(spin).collect()
+    // Two checked ping-pong pairs, then two processes that only compute
+    // (demos/bench-smp-spin.manifest), each on 1 CPU and on 2.
+    let rates: [(&str, &str, &str, [&'static str; 2], &str, LogCheck); 4] = [
+        ("1cpu", "1", "demos/bench-smp.manifest", ["[ping1] [PASS] stress", "[ping2] [PASS] stress"], "pair throughput", smp_throughput_1),
+        ("2cpu", "2", "demos/bench-smp.manifest", ["[ping1] [PASS] stress", "[ping2] [PASS] stress"], "pair throughput", smp_throughput_2),
+        ("1cpu-spin", "1", "demos/bench-smp-spin.manifest", ["[spin1] [PASS] spin", "[spin2] [PASS] spin"], "spin throughput", smp_spin_1),
+        ("2cpu-spin", "2", "demos/bench-smp-spin.manifest", ["[spin1] [PASS] spin", "[spin2] [PASS] spin"], "spin throughput", smp_spin_2),
+    ];
+    let rates = rates.into_iter().map(|(name, cpus, manifest, expect, what, check)| {
+        user_boot(name, manifest, "exit_when_idle", &expect).smp(cpus).timeout(600).checks(vec![(what, check)]).profile(bench_profile())
+    });
+    core::iter::once(icount).chain(rates).collect()
 }
 
 /// `make bench-boot`: what `make run` boots (the default system on fresh

@@ -46,6 +46,18 @@ pub const MAX_CPUS: usize = 64;
 /// A set of CPUs, a bit per index.
 pub type CpuMask = u64;
 
+/// The CPUs in `mask`, lowest first (its set bits only).
+pub fn cpus(mask: CpuMask) -> impl Iterator<Item = usize> {
+    let mut left = mask;
+    core::iter::from_fn(move || {
+        (left != 0).then(|| {
+            let c = left.trailing_zeros() as usize;
+            left &= left - 1;
+            c
+        })
+    })
+}
+
 /// A queued pid, and whether only its own CPU may run it (rule 5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Entry {
@@ -187,22 +199,13 @@ impl RunQueues {
         // longest first (ties: lowest index); a queue of pinned entries
         // only is never tried (rule 5).
         let mut left: CpuMask = self.stealable & !(1 << me);
-        while left != 0 {
-            let mut from = left.trailing_zeros() as usize;
-            let mut rest = left & (left - 1);
-            while rest != 0 {
-                let c = rest.trailing_zeros() as usize;
-                rest &= rest - 1;
-                if self.queues[c].len() > self.queues[from].len() {
-                    from = c;
-                }
-            }
+        loop {
+            let from = cpus(left).max_by_key(|&c| (self.queues[c].len(), usize::MAX - c))?;
             left &= !(1 << from);
             if let Some(p) = self.steal_ready(from, &ready) {
                 return Some(p);
             }
         }
-        None
     }
 
     /// The first ready entry of `cpu`'s queue another CPU may run; stale
@@ -255,6 +258,15 @@ mod tests {
         r
     }
 
+    /// `cpus` online CPUs, every one running something.
+    fn all_busy(cpus: usize) -> RunQueues {
+        let mut r = rq(cpus);
+        for c in 0..cpus {
+            r.set_idle(c, false);
+        }
+        r
+    }
+
     #[test]
     fn placement_goes_round_the_online_cpus_only() {
         let mut r = RunQueues::new();
@@ -268,10 +280,7 @@ mod tests {
 
     #[test]
     fn own_queue_first_in_order_then_the_longest_other() {
-        let mut r = rq(3);
-        for c in 0..3 {
-            r.set_idle(c, false);
-        }
+        let mut r = all_busy(3);
         r.enqueue(10, 1, 1, false);
         r.enqueue(11, 1, 1, false);
         r.enqueue(20, 2, 2, false);
@@ -287,9 +296,7 @@ mod tests {
 
     #[test]
     fn stale_entries_are_dropped_and_nothing_ready_is_lost() {
-        let mut r = rq(2);
-        r.set_idle(0, false);
-        r.set_idle(1, false);
+        let mut r = all_busy(2);
         let ready: HashSet<u32> = [3, 7].into_iter().collect();
         for pid in 1..=8 {
             r.enqueue(pid, (pid % 2) as usize, 0, false);
@@ -323,10 +330,7 @@ mod tests {
 
     #[test]
     fn pinned_entries_are_never_taken_by_another_cpu() {
-        let mut r = rq(3);
-        for c in 0..3 {
-            r.set_idle(c, false);
-        }
+        let mut r = all_busy(3);
         r.enqueue(10, 1, 1, true);
         r.enqueue(11, 1, 1, false);
         r.enqueue(12, 1, 1, true);
@@ -376,6 +380,14 @@ mod tests {
             assert_eq!(r.nonempty & (1 << c) != 0, !q.is_empty(), "cpu {c}: nonempty bit");
             assert_eq!(r.stealable & (1 << c) != 0, unpinned > 0, "cpu {c}: stealable bit");
         }
+    }
+
+    #[test]
+    fn cpus_are_the_set_bits_lowest_first() {
+        assert_eq!(cpus(0).count(), 0);
+        assert_eq!(cpus(0b1010_0001).collect::<Vec<_>>(), [0, 5, 7]);
+        assert_eq!(cpus(1 << 63).collect::<Vec<_>>(), [63]);
+        assert_eq!(cpus(u64::MAX).count(), 64);
     }
 
     #[test]

@@ -92,10 +92,7 @@ fn expire_now() {
 pub(crate) fn kick(cpus: u64) {
     // The set bits only: a cross-CPU call kicks one CPU, and walking all
     // 64 was a tenth of its round trip.
-    let mut left = cpus;
-    while left != 0 {
-        let cpu = left.trailing_zeros() as usize;
-        left &= left - 1;
+    for cpu in capos_kcore::run_queues::cpus(cpus) {
         if let Some(apic) = crate::arch::x86_64::percpu::apic_id_of(cpu) {
             crate::irq::lapic::send_ipi(apic, crate::irq::VECTOR_RESCHEDULE);
         }

@@ -10,11 +10,12 @@
 //!
 //! A wait leaves the interrupt flag as it found it: with interrupts on it
 //! may halt for an MSI-X interrupt; with interrupts off (a system call) it
-//! polls, with a moment of interrupts on between looks. An I/O command that times out, or a completion that is not the
-//! one waited for, resets the controller (CC.EN=0 until CSTS.RDY=0, which
-//! ends all DMA) and brings its queues back up before the request returns
-//! its error, so the queues are never one completion behind and no late
-//! DMA lands in a buffer the caller has been given back. A controller that
+//! polls, with a moment of interrupts on between looks. An I/O command
+//! that times out, or a completion that is not the one waited for, resets
+//! the controller (CC.EN=0 until CSTS.RDY=0, which ends all DMA) and
+//! brings its queues back up before the request returns its error, so the
+//! queues are never one completion behind and no late DMA lands in a
+//! buffer the caller has been given back. A controller that
 //! cannot be brought back is marked failed (bus mastering off) and every
 //! later request fails at once. Registers and doorbells are reached only
 //! through a checked register window (`mm::mmio`), sized and checked

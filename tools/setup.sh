@@ -66,3 +66,15 @@ if ! out=$(cargo afl config --build 2>&1); then
         exit 1
     fi
 fi
+
+# Disk space: a clean clone's `make test` writes about 5 GiB under target/
+# and, at its peak, about 1.5 GiB of scratch disks under the temporary
+# directory (the cloud disk check's tests, one of which allocates a whole
+# 1 GiB disk). With less room the failures read "No space left on device"
+# in whichever test ran out first; this line says it up front.
+for d in . "${TMPDIR:-/tmp}"; do
+    free_gib=$(df -Pk "$d" | awk 'NR == 2 { print int($4 / 1048576) }')
+    if [ -n "$free_gib" ] && [ "$free_gib" -lt 8 ]; then
+        echo "setup: warning: only $free_gib GiB free on the file system of $d; make test needs about 8 GiB there" >&2
+    fi
+done

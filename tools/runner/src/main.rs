@@ -43,6 +43,7 @@
 //! ```text
 //! 0  settings   the machine settings and runner inputs from the environment
 //! 0  source     who wrote a serial line; expectations that name a source
+//! 0  scratch    the host tests' scratch directories (tests only)
 //! 1  build/     cargo builds: kernel, loader, mkstore-image, the Linux guest
 //! 2  machine/   QEMU's command line, OVMF, exit codes, disk buses (bus.rs),
 //!               the serial stream (serial.rs)
@@ -67,6 +68,8 @@ mod judge;
 mod machine;
 mod parallel;
 mod scenarios;
+#[cfg(test)]
+mod scratch;
 mod settings;
 mod source;
 mod volumes;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 const ROOMS: &[(&str, u32)] = &[
     ("settings", 0),
     ("source", 0),
+    ("scratch", 0),
     ("build", 1),
     ("machine", 2),
     ("volumes", 3),

@@ -12,6 +12,7 @@ fn the_interrupts_off_figure_is_read_or_missed() {
 }
 
 use super::*;
+use crate::scratch::Scratch;
 
 #[test]
 fn store_states_hold_the_last_returned_put_or_the_one_under_way() {
@@ -29,11 +30,8 @@ fn store_states_hold_the_last_returned_put_or_the_one_under_way() {
     assert_eq!(s.check(&walk(&[])).1, 4, "a missing key is a loss");
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("capos-storage-test-{}-{}", name, std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmpdir(name: &str) -> Scratch {
+    Scratch::new("storage-test", name)
 }
 
 /// The mkstore-image binary: MKSTORE_IMAGE, the workspace's debug
@@ -57,8 +55,8 @@ fn mkstore_image() -> PathBuf {
 
 /// An 8 MiB store (16,384 blocks) holding `keys` keys of `value` bytes,
 /// written to a file, as `mkstore-image --store --blocks 16384 --seed`
-/// makes it.
-fn store_file(name: &str, blocks: u64, keys: usize, value: usize) -> PathBuf {
+/// makes it; the file is `store.img` in the scratch directory returned.
+fn store_file(name: &str, blocks: u64, keys: usize, value: usize) -> (Scratch, PathBuf) {
     use capos_storage::mem_device::MemBlockDevice;
     use capos_storage::store::{self, Store};
     let mut dev = MemBlockDevice::new(blocks);
@@ -67,9 +65,10 @@ fn store_file(name: &str, blocks: u64, keys: usize, value: usize) -> PathBuf {
     for k in 0..keys {
         st.put(format!("user/{:04}", k).as_bytes(), &vec![k as u8; value]).unwrap();
     }
-    let path = tmpdir(name).join("store.img");
+    let dir = tmpdir(name);
+    let path = dir.join("store.img");
     std::fs::write(&path, st.into_device().into_bytes()).unwrap();
-    path
+    (dir, path)
 }
 
 /// Phase 1 of the persist workload on the host engine (the guest's
@@ -103,7 +102,7 @@ fn phase1_on_host(img: &Path, churn: plan::Churn) -> (u64, Option<u64>, Vec<u8>)
 
 #[test]
 fn the_persist_churn_compacts_an_8_mib_store_of_300_keys() {
-    let img = store_file("persist-300", 16_384, 300, 200);
+    let (_dir, img) = store_file("persist-300", 16_384, 300, 200);
     let shape = store_shape(&img).unwrap();
     assert_eq!((shape.keys, shape.entries), (300, 300));
     // The fixed churn of old (120 rounds of 6 KiB) never filled this
@@ -124,14 +123,14 @@ fn the_persist_churn_fits_every_store_size_and_refuses_a_full_one() {
     // The scenario's own stores (1 MiB co-located, mkstore-image's
     // default), an empty 8 MiB one and a 64 MiB one: each compacts.
     for (blocks, keys, value) in [(2048u64, 5usize, 100usize), (16_384, 0, 0), (131_072, 50, 4000)] {
-        let img = store_file(&format!("persist-{}", blocks), blocks, keys, value);
+        let (_dir, img) = store_file(&format!("persist-{}", blocks), blocks, keys, value);
         let churn = persist_churn(&store_shape(&img).unwrap()).unwrap();
         assert!(phase1_on_host(&img, churn).0 >= 1, "{blocks} blocks: {churn:?}");
         assert!(churn.puts() <= 1_100, "{blocks} blocks: {churn:?}");
     }
     // A store whose own keys leave no room for the workload: refused
     // with the reason, not run into 'store full'.
-    let full = store_file("persist-full", 2048, 40, 10_000);
+    let (_full_dir, full) = store_file("persist-full", 2048, 40, 10_000);
     let e = persist_churn(&store_shape(&full).unwrap()).unwrap_err();
     assert!(e.starts_with("the store is too full for the persist workload: it holds 40 keys"), "{e}");
     // The bound itself: min(slots, heap / (7 + value)) + 1 puts in whole
@@ -245,7 +244,6 @@ fn the_host_walk_of_an_extract_is_the_seed_and_a_changed_line_is_reported() {
     let x = Extracted::at(&dir.join("st.kv"));
     assert!(x.fs.is_none());
     assert_eq!(x.walk(true, true).unwrap(), want_keys);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -432,7 +430,6 @@ fn a_cut_check_finds_lost_half_written_and_resurrected_files() {
     log.insert("/r/log".into(), b"junk".to_vec());
     write_state(&root, &log);
     assert!(check_cut(&d, None, &root, &mut c).problems.iter().any(|p| p.contains("/r/log")));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---- The recovery model against the real engine under simulated
@@ -697,5 +694,4 @@ fn the_recovery_model_accepts_every_state_a_power_cut_leaves() {
         }
     }
     assert!(checked >= 300, "only {} cut states checked", checked);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -457,14 +457,12 @@ mod tests {
     //! same tools the build does (mkfs.fat, mtools, sgdisk, tar, gzip,
     //! fallocate); tools/setup.sh installs them.
     use super::*;
+    use crate::scratch::{big, Scratch};
 
     const SDE: u64 = 1_700_000_000;
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("capos-disk-test-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn tmpdir(name: &str) -> Scratch {
+        Scratch::new("disk-test", name)
     }
 
     /// The smallest PE32+ header the check accepts, for `machine`.
@@ -481,8 +479,10 @@ mod tests {
 
     const CONF: &str = "timeout: 0\n\n/capOS\n    protocol: limine\n    path: boot():/boot/capos-kernel\n    module_path: boot():/boot/manifest\n";
 
-    /// A 1 GiB disk that follows every rule, and its tarball.
-    fn good(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    /// A 1 GiB disk that follows every rule, and its tarball. Callers
+    /// hold [`big`] (about 200 MiB of real space each, and one test
+    /// allocates the whole GiB).
+    fn good(name: &str) -> (Scratch, PathBuf, PathBuf) {
         let dir = tmpdir(name);
         let mut v = Volume::new();
         v.add("/EFI/BOOT/BOOTX64.EFI", Content::Bytes(fake_efi(0x8664)));
@@ -525,7 +525,8 @@ mod tests {
 
     #[test]
     fn a_disk_that_follows_the_rules_passes() {
-        let (dir, disk, tar) = good("good");
+        let _big = big();
+        let (_dir, disk, tar) = good("good");
         let r = check_disk(&disk, Some(&tar)).unwrap();
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert!(r.ok.len() >= 12, "{:?}", r.ok);
@@ -535,57 +536,56 @@ mod tests {
         let p2 = partition_info(&disk, 2).unwrap().unwrap();
         assert_eq!((p2.first_lba, p2.last_lba), (264192, 264192 + 131072 - 1));
         assert_eq!(p2.type_guid, "A59AE5FF-8FF6-4AFC-89B0-2CEE37A58890");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn the_same_inputs_give_the_same_bytes() {
-        let (d1, disk1, tar1) = good("same1");
-        let (d2, disk2, tar2) = good("same2");
+        let _big = big();
+        let (_d1, disk1, tar1) = good("same1");
+        let (_d2, disk2, tar2) = good("same2");
         assert_eq!(sha256_file(&disk1).unwrap(), sha256_file(&disk2).unwrap());
         assert_eq!(sha256_file(&tar1).unwrap(), sha256_file(&tar2).unwrap());
-        let _ = std::fs::remove_dir_all(d1);
-        let _ = std::fs::remove_dir_all(d2);
     }
 
     #[test]
     fn a_size_that_is_not_whole_gib_is_refused() {
-        let (dir, disk, _) = good("size");
+        let _big = big();
+        let (_dir, disk, _) = good("size");
         std::fs::OpenOptions::new().write(true).open(&disk).unwrap().set_len(GIB + MIB).unwrap();
         refused(&problems(&disk, None), "not a non-zero multiple of 1 GiB");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_disk_that_is_not_sparse_is_refused() {
-        let (dir, disk, _) = good("sparse");
+        let _big = big();
+        let (_dir, disk, _) = good("sparse");
         sh(Command::new("fallocate").args(["-o", "0", "-l", &GIB.to_string()]).arg(&disk));
         refused(&problems(&disk, None), "not sparse");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_missing_or_mistyped_esp_is_refused() {
-        let (dir, disk, _) = good("esp");
+        let _big = big();
+        let (_dir, disk, _) = good("esp");
         sh(Command::new("sgdisk").arg("--typecode=1:8300").arg(&disk));
         refused(&problems(&disk, None), "not the EFI System Partition");
         sh(Command::new("sgdisk").arg("--delete=1").arg(&disk));
         let p = problems(&disk, None);
         refused(&p, "no partition 1");
         refused(&p, "exactly 1 (ESP) and 2");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn an_esp_that_is_not_fat32_is_refused() {
-        let (dir, disk, _) = good("fat");
+        let _big = big();
+        let (_dir, disk, _) = good("fat");
         write_at(&disk, ESP_FIRST_LBA * SECTOR, &[0u8; 512]);
         refused(&problems(&disk, None), "does not hold a FAT32 file system");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_missing_or_foreign_bootx64_is_refused() {
+        let _big = big();
         let (dir, disk, _) = good("bootx64");
         sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/EFI/BOOT/BOOTX64.EFI"]));
         refused(&problems(&disk, None), "no /EFI/BOOT/BOOTX64.EFI");
@@ -593,59 +593,58 @@ mod tests {
         std::fs::write(&arm, fake_efi(0xaa64)).unwrap();
         sh(Command::new("mcopy").args(["-i", &esp_arg(&disk)]).arg(&arm).arg("::/EFI/BOOT/BOOTX64.EFI"));
         refused(&problems(&disk, None), "machine 0xaa64, not x86_64");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_file_limine_conf_names_must_be_on_the_esp() {
-        let (dir, disk, _) = good("conf");
+        let _big = big();
+        let (_dir, disk, _) = good("conf");
         sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/boot/manifest"]));
         refused(&problems(&disk, None), "names /boot/manifest, which the ESP lacks");
         sh(Command::new("mdel").args(["-i", &esp_arg(&disk), "::/limine.conf"]));
         refused(&problems(&disk, None), "no /limine.conf");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_missing_protective_mbr_is_refused() {
-        let (dir, disk, _) = good("mbr");
+        let _big = big();
+        let (_dir, disk, _) = good("mbr");
         write_at(&disk, 446, &[0u8; 66]);
         refused(&problems(&disk, None), "no protective MBR");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_damaged_gpt_header_is_refused() {
-        let (dir, disk, _) = good("gpt");
+        let _big = big();
+        let (_dir, disk, _) = good("gpt");
         // A byte of the primary header's disk GUID: its CRC no longer matches.
         write_at(&disk, SECTOR + 0x38, &[0x5a]);
         refused(&problems(&disk, None), "sgdisk -v finds problems");
         // The same in the backup header (the disk's last sector).
-        let (dir2, disk2, _) = good("gpt-backup");
+        let (_dir2, disk2, _) = good("gpt-backup");
         write_at(&disk2, GIB - SECTOR + 0x38, &[0x5a]);
         refused(&problems(&disk2, None), "sgdisk -v finds problems");
-        let _ = std::fs::remove_dir_all(dir2);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn the_data_partition_must_be_capos_data_with_the_colocated_layout() {
-        let (dir, disk, _) = good("data");
+        let _big = big();
+        let (_dir, disk, _) = good("data");
         write_at(&disk, 264192 * SECTOR, &[0u8; 512]);
         refused(&problems(&disk, None), "does not hold the co-located CAPOSST1 + CAPOSWF1 layout");
         sh(Command::new("sgdisk").arg("--typecode=2:8300").arg(&disk));
         refused(&problems(&disk, None), "not capOS data");
         sh(Command::new("sgdisk").arg("--delete=2").arg(&disk));
         refused(&problems(&disk, None), "no partition 2");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn tarballs_in_another_format_or_with_other_members_are_refused() {
+        let _big = big();
         let (dir, disk, _) = good("tar");
         let tar = |name: &str, args: &[&str], members: &[&str]| -> PathBuf {
             let t = dir.join(name);
-            sh(Command::new("tar").args(args).arg(&t).arg("-C").arg(&dir).args(members));
+            sh(Command::new("tar").args(args).arg(&t).arg("-C").arg(dir.path()).args(members));
             t
         };
         let posix = tar("posix.tar.gz", &["--format=posix", "-Sczf"], &["disk.raw"]);
@@ -659,7 +658,6 @@ mod tests {
         refused(&problems(&disk, Some(&plain)), "not gzip-compressed");
         let named = tar("disk.tgz", &["--format=oldgnu", "-Sczf"], &["disk.raw"]);
         refused(&problems(&disk, Some(&named)), "ending in .tar.gz");
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -675,7 +673,6 @@ mod tests {
         assert_eq!(sha256_file(&p).unwrap(), sha256_hex(&std::fs::read(&p).unwrap()));
         std::fs::write(&p, b"").unwrap();
         assert_eq!(sha256_file(&p).unwrap(), sha256_hex(b""));
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -212,6 +212,9 @@ mod tests {
         r.bulk_cap = Some(400_000);
         assert_eq!(read_call(&f, 0, 300_000, &mut r), Ok(Vec::new()), "the Data result stays empty");
         assert_eq!(r.bulk_out.as_deref(), Some(&big[..]));
+        // The staging buffer was cleared a chunk at a time, pausing between
+        // (the kernel lets interrupts in there).
+        assert!(r.pauses >= 300_000 / crate::PAUSE_BYTES, "{} pauses", r.pauses);
         // Data given twice is refused before it reaches the file.
         let mut r = TestResponder::new();
         r.bulk_in = Some(alloc::vec![1, 2]);

@@ -109,7 +109,16 @@ pub trait Responder {
     fn bulk_out_with<E>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<Result<usize, E>, SysError> {
         staged_bulk_out_with(self, len, fill)
     }
+    /// A point between two chunks of a long copy or clear that the
+    /// dispatcher itself does (the staging buffer). The kernel's lets
+    /// pending interrupts in (it runs the call with them off:
+    /// docs/interrupts-off.md); nothing to do elsewhere.
+    fn pause(&mut self) {}
 }
+
+/// The most bytes a dispatcher clears or copies between two
+/// [`Responder::pause`]s.
+pub const PAUSE_BYTES: usize = 16 * 1024;
 
 /// [`Responder::bulk_out_with`] through a staging buffer: `fill` writes a
 /// zeroed `Vec`, whose first `n` bytes go out with
@@ -120,7 +129,13 @@ pub fn staged_bulk_out_with<R: Responder + ?Sized, E>(r: &mut R, len: usize, fil
     if r.bulk_out_capacity().is_none_or(|room| len > room) {
         return Err(SysError::InvalidArgument);
     }
-    let mut buf = alloc::vec![0u8; len];
+    // Zeroed a chunk at a time, with a pause between (a 1 MiB buffer is
+    // about a hundred thousand instructions of clearing).
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        buf.resize(buf.len() + (len - buf.len()).min(PAUSE_BYTES), 0);
+        r.pause();
+    }
     match fill(&mut buf) {
         Ok(n) => {
             let n = n.min(len);
@@ -205,6 +220,8 @@ pub mod testing {
         pub bulk_out: Option<Vec<u8>>,
         /// How many times the dispatcher copied the bulk buffer in.
         pub bulk_copies: core::cell::Cell<u32>,
+        /// How many times the dispatcher paused (`Responder::pause`).
+        pub pauses: usize,
     }
 
     impl TestResponder<u32> {
@@ -216,7 +233,7 @@ pub mod testing {
     impl<C> TestResponder<C> {
         /// A responder whose capabilities are `C`s.
         pub fn empty() -> TestResponder<C> {
-            TestResponder { results: Vec::new(), caps: Vec::new(), transferred: Vec::new(), bulk_in: None, bulk_cap: None, bulk_out: None, bulk_copies: core::cell::Cell::new(0) }
+            TestResponder { results: Vec::new(), caps: Vec::new(), transferred: Vec::new(), bulk_in: None, bulk_cap: None, bulk_out: None, bulk_copies: core::cell::Cell::new(0), pauses: 0 }
         }
         pub fn get<T: Owned, R>(&self, f: impl FnOnce(T::Reader<'_>) -> R) -> R {
             let reader = read_flat(word_bytes(&self.results)).unwrap();
@@ -278,6 +295,9 @@ pub mod testing {
                 }
                 _ => Err(SysError::InvalidArgument),
             }
+        }
+        fn pause(&mut self) {
+            self.pauses += 1;
         }
     }
 

@@ -62,6 +62,16 @@ pub trait BlockDevice {
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError>;
     /// Make every write that completed before this call durable.
     fn flush(&mut self) -> Result<(), BlockError>;
+    /// A point between two units of an engine's own CPU work (a metadata
+    /// block encoded, a run of chain entries released) where no request
+    /// is made. Nothing to do for most devices. The kernel's lets pending
+    /// interrupts in here: it runs a capability call's engine work with
+    /// interrupts off, and a loop whose length grows with the volume or
+    /// the request would otherwise keep them off for all of it
+    /// (docs/interrupts-off.md). Engines call it in every such loop, once
+    /// per metadata block's worth of work (a 512-byte block encoded or
+    /// checksummed, a chain block's 128 entries walked).
+    fn pause(&mut self) {}
 }
 
 /// Check a request against a device's geometry; shared by the in-tree
@@ -97,5 +107,8 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     }
     fn flush(&mut self) -> Result<(), BlockError> {
         (**self).flush()
+    }
+    fn pause(&mut self) {
+        (**self).pause()
     }
 }

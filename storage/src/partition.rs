@@ -44,6 +44,9 @@ impl<D: BlockDevice> BlockDevice for Partition<D> {
     fn flush(&mut self) -> Result<(), BlockError> {
         self.inner.flush()
     }
+    fn pause(&mut self) {
+        self.inner.pause()
+    }
 }
 
 #[cfg(test)]

@@ -278,3 +278,92 @@ fn many_files_and_a_large_file_survive_remount() {
     assert_eq!(snap["/small-042"].as_deref(), Some(&b"content 42"[..]));
     assert_eq!(snap.len(), 102);
 }
+
+/// What the engine asked of its device, in order: the kernel lets
+/// interrupts in at every request and pause (docs/interrupts-off.md), so
+/// a long stretch of engine work with neither keeps them off throughout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Asked {
+    Read,
+    Write(u64),
+    Flush,
+    Pause,
+}
+
+struct Watched {
+    inner: MemBlockDevice,
+    log: Vec<Asked>,
+}
+
+impl capos_storage::BlockDevice for Watched {
+    fn block_size(&self) -> usize {
+        self.inner.block_size()
+    }
+    fn block_count(&self) -> u64 {
+        self.inner.block_count()
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), capos_storage::BlockError> {
+        self.log.push(Asked::Read);
+        self.inner.read_blocks(lba, buf)
+    }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), capos_storage::BlockError> {
+        self.log.push(Asked::Write(lba));
+        self.inner.write_blocks(lba, buf)
+    }
+    fn flush(&mut self) -> Result<(), capos_storage::BlockError> {
+        self.log.push(Asked::Flush);
+        self.inner.flush()
+    }
+    fn pause(&mut self) {
+        self.log.push(Asked::Pause);
+    }
+}
+
+fn pauses(log: &[Asked]) -> usize {
+    log.iter().filter(|a| **a == Asked::Pause).count()
+}
+
+#[test]
+fn long_engine_work_pauses_once_per_block_of_work() {
+    let mut dev = MemBlockDevice::new(32_768);
+    format(&mut dev, None, Timestamp::new(5, Provenance::SourceDateEpoch)).unwrap();
+    let mut fs = WritableFs::mount(Watched { inner: dev, log: Vec::new() }, clock(), MountOptions::default()).unwrap();
+    let root = fs.root();
+    let f = fs.create(root, "big").unwrap();
+
+    // A 1 MiB write: one pause per eight 512-byte blocks copied and
+    // allocated.
+    fs.device().log.clear();
+    fs.write(f, 0, &vec![7u8; 1 << 20]).unwrap();
+    let write = core::mem::take(&mut fs.device().log);
+    assert!(pauses(&write) >= 2048 / 8, "{} pauses for 2048 blocks written", pauses(&write));
+
+    // Its commit re-encodes every chain block the write touched (2048
+    // entries: at least 16 blocks) before the first region write, pausing
+    // between two blocks encoded.
+    fs.sync().unwrap();
+    let sync = core::mem::take(&mut fs.device().log);
+    let before_first_write = sync.iter().position(|a| matches!(a, Asked::Write(_))).unwrap();
+    assert!(pauses(&sync[..before_first_write]) >= 16, "{:?}", &sync[..before_first_write]);
+
+    // After a remount the allocator's cursor is back at the volume's start
+    // and walks the file's 2048 used blocks to find a free one: a pause per
+    // chain block's worth (127 entries) walked, before the write.
+    let dev = fs.into_device();
+    let mut fs = WritableFs::mount(dev, clock(), MountOptions::default()).unwrap();
+    let root = fs.root();
+    let g = fs.create(root, "small").unwrap();
+    fs.device().log.clear();
+    fs.write(g, 0, b"x").unwrap();
+    let small = core::mem::take(&mut fs.device().log);
+    let first_write = small.iter().position(|a| matches!(a, Asked::Write(_))).unwrap();
+    assert!(pauses(&small[..first_write]) >= 2048 / 127, "{:?}", &small[..first_write]);
+
+    // Removing the file frees 2048 chain entries: a pause per 127.
+    fs.device().log.clear();
+    fs.remove(root, "big").unwrap();
+    let remove = core::mem::take(&mut fs.device().log);
+    let first_write = remove.iter().position(|a| matches!(a, Asked::Write(_))).unwrap();
+    // (and the commit re-encodes the 16 or 17 chain blocks it touched).
+    assert!(pauses(&remove[..first_write]) >= 2 * (2048 / 127), "{:?}", &remove[..first_write]);
+}

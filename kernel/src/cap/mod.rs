@@ -26,6 +26,7 @@ pub mod sources;
 pub mod store;
 pub mod waiters;
 
+use crate::arch::x86_64::trap::{interrupt_window, zero_with_windows};
 use crate::mm::ipc_area::IpcView;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::usermem::UserSlice;
@@ -289,6 +290,10 @@ impl<'r, 'a> KernelResponder<'r, 'a> {
 impl capos_serve::Responder for KernelResponder<'_, '_> {
     type Cap = Cap;
 
+    fn pause(&mut self) {
+        interrupt_window();
+    }
+
     fn results<T: Owned>(&mut self, fill: impl FnOnce(T::Builder<'_>) -> capnp::Result<()>) -> Result<(), SysError> {
         self.reply.results::<T, ()>(fill)
     }
@@ -355,11 +360,11 @@ impl capos_serve::Responder for KernelResponder<'_, '_> {
             match fill(buf) {
                 Ok(n) => {
                     let n = n.min(buf.len());
-                    buf[n..].fill(0);
+                    zero_with_windows(&mut buf[n..]);
                     Ok(n)
                 }
                 Err(e) => {
-                    buf.fill(0);
+                    zero_with_windows(buf);
                     Err(e)
                 }
             }

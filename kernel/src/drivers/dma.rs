@@ -7,6 +7,7 @@
 //! out for device writes into it); buffers already in the HHDM are used in
 //! place.
 
+use crate::arch::x86_64::trap::{copy_with_windows, zero_with_windows};
 use crate::mm::{frames, phys_to_virt, PAGE_SIZE};
 use alloc::collections::BTreeMap;
 use core::ptr::NonNull;
@@ -22,9 +23,11 @@ pub struct DmaBuffer {
 impl DmaBuffer {
     pub fn new(pages: u64) -> Option<DmaBuffer> {
         let phys = frames::alloc_contiguous(pages.max(1), 1)?;
-        // SAFETY: freshly allocated frames, direct-mapped, owned by us.
-        unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, (pages.max(1) * PAGE_SIZE) as usize) };
-        Some(DmaBuffer { phys, pages: pages.max(1) })
+        let mut buffer = DmaBuffer { phys, pages: pages.max(1) };
+        // Cleared in chunks: a bounce buffer of 128 KiB is made inside a
+        // call that runs with interrupts off (docs/interrupts-off.md).
+        zero_with_windows(buffer.as_mut_slice());
+        Some(buffer)
     }
 
     /// The physical address a device is given.
@@ -110,7 +113,7 @@ unsafe impl Hal for KernelHal {
         if direction != BufferDirection::DeviceToDriver {
             // SAFETY: `buffer` is valid for `len` bytes for this call (Hal contract).
             let src = unsafe { core::slice::from_raw_parts(va as *const u8, len as usize) };
-            bounce.as_mut_slice()[..len as usize].copy_from_slice(src);
+            copy_with_windows(&mut bounce.as_mut_slice()[..len as usize], src);
         }
         let phys = bounce.phys;
         BOUNCES.lock().insert(phys, bounce.pages);
@@ -127,7 +130,7 @@ unsafe impl Hal for KernelHal {
             let len = buffer.len();
             // SAFETY: `buffer` is valid and exclusively ours for this call.
             let dst = unsafe { core::slice::from_raw_parts_mut(buffer.as_ptr() as *mut u8, len) };
-            dst.copy_from_slice(&bounce.as_slice()[..len]);
+            copy_with_windows(dst, &bounce.as_slice()[..len]);
         }
     }
 }

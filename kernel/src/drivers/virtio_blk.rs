@@ -10,7 +10,7 @@
 //! counter ([`capos_abi::icount::device_wait_begin`], as NVMe's polled
 //! wait: how many turns it takes is host time, not this code,
 //! docs/benchmarks.md), and each turn lets pending interrupts in
-//! (`trap::device_wait_turn`: a capability call waiting for the disk is
+//! (`trap::interrupt_window`: a capability call waiting for the disk is
 //! not one long interrupts-off span). A flush still waits inside the
 //! crate (it has no non-blocking flush), with interrupts as it found them.
 
@@ -78,7 +78,7 @@ impl VirtioBlock {
     fn wait_for(&mut self, token: u16) {
         capos_abi::icount::device_wait_begin();
         while self.inner.peek_used() != Some(token) {
-            crate::arch::x86_64::trap::device_wait_turn();
+            crate::arch::x86_64::trap::interrupt_window();
         }
         capos_abi::icount::device_wait_end();
     }

@@ -298,7 +298,7 @@ impl Controller {
             capos_abi::icount::device_wait_begin();
             let deadline = in_flight.iter().map(|f| f.deadline).min().unwrap_or(0);
             while self.queue.peek_used().is_none() && rdtsc() <= deadline {
-                crate::arch::x86_64::trap::device_wait_turn();
+                crate::arch::x86_64::trap::interrupt_window();
             }
             capos_abi::icount::device_wait_end();
             let Some(token) = self.queue.peek_used() else {

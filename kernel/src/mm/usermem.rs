@@ -8,6 +8,7 @@
 //! kernel never dereferences a user address (which also keeps SMAP happy).
 
 use super::address_space::{AddressSpace, USER_END};
+use crate::arch::x86_64::trap::interrupt_window;
 use crate::mm::{phys_to_virt, PAGE_SIZE};
 use alloc::vec::Vec;
 use capos_abi::SysError;
@@ -34,6 +35,9 @@ impl UserSlice {
 
     /// Visit each page piece as (physical address, length); fail if any
     /// page is not mapped for user mode (or not writable when `write`).
+    /// An interrupt window after each: a kernel object's call copies a
+    /// bulk buffer of up to 1 MiB here with interrupts off
+    /// (docs/interrupts-off.md).
     fn pieces(&self, space: &AddressSpace, write: bool, mut f: impl FnMut(u64, usize, usize)) -> Result<(), SysError> {
         let mut done = 0usize;
         while done < self.len {
@@ -45,6 +49,7 @@ impl UserSlice {
             }
             f(pa, done, n);
             done += n;
+            interrupt_window();
         }
         Ok(())
     }
@@ -61,11 +66,18 @@ impl UserSlice {
 
     pub fn read(&self, space: &AddressSpace) -> Result<Vec<u8>, SysError> {
         self.check(space, false)?;
-        let mut out = alloc::vec![0u8; self.len];
+        // Not cleared first: every byte is copied in, in order.
+        let mut out: Vec<u8> = Vec::with_capacity(self.len);
         self.pieces(space, false, |pa, at, n| {
             // SAFETY: `pa..pa+n` is inside one user page of this space,
-            // direct-mapped; `out` has room.
-            unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, out[at..].as_mut_ptr(), n) }
+            // direct-mapped; the pieces come in order (`at == out.len()`)
+            // and add up to at most `self.len`, the capacity reserved, so
+            // the copy lands in reserved room and every byte up to the new
+            // length has been written.
+            unsafe {
+                core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, out.as_mut_ptr().add(at), n);
+                out.set_len(at + n);
+            }
         })?;
         Ok(out)
     }

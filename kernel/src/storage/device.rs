@@ -1,6 +1,7 @@
 //! From a mount's device text to the block range it claims: the registered
 //! device, and for a partition, the GPT entry (parsed by `kcore::gpt`).
 
+use crate::arch::x86_64::trap::interrupt_window;
 use crate::drivers::block::{self as blockdev, SharedDevice};
 use alloc::format;
 use alloc::string::String;
@@ -13,6 +14,12 @@ use capos_storage::{BlockDevice, BlockError};
 /// device's lock for its duration. A device serves one mount, so the lock
 /// is never contended between backers; it keeps the prompt and a backer
 /// from interleaving.
+///
+/// Every request, and every `pause` of the engine above, is an interrupt
+/// window (`trap::interrupt_window`): a capability call runs its engine's
+/// work with interrupts off, and a request the device finishes before the
+/// driver's first look (QEMU's virtio-blk answers on the notify) opens no
+/// window of its own (docs/interrupts-off.md).
 pub struct DevHandle(pub SharedDevice);
 
 impl BlockDevice for DevHandle {
@@ -23,13 +30,19 @@ impl BlockDevice for DevHandle {
         self.0.lock().block_count()
     }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        interrupt_window();
         self.0.lock().read_blocks(lba, buf)
     }
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+        interrupt_window();
         self.0.lock().write_blocks(lba, buf)
     }
     fn flush(&mut self) -> Result<(), BlockError> {
+        interrupt_window();
         self.0.lock().flush()
+    }
+    fn pause(&mut self) {
+        interrupt_window();
     }
 }
 

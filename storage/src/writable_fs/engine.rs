@@ -30,6 +30,10 @@ pub struct MountOptions {
     pub read_only: bool,
 }
 
+/// Entries a loop walks (free blocks, free nodes, changed chain entries)
+/// between two [`BlockDevice::pause`]s: a chain block's worth.
+const WALK_UNIT: u32 = CHAIN_ENTRIES_PER_BLOCK;
+
 pub struct WritableFs<D: BlockDevice, C: Clock> {
     device: D,
     clock: C,
@@ -70,7 +74,7 @@ pub fn format<D: BlockDevice>(
     write_sealed_sector(device, 0, &mut sb)?;
     device.write_blocks(1, &[0u8; 1024])?;
     let mut meta = Metadata::new_empty(geometry, now);
-    let (runs, digest) = meta.prepare_region(0)?;
+    let (runs, digest) = meta.prepare_region(0, &mut || device.pause())?;
     for (start, bytes) in runs {
         device.write_blocks(geometry.region_lba(0) + start as u64, bytes)?;
     }
@@ -175,7 +179,15 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
     /// A block freed in memory but durable until now becomes allocatable;
     /// one taken since the last commit was already counted out.
     fn settle_durable(&mut self) {
-        for block in self.meta.take_chain_changes() {
+        let changes = self.meta.take_chain_changes();
+        for chunk in changes.chunks(WALK_UNIT as usize) {
+            self.settle_chunk(chunk);
+            self.device.pause();
+        }
+    }
+
+    fn settle_chunk(&mut self, chunk: &[u32]) {
+        for &block in chunk {
             let used = self.meta.chain[block as usize] != CHAIN_FREE;
             if !used && self.durable[block as usize] {
                 self.allocatable += 1;
@@ -225,12 +237,18 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
 
     fn allocate_node(&mut self) -> Result<u32, StorageError> {
         let capacity = self.meta.geometry.node_capacity;
-        for step in 0..capacity {
-            let index = (self.node_cursor + step) % capacity;
-            if index != ROOT_INDEX && self.meta.nodes[index as usize].kind == RecordKind::Free {
-                self.node_cursor = index + 1;
-                return Ok(index);
+        let mut step = 0;
+        while step < capacity {
+            let end = (step + WALK_UNIT).min(capacity);
+            for s in step..end {
+                let index = (self.node_cursor + s) % capacity;
+                if index != ROOT_INDEX && self.meta.nodes[index as usize].kind == RecordKind::Free {
+                    self.node_cursor = index + 1;
+                    return Ok(index);
+                }
             }
+            step = end;
+            self.device.pause();
         }
         Err(StorageError::TooManyNodes)
     }
@@ -240,13 +258,20 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         if self.allocatable == 0 {
             return Err(StorageError::NoSpace);
         }
-        for step in 0..count {
-            let block = (self.block_cursor + step) % count;
-            if self.meta.chain[block as usize] == CHAIN_FREE && !self.durable[block as usize] {
-                self.block_cursor = (block + 1) % count;
-                self.allocatable -= 1;
-                return Ok(block);
+        let mut step = 0;
+        while step < count {
+            let end = (step + WALK_UNIT).min(count);
+            for s in step..end {
+                let block = (self.block_cursor + s) % count;
+                if self.meta.chain[block as usize] == CHAIN_FREE && !self.durable[block as usize] {
+                    self.block_cursor = (block + 1) % count;
+                    self.allocatable -= 1;
+                    return Ok(block);
+                }
             }
+            step = end;
+            // A long run of used blocks: a chain block's worth walked.
+            self.device.pause();
         }
         Err(StorageError::NoSpace)
     }
@@ -273,7 +298,8 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         let next = next_generation(self.generation)?;
         let region = (next % 2) as usize;
         let region_lba = self.meta.geometry.region_lba(region);
-        let (runs, digest) = self.meta.prepare_region(region)?;
+        let device = &mut self.device;
+        let (runs, digest) = self.meta.prepare_region(region, &mut || device.pause())?;
         for (start, bytes) in runs {
             self.device.write_blocks(region_lba + start as u64, bytes)?;
         }
@@ -347,6 +373,12 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         let data_lba = self.meta.geometry.data_lba;
         let mut done = 0u64;
         while done < len {
+            // A block's worth of work each turn (copying, allocating,
+            // joining runs of up to 64 KiB between two requests): a pause
+            // every eight.
+            if (done / 512) % 8 == 7 {
+                self.device.pause();
+            }
             let at = offset + done;
             let position = (at / 512) as usize;
             let within = (at % 512) as usize;
@@ -524,7 +556,8 @@ impl<D: BlockDevice, C: Clock> FileSystem for WritableFs<D, C> {
                 return Err(StorageError::DirectoryNotEmpty);
             }
         }
-        for block in self.meta.truncate_blocks(index, 0) {
+        let device = &mut self.device;
+        for block in self.meta.truncate_blocks(index, 0, &mut || device.pause()) {
             self.release_block(block);
         }
         let generation = self.meta.nodes[index as usize].generation;
@@ -607,7 +640,8 @@ impl<D: BlockDevice, C: Clock> FileSystem for WritableFs<D, C> {
             self.write_at(index, current, size - current, None)
         } else {
             let keep = size.div_ceil(512) as usize;
-            for block in self.meta.truncate_blocks(index, keep) {
+            let device = &mut self.device;
+            for block in self.meta.truncate_blocks(index, keep, &mut || device.pause()) {
                 self.release_block(block);
             }
             let now = self.clock.now();

@@ -299,10 +299,15 @@ impl Metadata {
     }
 
     /// Keep the first `keep` blocks of `node`; returns the released blocks.
-    pub fn truncate_blocks(&mut self, node: u32, keep: usize) -> Vec<u32> {
+    /// `pause` is called once per chain block's worth of entries freed
+    /// (`BlockDevice::pause`).
+    pub fn truncate_blocks(&mut self, node: u32, keep: usize, pause: &mut dyn FnMut()) -> Vec<u32> {
         let released: Vec<u32> = self.file_blocks[node as usize].split_off(keep);
-        for &block in &released {
-            self.set_chain(block, CHAIN_FREE);
+        for chunk in released.chunks(CHAIN_ENTRIES_PER_BLOCK as usize) {
+            for &block in chunk {
+                self.set_chain(block, CHAIN_FREE);
+            }
+            pause();
         }
         match self.file_blocks[node as usize].last().copied() {
             Some(last) => self.set_chain(last, CHAIN_END),
@@ -313,12 +318,15 @@ impl Metadata {
         released
     }
 
-    /// Bring the encoded region up to date with memory.
-    fn refresh_encoding(&mut self) -> Result<(), StorageError> {
+    /// Bring the encoded region up to date with memory; `pause` between
+    /// two blocks encoded (`BlockDevice::pause`: after many writes without
+    /// a commit, hundreds of blocks may be stale).
+    fn refresh_encoding(&mut self, pause: &mut dyn FnMut()) -> Result<(), StorageError> {
         for block in 0..self.stale_encoding.len() {
             if !self.stale_encoding[block] {
                 continue;
             }
+            pause();
             let bytes = &mut self.region_image[block * 512..(block + 1) * 512];
             if (block as u32) < self.geometry.node_blocks {
                 for slot in 0..NODES_PER_BLOCK as usize {
@@ -343,9 +351,10 @@ impl Metadata {
     }
 
     /// The runs of blocks to write into `region` (start, encoded bytes) and
-    /// the digest the commit record must carry.
-    pub fn prepare_region(&mut self, region: usize) -> Result<(Vec<(u32, &[u8])>, u32), StorageError> {
-        self.refresh_encoding()?;
+    /// the digest the commit record must carry; `pause` as in
+    /// [`Self::refresh_encoding`].
+    pub fn prepare_region(&mut self, region: usize, pause: &mut dyn FnMut()) -> Result<(Vec<(u32, &[u8])>, u32), StorageError> {
+        self.refresh_encoding(pause)?;
         let digest = crate::checksum::crc32c(&self.fingerprints);
         let mut runs = Vec::new();
         let dirty = &self.dirty[region];
@@ -395,13 +404,13 @@ mod tests {
     fn digest_notices_a_stale_block() {
         let geometry = WfGeometry::compute(400, 16).unwrap();
         let mut meta = Metadata::new_empty(geometry, Timestamp::new(1, Provenance::Rtc));
-        let (_, digest_before) = meta.prepare_region(0).unwrap();
+        let (_, digest_before) = meta.prepare_region(0, &mut || ()).unwrap();
         let before = meta.region_image.clone();
         let mut node = meta.nodes[1].clone();
         node.kind = RecordKind::File;
         node.name = String::from("x");
         meta.set_node(1, node);
-        let (_, digest_after) = meta.prepare_region(0).unwrap();
+        let (_, digest_after) = meta.prepare_region(0, &mut || ()).unwrap();
         assert_ne!(digest_before, digest_after);
         assert_eq!(Metadata::digest_of_region(&geometry, &meta.region_image), digest_after);
         // The old node block in the new region: a stale write the digest must catch.

@@ -182,9 +182,10 @@ pub unsafe fn switch_stack(stack_top: u64, f: extern "C" fn() -> !) -> ! {
 
 /// Enable interrupts and halt until one arrives (atomically: STI's
 /// one-instruction shadow covers the HLT, so no wake-up is lost).
+#[cfg_attr(debug_assertions, track_caller)]
 pub fn wait_for_interrupt() {
     #[cfg(debug_assertions)]
-    super::irq_off::paused();
+    super::irq_off::paused(core::panic::Location::caller());
     // SAFETY: handlers are installed before the idle loop runs. Not
     // `nomem`: a compiler barrier, so a check made before it is not moved
     // after the halt.

@@ -23,13 +23,20 @@
 //! a bug or a self-test). Release builds (`bench-opt`) carry none of this:
 //! the benchmarks' instruction counts stay the call path's own.
 //!
+//! Each span also keeps where it began and ended in the kernel's source
+//! (`#[track_caller]` through `trap::set_interrupts`): a system call's or
+//! interrupt's entry and return, or the line that turned interrupts off
+//! or on. So the log says which stretch of code a long span was, not
+//! only which call it was in.
+//!
 //! Two CPUs that set a new longest span at once may leave the figure of
 //! one with the description of the other; the figure itself is exact
 //! (`fetch_max`).
 
 use super::cpu::rdtsc;
 use super::percpu::{index_early, MAX_CPUS};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::panic::Location;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
 
 /// What a CPU was doing when its interrupts went off (`what`): a system
 /// call by number, a capability call by interface and method, or an
@@ -46,9 +53,12 @@ struct Cpu {
     /// (kind << 56) | number or method; and the interface of a cap call.
     what: AtomicU64,
     iface: AtomicU64,
+    /// Where the span began: null for a system call's or interrupt's
+    /// entry, else the line that turned interrupts off.
+    from: AtomicPtr<Location<'static>>,
 }
 
-static CPUS: [Cpu; MAX_CPUS] = [const { Cpu { since: AtomicU64::new(0), what: AtomicU64::new(0), iface: AtomicU64::new(0) } }; MAX_CPUS];
+static CPUS: [Cpu; MAX_CPUS] = [const { Cpu { since: AtomicU64::new(0), what: AtomicU64::new(0), iface: AtomicU64::new(0), from: AtomicPtr::new(core::ptr::null_mut()) } }; MAX_CPUS];
 
 /// The longest span of each kind (indexed by kind; 0 unused).
 struct Longest {
@@ -56,9 +66,25 @@ struct Longest {
     what: AtomicU64,
     iface: AtomicU64,
     cpu: AtomicU64,
+    /// Where it began and ended (null: entry, return).
+    from: AtomicPtr<Location<'static>>,
+    to: AtomicPtr<Location<'static>>,
 }
 
-static LONGEST: [Longest; 5] = [const { Longest { ticks: AtomicU64::new(0), what: AtomicU64::new(0), iface: AtomicU64::new(0), cpu: AtomicU64::new(0) } }; 5];
+static LONGEST: [Longest; 5] = [const {
+    Longest {
+        ticks: AtomicU64::new(0),
+        what: AtomicU64::new(0),
+        iface: AtomicU64::new(0),
+        cpu: AtomicU64::new(0),
+        from: AtomicPtr::new(core::ptr::null_mut()),
+        to: AtomicPtr::new(core::ptr::null_mut()),
+    }
+}; 5];
+
+fn ptr(at: &'static Location<'static>) -> *mut Location<'static> {
+    at as *const Location<'static> as *mut Location<'static>
+}
 
 fn cpu() -> &'static Cpu {
     &CPUS[index_early()]
@@ -67,11 +93,14 @@ fn cpu() -> &'static Cpu {
 fn begin(c: &Cpu, what: u64, iface: u64) {
     c.what.store(what, Relaxed);
     c.iface.store(iface, Relaxed);
+    c.from.store(core::ptr::null_mut(), Relaxed);
     c.since.store(rdtsc(), Relaxed);
 }
 
-/// Close `c`'s span, if one is open, and keep it if it is the longest.
-fn close(c: &Cpu) {
+/// Close `c`'s span, if one is open, and keep it if it is the longest;
+/// `to` is where it ended (null: the return to user mode or to the
+/// interrupted code).
+fn close(c: &Cpu, to: *mut Location<'static>) {
     let since = c.since.swap(0, Relaxed);
     if since == 0 {
         return;
@@ -83,6 +112,8 @@ fn close(c: &Cpu) {
         l.what.store(what, Relaxed);
         l.iface.store(c.iface.load(Relaxed), Relaxed);
         l.cpu.store(index_early() as u64, Relaxed);
+        l.from.store(c.from.load(Relaxed), Relaxed);
+        l.to.store(to, Relaxed);
     }
 }
 
@@ -97,7 +128,7 @@ pub fn syscall_entry(nr: u64, cap_call: Option<(u64, u16)>) {
 
 /// The system call returns to user mode.
 pub fn syscall_exit() {
-    close(cpu());
+    close(cpu(), core::ptr::null_mut());
 }
 
 /// What was open on this CPU when an interrupt came (nothing, when the
@@ -106,6 +137,7 @@ pub struct Interrupted {
     since: u64,
     what: u64,
     iface: u64,
+    from: *mut Location<'static>,
 }
 
 /// An interrupt entered on `vector`. From user mode nothing was open
@@ -115,9 +147,9 @@ pub struct Interrupted {
 pub fn irq_entry(vector: u64, from_user: bool) -> Interrupted {
     let c = cpu();
     let saved = if from_user {
-        Interrupted { since: 0, what: 0, iface: 0 }
+        Interrupted { since: 0, what: 0, iface: 0, from: core::ptr::null_mut() }
     } else {
-        Interrupted { since: c.since.load(Relaxed), what: c.what.load(Relaxed), iface: c.iface.load(Relaxed) }
+        Interrupted { since: c.since.load(Relaxed), what: c.what.load(Relaxed), iface: c.iface.load(Relaxed), from: c.from.load(Relaxed) }
     };
     begin(c, KIND_IRQ << KIND_SHIFT | (vector & 0xff), 0);
     saved
@@ -133,22 +165,35 @@ pub fn fault_entry(vector: u64) {
 /// description comes back (its span stays closed: it had interrupts on).
 pub fn irq_exit(saved: Interrupted) {
     let c = cpu();
-    close(c);
+    close(c, core::ptr::null_mut());
     c.what.store(saved.what, Relaxed);
     c.iface.store(saved.iface, Relaxed);
+    c.from.store(saved.from, Relaxed);
     c.since.store(saved.since, Relaxed);
 }
 
-/// Interrupts are about to go on.
-pub fn paused() {
-    close(cpu());
+/// Interrupts are about to go on, at `at`.
+pub fn paused(at: &'static Location<'static>) {
+    close(cpu(), ptr(at));
 }
 
-/// Interrupts just went off again, in the same system call or handler.
-pub fn resumed() {
+/// Interrupts just went off again at `at`, in the same system call or
+/// handler.
+pub fn resumed(at: &'static Location<'static>) {
     let c = cpu();
     if c.since.load(Relaxed) == 0 {
+        c.from.store(ptr(at), Relaxed);
         c.since.store(rdtsc(), Relaxed);
+    }
+}
+
+/// `file:line` of a kept location, or `none` (entry or return).
+fn place(p: *mut Location<'static>, none: &'static str) -> alloc::string::String {
+    // SAFETY: every non-null pointer stored here came from a
+    // `&'static Location` (`ptr`), never written through.
+    match unsafe { p.as_ref() } {
+        Some(l) => alloc::format!("{}:{}", l.file(), l.line()),
+        None => alloc::string::String::from(none),
     }
 }
 
@@ -176,6 +221,7 @@ fn longest(kind: u64) -> Option<(u64, u64, alloc::string::String)> {
         KIND_IRQ => alloc::format!("the handler of interrupt vector {:#x}", number),
         _ => alloc::format!("ending a process after exception {} in user mode", number),
     };
+    let text = alloc::format!("{}, from {} to {}", text, place(l.from.load(Relaxed), "entry"), place(l.to.load(Relaxed), "return"));
     Some((ticks, l.cpu.load(Relaxed), text))
 }
 

@@ -362,33 +362,62 @@ pub fn interrupts_enabled() -> bool {
     flags & (1 << 9) != 0
 }
 
-/// One turn of a device wait. Made with interrupts off (a capability
-/// call's `BlockDevice` or `File` request, which the kernel runs with them
-/// off), it lets a pending interrupt in for one instruction and turns them
-/// off again, so waiting for a device is many short interrupts-off spans,
-/// not one as long as the device takes (docs/interrupts-off.md). With
-/// interrupts on, a spin hint.
+/// A point where kernel code running with interrupts off lets a pending
+/// interrupt in: it turns them on for one instruction and off again, so a
+/// long stretch of work is many short interrupts-off spans, not one
+/// (docs/interrupts-off.md). Called at every turn of a driver's polling
+/// loop, at the start of every block request a mount makes
+/// (`storage::device::DevHandle`) and between the units of a storage
+/// engine's own long loops (`BlockDevice::pause`). With interrupts on, a
+/// spin hint.
 ///
-/// Safe wherever a device wait is: every handler takes no lock but
-/// `trap.irq_handlers`, which ranks above all others (docs/locks.md), and
-/// preempts only user mode, so nothing the waiting code holds or is in the
-/// middle of is touched. A reschedule interrupt taken here does nothing; a
-/// kill it announced is carried out on the way back to user mode
-/// (`proc::settle_before_user`), as before.
+/// Safe wherever kernel code holds no `trap.irq_handlers` lock: every
+/// handler takes no lock but that one, which ranks above all others
+/// (docs/locks.md), and preempts only user mode, so nothing the
+/// interrupted code holds or is in the middle of is touched. A process
+/// running a call here is not torn down under it: a kill is carried out
+/// by the process itself on its way back to user mode
+/// (`proc::settle_before_user`), so its pages stay its own until the call
+/// is over. A reschedule interrupt taken here does nothing.
 #[inline]
-pub fn device_wait_turn() {
+#[cfg_attr(debug_assertions, track_caller)]
+pub fn interrupt_window() {
     if interrupts_enabled() {
         core::hint::spin_loop();
         return;
     }
-    set_interrupts(true);
-    // STI holds interrupts off for one more instruction: a pending one is
-    // taken after this one, before the CLI.
-    core::hint::spin_loop();
-    set_interrupts(false);
+    #[cfg(debug_assertions)]
+    super::irq_off::paused(core::panic::Location::caller());
+    // SAFETY: handlers are installed before anything can fire. STI holds
+    // interrupts off for one more instruction, so a pending one is taken
+    // after the NOP, before the CLI.
+    unsafe { asm!("sti", "nop", "cli", options(nomem, nostack)) };
+    #[cfg(debug_assertions)]
+    super::irq_off::resumed(core::panic::Location::caller());
 }
 
-/// Enable or disable maskable interrupts on this CPU.
+/// `dst.copy_from_slice(src)` a chunk at a time, with an interrupt window
+/// between: the kernel's copies of bulk data (a DMA bounce buffer, up to
+/// 128 KiB) run inside calls made with interrupts off.
+pub fn copy_with_windows(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.chunks_mut(capos_serve::PAUSE_BYTES).zip(src.chunks(capos_serve::PAUSE_BYTES)) {
+        d.copy_from_slice(s);
+        interrupt_window();
+    }
+}
+
+/// `buf.fill(0)` a chunk at a time, with an interrupt window between.
+pub fn zero_with_windows(buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(capos_serve::PAUSE_BYTES) {
+        chunk.fill(0);
+        interrupt_window();
+    }
+}
+
+/// Enable or disable maskable interrupts on this CPU. Debug builds note
+/// the caller's line as where an interrupts-off span ended or began
+/// (`irq_off`).
+#[cfg_attr(debug_assertions, track_caller)]
 pub fn set_interrupts(enabled: bool) {
     // SAFETY: toggling IF; handlers are installed before anything can fire.
     // Not `nomem`: CLI/STI must also be compiler barriers, so no memory
@@ -396,12 +425,12 @@ pub fn set_interrupts(enabled: bool) {
     unsafe {
         if enabled {
             #[cfg(debug_assertions)]
-            super::irq_off::paused();
+            super::irq_off::paused(core::panic::Location::caller());
             asm!("sti", options(nostack));
         } else {
             asm!("cli", options(nostack));
             #[cfg(debug_assertions)]
-            super::irq_off::resumed();
+            super::irq_off::resumed(core::panic::Location::caller());
         }
     }
 }

@@ -25,7 +25,7 @@ mod queue;
 
 use super::dma::{virt_to_phys, DmaBuffer};
 use crate::arch::x86_64::cpu::{rdtsc, wait_for_interrupt};
-use crate::arch::x86_64::trap::{device_wait_turn, interrupts_enabled, set_interrupts};
+use crate::arch::x86_64::trap::{interrupt_window, interrupts_enabled, set_interrupts};
 use crate::mm::mmio::{MmioRegion, ReadOnly, ReadWrite, Ro32, Rw32, SplitReg64, Wo32};
 use crate::mm::PAGE_SIZE;
 use crate::pci::{self, config::Function, msix::Msix, Device};
@@ -176,7 +176,7 @@ impl Controller {
             if rdtsc().wrapping_sub(start) > limit {
                 return err(format!("CSTS.RDY did not become {} within {} ms (CSTS={:#x})", ready as u8, self.ready_timeout_ms, csts));
             }
-            device_wait_turn();
+            interrupt_window();
         }
     }
 
@@ -263,7 +263,7 @@ impl Controller {
     ///
     /// With interrupts on and MSI-X in use it halts between looks (an idle
     /// wait costs nothing). With interrupts off it polls, letting pending
-    /// interrupts in between looks (`trap::device_wait_turn`: the wait is
+    /// interrupts in between looks (`trap::interrupt_window`: the wait is
     /// not one long interrupts-off span), and returns with them off.
     #[inline(never)]
     fn wait_turns(&mut self, admin: bool, timeout_ticks: u64, turns: u64) -> Waited {
@@ -281,7 +281,7 @@ impl Controller {
             while left > 0 && !q.pending() && rdtsc() <= deadline {
                 left -= 1;
                 self.polls += 1;
-                device_wait_turn();
+                interrupt_window();
             }
             capos_abi::icount::device_wait_end();
         }

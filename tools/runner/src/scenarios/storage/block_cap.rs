@@ -102,7 +102,6 @@ fn compare(before: &[u8], after: &[u8], start: u64, count: u64, seed: u64) -> Re
 pub fn run(r: &mut Run) -> Result<(), String> {
     // block-check's 1 MiB BlockDevice calls: the interrupts-off bound.
     r.icount = true;
-    r.hold_irq_off_bound = true;
     let img = r.dir.join("block.img");
     make_disk(&img)?;
     let bytes = std::fs::read(&img).map_err(|e| e.to_string())?;

@@ -633,7 +633,11 @@ fn the_recovery_model_accepts_every_state_a_power_cut_leaves() {
         }
     }
     let mut checked = 0;
-    for cut in (1..total).step_by((total / 120).max(1) as usize) {
+    // Sixty cuts spread over the run, each read back three ways (the
+    // flushed media, every write, a mix): 180 states. (120 cuts took 20 s
+    // of the host tests' minute; storage-writable-recovery cuts real
+    // power under the same model.)
+    for cut in (1..total).step_by((total / 60).max(1) as usize) {
         let mut dev = CrashSimDevice::new(image.clone());
         dev.cut_power_at(cut);
         let mut lines = booted();
@@ -693,5 +697,5 @@ fn the_recovery_model_accepts_every_state_a_power_cut_leaves() {
             checked += 1;
         }
     }
-    assert!(checked >= 300, "only {} cut states checked", checked);
+    assert!(checked >= 150, "only {} cut states checked", checked);
 }

@@ -74,6 +74,29 @@ pub trait BlockDevice {
     fn pause(&mut self) {}
 }
 
+/// Bytes of an engine's own work (copied, checksummed, encoded) between
+/// two [`BlockDevice::pause`]s, where its loops count bytes rather than
+/// blocks: about what one metadata block's encoding costs.
+pub const PAUSE_BYTES: usize = 4096;
+
+/// Counts an engine loop's work in bytes and pauses its device every
+/// [`PAUSE_BYTES`].
+#[derive(Default)]
+pub struct Pacer {
+    since: usize,
+}
+
+impl Pacer {
+    /// `bytes` more of work done; pause if that makes [`PAUSE_BYTES`].
+    pub fn work<D: BlockDevice + ?Sized>(&mut self, device: &mut D, bytes: usize) {
+        self.since += bytes;
+        if self.since >= PAUSE_BYTES {
+            self.since = 0;
+            device.pause();
+        }
+    }
+}
+
 /// Check a request against a device's geometry; shared by the in-tree
 /// devices so they all reject the same malformed requests.
 pub fn check_request(

@@ -301,3 +301,35 @@ fn cached_values_need_no_read_and_uncached_ones_are_checked() {
     assert!(matches!(s.get(b"k"), Err(StorageError::ChecksumMismatch { .. })));
     assert_eq!(s.get(b"other").unwrap().as_deref(), Some(&b"x"[..]));
 }
+
+/// A compaction copies, checks and re-encodes every live entry between
+/// device requests; the kernel lets interrupts in at each pause
+/// (docs/interrupts-off.md), so it must pause as it goes.
+#[test]
+fn a_compaction_pauses_every_few_kilobytes_of_work() {
+    let mut dev = MemBlockDevice::new(2048);
+    format(&mut dev, None).unwrap();
+    let mut s = Store::mount(Watched { inner: dev, log: Vec::new() }, false).unwrap();
+    let value = vec![7u8; 1000];
+    for k in 0..200 {
+        s.put(format!("key/{k:03}").as_bytes(), &value).unwrap();
+    }
+    let live = 200 * (7 + value.len());
+    // Overwrite until a put compacts: that put rewrites all ~200 KB.
+    let before = s.compactions;
+    let mut k = 0;
+    let log = loop {
+        s.device().log.clear();
+        s.put(format!("key/{:03}", k % 200).as_bytes(), &value).unwrap();
+        k += 1;
+        if s.compactions > before {
+            break core::mem::take(&mut s.device().log);
+        }
+        assert!(k < 10_000, "no compaction");
+    };
+    let first_write = log.iter().position(|a| matches!(a, Asked::Write(_))).unwrap();
+    // Reading and checking the live entries, before anything is written:
+    // a pause per 4 KiB.
+    assert!(pauses(&log[..first_write]) >= live / capos_storage::block::PAUSE_BYTES, "{} pauses before the first write", pauses(&log[..first_write]));
+    assert!(pauses(&log[first_write..]) >= live / capos_storage::block::PAUSE_BYTES, "{} pauses while rewriting", pauses(&log[first_write..]));
+}

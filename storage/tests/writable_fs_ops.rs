@@ -8,6 +8,7 @@ use capos_storage::mem_device::MemBlockDevice;
 use capos_storage::time::SteppingClock;
 use capos_storage::writable_fs::{format, MountOptions, WritableFs, NVME_NAMESPACE_BLOCKS};
 use capos_storage::{FileSystem, FixedClock, NodeKind, Provenance, StorageError, Timestamp};
+use support::{pauses, Asked, Watched};
 
 fn clock() -> SteppingClock {
     SteppingClock { next: Timestamp::new(1_700_000_000_000_000_000, Provenance::WallClock), step_nanos: 1000 }
@@ -277,50 +278,6 @@ fn many_files_and_a_large_file_survive_remount() {
     assert_eq!(snap["/big"].as_deref(), Some(&data[..]));
     assert_eq!(snap["/small-042"].as_deref(), Some(&b"content 42"[..]));
     assert_eq!(snap.len(), 102);
-}
-
-/// What the engine asked of its device, in order: the kernel lets
-/// interrupts in at every request and pause (docs/interrupts-off.md), so
-/// a long stretch of engine work with neither keeps them off throughout.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Asked {
-    Read,
-    Write(u64),
-    Flush,
-    Pause,
-}
-
-struct Watched {
-    inner: MemBlockDevice,
-    log: Vec<Asked>,
-}
-
-impl capos_storage::BlockDevice for Watched {
-    fn block_size(&self) -> usize {
-        self.inner.block_size()
-    }
-    fn block_count(&self) -> u64 {
-        self.inner.block_count()
-    }
-    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), capos_storage::BlockError> {
-        self.log.push(Asked::Read);
-        self.inner.read_blocks(lba, buf)
-    }
-    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), capos_storage::BlockError> {
-        self.log.push(Asked::Write(lba));
-        self.inner.write_blocks(lba, buf)
-    }
-    fn flush(&mut self) -> Result<(), capos_storage::BlockError> {
-        self.log.push(Asked::Flush);
-        self.inner.flush()
-    }
-    fn pause(&mut self) {
-        self.log.push(Asked::Pause);
-    }
-}
-
-fn pauses(log: &[Asked]) -> usize {
-    log.iter().filter(|a| **a == Asked::Pause).count()
 }
 
 #[test]

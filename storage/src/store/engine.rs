@@ -18,7 +18,7 @@
 
 use super::cache::{self, ValueCache};
 use super::layout::*;
-use crate::block::BlockDevice;
+use crate::block::{BlockDevice, Pacer};
 use crate::checksum::{crc32c, crc32c_append};
 use crate::commit::{generation_exhausted, mount_newest, next_generation, slot_lba, Poison};
 use crate::error::StorageError;
@@ -360,8 +360,12 @@ impl<D: BlockDevice> Store<D> {
     pub fn entries(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
         let keys: Vec<Vec<u8>> = self.index.keys().cloned().collect();
         let mut out = Vec::with_capacity(keys.len());
+        // Every live value copied (and checked, when not cached): the
+        // first half of a compaction (`BlockDevice::pause`).
+        let mut pacer = Pacer::default();
         for key in keys {
             let value = self.get(&key)?.ok_or(StorageError::NotFound)?;
+            pacer.work(&mut self.device, key.len() + value.len());
             out.push((key, value));
         }
         Ok(out)
@@ -487,8 +491,10 @@ impl<D: BlockDevice> Store<D> {
         heap.extend_from_slice(&self.tail[..(start % 512) as usize]);
         let first_slot = self.entry_count as usize;
         let mut digest = self.table_digest;
+        let mut pacer = Pacer::default();
         for (i, (key, value)) in changes.iter().enumerate() {
             let value = value.unwrap_or(&[]);
+            pacer.work(&mut self.device, key.len() + value.len() + SLOT_SIZE);
             let at = heap.len();
             heap.extend_from_slice(key);
             heap.extend_from_slice(value);
@@ -588,7 +594,9 @@ impl<D: BlockDevice> Store<D> {
         let mut heap = Vec::new();
         let mut index = BTreeMap::new();
         let mut digest = 0u32;
+        let mut pacer = Pacer::default();
         for (i, (key, value)) in live.iter().enumerate() {
+            pacer.work(&mut self.device, key.len() + value.len() + SLOT_SIZE);
             let offset = heap.len() as u32;
             heap.extend_from_slice(key);
             heap.extend_from_slice(value);

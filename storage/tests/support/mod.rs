@@ -260,3 +260,47 @@ pub fn report(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
+
+/// What the engine asked of its device, in order: the kernel lets
+/// interrupts in at every request and pause (docs/interrupts-off.md), so
+/// a long stretch of engine work with neither keeps them off throughout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Asked {
+    Read,
+    Write(u64),
+    Flush,
+    Pause,
+}
+
+pub struct Watched {
+    pub inner: capos_storage::mem_device::MemBlockDevice,
+    pub log: Vec<Asked>,
+}
+
+impl capos_storage::BlockDevice for Watched {
+    fn block_size(&self) -> usize {
+        self.inner.block_size()
+    }
+    fn block_count(&self) -> u64 {
+        self.inner.block_count()
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), capos_storage::BlockError> {
+        self.log.push(Asked::Read);
+        self.inner.read_blocks(lba, buf)
+    }
+    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), capos_storage::BlockError> {
+        self.log.push(Asked::Write(lba));
+        self.inner.write_blocks(lba, buf)
+    }
+    fn flush(&mut self) -> Result<(), capos_storage::BlockError> {
+        self.log.push(Asked::Flush);
+        self.inner.flush()
+    }
+    fn pause(&mut self) {
+        self.log.push(Asked::Pause);
+    }
+}
+
+pub fn pauses(log: &[Asked]) -> usize {
+    log.iter().filter(|a| **a == Asked::Pause).count()
+}

@@ -34,6 +34,22 @@ pub struct MountOptions {
 /// between two [`BlockDevice::pause`]s: a chain block's worth.
 const WALK_UNIT: u32 = CHAIN_ENTRIES_PER_BLOCK;
 
+/// The first of `count` indexes, from `cursor` round to it again, that
+/// `found` accepts; `device` pauses after every [`WALK_UNIT`] looked at
+/// (the allocators' walk over a long run of used nodes or blocks).
+fn walk<D: BlockDevice>(device: &mut D, cursor: u32, count: u32, mut found: impl FnMut(u32) -> bool) -> Option<u32> {
+    let mut step = 0;
+    while step < count {
+        let end = (step + WALK_UNIT).min(count);
+        if let Some(i) = (step..end).map(|s| (cursor + s) % count).find(|&i| found(i)) {
+            return Some(i);
+        }
+        step = end;
+        device.pause();
+    }
+    None
+}
+
 pub struct WritableFs<D: BlockDevice, C: Clock> {
     device: D,
     clock: C,
@@ -237,20 +253,11 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
 
     fn allocate_node(&mut self) -> Result<u32, StorageError> {
         let capacity = self.meta.geometry.node_capacity;
-        let mut step = 0;
-        while step < capacity {
-            let end = (step + WALK_UNIT).min(capacity);
-            for s in step..end {
-                let index = (self.node_cursor + s) % capacity;
-                if index != ROOT_INDEX && self.meta.nodes[index as usize].kind == RecordKind::Free {
-                    self.node_cursor = index + 1;
-                    return Ok(index);
-                }
-            }
-            step = end;
-            self.device.pause();
-        }
-        Err(StorageError::TooManyNodes)
+        let nodes = &self.meta.nodes;
+        let index = walk(&mut self.device, self.node_cursor, capacity, |i| i != ROOT_INDEX && nodes[i as usize].kind == RecordKind::Free)
+            .ok_or(StorageError::TooManyNodes)?;
+        self.node_cursor = index + 1;
+        Ok(index)
     }
 
     fn allocate_block(&mut self) -> Result<u32, StorageError> {
@@ -258,22 +265,12 @@ impl<D: BlockDevice, C: Clock> WritableFs<D, C> {
         if self.allocatable == 0 {
             return Err(StorageError::NoSpace);
         }
-        let mut step = 0;
-        while step < count {
-            let end = (step + WALK_UNIT).min(count);
-            for s in step..end {
-                let block = (self.block_cursor + s) % count;
-                if self.meta.chain[block as usize] == CHAIN_FREE && !self.durable[block as usize] {
-                    self.block_cursor = (block + 1) % count;
-                    self.allocatable -= 1;
-                    return Ok(block);
-                }
-            }
-            step = end;
-            // A long run of used blocks: a chain block's worth walked.
-            self.device.pause();
-        }
-        Err(StorageError::NoSpace)
+        let (chain, durable) = (&self.meta.chain, &self.durable);
+        let block = walk(&mut self.device, self.block_cursor, count, |b| chain[b as usize] == CHAIN_FREE && !durable[b as usize])
+            .ok_or(StorageError::NoSpace)?;
+        self.block_cursor = (block + 1) % count;
+        self.allocatable -= 1;
+        Ok(block)
     }
 
     /// A block left the in-memory state; it is reusable now unless the

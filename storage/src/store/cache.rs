@@ -55,6 +55,40 @@ pub struct ValueCache {
     misses_when_full: u64,
 }
 
+/// How the cache's longer stretches of work let its caller pause between
+/// pieces: the copy of a value (up to 64 KiB) and the evictions that make
+/// room for it (up to one per cached value). The store's paces the
+/// device ([`crate::block::Pacer`]); [`Unpaced`] does nothing.
+pub trait Pace {
+    /// Append `bytes` to `out`.
+    fn append(&mut self, out: &mut Vec<u8>, bytes: &[u8]);
+    /// Copy `src` over `dst` (as long).
+    fn copy(&mut self, dst: &mut [u8], src: &[u8]);
+    /// One value evicted.
+    fn evicted(&mut self);
+}
+
+/// [`Pace`] without pauses.
+pub struct Unpaced;
+
+impl Pace for Unpaced {
+    fn append(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(bytes);
+    }
+    fn copy(&mut self, dst: &mut [u8], src: &[u8]) {
+        dst.copy_from_slice(src);
+    }
+    fn evicted(&mut self) {}
+}
+
+/// Key bytes then value bytes, the value appended by `pace`.
+fn filled(key: &[u8], value: &[u8], pace: &mut impl Pace) -> Box<[u8]> {
+    let mut data = Vec::with_capacity(key.len() + value.len());
+    data.extend_from_slice(key);
+    pace.append(&mut data, value);
+    data.into_boxed_slice()
+}
+
 /// Once full, one in this many values read from the device enters.
 pub const ADMIT_EVERY: u64 = 8;
 
@@ -99,6 +133,11 @@ impl ValueCache {
     /// Cache `value` (already verified) for `key`, making room by dropping
     /// the oldest values. Returns whether it was cached.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> bool {
+        self.insert_paced(key, value, &mut Unpaced)
+    }
+
+    /// [`ValueCache::insert`], its copy and evictions paced by `pace`.
+    pub fn insert_paced(&mut self, key: &[u8], value: &[u8], pace: &mut impl Pace) -> bool {
         let hash = crc32c(key);
         let cost = cost(key.len() + value.len());
         if let Some(c) = self.values.get_mut(&hash) {
@@ -106,8 +145,9 @@ impl ValueCache {
                 // The same size (an overwrite, usually): refill in place;
                 // it keeps its place in the queue.
                 c.key_len = key.len();
-                c.data[..key.len()].copy_from_slice(key);
-                c.data[key.len()..].copy_from_slice(value);
+                let (k, v) = c.data.split_at_mut(key.len());
+                k.copy_from_slice(key);
+                pace.copy(v, value);
                 return true;
             }
             self.drop_hash(hash);
@@ -119,14 +159,12 @@ impl ValueCache {
             let Some((old, stamp)) = self.order.pop_front() else { break };
             if self.values.get(&old).is_some_and(|c| c.stamp == stamp) {
                 self.drop_hash(old);
+                pace.evicted();
             }
         }
         let stamp = self.next_stamp;
         self.next_stamp += 1;
-        let mut data = Vec::with_capacity(key.len() + value.len());
-        data.extend_from_slice(key);
-        data.extend_from_slice(value);
-        self.values.insert(hash, Cached { stamp, key_len: key.len(), data: data.into_boxed_slice() });
+        self.values.insert(hash, Cached { stamp, key_len: key.len(), data: filled(key, value, pace) });
         self.order.push_back((hash, stamp));
         self.used += cost;
         if self.order.len() > 2 * self.values.len() + 64 {
@@ -140,15 +178,15 @@ impl ValueCache {
     /// room it always enters; once the cache is full only every
     /// [`ADMIT_EVERY`]th such value does (evicting the oldest), so a scan
     /// over more keys than fit does not churn the whole cache on every
-    /// read, yet a new working set still moves in.
-    pub fn insert_read(&mut self, key: &[u8], value: &[u8]) -> bool {
+    /// read, yet a new working set still moves in. Paced by `pace`.
+    pub fn insert_read(&mut self, key: &[u8], value: &[u8], pace: &mut impl Pace) -> bool {
         if !self.has_room(key.len(), value.len()) {
             self.misses_when_full += 1;
             if self.misses_when_full % ADMIT_EVERY != 0 {
                 return false;
             }
         }
-        self.insert(key, value)
+        self.insert_paced(key, value, pace)
     }
 
     /// Forget `key`'s value (the key was deleted).
@@ -239,9 +277,9 @@ mod tests {
     fn a_full_cache_admits_one_read_in_eight() {
         let mut c = ValueCache::new(4 * cost(14));
         for i in 0..4u32 {
-            assert!(c.insert_read(&key(i), &[0; 10]), "room: always");
+            assert!(c.insert_read(&key(i), &[0; 10], &mut Unpaced), "room: always");
         }
-        let admitted = (4..4 + 8 * ADMIT_EVERY as u32).filter(|&i| c.insert_read(&key(i), &[0; 10])).count();
+        let admitted = (4..4 + 8 * ADMIT_EVERY as u32).filter(|&i| c.insert_read(&key(i), &[0; 10], &mut Unpaced)).count();
         assert_eq!(admitted, 8);
         assert!(c.used() <= c.budget());
         // A write is not a read: it always enters.

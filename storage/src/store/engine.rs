@@ -318,27 +318,40 @@ impl<D: BlockDevice> Store<D> {
 
     /// `Store.get`: the value, checked against its CRC.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.get_with(key, <[u8]>::to_vec)
+        self.get_paced(key, &mut Pacer::default())
     }
 
     /// `Store.get` without a copy: `f` sees the value where it lies (in the
     /// cache, or in the buffer the device read into, after its CRC check).
     pub fn get_with<R>(&mut self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, StorageError> {
+        self.look_up(key, &mut Pacer::default(), |value, _, _| f(value))
+    }
+
+    /// [`Store::get`], every pass over the value (clearing the buffer it
+    /// is read into, its CRC, the cache's copy, the copy returned) made in
+    /// pieces with `pacer`.
+    fn get_paced(&mut self, key: &[u8], pacer: &mut Pacer) -> Result<Option<Vec<u8>>, StorageError> {
+        self.look_up(key, pacer, |value, pacer, device| pacer.to_vec(device, value))
+    }
+
+    /// `key`'s value handed to `f` where it lies, read and checked (and
+    /// cached) with `pacer` when it is not cached.
+    fn look_up<R>(&mut self, key: &[u8], pacer: &mut Pacer, f: impl FnOnce(&[u8], &mut Pacer, &mut D) -> R) -> Result<Option<R>, StorageError> {
         self.poison.check()?;
         if let Some(value) = self.cache.get(key) {
-            return Ok(Some(f(value)));
+            return Ok(Some(f(value, pacer, &mut self.device)));
         }
         let Some(location) = self.index.get(key).copied() else {
             return Ok(None);
         };
-        let (buf, within) = read_heap(&mut self.device, &self.geometry, self.area, location.heap_offset, location.data_len() as u32)?;
+        let (buf, within) = read_heap(&mut self.device, &self.geometry, self.area, location.heap_offset, location.data_len() as u32, pacer)?;
         let bytes = &buf[within..within + location.data_len()];
-        if crc32c(bytes) != location.data_crc || &bytes[..location.key_len as usize] != key {
+        if pacer.crc32c_append(&mut self.device, 0, bytes) != location.data_crc || &bytes[..location.key_len as usize] != key {
             return Err(StorageError::ChecksumMismatch { what: "CAPOSST1 entry data", location: location.heap_offset as u64 });
         }
         let value = &bytes[location.key_len as usize..];
-        self.cache.insert_read(key, value);
-        Ok(Some(f(value)))
+        self.cache.insert_read(key, value, &mut Paced { pacer, device: &mut self.device });
+        Ok(Some(f(value, pacer, &mut self.device)))
     }
 
     /// `Store.list`: up to `limit` keys in byte order strictly after
@@ -358,14 +371,18 @@ impl<D: BlockDevice> Store<D> {
 
     /// Every live entry, sorted by key.
     pub fn entries(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
-        let keys: Vec<Vec<u8>> = self.index.keys().cloned().collect();
-        let mut out = Vec::with_capacity(keys.len());
-        // Every live value copied (and checked, when not cached): the
-        // first half of a compaction (`BlockDevice::pause`).
+        // Every live key and value copied (and checked, when not cached):
+        // the first half of a compaction, paced (`BlockDevice::pause`).
         let mut pacer = Pacer::default();
+        let mut keys = Vec::with_capacity(self.index.len());
+        for key in self.index.keys() {
+            keys.push(key.clone());
+            pacer.item(&mut self.device, key.len());
+        }
+        let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            let value = self.get(&key)?.ok_or(StorageError::NotFound)?;
-            pacer.work(&mut self.device, key.len() + value.len());
+            pacer.item(&mut self.device, key.len());
+            let value = self.get_paced(&key, &mut pacer)?.ok_or(StorageError::NotFound)?;
             out.push((key, value));
         }
         Ok(out)
@@ -430,21 +447,41 @@ impl<D: BlockDevice> Store<D> {
     /// no delete of an absent key, not empty.
     fn apply_changes(&mut self, changes: &[(&[u8], Option<&[u8]>)]) -> Result<(), StorageError> {
         let bytes: u64 = changes.iter().map(|(k, v)| (k.len() + v.map_or(0, <[u8]>::len)) as u64).sum();
+        let mut pacer = Pacer::default();
         let result = if self.fits(changes.len() as u64, bytes) {
-            self.append(changes)
+            self.append(changes, &mut pacer)
         } else {
-            self.entries().and_then(|mut live| {
-                for (key, value) in changes {
-                    match (live.binary_search_by(|(k, _)| k.as_slice().cmp(key)), value) {
-                        (Ok(at), Some(value)) => live[at].1 = value.to_vec(),
-                        (Err(at), Some(value)) => live.insert(at, (key.to_vec(), value.to_vec())),
-                        (Ok(at), None) => {
-                            live.remove(at);
+            self.entries().and_then(|live| {
+                // The live entries and the changes (both in key order)
+                // merged in one pass: no element of `live` moves twice.
+                let mut merged = Vec::with_capacity(live.len() + changes.len());
+                let mut pending = changes.iter().copied().peekable();
+                for (key, value) in live {
+                    pacer.item(&mut self.device, 0);
+                    // New keys before this one.
+                    while let Some((new_key, new_value)) = pending.next_if(|(k, _)| *k < key.as_slice()) {
+                        if let Some(new_value) = new_value {
+                            merged.push((new_key.to_vec(), pacer.to_vec(&mut self.device, new_value)));
                         }
-                        (Err(_), None) => {}
+                    }
+                    match pending.next_if(|(k, _)| *k == key.as_slice()) {
+                        Some((_, Some(new_value))) => merged.push((key, pacer.to_vec(&mut self.device, new_value))),
+                        Some((_, None)) => {}
+                        None => merged.push((key, value)),
                     }
                 }
-                self.compact(&live)
+                for (new_key, new_value) in pending {
+                    if let Some(new_value) = new_value {
+                        merged.push((new_key.to_vec(), pacer.to_vec(&mut self.device, new_value)));
+                    }
+                }
+                let result = self.compact(&merged);
+                // Freed an entry at a time, paced.
+                for entry in merged {
+                    pacer.item(&mut self.device, 0);
+                    drop(entry);
+                }
+                result
             })
         };
         if result.is_ok() {
@@ -457,7 +494,7 @@ impl<D: BlockDevice> Store<D> {
             for (key, value) in changes {
                 match value {
                     Some(value) if single || self.cache.has_room(key.len(), value.len()) => {
-                        self.cache.insert(key, value);
+                        self.cache.insert_paced(key, value, &mut Paced { pacer: &mut pacer, device: &mut self.device });
                     }
                     _ => self.cache.remove(key),
                 }
@@ -473,7 +510,7 @@ impl<D: BlockDevice> Store<D> {
 
     /// Append one entry per change (a put, or a tombstone for `None`) to
     /// the active area and commit them together.
-    fn append(&mut self, changes: &[(&[u8], Option<&[u8]>)]) -> Result<(), StorageError> {
+    fn append(&mut self, changes: &[(&[u8], Option<&[u8]>)], pacer: &mut Pacer) -> Result<(), StorageError> {
         let generation = next_generation(self.generation)?;
         let start = self.heap_cursor;
         let len: u32 = changes.iter().map(|(k, v)| (k.len() + v.map_or(0, <[u8]>::len)) as u32).sum();
@@ -488,21 +525,23 @@ impl<D: BlockDevice> Store<D> {
         let mut placed = core::mem::take(&mut self.scratch_locations);
         heap.clear();
         placed.clear();
+        // Room for it all up front (plus the padding to a block), so the
+        // buffer never moves while it fills.
+        heap.reserve((start % 512 + len) as usize + 512);
         heap.extend_from_slice(&self.tail[..(start % 512) as usize]);
         let first_slot = self.entry_count as usize;
         let mut digest = self.table_digest;
-        let mut pacer = Pacer::default();
         for (i, (key, value)) in changes.iter().enumerate() {
             let value = value.unwrap_or(&[]);
-            pacer.work(&mut self.device, key.len() + value.len() + SLOT_SIZE);
+            pacer.item(&mut self.device, key.len() + SLOT_SIZE);
             let at = heap.len();
             heap.extend_from_slice(key);
-            heap.extend_from_slice(value);
+            pacer.extend(&mut self.device, &mut heap, value);
             let location = EntryLocation {
                 heap_offset: first_block * 512 + at as u32,
                 key_len: key.len() as u16,
                 value_len: value.len() as u32,
-                data_crc: crc32c(&heap[at..at + key.len() + value.len()]),
+                data_crc: pacer.crc32c_append(&mut self.device, 0, &heap[at..at + key.len() + value.len()]),
             };
             let kind = if changes[i].1.is_some() { SlotKind::Put } else { SlotKind::Tombstone };
             let slot = EntrySlot { kind, key_len: location.key_len, value_len: location.value_len, heap_offset: location.heap_offset, data_crc: location.data_crc };
@@ -590,17 +629,20 @@ impl<D: BlockDevice> Store<D> {
 
     fn write_and_commit(&mut self, area: u8, live: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
         let generation = next_generation(self.generation)?;
-        let mut table = vec![0u8; self.slot_table.len()];
-        let mut heap = Vec::new();
+        let mut pacer = Pacer::default();
+        let mut table = pacer.zeroed(&mut self.device, self.slot_table.len());
+        // The whole heap's room up front (plus the padding to a block), so
+        // the buffer never moves while it fills.
+        let bytes: usize = live.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let mut heap = Vec::with_capacity(bytes + 512);
         let mut index = BTreeMap::new();
         let mut digest = 0u32;
-        let mut pacer = Pacer::default();
         for (i, (key, value)) in live.iter().enumerate() {
-            pacer.work(&mut self.device, key.len() + value.len() + SLOT_SIZE);
+            pacer.item(&mut self.device, key.len() + SLOT_SIZE);
             let offset = heap.len() as u32;
             heap.extend_from_slice(key);
-            heap.extend_from_slice(value);
-            let data_crc = crc32c_append(crc32c(key), value);
+            pacer.extend(&mut self.device, &mut heap, value);
+            let data_crc = pacer.crc32c_append(&mut self.device, crc32c(key), value);
             let slot = EntrySlot { kind: SlotKind::Put, key_len: key.len() as u16, value_len: value.len() as u32, heap_offset: offset, data_crc };
             slot.encode(&mut table[i * SLOT_SIZE..(i + 1) * SLOT_SIZE])?;
             digest = crc32c_append(digest, slot_seal(&table, i));
@@ -619,9 +661,32 @@ impl<D: BlockDevice> Store<D> {
             table_digest: digest,
         })?;
         self.slot_table = table;
-        self.index = index;
+        // The old index freed a key at a time, paced.
+        for (key, _) in core::mem::replace(&mut self.index, index) {
+            pacer.item(&mut self.device, 0);
+            drop(key);
+        }
         self.settle_heap(&heap[..cursor as usize]);
         Ok(())
+    }
+}
+
+/// The store's [`cache::Pace`]: the cache's copies and evictions paced on
+/// the store's device.
+struct Paced<'a, D: BlockDevice> {
+    pacer: &'a mut Pacer,
+    device: &'a mut D,
+}
+
+impl<D: BlockDevice> cache::Pace for Paced<'_, D> {
+    fn append(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        self.pacer.extend(self.device, out, bytes);
+    }
+    fn copy(&mut self, dst: &mut [u8], src: &[u8]) {
+        self.pacer.copy(self.device, dst, src);
+    }
+    fn evicted(&mut self) {
+        self.pacer.item(self.device, 0);
     }
 }
 
@@ -681,6 +746,7 @@ fn read_heap<D: BlockDevice>(
     area: u8,
     offset: u32,
     len: u32,
+    pacer: &mut Pacer,
 ) -> Result<(Vec<u8>, usize), StorageError> {
     if len == 0 {
         return Ok((Vec::new(), 0));
@@ -690,7 +756,7 @@ fn read_heap<D: BlockDevice>(
     if end > geometry.heap_blocks {
         return Err(StorageError::Corrupt { what: "entry extends past the heap", detail: offset as u64 });
     }
-    let mut buf = vec![0u8; ((end - first) * 512) as usize];
+    let mut buf = pacer.zeroed(device, ((end - first) * 512) as usize);
     device.read_blocks(geometry.heap_lba(area) + first as u64, &mut buf)?;
     Ok((buf, (offset % 512) as usize))
 }
@@ -712,7 +778,7 @@ fn load_area<D: BlockDevice>(device: &mut D, geometry: &StoreGeometry, commit: &
     if table_digest(&table, count) != commit.table_digest {
         return Err(StorageError::ChecksumMismatch { what: "CAPOSST1 entry table (digest in commit record)", location: geometry.area_lba(commit.area) });
     }
-    let (mut heap, _) = read_heap(device, geometry, commit.area, 0, commit.heap_cursor)?;
+    let (mut heap, _) = read_heap(device, geometry, commit.area, 0, commit.heap_cursor, &mut Pacer::default())?;
     heap.truncate(commit.heap_cursor as usize);
     let mut index = BTreeMap::new();
     let mut expected_offset = 0u32;

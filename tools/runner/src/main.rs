@@ -6,6 +6,11 @@
 //!                              "N passed, N failed"; exit 1 on any failure;
 //!                              JOBS (default: one per core) at a time, each
 //!                              one's output printed whole (parallel.rs)
+//! capos-run prebuild SCENARIO...  build what `test` of the same scenarios
+//!                              builds first (kernel, loader, demos,
+//!                              mkstore-image), so `make test` can do it
+//!                              beside the host tests; `test` then finds it
+//!                              built
 //! capos-run run                boot interactively (serial on this terminal)
 //! capos-run debug              like run, QEMU waits for gdb on :1234
 //! capos-run serve              boot the default system without console input,
@@ -80,7 +85,7 @@ use settings::Settings;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capos-run test SCENARIO... | bench-check [FILE] | run | debug | serve | list | {}", disk::COMMANDS.join(" | "));
+    eprintln!("usage: capos-run test SCENARIO... | prebuild SCENARIO... | bench-check [FILE] | run | debug | serve | list | {}", disk::COMMANDS.join(" | "));
     ExitCode::from(2)
 }
 
@@ -146,6 +151,30 @@ fn main() -> ExitCode {
                 judged(parallel::test(&settings, wanted, wanted_storage, jobs))
             } else {
                 judged(scenarios::run_all(&settings, &wanted, &wanted_storage))
+            }
+        }
+        "prebuild" => {
+            if args.len() < 2 {
+                return usage();
+            }
+            let mut wanted = Vec::new();
+            let mut storage_named = false;
+            for name in &args[1..] {
+                if let Some(s) = scenarios::all().into_iter().find(|s| s.name == *name) {
+                    wanted.push(s);
+                } else if storage::all().iter().any(|s| s.name == *name) {
+                    storage_named = true;
+                } else {
+                    eprintln!("capos-run: unknown scenario '{}'; `capos-run list` shows them", name);
+                    return ExitCode::from(2);
+                }
+            }
+            match parallel::prebuild(&settings, &wanted, storage_named) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("capos-run: {}", e);
+                    ExitCode::FAILURE
+                }
             }
         }
         "bench-check" => judged(budget::bench_check(&settings, args.get(1).map(String::as_str))),

@@ -47,6 +47,18 @@ pub fn used() -> u64 {
     HEAP.heap.lock().used() as u64
 }
 
+/// Pages the heap maps between two interrupt windows as it grows: about
+/// 20,000 executed instructions (each page is a fresh frame zeroed and
+/// mapped).
+const GROW_CHUNK: u64 = 16;
+
+/// Map at least `at_least` more bytes at the top of the heap (at least
+/// doubling it, within `cap`). The growth is as long as the heap is large
+/// (a doubling of 1 MiB maps 256 pages, some 300,000 instructions), and a
+/// capability call that allocates runs with interrupts off, so it maps
+/// [`GROW_CHUNK`] pages at a time with an interrupt window between
+/// (docs/interrupts-off.md). A window here is taken with `mm.heap` held,
+/// which no interrupt handler takes (docs/locks.md).
 fn grow(heap: &mut Heap, at_least: u64, cap: u64) -> bool {
     let size = heap.size() as u64;
     let want = at_least.max(size).next_multiple_of(PAGE_SIZE);
@@ -55,12 +67,23 @@ fn grow(heap: &mut Heap, at_least: u64, cap: u64) -> bool {
         return false;
     }
     let top = heap.top() as u64;
-    if map_fresh(top, want / PAGE_SIZE).is_err() {
+    let pages = want / PAGE_SIZE;
+    let mut mapped = 0;
+    while mapped < pages {
+        let n = (pages - mapped).min(GROW_CHUNK);
+        if map_fresh(top + mapped * PAGE_SIZE, n).is_err() {
+            break;
+        }
+        mapped += n;
+        crate::arch::x86_64::trap::interrupt_window_once_ready();
+    }
+    if mapped == 0 {
         return false;
     }
-    // SAFETY: `[top, top + want)` was just mapped and directly follows the heap.
-    unsafe { heap.extend(want as usize) };
-    true
+    // SAFETY: `[top, top + mapped pages)` was just mapped and directly
+    // follows the heap.
+    unsafe { heap.extend((mapped * PAGE_SIZE) as usize) };
+    mapped * PAGE_SIZE >= at_least
 }
 
 // SAFETY: allocation is delegated to linked_list_allocator under a lock;

@@ -288,10 +288,9 @@ fn prebuild(s: &Settings, benches: &[String]) -> Result<(), String> {
     crate::parallel::prebuild(s, &wanted, false)
 }
 
-/// `capos-run bench-check [BUDGET_FILE]`: run the benchmarks the file names
-/// and judge their figures. Ok(true) when every figure is within budget.
-pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
-    let total = Instant::now();
+/// The budget file (`file`, else [`DEFAULT_FILE`]): its path, entries and
+/// the benchmarks they name, each checked to be a scenario.
+fn budget_file(s: &Settings, file: Option<&str>) -> Result<(PathBuf, Vec<Entry>, Vec<String>), String> {
     let path = match file {
         Some(f) => PathBuf::from(f),
         None => s.root.join(DEFAULT_FILE),
@@ -303,6 +302,22 @@ pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
     if let Some(b) = benches.iter().find(|b| !known.contains(&b.as_str())) {
         return Err(format!("{}: '{}' is not a scenario (`capos-run list`)", path.display(), b));
     }
+    Ok((path, entries, benches))
+}
+
+/// `capos-run bench-prebuild [BUDGET_FILE]`: only the build `bench-check`
+/// starts with (make test runs it at idle priority beside the scenarios,
+/// so bench-check later finds it done).
+pub fn bench_prebuild(s: &Settings, file: Option<&str>) -> Result<(), String> {
+    let (_, _, benches) = budget_file(s, file)?;
+    prebuild(s, &benches)
+}
+
+/// `capos-run bench-check [BUDGET_FILE]`: run the benchmarks the file names
+/// and judge their figures. Ok(true) when every figure is within budget.
+pub fn bench_check(s: &Settings, file: Option<&str>) -> Result<bool, String> {
+    let total = Instant::now();
+    let (path, entries, benches) = budget_file(s, file)?;
     println!("== bench-check: {} figures of {} against {}", entries.len(), benches.join(", "), path.display());
     prebuild(s, &benches)?;
     let dir = s.root.join("target/bench-check");

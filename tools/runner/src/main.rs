@@ -19,6 +19,7 @@
 //! capos-run bench-check [FILE] run the benchmarks FILE names (default
 //!                              tools/bench-budgets.txt) and judge each
 //!                              figure against its budget (budget.rs)
+//! capos-run bench-prebuild [FILE]  only the build bench-check starts with
 //! capos-run esp-tree [DIR]     write what `run` puts on the boot volume to DIR
 //! capos-run disk-image [OUT]   the GPT disk (make image; default target/capos.img)
 //! capos-run cloudboot-image [DIR]  disk.raw, capos-disk.tar.gz and the
@@ -85,7 +86,7 @@ use settings::Settings;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capos-run test SCENARIO... | prebuild SCENARIO... | bench-check [FILE] | run | debug | serve | list | {}", disk::COMMANDS.join(" | "));
+    eprintln!("usage: capos-run test SCENARIO... | prebuild SCENARIO... | bench-check [FILE] | bench-prebuild [FILE] | run | debug | serve | list | {}", disk::COMMANDS.join(" | "));
     ExitCode::from(2)
 }
 
@@ -177,6 +178,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "bench-prebuild" => match budget::bench_prebuild(&settings, args.get(1).map(String::as_str)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("capos-run: {}", e);
+                ExitCode::FAILURE
+            }
+        },
         "bench-check" => judged(budget::bench_check(&settings, args.get(1).map(String::as_str))),
         "run" | "debug" | "serve" => match boot::interactive(&settings, match cmd.as_str() {
             "debug" => boot::Interactive::Debug,

@@ -67,6 +67,13 @@ pub fn init() {
     load();
 }
 
+/// Whether this CPU runs on the kernel's IDT (its LIDT is done). Before
+/// that an interrupt finds the firmware's table or none: code that may run
+/// that early (the heap's growth) opens no interrupt window until then.
+pub fn loaded() -> bool {
+    x86_64::instructions::tables::sidt().base.as_u64() == IDT.0.get() as u64
+}
+
 /// Load the (shared, already built) IDT on this CPU: the bootstrap CPU in
 /// [`init`], each application processor as it starts.
 pub fn load() {

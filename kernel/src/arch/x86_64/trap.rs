@@ -396,6 +396,17 @@ pub fn interrupt_window() {
     super::irq_off::resumed(core::panic::Location::caller());
 }
 
+/// [`interrupt_window`] for code that also runs before this CPU has its
+/// IDT (the kernel heap's growth, which early boot uses too): no window
+/// until the IDT is loaded.
+#[inline]
+#[cfg_attr(debug_assertions, track_caller)]
+pub fn interrupt_window_once_ready() {
+    if super::idt::loaded() {
+        interrupt_window();
+    }
+}
+
 /// `dst.copy_from_slice(src)` a chunk at a time, with an interrupt window
 /// between: the kernel's copies of bulk data (a DMA bounce buffer, up to
 /// 128 KiB) run inside calls made with interrupts off.

@@ -64,6 +64,8 @@ pub(super) fn compacting_put(churn: &plan::Churn, after: &StoreShape) -> Option<
 }
 
 pub(super) fn persist(r: &mut Run) -> Result<(), String> {
+    // Its 64 KiB values and compactions: the interrupts-off bound.
+    r.icount = true;
     let kv = r.dir.join("seed.kv");
     seed_kv(&kv)?;
     let seed = r.dir.join("seed-fs");

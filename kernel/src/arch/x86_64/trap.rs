@@ -232,6 +232,25 @@ pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Run `f` with interrupts on, then restore the flag found: for a wait
+/// that spins inside a library's own loop, where no [`interrupt_window`]
+/// can be opened at each turn (virtio-drivers' blocking virtio-blk flush,
+/// which waits on the host's disk). Safe wherever a window is
+/// ([`interrupt_window`]'s rule): interrupts on throughout is a window at
+/// every instruction.
+#[cfg_attr(debug_assertions, track_caller)]
+pub fn with_interrupts_on<R>(f: impl FnOnce() -> R) -> R {
+    let was = interrupts_enabled();
+    if !was {
+        set_interrupts(true);
+    }
+    let r = f();
+    if !was {
+        set_interrupts(false);
+    }
+    r
+}
+
 pub fn irq_count(vector: u8) -> u64 {
     IRQ_COUNTS[vector as usize].load(Ordering::Relaxed)
 }

@@ -130,17 +130,17 @@ debug: setup
 ## at a time (default one per core), each one's output printed whole when
 ## it ends: the host tests beside the fuzz smoke and the build of what
 ## the scenarios boot, the cloud checks beside the benchmarks. The QEMU
-## scenarios have the machine to themselves, but for two builds that run
-## beside them at idle priority, taking only the CPU time they leave: the
-## benchmarks' and the repro check's second. docs/testing.md.
+## scenarios have the machine to themselves, but for the benchmarks'
+## build, which runs beside them at idle priority (it takes only the CPU
+## time they leave). docs/testing.md.
 test: setup
 	@$(MAKE) --no-print-directory test-host-build
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target RUNNER=$(RUNNER_BIN) test-host-run test-prebuild fuzz-smoke test-nostd
-	@log=target/beside-scenarios.log; \
-	$(IDLE_PRIORITY) sh -c '$(RUNNER_BIN) bench-prebuild $(BENCH_BUDGETS) && tools/cloudboot/repro-check.sh --prepare' >$$log 2>&1 & bg=$$!; \
+	@log=target/bench-prebuild.log; \
+	$(IDLE_PRIORITY) $(RUNNER_BIN) bench-prebuild $(BENCH_BUDGETS) >$$log 2>&1 & bg=$$!; \
 	$(MAKE) --no-print-directory test-scenarios; rc=$$?; \
-	if wait $$bg; then echo "make test: the builds beside the scenarios (benchmarks, the repro check's second): done (log: $$log)"; \
-	else echo "make test: a build beside the scenarios failed (bench-check and the repro check build again and say why; log: $$log)"; fi; \
+	if wait $$bg; then echo "make test: the benchmarks' build beside the scenarios: done (log: $$log)"; \
+	else echo "make test: the benchmarks' build beside the scenarios failed (bench-check builds again and says why; log: $$log)"; fi; \
 	exit $$rc
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target cloudboot-repro-check bench-check run-cloud-disk cloudboot-fixture-check
 

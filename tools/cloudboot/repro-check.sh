@@ -16,10 +16,6 @@
 # target dir, and writes the image); compiling the runner a second time
 # would cost a minute of CPU and put none of its bytes in the image.
 # Uncommitted changes are never checked: a clone has only the commit.
-#
-# repro-check.sh --prepare: build b only, and note the commit it is of;
-# a later repro-check.sh of the same commit then builds only a (make test
-# runs --prepare at idle priority beside the scenarios).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -31,16 +27,7 @@ fail() { echo "repro-check: FAIL: $*"; exit 1; }
 commit=$(git rev-parse HEAD) || fail "not a git checkout: the check builds the committed tree"
 dirty=$(git status --porcelain --untracked-files=normal)
 
-mode=${1:-check}
-case $mode in check|--prepare) ;; *) echo "usage: $0 [--prepare]" >&2; exit 2;; esac
-# Build b of this commit, done by an earlier --prepare.
-prepared() { [ -f "$out/b.done" ] && [ "$(cat "$out/b.done")" = "$commit" ] && [ -f "$out/b/disk.raw" ]; }
-if [ "$mode" = check ] && prepared; then
-    # Keep build b; everything else goes.
-    find "$out" -mindepth 1 -maxdepth 1 ! -name b ! -name b.done ! -name b.log -exec rm -rf {} +
-else
-    rm -rf "$out"
-fi
+rm -rf "$out"
 mkdir -p "$out"
 
 # A clone of HEAD at $1 (the commit only: no uncommitted change).
@@ -54,15 +41,25 @@ clone() {
 # offline there, so nothing is fetched and a missing crate is an error.
 home_a=${CARGO_HOME:-$HOME/.cargo}
 home_b=$out/cargo-home-b
-make_home_b() {
-    [ -d "$home_a/registry/cache" ] || fail "$home_a/registry/cache does not exist: build the tree once (make capos-cloudboot-image) so cargo has the crates"
-    rm -rf "$home_b"
-    mkdir -p "$home_b/registry"
-    cp -r "$home_a/registry/index" "$home_a/registry/cache" "$home_b/registry/"
-    for f in config.toml config; do
-        if [ -f "$home_a/$f" ]; then cp "$home_a/$f" "$home_b/"; fi
-    done
-}
+[ -d "$home_a/registry/cache" ] || fail "$home_a/registry/cache does not exist: build the tree once (make capos-cloudboot-image) so cargo has the crates"
+mkdir -p "$home_b/registry"
+cp -r "$home_a/registry/index" "$home_a/registry/cache" "$home_b/registry/"
+for f in config.toml config; do
+    if [ -f "$home_a/$f" ]; then cp "$home_a/$f" "$home_b/"; fi
+done
+
+if [ -z "$dirty" ]; then
+    dir_a=$root
+    echo "repro-check: the tree is clean at $commit: build a in it, build b in a clone"
+else
+    # Not $out/a: that is where build a's image goes, and files there
+    # would make its own checkout dirty.
+    dir_a=$out/checkout-a
+    echo "repro-check: the tree has uncommitted changes; they are not checked: both builds are clones of HEAD $commit"
+    clone "$dir_a"
+fi
+dir_b=$out/a-much-longer-directory-name
+clone "$dir_b"
 
 # build NAME DIR RUNNER... :: [ENV...]: the image of DIR into $out/NAME,
 # made by the command RUNNER (capos-run) run in DIR.
@@ -80,51 +77,13 @@ build() {
     fi
     echo "repro-check: build $name took $((SECONDS - t0)) s"
 }
-
-# build_b RUNNER: build b, in a clone of HEAD at a longer path with the
-# cargo home above, driven by RUNNER (a capos-run binary: a host tool
-# that runs cargo for everything the image holds and writes the image;
-# compiling it a second time would put none of its bytes in the image).
-dir_b=$out/a-much-longer-directory-name
-build_b() {
-    make_home_b
-    rm -rf "$dir_b"
-    clone "$dir_b"
-    build b "$dir_b" "$1" :: -u CARGO_TARGET_DIR CARGO_HOME="$home_b" CARGO_NET_OFFLINE=true
-    echo "$commit" >"$out/b.done"
-}
-
-if [ "$mode" = --prepare ]; then
-    target=${CARGO_TARGET_DIR:-target}
-    case $target in /*) ;; *) target=$root/$target ;; esac
-    [ -x "$target/debug/capos-run" ] || fail "--prepare needs the runner built ($target/debug/capos-run): make test-host-build"
-    build_b "$target/debug/capos-run"
-    rm -rf "$dir_b" "$home_b"
-    echo "repro-check: build b of $commit prepared in $out/b; repro-check.sh of this commit uses it"
-    exit 0
-fi
-
-if [ -z "$dirty" ]; then
-    dir_a=$root
-    echo "repro-check: the tree is clean at $commit: build a in it, build b in a clone"
-else
-    # Not $out/a: that is where build a's image goes, and files there
-    # would make its own checkout dirty.
-    dir_a=$out/checkout-a
-    echo "repro-check: the tree has uncommitted changes; they are not checked: both builds are clones of HEAD $commit"
-    clone "$dir_a"
-fi
 build a "$dir_a" "$CARGO" run --quiet -p capos-run -- :: CARGO_HOME="$home_a"
-if prepared; then
-    echo "repro-check: build b of $commit was made earlier (repro-check.sh --prepare; log: $out/b.log)"
-else
-    # The runner build a just ran (cargo puts it under its target dir).
-    target_a=${CARGO_TARGET_DIR:-target}
-    case $target_a in /*) ;; *) target_a=$dir_a/$target_a ;; esac
-    runner_a=$target_a/debug/capos-run
-    [ -x "$runner_a" ] || fail "build a left no runner at $runner_a"
-    build_b "$runner_a"
-fi
+# The runner build a just ran (cargo puts it under its target dir).
+target_a=${CARGO_TARGET_DIR:-target}
+case $target_a in /*) ;; *) target_a=$dir_a/$target_a ;; esac
+runner_a=$target_a/debug/capos-run
+[ -x "$runner_a" ] || fail "build a left no runner at $runner_a"
+build b "$dir_b" "$runner_a" :: -u CARGO_TARGET_DIR CARGO_HOME="$home_b" CARGO_NET_OFFLINE=true
 
 failed=0
 for f in disk.raw capos-disk.tar.gz disk.raw.provenance.json; do
@@ -145,4 +104,4 @@ fi
 echo "$((3 - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ] || fail "the two builds differ"
 # The clones' target dirs are large; the images stay for inspection.
-rm -rf "$dir_b" "$out/checkout-a" "$home_b" "$out/b.done"
+rm -rf "$out/a-much-longer-directory-name" "$out/checkout-a" "$home_b"

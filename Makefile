@@ -136,7 +136,7 @@ debug: setup
 test: setup
 	@$(MAKE) --no-print-directory test-host-build
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target RUNNER=$(RUNNER_BIN) test-host-run test-prebuild fuzz-smoke test-nostd
-	@log=target/bench-prebuild.log; \
+	@log=$(or $(CARGO_TARGET_DIR),target)/bench-prebuild.log; \
 	$(IDLE_PRIORITY) $(RUNNER_BIN) bench-prebuild $(BENCH_BUDGETS) >$$log 2>&1 & bg=$$!; \
 	$(MAKE) --no-print-directory test-scenarios; rc=$$?; \
 	if wait $$bg; then echo "make test: the benchmarks' build beside the scenarios: done (log: $$log)"; \

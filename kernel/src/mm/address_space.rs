@@ -12,7 +12,6 @@
 use super::frames::{self, KernelFrames};
 use super::{phys_to_virt, PAGE_SIZE};
 use alloc::vec::Vec;
-use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -224,17 +223,6 @@ impl AddressSpace {
             table = e & 0x000f_ffff_ffff_f000;
         }
         Some((table + (va & (PAGE_SIZE - 1)), writable))
-    }
-
-    /// Load this space's tables (on every switch to its process: without
-    /// the address checks `PhysAddr::new` and `containing_address` would
-    /// repeat, since `pml4` is a frame the allocator gave out).
-    pub fn activate(&self) {
-        // SAFETY: `pml4` is the start of a physical frame (from
-        // `frames::alloc_zeroed`): aligned and a valid physical address.
-        // The upper half is the kernel's, so the code running now stays
-        // mapped.
-        unsafe { Cr3::write(PhysFrame::from_start_address_unchecked(PhysAddr::new_unsafe(self.pml4)), Cr3Flags::empty()) };
     }
 
     /// Frames mapped into user space.

@@ -240,12 +240,27 @@ pub fn map_physical(pa: u64, len: u64, kind: PhysKind) -> Result<u64, MapError> 
     Ok(phys_to_virt(pa))
 }
 
-/// Switch to the kernel's own tables (at boot, once built; later for the
-/// idle context).
+/// Switch to the kernel's own tables (at boot, once built, and on each
+/// AP as it starts).
 pub fn activate_kernel_tables() {
     // SAFETY: the kernel PML4 maps everything the kernel uses: its image,
     // the HHDM (the current stack among it), heap, stacks and MMIO.
-    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(kernel_pml4())), Cr3Flags::empty()) };
+    unsafe { load_tables(kernel_pml4()) };
+}
+
+/// Load `pml4` into CR3 (every context switch: a process's address space
+/// or, for an idle context, the kernel's tables). No checks: the switch
+/// path runs it on every call and reply.
+///
+/// # Safety
+/// `pml4` is the physical address of a live PML4 frame whose upper half
+/// is the kernel's (the kernel's own, or an `AddressSpace`'s, which copies
+/// it), so the code running now stays mapped; it stays live while loaded.
+#[inline(always)]
+pub unsafe fn load_tables(pml4: u64) {
+    // SAFETY: a frame's start is 4 KiB-aligned and a valid physical
+    // address (the caller's promise).
+    unsafe { Cr3::write(PhysFrame::from_start_address_unchecked(PhysAddr::new_unsafe(pml4)), Cr3Flags::empty()) };
 }
 
 /// Copy `buf.len()` bytes of firmware memory (ACPI tables) at physical

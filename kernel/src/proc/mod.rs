@@ -125,11 +125,17 @@ pub fn run_switch(s: Option<table::Switch>) {
 fn switch(s: table::Switch) {
     // Debug kernels: no lock is carried from one context into another.
     crate::sync::assert_none_held("a context switch");
+    // SAFETY: the entered context's PML4, alive while this CPU's current
+    // is that context (`table::Switch`); every PML4 maps the kernel half.
+    unsafe { crate::mm::paging::load_tables(crate::arch::x86_64::percpu::sched_tables()) };
+    // The leaving context's tables stay loaded until here: its address
+    // space is freed only once `switch_context` has saved its stack
+    // pointer (table rule 6), after this.
     // SAFETY: `to` is the entered process's saved-stack slot: its record
     // is not freed while this CPU is its current one (table rule 6), and
     // `from` the leaving one's (not freed until its stack is saved, which
     // `switch_context` does).
-    let to = enter_stack(unsafe { &*s.to });
+    let to = enter_stack(unsafe { s.to.as_ref() });
     // SAFETY: `to` was saved by switch_context or prepared by the loader,
     // and no other CPU runs on it (rule 6: we took it).
     unsafe { switch_context(s.from, to) };

@@ -357,8 +357,16 @@ impl Process {
     fn off_cpu(&self) -> bool {
         self.ksp.load(Ordering::Acquire) != 0
     }
-    pub(super) fn stack_top(&self) -> Option<u64> {
-        self.kstack.as_ref().map(|k| k.top)
+    /// The PML4 it runs on and the top of its kernel stack: its address
+    /// space's and its own; for an idle context the kernel's tables and 0
+    /// (it never enters user mode, so nothing uses the top, and a
+    /// previous process's stack, which may be freed meanwhile, is no
+    /// longer named).
+    fn runs_on(&self) -> (u64, u64) {
+        match (self.space(), &self.kstack) {
+            (Some(space), Some(k)) => (space.pml4, k.top),
+            _ => (crate::mm::paging::kernel_pml4(), 0),
+        }
     }
     pub(super) fn take_kstack(&mut self) -> Option<KernelStack> {
         self.kstack.take()
@@ -467,7 +475,7 @@ impl Table {
         let c = &mut self.cpus[me];
         let p = Self::record(&mut self.procs, &mut c.idle, me, pid)?;
         p.cpu = me;
-        percpu::set_sched_current(NonNull::from(&mut *p).as_ptr() as u64, pid);
+        percpu::set_sched_current(NonNull::from(&mut *p).as_ptr() as u64, pid, p.runs_on().0);
         self.queues.set_idle(me, pid == 0);
         Some(p)
     }
@@ -790,27 +798,38 @@ impl Table {
         // The idle bit changes only between a process and idle (not on a
         // call's or a reply's direct switch).
         let was_idle = percpu::sched_pid() == 0;
-        percpu::set_sched_current(NonNull::from(&mut *n).as_ptr() as u64, next);
+        let (tables, stack_top) = n.runs_on();
+        // Its tables are loaded once the table is unlocked (`Switch`);
+        // the kernel stack is this CPU's to set now.
+        percpu::set_sched_current(NonNull::from(&mut *n).as_ptr() as u64, next, tables);
+        crate::arch::x86_64::syscall::set_kernel_stack(stack_top);
         if was_idle != (next == 0) {
             self.queues.set_idle(me, next == 0);
         }
-        match (n.space(), n.stack_top()) {
-            (Some(space), Some(top)) => {
-                space.activate();
-                crate::arch::x86_64::syscall::set_kernel_stack(top);
-            }
-            // An idle context runs on the kernel's own tables.
-            _ => crate::mm::paging::activate_kernel_tables(),
-        }
-        Some(Switch { from, to: &n.ksp })
+        Some(Switch { from, to: NonNull::from(&n.ksp) })
     }
 }
 
 /// A switch of kernel stacks prepared under the table lock
-/// ([`Table::prepare_switch`]), carried out by `proc::run_switch`.
+/// ([`Table::prepare_switch`]), carried out by `proc::run_switch` once
+/// the table is unlocked.
+///
+/// The entered context's tables are loaded then too (from
+/// `percpu::sched_tables`, which `prepare_switch` sets), not under the
+/// lock: a CR3 write flushes the TLB, and under QEMU's TCG that is a
+/// whole software TLB and its jump cache cleared. Measured in `make
+/// bench-smp`'s pairs (TSC cycles under the lock, read around each
+/// section), a call's and a reply's section took about 35,000 and 30,000
+/// cycles with the write inside and 15,000 without, and two pairs on two
+/// CPUs spent a third of their time spinning on each other's flushes.
+/// The PML4 outlives the wait: the entered process is this CPU's current
+/// from the moment the switch is prepared, only this CPU can end it
+/// (rule 7), and the leaving one is freed only once this CPU has left
+/// its stack (rule 6), after its tables are unloaded.
 pub struct Switch {
     pub(super) from: *mut u64,
-    pub(super) to: *const AtomicU64,
+    /// (NonNull: an `Option<Switch>` needs no tag of its own.)
+    pub(super) to: NonNull<AtomicU64>,
 }
 
 /// What a killed process held, released outside the table.

@@ -54,6 +54,10 @@ pub struct PerCpu {
     /// the process table, on this CPU, under its lock.
     sched_cur: AtomicU64,
     sched_pid: AtomicU64,
+    /// The PML4 its current context runs on, loaded into CR3 by the
+    /// switch once the table is unlocked (`proc::switch`). Written with
+    /// the two above.
+    sched_tables: AtomicU64,
     /// This CPU's TSS: rsp0 and the IST stacks. Written by its own CPU
     /// (rsp0 on every switch; the IST slots once, before the TSS is
     /// loaded) or by the bootstrap CPU before the owner starts.
@@ -72,6 +76,7 @@ pub const OFF_INDEX: usize = offset_of!(PerCpu, index);
 pub const OFF_APIC_ID: usize = offset_of!(PerCpu, apic_id);
 const OFF_SCHED_CUR: usize = offset_of!(PerCpu, sched_cur);
 const OFF_SCHED_PID: usize = offset_of!(PerCpu, sched_pid);
+const OFF_SCHED_TABLES: usize = offset_of!(PerCpu, sched_tables);
 /// This CPU's TSS rsp0 (`privilege_stack_table[0]`).
 const OFF_RSP0: usize = offset_of!(PerCpu, tss) + offset_of!(TaskStateSegment, privilege_stack_table);
 
@@ -86,6 +91,7 @@ impl PerCpu {
             _pad: 0,
             sched_cur: AtomicU64::new(0),
             sched_pid: AtomicU64::new(0),
+            sched_tables: AtomicU64::new(0),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
             gdt_claimed: AtomicBool::new(false),
@@ -207,22 +213,36 @@ pub fn sched_pid() -> u32 {
     v as u32
 }
 
-/// Record this CPU's current process (the process table, under its lock).
+/// Record this CPU's current process (the process table, under its
+/// lock) and the PML4 it runs on ([`sched_tables`]).
 #[inline(always)]
-pub fn set_sched_current(record: u64, pid: u32) {
-    // SAFETY: two stores into this CPU's own block through GS; only this
-    // CPU writes these fields.
+pub fn set_sched_current(record: u64, pid: u32, tables: u64) {
+    // SAFETY: three stores into this CPU's own block through GS; only
+    // this CPU writes these fields.
     unsafe {
         asm!(
             "mov gs:[{c}], {r}",
             "mov gs:[{p}], {i}",
+            "mov gs:[{t}], {pml4}",
             r = in(reg) record,
             i = in(reg) pid as u64,
+            pml4 = in(reg) tables,
             c = const OFF_SCHED_CUR,
             p = const OFF_SCHED_PID,
+            t = const OFF_SCHED_TABLES,
             options(nostack, preserves_flags)
         )
     };
+}
+
+/// The PML4 of this CPU's current context, as the process table stored
+/// it: one load.
+#[inline(always)]
+pub fn sched_tables() -> u64 {
+    let v: u64;
+    // SAFETY: as `current`: one load from this CPU's block.
+    unsafe { asm!("mov {}, gs:[{off}]", out(reg) v, off = const OFF_SCHED_TABLES, options(nostack, readonly, preserves_flags)) };
+    v
 }
 
 /// The running CPU's local APIC id.

@@ -254,9 +254,9 @@ impl Boot {
         self.figures.linux_pairs = pairs;
         self
     }
-    /// See [`Figures::comparison_only`].
-    pub fn comparison_only(mut self) -> Boot {
-        self.figures.comparison_only = true;
+    /// See [`Figures::not_budgeted`].
+    pub fn not_budgeted(mut self) -> Boot {
+        self.figures.not_budgeted = true;
         self
     }
     pub fn store_figures(mut self, name: &'static str) -> Boot {

@@ -32,10 +32,11 @@ pub struct Figures {
     /// (stored figures file NAME, our label, its label): print a figure
     /// stored by another benchmark beside ours, with the ratio.
     pub stored_pairs: Vec<(&'static str, &'static str, &'static str)>,
-    /// The boot's figures are only for the comparison beside capOS's
-    /// (make bench-net's Linux boot): `make bench-check`, which holds
+    /// The boot's figures are not budgeted: a comparison beside capOS's
+    /// (make bench-net's Linux boot) or wall time, read by a person (make
+    /// bench-smp's throughput boots). `make bench-check`, which holds
     /// capOS's figures to budgets ([`FIGURES_ENV`] set), leaves it out.
-    pub comparison_only: bool,
+    pub not_budgeted: bool,
 }
 
 /// What a cargo profile means, printed beside the figures.

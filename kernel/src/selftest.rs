@@ -653,6 +653,61 @@ fn timer() {
     })());
 }
 
+/// Run out of frames part way through a kernel stack's and a heap
+/// growth's mapping (`paging::Partial`): each fails, and once the frames
+/// are back each succeeds and the frames all come back. Before, the
+/// pages mapped before the failure stayed mapped and unused, and every
+/// later stack in that slot, or growth of the heap, failed at its first
+/// page ("AlreadyMapped").
+fn out_of_frames() -> Result<String, String> {
+    const STACK_PAGES: u64 = 8;
+    let in_use = crate::mm::stacks::in_use();
+    // One stack made and freed first, so the slot's page tables exist and
+    // do not count below.
+    let s = crate::mm::stacks::alloc("selftest", STACK_PAGES).map_err(|e| format!("first stack: {:?}", e))?;
+    crate::mm::stacks::free(s);
+    // Room for every frame, taken before the frames run out; and the
+    // heap's room now, so the vector below must grow it.
+    let mut hoard: Vec<u64> = Vec::with_capacity(frames::stats().free as usize);
+    let room = (crate::mm::heap::size() - crate::mm::heap::used()) as usize;
+    let before = frames::stats().free;
+    // Hold every frame but a few: fewer than the stack's pages, fewer than
+    // a heap growth's chunk of 16.
+    let left = 4;
+    for _ in left..before {
+        match frames::alloc_unzeroed() {
+            Some(pa) => hoard.push(pa),
+            None => break,
+        }
+    }
+    let stack = crate::mm::stacks::alloc("selftest", STACK_PAGES);
+    let mut grown: Vec<u8> = Vec::new();
+    let heap = grown.try_reserve_exact(room + 256 * 1024);
+    let free_then = frames::stats().free;
+    for pa in hoard.drain(..) {
+        let _ = frames::free(pa);
+    }
+    if let Ok(s) = stack {
+        crate::mm::stacks::free(s);
+        return Err(format!("a {}-page stack was made with {} frames free", STACK_PAGES, left));
+    }
+    if heap.is_ok() {
+        return Err(format!("the heap grew by {} KiB with {} frames free", (room + 256 * 1024) / 1024, left));
+    }
+    // What the stack mapped went back; what the growth mapped is the heap's.
+    let s = crate::mm::stacks::alloc("selftest", STACK_PAGES).map_err(|e| format!("a stack once the frames were back: {:?}", e))?;
+    crate::mm::stacks::free(s);
+    grown.try_reserve_exact(room + 256 * 1024).map_err(|_| String::from("the heap did not grow once the frames were back"))?;
+    drop(grown);
+    if crate::mm::stacks::in_use() != in_use {
+        return Err(format!("stacks in use {} -> {}", in_use, crate::mm::stacks::in_use()));
+    }
+    Ok(format!(
+        "with {} of {} frames free a {}-page stack and a heap growth failed ({} frames free after); both succeeded once the frames were back",
+        left, before, STACK_PAGES, free_then
+    ))
+}
+
 fn smoke() {
     report("smoke-heap", (|| {
         let before = crate::mm::heap::size();
@@ -692,6 +747,7 @@ fn smoke() {
         }
         Ok(format!("300 stacks made and freed; free frames back at {}, {} slots in use", after, in_use))
     })());
+    report("smoke-out-of-frames", out_of_frames());
     report("smoke-frames", (|| {
         let before = frames::stats().free;
         let a = frames::alloc_zeroed().ok_or("no frame")?;

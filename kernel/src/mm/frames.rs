@@ -64,6 +64,12 @@ pub fn alloc_zeroed() -> Option<u64> {
     Some(pa)
 }
 
+/// One frame, not zeroed: for a holder that never lets anyone read it
+/// (the `out-of-frames` self-test runs the allocator dry with these).
+pub fn alloc_unzeroed() -> Option<u64> {
+    FRAMES.lock().as_mut()?.alloc()
+}
+
 /// One frame at or above `min` (not zeroed), e.g. to prove high memory works.
 pub fn alloc_at_or_above(min: u64) -> Option<u64> {
     FRAMES.lock().as_mut()?.alloc_at_or_above(min)

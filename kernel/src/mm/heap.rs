@@ -31,7 +31,7 @@ pub static HEAP: KernelHeap = KernelHeap { heap: Lock::new(&classes::MM_HEAP, He
 
 /// Map the initial heap. `cap` bounds how far it may grow.
 pub fn init(cap: u64) -> Result<(), super::paging::MapError> {
-    map_fresh(HEAP_BASE, HEAP_INITIAL / PAGE_SIZE)?;
+    map_fresh(HEAP_BASE, HEAP_INITIAL / PAGE_SIZE).map_err(|p| p.error)?;
     // SAFETY: the range was just mapped for the heap and is used by nothing else.
     unsafe { HEAP.heap.lock().init(HEAP_BASE as *mut u8, HEAP_INITIAL as usize) };
     HEAP.cap.store(cap.clamp(HEAP_INITIAL, HEAP_MAX), Ordering::Relaxed);
@@ -71,7 +71,10 @@ fn grow(heap: &mut Heap, at_least: u64, cap: u64) -> bool {
     let mut mapped = 0;
     while mapped < pages {
         let n = (pages - mapped).min(GROW_CHUNK);
-        if map_fresh(top + mapped * PAGE_SIZE, n).is_err() {
+        if let Err(p) = map_fresh(top + mapped * PAGE_SIZE, n) {
+            // Out of frames part way: the pages it did map are the heap's
+            // all the same (`paging::Partial`).
+            mapped += p.mapped;
             break;
         }
         mapped += n;

@@ -133,7 +133,7 @@ pub fn init(map: &[MemoryRegion], kernel_phys: u64, kernel_virt: u64) -> Result<
     Ok(summary)
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[expect(dead_code, reason = "the payloads are read only by Debug, in the error messages that print them")]
 pub enum MapError {
     OutOfMemory,
@@ -141,14 +141,27 @@ pub enum MapError {
     NotInitialised,
 }
 
+/// A [`map_fresh`] that stopped part way (out of frames, or a page
+/// already mapped): its first `mapped` pages are mapped, each to a frame
+/// of its own, and belong to the caller as if it had asked for those
+/// alone. Left mapped and forgotten they would stop every later map of
+/// the range at its first page (the heap could never grow again, a stack
+/// slot never be used again).
+#[derive(Debug)]
+pub struct Partial {
+    pub mapped: u64,
+    pub error: MapError,
+}
+
 /// Map fresh zeroed frames at `[virt, virt + pages * 4K)` in the kernel
 /// half, read-write, no-execute. Used for the heap and kernel stacks.
-pub fn map_fresh(virt: u64, pages: u64) -> Result<(), MapError> {
+pub fn map_fresh(virt: u64, pages: u64) -> Result<(), Partial> {
     let mut guard = KERNEL_TABLES.lock();
-    let t = guard.as_mut().ok_or(MapError::NotInitialised)?;
+    let t = guard.as_mut().ok_or(Partial { mapped: 0, error: MapError::NotInitialised })?;
     for i in 0..pages {
         let va = virt + i * PAGE_SIZE;
-        let pa = super::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+        let failed = |error| Partial { mapped: i, error };
+        let pa = super::frames::alloc_zeroed().ok_or(failed(MapError::OutOfMemory))?;
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
         let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(pa));
         let flags = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
@@ -158,11 +171,11 @@ pub fn map_fresh(virt: u64, pages: u64) -> Result<(), MapError> {
             Ok(flush) => flush.flush(),
             Err(MapToError::PageAlreadyMapped(_)) => {
                 let _ = super::frames::free(pa);
-                return Err(MapError::AlreadyMapped(va));
+                return Err(failed(MapError::AlreadyMapped(va)));
             }
             Err(_) => {
                 let _ = super::frames::free(pa);
-                return Err(MapError::OutOfMemory);
+                return Err(failed(MapError::OutOfMemory));
             }
         }
     }

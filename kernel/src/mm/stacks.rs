@@ -46,10 +46,26 @@ pub fn alloc(name: &'static str, pages: u64) -> Result<KernelStack, MapError> {
     };
     let top = STACKS_BASE + (slot as u64 + 1) * SLOT_SIZE;
     let bottom = top - pages * PAGE_SIZE;
-    map_fresh(bottom, pages)?;
+    let mapped = map_fresh(bottom, pages);
+    if let Err(p) = &mapped {
+        if p.mapped == 0 {
+            return Err(p.error.clone());
+        }
+    }
     slots.names[slot] = name;
     slots.high = slots.high.max(slot + 1);
-    Ok(KernelStack { bottom, top, guard: bottom - PAGE_SIZE })
+    match mapped {
+        Ok(()) => Ok(KernelStack { bottom, top, guard: bottom - PAGE_SIZE }),
+        Err(p) => {
+            // Out of frames part way: the pages mapped so far go back as a
+            // freed stack's do (unmapped, one shootdown, then the frames
+            // and the slot), the slot held until then so no other stack
+            // lands on them (`paging::Partial`).
+            drop(slots);
+            free_all([KernelStack { bottom, top: bottom + p.mapped * PAGE_SIZE, guard: bottom - PAGE_SIZE }]);
+            Err(p.error)
+        }
+    }
 }
 
 /// Give a stack back: unmap it, free its frames, free its slot. The caller
@@ -78,7 +94,9 @@ pub fn free_all(stacks: impl IntoIterator<Item = KernelStack>) {
     super::paging::free_all(&frames);
     let mut slots = SLOTS.lock();
     for s in &stacks {
-        let slot = ((s.top - STACKS_BASE) / SLOT_SIZE) as usize - 1;
+        // From the bottom: a stack given back after a partial map ends
+        // below its slot's top.
+        let slot = ((s.bottom - STACKS_BASE) / SLOT_SIZE) as usize;
         if slot < slots.high {
             slots.names[slot] = "";
         }

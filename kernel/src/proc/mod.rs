@@ -125,9 +125,13 @@ pub fn run_switch(s: Option<table::Switch>) {
 fn switch(s: table::Switch) {
     // Debug kernels: no lock is carried from one context into another.
     crate::sync::assert_none_held("a context switch");
+    let tables = crate::arch::x86_64::percpu::sched_tables();
+    // 0 would be a switch prepared without a current (CR3 = 0 is no
+    // page table): debug kernels stop here instead of at a triple fault.
+    debug_assert!(tables != 0, "a switch with no tables recorded for this CPU's current");
     // SAFETY: the entered context's PML4, alive while this CPU's current
     // is that context (`table::Switch`); every PML4 maps the kernel half.
-    unsafe { crate::mm::paging::load_tables(crate::arch::x86_64::percpu::sched_tables()) };
+    unsafe { crate::mm::paging::load_tables(tables) };
     // The leaving context's tables stay loaded until here: its address
     // space is freed only once `switch_context` has saved its stack
     // pointer (table rule 6), after this.

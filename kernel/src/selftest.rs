@@ -747,7 +747,13 @@ fn smoke() {
         }
         Ok(format!("300 stacks made and freed; free frames back at {}, {} slots in use", after, in_use))
     })());
-    report("smoke-out-of-frames", out_of_frames());
+    // Holding every frame is a loop over them all: on a large machine
+    // (the smoke matrix boots 6 GiB) seconds under TCG for no more proof.
+    const MAX_HELD: u64 = 1 << 18;
+    match frames::stats().free {
+        free if free <= MAX_HELD => report("smoke-out-of-frames", out_of_frames()),
+        free => log::info!("smoke-out-of-frames: not run: {} frames free, more than the {} it would hold (1 GiB)", free, MAX_HELD),
+    }
     report("smoke-frames", (|| {
         let before = frames::stats().free;
         let a = frames::alloc_zeroed().ok_or("no frame")?;

@@ -133,7 +133,7 @@ pub fn init(map: &[MemoryRegion], kernel_phys: u64, kernel_virt: u64) -> Result<
     Ok(summary)
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[expect(dead_code, reason = "the payloads are read only by Debug, in the error messages that print them")]
 pub enum MapError {
     OutOfMemory,

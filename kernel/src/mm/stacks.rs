@@ -46,26 +46,22 @@ pub fn alloc(name: &'static str, pages: u64) -> Result<KernelStack, MapError> {
     };
     let top = STACKS_BASE + (slot as u64 + 1) * SLOT_SIZE;
     let bottom = top - pages * PAGE_SIZE;
-    let mapped = map_fresh(bottom, pages);
-    if let Err(p) = &mapped {
-        if p.mapped == 0 {
-            return Err(p.error.clone());
-        }
-    }
+    let partial = match map_fresh(bottom, pages) {
+        Ok(()) => None,
+        Err(p) if p.mapped == 0 => return Err(p.error),
+        Err(p) => Some(p),
+    };
+    // Held from here, by a stack that failed part way too.
     slots.names[slot] = name;
     slots.high = slots.high.max(slot + 1);
-    match mapped {
-        Ok(()) => Ok(KernelStack { bottom, top, guard: bottom - PAGE_SIZE }),
-        Err(p) => {
-            // Out of frames part way: the pages mapped so far go back as a
-            // freed stack's do (unmapped, one shootdown, then the frames
-            // and the slot), the slot held until then so no other stack
-            // lands on them (`paging::Partial`).
-            drop(slots);
-            free_all([KernelStack { bottom, top: bottom + p.mapped * PAGE_SIZE, guard: bottom - PAGE_SIZE }]);
-            Err(p.error)
-        }
-    }
+    let Some(p) = partial else { return Ok(KernelStack { bottom, top, guard: bottom - PAGE_SIZE }) };
+    // Out of frames part way: the pages mapped so far go back as a freed
+    // stack's do (unmapped, one shootdown, then the frames and the slot),
+    // the slot held until then so no other stack lands on them
+    // (`paging::Partial`).
+    drop(slots);
+    free_all([KernelStack { bottom, top: bottom + p.mapped * PAGE_SIZE, guard: bottom - PAGE_SIZE }]);
+    Err(p.error)
 }
 
 /// Give a stack back: unmap it, free its frames, free its slot. The caller

@@ -55,8 +55,8 @@ pub fn init() {
     trap::USER_FAULT_HOOK.call_once(|| kill_faulting);
 }
 
-/// Run `f` on the process table (interrupts are off in the kernel, so the
-/// lock is never contended; it must not be held across a switch).
+/// Run `f` on the process table (it must not be held across a switch).
+/// On several CPUs it is contended: docs/smp.md measures how much.
 #[inline(always)]
 pub fn with<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     f(&mut TABLE.lock())

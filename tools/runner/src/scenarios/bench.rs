@@ -151,18 +151,18 @@ fn bench_smp_boots() -> Vec<Boot> {
     // Two checked ping-pong pairs, then two processes that only compute
     // (demos/bench-smp-spin.manifest), each on 1 CPU and on 2, SMP_ROUNDS
     // times over.
+    let configs: [(&str, &str, [&'static str; 2], &str); 4] = [
+        ("1", "demos/bench-smp.manifest", ["[ping1] [PASS] stress", "[ping2] [PASS] stress"], "pair throughput"),
+        ("2", "demos/bench-smp.manifest", ["[ping1] [PASS] stress", "[ping2] [PASS] stress"], "pair throughput"),
+        ("1", "demos/bench-smp-spin.manifest", ["[spin1] [PASS] spin", "[spin2] [PASS] spin"], "spin throughput"),
+        ("2", "demos/bench-smp-spin.manifest", ["[spin1] [PASS] spin", "[spin2] [PASS] spin"], "spin throughput"),
+    ];
     let mut rates = Vec::new();
     for (names, checks) in SMP_RATE_BOOTS.iter().zip(&SMP_RATE_CHECKS) {
-        let configs: [(&str, &str, [&'static str; 2], &str); 4] = [
-            ("1", "demos/bench-smp.manifest", ["[ping1] [PASS] stress", "[ping2] [PASS] stress"], "pair throughput"),
-            ("2", "demos/bench-smp.manifest", ["[ping1] [PASS] stress", "[ping2] [PASS] stress"], "pair throughput"),
-            ("1", "demos/bench-smp-spin.manifest", ["[spin1] [PASS] spin", "[spin2] [PASS] spin"], "spin throughput"),
-            ("2", "demos/bench-smp-spin.manifest", ["[spin1] [PASS] spin", "[spin2] [PASS] spin"], "spin throughput"),
-        ];
-        for (((cpus, manifest, expect, what), check), name) in configs.into_iter().zip(checks).zip(names) {
+        for (((cpus, manifest, expect, what), check), name) in configs.iter().zip(checks).zip(names) {
             // Wall time: reported, never budgeted, so make bench-check
             // leaves these out.
-            rates.push(user_boot(name, manifest, "exit_when_idle", &expect).smp(cpus).timeout(600).checks(vec![(what, *check)]).profile(bench_profile()).not_budgeted());
+            rates.push(user_boot(name, manifest, "exit_when_idle", expect).smp(cpus).timeout(600).checks(vec![(*what, *check)]).profile(bench_profile()).not_budgeted());
         }
     }
     core::iter::once(icount).chain(rates).collect()

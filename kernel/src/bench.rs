@@ -126,7 +126,7 @@ fn spin_region(label: &str, n: usize, ctrl: &Lock<nvme::Controller>, polls: u64)
 /// page-table walk).
 fn trait_reads(name: &str, dev: &block::SharedDevice, mode: &str, ctrl: Option<&Arc<Lock<nvme::Controller>>>) {
     for (size, heap) in [(4096usize, false), (4096, true), (128 * 1024, false), (128 * 1024, true)] {
-        let mut d = dev.lock();
+        let d = &**dev;
         let bs = d.block_size();
         let n = ops_for(size).min(d.block_count() as usize * bs / size);
         if n == 0 {
@@ -147,7 +147,6 @@ fn trait_reads(name: &str, dev: &block::SharedDevice, mode: &str, ctrl: Option<&
         let r = region(&label, n, |i| d.read_blocks(((i * size) / bs) as u64, buf).is_ok(), || {
             polls0 = ctrl.map(|c| c.lock().polls()).unwrap_or(0)
         });
-        drop(d);
         if let Some(ns) = r {
             host_dependent_rate(&label, (n * size) as u64, ns);
             if let (Some(c), "polled") = (ctrl, mode) {

@@ -131,7 +131,7 @@ fn blk() {
         return;
     }
     for (name, driver, dev) in devices {
-        let mut d = dev.lock();
+        let d = &*dev;
         let bs = d.block_size();
         let size = d.block_count() * bs as u64;
         let want = if read_mib == 0 { size } else { (read_mib << 20).min(size) };
@@ -210,7 +210,7 @@ fn scsi_overlap() {
     }
     for (name, _, dev) in disks {
         report(&format!("scsi-overlap-{}", name), (|| {
-            let mut d = dev.lock();
+            let d = &*dev;
             let bs = d.block_size();
             let len = (1usize << 20).min(d.block_count() as usize * bs);
             crate::drivers::virtio_scsi::take_peak_in_flight();
@@ -241,7 +241,7 @@ fn scsi_timeout() -> Result<String, String> {
     use capos_storage::BlockError;
     use crate::drivers::virtio_scsi;
     let (name, _, dev) = crate::drivers::block::all().into_iter().find(|(_, driver, _)| *driver == "virtio-scsi").ok_or("no virtio-scsi disk bound")?;
-    let mut d = dev.lock();
+    let d = &*dev;
     // A first read passes the throttle's budget; the next waits in QEMU.
     let mut warm = alloc::vec![0u8; 4096];
     d.read_blocks(0, &mut warm).map_err(|e| format!("{}: first read: {}", name, e))?;
@@ -285,7 +285,7 @@ fn nvme_irqs_off() -> Result<String, String> {
     use crate::arch::x86_64::trap::{interrupts_enabled, set_interrupts};
     let (ctrl, dev) = first_nvme()?;
     let mode = if ctrl.lock().msix { "MSI-X" } else { "polled" };
-    let mut d = dev.lock();
+    let d = &*dev;
     let size = 8192usize.min(d.block_count() as usize * d.block_size());
     let mut want = alloc::vec![0u8; size];
     d.read_blocks(0, &mut want).map_err(|e| format!("read with interrupts on: {}", e))?;
@@ -340,7 +340,7 @@ fn nvme_timeout() -> Result<String, String> {
     use crate::arch::x86_64::trap::{interrupts_enabled, set_interrupts};
     use capos_storage::BlockError;
     let (ctrl, dev) = first_nvme()?;
-    let mut d = dev.lock();
+    let d = &*dev;
     let bs = d.block_size();
     let far = (65536 / bs as u64).min(d.block_count().saturating_sub(1));
     let (mut want0, mut want_far) = (alloc::vec![0u8; 4096], alloc::vec![0u8; 4096]);

@@ -319,6 +319,137 @@ impl IoOutcome {
     }
 }
 
+/// The I/O commands a controller has in flight, by slot: which may be
+/// submitted, whose a completion is, and what a reset does to the rest.
+/// With it several requests (two namespaces' mounts, two partitions of one
+/// disk) share one queue pair, each waiting for its own completion without
+/// holding the controller while the device works. Rules:
+///
+/// 1. A command's id names its slot (the low 8 bits) and the slot's
+///    generation (the high 8): a completion whose id is not that of a
+///    command in flight is a stranger ([`Tags::complete`] says so) and the
+///    queue is out of step.
+/// 2. A slot is claimed before its command is submitted and freed only by
+///    its owner, once it has taken the outcome ([`Tags::take`]): a slot in
+///    flight is never given out again, and the next use of a slot carries
+///    another generation, so a late completion of an abandoned command is
+///    never taken for a newer one.
+/// 3. A reset ends every command in flight ([`Tags::abort_all`]): each
+///    owner takes [`Taken::Aborted`] and frees its slot; the controller
+///    does no DMA once reset, so its buffer is the owner's again.
+/// 4. At most 255 slots (the id 0xffff is never used: NVMe reserves it in
+///    the error log), and never more than the queue holds at once (its
+///    depth less one).
+#[derive(Debug)]
+pub struct Tags {
+    slots: Vec<Tag>,
+    /// The generation the next command in each slot carries.
+    gens: Vec<u8>,
+    in_flight: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Free,
+    InFlight { cid: u16 },
+    Done(Completion),
+    Aborted,
+}
+
+/// What the owner of a slot finds there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Its completion (successful or with an error status).
+    Done(Completion),
+    /// A reset ended it before it completed.
+    Aborted,
+}
+
+/// A completion no command in flight waits for (rule 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stranger {
+    pub cid: u16,
+}
+
+impl Tags {
+    /// Slots for a queue of `depth` entries (rule 4).
+    pub fn new(depth: u16) -> Tags {
+        let n = (depth.saturating_sub(1) as usize).clamp(1, 255);
+        Tags { slots: alloc::vec![Tag::Free; n], gens: alloc::vec![0; n], in_flight: 0 }
+    }
+
+    /// How many slots there are.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Commands in flight or waiting for their owner to take the outcome.
+    pub fn in_use(&self) -> usize {
+        self.in_flight
+    }
+
+    /// A free slot and the id its command carries, or `None` when every
+    /// slot is in use (the caller waits for one).
+    pub fn claim(&mut self) -> Option<(usize, u16)> {
+        let slot = self.slots.iter().position(|t| *t == Tag::Free)?;
+        let gen = self.gens[slot];
+        // Rule 4: slot 254 is the last, so (gen, slot) is never 0xffff.
+        let cid = (gen as u16) << 8 | slot as u16;
+        self.gens[slot] = gen.wrapping_add(1);
+        self.slots[slot] = Tag::InFlight { cid };
+        self.in_flight += 1;
+        Some((slot, cid))
+    }
+
+    /// Give back a slot whose command was never submitted (building it
+    /// failed): nothing of it can complete.
+    pub fn unclaim(&mut self, slot: usize) {
+        if let Some(t @ Tag::InFlight { .. }) = self.slots.get_mut(slot) {
+            *t = Tag::Free;
+            self.in_flight -= 1;
+        }
+    }
+
+    /// Record completion `c` for its command (rule 1).
+    pub fn complete(&mut self, c: Completion) -> Result<(), Stranger> {
+        let slot = (c.cid & 0xff) as usize;
+        match self.slots.get_mut(slot) {
+            Some(t @ Tag::InFlight { .. }) if *t == (Tag::InFlight { cid: c.cid }) => {
+                *t = Tag::Done(c);
+                Ok(())
+            }
+            _ => Err(Stranger { cid: c.cid }),
+        }
+    }
+
+    /// The outcome in `slot`, freeing it (rule 2); `None` while its command
+    /// is still in flight, or when the slot is not in use.
+    pub fn take(&mut self, slot: usize) -> Option<Taken> {
+        let t = self.slots.get_mut(slot)?;
+        let taken = match *t {
+            Tag::Done(c) => Taken::Done(c),
+            Tag::Aborted => Taken::Aborted,
+            Tag::Free | Tag::InFlight { .. } => return None,
+        };
+        *t = Tag::Free;
+        self.in_flight -= 1;
+        Some(taken)
+    }
+
+    /// A reset ended every command still in flight (rule 3); returns how
+    /// many. Completions already recorded stay for their owners.
+    pub fn abort_all(&mut self) -> usize {
+        let mut n = 0;
+        for t in self.slots.iter_mut() {
+            if let Tag::InFlight { .. } = t {
+                *t = Tag::Aborted;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +552,94 @@ mod tests {
         assert!(register_window(0x100f, 0, 2).is_err());
         // A BAR without room for the doorbell page at all.
         assert!(register_window(0x800, 0, 1).is_err());
+    }
+
+    fn done(cid: u16) -> Completion {
+        Completion::from_dwords([0, 0, 0, (1 << 16) | cid as u32])
+    }
+
+    #[test]
+    fn tags_route_completions_to_their_own_slot() {
+        let mut t = Tags::new(64);
+        assert_eq!(t.capacity(), 63);
+        let (a, ca) = t.claim().unwrap();
+        let (b, cb) = t.claim().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(t.in_use(), 2);
+        // b completes first: a still waits, b takes its own completion.
+        t.complete(done(cb)).unwrap();
+        assert_eq!(t.take(a), None);
+        assert_eq!(t.take(b), Some(Taken::Done(done(cb))));
+        // Taken once: the slot is free again.
+        assert_eq!(t.take(b), None);
+        t.complete(done(ca)).unwrap();
+        assert_eq!(t.take(a), Some(Taken::Done(done(ca))));
+        assert_eq!(t.in_use(), 0);
+        // A slot claimed for a command that could not be built goes back.
+        let (c, cc) = t.claim().unwrap();
+        t.unclaim(c);
+        assert_eq!(t.in_use(), 0);
+        assert_eq!(t.complete(done(cc)), Err(Stranger { cid: cc }));
+        t.unclaim(c);
+        assert_eq!(t.in_use(), 0);
+    }
+
+    #[test]
+    fn a_late_or_unknown_completion_is_a_stranger() {
+        let mut t = Tags::new(4);
+        let (a, ca) = t.claim().unwrap();
+        // Nobody waits on slot 2, nor for a completion twice.
+        assert_eq!(t.complete(done(2)), Err(Stranger { cid: 2 }));
+        t.complete(done(ca)).unwrap();
+        assert_eq!(t.complete(done(ca)), Err(Stranger { cid: ca }));
+        assert!(t.take(a).is_some());
+        // The slot's next command carries another generation: the old
+        // command's completion, arriving late, is not taken for it.
+        let (a2, ca2) = t.claim().unwrap();
+        assert_eq!(a2, a);
+        assert_ne!(ca2, ca);
+        assert_eq!(t.complete(done(ca)), Err(Stranger { cid: ca }));
+        assert_eq!(t.take(a2), None);
+        // Out of range slots too.
+        assert_eq!(t.complete(done(0x00fe)), Err(Stranger { cid: 0xfe }));
+    }
+
+    #[test]
+    fn a_reset_aborts_what_is_in_flight_and_keeps_what_completed() {
+        let mut t = Tags::new(8);
+        let (a, ca) = t.claim().unwrap();
+        let (b, _) = t.claim().unwrap();
+        let (c, _) = t.claim().unwrap();
+        t.complete(done(ca)).unwrap();
+        assert_eq!(t.abort_all(), 2);
+        assert_eq!(t.take(a), Some(Taken::Done(done(ca))));
+        assert_eq!(t.take(b), Some(Taken::Aborted));
+        assert_eq!(t.take(c), Some(Taken::Aborted));
+        assert_eq!(t.in_use(), 0);
+    }
+
+    #[test]
+    fn tags_run_out_and_never_use_id_ffff() {
+        let mut t = Tags::new(u16::MAX);
+        assert_eq!(t.capacity(), 255);
+        let mut seen = alloc::vec::Vec::new();
+        // Every generation of every slot.
+        for _ in 0..256 {
+            let claimed: alloc::vec::Vec<(usize, u16)> = core::iter::from_fn(|| t.claim()).collect();
+            assert_eq!(claimed.len(), 255);
+            assert!(t.claim().is_none(), "a full table gives no slot");
+            for (slot, cid) in claimed {
+                assert_ne!(cid, 0xffff);
+                seen.push(cid);
+                t.complete(done(cid)).unwrap();
+                assert!(t.take(slot).is_some());
+            }
+        }
+        assert!(!seen.contains(&0xffff));
+        // A queue of depth 2 holds one command at a time.
+        let mut small = Tags::new(2);
+        assert!(small.claim().is_some());
+        assert!(small.claim().is_none());
     }
 
     #[test]

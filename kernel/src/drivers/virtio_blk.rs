@@ -16,7 +16,6 @@
 
 use super::dma::KernelHal;
 use crate::pci;
-use alloc::boxed::Box;
 use alloc::format;
 use capos_storage::{BlockDevice, BlockError};
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
@@ -146,7 +145,7 @@ pub fn probe() {
                     dev.address(), offered, offered & (1 << 9) != 0, read_only
                 );
                 let detail = format!("{} at {}, {} sectors ({} MiB){}", "virtio-blk", dev.address(), blocks, blocks / 2048, if read_only { ", read-only" } else { "" });
-                super::block::register(name, "virtio-blk", detail, Box::new(VirtioBlock { inner: blk, blocks, read_only }));
+                super::block::register(name, "virtio-blk", detail, alloc::sync::Arc::new(super::block::OneAtATime::new(VirtioBlock { inner: blk, blocks, read_only })));
                 super::claim(&dev.func);
             }
             Err(e) => log::warn!("virtio-blk {}: initialisation failed: {:?}", dev.address(), e),

@@ -40,14 +40,14 @@ use super::virtio::transport_of;
 use crate::arch::x86_64::cpu::rdtsc;
 use crate::pci;
 use crate::sync::{classes, Lock};
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use capos_kcore::scsi::{self, Capacity, Cdb, Outcome, ScsiFailure};
-use capos_storage::{BlockDevice, BlockError};
+use super::block::SharedBlock;
+use capos_storage::BlockError;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::PciTransport;
@@ -364,7 +364,7 @@ pub struct ScsiDisk {
 }
 
 impl ScsiDisk {
-    fn transfer(&mut self, write: bool, lba: u64, pieces: Vec<scsi::Piece>, data: Data) -> Result<(), BlockError> {
+    fn transfer(&self, write: bool, lba: u64, pieces: Vec<scsi::Piece>, data: Data) -> Result<(), BlockError> {
         let bl = self.capacity.block_len as usize;
         let mut cmds: Vec<Command> = Vec::with_capacity(pieces.len());
         match data {
@@ -392,7 +392,10 @@ impl ScsiDisk {
 
 }
 
-impl BlockDevice for ScsiDisk {
+/// Its requests share the controller's one request queue under the
+/// controller's lock, held for a request's whole wait (docs/locks.md): two
+/// disks of one controller, or two partitions of one disk, take turns.
+impl SharedBlock for ScsiDisk {
     fn block_size(&self) -> usize {
         self.capacity.block_len as usize
     }
@@ -401,13 +404,13 @@ impl BlockDevice for ScsiDisk {
         self.capacity.blocks
     }
 
-    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         let blocks = capos_storage::block::check_request(self.block_size(), self.capacity.blocks, lba, buf.len())?;
         let pieces = scsi::split(lba, blocks, self.block_size(), self.max_blocks);
         self.transfer(false, lba, pieces, Data::In(buf))
     }
 
-    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
         let blocks = capos_storage::block::check_request(self.block_size(), self.capacity.blocks, lba, buf.len())?;
         if self.read_only {
             return Err(BlockError::ReadOnly);
@@ -416,7 +419,7 @@ impl BlockDevice for ScsiDisk {
         self.transfer(true, lba, pieces, Data::Out(buf))
     }
 
-    fn flush(&mut self) -> Result<(), BlockError> {
+    fn flush(&self) -> Result<(), BlockError> {
         if self.read_only {
             return Ok(());
         }
@@ -596,7 +599,7 @@ pub fn probe() {
             );
             let max_blocks = (max_transfer / cap.block_len as usize).max(1) as u32;
             let disk = ScsiDisk { controller: shared.clone(), target, capacity: cap, read_only, name: name.clone(), max_blocks };
-            super::block::register(name, "virtio-scsi", detail, Box::new(disk));
+            super::block::register(name, "virtio-scsi", detail, Arc::new(disk));
         }
         if retries > 0 {
             log::info!("virtio-scsi {}: {} commands retried during discovery (UNIT ATTENTION or not ready)", dev.address(), retries);

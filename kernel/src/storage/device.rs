@@ -10,10 +10,12 @@ use capos_abi::manifest::{MountFormat, MountSpec, PartitionSelect, ANY_DEVICE};
 use capos_kcore::gpt::{self, Guid};
 use capos_storage::{BlockDevice, BlockError};
 
-/// A registered device as a [`BlockDevice`]: every request takes the
-/// device's lock for its duration. A device serves one mount, so the lock
-/// is never contended between backers; it keeps the prompt and a backer
-/// from interleaving.
+/// A registered device as a [`BlockDevice`], for a storage engine. No lock
+/// of its own: the driver decides what two requests share (NVMe: the
+/// controller's lock while submitting and looking for completions, not
+/// while the device works; virtio: one request at a time), so mounts on
+/// two partitions of one disk or two namespaces of one controller are
+/// not serialised here (drivers::block::SharedBlock).
 ///
 /// Every request, and every `pause` of the engine above, is an interrupt
 /// window (`trap::interrupt_window`): a capability call runs its engine's
@@ -24,22 +26,22 @@ pub struct DevHandle(pub SharedDevice);
 
 impl BlockDevice for DevHandle {
     fn block_size(&self) -> usize {
-        self.0.lock().block_size()
+        self.0.block_size()
     }
     fn block_count(&self) -> u64 {
-        self.0.lock().block_count()
+        self.0.block_count()
     }
     fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         interrupt_window();
-        self.0.lock().read_blocks(lba, buf)
+        self.0.read_blocks(lba, buf)
     }
     fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
         interrupt_window();
-        self.0.lock().write_blocks(lba, buf)
+        self.0.write_blocks(lba, buf)
     }
     fn flush(&mut self) -> Result<(), BlockError> {
         interrupt_window();
-        self.0.lock().flush()
+        self.0.flush()
     }
     fn pause(&mut self) {
         interrupt_window();
@@ -86,17 +88,11 @@ fn resolve_any(spec: &MountSpec) -> Result<Range, String> {
     let mut searched: Vec<String> = Vec::new();
     for (name, _, shared) in blockdev::all() {
         searched.push(name.clone());
-        let (block_size, blocks) = {
-            let d = shared.lock();
-            (d.block_size(), d.block_count())
-        };
+        let (block_size, blocks) = (shared.block_size(), shared.block_count());
         if block_size != gpt::SECTOR {
             continue;
         }
-        let table = {
-            let mut dev = shared.lock();
-            gpt::parse(blocks, |lba, buf| dev.read_blocks(lba, buf))
-        };
+        let table = gpt::parse(blocks, |lba, buf| shared.read_blocks(lba, buf));
         match table {
             Ok(t) => {
                 for p in t.by_type(&guid) {
@@ -124,10 +120,7 @@ fn resolve_any(spec: &MountSpec) -> Result<Range, String> {
 }
 
 fn resolve_on(spec: &MountSpec, device: &str, shared: SharedDevice) -> Result<Range, String> {
-    let (block_size, blocks) = {
-        let d = shared.lock();
-        (d.block_size(), d.block_count())
-    };
+    let (block_size, blocks) = (shared.block_size(), shared.block_count());
     let whole = Range { device: device.into(), shared: shared.clone(), start: 0, count: blocks, mbr_partition: None };
     if spec.partition == PartitionSelect::Whole {
         return Ok(whole);
@@ -135,10 +128,7 @@ fn resolve_on(spec: &MountSpec, device: &str, shared: SharedDevice) -> Result<Ra
     if block_size != gpt::SECTOR {
         return Err(format!("{} has {block_size}-byte blocks; GPT partitions are read on 512-byte devices only", spec.device));
     }
-    let table = {
-        let mut dev = shared.lock();
-        gpt::parse(blocks, |lba, buf| dev.read_blocks(lba, buf))
-    };
+    let table = gpt::parse(blocks, |lba, buf| shared.read_blocks(lba, buf));
     let table = match (table, &spec.partition) {
         (Ok(t), _) => t,
         // FAT disks are often MBR-partitioned: without a GPT, `partition N`

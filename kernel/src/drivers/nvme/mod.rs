@@ -29,17 +29,17 @@ use crate::arch::x86_64::trap::{interrupt_window, interrupts_enabled, set_interr
 use crate::mm::mmio::{MmioRegion, ReadOnly, ReadWrite, Ro32, Rw32, SplitReg64, Wo32};
 use crate::mm::PAGE_SIZE;
 use crate::pci::{self, config::Function, msix::Msix, Device};
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_kcore::nvme::{
-    build_prps, cq_doorbell, opcode, parse_identify_namespace, register_window, sq_doorbell, status_text, Command, Completion, IoOutcome,
-    NamespaceInfo,
+    build_prps, cq_doorbell, opcode, parse_identify_namespace, register_window, sq_doorbell, status_text, Command, Completion, NamespaceInfo,
+    Taken, Tags,
 };
-use capos_storage::{BlockDevice, BlockError};
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use super::block::SharedBlock;
+use capos_storage::BlockError;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use queue::QueuePair;
 use crate::sync::{classes, Lock};
 
@@ -64,10 +64,36 @@ pub const STATUS_NO_TRANSLATION: u32 = 0xfffe;
 pub const STATUS_NO_BOUNCE: u32 = 0xfffd;
 /// The controller failed and could not be reset; it takes no more requests.
 pub const STATUS_CONTROLLER_FAILED: u32 = 0xfffc;
+/// The controller was reset (another command timed out) while this one
+/// was in flight: it was ended without completing.
+pub const STATUS_ABORTED_BY_RESET: u32 = 0xfffb;
 
 /// Interrupts per controller, and which controller a vector belongs to.
 static IRQS: [AtomicU64; MAX_CONTROLLERS] = [const { AtomicU64::new(0) }; MAX_CONTROLLERS];
 static VECTOR_OWNER: [AtomicU8; 256] = [const { AtomicU8::new(0xff) }; 256];
+
+/// Each bound controller's I/O completion ring as a waiter sees it without
+/// the controller's lock: where the ring is and where its head stood at
+/// the last reap (`queue::posted_at`), and how many reaps there have been
+/// (a waiter whose completion another reaped sees the count move).
+/// Written under the controller's lock, read by waiters spinning outside it.
+struct Watch {
+    ring: AtomicU64,
+    point: AtomicU32,
+    reaps: AtomicU64,
+}
+
+static WATCH: [Watch; MAX_CONTROLLERS] = [const { Watch { ring: AtomicU64::new(0), point: AtomicU32::new(0), reaps: AtomicU64::new(0) } }; MAX_CONTROLLERS];
+
+impl Watch {
+    /// Whether something a waiter that last saw `reaps` reaps should look
+    /// at has happened: a completion posted and not reaped, or a reap.
+    #[inline(always)]
+    fn moved(&self, reaps: u64) -> bool {
+        let ring = self.ring.load(Ordering::Acquire);
+        self.reaps.load(Ordering::Acquire) != reaps || (ring != 0 && queue::posted_at(ring, self.point.load(Ordering::Acquire)))
+    }
+}
 
 fn on_interrupt(vector: u8) {
     let owner = VECTOR_OWNER[vector as usize].load(Ordering::Relaxed) as usize;
@@ -131,6 +157,10 @@ pub struct Controller {
     pub max_transfer: u64,
     pub depth: u16,
     next_cid: u16,
+    /// The I/O commands in flight, by slot (`kcore::nvme::Tags`).
+    tags: Tags,
+    /// What a command ended by a reset gets ([`recover`](Self::recover)).
+    abort_status: u32,
     /// One PRP list page per I/O queue slot.
     prp_lists: Vec<DmaBuffer>,
     _msix_table: Option<Msix>,
@@ -221,11 +251,20 @@ impl Controller {
     /// if that fails, stop the controller's DMA for good and fail every
     /// later request. Returns only once the controller can no longer write
     /// into the buffers of the abandoned commands.
+    /// Every I/O command in flight ends: its owner gets `abort_status`
+    /// (`kcore::nvme::Tags` rule 3).
     #[cold]
     #[inline(never)]
-    fn recover(&mut self, why: &str) {
+    fn recover(&mut self, why: &str, abort_status: u32) {
         self.resets += 1;
-        match self.reset() {
+        let ended = self.tags.abort_all();
+        self.abort_status = abort_status;
+        if ended > 1 {
+            log::warn!("nvme{}: the reset ends {} commands in flight", self.index, ended);
+        }
+        let r = self.reset();
+        self.publish();
+        match r {
             Ok(()) => log::warn!("nvme{}: {}; controller reset", self.index, why),
             Err(e) => {
                 self.failed = true;
@@ -368,11 +407,8 @@ impl Controller {
     /// the same code a polled wait spins in, to be subtracted from a
     /// polled measurement. Stops early (false) if a completion shows up.
     pub fn replay_polls(&mut self, n: u64) -> bool {
-        let was = self.msix;
-        self.msix = false;
-        let ok = n == 0 || matches!(self.wait_turns(false, self.io_timeout_ticks, n), Waited::TurnsUsed);
-        self.msix = was;
-        ok
+        let w = &WATCH[self.index];
+        n == 0 || spin_until_moved(w, w.reaps.load(Ordering::Acquire), rdtsc().saturating_add(self.io_timeout_ticks), n) == n
     }
 
     /// One admin command, waited for. No reset on failure: admin commands
@@ -399,81 +435,37 @@ impl Controller {
         self.admin_command(cmd).map(|_| ())
     }
 
-    /// Read or write whole blocks of namespace `ns` with one command per
-    /// `max_transfer` bytes, waiting for each (queue depth 1).
+    /// Publish the I/O ring's head for waiters outside the lock ([`Watch`]).
     #[inline(always)]
-    fn transfer(&mut self, ns: &Namespace, write: bool, lba: u64, buf_va: u64, len: usize) -> Result<(), BlockError> {
-        // One command when it fits (the common case: no chunk arithmetic).
-        if len as u64 <= self.max_transfer {
-            return self.one_command(ns, write, lba, buf_va, len);
-        }
-        let bs = ns.info.block_size as usize;
-        let chunk = (self.max_transfer as usize / bs).max(1) * bs;
-        let mut done = 0;
-        while done < len {
-            let n = chunk.min(len - done);
-            self.one_command(ns, write, lba + (done / bs) as u64, buf_va + done as u64, n)?;
-            done += n;
-        }
-        Ok(())
+    fn publish(&self) {
+        let (ring, point) = self.io.watch_point();
+        let w = &WATCH[self.index];
+        w.ring.store(ring, Ordering::Relaxed);
+        w.point.store(point, Ordering::Release);
     }
 
-    /// Submit one I/O command and wait for its completion, which must carry
-    /// its command id (queue depth 1). A timeout or someone else's
-    /// completion resets the controller before the error is returned, so
-    /// the command's buffer is no longer the device's.
+    /// Take every I/O completion the controller posted into its command's
+    /// slot. A completion no command waits for means the queue is out of
+    /// step: the controller is reset, which ends every command in flight.
     #[inline(always)]
-    fn run_io(&mut self, cmd: &Command) -> Result<Completion, BlockError> {
-        if self.failed {
-            return Err(BlockError::Device { status: STATUS_CONTROLLER_FAILED });
+    fn reap_io(&mut self) {
+        let mut any = false;
+        while let Some(c) = self.io.reap() {
+            any = true;
+            if let Err(s) = self.tags.complete(c) {
+                self.recover(&format!("completion for cid {} that no command waits for", s.cid), STATUS_OUT_OF_STEP);
+                break;
+            }
         }
-        self.io.submit(cmd);
-        let waited = self.wait(false, self.io_timeout_ticks);
-        match IoOutcome::judge(cmd.cid, waited) {
-            IoOutcome::Complete(c) => Ok(c),
-            other => Err(self.abandon(cmd, other)),
+        if any {
+            self.publish();
+            WATCH[self.index].reaps.fetch_add(1, Ordering::Release);
         }
-    }
-
-    /// [`run_io`]'s way out when the command may still be outstanding.
-    #[cold]
-    #[inline(never)]
-    fn abandon(&mut self, cmd: &Command, outcome: IoOutcome) -> BlockError {
-        let what = match cmd.opcode {
-            opcode::IO_READ => "read",
-            opcode::IO_WRITE => "write",
-            opcode::IO_FLUSH => "flush",
-            _ => "I/O",
-        };
-        let (why, e) = match outcome {
-            IoOutcome::Stranger { expected, got } => (
-                format!("completion for cid {} while waiting for {} cid {}", got, what, expected),
-                BlockError::Device { status: STATUS_OUT_OF_STEP },
-            ),
-            _ => (
-                format!("command cid {} ({}) timed out after {} ms", cmd.cid, what, crate::time::tsc_ticks_to_ms(self.io_timeout_ticks)),
-                BlockError::Timeout,
-            ),
-        };
-        self.recover(&why);
-        e
-    }
-
-    /// One read or write command, waited for.
-    #[inline(always)]
-    fn one_command(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
-        let cmd = self.build_rw(ns, write, lba, va, len, 0)?;
-        let c = self.run_io(&cmd)?;
-        if !c.ok() {
-            log::warn!("nvme {}: {} at LBA {} failed: {} (status {:#x})", self.address, if write { "write" } else { "read" }, lba, status_text(c.status), c.status);
-            return Err(BlockError::Device { status: c.status as u32 });
-        }
-        Ok(())
     }
 
     /// Build a read/write command for `len` bytes at `va` (dword aligned,
     /// whole blocks, at most max_transfer), using PRP list slot `slot`.
-    fn build_rw(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize, slot: usize) -> Result<Command, BlockError> {
+    fn build_rw(&mut self, ns: &Namespace, write: bool, lba: u64, va: u64, len: usize, slot: usize, cid: u16) -> Result<Command, BlockError> {
         let blocks = len.checked_div(ns.info.block_size as usize).filter(|b| *b > 0).ok_or(BlockError::BadLength)?;
         let first = virt_to_phys(va).ok_or(BlockError::Device { status: STATUS_NO_TRANSLATION })?;
         // The pages after the first, on the stack: no allocation per request
@@ -495,18 +487,10 @@ impl Controller {
             out.copy_from_slice(&e.to_le_bytes());
         }
         let mut cmd = Command::rw(write, ns.nsid, lba, blocks as u32, &prps);
-        cmd.cid = self.cid();
+        cmd.cid = cid;
         Ok(cmd)
     }
 
-    fn flush(&mut self, nsid: u32) -> Result<(), BlockError> {
-        let cmd = Command { opcode: opcode::IO_FLUSH, nsid, cid: self.cid(), ..Command::default() };
-        let c = self.run_io(&cmd)?;
-        if !c.ok() {
-            return Err(BlockError::Device { status: c.status as u32 });
-        }
-        Ok(())
-    }
 
     /// Interrupts counted for this controller so far.
     pub fn interrupts(&self) -> u64 {
@@ -560,34 +544,170 @@ pub struct Namespace {
     pub info: NamespaceInfo,
 }
 
-/// One namespace as a block device.
+/// One turn after another of a waiter's spin outside the controller's
+/// lock, until [`Watch`] moves, `deadline` passes or `turns` are used;
+/// returns the turns spun. Each turn is a spin hint and a moment of
+/// interrupts on. Not inlined: a benchmark's replay
+/// ([`Controller::replay_polls`]) runs exactly these instructions.
+#[inline(never)]
+fn spin_until_moved(w: &Watch, reaps: u64, deadline: u64, turns: u64) -> u64 {
+    let mut n = 0;
+    while n < turns && !w.moved(reaps) && rdtsc() <= deadline {
+        n += 1;
+        core::hint::spin_loop();
+        interrupt_window();
+    }
+    n
+}
+
+/// One I/O command of controller `index`, waited for without holding the
+/// controller while the device works, so requests of other namespaces
+/// (other mounts) and of other CPUs go on beside it: claim a slot and
+/// submit under the lock; then look under it again, taking whatever
+/// completions have arrived (anyone's, into their slots), until this
+/// command's is in its slot. Between looks it halts for an interrupt
+/// (interrupts on, MSI-X, on the CPU the vectors target) or spins
+/// outside the lock until a completion is posted or reaped; the spin
+/// leaves the interrupt flag as it found it and is left out of the
+/// instruction counter (how long the device takes is host time). A
+/// command that misses its deadline resets the controller before the
+/// error returns, ending every command in flight (their owners get
+/// [`STATUS_ABORTED_BY_RESET`]), so no late DMA lands in a buffer given
+/// back. `build` makes the command for a slot and id.
+fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(&mut Controller, usize, u16) -> Result<Command, BlockError>) -> Result<Completion, BlockError> {
+    let w = &WATCH[index];
+    let irqs_on = interrupts_enabled();
+    let (slot, cid, deadline, halt) = {
+        let mut full_since = None;
+        loop {
+            let mut c = ctrl.lock();
+            if c.failed {
+                return Err(BlockError::Device { status: STATUS_CONTROLLER_FAILED });
+            }
+            if let Some((slot, cid)) = c.tags.claim() {
+                match build(&mut c, slot, cid) {
+                    Ok(cmd) => {
+                        c.io.submit(&cmd);
+                        let halt = irqs_on && c.msix && crate::arch::x86_64::percpu::index() == 0;
+                        break (slot, cid, rdtsc().saturating_add(c.io_timeout_ticks), halt);
+                    }
+                    Err(e) => {
+                        c.tags.unclaim(slot);
+                        return Err(e);
+                    }
+                }
+            }
+            // Every slot is in flight: wait for a reap (each owner's
+            // deadline bounds its slot's time; this one bounds ours).
+            let reaps = w.reaps.load(Ordering::Acquire);
+            let deadline = *full_since.get_or_insert_with(|| rdtsc().saturating_add(c.io_timeout_ticks));
+            drop(c);
+            if rdtsc() > deadline {
+                return Err(BlockError::Timeout);
+            }
+            capos_abi::icount::device_wait_begin();
+            spin_until_moved(w, reaps, deadline, u64::MAX);
+            capos_abi::icount::device_wait_end();
+        }
+    };
+    let mut spun = 0;
+    loop {
+        if halt {
+            // Look with interrupts off, so one arriving between the look
+            // and the halt still ends the halt.
+            set_interrupts(false);
+        }
+        let mut c = ctrl.lock();
+        c.polls += spun;
+        c.reap_io();
+        let taken = match c.tags.take(slot) {
+            Some(Taken::Done(done)) => Some(Ok(done)),
+            Some(Taken::Aborted) => Some(Err(BlockError::Device { status: c.abort_status })),
+            None if rdtsc() > deadline => {
+                let ms = crate::time::tsc_ticks_to_ms(c.io_timeout_ticks);
+                c.recover(&format!("command cid {} ({}) timed out after {} ms", cid, what, ms), STATUS_ABORTED_BY_RESET);
+                let _ = c.tags.take(slot);
+                Some(Err(BlockError::Timeout))
+            }
+            None => None,
+        };
+        // Read under the lock: a reap after this one moves it.
+        let reaps = w.reaps.load(Ordering::Acquire);
+        drop(c);
+        if let Some(r) = taken {
+            if halt {
+                set_interrupts(true);
+            }
+            return r;
+        }
+        if halt {
+            // Atomic STI;HLT. The 100 Hz timer bounds the wait.
+            wait_for_interrupt();
+        } else {
+            capos_abi::icount::device_wait_begin();
+            spun = spin_until_moved(w, reaps, deadline, u64::MAX);
+            capos_abi::icount::device_wait_end();
+        }
+    }
+}
+
+/// One namespace as a block device. Requests take the controller's lock
+/// only to submit and to look for completions ([`io_command`]): two
+/// mounts of one controller's namespaces, or of one namespace's
+/// partitions, each wait for their own commands.
 pub struct NvmeDisk {
     pub ctrl: Arc<Lock<Controller>>,
     pub ns: Namespace,
-    /// For buffers that are not dword aligned.
-    bounce: Option<DmaBuffer>,
+    /// The controller's index (its [`Watch`]) and largest transfer, fixed
+    /// at bring-up.
+    index: usize,
+    max_transfer: u64,
 }
 
 impl NvmeDisk {
-    /// The bounce buffer for unaligned requests, made on first use; no
-    /// memory for it is an error for this request, not a panic.
-    fn bounce(&mut self) -> Result<&mut DmaBuffer, BlockError> {
-        if self.bounce.is_none() {
-            self.bounce = DmaBuffer::new(MAX_TRANSFER / PAGE_SIZE);
+    /// Read or write whole blocks with one command per `max_transfer`
+    /// bytes, each waited for.
+    #[inline(always)]
+    fn io(&self, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
+        // One command when it fits (the common case: no chunk arithmetic).
+        if len as u64 <= self.max_transfer {
+            return self.one_command(write, lba, va, len);
         }
-        self.bounce.as_mut().ok_or_else(|| {
+        let bs = self.ns.info.block_size as usize;
+        let chunk = (self.max_transfer as usize / bs).max(1) * bs;
+        let mut done = 0;
+        while done < len {
+            let n = chunk.min(len - done);
+            self.one_command(write, lba + (done / bs) as u64, va + done as u64, n)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn one_command(&self, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
+        let ns = self.ns;
+        let what = if write { "write" } else { "read" };
+        let c = io_command(&self.ctrl, self.index, what, |c, slot, cid| c.build_rw(&ns, write, lba, va, len, slot, cid))?;
+        if !c.ok() {
+            log::warn!("nvme{}n{}: {} at LBA {} failed: {} (status {:#x})", self.index, ns.nsid, what, lba, status_text(c.status), c.status);
+            return Err(BlockError::Device { status: c.status as u32 });
+        }
+        Ok(())
+    }
+
+    /// A bounce buffer for an unaligned request's piece of `len` bytes,
+    /// its own (requests run side by side); no memory for it is an error
+    /// for this request, not a panic.
+    fn bounce(len: usize) -> Result<DmaBuffer, BlockError> {
+        DmaBuffer::new((len as u64).div_ceil(PAGE_SIZE)).ok_or_else(|| {
             log::warn!("nvme: no memory for a bounce buffer");
             BlockError::Device { status: STATUS_NO_BOUNCE }
         })
     }
-
-    #[inline(always)]
-    fn io(&mut self, write: bool, lba: u64, va: u64, len: usize) -> Result<(), BlockError> {
-        self.ctrl.lock().transfer(&self.ns, write, lba, va, len)
-    }
 }
 
-impl BlockDevice for NvmeDisk {
+impl SharedBlock for NvmeDisk {
     fn block_size(&self) -> usize {
         self.ns.info.block_size as usize
     }
@@ -596,39 +716,43 @@ impl BlockDevice for NvmeDisk {
         self.ns.info.blocks
     }
 
-    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+    fn read_blocks(&self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         capos_storage::block::check_request(self.block_size(), self.block_count(), lba, buf.len())?;
         if buf.as_ptr() as u64 % 4 == 0 {
             return self.io(false, lba, buf.as_mut_ptr() as u64, buf.len());
         }
         let bs = self.block_size();
         let step = (MAX_TRANSFER as usize / bs).max(1) * bs;
+        let mut bounce = Self::bounce(step.min(buf.len()))?;
         for (i, chunk) in buf.chunks_mut(step).enumerate() {
-            let va = self.bounce()?.virt();
-            self.io(false, lba + (i * step / bs) as u64, va, chunk.len())?;
-            chunk.copy_from_slice(self.bounce()?.as_slice().get(..chunk.len()).ok_or(BlockError::BadLength)?);
+            self.io(false, lba + (i * step / bs) as u64, bounce.virt(), chunk.len())?;
+            chunk.copy_from_slice(bounce.as_mut_slice().get(..chunk.len()).ok_or(BlockError::BadLength)?);
         }
         Ok(())
     }
 
-    fn write_blocks(&mut self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
+    fn write_blocks(&self, lba: u64, buf: &[u8]) -> Result<(), BlockError> {
         capos_storage::block::check_request(self.block_size(), self.block_count(), lba, buf.len())?;
         if buf.as_ptr() as u64 % 4 == 0 {
             return self.io(true, lba, buf.as_ptr() as u64, buf.len());
         }
         let bs = self.block_size();
         let step = (MAX_TRANSFER as usize / bs).max(1) * bs;
+        let mut bounce = Self::bounce(step.min(buf.len()))?;
         for (i, chunk) in buf.chunks(step).enumerate() {
-            let bounce = self.bounce()?;
             bounce.as_mut_slice().get_mut(..chunk.len()).ok_or(BlockError::BadLength)?.copy_from_slice(chunk);
-            let va = bounce.virt();
-            self.io(true, lba + (i * step / bs) as u64, va, chunk.len())?;
+            self.io(true, lba + (i * step / bs) as u64, bounce.virt(), chunk.len())?;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), BlockError> {
-        self.ctrl.lock().flush(self.ns.nsid)
+    fn flush(&self) -> Result<(), BlockError> {
+        let nsid = self.ns.nsid;
+        let c = io_command(&self.ctrl, self.index, "flush", |_, _, cid| Ok(Command { opcode: opcode::IO_FLUSH, nsid, cid, ..Command::default() }))?;
+        if !c.ok() {
+            return Err(BlockError::Device { status: c.status as u32 });
+        }
+        Ok(())
     }
 }
 
@@ -679,6 +803,8 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
         max_transfer: MAX_TRANSFER,
         depth: io_depth,
         next_cid: 0,
+        tags: Tags::new(io_depth),
+        abort_status: STATUS_ABORTED_BY_RESET,
         prp_lists: Vec::new(),
         _msix_table: None,
         io_vector_index: 0,
@@ -776,6 +902,7 @@ pub fn probe(depth: u16, use_msix: bool) {
         match init_controller(index, dev, depth, use_msix) {
             Ok((mut c, namespaces)) => {
                 c.namespaces = namespaces.clone();
+                c.publish();
                 super::claim(&dev.func);
                 let ctrl = Arc::new(Lock::new(&classes::NVME_CONTROLLER, c));
                 CONTROLLERS.lock().push(ctrl.clone());
@@ -786,7 +913,8 @@ pub fn probe(depth: u16, use_msix: bool) {
                         format!("'{}' at {}, {} blocks of {} bytes ({} MiB), {}", c.model, c.address, ns.info.blocks, ns.info.block_size,
                             ns.info.blocks * ns.info.block_size as u64 >> 20, if c.msix { "MSI-X" } else { "polling" })
                     };
-                    super::block::register(name, "nvme", detail, Box::new(NvmeDisk { ctrl: ctrl.clone(), ns, bounce: None }));
+                    let max_transfer = ctrl.lock().max_transfer;
+                    super::block::register(name, "nvme", detail, Arc::new(NvmeDisk { ctrl: ctrl.clone(), ns, index, max_transfer }));
                 }
             }
             Err(e) => log::error!("nvme {}: not bound: {}", dev.address(), e.0),
@@ -802,13 +930,19 @@ pub fn stream(ctrl: &Lock<Controller>, ns: &Namespace, write: bool, lba: u64, to
     if c.failed {
         return Err(BlockError::Device { status: STATUS_CONTROLLER_FAILED });
     }
+    // Its commands bypass the slots (`Tags`), so none may be in flight:
+    // the benchmark runs at boot, alone on the controller.
+    if c.tags.in_use() > 0 {
+        log::warn!("nvme{}: a raw stream while {} command(s) are in flight; refused", c.index, c.tags.in_use());
+        return Err(BlockError::Device { status: STATUS_OUT_OF_STEP });
+    }
     let depth = depth.min(c.depth as usize - 1).min(c.prp_lists.len()).max(1);
     let mut in_flight = 0usize;
     let r = stream_locked(&mut c, ns, write, lba, total, chunk, depth, buf, &mut in_flight);
     // Leaving with commands outstanding (an error, a timeout) would leave
     // the queue behind and `buf` still the device's: reset first.
     if in_flight > 0 {
-        c.recover(&format!("raw stream stopped with {} command(s) outstanding ({})", in_flight, r.as_ref().err().copied().unwrap_or(BlockError::Timeout)));
+        c.recover(&format!("raw stream stopped with {} command(s) outstanding ({})", in_flight, r.as_ref().err().copied().unwrap_or(BlockError::Timeout)), STATUS_ABORTED_BY_RESET);
     }
     r
 }
@@ -822,7 +956,8 @@ fn stream_locked(c: &mut Controller, ns: &Namespace, write: bool, lba: u64, tota
         while *in_flight < depth && submitted < n {
             let slot = submitted % depth;
             let va = buf.virt() + (slot * chunk) as u64;
-            let cmd = c.build_rw(ns, write, lba + (submitted * chunk / bs) as u64, va, chunk, slot)?;
+            let cid = c.cid();
+            let cmd = c.build_rw(ns, write, lba + (submitted * chunk / bs) as u64, va, chunk, slot, cid)?;
             c.io.submit(&cmd);
             submitted += 1;
             *in_flight += 1;

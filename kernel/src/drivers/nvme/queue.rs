@@ -7,6 +7,18 @@ use crate::drivers::dma::DmaBuffer;
 use crate::mm::mmio::Wo32;
 use capos_kcore::nvme::{Command, Completion, CqCursor};
 
+/// A completion ring seen from outside the controller's lock: its address
+/// and the head and phase it had when last published ([`QueuePair::watch_point`]).
+/// A look may be out of date (the head moved since): that is a wake-up
+/// too many, never one too few, as the waiter looks again under the lock.
+pub fn posted_at(ring: u64, point: u32) -> bool {
+    let (head, phase) = (point & 0xffff, point >> 16 != 0);
+    // SAFETY: `ring` is a live completion ring (controllers are never
+    // freed once bound) and `head` is below its depth; one dword read.
+    let dw3 = unsafe { ((ring + head as u64 * 16 + 12) as *const u32).read_volatile() };
+    ((dw3 >> 16) & 1 != 0) == phase
+}
+
 pub struct QueuePair {
     pub qid: u16,
     pub depth: u16,
@@ -78,6 +90,12 @@ impl QueuePair {
     /// consumes nothing).
     pub fn pending(&self) -> bool {
         self.cq_cursor.is_new(&self.head_entry())
+    }
+
+    /// Where the completion ring is and where its head stands, for a look
+    /// without the controller's lock ([`Watch`]).
+    pub fn watch_point(&self) -> (u64, u32) {
+        (self.cq.virt(), self.cq_cursor.head as u32 | (self.cq_cursor.phase as u32) << 16)
     }
 
     /// The next completion, if the controller posted one.

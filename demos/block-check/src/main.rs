@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! block-check --expect-blocks N --seed S
+//! block-check --latency READS [--delay-ms D]
 //! ```
 //!
 //! It writes the pattern of run S (pattern.rs) at the first, middle and
@@ -14,6 +15,15 @@
 //! lengths, wrong bulk direction, too large); and checks that `ro` reads
 //! the same bytes but cannot write or flush. The runner then compares the
 //! disk image with the pattern.
+//!
+//! With `--latency` it holds `blk` and `clock` only: after D ms (a busy
+//! wait on the clock) it reads READS single blocks, one call each, at
+//! LBAs spread over the device, and prints one line the runner reads:
+//! `latency: READS reads from T0 to T1 ns, slowest S us` (wall clock ns).
+//! The `block-cap` scenario's `two-namespaces` boot runs one on a
+//! throttled namespace and one on a fast namespace of the same NVMe
+//! controller, to show that a request waiting for the device holds up no
+//! request on another mount.
 #![no_std]
 #![no_main]
 
@@ -25,7 +35,7 @@ use alloc::format;
 use alloc::vec;
 use capos_abi::capos_capnp::ErrorCode;
 use capos_rt::verdict::Report;
-use capos_rt::{println, Block, CapBlockDevice, StartInfo};
+use capos_rt::{println, Block, CapBlockDevice, Clock, StartInfo};
 use capos_storage::BlockDevice;
 
 // 3 MiB of heap: the whole-bulk-buffer checks hold a 1 MiB buffer.
@@ -38,7 +48,43 @@ fn num(start: &StartInfo, name: &str) -> Option<u64> {
     start.args.get(i + 1)?.parse().ok()
 }
 
+/// `--latency`: time single-block reads (module docs).
+fn latency(start: &StartInfo, reads: u64) -> i32 {
+    let (Some(blk), Some(clock)) = (start.cap("blk").map(Block::new), start.cap("clock").map(Clock)) else {
+        println!("[FAIL] grants: block-check --latency needs 'blk' (block:NAME) and 'clock'");
+        return 1;
+    };
+    let delay_ns = num(start, "--delay-ms").unwrap_or(0).saturating_mul(1_000_000);
+    let now = || clock.now().map_err(|e| format!("{:?}", e));
+    let run = || -> Result<(u64, u64, u64), alloc::string::String> {
+        let count = blk.info().map_err(|e| format!("info: {:?}", e))?.block_count.max(1);
+        let t = now()?;
+        while now()? < t.saturating_add(delay_ns) {}
+        let mut buf = [0u8; 512];
+        let (t0, mut slowest) = (now()?, 0);
+        for i in 0..reads {
+            let before = now()?;
+            blk.read(i * 7919 % count, 1, &mut buf).map_err(|e| format!("read {}: {:?}", i, e))?;
+            slowest = slowest.max(now()? - before);
+        }
+        Ok((t0, now()?, slowest))
+    };
+    match run() {
+        Ok((t0, t1, slowest)) => {
+            println!("latency: {} reads from {} to {} ns, slowest {} us", reads, t0, t1, slowest / 1000);
+            0
+        }
+        Err(e) => {
+            println!("[FAIL] latency: {}", e);
+            1
+        }
+    }
+}
+
 fn main(start: &StartInfo) -> i32 {
+    if let Some(reads) = num(start, "--latency") {
+        return latency(start, reads);
+    }
     let mut r = Report::default();
     let (Some(blk), Some(ro)) = (start.cap("blk").map(Block::new), start.cap("ro").map(Block::new)) else {
         println!("[FAIL] grants: block-check needs 'blk' (block:NAME) and 'ro' (block-ro:NAME)");

@@ -203,6 +203,12 @@ impl Run<'_> {
     /// Boot the checker processes of `manifest` with `disks`, streaming
     /// the serial log; with `kill`, SIGKILL QEMU at the planned point.
     pub(super) fn boot(&mut self, name: &str, manifest: &str, disks: &[Disk], kill: Option<KillPlan>, timeout_secs: u64) -> Result<BootOut, String> {
+        self.boot_on(name, manifest, &Machine::default(), &disk_args(disks), kill, timeout_secs)
+    }
+
+    /// [`boot`](Self::boot) on `machine`, with `disk_args` (QEMU arguments)
+    /// attaching its disks.
+    pub(super) fn boot_on(&mut self, name: &str, manifest: &str, machine: &Machine, disk_args: &[String], kill: Option<KillPlan>, timeout_secs: u64) -> Result<BootOut, String> {
         let mpath = self.dir.join(format!("{}.manifest", name));
         std::fs::write(&mpath, manifest).map_err(|e| format!("{}: {}", mpath.display(), e))?;
         // Boots with the same manifest share one boot volume (the
@@ -219,7 +225,7 @@ impl Run<'_> {
             }
         };
         let vars = self.dir.join(format!("{}.vars.fd", name));
-        let mut cmd = qemu_command(self.s, &Machine::default(), self.fw, &esp, &vars, &disk_args(disks))?;
+        let mut cmd = qemu_command(self.s, machine, self.fw, &esp, &vars, disk_args)?;
         if self.icount {
             cmd.args(["-icount".to_string(), format!("shift={ICOUNT_SHIFT}")]);
         }

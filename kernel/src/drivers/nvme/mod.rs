@@ -408,7 +408,11 @@ impl Controller {
     /// polled measurement. Stops early (false) if a completion shows up.
     pub fn replay_polls(&mut self, n: u64) -> bool {
         let w = &WATCH[self.index];
-        n == 0 || spin_until_moved(w, w.reaps.load(Ordering::Acquire), rdtsc().saturating_add(self.io_timeout_ticks), n) == n
+        // Bracketed as a real wait's spin is ([`io_command`]).
+        capos_abi::icount::device_wait_begin();
+        let spun = spin_until_moved(w, w.reaps.load(Ordering::Acquire), rdtsc().saturating_add(self.io_timeout_ticks), n);
+        capos_abi::icount::device_wait_end();
+        n == 0 || spun == n
     }
 
     /// One admin command, waited for. No reset on failure: admin commands
@@ -577,7 +581,7 @@ fn spin_until_moved(w: &Watch, reaps: u64, deadline: u64, turns: u64) -> u64 {
 fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(&mut Controller, usize, u16) -> Result<Command, BlockError>) -> Result<Completion, BlockError> {
     let w = &WATCH[index];
     let irqs_on = interrupts_enabled();
-    let (slot, cid, deadline, halt) = {
+    let (slot, cid, deadline, halt, mut reaps) = {
         let mut full_since = None;
         loop {
             let mut c = ctrl.lock();
@@ -587,9 +591,15 @@ fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(
             if let Some((slot, cid)) = c.tags.claim() {
                 match build(&mut c, slot, cid) {
                     Ok(cmd) => {
-                        c.io.submit(&cmd);
                         let halt = irqs_on && c.msix && crate::arch::x86_64::percpu::index() == 0;
-                        break (slot, cid, rdtsc().saturating_add(c.io_timeout_ticks), halt);
+                        if halt {
+                            // Off before the doorbell: the completion's
+                            // interrupt (QEMU may raise it at once) stays
+                            // pending until the first halt, which it ends.
+                            set_interrupts(false);
+                        }
+                        c.io.submit(&cmd);
+                        break (slot, cid, rdtsc().saturating_add(c.io_timeout_ticks), halt, w.reaps.load(Ordering::Acquire));
                     }
                     Err(e) => {
                         c.tags.unclaim(slot);
@@ -610,12 +620,20 @@ fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(
             capos_abi::icount::device_wait_end();
         }
     };
-    let mut spun = 0;
+    // Wait first: a command just submitted is not complete yet.
+    let mut spun;
     loop {
         if halt {
+            // Atomic STI;HLT. The 100 Hz timer bounds the wait.
+            wait_for_interrupt();
             // Look with interrupts off, so one arriving between the look
-            // and the halt still ends the halt.
+            // and the next halt still ends that halt.
             set_interrupts(false);
+            spun = 0;
+        } else {
+            capos_abi::icount::device_wait_begin();
+            spun = spin_until_moved(w, reaps, deadline, u64::MAX);
+            capos_abi::icount::device_wait_end();
         }
         let mut c = ctrl.lock();
         c.polls += spun;
@@ -632,21 +650,13 @@ fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(
             None => None,
         };
         // Read under the lock: a reap after this one moves it.
-        let reaps = w.reaps.load(Ordering::Acquire);
+        reaps = w.reaps.load(Ordering::Acquire);
         drop(c);
         if let Some(r) = taken {
             if halt {
                 set_interrupts(true);
             }
             return r;
-        }
-        if halt {
-            // Atomic STI;HLT. The 100 Hz timer bounds the wait.
-            wait_for_interrupt();
-        } else {
-            capos_abi::icount::device_wait_begin();
-            spun = spin_until_moved(w, reaps, deadline, u64::MAX);
-            capos_abi::icount::device_wait_end();
         }
     }
 }

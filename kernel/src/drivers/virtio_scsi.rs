@@ -190,6 +190,11 @@ pub struct Controller {
     /// Largest transfer per command, in bytes.
     max_transfer: usize,
     next_tag: u64,
+    /// Descriptor tokens of every caller's commands in the device (bit
+    /// per token; tokens are below QUEUE_SIZE): a completion whose token
+    /// is not here is unknown, one that is another caller's is left for
+    /// that caller to pop ([`run`]).
+    tokens: u64,
     failed: bool,
     timeout_ticks: u64,
     pub retries: u64,
@@ -227,6 +232,7 @@ impl Controller {
                 return Err(ScsiError::Queue);
             }
         };
+        self.tokens |= 1 << (token as usize % QUEUE_SIZE);
         if self.queue.should_notify() {
             self.transport.notify(REQUEST_QUEUE);
         }
@@ -251,6 +257,7 @@ impl Controller {
         };
         popped.map_err(|_| ScsiError::Queue)?;
         // Popped: the device is done with the slot.
+        self.tokens &= !(1 << (f.token as usize % QUEUE_SIZE));
         self.slots.free.push(f.slot);
         let (_, response) = self.slots.get(f.slot);
         let exact = c.exact;
@@ -269,87 +276,139 @@ impl Controller {
         self.failed = true;
     }
 
-    /// Run every command of `cmds`, up to `in_flight_max` at once, retrying
-    /// the passing conditions; one result per command. Returns only when
-    /// the device holds none of their buffers.
-    pub fn run(&mut self, cmds: &mut [Command]) -> Vec<Result<(), ScsiError>> {
-        let n = cmds.len();
-        if self.failed {
-            return (0..n).map(|_| Err(ScsiError::ControllerFailed)).collect();
+}
+
+/// Run every command of `cmds` (one caller's batch) on `ctrl`, up to its
+/// `in_flight_max` at once, retrying the passing conditions; one result
+/// per command. Returns only when the device holds none of their
+/// buffers.
+///
+/// The controller's lock is taken to submit and to pop, not while the
+/// device works: two callers (two disks of one controller, two mounts on
+/// partitions of one disk) each wait for their own commands. The used
+/// ring is popped in order and only by the caller whose buffers a
+/// completion names (`VirtQueue::pop_used` needs them), so a caller whose
+/// completion is behind another's waits for that caller's next look:
+/// every caller waits on a CPU of its own (with interrupts off, in a
+/// system call, or at boot), so that look comes. A command that misses
+/// its deadline fails the controller (the device is reset, so no late
+/// DMA): every caller's commands then fail.
+pub fn run(ctrl: &Lock<Controller>, cmds: &mut [Command]) -> Vec<Result<(), ScsiError>> {
+    let n = cmds.len();
+    let mut results: Vec<Option<Result<(), ScsiError>>> = (0..n).map(|_| None).collect();
+    let mut attempts = vec![0u32; n];
+    let mut waiting: Vec<usize> = (0..n).rev().collect();
+    let max = ctrl.lock().in_flight_max;
+    let mut in_flight: Vec<InFlight> = Vec::with_capacity(max);
+    // When this caller found no free slot and had nothing in flight.
+    let mut starved_since: Option<u64> = None;
+    loop {
+        let mut c = ctrl.lock();
+        if c.failed {
+            // The device was reset: it holds none of our buffers and
+            // will complete nothing.
+            for f in in_flight.drain(..) {
+                results[f.command] = Some(Err(ScsiError::ControllerFailed));
+            }
+            break;
         }
-        let mut results: Vec<Option<Result<(), ScsiError>>> = (0..n).map(|_| None).collect();
-        let mut attempts = vec![0u32; n];
-        let mut waiting: Vec<usize> = (0..n).rev().collect();
-        let mut in_flight: Vec<InFlight> = Vec::with_capacity(self.in_flight_max);
+        while in_flight.len() < max && !c.slots.free.is_empty() {
+            let Some(i) = waiting.pop() else { break };
+            match c.submit(cmds, i) {
+                Ok(f) => in_flight.push(f),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        if in_flight.is_empty() {
+            if waiting.is_empty() {
+                break;
+            }
+            // Every slot is another caller's: wait for one to come back.
+            let now = rdtsc();
+            let since = *starved_since.get_or_insert(now);
+            let limit = c.timeout_ticks;
+            drop(c);
+            if now.saturating_sub(since) > limit {
+                for i in waiting.drain(..) {
+                    results[i] = Some(Err(ScsiError::Timeout));
+                }
+                break;
+            }
+            crate::arch::x86_64::trap::interrupt_window();
+            core::hint::spin_loop();
+            continue;
+        }
+        starved_since = None;
+        PEAK_IN_FLIGHT.fetch_max(in_flight.len(), Ordering::Relaxed);
+        drop(c);
+        // Wait until the next completion is one of ours (or a deadline
+        // passes, or the controller failed); the counter leaves the
+        // turns out (how many there are is host time).
+        let deadline = in_flight.iter().map(|f| f.deadline).min().unwrap_or(0);
+        capos_abi::icount::device_wait_begin();
         loop {
-            while in_flight.len() < self.in_flight_max {
-                let Some(i) = waiting.pop() else { break };
-                match self.submit(cmds, i) {
-                    Ok(f) => in_flight.push(f),
-                    Err(e) => results[i] = Some(Err(e)),
-                }
-            }
-            if in_flight.is_empty() {
-                break;
-            }
-            PEAK_IN_FLIGHT.fetch_max(in_flight.len(), Ordering::Relaxed);
-            // Wait for the next completion; the counter leaves the turns
-            // out (how many there are is host time).
-            capos_abi::icount::device_wait_begin();
-            let deadline = in_flight.iter().map(|f| f.deadline).min().unwrap_or(0);
-            while self.queue.peek_used().is_none() && rdtsc() <= deadline {
-                crate::arch::x86_64::trap::interrupt_window();
-            }
-            capos_abi::icount::device_wait_end();
-            let Some(token) = self.queue.peek_used() else {
-                // Name the command whose deadline passed first.
-                let late = in_flight.iter().min_by_key(|f| f.deadline).unwrap_or(&in_flight[0]);
-                let what = format!("{} to target {} timed out", cmds[late.command].cdb.name(), cmds[late.command].target);
-                self.fail(&what);
-                for f in in_flight.drain(..) {
-                    results[f.command] = Some(Err(ScsiError::Timeout));
-                }
-                break;
-            };
-            let Some(at) = in_flight.iter().position(|f| f.token == token) else {
-                self.fail(&format!("completion for unknown descriptor {}", token));
-                for f in in_flight.drain(..) {
-                    results[f.command] = Some(Err(ScsiError::ControllerFailed));
-                }
-                break;
-            };
-            let mut f = in_flight.swap_remove(at);
-            let i = f.command;
-            match self.complete(cmds, &mut f) {
-                Ok(Outcome::Done) => results[i] = Some(Ok(())),
-                Ok(Outcome::Retry(why)) if attempts[i] < scsi::MAX_RETRIES => {
-                    attempts[i] += 1;
-                    self.retries += 1;
-                    log::debug!("virtio-scsi {}: {} to target {}: {}; retry {}", self.address, cmds[i].cdb.name(), cmds[i].target, why, attempts[i]);
-                    if !matches!(why, ScsiFailure::Sense(s) if s.key == scsi::key::UNIT_ATTENTION) {
-                        // BUSY or becoming ready: give it a moment.
-                        crate::time::spin_ns(1_000_000 << attempts[i].min(6));
-                    }
-                    waiting.push(i);
-                }
-                Ok(Outcome::Retry(why)) | Ok(Outcome::Fail(why)) => results[i] = Some(Err(ScsiError::Failed(why))),
-                Err(e) => {
-                    self.fail("the queue would not give back a finished command");
-                    results[i] = Some(Err(e));
-                    for f in in_flight.drain(..) {
-                        results[f.command] = Some(Err(ScsiError::ControllerFailed));
-                    }
+            {
+                let c = ctrl.lock();
+                if c.failed || c.queue.peek_used().is_some_and(|t| in_flight.iter().any(|f| f.token == t) || c.tokens & (1 << (t as usize % QUEUE_SIZE)) == 0) {
                     break;
                 }
             }
+            if rdtsc() > deadline {
+                break;
+            }
+            crate::arch::x86_64::trap::interrupt_window();
+            core::hint::spin_loop();
         }
-        results.into_iter().map(|r| r.unwrap_or(Err(ScsiError::ControllerFailed))).collect()
+        capos_abi::icount::device_wait_end();
+        let mut c = ctrl.lock();
+        if c.failed {
+            continue;
+        }
+        let head = c.queue.peek_used();
+        let Some(at) = head.and_then(|t| in_flight.iter().position(|f| f.token == t)) else {
+            if let Some(t) = head.filter(|t| c.tokens & (1 << (*t as usize % QUEUE_SIZE)) == 0) {
+                c.fail(&format!("completion for unknown descriptor {}", t));
+            } else if rdtsc() > deadline {
+                // Name the command whose deadline passed first.
+                let late = in_flight.iter().min_by_key(|f| f.deadline).unwrap_or(&in_flight[0]);
+                let what = format!("{} to target {} timed out", cmds[late.command].cdb.name(), cmds[late.command].target);
+                c.fail(&what);
+                for f in in_flight.drain(..) {
+                    results[f.command] = Some(Err(ScsiError::Timeout));
+                }
+            }
+            // Failed (the next turn says so to every command left), or
+            // another caller's completion is ahead of ours: look again.
+            continue;
+        };
+        let mut f = in_flight.swap_remove(at);
+        let i = f.command;
+        match c.complete(cmds, &mut f) {
+            Ok(Outcome::Done) => results[i] = Some(Ok(())),
+            Ok(Outcome::Retry(why)) if attempts[i] < scsi::MAX_RETRIES => {
+                attempts[i] += 1;
+                c.retries += 1;
+                log::debug!("virtio-scsi {}: {} to target {}: {}; retry {}", c.address, cmds[i].cdb.name(), cmds[i].target, why, attempts[i]);
+                drop(c);
+                if !matches!(why, ScsiFailure::Sense(s) if s.key == scsi::key::UNIT_ATTENTION) {
+                    // BUSY or becoming ready: give it a moment.
+                    crate::time::spin_ns(1_000_000 << attempts[i].min(6));
+                }
+                waiting.push(i);
+            }
+            Ok(Outcome::Retry(why)) | Ok(Outcome::Fail(why)) => results[i] = Some(Err(ScsiError::Failed(why))),
+            Err(e) => {
+                c.fail("the queue would not give back a finished command");
+                results[i] = Some(Err(e));
+            }
+        }
     }
+    results.into_iter().map(|r| r.unwrap_or(Err(ScsiError::ControllerFailed))).collect()
+}
 
-    /// One command, its data in `data`.
-    fn one(&mut self, target: u16, cdb: Cdb, data: Data) -> Result<(), ScsiError> {
-        self.run(&mut [Command { target, cdb, data, exact: false }]).pop().unwrap_or(Err(ScsiError::Queue))
-    }
+/// One command on `ctrl`, its data in `data`.
+fn one(ctrl: &Lock<Controller>, target: u16, cdb: Cdb, data: Data) -> Result<(), ScsiError> {
+    run(ctrl, &mut [Command { target, cdb, data, exact: false }]).pop().unwrap_or(Err(ScsiError::Queue))
 }
 
 /// One disk: a target of a shared controller.
@@ -380,7 +439,7 @@ impl ScsiDisk {
             }
             Data::None => return Ok(()),
         }
-        let results = self.controller.lock().run(&mut cmds);
+        let results = run(&self.controller, &mut cmds);
         for (c, r) in cmds.iter().zip(results) {
             if let Err(e) = r {
                 log::warn!("{}: {} of the {} at LBA {}: {}", self.name, c.cdb.name(), if write { "write" } else { "read" }, lba, e);
@@ -423,7 +482,7 @@ impl SharedBlock for ScsiDisk {
         if self.read_only {
             return Ok(());
         }
-        self.controller.lock().one(self.target, Cdb::synchronize_cache(), Data::None).map_err(|e| {
+        one(&self.controller, self.target, Cdb::synchronize_cache(), Data::None).map_err(|e| {
             log::warn!("{}: SYNCHRONIZE CACHE: {}", self.name, e);
             BlockError::from(e)
         })
@@ -500,6 +559,7 @@ fn controller(dev: &pci::Device) -> Option<Controller> {
         in_flight_max,
         max_transfer: MAX_TRANSFER.min(sector_cap).max(512),
         next_tag: 0,
+        tokens: 0,
         failed: false,
         timeout_ticks: crate::time::tsc_ticks(IO_TIMEOUT_NS),
         retries: 0,
@@ -508,10 +568,10 @@ fn controller(dev: &pci::Device) -> Option<Controller> {
 
 /// Which targets answer INQUIRY as a disk: `(target, inquiry)`. All
 /// targets are asked at once (a batch), so an empty bus costs one round.
-fn scan(c: &mut Controller, max_target: u16) -> Vec<(u16, scsi::Inquiry)> {
+fn scan(c: &Lock<Controller>, address: &str, max_target: u16) -> Vec<(u16, scsi::Inquiry)> {
     let mut bufs: Vec<[u8; 36]> = vec![[0u8; 36]; max_target as usize + 1];
     let mut cmds: Vec<Command> = bufs.iter_mut().enumerate().map(|(t, b)| Command { target: t as u16, cdb: Cdb::inquiry(36), data: Data::In(b), exact: false }).collect();
-    let results = c.run(&mut cmds);
+    let results = run(c, &mut cmds);
     drop(cmds);
     let mut found = Vec::new();
     for (t, r) in results.into_iter().enumerate() {
@@ -519,27 +579,27 @@ fn scan(c: &mut Controller, max_target: u16) -> Vec<(u16, scsi::Inquiry)> {
             Ok(()) => match scsi::parse_inquiry(&bufs[t]) {
                 Ok(i) if i.is_disk() => found.push((t as u16, i)),
                 Ok(i) if i.qualifier == 0 => {
-                    log::info!("virtio-scsi {}: target {}: device type {:#04x} ({} {}), not a disk; skipped", c.address, t, i.device_type, i.vendor, i.product)
+                    log::info!("virtio-scsi {}: target {}: device type {:#04x} ({} {}), not a disk; skipped", address, t, i.device_type, i.vendor, i.product)
                 }
                 Ok(_) => {}
-                Err(e) => log::warn!("virtio-scsi {}: target {}: {}", c.address, t, e),
+                Err(e) => log::warn!("virtio-scsi {}: target {}: {}", address, t, e),
             },
             Err(ScsiError::Failed(ScsiFailure::Transport(scsi::response::BAD_TARGET))) => {}
-            Err(e) => log::warn!("virtio-scsi {}: target {}: INQUIRY: {}", c.address, t, e),
+            Err(e) => log::warn!("virtio-scsi {}: target {}: INQUIRY: {}", address, t, e),
         }
     }
     found
 }
 
 /// Size a disk: READ CAPACITY(10), then (16) when (10) says it is larger.
-fn capacity(c: &mut Controller, target: u16) -> Result<(Capacity, bool), String> {
+fn capacity(c: &Lock<Controller>, target: u16) -> Result<(Capacity, bool), String> {
     let mut d10 = [0u8; 8];
-    c.one(target, Cdb::read_capacity_10(), Data::In(&mut d10)).map_err(|e| format!("READ CAPACITY(10): {}", e))?;
+    one(c, target, Cdb::read_capacity_10(), Data::In(&mut d10)).map_err(|e| format!("READ CAPACITY(10): {}", e))?;
     if let Some(cap) = scsi::parse_capacity_10(&d10)? {
         return Ok((cap, false));
     }
     let mut d16 = [0u8; 32];
-    c.one(target, Cdb::read_capacity_16(32), Data::In(&mut d16)).map_err(|e| format!("READ CAPACITY(16): {}", e))?;
+    one(c, target, Cdb::read_capacity_16(32), Data::In(&mut d16)).map_err(|e| format!("READ CAPACITY(16): {}", e))?;
     Ok((scsi::parse_capacity_16(&d16)?, true))
 }
 
@@ -548,39 +608,44 @@ pub fn probe() {
     let Some(p) = pci::get() else { return };
     for dev in p.devices.iter().filter(|d| d.vendor == 0x1af4 && (d.device == 0x1048 || d.device == 0x1004)) {
         log::info!("virtio-scsi {}: PCI {:04x}:{:04x} ({})", dev.address(), dev.vendor, dev.device, if dev.device == 0x1048 { "modern" } else { "transitional" });
-        let Some(mut c) = controller(dev) else { continue };
+        let Some(c) = controller(dev) else { continue };
         super::claim(&dev.func);
         let max_target = c.transport.read_config_space::<u16>(config::MAX_TARGET).unwrap_or(0).min(255);
-        let found = scan(&mut c, max_target);
+        let address = c.address.clone();
+        let shared = Arc::new(Lock::new(&classes::SCSI_CONTROLLER, c));
+        let c = &*shared;
+        let found = scan(c, &address, max_target);
         if found.is_empty() {
-            log::info!("virtio-scsi {}: no disks on targets 0..={}", c.address, max_target);
+            log::info!("virtio-scsi {}: no disks on targets 0..={}", address, max_target);
         }
         let mut disks = Vec::new();
         for (target, inq) in found {
             // Clears the UNIT ATTENTION a fresh target reports (retried).
-            if let Err(e) = c.one(target, Cdb::test_unit_ready(), Data::None) {
-                log::warn!("virtio-scsi {}: target {}: TEST UNIT READY: {}; not bound", c.address, target, e);
+            if let Err(e) = one(c, target, Cdb::test_unit_ready(), Data::None) {
+                log::warn!("virtio-scsi {}: target {}: TEST UNIT READY: {}; not bound", address, target, e);
                 continue;
             }
-            let (cap, sixteen) = match capacity(&mut c, target) {
+            let (cap, sixteen) = match capacity(c, target) {
                 Ok(x) => x,
                 Err(e) => {
-                    log::warn!("virtio-scsi {}: target {}: {}; not bound", c.address, target, e);
+                    log::warn!("virtio-scsi {}: target {}: {}; not bound", address, target, e);
                     continue;
                 }
             };
             let mut mode = [0u8; 4];
-            let read_only = match c.one(target, Cdb::mode_sense_6(4), Data::In(&mut mode)) {
+            let read_only = match one(c, target, Cdb::mode_sense_6(4), Data::In(&mut mode)) {
                 Ok(()) => scsi::mode_sense_write_protected(&mode).unwrap_or(false),
                 Err(e) => {
-                    log::info!("virtio-scsi {}: target {}: MODE SENSE(6): {}; taken as writable", c.address, target, e);
+                    log::info!("virtio-scsi {}: target {}: MODE SENSE(6): {}; taken as writable", address, target, e);
                     false
                 }
             };
             disks.push((target, inq, cap, sixteen, read_only));
         }
-        let (retries, max_transfer) = (c.retries, c.max_transfer);
-        let shared = Arc::new(Lock::new(&classes::SCSI_CONTROLLER, c));
+        let (retries, max_transfer) = {
+            let c = c.lock();
+            (c.retries, c.max_transfer)
+        };
         for (target, inq, cap, sixteen, read_only) in disks {
             let name = scsi::disk_name(DISKS.fetch_add(1, Ordering::Relaxed));
             let bytes = cap.blocks as u128 * cap.block_len as u128;

@@ -287,38 +287,6 @@ pub fn register_window(bar_size: u64, dstrd: u32, queues: u16) -> Result<u64, Re
     Ok(needed)
 }
 
-/// How waiting for command `expected` ended, as the driver must act on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoOutcome {
-    /// Its own completion (successful or with an error status): the command
-    /// is over and the queue is in step.
-    Complete(Completion),
-    /// A completion for another command: the queue is out of step and the
-    /// command waited for is still outstanding (it may still move data).
-    Stranger { expected: u16, got: u16 },
-    /// Nothing in time: the command may still be running and may still DMA.
-    TimedOut,
-}
-
-impl IoOutcome {
-    /// Judge what a wait for `expected` returned (`None`: it timed out).
-    #[inline(always)]
-    pub fn judge(expected: u16, waited: Option<Completion>) -> IoOutcome {
-        match waited {
-            Some(c) if c.cid == expected => IoOutcome::Complete(c),
-            Some(c) => IoOutcome::Stranger { expected, got: c.cid },
-            None => IoOutcome::TimedOut,
-        }
-    }
-
-    /// Whether the command may still be outstanding, so the controller must
-    /// be reset (stopping its DMA and emptying its queues) before the
-    /// buffer is given back or another command is issued.
-    pub fn needs_reset(&self) -> bool {
-        !matches!(self, IoOutcome::Complete(_))
-    }
-}
-
 /// The I/O commands a controller has in flight, by slot: which may be
 /// submitted, whose a completion is, and what a reset does to the rest.
 /// With it several requests (two namespaces' mounts, two partitions of one
@@ -640,21 +608,6 @@ mod tests {
         let mut small = Tags::new(2);
         assert!(small.claim().is_some());
         assert!(small.claim().is_none());
-    }
-
-    #[test]
-    fn outcomes_that_need_a_reset() {
-        let mine = Completion::from_dwords([0, 0, 0, (1 << 16) | 7]);
-        assert_eq!(IoOutcome::judge(7, Some(mine)), IoOutcome::Complete(mine));
-        assert!(!IoOutcome::judge(7, Some(mine)).needs_reset());
-        // An error status is still this command's completion: no reset.
-        let failed = Completion::from_dwords([0, 0, 0, (0x80 << 17) | (1 << 16) | 7]);
-        assert!(!IoOutcome::judge(7, Some(failed)).needs_reset());
-        // Someone else's completion: one behind, reset.
-        let other = IoOutcome::judge(8, Some(mine));
-        assert_eq!(other, IoOutcome::Stranger { expected: 8, got: 7 });
-        assert!(other.needs_reset());
-        assert!(IoOutcome::judge(7, None).needs_reset());
     }
 
     #[test]

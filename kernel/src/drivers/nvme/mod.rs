@@ -949,6 +949,9 @@ pub fn stream(ctrl: &Lock<Controller>, ns: &Namespace, write: bool, lba: u64, to
     let depth = depth.min(c.depth as usize - 1).min(c.prp_lists.len()).max(1);
     let mut in_flight = 0usize;
     let r = stream_locked(&mut c, ns, write, lba, total, chunk, depth, buf, &mut in_flight);
+    // It reaped the I/O ring itself: the next waiter's look without the
+    // lock must start from where the head is now.
+    c.publish();
     // Leaving with commands outstanding (an error, a timeout) would leave
     // the queue behind and `buf` still the device's: reset first.
     if in_flight > 0 {

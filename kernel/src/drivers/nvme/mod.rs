@@ -77,6 +77,10 @@ static VECTOR_OWNER: [AtomicU8; 256] = [const { AtomicU8::new(0xff) }; 256];
 /// the last reap (`queue::posted_at`), and how many reaps there have been
 /// (a waiter whose completion another reaped sees the count move).
 /// Written under the controller's lock, read by waiters spinning outside it.
+/// Whatever reaps the I/O ring publishes where its head is after:
+/// `Controller::reap_io`, `recover` (a reset restarts the ring) and the
+/// raw `stream` (once, at its end); a stale head makes a waiter spin to
+/// its deadline.
 struct Watch {
     ring: AtomicU64,
     point: AtomicU32,

@@ -132,7 +132,7 @@ pub fn all() -> Vec<StorageScenario> {
         },
         StorageScenario {
             name: "block-cap",
-            description: "BlockDevice over a raw mount of a GPT partition (by number, then by type GUID): write/flush/read back at the first, middle and last blocks and through CapBlockDevice; refusals by code; block-ro reads but cannot write; the image holds the pattern at partition start + LBA and nothing else changed; the same partition by number and by type refused at mount time; two disks of one controller (NVMe namespaces, SCSI targets), one throttled: the other's reads are not held up by it",
+            description: "BlockDevice over a raw mount of a GPT partition (by number, then by type GUID): write/flush/read back at the first, middle and last blocks and through CapBlockDevice; refusals by code; block-ro reads but cannot write; the image holds the pattern at partition start + LBA and nothing else changed; the same partition by number and by type refused at mount time; two disks of one controller (NVMe namespaces, SCSI targets), one throttled: the other's reads are not held up by it; two partitions of one virtio-blk disk written at once, each pattern in its own partition",
             run: block_cap::run,
         },
     ]

@@ -40,6 +40,10 @@ const MAX_CHUNK: usize = 128 * 1024;
 /// The crate's device, behind [`SharedVirtioBlock`]'s lock.
 pub struct VirtioBlock {
     inner: VirtIOBlk<KernelHal, PciTransport>,
+    /// Reads and writes added and not yet completed. The crate's flush
+    /// pops whatever used entry comes next, so it runs only when this is
+    /// 0 (and, holding the lock, lets none be added meanwhile).
+    in_flight: usize,
 }
 
 fn map_err(e: virtio_drivers::Error) -> BlockError {
@@ -87,7 +91,10 @@ impl SharedVirtioBlock {
         let token = loop {
             let mut d = self.dev();
             match add(&mut d.inner) {
-                Ok(t) => break t,
+                Ok(t) => {
+                    d.in_flight += 1;
+                    break t;
+                }
                 Err(virtio_drivers::Error::QueueFull) => {
                     drop(d);
                     crate::arch::x86_64::trap::interrupt_window();
@@ -102,7 +109,9 @@ impl SharedVirtioBlock {
         }
         capos_abi::icount::device_wait_end();
         // Only this request pops `token` (nobody else has its buffers).
-        complete(&mut self.dev().inner, token).map_err(map_err)
+        let mut d = self.dev();
+        d.in_flight -= 1;
+        complete(&mut d.inner, token).map_err(map_err)
     }
 
     fn read_chunk(&self, lba: u64, chunk: &mut [u8]) -> Result<(), BlockError> {
@@ -171,9 +180,21 @@ impl SharedBlock for SharedVirtioBlock {
         // until the host's disk has synced, which under a busy host was
         // 250,000 instructions of a Store call with interrupts off
         // (docs/interrupts-off.md). So interrupts stay on while it spins,
-        // and the device's lock stays held (the crate pops the used ring
-        // itself).
-        let mut d = self.dev();
+        // and the device's lock stays held. The crate's loop pops the
+        // next used entry whatever it is, so it must be the flush's own:
+        // it waits until no read or write is in the device (another
+        // mount's; with the lock held none is added meanwhile). Found by
+        // block-cap's two-partitions boot: a flush beside another
+        // partition's writes popped one of them and both failed.
+        let mut d = loop {
+            let d = self.dev();
+            if d.in_flight == 0 {
+                break d;
+            }
+            drop(d);
+            crate::arch::x86_64::trap::interrupt_window();
+            core::hint::spin_loop();
+        };
         crate::arch::x86_64::trap::with_interrupts_on(|| d.inner.flush()).map_err(map_err)
     }
 }
@@ -199,7 +220,7 @@ pub fn probe() {
                     dev.address(), offered, offered & (1 << 9) != 0, read_only
                 );
                 let detail = format!("{} at {}, {} sectors ({} MiB){}", "virtio-blk", dev.address(), blocks, blocks / 2048, if read_only { ", read-only" } else { "" });
-                let shared = SharedVirtioBlock { dev: Lock::new(&classes::BLOCK_DEVICE, VirtioBlock { inner: blk }), blocks, read_only };
+                let shared = SharedVirtioBlock { dev: Lock::new(&classes::BLOCK_DEVICE, VirtioBlock { inner: blk, in_flight: 0 }), blocks, read_only };
                 super::block::register(name, "virtio-blk", detail, alloc::sync::Arc::new(shared));
                 super::claim(&dev.func);
             }

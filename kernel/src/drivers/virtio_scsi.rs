@@ -232,7 +232,7 @@ impl Controller {
                 return Err(ScsiError::Queue);
             }
         };
-        self.tokens |= 1 << (token as usize % QUEUE_SIZE);
+        self.tokens |= token_bit(token);
         if self.queue.should_notify() {
             self.transport.notify(REQUEST_QUEUE);
         }
@@ -241,6 +241,11 @@ impl Controller {
             t => t,
         };
         Ok(InFlight { command: i, token, slot, deadline: rdtsc().saturating_add(timeout) })
+    }
+
+    /// Whether `token` is a command some caller has in the device.
+    fn knows(&self, token: u16) -> bool {
+        self.tokens & token_bit(token) != 0
     }
 
     /// Pop `f`, which the device has finished, and judge it.
@@ -257,7 +262,7 @@ impl Controller {
         };
         popped.map_err(|_| ScsiError::Queue)?;
         // Popped: the device is done with the slot.
-        self.tokens &= !(1 << (f.token as usize % QUEUE_SIZE));
+        self.tokens &= !token_bit(f.token);
         self.slots.free.push(f.slot);
         let (_, response) = self.slots.get(f.slot);
         let exact = c.exact;
@@ -349,7 +354,7 @@ pub fn run(ctrl: &Lock<Controller>, cmds: &mut [Command]) -> Vec<Result<(), Scsi
         loop {
             {
                 let c = ctrl.lock();
-                if c.failed || c.queue.peek_used().is_some_and(|t| in_flight.iter().any(|f| f.token == t) || c.tokens & (1 << (t as usize % QUEUE_SIZE)) == 0) {
+                if c.failed || c.queue.peek_used().is_some_and(|t| in_flight.iter().any(|f| f.token == t) || !c.knows(t)) {
                     break;
                 }
             }
@@ -366,7 +371,7 @@ pub fn run(ctrl: &Lock<Controller>, cmds: &mut [Command]) -> Vec<Result<(), Scsi
         }
         let head = c.queue.peek_used();
         let Some(at) = head.and_then(|t| in_flight.iter().position(|f| f.token == t)) else {
-            if let Some(t) = head.filter(|t| c.tokens & (1 << (*t as usize % QUEUE_SIZE)) == 0) {
+            if let Some(t) = head.filter(|t| !c.knows(*t)) {
                 c.fail(&format!("completion for unknown descriptor {}", t));
             } else if rdtsc() > deadline {
                 // Name the command whose deadline passed first.
@@ -404,6 +409,11 @@ pub fn run(ctrl: &Lock<Controller>, cmds: &mut [Command]) -> Vec<Result<(), Scsi
         }
     }
     results.into_iter().map(|r| r.unwrap_or(Err(ScsiError::ControllerFailed))).collect()
+}
+
+/// `token`'s bit in [`Controller::tokens`].
+fn token_bit(token: u16) -> u64 {
+    1 << (token as usize % QUEUE_SIZE)
 }
 
 /// One command on `ctrl`, its data in `data`.

@@ -568,6 +568,15 @@ fn spin_until_moved(w: &Watch, reaps: u64, deadline: u64, turns: u64) -> u64 {
     n
 }
 
+/// [`spin_until_moved`] with no turn limit, left out of the instruction
+/// counter (how long it spins is host time); returns the turns spun.
+fn spin_bracketed(w: &Watch, reaps: u64, deadline: u64) -> u64 {
+    capos_abi::icount::device_wait_begin();
+    let spun = spin_until_moved(w, reaps, deadline, u64::MAX);
+    capos_abi::icount::device_wait_end();
+    spun
+}
+
 /// One I/O command of controller `index`, waited for without holding the
 /// controller while the device works, so requests of other namespaces
 /// (other mounts) and of other CPUs go on beside it: claim a slot and
@@ -619,9 +628,7 @@ fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(
             if rdtsc() > deadline {
                 return Err(BlockError::Timeout);
             }
-            capos_abi::icount::device_wait_begin();
-            spin_until_moved(w, reaps, deadline, u64::MAX);
-            capos_abi::icount::device_wait_end();
+            spin_bracketed(w, reaps, deadline);
         }
     };
     // Wait first: a command just submitted is not complete yet.
@@ -635,9 +642,7 @@ fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(
             set_interrupts(false);
             spun = 0;
         } else {
-            capos_abi::icount::device_wait_begin();
-            spun = spin_until_moved(w, reaps, deadline, u64::MAX);
-            capos_abi::icount::device_wait_end();
+            spun = spin_bracketed(w, reaps, deadline);
         }
         let mut c = ctrl.lock();
         c.polls += spun;

@@ -84,6 +84,7 @@ pub mod opcode {
     pub const ADMIN_DELETE_CQ: u8 = 0x04;
     pub const ADMIN_CREATE_CQ: u8 = 0x05;
     pub const ADMIN_IDENTIFY: u8 = 0x06;
+    pub const ADMIN_SET_FEATURES: u8 = 0x09;
     pub const IO_FLUSH: u8 = 0x00;
     pub const IO_WRITE: u8 = 0x01;
     pub const IO_READ: u8 = 0x02;
@@ -251,6 +252,24 @@ pub fn sq_doorbell(qid: u16, dstrd: u32) -> u64 {
 /// Offset of queue `qid`'s completion queue head doorbell.
 pub fn cq_doorbell(qid: u16, dstrd: u32) -> u64 {
     DOORBELL_BASE + (2 * qid as u64 + 1) * doorbell_stride(dstrd)
+}
+
+/// Set Features' feature id for Number of Queues (NVMe base spec, 5.27.1.5).
+pub const FEATURE_NUMBER_OF_QUEUES: u32 = 0x07;
+
+/// Set Features (Number of Queues) asking for `pairs` I/O submission and
+/// completion queues: both counts are zero-based in CDW11.
+pub fn number_of_queues_command(pairs: u16) -> Command {
+    let n = pairs.max(1) as u32 - 1;
+    Command { opcode: opcode::ADMIN_SET_FEATURES, cdw10: FEATURE_NUMBER_OF_QUEUES, cdw11: n << 16 | n, ..Command::default() }
+}
+
+/// How many I/O queue pairs a Number of Queues completion grants: the
+/// smaller of its zero-based submission (bits 0..16) and completion
+/// (16..32) counts, plus one. A controller may grant more than asked;
+/// the driver uses what it asked for at most.
+pub fn queue_pairs_granted(result: u32) -> u32 {
+    (result & 0xffff).min(result >> 16) + 1
 }
 
 /// BAR0 is too small for the doorbells the controller's stride puts in it.
@@ -421,6 +440,18 @@ impl Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_of_queues_is_zero_based_both_ways() {
+        let c = number_of_queues_command(2);
+        assert_eq!((c.opcode, c.cdw10, c.cdw11), (0x09, 0x07, 0x0001_0001));
+        assert_eq!(number_of_queues_command(0).cdw11, 0, "asking for none asks for one");
+        // A controller that grants 64 submission but 1 completion queue
+        // grants one pair; 0xffff is 65536 (zero-based), not -1.
+        assert_eq!(queue_pairs_granted(0x0000_003f), 1);
+        assert_eq!(queue_pairs_granted(0x003f_0001), 2);
+        assert_eq!(queue_pairs_granted(0xffff_ffff), 65536);
+    }
 
     #[test]
     fn one_page_and_two_page_transfers() {

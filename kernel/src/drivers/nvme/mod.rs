@@ -34,8 +34,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capos_kcore::nvme::{
-    build_prps, cq_doorbell, opcode, parse_identify_namespace, register_window, sq_doorbell, status_text, Command, Completion, NamespaceInfo,
-    Taken, Tags,
+    build_prps, cq_doorbell, number_of_queues_command, opcode, parse_identify_namespace, queue_pairs_granted, register_window, sq_doorbell,
+    status_text, Command, Completion, NamespaceInfo, Taken, Tags,
 };
 use super::block::SharedBlock;
 use capos_storage::BlockError;
@@ -50,8 +50,12 @@ const IO_TIMEOUT_NS: u64 = 10_000_000_000;
 /// Largest transfer per command (further capped by MDTS).
 const MAX_TRANSFER: u64 = 128 * 1024;
 const MAX_CONTROLLERS: usize = 8;
-/// Queue pairs per controller: admin (0) and one I/O queue (1).
-const QUEUE_PAIRS: u16 = 2;
+/// Queue pairs per controller: admin (0), the I/O queue (1) and, where
+/// the controller grants it and MSI-X serves queue 1, the polled I/O queue
+/// (2). Without the polled queue everything uses queue 1.
+const QUEUE_PAIRS: u16 = 3;
+/// The I/O queues a waiter may use ([`Watch`] has one ring each).
+const IO_QUEUES: usize = 2;
 
 /// Driver-specific `BlockError::Device` statuses, above every NVMe status
 /// (which fits in 15 bits).
@@ -72,30 +76,35 @@ pub const STATUS_ABORTED_BY_RESET: u32 = 0xfffb;
 static IRQS: [AtomicU64; MAX_CONTROLLERS] = [const { AtomicU64::new(0) }; MAX_CONTROLLERS];
 static VECTOR_OWNER: [AtomicU8; 256] = [const { AtomicU8::new(0xff) }; 256];
 
-/// Each bound controller's I/O completion ring as a waiter sees it without
-/// the controller's lock: where the ring is and where its head stood at
-/// the last reap (`queue::posted_at`), and how many reaps there have been
-/// (a waiter whose completion another reaped sees the count move).
+/// Each bound controller's I/O completion rings as a waiter sees them
+/// without the controller's lock: where each ring is and where its head
+/// stood at the last reap (`queue::posted_at`; index 0 the interrupting
+/// queue, 1 the polled one, its ring 0 when there is none), and how many
+/// reaps there have been (a waiter whose completion another reaped sees
+/// the count move).
 /// Written under the controller's lock, read by waiters spinning outside it.
-/// Whatever reaps the I/O ring publishes where its head is after:
-/// `Controller::reap_io`, `recover` (a reset restarts the ring) and the
+/// Whatever reaps an I/O ring publishes where its head is after:
+/// `Controller::reap_io`, `recover` (a reset restarts the rings) and the
 /// raw `stream` (once, at its end); a stale head makes a waiter spin to
 /// its deadline.
 struct Watch {
-    ring: AtomicU64,
-    point: AtomicU32,
+    ring: [AtomicU64; IO_QUEUES],
+    point: [AtomicU32; IO_QUEUES],
     reaps: AtomicU64,
 }
 
-static WATCH: [Watch; MAX_CONTROLLERS] = [const { Watch { ring: AtomicU64::new(0), point: AtomicU32::new(0), reaps: AtomicU64::new(0) } }; MAX_CONTROLLERS];
+static WATCH: [Watch; MAX_CONTROLLERS] = [const {
+    Watch { ring: [const { AtomicU64::new(0) }; IO_QUEUES], point: [const { AtomicU32::new(0) }; IO_QUEUES], reaps: AtomicU64::new(0) }
+}; MAX_CONTROLLERS];
 
 impl Watch {
-    /// Whether something a waiter that last saw `reaps` reaps should look
-    /// at has happened: a completion posted and not reaped, or a reap.
+    /// Whether something a waiter on I/O queue `q` (an index into the
+    /// rings) that last saw `reaps` reaps should look at has happened: a
+    /// completion posted on its ring and not reaped, or a reap.
     #[inline(always)]
-    fn moved(&self, reaps: u64) -> bool {
-        let ring = self.ring.load(Ordering::Acquire);
-        self.reaps.load(Ordering::Acquire) != reaps || (ring != 0 && queue::posted_at(ring, self.point.load(Ordering::Acquire)))
+    fn moved(&self, q: usize, reaps: u64) -> bool {
+        let ring = self.ring[q & 1].load(Ordering::Acquire);
+        self.reaps.load(Ordering::Acquire) != reaps || (ring != 0 && queue::posted_at(ring, self.point[q & 1].load(Ordering::Acquire)))
     }
 }
 
@@ -154,7 +163,16 @@ pub struct Controller {
     /// CAP.TO: how long CSTS.RDY may take to follow CC.EN.
     ready_timeout_ms: u64,
     admin: QueuePair,
+    /// The I/O queue: its completions interrupt when MSI-X serves it
+    /// (`io_cq_interrupts`); halting waiters use it.
     io: QueuePair,
+    /// The polled I/O queue (no interrupts), for waiters that spin:
+    /// interrupts off (a system call) or not on the CPU the vectors
+    /// target. Their completions would otherwise raise an interrupt that
+    /// nobody waits for, handled wherever it lands. None without MSI-X
+    /// (queue 1 is polled then) or when the controller grants one I/O
+    /// queue pair.
+    poll: Option<QueuePair>,
     pub msix: bool,
     pub model: String,
     pub serial: String,
@@ -225,17 +243,27 @@ impl Controller {
         self.wait_ready(true)
     }
 
-    /// Create the I/O completion queue (physically contiguous, interrupts
-    /// on when MSI-X serves it) and the submission queue bound to it.
+    /// Create the I/O completion queues (physically contiguous; queue 1's
+    /// interrupts on when MSI-X serves it, the polled queue's off) and the
+    /// submission queue bound to each.
     fn create_io_queues(&mut self) -> Result<(), NvmeError> {
         let iv = if self.io_cq_interrupts { (self.io_vector_index as u32) << 16 | 1 << 1 } else { 0 };
-        let qd = (self.io.depth as u32 - 1) << 16;
-        let qid = self.io.qid as u32;
-        let cq = Command { opcode: opcode::ADMIN_CREATE_CQ, prp1: self.io.cq_phys(), cdw10: qd | qid, cdw11: iv | 1, ..Command::default() };
-        self.admin_command(cq)?;
-        let sq = Command { opcode: opcode::ADMIN_CREATE_SQ, prp1: self.io.sq_phys(), cdw10: qd | qid, cdw11: (qid << 16) | 1, ..Command::default() };
-        self.admin_command(sq)?;
+        let (io, poll) = (Self::create_commands(&self.io, iv), self.poll.as_ref().map(|q| Self::create_commands(q, 0)));
+        for cmd in io.into_iter().chain(poll.into_iter().flatten()) {
+            self.admin_command(cmd)?;
+        }
         Ok(())
+    }
+
+    /// Create I/O Completion Queue (interrupt bits `iv`) and Create I/O
+    /// Submission Queue for queue pair `q`.
+    fn create_commands(q: &QueuePair, iv: u32) -> [Command; 2] {
+        let qd = (q.depth as u32 - 1) << 16;
+        let qid = q.qid as u32;
+        [
+            Command { opcode: opcode::ADMIN_CREATE_CQ, prp1: q.cq_phys(), cdw10: qd | qid, cdw11: iv | 1, ..Command::default() },
+            Command { opcode: opcode::ADMIN_CREATE_SQ, prp1: q.sq_phys(), cdw10: qd | qid, cdw11: (qid << 16) | 1, ..Command::default() },
+        ]
     }
 
     /// Reset the controller and bring it back to where bring-up left it.
@@ -247,6 +275,9 @@ impl Controller {
         self.wait_ready(false)?;
         self.admin.reset();
         self.io.reset();
+        if let Some(q) = self.poll.as_mut() {
+            q.reset();
+        }
         self.enable()?;
         self.create_io_queues()
     }
@@ -382,6 +413,12 @@ impl Controller {
         true
     }
 
+    /// Whether the controller has the polled I/O queue (spinning waiters'
+    /// commands raise no interrupt).
+    pub fn has_polled_queue(&self) -> bool {
+        self.poll.is_some()
+    }
+
     /// Poll iterations that found nothing, so far.
     pub fn polls(&self) -> u64 {
         self.polls
@@ -414,7 +451,7 @@ impl Controller {
         let w = &WATCH[self.index];
         // Bracketed as a real wait's spin is ([`io_command`]).
         capos_abi::icount::device_wait_begin();
-        let spun = spin_until_moved(w, w.reaps.load(Ordering::Acquire), rdtsc().saturating_add(self.io_timeout_ticks), n);
+        let spun = spin_until_moved(w, self.queue_for(false), w.reaps.load(Ordering::Acquire), rdtsc().saturating_add(self.io_timeout_ticks), n);
         capos_abi::icount::device_wait_end();
         n == 0 || spun == n
     }
@@ -443,31 +480,76 @@ impl Controller {
         self.admin_command(cmd).map(|_| ())
     }
 
-    /// Publish the I/O ring's head for waiters outside the lock ([`Watch`]).
-    #[inline(always)]
+    /// Publish the I/O rings' heads for waiters outside the lock ([`Watch`]).
     fn publish(&self) {
-        let (ring, point) = self.io.watch_point();
-        let w = &WATCH[self.index];
-        w.ring.store(ring, Ordering::Relaxed);
-        w.point.store(point, Ordering::Release);
+        for q in 0..IO_QUEUES {
+            self.publish_queue(q);
+        }
     }
 
-    /// Take every I/O completion the controller posted into its command's
-    /// slot. A completion no command waits for means the queue is out of
-    /// step: the controller is reset, which ends every command in flight.
+    /// Publish I/O queue `q`'s ring head, if the controller has that queue.
     #[inline(always)]
-    fn reap_io(&mut self) {
+    fn publish_queue(&self, q: usize) {
+        let pair = match (q, self.poll.as_ref()) {
+            (1, Some(p)) => p,
+            (1, None) => return,
+            _ => &self.io,
+        };
+        let (ring, point) = pair.watch_point();
+        let w = &WATCH[self.index];
+        w.ring[q & 1].store(ring, Ordering::Relaxed);
+        w.point[q & 1].store(point, Ordering::Release);
+    }
+
+    /// The I/O queue a waiter uses ([`Watch`] index): the polled one when
+    /// there is one and the waiter does not halt for an interrupt.
+    #[inline(always)]
+    fn queue_for(&self, halt: bool) -> usize {
+        (!halt && self.poll.is_some()) as usize
+    }
+
+    /// Take every I/O completion the controller posted on I/O queue `q`
+    /// into its command's slot (the slots are the controller's, so a
+    /// command id names one command whichever queue it went to). Each
+    /// queue is reaped by its own waiters: every command's owner looks at
+    /// the queue it submitted to until its completion is in its slot. A
+    /// completion no command waits for means the queue is out of step: the
+    /// controller is reset, which ends every command in flight.
+    #[inline(always)]
+    fn reap_io(&mut self, q: usize) {
+        let Controller { io, poll, tags, index, .. } = self;
+        let pair = match (q, poll.as_mut()) {
+            (1, Some(p)) => p,
+            _ => io,
+        };
         let mut any = false;
-        while let Some(c) = self.io.reap() {
+        let mut stray = None;
+        while let Some(c) = pair.reap() {
             any = true;
-            if let Err(s) = self.tags.complete(c) {
-                self.recover(&format!("completion for cid {} that no command waits for", s.cid), STATUS_OUT_OF_STEP);
+            if let Err(s) = tags.complete(c) {
+                stray = Some(s.cid);
                 break;
             }
         }
         if any {
-            self.publish();
-            WATCH[self.index].reaps.fetch_add(1, Ordering::Release);
+            let (ring, point) = pair.watch_point();
+            let w = &WATCH[*index];
+            w.ring[q & 1].store(ring, Ordering::Relaxed);
+            w.point[q & 1].store(point, Ordering::Release);
+            w.reaps.fetch_add(1, Ordering::Release);
+        }
+        if let Some(cid) = stray {
+            self.recover(&format!("completion for cid {} that no command waits for", cid), STATUS_OUT_OF_STEP);
+        }
+    }
+
+    /// I/O queue `q` ([`Watch`] index; [`queue_for`](Self::queue_for)
+    /// names the polled one only when there is one).
+    #[inline(always)]
+    fn io_queue(&mut self, q: usize) -> &mut QueuePair {
+        match (q, self.poll.as_mut()) {
+            (1, Some(p)) => p,
+            _ => &mut self.io,
         }
     }
 
@@ -558,9 +640,9 @@ pub struct Namespace {
 /// interrupts on. Not inlined: a benchmark's replay
 /// ([`Controller::replay_polls`]) runs exactly these instructions.
 #[inline(never)]
-fn spin_until_moved(w: &Watch, reaps: u64, deadline: u64, turns: u64) -> u64 {
+fn spin_until_moved(w: &Watch, q: usize, reaps: u64, deadline: u64, turns: u64) -> u64 {
     let mut n = 0;
-    while n < turns && !w.moved(reaps) && rdtsc() <= deadline {
+    while n < turns && !w.moved(q, reaps) && rdtsc() <= deadline {
         n += 1;
         core::hint::spin_loop();
         interrupt_window();
@@ -570,9 +652,9 @@ fn spin_until_moved(w: &Watch, reaps: u64, deadline: u64, turns: u64) -> u64 {
 
 /// [`spin_until_moved`] with no turn limit, left out of the instruction
 /// counter (how long it spins is host time); returns the turns spun.
-fn spin_bracketed(w: &Watch, reaps: u64, deadline: u64) -> u64 {
+fn spin_bracketed(w: &Watch, q: usize, reaps: u64, deadline: u64) -> u64 {
     capos_abi::icount::device_wait_begin();
-    let spun = spin_until_moved(w, reaps, deadline, u64::MAX);
+    let spun = spin_until_moved(w, q, reaps, deadline, u64::MAX);
     capos_abi::icount::device_wait_end();
     spun
 }
@@ -583,8 +665,10 @@ fn spin_bracketed(w: &Watch, reaps: u64, deadline: u64) -> u64 {
 /// submit under the lock; then look under it again, taking whatever
 /// completions have arrived (anyone's, into their slots), until this
 /// command's is in its slot. Between looks it halts for an interrupt
-/// (interrupts on, MSI-X, on the CPU the vectors target) or spins
-/// outside the lock until a completion is posted or reaped; the spin
+/// (interrupts on, MSI-X, on the CPU the vectors target: the command goes
+/// to the interrupting queue) or spins outside the lock until a
+/// completion is posted or reaped (the command goes to the polled queue
+/// where there is one, so it raises no interrupt); the spin
 /// leaves the interrupt flag as it found it and is left out of the
 /// instruction counter (how long the device takes is host time). A
 /// command that misses its deadline resets the controller before the
@@ -594,7 +678,7 @@ fn spin_bracketed(w: &Watch, reaps: u64, deadline: u64) -> u64 {
 fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(&mut Controller, usize, u16) -> Result<Command, BlockError>) -> Result<Completion, BlockError> {
     let w = &WATCH[index];
     let irqs_on = interrupts_enabled();
-    let (slot, cid, deadline, halt, mut reaps) = {
+    let (slot, cid, deadline, halt, q, mut reaps) = {
         let mut full_since = None;
         loop {
             let mut c = ctrl.lock();
@@ -611,8 +695,9 @@ fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(
                             // pending until the first halt, which it ends.
                             set_interrupts(false);
                         }
-                        c.io.submit(&cmd);
-                        break (slot, cid, rdtsc().saturating_add(c.io_timeout_ticks), halt, w.reaps.load(Ordering::Acquire));
+                        let q = c.queue_for(halt);
+                        c.io_queue(q).submit(&cmd);
+                        break (slot, cid, rdtsc().saturating_add(c.io_timeout_ticks), halt, q, w.reaps.load(Ordering::Acquire));
                     }
                     Err(e) => {
                         c.tags.unclaim(slot);
@@ -624,11 +709,12 @@ fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(
             // deadline bounds its slot's time; this one bounds ours).
             let reaps = w.reaps.load(Ordering::Acquire);
             let deadline = *full_since.get_or_insert_with(|| rdtsc().saturating_add(c.io_timeout_ticks));
+            let q = c.queue_for(false);
             drop(c);
             if rdtsc() > deadline {
                 return Err(BlockError::Timeout);
             }
-            spin_bracketed(w, reaps, deadline);
+            spin_bracketed(w, q, reaps, deadline);
         }
     };
     // Wait first: a command just submitted is not complete yet.
@@ -642,11 +728,11 @@ fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(
             set_interrupts(false);
             spun = 0;
         } else {
-            spun = spin_bracketed(w, reaps, deadline);
+            spun = spin_bracketed(w, q, reaps, deadline);
         }
         let mut c = ctrl.lock();
         c.polls += spun;
-        c.reap_io();
+        c.reap_io(q);
         let taken = match c.tags.take(slot) {
             Some(Taken::Done(done)) => Some(Ok(done)),
             Some(Taken::Aborted) => Some(Err(BlockError::Device { status: c.abort_status })),
@@ -789,11 +875,16 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
     let head = pci::map_bar_mmio(dev, 0, 0, bar.size.min(0x1000)).map_err(map_err)?;
     let cap = head.split64::<ReadOnly>(0).map_err(|e| NvmeError(format!("BAR0 too small for CAP: {}", e)))?.read();
     let dstrd = ((cap >> 32) & 0xf) as u32;
-    let window_len = register_window(bar.size, dstrd, QUEUE_PAIRS).map_err(|e| NvmeError(format!("{}", e)))?;
+    // Room for the polled queue's doorbells too, if BAR0 has it.
+    let (window_len, pairs) = match register_window(bar.size, dstrd, QUEUE_PAIRS) {
+        Ok(len) => (len, QUEUE_PAIRS),
+        Err(_) => (register_window(bar.size, dstrd, QUEUE_PAIRS - 1).map_err(|e| NvmeError(format!("{}", e)))?, QUEUE_PAIRS - 1),
+    };
     let window = pci::map_bar_mmio(dev, 0, 0, window_len).map_err(map_err)?;
     let regs = Registers::new(&window)?;
     let (asq_db, acq_db) = doorbells(&window, 0, dstrd)?;
     let (iosq_db, iocq_db) = doorbells(&window, 1, dstrd)?;
+    let poll_doorbells = if pairs == QUEUE_PAIRS { Some(doorbells(&window, 2, dstrd)?) } else { None };
     pci::enable_bus_master(dev);
     let ready_timeout_ms = ((cap >> 24) & 0xff).max(1) * 500;
     let mqes = (cap & 0xffff) as u16 + 1;
@@ -814,6 +905,7 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
         func: dev.func.clone(),
         admin: QueuePair::new(0, ADMIN_DEPTH.min(mqes), asq_db, acq_db)?,
         io: QueuePair::new(1, io_depth, iosq_db, iocq_db)?,
+        poll: None,
         regs,
         ready_timeout_ms,
         msix: false,
@@ -884,6 +976,17 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
     }
     let nn = u32::from_le_bytes([id[516], id[517], id[518], id[519]]);
 
+    // A second, polled I/O queue where MSI-X serves the first (without
+    // MSI-X the first is polled already) and the controller grants two
+    // (Set Features, Number of Queues: asked once, before any I/O queue
+    // exists; the grant holds across resets).
+    if let (true, Some((sq_db, cq_db))) = (c.msix, poll_doorbells) {
+        match c.admin_command(number_of_queues_command(2)) {
+            Ok(done) if queue_pairs_granted(done.result) >= 2 => c.poll = Some(QueuePair::new(2, io_depth, sq_db, cq_db)?),
+            Ok(done) => log::info!("nvme {}: {} I/O queue pair granted; spinning waiters share the interrupting queue", c.address, queue_pairs_granted(done.result)),
+            Err(e) => log::info!("nvme {}: Number of Queues refused ({}); spinning waiters share the interrupting queue", c.address, e.0),
+        }
+    }
     c.create_io_queues()?;
 
     // Active namespaces (CNS 2), at most 8 used; the rest are logged.
@@ -904,7 +1007,11 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
     log::info!(
         "nvme {}: '{}' serial '{}' NVMe {}.{}, {} namespace(s) of {}, queue depth {}, max transfer {} KiB, {}",
         c.address, c.model, c.serial, vs >> 16, (vs >> 8) & 0xff, namespaces.len(), nn, c.depth, c.max_transfer / 1024,
-        if c.msix { "MSI-X completions" } else { "polled completions" }
+        match (c.msix, c.poll.is_some()) {
+            (true, true) => "MSI-X completions (and a polled I/O queue for spinning waits)",
+            (true, false) => "MSI-X completions",
+            (false, _) => "polled completions",
+        }
     );
     Ok((c, namespaces))
 }

@@ -128,13 +128,16 @@ pub(super) fn blk_nvme() -> Scenario {
     // After the checksums: requests with interrupts off, as from a
     // system call.
     let expect = |mode: &'static str| -> Vec<&'static str> { vec![mode, "[PASS] nvme-irqs-off"] };
+    // With MSI-X, a spinning waiter's commands go to a second, polled
+    // queue (QEMU grants it): none of them interrupts.
+    const MSIX: &[&str] = &["MSI-X completions (and a polled I/O queue for spinning waits)", "[PASS] nvme-irqs-off", "on the polled queue, 0 interrupts"];
     Scenario {
         name: "blk-nvme",
         description: "NVMe: hash, write, flush, verify; q35 and pc with MSI-X, and the polling path; requests with interrupts off; a timed-out read resets the controller",
         capos_boot_only: false,
         boots: vec![
-            b.checked(blk_boot("q35-msix", "q35", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("MSI-X completions"))),
-            b.checked(blk_boot("pc-msix", "pc", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("MSI-X completions"))),
+            b.checked(blk_boot("q35-msix", "q35", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, MSIX)),
+            b.checked(blk_boot("pc-msix", "pc", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, MSIX)),
             b.checked(blk_boot("q35-polling", "q35", "nvme.msix=off", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("polled completions"))),
             nvme_timeout_boot("q35-msix-timeout", "test=nvme-timeout", "MSI-X completions"),
             nvme_timeout_boot("q35-polling-timeout", "test=nvme-timeout nvme.msix=off", "polled completions"),

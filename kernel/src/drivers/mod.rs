@@ -66,7 +66,16 @@ pub fn unclaimed_storage() -> Vec<&'static pci::Device> {
 pub fn init(cmdline: &capos_kcore::cmdline::Cmdline) {
     let depth = cmdline.get("nvme.depth").and_then(|d| d.parse().ok()).unwrap_or(nvme::DEFAULT_DEPTH).clamp(2, 1024);
     let msix = cmdline.get("nvme.msix") != Some("off");
-    nvme::probe(depth, msix);
+    // nvme.timeout_ms: how long an I/O command may take before the
+    // controller is reset (default 10 s); out of range is refused, loudly.
+    let timeout_ms = cmdline.get("nvme.timeout_ms").and_then(|t| match t.parse::<u64>() {
+        Ok(ms) if (nvme::MIN_IO_TIMEOUT_MS..=nvme::MAX_IO_TIMEOUT_MS).contains(&ms) => Some(ms),
+        _ => {
+            log::warn!("nvme.timeout_ms={}: not a number of ms in {}..={}; the default {} ms holds", t, nvme::MIN_IO_TIMEOUT_MS, nvme::MAX_IO_TIMEOUT_MS, nvme::IO_TIMEOUT_MS);
+            None
+        }
+    });
+    nvme::probe(depth, msix, timeout_ms.unwrap_or(nvme::IO_TIMEOUT_MS));
     virtio_blk::probe();
     virtio_scsi::probe();
     virtio_net::probe();

@@ -46,7 +46,17 @@ use crate::sync::{classes, Lock};
 pub const DEFAULT_DEPTH: u16 = 64;
 const ADMIN_DEPTH: u16 = 32;
 const ADMIN_TIMEOUT_NS: u64 = 5_000_000_000;
-const IO_TIMEOUT_NS: u64 = 10_000_000_000;
+/// An I/O command's deadline by default, and the range `nvme.timeout_ms`
+/// may set it in.
+pub const IO_TIMEOUT_MS: u64 = 10_000;
+pub const MIN_IO_TIMEOUT_MS: u64 = 10;
+pub const MAX_IO_TIMEOUT_MS: u64 = 600_000;
+/// How many times a command that a reset ended (another command timed
+/// out, or the queue fell out of step) is submitted again before its
+/// owner gets [`STATUS_ABORTED_BY_RESET`]: reads, writes and flushes may
+/// all be repeated (the reset stopped the first attempt's DMA), and a
+/// controller that keeps resetting still ends the request.
+const RESET_RETRIES: u32 = 3;
 /// Largest transfer per command (further capped by MDTS).
 const MAX_TRANSFER: u64 = 128 * 1024;
 const MAX_CONTROLLERS: usize = 8;
@@ -674,86 +684,112 @@ fn spin_bracketed(w: &Watch, q: usize, reaps: u64, deadline: u64) -> u64 {
 /// command that misses its deadline resets the controller before the
 /// error returns, ending every command in flight (their owners get
 /// [`STATUS_ABORTED_BY_RESET`]), so no late DMA lands in a buffer given
-/// back. `build` makes the command for a slot and id.
+/// back; a command ended so is submitted again, up to [`RESET_RETRIES`]
+/// times, so one request's timeout does not fail the others beside it.
+/// `build` makes the command for a slot and id.
+#[inline(always)]
 fn io_command(ctrl: &Lock<Controller>, index: usize, what: &str, build: impl Fn(&mut Controller, usize, u16) -> Result<Command, BlockError>) -> Result<Completion, BlockError> {
     let w = &WATCH[index];
     let irqs_on = interrupts_enabled();
-    let (slot, cid, deadline, halt, q, mut reaps) = {
-        let mut full_since = None;
-        loop {
-            let mut c = ctrl.lock();
-            if c.failed {
-                return Err(BlockError::Device { status: STATUS_CONTROLLER_FAILED });
-            }
-            if let Some((slot, cid)) = c.tags.claim() {
-                match build(&mut c, slot, cid) {
-                    Ok(cmd) => {
-                        let halt = irqs_on && c.msix && crate::arch::x86_64::percpu::index() == 0;
-                        if halt {
-                            // Off before the doorbell: the completion's
-                            // interrupt (QEMU may raise it at once) stays
-                            // pending until the first halt, which it ends.
-                            set_interrupts(false);
+    let mut retries = 0;
+    'attempt: loop {
+        let (slot, cid, deadline, halt, q, mut reaps) = {
+            let mut full_since = None;
+            loop {
+                let mut c = ctrl.lock();
+                if c.failed {
+                    return Err(BlockError::Device { status: STATUS_CONTROLLER_FAILED });
+                }
+                if let Some((slot, cid)) = c.tags.claim() {
+                    match build(&mut c, slot, cid) {
+                        Ok(cmd) => {
+                            let halt = irqs_on && c.msix && crate::arch::x86_64::percpu::index() == 0;
+                            if halt {
+                                // Off before the doorbell: the completion's
+                                // interrupt (QEMU may raise it at once) stays
+                                // pending until the first halt, which it ends.
+                                set_interrupts(false);
+                            }
+                            let q = c.queue_for(halt);
+                            c.io_queue(q).submit(&cmd);
+                            break (slot, cid, rdtsc().saturating_add(c.io_timeout_ticks), halt, q, w.reaps.load(Ordering::Acquire));
                         }
-                        let q = c.queue_for(halt);
-                        c.io_queue(q).submit(&cmd);
-                        break (slot, cid, rdtsc().saturating_add(c.io_timeout_ticks), halt, q, w.reaps.load(Ordering::Acquire));
-                    }
-                    Err(e) => {
-                        c.tags.unclaim(slot);
-                        return Err(e);
+                        Err(e) => {
+                            c.tags.unclaim(slot);
+                            return Err(e);
+                        }
                     }
                 }
+                // Every slot is in flight: wait for a reap (each owner's
+                // deadline bounds its slot's time; this one bounds ours).
+                let reaps = w.reaps.load(Ordering::Acquire);
+                let deadline = *full_since.get_or_insert_with(|| rdtsc().saturating_add(c.io_timeout_ticks));
+                let q = c.queue_for(false);
+                drop(c);
+                if rdtsc() > deadline {
+                    return Err(BlockError::Timeout);
+                }
+                spin_bracketed(w, q, reaps, deadline);
             }
-            // Every slot is in flight: wait for a reap (each owner's
-            // deadline bounds its slot's time; this one bounds ours).
-            let reaps = w.reaps.load(Ordering::Acquire);
-            let deadline = *full_since.get_or_insert_with(|| rdtsc().saturating_add(c.io_timeout_ticks));
-            let q = c.queue_for(false);
-            drop(c);
-            if rdtsc() > deadline {
-                return Err(BlockError::Timeout);
-            }
-            spin_bracketed(w, q, reaps, deadline);
-        }
-    };
-    // Wait first: a command just submitted is not complete yet.
-    let mut spun;
-    loop {
-        if halt {
-            // Atomic STI;HLT. The 100 Hz timer bounds the wait.
-            wait_for_interrupt();
-            // Look with interrupts off, so one arriving between the look
-            // and the next halt still ends that halt.
-            set_interrupts(false);
-            spun = 0;
-        } else {
-            spun = spin_bracketed(w, q, reaps, deadline);
-        }
-        let mut c = ctrl.lock();
-        c.polls += spun;
-        c.reap_io(q);
-        let taken = match c.tags.take(slot) {
-            Some(Taken::Done(done)) => Some(Ok(done)),
-            Some(Taken::Aborted) => Some(Err(BlockError::Device { status: c.abort_status })),
-            None if rdtsc() > deadline => {
-                let ms = crate::time::tsc_ticks_to_ms(c.io_timeout_ticks);
-                c.recover(&format!("command cid {} ({}) timed out after {} ms", cid, what, ms), STATUS_ABORTED_BY_RESET);
-                let _ = c.tags.take(slot);
-                Some(Err(BlockError::Timeout))
-            }
-            None => None,
         };
-        // Read under the lock: a reap after this one moves it.
-        reaps = w.reaps.load(Ordering::Acquire);
-        drop(c);
-        if let Some(r) = taken {
+        // Wait first: a command just submitted is not complete yet.
+        let mut spun;
+        loop {
             if halt {
-                set_interrupts(true);
+                // Atomic STI;HLT. The 100 Hz timer bounds the wait.
+                wait_for_interrupt();
+                // Look with interrupts off, so one arriving between the look
+                // and the next halt still ends that halt.
+                set_interrupts(false);
+                spun = 0;
+            } else {
+                spun = spin_bracketed(w, q, reaps, deadline);
             }
-            return r;
+            let mut c = ctrl.lock();
+            c.polls += spun;
+            c.reap_io(q);
+            let mut again = None;
+            let taken = match c.tags.take(slot) {
+                Some(Taken::Done(done)) => Some(Ok(done)),
+                Some(Taken::Aborted) if retries < RESET_RETRIES && !c.failed => {
+                    again = Some(c.abort_status);
+                    None
+                }
+                Some(Taken::Aborted) => Some(Err(BlockError::Device { status: c.abort_status })),
+                None if rdtsc() > deadline => {
+                    let ms = crate::time::tsc_ticks_to_ms(c.io_timeout_ticks);
+                    c.recover(&format!("command cid {} ({}) timed out after {} ms", cid, what, ms), STATUS_ABORTED_BY_RESET);
+                    let _ = c.tags.take(slot);
+                    Some(Err(BlockError::Timeout))
+                }
+                None => None,
+            };
+            // Read under the lock: a reap after this one moves it.
+            reaps = w.reaps.load(Ordering::Acquire);
+            drop(c);
+            if let Some(status) = again {
+                if halt {
+                    set_interrupts(true);
+                }
+                retries += 1;
+                submitted_again(index, what, status, retries);
+                continue 'attempt;
+            }
+            if let Some(r) = taken {
+                if halt {
+                    set_interrupts(true);
+                }
+                return r;
+            }
         }
     }
+}
+
+/// [`io_command`]'s note that a reset ended its command, submitted again.
+#[cold]
+#[inline(never)]
+fn submitted_again(index: usize, what: &str, status: u32, retries: u32) {
+    log::warn!("nvme{}: a {} ended by a controller reset (status {:#x}); submitted again ({} of {})", index, what, status, retries, RESET_RETRIES);
 }
 
 /// One namespace as a block device. Requests take the controller's lock
@@ -867,7 +903,7 @@ pub fn controllers() -> Vec<Arc<Lock<Controller>>> {
     CONTROLLERS.lock().clone()
 }
 
-fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Result<(Controller, Vec<Namespace>), NvmeError> {
+fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool, io_timeout_ms: u64) -> Result<(Controller, Vec<Namespace>), NvmeError> {
     let bar = dev.bar(0).ok_or(NvmeError("no BAR0".into()))?;
     let map_err = |e: pci::BarMapError| NvmeError(format!("mapping BAR0 ({:#x} bytes): {:?}", bar.size, e));
     // CAP first, from the register page; its doorbell stride says how much
@@ -921,7 +957,7 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
         io_vector_index: 0,
         io_cq_interrupts: false,
         admin_timeout_ticks: crate::time::tsc_ticks(ADMIN_TIMEOUT_NS),
-        io_timeout_ticks: crate::time::tsc_ticks(IO_TIMEOUT_NS),
+        io_timeout_ticks: crate::time::tsc_ticks(io_timeout_ms.saturating_mul(1_000_000)),
         resets: 0,
         failed: false,
         polls: 0,
@@ -1017,7 +1053,7 @@ fn init_controller(index: usize, dev: &Device, depth: u16, use_msix: bool) -> Re
 }
 
 /// Bind every NVMe controller (class 01:08:02).
-pub fn probe(depth: u16, use_msix: bool) {
+pub fn probe(depth: u16, use_msix: bool, io_timeout_ms: u64) {
     let Some(p) = pci::get() else { return };
     for dev in p.devices.iter().filter(|d| d.class == 0x01 && d.subclass == 0x08 && d.prog_if == 0x02) {
         let index = CONTROLLERS.lock().len();
@@ -1025,7 +1061,7 @@ pub fn probe(depth: u16, use_msix: bool) {
             log::warn!("nvme {}: more than {} controllers; ignored", dev.address(), MAX_CONTROLLERS);
             continue;
         }
-        match init_controller(index, dev, depth, use_msix) {
+        match init_controller(index, dev, depth, use_msix, io_timeout_ms) {
             Ok((mut c, namespaces)) => {
                 c.namespaces = namespaces.clone();
                 c.publish();

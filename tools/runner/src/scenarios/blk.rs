@@ -126,10 +126,8 @@ pub(super) fn blk_nvme() -> Scenario {
     let b = blk_settings();
     let disk = |name| BlkDisk { guest_name: name, kind: DiskKind::Nvme, size: b.size, seed: 2, source: b.image.clone() };
     // After the checksums: requests with interrupts off, as from a
-    // system call.
-    let expect = |mode: &'static str| -> Vec<&'static str> { vec![mode, "[PASS] nvme-irqs-off"] };
-    // With MSI-X, a spinning waiter's commands go to a second, polled
-    // queue (QEMU grants it): none of them interrupts.
+    // system call. With MSI-X, a spinning waiter's commands go to a
+    // second, polled queue (QEMU grants it): none of them interrupts.
     const MSIX: &[&str] = &["MSI-X completions (and a polled I/O queue for spinning waits)", "[PASS] nvme-irqs-off", "on the polled queue, 0 interrupts"];
     Scenario {
         name: "blk-nvme",
@@ -138,7 +136,16 @@ pub(super) fn blk_nvme() -> Scenario {
         boots: vec![
             b.checked(blk_boot("q35-msix", "q35", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, MSIX)),
             b.checked(blk_boot("pc-msix", "pc", "", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, MSIX)),
-            b.checked(blk_boot("q35-polling", "q35", "nvme.msix=off", "nvme-irqs-off", vec![disk("nvme0n1")], b.read_mib, &expect("polled completions"))),
+            // Also a deadline out of range: refused aloud, the default kept.
+            b.checked(blk_boot(
+                "q35-polling",
+                "q35",
+                "nvme.msix=off nvme.timeout_ms=5",
+                "nvme-irqs-off",
+                vec![disk("nvme0n1")],
+                b.read_mib,
+                &["polled completions", "[PASS] nvme-irqs-off", "nvme.timeout_ms=5: not a number of ms in 10..=600000; the default 10000 ms holds"],
+            )),
             nvme_timeout_boot("q35-msix-timeout", "test=nvme-timeout", "MSI-X completions"),
             nvme_timeout_boot("q35-polling-timeout", "test=nvme-timeout nvme.msix=off", "polled completions"),
         ],

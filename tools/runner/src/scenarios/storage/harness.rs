@@ -40,6 +40,9 @@ pub(super) struct Run<'a> {
     /// longest interrupts-off span in a capability call to
     /// [`CAP_CALL_IRQ_OFF_BOUND`].
     pub(super) icount: bool,
+    /// Kernel command-line words the next boots add to `exit_when_idle`
+    /// (block-cap's `nvme.timeout_ms=`).
+    pub(super) cmdline: String,
 }
 
 /// Under `-icount shift=5` every executed instruction advances the
@@ -211,16 +214,18 @@ impl Run<'_> {
     pub(super) fn boot_on(&mut self, name: &str, manifest: &str, machine: &Machine, disk_args: &[String], kill: Option<KillPlan>, timeout_secs: u64) -> Result<BootOut, String> {
         let mpath = self.dir.join(format!("{}.manifest", name));
         std::fs::write(&mpath, manifest).map_err(|e| format!("{}: {}", mpath.display(), e))?;
-        // Boots with the same manifest share one boot volume (the
-        // recovery scenario boots the same one twenty times).
-        let esp = match self.volumes.get(manifest) {
+        // Boots with the same manifest and command line share one boot
+        // volume (the recovery scenario boots the same one twenty times).
+        let cmdline = format!("exit_when_idle {}", self.cmdline);
+        let key = format!("{}\n{}", cmdline, manifest);
+        let esp = match self.volumes.get(&key) {
             Some(p) => p.clone(),
             None => {
                 let mstr = self.path_str(&mpath)?;
-                let volume = crate::volumes::userspace::volume(self.s, self.art, &mstr, "exit_when_idle")?;
+                let volume = crate::volumes::userspace::volume(self.s, self.art, &mstr, cmdline.trim())?;
                 let esp = self.dir.join(format!("{}.esp.img", name));
                 volume.write(&esp)?;
-                self.volumes.insert(manifest.to_string(), esp.clone());
+                self.volumes.insert(key, esp.clone());
                 esp
             }
         };

@@ -146,7 +146,7 @@ pub fn run_scenario(s: &Settings, art: &Artifacts, fw: &Firmware, sc: &StorageSc
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return t.fail(sc.name, &format!("{}: {}", dir.display(), e));
     }
-    let mut run = Run { s, art, fw, dir, t, name: sc.name, tool: None, volumes: HashMap::new(), icount: false };
+    let mut run = Run { s, art, fw, dir, t, name: sc.name, tool: None, volumes: HashMap::new(), icount: false, cmdline: String::new() };
     if let Err(e) = (sc.run)(&mut run) {
         run.t.fail(sc.name, &e);
     }

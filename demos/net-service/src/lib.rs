@@ -3,6 +3,8 @@
 //! `main.rs` wires it to the `Nic` capability, the clock and the endpoint,
 //! and runs the loop that answers waiting calls later.
 //!
+//! - [`fin_repeat`]: a peer's repeated FIN handed to smoltcp as the
+//!   acknowledgment it carries (a workaround, said why there);
 //! - [`policy`]: which grant may do what (the manifest's grant terms);
 //! - [`service`]: the socket table and its bounds, the calls kept until
 //!   they can finish, smoltcp behind `capos_serve::net`'s traits;
@@ -11,6 +13,7 @@
 
 extern crate alloc;
 
+pub mod fin_repeat;
 pub mod policy;
 pub mod service;
 

@@ -27,7 +27,10 @@
 //! 2. A FIN is noted with its own sequence number (after any data the
 //!    segment carries); a SYN or RST of the connection forgets it.
 //! 3. Only a noted, taken FIN's repeats are rewritten, and only when they
-//!    carry no data.
+//!    carry no data and acknowledge more than the peer had before: a
+//!    repeat with nothing new is the FIN sent again because our
+//!    acknowledgment of it was lost, and goes to smoltcp as it came, which
+//!    answers it with that acknowledgment (rewritten, nothing would).
 //! 4. At most [`MAX_NOTED`] connections are noted; past that all are
 //!    forgotten (a repeat is then passed on as it came: the stall this
 //!    works around, never a wrong rewrite).
@@ -47,9 +50,8 @@ pub type Tuple = ([u8; 4], u16, [u8; 4], u16);
 
 #[derive(Default)]
 pub struct FinRepeats {
-    /// The peer's FIN by connection: its sequence number, and whether
-    /// smoltcp has taken it.
-    noted: BTreeMap<Tuple, (u32, bool)>,
+    /// The peer's FIN by connection.
+    noted: BTreeMap<Tuple, Fin>,
     /// Noted FINs not yet taken (the service looks at its sockets only
     /// while there are some).
     untaken: usize,
@@ -61,12 +63,30 @@ pub struct FinRepeats {
     pub hold: bool,
 }
 
+/// A peer's FIN: its sequence number, whether smoltcp has taken it, and
+/// the highest acknowledgment the peer has sent since (rule 3).
+#[derive(Clone, Copy)]
+struct Fin {
+    seq: u32,
+    taken: bool,
+    ack: Option<u32>,
+}
+
+/// Whether acknowledgment `ack` is beyond `last` (sequence numbers wrap).
+fn newer(ack: Option<u32>, last: Option<u32>) -> bool {
+    match (ack, last) {
+        (Some(a), Some(l)) => (a.wrapping_sub(l) as i32) > 0,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 /// What a frame is, for this module.
 enum Seen {
     Other,
     /// A TCP segment: its connection, sequence number, data length and
     /// flags (SYN, FIN, RST).
-    Tcp { tuple: Tuple, seq: u32, len: usize, syn: bool, fin: bool, rst: bool },
+    Tcp { tuple: Tuple, seq: u32, ack: Option<u32>, len: usize, syn: bool, fin: bool, rst: bool },
 }
 
 fn look(frame: &[u8]) -> Seen {
@@ -80,7 +100,8 @@ fn look(frame: &[u8]) -> Seen {
     }
     let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else { return Seen::Other };
     let tuple = (ip.src_addr().octets(), tcp.src_port(), ip.dst_addr().octets(), tcp.dst_port());
-    Seen::Tcp { tuple, seq: tcp.seq_number().0 as u32, len: tcp.payload().len(), syn: tcp.syn(), fin: tcp.fin(), rst: tcp.rst() }
+    let ack = tcp.ack().then(|| tcp.ack_number().0 as u32);
+    Seen::Tcp { tuple, seq: tcp.seq_number().0 as u32, ack, len: tcp.payload().len(), syn: tcp.syn(), fin: tcp.fin(), rst: tcp.rst() }
 }
 
 impl FinRepeats {
@@ -88,26 +109,40 @@ impl FinRepeats {
     /// taken FIN that [`rewrite`](Self::rewrite) must turn into an
     /// acknowledgment (rule 3).
     pub fn on_frame(&mut self, frame: &[u8]) -> bool {
-        let Seen::Tcp { tuple, seq, len, syn, fin, rst } = look(frame) else { return false };
+        let Seen::Tcp { tuple, seq, ack, len, syn, fin, rst } = look(frame) else { return false };
         if syn || rst {
-            if let Some((_, taken)) = self.noted.remove(&tuple) {
-                self.untaken -= !taken as usize;
-            }
+            self.forget(tuple);
             return false;
         }
-        if !fin {
+        if self.noted.is_empty() && !fin {
             return false;
         }
         let fin_seq = seq.wrapping_add(len as u32);
-        match self.noted.get(&tuple) {
-            Some(&(s, true)) if s == fin_seq => len == 0,
-            Some(&(s, false)) if s == fin_seq => false,
+        match self.noted.get_mut(&tuple) {
+            // A repeat of a taken FIN that acknowledges more than the peer
+            // had: rewritten. One that does not (the FIN sent again, our
+            // acknowledgment of it lost) goes as it came: smoltcp answers
+            // it with that acknowledgment.
+            Some(f) if fin && f.seq == fin_seq => {
+                let rewrite = f.taken && len == 0 && newer(ack, f.ack);
+                if newer(ack, f.ack) {
+                    f.ack = ack;
+                }
+                rewrite
+            }
+            Some(f) if !fin => {
+                if newer(ack, f.ack) {
+                    f.ack = ack;
+                }
+                false
+            }
+            None if !fin => false,
             _ => {
                 if self.noted.len() >= MAX_NOTED {
                     self.noted.clear();
                     self.untaken = 0;
                 }
-                if let Some((_, false)) = self.noted.insert(tuple, (fin_seq, false)) {
+                if let Some(Fin { taken: false, .. }) = self.noted.insert(tuple, Fin { seq: fin_seq, taken: false, ack }) {
                     self.untaken -= 1;
                 }
                 self.untaken += 1;
@@ -126,9 +161,9 @@ impl FinRepeats {
     /// smoltcp has taken the FIN of connection `tuple` (its socket is past
     /// one: CLOSE-WAIT, LAST-ACK, CLOSING or TIME-WAIT).
     pub fn taken(&mut self, tuple: Tuple) {
-        if let Some((_, taken)) = self.noted.get_mut(&tuple) {
-            if !*taken {
-                *taken = true;
+        if let Some(f) = self.noted.get_mut(&tuple) {
+            if !f.taken {
+                f.taken = true;
                 self.untaken -= 1;
             }
         }
@@ -139,14 +174,14 @@ impl FinRepeats {
     /// out of order say, is noted afresh when repeated, and reaches
     /// smoltcp as it came).
     pub fn drop_untaken(&mut self) {
-        self.noted.retain(|_, (_, taken)| *taken);
+        self.noted.retain(|_, f| f.taken);
         self.untaken = 0;
     }
 
     /// Forget connection `tuple` (its socket is gone).
     pub fn forget(&mut self, tuple: Tuple) {
-        if let Some((_, taken)) = self.noted.remove(&tuple) {
-            self.untaken -= !taken as usize;
+        if let Some(f) = self.noted.remove(&tuple) {
+            self.untaken -= !f.taken as usize;
         }
     }
 
@@ -304,6 +339,10 @@ mod tests {
         r.rewrite(&mut later);
         assert_eq!(parsed(&later), (1101, 70, false, true), "seq one past the FIN, the ack kept, FIN cleared, checksum right");
         assert_eq!(r.rewritten, 1);
+        // The FIN again with nothing new acknowledged: the peer lost our
+        // acknowledgment of it and needs smoltcp's answer; as it came.
+        assert!(!r.on_frame(&segment(1100, 70, TcpControl::Fin, &[])));
+        assert!(!r.on_frame(&segment(1100, 60, TcpControl::Fin, &[])), "an older acknowledgment is nothing new either");
     }
 
     #[test]

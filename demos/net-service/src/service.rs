@@ -1308,5 +1308,11 @@ mod tests {
         assert_eq!(s.state(), tcp::State::CloseWait);
         assert_eq!(s.send_queue(), 0, "the 100 bytes were acknowledged (on the repeated FIN)");
         assert_eq!(svc.fins.rewritten, 1);
+        // The FIN once more, nothing new acknowledged (our acknowledgment
+        // of it lost): it reaches smoltcp as it came, and smoltcp answers.
+        let sent = dev.tx.len();
+        step(&mut svc, &mut dev, Some(from_peer(1001, Some(isn + 101), TcpControl::Fin, &[])));
+        assert_eq!(svc.fins.rewritten, 1);
+        assert!(dev.tx.len() > sent, "smoltcp acknowledged the repeated FIN");
     }
 }

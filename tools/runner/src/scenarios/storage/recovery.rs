@@ -210,6 +210,19 @@ pub struct CutCheck {
 /// written). `max_step` bounds the contents that may exist.
 pub fn check_cut(d: &Durable, inflight: Option<u64>, root: &Path, c: &mut Contents) -> CutCheck {
     let mut out = CutCheck::default();
+    // The steps that may have changed the tree since `d`: the one begun,
+    // and, when the tree's own step record says later steps were synced
+    // (a kill can cut the serial stream short, so their "synced" lines
+    // never arrived), every step up to the one after that record. Seen in
+    // a clean-clone run: the record said 49, the lines said 49 was in
+    // flight, and step 50 (a move over /r/d/g0) had begun.
+    let synced = d.last_step.unwrap_or(0);
+    let in_tree = tree_state(root, "/r/step").ok().flatten().and_then(|s| (synced..=synced + 8).find(|&k| step_state(k) == s));
+    let steps = match (inflight, in_tree) {
+        (i, Some(t)) if t > synced => Some((i.unwrap_or(synced + 1).min(synced + 1), (t + 1).max(i.unwrap_or(0)))),
+        (Some(i), _) => Some((i, i)),
+        (None, _) => None,
+    };
     for (path, want) in &d.states {
         let got = match tree_state(root, path) {
             Ok(s) => s,
@@ -221,9 +234,9 @@ pub fn check_cut(d: &Durable, inflight: Option<u64>, root: &Path, c: &mut Conten
         if &got == want {
             continue;
         }
-        let allowed = inflight.map(|k| inflight_states(k, path, d, c)).unwrap_or_default();
-        if allowed.contains(&got) {
-            out.notes.push(format!("{} changed by step {} in flight", path, inflight.unwrap_or(0)));
+        let by = steps.and_then(|(lo, hi)| (lo..=hi).find(|&k| inflight_states(k, path, d, c).contains(&got)));
+        if let Some(k) = by {
+            out.notes.push(format!("{} changed by step {} in flight", path, k));
             continue;
         }
         let show = |s: &FileState| match s {
@@ -236,7 +249,7 @@ pub fn check_cut(d: &Durable, inflight: Option<u64>, root: &Path, c: &mut Conten
         }
     }
     // Nothing half-written: every workload file is whole.
-    let max = inflight.or(d.last_step).unwrap_or(0) + 1;
+    let max = steps.map(|(_, hi)| hi).or(d.last_step).unwrap_or(0) + 1;
     let r = root.join(plan::ROOT);
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     for (sub, prefix) in [("", "/r/"), ("d", "/r/d/")] {

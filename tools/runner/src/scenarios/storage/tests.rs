@@ -372,6 +372,50 @@ fn a_synced_line_cut_short_by_the_kill_still_makes_its_step_durable() {
     assert_eq!(cut.states.get(&path), Some(&Some((size, sha))));
 }
 
+/// A kill can cut the serial stream short: the tree's own step record may
+/// say steps were synced whose "synced" lines never arrived. Then every
+/// step up to the one after that record may have changed the tree (the
+/// clean-clone failure of 2026-12-07: record 49, lines in flight 49, step
+/// 50 a move over /r/d/g0), and no further.
+#[test]
+fn a_cut_check_trusts_the_trees_own_step_record() {
+    let dir = tmpdir("cut-record");
+    let root = dir.join("tree");
+    let mut c = Contents::default();
+    // A Replace at k whose slot step k + 8 deletes.
+    let k = (2..2000)
+        .find(|&k| matches!(plan::action(k), plan::Action::Replace { .. }) && matches!(plan::action(k + 8), plan::Action::Delete { .. }))
+        .unwrap();
+    let plan::Action::Replace { slot } = plan::action(k) else { unreachable!() };
+    let path = format!("/r/f{}", slot);
+    let mut d = Durable::default();
+    let step = step_state(k);
+    d.absorb(
+        &[
+            BOOTED.to_string(),
+            format!("[storage-check] synced {} {} size={} sha256={}", k, path, plan::content_size(k), c.content(k).1),
+            format!("[storage-check] synced {} /r/step size={} sha256={}", k, step.0, step.1),
+        ],
+        &mut c,
+    );
+    let record = |j: u64| {
+        let mut b = [0u8; 24];
+        let n = plan::step_record(j, &mut b);
+        b[..n].to_vec()
+    };
+    // The file gone and the record at k + 7: step k + 8 may have run.
+    let tree: BTreeMap<String, Vec<u8>> = [("/r/step".to_string(), record(k + 7)), ("/r/log".to_string(), log_bytes(k))].into_iter().collect();
+    write_state(&root, &tree);
+    let ok = check_cut(&d, Some(k + 1), &root, &mut c);
+    assert!(ok.problems.is_empty(), "{:?}", ok.problems);
+    // The record at k + 6: step k + 8 cannot have begun, so the file was lost.
+    let mut short = tree.clone();
+    short.insert("/r/step".into(), record(k + 6));
+    write_state(&root, &short);
+    let bad = check_cut(&d, Some(k + 1), &root, &mut c);
+    assert_eq!(bad.lost_bytes, plan::content_size(k), "{:?}", bad.problems);
+}
+
 #[test]
 fn a_cut_check_finds_lost_half_written_and_resurrected_files() {
     let dir = tmpdir("cut");

@@ -71,20 +71,6 @@ fn stress(name: &str, server: PingClient, n: u64) -> bool {
     check("stress", true, alloc::format!("{} calls answered right in {} cycles", n + n / 8, cycles))
 }
 
-/// `--spin N` (`make bench-smp`'s spin boots): N steps of arithmetic that
-/// make no system call, timed in TSC cycles. Two such processes on 1 CPU
-/// and on 2 show what the host gives a second vCPU when the kernel is not
-/// involved: the ceiling of the ping-pong pairs' ratio.
-fn spin(name: &str, n: u64) -> bool {
-    let mut x = name.bytes().fold(1u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-    let t0 = capos_rt::syscall::rdtsc();
-    for i in 0..n {
-        x = core::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i | 1));
-    }
-    let cycles = capos_rt::syscall::rdtsc() - t0;
-    check("spin", x != 0 || n == 0, alloc::format!("{} steps in {} cycles", n, cycles))
-}
-
 const PAGE: usize = 4096;
 
 /// `len` bytes of `backing` starting on a page boundary (`backing` has a
@@ -116,10 +102,6 @@ fn main(start: &StartInfo) -> i32 {
             return 1;
         };
         return if round_trips(same, cross, n) { 0 } else { 1 };
-    }
-    if let Some(i) = start.args.iter().position(|a| a == "--spin") {
-        let n = start.args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1_000_000u64);
-        return if spin(&start.name, n) { 0 } else { 1 };
     }
     let Some(server) = start.cap("server").map(PingClient) else {
         println!("[FAIL] ipc-setup: no capability 'server' granted");

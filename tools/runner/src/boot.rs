@@ -44,6 +44,8 @@ pub struct Boot {
     pub input_error: Option<String>,
     /// Checks the runner makes from the host while the guest runs.
     pub host: Option<HostSide>,
+    /// Boot a second, identical machine at the same moment ([`Boot::twin`]).
+    pub twin: bool,
 }
 
 /// Checks made from the host, through ports QEMU forwards from 127.0.0.1
@@ -155,6 +157,7 @@ impl Boot {
             figures: Figures::default(),
             input_error: None,
             host: None,
+            twin: false,
         }
     }
 
@@ -274,6 +277,19 @@ impl Boot {
         self
     }
 
+    /// Start a second machine like this one at the same moment, on its
+    /// own copies of the boot volume and firmware variables (`NAME-twin.*`),
+    /// and judge the two as one boot: both must end as expected, and the
+    /// twin's serial lines follow the first machine's in the transcript,
+    /// after the line [`TWIN_FOLLOWS`] (its log: `NAME-twin.log`). For
+    /// what two independent machines get from the host at once (make
+    /// bench-smp's ceiling); so a twin boot has no disks, console script,
+    /// host side or instruction counting.
+    pub fn twin(mut self) -> Boot {
+        self.twin = true;
+        self
+    }
+
     pub fn input_error(mut self, error: Option<String>) -> Boot {
         self.input_error = error;
         self
@@ -347,6 +363,9 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         }
         args.extend(["-plugin".to_string(), format!("{},outfile={}{}", plugin.display(), icount_file.display(), if rr { ",rr=on" } else { "" })]);
     }
+    // Started first: the twin's command is made (its image copied) before
+    // either machine runs, so the two start together.
+    let twin = if boot.twin { Some(Twin::start(s, dir, boot, fw, &image, &args)?) } else { None };
     let mut cmd = qemu_command(s, &boot.machine, fw, &image, &vars, &args)?;
     // A capOS boot gets a software TPM, or OVMF's probe for one costs it
     // 1.5 s (a minute under -icount; machine/tpm.rs); Linux's comparison
@@ -385,7 +404,8 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         })
     });
     let tap = boot.host.as_ref().map(|_| tap_tx);
-    let serial = stream_serial_watching(&rx, stdin.as_mut(), &mut log, &steps, Instant::now() + timeout, strip_ansi, tap);
+    let deadline = Instant::now() + timeout;
+    let serial = stream_serial_watching(&rx, stdin.as_mut(), &mut log, &steps, deadline, strip_ansi, tap);
     let (lines, stamps, timed_out) = (serial.lines, serial.stamps, serial.timed_out);
     if timed_out {
         let _ = child.kill();
@@ -414,6 +434,17 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         println!("qemu: {}", l);
         let _ = writeln!(log, "qemu: {}", l);
     }
+    let (mut lines, mut stamps) = (lines, stamps);
+    if let Some(twin) = twin {
+        let (tlines, texit) = twin.finish(dir, boot.name, deadline)?;
+        if !timed_out && texit != status.code() {
+            return Err(format!("its twin (a second machine booted beside it) ended with {} where the first ended with {} (log: {}-twin.log)", exit_text(texit), exit_text(status.code()), boot.name));
+        }
+        let end = stamps.last().copied().unwrap_or(0);
+        lines.push(TWIN_FOLLOWS.to_string());
+        lines.extend(tlines);
+        stamps.resize(lines.len(), end);
+    }
     let icount = boot.figures.icount.then(|| {
         std::fs::read_to_string(&icount_file).map_err(|e| format!("the icount plugin left no output {}: {}", icount_file.display(), e))
     });
@@ -428,6 +459,67 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         linux_description,
         host,
     })
+}
+
+/// The line between a boot's serial lines and its twin's ([`Boot::twin`]).
+pub const TWIN_FOLLOWS: &str = "[runner] the twin's serial output follows";
+
+fn exit_text(code: Option<i32>) -> String {
+    code.map_or("no exit status (killed at the deadline)".to_string(), |c| format!("exit status {c}"))
+}
+
+/// The second machine of a [`Boot::twin`] boot: its QEMU, the thread
+/// collecting its serial output, and its software TPM (stopped when
+/// dropped, after QEMU).
+struct Twin {
+    child: Child,
+    output: std::thread::JoinHandle<Vec<u8>>,
+    _tpm: Option<tpm::SoftwareTpm>,
+}
+
+impl Twin {
+    fn start(s: &Settings, dir: &Path, boot: &Boot, fw: &Firmware, image: &Path, args: &[String]) -> Result<Twin, String> {
+        if !boot.disks.is_empty() || !boot.script.is_empty() || boot.host.is_some() || boot.figures.icount {
+            return Err("a twin boot has no disks, console script, host side or instruction counting (Boot::twin)".into());
+        }
+        let copy = dir.join(format!("{}-twin.img", boot.name));
+        std::fs::copy(image, &copy).map_err(|e| format!("copying {} to {}: {}", image.display(), copy.display(), e))?;
+        let vars = dir.join(format!("{}-twin.vars.fd", boot.name));
+        let mut cmd = qemu_command(s, &boot.machine, fw, &copy, &vars, args)?;
+        let tpm = tpm::attach(&mut cmd)?;
+        cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        println!("== {}-twin: qemu {}", boot.name, shell_words(&cmd));
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start the twin's qemu-system-x86_64: {} (run tools/setup.sh)", e))?;
+        let mut out = child.stdout.take().ok_or("the twin's QEMU has no output pipe")?;
+        let output = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut out, &mut bytes);
+            bytes
+        });
+        Ok(Twin { child, output, _tpm: tpm })
+    }
+
+    /// Wait for the twin until `deadline` (then kill it): its serial lines
+    /// (also written to `NAME-twin.log`) and exit status, None if killed.
+    fn finish(mut self, dir: &Path, name: &str, deadline: Instant) -> Result<(Vec<String>, Option<i32>), String> {
+        let status = loop {
+            match self.child.try_wait().map_err(|e| e.to_string())? {
+                Some(st) => break st.code(),
+                None if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let bytes = self.output.join().map_err(|_| "the twin's output reader panicked".to_string())?;
+        let log = dir.join(format!("{name}-twin.log"));
+        std::fs::write(&log, &bytes).map_err(|e| format!("{}: {}", log.display(), e))?;
+        let lines = String::from_utf8_lossy(&bytes).lines().map(strip_ansi).collect();
+        Ok((lines, status))
+    }
 }
 
 fn shell_words(cmd: &Command) -> String {

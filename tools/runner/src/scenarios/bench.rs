@@ -52,80 +52,99 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
     ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
 ];
 
-/// A rate in one of `make bench-smp`'s throughput boots: units per
-/// billion TSC cycles, summed over the two processes `who`, from each
-/// one's `[PASS] WHAT: N units ... in C cycles` line (they run at once).
-fn summed_rate(lines: &[String], who: [&str; 2], what: &str) -> Result<f64, String> {
-    let prefix = format!("[PASS] {what}: ");
+/// A rate in one of `make bench-smp`'s throughput boots: calls per
+/// billion TSC cycles, summed over the pairs' two clients (they run at
+/// once) on each of `machines` machines (a twin boot's transcript holds
+/// both machines' lines), from each client's `[PASS] stress: N calls ...
+/// in C cycles` line.
+fn summed_rate(lines: &[String], machines: usize) -> Result<f64, String> {
+    let prefix = "[PASS] stress: ";
     let mut total = 0.0;
-    for pair in who {
-        let m = crate::source::messages_of(lines, pair)
-            .find_map(|m| m.strip_prefix(prefix.as_str()).map(|r| r.to_string()))
-            .ok_or_else(|| format!("{pair} printed no {what} result"))?;
-        let nums: Vec<f64> = m.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-        match nums.as_slice() {
-            [n, cycles] if *cycles > 0.0 => total += n * 1e9 / cycles,
-            _ => return Err(format!("cannot read '{m}'")),
+    for client in ["ping1", "ping2"] {
+        let results: Vec<&str> = crate::source::messages_of(lines, client).filter_map(|m| m.strip_prefix(prefix)).collect();
+        if results.len() != machines {
+            return Err(format!("{client} printed {} stress results where {machines} machine{} ran it", results.len(), if machines == 1 { "" } else { "s" }));
+        }
+        for r in results {
+            let nums: Vec<f64> = r.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+            match nums.as_slice() {
+                [n, cycles] if *cycles > 0.0 => total += n * 1e9 / cycles,
+                _ => return Err(format!("cannot read '{r}'")),
+            }
         }
     }
     Ok(total)
 }
 
 /// How many times `make bench-smp` boots each throughput configuration,
-/// alternating (pairs on 1 CPU, on 2, spinners on 1, on 2; again). The
-/// host's other work only ever slows a boot down (on the shared 2-core
-/// development host a whole boot's rate moves by 2x from one minute to
-/// the next), so the best rate of each configuration is the one nearest
-/// what the guest does undisturbed, and the ratio is taken between bests.
+/// alternating (the pairs on 1 CPU, on 2, on two 1-CPU machines at once;
+/// again). The host's other work only ever slows a boot down (on the
+/// shared 2-core development host a whole boot's rate moves by 2x from
+/// one minute to the next), so the best rate of each configuration is the
+/// one nearest what the guest does undisturbed, and the ratios are taken
+/// between bests.
 const SMP_ROUNDS: usize = 3;
 
-/// Every throughput boot's rate so far: [pairs, spinners][1 CPU, 2 CPUs][round].
-type Rates = [[[Option<f64>; SMP_ROUNDS]; 2]; 2];
-static SMP_RATES: std::sync::Mutex<Rates> = std::sync::Mutex::new([[[None; SMP_ROUNDS]; 2]; 2]);
+/// The throughput configurations, in the order each round boots them.
+const SMP_CONFIGS: usize = 3;
+const ONE_CPU: usize = 0;
+const TWO_CPUS: usize = 1;
+const TWO_MACHINES: usize = 2;
+
+/// Every throughput boot's rate so far: [configuration][round].
+type Rates = [[Option<f64>; SMP_ROUNDS]; SMP_CONFIGS];
+static SMP_RATES: std::sync::Mutex<Rates> = std::sync::Mutex::new([[None; SMP_ROUNDS]; SMP_CONFIGS]);
 
 fn best(rates: &[Option<f64>]) -> Option<f64> {
     rates.iter().flatten().copied().reduce(f64::max)
 }
 
-/// One throughput boot's line (`KIND` 0: the pairs' calls, 1: the
-/// spinners' steps; on `CPUS` CPUs; round `ROUND`, from 0): its rate; on 2
-/// CPUs also the best rate of each configuration so far and their ratio,
-/// so the last round's line carries the figure.
-fn rate_line<const KIND: usize, const CPUS: usize, const ROUND: usize>(lines: &[String]) -> Result<String, String> {
-    let (who, what, label, unit) = match KIND {
-        0 => (["ping1", "ping2"], "stress", "pairs", "calls"),
-        _ => (["spin1", "spin2"], "spin", "spinners", "steps"),
-    };
-    let t = summed_rate(lines, who, what)?;
-    let mut all = SMP_RATES.lock().unwrap();
-    let rates = &mut all[KIND];
-    if CPUS == 1 && ROUND == 0 {
+/// One throughput boot's line (configuration `CONFIG`, round `ROUND`
+/// from 0): its rate; on 2 CPUs also the best of each configuration so
+/// far and the 2-CPU / 1-CPU ratio; on two machines the ceiling (what
+/// the host gives the same work on two machines that share nothing but
+/// the host) and the share of it the 2-CPU kernel reaches. The last
+/// round's lines carry the figures.
+fn rate_line<const CONFIG: usize, const ROUND: usize>(lines: &[String]) -> Result<String, String> {
+    let machines = if CONFIG == TWO_MACHINES { 2 } else { 1 };
+    let t = summed_rate(lines, machines)?;
+    let mut rates = SMP_RATES.lock().unwrap();
+    if CONFIG == ONE_CPU && ROUND == 0 {
         // A new run of the scenario.
-        *rates = [[None; SMP_ROUNDS]; 2];
+        *rates = [[None; SMP_ROUNDS]; SMP_CONFIGS];
     }
-    rates[CPUS - 1][ROUND] = Some(t);
-    let head = format!("2 {label} on {CPUS} CPU{}, round {} of {SMP_ROUNDS}: {t:.0} {unit} per 10^9 TSC cycles", if CPUS == 1 { "" } else { "s" }, ROUND + 1);
-    if CPUS == 1 {
+    rates[CONFIG][ROUND] = Some(t);
+    let what = ["2 pairs on 1 CPU", "2 pairs on 2 CPUs", "2 pairs on each of two 1-CPU machines at once"][CONFIG];
+    let head = format!("{what}, round {} of {SMP_ROUNDS}: {t:.0} calls per 10^9 TSC cycles", ROUND + 1);
+    if CONFIG == ONE_CPU {
         return Ok(head);
     }
-    let one = best(&rates[0]).ok_or(format!("the 1-CPU boots of the {label} gave no figure"))?;
-    let two = best(&rates[1]).unwrap_or(t);
-    let rounds = rates[1].iter().flatten().count();
-    let line = format!("{head}; best of {rounds}: {one:.0} on 1 CPU, {two:.0} on 2, 2-CPU / 1-CPU ratio {:.2}", two / one);
-    Ok(if KIND == 0 { line } else { format!("{line}: what this host gives a second vCPU with no kernel work, the ceiling of the pairs' ratio") })
+    let one = best(&rates[ONE_CPU]).ok_or("the 1-CPU boots gave no figure")?;
+    let two = best(&rates[TWO_CPUS]).ok_or("the 2-CPU boots gave no figure")?;
+    let rounds = rates[CONFIG].iter().flatten().count();
+    if CONFIG == TWO_CPUS {
+        return Ok(format!("{head}; best of {rounds}: {one:.0} on 1 CPU, {two:.0} on 2, 2-CPU / 1-CPU ratio {:.2}", two / one));
+    }
+    let apart = best(&rates[TWO_MACHINES]).unwrap_or(t);
+    Ok(format!(
+        "{head}; best of {rounds}: {apart:.0}, {:.2} times one 1-CPU machine: the ceiling this host gives the pairs' ratio; the 2-CPU kernel's ratio {:.2} is {:.0}% of it",
+        apart / one,
+        two / one,
+        100.0 * two / apart
+    ))
 }
 
-/// The throughput boots' names and checks by round: pairs on 1 CPU, on 2,
-/// spinners on 1, on 2.
-const SMP_RATE_BOOTS: [[&str; 4]; SMP_ROUNDS] = [
-    ["1cpu-1", "2cpu-1", "1cpu-spin-1", "2cpu-spin-1"],
-    ["1cpu-2", "2cpu-2", "1cpu-spin-2", "2cpu-spin-2"],
-    ["1cpu-3", "2cpu-3", "1cpu-spin-3", "2cpu-spin-3"],
+/// The throughput boots' names and checks by round, in
+/// [`SMP_CONFIGS`] order.
+const SMP_RATE_BOOTS: [[&str; SMP_CONFIGS]; SMP_ROUNDS] = [
+    ["1cpu-1", "2cpu-1", "apart-1"],
+    ["1cpu-2", "2cpu-2", "apart-2"],
+    ["1cpu-3", "2cpu-3", "apart-3"],
 ];
-const SMP_RATE_CHECKS: [[LogCheck; 4]; SMP_ROUNDS] = [
-    [rate_line::<0, 1, 0>, rate_line::<0, 2, 0>, rate_line::<1, 1, 0>, rate_line::<1, 2, 0>],
-    [rate_line::<0, 1, 1>, rate_line::<0, 2, 1>, rate_line::<1, 1, 1>, rate_line::<1, 2, 1>],
-    [rate_line::<0, 1, 2>, rate_line::<0, 2, 2>, rate_line::<1, 1, 2>, rate_line::<1, 2, 2>],
+const SMP_RATE_CHECKS: [[LogCheck; SMP_CONFIGS]; SMP_ROUNDS] = [
+    [rate_line::<ONE_CPU, 0>, rate_line::<TWO_CPUS, 0>, rate_line::<TWO_MACHINES, 0>],
+    [rate_line::<ONE_CPU, 1>, rate_line::<TWO_CPUS, 1>, rate_line::<TWO_MACHINES, 1>],
+    [rate_line::<ONE_CPU, 2>, rate_line::<TWO_CPUS, 2>, rate_line::<TWO_MACHINES, 2>],
 ];
 
 /// `make bench-smp` (a benchmark): two checked ping-pong pairs on 1 CPU,
@@ -148,21 +167,21 @@ fn bench_smp_boots() -> Vec<Boot> {
         .icount_plugin()
         .profile(bench_profile())
         .stored_pairs(SMP_VS_LINUX.to_vec());
-    // Two checked ping-pong pairs, then two processes that only compute
-    // (demos/bench-smp-spin.manifest), each on 1 CPU and on 2, SMP_ROUNDS
-    // times over.
-    let configs: [(&str, &str, [&'static str; 2], &str); 4] = [
-        ("1", "demos/bench-smp.manifest", ["[ping1] [PASS] stress", "[ping2] [PASS] stress"], "pair throughput"),
-        ("2", "demos/bench-smp.manifest", ["[ping1] [PASS] stress", "[ping2] [PASS] stress"], "pair throughput"),
-        ("1", "demos/bench-smp-spin.manifest", ["[spin1] [PASS] spin", "[spin2] [PASS] spin"], "spin throughput"),
-        ("2", "demos/bench-smp-spin.manifest", ["[spin1] [PASS] spin", "[spin2] [PASS] spin"], "spin throughput"),
-    ];
+    // Two checked ping-pong pairs on 1 CPU, on 2, and on two 1-CPU
+    // machines at once (a twin boot), SMP_ROUNDS times over.
+    let expect = ["[ping1] [PASS] stress", "[ping2] [PASS] stress"];
     let mut rates = Vec::new();
     for (names, checks) in SMP_RATE_BOOTS.iter().zip(&SMP_RATE_CHECKS) {
-        for (((cpus, manifest, expect, what), check), name) in configs.iter().zip(checks).zip(names) {
+        for (config, (name, check)) in names.iter().zip(checks).enumerate() {
             // Wall time: reported, never budgeted, so make bench-check
             // leaves these out.
-            rates.push(user_boot(name, manifest, "exit_when_idle", expect).smp(cpus).timeout(600).checks(vec![(*what, *check)]).profile(bench_profile()).not_budgeted());
+            let boot = user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &expect)
+                .smp(if config == TWO_CPUS { "2" } else { "1" })
+                .timeout(600)
+                .checks(vec![("pair throughput", *check)])
+                .profile(bench_profile())
+                .not_budgeted();
+            rates.push(if config == TWO_MACHINES { boot.twin() } else { boot });
         }
     }
     core::iter::once(icount).chain(rates).collect()
@@ -198,7 +217,7 @@ fn boot_icount() -> Boot {
 pub(super) fn bench_smp() -> Scenario {
     Scenario {
         name: "bench-smp",
-        description: "benchmark (not a test): round trips within a CPU and across two (icount); two checked ping-pong pairs on 1 and on 2 CPUs, throughput and ratio; two processes that only compute, the same (what the host gives a second vCPU)",
+        description: "benchmark (not a test): round trips within a CPU and across two (icount); two checked ping-pong pairs on 1 CPU, on 2, and on two 1-CPU machines at once (what the host gives two CPUs doing that work): throughput, the 2-CPU / 1-CPU ratio and that ceiling",
         capos_boot_only: false,
         boots: bench_smp_boots(),
     }
@@ -487,9 +506,9 @@ mod tests {
     #[test]
     fn the_ratio_is_between_the_best_rounds() {
         // Rates per 10^9 cycles: 1000 calls in 10^8 cycles is 10,000.
-        let [one0, two0, _, _] = SMP_RATE_CHECKS[0];
-        let [one1, two1, _, _] = SMP_RATE_CHECKS[1];
-        let [one2, two2, _, _] = SMP_RATE_CHECKS[2];
+        let [one0, two0, apart0] = SMP_RATE_CHECKS[0];
+        let [one1, two1, _] = SMP_RATE_CHECKS[1];
+        let [one2, two2, apart2] = SMP_RATE_CHECKS[2];
         assert!(one0(&pairs([100_000_000, 100_000_000])).unwrap().contains("20000 calls"));
         let l = two0(&pairs([50_000_000, 100_000_000])).unwrap();
         assert!(l.ends_with("best of 1: 20000 on 1 CPU, 30000 on 2, 2-CPU / 1-CPU ratio 1.50"), "{l}");
@@ -507,5 +526,24 @@ mod tests {
         let l = two0(&pairs([100_000_000, 100_000_000])).unwrap();
         assert!(l.ends_with("best of 1: 20000 on 1 CPU, 20000 on 2, 2-CPU / 1-CPU ratio 1.00"), "{l}");
         assert!(two1(&pairs([100_000_000, 100_000_000])[..2]).is_err());
+        // Two machines at once: both transcripts' four clients summed,
+        // beside the best 1-CPU and 2-CPU rates, as the ceiling of the
+        // ratio and the share of it the 2-CPU kernel reaches.
+        let both = |a: [u64; 2], b: [u64; 2]| -> Vec<String> {
+            let mut l = pairs(a);
+            l.push(crate::boot::TWIN_FOLLOWS.to_string());
+            l.extend(pairs(b));
+            l
+        };
+        let l = apart0(&both([100_000_000, 100_000_000], [125_000_000, 125_000_000])).unwrap();
+        assert!(l.ends_with("best of 1: 36000, 1.80 times one 1-CPU machine: the ceiling this host gives the pairs' ratio; the 2-CPU kernel's ratio 1.00 is 56% of it"), "{l}");
+        let l = apart2(&both([100_000_000, 100_000_000], [100_000_000, 100_000_000])).unwrap();
+        assert!(l.contains("best of 2: 40000, 2.00 times"), "{l}");
+        // A twin boot needs a result of each client from each machine:
+        // one machine's lines alone are no ceiling.
+        let e = apart2(&pairs([100_000_000, 100_000_000])).unwrap_err();
+        assert!(e.contains("ping1 printed 1 stress results where 2 machines ran it"), "{e}");
+        // Nor does a 1-machine configuration take two machines' lines.
+        assert!(one1(&both([100_000_000, 100_000_000], [100_000_000, 100_000_000])).is_err());
     }
 }

@@ -95,6 +95,11 @@ pub struct Attached {
 }
 
 impl Disks {
+    /// No disk besides the boot volume.
+    pub fn is_empty(&self) -> bool {
+        self.scratch.is_empty() && self.store_images.is_empty() && self.script_images.is_empty() && self.blk.is_empty() && self.default_disks.is_none()
+    }
+
     /// Make the disks of boot `boot` in `dir`.
     pub fn make(&self, s: &Settings, dir: &Path, boot: &str) -> Result<Attached, String> {
         let mut extra = Vec::new();

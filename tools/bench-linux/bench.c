@@ -15,6 +15,13 @@
  * and the child on CPU 1 (sched_setaffinity), beside make bench-smp's
  * same-CPU and cross-CPU endpoint round trips.
  *
+ * `bench pairs N` (make bench-smp's Linux boots, on 1 CPU and on 2): two
+ * independent pipe ping-pong pairs at once, pair k on CPU k modulo the
+ * CPUs online (both sides pinned there), each making N round trips of 1
+ * byte and printing the TSC cycles it took: the counterpart of make
+ * bench-smp's two endpoint pairs, whose throughput ratio it prints beside
+ * capOS's. Wall time, not counted instructions.
+ *
  * Before each region it prints `icount: <label> ops=<n>` and waits until
  * the serial port has sent it (tcdrain), so the console's transmit
  * interrupts fall outside the region. Each operation is warmed up first
@@ -150,6 +157,87 @@ static void bench_pipe(const char *label, long n, int parent_cpu, int child_cpu)
     close(back[0]);
 }
 
+static uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* One pair of `bench pairs`: this process and a child echoing 1 byte,
+ * both on `cpu`, `n` round trips, every byte checked. */
+static void pipe_pair(int k, int cpu, long n)
+{
+    int there[2], back[2];
+    if (pipe(there) != 0 || pipe(back) != 0) {
+        die("pipe");
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        die("fork");
+    }
+    if (child == 0) {
+        pin(cpu);
+        char b;
+        close(there[1]);
+        close(back[0]);
+        while (read(there[0], &b, 1) == 1) {
+            if (write(back[1], &b, 1) != 1) {
+                _exit(1);
+            }
+        }
+        _exit(0);
+    }
+    close(there[0]);
+    close(back[1]);
+    pin(cpu);
+    uint64_t t0 = rdtsc();
+    for (long i = 0; i < n; i++) {
+        char b = (char)i, r = 0;
+        if (write(there[1], &b, 1) != 1 || read(back[0], &r, 1) != 1 || r != b) {
+            printf("bench: FAILED: pipe pair %d: round trip %ld of %ld answered wrong\n", k, i, n);
+            _exit(1);
+        }
+    }
+    uint64_t cycles = rdtsc() - t0;
+    close(there[1]);
+    int status;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        printf("bench: FAILED: pipe pair %d: its echo child failed\n", k);
+        _exit(1);
+    }
+    printf("bench: pipe pair %d: %ld round trips in %llu cycles\n", k, n, (unsigned long long)cycles);
+    _exit(0);
+}
+
+static void bench_pairs(long n)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pid_t pair[2];
+    for (int k = 0; k < 2; k++) {
+        pair[k] = fork();
+        if (pair[k] < 0) {
+            die("fork");
+        }
+        if (pair[k] == 0) {
+            pipe_pair(k + 1, (int)(k % cpus), n);
+        }
+    }
+    int failed = 0;
+    for (int k = 0; k < 2; k++) {
+        int status;
+        if (waitpid(pair[k], &status, 0) != pair[k] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            failed = 1;
+        }
+    }
+    if (failed) {
+        printf("bench: FAILED: a pipe pair failed\n");
+        qemu_exit(17);
+    }
+    printf("bench: done\n");
+    qemu_exit(16);
+}
+
 static void bench_read(int fd, const char *label, size_t size, long n)
 {
     void *buf;
@@ -249,8 +337,16 @@ int main(int argc, char **argv)
         printf("bench: done\n");
         qemu_exit(16);
     }
+    if (argc == 3 && strcmp(argv[1], "pairs") == 0) {
+        long n = atol(argv[2]);
+        if (n <= 0) {
+            printf("bench: FAILED: pairs needs a count of round trips, not '%s'\n", argv[2]);
+            qemu_exit(17);
+        }
+        bench_pairs(n);
+    }
     if (argc != 2) {
-        printf("usage: bench /dev/nvmeXnY | bench marks | bench smp\n");
+        printf("usage: bench /dev/nvmeXnY | bench marks | bench smp | bench pairs N\n");
         qemu_exit(17);
     }
     bench_getppid(100000);

@@ -52,16 +52,21 @@ pub const BLK_VS_LINUX: &[(&str, &str)] = &[
     ("nvme0n1 trait read 128 KiB qd1 irq", "O_DIRECT read 128 KiB"),
 ];
 
-/// A rate in one of `make bench-smp`'s throughput boots: calls per
-/// billion TSC cycles, summed over the pairs' two clients (they run at
+/// A rate in one of `make bench-smp`'s throughput boots: calls (round
+/// trips) per billion TSC cycles, summed over the two pairs (they run at
 /// once) on each of `machines` machines (a twin boot's transcript holds
-/// both machines' lines), from each client's `[PASS] stress: N calls ...
-/// in C cycles` line.
-fn summed_rate(lines: &[String], machines: usize) -> Result<f64, String> {
-    let prefix = "[PASS] stress: ";
+/// both machines' lines), from each pair's `N ... in C cycles` line:
+/// capOS's clients' `[PASS] stress: ` lines, or Linux's `bench: pipe pair
+/// K: ` lines (tools/bench-linux/bench.c).
+fn summed_rate(lines: &[String], machines: usize, linux: bool) -> Result<f64, String> {
     let mut total = 0.0;
-    for client in ["ping1", "ping2"] {
-        let results: Vec<&str> = crate::source::messages_of(lines, client).filter_map(|m| m.strip_prefix(prefix)).collect();
+    for (client, pair) in [("ping1", "bench: pipe pair 1: "), ("ping2", "bench: pipe pair 2: ")] {
+        let results: Vec<&str> = if linux {
+            lines.iter().filter_map(|l| l.trim_end().strip_prefix(pair)).collect()
+        } else {
+            crate::source::messages_of(lines, client).filter_map(|m| m.strip_prefix("[PASS] stress: ")).collect()
+        };
+        let client = if linux { pair.trim_end_matches(": ") } else { client };
         if results.len() != machines {
             return Err(format!("{client} printed {} stress results where {machines} machine{} ran it", results.len(), if machines == 1 { "" } else { "s" }));
         }
@@ -86,10 +91,13 @@ fn summed_rate(lines: &[String], machines: usize) -> Result<f64, String> {
 const SMP_ROUNDS: usize = 3;
 
 /// The throughput configurations, in the order each round boots them.
-const SMP_CONFIGS: usize = 3;
+const SMP_CONFIGS: usize = 5;
 const ONE_CPU: usize = 0;
 const TWO_CPUS: usize = 1;
 const TWO_MACHINES: usize = 2;
+/// Linux's pipe pairs (tools/bench-linux/bench.c, `bench pairs`).
+const LINUX_ONE_CPU: usize = 3;
+const LINUX_TWO_CPUS: usize = 4;
 
 /// Every throughput boot's rate so far: [configuration][round].
 type Rates = [[Option<f64>; SMP_ROUNDS]; SMP_CONFIGS];
@@ -107,17 +115,24 @@ fn best(rates: &[Option<f64>]) -> Option<f64> {
 /// round's lines carry the figures.
 fn rate_line<const CONFIG: usize, const ROUND: usize>(lines: &[String]) -> Result<String, String> {
     let machines = if CONFIG == TWO_MACHINES { 2 } else { 1 };
-    let t = summed_rate(lines, machines)?;
+    let t = summed_rate(lines, machines, CONFIG >= LINUX_ONE_CPU)?;
     let mut rates = SMP_RATES.lock().unwrap();
     if CONFIG == ONE_CPU && ROUND == 0 {
         // A new run of the scenario.
         *rates = [[None; SMP_ROUNDS]; SMP_CONFIGS];
     }
     rates[CONFIG][ROUND] = Some(t);
-    let what = ["2 pairs on 1 CPU", "2 pairs on 2 CPUs", "2 pairs on each of two 1-CPU machines at once"][CONFIG];
-    let head = format!("{what}, round {} of {SMP_ROUNDS}: {t:.0} calls per 10^9 TSC cycles", ROUND + 1);
-    if CONFIG == ONE_CPU {
+    let what = ["2 pairs on 1 CPU", "2 pairs on 2 CPUs", "2 pairs on each of two 1-CPU machines at once", "Linux, 2 pipe pairs on 1 CPU", "Linux, 2 pipe pairs on 2 CPUs"][CONFIG];
+    let unit = if CONFIG >= LINUX_ONE_CPU { "round trips" } else { "calls" };
+    let head = format!("{what}, round {} of {SMP_ROUNDS}: {t:.0} {unit} per 10^9 TSC cycles", ROUND + 1);
+    if CONFIG == ONE_CPU || CONFIG == LINUX_ONE_CPU {
         return Ok(head);
+    }
+    if CONFIG == LINUX_TWO_CPUS {
+        let one = best(&rates[LINUX_ONE_CPU]).ok_or("Linux's 1-CPU boots gave no figure")?;
+        let two = best(&rates[LINUX_TWO_CPUS]).unwrap_or(t);
+        let rounds = rates[CONFIG].iter().flatten().count();
+        return Ok(format!("{head}; best of {rounds}: {one:.0} on 1 CPU, {two:.0} on 2, Linux's 2-CPU / 1-CPU ratio {:.2}, beside capOS's above", two / one));
     }
     let one = best(&rates[ONE_CPU]).ok_or("the 1-CPU boots gave no figure")?;
     let two = best(&rates[TWO_CPUS]).ok_or("the 2-CPU boots gave no figure")?;
@@ -137,14 +152,14 @@ fn rate_line<const CONFIG: usize, const ROUND: usize>(lines: &[String]) -> Resul
 /// The throughput boots' names and checks by round, in
 /// [`SMP_CONFIGS`] order.
 const SMP_RATE_BOOTS: [[&str; SMP_CONFIGS]; SMP_ROUNDS] = [
-    ["1cpu-1", "2cpu-1", "apart-1"],
-    ["1cpu-2", "2cpu-2", "apart-2"],
-    ["1cpu-3", "2cpu-3", "apart-3"],
+    ["1cpu-1", "2cpu-1", "apart-1", "linux-1cpu-1", "linux-2cpu-1"],
+    ["1cpu-2", "2cpu-2", "apart-2", "linux-1cpu-2", "linux-2cpu-2"],
+    ["1cpu-3", "2cpu-3", "apart-3", "linux-1cpu-3", "linux-2cpu-3"],
 ];
 const SMP_RATE_CHECKS: [[LogCheck; SMP_CONFIGS]; SMP_ROUNDS] = [
-    [rate_line::<ONE_CPU, 0>, rate_line::<TWO_CPUS, 0>, rate_line::<TWO_MACHINES, 0>],
-    [rate_line::<ONE_CPU, 1>, rate_line::<TWO_CPUS, 1>, rate_line::<TWO_MACHINES, 1>],
-    [rate_line::<ONE_CPU, 2>, rate_line::<TWO_CPUS, 2>, rate_line::<TWO_MACHINES, 2>],
+    [rate_line::<ONE_CPU, 0>, rate_line::<TWO_CPUS, 0>, rate_line::<TWO_MACHINES, 0>, rate_line::<LINUX_ONE_CPU, 0>, rate_line::<LINUX_TWO_CPUS, 0>],
+    [rate_line::<ONE_CPU, 1>, rate_line::<TWO_CPUS, 1>, rate_line::<TWO_MACHINES, 1>, rate_line::<LINUX_ONE_CPU, 1>, rate_line::<LINUX_TWO_CPUS, 1>],
+    [rate_line::<ONE_CPU, 2>, rate_line::<TWO_CPUS, 2>, rate_line::<TWO_MACHINES, 2>, rate_line::<LINUX_ONE_CPU, 2>, rate_line::<LINUX_TWO_CPUS, 2>],
 ];
 
 /// `make bench-smp` (a benchmark): two checked ping-pong pairs on 1 CPU,
@@ -175,12 +190,16 @@ fn bench_smp_boots() -> Vec<Boot> {
         for (config, (name, check)) in names.iter().zip(checks).enumerate() {
             // Wall time: reported, never budgeted, so make bench-check
             // leaves these out.
-            let boot = user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &expect)
-                .smp(if config == TWO_CPUS { "2" } else { "1" })
-                .timeout(600)
-                .checks(vec![("pair throughput", *check)])
-                .profile(bench_profile())
-                .not_budgeted();
+            let cpus = if config == TWO_CPUS || config == LINUX_TWO_CPUS { "2" } else { "1" };
+            let boot = if config >= LINUX_ONE_CPU {
+                Boot::new(name, BootVolume::Linux("capos.bench=pairs"), Expect::Success)
+                    .machine("q35")
+                    .expect(strings(&["{other} bench: done"]))
+                    .forbid(strings(&["{other} FAILED", "{other} Kernel panic"]))
+            } else {
+                user_boot(name, "demos/bench-smp.manifest", "exit_when_idle", &expect).profile(bench_profile())
+            };
+            let boot = boot.smp(cpus).timeout(600).checks(vec![("pair throughput", *check)]).not_budgeted();
             rates.push(if config == TWO_MACHINES { boot.twin() } else { boot });
         }
     }
@@ -506,9 +525,9 @@ mod tests {
     #[test]
     fn the_ratio_is_between_the_best_rounds() {
         // Rates per 10^9 cycles: 1000 calls in 10^8 cycles is 10,000.
-        let [one0, two0, apart0] = SMP_RATE_CHECKS[0];
-        let [one1, two1, _] = SMP_RATE_CHECKS[1];
-        let [one2, two2, apart2] = SMP_RATE_CHECKS[2];
+        let [one0, two0, apart0, linux_one0, linux_two0] = SMP_RATE_CHECKS[0];
+        let [one1, two1, _, _, _] = SMP_RATE_CHECKS[1];
+        let [one2, two2, apart2, _, _] = SMP_RATE_CHECKS[2];
         assert!(one0(&pairs([100_000_000, 100_000_000])).unwrap().contains("20000 calls"));
         let l = two0(&pairs([50_000_000, 100_000_000])).unwrap();
         assert!(l.ends_with("best of 1: 20000 on 1 CPU, 30000 on 2, 2-CPU / 1-CPU ratio 1.50"), "{l}");
@@ -545,5 +564,15 @@ mod tests {
         assert!(e.contains("ping1 printed 1 stress results where 2 machines ran it"), "{e}");
         // Nor does a 1-machine configuration take two machines' lines.
         assert!(one1(&both([100_000_000, 100_000_000], [100_000_000, 100_000_000])).is_err());
+        // Linux's pipe pairs: their own lines, their own ratio.
+        let linux = |c: [u64; 2]| -> Vec<String> {
+            vec![format!("bench: pipe pair 1: 1000 round trips in {} cycles", c[0]), format!("bench: pipe pair 2: 1000 round trips in {} cycles\r", c[1])]
+        };
+        assert!(linux_one0(&linux([100_000_000, 100_000_000])).unwrap().contains("20000 round trips"));
+        let l = linux_two0(&linux([50_000_000, 50_000_000])).unwrap();
+        assert!(l.ends_with("best of 1: 20000 on 1 CPU, 40000 on 2, Linux's 2-CPU / 1-CPU ratio 2.00, beside capOS's above"), "{l}");
+        assert!(linux_two0(&linux([50_000_000, 50_000_000])[..1]).unwrap_err().contains("bench: pipe pair 2 printed 0"));
+        // capOS's lines are not Linux's.
+        assert!(linux_one0(&pairs([100_000_000, 100_000_000])).is_err());
     }
 }

@@ -107,6 +107,21 @@ fn best(rates: &[Option<f64>]) -> Option<f64> {
     rates.iter().flatten().copied().reduce(f64::max)
 }
 
+/// Each round's own ratio of configuration `num` to `den` (boots minutes
+/// apart at most), and their median: beside the ratio of the bests, which
+/// a slow minute during every boot of one configuration skews.
+fn round_ratios(rates: &Rates, num: usize, den: usize) -> String {
+    let mut v: Vec<f64> = (0..SMP_ROUNDS).filter_map(|r| Some(rates[num][r]? / rates[den][r]?)).collect();
+    let list: Vec<String> = v.iter().map(|r| format!("{r:.2}")).collect();
+    v.sort_by(f64::total_cmp);
+    let median = match v.len() {
+        0 => return String::new(),
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    format!("; each round's own: {} (median {median:.2})", list.join(", "))
+}
+
 /// One throughput boot's line (configuration `CONFIG`, round `ROUND`
 /// from 0): its rate; on 2 CPUs also the best of each configuration so
 /// far and the 2-CPU / 1-CPU ratio; on two machines the ceiling (what
@@ -132,20 +147,21 @@ fn rate_line<const CONFIG: usize, const ROUND: usize>(lines: &[String]) -> Resul
         let one = best(&rates[LINUX_ONE_CPU]).ok_or("Linux's 1-CPU boots gave no figure")?;
         let two = best(&rates[LINUX_TWO_CPUS]).unwrap_or(t);
         let rounds = rates[CONFIG].iter().flatten().count();
-        return Ok(format!("{head}; best of {rounds}: {one:.0} on 1 CPU, {two:.0} on 2, Linux's 2-CPU / 1-CPU ratio {:.2}, beside capOS's above", two / one));
+        return Ok(format!("{head}; best of {rounds}: {one:.0} on 1 CPU, {two:.0} on 2, Linux's 2-CPU / 1-CPU ratio {:.2}, beside capOS's above{}", two / one, round_ratios(&rates, LINUX_TWO_CPUS, LINUX_ONE_CPU)));
     }
     let one = best(&rates[ONE_CPU]).ok_or("the 1-CPU boots gave no figure")?;
     let two = best(&rates[TWO_CPUS]).ok_or("the 2-CPU boots gave no figure")?;
     let rounds = rates[CONFIG].iter().flatten().count();
     if CONFIG == TWO_CPUS {
-        return Ok(format!("{head}; best of {rounds}: {one:.0} on 1 CPU, {two:.0} on 2, 2-CPU / 1-CPU ratio {:.2}", two / one));
+        return Ok(format!("{head}; best of {rounds}: {one:.0} on 1 CPU, {two:.0} on 2, 2-CPU / 1-CPU ratio {:.2}{}", two / one, round_ratios(&rates, TWO_CPUS, ONE_CPU)));
     }
     let apart = best(&rates[TWO_MACHINES]).unwrap_or(t);
     Ok(format!(
-        "{head}; best of {rounds}: {apart:.0}, {:.2} times one 1-CPU machine: the ceiling this host gives the pairs' ratio; the 2-CPU kernel's ratio {:.2} is {:.0}% of it",
+        "{head}; best of {rounds}: {apart:.0}, {:.2} times one 1-CPU machine: the ceiling this host gives the pairs' ratio; the 2-CPU kernel's ratio {:.2} is {:.0}% of it{}",
         apart / one,
         two / one,
-        100.0 * two / apart
+        100.0 * two / apart,
+        round_ratios(&rates, TWO_MACHINES, ONE_CPU)
     ))
 }
 
@@ -530,20 +546,20 @@ mod tests {
         let [one2, two2, apart2, _, _] = SMP_RATE_CHECKS[2];
         assert!(one0(&pairs([100_000_000, 100_000_000])).unwrap().contains("20000 calls"));
         let l = two0(&pairs([50_000_000, 100_000_000])).unwrap();
-        assert!(l.ends_with("best of 1: 20000 on 1 CPU, 30000 on 2, 2-CPU / 1-CPU ratio 1.50"), "{l}");
+        assert!(l.ends_with("best of 1: 20000 on 1 CPU, 30000 on 2, 2-CPU / 1-CPU ratio 1.50; each round's own: 1.50 (median 1.50)"), "{l}");
         // A slow 1-CPU round does not raise the ratio; a slow 2-CPU round
         // does not lower it.
         one1(&pairs([200_000_000, 200_000_000])).unwrap();
         let l = two1(&pairs([200_000_000, 200_000_000])).unwrap();
-        assert!(l.ends_with("best of 2: 20000 on 1 CPU, 30000 on 2, 2-CPU / 1-CPU ratio 1.50"), "{l}");
+        assert!(l.ends_with("best of 2: 20000 on 1 CPU, 30000 on 2, 2-CPU / 1-CPU ratio 1.50; each round's own: 1.50, 1.00 (median 1.25)"), "{l}");
         // A faster 1-CPU round lowers it.
         one2(&pairs([80_000_000, 80_000_000])).unwrap();
         let l = two2(&pairs([50_000_000, 50_000_000])).unwrap();
-        assert!(l.ends_with("best of 3: 25000 on 1 CPU, 40000 on 2, 2-CPU / 1-CPU ratio 1.60"), "{l}");
+        assert!(l.ends_with("best of 3: 25000 on 1 CPU, 40000 on 2, 2-CPU / 1-CPU ratio 1.60; each round's own: 1.50, 1.00, 1.60 (median 1.50)"), "{l}");
         // A new run forgets the last one's rounds.
         one0(&pairs([100_000_000, 100_000_000])).unwrap();
         let l = two0(&pairs([100_000_000, 100_000_000])).unwrap();
-        assert!(l.ends_with("best of 1: 20000 on 1 CPU, 20000 on 2, 2-CPU / 1-CPU ratio 1.00"), "{l}");
+        assert!(l.ends_with("best of 1: 20000 on 1 CPU, 20000 on 2, 2-CPU / 1-CPU ratio 1.00; each round's own: 1.00 (median 1.00)"), "{l}");
         assert!(two1(&pairs([100_000_000, 100_000_000])[..2]).is_err());
         // Two machines at once: both transcripts' four clients summed,
         // beside the best 1-CPU and 2-CPU rates, as the ceiling of the
@@ -555,7 +571,7 @@ mod tests {
             l
         };
         let l = apart0(&both([100_000_000, 100_000_000], [125_000_000, 125_000_000])).unwrap();
-        assert!(l.ends_with("best of 1: 36000, 1.80 times one 1-CPU machine: the ceiling this host gives the pairs' ratio; the 2-CPU kernel's ratio 1.00 is 56% of it"), "{l}");
+        assert!(l.ends_with("best of 1: 36000, 1.80 times one 1-CPU machine: the ceiling this host gives the pairs' ratio; the 2-CPU kernel's ratio 1.00 is 56% of it; each round's own: 1.80 (median 1.80)"), "{l}");
         let l = apart2(&both([100_000_000, 100_000_000], [100_000_000, 100_000_000])).unwrap();
         assert!(l.contains("best of 2: 40000, 2.00 times"), "{l}");
         // A twin boot needs a result of each client from each machine:
@@ -570,7 +586,7 @@ mod tests {
         };
         assert!(linux_one0(&linux([100_000_000, 100_000_000])).unwrap().contains("20000 round trips"));
         let l = linux_two0(&linux([50_000_000, 50_000_000])).unwrap();
-        assert!(l.ends_with("best of 1: 20000 on 1 CPU, 40000 on 2, Linux's 2-CPU / 1-CPU ratio 2.00, beside capOS's above"), "{l}");
+        assert!(l.ends_with("best of 1: 20000 on 1 CPU, 40000 on 2, Linux's 2-CPU / 1-CPU ratio 2.00, beside capOS's above; each round's own: 2.00 (median 2.00)"), "{l}");
         assert!(linux_two0(&linux([50_000_000, 50_000_000])[..1]).unwrap_err().contains("bench: pipe pair 2 printed 0"));
         // capOS's lines are not Linux's.
         assert!(linux_one0(&pairs([100_000_000, 100_000_000])).is_err());

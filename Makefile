@@ -131,23 +131,18 @@ debug: setup
 ## it ends: the host tests beside the fuzz smoke and the build of what
 ## the scenarios boot, the cloud checks beside the benchmarks. The QEMU
 ## scenarios have the machine to themselves, but for the benchmarks'
-## build and the cloud image's reproducibility check (two builds of it),
-## which run beside them at idle priority (they take only the CPU time
-## the scenarios leave; the check's output is printed whole after the
-## scenarios, and its failure fails make test). docs/testing.md.
+## build, which runs beside them at idle priority (it takes only the CPU
+## time they leave). docs/testing.md.
 test: setup
 	@$(MAKE) --no-print-directory test-host-build
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target RUNNER=$(RUNNER_BIN) test-host-run test-prebuild fuzz-smoke test-nostd
-	@log=$(or $(CARGO_TARGET_DIR),target)/bench-prebuild.log; rlog=$(or $(CARGO_TARGET_DIR),target)/repro-check.log; \
+	@log=$(or $(CARGO_TARGET_DIR),target)/bench-prebuild.log; \
 	$(IDLE_PRIORITY) $(RUNNER_BIN) bench-prebuild $(BENCH_BUDGETS) >$$log 2>&1 & bg=$$!; \
-	$(IDLE_PRIORITY) tools/cloudboot/repro-check.sh >$$rlog 2>&1 & repro=$$!; \
 	$(MAKE) --no-print-directory test-scenarios; rc=$$?; \
 	if wait $$bg; then echo "make test: the benchmarks' build beside the scenarios: done (log: $$log)"; \
 	else echo "make test: the benchmarks' build beside the scenarios failed (bench-check builds again and says why; log: $$log)"; fi; \
-	if wait $$repro; then cat $$rlog; echo "make test: the reproducibility check beside the scenarios: passed"; \
-	else cat $$rlog; echo "make test: the reproducibility check beside the scenarios: FAILED (log: $$rlog)"; rc=1; fi; \
 	exit $$rc
-	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target bench-check run-cloud-disk cloudboot-fixture-check
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target cloudboot-repro-check bench-check run-cloud-disk cloudboot-fixture-check
 
 TEST_JOBS = $(or $(JOBS),$(shell nproc))
 # Idle scheduling (SCHED_IDLE: runs only on a core nothing else wants),

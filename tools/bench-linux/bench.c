@@ -102,13 +102,12 @@ static void pin(int cpu)
     }
 }
 
-/* 1 byte to a child that echoes it, `n` times. `parent_cpu`, `child_cpu`:
- * the CPUs each side is pinned to, or -1 for wherever Linux runs it. */
-static void bench_pipe(const char *label, long n, int parent_cpu, int child_cpu)
+/* A child that echoes every byte written to `to[1]` into `from[0]` until
+ * the write end is closed, pinned to `cpu` (-1: wherever Linux runs it);
+ * the caller keeps only `to[1]` and `from[0]`. Returns the child's pid. */
+static pid_t echo_child(int to[2], int from[2], int cpu)
 {
-    int there[2], back[2];
-    char b = 'x';
-    if (pipe(there) != 0 || pipe(back) != 0) {
+    if (pipe(to) != 0 || pipe(from) != 0) {
         die("pipe");
     }
     pid_t child = fork();
@@ -116,22 +115,33 @@ static void bench_pipe(const char *label, long n, int parent_cpu, int child_cpu)
         die("fork");
     }
     if (child == 0) {
-        if (child_cpu >= 0) {
-            pin(child_cpu);
+        if (cpu >= 0) {
+            pin(cpu);
         }
-        /* Echo every byte back until the parent closes its end (so this
-         * side must not hold a write end of `there` itself). */
-        close(there[1]);
-        close(back[0]);
-        while (read(there[0], &b, 1) == 1) {
-            if (write(back[1], &b, 1) != 1) {
+        /* This side must not hold a write end of `to` itself, or it never
+         * sees the end of it. */
+        close(to[1]);
+        close(from[0]);
+        char b;
+        while (read(to[0], &b, 1) == 1) {
+            if (write(from[1], &b, 1) != 1) {
                 _exit(1);
             }
         }
         _exit(0);
     }
-    close(there[0]);
-    close(back[1]);
+    close(to[0]);
+    close(from[1]);
+    return child;
+}
+
+/* 1 byte to a child that echoes it, `n` times. `parent_cpu`, `child_cpu`:
+ * the CPUs each side is pinned to, or -1 for wherever Linux runs it. */
+static void bench_pipe(const char *label, long n, int parent_cpu, int child_cpu)
+{
+    int there[2], back[2];
+    char b = 'x';
+    pid_t child = echo_child(there, back, child_cpu);
     if (parent_cpu >= 0) {
         pin(parent_cpu);
     }
@@ -169,27 +179,7 @@ static uint64_t rdtsc(void)
 static void pipe_pair(int k, int cpu, long n)
 {
     int there[2], back[2];
-    if (pipe(there) != 0 || pipe(back) != 0) {
-        die("pipe");
-    }
-    pid_t child = fork();
-    if (child < 0) {
-        die("fork");
-    }
-    if (child == 0) {
-        pin(cpu);
-        char b;
-        close(there[1]);
-        close(back[0]);
-        while (read(there[0], &b, 1) == 1) {
-            if (write(back[1], &b, 1) != 1) {
-                _exit(1);
-            }
-        }
-        _exit(0);
-    }
-    close(there[0]);
-    close(back[1]);
+    pid_t child = echo_child(there, back, cpu);
     pin(cpu);
     uint64_t t0 = rdtsc();
     for (long i = 0; i < n; i++) {

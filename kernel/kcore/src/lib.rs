@@ -26,6 +26,7 @@ pub mod rtc;
 pub mod restart;
 pub mod run_queues;
 pub mod scsi;
+pub mod tsc_calibration;
 pub mod user_elf;
 pub mod vectors;
 

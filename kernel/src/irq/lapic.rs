@@ -212,23 +212,57 @@ pub fn send_startup(apic_id: u32, page: u8) -> bool {
     send(apic_id, ICR_STARTUP | ICR_LEVEL_ASSERT | page as u32)
 }
 
-/// Measure the timer's rate against the (already calibrated) TSC.
+/// Measure the timer's rate against the (already calibrated) TSC: its
+/// count read at both ends of about 10 ms, each end the narrowest of a
+/// few reads between two TSC reads, as the TSC is measured against the
+/// HPET (`capos_kcore::tsc_calibration`; a read of this register is an
+/// exit to the emulator under QEMU, which a loaded host can make wait).
 pub fn calibrate_timer() -> u64 {
+    use capos_kcore::tsc_calibration::{self as cal, Refused, Sample};
+    use crate::arch::x86_64::cpu::rdtsc;
     let Some(r) = REGS.get() else { return 0 };
-    if crate::time::tsc_hz() == 0 {
+    let tsc_hz = crate::time::tsc_hz();
+    if tsc_hz == 0 {
         return 0;
     }
     r.timer_divide.write(0x3); // divide by 16
     r.lvt_timer.write(LVT_MASKED | super::VECTOR_LAPIC_TIMER as u32);
-    r.timer_initial.write(u32::MAX);
-    let start = crate::time::uptime_ns();
-    while crate::time::uptime_ns() - start < 10_000_000 {
-        core::hint::spin_loop();
-    }
-    let elapsed = u32::MAX - r.timer_current.read();
-    let ns = crate::time::uptime_ns() - start;
+    // The count as a counter that goes up (the timer counts down from
+    // its initial count, which each window sets afresh).
+    let mut sample = || {
+        let tsc_before = rdtsc();
+        let reference = (u32::MAX - r.timer_current.read()) as u64;
+        Sample { tsc_before, reference, tsc_after: rdtsc() }
+    };
+    let window_tsc = crate::time::tsc_ticks(10_000_000);
+    // `measure` gives TSC ticks per second of a reference said to run at
+    // 1 GHz: the timer's rate is the TSC's over that, times 10^9.
+    let mut window = || {
+        r.timer_initial.write(u32::MAX);
+        let start = cal::narrowest(core::iter::repeat_with(&mut sample).take(cal::READS_PER_END));
+        while rdtsc().wrapping_sub(start.tsc_after) < window_tsc {
+            core::hint::spin_loop();
+        }
+        let end = cal::narrowest(core::iter::repeat_with(&mut sample).take(cal::READS_PER_END));
+        if end.reference <= start.reference {
+            return Err(Refused::NoProgress);
+        }
+        cal::measure(start, end, 1_000_000_000, u32::MAX as u64)
+    };
+    let measured = cal::calibrate(&mut window);
     r.timer_initial.write(0);
-    let hz = elapsed as u64 * 1_000_000_000 / ns.max(1);
+    let per_ghz = match measured {
+        Some(Ok(m)) => m.hz,
+        Some(Err(m)) => {
+            log::warn!("lapic: every timer calibration window was interrupted inside a count read (the narrowest by {} ppm of the window); using it", m.bracket_ppm);
+            m.hz
+        }
+        None => {
+            log::warn!("lapic: the timer's count did not move in 10 ms; no timer");
+            return 0;
+        }
+    };
+    let hz = (tsc_hz as u128 * 1_000_000_000 / per_ghz.max(1) as u128) as u64;
     TIMER_HZ.store(hz, Ordering::Relaxed);
     hz
 }

@@ -1,6 +1,5 @@
 //! The HPET main counter, used to calibrate the TSC.
 
-use crate::arch::x86_64::cpu::rdtsc;
 use crate::mm::mmio::{MmioRegion, Ro64, Rw64};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Once;
@@ -51,26 +50,16 @@ pub fn counter() -> u64 {
     REGS.get().map_or(0, |r| r.main_counter.read())
 }
 
-/// TSC ticks during 10 ms of HPET time.
+/// The TSC's frequency over about 10 ms of HPET time, each counter read
+/// bracketed by TSC reads (`capos_kcore::tsc_calibration`).
 pub fn measure_tsc_hz() -> Option<u64> {
     let hz = frequency();
     if hz == 0 {
         return None;
     }
-    let want = hz / 100;
-    let c0 = counter();
-    let t0 = rdtsc();
-    let mut spins = 0u64;
-    loop {
-        let c = counter();
-        if c.wrapping_sub(c0) >= want {
-            let t1 = rdtsc();
-            return Some(((t1 - t0) as u128 * hz as u128 / c.wrapping_sub(c0) as u128) as u64);
-        }
-        spins += 1;
-        if spins > 100_000_000 {
-            log::warn!("hpet: counter does not advance; not used");
-            return None;
-        }
+    let tsc_hz = super::calibrate("hpet", hz, u64::MAX, counter);
+    if tsc_hz.is_none() {
+        log::warn!("hpet: counter does not advance; not used");
     }
+    tsc_hz
 }

@@ -122,6 +122,40 @@ pub fn calibrate_early() -> TscSource {
     src
 }
 
+/// The TSC's frequency against a reference counter `read` running at
+/// `ref_hz` (`mask` wide): windows of about 10 ms, each end the narrowest
+/// of a few reads each between two TSC reads, measured again when the CPU
+/// was taken away inside a bracket anyway (`capos_kcore::tsc_calibration`'s
+/// rules). None when the
+/// counter never advanced within a window's worth of reads.
+fn calibrate(name: &str, ref_hz: u64, mask: u64, mut read: impl FnMut() -> u64) -> Option<u64> {
+    use capos_kcore::tsc_calibration::{self as cal, Refused, Sample};
+    let mut sample = || {
+        let tsc_before = rdtsc();
+        let reference = read();
+        Sample { tsc_before, reference, tsc_after: rdtsc() }
+    };
+    let want = ref_hz / 100;
+    let mut window = || {
+        let start = cal::narrowest(core::iter::repeat_with(&mut sample).take(cal::READS_PER_END));
+        for _ in 0..100_000_000u64 {
+            let first = sample();
+            if first.reference.wrapping_sub(start.reference) & mask >= want {
+                let end = cal::narrowest(core::iter::once(first).chain(core::iter::repeat_with(&mut sample).take(cal::READS_PER_END - 1)));
+                return cal::measure(start, end, ref_hz, mask);
+            }
+        }
+        Err(Refused::NoProgress)
+    };
+    match cal::calibrate(&mut window)? {
+        Ok(m) => Some(m.hz),
+        Err(m) => {
+            log::warn!("{name}: every calibration window was interrupted inside a counter read (the narrowest by {} ppm of the window); using {} Hz", m.bracket_ppm, m.hz);
+            Some(m.hz)
+        }
+    }
+}
+
 /// After ACPI: use the best reference that exists.
 pub fn refine(hpet: Option<&capos_kcore::acpi::Hpet>, pm: Option<capos_kcore::acpi::PmTimer>) -> TscSource {
     let current = tsc_source();

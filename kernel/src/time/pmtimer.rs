@@ -1,7 +1,6 @@
 //! The ACPI PM timer (3.579545 MHz, 24 or 32 bits), a TSC reference when
 //! there is no HPET.
 
-use crate::arch::x86_64::cpu::rdtsc;
 use crate::arch::x86_64::port::inl;
 use capos_kcore::acpi::PmTimer;
 
@@ -16,17 +15,9 @@ fn read(p: PmTimer) -> u32 {
 
 pub fn measure_tsc_hz(p: PmTimer) -> Option<u64> {
     let mask: u64 = if p.is_32bit { 0xffff_ffff } else { 0x00ff_ffff };
-    let want = PM_HZ / 100;
-    let c0 = read(p) as u64;
-    let t0 = rdtsc();
-    for _ in 0..100_000_000u64 {
-        let c = read(p) as u64;
-        let elapsed = c.wrapping_sub(c0) & mask;
-        if elapsed >= want {
-            let t1 = rdtsc();
-            return Some((t1 - t0) * PM_HZ / elapsed);
-        }
+    let hz = super::calibrate("pmtimer", PM_HZ, mask, || read(p) as u64);
+    if hz.is_none() {
+        log::warn!("pmtimer: port {:#x} does not count; not used", p.port);
     }
-    log::warn!("pmtimer: port {:#x} does not count; not used", p.port);
-    None
+    hz
 }

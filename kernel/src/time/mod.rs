@@ -126,8 +126,8 @@ pub fn calibrate_early() -> TscSource {
 /// `ref_hz` (`mask` wide): windows of about 10 ms, each end the narrowest
 /// of a few reads each between two TSC reads, measured again when the CPU
 /// was taken away inside a bracket anyway (`capos_kcore::tsc_calibration`'s
-/// rules). None when the
-/// counter never advanced within a window's worth of reads.
+/// rules). None when the counter never advanced within a window's worth
+/// of reads.
 fn calibrate(name: &str, ref_hz: u64, mask: u64, mut read: impl FnMut() -> u64) -> Option<u64> {
     use capos_kcore::tsc_calibration::{self as cal, Refused, Sample};
     let mut sample = || {

@@ -470,11 +470,21 @@ fn exit_text(code: Option<i32>) -> String {
 
 /// The second machine of a [`Boot::twin`] boot: its QEMU, the thread
 /// collecting its serial output, and its software TPM (stopped when
-/// dropped, after QEMU).
+/// dropped, after QEMU). Dropped without [`Twin::finish`] (the first
+/// machine's boot failed), its QEMU is killed, never left running.
 struct Twin {
     child: Child,
-    output: std::thread::JoinHandle<Vec<u8>>,
+    output: Option<std::thread::JoinHandle<Vec<u8>>>,
     _tpm: Option<tpm::SoftwareTpm>,
+}
+
+impl Drop for Twin {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Twin {
@@ -497,7 +507,7 @@ impl Twin {
             let _ = std::io::Read::read_to_end(&mut out, &mut bytes);
             bytes
         });
-        Ok(Twin { child, output, _tpm: tpm })
+        Ok(Twin { child, output: Some(output), _tpm: tpm })
     }
 
     /// Wait for the twin until `deadline` (then kill it): its serial lines
@@ -514,7 +524,7 @@ impl Twin {
                 None => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        let bytes = self.output.join().map_err(|_| "the twin's output reader panicked".to_string())?;
+        let bytes = self.output.take().map(|h| h.join()).transpose().map_err(|_| "the twin's output reader panicked".to_string())?.unwrap_or_default();
         let log = dir.join(format!("{name}-twin.log"));
         std::fs::write(&log, &bytes).map_err(|e| format!("{}: {}", log.display(), e))?;
         let lines = String::from_utf8_lossy(&bytes).lines().map(strip_ansi).collect();

@@ -178,9 +178,11 @@ const SMP_RATE_CHECKS: [[LogCheck; SMP_CONFIGS]; SMP_ROUNDS] = [
     [rate_line::<ONE_CPU, 2>, rate_line::<TWO_CPUS, 2>, rate_line::<TWO_MACHINES, 2>, rate_line::<LINUX_ONE_CPU, 2>, rate_line::<LINUX_TWO_CPUS, 2>],
 ];
 
-/// `make bench-smp` (a benchmark): two checked ping-pong pairs on 1 CPU,
-/// then on 2; their throughput (wall time, TSC cycles: TCG runs a thread
-/// per vCPU) and the ratio.
+/// `make bench-smp` (a benchmark): the round trips' instructions (icount);
+/// then, SMP_ROUNDS times, two checked ping-pong pairs on 1 CPU, on 2 and
+/// on two 1-CPU machines at once (the ceiling), and Linux's two pipe pairs
+/// on 1 CPU and on 2: throughput (wall time, TSC cycles: TCG runs a thread
+/// per vCPU) and the ratios.
 fn bench_smp_boots() -> Vec<Boot> {
     // Executed instructions of a round trip within one CPU and across
     // two (demos/bench-smp-icount.manifest pins the processes): 2 CPUs

@@ -7,7 +7,7 @@ use crate::build::{build_all, Artifacts};
 use crate::judge::figures::{report_icount, Figures};
 use crate::judge::{judge, Expect, Judgement, LogCheck, Outcome, Tally};
 use crate::machine::serial::{spawn_reader, stream_serial_watching, strip_ansi};
-use crate::machine::{find_firmware, qemu_command, Firmware, Machine, EXIT_KERNEL_SUCCESS};
+use crate::machine::{describe_exit, find_firmware, qemu_command, serial_on_stdio, Firmware, Machine, EXIT_KERNEL_SUCCESS};
 use crate::machine::tpm;
 use crate::settings::Settings;
 use crate::source::Source;
@@ -367,13 +367,9 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     // either machine runs, so the two start together.
     let twin = if boot.twin { Some(Twin::start(s, dir, boot, fw, &image, &args)?) } else { None };
     let mut cmd = qemu_command(s, &boot.machine, fw, &image, &vars, &args)?;
-    // A capOS boot gets a software TPM, or OVMF's probe for one costs it
-    // 1.5 s (a minute under -icount; machine/tpm.rs); Linux's comparison
-    // boots keep the machine they were measured on. Held until QEMU has
-    // exited: dropping it stops swtpm.
-    let _tpm = if matches!(boot.volume, BootVolume::Linux(_)) { None } else { tpm::attach(&mut cmd)? };
-    // signal=off: scripted input may contain Ctrl-C bytes meant for the guest.
-    cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+    // Held until QEMU has exited: dropping it stops swtpm.
+    let _tpm = software_tpm(boot, &mut cmd)?;
+    serial_on_stdio(&mut cmd);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let log_path = dir.join(format!("{}.log", boot.name));
     let mut log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {}", log_path.display(), e))?;
@@ -406,7 +402,7 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     let tap = boot.host.as_ref().map(|_| tap_tx);
     let deadline = Instant::now() + timeout;
     let serial = stream_serial_watching(&rx, stdin.as_mut(), &mut log, &steps, deadline, strip_ansi, tap);
-    let (lines, stamps, timed_out) = (serial.lines, serial.stamps, serial.timed_out);
+    let (mut lines, mut stamps, timed_out) = (serial.lines, serial.stamps, serial.timed_out);
     if timed_out {
         let _ = child.kill();
     }
@@ -434,11 +430,10 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
         println!("qemu: {}", l);
         let _ = writeln!(log, "qemu: {}", l);
     }
-    let (mut lines, mut stamps) = (lines, stamps);
     if let Some(twin) = twin {
         let (tlines, texit) = twin.finish(dir, boot.name, deadline)?;
         if !timed_out && texit != status.code() {
-            return Err(format!("its twin (a second machine booted beside it) ended with {} where the first ended with {} (log: {}-twin.log)", exit_text(texit), exit_text(status.code()), boot.name));
+            return Err(format!("its twin (a second machine booted beside it) ended with {} where the first ended with {} (log: {}-twin.log)", describe_exit(texit), describe_exit(status.code()), boot.name));
         }
         let end = stamps.last().copied().unwrap_or(0);
         lines.push(TWIN_FOLLOWS.to_string());
@@ -461,12 +456,20 @@ fn run_boot(s: &Settings, dir: &Path, boot: &Boot, art: &Artifacts, fw: &Firmwar
     })
 }
 
+/// A capOS boot gets a software TPM, or OVMF's probe for one costs it
+/// 1.5 s (a minute under -icount; machine/tpm.rs); Linux's comparison
+/// boots keep the machine they were measured on. A twin gets what its
+/// first machine gets.
+fn software_tpm(boot: &Boot, cmd: &mut Command) -> Result<Option<tpm::SoftwareTpm>, String> {
+    if matches!(boot.volume, BootVolume::Linux(_)) {
+        Ok(None)
+    } else {
+        tpm::attach(cmd)
+    }
+}
+
 /// The line between a boot's serial lines and its twin's ([`Boot::twin`]).
 pub const TWIN_FOLLOWS: &str = "[runner] the twin's serial output follows";
-
-fn exit_text(code: Option<i32>) -> String {
-    code.map_or("no exit status (killed at the deadline)".to_string(), |c| format!("exit status {c}"))
-}
 
 /// The second machine of a [`Boot::twin`] boot: its QEMU, the thread
 /// collecting its serial output, and its software TPM (stopped when
@@ -496,8 +499,8 @@ impl Twin {
         std::fs::copy(image, &copy).map_err(|e| format!("copying {} to {}: {}", image.display(), copy.display(), e))?;
         let vars = dir.join(format!("{}-twin.vars.fd", boot.name));
         let mut cmd = qemu_command(s, &boot.machine, fw, &copy, &vars, args)?;
-        let tpm = tpm::attach(&mut cmd)?;
-        cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+        let tpm = software_tpm(boot, &mut cmd)?;
+        serial_on_stdio(&mut cmd);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
         println!("== {}-twin: qemu {}", boot.name, shell_words(&cmd));
         let mut child = cmd.spawn().map_err(|e| format!("cannot start the twin's qemu-system-x86_64: {} (run tools/setup.sh)", e))?;
@@ -620,7 +623,7 @@ pub fn interactive(s: &Settings, how: Interactive) -> Result<u8, String> {
     if how == Interactive::Serve {
         // Nothing reads a console: the log goes to stdout, and the
         // system serves until it is killed.
-        cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+        serial_on_stdio(&mut cmd);
         cmd.stdin(Stdio::null());
     } else {
         cmd.args(["-serial", "mon:stdio"]);

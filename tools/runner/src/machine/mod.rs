@@ -28,6 +28,13 @@ pub fn describe_exit(code: Option<i32>) -> String {
     }
 }
 
+/// The guest's serial port on QEMU's standard input and output, with no
+/// monitor there: what the runner reads and types into. signal=off:
+/// scripted input may contain Ctrl-C bytes meant for the guest.
+pub fn serial_on_stdio(cmd: &mut Command) {
+    cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+}
+
 pub struct Firmware {
     pub code: PathBuf,
     pub vars: Option<PathBuf>,

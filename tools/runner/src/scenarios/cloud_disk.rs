@@ -57,7 +57,7 @@ fn boot_scripted(s: &Settings, disk: &Path, bus: Bus, dir: &Path, name: &str, sc
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
     let mut cmd = disk_qemu(s, disk, bus, &dir.join(format!("{}.vars.fd", name)))?;
-    cmd.args(["-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", "-monitor", "none"]);
+    crate::machine::serial_on_stdio(&mut cmd);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let log_path = dir.join(format!("{}.log", name));
     let mut log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {}", log_path.display(), e))?;

@@ -51,22 +51,18 @@ impl Sample {
     fn middle(&self) -> u64 {
         self.tsc_before + (self.tsc_after.saturating_sub(self.tsc_before)) / 2
     }
+    /// TSC ticks between its two reads; a TSC that went back counts as
+    /// the widest bracket there is.
     fn bracket(&self) -> u64 {
-        self.tsc_after.saturating_sub(self.tsc_before)
+        self.tsc_after.checked_sub(self.tsc_before).unwrap_or(u64::MAX)
     }
 }
 
 /// Rule 1: the sample with the narrowest bracket (the first of equals);
 /// a sample that went back (after before before) counts as widest.
 pub fn narrowest(samples: impl Iterator<Item = Sample>) -> Sample {
-    let mut best: Option<Sample> = None;
-    for x in samples {
-        let w = if x.tsc_after < x.tsc_before { u64::MAX } else { x.bracket() };
-        if best.is_none_or(|b| w < if b.tsc_after < b.tsc_before { u64::MAX } else { b.bracket() }) {
-            best = Some(x);
-        }
-    }
-    best.unwrap_or(Sample { tsc_before: 0, reference: 0, tsc_after: 0 })
+    // min_by_key keeps the first of equals.
+    samples.min_by_key(Sample::bracket).unwrap_or(Sample { tsc_before: 0, reference: 0, tsc_after: 0 })
 }
 
 /// A window's result: the frequency, and its widest bracket as a share

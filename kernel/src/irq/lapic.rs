@@ -218,7 +218,7 @@ pub fn send_startup(apic_id: u32, page: u8) -> bool {
 /// HPET (`capos_kcore::tsc_calibration`; a read of this register is an
 /// exit to the emulator under QEMU, which a loaded host can make wait).
 pub fn calibrate_timer() -> u64 {
-    use capos_kcore::tsc_calibration::{self as cal, Refused, Sample};
+    use capos_kcore::tsc_calibration::{self as cal, Refused};
     use crate::arch::x86_64::cpu::rdtsc;
     let Some(r) = REGS.get() else { return 0 };
     let tsc_hz = crate::time::tsc_hz();
@@ -229,21 +229,17 @@ pub fn calibrate_timer() -> u64 {
     r.lvt_timer.write(LVT_MASKED | super::VECTOR_LAPIC_TIMER as u32);
     // The count as a counter that goes up (the timer counts down from
     // its initial count, which each window sets afresh).
-    let mut sample = || {
-        let tsc_before = rdtsc();
-        let reference = (u32::MAX - r.timer_current.read()) as u64;
-        Sample { tsc_before, reference, tsc_after: rdtsc() }
-    };
+    let mut count = || (u32::MAX - r.timer_current.read()) as u64;
     let window_tsc = crate::time::tsc_ticks(10_000_000);
     // `measure` gives TSC ticks per second of a reference said to run at
     // 1 GHz: the timer's rate is the TSC's over that, times 10^9.
     let mut window = || {
         r.timer_initial.write(u32::MAX);
-        let start = cal::narrowest(core::iter::repeat_with(&mut sample).take(cal::READS_PER_END));
+        let start = crate::time::window_end(&mut count);
         while rdtsc().wrapping_sub(start.tsc_after) < window_tsc {
             core::hint::spin_loop();
         }
-        let end = cal::narrowest(core::iter::repeat_with(&mut sample).take(cal::READS_PER_END));
+        let end = crate::time::window_end(&mut count);
         if end.reference <= start.reference {
             return Err(Refused::NoProgress);
         }

@@ -129,20 +129,13 @@ pub fn calibrate_early() -> TscSource {
 /// rules). None when the counter never advanced within a window's worth
 /// of reads.
 fn calibrate(name: &str, ref_hz: u64, mask: u64, mut read: impl FnMut() -> u64) -> Option<u64> {
-    use capos_kcore::tsc_calibration::{self as cal, Refused, Sample};
-    let mut sample = || {
-        let tsc_before = rdtsc();
-        let reference = read();
-        Sample { tsc_before, reference, tsc_after: rdtsc() }
-    };
+    use capos_kcore::tsc_calibration::{self as cal, Refused};
     let want = ref_hz / 100;
     let mut window = || {
-        let start = cal::narrowest(core::iter::repeat_with(&mut sample).take(cal::READS_PER_END));
+        let start = window_end(&mut read);
         for _ in 0..100_000_000u64 {
-            let first = sample();
-            if first.reference.wrapping_sub(start.reference) & mask >= want {
-                let end = cal::narrowest(core::iter::once(first).chain(core::iter::repeat_with(&mut sample).take(cal::READS_PER_END - 1)));
-                return cal::measure(start, end, ref_hz, mask);
+            if read().wrapping_sub(start.reference) & mask >= want {
+                return cal::measure(start, window_end(&mut read), ref_hz, mask);
             }
         }
         Err(Refused::NoProgress)
@@ -154,6 +147,18 @@ fn calibrate(name: &str, ref_hz: u64, mask: u64, mut read: impl FnMut() -> u64) 
             Some(m.hz)
         }
     }
+}
+
+/// One end of a calibration window against the counter `read`: the
+/// narrowest of a few reads, each between two TSC reads
+/// (`capos_kcore::tsc_calibration` rule 1).
+pub(crate) fn window_end(read: &mut impl FnMut() -> u64) -> capos_kcore::tsc_calibration::Sample {
+    use capos_kcore::tsc_calibration::{narrowest, Sample, READS_PER_END};
+    narrowest(core::iter::repeat_with(|| {
+        let tsc_before = rdtsc();
+        let reference = read();
+        Sample { tsc_before, reference, tsc_after: rdtsc() }
+    }).take(READS_PER_END))
 }
 
 /// After ACPI: use the best reference that exists.
